@@ -1,0 +1,116 @@
+package broker
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/meta"
+)
+
+// Metadata v0-v12. Topics may be named or (v10+) given by id. A named topic
+// that does not exist is created when auto.create.topics.enable is on and
+// the request allows it (v4+; always before v4). Authorized operations are
+// not computed (there is no authorizer yet): the field stays at its
+// "not requested" default.
+
+func init() { register(3, 0, 12, handleMetadata) }
+
+func handleMetadata(c *conn, req *request) (finisher, error) {
+	r := req.kreq.(*kmsg.MetadataRequest)
+	resp := r.ResponseKind().(*kmsg.MetadataResponse)
+	b := c.b
+	cl := b.meta.Cluster()
+
+	allowAuto := r.Version < 4 || r.AllowAutoTopicCreation
+	all := r.Topics == nil || (r.Version == 0 && len(r.Topics) == 0)
+
+	var topics []*meta.Topic
+	if all {
+		for _, t := range cl.Topics {
+			topics = append(topics, t)
+		}
+	} else {
+		for _, rt := range r.Topics {
+			var t *meta.Topic
+			switch {
+			case rt.Topic != nil:
+				t = cl.Topics[*rt.Topic]
+				if t == nil && allowAuto && b.cfg.AutoCreateTopics {
+					t = b.autoCreate(c, *rt.Topic)
+					cl = b.meta.Cluster()
+				}
+			default:
+				t = cl.TopicsByID[rt.TopicID]
+			}
+			if t == nil {
+				st := kmsg.NewMetadataResponseTopic()
+				st.Topic = rt.Topic
+				st.TopicID = rt.TopicID
+				st.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				if rt.Topic != nil && meta.ValidateTopicName(*rt.Topic) != nil {
+					st.ErrorCode = kerr.InvalidTopicException.Code
+				}
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			topics = append(topics, t)
+		}
+	}
+	for _, t := range topics {
+		resp.Topics = append(resp.Topics, metadataTopic(cl, t))
+	}
+	for _, br := range cl.Brokers {
+		mb := kmsg.NewMetadataResponseBroker()
+		mb.NodeID = br.ID
+		mb.Host = br.Host
+		mb.Port = br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			mb.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, mb)
+	}
+	clusterID := cl.ClusterID
+	resp.ClusterID = &clusterID
+	resp.ControllerID = cl.ControllerID
+	return respond(resp)
+}
+
+func metadataTopic(cl *meta.Cluster, t *meta.Topic) kmsg.MetadataResponseTopic {
+	st := kmsg.NewMetadataResponseTopic()
+	name := t.Name
+	st.Topic = &name
+	st.TopicID = t.ID
+	st.IsInternal = t.Internal
+	for _, p := range t.Partitions {
+		sp := kmsg.NewMetadataResponseTopicPartition()
+		sp.Partition = p.Index
+		sp.Leader = p.Leader
+		sp.LeaderEpoch = p.LeaderEpoch
+		sp.Replicas = p.Replicas
+		sp.ISR = p.ISR
+		if _, ok := cl.Brokers[p.Leader]; !ok || p.Leader < 0 {
+			sp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	return st
+}
+
+// autoCreate creates a topic on first reference, with the broker's default
+// partition count. It returns nil when the name is invalid or creation
+// failed (another request may have created it meanwhile; then the caller's
+// fresh look-up finds it).
+func (b *Broker) autoCreate(c *conn, name string) *meta.Topic {
+	if meta.ValidateTopicName(name) != nil {
+		return nil
+	}
+	t, err := b.meta.CreateTopic(c.ctx, meta.TopicSpec{Name: name, NumPartitions: b.cfg.NumPartitions, ReplicationFactor: 1})
+	if err != nil {
+		return b.meta.Cluster().Topics[name]
+	}
+	if err := b.parts.reconcile(); err != nil {
+		b.logger.Error("reconcile after auto-create", "topic", name, "err", err)
+	}
+	return t
+}

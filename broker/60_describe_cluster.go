@@ -1,0 +1,40 @@
+package broker
+
+import (
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// DescribeCluster v0-v2. Authorized operations are not computed (no
+// authorizer yet); brokers are listed by id. Fenced brokers (v2) do not
+// exist on one node.
+
+func init() { register(60, 0, 2, handleDescribeCluster) }
+
+func handleDescribeCluster(c *conn, req *request) (finisher, error) {
+	r := req.kreq.(*kmsg.DescribeClusterRequest)
+	resp := r.ResponseKind().(*kmsg.DescribeClusterResponse)
+	cl := c.b.meta.Cluster()
+	resp.ClusterID = cl.ClusterID
+	resp.ControllerID = cl.ControllerID
+	resp.EndpointType = r.EndpointType
+	ids := make([]int32, 0, len(cl.Brokers))
+	for id := range cl.Brokers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		br := cl.Brokers[id]
+		rb := kmsg.NewDescribeClusterResponseBroker()
+		rb.NodeID = br.ID
+		rb.Host = br.Host
+		rb.Port = br.Port
+		if br.Rack != "" {
+			rack := br.Rack
+			rb.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, rb)
+	}
+	return respond(resp)
+}

@@ -1,0 +1,282 @@
+// Package broker is Runnel's log broker: it speaks the Kafka wire protocol,
+// keeps partition logs on disk (package broker/log) and cluster metadata in a
+// Raft state machine (package broker/meta).
+//
+// Concurrency. Each client connection has a reader goroutine, which decodes
+// requests and runs their synchronous part in arrival order (a Produce
+// appends to the log there), and a writer goroutine, which finishes each
+// request in the same order (waits for the fsync that covers a Produce, or
+// for data that a long-polling Fetch wants) and writes the response. So a
+// client that pipelines requests gets group commit across them, and
+// responses leave in request order as the protocol demands.
+//
+// A partition's appends are serialised by its append lock; its high
+// watermark moves under its own mutex, and waiters (produce acks, fetch long
+// polls) are woken when it moves. The set of local partitions is reconciled
+// with the metadata store after every metadata change.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/runnel-dev/runnel/broker/meta"
+)
+
+// Broker is a running broker. Create it with Start; stop it with Close.
+type Broker struct {
+	cfg    Config
+	logger *slog.Logger
+	meta   *meta.Store
+
+	ln         net.Listener
+	advertised string // host:port clients are told
+	host       string
+	port       int32
+
+	metricsLn  net.Listener
+	metricsSrv *http.Server
+	metrics    *metrics
+
+	parts *partitions
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the broker owns
+
+	connsMu sync.Mutex // guards conns
+	conns   map[*conn]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens the data directory, recovers partition logs and metadata,
+// starts listening, and returns once clients can connect. The context bounds
+// start-up only; stop the broker with Close.
+func Start(ctx context.Context, cfg Config) (*Broker, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	b := &Broker{
+		cfg:    cfg,
+		logger: cfg.Logger,
+		conns:  make(map[*conn]struct{}),
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		b.cancel()
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	b.ln = ln
+	if err := b.resolveAdvertised(); err != nil {
+		ln.Close()
+		b.cancel()
+		return nil, err
+	}
+
+	b.metrics = newMetrics()
+	ms, err := meta.Open(ctx, meta.Config{
+		Dir:    filepath.Join(cfg.DataDir, "meta"),
+		NodeID: cfg.NodeID,
+		Logger: cfg.Logger,
+		Now:    cfg.Now,
+	})
+	if err != nil {
+		ln.Close()
+		b.cancel()
+		return nil, fmt.Errorf("broker: metadata: %w", err)
+	}
+	b.meta = ms
+	if err := ms.RegisterBroker(ctx, meta.Broker{ID: cfg.NodeID, Host: b.host, Port: b.port}); err != nil {
+		ms.Close()
+		ln.Close()
+		b.cancel()
+		return nil, fmt.Errorf("broker: register: %w", err)
+	}
+
+	b.parts = newPartitions(b)
+	if err := b.parts.reconcile(); err != nil {
+		b.parts.closeAll()
+		ms.Close()
+		ln.Close()
+		b.cancel()
+		return nil, err
+	}
+
+	if cfg.MetricsListen != "" {
+		if err := b.startMetrics(); err != nil {
+			b.parts.closeAll()
+			ms.Close()
+			ln.Close()
+			b.cancel()
+			return nil, err
+		}
+	}
+
+	watch, unwatch := ms.Watch()
+	b.wg.Add(3)
+	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
+	go func() { defer b.wg.Done(); b.retentionLoop() }()
+	go func() { defer b.wg.Done(); b.acceptLoop() }()
+	b.logger.Info("broker started", "addr", b.advertised, "node", cfg.NodeID)
+	return b, nil
+}
+
+func (b *Broker) resolveAdvertised() error {
+	addr := b.ln.Addr().(*net.TCPAddr)
+	host := b.cfg.AdvertisedHost
+	if host == "" {
+		h, _, _ := net.SplitHostPort(b.cfg.Listen)
+		host = h
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1"
+		}
+	}
+	b.host = host
+	b.port = int32(addr.Port)
+	b.advertised = net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	return nil
+}
+
+func (b *Broker) startMetrics() error {
+	ln, err := net.Listen("tcp", b.cfg.MetricsListen)
+	if err != nil {
+		return fmt.Errorf("broker: metrics listen: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(b.metrics.collectors()...)
+	reg.MustRegister(&partitionCollector{b: b})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	b.metricsLn = ln
+	b.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := b.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.logger.Error("metrics server", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the host:port Kafka clients connect to.
+func (b *Broker) Addr() string { return b.advertised }
+
+// MetricsAddr returns the host:port serving /metrics, or "" when metrics
+// are off.
+func (b *Broker) MetricsAddr() string {
+	if b.metricsLn == nil {
+		return ""
+	}
+	return b.metricsLn.Addr().String()
+}
+
+// Close stops accepting connections, closes every client connection, waits
+// for in-flight requests, and closes the logs and the metadata store
+// cleanly. It is safe to call more than once.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.ln.Close()
+		if b.metricsSrv != nil {
+			b.metricsSrv.Close()
+		}
+		b.connsMu.Lock()
+		for c := range b.conns {
+			c.close()
+		}
+		b.connsMu.Unlock()
+		b.wg.Wait()
+		errs := []error{b.parts.closeAll(), b.meta.Close()}
+		b.closeErr = errors.Join(errs...)
+		b.logger.Info("broker stopped", "addr", b.advertised)
+	})
+	return b.closeErr
+}
+
+func (b *Broker) acceptLoop() {
+	for {
+		nc, err := b.ln.Accept()
+		if err != nil {
+			if b.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			b.logger.Error("accept", "err", err)
+			return
+		}
+		c := newConn(b, nc)
+		b.connsMu.Lock()
+		if b.ctx.Err() != nil {
+			b.connsMu.Unlock()
+			nc.Close()
+			return
+		}
+		b.conns[c] = struct{}{}
+		b.connsMu.Unlock()
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			c.serve()
+			b.connsMu.Lock()
+			delete(b.conns, c)
+			b.connsMu.Unlock()
+		}()
+	}
+}
+
+// reconcileLoop brings local partitions in line with metadata after every
+// applied change.
+func (b *Broker) reconcileLoop(watch <-chan struct{}) {
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-watch:
+			if err := b.parts.reconcile(); err != nil {
+				b.logger.Error("reconcile partitions", "err", err)
+			}
+		}
+	}
+}
+
+// retentionLoop deletes expired segments every RetentionCheckInterval.
+func (b *Broker) retentionLoop() {
+	t := time.NewTicker(b.cfg.RetentionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+			b.parts.enforceRetention(b.cfg.Now())
+		}
+	}
+}
+
+// EnforceRetention runs one retention pass over every local partition now,
+// rather than waiting for the next check interval.
+func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }

@@ -1,0 +1,276 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxRequestSize bounds one request frame (socket.request.max.bytes). A
+// larger size prefix closes the connection: it is either garbage or more than
+// the broker is willing to buffer.
+const maxRequestSize = 100 << 20
+
+// maxInflight bounds the requests a connection may have decoded but not yet
+// answered; the reader stops reading when it is reached.
+const maxInflight = 64
+
+// request is one decoded request with its header.
+type request struct {
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+	flexible bool // header v2 (tagged fields) on the request, v1 on the response
+	kreq     kmsg.Request
+	received time.Time
+}
+
+// finisher completes a request in the writer goroutine and returns its
+// response, or nil when no response is sent (Produce with acks=0). It may
+// block (waiting for an fsync, or for data in a long poll) but must return
+// promptly once ctx is done.
+type finisher func(ctx context.Context) kmsg.Response
+
+// errCloseConn, returned by a handler, closes the connection after the
+// responses before it are written (Kafka's answer to a failed acks=0
+// produce, so the client refreshes its metadata).
+var errCloseConn = errors.New("broker: close connection")
+
+type inflight struct {
+	req *request
+	fin finisher
+}
+
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	queue  chan inflight
+}
+
+func newConn(b *Broker, nc net.Conn) *conn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, maxInflight)}
+}
+
+func (c *conn) close() {
+	c.cancel()
+	c.nc.Close()
+}
+
+// serve runs the connection until the client goes away, a frame is
+// malformed, or the broker closes. It owns the writer goroutine.
+func (c *conn) serve() {
+	c.b.metrics.connections.Inc()
+	defer c.b.metrics.connections.Dec()
+	done := make(chan struct{})
+	go func() { defer close(done); c.writeLoop() }()
+	err := c.readLoop()
+	close(c.queue)
+	<-done
+	c.close()
+	if err != nil && !errors.Is(err, io.EOF) && c.ctx.Err() == nil {
+		c.b.logger.Debug("connection closed", "remote", c.nc.RemoteAddr().String(), "err", err)
+	}
+}
+
+func (c *conn) readLoop() error {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 8 || size > maxRequestSize {
+			return fmt.Errorf("broker: request size %d out of bounds", size)
+		}
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		req, err := c.decode(buf)
+		if err != nil {
+			var uv *unsupportedVersion
+			if errors.As(err, &uv) {
+				// KIP-511: answer an ApiVersions the broker does not
+				// know with a v0 response listing what it does.
+				c.queue <- inflight{req: uv.req, fin: func(context.Context) kmsg.Response { return apiVersionsUnsupported() }}
+				continue
+			}
+			c.b.metrics.badRequests.Inc()
+			return err
+		}
+		c.b.metrics.bytesInRequests.Add(float64(size + 4))
+		fin, err := c.handle(req)
+		if fin != nil {
+			select {
+			case c.queue <- inflight{req: req, fin: fin}:
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// unsupportedVersion is an ApiVersions request at a version beyond ours.
+type unsupportedVersion struct{ req *request }
+
+func (e *unsupportedVersion) Error() string {
+	return fmt.Sprintf("broker: unsupported ApiVersions v%d", e.req.version)
+}
+
+// decode parses a request header and body. Errors mean the frame cannot be
+// answered and the connection closes.
+func (c *conn) decode(buf []byte) (*request, error) {
+	req := &request{
+		key:      int16(binary.BigEndian.Uint16(buf[0:])),
+		version:  int16(binary.BigEndian.Uint16(buf[2:])),
+		corr:     int32(binary.BigEndian.Uint32(buf[4:])),
+		received: time.Now(),
+	}
+	h, ok := handlers[req.key]
+	if !ok {
+		return nil, fmt.Errorf("broker: unknown api key %d", req.key)
+	}
+	if req.version < h.min || req.version > h.max {
+		if req.key == 18 && req.version > h.max {
+			return nil, &unsupportedVersion{req: req}
+		}
+		return nil, fmt.Errorf("broker: %s v%d unsupported (serving v%d-v%d)", kmsg.NameForKey(req.key), req.version, h.min, h.max)
+	}
+	kreq := kmsg.RequestForKey(req.key)
+	kreq.SetVersion(req.version)
+	req.kreq = kreq
+	req.flexible = kreq.IsFlexible()
+
+	body := buf[8:]
+	// Client id: a nullable int16-length string, in header v1 and v2.
+	if len(body) < 2 {
+		return nil, errors.New("broker: truncated request header")
+	}
+	n := int16(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	if n > 0 {
+		if int(n) > len(body) {
+			return nil, errors.New("broker: truncated client id")
+		}
+		req.clientID = string(body[:n])
+		body = body[n:]
+	}
+	if req.flexible {
+		rest, err := skipTags(body)
+		if err != nil {
+			return nil, err
+		}
+		body = rest
+	}
+	if err := kreq.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("broker: decode %s v%d: %w", kmsg.NameForKey(req.key), req.version, err)
+	}
+	return req, nil
+}
+
+// skipTags skips a tagged-field section (KIP-482): a count, then for each
+// field a tag and a size-prefixed value.
+func skipTags(b []byte) ([]byte, error) {
+	n, l := binary.Uvarint(b)
+	if l <= 0 {
+		return nil, errors.New("broker: bad tagged fields")
+	}
+	b = b[l:]
+	for i := uint64(0); i < n; i++ {
+		_, l := binary.Uvarint(b)
+		if l <= 0 {
+			return nil, errors.New("broker: bad tag")
+		}
+		b = b[l:]
+		size, l := binary.Uvarint(b)
+		if l <= 0 || size > uint64(len(b)-l) {
+			return nil, errors.New("broker: bad tag size")
+		}
+		b = b[l+int(size):]
+	}
+	return b, nil
+}
+
+// handle runs a request's synchronous part. A panic in a handler is a bug;
+// it closes this connection only and is logged with its stack.
+func (c *conn) handle(req *request) (fin finisher, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.logger.Error("handler panic", "api", kmsg.NameForKey(req.key), "panic", r, "stack", string(debug.Stack()))
+			fin, err = nil, fmt.Errorf("broker: handler panic: %v", r)
+		}
+	}()
+	return handlers[req.key].fn(c, req)
+}
+
+func (c *conn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	for item := range c.queue {
+		resp := c.finish(item)
+		if resp == nil {
+			continue
+		}
+		buf = appendResponse(buf[:0], item.req, resp)
+		c.b.metrics.observeRequest(item.req.key, time.Since(item.req.received))
+		if c.ctx.Err() != nil {
+			continue // drain: the connection is gone
+		}
+		if _, err := w.Write(buf); err != nil {
+			c.close()
+			continue
+		}
+		// Flush when nothing else is ready, so pipelined responses share
+		// a write.
+		if len(c.queue) == 0 {
+			if err := w.Flush(); err != nil {
+				c.close()
+			}
+		}
+	}
+}
+
+func (c *conn) finish(item inflight) (resp kmsg.Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.b.logger.Error("finisher panic", "api", kmsg.NameForKey(item.req.key), "panic", r, "stack", string(debug.Stack()))
+			resp = nil
+			c.close()
+		}
+	}()
+	return item.fin(c.ctx)
+}
+
+// appendResponse frames a response: size, correlation id, the response
+// header's tagged fields when flexible (never for ApiVersions, whose
+// response header is always v0 so a client can read it before knowing the
+// broker's versions), then the body.
+func appendResponse(dst []byte, req *request, resp kmsg.Response) []byte {
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(req.corr))
+	if req.flexible && req.key != 18 {
+		dst = append(dst, 0)
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst, uint32(len(dst)-4))
+	return dst
+}

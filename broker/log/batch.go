@@ -1,0 +1,132 @@
+package log
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"math"
+)
+
+// RecordBatch v2 header layout: byte offsets of the fields this package
+// reads or patches.
+const (
+	offBaseOffset      = 0  // int64, assigned by the log
+	offLength          = 8  // int32, bytes after this field
+	offLeaderEpoch     = 12 // int32, patched by the log
+	offMagic           = 16 // int8, must be 2
+	offCRC             = 17 // uint32 CRC32C of bytes [offAttributes, end)
+	offAttributes      = 21 // int16
+	offLastOffsetDelta = 23 // int32
+	offBaseTimestamp   = 27 // int64
+	offMaxTimestamp    = 35 // int64
+	offRecordCount     = 57 // int32
+	batchHeaderSize    = 61 // records start here
+
+	// logOverhead is the base offset and length prefix: a batch's size in
+	// bytes is its length field plus this.
+	logOverhead = 12
+
+	attrCompression   = 0x07
+	attrLogAppendTime = 0x08
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// batchHeader is the part of a batch header the log needs.
+type batchHeader struct {
+	baseOffset      int64
+	size            int64 // whole batch, including the 12-byte prefix
+	attributes      int16
+	lastOffsetDelta int32
+	baseTimestamp   int64
+	maxTimestamp    int64
+	records         int32
+}
+
+func (h *batchHeader) lastOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) }
+
+// parseHeader reads the header at the start of b, which must hold at least
+// batchHeaderSize bytes. It checks what every stored batch satisfies
+// (length covers the header, magic 2, non-negative last offset delta) but
+// not that the batch fits in b.
+func parseHeader(b []byte) (batchHeader, error) {
+	_ = b[batchHeaderSize-1]
+	length := int32(binary.BigEndian.Uint32(b[offLength:]))
+	if length < batchHeaderSize-logOverhead {
+		return batchHeader{}, fmt.Errorf("%w: batch length %d shorter than a header", ErrCorrupt, length)
+	}
+	if b[offMagic] != 2 {
+		return batchHeader{}, fmt.Errorf("%w: magic %d, want 2", ErrCorrupt, int8(b[offMagic]))
+	}
+	h := batchHeader{
+		baseOffset:      int64(binary.BigEndian.Uint64(b[offBaseOffset:])),
+		size:            int64(length) + logOverhead,
+		attributes:      int16(binary.BigEndian.Uint16(b[offAttributes:])),
+		lastOffsetDelta: int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])),
+		baseTimestamp:   int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])),
+		maxTimestamp:    int64(binary.BigEndian.Uint64(b[offMaxTimestamp:])),
+		records:         int32(binary.BigEndian.Uint32(b[offRecordCount:])),
+	}
+	if h.lastOffsetDelta < 0 || h.records < 0 {
+		return batchHeader{}, fmt.Errorf("%w: last offset delta %d, record count %d", ErrCorrupt, h.lastOffsetDelta, h.records)
+	}
+	return h, nil
+}
+
+// crcOK reports whether a whole batch's stored CRC matches its bytes.
+func crcOK(batch []byte) bool {
+	return crc32.Checksum(batch[offAttributes:], castagnoli) == binary.BigEndian.Uint32(batch[offCRC:])
+}
+
+// checkBatches validates appended input before any of it is written: a run
+// of whole RecordBatch v2 batches, each with a sane length, magic 2, a
+// matching CRC32C, at least one record, lastOffsetDelta == records-1, and
+// no larger than maxBytes. It returns the total record count.
+func checkBatches(in []byte, maxBytes int32) (records int64, err error) {
+	if len(in) == 0 {
+		return 0, fmt.Errorf("%w: no batches", ErrCorrupt)
+	}
+	for p := 0; p < len(in); {
+		b := in[p:]
+		if len(b) < batchHeaderSize {
+			return 0, fmt.Errorf("%w: %d trailing bytes after %d", ErrCorrupt, len(b), p)
+		}
+		h, err := parseHeader(b)
+		if err != nil {
+			return 0, err
+		}
+		if h.size > int64(len(b)) {
+			return 0, fmt.Errorf("%w: batch at %d claims %d bytes, %d remain", ErrCorrupt, p, h.size, len(b))
+		}
+		if h.size > int64(maxBytes) {
+			return 0, fmt.Errorf("%w: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, h.size, maxBytes)
+		}
+		if !crcOK(b[:h.size]) {
+			return 0, fmt.Errorf("%w: CRC mismatch in batch at %d", ErrCorrupt, p)
+		}
+		if h.records < 1 || h.lastOffsetDelta != h.records-1 {
+			return 0, fmt.Errorf("%w: %d records with last offset delta %d", ErrCorrupt, h.records, h.lastOffsetDelta)
+		}
+		records += int64(h.records)
+		p += int(h.size)
+	}
+	// Offsets within a segment are relative uint32s; one append may not
+	// claim more than a segment can hold.
+	if records > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: %d records in one append", ErrCorrupt, records)
+	}
+	return records, nil
+}
+
+// stampBatch patches a validated batch in place as it is written: the base
+// offset and leader epoch (outside the CRC'd bytes), and for LogAppendTime
+// the timestamp type and max timestamp, recomputing the CRC.
+func stampBatch(b []byte, size int64, base int64, epoch int32, appendTime int64) {
+	binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(base))
+	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(epoch))
+	if appendTime >= 0 {
+		b[offAttributes+1] |= attrLogAppendTime
+		binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(appendTime))
+		binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:size], castagnoli))
+	}
+}

@@ -1,0 +1,131 @@
+package log
+
+import (
+	"errors"
+	"time"
+)
+
+// WaitFlushed blocks until every offset below off is fsynced, performing
+// the fsync itself. Callers queue on one flush at a time, and each flush
+// covers everything appended before it started, so callers that arrive
+// while a flush runs share the next one (group commit). Offsets past the
+// log end are not waited for. It fails once the log is closed or broken.
+func (l *Log) WaitFlushed(off int64) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.flushed.Load() >= off {
+		return l.broken()
+	}
+	l.flushWaiters.Add(1)
+	l.flushMu.Lock()
+	l.flushWaiters.Add(-1)
+	defer l.flushMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if err := l.broken(); err != nil {
+		return err
+	}
+	if l.flushed.Load() >= off {
+		return nil
+	}
+	return l.flushLocked()
+}
+
+// flushLocked fsyncs every segment with unsynced bytes and, if segment
+// files were created since the last flush, the directory; then everything
+// below the log end offset seen at the start is durable.
+// REQUIRES: l.flushMu held.
+func (l *Log) flushLocked() error {
+	type dirty struct {
+		s    *segment
+		size int64
+	}
+	l.flushes.Add(1)
+	var buf [4]dirty
+	todo := buf[:0]
+	l.mu.RLock()
+	end := l.end.Load()
+	gen := l.dirGen
+	// Unsynced segments are a suffix of the list: the active one and any
+	// rolled since the last flush (the active one may be empty and clean
+	// while the one rolled before it is not).
+	for i := len(l.segments) - 1; i >= 0; i-- {
+		s := l.segments[i]
+		if s.pub.size > s.synced {
+			todo = append(todo, dirty{s, s.pub.size})
+		} else if i < len(l.segments)-1 {
+			break
+		}
+	}
+	l.mu.RUnlock()
+
+	for _, d := range todo {
+		if err := d.s.f.Sync(); err != nil {
+			if d.s.deleted.Load() {
+				continue // retention removed it; nothing left to make durable
+			}
+			return l.fail(err)
+		}
+		d.s.synced = d.size
+	}
+	if gen > l.syncedDirGen {
+		if err := syncDir(l.dir); err != nil {
+			return l.fail(err)
+		}
+		l.syncedDirGen = gen
+	}
+	if end > l.flushed.Load() {
+		l.flushed.Store(end)
+	}
+	return nil
+}
+
+// flushLoop flushes by itself when flush.messages > 1 (once that many
+// records are unflushed; Append wakes it) or flush.ms > 0 (on a ticker).
+// It runs from Open to Close.
+func (l *Log) flushLoop() {
+	var (
+		tick   *time.Ticker
+		tickC  <-chan time.Time
+		period time.Duration
+	)
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		cfg := l.cfg.Load()
+		if cfg.FlushMs != period {
+			period = cfg.FlushMs
+			if tick != nil {
+				tick.Stop()
+				tick, tickC = nil, nil
+			}
+			if period > 0 {
+				tick = time.NewTicker(period)
+				tickC = tick.C
+			}
+		}
+		timed := false
+		select {
+		case <-l.stop:
+			return
+		case <-l.kick:
+		case <-tickC:
+			timed = true
+		}
+		cfg = l.cfg.Load()
+		unflushed := l.end.Load() - l.flushed.Load()
+		if unflushed <= 0 {
+			continue
+		}
+		if timed || (cfg.FlushMessages > 1 && unflushed >= cfg.FlushMessages) {
+			if err := l.WaitFlushed(l.end.Load()); err != nil && !errors.Is(err, ErrClosed) {
+				l.logger.Error("background flush", "dir", l.dir, "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,304 @@
+package log
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Compression codecs as batch attributes; codecXerial is snappy in the
+// Java client's xerial framing.
+const (
+	codecNone   = 0
+	codecGzip   = 1
+	codecSnappy = 2
+	codecLz4    = 3
+	codecZstd   = 4
+	codecXerial = 0x102
+)
+
+// batchSpec describes a test batch.
+type batchSpec struct {
+	n       int     // records
+	value   int     // value bytes per record
+	ts      []int64 // per-record timestamps; default firstTs+i
+	firstTs int64
+	codec   int
+}
+
+// makeBatch builds a RecordBatch v2 as a producer would send it, with
+// kmsg's encoders and a CRC32C over the attributes onward.
+func makeBatch(t testing.TB, spec batchSpec) []byte {
+	t.Helper()
+	if spec.n == 0 {
+		spec.n = 1
+	}
+	ts := spec.ts
+	if ts == nil {
+		ts = make([]int64, spec.n)
+		for i := range ts {
+			ts[i] = spec.firstTs + int64(i)
+		}
+	}
+	first, maxTs := ts[0], ts[0]
+	for _, x := range ts {
+		maxTs = max(maxTs, x)
+	}
+	var recs []byte
+	for i := 0; i < spec.n; i++ {
+		r := kmsg.Record{
+			TimestampDelta64: ts[i] - first,
+			OffsetDelta:      int32(i),
+			Key:              []byte{byte(i)},
+			Value:            bytes.Repeat([]byte{byte('a' + i%26)}, spec.value),
+		}
+		body := r.AppendTo(nil) // Length 0: one varint byte, then the body
+		r.Length = int32(len(body) - 1)
+		recs = r.AppendTo(recs)
+	}
+	attrs := int16(spec.codec & 0x07)
+	recs = compress(t, spec.codec, recs)
+	b := kmsg.RecordBatch{
+		PartitionLeaderEpoch: -1,
+		Magic:                2,
+		Attributes:           attrs,
+		LastOffsetDelta:      int32(spec.n - 1),
+		FirstTimestamp:       first,
+		MaxTimestamp:         maxTs,
+		ProducerID:           -1,
+		ProducerEpoch:        -1,
+		FirstSequence:        -1,
+		NumRecords:           int32(spec.n),
+		Records:              recs,
+	}
+	b.Length = int32(batchHeaderSize - logOverhead + len(recs))
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[offCRC:], crc32.Checksum(out[offAttributes:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+func compress(t testing.TB, codec int, in []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	switch codec {
+	case codecNone:
+		return in
+	case codecGzip:
+		w := gzip.NewWriter(&buf)
+		w.Write(in)
+		w.Close()
+	case codecSnappy:
+		return s2.EncodeSnappy(nil, in)
+	case codecXerial:
+		buf.Write([]byte{130, 83, 78, 65, 80, 80, 89, 0, 0, 0, 0, 1, 0, 0, 0, 1})
+		for len(in) > 0 {
+			chunk := in[:min(len(in), 100)] // several blocks
+			in = in[len(chunk):]
+			blk := s2.EncodeSnappy(nil, chunk)
+			binary.Write(&buf, binary.BigEndian, uint32(len(blk)))
+			buf.Write(blk)
+		}
+	case codecLz4:
+		w := lz4.NewWriter(&buf)
+		w.Write(in)
+		w.Close()
+	case codecZstd:
+		enc, err := zstd.NewWriter(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer enc.Close()
+		return enc.EncodeAll(in, nil)
+	default:
+		t.Fatalf("codec %d", codec)
+	}
+	return buf.Bytes()
+}
+
+// batches concatenates test batches of n records each.
+func batches(t testing.TB, count, n, value int, firstTs int64) []byte {
+	var out []byte
+	for i := 0; i < count; i++ {
+		out = append(out, makeBatch(t, batchSpec{n: n, value: value, firstTs: firstTs + int64(i*n)})...)
+	}
+	return out
+}
+
+// clock is a manual clock for WithClock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.UnixMilli(1_700_000_000_000)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func testConfig() Config {
+	c := Config{RetentionMs: -1, RetentionBytes: -1}
+	c.EnsureDefaults()
+	return c
+}
+
+func openLog(t testing.TB, dir string, cfg Config, opts ...Option) *Log {
+	t.Helper()
+	l, err := Open(dir, cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	checkInvariants(t, l)
+	return l
+}
+
+func mustAppend(t testing.TB, l *Log, in []byte) AppendResult {
+	t.Helper()
+	res, err := l.Append(bytes.Clone(in), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// readAll reads every batch from the log start to its end and returns the
+// headers, checking batches are whole, in order, and CRC-valid.
+func readAll(t testing.TB, l *Log, maxBytes int32) []batchHeader {
+	t.Helper()
+	var out []batchHeader
+	off := l.StartOffset()
+	end := l.EndOffset()
+	for off < end {
+		res, err := l.Read(off, maxBytes, end)
+		if err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		if len(res.Records) == 0 {
+			t.Fatalf("read at %d of [%d, %d): nothing", off, l.StartOffset(), end)
+		}
+		hs := checkBatchesRead(t, res.Records)
+		if hs[0].baseOffset > off && len(out) > 0 {
+			t.Fatalf("read at %d starts at batch %d", off, hs[0].baseOffset)
+		}
+		if hs[0].lastOffset() < off {
+			t.Fatalf("read at %d returned batch ending at %d", off, hs[0].lastOffset())
+		}
+		out = append(out, hs...)
+		off = hs[len(hs)-1].lastOffset() + 1
+	}
+	return out
+}
+
+// checkBatchesRead parses a Read result: whole batches, valid CRCs,
+// ascending offsets.
+func checkBatchesRead(t testing.TB, recs []byte) []batchHeader {
+	t.Helper()
+	var hs []batchHeader
+	for p := 0; p < len(recs); {
+		if len(recs)-p < batchHeaderSize {
+			t.Fatalf("partial header at %d of %d", p, len(recs))
+		}
+		h, err := parseHeader(recs[p:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(recs)-p) < h.size {
+			t.Fatalf("partial batch at %d", p)
+		}
+		if !crcOK(recs[p : p+int(h.size)]) {
+			t.Fatalf("bad CRC in batch %d", h.baseOffset)
+		}
+		if len(hs) > 0 && h.baseOffset <= hs[len(hs)-1].lastOffset() {
+			t.Fatalf("batch %d after %d", h.baseOffset, hs[len(hs)-1].lastOffset())
+		}
+		hs = append(hs, h)
+		p += int(h.size)
+	}
+	return hs
+}
+
+// checkInvariants checks the documented invariants of an open log.
+func checkInvariants(t testing.TB, l *Log) {
+	t.Helper()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed.Load() {
+		return
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.segments) == 0 || l.segments[len(l.segments)-1] != l.active {
+		t.Fatalf("active segment is not the last of %d", len(l.segments))
+	}
+	start, end := l.start.Load(), l.end.Load()
+	if start > end {
+		t.Fatalf("start %d > end %d", start, end)
+	}
+	if l.flushed.Load() > end {
+		t.Fatalf("flushed %d > end %d", l.flushed.Load(), end)
+	}
+	var size int64
+	for i, s := range l.segments {
+		if i > 0 && s.base < l.segments[i-1].pub.next {
+			t.Fatalf("segment %d starts below the previous segment's end %d", s.base, l.segments[i-1].pub.next)
+		}
+		if s.pub.size != s.w.size {
+			t.Fatalf("segment %d: published size %d, working size %d", s.base, s.pub.size, s.w.size)
+		}
+		fi, err := s.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != s.pub.size {
+			t.Fatalf("segment %d: file size %d, recorded %d", s.base, fi.Size(), s.pub.size)
+		}
+		size += s.pub.size
+	}
+	if size != l.size.Load() {
+		t.Fatalf("size %d, segments add to %d", l.size.Load(), size)
+	}
+	if last := l.segments[len(l.segments)-1]; last.pub.next != end {
+		t.Fatalf("end %d, active segment ends at %d", end, last.pub.next)
+	}
+}
+
+func segmentFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func fileSize(t testing.TB, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}

@@ -1,0 +1,214 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+)
+
+// ReadResult is what Read returns.
+type ReadResult struct {
+	// Records holds whole batches as stored, or nothing when no batch is
+	// available below maxOffset. It is the caller's to keep.
+	Records []byte
+	// LogStartOffset is the log start offset when the read was made.
+	LogStartOffset int64
+}
+
+// readRetries bounds how often a read restarts because retention deleted
+// the segment it was reading.
+const readRetries = 8
+
+// Read returns whole batches starting with the one that contains offset
+// (so the first may start below it), ending before the first batch that
+// reaches maxOffset (the high watermark, always at a batch boundary), and
+// adding batches while the total stays within maxBytes — except that the
+// first batch is always returned however large (KIP-74). Batches come from
+// one segment. An offset below the log start or above the log end fails
+// with ErrOffsetOutOfRange.
+func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
+	for attempt := 0; ; attempt++ {
+		if l.closed.Load() {
+			return ReadResult{}, ErrClosed
+		}
+		res, err := l.readOnce(offset, maxBytes, maxOffset)
+		if err != nil && errors.Is(err, os.ErrClosed) {
+			// The segment was deleted (or the log closed) under us; look
+			// again.
+			if attempt < readRetries {
+				continue
+			}
+			return ReadResult{}, fmt.Errorf("%w: read raced segment deletion", ErrClosed)
+		}
+		return res, err
+	}
+}
+
+// segView is a reader's snapshot of a segment, taken under Log.mu.
+type segView struct {
+	f    *os.File
+	base int64
+	m    segMeta
+}
+
+// segmentFor returns the index of the segment that holds offset (the last
+// with base <= offset), or 0. REQUIRES: l.mu held.
+func (l *Log) segmentForLocked(offset int64) int {
+	i := sort.Search(len(l.segments), func(i int) bool { return l.segments[i].base > offset })
+	return max(i-1, 0)
+}
+
+func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
+	var res ReadResult
+	prevBase := int64(-1)
+	for {
+		l.mu.RLock()
+		start, end := l.start.Load(), l.end.Load()
+		if offset < start || offset > end {
+			l.mu.RUnlock()
+			return ReadResult{}, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
+		}
+		res.LogStartOffset = start
+		maxOffset = min(maxOffset, end)
+		if offset >= maxOffset {
+			l.mu.RUnlock()
+			return res, nil
+		}
+		var i int
+		if prevBase < 0 {
+			i = l.segmentForLocked(offset)
+		} else {
+			i = sort.Search(len(l.segments), func(i int) bool { return l.segments[i].base > prevBase })
+		}
+		if i >= len(l.segments) {
+			l.mu.RUnlock()
+			return res, nil
+		}
+		s := l.segments[i]
+		v := segView{f: s.f, base: s.base, m: s.pub}
+		l.mu.RUnlock()
+
+		// An offset in a gap before this segment reads from its start.
+		offset = max(offset, v.base)
+		if offset >= maxOffset {
+			return res, nil
+		}
+		recs, exhausted, err := v.read(offset, maxBytes, maxOffset)
+		if err != nil || !exhausted {
+			res.Records = recs
+			return res, err
+		}
+		// Nothing at or after offset in this segment (a gap at its end):
+		// the next batch is in a later one.
+		prevBase = v.base
+	}
+}
+
+// read returns the batches for Read from one segment; exhausted reports
+// that the segment holds no batch at or after offset.
+func (v *segView) read(offset int64, maxBytes int32, maxOffset int64) (recs []byte, exhausted bool, err error) {
+	size := v.m.size
+	if size == 0 || offset >= v.m.next {
+		return nil, true, nil
+	}
+	rel := uint32(min(offset-v.base, math.MaxUint32))
+	pos0 := floorPos(v.m.index, rel)
+	limit := size
+	if maxOffset < v.m.next {
+		if p, ok := ceilPos(v.m.index, uint32(min(maxOffset-v.base, math.MaxUint32))); ok {
+			limit = p
+		}
+	}
+	if pos0 >= limit {
+		return nil, false, nil
+	}
+	// The batch holding offset starts before the next index entry; read
+	// from the floor entry through maxBytes past that point, so one pread
+	// usually covers the whole answer.
+	scanEnd := limit
+	if p, ok := nextPos(v.m.index, rel); ok && p < limit {
+		scanEnd = p
+	}
+	mb := max(int64(maxBytes), 1)
+	c := chunk{f: v.f, pos: pos0, limit: limit}
+	if err := c.ensure(min(limit-pos0, scanEnd-pos0+mb)); err != nil {
+		return nil, false, err
+	}
+
+	var i int64
+	first := int64(-1)
+	for pos0+i < limit {
+		if first >= 0 && i-first+batchHeaderSize > mb {
+			break
+		}
+		if err := c.ensure(i + batchHeaderSize); err != nil {
+			return nil, false, err
+		}
+		h, err := parseHeader(c.buf[i:])
+		if err != nil {
+			return nil, false, fmt.Errorf("segment %d position %d: %w", v.base, pos0+i, err)
+		}
+		if pos0+i+h.size > limit {
+			return nil, false, fmt.Errorf("%w: segment %d position %d: batch of %d bytes runs past %d", ErrCorrupt, v.base, pos0+i, h.size, limit)
+		}
+		if first < 0 {
+			if h.lastOffset() < offset {
+				i += h.size
+				continue
+			}
+			if h.lastOffset() >= maxOffset {
+				break
+			}
+			first = i
+		} else if h.lastOffset() >= maxOffset || i+h.size-first > mb {
+			break
+		}
+		if err := c.ensure(i + h.size); err != nil {
+			return nil, false, err
+		}
+		i += h.size
+	}
+	if first < 0 {
+		return nil, limit == size && pos0+i >= size, nil
+	}
+	return c.buf[first:i:i], false, nil
+}
+
+// chunk is a run of segment bytes from pos, read on demand.
+type chunk struct {
+	f     *os.File
+	pos   int64
+	limit int64
+	buf   []byte
+}
+
+// ensure makes buf hold at least n bytes (n <= limit-pos).
+func (c *chunk) ensure(n int64) error {
+	if n <= int64(len(c.buf)) {
+		return nil
+	}
+	if c.pos+n > c.limit {
+		return fmt.Errorf("%w: segment data ends at %d, need %d", ErrCorrupt, c.limit, c.pos+n)
+	}
+	have := int64(len(c.buf))
+	grow := n
+	if have > 0 {
+		// Growing past the first read: read ahead so a scan does not
+		// pread batch by batch.
+		grow = max(n, have+scanWindow)
+	}
+	grow = min(grow, c.limit-c.pos)
+	buf := make([]byte, grow)
+	copy(buf, c.buf)
+	if _, err := c.f.ReadAt(buf[have:], c.pos+have); err != nil {
+		if err == io.EOF {
+			return fmt.Errorf("%w: segment shorter than expected", ErrCorrupt)
+		}
+		return err
+	}
+	c.buf = buf
+	return nil
+}

@@ -1,0 +1,287 @@
+package meta
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// Errors returned by the state machine; wrapped with detail, test with
+// errors.Is.
+var (
+	ErrTopicExists              = errors.New("meta: topic already exists")
+	ErrUnknownTopic             = errors.New("meta: unknown topic")
+	ErrInvalidTopic             = errors.New("meta: invalid topic name")
+	ErrInvalidPartitions        = errors.New("meta: invalid partitions")
+	ErrInvalidReplicationFactor = errors.New("meta: invalid replication factor")
+	ErrNotController            = errors.New("meta: this node is not the controller")
+	ErrClosed                   = errors.New("meta: store closed")
+)
+
+// Cluster is an immutable view of the metadata at one applied index. Callers
+// must not modify it: the store hands the same value to every reader until
+// the next change.
+type Cluster struct {
+	// ClusterID is chosen once, when the cluster is first bootstrapped.
+	ClusterID string
+	// ControllerID is the broker whose Raft node leads, or -1.
+	ControllerID int32
+	Brokers      map[int32]Broker
+	Topics       map[string]*Topic
+	TopicsByID   map[[16]byte]*Topic
+	// Index is the Raft log index this view reflects.
+	Index uint64
+}
+
+// Broker is a registered broker.
+type Broker struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// Topic is a topic and its partitions.
+type Topic struct {
+	Name       string            `json:"name"`
+	ID         [16]byte          `json:"id"`
+	Internal   bool              `json:"internal,omitempty"`
+	Partitions []Partition       `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+// IDString is the topic id in hex, as it appears in logs.
+func (t *Topic) IDString() string { return hex.EncodeToString(t.ID[:]) }
+
+// Partition is one partition's placement.
+type Partition struct {
+	Index int32 `json:"index"`
+	// Leader is the replica that serves reads and writes, or -1.
+	Leader int32 `json:"leader"`
+	// LeaderEpoch grows by one every time the leader changes; batches are
+	// stamped with it.
+	LeaderEpoch int32   `json:"leaderEpoch"`
+	Replicas    []int32 `json:"replicas"`
+	// ISR is the in-sync replica set. Invariant: Leader is in ISR when
+	// Leader >= 0.
+	ISR []int32 `json:"isr"`
+}
+
+// TopicSpec asks for a new topic.
+type TopicSpec struct {
+	Name              string
+	NumPartitions     int32
+	ReplicationFactor int16
+	// Assignments, when set, gives each partition's replicas (the first
+	// leads) and overrides NumPartitions and ReplicationFactor.
+	Assignments [][]int32
+	Configs     map[string]string
+	Internal    bool
+}
+
+// ValidateTopicName applies Kafka's rules: 1 to 249 characters of
+// [a-zA-Z0-9._-], and not "." or "..".
+func ValidateTopicName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: the empty string is not allowed", ErrInvalidTopic)
+	case name == "." || name == "..":
+		return fmt.Errorf("%w: %q is not allowed", ErrInvalidTopic, name)
+	case len(name) > 249:
+		return fmt.Errorf("%w: %d characters is longer than the maximum 249", ErrInvalidTopic, len(name))
+	}
+	for _, c := range []byte(name) {
+		ok := c == '.' || c == '_' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		if !ok {
+			return fmt.Errorf("%w: %q contains a character other than ASCII alphanumerics, '.', '_' and '-'", ErrInvalidTopic, name)
+		}
+	}
+	return nil
+}
+
+// state is the replicated state machine's data. It is changed only by
+// apply, on the Raft apply goroutine, and read through cluster views.
+type state struct {
+	ClusterID string            `json:"clusterId"`
+	Brokers   map[int32]Broker  `json:"brokers"`
+	Topics    map[string]*Topic `json:"topics"`
+}
+
+func newState() *state {
+	return &state{Brokers: make(map[int32]Broker), Topics: make(map[string]*Topic)}
+}
+
+// command is one Raft log entry. Exactly one field besides Op is set.
+// Everything random (topic ids, the cluster id) is chosen by the proposer
+// and carried in the command, so applying is deterministic.
+type command struct {
+	Op string `json:"op"`
+
+	ClusterID  string            `json:"clusterId,omitempty"`
+	Broker     *Broker           `json:"broker,omitempty"`
+	Topic      *Topic            `json:"topic,omitempty"`
+	Name       string            `json:"name,omitempty"`
+	Count      int32             `json:"count,omitempty"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	Partitions []Partition       `json:"partitions,omitempty"`
+}
+
+const (
+	opInitCluster      = "init-cluster"
+	opRegisterBroker   = "register-broker"
+	opCreateTopic      = "create-topic"
+	opDeleteTopic      = "delete-topic"
+	opCreatePartitions = "create-partitions"
+	opSetTopicConfigs  = "set-topic-configs"
+)
+
+// apply changes the state by one command. It validates again what the
+// proposer checked, since the state may have changed between proposal and
+// commit; a refused command changes nothing and returns its error.
+func (s *state) apply(c *command) error {
+	switch c.Op {
+	case opInitCluster:
+		if s.ClusterID == "" {
+			s.ClusterID = c.ClusterID
+		}
+		return nil
+	case opRegisterBroker:
+		if c.Broker == nil {
+			return errors.New("meta: register-broker without a broker")
+		}
+		s.Brokers[c.Broker.ID] = *c.Broker
+		return nil
+	case opCreateTopic:
+		t := c.Topic
+		if t == nil {
+			return errors.New("meta: create-topic without a topic")
+		}
+		if err := ValidateTopicName(t.Name); err != nil {
+			return err
+		}
+		if _, ok := s.Topics[t.Name]; ok {
+			return fmt.Errorf("%w: %s", ErrTopicExists, t.Name)
+		}
+		for _, o := range s.Topics {
+			if o.ID == t.ID {
+				return fmt.Errorf("meta: topic id %s already in use", t.IDString())
+			}
+		}
+		s.Topics[t.Name] = cloneTopic(t)
+		return nil
+	case opDeleteTopic:
+		if _, ok := s.Topics[c.Name]; !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		delete(s.Topics, c.Name)
+		return nil
+	case opCreatePartitions:
+		t, ok := s.Topics[c.Name]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		if int(c.Count) != len(t.Partitions)+len(c.Partitions) || len(c.Partitions) == 0 {
+			return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, c.Name, len(t.Partitions))
+		}
+		nt := cloneTopic(t)
+		for i, p := range c.Partitions {
+			p.Index = int32(len(t.Partitions) + i)
+			nt.Partitions = append(nt.Partitions, clonePartition(p))
+		}
+		s.Topics[c.Name] = nt
+		return nil
+	case opSetTopicConfigs:
+		t, ok := s.Topics[c.Name]
+		if !ok {
+			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
+		}
+		nt := cloneTopic(t)
+		nt.Configs = maps.Clone(c.Configs)
+		s.Topics[c.Name] = nt
+		return nil
+	}
+	return fmt.Errorf("meta: unknown command %q", c.Op)
+}
+
+// view builds an immutable Cluster from the state. Topics are shared
+// between views: apply replaces a changed topic rather than editing it.
+func (s *state) view(index uint64, controller int32) *Cluster {
+	cl := &Cluster{
+		ClusterID:    s.ClusterID,
+		ControllerID: controller,
+		Brokers:      maps.Clone(s.Brokers),
+		Topics:       maps.Clone(s.Topics),
+		TopicsByID:   make(map[[16]byte]*Topic, len(s.Topics)),
+		Index:        index,
+	}
+	for _, t := range s.Topics {
+		cl.TopicsByID[t.ID] = t
+	}
+	return cl
+}
+
+func cloneTopic(t *Topic) *Topic {
+	nt := *t
+	nt.Configs = maps.Clone(t.Configs)
+	nt.Partitions = make([]Partition, len(t.Partitions))
+	for i, p := range t.Partitions {
+		nt.Partitions[i] = clonePartition(p)
+	}
+	return &nt
+}
+
+func clonePartition(p Partition) Partition {
+	p.Replicas = slices.Clone(p.Replicas)
+	p.ISR = slices.Clone(p.ISR)
+	return p
+}
+
+// placeReplicas chooses replicas for count new partitions starting at index
+// first: brokers in id order, each partition's list rotated by its index,
+// so leadership spreads evenly.
+func placeReplicas(brokers map[int32]Broker, first, count int32, rf int16) ([]Partition, error) {
+	ids := slices.Sorted(maps.Keys(brokers))
+	if rf < 1 || int(rf) > len(ids) {
+		return nil, fmt.Errorf("%w: %d, with %d brokers registered", ErrInvalidReplicationFactor, rf, len(ids))
+	}
+	if count < 1 {
+		return nil, fmt.Errorf("%w: partition count %d must be at least 1", ErrInvalidPartitions, count)
+	}
+	out := make([]Partition, count)
+	for i := range count {
+		idx := first + i
+		replicas := make([]int32, rf)
+		for r := range int(rf) {
+			replicas[r] = ids[(int(idx)+r)%len(ids)]
+		}
+		out[i] = Partition{Index: idx, Leader: replicas[0], Replicas: replicas, ISR: slices.Clone(replicas)}
+	}
+	return out, nil
+}
+
+// manualReplicas checks an explicit assignment.
+func manualReplicas(brokers map[int32]Broker, assignments [][]int32) ([]Partition, error) {
+	out := make([]Partition, len(assignments))
+	for i, replicas := range assignments {
+		if len(replicas) == 0 {
+			return nil, fmt.Errorf("%w: partition %d has no replicas", ErrInvalidReplicationFactor, i)
+		}
+		if len(replicas) != len(assignments[0]) {
+			return nil, fmt.Errorf("%w: partitions have different replica counts", ErrInvalidReplicationFactor)
+		}
+		seen := make(map[int32]bool)
+		for _, id := range replicas {
+			if _, ok := brokers[id]; !ok {
+				return nil, fmt.Errorf("%w: partition %d names unknown broker %d", ErrInvalidReplicationFactor, i, id)
+			}
+			if seen[id] {
+				return nil, fmt.Errorf("%w: partition %d names broker %d twice", ErrInvalidReplicationFactor, i, id)
+			}
+			seen[id] = true
+		}
+		out[i] = Partition{Index: int32(i), Leader: replicas[0], Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas)}
+	}
+	return out, nil
+}

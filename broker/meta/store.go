@@ -1,0 +1,370 @@
+// Package meta keeps the cluster's metadata — brokers, topics, partitions,
+// their replicas, leaders, leader epochs and configs — as a replicated state
+// machine on hashicorp/raft.
+//
+// Layout in Config.Dir:
+//
+//	raft.db      Raft log and stable store (BoltDB)
+//	snapshots/   Raft snapshots of the state machine (JSON)
+//
+// Every change is a command (JSON) appended to the Raft log; the state
+// machine applies committed commands in order on raft's FSM goroutine and
+// publishes an immutable Cluster view after each one, which readers load
+// without locking. One node is a quorum of one; more nodes join through
+// the same log when replication arrives, so the layer does not change.
+package meta
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds the Raft log, stable store and snapshots. Required.
+	Dir string
+	// NodeID is this broker's id, also its Raft server id.
+	NodeID int32
+	// Transport carries Raft traffic between nodes. Default: an in-memory
+	// transport, enough for a quorum of one.
+	Transport raft.Transport
+	// Logger receives Raft's warnings. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Store is the metadata store of one node.
+type Store struct {
+	cfg   Config
+	raft  *raft.Raft
+	bolt  *raftboltdb.BoltStore
+	trans raft.Transport
+
+	view atomic.Pointer[Cluster]
+
+	watchMu  sync.Mutex // guards watchers
+	watchers map[chan struct{}]struct{}
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	closeErr  error
+}
+
+// Open opens (or creates and bootstraps) the store in cfg.Dir and returns
+// once this node leads and has applied every committed entry, or ctx ends.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("meta: dir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	bolt, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("meta: open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, hclog.NewNullLogger())
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("meta: open snapshots: %w", err)
+	}
+	s := &Store{
+		cfg:      cfg,
+		bolt:     bolt,
+		watchers: make(map[chan struct{}]struct{}),
+		closed:   make(chan struct{}),
+	}
+	s.view.Store(newState().view(0, -1))
+
+	id := raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
+	trans := cfg.Transport
+	if trans == nil {
+		_, trans = raft.NewInmemTransport(raft.ServerAddress("node-" + string(id)))
+	}
+	s.trans = trans
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = id
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	// A quorum of one elects itself after one heartbeat timeout; keep it
+	// short so a broker starts in well under a second. Clusters over a
+	// real network set their own transport and may want more.
+	if cfg.Transport == nil {
+		rc.HeartbeatTimeout = 50 * time.Millisecond
+		rc.ElectionTimeout = 50 * time.Millisecond
+		rc.LeaderLeaseTimeout = 50 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+
+	existing, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	if !existing {
+		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: id, Address: trans.LocalAddr()}}}
+		if err := raft.BootstrapCluster(rc, bolt, bolt, snaps, trans, conf); err != nil {
+			bolt.Close()
+			return nil, fmt.Errorf("meta: bootstrap: %w", err)
+		}
+	}
+	f := &fsm{st: newState(), publish: s.publish}
+	r, err := raft.NewRaft(rc, f, bolt, bolt, snaps, trans)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("meta: start raft: %w", err)
+	}
+	s.raft = r
+	if err := s.waitReady(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.Cluster().ClusterID == "" {
+		if err := s.propose(ctx, &command{Op: opInitCluster, ClusterID: newClusterID()}); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// waitReady waits for leadership and then for every committed entry to be
+// applied (a barrier), so the first view a caller sees is complete.
+func (s *Store) waitReady(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for s.raft.State() != raft.Leader {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("meta: waiting for leadership: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := s.raft.Barrier(timeout).Error(); err != nil {
+		return fmt.Errorf("meta: barrier: %w", err)
+	}
+	return nil
+}
+
+// publish makes a new view current and wakes watchers. Called on the FSM
+// goroutine.
+func (s *Store) publish(st *state, index uint64) {
+	s.view.Store(st.view(index, s.controllerID()))
+	s.notify()
+}
+
+func (s *Store) notify() {
+	s.watchMu.Lock()
+	defer s.watchMu.Unlock()
+	for ch := range s.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Store) controllerID() int32 {
+	if s.raft == nil {
+		return -1
+	}
+	_, id := s.raft.LeaderWithID()
+	n, err := strconv.Atoi(string(id))
+	if err != nil {
+		return -1
+	}
+	return int32(n)
+}
+
+// Cluster returns the current metadata view. It never blocks and never
+// returns nil; do not modify what it returns.
+func (s *Store) Cluster() *Cluster {
+	v := s.view.Load()
+	if c := s.controllerID(); c != v.ControllerID {
+		nv := *v
+		nv.ControllerID = c
+		s.view.CompareAndSwap(v, &nv)
+		return &nv
+	}
+	return v
+}
+
+// Watch returns a channel that receives a value (coalesced) after every
+// change, and a function that stops the watch.
+func (s *Store) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.watchMu.Lock()
+	s.watchers[ch] = struct{}{}
+	s.watchMu.Unlock()
+	return ch, func() {
+		s.watchMu.Lock()
+		delete(s.watchers, ch)
+		s.watchMu.Unlock()
+	}
+}
+
+// propose replicates one command and waits until it is applied here.
+func (s *Store) propose(ctx context.Context, c *command) error {
+	select {
+	case <-s.closed:
+		return ErrClosed
+	default:
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("meta: encode: %w", err)
+	}
+	timeout := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(d), time.Millisecond)
+	}
+	fut := s.raft.Apply(data, timeout)
+	if err := fut.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+			return fmt.Errorf("%w: %v", ErrNotController, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return ErrClosed
+		}
+		return fmt.Errorf("meta: replicate %s: %w", c.Op, err)
+	}
+	if res, ok := fut.Response().(applyResult); ok {
+		return res.err
+	}
+	return nil
+}
+
+// RegisterBroker records (or updates) a broker's address.
+func (s *Store) RegisterBroker(ctx context.Context, b Broker) error {
+	if old, ok := s.Cluster().Brokers[b.ID]; ok && old == b {
+		return nil
+	}
+	return s.propose(ctx, &command{Op: opRegisterBroker, Broker: &b})
+}
+
+// CreateTopic creates a topic and returns it as applied.
+func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error) {
+	if err := ValidateTopicName(spec.Name); err != nil {
+		return nil, err
+	}
+	cl := s.Cluster()
+	if cl.Topics[spec.Name] != nil {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, spec.Name)
+	}
+	var parts []Partition
+	var err error
+	if len(spec.Assignments) > 0 {
+		parts, err = manualReplicas(cl.Brokers, spec.Assignments)
+	} else {
+		parts, err = placeReplicas(cl.Brokers, 0, spec.NumPartitions, spec.ReplicationFactor)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t := &Topic{Name: spec.Name, Internal: spec.Internal, Partitions: parts, Configs: maps.Clone(spec.Configs)}
+	if _, err := rand.Read(t.ID[:]); err != nil {
+		return nil, err
+	}
+	if err := s.propose(ctx, &command{Op: opCreateTopic, Topic: t}); err != nil {
+		return nil, err
+	}
+	return s.Cluster().Topics[spec.Name], nil
+}
+
+// DeleteTopic removes a topic.
+func (s *Store) DeleteTopic(ctx context.Context, name string) error {
+	return s.propose(ctx, &command{Op: opDeleteTopic, Name: name})
+}
+
+// CreatePartitions grows a topic to count partitions. Fewer or equal is
+// ErrInvalidPartitions: partitions never shrink.
+func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) error {
+	cl := s.Cluster()
+	t := cl.Topics[name]
+	if t == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+	}
+	have := int32(len(t.Partitions))
+	if count <= have {
+		return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, name, have)
+	}
+	rf := int16(1)
+	if have > 0 {
+		rf = int16(len(t.Partitions[0].Replicas))
+	}
+	parts, err := placeReplicas(cl.Brokers, have, count-have, rf)
+	if err != nil {
+		return err
+	}
+	return s.propose(ctx, &command{Op: opCreatePartitions, Name: name, Count: count, Partitions: parts})
+}
+
+// SetTopicConfigs replaces a topic's config overrides.
+func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	return s.propose(ctx, &command{Op: opSetTopicConfigs, Name: name, Configs: configs})
+}
+
+// Close stops Raft and closes the log store. Safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		var errs []error
+		if s.raft != nil {
+			errs = append(errs, s.raft.Shutdown().Error())
+		}
+		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
+			errs = append(errs, c.Close())
+		}
+		errs = append(errs, s.bolt.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// newClusterID makes a Kafka-style cluster id: 16 random bytes in
+// URL-safe base64 without padding (22 characters).
+func newClusterID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// slogWriter turns hclog's text lines into slog warnings.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Warn(strings.TrimSpace(string(p)), "component", "raft")
+	return len(p), nil
+}

@@ -1,0 +1,189 @@
+package broker
+
+import (
+	"context"
+	"sync"
+
+	"github.com/runnel-dev/runnel/broker/log"
+)
+
+// partition is one topic partition this broker holds: its log, its leader
+// epoch and its high watermark. On one node the broker leads every
+// partition; replication will move the high watermark by follower progress
+// too, through the same setHW path.
+type partition struct {
+	topic   string
+	topicID [16]byte
+	index   int32
+	log     *log.Log
+
+	// appendMu serialises appends: log.Log accepts one appender at a time,
+	// and offsets must be handed out in the order batches are written.
+	appendMu sync.Mutex
+
+	mu sync.Mutex // guards the following
+	// leaderEpoch is the partition leader epoch from metadata, stamped on
+	// every batch appended.
+	leaderEpoch int32
+	// hw is the high watermark: consumers read below it, acks wait for
+	// it. On one node it follows the flushed offset when appends are
+	// durable (flush.messages=1), and the log end offset otherwise.
+	// Invariant: log start offset <= hw <= log end offset.
+	hw int64
+	// durable is true when acknowledgements wait for an fsync.
+	durable bool
+	// waiters are woken (non-blocking send) when hw moves.
+	waiters map[chan struct{}]struct{}
+
+	appended chan struct{} // nudges hwLoop; buffered 1
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool) *partition {
+	p := &partition{
+		topic:       topic,
+		topicID:     id,
+		index:       index,
+		log:         l,
+		leaderEpoch: epoch,
+		hw:          l.EndOffset(),
+		durable:     durable,
+		waiters:     make(map[chan struct{}]struct{}),
+		appended:    make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+	}
+	p.wg.Add(1)
+	go func() { defer p.wg.Done(); p.hwLoop() }()
+	return p
+}
+
+// hwLoop advances the high watermark to what the log has made durable.
+// One WaitFlushed covers every append made while the previous one waited:
+// that is the group commit.
+func (p *partition) hwLoop() {
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.appended:
+		}
+		end := p.log.EndOffset()
+		p.mu.Lock()
+		durable := p.durable
+		p.mu.Unlock()
+		if durable {
+			if err := p.log.WaitFlushed(end); err != nil {
+				// The log is broken (sticky write error) or closed;
+				// the high watermark stays where it is and producers
+				// time out or get the append error.
+				continue
+			}
+		}
+		p.setHW(end)
+	}
+}
+
+func (p *partition) setHW(hw int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if hw <= p.hw {
+		return
+	}
+	p.hw = hw
+	for ch := range p.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// append writes batches at the current leader epoch and nudges the high
+// watermark loop.
+func (p *partition) append(batches []byte) (log.AppendResult, error) {
+	p.appendMu.Lock()
+	p.mu.Lock()
+	epoch := p.leaderEpoch
+	p.mu.Unlock()
+	res, err := p.log.Append(batches, epoch)
+	p.appendMu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	select {
+	case p.appended <- struct{}{}:
+	default:
+	}
+	return res, nil
+}
+
+func (p *partition) highWatermark() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hw
+}
+
+func (p *partition) epoch() int32 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.leaderEpoch
+}
+
+// watch registers ch to be signalled when the high watermark moves.
+func (p *partition) watch(ch chan struct{}) {
+	p.mu.Lock()
+	p.waiters[ch] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *partition) unwatch(ch chan struct{}) {
+	p.mu.Lock()
+	delete(p.waiters, ch)
+	p.mu.Unlock()
+}
+
+// waitHW blocks until the high watermark reaches off, ctx is done, or the
+// partition closes. It reports whether off was reached.
+func (p *partition) waitHW(ctx context.Context, off int64) bool {
+	ch := make(chan struct{}, 1)
+	p.watch(ch)
+	defer p.unwatch(ch)
+	for {
+		if p.highWatermark() >= off {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-p.stop:
+			return p.highWatermark() >= off
+		}
+	}
+}
+
+// update applies new metadata: the leader epoch and durability mode.
+func (p *partition) update(epoch int32, cfg log.Config) error {
+	p.mu.Lock()
+	p.leaderEpoch = epoch
+	p.durable = cfg.FlushMessages <= 1
+	p.mu.Unlock()
+	if err := p.log.SetConfig(cfg); err != nil {
+		return err
+	}
+	// A switch to relaxed durability must not leave the high watermark
+	// behind; let the loop catch up.
+	select {
+	case p.appended <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// close stops the high watermark loop and closes the log.
+func (p *partition) close() error {
+	close(p.stop)
+	p.wg.Wait()
+	return p.log.Close()
+}

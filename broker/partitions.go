@@ -1,0 +1,248 @@
+package broker
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/broker/log"
+	"github.com/runnel-dev/runnel/broker/meta"
+)
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// partitions is the set of partitions this broker holds, kept in line with
+// the metadata store by reconcile.
+type partitions struct {
+	b *Broker
+
+	reconcileMu sync.Mutex // serialises reconcile and closeAll
+
+	mu sync.RWMutex // guards m
+	m  map[topicPartition]*partition
+}
+
+func newPartitions(b *Broker) *partitions {
+	return &partitions{b: b, m: make(map[topicPartition]*partition)}
+}
+
+func (ps *partitions) get(topic string, index int32) *partition {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	return ps.m[topicPartition{topic, index}]
+}
+
+func (ps *partitions) all() []*partition {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	out := make([]*partition, 0, len(ps.m))
+	for _, p := range ps.m {
+		out = append(out, p)
+	}
+	return out
+}
+
+// logsDir holds one directory per partition, named topic-partition as
+// Kafka's are, each with a partition.metadata file naming the topic id so a
+// topic deleted and created again under the same name is not confused with
+// its predecessor.
+func (ps *partitions) logsDir() string { return filepath.Join(ps.b.cfg.DataDir, "logs") }
+
+func partitionDirName(topic string, index int32) string {
+	return topic + "-" + strconv.Itoa(int(index))
+}
+
+// reconcile opens partitions that metadata assigns to this broker, updates
+// the epoch and configs of open ones, and closes and deletes those whose
+// topic is gone. On first call it also removes directories left by topics
+// deleted while the broker was down.
+func (ps *partitions) reconcile() error {
+	ps.reconcileMu.Lock()
+	defer ps.reconcileMu.Unlock()
+	cl := ps.b.meta.Cluster()
+	node := ps.b.cfg.NodeID
+	var errs []error
+
+	want := make(map[topicPartition]bool)
+	for _, t := range cl.Topics {
+		for _, mp := range t.Partitions {
+			if !containsID(mp.Replicas, node) {
+				continue
+			}
+			tp := topicPartition{t.Name, mp.Index}
+			want[tp] = true
+			cfg, err := ps.b.logConfig(t.Configs)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+				continue
+			}
+			ps.mu.RLock()
+			p := ps.m[tp]
+			ps.mu.RUnlock()
+			if p != nil && p.topicID != t.ID {
+				// Same name, new topic: the old one was deleted.
+				ps.drop(tp, p)
+				p = nil
+			}
+			if p != nil {
+				if err := p.update(mp.LeaderEpoch, cfg); err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
+			p, err = ps.open(t, mp, cfg)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			ps.mu.Lock()
+			ps.m[tp] = p
+			ps.mu.Unlock()
+			ps.b.metrics.partitionsOpened.Inc()
+		}
+	}
+	ps.mu.RLock()
+	var gone []topicPartition
+	for tp := range ps.m {
+		if !want[tp] {
+			gone = append(gone, tp)
+		}
+	}
+	ps.mu.RUnlock()
+	for _, tp := range gone {
+		ps.mu.RLock()
+		p := ps.m[tp]
+		ps.mu.RUnlock()
+		ps.drop(tp, p)
+	}
+	errs = append(errs, ps.removeStrayDirs(want))
+	return errors.Join(errs...)
+}
+
+// drop closes a partition and deletes its data.
+func (ps *partitions) drop(tp topicPartition, p *partition) {
+	ps.mu.Lock()
+	delete(ps.m, tp)
+	ps.mu.Unlock()
+	close(p.stop)
+	p.wg.Wait()
+	if err := p.log.Delete(); err != nil {
+		ps.b.logger.Error("delete partition", "topic", tp.topic, "partition", tp.partition, "err", err)
+	}
+}
+
+func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*partition, error) {
+	dir := filepath.Join(ps.logsDir(), partitionDirName(t.Name, mp.Index))
+	idFile := filepath.Join(dir, "partition.metadata")
+	if raw, err := os.ReadFile(idFile); err == nil {
+		if strings.TrimSpace(string(raw)) != hex.EncodeToString(t.ID[:]) {
+			// Left by an earlier topic of the same name.
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("broker: remove stale partition dir: %w", err)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("broker: partition dir: %w", err)
+	}
+	if err := writeFileSync(idFile, []byte(hex.EncodeToString(t.ID[:])+"\n")); err != nil {
+		return nil, fmt.Errorf("broker: partition metadata: %w", err)
+	}
+	l, err := log.Open(dir, cfg, log.WithClock(ps.b.cfg.Now), log.WithLogger(ps.b.logger.With("topic", t.Name, "partition", mp.Index)))
+	if err != nil {
+		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Index, err)
+	}
+	return newPartition(t.Name, t.ID, mp.Index, l, mp.LeaderEpoch, cfg.FlushMessages <= 1), nil
+}
+
+// removeStrayDirs deletes partition directories no partition wants (their
+// topic was deleted while the broker was down).
+func (ps *partitions) removeStrayDirs(want map[topicPartition]bool) error {
+	entries, err := os.ReadDir(ps.logsDir())
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	keep := make(map[string]bool, len(want))
+	for tp := range want {
+		keep[partitionDirName(tp.topic, tp.partition)] = true
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() || keep[e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(ps.logsDir(), e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (ps *partitions) enforceRetention(now time.Time) {
+	for _, p := range ps.all() {
+		n, err := p.log.EnforceRetention(now)
+		if err != nil {
+			ps.b.logger.Error("retention", "topic", p.topic, "partition", p.index, "err", err)
+		}
+		if n > 0 {
+			ps.b.metrics.segmentsDeleted.Add(float64(n))
+		}
+	}
+}
+
+func (ps *partitions) closeAll() error {
+	ps.reconcileMu.Lock()
+	defer ps.reconcileMu.Unlock()
+	ps.mu.Lock()
+	m := ps.m
+	ps.m = make(map[topicPartition]*partition)
+	ps.mu.Unlock()
+	var errs []error
+	for _, p := range m {
+		errs = append(errs, p.close())
+	}
+	return errors.Join(errs...)
+}
+
+func containsID(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// writeFileSync writes a small file durably: temp file, fsync, rename.
+func writeFileSync(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
