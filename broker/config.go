@@ -13,7 +13,8 @@ import (
 // EnsureDefaults, then Validate. Field comments give the default and the
 // Apache Kafka broker property each corresponds to.
 type Config struct {
-	// NodeID is this broker's id (node.id). Default 1.
+	// NodeID is this broker's id (node.id). Default 0, like any other
+	// non-negative id.
 	NodeID int32
 	// DataDir holds partition logs and the metadata Raft state (log.dirs).
 	// Required.
@@ -72,9 +73,6 @@ type Config struct {
 
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
-	if c.NodeID == 0 {
-		c.NodeID = 1
-	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}

@@ -211,7 +211,7 @@ func (b *Broker) topicConfigEntries(topic map[string]string) []configEntry {
 		switch v, ok := topic[n]; {
 		case ok:
 			out = append(out, configEntry{n, v, configSourceDynamicTopic})
-		case fromBroker[n] != "":
+		case fromBroker[n] != "" && fromBroker[n] != kafkaTopicDefaults[n]:
 			out = append(out, configEntry{n, fromBroker[n], configSourceStaticBroker})
 		default:
 			out = append(out, configEntry{n, kafkaTopicDefaults[n], configSourceDefault})
@@ -220,9 +220,18 @@ func (b *Broker) topicConfigEntries(topic map[string]string) []configEntry {
 	return out
 }
 
-// kafkaTopicDefaults are Apache Kafka 4's defaults for the topic configs
-// the broker configuration does not set.
+// kafkaTopicDefaults are Apache Kafka 4's defaults for the topic configs.
+// A value the broker configuration sets is reported as a static broker
+// config only where it differs from these (flush.messages does: Runnel
+// fsyncs before it acknowledges, Kafka does not).
 var kafkaTopicDefaults = map[string]string{
+	"segment.bytes":                           "1073741824",
+	"segment.ms":                              "604800000",
+	"retention.ms":                            "604800000",
+	"retention.bytes":                         "-1",
+	"max.message.bytes":                       "1048588",
+	"flush.messages":                          "9223372036854775807",
+	"flush.ms":                                "9223372036854775807",
 	"cleanup.policy":                          "delete",
 	"compression.type":                        "producer",
 	"delete.retention.ms":                     "86400000",

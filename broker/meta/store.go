@@ -110,7 +110,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = id
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: slogWriter{cfg.Logger}})
+	// Raft warns at every start of a quorum of one ("heartbeat timeout
+	// reached, starting election"), which is how a single node elects
+	// itself; only its errors are worth a broker log line.
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
 	// A quorum of one elects itself after one heartbeat timeout; keep it
 	// short so a broker starts in well under a second. Clusters over a
 	// real network set their own transport and may want more.
@@ -361,10 +364,10 @@ func newClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// slogWriter turns hclog's text lines into slog warnings.
+// slogWriter turns hclog's text lines into slog errors.
 type slogWriter struct{ l *slog.Logger }
 
 func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Warn(strings.TrimSpace(string(p)), "component", "raft")
+	w.l.Error(strings.TrimSpace(string(p)), "component", "raft")
 	return len(p), nil
 }

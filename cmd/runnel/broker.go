@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/runnel-dev/runnel/broker"
+)
+
+const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL]"
+
+// runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
+// closes it cleanly. Once clients can connect it prints
+// "runnel broker listening on HOST:PORT" on standard output, and
+// "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on;
+// its log goes to standard error.
+func runBroker(ctx context.Context, e env, g *globals, args []string) error {
+	fs := newFlagSet(e, g, "broker", brokerSynopsis, false)
+	cfg := broker.Config{}
+	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "directory for partition logs and metadata (log.dirs)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener; port 0 picks a free port (listeners)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (default off)")
+	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "host clients are told to connect to (default: the listen host)")
+	nodeID := fs.Int("node-id", 1, "this broker's id (node.id)")
+	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
+	numPartitions := fs.Int("num-partitions", 1, "partitions of topics created without a count (num.partitions)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usagef(fs, "--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	if *nodeID < 0 || *nodeID > 1<<31-1 {
+		return usagef(fs, "--node-id %d is out of range", *nodeID)
+	}
+	if *numPartitions < 1 || *numPartitions > 1<<31-1 {
+		return usagef(fs, "--num-partitions %d must be at least 1", *numPartitions)
+	}
+	cfg.NodeID = int32(*nodeID)
+	cfg.NumPartitions = int32(*numPartitions)
+	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	b, err := broker.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "runnel broker listening on %s\n", b.Addr())
+	if m := b.MetricsAddr(); m != "" {
+		fmt.Fprintf(e.stdout, "runnel broker metrics on http://%s/metrics\n", m)
+	}
+
+	<-ctx.Done()
+	if e.stopSignals != nil {
+		e.stopSignals()
+	}
+	start := time.Now()
+	cfg.Logger.Info("shutting down")
+	if err := b.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	cfg.Logger.Info("shut down cleanly", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const topicsSynopsis = `topics SUBCOMMAND [ARGS...]
+
+subcommands:
+  create NAME [--partitions N] [--replication-factor R] [--config KEY=VALUE ...]
+  list
+  describe NAME [--all-configs]
+  delete NAME`
+
+// runTopics dispatches the topics subcommands.
+func runTopics(ctx context.Context, e env, g *globals, args []string) error {
+	usage := func() { fmt.Fprintf(e.stderr, "usage: runnel %s\n", topicsSynopsis) }
+	if len(args) == 0 {
+		return &usageError{msg: "missing subcommand", usage: usage}
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "create":
+		return topicsCreate(ctx, e, g, rest)
+	case "list":
+		return topicsList(ctx, e, g, rest)
+	case "describe":
+		return topicsDescribe(ctx, e, g, rest)
+	case "delete":
+		return topicsDelete(ctx, e, g, rest)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprintf(e.stdout, "usage: runnel %s\n", topicsSynopsis)
+		return flag.ErrHelp
+	}
+	return &usageError{msg: fmt.Sprintf("unknown subcommand %q", sub), usage: usage}
+}
+
+// adminFlags adds the flags every topics subcommand shares.
+func adminFlags(fs *flag.FlagSet) *time.Duration {
+	return fs.Duration("timeout", 30*time.Second, "give up after this long")
+}
+
+func newAdmin(g *globals) (*kadm.Client, error) {
+	cl, err := newClient(g)
+	if err != nil {
+		return nil, err
+	}
+	return kadm.NewClient(cl), nil
+}
+
+func topicsCreate(ctx context.Context, e env, g *globals, args []string) error {
+	fs := newFlagSet(e, g, "topics create", "topics create NAME [--partitions N] [--replication-factor R] [--config KEY=VALUE ...]", true)
+	partitions := fs.Int("partitions", -1, "number of partitions (default: the broker's num.partitions)")
+	rf := fs.Int("replication-factor", -1, "replicas per partition (default: the broker's default)")
+	var configs listFlag
+	fs.Var(&configs, "config", "topic config KEY=VALUE, repeatable (e.g. retention.ms=60000)")
+	timeout := adminFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "NAME"); err != nil {
+		return err
+	}
+	name := pos[0]
+	if *partitions == 0 || *partitions < -1 || *partitions > 1<<31-1 {
+		return usagef(fs, "--partitions %d must be at least 1", *partitions)
+	}
+	if *rf == 0 || *rf < -1 || *rf > 1<<15-1 {
+		return usagef(fs, "--replication-factor %d must be at least 1", *rf)
+	}
+	cfg := make(map[string]*string, len(configs))
+	for _, kv := range configs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usagef(fs, "--config %q: want KEY=VALUE", kv)
+		}
+		cfg[k] = &v
+	}
+
+	adm, err := newAdmin(g)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, int32(*partitions), int16(*rf), cfg, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		if resp.ErrMessage != "" {
+			return fmt.Errorf("create topic %s: %w: %s", name, err, resp.ErrMessage)
+		}
+		return fmt.Errorf("create topic %s: %w", name, err)
+	}
+	fmt.Fprintf(e.stdout, "created topic %s with %d partitions, replication factor %d\n", name, resp.NumPartitions, resp.ReplicationFactor)
+	return nil
+}
+
+func topicsList(ctx context.Context, e env, g *globals, args []string) error {
+	fs := newFlagSet(e, g, "topics list", "topics list [--internal]", true)
+	internal := fs.Bool("internal", false, "include internal topics")
+	timeout := adminFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos); err != nil {
+		return err
+	}
+	adm, err := newAdmin(g)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	topics, err := adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	if !*internal {
+		topics.FilterInternal()
+	}
+	for _, name := range topics.Names() {
+		fmt.Fprintln(e.stdout, name)
+	}
+	return nil
+}
+
+func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error {
+	fs := newFlagSet(e, g, "topics describe", "topics describe NAME [--all-configs]", true)
+	all := fs.Bool("all-configs", false, "print every config with its source, not only the topic's own settings")
+	timeout := adminFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "NAME"); err != nil {
+		return err
+	}
+	name := pos[0]
+	adm, err := newAdmin(g)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	topics, err := adm.ListTopicsWithInternal(ctx, name)
+	if err != nil {
+		return fmt.Errorf("describe topic %s: %w", name, err)
+	}
+	td, ok := topics[name]
+	if !ok {
+		return fmt.Errorf("describe topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	}
+	if td.Err != nil {
+		return fmt.Errorf("describe topic %s: %w", name, td.Err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, name)
+	if err != nil {
+		return fmt.Errorf("list start offsets of %s: %w", name, err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, name)
+	if err != nil {
+		return fmt.Errorf("list end offsets of %s: %w", name, err)
+	}
+
+	parts := td.Partitions.Sorted()
+	rf := 0
+	if len(parts) > 0 {
+		rf = len(parts[0].Replicas)
+	}
+	// Topic ids print as Kafka prints them (Uuid.toString): URL-safe
+	// base64 without padding.
+	id := base64.RawURLEncoding.EncodeToString(td.ID[:])
+	fmt.Fprintf(e.stdout, "Topic: %s\tID: %s\tPartitions: %d\tReplicationFactor: %d\n", name, id, len(parts), rf)
+
+	// Configs need DescribeConfigs, which not every broker serves; the
+	// rest of the description stands without them.
+	rcs, cerr := adm.DescribeTopicConfigs(ctx, name)
+	var rc kadm.ResourceConfig
+	if cerr == nil {
+		rc, cerr = rcs.On(name, nil)
+		if cerr == nil {
+			cerr = rc.Err
+		}
+	}
+	switch {
+	case cerr != nil:
+		fmt.Fprintf(e.stdout, "Configs: unavailable (%v)\n", cerr)
+	case *all:
+		fmt.Fprintln(e.stdout, "Configs:")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		cs := slices.Clone(rc.Configs)
+		slices.SortFunc(cs, func(a, b kadm.Config) int { return strings.Compare(a.Key, b.Key) })
+		for _, c := range cs {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", c.Key, configValue(c), configSource(c.Source))
+		}
+		tw.Flush()
+	default:
+		var set []string
+		for _, c := range rc.Configs {
+			if c.Source == kmsg.ConfigSourceDynamicTopicConfig {
+				set = append(set, c.Key+"="+configValue(c))
+			}
+		}
+		slices.Sort(set)
+		fmt.Fprintf(e.stdout, "Configs: %s\n", strings.Join(set, ","))
+	}
+
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Partition\tLeader\tEpoch\tReplicas\tISR\tStartOffset\tEndOffset")
+	for _, p := range parts {
+		if p.Err != nil {
+			fmt.Fprintf(tw, "%d\terror: %v\t\t\t\t\t\n", p.Partition, p.Err)
+			continue
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Partition, p.Leader, p.LeaderEpoch,
+			joinIDs(p.Replicas), joinIDs(p.ISR), offsetOf(starts, name, p.Partition), offsetOf(ends, name, p.Partition))
+	}
+	return tw.Flush()
+}
+
+func topicsDelete(ctx context.Context, e env, g *globals, args []string) error {
+	fs := newFlagSet(e, g, "topics delete", "topics delete NAME", true)
+	timeout := adminFlags(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs(fs, pos, "NAME"); err != nil {
+		return err
+	}
+	name := pos[0]
+	adm, err := newAdmin(g)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	resp, err := adm.DeleteTopic(ctx, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		if resp.ErrMessage != "" {
+			return fmt.Errorf("delete topic %s: %w: %s", name, err, resp.ErrMessage)
+		}
+		return fmt.Errorf("delete topic %s: %w", name, err)
+	}
+	fmt.Fprintf(e.stdout, "deleted topic %s\n", name)
+	return nil
+}
+
+func configValue(c kadm.Config) string {
+	if c.Sensitive {
+		return "(sensitive)"
+	}
+	if c.Value == nil {
+		return "(null)"
+	}
+	return *c.Value
+}
+
+func configSource(s kmsg.ConfigSource) string {
+	switch s {
+	case kmsg.ConfigSourceDynamicTopicConfig:
+		return "topic"
+	case kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceStaticBrokerConfig:
+		return "broker"
+	case kmsg.ConfigSourceDefaultConfig:
+		return "default"
+	}
+	return strings.ToLower(s.String())
+}
+
+func joinIDs(ids []int32) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
+}
+
+func offsetOf(lo kadm.ListedOffsets, topic string, p int32) string {
+	o, ok := lo.Lookup(topic, p)
+	switch {
+	case !ok:
+		return "-"
+	case o.Err != nil:
+		var ke *kerr.Error
+		if errors.As(o.Err, &ke) {
+			return ke.Message
+		}
+		return "error"
+	}
+	return fmt.Sprint(o.Offset)
+}
