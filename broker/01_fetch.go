@@ -28,6 +28,10 @@ import (
 
 func init() { register(1, 4, 18, handleFetch) }
 
+// fetchMaxBytes caps a response whatever the client asks for (Kafka's
+// fetch.max.bytes default), bounding the memory one fetch can pin.
+const fetchMaxBytes = 55 << 20
+
 // fetchPart is one requested partition, resolved.
 type fetchPart struct {
 	p        *partition
@@ -120,8 +124,8 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 // read and whether any partition failed.
 func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted bool) (int, bool) {
 	remaining := r.MaxBytes
-	if r.MaxBytes <= 0 {
-		remaining = 1<<31 - 1
+	if r.MaxBytes <= 0 || r.MaxBytes > fetchMaxBytes {
+		remaining = fetchMaxBytes
 	}
 	total := 0
 	failed := false
@@ -169,6 +173,11 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 			continue
 		}
 		sp.LogStartOffset = rr.LogStartOffset
+		if total > 0 && len(rr.Records) > int(limit) {
+			// Only the first partition with data may exceed the
+			// limits; this one's first batch does not fit.
+			continue
+		}
 		if n := len(rr.Records); n > 0 {
 			sp.RecordBatches = rr.Records
 			total += n

@@ -222,7 +222,8 @@ func TestScenario03Retention(t *testing.T) {
 		"retention.bytes": ptr("20000"),
 		"segment.bytes":   ptr("4096"),
 	})
-	prod := newClient(t, b.Addr(), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1))
+	// Uncompressed, so segment sizes follow the record count.
+	prod := newClient(t, b.Addr(), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(1), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	ctx := testContext(t)
 	produce := func(topic string, from, n int) {
 		for i := from; i < from+n; i++ {

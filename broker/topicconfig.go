@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,8 +135,13 @@ func (b *Broker) logConfig(topic map[string]string) (log.Config, error) {
 		return n, true, nil
 	}
 	ms := func(n int64) time.Duration {
-		if n < 0 {
+		switch {
+		case n < 0:
 			return -1
+		case n > math.MaxInt64/int64(time.Millisecond):
+			// Kafka spells "never" as Long.MAX_VALUE milliseconds,
+			// which does not fit a Duration.
+			return math.MaxInt64
 		}
 		return time.Duration(n) * time.Millisecond
 	}
@@ -149,7 +155,13 @@ func (b *Broker) logConfig(topic map[string]string) (log.Config, error) {
 		{"retention.bytes", func(n int64) { c.RetentionBytes = n }},
 		{"max.message.bytes", func(n int64) { c.MaxMessageBytes = int32(n) }},
 		{"flush.messages", func(n int64) { c.FlushMessages = n }},
-		{"flush.ms", func(n int64) { c.FlushMs = ms(n) }},
+		{"flush.ms", func(n int64) {
+			// Long.MAX_VALUE, Kafka's default, means no timed flush: 0
+			// to the log.
+			if c.FlushMs = ms(n); c.FlushMs == math.MaxInt64 {
+				c.FlushMs = 0
+			}
+		}},
 		{"index.interval.bytes", func(n int64) { c.IndexIntervalBytes = int32(n) }},
 	} {
 		n, ok, err := long(f.name)

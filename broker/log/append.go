@@ -139,8 +139,9 @@ func (l *Log) rollLocked() error {
 	return nil
 }
 
-// Roll starts a new segment now if the active one is non-empty. Retention
-// uses it to expire a fully expired active segment; tests use it directly.
+// Roll seals the active segment and starts a new one at the log end
+// offset, if the active one is non-empty (Kafka's forced roll, used by
+// tools and tests; appends and retention roll by themselves).
 func (l *Log) Roll() error {
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()

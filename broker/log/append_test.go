@@ -359,3 +359,20 @@ func TestStickyWriteError(t *testing.T) {
 		t.Fatalf("end %d", l.EndOffset())
 	}
 }
+
+func TestForcedRoll(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, testConfig())
+	if err := l.Roll(); err != nil || len(segmentFiles(t, dir)) != 1 {
+		t.Fatalf("roll of an empty segment: %v, %d files", err, len(segmentFiles(t, dir)))
+	}
+	mustAppend(t, l, makeBatch(t, batchSpec{n: 4}))
+	if err := l.Roll(); err != nil {
+		t.Fatal(err)
+	}
+	files := segmentFiles(t, dir)
+	if len(files) != 2 || !strings.HasSuffix(files[1], segmentName(4)+logSuffix) {
+		t.Fatalf("segments %v", files)
+	}
+	checkInvariants(t, l)
+}

@@ -17,7 +17,7 @@ func TestConcurrentReadersAppenderRetention(t *testing.T) {
 	cfg.RetentionBytes = 48 << 10
 	l := openLog(t, t.TempDir(), cfg, WithClock(clk.Now))
 
-	const appends = 1500
+	const appends = 1000
 	var done atomic.Bool
 	var wg sync.WaitGroup
 	fail := make(chan error, 16)

@@ -101,8 +101,11 @@ func (l *Log) recover() error {
 	if err := syncDir(l.dir); err != nil {
 		return fmt.Errorf("log: open: sync dir: %w", err)
 	}
-	if newest.rollBase == 0 {
-		newest.rollBase = l.now().UnixMilli()
+	// segment.ms counts from the first batch's timestamp after a restart
+	// (its first append time is not recorded), or from now when it has
+	// none or it lies in the future.
+	if now := l.now().UnixMilli(); newest.rollBase <= 0 || newest.rollBase > now {
+		newest.rollBase = now
 	}
 	l.active = newest
 	l.start.Store(start)

@@ -17,7 +17,9 @@ func TestRetentionByTime(t *testing.T) {
 	dir := t.TempDir()
 	l := openLog(t, dir, cfg, WithClock(clk.Now))
 	now := clk.Now().UnixMilli()
-	old := func(i int) []byte { return makeBatch(t, batchSpec{n: 5, value: 30, firstTs: now - 10*60_000 + int64(i)}) }
+	old := func(i int) []byte {
+		return makeBatch(t, batchSpec{n: 5, value: 30, firstTs: now - 10*60_000 + int64(i)})
+	}
 	for i := 0; i < 6; i++ { // segments 0, 10, 20, all expired
 		mustAppend(t, l, old(i))
 	}
