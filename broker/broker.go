@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/runnel-dev/runnel/broker/group"
 	"github.com/runnel-dev/runnel/broker/meta"
 )
 
@@ -50,7 +51,8 @@ type Broker struct {
 	metricsSrv *http.Server
 	metrics    *metrics
 
-	parts *partitions
+	parts  *partitions
+	groups *group.Coordinator
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -121,9 +123,17 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		b.cancel()
 		return nil, err
 	}
+	if err := b.startGroups(ctx); err != nil {
+		b.parts.closeAll()
+		ms.Close()
+		ln.Close()
+		b.cancel()
+		return nil, err
+	}
 
 	if cfg.MetricsListen != "" {
 		if err := b.startMetrics(); err != nil {
+			b.groups.Close()
 			b.parts.closeAll()
 			ms.Close()
 			ln.Close()
@@ -165,6 +175,7 @@ func (b *Broker) startMetrics() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b.metrics.collectors()...)
 	reg.MustRegister(&partitionCollector{b: b})
+	reg.MustRegister(&groupCollector{b: b})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	b.metricsLn = ln
@@ -207,6 +218,7 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.wg.Wait()
+		b.groups.Close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		b.closeErr = errors.Join(errs...)
 		b.logger.Info("broker stopped", "addr", b.advertised)

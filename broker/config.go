@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -65,6 +66,30 @@ type Config struct {
 	// minutes.
 	RetentionCheckInterval time.Duration
 
+	// Group coordinator.
+
+	// OffsetsTopicPartitions is the partition count __consumer_offsets is
+	// created with when missing (offsets.topic.num.partitions). Default
+	// 50.
+	OffsetsTopicPartitions int32
+	// GroupInitialRebalanceDelay holds an empty group's first rebalance
+	// open for more members (group.initial.rebalance.delay.ms). Default
+	// 3s; negative means none.
+	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout: group.min.session.timeout.ms, default 6s.
+	GroupMinSessionTimeout time.Duration
+	// GroupMaxSessionTimeout: group.max.session.timeout.ms, default 30
+	// minutes.
+	GroupMaxSessionTimeout time.Duration
+	// GroupMaxSize: group.max.size, default unlimited (math.MaxInt32).
+	GroupMaxSize int
+	// OffsetsRetention: offsets.retention.minutes, default 7 days. An
+	// empty group's offsets are deleted this long after it emptied.
+	OffsetsRetention time.Duration
+	// OffsetsRetentionCheckInterval:
+	// offsets.retention.check.interval.ms, default 10 minutes.
+	OffsetsRetentionCheckInterval time.Duration
+
 	// Logger receives the broker's structured log. Default: discard.
 	Logger *slog.Logger
 	// Now is the broker's clock. Default time.Now. Tests inject one.
@@ -99,6 +124,27 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
+	}
+	if c.OffsetsTopicPartitions == 0 {
+		c.OffsetsTopicPartitions = 50
+	}
+	if c.GroupInitialRebalanceDelay == 0 {
+		c.GroupInitialRebalanceDelay = 3 * time.Second
+	}
+	if c.GroupMinSessionTimeout == 0 {
+		c.GroupMinSessionTimeout = 6 * time.Second
+	}
+	if c.GroupMaxSessionTimeout == 0 {
+		c.GroupMaxSessionTimeout = 30 * time.Minute
+	}
+	if c.GroupMaxSize == 0 {
+		c.GroupMaxSize = math.MaxInt32
+	}
+	if c.OffsetsRetention == 0 {
+		c.OffsetsRetention = 7 * 24 * time.Hour
+	}
+	if c.OffsetsRetentionCheckInterval == 0 {
+		c.OffsetsRetentionCheckInterval = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -144,6 +190,21 @@ func (c *Config) Validate() error {
 	if c.FlushMs < 0 {
 		bad("flush.ms %v is negative", c.FlushMs)
 	}
+	if c.OffsetsTopicPartitions < 1 {
+		bad("offsets.topic.num.partitions %d must be at least 1", c.OffsetsTopicPartitions)
+	}
+	if c.GroupMinSessionTimeout < 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		bad("group session timeouts: min %v, max %v", c.GroupMinSessionTimeout, c.GroupMaxSessionTimeout)
+	}
+	if c.GroupMaxSize < 1 {
+		bad("group.max.size %d must be at least 1", c.GroupMaxSize)
+	}
+	if c.OffsetsRetention < time.Millisecond {
+		bad("offsets.retention %v must be at least 1ms", c.OffsetsRetention)
+	}
+	if c.OffsetsRetentionCheckInterval < time.Millisecond {
+		bad("offsets.retention.check.interval %v must be at least 1ms", c.OffsetsRetentionCheckInterval)
+	}
 	return errors.Join(errs...)
 }
 
@@ -165,5 +226,12 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "log.flush.interval.messages=%d\n", c.FlushMessages)
 	fmt.Fprintf(&b, "log.flush.interval.ms=%d\n", c.FlushMs.Milliseconds())
 	fmt.Fprintf(&b, "log.retention.check.interval.ms=%d\n", c.RetentionCheckInterval.Milliseconds())
+	fmt.Fprintf(&b, "offsets.topic.num.partitions=%d\n", c.OffsetsTopicPartitions)
+	fmt.Fprintf(&b, "group.initial.rebalance.delay.ms=%d\n", max(c.GroupInitialRebalanceDelay, 0).Milliseconds())
+	fmt.Fprintf(&b, "group.min.session.timeout.ms=%d\n", c.GroupMinSessionTimeout.Milliseconds())
+	fmt.Fprintf(&b, "group.max.session.timeout.ms=%d\n", c.GroupMaxSessionTimeout.Milliseconds())
+	fmt.Fprintf(&b, "group.max.size=%d\n", c.GroupMaxSize)
+	fmt.Fprintf(&b, "offsets.retention.minutes=%d\n", int64(c.OffsetsRetention.Minutes()))
+	fmt.Fprintf(&b, "offsets.retention.check.interval.ms=%d\n", c.OffsetsRetentionCheckInterval.Milliseconds())
 	return b.String()
 }

@@ -1,0 +1,394 @@
+package group
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// OffsetCommit handles an OffsetCommit request. A generation below zero
+// from a group with no members is a simple commit (the group is only
+// storing offsets); otherwise the member and generation must be current.
+// The returned function waits until the commit is durable.
+func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.Context) *kmsg.OffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	setAll := func(code int16) {
+		for ti := range resp.Topics {
+			for pi := range resp.Topics[ti].Partitions {
+				if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
+					resp.Topics[ti].Partitions[pi].ErrorCode = code
+				}
+			}
+		}
+	}
+	fail := func(code int16) func(context.Context) *kmsg.OffsetCommitResponse {
+		setAll(code)
+		return ready(resp)
+	}
+	if req.Group == "" {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	s, code := c.lookup(req.Group)
+	if code != 0 {
+		return fail(code)
+	}
+	defer s.mu.Unlock()
+	g := s.groups[req.Group]
+	if g == nil {
+		if req.Generation >= 0 {
+			return fail(kerr.IllegalGeneration.Code)
+		}
+		g = s.newGroupLocked(req.Group)
+	}
+	if code := g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID); code != 0 {
+		return fail(code)
+	}
+
+	commitTime := c.clock.Now()
+	var recs []kv
+	var applied []func()
+	for ti, rt := range req.Topics {
+		for pi, rp := range rt.Partitions {
+			sp := &resp.Topics[ti].Partitions[pi]
+			switch {
+			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				continue
+			case !c.cfg.PartitionExists(rt.Topic, rp.Partition):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			o := offset{offset: rp.Offset, leaderEpoch: -1, commitTime: commitTime}
+			if req.Version >= 6 {
+				o.leaderEpoch = rp.LeaderEpoch
+			}
+			if rp.Metadata != nil {
+				o.metadata = *rp.Metadata
+			}
+			tp := topicPartition{rt.Topic, rp.Partition}
+			recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition), value: offsetValue(o)})
+			applied = append(applied, func() { g.offsets[tp] = o })
+		}
+	}
+	wait, err := s.appendLocked(recs)
+	if err != nil {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	for _, f := range applied {
+		f()
+	}
+	return func(ctx context.Context) *kmsg.OffsetCommitResponse {
+		setAll(durable(ctx, wait))
+		return resp
+	}
+}
+
+// validateCommitLocked checks who may commit offsets for the group now.
+//
+// REQUIRES: s.mu held.
+func (g *group) validateCommitLocked(generation int32, memberID string, instanceID *string) int16 {
+	if instanceID != nil {
+		if cur, ok := g.static[*instanceID]; ok && cur != memberID {
+			return kerr.FencedInstanceID.Code
+		}
+	}
+	if generation < 0 && g.state == Empty {
+		return 0
+	}
+	m := g.members[memberID]
+	switch {
+	case g.state == Dead:
+		return kerr.CoordinatorNotAvailable.Code
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case generation != g.generation:
+		return kerr.IllegalGeneration.Code
+	case g.state == CompletingRebalance:
+		// The member has its JoinGroup answer but not its assignment;
+		// it should not be committing.
+		return kerr.RebalanceInProgress.Code
+	}
+	// Stable, or PreparingRebalance: a member may commit what it
+	// consumed before rejoining.
+	g.scheduleSessionLocked(m)
+	return 0
+}
+
+// OffsetFetch handles an OffsetFetch request: one group before v8, many
+// from v8. Partitions with no committed offset return offset -1. Topics
+// nil (v2+) asks for every committed offset of the group. RequireStable
+// is ignored: there are no pending transactional offsets yet.
+func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	if req.Version >= 8 {
+		for _, rg := range req.Groups {
+			var want map[string][]int32
+			if rg.Topics != nil {
+				want = make(map[string][]int32)
+				for _, rt := range rg.Topics {
+					want[rt.Topic] = append(want[rt.Topic], rt.Partitions...)
+				}
+			}
+			code, got := c.fetchOffsets(rg.Group, want)
+			sg := kmsg.NewOffsetFetchResponseGroup()
+			sg.Group = rg.Group
+			sg.ErrorCode = code
+			for _, ft := range got {
+				st := kmsg.NewOffsetFetchResponseGroupTopic()
+				st.Topic = ft.topic
+				for _, fp := range ft.partitions {
+					sp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+					sp.Partition, sp.Offset, sp.LeaderEpoch, sp.Metadata, sp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.metadata, fp.code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				sg.Topics = append(sg.Topics, st)
+			}
+			resp.Groups = append(resp.Groups, sg)
+		}
+		return resp
+	}
+	var want map[string][]int32
+	if req.Topics != nil || req.Version < 2 {
+		want = make(map[string][]int32)
+		for _, rt := range req.Topics {
+			want[rt.Topic] = append(want[rt.Topic], rt.Partitions...)
+		}
+	}
+	code, got := c.fetchOffsets(req.Group, want)
+	if req.Version >= 2 {
+		resp.ErrorCode = code
+	}
+	for _, ft := range got {
+		st := kmsg.NewOffsetFetchResponseTopic()
+		st.Topic = ft.topic
+		for _, fp := range ft.partitions {
+			sp := kmsg.NewOffsetFetchResponseTopicPartition()
+			sp.Partition, sp.Offset, sp.LeaderEpoch, sp.Metadata, sp.ErrorCode = fp.partition, fp.offset, fp.leaderEpoch, fp.metadata, fp.code
+			if req.Version < 2 && code != 0 {
+				sp.ErrorCode = code
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+type fetchedTopic struct {
+	topic      string
+	partitions []fetchedPartition
+}
+
+type fetchedPartition struct {
+	partition   int32
+	offset      int64
+	leaderEpoch int32
+	metadata    *string
+	code        int16
+}
+
+// fetchOffsets returns the committed offsets of the partitions in want,
+// or of every partition with one when want is nil. On a group-level error
+// the requested partitions come back with offset -1.
+func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32) (int16, []fetchedTopic) {
+	var offs map[topicPartition]offset
+	code := int16(0)
+	if groupID == "" {
+		code = kerr.InvalidGroupID.Code
+	} else if s, lc := c.lookup(groupID); lc != 0 {
+		code = lc
+	} else {
+		if g := s.groups[groupID]; g != nil {
+			offs = make(map[topicPartition]offset, len(g.offsets))
+			for tp, o := range g.offsets {
+				offs[tp] = o
+			}
+		}
+		s.mu.Unlock()
+	}
+	if want == nil {
+		want = make(map[string][]int32)
+		for tp := range offs {
+			want[tp.topic] = append(want[tp.topic], tp.partition)
+		}
+	}
+	topics := make([]string, 0, len(want))
+	for t := range want {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	out := make([]fetchedTopic, 0, len(topics))
+	for _, t := range topics {
+		ft := fetchedTopic{topic: t}
+		parts := slices.Clone(want[t])
+		slices.Sort(parts)
+		for _, p := range parts {
+			fp := fetchedPartition{partition: p, offset: -1, leaderEpoch: -1}
+			if o, ok := offs[topicPartition{t, p}]; ok {
+				md := o.metadata
+				fp.offset, fp.leaderEpoch, fp.metadata = o.offset, o.leaderEpoch, &md
+			} else {
+				md := ""
+				fp.metadata = &md
+			}
+			ft.partitions = append(ft.partitions, fp)
+		}
+		out = append(out, ft)
+	}
+	return code, out
+}
+
+// OffsetDelete handles an OffsetDelete request: an empty group's offsets
+// may all go; a group with members keeps those of topics its members
+// subscribe to (GROUP_SUBSCRIBED_TO_TOPIC). The returned function waits
+// until the tombstones are durable.
+func (c *Coordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) func(context.Context) *kmsg.OffsetDeleteResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	fail := func(code int16) func(context.Context) *kmsg.OffsetDeleteResponse {
+		resp.ErrorCode = code
+		return ready(resp)
+	}
+	if req.Group == "" {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	s, code := c.lookup(req.Group)
+	if code != 0 {
+		return fail(code)
+	}
+	defer s.mu.Unlock()
+	g := s.groups[req.Group]
+	if g == nil || g.state == Dead {
+		return fail(kerr.GroupIDNotFound.Code)
+	}
+	var subscribed func(string) bool
+	if g.state != Empty {
+		if g.protocolType != "consumer" {
+			return fail(kerr.NonEmptyGroup.Code)
+		}
+		subscribed = g.subscribedTopicsLocked()
+	}
+	var recs []kv
+	for _, rt := range req.Topics {
+		st := kmsg.NewOffsetDeleteResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			sp.Partition = rp.Partition
+			tp := topicPartition{rt.Topic, rp.Partition}
+			if subscribed != nil && subscribed(rt.Topic) {
+				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
+			} else if _, ok := g.offsets[tp]; ok {
+				delete(g.offsets, tp)
+				recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition)})
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	wait, err := s.appendLocked(recs)
+	if err != nil {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	return func(ctx context.Context) *kmsg.OffsetDeleteResponse {
+		resp.ErrorCode = durable(ctx, wait)
+		return resp
+	}
+}
+
+// subscribedTopicsLocked reports whether a topic is among those the
+// members subscribe to, read from their consumer protocol metadata. A
+// member whose metadata does not parse counts as subscribed to every
+// topic.
+//
+// REQUIRES: s.mu held.
+func (g *group) subscribedTopicsLocked() func(string) bool {
+	topics := make(map[string]bool)
+	for _, m := range g.members {
+		var md kmsg.ConsumerMemberMetadata
+		if err := md.ReadFrom(m.metadata(g.protocol)); err != nil {
+			return func(string) bool { return true }
+		}
+		for _, t := range md.Topics {
+			topics[t] = true
+		}
+	}
+	return func(t string) bool { return topics[t] }
+}
+
+// ExpireOffsets removes the offsets of groups that have had no members
+// for the retention period (and, for groups that only ever committed,
+// offsets not committed again within it), writing tombstones. A group
+// left empty with no offsets is deleted. It runs every
+// OffsetsRetentionCheckInterval by itself; tests call it directly.
+func (c *Coordinator) ExpireOffsets() {
+	for _, s := range c.shardList() {
+		s.mu.Lock()
+		if s.loaded {
+			s.expireLocked()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// REQUIRES: s.mu held.
+func (s *shard) expireLocked() {
+	now := s.c.clock.Now()
+	retention := s.c.cfg.OffsetsRetention
+	var recs []kv
+	removed := 0
+	for id, g := range s.groups {
+		if g.state != Empty || len(g.pending) > 0 {
+			continue
+		}
+		for tp, o := range g.offsets {
+			base := o.commitTime
+			if g.protocolType != "" {
+				base = g.stateTime
+			}
+			if now.Sub(base) >= retention {
+				delete(g.offsets, tp)
+				recs = append(recs, kv{key: offsetKey(id, tp.topic, tp.partition)})
+				removed++
+			}
+		}
+		if len(g.offsets) == 0 {
+			g.state = Dead
+			g.stopTimersLocked()
+			delete(s.groups, id)
+			recs = append(recs, kv{key: groupKey(id)})
+		}
+	}
+	if _, err := s.appendLocked(recs); err != nil {
+		return
+	}
+	if removed > 0 {
+		s.c.log.Info("expired offsets", "partition", s.index, "offsets", removed)
+	}
+}
+
+// isState reports whether name is a state in filter, matched as Kafka
+// does, ignoring case.
+func isState(filter []string, st State) bool {
+	if len(filter) == 0 {
+		return true
+	}
+	for _, f := range filter {
+		if strings.EqualFold(f, st.String()) {
+			return true
+		}
+	}
+	return false
+}

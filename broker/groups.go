@@ -1,0 +1,168 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/meta"
+)
+
+// offsetsTopic is the compacted internal topic that holds committed
+// offsets and group metadata.
+const offsetsTopic = "__consumer_offsets"
+
+// startGroups creates __consumer_offsets when it is missing, starts the
+// group coordinator, and has it load every partition of the topic this
+// broker leads. Groups answer COORDINATOR_LOAD_IN_PROGRESS until their
+// partition is loaded.
+func (b *Broker) startGroups(ctx context.Context) error {
+	t := b.meta.Cluster().Topics[offsetsTopic]
+	if t == nil {
+		var err error
+		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
+			Name:              offsetsTopic,
+			NumPartitions:     b.cfg.OffsetsTopicPartitions,
+			ReplicationFactor: 1,
+			Internal:          true,
+			Configs: map[string]string{
+				"cleanup.policy": "compact",
+				"segment.bytes":  "104857600", // offsets.topic.segment.bytes
+				// Until the log compacts, time retention must not
+				// delete committed offsets; the coordinator expires
+				// them itself (offsets.retention.minutes).
+				"retention.ms": "-1",
+			},
+		})
+		if err != nil && !errors.Is(err, meta.ErrTopicExists) {
+			return fmt.Errorf("broker: create %s: %w", offsetsTopic, err)
+		}
+		if err := b.parts.reconcile(); err != nil {
+			return err
+		}
+		t = b.meta.Cluster().Topics[offsetsTopic]
+		if t == nil {
+			return fmt.Errorf("broker: %s missing after create", offsetsTopic)
+		}
+	}
+	delay := b.cfg.GroupInitialRebalanceDelay
+	if delay < 0 {
+		delay = 0
+	}
+	coord, err := group.New(group.Config{
+		Partitions:                    int32(len(t.Partitions)),
+		InitialRebalanceDelay:         delay,
+		MinSessionTimeout:             b.cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:             b.cfg.GroupMaxSessionTimeout,
+		MaxSize:                       b.cfg.GroupMaxSize,
+		OffsetsRetention:              b.cfg.OffsetsRetention,
+		OffsetsRetentionCheckInterval: b.cfg.OffsetsRetentionCheckInterval,
+		PartitionExists: func(topic string, partition int32) bool {
+			t := b.meta.Cluster().Topics[topic]
+			return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
+		},
+		Clock:  group.RealClock(b.cfg.Now),
+		Logger: b.logger.With("component", "group"),
+	})
+	if err != nil {
+		return err
+	}
+	b.groups = coord
+	for _, mp := range t.Partitions {
+		if mp.Leader != b.cfg.NodeID {
+			continue
+		}
+		if p := b.parts.get(offsetsTopic, mp.Index); p != nil {
+			coord.AddPartition(mp.Index, offsetsPartition{p})
+		}
+	}
+	return nil
+}
+
+// WaitGroupsLoaded blocks until the group coordinator has loaded every
+// __consumer_offsets partition this broker leads, or ctx ends.
+func (b *Broker) WaitGroupsLoaded(ctx context.Context) error { return b.groups.WaitLoaded(ctx) }
+
+// ExpireGroupOffsets runs one offset expiry pass now, rather than waiting
+// for the next check interval.
+func (b *Broker) ExpireGroupOffsets() { b.groups.ExpireOffsets() }
+
+// offsetsPartition is a __consumer_offsets partition as the coordinator
+// writes and replays it.
+type offsetsPartition struct{ p *partition }
+
+func (o offsetsPartition) Append(batch []byte) (func(context.Context) error, error) {
+	res, err := o.p.append(batch)
+	if err != nil {
+		return nil, err
+	}
+	end := res.LastOffset + 1
+	return func(ctx context.Context) error {
+		if !o.p.waitHW(ctx, end) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return errors.New("broker: partition closed before the write was durable")
+		}
+		return nil
+	}, nil
+}
+
+func (o offsetsPartition) Read(offset int64, maxBytes int32) ([]byte, error) {
+	rr, err := o.p.log.Read(offset, maxBytes, o.p.highWatermark())
+	return rr.Records, err
+}
+
+func (o offsetsPartition) StartOffset() int64   { return o.p.log.StartOffset() }
+func (o offsetsPartition) HighWatermark() int64 { return o.p.highWatermark() }
+
+// clientHost is a connection's peer address as Kafka reports a member's
+// host: a slash and the IP.
+func (c *conn) clientHost() string {
+	host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String())
+	if err != nil {
+		return "/" + c.nc.RemoteAddr().String()
+	}
+	return "/" + host
+}
+
+// groupCollector reports consumer group lag and membership at scrape
+// time.
+type groupCollector struct{ b *Broker }
+
+var (
+	descGroupLag = prometheus.NewDesc("runnel_broker_group_lag",
+		"A consumer group's lag on a partition: the partition's high watermark minus the group's committed offset.",
+		[]string{"group", "topic", "partition"}, nil)
+	descGroupMembers = prometheus.NewDesc("runnel_broker_group_members",
+		"Members of a consumer group.", []string{"group"}, nil)
+)
+
+func (c *groupCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descGroupLag
+	ch <- descGroupMembers
+}
+
+func (c *groupCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.b.groups == nil {
+		return
+	}
+	for _, st := range c.b.groups.Stats() {
+		ch <- prometheus.MustNewConstMetric(descGroupMembers, prometheus.GaugeValue, float64(st.Members), st.Group)
+		for topic, parts := range st.Offsets {
+			for idx, committed := range parts {
+				p := c.b.parts.get(topic, idx)
+				if p == nil {
+					continue
+				}
+				lag := p.highWatermark() - committed
+				ch <- prometheus.MustNewConstMetric(descGroupLag, prometheus.GaugeValue, float64(lag), st.Group, topic, strconv.Itoa(int(idx)))
+			}
+		}
+	}
+}
