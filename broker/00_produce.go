@@ -69,6 +69,12 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 				code = kerr.TransactionalIDAuthorizationFailed.Code
 				msg := "transactions are not supported by this broker yet"
 				sp.ErrorMessage = &msg
+			case b.internalTopic(name):
+				// The coordinators own these logs; a client write
+				// would corrupt their state.
+				code = kerr.InvalidTopicException.Code
+				msg := "cannot append to internal topic " + name
+				sp.ErrorMessage = &msg
 			default:
 				if p = b.parts.get(name, rp.Partition); p == nil {
 					code = kerr.UnknownTopicOrPartition.Code

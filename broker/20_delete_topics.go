@@ -49,6 +49,10 @@ func handleDeleteTopics(c *conn, req *request) (finisher, error) {
 				st.ErrorCode = kerr.UnknownTopicID.Code
 				st.TopicID = t.id
 			}
+		} else if b.internalTopic(name) {
+			st.ErrorCode = kerr.InvalidRequest.Code
+			msg := "topic " + name + " is internal and cannot be deleted"
+			st.ErrorMessage = &msg
 		} else if err := b.meta.DeleteTopic(c.ctx, name); err != nil {
 			st.ErrorCode = errorCode(err)
 			st.ErrorMessage = errorMessage(err)

@@ -179,6 +179,20 @@ func TestTopicErrors(t *testing.T) {
 	if code := pr.Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
 		t.Errorf("raw produce to missing topic: error %v", kerr.ErrorForCode(code))
 	}
+
+	// Internal topics belong to their coordinators: clients can neither
+	// write nor delete them.
+	err = prod.ProduceSync(ctx, &kgo.Record{Topic: "__consumer_offsets", Value: []byte("x")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidTopicException) {
+		t.Errorf("produce to __consumer_offsets: %v, want INVALID_TOPIC_EXCEPTION", err)
+	}
+	dr, err := adm.DeleteTopics(ctx, "__consumer_offsets")
+	if err == nil {
+		err = dr["__consumer_offsets"].Err
+	}
+	if !errors.Is(err, kerr.InvalidRequest) {
+		t.Errorf("delete __consumer_offsets: %v, want INVALID_REQUEST", err)
+	}
 }
 
 // With auto.create.topics.enable, the first reference creates the topic

@@ -292,3 +292,11 @@ func (b *Broker) retentionLoop() {
 // EnforceRetention runs one retention pass over every local partition now,
 // rather than waiting for the next check interval.
 func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
+
+// internalTopic reports whether a topic belongs to a coordinator
+// (__consumer_offsets, and __transaction_state later): clients may read it
+// but neither write nor delete it.
+func (b *Broker) internalTopic(name string) bool {
+	t := b.meta.Cluster().Topics[name]
+	return t != nil && t.Internal
+}
