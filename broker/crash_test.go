@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
 )
@@ -30,7 +31,22 @@ func TestMain(m *testing.M) {
 		runChildBroker(dir)
 		return
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		// Every goroutine a broker started must be gone once the tests
+		// closed their brokers and clients.
+		// kafka-go's default transport and sarama's metrics registry
+		// keep package-level goroutines by design.
+		if err := goleak.Find(
+			goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+			goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run"),
+			goleak.IgnoreTopFunction("github.com/rcrowley/go-metrics.(*meterArbiter).tick"),
+		); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 func runChildBroker(dir string) {
