@@ -1,0 +1,138 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/runnel-dev/runnel/state"
+)
+
+// Batch is one task's uncommitted writes, and the state.Supplier of its
+// stores. Stores read through it, so they see their own uncommitted writes.
+// Commit applies the writes to the database atomically together with the
+// changelog positions they cover; Rollback discards them.
+//
+// A Batch is not safe for concurrent use: it belongs to the goroutine
+// running its task, like the task's stores.
+type Batch struct {
+	db     *DB
+	task   string
+	b      *pebble.Batch // indexed
+	iters  int           // open iterators on b
+	stores []segmented   // stores with meta to write on Commit
+}
+
+// segmented is a store that keeps meta (observed time, seq) in memory and
+// writes it on Commit.
+type segmented interface {
+	writeMeta(*pebble.Batch) error
+	loadMeta() error
+}
+
+var _ state.Supplier = (*Batch)(nil)
+
+// Task is the task id whose keys the batch writes.
+func (b *Batch) Task() string { return b.task }
+
+// Len is the size of the uncommitted writes in bytes.
+func (b *Batch) Len() int { return b.b.Len() }
+
+// Commit writes the batch's stores' writes and positions (changelog
+// topic-partition to offset, typically the offset after the last changelog
+// record the writes produced or restored) in one atomic Pebble write, then
+// starts a new, empty batch. Open iterators keep reading what they saw.
+func (b *Batch) Commit(positions map[string]int64) error {
+	for _, tp := range slices.Sorted(maps.Keys(positions)) {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(positions[tp]))
+		if err := b.b.Set(positionKey(b.task, tp), v[:], nil); err != nil {
+			return fmt.Errorf("pebblestore: commit: %w", err)
+		}
+	}
+	for _, s := range b.stores {
+		if err := s.writeMeta(b.b); err != nil {
+			return err
+		}
+	}
+	if err := b.b.Commit(b.db.writeOpts()); err != nil {
+		return fmt.Errorf("pebblestore: commit: %w", err)
+	}
+	b.renew()
+	return nil
+}
+
+// Rollback discards the uncommitted writes: the stores are back at the last
+// commit, as after a crash.
+func (b *Batch) Rollback() error {
+	b.renew()
+	for _, s := range b.stores {
+		if err := s.loadMeta(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// renew replaces b.b with an empty batch. The old one is closed, which lets
+// Pebble reuse it, only if no iterator still reads it.
+func (b *Batch) renew() {
+	if b.iters == 0 {
+		b.b.Close()
+	}
+	b.iters = 0
+	b.b = b.db.db.NewIndexedBatch()
+}
+
+// Position returns the task's committed position in the changelog
+// partition topicPartition; see DB.Position.
+func (b *Batch) Position(topicPartition string) (offset int64, ok bool, err error) {
+	return readPosition(b.db.db, b.task, topicPartition)
+}
+
+// newIter opens an iterator over b's current batch and the committed data
+// under it, with bounds [lower, upper); nil upper is unbounded.
+func (b *Batch) newIter(lower, upper []byte) (*pebble.Iterator, func(), error) {
+	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, nil, err
+	}
+	b.iters++
+	owner := b.b
+	return it, func() {
+		if b.b == owner {
+			b.iters--
+		}
+	}, nil
+}
+
+// get reads key through the batch; nil if absent. The result is a copy,
+// non-nil for an empty value.
+func (b *Batch) get(key []byte) ([]byte, error) {
+	v, c, err := b.b.Get(key)
+	if err == pebble.ErrNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get: %w", err)
+	}
+	out := append(make([]byte, 0, len(v)), v...)
+	return out, c.Close()
+}
+
+// KeyValueStore implements state.Supplier.
+func (b *Batch) KeyValueStore(name string) (state.KeyValueStore, error) {
+	return b.OpenKeyValueStore(name), nil
+}
+
+// WindowStore implements state.Supplier.
+func (b *Batch) WindowStore(name string, opts state.WindowOptions) (state.WindowStore, error) {
+	return b.OpenWindowStore(name, opts)
+}
+
+// SessionStore implements state.Supplier.
+func (b *Batch) SessionStore(name string, opts state.SessionOptions) (state.SessionStore, error) {
+	return b.OpenSessionStore(name, opts)
+}

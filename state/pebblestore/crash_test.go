@@ -1,0 +1,41 @@
+package pebblestore_test
+
+import (
+	"testing"
+
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/runnel-dev/runnel/state/pebblestore"
+	"github.com/runnel-dev/runnel/state/storetest"
+)
+
+// TestCrashKeepsDataWithPosition simulates a machine crash that loses
+// unsynced writes: the store comes back at a commit, with the position of
+// that same commit, never data of one commit with the position of another.
+func TestCrashKeepsDataWithPosition(t *testing.T) {
+	fs := vfs.NewStrictMem()
+	db, err := pebblestore.Open("", pebblestore.Options{FS: fs, Sync: true})
+	storetest.Must(t, err)
+	b := db.NewBatch("0_0")
+	kv := b.OpenKeyValueStore("kv")
+	storetest.Must(t, kv.Put([]byte("k"), []byte("1")))
+	storetest.Must(t, b.Commit(map[string]int64{"c-0": 1}))
+
+	// Later commits are lost in the crash.
+	fs.SetIgnoreSyncs(true)
+	storetest.Must(t, kv.Put([]byte("k"), []byte("2")))
+	storetest.Must(t, b.Commit(map[string]int64{"c-0": 2}))
+	storetest.Must(t, db.Close()) // its writes are unsynced too, and lost
+	fs.ResetToSyncedState()
+	fs.SetIgnoreSyncs(false)
+
+	db, err = pebblestore.Open("", pebblestore.Options{FS: fs})
+	storetest.Must(t, err)
+	defer db.Close()
+	off, ok, err := db.Position("0_0", "c-0")
+	storetest.Must(t, err)
+	v, err := db.NewBatch("0_0").OpenKeyValueStore("kv").Get([]byte("k"))
+	storetest.Must(t, err)
+	if !ok || off != 1 || string(v) != "1" {
+		t.Fatalf("after crash: position %d (%t), value %q; want 1, \"1\"", off, ok, v)
+	}
+}

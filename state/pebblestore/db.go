@@ -1,0 +1,114 @@
+package pebblestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+)
+
+// Options configures Open. The zero value is ready.
+type Options struct {
+	// FS is the file system the database lives on. Default: the operating
+	// system's. Tests pass vfs.NewMem() or a crashable file system.
+	FS vfs.FS
+	// Sync makes every Batch.Commit wait for its write-ahead log write to
+	// reach stable storage. Default false: the changelog is the store's
+	// source of truth, and a commit lost to a machine crash leaves the
+	// store at an older, still consistent position, whose tail the runtime
+	// restores.
+	Sync bool
+	// Pebble, if set, is used to open the database; FS overrides its FS.
+	Pebble *pebble.Options
+}
+
+// DB is one Pebble database holding the stores of every task of an
+// application instance. It is safe for concurrent use; the Batches it
+// hands out are not.
+type DB struct {
+	db   *pebble.DB
+	sync bool
+}
+
+// ErrCorrupt reports a stored key or value that does not decode.
+var ErrCorrupt = errors.New("pebblestore: corrupt data")
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, opts Options) (*DB, error) {
+	po := &pebble.Options{}
+	if opts.Pebble != nil {
+		po = opts.Pebble.Clone()
+	}
+	if opts.FS != nil {
+		po.FS = opts.FS
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+	}
+	return &DB{db: db, sync: opts.Sync}, nil
+}
+
+// Close closes the database. Uncommitted writes of its batches are lost,
+// and every iterator must be closed first.
+func (d *DB) Close() error {
+	return d.db.Close()
+}
+
+// NewBatch returns the write batch of task: the stores it supplies live
+// under task's key prefix and write into it, and read their own
+// uncommitted writes. task is the runtime's task id ("0_1"). Use one Batch
+// per task at a time; it belongs to the goroutine running the task.
+func (d *DB) NewBatch(task string) *Batch {
+	return &Batch{db: d, task: task, b: d.db.NewIndexedBatch()}
+}
+
+// Position returns task's committed position in the changelog partition
+// topicPartition (the runtime's naming, e.g. "app-store-changelog-3"): the
+// offset Batch.Commit stored with the data it covers. ok is false if none
+// was committed.
+func (d *DB) Position(task, topicPartition string) (offset int64, ok bool, err error) {
+	return readPosition(d.db, task, topicPartition)
+}
+
+// reader is what positions are read from: the DB or a batch.
+type reader interface {
+	Get([]byte) ([]byte, io.Closer, error)
+}
+
+func readPosition(r reader, task, topicPartition string) (int64, bool, error) {
+	v, c, err := r.Get(positionKey(task, topicPartition))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("pebblestore: read position: %w", err)
+	}
+	defer c.Close()
+	if len(v) != 8 {
+		return 0, false, fmt.Errorf("%w: position of %d bytes", ErrCorrupt, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), true, nil
+}
+
+// DropTask deletes everything task keeps: its stores' data and its
+// changelog positions. The runtime calls it when it wipes a task's state
+// (a reset, or state it can no longer trust). No Batch of task may be in
+// use.
+func (d *DB) DropTask(task string) error {
+	p := taskPrefix(task)
+	if err := d.db.DeleteRange(p, prefixEnd(p), d.writeOpts()); err != nil {
+		return fmt.Errorf("pebblestore: drop task %s: %w", task, err)
+	}
+	return nil
+}
+
+func (d *DB) writeOpts() *pebble.WriteOptions {
+	if d.sync {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
