@@ -1,0 +1,181 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// Builder builds a topology with the DSL. Operations record nodes in it as
+// they are called; Build checks and cuts the result. A Builder is not safe
+// for concurrent use.
+type Builder struct {
+	tb    *topology.Builder
+	seq   int // numbers unnamed nodes: KSTREAM-FILTER-0000000003
+	names map[string]bool
+	errs  []error
+	// globals maps a global table's store to its key and value serdes.
+	globals map[string]bool
+}
+
+// NewBuilder returns an empty Builder.
+func NewBuilder() *Builder {
+	return &Builder{tb: topology.NewBuilder(), names: map[string]bool{}, globals: map[string]bool{}}
+}
+
+// Build returns the topology, or every problem found in it.
+func (b *Builder) Build() (*topology.Topology, error) {
+	t, err := b.tb.Build()
+	return t, errors.Join(append(b.errs, err)...)
+}
+
+// Topology returns the underlying topology builder, to mix Processor API
+// nodes with the DSL.
+func (b *Builder) Topology() *topology.Builder { return b.tb }
+
+func (b *Builder) errorf(format string, args ...any) {
+	b.errs = append(b.errs, fmt.Errorf("stream: "+format, args...))
+}
+
+// name returns the user's name for a node, or the next generated one:
+// "<PREFIX>-<10-digit sequence number>", Kafka Streams' scheme. Every call
+// consumes a number, so the names of a topology rebuilt from the same code
+// are the same.
+func (b *Builder) name(o *options, prefix string) string {
+	n := b.seq
+	b.seq++
+	if o != nil && o.name != "" {
+		return o.name
+	}
+	return fmt.Sprintf("%s-%010d", prefix, n)
+}
+
+// suffixed names a node derived from a named operation ("orders-filter"),
+// or generates one.
+func (b *Builder) suffixed(o *options, suffix, prefix string) string {
+	n := b.seq
+	b.seq++
+	if o != nil && o.name != "" {
+		return o.name + "-" + suffix
+	}
+	return fmt.Sprintf("%s-%010d", prefix, n)
+}
+
+// Option configures one DSL operation. Options an operation does not use are
+// ignored.
+type Option func(*options)
+
+type options struct {
+	name         string
+	storeName    string
+	keySerde     any
+	valueSerde   any
+	partitions   int
+	noCaching    bool
+	noLogging    bool
+	retention    time.Duration
+	timestamp    any
+	segment      time.Duration
+	suppressName string
+}
+
+func collect(opts []Option) *options {
+	o := &options{}
+	for _, f := range opts {
+		f(o)
+	}
+	return o
+}
+
+// Named names the operation's processor node. Stateful operations also
+// derive their store and internal topic names from it ("<name>-store",
+// "<name>-repartition") unless Materialized names the store. Kafka Streams'
+// Named.as / Grouped.as.
+func Named(name string) Option { return func(o *options) { o.name = name } }
+
+// Materialized names the operation's state store (Kafka Streams'
+// Materialized.as). Its changelog topic is "<application id>-<name>-changelog".
+func Materialized(store string) Option { return func(o *options) { o.storeName = store } }
+
+// WithSerdes sets the key and value serdes of a source, sink, repartition
+// topic or store (Kafka Streams' Consumed.with / Produced.with /
+// Materialized.withKeySerde+withValueSerde). Their types must match the
+// operation's; a mismatch fails Build. Without it a stream keeps the serdes
+// it was read with until an operation changes its types, after which
+// serde.Default applies.
+func WithSerdes[K, V any](k serde.Serde[K], v serde.Serde[V]) Option {
+	return func(o *options) { o.keySerde, o.valueSerde = k, v }
+}
+
+// WithValueSerde sets only the value serde (see WithSerdes).
+func WithValueSerde[V any](v serde.Serde[V]) Option {
+	return func(o *options) { o.valueSerde = v }
+}
+
+// WithPartitions sets the partition count of a repartition topic. Default:
+// that of the largest source topic upstream (Kafka Streams'
+// Repartitioned.withNumberOfPartitions).
+func WithPartitions(n int) Option { return func(o *options) { o.partitions = n } }
+
+// WithoutCaching turns the record cache of the operation's store off, so
+// every update is forwarded (Materialized.withCachingDisabled). Caching is on
+// by default where the driver enables it.
+func WithoutCaching() Option { return func(o *options) { o.noCaching = true } }
+
+// WithoutLogging turns the changelog of the operation's store off
+// (Materialized.withLoggingDisabled); its state is then lost with the instance.
+func WithoutLogging() Option { return func(o *options) { o.noLogging = true } }
+
+// WithRetention sets how long a window store keeps windows (Materialized.
+// withRetention). Default: window size + grace, at least the join window.
+func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
+
+// WithSegmentInterval sets a window or session store's segment interval
+// (default: state.WindowOptions' default).
+func WithSegmentInterval(d time.Duration) Option { return func(o *options) { o.segment = d } }
+
+// WithTimestamp sets a source's timestamp extractor (Consumed.
+// withTimestampExtractor). Default: the record's own timestamp.
+func WithTimestamp[K, V any](f func(key K, value V, recordTimestamp int64) int64) Option {
+	return func(o *options) { o.timestamp = f }
+}
+
+// serdesOf picks the serdes of an operation: the options', else the given
+// ones, else the defaults for the types.
+func serdesOf[K, V any](b *Builder, o *options, k serde.Serde[K], v serde.Serde[V]) (serde.Serde[K], serde.Serde[V]) {
+	if o != nil && o.keySerde != nil {
+		if ks, ok := o.keySerde.(serde.Serde[K]); ok {
+			k = ks
+		} else {
+			var zero K
+			b.errorf("key serde %T does not handle %T", o.keySerde, zero)
+		}
+	}
+	if o != nil && o.valueSerde != nil {
+		if vs, ok := o.valueSerde.(serde.Serde[V]); ok {
+			v = vs
+		} else {
+			var zero V
+			b.errorf("value serde %T does not handle %T", o.valueSerde, zero)
+		}
+	}
+	if k == nil {
+		k = serde.Default[K]()
+	}
+	if v == nil {
+		v = serde.Default[V]()
+	}
+	return k, v
+}
+
+// KeyValue is a key and a value, as returned by FlatMap's function.
+type KeyValue[K, V any] struct {
+	Key   K
+	Value V
+}
+
+// KV makes a KeyValue.
+func KV[K, V any](k K, v V) KeyValue[K, V] { return KeyValue[K, V]{Key: k, Value: v} }

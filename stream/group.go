@@ -1,0 +1,198 @@
+package stream
+
+import (
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// GroupedStream is a stream partitioned by key, ready to aggregate (Kafka
+// Streams' KGroupedStream).
+type GroupedStream[K, V any] struct {
+	s    Stream[K, V]
+	name string // base name for derived stores/topics, or ""
+}
+
+// GroupByKey groups the stream by its key. If the key may have changed
+// since the stream was read (Map, SelectKey, FlatMap, Process), records first
+// go through a repartition topic "<app>-<name>-repartition". Options: Named,
+// WithSerdes (the repartition topic's), WithPartitions.
+func (s Stream[K, V]) GroupByKey(opts ...Option) GroupedStream[K, V] {
+	o := collect(opts)
+	if s.rekeyed {
+		base := o.name
+		if base == "" {
+			base = s.b.name(nil, "KSTREAM-AGGREGATE-STATE-STORE")
+		}
+		s = repartition(s, o, base)
+	}
+	return GroupedStream[K, V]{s: s, name: o.name}
+}
+
+// GroupBy groups the stream by a new key computed from each record (a
+// SelectKey followed by GroupByKey, which repartitions).
+func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) GroupedStream[K2, V] {
+	return SelectKey(s, f).GroupByKey(opts...)
+}
+
+// storeName picks an aggregation's store name: Materialized, else
+// "<name>-store" for a named operation, else a generated one.
+func (b *Builder) storeName(o *options, group string) string {
+	switch {
+	case o.storeName != "":
+		return o.storeName
+	case o.name != "":
+		return o.name + "-store"
+	case group != "":
+		return group + "-store"
+	}
+	return b.name(nil, "KSTREAM-AGGREGATE-STATE-STORE")
+}
+
+// Count counts the records per key. Options: Named, Materialized,
+// WithoutCaching, WithoutLogging.
+func (g GroupedStream[K, V]) Count(opts ...Option) Table[K, int64] {
+	return aggregate(g, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, serde.Int64, "KSTREAM-COUNT", opts)
+}
+
+// Reduce combines the values of each key with f, the first value standing
+// as it is.
+func (g GroupedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
+	_, vs := serdesOf(g.s.b, collect(opts), g.s.ks, g.s.vs)
+	return aggregateWith(g, nil, func(_ K, v V, agg V, first bool) V {
+		if first {
+			return v
+		}
+		return f(agg, v)
+	}, vs, "KSTREAM-REDUCE", opts)
+}
+
+// Aggregate folds the values of each key into an aggregate, starting from
+// init(). Options: Named, Materialized, WithValueSerde (the aggregate's),
+// WithoutCaching, WithoutLogging.
+func Aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[K, A] {
+	_, as := serdesOf[K, A](g.s.b, collect(opts), nil, nil)
+	return aggregate(g, init, f, as, "KSTREAM-AGGREGATE", opts)
+}
+
+func aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A) A, as serde.Serde[A], prefix string, opts []Option) Table[K, A] {
+	return aggregateWith(g, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, prefix, opts)
+}
+
+func aggregateWith[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[K, A] {
+	o := collect(opts)
+	b := g.s.b
+	ks, _ := serdesOf(b, &options{}, g.s.ks, g.s.vs)
+	name := b.name(o, prefix)
+	store := b.storeName(o, g.name)
+	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, K, change[A]] {
+		return &streamAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f}
+	}, g.s.node)
+	b.tb.AddStore(kvSpec(store, o), name)
+	return Table[K, A]{b: b, node: name, ks: ks, vs: as, store: store, getter: storeGetter(store, ks, as), sources: g.s.sources}
+}
+
+type streamAgg[K, V, A any] struct {
+	store string
+	ks    serde.Serde[K]
+	as    serde.Serde[A]
+	init  func() A
+	f     func(K, V, A, bool) A
+	w     tableWriter[K, A]
+}
+
+func (p *streamAgg[K, V, A]) Init(ctx topology.Context[K, change[A]]) error {
+	return p.w.init(ctx, p.store, p.ks, p.as)
+}
+
+func (p *streamAgg[K, V, A]) Process(r topology.Record[K, V]) error {
+	old, ts, ok, err := p.w.kv.get(r.Key)
+	if err != nil {
+		return err
+	}
+	if !ok && p.init != nil {
+		old = p.init()
+	}
+	n := p.f(r.Key, r.Value, old, !ok)
+	return p.w.write(r.Key, &n, max(ts, r.Timestamp), r.Headers)
+}
+
+func (p *streamAgg[K, V, A]) Close() error { return nil }
+
+// GroupedTable is a table regrouped by a new key (Kafka Streams'
+// KGroupedTable): its aggregations add each entry's new value to its group
+// and subtract its old one.
+type GroupedTable[K, V any] struct {
+	b       *Builder
+	node    string // emits change[V], partitioned by K
+	ks      serde.Serde[K]
+	vs      serde.Serde[V]
+	sources []string
+}
+
+// Count counts the entries per group.
+func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
+	return AggregateTable(g, func() int64 { return 0 },
+		func(_ K, _ V, n int64) int64 { return n + 1 },
+		func(_ K, _ V, n int64) int64 { return n - 1 },
+		append([]Option{WithValueSerde(serde.Int64)}, opts...)...)
+}
+
+// Reduce combines the entries of each group with adder, and takes removed
+// entries out with subtractor.
+func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, opts ...Option) Table[K, V] {
+	var zero V
+	return AggregateTable(g, func() V { return zero },
+		func(_ K, v V, a V) V { return adder(a, v) },
+		func(_ K, v V, a V) V { return subtractor(a, v) },
+		append([]Option{WithValueSerde(g.vs)}, opts...)...)
+}
+
+// AggregateTable folds each group's entries into an aggregate: adder for an
+// entry's new value, subtractor for its old one (Kafka Streams'
+// KGroupedTable.aggregate). Options: Named, Materialized, WithValueSerde,
+// WithoutCaching, WithoutLogging.
+func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(key K, value V, agg A) A, opts ...Option) Table[K, A] {
+	o := collect(opts)
+	b := g.b
+	_, as := serdesOf[K, A](b, o, nil, nil)
+	name := b.name(o, "KTABLE-AGGREGATE")
+	store := b.storeName(o, "")
+	ks := g.ks
+	topology.AddProcessor(b.tb, name, func() topology.Processor[K, change[V], K, change[A]] {
+		return &tableAgg[K, V, A]{store: store, ks: ks, as: as, init: init, add: adder, sub: subtractor}
+	}, g.node)
+	b.tb.AddStore(kvSpec(store, o), name)
+	return Table[K, A]{b: b, node: name, ks: ks, vs: as, store: store, getter: storeGetter(store, ks, as), sources: g.sources}
+}
+
+type tableAgg[K, V, A any] struct {
+	store    string
+	ks       serde.Serde[K]
+	as       serde.Serde[A]
+	init     func() A
+	add, sub func(K, V, A) A
+	w        tableWriter[K, A]
+}
+
+func (p *tableAgg[K, V, A]) Init(ctx topology.Context[K, change[A]]) error {
+	return p.w.init(ctx, p.store, p.ks, p.as)
+}
+
+func (p *tableAgg[K, V, A]) Process(r topology.Record[K, change[V]]) error {
+	agg, ts, ok, err := p.w.kv.get(r.Key)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		agg = p.init()
+	}
+	if r.Value.HasOld {
+		agg = p.sub(r.Key, r.Value.Old, agg)
+	}
+	if r.Value.HasNew {
+		agg = p.add(r.Key, r.Value.New, agg)
+	}
+	return p.w.write(r.Key, &agg, max(ts, r.Timestamp), r.Headers)
+}
+
+func (p *tableAgg[K, V, A]) Close() error { return nil }

@@ -1,0 +1,79 @@
+package stream_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/stream/streamtest"
+)
+
+func TestScriptWindows(t *testing.T) {
+	newDriver := func() (*streamtest.Driver, error) {
+		b := stream.NewBuilder()
+		counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Tumbling(10*time.Second, 5*time.Second)).Count(stream.Materialized("counts"))
+		counts.ToStream().To("updates")
+		counts.Suppress(stream.UntilWindowCloses()).ToStream().To("final")
+		topo, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		return streamtest.New(topo)
+	}
+	ws := stream.WindowedSerde(serde.String)
+	streamtest.RunScript(t, "testdata/windows.script", newDriver, streamtest.Printer{
+		Record: func(_ string, r streamtest.Record) string {
+			k, _ := ws.Deserialize(r.Key)
+			v, _ := serde.Int64.Deserialize(r.Value)
+			return fmt.Sprintf("%v=%d @%d", k, v, r.Timestamp)
+		},
+		Store: func(d *streamtest.Driver, name string) ([]string, error) {
+			m, err := streamtest.Windows(d, name, serde.String, serde.Int64)
+			var out []string
+			for k, v := range m {
+				out = append(out, fmt.Sprintf("%s@%d=%d", k.Key, k.Start, v))
+			}
+			return out, err
+		},
+	})
+}
+
+func TestScriptJoins(t *testing.T) {
+	newDriver := func() (*streamtest.Driver, error) {
+		b := stream.NewBuilder()
+		customers := stream.TableOf(b, "customers", serde.String, serde.String, stream.Materialized("customers-store"))
+		orders := stream.From(b, "orders", serde.String, serde.String)
+		stream.LeftJoinTable(orders, customers, func(o string, c *string) string {
+			if c == nil {
+				return o + "+?"
+			}
+			return o + "+" + *c
+		}).To("enriched")
+		clicks := stream.From(b, "clicks", serde.String, serde.String)
+		imps := stream.From(b, "impressions", serde.String, serde.String)
+		stream.LeftJoin(clicks, imps, func(c string, i *string) string {
+			if i == nil {
+				return c + "/-"
+			}
+			return c + "/" + *i
+		}, stream.JoinWithin(10*time.Minute, time.Minute)).To("attributed")
+		topo, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		return streamtest.New(topo)
+	}
+	streamtest.RunScript(t, "testdata/joins.script", newDriver, streamtest.Printer{
+		Store: func(d *streamtest.Driver, name string) ([]string, error) {
+			m, err := streamtest.KeyValues(d, name, serde.String, serde.String)
+			var out []string
+			for k, v := range m {
+				out = append(out, k+"="+v)
+			}
+			return out, err
+		},
+	})
+}

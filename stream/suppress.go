@@ -1,0 +1,172 @@
+package stream
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// Suppression says how long Suppress holds back a table's updates.
+type Suppression struct {
+	windowCloses bool
+	limit        time.Duration
+}
+
+// UntilWindowCloses holds each window's updates until the window closes (its
+// end plus grace is at or before stream time) and then emits its final
+// result, exactly once. Only for tables of windowed aggregations.
+func UntilWindowCloses() Suppression { return Suppression{windowCloses: true} }
+
+// UntilTimeLimit holds each key's updates for d of stream time after the
+// first one and then emits the latest (rate limiting).
+func UntilTimeLimit(d time.Duration) Suppression { return Suppression{limit: d} }
+
+// Suppress holds back the table's updates as s says (Kafka Streams'
+// KTable.suppress). The buffer is a key-value store (named by Materialized,
+// else "<name>-store") whose changelog lets a restarted task resume it.
+// Stream time, for suppression, is the largest timestamp of the updates the
+// suppression has seen. Options: Named, Materialized, WithoutLogging.
+func (t Table[K, V]) Suppress(s Suppression, opts ...Option) Table[K, V] {
+	o := collect(opts)
+	b := t.b
+	name := b.name(o, "KTABLE-SUPPRESS")
+	store := o.storeName
+	if store == "" {
+		store = name + "-store"
+	}
+	if s.windowCloses && t.window == nil {
+		b.errorf("suppress %q: UntilWindowCloses needs a windowed table", name)
+		return t
+	}
+	ks, vs, win := t.ks, t.vs, t.window
+	if ks == nil {
+		ks = serde.Default[K]()
+	}
+	topology.AddProcessor(b.tb, name, func() topology.Processor[K, change[V], K, change[V]] {
+		return &suppressor[K, V]{store: store, ks: ks, cs: changeSerde[V]{vs}, s: s, win: win, observed: -1}
+	}, t.node)
+	spec := kvSpec(store, o)
+	spec.Caching = false
+	b.tb.AddStore(spec, name)
+	t.node, t.store, t.getter = name, "", nil
+	return t
+}
+
+// The buffer's keys are emit time (int64, 8 bytes big-endian) | key bytes, so
+// a scan from the start finds what is due first; values are timestamped
+// changes. index maps key bytes to emit time; it is rebuilt from the store on
+// Init.
+type suppressor[K, V any] struct {
+	store    string
+	ks       serde.Serde[K]
+	cs       changeSerde[V]
+	s        Suppression
+	win      *windowInfo
+	observed int64
+
+	buf   state.KeyValueStore
+	index map[string]int64
+	ctx   topology.Context[K, change[V]]
+}
+
+func bufKey(at int64, kb []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(kb)), uint64(at)), kb...)
+}
+
+func (p *suppressor[K, V]) Init(ctx topology.Context[K, change[V]]) error {
+	buf, ok := ctx.Store(p.store).(state.KeyValueStore)
+	if !ok {
+		return fmt.Errorf("stream: store %q is not a key-value store", p.store)
+	}
+	p.buf, p.ctx, p.index = buf, ctx, map[string]int64{}
+	it := buf.All()
+	defer it.Close()
+	for it.Next() {
+		k := it.Key()
+		if len(k) < 8 {
+			return fmt.Errorf("stream: suppression buffer key of %d bytes", len(k))
+		}
+		p.index[string(k[8:])] = int64(binary.BigEndian.Uint64(k))
+		_, ts, err := decodeTS(p.cs, it.Value())
+		if err != nil {
+			return err
+		}
+		p.observed = max(p.observed, ts)
+	}
+	return it.Err()
+}
+
+func (p *suppressor[K, V]) Process(r topology.Record[K, change[V]]) error {
+	p.observed = max(p.observed, r.Timestamp)
+	kb, err := p.ks.Serialize(r.Key)
+	if err != nil {
+		return err
+	}
+	ch := r.Value
+	at, buffered := p.index[string(kb)]
+	if buffered {
+		old, err := p.buf.Get(bufKey(at, kb))
+		if err != nil {
+			return err
+		}
+		if old != nil {
+			prev, _, err := decodeTS(p.cs, old)
+			if err != nil {
+				return err
+			}
+			ch.Old, ch.HasOld = prev.Old, prev.HasOld // keep the value from before the first held update
+		}
+	} else if p.s.windowCloses {
+		at = p.win.end(r.Key) + p.win.grace
+	} else {
+		at = r.Timestamp + p.s.limit.Milliseconds()
+	}
+	vb, err := encodeTS[change[V]](p.cs, ch, r.Timestamp)
+	if err != nil {
+		return err
+	}
+	if err := p.buf.Put(bufKey(at, kb), vb); err != nil {
+		return err
+	}
+	p.index[string(kb)] = at
+	return p.evict()
+}
+
+// evict emits and removes the entries due at observed stream time, in order
+// of emit time, then key bytes.
+func (p *suppressor[K, V]) evict() error {
+	type due struct{ key, value []byte }
+	var ds []due
+	it := p.buf.All()
+	for it.Next() {
+		if int64(binary.BigEndian.Uint64(it.Key())) > p.observed {
+			break
+		}
+		ds = append(ds, due{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if _, err := p.buf.Delete(d.key); err != nil {
+			return err
+		}
+		delete(p.index, string(d.key[8:]))
+		k, err := p.ks.Deserialize(d.key[8:])
+		if err != nil {
+			return err
+		}
+		ch, ts, err := decodeTS(p.cs, d.value)
+		if err != nil {
+			return err
+		}
+		p.ctx.Forward(topology.Record[K, change[V]]{Key: k, Value: ch, Timestamp: ts})
+	}
+	return nil
+}
+
+func (p *suppressor[K, V]) Close() error { return nil }

@@ -1,0 +1,250 @@
+package stream
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// Windowed is a key within a time window [Start, End) (milliseconds).
+type Windowed[K any] struct {
+	Key        K
+	Start, End int64
+}
+
+func (w Windowed[K]) String() string { return fmt.Sprintf("%v@[%d,%d)", w.Key, w.Start, w.End) }
+
+// WindowedSerde encodes a windowed key as the inner key's bytes followed by
+// start and end (each int64, 8 bytes big-endian).
+func WindowedSerde[K any](inner serde.Serde[K]) serde.Serde[Windowed[K]] {
+	return serde.Func(func(w Windowed[K]) ([]byte, error) {
+		b, err := inner.Serialize(w.Key)
+		if err != nil {
+			return nil, err
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(w.Start))
+		return binary.BigEndian.AppendUint64(b, uint64(w.End)), nil
+	}, func(b []byte) (Windowed[K], error) {
+		var w Windowed[K]
+		if len(b) < 16 {
+			return w, fmt.Errorf("stream: windowed key of %d bytes", len(b))
+		}
+		n := len(b) - 16
+		k, err := inner.Deserialize(b[:n])
+		w.Key, w.Start, w.End = k, int64(binary.BigEndian.Uint64(b[n:])), int64(binary.BigEndian.Uint64(b[n+8:]))
+		return w, err
+	})
+}
+
+// TimeWindows are fixed-size windows: tumbling when they advance by their
+// size, hopping when by less (Kafka Streams' TimeWindows). Windows start at
+// multiples of the advance since the epoch.
+type TimeWindows struct {
+	Size    time.Duration
+	Advance time.Duration // default Size: tumbling
+	// Grace is how long after a window ends records are still admitted into
+	// it; later ones are dropped and counted (topology.DropLate).
+	Grace time.Duration
+}
+
+// Tumbling returns tumbling windows of size with a grace period.
+func Tumbling(size, grace time.Duration) TimeWindows { return TimeWindows{Size: size, Grace: grace} }
+
+// Hopping returns windows of size starting every advance, with a grace period.
+func Hopping(size, advance, grace time.Duration) TimeWindows {
+	return TimeWindows{Size: size, Advance: advance, Grace: grace}
+}
+
+func (w TimeWindows) advance() int64 {
+	if w.Advance <= 0 {
+		return w.Size.Milliseconds()
+	}
+	return w.Advance.Milliseconds()
+}
+
+// starts returns the starts of the windows holding ts, oldest first.
+func (w TimeWindows) starts(ts int64) []int64 {
+	size, adv := w.Size.Milliseconds(), w.advance()
+	first := max(ts-size+adv, 0) / adv * adv
+	if ts-size+adv < 0 {
+		first = 0
+	}
+	var out []int64
+	for s := first; s <= ts; s += adv {
+		if s+size > ts {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// windowInfo tells Suppress when a windowed table's window closes.
+type windowInfo struct {
+	grace int64
+	end   func(key any) int64
+}
+
+// TimeWindowedStream is a grouped stream cut into time windows.
+type TimeWindowedStream[K, V any] struct {
+	g GroupedStream[K, V]
+	w TimeWindows
+}
+
+// WindowedBy cuts a grouped stream into time windows. (It is a function, not
+// a method, because windowed results have the key type Windowed[K], and Go
+// forbids the method sets of generic types from growing type arguments.)
+func WindowedBy[K, V any](g GroupedStream[K, V], w TimeWindows) TimeWindowedStream[K, V] {
+	return TimeWindowedStream[K, V]{g: g, w: w}
+}
+
+// Count counts the records per key and window.
+func (t TimeWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64] {
+	return WindowedAggregate(t, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 },
+		append([]Option{WithValueSerde(serde.Int64)}, opts...)...)
+}
+
+// Reduce combines the values per key and window with f.
+func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
+	_, vs := serdesOf(t.g.s.b, collect(opts), t.g.s.ks, t.g.s.vs)
+	return windowedAggregate(t, nil, func(_ K, v V, a V, first bool) V {
+		if first {
+			return v
+		}
+		return f(a, v)
+	}, vs, "KSTREAM-REDUCE", opts)
+}
+
+// WindowedAggregate folds the values per key and window into an aggregate.
+// The store is a window store retaining windows for size + grace (or
+// WithRetention). Each update is forwarded with the key's window; records
+// too late for a window are dropped and counted per window, as Kafka
+// Streams does.
+func WindowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[Windowed[K], A] {
+	_, as := serdesOf[K, A](t.g.s.b, collect(opts), nil, nil)
+	return windowedAggregate(t, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, "KSTREAM-AGGREGATE", opts)
+}
+
+func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[Windowed[K], A] {
+	o := collect(opts)
+	b := t.g.s.b
+	ks, _ := serdesOf(b, &options{}, t.g.s.ks, t.g.s.vs)
+	name := b.name(o, prefix)
+	store := b.storeName(o, t.g.name)
+	w := t.w
+	if w.Size <= 0 {
+		b.errorf("windowed aggregation %q: window size must be positive", name)
+		w.Size = time.Millisecond
+	}
+	retention := max(o.retention, w.Size+w.Grace)
+	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
+		return &windowAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f, w: w, observed: -1}
+	}, t.g.s.node)
+	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.WindowStore, Logging: !o.noLogging, Caching: !o.noCaching,
+		Window: state.WindowOptions{Retention: retention, SegmentInterval: o.segment}}, name)
+	size := w.Size.Milliseconds()
+	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: t.g.s.sources,
+		window: &windowInfo{grace: w.Grace.Milliseconds(), end: func(k any) int64 { return k.(Windowed[K]).Start + size }}}
+}
+
+type windowAgg[K, V, A any] struct {
+	store    string
+	ks       serde.Serde[K]
+	as       serde.Serde[A]
+	init     func() A
+	f        func(K, V, A, bool) A
+	w        TimeWindows
+	observed int64 // largest timestamp this processor has seen
+
+	s      state.WindowStore
+	ctx    topology.Context[Windowed[K], change[A]]
+	cached bool
+}
+
+func (p *windowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], change[A]]) error {
+	s, ok := ctx.Store(p.store).(state.WindowStore)
+	if !ok {
+		return fmt.Errorf("stream: store %q is not a window store", p.store)
+	}
+	p.s, p.ctx = s, ctx
+	size := p.w.Size.Milliseconds()
+	if c, ok := ctx.Store(p.store).(topology.CachingStore); ok {
+		p.cached = true
+		c.SetFlushListener(func(ck, nb, ob []byte) {
+			kb, start, _, err := state.ParseWindowChangelogKey(ck)
+			if err != nil {
+				return
+			}
+			k, err := p.ks.Deserialize(kb)
+			if err != nil {
+				return
+			}
+			var ch change[A]
+			var ts int64
+			if nb != nil {
+				ch.New, ts, _ = decodeTS(p.as, nb)
+				ch.HasNew = true
+			}
+			if ob != nil {
+				ch.Old, _, _ = decodeTS(p.as, ob)
+				ch.HasOld = true
+			}
+			ctx.Forward(topology.Record[Windowed[K], change[A]]{Key: Windowed[K]{Key: k, Start: start, End: start + size}, Value: ch, Timestamp: ts})
+		})
+	}
+	return nil
+}
+
+func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
+	p.observed = max(p.observed, r.Timestamp)
+	size, grace := p.w.Size.Milliseconds(), p.w.Grace.Milliseconds()
+	closeBefore := p.observed - grace // windows ending at or before this are closed
+	kb, err := p.ks.Serialize(r.Key)
+	if err != nil {
+		return err
+	}
+	for _, start := range p.w.starts(r.Timestamp) {
+		end := start + size
+		if end <= closeBefore {
+			p.ctx.Drop(topology.DropLate)
+			continue
+		}
+		ob, err := p.s.Fetch(kb, start)
+		if err != nil {
+			return err
+		}
+		var ch change[A]
+		ts := r.Timestamp
+		if ob != nil {
+			var ots int64
+			if ch.Old, ots, err = decodeTS(p.as, ob); err != nil {
+				return err
+			}
+			ch.HasOld = true
+			ts = max(ts, ots)
+		} else if p.init != nil {
+			ch.Old = p.init()
+		}
+		ch.New, ch.HasNew = p.f(r.Key, r.Value, ch.Old, ob == nil), true
+		nb, err := encodeTS(p.as, ch.New, ts)
+		if err != nil {
+			return err
+		}
+		if err := p.s.Put(kb, start, nb); err != nil {
+			return err
+		}
+		if !p.cached {
+			if !ch.HasOld {
+				var zero A
+				ch.Old = zero
+			}
+			p.ctx.Forward(topology.Record[Windowed[K], change[A]]{Key: Windowed[K]{Key: r.Key, Start: start, End: end}, Value: ch, Timestamp: ts, Headers: r.Headers})
+		}
+	}
+	return nil
+}
+
+func (p *windowAgg[K, V, A]) Close() error { return nil }
