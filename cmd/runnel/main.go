@@ -1,6 +1,6 @@
 // Command runnel runs a Runnel broker and talks to any Kafka-protocol
-// cluster: it creates and inspects topics, produces lines from standard input
-// and prints consumed records.
+// cluster: it creates and inspects topics, produces lines from standard input,
+// prints consumed records, and shows consumer groups with their lag.
 //
 // Usage:
 //
@@ -12,6 +12,7 @@
 //	topics    create, list, describe or delete topics
 //	produce   write lines from standard input to a topic
 //	consume   print a topic's records
+//	groups    list, describe or delete consumer groups; reset their offsets
 //
 // Every command takes -h for its flags. The seed brokers default to
 // $RUNNEL_BROKERS, or 127.0.0.1:9092. Exit status is 0 on success, 1 when the
@@ -97,6 +98,7 @@ var commands = []command{
 	{"topics", "create, list, describe or delete topics", runTopics},
 	{"produce", "write lines from standard input to a topic", runProduce},
 	{"consume", "print a topic's records", runConsume},
+	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
 }
 
 // globals are the flags that come before the command name. Client commands
