@@ -25,6 +25,7 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 	}{
 		{"range", kgo.RangeBalancer()},
 		{"roundrobin", kgo.RoundRobinBalancer()},
+		{"sticky", kgo.StickyBalancer()},
 	} {
 		t.Run(bal.name, func(t *testing.T) {
 			b := startBroker(t, groupBrokerConfig())

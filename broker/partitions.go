@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-dev/runnel/broker/log"
@@ -30,6 +31,10 @@ type partitions struct {
 
 	mu sync.RWMutex // guards m
 	m  map[topicPartition]*partition
+
+	// verifier is the transaction coordinator's KIP-890 check, nil until
+	// it is installed (see partition_txn.go).
+	verifier atomic.Pointer[verifierHolder]
 }
 
 func newPartitions(b *Broker) *partitions {

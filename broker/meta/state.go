@@ -18,6 +18,8 @@ var (
 	ErrInvalidReplicationFactor = errors.New("meta: invalid replication factor")
 	ErrNotController            = errors.New("meta: this node is not the controller")
 	ErrClosed                   = errors.New("meta: store closed")
+
+	errIDConflict = errors.New("meta: producer id block taken")
 )
 
 // Cluster is an immutable view of the metadata at one applied index. Callers
@@ -33,6 +35,9 @@ type Cluster struct {
 	TopicsByID   map[[16]byte]*Topic
 	// Index is the Raft log index this view reflects.
 	Index uint64
+	// NextProducerID is the first producer id not yet handed out (see
+	// Store.AllocateProducerIDs).
+	NextProducerID int64
 }
 
 // Broker is a registered broker.
@@ -107,6 +112,9 @@ type state struct {
 	ClusterID string            `json:"clusterId"`
 	Brokers   map[int32]Broker  `json:"brokers"`
 	Topics    map[string]*Topic `json:"topics"`
+	// NextProducerID is the first producer id no broker has been given.
+	// Invariant: it never decreases.
+	NextProducerID int64 `json:"nextProducerId,omitempty"`
 }
 
 func newState() *state {
@@ -126,6 +134,9 @@ type command struct {
 	Count      int32             `json:"count,omitempty"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []Partition       `json:"partitions,omitempty"`
+	// First and IDs allocate producer ids: the block [First, First+IDs).
+	First int64 `json:"first,omitempty"`
+	IDs   int64 `json:"ids,omitempty"`
 }
 
 const (
@@ -135,6 +146,7 @@ const (
 	opDeleteTopic      = "delete-topic"
 	opCreatePartitions = "create-partitions"
 	opSetTopicConfigs  = "set-topic-configs"
+	opAllocateIDs      = "allocate-producer-ids"
 )
 
 // apply changes the state by one command. It validates again what the
@@ -192,6 +204,14 @@ func (s *state) apply(c *command) error {
 		}
 		s.Topics[c.Name] = nt
 		return nil
+	case opAllocateIDs:
+		// The proposer read NextProducerID and asks for the block after
+		// it; a concurrent allocation got there first if it moved.
+		if c.First != s.NextProducerID || c.IDs < 1 {
+			return fmt.Errorf("%w: block at %d, next id is %d", errIDConflict, c.First, s.NextProducerID)
+		}
+		s.NextProducerID += c.IDs
+		return nil
 	case opSetTopicConfigs:
 		t, ok := s.Topics[c.Name]
 		if !ok {
@@ -215,6 +235,8 @@ func (s *state) view(index uint64, controller int32) *Cluster {
 		Topics:       maps.Clone(s.Topics),
 		TopicsByID:   make(map[[16]byte]*Topic, len(s.Topics)),
 		Index:        index,
+
+		NextProducerID: s.NextProducerID,
 	}
 	for _, t := range s.Topics {
 		cl.TopicsByID[t.ID] = t

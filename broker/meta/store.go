@@ -339,6 +339,29 @@ func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[st
 	return s.propose(ctx, &command{Op: opSetTopicConfigs, Name: name, Configs: configs})
 }
 
+// AllocateProducerIDs reserves n producer ids for this broker and returns
+// the first. The high-water mark lives in the replicated state, so ids are
+// unique across restarts and brokers; ids of a block a broker did not use
+// before it stopped are never handed out again.
+func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error) {
+	if n < 1 {
+		return 0, fmt.Errorf("meta: cannot allocate %d producer ids", n)
+	}
+	for {
+		first := s.Cluster().NextProducerID
+		err := s.propose(ctx, &command{Op: opAllocateIDs, First: first, IDs: n})
+		if err == nil {
+			return first, nil
+		}
+		if !errors.Is(err, errIDConflict) {
+			return 0, err
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+}
+
 // Close stops Raft and closes the log store. Safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
