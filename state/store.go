@@ -188,6 +188,15 @@ type SessionStore interface {
 	FetchRange(keyFrom, keyTo []byte) SessionIterator
 }
 
+// Discarder is the optional interface of stores that buffer writes (the
+// record caches of package state/cache). Discard closes the store like
+// Close but drops the buffered writes instead of flushing them: the
+// runtime's path when an exactly-once transaction aborts and the task's
+// state is to be rebuilt from its committed changelog.
+type Discarder interface {
+	Discard() error
+}
+
 // ChangeLogger receives every write of a store, to send it to the store's
 // changelog topic. It is the runtime's: the store only calls it.
 type ChangeLogger interface {

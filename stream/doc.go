@@ -1,6 +1,12 @@
 // Package stream is Runnel's typed DSL: Stream[K, V], Table[K, V],
-// GroupedStream, GroupedTable, TimeWindowedStream and GlobalTable, which
-// build a processor topology (package topology).
+// GroupedStream, GroupedTable, the windowed streams (TimeWindowedStream for
+// tumbling and hopping windows, SlidingWindowedStream, SessionWindowedStream)
+// and GlobalTable, which build a processor topology (package topology).
+// Joins: stream-stream (Join, LeftJoin, OuterJoin), stream-table
+// (JoinTable, LeftJoinTable), stream-global table (JoinGlobal,
+// LeftJoinGlobal), table-table on key (JoinTables, LeftJoinTables,
+// OuterJoinTables) and on a foreign key (JoinForeignKey,
+// LeftJoinForeignKey).
 //
 // Go methods cannot take type parameters, so operations keeping a stream's
 // types are methods (s.Filter, s.Merge, s.To, t.Suppress) and those

@@ -77,3 +77,65 @@ func TestScriptJoins(t *testing.T) {
 		},
 	})
 }
+
+// windowPrinter prints windowed counts and session or window stores.
+func windowPrinter(sessions bool) streamtest.Printer {
+	ws := stream.WindowedSerde(serde.String)
+	return streamtest.Printer{
+		Record: func(_ string, r streamtest.Record) string {
+			k, _ := ws.Deserialize(r.Key)
+			if r.Value == nil {
+				return fmt.Sprintf("%s@[%d,%d]=<nil> @%d", k.Key, k.Start, k.End, r.Timestamp)
+			}
+			v, _ := serde.Int64.Deserialize(r.Value)
+			return fmt.Sprintf("%s@[%d,%d]=%d @%d", k.Key, k.Start, k.End, v, r.Timestamp)
+		},
+		Store: func(d *streamtest.Driver, name string) ([]string, error) {
+			var out []string
+			if sessions {
+				m, err := streamtest.Sessions(d, name, serde.String, serde.Int64)
+				for k, v := range m {
+					out = append(out, fmt.Sprintf("%s@[%d,%d]=%d", k.Key, k.Start, k.End, v))
+				}
+				return out, err
+			}
+			m, err := streamtest.Windows(d, name, serde.String, serde.Int64)
+			for k, v := range m {
+				out = append(out, fmt.Sprintf("%s@%d=%d", k.Key, k.Start, v))
+			}
+			return out, err
+		},
+	}
+}
+
+func TestScriptSessions(t *testing.T) {
+	newDriver := func() (*streamtest.Driver, error) {
+		b := stream.NewBuilder()
+		counts := stream.SessionWindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Sessions(5*time.Second, 2*time.Second)).Count(stream.Materialized("sessions"))
+		counts.ToStream().To("updates")
+		counts.Suppress(stream.UntilWindowCloses()).ToStream().To("final")
+		topo, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		return streamtest.New(topo)
+	}
+	streamtest.RunScript(t, "testdata/sessions.script", newDriver, windowPrinter(true))
+}
+
+func TestScriptSliding(t *testing.T) {
+	newDriver := func() (*streamtest.Driver, error) {
+		b := stream.NewBuilder()
+		counts := stream.SlidingWindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Sliding(10*time.Second, 5*time.Second)).Count(stream.Materialized("sliding"))
+		counts.ToStream().To("updates")
+		counts.Suppress(stream.UntilWindowCloses()).ToStream().To("final")
+		topo, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		return streamtest.New(topo)
+	}
+	streamtest.RunScript(t, "testdata/sliding.script", newDriver, windowPrinter(false))
+}

@@ -121,7 +121,7 @@ func (w *tableWriter[K, V]) init(ctx topology.Context[K, change[V]], store strin
 	w.kv, w.ctx = kv, ctx
 	if c, ok := ctx.Store(store).(topology.CachingStore); ok {
 		w.cached = true
-		c.SetFlushListener(func(kb, nb, ob []byte) {
+		c.SetFlushListener(func(kb, nb, ob []byte, _ int64) {
 			k, err := ks.Deserialize(kb)
 			if err != nil {
 				return

@@ -121,7 +121,7 @@ func (p *suppressor[K, V]) Process(r topology.Record[K, change[V]]) error {
 			ch.Old, ch.HasOld = prev.Old, prev.HasOld // keep the value from before the first held update
 		}
 	} else if p.s.windowCloses {
-		at = p.win.end(r.Key) + p.win.grace
+		at = p.win.closeAt(r.Key)
 	} else {
 		at = r.Timestamp + p.s.limit.Milliseconds()
 	}
@@ -163,6 +163,9 @@ func (p *suppressor[K, V]) evict() error {
 		ch, ts, err := decodeTS(p.cs, d.value)
 		if err != nil {
 			return err
+		}
+		if p.s.windowCloses && !ch.HasNew {
+			continue // a window deleted before it closed (a merged-away session): never seen downstream
 		}
 		p.ctx.Forward(topology.Record[K, change[V]]{Key: k, Value: ch, Timestamp: ts})
 	}

@@ -10,7 +10,10 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// Windowed is a key within a time window [Start, End) (milliseconds).
+// Windowed is a key within a window, times in milliseconds: [Start, End)
+// for time windows (tumbling, hopping), [Start, End] for sliding windows,
+// and for session windows the session's first and last record times
+// [Start, End], as in Kafka Streams.
 type Windowed[K any] struct {
 	Key        K
 	Start, End int64
@@ -84,8 +87,9 @@ func (w TimeWindows) starts(ts int64) []int64 {
 
 // windowInfo tells Suppress when a windowed table's window closes.
 type windowInfo struct {
-	grace int64
-	end   func(key any) int64
+	// closeAt is the stream time at which the window of a key (a
+	// Windowed[K]) is final: no record can change it any more.
+	closeAt func(key any) int64
 }
 
 // TimeWindowedStream is a grouped stream cut into time windows.
@@ -147,7 +151,7 @@ func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f
 		Window: state.WindowOptions{Retention: retention, SegmentInterval: o.segment}}, name)
 	size := w.Size.Milliseconds()
 	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: t.g.s.sources,
-		window: &windowInfo{grace: w.Grace.Milliseconds(), end: func(k any) int64 { return k.(Windowed[K]).Start + size }}}
+		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).Start + size + w.Grace.Milliseconds() }}}
 }
 
 type windowAgg[K, V, A any] struct {
@@ -173,27 +177,7 @@ func (p *windowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], change[A]]) 
 	size := p.w.Size.Milliseconds()
 	if c, ok := ctx.Store(p.store).(topology.CachingStore); ok {
 		p.cached = true
-		c.SetFlushListener(func(ck, nb, ob []byte) {
-			kb, start, _, err := state.ParseWindowChangelogKey(ck)
-			if err != nil {
-				return
-			}
-			k, err := p.ks.Deserialize(kb)
-			if err != nil {
-				return
-			}
-			var ch change[A]
-			var ts int64
-			if nb != nil {
-				ch.New, ts, _ = decodeTS(p.as, nb)
-				ch.HasNew = true
-			}
-			if ob != nil {
-				ch.Old, _, _ = decodeTS(p.as, ob)
-				ch.HasOld = true
-			}
-			ctx.Forward(topology.Record[Windowed[K], change[A]]{Key: Windowed[K]{Key: k, Start: start, End: start + size}, Value: ch, Timestamp: ts})
-		})
+		c.SetFlushListener(windowFlushListener(ctx, p.ks, p.as, size))
 	}
 	return nil
 }

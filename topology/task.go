@@ -200,7 +200,7 @@ func (t *Task) openStores() error {
 			if t.cache == nil {
 				t.cache = cache.New(cmp.Or(t.cfg.CacheBytes, 10<<20))
 			}
-			s = withCache(t.cache, s, t.now)
+			s = withCache(t.cache, s, spec, t.now)
 		}
 		if l, ok := s.(state.Logged); ok && spec.Logging && !t.sub.global {
 			l.SetChangeLogger(&changeLogger{task: t, topic: ChangelogTopic(t.cfg.ApplicationID, name)}, t.now)
@@ -335,7 +335,11 @@ func (t *Task) Flush() error {
 }
 
 // Close closes the processors (parents first) and then the stores. It does
-// not flush.
+// not flush: writes still in record caches are dropped (state.Discarder),
+// reaching neither the stores nor their changelogs nor downstream. A clean
+// shutdown calls Flush (and commits) first; after an aborted exactly-once
+// transaction, Close alone is right, and the state is restored from the
+// changelog.
 func (t *Task) Close() error {
 	if t.closed {
 		return nil
@@ -356,10 +360,18 @@ func (t *Task) Close() error {
 func (t *Task) closeStores() error {
 	var errs []error
 	for _, name := range t.sub.stores {
-		if s := t.stores[name]; s != nil {
-			if err := s.Close(); err != nil {
-				errs = append(errs, err)
-			}
+		s := t.stores[name]
+		if s == nil {
+			continue
+		}
+		var err error
+		if d, ok := s.(state.Discarder); ok {
+			err = d.Discard()
+		} else {
+			err = s.Close()
+		}
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -1,5 +1,5 @@
-// Package cache holds the record cache that sits in front of key-value
-// stores: Kafka Streams' cache.max.bytes.buffering. Writes stay in the
+// Package cache holds the record cache that sits in front of key-value and
+// window stores: Kafka Streams' cache.max.bytes.buffering. Writes stay in the
 // cache until a flush (the runtime flushes before every commit) or until
 // the cache is over its byte budget and evicts its least recently used
 // entry; so a store and its changelog, and the downstream processors the
@@ -36,9 +36,19 @@ type Cache struct {
 }
 
 type lruItem struct {
-	store *KeyValueStore
+	store flusher
 	key   []byte
 	bytes int64
+}
+
+// flusher is a cached store as the shared LRU order sees it. flushThrough
+// writes down, in the order they were last written, the store's entries
+// up to and including key's: evicting one entry also flushes the entries
+// written before it, so that downstream receives a store's updates in the
+// order the records that made them were processed (suppression relies on
+// it: a window's update never arrives after a later window's).
+type flusher interface {
+	flushThrough(key []byte) error
 }
 
 // New returns a cache of at most maxBytes (Kafka Streams'
@@ -64,7 +74,7 @@ func (c *Cache) HitRatio() float64 {
 func (c *Cache) evict() error {
 	for c.size > c.max && c.lru.Len() > 0 {
 		it := c.lru.Back().Value.(*lruItem)
-		if err := it.store.flushEntry(it.key); err != nil {
+		if err := it.store.flushThrough(it.key); err != nil {
 			return err
 		}
 	}
@@ -82,7 +92,23 @@ type FlushListener func(key, newValue, oldValue []byte, timestamp int64)
 type cached struct {
 	value []byte
 	ts    int64
-	item  *list.Element
+	item  *list.Element // in Cache.lru
+	ord   *list.Element // in its store's write order; Value is the lru key
+}
+
+// flushThrough flushes the entries of a store's write order from its front
+// through the one of key.
+func flushThrough(order *list.List, key []byte, flushEntry func([]byte) error) error {
+	for order.Len() > 0 {
+		k := order.Front().Value.([]byte)
+		if err := flushEntry(k); err != nil {
+			return err
+		}
+		if bytes.Equal(k, key) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // KeyValueStore is a state.KeyValueStore that caches writes to another.
@@ -91,6 +117,7 @@ type KeyValueStore struct {
 	c        *Cache
 	inner    state.KeyValueStore
 	entries  *treap.Map[[]byte, cached]
+	order    *list.List // keys of entries, least recently written first
 	listener FlushListener
 	now      state.RecordTime
 	flushing *cached // the entry being flushed, whose timestamp the changelog gets
@@ -111,23 +138,26 @@ func NewKeyValueStore(c *Cache, inner state.KeyValueStore, listener FlushListene
 	if now == nil {
 		now = func() int64 { return 0 }
 	}
-	return &KeyValueStore{c: c, inner: inner, entries: treap.New[[]byte, cached](bytes.Compare), listener: listener, now: now}
+	return &KeyValueStore{c: c, inner: inner, entries: treap.New[[]byte, cached](bytes.Compare), order: list.New(), listener: listener, now: now}
 }
 
 // Name implements state.Store.
 func (s *KeyValueStore) Name() string { return s.inner.Name() }
 
-// Flush implements state.Store: it writes every cached entry down, in key
-// order, calling the listener for each, then flushes the store below.
+// Flush implements state.Store: it writes every cached entry down, in the
+// order they were last written, calling the listener for each, then
+// flushes the store below.
 func (s *KeyValueStore) Flush() error {
-	for s.entries.Len() > 0 {
-		it := s.entries.Ascend(nil, false)
-		it.Next()
-		if err := s.flushEntry(it.Key()); err != nil {
+	for s.order.Len() > 0 {
+		if err := s.flushEntry(s.order.Front().Value.([]byte)); err != nil {
 			return err
 		}
 	}
 	return s.inner.Flush()
+}
+
+func (s *KeyValueStore) flushThrough(key []byte) error {
+	return flushThrough(s.order, key, s.flushEntry)
 }
 
 // Close implements state.Store: it flushes, then closes the store below.
@@ -142,9 +172,35 @@ func (s *KeyValueStore) Close() error {
 	return s.inner.Close()
 }
 
+// Discard closes the store dropping its cached writes: they reach neither
+// the store below, nor its changelog, nor the listener. The runtime uses it
+// when an exactly-once transaction aborts, after which the task's state is
+// rebuilt from its committed changelog.
+func (s *KeyValueStore) Discard() error {
+	if s.closed {
+		return state.ErrClosed
+	}
+	for s.entries.Len() > 0 {
+		it := s.entries.Ascend(nil, false)
+		it.Next()
+		s.drop(it.Key())
+	}
+	s.closed = true
+	return s.inner.Close()
+}
+
+// SetFlushListener makes l receive the updates later flushes and evictions
+// write (nil: none), replacing the listener given to NewKeyValueStore. The
+// DSL's processors install theirs when they are initialized, after the
+// task made the store.
+func (s *KeyValueStore) SetFlushListener(l FlushListener) { s.listener = l }
+
 // SetChangeLogger implements state.Logged by installing l on the store
 // below, stamping the records a flush writes with their entry's timestamp.
 func (s *KeyValueStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
+	if now == nil {
+		now = func() int64 { return 0 }
+	}
 	s.now = now
 	if lg, ok := s.inner.(state.Logged); ok {
 		lg.SetChangeLogger(l, func() int64 {
@@ -170,6 +226,7 @@ func (s *KeyValueStore) drop(key []byte) {
 	if e, ok := s.entries.Delete(key); ok {
 		s.c.size -= e.item.Value.(*lruItem).bytes
 		s.c.lru.Remove(e.item)
+		s.order.Remove(e.ord)
 	}
 }
 
@@ -225,8 +282,10 @@ func (s *KeyValueStore) Put(key, value []byte) error {
 		s.c.size += charge - item.bytes
 		item.bytes = charge
 		s.c.lru.MoveToFront(e.item)
+		s.order.MoveToBack(e.ord)
 	} else {
 		e.item = s.c.lru.PushFront(&lruItem{store: s, key: key, bytes: charge})
+		e.ord = s.order.PushBack(key)
 		s.c.size += charge
 	}
 	e.value, e.ts = value, s.now()

@@ -169,3 +169,38 @@ func Windows[K comparable, V any](d *Driver, store string, ks serde.Serde[K], vs
 	}
 	return m, nil
 }
+
+// SessionKey is a key and session, as session stores hold them.
+type SessionKey[K any] struct {
+	Key        K
+	Start, End int64
+}
+
+// Sessions returns the contents of a DSL session store, across all tasks.
+func Sessions[K comparable, V any](d *Driver, store string, ks serde.Serde[K], vs serde.Serde[V]) (map[SessionKey[K]]V, error) {
+	m := map[SessionKey[K]]V{}
+	for _, s := range d.Stores(store) {
+		ss, ok := s.(state.SessionStore)
+		if !ok {
+			return nil, fmt.Errorf("streamtest: %q is not a session store", store)
+		}
+		it := ss.FetchRange(nil, nil)
+		for it.Next() {
+			k, err := ks.Deserialize(it.Key())
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			v, _, err := decodeStored(vs, it.Value())
+			if err != nil {
+				it.Close()
+				return nil, err
+			}
+			m[SessionKey[K]{k, it.Start(), it.End()}] = v
+		}
+		if err := it.Close(); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

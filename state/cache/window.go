@@ -1,0 +1,375 @@
+package cache
+
+import (
+	"bytes"
+	"cmp"
+	"container/list"
+	"math"
+
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/state/internal/treap"
+)
+
+// windowKey orders cached windows as window stores return them: by key
+// bytes, then start.
+type windowKey struct {
+	key   []byte
+	start int64
+}
+
+func compareWindowKeys(a, b windowKey) int {
+	if c := bytes.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.start, b.start)
+}
+
+// WindowStore is a state.WindowStore that caches writes to another, one
+// entry per (key, window start): between flushes, a window updated by many
+// records reaches the store below, its changelog and the listener once.
+// Reads see the cached writes; iterators merge them with the store below.
+//
+// Stores that retain duplicates (stream-stream join buffers) are not
+// cached: their writes go through at once.
+type WindowStore struct {
+	c        *Cache
+	inner    state.WindowStore
+	opts     state.WindowOptions
+	entries  *treap.Map[windowKey, cached]
+	order    *list.List // changelog keys of entries, least recently written first
+	listener FlushListener
+	now      state.RecordTime
+	flushing *cached
+	observed int64 // largest window start put or restored
+	closed   bool
+}
+
+var (
+	_ state.WindowStore = (*WindowStore)(nil)
+	_ state.Logged      = (*WindowStore)(nil)
+)
+
+// NewWindowStore puts a cache in front of inner, which was opened with
+// opts. The listener receives flushed updates with keys in the window
+// changelog layout (state.WindowChangelogKey with seq 0); now is as for
+// NewKeyValueStore.
+func NewWindowStore(c *Cache, inner state.WindowStore, opts state.WindowOptions, listener FlushListener, now state.RecordTime) *WindowStore {
+	if now == nil {
+		now = func() int64 { return 0 }
+	}
+	return &WindowStore{
+		c: c, inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
+		entries: treap.New[windowKey, cached](compareWindowKeys), order: list.New(), observed: state.NoObservedTime,
+	}
+}
+
+// Name implements state.Store.
+func (s *WindowStore) Name() string { return s.inner.Name() }
+
+// SetFlushListener replaces the listener (see KeyValueStore.SetFlushListener).
+func (s *WindowStore) SetFlushListener(l FlushListener) { s.listener = l }
+
+// expired reports whether windows starting at start are past retention.
+func (s *WindowStore) expired(start int64) bool {
+	seg := state.SegmentID(start, s.opts.SegmentInterval.Milliseconds())
+	return seg < state.MinLiveSegment(s.observed, s.opts.Retention, s.opts.SegmentInterval)
+}
+
+func (s *WindowStore) observe(start int64) {
+	if s.observed == state.NoObservedTime || start > s.observed {
+		s.observed = start
+	}
+}
+
+// Put implements state.WindowStore.
+func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
+	if s.closed {
+		return state.ErrClosed
+	}
+	if s.opts.RetainDuplicates {
+		return s.inner.Put(key, start, value)
+	}
+	s.observe(start)
+	if s.expired(start) {
+		return nil
+	}
+	k := windowKey{bytes.Clone(nonNil(key)), start}
+	value = bytes.Clone(value)
+	e, ok := s.entries.Get(k)
+	charge := int64(len(k.key) + 8 + len(value) + entryOverhead)
+	if ok {
+		item := e.item.Value.(*lruItem)
+		s.c.size += charge - item.bytes
+		item.bytes = charge
+		s.c.lru.MoveToFront(e.item)
+		s.order.MoveToBack(e.ord)
+	} else {
+		ck := state.WindowChangelogKey(k.key, start, 0)
+		e.item = s.c.lru.PushFront(&lruItem{store: s, key: ck, bytes: charge})
+		e.ord = s.order.PushBack(ck)
+		s.c.size += charge
+	}
+	e.value, e.ts = value, s.now()
+	s.entries.Set(k, e)
+	return s.c.evict()
+}
+
+func (s *WindowStore) drop(k windowKey) {
+	if e, ok := s.entries.Delete(k); ok {
+		s.c.size -= e.item.Value.(*lruItem).bytes
+		s.c.lru.Remove(e.item)
+		s.order.Remove(e.ord)
+	}
+}
+
+func (s *WindowStore) flushThrough(ck []byte) error {
+	return flushThrough(s.order, ck, s.flushEntry)
+}
+
+// flushEntry writes the entry of a window (key in changelog layout) down.
+func (s *WindowStore) flushEntry(ck []byte) error {
+	key, start, _, err := state.ParseWindowChangelogKey(ck)
+	if err != nil {
+		return err
+	}
+	k := windowKey{key, start}
+	e, ok := s.entries.Get(k)
+	if !ok {
+		return nil
+	}
+	s.drop(k)
+	if s.expired(start) {
+		return nil
+	}
+	old, err := s.inner.Fetch(key, start)
+	if err != nil {
+		return err
+	}
+	if e.value == nil && old == nil {
+		return nil
+	}
+	s.flushing = &e
+	err = s.inner.Put(key, start, e.value)
+	s.flushing = nil
+	if err != nil {
+		return err
+	}
+	if s.listener != nil {
+		s.listener(ck, e.value, old, e.ts)
+	}
+	return nil
+}
+
+// Flush implements state.Store: it writes every cached window down, in
+// the order they were last written, calling the listener for each, then
+// flushes the store below.
+func (s *WindowStore) Flush() error {
+	for s.order.Len() > 0 {
+		if err := s.flushEntry(s.order.Front().Value.([]byte)); err != nil {
+			return err
+		}
+	}
+	return s.inner.Flush()
+}
+
+// Close implements state.Store: it flushes, then closes the store below.
+func (s *WindowStore) Close() error {
+	if s.closed {
+		return state.ErrClosed
+	}
+	if err := s.Flush(); err != nil {
+		return err
+	}
+	s.closed = true
+	return s.inner.Close()
+}
+
+// Discard closes the store dropping its cached writes (see
+// KeyValueStore.Discard).
+func (s *WindowStore) Discard() error {
+	if s.closed {
+		return state.ErrClosed
+	}
+	for s.entries.Len() > 0 {
+		it := s.entries.Ascend(windowKey{}, false)
+		it.Next()
+		s.drop(it.Key())
+	}
+	s.closed = true
+	return s.inner.Close()
+}
+
+// SetChangeLogger implements state.Logged (see KeyValueStore.SetChangeLogger).
+func (s *WindowStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
+	if now == nil {
+		now = func() int64 { return 0 }
+	}
+	s.now = now
+	if lg, ok := s.inner.(state.Logged); ok {
+		lg.SetChangeLogger(l, func() int64 {
+			if s.flushing != nil {
+				return s.flushing.ts
+			}
+			return now()
+		})
+	}
+}
+
+// Restore implements state.Logged. It drops any cached entry of the window.
+func (s *WindowStore) Restore(key, value []byte) error {
+	k, start, _, err := state.ParseWindowChangelogKey(key)
+	if err != nil {
+		return err
+	}
+	if !s.opts.RetainDuplicates {
+		s.drop(windowKey{k, start})
+	}
+	s.observe(start)
+	lg, ok := s.inner.(state.Logged)
+	if !ok {
+		return s.inner.Put(k, start, value)
+	}
+	return lg.Restore(key, value)
+}
+
+// Fetch implements state.WindowStore.
+func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
+	if e, ok := s.entries.Get(windowKey{nonNil(key), start}); ok {
+		if s.expired(start) {
+			return nil, nil
+		}
+		s.c.hits++
+		s.c.lru.MoveToFront(e.item)
+		return bytes.Clone(e.value), nil
+	}
+	s.c.misses++
+	if s.expired(start) {
+		return nil, nil
+	}
+	return s.inner.Fetch(key, start)
+}
+
+// FetchRange implements state.WindowStore.
+func (s *WindowStore) FetchRange(key []byte, timeFrom, timeTo int64) state.WindowIterator {
+	key = nonNil(key)
+	return s.merge(key, key, timeFrom, timeTo, s.inner.FetchRange(key, timeFrom, timeTo))
+}
+
+// FetchKeyRange implements state.WindowStore.
+func (s *WindowStore) FetchKeyRange(keyFrom, keyTo []byte, timeFrom, timeTo int64) state.WindowIterator {
+	return s.merge(keyFrom, keyTo, timeFrom, timeTo, s.inner.FetchKeyRange(keyFrom, keyTo, timeFrom, timeTo))
+}
+
+// FetchAll implements state.WindowStore.
+func (s *WindowStore) FetchAll(timeFrom, timeTo int64) state.WindowIterator {
+	return s.merge(nil, nil, timeFrom, timeTo, s.inner.FetchAll(timeFrom, timeTo))
+}
+
+// All implements state.WindowStore.
+func (s *WindowStore) All() state.WindowIterator {
+	return s.merge(nil, nil, math.MinInt64, math.MaxInt64, s.inner.All())
+}
+
+// cachedWindow is one cached window in an iterator's snapshot.
+type cachedWindow struct {
+	k     windowKey
+	value []byte // nil: a pending delete
+}
+
+// merge iterates over the cached windows in the key and time ranges (nil
+// key bounds are unbounded) merged with the store's own iterator.
+func (s *WindowStore) merge(keyFrom, keyTo []byte, timeFrom, timeTo int64, inner state.WindowIterator) state.WindowIterator {
+	var snap []cachedWindow
+	if keyFrom == nil || keyTo == nil || bytes.Compare(keyFrom, keyTo) <= 0 {
+		it := s.entries.Ascend(windowKey{key: nonNil(keyFrom), start: math.MinInt64}, true)
+		for it.Next() {
+			k := it.Key()
+			if keyTo != nil && bytes.Compare(k.key, keyTo) > 0 {
+				break
+			}
+			if k.start < timeFrom || k.start > timeTo || s.expired(k.start) {
+				continue
+			}
+			snap = append(snap, cachedWindow{k, it.Value().value})
+		}
+	}
+	return &windowMerge{cache: snap, inner: inner, pos: -1, expired: s.expired}
+}
+
+// windowMerge merges a cache snapshot with the store's iterator; cached
+// entries win, cached deletes hide the store's windows.
+type windowMerge struct {
+	cache    []cachedWindow
+	pos      int // index of the last cache entry consumed
+	inner    state.WindowIterator
+	innerOK  bool
+	started  bool
+	useCache bool
+	advInner bool
+	// expired hides the store's windows that expired by the cache's
+	// observed time, which runs ahead of the store's until a flush.
+	expired func(start int64) bool
+}
+
+func (m *windowMerge) nextInner() {
+	for m.innerOK = m.inner.Next(); m.innerOK && m.expired(m.inner.Start()); m.innerOK = m.inner.Next() {
+	}
+}
+
+func (m *windowMerge) Next() bool {
+	if !m.started {
+		m.started = true
+		m.nextInner()
+	} else if m.advInner {
+		m.nextInner()
+	}
+	m.advInner = false
+	for {
+		cacheOK := m.pos+1 < len(m.cache)
+		switch {
+		case !cacheOK && !m.innerOK:
+			return false
+		case !cacheOK:
+			m.useCache, m.advInner = false, true
+			return true
+		case m.innerOK:
+			c := compareWindowKeys(m.cache[m.pos+1].k, windowKey{m.inner.Key(), m.inner.Start()})
+			if c > 0 {
+				m.useCache, m.advInner = false, true
+				return true
+			}
+			if c == 0 {
+				m.nextInner() // the cache's entry replaces the store's
+			}
+		}
+		m.pos++
+		if m.cache[m.pos].value != nil {
+			m.useCache = true
+			return true
+		}
+	}
+}
+
+func (m *windowMerge) Key() []byte {
+	if m.useCache {
+		return m.cache[m.pos].k.key
+	}
+	return m.inner.Key()
+}
+
+func (m *windowMerge) Start() int64 {
+	if m.useCache {
+		return m.cache[m.pos].k.start
+	}
+	return m.inner.Start()
+}
+
+func (m *windowMerge) Value() []byte {
+	if m.useCache {
+		return m.cache[m.pos].value
+	}
+	return m.inner.Value()
+}
+
+func (m *windowMerge) Err() error   { return m.inner.Err() }
+func (m *windowMerge) Close() error { return m.inner.Close() }

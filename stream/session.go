@@ -1,0 +1,189 @@
+package stream
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/stream/serde"
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// SessionWindows group a key's records into sessions: runs of records each
+// at most Gap after the previous one (Kafka Streams' SessionWindows). A
+// record that falls between two sessions merges them.
+type SessionWindows struct {
+	// Gap is the inactivity gap that ends a session.
+	Gap time.Duration
+	// Grace is how long after a session's end (plus the gap) records are
+	// still admitted; a record whose session would end before stream time
+	// minus grace is dropped and counted (topology.DropLate).
+	Grace time.Duration
+}
+
+// Sessions returns session windows with an inactivity gap and a grace period.
+func Sessions(gap, grace time.Duration) SessionWindows {
+	return SessionWindows{Gap: gap, Grace: grace}
+}
+
+// SessionWindowedStream is a grouped stream cut into sessions.
+type SessionWindowedStream[K, V any] struct {
+	g GroupedStream[K, V]
+	w SessionWindows
+}
+
+// SessionWindowedBy cuts a grouped stream into sessions.
+func SessionWindowedBy[K, V any](g GroupedStream[K, V], w SessionWindows) SessionWindowedStream[K, V] {
+	return SessionWindowedStream[K, V]{g: g, w: w}
+}
+
+// Count counts the records per key and session.
+func (s SessionWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64] {
+	return sessionAggregate(s, func() int64 { return 0 },
+		func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
+		func(_ K, a, b int64) int64 { return a + b }, serde.Int64, "KSTREAM-COUNT", opts)
+}
+
+// Reduce combines the values per key and session with f, which also merges
+// sessions.
+func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
+	_, vs := serdesOf(s.g.s.b, collect(opts), s.g.s.ks, s.g.s.vs)
+	return sessionAggregate(s, nil, func(_ K, v V, a V, first bool) V {
+		if first {
+			return v
+		}
+		return f(a, v)
+	}, func(_ K, a, b V) V { return f(a, b) }, vs, "KSTREAM-REDUCE", opts)
+}
+
+// SessionAggregate folds the values per key and session into an
+// aggregate, starting from init(); merge combines the aggregates of two
+// sessions a record joins into one. The store is a session store keeping
+// sessions for gap + grace (or WithRetention).
+//
+// Each update is forwarded with the key's session. When sessions merge, the
+// merged-away ones are forwarded as deletions (tombstones once written to a
+// topic) and the merged session as a new value; a record inside an existing
+// session updates it in place.
+func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, f func(key K, value V, agg A) A, merge func(key K, a, b A) A, opts ...Option) Table[Windowed[K], A] {
+	_, as := serdesOf[K, A](s.g.s.b, collect(opts), nil, nil)
+	return sessionAggregate(s, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, merge, as, "KSTREAM-AGGREGATE", opts)
+}
+
+func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, merge func(K, A, A) A, as serde.Serde[A], prefix string, opts []Option) Table[Windowed[K], A] {
+	o := collect(opts)
+	b := s.g.s.b
+	ks, _ := serdesOf(b, &options{}, s.g.s.ks, s.g.s.vs)
+	name := b.name(o, prefix)
+	store := b.storeName(o, s.g.name)
+	w := s.w
+	if w.Gap <= 0 {
+		b.errorf("session aggregation %q: inactivity gap must be positive", name)
+		w.Gap = time.Millisecond
+	}
+	retention := max(o.retention, w.Gap+w.Grace)
+	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
+		return &sessionAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f, merge: merge,
+			gap: w.Gap.Milliseconds(), grace: w.Grace.Milliseconds(), observed: -1}
+	}, s.g.s.node)
+	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.SessionStore, Logging: !o.noLogging, Caching: !o.noCaching,
+		Session: state.SessionOptions{Retention: retention, SegmentInterval: o.segment}}, name)
+	// A session ending at e can still grow by a record at e + gap, which is
+	// admitted while stream time is at most e + gap + grace.
+	closeAfter := (w.Gap + w.Grace).Milliseconds() + 1
+	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: s.g.s.sources,
+		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).End + closeAfter }}}
+}
+
+type sessionAgg[K, V, A any] struct {
+	store      string
+	ks         serde.Serde[K]
+	as         serde.Serde[A]
+	init       func() A
+	f          func(K, V, A, bool) A
+	merge      func(K, A, A) A
+	gap, grace int64
+	observed   int64 // largest timestamp this processor has seen
+
+	s   state.SessionStore
+	ctx topology.Context[Windowed[K], change[A]]
+}
+
+func (p *sessionAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], change[A]]) error {
+	s, ok := ctx.Store(p.store).(state.SessionStore)
+	if !ok {
+		return fmt.Errorf("stream: store %q is not a session store", p.store)
+	}
+	p.s, p.ctx = s, ctx
+	return nil
+}
+
+type session[A any] struct {
+	start, end int64
+	agg        A
+}
+
+func (p *sessionAgg[K, V, A]) Process(r topology.Record[K, V]) error {
+	ts := r.Timestamp
+	p.observed = max(p.observed, ts)
+	kb, err := p.ks.Serialize(r.Key)
+	if err != nil {
+		return err
+	}
+	var found []session[A]
+	it := p.s.FindSessions(kb, ts-p.gap, ts+p.gap)
+	for it.Next() {
+		a, _, err := decodeTS(p.as, it.Value())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		found = append(found, session[A]{it.Start(), it.End(), a})
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	start, end := ts, ts
+	var agg A
+	has := p.init != nil
+	if has {
+		agg = p.init()
+	}
+	for _, s := range found {
+		start, end = min(start, s.start), max(end, s.end)
+		if has {
+			agg = p.merge(r.Key, agg, s.agg)
+		} else {
+			agg, has = s.agg, true
+		}
+	}
+	if end < p.observed-p.grace {
+		p.ctx.Drop(topology.DropLate)
+		return nil
+	}
+	var ch change[A]
+	for _, s := range found {
+		if s.start == start && s.end == end {
+			ch.Old, ch.HasOld = s.agg, true // updated in place
+			continue
+		}
+		if err := p.s.Remove(kb, s.start, s.end); err != nil {
+			return err
+		}
+		p.ctx.Forward(topology.Record[Windowed[K], change[A]]{Key: Windowed[K]{Key: r.Key, Start: s.start, End: s.end},
+			Value: change[A]{Old: s.agg, HasOld: true}, Timestamp: s.end, Headers: r.Headers})
+	}
+	ch.New, ch.HasNew = p.f(r.Key, r.Value, agg, !has), true
+	vb, err := encodeTS(p.as, ch.New, end)
+	if err != nil {
+		return err
+	}
+	if err := p.s.Put(kb, start, end, vb); err != nil {
+		return err
+	}
+	p.ctx.Forward(topology.Record[Windowed[K], change[A]]{Key: Windowed[K]{Key: r.Key, Start: start, End: end},
+		Value: ch, Timestamp: end, Headers: r.Headers})
+	return nil
+}
+
+func (p *sessionAgg[K, V, A]) Close() error { return nil }
