@@ -1,0 +1,167 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. It is
+// 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procCPU returns the user+system CPU time of process pid, summed over all
+// its threads, from /proc/PID/stat (fields 14 utime and 15 stime).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// count fields from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state), so field n is f[n-3].
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+	}
+	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
+	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// pfKthread is PF_KTHREAD in /proc/PID/stat's flags: a kernel thread.
+const pfKthread = 0x00200000
+
+// otherCPU returns the CPU time used so far by the machine's user-space
+// processes other than skip: utime+stime plus the reaped children's
+// cutime+cstime, so that short-lived processes (a test binary) count once
+// their parent has waited for them. Kernel threads (writeback, softirq) are
+// left out: they mostly work for the broker under test.
+func otherCPU(skip ...int) (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || slices.Contains(skip, pid) {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:]) // f[n-3] is field n
+		if len(f) < 15 {
+			continue
+		}
+		if flags, _ := strconv.ParseUint(f[9-3], 10, 64); flags&pfKthread != 0 {
+			continue
+		}
+		for n := 14; n <= 17; n++ { // utime stime cutime cstime
+			v, _ := strconv.ParseInt(f[n-3], 10, 64)
+			ticks += v
+		}
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// cpuMeter measures one phase: the broker's CPU time, and how busy the
+// rest of the machine was — processes other than the broker and this
+// benchmark, such as a build or test run by someone else, which skew the
+// figures on a two-core machine.
+type cpuMeter struct {
+	b                *process
+	t0               time.Time
+	broker0, others0 time.Duration
+}
+
+// benchPIDs are the processes of the benchmark itself: this one and its
+// parent (`go run`), which the other-load figure leaves out.
+func benchPIDs(b *process) []int { return []int{os.Getpid(), os.Getppid(), b.pid()} }
+
+func startCPU(b *process) (*cpuMeter, error) {
+	m := &cpuMeter{b: b, t0: time.Now()}
+	var err error
+	if m.broker0, err = b.cpu(); err != nil {
+		return nil, err
+	}
+	if m.others0, err = otherCPU(benchPIDs(b)...); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// stop returns the broker's CPU time since start, and the average number
+// of cores the other user-space processes kept busy meanwhile.
+func (m *cpuMeter) stop() (broker time.Duration, otherCores float64, err error) {
+	b1, err := m.b.cpu()
+	if err != nil {
+		return 0, 0, err
+	}
+	o1, err := otherCPU(benchPIDs(m.b)...)
+	if err != nil {
+		return 0, 0, err
+	}
+	return b1 - m.broker0, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
+}
+
+// machineLoad returns how many cores the machine's user-space processes,
+// other than this one, kept busy on average over the next window.
+func machineLoad(window time.Duration) (float64, error) {
+	skip := []int{os.Getpid(), os.Getppid()}
+	o0, err := otherCPU(skip...)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	time.Sleep(window) // sampling counters over a window: nothing to wait on
+	o1, err := otherCPU(skip...)
+	if err != nil {
+		return 0, err
+	}
+	return max(0, (o1-o0).Seconds()/time.Since(t0).Seconds()), nil
+}
+
+// waitIdle waits, up to limit, until the other processes have kept fewer
+// than maxCores busy for two consecutive 2-second windows, and returns the
+// last load it saw.
+func waitIdle(limit time.Duration, maxCores float64, prog *progress) float64 {
+	deadline := time.Now().Add(limit)
+	quiet := 0
+	for {
+		load, err := machineLoad(2 * time.Second)
+		if err != nil {
+			return -1
+		}
+		if load < maxCores {
+			if quiet++; quiet == 2 {
+				return load
+			}
+			continue
+		}
+		quiet = 0
+		if time.Now().After(deadline) {
+			prog.printf("machine still busy (%.2f cores) after waiting %v; measuring anyway", load, limit)
+			return load
+		}
+		prog.printf("machine busy (%.2f cores used by other processes); waiting for it to go idle", load)
+	}
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"time"
+)
+
+// kfakePeer runs franz-go's kfake (bench/cmd/kfakebroker) with on-disk
+// persistence and kfake.SyncWrites: an fsync of the segment and index file
+// for every produced batch.
+type kfakePeer struct {
+	binDir string
+}
+
+func (*kfakePeer) name() string { return "kfake" }
+
+func (*kfakePeer) durability() string {
+	return "fsync per produced batch (kfake.DataDir + kfake.SyncWrites)"
+}
+
+func (k *kfakePeer) start(ctx context.Context, dir string) (*process, error) {
+	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/kfakebroker", k.binDir)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-sync=true")
+	return startListening(ctx, cmd, "kfake listening on ", filepath.Join(dir, "kfake.log"), 60*time.Second)
+}
+
+// blackholePeer is kfake with BlackholeProduce: it acknowledges every
+// produce without storing it. It measures the client's own ceiling on this
+// machine, the most any broker can show here; there is nothing to consume.
+type blackholePeer struct {
+	binDir string
+}
+
+func (*blackholePeer) name() string { return "ceiling" }
+
+func (*blackholePeer) durability() string {
+	return "none: kfake.BlackholeProduce discards records (client + loopback ceiling)"
+}
+
+func (*blackholePeer) produceOnly() {}
+
+func (k *blackholePeer) start(ctx context.Context, dir string) (*process, error) {
+	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/kfakebroker", k.binDir)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-blackhole")
+	return startListening(ctx, cmd, "kfake listening on ", filepath.Join(dir, "blackhole.log"), 60*time.Second)
+}

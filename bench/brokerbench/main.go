@@ -1,0 +1,154 @@
+// Command brokerbench measures Runnel's broker against franz-go's kfake
+// (persisted, fsync per batch) and Apache Kafka (KRaft, default flush), each
+// in its own process on this machine, with the same franz-go client
+// settings.
+//
+// Run it from the bench module:
+//
+//	cd bench && go run ./brokerbench
+//
+// For every broker and record size (100 B and 1 KiB, 6 partitions,
+// acks=all) it produces at full speed, consumes everything from the start,
+// and then produces at a fixed rate (half of Runnel's peak) to measure
+// per-record produce latency. It reports records/s and MB/s, latency p50
+// and p99, and the broker process's CPU seconds per GB, then the ratios
+// Runnel/kfake and Runnel/Kafka. Progress goes to stderr, results to
+// stdout.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit)")
+		records   = flag.Int64("records", 0, "records per produce phase (default 10,000,000 for 100 B and 2,000,000 for 1 KiB; -quick: 200,000 and 50,000)")
+		duration  = flag.Duration("duration", 0, "produce for this long instead of a record count")
+		quick     = flag.Bool("quick", false, "a small run for a CI smoke test")
+		linger    = flag.Duration("linger", time.Millisecond, "franz-go ProducerLinger, for every broker")
+		paced     = flag.Duration("paced", 10*time.Second, "measured length of the fixed-rate latency phase")
+		rate      = flag.Float64("rate", 0, "records/s of the latency phase (default: half of Runnel's peak for that record size)")
+		kafkaHome = flag.String("kafka-home", "", "Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
+		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file")
+		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
+		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
+		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
+		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB")
+	)
+	flag.Parse()
+
+	s := settings{duration: *duration, linger: *linger, paced: *paced, warmup: time.Second}
+	workloads := []workload{{name: "100B", size: 100, records: 10_000_000}, {name: "1KiB", size: 1024, records: 2_000_000}}
+	if *quick {
+		workloads[0].records, workloads[1].records = 200_000, 50_000
+		s.paced = 2 * time.Second
+		s.warmup = 500 * time.Millisecond
+	}
+	workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !slices.Contains(strings.Split(*only, ","), w.name) })
+	if len(workloads) == 0 {
+		fatal(fmt.Errorf("-workloads %q: none of 100B, 1KiB", *only))
+	}
+	if *records > 0 {
+		for i := range workloads {
+			workloads[i].records = *records
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "brokerbench-")
+	if err != nil {
+		fatal(err)
+	}
+	if !*keep {
+		defer os.RemoveAll(tmp)
+	}
+	prog := &progress{w: os.Stderr, start: time.Now()}
+
+	scripts, err := scriptsDir()
+	if err != nil {
+		fatal(err)
+	}
+	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog}, *profile)
+	if err != nil {
+		fatal(err)
+	}
+	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle}
+	for r.rounds < *rounds && ctx.Err() == nil {
+		r.rounds++
+		for _, p := range peers {
+			if ctx.Err() != nil {
+				break
+			}
+			r.measure(ctx, p, filepath.Join(tmp, p.name()), *keep)
+		}
+	}
+	if *keep {
+		prog.printf("data and logs kept in %s", tmp)
+	}
+	r.report(os.Stdout)
+}
+
+// choosePeers parses -brokers. Runnel is always measured first, because the
+// latency phase of every broker runs at half of Runnel's peak.
+func choosePeers(list, binDir string, kafka *kafkaPeer, profile string) ([]peer, error) {
+	var names []string
+	for n := range strings.SplitSeq(list, ",") {
+		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if i := slices.Index(names, "runnel"); i > 0 {
+		names = slices.Insert(slices.Delete(names, i, i+1), 0, "runnel")
+	}
+	var peers []peer
+	for _, n := range names {
+		switch n {
+		case "runnel":
+			peers = append(peers, &runnelPeer{binDir: binDir, profile: profile})
+		case "kfake":
+			peers = append(peers, &kfakePeer{binDir: binDir})
+		case "kafka":
+			peers = append(peers, kafka)
+		case "ceiling":
+			peers = append(peers, &blackholePeer{binDir: binDir})
+		default:
+			return nil, fmt.Errorf("-brokers: unknown broker %q (want runnel, kfake, kafka, ceiling)", n)
+		}
+	}
+	if len(peers) == 0 {
+		return nil, fmt.Errorf("-brokers: no broker named")
+	}
+	return peers, nil
+}
+
+// scriptsDir returns the repository's scripts/ directory, next to the bench
+// module that the go command finds from the working directory.
+func scriptsDir() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if filepath.Base(filepath.Dir(gomod)) != "bench" {
+		return "", fmt.Errorf("run brokerbench from the bench module (cd bench && go run ./brokerbench); go.mod here is %q", gomod)
+	}
+	return filepath.Join(filepath.Dir(filepath.Dir(gomod)), "scripts"), nil
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "brokerbench:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+)
+
+// run is one benchmark run: its settings and what it has measured so far.
+type run struct {
+	s         settings
+	workloads []workload
+	rate      float64 // -rate; 0 means half of the first broker's peak
+	prog      *progress
+	waitIdle  time.Duration // -wait-idle
+
+	peak    map[string]peakRate // workload name -> peak of the first broker measured (Runnel when included)
+	results []*brokerResult     // one per broker, in the order measured
+	rounds  int                 // rounds started so far
+}
+
+// brokerResult is everything measured on one broker, in every round.
+type brokerResult struct {
+	name       string
+	durability string
+	skipped    string // why the broker was not measured, if it was not
+	err        error  // the failure that stopped its measurement, if any
+	byWorkload map[string][]*workloadResult
+}
+
+// resultFor returns p's result, adding it on p's first round.
+func (r *run) resultFor(p peer) *brokerResult {
+	for _, b := range r.results {
+		if b.name == p.name() {
+			return b
+		}
+	}
+	b := &brokerResult{name: p.name(), durability: p.durability(), byWorkload: map[string][]*workloadResult{}}
+	r.results = append(r.results, b)
+	return b
+}
+
+// peakRate is the full-speed produce rate that sets the latency phase's
+// rate, and the broker it was measured on.
+type peakRate struct {
+	recordsPerSec float64
+	broker        string
+}
+
+type workloadResult struct {
+	produce, consume throughput
+	paced            pacedResult
+}
+
+// measure starts p, runs every workload against it, and stops it.
+func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
+	res := r.resultFor(p)
+	if res.skipped != "" || res.err != nil {
+		return // not again in a later round
+	}
+
+	if k, ok := p.(*kafkaPeer); ok {
+		if why := k.resolveHome(ctx); why != "" {
+			res.skipped = why
+			r.prog.printf("kafka: SKIPPED: %s", why)
+			return
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		res.err = err
+		return
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+
+	r.prog.prefix = ""
+	var load float64
+	if r.waitIdle > 0 {
+		load = waitIdle(r.waitIdle, 0.15, r.prog)
+	} else {
+		load, _ = machineLoad(time.Second)
+	}
+	r.prog.printf("%s: starting, round %d (machine load before start: %.2f cores)", p.name(), r.rounds, load)
+	t0 := time.Now()
+	proc, err := p.start(ctx, dir)
+	if err != nil {
+		res.err = fmt.Errorf("start: %w", err)
+		r.prog.printf("%s: FAILED to start: %v", p.name(), err)
+		return
+	}
+	r.prog.printf("%s: listening on %s (pid %d, started in %v)", p.name(), proc.addr, proc.pid(), time.Since(t0).Round(time.Millisecond))
+	defer func() {
+		if err := proc.stop(60 * time.Second); err != nil {
+			r.prog.printf("%s: stop: %v", p.name(), err)
+		}
+	}()
+
+	r.prog.prefix = p.name() + ": "
+	defer func() { r.prog.prefix = "" }()
+	if err := r.warmUp(ctx, proc); err != nil {
+		res.err = fmt.Errorf("warm-up: %w", err)
+		r.prog.printf("FAILED: %v (log: %s)", res.err, proc.log)
+		return
+	}
+	for _, w := range r.workloads {
+		wr, err := r.runWorkload(ctx, p, proc, w)
+		if err != nil {
+			res.err = fmt.Errorf("%s: %w", w.name, err)
+			r.prog.printf("FAILED: %v (log: %s)", res.err, proc.log)
+			return
+		}
+		res.byWorkload[w.name] = append(res.byWorkload[w.name], wr)
+	}
+}
+
+// warmUp produces a few unmeasured records so that every broker, the JVM
+// above all, is past its start-up costs before the first measured phase.
+func (r *run) warmUp(ctx context.Context, proc *process) error {
+	const topic = "bench-warmup"
+	if err := createTopic(ctx, proc.addr, topic); err != nil {
+		return err
+	}
+	w := workload{name: "warmup", size: 100, records: min(500_000, r.workloads[0].records/4)}
+	s := r.s
+	s.duration = 0
+	r.prog.printf("warm-up: %s records of %d B", count(w.records), w.size)
+	_, err := produceMax(ctx, proc, topic, w, s, r.prog)
+	return err
+}
+
+func (r *run) runWorkload(ctx context.Context, p peer, proc *process, w workload) (*workloadResult, error) {
+	var wr workloadResult
+	_, skipConsume := p.(produceOnly)
+	topic := "bench-" + w.name
+	if err := createTopic(ctx, proc.addr, topic); err != nil {
+		return nil, err
+	}
+	if r.s.duration > 0 {
+		r.prog.printf("%s produce: %v at full speed", w.name, r.s.duration)
+	} else {
+		r.prog.printf("%s produce: %s records at full speed", w.name, count(w.records))
+	}
+	var err error
+	if wr.produce, err = produceMax(ctx, proc, topic, w, r.s, r.prog); err != nil {
+		return nil, err
+	}
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB", w.name,
+		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB())
+
+	if !skipConsume {
+		r.prog.printf("%s consume: %s records from the start", w.name, count(wr.produce.records))
+		if wr.consume, err = consumeAll(ctx, proc, topic, wr.produce.records, r.prog); err != nil {
+			return nil, err
+		}
+		r.prog.printf("%s consume: %s rec/s, %.1f MB/s", w.name, count(int64(wr.consume.recordsPerSec())), wr.consume.mbPerSec())
+	}
+
+	rate := r.rate
+	if rate == 0 {
+		if _, ok := r.peak[w.name]; !ok {
+			r.peak[w.name] = peakRate{wr.produce.recordsPerSec(), p.name()}
+		}
+		rate = r.peak[w.name].recordsPerSec / 2
+	}
+	latTopic := "bench-latency-" + w.name
+	if err := createTopic(ctx, proc.addr, latTopic); err != nil {
+		return nil, err
+	}
+	r.prog.printf("%s latency: %s rec/s for %v (+%v warm-up)", w.name, count(int64(rate)), r.s.paced, r.s.warmup)
+	if wr.paced, err = producePaced(ctx, proc, latTopic, w, rate, r.s); err != nil {
+		return nil, err
+	}
+	r.prog.printf("%s latency: p50 %v, p99 %v, max %v", w.name, ms(wr.paced.lat.p50), ms(wr.paced.lat.p99), ms(wr.paced.lat.max))
+	return &wr, nil
+}
+
+// ms formats d in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/1e6) }
