@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/runnel-dev/runnel/broker/log"
 	"github.com/runnel-dev/runnel/broker/meta"
 )
 
@@ -19,8 +20,18 @@ import (
 // on one node; acks=0 gets no response, and a failed acks=0 produce closes
 // the connection as Kafka does so the client refreshes metadata.
 //
-// Not here yet: transactional produce (rejected per partition) and
-// idempotent sequence checks.
+// Idempotent and transactional batches are checked against the
+// partition's producer state under its append lock (see package
+// broker/log/producer): a retried batch is answered with its original
+// offsets and not written again; a sequence gap gets
+// OUT_OF_ORDER_SEQUENCE_NUMBER, a stale epoch INVALID_PRODUCER_EPOCH, a
+// non-transactional batch from a producer inside a transaction
+// INVALID_TXN_STATE, a control batch INVALID_RECORD. A transactional batch
+// that would open a transaction on the partition is first verified with
+// the transaction coordinator (KIP-890; from v12 the coordinator adds the
+// partition itself), see partition_txn.go. Transactional batches without
+// a transactional id get TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as
+// Kafka's.
 
 func init() { register(0, 3, 13, handleProduce) }
 
@@ -65,10 +76,6 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 			switch {
 			case badAcks:
 				code = kerr.InvalidRequiredAcks.Code
-			case r.TransactionID != nil:
-				code = kerr.TransactionalIDAuthorizationFailed.Code
-				msg := "transactions are not supported by this broker yet"
-				sp.ErrorMessage = &msg
 			case b.internalTopic(name):
 				// The coordinators own these logs; a client write
 				// would corrupt their state.
@@ -83,10 +90,24 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 			if code == 0 && len(rp.Records) == 0 {
 				code = kerr.CorruptMessage.Code
 			}
+			var tc txnCheck
 			if code == 0 {
-				res, err := p.append(rp.Records)
+				if pid, epoch, txnl := log.PeekProducer(rp.Records); txnl {
+					if r.TransactionID == nil {
+						code = kerr.TransactionalIDAuthorizationFailed.Code
+					} else if v := b.parts.txnVerifier(); v != nil {
+						var err error
+						if tc, err = p.verifyTxn(c.ctx, v, *r.TransactionID, pid, epoch, r.Version >= 12); err != nil {
+							code = txnErrorCode(err)
+							sp.ErrorMessage = errorMessage(err)
+						}
+					}
+				}
+			}
+			if code == 0 {
+				res, err := p.appendChecked(rp.Records, tc)
 				if err != nil {
-					code = errorCode(err)
+					code = txnErrorCode(err)
 					if code == kerr.UnknownServerError.Code {
 						b.logger.Error("append", "topic", name, "partition", rp.Partition, "err", err)
 					}
@@ -96,8 +117,10 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 					sp.LogAppendTime = res.LogAppendTime
 					sp.LogStartOffset = res.LogStartOffset
 					end = res.LastOffset + 1
-					b.metrics.bytesIn.WithLabelValues(name).Add(float64(len(rp.Records)))
-					b.metrics.recordsIn.WithLabelValues(name).Add(float64(res.Records))
+					if !res.Duplicate {
+						b.metrics.bytesIn.WithLabelValues(name).Add(float64(len(rp.Records)))
+						b.metrics.recordsIn.WithLabelValues(name).Add(float64(res.Records))
+					}
 				}
 			}
 			if code != 0 {

@@ -23,8 +23,15 @@ import (
 // Not here yet: incremental fetch sessions (KIP-227) — the broker answers
 // every fetch in full with session id 0, which every client treats as
 // "sessions unavailable" — and follower fetches, which arrive with
-// replication. read_committed reads below the last stable offset, which
-// equals the high watermark until transactions exist.
+// replication.
+//
+// Isolation. read_uncommitted reads below the high watermark and gets no
+// aborted-transactions list (null). read_committed reads below the last
+// stable offset (the first offset of the earliest open transaction) and
+// gets the aborted transactions that overlap the returned batches
+// (producer id, first offset), with which the client drops aborted
+// records; control batches are returned as stored, and clients skip them.
+// Every response carries both the high watermark and the LSO.
 
 func init() { register(1, 4, 18, handleFetch) }
 
@@ -139,8 +146,9 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 		}
 		p := fp.p
 		hw := p.highWatermark()
+		lso := p.lastStableOffset()
 		sp.HighWatermark = hw
-		sp.LastStableOffset = hw
+		sp.LastStableOffset = lso
 		sp.LogStartOffset = p.log.StartOffset()
 		if readCommitted {
 			sp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
@@ -163,7 +171,11 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 			// fetch size; log.Read returns at least one whole batch.
 			limit = max(limit, 1)
 		}
-		rr, err := p.log.Read(fp.offset, limit, hw)
+		upTo := hw
+		if readCommitted {
+			upTo = lso
+		}
+		rr, err := p.log.Read(fp.offset, limit, upTo)
 		if err != nil {
 			sp.ErrorCode = errorCode(err)
 			if !errors.Is(err, log.ErrOffsetOutOfRange) {
@@ -180,6 +192,9 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 		}
 		if n := len(rr.Records); n > 0 {
 			sp.RecordBatches = rr.Records
+			if readCommitted {
+				sp.AbortedTransactions = abortedList(p.log.AbortedTxns(fp.offset, nextOffset(rr.Records)))
+			}
 			total += n
 			remaining -= int32(n)
 			b.metrics.bytesOut.WithLabelValues(p.topic).Add(float64(n))
@@ -202,4 +217,31 @@ func countRecords(batches []byte) int64 {
 		batches = batches[size:]
 	}
 	return n
+}
+
+// nextOffset is the offset after the last batch of a run of whole
+// batches: the end of the range a fetch returned.
+func nextOffset(batches []byte) int64 {
+	next := int64(-1)
+	for len(batches) >= 61 {
+		size := int(binary.BigEndian.Uint32(batches[8:])) + 12
+		if size < 61 || size > len(batches) {
+			break
+		}
+		next = int64(binary.BigEndian.Uint64(batches)) + int64(int32(binary.BigEndian.Uint32(batches[23:]))) + 1
+		batches = batches[size:]
+	}
+	return next
+}
+
+// abortedList converts the log's aborted transactions to the response's
+// (never nil: read_committed responses carry a list, empty or not).
+func abortedList(txns []log.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(txns))
+	for i, t := range txns {
+		out[i] = kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		out[i].ProducerID = t.ProducerID
+		out[i].FirstOffset = t.FirstOffset
+	}
+	return out
 }

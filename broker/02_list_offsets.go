@@ -43,6 +43,8 @@ func handleListOffsets(c *conn, req *request) (finisher, error) {
 			}
 			sp.LeaderEpoch = epoch
 			switch ts := rp.Timestamp; {
+			case ts == -1 && r.IsolationLevel == 1:
+				sp.Offset = p.lastStableOffset()
 			case ts == -1:
 				sp.Offset = p.highWatermark()
 			case ts == -2 || ts == -4:
@@ -54,12 +56,17 @@ func handleListOffsets(c *conn, req *request) (finisher, error) {
 			case ts == -5:
 				// No tiered storage: nothing is uploaded.
 			case ts >= 0:
+				// Only offsets a consumer of this isolation could fetch.
+				fetchable := p.highWatermark()
+				if r.IsolationLevel == 1 {
+					fetchable = p.lastStableOffset()
+				}
 				off, fts, ok, err := p.log.OffsetForTimestamp(ts)
 				switch {
 				case err != nil:
 					sp.ErrorCode = errorCode(err)
 					c.b.logger.Error("offset for timestamp", "topic", rt.Topic, "partition", rp.Partition, "err", err)
-				case ok && off < p.highWatermark():
+				case ok && off < fetchable:
 					sp.Offset, sp.Timestamp = off, fts
 				}
 			default:

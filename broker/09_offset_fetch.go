@@ -6,9 +6,9 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // Partitions with no committed offset come back as offset -1; null topics
 // (v2+) ask for every committed offset of the group. Errors are
 // per-partition before v2, top-level (per group from v8) after.
-// RequireStable (v7+) and the member epoch (v9) are accepted and ignored:
-// there are no pending transactional offsets, and classic groups have no
-// member epochs.
+// With RequireStable (v7+), a partition whose offset a transaction holds
+// uncommitted answers UNSTABLE_OFFSET_COMMIT and the client retries. The
+// member epoch (v9) is ignored: classic groups have no member epochs.
 //
 // Not here yet: v10 (topics by id).
 

@@ -8,14 +8,14 @@ import (
 )
 
 // FindCoordinator v0-v6 (v4+ batches keys, KIP-699). A group's coordinator
-// is the leader of its __consumer_offsets partition, abs(hashCode(group))
-// mod the partition count, as Kafka places it; the answer does not wait
-// for that partition to load (the group APIs say
+// (key type 0) is the leader of its __consumer_offsets partition,
+// abs(hashCode(group)) mod the partition count, as Kafka places it; a
+// transactional id's (key type 1) is the leader of its
+// __transaction_state partition, placed the same way. The answer does not
+// wait for that partition to load (the coordinator APIs say
 // COORDINATOR_LOAD_IN_PROGRESS until it has).
 //
-// Not here yet: transaction coordinators (key type 1 gets
-// COORDINATOR_NOT_AVAILABLE until transactions exist) and share groups
-// (key type 2, INVALID_REQUEST).
+// Not here: share groups (key type 2, INVALID_REQUEST).
 
 func init() { register(10, 0, 6, handleFindCoordinator) }
 
@@ -48,26 +48,27 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 		fc.ErrorMessage = &msg
 		return fc
 	}
+	topic, what := offsetsTopic, "group id"
 	switch keyType {
 	case 0:
 	case 1:
-		return fail(kerr.CoordinatorNotAvailable.Code, "transactions are not supported by this broker yet")
+		topic, what = txnStateTopic, "transactional id"
 	default:
 		return fail(kerr.InvalidRequest.Code, "unsupported coordinator key type")
 	}
 	if key == "" {
-		return fail(kerr.InvalidRequest.Code, "empty group id")
+		return fail(kerr.InvalidRequest.Code, "empty "+what)
 	}
 	cl := b.meta.Cluster()
-	t := cl.Topics[offsetsTopic]
+	t := cl.Topics[topic]
 	if t == nil || len(t.Partitions) == 0 {
-		return fail(kerr.CoordinatorNotAvailable.Code, offsetsTopic+" does not exist")
+		return fail(kerr.CoordinatorNotAvailable.Code, topic+" does not exist")
 	}
 	idx := group.PartitionFor(key, int32(len(t.Partitions)))
 	leader := t.Partitions[idx].Leader
 	br, ok := cl.Brokers[leader]
 	if leader < 0 || !ok {
-		return fail(kerr.CoordinatorNotAvailable.Code, "the group's partition has no leader")
+		return fail(kerr.CoordinatorNotAvailable.Code, "the "+what+"'s partition has no leader")
 	}
 	fc.NodeID, fc.Host, fc.Port = br.ID, br.Host, br.Port
 	return fc

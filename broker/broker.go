@@ -34,6 +34,7 @@ import (
 
 	"github.com/runnel-dev/runnel/broker/group"
 	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/txn"
 )
 
 // Broker is a running broker. Create it with Start; stop it with Close.
@@ -53,6 +54,7 @@ type Broker struct {
 
 	parts  *partitions
 	groups *group.Coordinator
+	txns   *txn.Coordinator
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -130,9 +132,18 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		b.cancel()
 		return nil, err
 	}
+	if err := b.startTxns(ctx); err != nil {
+		b.groups.Close()
+		b.parts.closeAll()
+		ms.Close()
+		ln.Close()
+		b.cancel()
+		return nil, err
+	}
 
 	if cfg.MetricsListen != "" {
 		if err := b.startMetrics(); err != nil {
+			b.txns.Close()
 			b.groups.Close()
 			b.parts.closeAll()
 			ms.Close()
@@ -218,6 +229,8 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.wg.Wait()
+		// Markers go through the group coordinator: close it after.
+		b.txns.Close()
 		b.groups.Close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		b.closeErr = errors.Join(errs...)
@@ -294,7 +307,7 @@ func (b *Broker) retentionLoop() {
 func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
 
 // internalTopic reports whether a topic belongs to a coordinator
-// (__consumer_offsets, and __transaction_state later): clients may read it
+// (__consumer_offsets, __transaction_state): clients may read it
 // but neither write nor delete it.
 func (b *Broker) internalTopic(name string) bool {
 	t := b.meta.Cluster().Topics[name]

@@ -65,6 +65,11 @@ type Config struct {
 	// RetentionCheckInterval: log.retention.check.interval.ms, default 5
 	// minutes.
 	RetentionCheckInterval time.Duration
+	// ProducerIDExpiration: producer.id.expiration.ms, default 1 day. A
+	// partition forgets a producer id (its epoch and sequence numbers)
+	// this long after its last write, unless it has an open transaction;
+	// checked every RetentionCheckInterval.
+	ProducerIDExpiration time.Duration
 
 	// Group coordinator.
 
@@ -89,6 +94,24 @@ type Config struct {
 	// OffsetsRetentionCheckInterval:
 	// offsets.retention.check.interval.ms, default 10 minutes.
 	OffsetsRetentionCheckInterval time.Duration
+
+	// Transaction coordinator.
+
+	// TransactionStateTopicPartitions is the partition count
+	// __transaction_state is created with when missing
+	// (transaction.state.log.num.partitions). Default 50.
+	TransactionStateTopicPartitions int32
+	// TransactionMaxTimeout bounds the transaction timeout a producer may
+	// ask for (transaction.max.timeout.ms). Default 15 minutes.
+	TransactionMaxTimeout time.Duration
+	// TransactionalIDExpiration: transactional.id.expiration.ms, default
+	// 7 days. An idle transactional id is forgotten after it.
+	TransactionalIDExpiration time.Duration
+	// TransactionAbortTimedOutCheckInterval is how often transactions
+	// open longer than their timeout are looked for and aborted
+	// (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+	// Default 10s.
+	TransactionAbortTimedOutCheckInterval time.Duration
 
 	// Logger receives the broker's structured log. Default: discard.
 	Logger *slog.Logger
@@ -125,6 +148,9 @@ func (c *Config) EnsureDefaults() {
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
 	}
+	if c.ProducerIDExpiration == 0 {
+		c.ProducerIDExpiration = 24 * time.Hour
+	}
 	if c.OffsetsTopicPartitions == 0 {
 		c.OffsetsTopicPartitions = 50
 	}
@@ -145,6 +171,18 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.OffsetsRetentionCheckInterval == 0 {
 		c.OffsetsRetentionCheckInterval = 10 * time.Minute
+	}
+	if c.TransactionStateTopicPartitions == 0 {
+		c.TransactionStateTopicPartitions = 50
+	}
+	if c.TransactionMaxTimeout == 0 {
+		c.TransactionMaxTimeout = 15 * time.Minute
+	}
+	if c.TransactionalIDExpiration == 0 {
+		c.TransactionalIDExpiration = 7 * 24 * time.Hour
+	}
+	if c.TransactionAbortTimedOutCheckInterval == 0 {
+		c.TransactionAbortTimedOutCheckInterval = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -190,6 +228,9 @@ func (c *Config) Validate() error {
 	if c.FlushMs < 0 {
 		bad("flush.ms %v is negative", c.FlushMs)
 	}
+	if c.ProducerIDExpiration < time.Millisecond {
+		bad("producer.id.expiration.ms %v must be at least 1ms", c.ProducerIDExpiration)
+	}
 	if c.OffsetsTopicPartitions < 1 {
 		bad("offsets.topic.num.partitions %d must be at least 1", c.OffsetsTopicPartitions)
 	}
@@ -204,6 +245,18 @@ func (c *Config) Validate() error {
 	}
 	if c.OffsetsRetentionCheckInterval < time.Millisecond {
 		bad("offsets.retention.check.interval %v must be at least 1ms", c.OffsetsRetentionCheckInterval)
+	}
+	if c.TransactionStateTopicPartitions < 1 {
+		bad("transaction.state.log.num.partitions %d must be at least 1", c.TransactionStateTopicPartitions)
+	}
+	if c.TransactionMaxTimeout < time.Millisecond {
+		bad("transaction.max.timeout.ms %v must be at least 1ms", c.TransactionMaxTimeout)
+	}
+	if c.TransactionalIDExpiration < time.Millisecond {
+		bad("transactional.id.expiration.ms %v must be at least 1ms", c.TransactionalIDExpiration)
+	}
+	if c.TransactionAbortTimedOutCheckInterval < time.Millisecond {
+		bad("transaction.abort.timed.out.transaction.cleanup.interval.ms %v must be at least 1ms", c.TransactionAbortTimedOutCheckInterval)
 	}
 	return errors.Join(errs...)
 }
@@ -226,6 +279,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "log.flush.interval.messages=%d\n", c.FlushMessages)
 	fmt.Fprintf(&b, "log.flush.interval.ms=%d\n", c.FlushMs.Milliseconds())
 	fmt.Fprintf(&b, "log.retention.check.interval.ms=%d\n", c.RetentionCheckInterval.Milliseconds())
+	fmt.Fprintf(&b, "producer.id.expiration.ms=%d\n", c.ProducerIDExpiration.Milliseconds())
 	fmt.Fprintf(&b, "offsets.topic.num.partitions=%d\n", c.OffsetsTopicPartitions)
 	fmt.Fprintf(&b, "group.initial.rebalance.delay.ms=%d\n", max(c.GroupInitialRebalanceDelay, 0).Milliseconds())
 	fmt.Fprintf(&b, "group.min.session.timeout.ms=%d\n", c.GroupMinSessionTimeout.Milliseconds())
@@ -233,5 +287,9 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "group.max.size=%d\n", c.GroupMaxSize)
 	fmt.Fprintf(&b, "offsets.retention.minutes=%d\n", int64(c.OffsetsRetention.Minutes()))
 	fmt.Fprintf(&b, "offsets.retention.check.interval.ms=%d\n", c.OffsetsRetentionCheckInterval.Milliseconds())
+	fmt.Fprintf(&b, "transaction.state.log.num.partitions=%d\n", c.TransactionStateTopicPartitions)
+	fmt.Fprintf(&b, "transaction.max.timeout.ms=%d\n", c.TransactionMaxTimeout.Milliseconds())
+	fmt.Fprintf(&b, "transactional.id.expiration.ms=%d\n", c.TransactionalIDExpiration.Milliseconds())
+	fmt.Fprintf(&b, "transaction.abort.timed.out.transaction.cleanup.interval.ms=%d\n", c.TransactionAbortTimedOutCheckInterval.Milliseconds())
 	return b.String()
 }

@@ -2,14 +2,17 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/log/producer"
 	"github.com/runnel-dev/runnel/broker/meta"
 )
 
@@ -97,6 +100,7 @@ func (b *Broker) ExpireGroupOffsets() { b.groups.ExpireOffsets() }
 type offsetsPartition struct{ p *partition }
 
 func (o offsetsPartition) Append(batch []byte) (func(context.Context) error, error) {
+	o.sequence(batch)
 	res, err := o.p.append(batch)
 	if err != nil {
 		return nil, err
@@ -111,6 +115,36 @@ func (o offsetsPartition) Append(batch []byte) (func(context.Context) error, err
 		}
 		return nil
 	}, nil
+}
+
+// sequence numbers a transactional offset commit, which the group
+// coordinator writes with no sequence (as Kafka's does), so the log's
+// producer checks take it: the sequence after the producer's last batch
+// at its epoch, or 0 at a new epoch. The coordinator is the partition's
+// only writer and appends under its shard lock, so nothing else moves the
+// producer in between.
+func (o offsetsPartition) sequence(batch []byte) {
+	const offAttrs, offPID, offEpoch, offSeq = 21, 43, 51, 53
+	if len(batch) < 61 || binary.BigEndian.Uint16(batch[offAttrs:])&0x10 == 0 || int32(binary.BigEndian.Uint32(batch[offSeq:])) != -1 {
+		return
+	}
+	pid := int64(binary.BigEndian.Uint64(batch[offPID:]))
+	epoch := int16(binary.BigEndian.Uint16(batch[offEpoch:]))
+	seq := int32(0)
+	if e, ok := o.p.log.ProducerEntry(pid); ok && e.Epoch == epoch {
+		if bs := e.Batches(); len(bs) > 0 {
+			seq = producer.NextSeq(bs[len(bs)-1].LastSeq)
+		}
+	}
+	binary.BigEndian.PutUint32(batch[offSeq:], uint32(seq))
+	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[offAttrs:], crc32.MakeTable(crc32.Castagnoli)))
+}
+
+// AppendMarker writes a transaction marker through the partition's
+// producer state (group.MarkerPartition).
+func (o offsetsPartition) AppendMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {
+	_, err := o.p.appendMarker(ctx, producerID, producerEpoch, commit, coordinatorEpoch)
+	return err
 }
 
 func (o offsetsPartition) Read(offset int64, maxBytes int32) ([]byte, error) {

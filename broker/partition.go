@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/runnel-dev/runnel/broker/log"
@@ -19,7 +20,13 @@ type partition struct {
 
 	// appendMu serialises appends: log.Log accepts one appender at a time,
 	// and offsets must be handed out in the order batches are written.
+	// It also guards the following.
 	appendMu sync.Mutex
+	// verifyGuards holds, per producer id, the guard of the KIP-890
+	// verification in flight or done for its next transaction here; a
+	// marker removes it (see partition_txn.go).
+	verifyGuards map[int64]uint64
+	guardSeq     uint64
 
 	mu sync.Mutex // guards the following
 	// leaderEpoch is the partition leader epoch from metadata, stamped on
@@ -34,6 +41,10 @@ type partition struct {
 	durable bool
 	// waiters are woken (non-blocking send) when hw moves.
 	waiters map[chan struct{}]struct{}
+	// completing holds transactions whose marker is written but not yet
+	// below hw: they keep the LSO at their first offset until it is.
+	// Invariant: every entry's marker >= hw (setHW drops the others).
+	completing []completingTxn
 
 	appended chan struct{} // nudges hwLoop; buffered 1
 	stop     chan struct{}
@@ -42,16 +53,17 @@ type partition struct {
 
 func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool) *partition {
 	p := &partition{
-		topic:       topic,
-		topicID:     id,
-		index:       index,
-		log:         l,
-		leaderEpoch: epoch,
-		hw:          l.EndOffset(),
-		durable:     durable,
-		waiters:     make(map[chan struct{}]struct{}),
-		appended:    make(chan struct{}, 1),
-		stop:        make(chan struct{}),
+		topic:        topic,
+		topicID:      id,
+		index:        index,
+		log:          l,
+		leaderEpoch:  epoch,
+		hw:           l.EndOffset(),
+		durable:      durable,
+		waiters:      make(map[chan struct{}]struct{}),
+		verifyGuards: make(map[int64]uint64),
+		appended:     make(chan struct{}, 1),
+		stop:         make(chan struct{}),
 	}
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.hwLoop() }()
@@ -91,6 +103,9 @@ func (p *partition) setHW(hw int64) {
 		return
 	}
 	p.hw = hw
+	if len(p.completing) > 0 {
+		p.completing = slices.DeleteFunc(p.completing, func(t completingTxn) bool { return t.marker < hw })
+	}
 	for ch := range p.waiters {
 		select {
 		case ch <- struct{}{}:
@@ -102,20 +117,39 @@ func (p *partition) setHW(hw int64) {
 // append writes batches at the current leader epoch and nudges the high
 // watermark loop.
 func (p *partition) append(batches []byte) (log.AppendResult, error) {
+	return p.appendChecked(batches, txnCheck{})
+}
+
+// appendChecked is append for a produce whose transactional batches were
+// verified with the coordinator (tc; see verifyTxn). Producer checks
+// (sequence, epoch, transaction state) happen in the log, under the
+// append lock.
+func (p *partition) appendChecked(batches []byte, tc txnCheck) (log.AppendResult, error) {
 	p.appendMu.Lock()
 	p.mu.Lock()
 	epoch := p.leaderEpoch
 	p.mu.Unlock()
-	res, err := p.log.Append(batches, epoch)
+	o := log.AppendOptions{LeaderEpoch: epoch, VerifyTxnStart: tc.verify, VerifiedProducer: -1}
+	if tc.guard != 0 && p.verifyGuards[tc.producerID] == tc.guard {
+		o.VerifiedProducer = tc.producerID
+	}
+	res, err := p.log.AppendWith(batches, o)
 	p.appendMu.Unlock()
 	if err != nil {
 		return res, err
 	}
+	if !res.Duplicate {
+		p.nudge()
+	}
+	return res, nil
+}
+
+// nudge wakes the high watermark loop.
+func (p *partition) nudge() {
 	select {
 	case p.appended <- struct{}{}:
 	default:
 	}
-	return res, nil
 }
 
 func (p *partition) highWatermark() int64 {

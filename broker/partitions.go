@@ -205,6 +205,7 @@ func (ps *partitions) enforceRetention(now time.Time) {
 		if n > 0 {
 			ps.b.metrics.segmentsDeleted.Add(float64(n))
 		}
+		p.log.ExpireProducers(now, ps.b.cfg.ProducerIDExpiration)
 	}
 }
 

@@ -205,7 +205,7 @@ func (c *Coordinator) scheduleExpiryLocked() {
 // partition index of __consumer_offsets. The partition is replayed in the
 // background; its groups answer COORDINATOR_LOAD_IN_PROGRESS until then.
 func (c *Coordinator) AddPartition(index int32, p Partition) {
-	s := &shard{c: c, index: index, part: p, groups: make(map[string]*group)}
+	s := &shard{c: c, index: index, part: p, groups: make(map[string]*group), pending: make(map[int64]pendingOffsets)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -298,6 +298,11 @@ type shard struct {
 	loaded bool
 	done   chan struct{} // closed when loaded; made lazily
 	groups map[string]*group
+	// pending holds transactional offset commits until their marker:
+	// producer id, then group, then partition. They are invisible to
+	// OffsetFetch until committed (UNSTABLE_OFFSET_COMMIT under
+	// RequireStable).
+	pending map[int64]pendingOffsets
 }
 
 func (s *shard) loadedCh() <-chan struct{} {
@@ -336,7 +341,8 @@ func (s *shard) load() {
 	start := s.c.clock.Now()
 	offsets := make(map[string]map[topicPartition]offset)
 	metas := make(map[string]*kmsg.GroupMetadataValue)
-	err := s.replay(offsets, metas)
+	pending := make(map[int64]pendingOffsets)
+	err := s.replay(offsets, metas, pending)
 	if errors.Is(err, errLoadStopped) {
 		return
 	}
@@ -359,6 +365,7 @@ func (s *shard) load() {
 		}
 		g.offsets = offs
 	}
+	s.pending = pending
 	s.loaded = true
 	if s.done != nil {
 		close(s.done)
@@ -368,7 +375,7 @@ func (s *shard) load() {
 	}
 }
 
-func (s *shard) replay(offsets map[string]map[topicPartition]offset, metas map[string]*kmsg.GroupMetadataValue) error {
+func (s *shard) replay(offsets map[string]map[topicPartition]offset, metas map[string]*kmsg.GroupMetadataValue, pending map[int64]pendingOffsets) error {
 	off := s.part.StartOffset()
 	hw := s.part.HighWatermark()
 	for off < hw {
@@ -388,8 +395,22 @@ func (s *shard) replay(offsets map[string]map[topicPartition]offset, metas map[s
 		batches, err := decodeBatches(data)
 		for _, b := range batches {
 			off = b.next
+			if b.control {
+				pending[b.pid].complete(b.commit, offsets)
+				delete(pending, b.pid)
+				continue
+			}
+			dst := offsets
+			if b.transactional {
+				// Offsets of an open transaction: held until its
+				// marker, or pending still when there is none yet.
+				if pending[b.pid] == nil {
+					pending[b.pid] = make(pendingOffsets)
+				}
+				dst = pending[b.pid]
+			}
 			for _, r := range b.records {
-				if err := applyRecord(r, offsets, metas); err != nil {
+				if err := applyRecord(r, dst, metas); err != nil {
 					s.c.log.Warn("skipping __consumer_offsets record", "partition", s.index, "err", err)
 				}
 			}

@@ -129,8 +129,10 @@ func (g *group) validateCommitLocked(generation int32, memberID string, instance
 
 // OffsetFetch handles an OffsetFetch request: one group before v8, many
 // from v8. Partitions with no committed offset return offset -1. Topics
-// nil (v2+) asks for every committed offset of the group. RequireStable
-// is ignored: there are no pending transactional offsets yet.
+// nil (v2+) asks for every committed offset of the group. With
+// RequireStable (v7+), a partition with a transactional offset not yet
+// committed or aborted answers UNSTABLE_OFFSET_COMMIT, and the client
+// retries.
 func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
@@ -142,7 +144,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 					want[rt.Topic] = append(want[rt.Topic], rt.Partitions...)
 				}
 			}
-			code, got := c.fetchOffsets(rg.Group, want)
+			code, got := c.fetchOffsets(rg.Group, want, req.RequireStable)
 			sg := kmsg.NewOffsetFetchResponseGroup()
 			sg.Group = rg.Group
 			sg.ErrorCode = code
@@ -167,7 +169,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 			want[rt.Topic] = append(want[rt.Topic], rt.Partitions...)
 		}
 	}
-	code, got := c.fetchOffsets(req.Group, want)
+	code, got := c.fetchOffsets(req.Group, want, req.Version >= 7 && req.RequireStable)
 	if req.Version >= 2 {
 		resp.ErrorCode = code
 	}
@@ -203,8 +205,9 @@ type fetchedPartition struct {
 // fetchOffsets returns the committed offsets of the partitions in want,
 // or of every partition with one when want is nil. On a group-level error
 // the requested partitions come back with offset -1.
-func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32) (int16, []fetchedTopic) {
+func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32, requireStable bool) (int16, []fetchedTopic) {
 	var offs map[topicPartition]offset
+	var unstable map[topicPartition]bool
 	code := int16(0)
 	if groupID == "" {
 		code = kerr.InvalidGroupID.Code
@@ -215,6 +218,16 @@ func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32) (int
 			offs = make(map[topicPartition]offset, len(g.offsets))
 			for tp, o := range g.offsets {
 				offs[tp] = o
+			}
+		}
+		if requireStable {
+			for _, p := range s.pending {
+				for tp := range p[groupID] {
+					if unstable == nil {
+						unstable = make(map[topicPartition]bool)
+					}
+					unstable[tp] = true
+				}
 			}
 		}
 		s.mu.Unlock()
@@ -237,7 +250,11 @@ func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32) (int
 		slices.Sort(parts)
 		for _, p := range parts {
 			fp := fetchedPartition{partition: p, offset: -1, leaderEpoch: -1}
-			if o, ok := offs[topicPartition{t, p}]; ok {
+			if unstable[topicPartition{t, p}] {
+				fp.code = kerr.UnstableOffsetCommit.Code
+				md := ""
+				fp.metadata = &md
+			} else if o, ok := offs[topicPartition{t, p}]; ok {
 				md := o.metadata
 				fp.offset, fp.leaderEpoch, fp.metadata = o.offset, o.leaderEpoch, &md
 			} else {

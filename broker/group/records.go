@@ -75,15 +75,31 @@ const (
 // every record stamped at now. The base offset is left 0 for the log to
 // assign.
 func encodeBatch(recs []kv, now time.Time) []byte {
+	return encodeProducerBatch(recs, now, -1, -1, 0)
+}
+
+// Batch attributes for transactions.
+const (
+	attrTransactional = 0x10
+	attrControl       = 0x20
+)
+
+// encodeProducerBatch is encodeBatch for a producer: a transactional
+// offset commit (attrs attrTransactional) or its marker (attrs
+// attrTransactional|attrControl) carries the producer id and epoch, and
+// no sequence (-1), as Kafka's coordinator writes them; a partition that
+// checks producer sequences numbers it as it appends.
+func encodeProducerBatch(recs []kv, now time.Time, pid int64, epoch int16, attrs uint16) []byte {
 	b := make([]byte, headerSize, headerSize+64*len(recs))
 	binary.BigEndian.PutUint32(b[offEpoch:], 0xffffffff)
 	b[offMagic] = 2
+	binary.BigEndian.PutUint16(b[offAttributes:], attrs)
 	binary.BigEndian.PutUint32(b[offLastDelta:], uint32(len(recs)-1))
 	ts := now.UnixMilli()
 	binary.BigEndian.PutUint64(b[offFirstTS:], uint64(ts))
 	binary.BigEndian.PutUint64(b[offMaxTS:], uint64(ts))
-	binary.BigEndian.PutUint64(b[offProducerID:], 0xffffffffffffffff)
-	binary.BigEndian.PutUint16(b[offProdEpoch:], 0xffff)
+	binary.BigEndian.PutUint64(b[offProducerID:], uint64(pid))
+	binary.BigEndian.PutUint16(b[offProdEpoch:], uint16(epoch))
 	binary.BigEndian.PutUint32(b[offBaseSeq:], 0xffffffff)
 	binary.BigEndian.PutUint32(b[offCount:], uint32(len(recs)))
 	var body []byte
@@ -109,13 +125,33 @@ func encodeBatch(recs []kv, now time.Time) []byte {
 	return b
 }
 
+// markerRecord is the one record of a transaction marker: a
+// ControlRecordKey (version 0, type 1 for COMMIT, 0 for ABORT) and an
+// EndTxnMarker value with the coordinator epoch.
+func markerRecord(commit bool, coordinatorEpoch int32) kv {
+	k := kmsg.NewControlRecordKey()
+	if commit {
+		k.Type = kmsg.ControlRecordKeyTypeCommit
+	}
+	v := kmsg.NewEndTxnMarker()
+	v.CoordinatorEpoch = coordinatorEpoch
+	return kv{key: k.AppendTo(nil), value: v.AppendTo(nil)}
+}
+
 // decodedBatch is one batch read back: the offset after it and its
-// records, or skip when it holds nothing this package reads (a control
-// batch, or a compressed one, which the coordinator never writes).
+// records, or skip when it holds nothing this package reads (a compressed
+// batch, which the coordinator never writes). A transactional batch
+// holds a producer's pending offsets; a control batch (marker) commits
+// or aborts them.
 type decodedBatch struct {
 	next    int64
 	skip    bool
 	records []kv
+
+	transactional bool
+	pid           int64
+	// control is set for a marker; commit says which.
+	control, commit bool
 }
 
 // decodeBatches splits whole batches and decodes their records. It never
@@ -142,11 +178,14 @@ func decodeBatches(data []byte) ([]decodedBatch, error) {
 		last := int64(int32(binary.BigEndian.Uint32(batch[offLastDelta:])))
 		db := decodedBatch{next: base + last + 1}
 		attrs := binary.BigEndian.Uint16(batch[offAttributes:])
-		if attrs&0x07 != 0 || attrs&0x20 != 0 {
+		if attrs&0x07 != 0 {
 			db.skip = true
 			out = append(out, db)
 			continue
 		}
+		db.transactional = attrs&attrTransactional != 0
+		db.control = attrs&attrControl != 0
+		db.pid = int64(binary.BigEndian.Uint64(batch[offProducerID:]))
 		n := int32(binary.BigEndian.Uint32(batch[offCount:]))
 		if n < 0 {
 			return out, fmt.Errorf("%w: record count %d", ErrCorrupt, n)
@@ -154,6 +193,13 @@ func decodeBatches(data []byte) ([]decodedBatch, error) {
 		recs, err := decodeRecords(batch[headerSize:], int(n))
 		if err != nil {
 			return out, err
+		}
+		if db.control {
+			if len(recs) != 1 || len(recs[0].key) < 4 {
+				return out, fmt.Errorf("%w: control batch", ErrCorrupt)
+			}
+			db.commit = binary.BigEndian.Uint16(recs[0].key[2:]) == 1
+			recs = nil
 		}
 		db.records = recs
 		out = append(out, db)

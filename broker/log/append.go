@@ -1,33 +1,70 @@
 package log
 
-import "math"
+import (
+	"fmt"
+	"math"
+)
 
 // AppendResult describes an append.
 type AppendResult struct {
 	// BaseOffset and LastOffset are the first and last offsets assigned.
+	// For a duplicate they are the original batch's.
 	BaseOffset, LastOffset int64
 	// LogAppendTime is the time stamped on the batches in ms, or -1 when
 	// the log keeps producer timestamps (CreateTime).
 	LogAppendTime int64
 	// LogStartOffset is the log start offset after the append.
 	LogStartOffset int64
-	// Records is the number of records appended.
+	// Records is the number of records appended (0 for a duplicate).
 	Records int64
+	// Duplicate is set when the append was a producer's retry of a batch
+	// already written: nothing was written, and the offsets are those the
+	// batch got the first time.
+	Duplicate bool
 }
 
-// Append validates batches — one or more concatenated RecordBatch v2, as a
-// producer sent them — and writes them at the end of the log with
+// AppendOptions qualifies an append.
+type AppendOptions struct {
+	// LeaderEpoch is stamped on every batch.
+	LeaderEpoch int32
+	// VerifyTxnStart makes a transactional batch that would open a
+	// transaction fail with producer.ErrInvalidTxnState unless its
+	// producer is VerifiedProducer: the transaction coordinator has
+	// confirmed that the partition is in the producer's transaction
+	// (KIP-890). When false, transactions open without a check.
+	VerifyTxnStart   bool
+	VerifiedProducer int64
+}
+
+// Append is AppendWith with only a leader epoch.
+func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
+	return l.AppendWith(batches, AppendOptions{LeaderEpoch: leaderEpoch})
+}
+
+// AppendWith validates batches — one or more concatenated RecordBatch v2,
+// as a producer sent them — and writes them at the end of the log with
 // consecutive offsets, in one write. If any batch is invalid nothing is
-// written and the error wraps ErrCorrupt or ErrMessageTooLarge.
+// written and the error wraps ErrCorrupt, ErrMessageTooLarge or
+// ErrInvalidRecord (control batches are written only by AppendMarker).
 //
-// Append patches batches in place (base offset, leader epoch, and for
+// Batches with a producer id are checked against the producer state (see
+// package producer) and recorded in it; a failed check writes nothing and
+// returns an error wrapping a producer sentinel. When every such batch is
+// a retry of one already written, nothing is written and the result gives
+// the original offsets with Duplicate set. Batches without a producer id
+// skip all of this.
+//
+// AppendWith patches batches in place (base offset, leader epoch, and for
 // LogAppendTime the timestamp type, max timestamp and CRC) and does not
 // keep it. One appender at a time: the caller serialises calls.
-func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
+func (l *Log) AppendWith(batches []byte, o AppendOptions) (AppendResult, error) {
 	cfg := l.cfg.Load()
-	records, err := checkBatches(batches, cfg.MaxMessageBytes)
+	info, err := checkBatches(batches, cfg.MaxMessageBytes)
 	if err != nil {
 		return AppendResult{}, err
+	}
+	if info.control {
+		return AppendResult{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
 	}
 
 	l.appendMu.Lock()
@@ -38,10 +75,35 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 	if err := l.broken(); err != nil {
 		return AppendResult{}, err
 	}
+	if info.producers {
+		dup, isDup, err := l.checkProducersLocked(batches, &o)
+		if err != nil {
+			return AppendResult{}, err
+		}
+		if isDup {
+			return AppendResult{
+				BaseOffset:     dup.FirstOffset,
+				LastOffset:     dup.LastOffset,
+				LogAppendTime:  -1,
+				LogStartOffset: l.start.Load(),
+				Duplicate:      true,
+			}, nil
+		}
+	}
+	return l.writeLocked(batches, info, cfg, o.LeaderEpoch)
+}
+
+// writeLocked writes checked batches at the log end, rolling first when
+// due, and records their producers (l.pbatches, filled by
+// checkProducersLocked) before the new end is published, so no reader
+// sees a transactional batch that the first unstable offset does not
+// cover yet.
+// REQUIRES: l.appendMu held.
+func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderEpoch int32) (AppendResult, error) {
 	now := l.now()
 	nowMs := now.UnixMilli()
 	s := l.active
-	if l.shouldRoll(s, cfg, int64(len(batches)), records, nowMs) {
+	if l.shouldRoll(s, cfg, int64(len(batches)), info.records, nowMs) {
 		if err := l.rollLocked(); err != nil {
 			return AppendResult{}, err
 		}
@@ -57,13 +119,17 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 	m := s.w // the new metadata, published after the write
 	interval := int64(cfg.IndexIntervalBytes)
 	off := base
-	for p := int64(0); p < int64(len(batches)); {
+	for p, i := int64(0), 0; p < int64(len(batches)); i++ {
 		b := batches[p:]
 		h, _ := parseHeader(b) // checked by checkBatches
 		stampBatch(b, h.size, off, leaderEpoch, appendTime)
 		h.baseOffset = off
 		if appendTime >= 0 {
 			h.maxTimestamp = appendTime
+		}
+		if info.producers {
+			pb := &l.pbatches[i]
+			pb.FirstOffset, pb.LastOffset, pb.Timestamp = off, h.lastOffset(), nowMs
 		}
 		m.add(s.base, &h, interval)
 		off = h.lastOffset() + 1
@@ -77,6 +143,9 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 	}
 	s.modTime = nowMs
 	s.w = m
+	if info.producers {
+		l.applyProducersLocked()
+	}
 
 	l.mu.Lock()
 	l.publishLocked(s)
@@ -92,7 +161,7 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 		LastOffset:     off - 1,
 		LogAppendTime:  appendTime,
 		LogStartOffset: l.start.Load(),
-		Records:        records,
+		Records:        info.records,
 	}, nil
 }
 
@@ -135,6 +204,9 @@ func (l *Log) rollLocked() error {
 	l.dirGen++
 	l.mu.Unlock()
 	l.active = s
+	// The producer state as of the new segment's base: on open, replay
+	// starts here rather than at the start of the log.
+	l.writeSnapshotLocked()
 	l.logger.Debug("rolled segment", "dir", l.dir, "base", s.base)
 	return nil
 }

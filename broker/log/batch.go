@@ -19,6 +19,9 @@ const (
 	offLastOffsetDelta = 23 // int32
 	offBaseTimestamp   = 27 // int64
 	offMaxTimestamp    = 35 // int64
+	offProducerID      = 43 // int64, -1 for a non-idempotent producer
+	offProducerEpoch   = 51 // int16
+	offBaseSequence    = 53 // int32
 	offRecordCount     = 57 // int32
 	batchHeaderSize    = 61 // records start here
 
@@ -28,6 +31,8 @@ const (
 
 	attrCompression   = 0x07
 	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
+	attrControl       = 0x20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -40,10 +45,16 @@ type batchHeader struct {
 	lastOffsetDelta int32
 	baseTimestamp   int64
 	maxTimestamp    int64
+	producerID      int64
+	producerEpoch   int16
+	baseSequence    int32
 	records         int32
 }
 
 func (h *batchHeader) lastOffset() int64 { return h.baseOffset + int64(h.lastOffsetDelta) }
+
+func (h *batchHeader) transactional() bool { return h.attributes&attrTransactional != 0 }
+func (h *batchHeader) control() bool       { return h.attributes&attrControl != 0 }
 
 // parseHeader reads the header at the start of b, which must hold at least
 // batchHeaderSize bytes. It checks what every stored batch satisfies
@@ -65,6 +76,9 @@ func parseHeader(b []byte) (batchHeader, error) {
 		lastOffsetDelta: int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])),
 		baseTimestamp:   int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])),
 		maxTimestamp:    int64(binary.BigEndian.Uint64(b[offMaxTimestamp:])),
+		producerID:      int64(binary.BigEndian.Uint64(b[offProducerID:])),
+		producerEpoch:   int16(binary.BigEndian.Uint16(b[offProducerEpoch:])),
+		baseSequence:    int32(binary.BigEndian.Uint32(b[offBaseSequence:])),
 		records:         int32(binary.BigEndian.Uint32(b[offRecordCount:])),
 	}
 	if h.lastOffsetDelta < 0 || h.records < 0 {
@@ -78,44 +92,63 @@ func crcOK(batch []byte) bool {
 	return crc32.Checksum(batch[offAttributes:], castagnoli) == binary.BigEndian.Uint32(batch[offCRC:])
 }
 
+// batchesInfo summarises a checked run of batches.
+type batchesInfo struct {
+	records int64
+	// producers is set when a batch carries a producer id (idempotent or
+	// transactional), control when a batch is a control batch.
+	producers, control bool
+}
+
 // checkBatches validates appended input before any of it is written: a run
 // of whole RecordBatch v2 batches, each with a sane length, magic 2, a
 // matching CRC32C, at least one record, lastOffsetDelta == records-1, and
-// no larger than maxBytes. It returns the total record count.
-func checkBatches(in []byte, maxBytes int32) (records int64, err error) {
+// no larger than maxBytes; a batch with a producer id has an epoch and a
+// sequence, and a transactional one has a producer id.
+func checkBatches(in []byte, maxBytes int32) (batchesInfo, error) {
+	var info batchesInfo
 	if len(in) == 0 {
-		return 0, fmt.Errorf("%w: no batches", ErrCorrupt)
+		return info, fmt.Errorf("%w: no batches", ErrCorrupt)
 	}
 	for p := 0; p < len(in); {
 		b := in[p:]
 		if len(b) < batchHeaderSize {
-			return 0, fmt.Errorf("%w: %d trailing bytes after %d", ErrCorrupt, len(b), p)
+			return info, fmt.Errorf("%w: %d trailing bytes after %d", ErrCorrupt, len(b), p)
 		}
 		h, err := parseHeader(b)
 		if err != nil {
-			return 0, err
+			return info, err
 		}
 		if h.size > int64(len(b)) {
-			return 0, fmt.Errorf("%w: batch at %d claims %d bytes, %d remain", ErrCorrupt, p, h.size, len(b))
+			return info, fmt.Errorf("%w: batch at %d claims %d bytes, %d remain", ErrCorrupt, p, h.size, len(b))
 		}
 		if h.size > int64(maxBytes) {
-			return 0, fmt.Errorf("%w: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, h.size, maxBytes)
+			return info, fmt.Errorf("%w: batch of %d bytes, max.message.bytes %d", ErrMessageTooLarge, h.size, maxBytes)
 		}
 		if !crcOK(b[:h.size]) {
-			return 0, fmt.Errorf("%w: CRC mismatch in batch at %d", ErrCorrupt, p)
+			return info, fmt.Errorf("%w: CRC mismatch in batch at %d", ErrCorrupt, p)
 		}
 		if h.records < 1 || h.lastOffsetDelta != h.records-1 {
-			return 0, fmt.Errorf("%w: %d records with last offset delta %d", ErrCorrupt, h.records, h.lastOffsetDelta)
+			return info, fmt.Errorf("%w: %d records with last offset delta %d", ErrCorrupt, h.records, h.lastOffsetDelta)
 		}
-		records += int64(h.records)
+		if h.producerID >= 0 {
+			if h.producerEpoch < 0 || h.baseSequence < 0 {
+				return info, fmt.Errorf("%w: producer %d with epoch %d, sequence %d", ErrInvalidRecord, h.producerID, h.producerEpoch, h.baseSequence)
+			}
+			info.producers = true
+		} else if h.transactional() {
+			return info, fmt.Errorf("%w: transactional batch without a producer id", ErrInvalidRecord)
+		}
+		info.control = info.control || h.control()
+		info.records += int64(h.records)
 		p += int(h.size)
 	}
 	// Offsets within a segment are relative uint32s; one append may not
 	// claim more than a segment can hold.
-	if records > math.MaxInt32 {
-		return 0, fmt.Errorf("%w: %d records in one append", ErrCorrupt, records)
+	if info.records > math.MaxInt32 {
+		return info, fmt.Errorf("%w: %d records in one append", ErrCorrupt, info.records)
 	}
-	return records, nil
+	return info, nil
 }
 
 // stampBatch patches a validated batch in place as it is written: the base
@@ -129,4 +162,17 @@ func stampBatch(b []byte, size int64, base int64, epoch int32, appendTime int64)
 		binary.BigEndian.PutUint64(b[offMaxTimestamp:], uint64(appendTime))
 		binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:size], castagnoli))
 	}
+}
+
+// PeekProducer reads the producer id, epoch and transactional flag of the
+// first batch in b, for a caller that must act on them before appending
+// (KIP-890 verification). txn is false when b is too short to hold a
+// header; the append validates the rest.
+func PeekProducer(b []byte) (producerID int64, epoch int16, txn bool) {
+	if len(b) < batchHeaderSize {
+		return -1, -1, false
+	}
+	return int64(binary.BigEndian.Uint64(b[offProducerID:])),
+		int16(binary.BigEndian.Uint16(b[offProducerEpoch:])),
+		binary.BigEndian.Uint16(b[offAttributes:])&attrTransactional != 0
 }

@@ -13,6 +13,11 @@ var (
 	ErrCorrupt = errors.New("log: corrupt record batch")
 	// ErrMessageTooLarge reports a batch larger than MaxMessageBytes.
 	ErrMessageTooLarge = errors.New("log: record batch larger than max.message.bytes")
+	// ErrInvalidRecord reports a batch that is well formed but may not be
+	// appended: a control batch from a client, a producer id without an
+	// epoch or sequence, a transactional batch without a producer id
+	// (Kafka's INVALID_RECORD).
+	ErrInvalidRecord = errors.New("log: invalid record batch")
 	// ErrClosed is returned by every method once the log is closed.
 	ErrClosed = errors.New("log: closed")
 )

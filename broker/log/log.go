@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/runnel-dev/runnel/broker/log/producer"
 )
 
 // Log is one partition's log. See the package documentation for the
@@ -21,6 +23,16 @@ type Log struct {
 	appendMu sync.Mutex // serialises writers; guards the following
 	// active is the segment appends go to, the last of segments.
 	active *segment
+	// producers is the producer state: epochs, recent sequence numbers
+	// and open transactions of every producer id that wrote here.
+	producers *producer.State
+	// pbatches is scratch space for checkProducersLocked: one entry per
+	// batch of the append being checked.
+	pbatches []producer.Batch
+
+	// firstUnstable mirrors producers.FirstUnstableOffset for readers;
+	// written under appendMu.
+	firstUnstable atomic.Int64
 
 	flushMu sync.Mutex // serialises fsyncs; guards the following
 	// syncedDirGen is the dirGen the last directory fsync covered.
@@ -180,6 +192,7 @@ func (l *Log) Close() error {
 	if l.broken() == nil {
 		errs = append(errs, l.flushLocked())
 		errs = append(errs, l.active.seal())
+		l.writeSnapshotLocked()
 	}
 	l.mu.Lock()
 	l.publishLocked(l.active)

@@ -35,6 +35,10 @@ func (l *Log) recover() error {
 	slices.Sort(bases)
 	ckpt := l.readStartOffset()
 	os.Remove(filepath.Join(l.dir, startOffsetFile+".tmp"))
+	// needTxn holds the segments whose aborted-transaction index must be
+	// rebuilt from the log (see loadProducers).
+	needTxn := make(map[*segment]bool)
+	newestTrusted := false
 
 	for i, base := range bases {
 		s, fileSize, err := openSegment(l.dir, base)
@@ -49,6 +53,9 @@ func (l *Log) recover() error {
 		}
 		if !newest {
 			if err := l.loadSegment(s, fileSize, limit); err == nil {
+				if !l.loadTxnIndex(s, limit) {
+					needTxn[s] = true
+				}
 				continue
 			} else {
 				l.logger.Warn("rebuilding segment index", "dir", l.dir, "base", base, "reason", err)
@@ -56,6 +63,11 @@ func (l *Log) recover() error {
 		}
 		if err := l.scanSegment(s, fileSize, limit, newest); err != nil {
 			return err
+		}
+		if newest {
+			newestTrusted = l.loadTxnIndex(s, s.w.next)
+		} else {
+			needTxn[s] = true
 		}
 	}
 
@@ -85,6 +97,10 @@ func (l *Log) recover() error {
 		}
 		l.segments = []*segment{s}
 		newest, end = s, start
+		clear(needTxn)
+	}
+	if err := l.loadProducers(needTxn, newestTrusted); err != nil {
+		return err
 	}
 
 	// What survived recovery is made durable now, so flushes only track
@@ -233,4 +249,24 @@ func (l *Log) scanSegment(s *segment, fileSize, limit int64, newest bool) error 
 		}
 	}
 	return nil
+}
+
+// loadTxnIndex loads a segment's aborted-transaction index and reports
+// whether it could be trusted: present, well formed, and with every
+// marker in [s.base, limit).
+func (l *Log) loadTxnIndex(s *segment, limit int64) bool {
+	raw, err := os.ReadFile(s.path(txnIndexSuffix))
+	if err != nil {
+		if !os.IsNotExist(err) {
+			l.logger.Warn("read aborted transaction index", "dir", l.dir, "base", s.base, "err", err)
+		}
+		return false
+	}
+	entries, err := decodeTxnIndex(raw, s.base, limit)
+	if err != nil {
+		l.logger.Warn("rebuilding aborted transaction index", "dir", l.dir, "base", s.base, "reason", err)
+		return false
+	}
+	s.w.aborted = entries
+	return true
 }

@@ -131,6 +131,9 @@ func (l *Log) deleteOldestLocked(n int) error {
 		}
 		l.logger.Info("deleted segment", "dir", l.dir, "base", s.base, "bytes", s.w.size)
 	}
+	// Snapshots before the first segment can no longer be replayed from.
+	first := l.segments[0].base
+	l.removeSnapshots(func(off int64) bool { return off < first })
 	if err := syncDir(l.dir); err != nil {
 		errs = append(errs, err)
 	}

@@ -69,6 +69,10 @@ type segMeta struct {
 	// timeIndexTs is the timestamp of the last time index entry.
 	sinceIndex  int64
 	timeIndexTs int64
+
+	// aborted is the aborted-transaction index: the transactions whose
+	// ABORT marker is in this segment, in marker order.
+	aborted []AbortedTxn
 }
 
 func newSegMeta(base int64) segMeta {
@@ -173,6 +177,9 @@ func (s *segment) writeIndexes() error {
 	if err := writeFileSync(s.path(timeIndexSuffix), encodeTimeIndex(s.w.timeIndex)); err != nil {
 		return fmt.Errorf("log: write time index: %w", err)
 	}
+	if err := writeFileSync(s.path(txnIndexSuffix), encodeTxnIndex(s.w.aborted)); err != nil {
+		return fmt.Errorf("log: write aborted transaction index: %w", err)
+	}
 	return nil
 }
 
@@ -186,7 +193,7 @@ func (s *segment) seal() error {
 // remove deletes the segment's files; its file must be closed.
 func (s *segment) remove() error {
 	var errs []error
-	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suf := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if err := os.Remove(s.path(suf)); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}

@@ -19,7 +19,8 @@ var (
 	ErrNotController            = errors.New("meta: this node is not the controller")
 	ErrClosed                   = errors.New("meta: store closed")
 
-	errIDConflict = errors.New("meta: producer id block taken")
+	errIDConflict     = errors.New("meta: producer id block taken")
+	errConfigConflict = errors.New("meta: configs changed since they were read")
 )
 
 // Cluster is an immutable view of the metadata at one applied index. Callers
@@ -38,6 +39,10 @@ type Cluster struct {
 	// NextProducerID is the first producer id not yet handed out (see
 	// Store.AllocateProducerIDs).
 	NextProducerID int64
+	// BrokerConfigs are the dynamic broker configs by Kafka resource
+	// name: "" holds the cluster-wide defaults, "1" broker 1's own. The
+	// inner maps are shared between views and never modified.
+	BrokerConfigs map[string]map[string]string
 }
 
 // Broker is a registered broker.
@@ -115,6 +120,10 @@ type state struct {
 	// NextProducerID is the first producer id no broker has been given.
 	// Invariant: it never decreases.
 	NextProducerID int64 `json:"nextProducerId,omitempty"`
+	// BrokerConfigs are the dynamic broker configs (see
+	// Cluster.BrokerConfigs). apply replaces an inner map, never edits
+	// it, so views may share them.
+	BrokerConfigs map[string]map[string]string `json:"brokerConfigs,omitempty"`
 }
 
 func newState() *state {
@@ -137,6 +146,12 @@ type command struct {
 	// First and IDs allocate producer ids: the block [First, First+IDs).
 	First int64 `json:"first,omitempty"`
 	IDs   int64 `json:"ids,omitempty"`
+	// IfConfigs, when Conditional is set, is what a config command's
+	// proposer read: the command applies only if the configs are still
+	// exactly these (a compare-and-set, so concurrent read-modify-write
+	// changes do not lose each other's edits).
+	IfConfigs   map[string]string `json:"ifConfigs,omitempty"`
+	Conditional bool              `json:"conditional,omitempty"`
 }
 
 const (
@@ -147,6 +162,7 @@ const (
 	opCreatePartitions = "create-partitions"
 	opSetTopicConfigs  = "set-topic-configs"
 	opAllocateIDs      = "allocate-producer-ids"
+	opSetBrokerConfigs = "set-broker-configs"
 )
 
 // apply changes the state by one command. It validates again what the
@@ -217,9 +233,27 @@ func (s *state) apply(c *command) error {
 		if !ok {
 			return fmt.Errorf("%w: %s", ErrUnknownTopic, c.Name)
 		}
+		if c.Conditional && !sameConfigs(t.Configs, c.IfConfigs) {
+			return fmt.Errorf("%w: topic %s", errConfigConflict, c.Name)
+		}
 		nt := cloneTopic(t)
 		nt.Configs = maps.Clone(c.Configs)
 		s.Topics[c.Name] = nt
+		return nil
+	case opSetBrokerConfigs:
+		if c.Conditional && !sameConfigs(s.BrokerConfigs[c.Name], c.IfConfigs) {
+			return fmt.Errorf("%w: broker resource %q", errConfigConflict, c.Name)
+		}
+		bc := maps.Clone(s.BrokerConfigs)
+		if bc == nil {
+			bc = make(map[string]map[string]string)
+		}
+		if len(c.Configs) == 0 {
+			delete(bc, c.Name)
+		} else {
+			bc[c.Name] = maps.Clone(c.Configs)
+		}
+		s.BrokerConfigs = bc
 		return nil
 	}
 	return fmt.Errorf("meta: unknown command %q", c.Op)
@@ -237,11 +271,17 @@ func (s *state) view(index uint64, controller int32) *Cluster {
 		Index:        index,
 
 		NextProducerID: s.NextProducerID,
+		BrokerConfigs:  maps.Clone(s.BrokerConfigs),
 	}
 	for _, t := range s.Topics {
 		cl.TopicsByID[t.ID] = t
 	}
 	return cl
+}
+
+// sameConfigs compares config sets, a nil set equal to an empty one.
+func sameConfigs(a, b map[string]string) bool {
+	return len(a) == len(b) && maps.Equal(a, b)
 }
 
 func cloneTopic(t *Topic) *Topic {

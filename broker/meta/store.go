@@ -339,6 +339,58 @@ func (s *Store) SetTopicConfigs(ctx context.Context, name string, configs map[st
 	return s.propose(ctx, &command{Op: opSetTopicConfigs, Name: name, Configs: configs})
 }
 
+// UpdateTopicConfigs replaces a topic's config overrides with what edit
+// makes of the current ones, atomically: if another change lands between
+// the read and the write, edit runs again on the newer configs. edit gets
+// a copy it may modify; an error from it is returned as is and nothing is
+// written.
+func (s *Store) UpdateTopicConfigs(ctx context.Context, name string, edit func(cur map[string]string) (map[string]string, error)) error {
+	return s.updateConfigs(ctx, opSetTopicConfigs, name, func() (map[string]string, error) {
+		t := s.Cluster().Topics[name]
+		if t == nil {
+			return nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+		}
+		return t.Configs, nil
+	}, edit)
+}
+
+// UpdateBrokerConfigs is UpdateTopicConfigs for the dynamic configs of a
+// broker resource: "" for the cluster-wide defaults, a broker id for that
+// broker's own (see Cluster.BrokerConfigs). The store does not know which
+// names are valid; the caller's edit checks them.
+func (s *Store) UpdateBrokerConfigs(ctx context.Context, resource string, edit func(cur map[string]string) (map[string]string, error)) error {
+	return s.updateConfigs(ctx, opSetBrokerConfigs, resource, func() (map[string]string, error) {
+		return s.Cluster().BrokerConfigs[resource], nil
+	}, edit)
+}
+
+func (s *Store) updateConfigs(ctx context.Context, op, name string, read func() (map[string]string, error), edit func(map[string]string) (map[string]string, error)) error {
+	for {
+		cur, err := read()
+		if err != nil {
+			return err
+		}
+		cp := maps.Clone(cur)
+		if cp == nil {
+			cp = make(map[string]string)
+		}
+		next, err := edit(cp)
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			next = map[string]string{}
+		}
+		err = s.propose(ctx, &command{Op: op, Name: name, Configs: next, IfConfigs: cur, Conditional: true})
+		if !errors.Is(err, errConfigConflict) {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
 // AllocateProducerIDs reserves n producer ids for this broker and returns
 // the first. The high-water mark lives in the replicated state, so ids are
 // unique across restarts and brokers; ids of a block a broker did not use

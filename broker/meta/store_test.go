@@ -160,3 +160,97 @@ func TestValidateTopicName(t *testing.T) {
 		}
 	}
 }
+
+// UpdateTopicConfigs and UpdateBrokerConfigs are compare-and-set: a change
+// that lands between the read and the write makes the edit run again on
+// the newer configs, so neither change is lost. Both survive a restart.
+func TestStoreUpdateConfigs(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.RegisterBroker(ctx(t), Broker{ID: 1, Host: "h", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTopic(ctx(t), TopicSpec{Name: "t", NumPartitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	err := s.UpdateTopicConfigs(ctx(t), "t", func(cur map[string]string) (map[string]string, error) {
+		calls++
+		if calls == 1 {
+			// Another writer gets in first.
+			if err := s.SetTopicConfigs(ctx(t), "t", map[string]string{"retention.ms": "1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cur["segment.ms"] = "2"
+		return cur, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Cluster().Topics["t"].Configs; calls != 2 || len(got) != 2 || got["retention.ms"] != "1" || got["segment.ms"] != "2" {
+		t.Fatalf("after a conflicting update: %v (%d calls); want both changes", got, calls)
+	}
+	refused := errors.New("refused")
+	if err := s.UpdateTopicConfigs(ctx(t), "t", func(map[string]string) (map[string]string, error) { return nil, refused }); !errors.Is(err, refused) {
+		t.Fatalf("edit error: %v", err)
+	}
+	if err := s.UpdateTopicConfigs(ctx(t), "nope", func(c map[string]string) (map[string]string, error) { return c, nil }); !errors.Is(err, ErrUnknownTopic) {
+		t.Fatalf("unknown topic: %v", err)
+	}
+	for _, res := range []string{"", "1"} {
+		err := s.UpdateBrokerConfigs(ctx(t), res, func(cur map[string]string) (map[string]string, error) {
+			cur["log.retention.ms"] = "100" + res
+			return cur, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openStore(t, dir)
+	defer s.Close()
+	cl := s.Cluster()
+	if got := cl.Topics["t"].Configs; len(got) != 2 || got["segment.ms"] != "2" {
+		t.Fatalf("topic configs after restart: %v", got)
+	}
+	if cl.BrokerConfigs[""]["log.retention.ms"] != "100" || cl.BrokerConfigs["1"]["log.retention.ms"] != "1001" {
+		t.Fatalf("broker configs after restart: %v", cl.BrokerConfigs)
+	}
+	// Emptying a resource's configs removes it.
+	if err := s.UpdateBrokerConfigs(ctx(t), "1", func(map[string]string) (map[string]string, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Cluster().BrokerConfigs["1"]; ok {
+		t.Fatalf("broker 1's configs still there after emptying: %v", s.Cluster().BrokerConfigs)
+	}
+}
+
+// Producer id blocks never overlap, also across a restart.
+func TestStoreAllocateProducerIDs(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	a, err := s.AllocateProducerIDs(ctx(t), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.AllocateProducerIDs(ctx(t), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != 0 || b != 1000 {
+		t.Fatalf("blocks at %d and %d, want 0 and 1000", a, b)
+	}
+	if _, err := s.AllocateProducerIDs(ctx(t), 0); err == nil {
+		t.Fatal("allocated an empty block")
+	}
+	s.Close()
+	s = openStore(t, dir)
+	c, err := s.AllocateProducerIDs(ctx(t), 5)
+	if err != nil || c != 1010 {
+		t.Fatalf("block after restart at %d (%v), want 1010", c, err)
+	}
+}

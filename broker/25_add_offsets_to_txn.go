@@ -1,0 +1,30 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/txn"
+)
+
+// AddOffsetsToTxn v0-v4: the group's __consumer_offsets partition joins
+// the producer's transaction, so the commit or abort marker reaches the
+// offsets TxnOffsetCommit writes there.
+
+func init() { register(25, 0, 4, handleAddOffsetsToTxn) }
+
+func handleAddOffsetsToTxn(c *conn, req *request) (finisher, error) {
+	r := req.kreq.(*kmsg.AddOffsetsToTxnRequest)
+	return func(ctx context.Context) kmsg.Response {
+		resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		tp := txn.TopicPartition{Topic: offsetsTopic, Partition: group.PartitionFor(r.Group, c.b.groups.Partitions())}
+		code, codes := c.b.txns.AddPartitions(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, txn.FencedCode(r.Version, 2), []txn.TopicPartition{tp})
+		if code == 0 && codes != nil {
+			code = codes[tp]
+		}
+		resp.ErrorCode = code
+		return resp
+	}, nil
+}

@@ -1,0 +1,53 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/txn"
+)
+
+// TxnOffsetCommit v0-v5: a transactional producer commits a group's
+// offsets inside its transaction. The transaction coordinator first
+// checks the producer id and epoch (a fenced producer gets
+// PRODUCER_FENCED, INVALID_PRODUCER_EPOCH before v3) and that the group's
+// __consumer_offsets partition is in the transaction, adding it from v5
+// (KIP-890 part 2, no AddOffsetsToTxn). The group coordinator then checks
+// the member's generation and id (v3+, KIP-447) and holds the offsets
+// until the transaction's marker.
+
+func init() { register(28, 0, 5, handleTxnOffsetCommit) }
+
+func handleTxnOffsetCommit(c *conn, req *request) (finisher, error) {
+	r := req.kreq.(*kmsg.TxnOffsetCommitRequest)
+	return func(ctx context.Context) kmsg.Response {
+		idx := group.PartitionFor(r.Group, c.b.groups.Partitions())
+		err := c.b.txns.VerifyPartition(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTopic, idx, r.Version >= 5)
+		if err != nil {
+			code := kerr.UnknownServerError.Code
+			if ke, ok := err.(*kerr.Error); ok {
+				code = ke.Code
+			}
+			if code == kerr.InvalidProducerEpoch.Code {
+				code = txn.FencedCode(r.Version, 3)
+			}
+			resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+			for _, rt := range r.Topics {
+				st := kmsg.NewTxnOffsetCommitResponseTopic()
+				st.Topic = rt.Topic
+				for _, rp := range rt.Partitions {
+					sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+					sp.Partition = rp.Partition
+					sp.ErrorCode = code
+					st.Partitions = append(st.Partitions, sp)
+				}
+				resp.Topics = append(resp.Topics, st)
+			}
+			return resp
+		}
+		return c.b.groups.TxnOffsetCommit(r)(ctx)
+	}, nil
+}

@@ -1,0 +1,216 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Transactional offset commits (TxnOffsetCommit). A producer's offsets
+// are written to __consumer_offsets in a transactional batch carrying its
+// producer id and epoch, and held per producer, invisible to OffsetFetch,
+// until the transaction coordinator completes the transaction: CompleteTxn
+// writes the COMMIT or ABORT marker to the same partition and applies or
+// drops them. Replaying the partition does the same from the batches and
+// markers, so a restart neither loses committed nor exposes aborted
+// offsets; offsets whose marker never came stay pending until the
+// transaction coordinator, finishing the transaction, sends it.
+
+// pendingOffsets are one producer's uncommitted offsets: group, then
+// partition.
+type pendingOffsets map[string]map[topicPartition]offset
+
+// complete applies (commit) or drops the offsets.
+func (p pendingOffsets) complete(commit bool, offsets map[string]map[topicPartition]offset) {
+	if !commit {
+		return
+	}
+	for g, offs := range p {
+		if offsets[g] == nil {
+			offsets[g] = make(map[topicPartition]offset)
+		}
+		for tp, o := range offs {
+			offsets[g][tp] = o
+		}
+	}
+}
+
+// TxnOffsetCommit handles a TxnOffsetCommit request; the transaction
+// coordinator has already checked the producer's id and epoch and that
+// the group's partition is in its transaction. From v3 a member's
+// generation and member id are checked as an OffsetCommit's are (KIP-447),
+// so a zombie of an earlier generation cannot commit; a generation of -1
+// with no member id commits for a group that only stores offsets. The
+// returned function waits until the write is durable.
+func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(context.Context) *kmsg.TxnOffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition = rp.Partition
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	setAll := func(code int16) {
+		for ti := range resp.Topics {
+			for pi := range resp.Topics[ti].Partitions {
+				if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
+					resp.Topics[ti].Partitions[pi].ErrorCode = code
+				}
+			}
+		}
+	}
+	fail := func(code int16) func(context.Context) *kmsg.TxnOffsetCommitResponse {
+		setAll(code)
+		return ready(resp)
+	}
+	if req.Group == "" {
+		return fail(kerr.InvalidGroupID.Code)
+	}
+	s, code := c.lookup(req.Group)
+	if code != 0 {
+		return fail(code)
+	}
+	defer s.mu.Unlock()
+	g := s.groups[req.Group]
+	checkMember := req.Version >= 3 && (req.Generation >= 0 || req.MemberID != "")
+	if g == nil {
+		if checkMember {
+			return fail(kerr.IllegalGeneration.Code)
+		}
+		g = s.newGroupLocked(req.Group)
+	}
+	if checkMember {
+		if code := g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID); code != 0 {
+			return fail(code)
+		}
+	} else if g.state == Dead {
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+
+	commitTime := c.clock.Now()
+	var recs []kv
+	var applied []func()
+	for ti, rt := range req.Topics {
+		for pi, rp := range rt.Partitions {
+			sp := &resp.Topics[ti].Partitions[pi]
+			switch {
+			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
+				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
+				continue
+			case !c.cfg.PartitionExists(rt.Topic, rp.Partition):
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			o := offset{offset: rp.Offset, leaderEpoch: -1, commitTime: commitTime}
+			if req.Version >= 2 {
+				o.leaderEpoch = rp.LeaderEpoch
+			}
+			if rp.Metadata != nil {
+				o.metadata = *rp.Metadata
+			}
+			tp := topicPartition{rt.Topic, rp.Partition}
+			recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition), value: offsetValue(o)})
+			applied = append(applied, func() {
+				p := s.pending[req.ProducerID]
+				if p == nil {
+					p = make(pendingOffsets)
+					s.pending[req.ProducerID] = p
+				}
+				if p[g.id] == nil {
+					p[g.id] = make(map[topicPartition]offset)
+				}
+				p[g.id][tp] = o
+			})
+		}
+	}
+	if len(recs) == 0 {
+		return ready(resp)
+	}
+	wait, err := s.part.Append(encodeProducerBatch(recs, commitTime, req.ProducerID, req.ProducerEpoch, attrTransactional))
+	if err != nil {
+		c.log.Error("append to __consumer_offsets", "partition", s.index, "err", err)
+		return fail(kerr.CoordinatorNotAvailable.Code)
+	}
+	for _, f := range applied {
+		f()
+	}
+	return func(ctx context.Context) *kmsg.TxnOffsetCommitResponse {
+		setAll(durable(ctx, wait))
+		return resp
+	}
+}
+
+// MarkerPartition is a Partition that writes transaction markers itself:
+// the broker's partitions keep producer state, which a marker must go
+// through. To other partitions the marker is appended as a control batch.
+type MarkerPartition interface {
+	// AppendMarker writes the COMMIT or ABORT marker and returns once it
+	// is durable.
+	AppendMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error
+}
+
+// ErrNotLoaded is returned by CompleteTxn while the partition is loading
+// or led elsewhere; the transaction coordinator retries.
+var ErrNotLoaded = errors.New("group: __consumer_offsets partition not loaded here")
+
+// CompleteTxn ends a producer's transaction on one __consumer_offsets
+// partition: it writes the COMMIT or ABORT marker and applies (commit) or
+// drops the producer's pending offsets there. It returns once the marker
+// is durable. A marker for a producer with nothing pending is written
+// all the same, as Kafka does.
+func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {
+	c.mu.Lock()
+	s := c.shards[partition]
+	c.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("%w: partition %d", ErrNotLoaded, partition)
+	}
+	s.mu.Lock()
+	if !s.loaded {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: partition %d", ErrNotLoaded, partition)
+	}
+	var wait func(context.Context) error
+	if mp, ok := s.part.(MarkerPartition); ok {
+		// The marker first, durable, then the offsets it commits. No
+		// other write of this producer comes in between: its
+		// transaction coordinator holds the next transaction until
+		// this one completes.
+		s.mu.Unlock()
+		if err := mp.AppendMarker(ctx, producerID, producerEpoch, commit, coordinatorEpoch); err != nil {
+			return fmt.Errorf("group: write transaction marker: %w", err)
+		}
+		wait = func(context.Context) error { return nil }
+		s.mu.Lock()
+	} else {
+		batch := encodeProducerBatch([]kv{markerRecord(commit, coordinatorEpoch)}, c.clock.Now(), producerID, producerEpoch, attrTransactional|attrControl)
+		var err error
+		if wait, err = s.part.Append(batch); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("group: write transaction marker: %w", err)
+		}
+	}
+	if p := s.pending[producerID]; p != nil {
+		delete(s.pending, producerID)
+		if commit {
+			for id, offs := range p {
+				g := s.groups[id]
+				if g == nil || g.state == Dead {
+					g = s.newGroupLocked(id)
+				}
+				for tp, o := range offs {
+					g.offsets[tp] = o
+				}
+			}
+		}
+	}
+	s.mu.Unlock()
+	return wait(ctx)
+}

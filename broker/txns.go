@@ -1,0 +1,107 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/txn"
+)
+
+// txnStateTopic is the compacted internal topic that holds transaction
+// coordinator state.
+const txnStateTopic = "__transaction_state"
+
+// startTxns creates __transaction_state when it is missing, starts the
+// transaction coordinator, has it load every partition of the topic this
+// broker leads, and installs it as the partitions' KIP-890 verifier.
+// Producer ids come in blocks from the metadata store
+// (meta.Store.AllocateProducerIDs), whose Raft log keeps the high-water
+// mark, so they stay unique across restarts.
+func (b *Broker) startTxns(ctx context.Context) error {
+	t := b.meta.Cluster().Topics[txnStateTopic]
+	if t == nil {
+		var err error
+		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
+			Name:              txnStateTopic,
+			NumPartitions:     b.cfg.TransactionStateTopicPartitions,
+			ReplicationFactor: 1,
+			Internal:          true,
+			Configs: map[string]string{
+				"cleanup.policy": "compact",
+				"segment.bytes":  "104857600", // transaction.state.log.segment.bytes
+				"retention.ms":   "-1",
+			},
+		})
+		if err != nil && !errors.Is(err, meta.ErrTopicExists) {
+			return fmt.Errorf("broker: create %s: %w", txnStateTopic, err)
+		}
+		if err := b.parts.reconcile(); err != nil {
+			return err
+		}
+		t = b.meta.Cluster().Topics[txnStateTopic]
+		if t == nil {
+			return fmt.Errorf("broker: %s missing after create", txnStateTopic)
+		}
+	}
+	coord, err := txn.New(txn.Config{
+		Partitions:                 int32(len(t.Partitions)),
+		MaxTimeout:                 b.cfg.TransactionMaxTimeout,
+		IDExpiration:               b.cfg.TransactionalIDExpiration,
+		AbortTimedOutCheckInterval: b.cfg.TransactionAbortTimedOutCheckInterval,
+		AllocateProducerIDs:        b.meta.AllocateProducerIDs,
+		WriteMarker:                b.writeTxnMarker,
+		PartitionExists:            b.partitionExists,
+		Now:                        b.cfg.Now,
+		Logger:                     b.logger.With("component", "txn"),
+	})
+	if err != nil {
+		return err
+	}
+	b.txns = coord
+	for _, mp := range t.Partitions {
+		if mp.Leader != b.cfg.NodeID {
+			continue
+		}
+		if p := b.parts.get(txnStateTopic, mp.Index); p != nil {
+			// The adapter is the one __consumer_offsets uses: append
+			// durably, replay below the high watermark.
+			coord.AddPartition(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
+		}
+	}
+	b.parts.setTxnVerifier(coord)
+	return nil
+}
+
+// WaitTxnsLoaded blocks until the transaction coordinator has loaded every
+// __transaction_state partition this broker leads, or ctx ends.
+func (b *Broker) WaitTxnsLoaded(ctx context.Context) error { return b.txns.WaitLoaded(ctx) }
+
+// AbortTimedOutTransactions runs one pass of the transaction timeout
+// check now, rather than waiting for the next check interval.
+func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
+
+func (b *Broker) partitionExists(topic string, partition int32) bool {
+	t := b.meta.Cluster().Topics[topic]
+	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
+}
+
+// writeTxnMarker writes one transaction marker for the coordinator: to a
+// data partition's log, or, for __consumer_offsets, through the group
+// coordinator, which applies or drops the transaction's offsets with it.
+// A partition that no longer exists needs no marker.
+func (b *Broker) writeTxnMarker(ctx context.Context, m txn.Marker) error {
+	if !b.partitionExists(m.Topic, m.Partition) {
+		return nil
+	}
+	if m.Topic == offsetsTopic {
+		return b.groups.CompleteTxn(ctx, m.Partition, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch)
+	}
+	p := b.parts.get(m.Topic, m.Partition)
+	if p == nil {
+		return fmt.Errorf("broker: %s-%d is not local", m.Topic, m.Partition)
+	}
+	_, err := p.appendMarker(ctx, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch)
+	return err
+}
