@@ -137,8 +137,5 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic) (meta.TopicSpec, er
 		}
 		spec.Configs[kv.Name] = *kv.Value
 	}
-	if _, err := b.logConfig(spec.Configs); err != nil {
-		return spec, &configError{err.Error()}
-	}
-	return spec, nil
+	return spec, b.checkTopicConfigs(spec.Configs)
 }

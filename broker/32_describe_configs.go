@@ -3,18 +3,24 @@ package broker
 import (
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// DescribeConfigs v0-v4 for topics and this broker. Topic configs are
-// listed with the value in force and its source (dynamic topic, static
-// broker, or Kafka's default); ConfigNames narrows the list. Synonyms are
-// the entry itself at its source; documentation is not provided. Broker
-// loggers, client metrics and group configs are INVALID_REQUEST.
+// DescribeConfigs v0-v4 for topics and brokers. A topic's configs are
+// listed with the value in force and its source: the topic's own
+// (DYNAMIC_TOPIC_CONFIG), this broker's or the cluster's dynamic default
+// (DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG), the broker's
+// static configuration (STATIC_BROKER_CONFIG) or Kafka's default
+// (DEFAULT_CONFIG). With IncludeSynonyms (v1+) each lists every setting it
+// could come from, under the broker names for the broker-level ones
+// (log.retention.ms for retention.ms), the one in force first. Broker
+// "<this id>" lists the static configuration, read-only, and the log
+// defaults that AlterConfigs can change; broker "" lists the cluster-wide
+// dynamic defaults that are set. ConfigNames narrows the list; names not
+// known are left out. Documentation (v3+) is null. Another broker's id,
+// broker loggers, client metrics and group configs are INVALID_REQUEST.
 
 func init() { register(32, 0, 4, handleDescribeConfigs) }
 
@@ -40,11 +46,11 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 			}
 			entries = b.topicConfigEntries(t.Configs)
 		case kmsg.ConfigResourceTypeBroker:
-			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(b.cfg.NodeID)) {
+			if rr.ResourceName != "" && rr.ResourceName != b.nodeName() {
 				fail(kerr.InvalidRequest.Code, fmt.Sprintf("this is broker %d, not %s", b.cfg.NodeID, rr.ResourceName))
 				break
 			}
-			entries = b.brokerConfigEntries()
+			entries = b.brokerConfigEntries(rr.ResourceName)
 		default:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("resource type %d is not supported", rr.ResourceType))
 		}
@@ -54,18 +60,19 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 			}
 			sc := kmsg.NewDescribeConfigsResponseResourceConfig()
 			sc.Name = e.name
-			v := e.value
-			sc.Value = &v
+			sc.Value = &e.value
 			sc.Source = kmsg.ConfigSource(e.source)
 			sc.IsDefault = e.source == configSourceDefault
-			sc.ReadOnly = rr.ResourceType == kmsg.ConfigResourceTypeBroker
-			sc.ConfigType = configType(e.name)
+			sc.ReadOnly = e.readOnly
+			sc.ConfigType = configType(rr.ResourceType, e.name)
 			if r.IncludeSynonyms {
-				syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
-				syn.Name = e.name
-				syn.Value = &v
-				syn.Source = sc.Source
-				sc.ConfigSynonyms = append(sc.ConfigSynonyms, syn)
+				for _, s := range e.synonyms {
+					syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+					syn.Name = s.name
+					syn.Value = &s.value
+					syn.Source = kmsg.ConfigSource(s.source)
+					sc.ConfigSynonyms = append(sc.ConfigSynonyms, syn)
+				}
 			}
 			sr.Configs = append(sr.Configs, sc)
 		}
@@ -74,18 +81,16 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 	return respond(resp)
 }
 
-// brokerConfigEntries lists the broker's static configuration in Kafka's
-// names.
-func (b *Broker) brokerConfigEntries() []configEntry {
-	var out []configEntry
-	for _, line := range strings.Split(strings.TrimSpace(b.cfg.String()), "\n") {
-		name, value, _ := strings.Cut(line, "=")
-		out = append(out, configEntry{name, value, configSourceStaticBroker})
+// configType is the type DescribeConfigs v3+ reports for a config of the
+// given resource type.
+func configType(typ kmsg.ConfigResourceType, name string) kmsg.ConfigType {
+	if typ == kmsg.ConfigResourceTypeBroker {
+		tn, ok := dynamicBrokerConfigs[name]
+		if !ok {
+			return kmsg.ConfigTypeString
+		}
+		name = tn
 	}
-	return out
-}
-
-func configType(name string) kmsg.ConfigType {
 	def, ok := topicConfigDefs[name]
 	if !ok {
 		return kmsg.ConfigTypeString

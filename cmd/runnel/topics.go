@@ -22,6 +22,9 @@ subcommands:
   create NAME [--partitions N] [--replication-factor R] [--config KEY=VALUE ...]
   list
   describe NAME [--all-configs]
+  alter NAME [--config KEY=VALUE ...] [--delete-config KEY ...]
+             [--append-config KEY=VALUE ...] [--subtract-config KEY=VALUE ...] [--validate-only]
+  delete-records NAME --offset N [--partition P]
   delete NAME`
 
 // runTopics dispatches the topics subcommands.
@@ -38,6 +41,10 @@ func runTopics(ctx context.Context, e env, g *globals, args []string) error {
 		return topicsList(ctx, e, g, rest)
 	case "describe":
 		return topicsDescribe(ctx, e, g, rest)
+	case "alter":
+		return topicsAlter(ctx, e, g, rest)
+	case "delete-records":
+		return topicsDeleteRecords(ctx, e, g, rest)
 	case "delete":
 		return topicsDelete(ctx, e, g, rest)
 	case "-h", "-help", "--help", "help":
@@ -280,12 +287,19 @@ func configValue(c kadm.Config) string {
 	return *c.Value
 }
 
+// configSource names where a config's value comes from: the topic's own
+// setting, a broker's dynamic config, the cluster-wide dynamic broker
+// default, the broker's static configuration, or Kafka's default.
 func configSource(s kmsg.ConfigSource) string {
 	switch s {
 	case kmsg.ConfigSourceDynamicTopicConfig:
 		return "topic"
-	case kmsg.ConfigSourceDynamicBrokerConfig, kmsg.ConfigSourceDynamicDefaultBrokerConfig, kmsg.ConfigSourceStaticBrokerConfig:
+	case kmsg.ConfigSourceDynamicBrokerConfig:
 		return "broker"
+	case kmsg.ConfigSourceDynamicDefaultBrokerConfig:
+		return "cluster"
+	case kmsg.ConfigSourceStaticBrokerConfig:
+		return "static"
 	case kmsg.ConfigSourceDefaultConfig:
 		return "default"
 	}

@@ -1,0 +1,123 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// IncrementalAlterConfigs v0-v1 for topics and brokers. Each resource's
+// operations apply in order to its dynamic configs: SET, DELETE, and for
+// list configs (cleanup.policy, the throttled replica lists) APPEND and
+// SUBTRACT, which start from the value in force when the resource does not
+// set the config itself. The result is validated as a whole (INVALID_CONFIG
+// with the reason: a bad value, an unknown name, min.compaction.lag.ms
+// above max.compaction.lag.ms ...) and written to the Raft metadata in one
+// step; open partitions take it up before the response. Broker resources
+// are "" (the cluster-wide defaults) and this broker's id; only the broker
+// configs that are topic defaults (log.retention.ms, log.segment.bytes ...)
+// can change. A resource named twice, or a config named twice in one
+// resource, is INVALID_REQUEST. ValidateOnly checks and changes nothing.
+
+func init() { register(44, 0, 1, handleIncrementalAlterConfigs) }
+
+func handleIncrementalAlterConfigs(c *conn, req *request) (finisher, error) {
+	r := req.kreq.(*kmsg.IncrementalAlterConfigsRequest)
+	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	b := c.b
+	seen := make(map[configResourceKey]int)
+	for _, rr := range r.Resources {
+		seen[configResourceKey{rr.ResourceType, rr.ResourceName}]++
+	}
+	changed := false
+	for _, rr := range r.Resources {
+		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		sr.ResourceType = rr.ResourceType
+		sr.ResourceName = rr.ResourceName
+		var err error
+		names := make([]string, len(rr.Configs))
+		for i, rc := range rr.Configs {
+			names[i] = rc.Name
+		}
+		switch {
+		case seen[configResourceKey{rr.ResourceType, rr.ResourceName}] > 1:
+			err = &requestError{fmt.Sprintf("resource %s appears more than once in the request", rr.ResourceName)}
+		case hasDuplicate(names):
+			err = &requestError{"error due to duplicate config keys"}
+		default:
+			err = b.alterConfigs(c.ctx, rr.ResourceType, rr.ResourceName, r.ValidateOnly, func(t configTarget, cur map[string]string) (map[string]string, error) {
+				return applyIncremental(t, cur, rr.Configs)
+			})
+			changed = changed || (err == nil && !r.ValidateOnly)
+		}
+		sr.ErrorCode, sr.ErrorMessage = alterError(err)
+		resp.Resources = append(resp.Resources, sr)
+	}
+	if changed {
+		if err := b.parts.reconcile(); err != nil {
+			b.logger.Error("reconcile after config change", "err", err)
+		}
+	}
+	return respond(resp)
+}
+
+type configResourceKey struct {
+	typ  kmsg.ConfigResourceType
+	name string
+}
+
+func hasDuplicate(names []string) bool {
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return len(slices.Compact(s)) != len(names)
+}
+
+// applyIncremental applies IncrementalAlterConfigs operations to cur.
+func applyIncremental(t configTarget, cur map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) (map[string]string, error) {
+	for _, op := range ops {
+		def, known := t.def(op.Name)
+		if _, set := cur[op.Name]; !known && !(op.Op == kmsg.IncrementalAlterConfigOpDelete && set) {
+			return nil, t.unknown(op.Name)
+		}
+		switch op.Op {
+		case kmsg.IncrementalAlterConfigOpSet:
+			if op.Value == nil {
+				return nil, &configError{"null value not supported for SET of " + op.Name}
+			}
+			cur[op.Name] = *op.Value
+		case kmsg.IncrementalAlterConfigOpDelete:
+			delete(cur, op.Name)
+		case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+			verb := "append"
+			if op.Op == kmsg.IncrementalAlterConfigOpSubtract {
+				verb = "subtract"
+			}
+			if def.kind != kindList {
+				return nil, &configError{fmt.Sprintf("config value %s is not allowed for config key: %s (not a list)", verb, op.Name)}
+			}
+			if op.Value == nil {
+				return nil, &configError{fmt.Sprintf("null value not supported for %s of %s", strings.ToUpper(verb), op.Name)}
+			}
+			base, ok := cur[op.Name]
+			if !ok {
+				base = t.below(op.Name)
+			}
+			items := splitList(base)
+			for _, v := range splitList(*op.Value) {
+				if op.Op == kmsg.IncrementalAlterConfigOpAppend {
+					if !slices.Contains(items, v) {
+						items = append(items, v)
+					}
+				} else {
+					items = slices.DeleteFunc(items, func(s string) bool { return s == v })
+				}
+			}
+			cur[op.Name] = strings.Join(items, ",")
+		default:
+			return nil, &requestError{fmt.Sprintf("unknown config operation %d for %s", op.Op, op.Name)}
+		}
+	}
+	return cur, nil
+}
