@@ -19,6 +19,10 @@ import (
 // the broker is willing to buffer.
 const maxRequestSize = 100 << 20
 
+// maxSpareFrame bounds the frame buffer a connection keeps for reuse, so
+// one huge request does not pin its memory for the connection's life.
+const maxSpareFrame = 4 << 20
+
 // maxInflight bounds the requests a connection may have decoded but not yet
 // answered; the reader stops reading when it is reached.
 const maxInflight = 64
@@ -90,6 +94,11 @@ func (c *conn) serve() {
 func (c *conn) readLoop() error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var sizeBuf [4]byte
+	// spare is a frame buffer free for reuse. Decoded requests alias their
+	// frame, so a frame may only be reused once nothing holds on to it:
+	// true of Produce, whose records are appended (copied to the log)
+	// before its handler returns, and Produce is where the bytes are.
+	var spare []byte
 	for {
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
@@ -98,7 +107,12 @@ func (c *conn) readLoop() error {
 		if size < 8 || size > maxRequestSize {
 			return fmt.Errorf("broker: request size %d out of bounds", size)
 		}
-		buf := make([]byte, size)
+		var buf []byte
+		if int(size) <= cap(spare) {
+			buf, spare = spare[:size], nil
+		} else {
+			buf = make([]byte, size)
+		}
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return err
 		}
@@ -116,6 +130,9 @@ func (c *conn) readLoop() error {
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
 		fin, err := c.handle(req)
+		if req.key == 0 && cap(buf) <= maxSpareFrame {
+			spare = buf
+		}
 		if fin != nil {
 			select {
 			case c.queue <- inflight{req: req, fin: fin}:

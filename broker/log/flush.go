@@ -62,7 +62,7 @@ func (l *Log) flushLocked() error {
 	l.mu.RUnlock()
 
 	for _, d := range todo {
-		if err := d.s.f.Sync(); err != nil {
+		if err := syncData(d.s.f); err != nil {
 			if d.s.deleted.Load() {
 				continue // retention removed it; nothing left to make durable
 			}
