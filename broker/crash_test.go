@@ -54,7 +54,14 @@ func runChildBroker(dir string) {
 	if listen == "" {
 		listen = "127.0.0.1:0"
 	}
-	b, err := broker.Start(context.Background(), broker.Config{DataDir: dir, Listen: listen})
+	cfg := broker.Config{DataDir: dir, Listen: listen}
+	if os.Getenv(childEnv+"_TXN") != "" {
+		// Transaction tests: their small internal topics and frequent
+		// timeout checks.
+		cfg = txnBrokerConfig()
+		cfg.DataDir, cfg.Listen = dir, listen
+	}
+	b, err := broker.Start(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
 		os.Exit(2)
@@ -77,10 +84,10 @@ type child struct {
 	done chan error
 }
 
-func startChild(t *testing.T, dir, listen string) *child {
+func startChild(t *testing.T, dir, listen string, env ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir, childEnv+"_LISTEN="+listen)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+dir, childEnv+"_LISTEN="+listen), env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
