@@ -27,12 +27,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/log"
 	"github.com/runnel-dev/runnel/broker/meta"
 	"github.com/runnel-dev/runnel/broker/txn"
 )
@@ -55,6 +57,8 @@ type Broker struct {
 	parts  *partitions
 	groups *group.Coordinator
 	txns   *txn.Coordinator
+	// cleaner compacts logs (cleaner.go); nil until startCleaner.
+	cleaner atomic.Pointer[log.Cleaner]
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -153,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		}
 	}
 
+	b.startCleaner()
 	watch, unwatch := ms.Watch()
 	b.wg.Add(3)
 	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
@@ -187,6 +192,7 @@ func (b *Broker) startMetrics() error {
 	reg.MustRegister(b.metrics.collectors()...)
 	reg.MustRegister(&partitionCollector{b: b})
 	reg.MustRegister(&groupCollector{b: b})
+	reg.MustRegister(&cleanerCollector{b: b})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	b.metricsLn = ln
@@ -229,6 +235,7 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.wg.Wait()
+		b.stopCleaner()
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
 		b.groups.Close()

@@ -70,6 +70,13 @@ type Config struct {
 	// this long after its last write, unless it has an open transaction;
 	// checked every RetentionCheckInterval.
 	ProducerIDExpiration time.Duration
+	// LogCleanerIOBytesPerSecond: log.cleaner.io.max.bytes.per.second,
+	// the bytes the log cleaner reads and writes per second. Default
+	// log.DefaultCleanerIOBytesPerSecond; negative means unlimited.
+	LogCleanerIOBytesPerSecond float64
+	// LogCleanerBackoff: log.cleaner.backoff.ms, how long the cleaner
+	// sleeps when no log needs cleaning. Default 15s.
+	LogCleanerBackoff time.Duration
 
 	// Group coordinator.
 

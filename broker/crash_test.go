@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -60,6 +61,9 @@ func runChildBroker(dir string) {
 		// timeout checks.
 		cfg = txnBrokerConfig()
 		cfg.DataDir, cfg.Listen = dir, listen
+	}
+	if v, err := strconv.ParseFloat(os.Getenv(childEnv+"_CLEANER_IO"), 64); err == nil {
+		cfg.LogCleanerIOBytesPerSecond, cfg.LogCleanerBackoff = v, 10*time.Millisecond // compaction_test.go
 	}
 	b, err := broker.Start(context.Background(), cfg)
 	if err != nil {

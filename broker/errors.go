@@ -34,6 +34,8 @@ func errorCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, log.ErrMessageTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, log.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, log.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	}

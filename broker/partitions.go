@@ -114,6 +114,7 @@ func (ps *partitions) reconcile() error {
 			ps.m[tp] = p
 			ps.mu.Unlock()
 			ps.b.metrics.partitionsOpened.Inc()
+			ps.b.cleanerAdd(p)
 		}
 	}
 	ps.mu.RLock()
@@ -139,6 +140,7 @@ func (ps *partitions) drop(tp topicPartition, p *partition) {
 	ps.mu.Lock()
 	delete(ps.m, tp)
 	ps.mu.Unlock()
+	ps.b.cleanerRemove(p)
 	close(p.stop)
 	p.wg.Wait()
 	if err := p.log.Delete(); err != nil {

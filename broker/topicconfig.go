@@ -318,6 +318,9 @@ func (b *Broker) logConfigFrom(over map[string]string) (log.Config, error) {
 		}
 	}
 	c.LogAppendTime = strings.TrimSpace(over["message.timestamp.type"]) == "LogAppendTime"
+	if err := compactionConfig(over, &c); err != nil {
+		return c, err
+	}
 	c.EnsureDefaults()
 	return c, c.Validate()
 }

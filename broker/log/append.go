@@ -66,6 +66,9 @@ func (l *Log) AppendWith(batches []byte, o AppendOptions) (AppendResult, error) 
 	if info.control {
 		return AppendResult{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
 	}
+	if err := checkCompactKeys(batches, cfg); err != nil { // clean.go
+		return AppendResult{}, err
+	}
 
 	l.appendMu.Lock()
 	defer l.appendMu.Unlock()

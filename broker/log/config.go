@@ -49,6 +49,60 @@ type Config struct {
 	// LogAppendTime is message.timestamp.type=LogAppendTime: the log
 	// stamps every appended batch with the append time.
 	LogAppendTime bool
+
+	// CleanupPolicy is cleanup.policy: CleanupDelete (the default),
+	// CleanupCompact, or both. A compacted log refuses records without a
+	// key and is cleaned by Clean; retention by time and size applies only
+	// with CleanupDelete.
+	CleanupPolicy CleanupPolicy
+	// DeleteRetention is delete.retention.ms: how long a tombstone (and a
+	// transaction marker with nothing left to mark) survives after the
+	// clean that first kept it. Zero is Kafka's zero (removed by the next
+	// clean), so EnsureDefaults leaves it alone: set it (Kafka's default is
+	// DefaultDeleteRetention).
+	DeleteRetention time.Duration
+	// MinCompactionLag is min.compaction.lag.ms: a segment holding a
+	// record younger than this is not cleaned. Default 0.
+	MinCompactionLag time.Duration
+	// MaxCompactionLag is max.compaction.lag.ms: a log whose oldest
+	// uncleaned record is older than this is cleaned whatever its dirty
+	// ratio, and its active segment is rolled once this old. Default
+	// (zero): never.
+	MaxCompactionLag time.Duration
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: a log is
+	// cleaned once its dirty bytes are at least this share of its
+	// cleanable bytes. Zero is Kafka's zero (clean whenever anything is
+	// dirty), so EnsureDefaults leaves it alone: set it (Kafka's default
+	// is DefaultMinCleanableDirtyRatio).
+	MinCleanableDirtyRatio float64
+}
+
+// CleanupPolicy is a set of cleanup.policy values.
+type CleanupPolicy uint8
+
+// Cleanup policies; CleanupDelete|CleanupCompact is "compact,delete".
+const (
+	CleanupDelete  CleanupPolicy = 1 << iota // retention by time and size
+	CleanupCompact                           // keep the newest record per key
+)
+
+// Compact reports whether the policy includes compact.
+func (p CleanupPolicy) Compact() bool { return p&CleanupCompact != 0 }
+
+// Delete reports whether the policy includes delete.
+func (p CleanupPolicy) Delete() bool { return p&CleanupDelete != 0 }
+
+// String spells the policy as Kafka's cleanup.policy does.
+func (p CleanupPolicy) String() string {
+	switch p {
+	case CleanupDelete:
+		return "delete"
+	case CleanupCompact:
+		return "compact"
+	case CleanupDelete | CleanupCompact:
+		return "compact,delete"
+	}
+	return fmt.Sprintf("CleanupPolicy(%d)", uint8(p))
 }
 
 // Defaults, as Apache Kafka's.
@@ -57,11 +111,15 @@ const (
 	DefaultSegmentMs          = 7 * 24 * time.Hour
 	DefaultMaxMessageBytes    = 1048588
 	DefaultIndexIntervalBytes = 4096
+
+	DefaultDeleteRetention        = 24 * time.Hour
+	DefaultMinCleanableDirtyRatio = 0.5
 )
 
 // EnsureDefaults fills the zero fields that have a default: SegmentBytes,
-// SegmentMs, MaxMessageBytes, FlushMessages, IndexIntervalBytes. A negative
-// FlushMs becomes 0 (off).
+// SegmentMs, MaxMessageBytes, FlushMessages, IndexIntervalBytes,
+// CleanupPolicy (delete), MaxCompactionLag (never). A negative FlushMs
+// becomes 0 (off).
 func (c *Config) EnsureDefaults() {
 	if c.SegmentBytes == 0 {
 		c.SegmentBytes = DefaultSegmentBytes
@@ -80,6 +138,12 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.IndexIntervalBytes == 0 {
 		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.CleanupPolicy == 0 {
+		c.CleanupPolicy = CleanupDelete
+	}
+	if c.MaxCompactionLag == 0 {
+		c.MaxCompactionLag = math.MaxInt64
 	}
 }
 
@@ -108,6 +172,21 @@ func (c *Config) Validate() error {
 	if c.IndexIntervalBytes < 0 {
 		bad("index.interval.bytes %d must not be negative", c.IndexIntervalBytes)
 	}
+	if c.CleanupPolicy == 0 || c.CleanupPolicy&^(CleanupDelete|CleanupCompact) != 0 {
+		bad("cleanup.policy %d unknown", uint8(c.CleanupPolicy))
+	}
+	if c.DeleteRetention < 0 {
+		bad("delete.retention.ms %v must not be negative", c.DeleteRetention)
+	}
+	if c.MinCompactionLag < 0 {
+		bad("min.compaction.lag.ms %v must not be negative", c.MinCompactionLag)
+	}
+	if c.MaxCompactionLag <= 0 {
+		bad("max.compaction.lag.ms %v must be positive", c.MaxCompactionLag)
+	}
+	if !(c.MinCleanableDirtyRatio >= 0 && c.MinCleanableDirtyRatio <= 1) {
+		bad("min.cleanable.dirty.ratio %v not in [0, 1]", c.MinCleanableDirtyRatio)
+	}
 	return errors.Join(errs...)
 }
 
@@ -133,6 +212,11 @@ func (c *Config) String() string {
 		tt = "LogAppendTime"
 	}
 	fmt.Fprintf(&b, "message.timestamp.type=%s\n", tt)
+	fmt.Fprintf(&b, "cleanup.policy=%s\n", c.CleanupPolicy)
+	fmt.Fprintf(&b, "delete.retention.ms=%d\n", ms(c.DeleteRetention))
+	fmt.Fprintf(&b, "min.compaction.lag.ms=%d\n", ms(c.MinCompactionLag))
+	fmt.Fprintf(&b, "max.compaction.lag.ms=%d\n", ms(c.MaxCompactionLag))
+	fmt.Fprintf(&b, "min.cleanable.dirty.ratio=%v\n", c.MinCleanableDirtyRatio)
 	return b.String()
 }
 

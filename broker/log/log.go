@@ -20,6 +20,9 @@ type Log struct {
 	logger *slog.Logger
 	cfg    atomic.Pointer[Config]
 
+	// cleaning is the compaction state (clean.go).
+	cleaning cleanState
+
 	appendMu sync.Mutex // serialises writers; guards the following
 	// active is the segment appends go to, the last of segments.
 	active *segment
@@ -209,6 +212,8 @@ func (l *Log) Close() error {
 // Delete closes the log and removes its directory.
 func (l *Log) Delete() error {
 	cerr := l.Close()
+	l.cleaning.mu.Lock() // a clean in progress stops once the log is closed
+	l.cleaning.mu.Unlock()
 	if err := os.RemoveAll(l.dir); err != nil {
 		return fmt.Errorf("log: delete: %w", err)
 	}

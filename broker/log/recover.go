@@ -19,6 +19,9 @@ import (
 // end of the last valid batch, and its indexes rebuilt. Files that are not
 // segments are left alone.
 func (l *Log) recover() error {
+	if err := l.finishSwaps(); err != nil { // see swap.go
+		return err
+	}
 	entries, err := os.ReadDir(l.dir)
 	if err != nil {
 		return fmt.Errorf("log: open: %w", err)

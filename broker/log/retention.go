@@ -19,7 +19,8 @@ const startOffsetFile = "log-start-offset"
 // EnforceRetention deletes whole segments from the oldest, as Kafka does:
 // those whose largest timestamp is older than now minus retention.ms, then
 // those the log can lose and stay at least retention.bytes large, and those
-// wholly below the log start offset. The active segment is never deleted;
+// wholly below the log start offset (by time and size only when
+// cleanup.policy includes delete). The active segment is never deleted;
 // when it too has expired by time and is non-empty it is rolled first so it
 // can go, leaving an empty active segment. The log start offset moves to
 // the first remaining segment. It returns how many segments were deleted.
@@ -32,7 +33,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 	cfg := l.cfg.Load()
 	segs := l.segments
 	n := 0 // segments to delete, from the oldest
-	if cfg.RetentionMs >= 0 {
+	if cfg.RetentionMs >= 0 && cfg.CleanupPolicy.Delete() {
 		limit := now.UnixMilli() - cfg.RetentionMs.Milliseconds()
 		for n < len(segs) && segs[n].w.size > 0 && segs[n].largestTime() < limit {
 			n++
@@ -48,7 +49,7 @@ func (l *Log) EnforceRetention(now time.Time) (int, error) {
 			segs = l.segments
 		}
 	}
-	if cfg.RetentionBytes >= 0 {
+	if cfg.RetentionBytes >= 0 && cfg.CleanupPolicy.Delete() {
 		excess := l.size.Load() - cfg.RetentionBytes
 		for _, s := range segs[:n] {
 			excess -= s.w.size

@@ -532,7 +532,7 @@ func (l *Log) replay(from int64, rebuild map[*segment]bool) error {
 					ProducerID:    h.producerID,
 					Epoch:         h.producerEpoch,
 					FirstSeq:      h.baseSequence,
-					LastSeq:       producer.LastSeqOf(h.baseSequence, h.records),
+					LastSeq:       producer.LastSeqOf(h.baseSequence, h.lastOffsetDelta+1), // a cleaned batch keeps its span, not its records
 					FirstOffset:   h.baseOffset,
 					LastOffset:    h.lastOffset(),
 					Timestamp:     h.maxTimestamp,
