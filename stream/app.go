@@ -1,0 +1,212 @@
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/runnel-dev/runnel/topology"
+)
+
+// App runs a topology as an application over a Kafka-protocol log: one
+// consumer group per application id, a task per (sub-topology, partition),
+// Pebble state backed by changelog topics, and commits under the chosen
+// processing guarantee (see ExactlyOnce and AtLeastOnce). It is Kafka
+// Streams' KafkaStreams.
+//
+// An App runs once: Start (or Run) then Close.
+type App struct {
+	topo *topology.Topology
+	opts AppOptions
+
+	mu      sync.Mutex // guards the following
+	started bool
+	cancel  context.CancelFunc
+	done    chan struct{} // closed when the processing goroutine returns
+	err     error         // why processing stopped
+	brokers []string
+	emb     *embedded
+
+	metrics appMetrics
+}
+
+// Metrics is a snapshot of an App's counters.
+type Metrics struct {
+	// RecordsProcessed counts the input records the tasks processed,
+	// including records processed again after an aborted transaction.
+	RecordsProcessed int64
+	// RecordsRestored counts the changelog records read to restore stores.
+	RecordsRestored int64
+	// Commits and Aborts count committed and aborted commit attempts.
+	Commits, Aborts int64
+}
+
+type appMetrics struct {
+	processed, restored, commits, aborts atomic.Int64
+}
+
+// ErrAppStarted is returned by Start or Run on an App already started.
+var ErrAppStarted = errors.New("stream: app already started")
+
+// NewApp returns an application running topo. It checks the options; it
+// does no IO until Start or Run.
+func NewApp(topo *topology.Topology, opts ...AppOption) (*App, error) {
+	a := &App{topo: topo}
+	for _, o := range opts {
+		o(&a.opts)
+	}
+	a.opts.EnsureDefaults()
+	if err := a.opts.Validate(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Options returns the options in force.
+func (a *App) Options() AppOptions { return a.opts }
+
+// Metrics returns the application's counters.
+func (a *App) Metrics() Metrics {
+	return Metrics{
+		RecordsProcessed: a.metrics.processed.Load(),
+		RecordsRestored:  a.metrics.restored.Load(),
+		Commits:          a.metrics.commits.Load(),
+		Aborts:           a.metrics.aborts.Load(),
+	}
+}
+
+// Brokers returns the bootstrap servers in use: those given, or the
+// embedded broker's address once Start has returned.
+func (a *App) Brokers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.brokers...)
+}
+
+// Run starts the application and processes until ctx is done or
+// processing fails, then closes it. It returns nil after a clean stop.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-a.done:
+	}
+	return a.Close()
+}
+
+// Start starts the embedded broker if no bootstrap servers were given,
+// creates the internal topics, opens the local state, joins the consumer
+// group and starts processing in the background. Stop it with Close.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.started {
+		a.mu.Unlock()
+		return ErrAppStarted
+	}
+	a.started = true
+	a.mu.Unlock()
+
+	dir := filepath.Join(a.opts.StateDir, a.opts.ApplicationID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("stream: state dir: %w", err)
+	}
+	brokers := a.opts.Brokers
+	var emb *embedded
+	if len(brokers) == 0 {
+		var err error
+		if emb, err = startEmbedded(ctx, dir); err != nil {
+			return err
+		}
+		brokers = []string{emb.addr()}
+	}
+	instance, err := instanceID(dir)
+	if err != nil {
+		return closeAfter(err, emb)
+	}
+	r, err := newRunner(ctx, a, brokers, dir, instance)
+	if err != nil {
+		return closeAfter(err, emb)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.brokers, a.emb, a.cancel, a.done = brokers, emb, cancel, make(chan struct{})
+	a.mu.Unlock()
+	go func() {
+		defer close(a.done)
+		err := r.run(runCtx)
+		a.mu.Lock()
+		a.err = err
+		a.mu.Unlock()
+	}()
+	return nil
+}
+
+func closeAfter(err error, emb *embedded) error {
+	if emb != nil {
+		emb.close()
+	}
+	return err
+}
+
+// Done is closed when processing stops: after Close, or on an error (see
+// Err).
+func (a *App) Done() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.done
+}
+
+// Err returns why processing stopped, or nil.
+func (a *App) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+// Close stops processing (committing what was processed), leaves the
+// group, closes the local state and the embedded broker, and returns the
+// error processing stopped with, if any.
+func (a *App) Close() error {
+	a.mu.Lock()
+	cancel, done, emb := a.cancel, a.done, a.emb
+	a.cancel, a.emb = nil, nil
+	a.mu.Unlock()
+	if cancel == nil {
+		return a.Err()
+	}
+	cancel()
+	<-done
+	err := a.Err()
+	if emb != nil {
+		err = errors.Join(err, emb.close())
+	}
+	return err
+}
+
+// instanceID returns the id of the instance owning dir, created on first
+// use. It names the instance's transactional producer, so that a restarted
+// instance fences its predecessor.
+func instanceID(dir string) (string, error) {
+	path := filepath.Join(dir, "instance-id")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("stream: write instance id: %w", err)
+	}
+	return id, nil
+}

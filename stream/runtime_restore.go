@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// restoreTimeout bounds one task's restoration.
+const restoreTimeout = 5 * time.Minute
+
+// restore brings the logged stores of task id up to the end of their
+// changelog partitions: it reads each changelog (read_committed) from the
+// position committed in Pebble — offset 0 for a store never committed —
+// to the last stable offset, applies the records, and commits the new
+// positions with them. A store whose position is the end needs no reading.
+func (r *runner) restore(ctx context.Context, id topology.TaskID) error {
+	topo, app := r.app.topo, r.app.opts.ApplicationID
+	batch := r.db.NewBatch(id.String())
+	stores := map[string]state.Logged{} // by changelog topic
+	for _, name := range topo.SubTopologies()[id.SubTopology].Stores() {
+		spec, _ := topo.Store(name)
+		if !spec.Logging {
+			continue
+		}
+		var s state.Store
+		var err error
+		switch spec.Kind {
+		case topology.KeyValueStore:
+			s, err = batch.KeyValueStore(name)
+		case topology.WindowStore:
+			s, err = batch.WindowStore(name, spec.Window.EnsureDefaults())
+		case topology.SessionStore:
+			s, err = batch.SessionStore(name, spec.Session.EnsureDefaults())
+		}
+		if err != nil {
+			return fmt.Errorf("stream: restore %s: %w", id, err)
+		}
+		l, ok := s.(state.Logged)
+		if !ok {
+			return fmt.Errorf("stream: restore %s: store %q cannot restore", id, name)
+		}
+		stores[topology.ChangelogTopic(app, name)] = l
+	}
+	if len(stores) == 0 {
+		return nil
+	}
+	var topics []string
+	for t := range stores {
+		topics = append(topics, t)
+	}
+	ends, err := r.adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return fmt.Errorf("stream: restore %s: end offsets: %w", id, err)
+	}
+	next := map[string]int64{} // by topic
+	end := map[string]int64{}  // by topic
+	read := map[string]map[int32]kgo.Offset{}
+	for _, t := range topics {
+		lo, ok := ends.Lookup(t, id.Partition)
+		if !ok || lo.Err != nil {
+			return fmt.Errorf("stream: restore %s: end offset of %s[%d]: %v", id, t, id.Partition, lo.Err)
+		}
+		pos, _, err := batch.Position(positionName(t, id.Partition))
+		if err != nil {
+			return fmt.Errorf("stream: restore %s: %w", id, err)
+		}
+		next[t], end[t] = pos, lo.Offset
+		if pos < lo.Offset {
+			read[t] = map[int32]kgo.Offset{id.Partition: kgo.NewOffset().At(pos)}
+		}
+	}
+	if len(read) > 0 {
+		n, err := r.readChangelogs(ctx, read, stores, next, end)
+		r.app.metrics.restored.Add(n)
+		r.log.Info("stream: restored", "task", id, "records", n)
+		if err != nil {
+			return fmt.Errorf("stream: restore %s: %w", id, err)
+		}
+	}
+	positions := map[string]int64{}
+	for t, o := range next {
+		positions[positionName(t, id.Partition)] = o
+	}
+	if err := batch.Commit(positions); err != nil {
+		return fmt.Errorf("stream: restore %s: %w", id, err)
+	}
+	return nil
+}
+
+// readChangelogs applies the records of read to stores until each
+// partition's next offset reaches its end, and returns how many it applied.
+// Control records are read too (kgo.KeepControlRecords), so that the next
+// offset passes a transaction marker that ends a partition.
+func (r *runner) readChangelogs(ctx context.Context, read map[string]map[int32]kgo.Offset, stores map[string]state.Logged, next, end map[string]int64) (int64, error) {
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(r.brokers...),
+		kgo.ConsumePartitions(read),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+	)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	var n int64
+	pending := len(read)
+	for pending > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := fetches.Err0(); err != nil {
+			return n, err
+		}
+		var applyErr error
+		fetches.EachRecord(func(rec *kgo.Record) {
+			if applyErr != nil || rec.Offset < next[rec.Topic] {
+				return
+			}
+			if rec.Offset >= end[rec.Topic] {
+				return
+			}
+			if !rec.Attrs.IsControl() {
+				if err := stores[rec.Topic].Restore(rec.Key, rec.Value); err != nil {
+					applyErr = err
+					return
+				}
+				n++
+			}
+			was := next[rec.Topic] < end[rec.Topic]
+			next[rec.Topic] = rec.Offset + 1
+			if was && next[rec.Topic] >= end[rec.Topic] {
+				pending--
+			}
+		})
+		if applyErr != nil {
+			return n, applyErr
+		}
+	}
+	return n, nil
+}
