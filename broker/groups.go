@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/log"
 	"github.com/runnel-dev/runnel/broker/log/producer"
 	"github.com/runnel-dev/runnel/broker/meta"
 )
@@ -142,8 +143,8 @@ func (o offsetsPartition) sequence(batch []byte) {
 
 // AppendMarker writes a transaction marker through the partition's
 // producer state (group.MarkerPartition).
-func (o offsetsPartition) AppendMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {
-	_, err := o.p.appendMarker(ctx, producerID, producerEpoch, commit, coordinatorEpoch)
+func (o offsetsPartition) AppendMarker(ctx context.Context, m group.TxnMarker) error {
+	_, err := o.p.appendMarker(ctx, log.Marker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
 	return err
 }
 

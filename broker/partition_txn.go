@@ -83,23 +83,28 @@ func (ps *partitions) txnVerifier() txnVerifier {
 	return nil
 }
 
-// appendMarker writes a COMMIT (commit true) or ABORT control batch for the
+// appendMarker writes m, a COMMIT or ABORT control batch for the
 // producer's transaction on this partition (Kafka's WriteTxnMarkers, done
-// in-process on one node), completes the transaction in the producer
-// state (the LSO moves past it once the marker is durable; an abort is
-// recorded in the aborted-transaction index with the LSO at that point),
-// and returns the marker's offset once it is durable (it waits like an
-// acks=all produce, until ctx is done).
+// in-process on one node), at the partition's leader epoch (m.LeaderEpoch
+// is ignored), completes the transaction in the producer state (the LSO
+// moves past it once the marker is durable; an abort is recorded in the
+// aborted-transaction index with the LSO at that point), and returns the
+// marker's offset once it is durable (it waits like an acks=all produce,
+// until ctx is done).
 //
 // The marker is written even when the producer has no open transaction
 // here (Kafka does the same: the coordinator may send a marker for a
 // partition that was added but never written); it then completes nothing.
-// producerEpoch must be at least the producer's epoch on the partition; a
-// higher one (EndTxn v5 bumps the epoch, KIP-890 part 2) becomes the
+// m.ProducerEpoch must be at least the producer's epoch on the partition;
+// a higher one (EndTxn v5 bumps the epoch, KIP-890 part 2) becomes the
 // producer's epoch, and its next batch must start at sequence 0. A lower
 // one fails with an error wrapping producer.ErrInvalidEpoch
-// (INVALID_PRODUCER_EPOCH); a coordinatorEpoch lower than the one of the
-// last marker for this producer fails with producer.ErrCoordinatorFenced
+// (INVALID_PRODUCER_EPOCH), and so does a transaction version 2 marker
+// (m.TV2) whose epoch is not above that of the producer's open
+// transaction: a delayed duplicate of the previous transaction's marker,
+// which would otherwise complete the open one (producer.State.CheckMarker).
+// A coordinatorEpoch lower than the one of the last marker for this
+// producer fails with producer.ErrCoordinatorFenced
 // (TRANSACTION_COORDINATOR_FENCED); txnErrorCode maps these. Marker writes
 // also cancel any KIP-890 verification in flight for the producer.
 //
@@ -107,15 +112,15 @@ func (ps *partitions) txnVerifier() txnVerifier {
 // returned with ctx's error: the marker is written and will become
 // durable (or be lost with the log's tail in a crash, leaving the
 // transaction open for the coordinator to complete again).
-func (p *partition) appendMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) (int64, error) {
+func (p *partition) appendMarker(ctx context.Context, m log.Marker) (int64, error) {
 	p.appendMu.Lock()
 	p.mu.Lock()
-	leaderEpoch := p.leaderEpoch
+	m.LeaderEpoch = p.leaderEpoch
 	p.mu.Unlock()
 	// The transaction stays unstable until its marker is below the high
 	// watermark; record that before the log forgets it is open, so the
 	// LSO never passes it early (lastStableOffset reads the log first).
-	first, open := p.log.OngoingTxn(producerID)
+	first, open := p.log.OngoingTxn(m.ProducerID)
 	var entry completingTxn
 	if open {
 		entry = completingTxn{first: first, marker: p.log.EndOffset()}
@@ -123,14 +128,12 @@ func (p *partition) appendMarker(ctx context.Context, producerID int64, producer
 		p.completing = append(p.completing, entry)
 		p.mu.Unlock()
 	}
-	res, _, err := p.log.AppendMarker(log.Marker{
-		ProducerID:       producerID,
-		ProducerEpoch:    producerEpoch,
-		Commit:           commit,
-		CoordinatorEpoch: coordinatorEpoch,
-		LeaderEpoch:      leaderEpoch,
-	})
-	delete(p.verifyGuards, producerID)
+	res, _, err := p.log.AppendMarker(m)
+	if err == nil {
+		// A refused marker leaves the producer's state as it was, and
+		// a verification in flight with it.
+		delete(p.verifyGuards, m.ProducerID)
+	}
 	p.appendMu.Unlock()
 	if err != nil {
 		if open {
@@ -197,14 +200,22 @@ type txnCheck struct {
 }
 
 // verifyTxn runs the KIP-890 check for a transactional produce from
-// producerID before it is appended: when the producer has no open
-// transaction here, the coordinator must confirm (or, add true, add) the
-// partition. The guard it records is dropped by a marker written in the
-// meantime, which makes the append fail with INVALID_TXN_STATE rather
-// than open a transaction the coordinator has already completed.
+// producerID before it is appended: unless the producer has a transaction
+// open here at producerEpoch, the coordinator must confirm (or, add true,
+// add) the partition. The guard it records is dropped by a marker written
+// in the meantime, which makes the append fail with INVALID_TXN_STATE
+// rather than open a transaction the coordinator has already completed.
+//
+// A transaction open at another epoch is checked too, as Kafka's
+// hasOngoingTransaction(producerId, producerEpoch) does: under
+// transaction version 2 it is the previous transaction, whose marker (at
+// the new epoch) has not arrived yet, and the coordinator answers
+// CONCURRENT_TRANSACTIONS until it has. Appended unchecked, the new
+// transaction's first batch would join the old one, and the old one's
+// marker, no longer above the open transaction's epoch, would be refused.
 func (p *partition) verifyTxn(ctx context.Context, v txnVerifier, txnID string, producerID int64, producerEpoch int16, add bool) (txnCheck, error) {
 	tc := txnCheck{verify: true, producerID: producerID}
-	if p.hasOngoingTxn(producerID) {
+	if e, ok := p.log.ProducerEntry(producerID); ok && e.TxnFirstOffset >= 0 && e.Epoch == producerEpoch {
 		return tc, nil
 	}
 	p.appendMu.Lock()

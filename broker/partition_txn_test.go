@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/log"
 )
 
 // MakeTestBatch builds a RecordBatch v2 of one record per value, as a
@@ -194,20 +196,20 @@ func TestReadCommittedWithMarkers(t *testing.T) {
 		t.Fatalf("read_committed fetch inside a transaction: LSO %d HW %d, %d bytes", sp.LastStableOffset, sp.HighWatermark, len(sp.RecordBatches))
 	}
 
-	if off, err := p.appendMarker(ctx, 1, 0, true, 0); err != nil || off != 4 {
+	if off, err := p.appendMarker(ctx, log.Marker{ProducerID: 1, ProducerEpoch: 0, Commit: true}); err != nil || off != 4 {
 		t.Fatalf("commit marker: %d, %v", off, err)
 	}
 	if lso := p.lastStableOffset(); lso != 2 {
 		t.Fatalf("LSO after commit %d, want 2", lso)
 	}
-	if off, err := p.appendMarker(ctx, 2, 0, false, 0); err != nil || off != 5 {
+	if off, err := p.appendMarker(ctx, log.Marker{ProducerID: 2, ProducerEpoch: 0, Commit: false}); err != nil || off != 5 {
 		t.Fatalf("abort marker: %d, %v", off, err)
 	}
 	if lso, hw := p.lastStableOffset(), p.highWatermark(); lso != 6 || hw != 6 {
 		t.Fatalf("LSO %d HW %d after both markers, want 6", lso, hw)
 	}
 	// A marker for a producer with no transaction here completes nothing.
-	if off, err := p.appendMarker(ctx, 9, 0, false, 0); err != nil || off != 6 {
+	if off, err := p.appendMarker(ctx, log.Marker{ProducerID: 9, ProducerEpoch: 0, Commit: false}); err != nil || off != 6 {
 		t.Fatalf("marker without a transaction: %d, %v", off, err)
 	}
 	produce(nil, MakeTestBatch(-1, -1, -1, false, "end"))
@@ -272,12 +274,12 @@ func TestMarkerBumpsEpoch(t *testing.T) {
 		t.Fatalf("produce: %d", sp.ErrorCode)
 	}
 	p := b.parts.get("bump", 0)
-	if _, err := p.appendMarker(ctx, 7, 2, true, 0); txnErrorCode(err) != 47 { // INVALID_PRODUCER_EPOCH
+	if _, err := p.appendMarker(ctx, log.Marker{ProducerID: 7, ProducerEpoch: 2, Commit: true}); txnErrorCode(err) != 47 { // INVALID_PRODUCER_EPOCH
 		t.Fatalf("stale marker: %v", err)
 	}
 	// EndTxn v5 writes markers at the bumped epoch; the producer's next
 	// transaction starts there at sequence 0.
-	if _, err := p.appendMarker(ctx, 7, 4, true, 0); err != nil {
+	if _, err := p.appendMarker(ctx, log.Marker{ProducerID: 7, ProducerEpoch: 4, Commit: true}); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {

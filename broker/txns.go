@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/log"
 	"github.com/runnel-dev/runnel/broker/meta"
 	"github.com/runnel-dev/runnel/broker/txn"
 )
@@ -82,6 +84,12 @@ func (b *Broker) WaitTxnsLoaded(ctx context.Context) error { return b.txns.WaitL
 // check now, rather than waiting for the next check interval.
 func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
 
+// ExpireTransactionalIDs runs one pass of transactional id expiry
+// (transactional.id.expiration.ms) now, rather than waiting for the next
+// check interval: ids idle that long with no transaction open are
+// forgotten, and tombstoned in __transaction_state.
+func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
+
 func (b *Broker) partitionExists(topic string, partition int32) bool {
 	t := b.meta.Cluster().Topics[topic]
 	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
@@ -96,12 +104,12 @@ func (b *Broker) writeTxnMarker(ctx context.Context, m txn.Marker) error {
 		return nil
 	}
 	if m.Topic == offsetsTopic {
-		return b.groups.CompleteTxn(ctx, m.Partition, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch)
+		return b.groups.CompleteTxn(ctx, m.Partition, group.TxnMarker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
 	}
 	p := b.parts.get(m.Topic, m.Partition)
 	if p == nil {
 		return fmt.Errorf("broker: %s-%d is not local", m.Topic, m.Partition)
 	}
-	_, err := p.appendMarker(ctx, m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch)
+	_, err := p.appendMarker(ctx, log.Marker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
 	return err
 }

@@ -147,13 +147,28 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(con
 	}
 }
 
+// TxnMarker is a COMMIT or ABORT marker that ends a producer's
+// transaction on a __consumer_offsets partition.
+type TxnMarker struct {
+	ProducerID       int64
+	ProducerEpoch    int16
+	Commit           bool
+	CoordinatorEpoch int32
+	// TV2 is set for a marker of transaction.version 2 (EndTxn v5,
+	// KIP-890 part 2): the coordinator bumped its epoch past the one the
+	// transaction's offsets were written at, and a MarkerPartition
+	// refuses it when it is not above the epoch of the producer's open
+	// transaction — a delayed marker of the transaction before.
+	TV2 bool
+}
+
 // MarkerPartition is a Partition that writes transaction markers itself:
 // the broker's partitions keep producer state, which a marker must go
 // through. To other partitions the marker is appended as a control batch.
 type MarkerPartition interface {
 	// AppendMarker writes the COMMIT or ABORT marker and returns once it
-	// is durable.
-	AppendMarker(ctx context.Context, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error
+	// is durable, or an error if the producer state refuses it.
+	AppendMarker(ctx context.Context, m TxnMarker) error
 }
 
 // ErrNotLoaded is returned by CompleteTxn while the partition is loading
@@ -164,8 +179,9 @@ var ErrNotLoaded = errors.New("group: __consumer_offsets partition not loaded he
 // partition: it writes the COMMIT or ABORT marker and applies (commit) or
 // drops the producer's pending offsets there. It returns once the marker
 // is durable. A marker for a producer with nothing pending is written
-// all the same, as Kafka does.
-func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, producerID int64, producerEpoch int16, commit bool, coordinatorEpoch int32) error {
+// all the same, as Kafka does; a marker the partition refuses (a stale
+// epoch) changes nothing, and its error is returned.
+func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, m TxnMarker) error {
 	c.mu.Lock()
 	s := c.shards[partition]
 	c.mu.Unlock()
@@ -184,22 +200,22 @@ func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, producer
 		// transaction coordinator holds the next transaction until
 		// this one completes.
 		s.mu.Unlock()
-		if err := mp.AppendMarker(ctx, producerID, producerEpoch, commit, coordinatorEpoch); err != nil {
+		if err := mp.AppendMarker(ctx, m); err != nil {
 			return fmt.Errorf("group: write transaction marker: %w", err)
 		}
 		wait = func(context.Context) error { return nil }
 		s.mu.Lock()
 	} else {
-		batch := encodeProducerBatch([]kv{markerRecord(commit, coordinatorEpoch)}, c.clock.Now(), producerID, producerEpoch, attrTransactional|attrControl)
+		batch := encodeProducerBatch([]kv{markerRecord(m.Commit, m.CoordinatorEpoch)}, c.clock.Now(), m.ProducerID, m.ProducerEpoch, attrTransactional|attrControl)
 		var err error
 		if wait, err = s.part.Append(batch); err != nil {
 			s.mu.Unlock()
 			return fmt.Errorf("group: write transaction marker: %w", err)
 		}
 	}
-	if p := s.pending[producerID]; p != nil {
-		delete(s.pending, producerID)
-		if commit {
+	if p := s.pending[m.ProducerID]; p != nil {
+		delete(s.pending, m.ProducerID)
+		if m.Commit {
 			for id, offs := range p {
 				g := s.groups[id]
 				if g == nil || g.state == Dead {

@@ -49,7 +49,7 @@ func (f *fixture) fetchStable(group string, partition int32) (int16, int64) {
 
 func (f *fixture) completeTxn(group string, pid int64, commit bool) {
 	f.t.Helper()
-	if err := f.c.CompleteTxn(context.Background(), PartitionFor(group, testPartitions), pid, 0, commit, 0); err != nil {
+	if err := f.c.CompleteTxn(context.Background(), PartitionFor(group, testPartitions), TxnMarker{ProducerID: pid, Commit: commit}); err != nil {
 		f.t.Fatal(err)
 	}
 }

@@ -157,6 +157,9 @@ type Marker struct {
 	Commit           bool
 	CoordinatorEpoch int32
 	LeaderEpoch      int32
+	// TV2 is set for a marker of transaction.version 2 (see
+	// producer.State.CheckMarker).
+	TV2 bool
 }
 
 // AppendMarker writes the control batch that completes the producer's
@@ -175,7 +178,7 @@ func (l *Log) AppendMarker(m Marker) (AppendResult, producer.CompletedTxn, error
 	if err := l.broken(); err != nil {
 		return AppendResult{}, producer.CompletedTxn{}, err
 	}
-	pm := producer.Marker{ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch}
+	pm := producer.Marker{ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2}
 	if err := l.producers.CheckMarker(&pm); err != nil {
 		return AppendResult{}, producer.CompletedTxn{}, err
 	}

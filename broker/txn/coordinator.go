@@ -35,6 +35,12 @@ type Marker struct {
 	ProducerEpoch    int16
 	Commit           bool
 	CoordinatorEpoch int32
+	// TV2 is set when the transaction ended under transaction.version 2
+	// (EndTxn v5, KIP-890 part 2): the marker's epoch was bumped past the
+	// one the transaction's data was written at, and the partition
+	// refuses it while the producer has a transaction open at that epoch
+	// or above — a delayed marker of an earlier transaction.
+	TV2 bool
 }
 
 // Config configures a Coordinator. Field comments give the default and
@@ -280,22 +286,33 @@ func (c *Coordinator) AbortTimedOut() {
 }
 
 // ExpireIDs removes transactional ids idle for longer than IDExpiration
-// with no transaction open, writing tombstones.
+// (by the time their state was last stored) with no transaction open or
+// completing — Empty, CompleteCommit or CompleteAbort, as in Kafka —
+// writing a tombstone for each to __transaction_state, so a reload
+// forgets them too. An id whose tombstone cannot be appended is kept
+// and tried again on the next pass. It runs every check interval by
+// itself; tests call it directly.
 func (c *Coordinator) ExpireIDs() {
 	now := c.cfg.Now()
 	for _, s := range c.shardList() {
 		s.mu.Lock()
 		if s.loaded {
-			var recs []record
+			var (
+				ids  []string
+				recs []record
+			)
 			for id, m := range s.txns {
 				idle := m.state == Empty || m.state == CompleteCommit || m.state == CompleteAbort
 				if idle && now.Sub(m.updated) > c.cfg.IDExpiration {
-					delete(s.txns, id)
+					ids = append(ids, id)
 					recs = append(recs, record{key: txnKey(id)})
 				}
 			}
 			if len(recs) > 0 {
 				if _, err := s.appendLocked(recs); err == nil {
+					for _, id := range ids {
+						delete(s.txns, id)
+					}
 					c.log.Info("expired transactional ids", "partition", s.index, "ids", len(recs))
 				}
 			}

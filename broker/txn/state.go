@@ -70,8 +70,9 @@ type txnMeta struct {
 	// markers are written, when EndTxn exhausted the epoch (KIP-890), or
 	// -1.
 	nextPid int64
-	// tv is the client's transaction version: 2 once it used EndTxn v5
-	// (KIP-890 part 2), whose markers carry a bumped epoch.
+	// tv is the transaction version of the client's last EndTxn: 2 for
+	// v5 (KIP-890 part 2), whose markers carry a bumped epoch that the
+	// partitions check (Marker.TV2), 1 before; 0 until the first.
 	tv      int16
 	timeout time.Duration
 	state   State

@@ -270,8 +270,12 @@ type Marker struct {
 	Epoch            int16
 	Commit           bool
 	CoordinatorEpoch int32
-	Offset           int64 // the marker's offset
-	Timestamp        int64
+	// TV2 marks a marker of transaction.version 2 (EndTxn v5, KIP-890
+	// part 2), whose epoch the coordinator bumped past the one the
+	// transaction's data was written at. It is not stored in the log.
+	TV2       bool
+	Offset    int64 // the marker's offset
+	Timestamp int64
 }
 
 // CompletedTxn is the transaction a marker completed.
@@ -290,15 +294,28 @@ type CompletedTxn struct {
 }
 
 // CheckMarker reports whether m may be written: its epoch is not below the
-// producer's and its coordinator epoch not below the last marker's. It
-// changes nothing.
+// producer's — and, for a TV2 marker while the producer has a transaction
+// open, above it — and its coordinator epoch not below the last marker's.
+// It changes nothing.
+//
+// The TV2 rule is Kafka 4's defence against a delayed marker: transaction
+// N's markers carry epoch e+1, the epoch transaction N+1's data is then
+// written at, so a duplicate of N's marker arriving while N+1 is open
+// would otherwise complete N+1. Kafka refuses any TV2 marker at or below
+// the producer's epoch; here one with no transaction open is accepted
+// and completes nothing, because the coordinator re-sends the markers of
+// a transaction it finds prepared after a restart and retries a marker
+// until it is accepted.
 func (s *State) CheckMarker(m *Marker) error {
 	e := s.producers[m.ProducerID]
 	if e == nil {
 		return nil
 	}
-	if m.Epoch < e.Epoch {
+	switch {
+	case m.Epoch < e.Epoch:
 		return fmt.Errorf("%w: marker for producer %d at epoch %d, current epoch %d", ErrInvalidEpoch, m.ProducerID, m.Epoch, e.Epoch)
+	case m.TV2 && e.TxnFirstOffset >= 0 && m.Epoch <= e.Epoch:
+		return fmt.Errorf("%w: transaction version 2 marker for producer %d at epoch %d, not above its open transaction's epoch %d", ErrInvalidEpoch, m.ProducerID, m.Epoch, e.Epoch)
 	}
 	if m.CoordinatorEpoch < e.CoordinatorEpoch {
 		return fmt.Errorf("%w: marker for producer %d from coordinator epoch %d, last was %d", ErrCoordinatorFenced, m.ProducerID, m.CoordinatorEpoch, e.CoordinatorEpoch)

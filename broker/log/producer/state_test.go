@@ -214,3 +214,42 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// A transaction version 2 marker must be above the epoch of the open
+// transaction's data; with no transaction open a repeat at the producer's
+// epoch is taken and completes nothing. A TV1 marker keeps the old rule.
+func TestTV2MarkerAboveOpenTxnEpoch(t *testing.T) {
+	h := newHarness(t)
+	h.mustAppend(1, 0, 0, 1, true) // transaction N at epoch 0, offset 0
+	h.next = 2
+	if done := h.s.ApplyMarker(&Marker{ProducerID: 1, Epoch: 1, Commit: true, TV2: true, Offset: 1}); done.FirstOffset != 0 {
+		t.Fatalf("N's marker completed %+v", done)
+	}
+	// With nothing open, N's marker again is accepted (a coordinator
+	// re-sending after a restart).
+	if err := h.s.CheckMarker(&Marker{ProducerID: 1, Epoch: 1, TV2: true}); err != nil {
+		t.Fatalf("repeat with nothing open: %v", err)
+	}
+	h.mustAppend(1, 1, 0, 1, true) // transaction N+1 at epoch 1, offset 2
+	for _, commit := range []bool{true, false} {
+		if err := h.s.CheckMarker(&Marker{ProducerID: 1, Epoch: 1, Commit: commit, TV2: true}); !errors.Is(err, ErrInvalidEpoch) {
+			t.Fatalf("TV2 marker at the open transaction's epoch (commit %v): %v, want ErrInvalidEpoch", commit, err)
+		}
+	}
+	if err := h.s.CheckMarker(&Marker{ProducerID: 1, Epoch: 0, TV2: true}); !errors.Is(err, ErrInvalidEpoch) {
+		t.Fatalf("TV2 marker below: %v", err)
+	}
+	if err := h.s.CheckMarker(&Marker{ProducerID: 1, Epoch: 1}); err != nil {
+		t.Fatalf("TV1 marker at the open transaction's epoch: %v", err)
+	}
+	if err := h.s.CheckMarker(&Marker{ProducerID: 1, Epoch: 2, TV2: true}); err != nil {
+		t.Fatalf("N+1's own marker: %v", err)
+	}
+	if got, ok := h.s.OngoingTxn(1); !ok || got != 2 {
+		t.Fatalf("N+1 open at %d (%v), want 2", got, ok)
+	}
+	// A producer the partition does not know: nothing to check.
+	if err := h.s.CheckMarker(&Marker{ProducerID: 9, Epoch: 0, TV2: true}); err != nil {
+		t.Fatal(err)
+	}
+}
