@@ -93,7 +93,11 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 			r.changelg[it.Name] = true
 		}
 	}
-	if r.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{}); err != nil {
+	// Sync: Pebble keeps unsynced WAL writes in its own buffer, not the
+	// kernel's, so without it a SIGKILLed process loses its committed
+	// changelog positions and restores the whole changelog (scenario 22).
+	// One fsync per task per commit interval.
+	if r.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true}); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
 	}
 	opts := []kgo.Opt{

@@ -13,6 +13,7 @@
 //	produce   write lines from standard input to a topic
 //	consume   print a topic's records
 //	groups    list, describe or delete consumer groups; reset their offsets
+//	reset     reset a stream application to reprocess its input
 //
 // Every command takes -h for its flags. The seed brokers default to
 // $RUNNEL_BROKERS, or 127.0.0.1:9092. Exit status is 0 on success, 1 when the
@@ -99,6 +100,7 @@ var commands = []command{
 	{"produce", "write lines from standard input to a topic", runProduce},
 	{"consume", "print a topic's records", runConsume},
 	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
+	{"reset", "reset a stream application to reprocess its input", runReset},
 }
 
 // globals are the flags that come before the command name. Client commands

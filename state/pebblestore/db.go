@@ -17,9 +17,11 @@ type Options struct {
 	FS vfs.FS
 	// Sync makes every Batch.Commit wait for its write-ahead log write to
 	// reach stable storage. Default false: the changelog is the store's
-	// source of truth, and a commit lost to a machine crash leaves the
-	// store at an older, still consistent position, whose tail the runtime
-	// restores.
+	// source of truth, and a lost commit leaves the store at an older,
+	// still consistent position, whose tail the runtime restores. Without
+	// Sync, Pebble buffers the write-ahead log in the process, so even a
+	// SIGKILL (not only a machine crash) loses recent commits; the stream
+	// runtime sets it so that a restarted instance restores only the tail.
 	Sync bool
 	// Pebble, if set, is used to open the database; FS overrides its FS.
 	Pebble *pebble.Options
