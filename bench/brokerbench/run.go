@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -76,6 +77,10 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 	}
 
 	r.prog.prefix = ""
+	// Write back what earlier brokers left dirty in the page cache (Kafka
+	// acknowledges without fsync, and the data dirs just removed may
+	// still be flushing), so that this broker's writes do not pay for it.
+	syscall.Sync()
 	var load float64
 	if r.waitIdle > 0 {
 		load = waitIdle(r.waitIdle, 0.15, r.prog)
