@@ -176,11 +176,15 @@ func (r *runner) run(ctx context.Context) (err error) {
 	}
 	interval := r.app.opts.CommitInterval
 	lastCommit := time.Now()
+	// maxPollRecords bounds what one poll hands over (Kafka's
+	// max.poll.records default), so a backlog is processed in many
+	// commit intervals, and transactions, rather than in one.
+	const maxPollRecords = 1000
 	for {
 		// Poll no longer than until the next commit is due, so commits (and
 		// the rebalances waiting for them) happen when input stops too.
 		pollCtx, cancel := context.WithTimeout(ctx, max(time.Until(lastCommit.Add(interval)), time.Millisecond))
-		fetches := r.cl.PollFetches(pollCtx)
+		fetches := r.cl.PollRecords(pollCtx, maxPollRecords)
 		cancel()
 		if ctx.Err() != nil {
 			return r.commit(context.Background(), false)
