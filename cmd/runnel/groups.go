@@ -71,13 +71,11 @@ func groupsList(ctx context.Context, e env, g *globals, args []string) error {
 		}
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	listed, err := adm.ListGroups(ctx, states...)
 	if err != nil {
 		return fmt.Errorf("list groups: %w", err)
@@ -115,13 +113,11 @@ func groupsDescribe(ctx context.Context, e env, g *globals, args []string) error
 		return err
 	}
 	group := pos[0]
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 
 	// Lag describes the group, fetches its committed offsets and lists
 	// the end offsets of every partition assigned or committed.
@@ -193,13 +189,11 @@ func groupsDelete(ctx context.Context, e env, g *globals, args []string) error {
 	if len(pos) == 0 {
 		return usagef(fs, "missing GROUP")
 	}
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	resps, err := adm.DeleteGroups(ctx, pos...)
 	if err != nil {
 		return fmt.Errorf("delete groups: %w", err)

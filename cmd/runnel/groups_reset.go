@@ -81,13 +81,11 @@ func groupsResetOffsets(ctx context.Context, e env, g *globals, args []string) e
 		return usagef(fs, "%v", err)
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 
 	if err := checkGroupEmpty(ctx, adm, *group); err != nil {
 		return err

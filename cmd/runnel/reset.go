@@ -79,13 +79,11 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 		}
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	if err := checkGroupEmpty(ctx, adm, *app); err != nil {
 		return err
 	}

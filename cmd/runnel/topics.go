@@ -67,6 +67,17 @@ func newAdmin(g *globals) (*kadm.Client, error) {
 	return kadm.NewClient(cl), nil
 }
 
+// openAdmin returns an admin client for the command and a context bounded
+// by its --timeout; done releases both.
+func openAdmin(ctx context.Context, g *globals, timeout time.Duration) (*kadm.Client, context.Context, func(), error) {
+	adm, err := newAdmin(g)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	return adm, ctx, func() { cancel(); adm.Close() }, nil
+}
+
 func topicsCreate(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "topics create", "topics create NAME [--partitions N] [--replication-factor R] [--config KEY=VALUE ...]", true)
 	partitions := fs.Int("partitions", -1, "number of partitions (default: the broker's num.partitions)")
@@ -97,13 +108,11 @@ func topicsCreate(ctx context.Context, e env, g *globals, args []string) error {
 		cfg[k] = &v
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	resp, err := adm.CreateTopic(ctx, int32(*partitions), int16(*rf), cfg, name)
 	if err == nil {
 		err = resp.Err
@@ -129,13 +138,11 @@ func topicsList(ctx context.Context, e env, g *globals, args []string) error {
 	if err := wantArgs(fs, pos); err != nil {
 		return err
 	}
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	topics, err := adm.ListTopicsWithInternal(ctx)
 	if err != nil {
 		return fmt.Errorf("list topics: %w", err)
@@ -161,13 +168,11 @@ func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error
 		return err
 	}
 	name := pos[0]
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 
 	topics, err := adm.ListTopicsWithInternal(ctx, name)
 	if err != nil {
@@ -256,13 +261,11 @@ func topicsDelete(ctx context.Context, e env, g *globals, args []string) error {
 		return err
 	}
 	name := pos[0]
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	resp, err := adm.DeleteTopic(ctx, name)
 	if err == nil {
 		err = resp.Err

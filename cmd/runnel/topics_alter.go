@@ -56,13 +56,11 @@ func topicsAlter(ctx context.Context, e env, g *globals, args []string) error {
 		return usagef(fs, "nothing to change: give --config, --delete-config, --append-config or --subtract-config")
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	alter := adm.AlterTopicConfigs
 	if *validate {
 		alter = adm.ValidateAlterTopicConfigs
@@ -111,13 +109,11 @@ func topicsDeleteRecords(ctx context.Context, e env, g *globals, args []string) 
 		return usagef(fs, "--partition %d is not a partition", *partition)
 	}
 
-	adm, err := newAdmin(g)
+	adm, ctx, done, err := openAdmin(ctx, g, *timeout)
 	if err != nil {
 		return err
 	}
-	defer adm.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
+	defer done()
 	topics, err := adm.ListTopics(ctx, name)
 	if err != nil {
 		return fmt.Errorf("delete records of %s: %w", name, err)
