@@ -44,6 +44,9 @@ type AppOptions struct {
 	CacheBytes        int64
 	SourcePartitions  int
 	Logger            *slog.Logger
+	// ApplicationServer is this instance's host:port for interactive
+	// queries (see ApplicationServer).
+	ApplicationServer string
 	commitIntervalSet bool
 	cacheBytesSet     bool
 }
@@ -94,6 +97,14 @@ func CacheBytes(n int64) AppOption {
 // is an error, as in Kafka Streams (MissingSourceTopicException). Handy with
 // the embedded broker.
 func CreateSourceTopics(n int) AppOption { return func(o *AppOptions) { o.SourcePartitions = n } }
+
+// ApplicationServer is the host:port at which this instance serves
+// interactive queries (Kafka Streams' application.server). The runtime does
+// not listen on it: it tells the other instances, so that any of them can
+// say which instance holds a key. Default none.
+func ApplicationServer(hostPort string) AppOption {
+	return func(o *AppOptions) { o.ApplicationServer = hostPort }
+}
 
 // Logger receives the runtime's structured log. Default: discard.
 func Logger(l *slog.Logger) AppOption { return func(o *AppOptions) { o.Logger = l } }

@@ -19,7 +19,8 @@ import (
 // everything. Not yet done: stickiness (preferring the member holding a
 // task's state) and cooperative rebalancing.
 type taskBalancer struct {
-	subs [][]string // full source topic names of each sub-topology, sorted
+	subs [][]string        // full source topic names of each sub-topology, sorted
+	info func() memberInfo // what this member says about itself when joining
 }
 
 var _ kgo.GroupBalancer = (*taskBalancer)(nil)
@@ -27,11 +28,12 @@ var _ kgo.GroupBalancer = (*taskBalancer)(nil)
 func (*taskBalancer) ProtocolName() string { return "runnel-tasks" }
 func (*taskBalancer) IsCooperative() bool  { return false }
 
-func (*taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
+func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Version = 0
 	meta.Topics = interests
 	meta.Generation = generation
+	meta.UserData = encodeInfo(b.info())
 	return meta.AppendTo(nil)
 }
 

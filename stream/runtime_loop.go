@@ -76,7 +76,9 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 	if a.topo.Global() != nil {
 		return fail(errors.New("stream: global stores are not supported by the runtime yet"))
 	}
-	bal := &taskBalancer{}
+	bal := &taskBalancer{info: func() memberInfo {
+		return memberInfo{Version: memberInfoVersion, Process: instance, Endpoint: o.ApplicationServer}
+	}}
 	var topics []string
 	for _, s := range a.topo.SubTopologies() {
 		var full []string
