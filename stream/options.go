@@ -35,15 +35,15 @@ type AppOption func(*AppOptions)
 // AppOptions are the settings an App runs with; NewApp fills them from its
 // Options and EnsureDefaults.
 type AppOptions struct {
-	ApplicationID     string
-	Brokers           []string
-	Guarantee         Guarantee
-	CommitInterval    time.Duration
-	StateDir          string
-	NumWorkers        int
-	CacheBytes        int64
-	SourcePartitions  int
-	Logger            *slog.Logger
+	ApplicationID    string
+	Brokers          []string
+	Guarantee        Guarantee
+	CommitInterval   time.Duration
+	StateDir         string
+	NumWorkers       int
+	CacheBytes       int64
+	SourcePartitions int
+	Logger           *slog.Logger
 	// ApplicationServer is this instance's host:port for interactive
 	// queries (see ApplicationServer).
 	ApplicationServer string
