@@ -128,26 +128,59 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		brokers = []string{emb.addr()}
 	}
-	instance, err := instanceID(dir)
+	process, err := instanceID(dir)
 	if err != nil {
 		return closeAfter(err, emb)
 	}
-	r, err := newRunner(ctx, a, brokers, dir, instance)
+	inst, err := newInstance(ctx, a, brokers, dir, process)
 	if err != nil {
 		return closeAfter(err, emb)
+	}
+	var workers []*runner
+	for i := range a.opts.NumWorkers {
+		r, err := newRunner(inst, i)
+		if err != nil {
+			for _, w := range workers {
+				w.close()
+			}
+			return closeAfter(errors.Join(err, inst.close()), emb)
+		}
+		workers = append(workers, r)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.mu.Lock()
 	a.brokers, a.emb, a.cancel, a.done = brokers, emb, cancel, make(chan struct{})
 	a.mu.Unlock()
-	go func() {
-		defer close(a.done)
-		err := r.run(runCtx)
-		a.mu.Lock()
-		a.err = err
-		a.mu.Unlock()
-	}()
+	go a.runWorkers(runCtx, cancel, inst, workers)
 	return nil
+}
+
+// runWorkers runs the workers until ctx is done or one fails, which stops
+// the others; then it closes the instance.
+func (a *App) runWorkers(ctx context.Context, stop context.CancelFunc, inst *instance, workers []*runner) {
+	defer close(a.done)
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		first error
+	)
+	for _, r := range workers {
+		wg.Go(func() {
+			if err := r.run(ctx); err != nil {
+				errMu.Lock()
+				if first == nil {
+					first = err
+				}
+				errMu.Unlock()
+				stop()
+			}
+		})
+	}
+	wg.Wait()
+	err := errors.Join(first, inst.close())
+	a.mu.Lock()
+	a.err = err
+	a.mu.Unlock()
 }
 
 func closeAfter(err error, emb *embedded) error {

@@ -47,6 +47,12 @@ type AppOptions struct {
 	// ApplicationServer is this instance's host:port for interactive
 	// queries (see ApplicationServer).
 	ApplicationServer string
+	// StandbyReplicas, SessionTimeout and LeaveGroupOnClose: see their
+	// options.
+	StandbyReplicas   int
+	SessionTimeout    time.Duration
+	LeaveGroupOnClose bool
+	leaveSet          bool
 	commitIntervalSet bool
 	cacheBytesSet     bool
 }
@@ -81,8 +87,9 @@ func CommitInterval(d time.Duration) AppOption {
 func StateDir(dir string) AppOption { return func(o *AppOptions) { o.StateDir = dir } }
 
 // NumWorkers is the number of goroutines processing tasks (Kafka Streams'
-// num.stream.threads). Default 1; for now the runtime runs every task on
-// one goroutine whatever is asked.
+// num.stream.threads). Each worker is a group member with its own client
+// and, under ExactlyOnce, its own transactional producer; the workers of
+// an instance share its state directory. Default 1.
 func NumWorkers(n int) AppOption { return func(o *AppOptions) { o.NumWorkers = n } }
 
 // CacheBytes bounds each task's record cache; 0 turns caching off, so
@@ -106,6 +113,29 @@ func ApplicationServer(hostPort string) AppOption {
 	return func(o *AppOptions) { o.ApplicationServer = hostPort }
 }
 
+// StandbyReplicas is how many warm copies of each stateful task other
+// instances keep, by tailing its changelog, so that a task moving to one of
+// them after a failure restores only what the copy had not read yet (Kafka
+// Streams' num.standby.replicas). A standby never runs on the instance
+// running the task. Default 0.
+func StandbyReplicas(n int) AppOption { return func(o *AppOptions) { o.StandbyReplicas = n } }
+
+// SessionTimeout is how long the group waits for an instance that stopped
+// heartbeating before moving its tasks (the consumer's session.timeout.ms).
+// Members are static (KIP-345: group.instance.id is kept in the state
+// directory), so an instance restarted within the timeout takes its tasks
+// back without a rebalance. Default 45 s.
+func SessionTimeout(d time.Duration) AppOption { return func(o *AppOptions) { o.SessionTimeout = d } }
+
+// LeaveGroupOnClose says whether Close makes the instance leave the group,
+// so that its tasks move to the other instances at once (Kafka Streams'
+// CloseOptions.leaveGroup). Set it false for a rolling restart: the
+// instance, back within the session timeout, gets its tasks again with no
+// rebalance. Default true.
+func LeaveGroupOnClose(leave bool) AppOption {
+	return func(o *AppOptions) { o.LeaveGroupOnClose, o.leaveSet = leave, true }
+}
+
 // Logger receives the runtime's structured log. Default: discard.
 func Logger(l *slog.Logger) AppOption { return func(o *AppOptions) { o.Logger = l } }
 
@@ -127,6 +157,12 @@ func (o *AppOptions) EnsureDefaults() {
 		o.CacheBytes = 10 << 20
 	}
 	o.CacheBytes = max(o.CacheBytes, 0)
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 45 * time.Second
+	}
+	if !o.leaveSet {
+		o.LeaveGroupOnClose = true
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -144,6 +180,9 @@ func (o *AppOptions) Validate() error {
 	if o.Guarantee != ExactlyOnce && o.Guarantee != AtLeastOnce {
 		problems = append(problems, fmt.Sprintf("unknown processing guarantee %d", o.Guarantee))
 	}
+	if o.StandbyReplicas < 0 {
+		problems = append(problems, "standby replicas is negative")
+	}
 	if o.SourcePartitions < 0 {
 		problems = append(problems, "source topic partitions is negative")
 	}
@@ -159,6 +198,6 @@ func (o *AppOptions) String() string {
 	if len(o.Brokers) > 0 {
 		brokers = strings.Join(o.Brokers, ",")
 	}
-	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d",
-		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes)
+	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
+		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds())
 }

@@ -2,6 +2,8 @@ package stream
 
 import (
 	"slices"
+	"sort"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -13,32 +15,76 @@ import (
 // topics are processed together. kgo's built-in balancers assign topic
 // partitions independently and cannot promise that.
 //
-// Tasks are dealt round-robin to the members in the order kgo sorts them,
-// sub-topology by sub-topology, so each member gets a balanced share of
-// every sub-topology. The protocol is eager: every rebalance revokes
-// everything. Not yet done: stickiness (preferring the member holding a
-// task's state) and cooperative rebalancing.
+// The protocol is cooperative: a rebalance revokes only the tasks that
+// move, and only after their owner let go of them is a task given to its
+// new member (kgo's AdjustCooperative), so unaffected tasks keep running.
+// Which member gets what is assignTasks': sticky, state-aware, with
+// standby replicas, which travel in the assignment's UserData.
+//
+// One taskBalancer serves one worker's client: JoinGroupMetadata describes
+// that worker, ParseSyncAssignment hands its standbys over.
 type taskBalancer struct {
-	subs [][]string        // full source topic names of each sub-topology, sorted
-	info func() memberInfo // what this member says about itself when joining
+	subs     [][]string        // full source topic names of each sub-topology, sorted
+	stateful []bool            // by sub-topology: has logged stores
+	standbys int               // standby replicas per stateful task
+	info     func() memberInfo // what this member says about itself when joining
+
+	mu       sync.Mutex
+	assigned []taskKey // standby tasks of the last assignment received
 }
 
 var _ kgo.GroupBalancer = (*taskBalancer)(nil)
 
 func (*taskBalancer) ProtocolName() string { return "runnel-tasks" }
-func (*taskBalancer) IsCooperative() bool  { return false }
+func (*taskBalancer) IsCooperative() bool  { return true }
 
-func (b *taskBalancer) JoinGroupMetadata(interests []string, _ map[string][]int32, generation int32) []byte {
+func (b *taskBalancer) JoinGroupMetadata(interests []string, current map[string][]int32, generation int32) []byte {
 	meta := kmsg.NewConsumerMemberMetadata()
-	meta.Version = 0
+	meta.Version = 3 // OwnedPartitions (v1) and Generation (v2) are needed for cooperative rebalancing
 	meta.Topics = interests
 	meta.Generation = generation
+	for topic, parts := range current {
+		o := kmsg.NewConsumerMemberMetadataOwnedPartition()
+		o.Topic, o.Partitions = topic, slices.Sorted(slices.Values(parts))
+		meta.OwnedPartitions = append(meta.OwnedPartitions, o)
+	}
+	sort.Slice(meta.OwnedPartitions, func(i, j int) bool { return meta.OwnedPartitions[i].Topic < meta.OwnedPartitions[j].Topic })
 	meta.UserData = encodeInfo(b.info())
 	return meta.AppendTo(nil)
 }
 
-func (*taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
-	return kgo.ParseConsumerSyncAssignment(assignment)
+func (b *taskBalancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, error) {
+	var a kmsg.ConsumerMemberAssignment
+	if err := a.ReadFrom(assignment); err != nil {
+		return nil, err
+	}
+	info, err := decodeAssignmentInfo(a.UserData)
+	if err != nil {
+		return nil, err
+	}
+	var standbys []taskKey
+	for _, s := range info.Standbys {
+		k, err := parseTaskKey(s)
+		if err != nil {
+			return nil, err
+		}
+		standbys = append(standbys, k)
+	}
+	b.mu.Lock()
+	b.assigned = standbys
+	b.mu.Unlock()
+	m := make(map[string][]int32, len(a.Topics))
+	for _, t := range a.Topics {
+		m[t.Topic] = append(m[t.Topic], t.Partitions...)
+	}
+	return m, nil
+}
+
+// standbyTasks returns the standby tasks of the last assignment received.
+func (b *taskBalancer) standbyTasks() []taskKey {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.assigned)
 }
 
 func (b *taskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.GroupMemberBalancer, map[string]struct{}, error) {
@@ -48,28 +94,109 @@ func (b *taskBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (k
 
 // Balance implements kgo.ConsumerBalancerBalance.
 func (b *taskBalancer) Balance(cb *kgo.ConsumerBalancer, topics map[string]int32) kgo.IntoSyncAssignment {
-	plan := cb.NewPlan()
-	members := cb.Members()
-	if len(members) == 0 {
-		return plan
-	}
-	next := 0
-	for _, sub := range b.subs {
-		tasks := int32(0)
+	in := assignInput{state: map[string]map[taskKey]int64{}, standbys: b.standbys}
+	in.stateful = func(k taskKey) bool { return k.sub < len(b.stateful) && b.stateful[k.sub] }
+	for s, sub := range b.subs {
+		n := int32(0)
 		for _, t := range sub {
-			tasks = max(tasks, topics[t])
+			n = max(n, topics[t])
 		}
-		for p := range tasks {
-			m := &members[next%len(members)]
-			next++
-			for _, t := range sub {
-				if p < topics[t] {
-					plan.AddPartition(m, t, p)
+		for p := range n {
+			in.tasks = append(in.tasks, taskKey{s, p})
+		}
+	}
+	members := map[string]*kmsg.JoinGroupResponseMember{}
+	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
+		members[m.MemberID] = m
+		am := assignMember{id: m.MemberID, process: m.MemberID}
+		if info, err := decodeMemberInfo(meta.UserData); err == nil && info.Process != "" {
+			am.process = info.Process
+			st := in.state[info.Process]
+			if st == nil {
+				st = map[taskKey]int64{}
+				in.state[info.Process] = st
+			}
+			for id, pos := range info.State {
+				k, err := parseTaskKey(id)
+				if err != nil {
+					continue
+				}
+				if old, ok := st[k]; !ok || pos == caughtUp || (old != caughtUp && pos > old) {
+					st[k] = pos
+				}
+			}
+		}
+		owned := map[string][]int32{}
+		for _, o := range meta.OwnedPartitions {
+			owned[o.Topic] = o.Partitions
+		}
+		am.owned = b.tasksOf(owned)
+		in.members = append(in.members, am)
+	})
+	out := assignTasks(in)
+	plan := cb.NewPlan()
+	for id, tasks := range out.active {
+		for _, k := range tasks {
+			for _, t := range b.subs[k.sub] {
+				if k.part < topics[t] {
+					plan.AddPartition(members[id], t, k.part)
 				}
 			}
 		}
 	}
-	return plan
+	plan.AdjustCooperative(cb)
+	return &taskPlan{plan: plan, standby: out.standby}
+}
+
+// tasksOf returns the tasks whose partitions a member owns: all of a
+// task's partitions, or some of them (a task whose topics differ in
+// partition count).
+func (b *taskBalancer) tasksOf(owned map[string][]int32) []taskKey {
+	var out []taskKey
+	seen := map[taskKey]bool{}
+	for s, sub := range b.subs {
+		for _, t := range sub {
+			for _, p := range owned[t] {
+				k := taskKey{s, p}
+				if !seen[k] {
+					seen[k] = true
+					out = append(out, k)
+				}
+			}
+		}
+	}
+	sortTasks(out)
+	return out
+}
+
+// taskPlan is a balance plan with each member's standby tasks.
+type taskPlan struct {
+	plan    *kgo.BalancePlan
+	standby map[string][]taskKey
+}
+
+func (p *taskPlan) IntoSyncAssignment() []kmsg.SyncGroupRequestGroupAssignment {
+	var out []kmsg.SyncGroupRequestGroupAssignment
+	for member, topics := range p.plan.AsMemberIDMap() {
+		var a kmsg.ConsumerMemberAssignment
+		for topic, parts := range topics {
+			at := kmsg.NewConsumerMemberAssignmentTopic()
+			at.Topic, at.Partitions = topic, slices.Sorted(slices.Values(parts))
+			a.Topics = append(a.Topics, at)
+		}
+		sort.Slice(a.Topics, func(i, j int) bool { return a.Topics[i].Topic < a.Topics[j].Topic })
+		info := assignmentInfo{Version: memberInfoVersion}
+		for _, k := range p.standby[member] {
+			info.Standbys = append(info.Standbys, k.String())
+		}
+		a.UserData = encodeInfo(info)
+		sa := kmsg.NewSyncGroupRequestGroupAssignment()
+		sa.MemberID = member
+		sa.MemberAssignment = a.AppendTo(nil)
+		out = append(out, sa)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].MemberID < out[j].MemberID })
+	return out
 }
 
 // tasksOf turns an assignment of topic partitions into task ids, given the
@@ -87,12 +214,7 @@ func tasksOf(assigned map[string][]int32, routes map[string][]int) []taskKey {
 	for k := range seen {
 		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b taskKey) int {
-		if a.sub != b.sub {
-			return a.sub - b.sub
-		}
-		return int(a.part - b.part)
-	})
+	sortTasks(out)
 	return out
 }
 

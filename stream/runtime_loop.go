@@ -5,26 +5,32 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel/state/pebblestore"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// runner is one App instance's processing: it owns the client, the Pebble
-// database and the tasks, and runs them all on one goroutine (run). The
-// group callbacks only record what changed, under mu; run acts on it.
+// runner is one worker of an App instance: a group member with its own
+// client (and transactional producer under exactly-once) running its tasks
+// on one goroutine (run). What it shares with the instance's other workers
+// (state, topics, standbys) is in instance; the fields below copied from
+// it are for brevity.
 //
 // Rebalances are held back while records are being processed
 // (kgo.BlockRebalanceOnPoll) and allowed right after each commit, so a
-// revocation never finds uncommitted work.
+// revocation never finds records processed and not committed. The group is
+// cooperative: a rebalance revokes only the tasks that move, which the
+// revocation callback closes (taskMu keeps it off the loop's work).
 type runner struct {
 	app      *App
+	inst     *instance
+	worker   int
 	log      *slog.Logger
 	brokers  []string
 	cl       *kgo.Client
@@ -34,12 +40,17 @@ type runner struct {
 	parts    topology.Partitions
 	routes   map[string][]int // full source topic -> sub-topologies reading it
 	changelg map[string]bool  // full changelog topic names
-	tasks    map[taskKey]*runTask
-	owned    []taskKey // tasks of the current assignment
+	bal      *taskBalancer
+	memberID string // the static group instance id
+
+	taskMu sync.Mutex // held by the loop while it works, and by the group callbacks
+	inLoop bool       // the loop holds taskMu
+	tasks  map[taskKey]*runTask
+	owned  []taskKey // tasks of the current assignment
 
 	mu         sync.Mutex         // guards the following
-	assigned   map[string][]int32 // new assignment not yet turned into tasks
-	revoked    bool               // the assignment was revoked or lost
+	assigned   map[string][]int32 // partitions added and not yet turned into tasks
+	revokedTxn bool               // a revocation failed the open (empty) transaction
 	produceErr error              // first failed produce since the last commit
 }
 
@@ -55,91 +66,109 @@ type runTask struct {
 	positions map[string]int64
 }
 
-func newRunner(ctx context.Context, a *App, brokers []string, dir, instance string) (*runner, error) {
-	o := a.opts
+func newRunner(in *instance, worker int) (*runner, error) {
+	o := in.app.opts
 	r := &runner{
-		app: a, log: o.Logger, brokers: brokers,
-		routes: map[string][]int{}, changelg: map[string]bool{}, tasks: map[taskKey]*runTask{},
+		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
+		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
+		tasks: map[taskKey]*runTask{},
 	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
-	}
-	r.adm = kadm.NewClient(admCl)
-	fail := func(err error) (*runner, error) {
-		r.close()
-		return nil, err
-	}
-	if r.parts, err = ensureTopics(ctx, r.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
-		return fail(err)
-	}
-	if a.topo.Global() != nil {
-		return fail(errors.New("stream: global stores are not supported by the runtime yet"))
-	}
-	bal := &taskBalancer{info: func() memberInfo {
-		return memberInfo{Version: memberInfoVersion, Process: instance, Endpoint: o.ApplicationServer}
-	}}
-	var topics []string
-	for _, s := range a.topo.SubTopologies() {
-		var full []string
-		for _, t := range s.SourceTopics() {
-			name := a.topo.TopicName(o.ApplicationID, t)
-			full = append(full, name)
-			r.routes[name] = append(r.routes[name], s.ID())
-			topics = append(topics, name)
-		}
-		bal.subs = append(bal.subs, full)
-	}
-	for _, it := range r.parts.Internal {
-		if it.Kind == topology.Changelog {
-			r.changelg[it.Name] = true
-		}
-	}
-	// Sync: Pebble keeps unsynced WAL writes in its own buffer, not the
-	// kernel's, so without it a SIGKILLed process loses its committed
-	// changelog positions and restores the whole changelog (scenario 22).
-	// One fsync per task per commit interval.
-	if r.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true}); err != nil {
-		return fail(fmt.Errorf("stream: %w", err))
-	}
+	// The member is static (KIP-345), with an id kept in the state
+	// directory: a crashed instance that restarts within the session
+	// timeout takes its old member's place and assignment, with no
+	// rebalance and no wait for the old member to time out.
+	r.memberID = fmt.Sprintf("%s-%s-%d", o.ApplicationID, in.process, worker)
+	r.bal = &taskBalancer{subs: in.subs, stateful: in.stateful, standbys: o.StandbyReplicas,
+		info: func() memberInfo { return in.memberInfo(worker) }}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(brokers...),
+		kgo.SeedBrokers(in.brokers...),
 		kgo.ConsumerGroup(o.ApplicationID),
-		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(bal),
+		kgo.InstanceID(r.memberID),
+		kgo.SessionTimeout(o.SessionTimeout),
+		kgo.ConsumeTopics(in.topics()...),
+		kgo.Balancers(r.bal),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
 		kgo.FetchMaxWait(min(o.CommitInterval, 500*time.Millisecond)),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			r.mu.Lock()
-			r.assigned = maps.Clone(m)
-			r.mu.Unlock()
-		}),
+		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
-		kgo.OnPartitionsLost(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
 	}
+	var err error
 	if o.Guarantee == ExactlyOnce {
 		opts = append(opts,
-			kgo.TransactionalID(o.ApplicationID+"-"+instance),
+			kgo.TransactionalID(r.memberID),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 			kgo.RequireStableFetchOffsets(),
 		)
 		if r.sess, err = kgo.NewGroupTransactSession(opts...); err != nil {
-			return fail(fmt.Errorf("stream: %w", err))
+			return nil, fmt.Errorf("stream: %w", err)
 		}
 		r.cl = r.sess.Client()
 	} else if r.cl, err = kgo.NewClient(opts...); err != nil {
-		return fail(fmt.Errorf("stream: %w", err))
+		return nil, fmt.Errorf("stream: %w", err)
 	}
 	return r, nil
 }
 
-func (r *runner) onRevoked(context.Context, *kgo.Client, map[string][]int32) {
+// onAssigned records the partitions added to the member, for the loop to
+// turn into tasks, and hands the new standby tasks to the instance.
+func (r *runner) onAssigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
 	r.mu.Lock()
-	r.revoked = true
+	if r.assigned == nil {
+		r.assigned = map[string][]int32{}
+	}
+	for t, ps := range added {
+		r.assigned[t] = append(r.assigned[t], ps...)
+	}
 	r.mu.Unlock()
+	if r.inst.standby != nil {
+		r.inst.standby.set(r.worker, r.bal.standbyTasks())
+	}
+}
+
+// onRevoked closes the tasks of the revoked partitions before the group
+// may give them to another member. Under at-least-once it first commits
+// what was processed; under exactly-once nothing processed is uncommitted
+// (see runner), and the session aborts the open, empty, transaction.
+func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	r.taskMu.Lock()
+	defer r.taskMu.Unlock()
+	if r.sess == nil {
+		if err := r.commit(ctx, false); err != nil {
+			r.log.Warn("stream: commit before revocation", "err", err)
+		}
+	}
+	r.dropTasks(revoked)
+}
+
+// onLost closes the tasks of partitions the member lost (its session
+// expired): their uncommitted work is rolled back, as another member may
+// already run them.
+func (r *runner) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	r.taskMu.Lock()
+	defer r.taskMu.Unlock()
+	r.dropTasks(lost)
+}
+
+// dropTasks closes the tasks of the given partitions and forgets them.
+// taskMu is held.
+func (r *runner) dropTasks(parts map[string][]int32) {
+	gone := map[taskKey]bool{}
+	for _, k := range tasksOf(parts, r.routes) {
+		gone[k] = true
+		r.closeTask(k)
+	}
+	r.owned = slices.DeleteFunc(r.owned, func(k taskKey) bool { return gone[k] })
+	r.mu.Lock()
+	r.revokedTxn = r.sess != nil
+	for t, ps := range r.assigned {
+		r.assigned[t] = slices.DeleteFunc(ps, func(p int32) bool { return slices.Contains(parts[t], p) })
+	}
+	r.mu.Unlock()
+	r.log.Info("stream: revoked", "tasks", len(gone), "remaining", len(r.owned))
 }
 
 // partitioner sends a record to the partition it names, or by the murmur2
@@ -176,66 +205,130 @@ func (r *runner) run(ctx context.Context) (err error) {
 			return fmt.Errorf("stream: begin transaction: %w", err)
 		}
 	}
-	interval := r.app.opts.CommitInterval
 	lastCommit := time.Now()
-	// maxPollRecords bounds what one poll hands over (Kafka's
-	// max.poll.records default), so a backlog is processed in many
-	// commit intervals, and transactions, rather than in one.
-	const maxPollRecords = 1000
 	for {
 		// Poll no longer than until the next commit is due, so commits (and
 		// the rebalances waiting for them) happen when input stops too.
-		pollCtx, cancel := context.WithTimeout(ctx, max(time.Until(lastCommit.Add(interval)), time.Millisecond))
+		pollCtx, cancel := context.WithTimeout(ctx, max(time.Until(lastCommit.Add(r.app.opts.CommitInterval)), time.Millisecond))
 		fetches := r.cl.PollRecords(pollCtx, maxPollRecords)
 		cancel()
-		if ctx.Err() != nil {
-			return r.commit(context.Background(), false)
-		}
-		if err := r.syncAssignment(ctx); err != nil {
+		r.lock()
+		committed, err := r.turn(ctx, fetches, lastCommit)
+		r.unlock()
+		if ctx.Err() != nil || err != nil {
 			return err
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
-				ferr = fmt.Errorf("stream: fetch %s[%d]: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return ferr
-		}
-		if err := r.process(fetches); err != nil {
-			return err
-		}
-		now := time.Now()
-		for _, t := range r.tasks {
-			if err := t.task.AdvanceWallClock(now.UnixMilli()); err != nil {
-				return err
-			}
-		}
-		if now.Sub(lastCommit) >= interval {
-			if err := r.commit(ctx, true); err != nil {
-				return err
-			}
-			lastCommit = now
+		if committed {
+			lastCommit = time.Now()
 			r.cl.AllowRebalance()
 		}
 	}
 }
 
-// syncAssignment closes every task after a revocation and creates (and
-// restores) the tasks of a new assignment.
+// maxPollRecords bounds what one poll hands over (Kafka's max.poll.records
+// default), so a backlog is processed in many commit intervals, and
+// transactions, rather than in one.
+const maxPollRecords = 1000
+
+// lock and unlock take taskMu for the loop; outside releases it around
+// client calls that may wait for a group callback (which takes taskMu).
+func (r *runner) lock()   { r.taskMu.Lock(); r.inLoop = true }
+func (r *runner) unlock() { r.inLoop = false; r.taskMu.Unlock() }
+
+func (r *runner) outside(f func() error) error {
+	if !r.inLoop {
+		return f()
+	}
+	r.unlock()
+	defer r.lock()
+	return f()
+}
+
+// turn is one turn of the loop after a poll: it acts on assignment
+// changes, processes the records, punctuates, and commits when a commit is
+// due, reporting whether it committed. taskMu is held.
+func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.Time) (committed bool, err error) {
+	if ctx.Err() != nil {
+		return false, r.commit(context.Background(), false)
+	}
+	if err := r.resetRevokedTxn(ctx); err != nil {
+		return false, err
+	}
+	if err := r.syncAssignment(ctx); err != nil {
+		return false, err
+	}
+	var ferr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+			ferr = fmt.Errorf("stream: fetch %s[%d]: %w", t, p, err)
+		}
+	})
+	if ferr != nil {
+		return false, ferr
+	}
+	if err := r.process(fetches); err != nil {
+		return false, err
+	}
+	now := time.Now()
+	due := now.Sub(lastCommit) >= r.app.opts.CommitInterval
+	// Under exactly-once, wall-clock punctuation runs right before a
+	// commit, so that what it writes is committed before the next
+	// rebalance may revoke its task (the open transaction is then always
+	// empty when a revocation comes: see resetRevokedTxn).
+	if r.sess == nil || due {
+		for _, t := range r.tasks {
+			if err := t.task.AdvanceWallClock(now.UnixMilli()); err != nil {
+				return false, err
+			}
+		}
+	}
+	if !due {
+		return false, nil
+	}
+	return true, r.commit(ctx, true)
+}
+
+// resetRevokedTxn ends the open transaction after a revocation failed it:
+// the session would abort its commit anyway. Nothing was processed since it
+// began (rebalances wait for commits), so aborting loses nothing and no
+// task needs rolling back.
+func (r *runner) resetRevokedTxn(ctx context.Context) error {
+	r.mu.Lock()
+	revoked := r.revokedTxn
+	r.revokedTxn = false
+	r.mu.Unlock()
+	if !revoked || r.sess == nil {
+		return nil
+	}
+	err := r.outside(func() error {
+		_, err := r.sess.End(ctx, kgo.TryAbort)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("stream: end transaction after revocation: %w", err)
+	}
+	if err := r.sess.Begin(); err != nil {
+		return fmt.Errorf("stream: begin transaction: %w", err)
+	}
+	return nil
+}
+
+// syncAssignment creates (and restores) the tasks of partitions added to
+// the member.
 func (r *runner) syncAssignment(ctx context.Context) error {
 	r.mu.Lock()
-	revoked, assigned := r.revoked, r.assigned
-	r.revoked, r.assigned = false, nil
+	assigned := r.assigned
+	r.assigned = nil
 	r.mu.Unlock()
-	if revoked {
-		r.closeTasks()
-		r.owned = nil
-	}
-	if assigned != nil {
-		r.owned = tasksOf(assigned, r.routes)
-		r.log.Info("stream: assigned", "tasks", len(r.owned))
+	if len(assigned) > 0 {
+		added := tasksOf(assigned, r.routes)
+		for _, k := range added {
+			if !slices.Contains(r.owned, k) {
+				r.owned = append(r.owned, k)
+			}
+		}
+		sortTasks(r.owned)
+		r.log.Info("stream: assigned", "added", len(added), "tasks", len(r.owned))
 	}
 	return r.ensureTasks(ctx)
 }
@@ -257,7 +350,17 @@ func (r *runner) ensureTasks(ctx context.Context) error {
 
 func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
+	if err := r.inst.owners.acquire(ctx, k, r.worker); err != nil {
+		return nil, err
+	}
+	if r.inst.standby != nil {
+		if err := r.inst.standby.take(k); err != nil {
+			r.inst.owners.release(k, r.worker)
+			return nil, err
+		}
+	}
 	if err := r.restore(ctx, id); err != nil {
+		r.inst.owners.release(k, r.worker)
 		return nil, err
 	}
 	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}}
@@ -361,14 +464,20 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		}
 	}
 	if r.sess == nil {
-		if err := r.cl.Flush(ctx); err != nil {
-			return fmt.Errorf("stream: flush: %w", err)
-		}
-		if err := r.takeProduceErr(); err != nil {
+		err := r.outside(func() error {
+			if err := r.cl.Flush(ctx); err != nil {
+				return fmt.Errorf("stream: flush: %w", err)
+			}
+			if err := r.takeProduceErr(); err != nil {
+				return err
+			}
+			if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
+				return fmt.Errorf("stream: commit offsets: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
 			return err
-		}
-		if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
-			return fmt.Errorf("stream: commit offsets: %w", err)
 		}
 		r.app.metrics.commits.Add(1)
 		return r.commitPositions()
@@ -377,7 +486,13 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	if r.takeProduceErr() != nil {
 		try = kgo.TryAbort
 	}
-	committed, err := r.sess.End(ctx, try)
+	var committed bool
+	err := r.outside(func() (err error) {
+		// Not under taskMu: the session's revocation hook holds its
+		// own lock while it calls onRevoked, which takes taskMu.
+		committed, err = r.sess.End(ctx, try)
+		return err
+	})
 	if committed && err == nil {
 		r.app.metrics.commits.Add(1)
 		if err := r.commitPositions(); err != nil {
@@ -424,20 +539,35 @@ func (r *runner) commitPositions() error {
 
 // closeTasks closes every task and rolls back its uncommitted writes.
 func (r *runner) closeTasks() {
-	for k, t := range r.tasks {
-		if err := t.task.Close(); err != nil {
-			r.log.Warn("stream: close task", "task", t.task.ID(), "err", err)
-		}
-		if err := t.batch.Rollback(); err != nil {
-			r.log.Warn("stream: roll back task", "task", t.task.ID(), "err", err)
-		}
-		delete(r.tasks, k)
+	for k := range r.tasks {
+		r.closeTask(k)
 	}
 }
 
-// close releases everything the runner holds.
+// closeTask closes task k, rolls back its uncommitted writes and releases
+// it to the instance's other workers and standbys.
+func (r *runner) closeTask(k taskKey) {
+	t, ok := r.tasks[k]
+	if !ok {
+		return
+	}
+	if err := t.task.Close(); err != nil {
+		r.log.Warn("stream: close task", "task", t.task.ID(), "err", err)
+	}
+	if err := t.batch.Rollback(); err != nil {
+		r.log.Warn("stream: roll back task", "task", t.task.ID(), "err", err)
+	}
+	delete(r.tasks, k)
+	r.inst.owners.release(k, r.worker)
+}
+
+// close releases everything the runner holds. The member leaves the group
+// unless the application keeps its membership for a restart (see
+// LeaveGroupOnClose).
 func (r *runner) close() error {
+	r.lock()
 	r.closeTasks()
+	r.unlock()
 	if r.sess != nil {
 		// A transaction left open would hold read_committed readers back
 		// until it timed out. Ending none is a no-op.
@@ -445,14 +575,24 @@ func (r *runner) close() error {
 		r.sess.End(ctx, kgo.TryAbort)
 		cancel()
 	}
-	if r.cl != nil {
-		r.cl.CloseAllowingRebalance() // leaving the group is a rebalance
+	if r.cl == nil {
+		return nil
 	}
-	if r.adm != nil {
-		r.adm.Close()
+	// A static member does not leave when its client closes, so that it can
+	// come back without a rebalance; an application that stops for good
+	// leaves explicitly, so its tasks move at once.
+	r.cl.CloseAllowingRebalance()
+	if !r.app.opts.LeaveGroupOnClose {
+		return nil
 	}
-	if r.db != nil {
-		return r.db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := r.adm.LeaveGroup(ctx, kadm.LeaveGroup(r.app.opts.ApplicationID).InstanceIDs(r.memberID).Reason("application closed"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		r.log.Warn("stream: leave group", "err", err)
 	}
 	return nil
 }

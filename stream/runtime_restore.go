@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
+	"github.com/runnel-dev/runnel/state/pebblestore"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -19,32 +20,10 @@ const restoreTimeout = 5 * time.Minute
 // to the last stable offset, applies the records, and commits the new
 // positions with them. A store whose position is the end needs no reading.
 func (r *runner) restore(ctx context.Context, id topology.TaskID) error {
-	topo, app := r.app.topo, r.app.opts.ApplicationID
 	batch := r.db.NewBatch(id.String())
-	stores := map[string]state.Logged{} // by changelog topic
-	for _, name := range topo.SubTopologies()[id.SubTopology].Stores() {
-		spec, _ := topo.Store(name)
-		if !spec.Logging {
-			continue
-		}
-		var s state.Store
-		var err error
-		switch spec.Kind {
-		case topology.KeyValueStore:
-			s, err = batch.KeyValueStore(name)
-		case topology.WindowStore:
-			s, err = batch.WindowStore(name, spec.Window.EnsureDefaults())
-		case topology.SessionStore:
-			s, err = batch.SessionStore(name, spec.Session.EnsureDefaults())
-		}
-		if err != nil {
-			return fmt.Errorf("stream: restore %s: %w", id, err)
-		}
-		l, ok := s.(state.Logged)
-		if !ok {
-			return fmt.Errorf("stream: restore %s: store %q cannot restore", id, name)
-		}
-		stores[topology.ChangelogTopic(app, name)] = l
+	stores, err := loggedStores(r.app.topo, r.app.opts.ApplicationID, batch, id)
+	if err != nil {
+		return err
 	}
 	if len(stores) == 0 {
 		return nil
@@ -90,6 +69,37 @@ func (r *runner) restore(ctx context.Context, id topology.TaskID) error {
 		return fmt.Errorf("stream: restore %s: %w", id, err)
 	}
 	return nil
+}
+
+// loggedStores opens the logged stores of task id in batch, by changelog
+// topic.
+func loggedStores(topo *topology.Topology, app string, batch *pebblestore.Batch, id topology.TaskID) (map[string]state.Logged, error) {
+	stores := map[string]state.Logged{}
+	for _, name := range topo.SubTopologies()[id.SubTopology].Stores() {
+		spec, _ := topo.Store(name)
+		if !spec.Logging {
+			continue
+		}
+		var s state.Store
+		var err error
+		switch spec.Kind {
+		case topology.KeyValueStore:
+			s, err = batch.KeyValueStore(name)
+		case topology.WindowStore:
+			s, err = batch.WindowStore(name, spec.Window.EnsureDefaults())
+		case topology.SessionStore:
+			s, err = batch.SessionStore(name, spec.Session.EnsureDefaults())
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream: open %s of task %s: %w", name, id, err)
+		}
+		l, ok := s.(state.Logged)
+		if !ok {
+			return nil, fmt.Errorf("stream: task %s: store %q cannot restore", id, name)
+		}
+		stores[topology.ChangelogTopic(app, name)] = l
+	}
+	return stores, nil
 }
 
 // readChangelogs applies the records of read to stores until each
