@@ -33,6 +33,7 @@ type App struct {
 	err     error         // why processing stopped
 	brokers []string
 	emb     *embedded
+	inst    *instance
 
 	metrics appMetrics
 }
@@ -46,10 +47,17 @@ type Metrics struct {
 	RecordsRestored int64
 	// Commits and Aborts count committed and aborted commit attempts.
 	Commits, Aborts int64
+	// TasksClosed counts the active tasks closed: revoked, lost, or
+	// closed to roll back an aborted transaction.
+	TasksClosed int64
+	// StandbyRecords counts the changelog records standby tasks applied.
+	StandbyRecords int64
+	// ActiveTasks and StandbyTasks are the tasks the instance runs now.
+	ActiveTasks, StandbyTasks int
 }
 
 type appMetrics struct {
-	processed, restored, commits, aborts atomic.Int64
+	processed, restored, commits, aborts, closed, standby atomic.Int64
 }
 
 // ErrAppStarted is returned by Start or Run on an App already started.
@@ -74,11 +82,25 @@ func (a *App) Options() AppOptions { return a.opts }
 
 // Metrics returns the application's counters.
 func (a *App) Metrics() Metrics {
+	a.mu.Lock()
+	inst := a.inst
+	a.mu.Unlock()
+	var active, standby int
+	if inst != nil {
+		active = len(inst.owners.activeOf(-1))
+		if inst.standby != nil {
+			standby = inst.standby.standbyCount()
+		}
+	}
 	return Metrics{
 		RecordsProcessed: a.metrics.processed.Load(),
 		RecordsRestored:  a.metrics.restored.Load(),
 		Commits:          a.metrics.commits.Load(),
 		Aborts:           a.metrics.aborts.Load(),
+		TasksClosed:      a.metrics.closed.Load(),
+		StandbyRecords:   a.metrics.standby.Load(),
+		ActiveTasks:      active,
+		StandbyTasks:     standby,
 	}
 }
 
@@ -149,7 +171,7 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	a.mu.Lock()
-	a.brokers, a.emb, a.cancel, a.done = brokers, emb, cancel, make(chan struct{})
+	a.brokers, a.emb, a.inst, a.cancel, a.done = brokers, emb, inst, cancel, make(chan struct{})
 	a.mu.Unlock()
 	go a.runWorkers(runCtx, cancel, inst, workers)
 	return nil

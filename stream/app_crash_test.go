@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 )

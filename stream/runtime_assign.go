@@ -53,41 +53,6 @@ func assignTasks(in assignInput) assignment {
 	if n == 0 {
 		return out
 	}
-	valid := map[taskKey]bool{}
-	for _, t := range in.tasks {
-		valid[t] = true
-	}
-	// Capacity: lo tasks each, and rem members may take one more.
-	lo, rem := len(in.tasks)/n, len(in.tasks)%n
-	load := make([]int, n)
-	atHi := 0
-	hasRoom := func(i int) bool {
-		if load[i] < lo {
-			return true
-		}
-		return load[i] == lo && atHi < rem
-	}
-	owner := map[taskKey]int{}
-	give := func(i int, t taskKey) {
-		if load[i] == lo {
-			atHi++
-		}
-		load[i]++
-		owner[t] = i
-		out.active[in.members[i].id] = append(out.active[in.members[i].id], t)
-	}
-	// Sticky pass: owners keep their tasks while they have room. A task
-	// two members claim (a member that missed a rebalance) stays with the
-	// first; the cooperative adjustment revokes it from the other.
-	for i, m := range in.members {
-		owned := slices.Clone(m.owned)
-		sortTasks(owned)
-		for _, t := range owned {
-			if _, taken := owner[t]; !taken && valid[t] && hasRoom(i) {
-				give(i, t)
-			}
-		}
-	}
 	score := func(i int, t taskKey) int64 {
 		s, ok := in.state[in.members[i].process][t]
 		switch {
@@ -98,27 +63,92 @@ func assignTasks(in assignInput) assignment {
 		}
 		return s
 	}
-	// State pass: the rest go where their state is, else to the least
-	// loaded member.
+	bySub := map[int][]taskKey{}
+	var subs []int
 	for _, t := range in.tasks {
-		if _, ok := owner[t]; ok {
-			continue
+		if bySub[t.sub] == nil {
+			subs = append(subs, t.sub)
 		}
-		best := -1
-		for i := range in.members {
-			if !hasRoom(i) {
+		bySub[t.sub] = append(bySub[t.sub], t)
+	}
+	total := newQuota(len(in.tasks), n)
+	owner := map[taskKey]int{}
+	// Sub-topology by sub-topology, so that each one's tasks are spread
+	// too: a member running all the stateless tasks while another runs
+	// all the stateful ones would be balanced by count only.
+	for _, s := range subs {
+		tasks := bySub[s]
+		sub := newQuota(len(tasks), n)
+		valid := map[taskKey]bool{}
+		for _, t := range tasks {
+			valid[t] = true
+		}
+		give := func(i int, t taskKey) {
+			sub.take(i)
+			total.take(i)
+			owner[t] = i
+			out.active[in.members[i].id] = append(out.active[in.members[i].id], t)
+		}
+		// Sticky pass: owners keep their tasks while they have room. A
+		// task two members claim (a member that missed a rebalance) stays
+		// with the first; the cooperative adjustment revokes it from the
+		// other.
+		for i, m := range in.members {
+			owned := slices.Clone(m.owned)
+			sortTasks(owned)
+			for _, t := range owned {
+				if _, taken := owner[t]; !taken && valid[t] && sub.room(i) && total.room(i) {
+					give(i, t)
+				}
+			}
+		}
+		// State pass: the rest go where their state is, else to the
+		// least loaded member. Tasks whose state is best kept somewhere
+		// choose first, so that a task with no state anywhere does not
+		// take the room of one that has.
+		var rest []taskKey
+		best := map[taskKey]int64{}
+		for _, t := range tasks {
+			if _, ok := owner[t]; ok {
 				continue
 			}
-			if best < 0 || cmp.Or(cmp.Compare(score(i, t), score(best, t)), cmp.Compare(load[best], load[i])) > 0 {
-				best = i
+			rest = append(rest, t)
+			best[t] = -1
+			for i := range in.members {
+				best[t] = max(best[t], score(i, t))
 			}
 		}
-		give(best, t)
+		slices.SortStableFunc(rest, func(a, b taskKey) int { return cmp.Compare(best[b], best[a]) })
+		for _, t := range rest {
+			pick := func(strict bool) int {
+				chosen := -1
+				for i := range in.members {
+					if !total.room(i) || (strict && !sub.room(i)) {
+						continue
+					}
+					if chosen < 0 || cmp.Or(
+						cmp.Compare(score(i, t), score(chosen, t)),
+						cmp.Compare(total.load[chosen], total.load[i]),
+						cmp.Compare(sub.load[chosen], sub.load[i]),
+					) > 0 {
+						chosen = i
+					}
+				}
+				return chosen
+			}
+			i := pick(true)
+			if i < 0 {
+				// Where this sub-topology has room the overall quota is
+				// full: the overall balance comes first.
+				i = pick(false)
+			}
+			give(i, t)
+		}
 	}
 	if in.standbys <= 0 {
 		return out
 	}
-	total := slices.Clone(load) // active and standby tasks per member
+	load := slices.Clone(total.load) // active and standby tasks per member
 	for _, t := range in.tasks {
 		if in.stateful != nil && !in.stateful(t) {
 			continue
@@ -130,7 +160,7 @@ func assignTasks(in assignInput) assignment {
 				if used[m.process] {
 					continue
 				}
-				if best < 0 || cmp.Or(cmp.Compare(score(i, t), score(best, t)), cmp.Compare(total[best], total[i])) > 0 {
+				if best < 0 || cmp.Or(cmp.Compare(score(i, t), score(best, t)), cmp.Compare(load[best], load[i])) > 0 {
 					best = i
 				}
 			}
@@ -138,10 +168,31 @@ func assignTasks(in assignInput) assignment {
 				break // fewer processes than replicas
 			}
 			used[in.members[best].process] = true
-			total[best]++
+			load[best]++
 			id := in.members[best].id
 			out.standby[id] = append(out.standby[id], t)
 		}
 	}
 	return out
+}
+
+// quota spreads tasks over members: lo each, and rem of them one more.
+type quota struct {
+	lo, rem, atHi int
+	load          []int
+}
+
+func newQuota(tasks, members int) *quota {
+	return &quota{lo: tasks / members, rem: tasks % members, load: make([]int, members)}
+}
+
+func (q *quota) room(i int) bool {
+	return q.load[i] < q.lo || (q.load[i] == q.lo && q.atHi < q.rem)
+}
+
+func (q *quota) take(i int) {
+	if q.load[i] == q.lo {
+		q.atHi++
+	}
+	q.load[i]++
 }

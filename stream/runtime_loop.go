@@ -559,6 +559,7 @@ func (r *runner) closeTask(k taskKey) {
 	}
 	delete(r.tasks, k)
 	r.inst.owners.release(k, r.worker)
+	r.app.metrics.closed.Add(1)
 }
 
 // close releases everything the runner holds. The member leaves the group

@@ -27,12 +27,11 @@ type standbyUpdater struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex        // guards want and err
-	want    map[int][]taskKey // standby tasks assigned to each worker
-	err     error             // why the updater stopped, if it did
-	taskMu  sync.Mutex        // held while tasks are applied to, committed or taken
-	tasks   map[taskKey]*standbyTask
-	applied int64 // records applied since start, guarded by taskMu
+	mu     sync.Mutex        // guards want and err
+	want   map[int][]taskKey // standby tasks assigned to each worker
+	err    error             // why the updater stopped, if it did
+	taskMu sync.Mutex        // held while tasks are applied to, committed or taken
+	tasks  map[taskKey]*standbyTask
 }
 
 // standbyTask is one standby task's open state.
@@ -259,7 +258,7 @@ func (u *standbyUpdater) apply(fetches kgo.Fetches) error {
 					err = fmt.Errorf("stream: standby %s: %w", k, err)
 					return
 				}
-				u.applied++
+				u.in.app.metrics.standby.Add(1)
 			}
 			t.next[p.Topic] = rec.Offset + 1
 			t.dirty = true
