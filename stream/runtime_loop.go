@@ -37,6 +37,8 @@ type runner struct {
 	tasks    map[taskKey]*runTask
 	owned    []taskKey // tasks of the current assignment
 
+	global *globalUpdater // nil without global stores (runtime_global.go)
+
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // new assignment not yet turned into tasks
 	revoked    bool               // the assignment was revoked or lost
@@ -73,9 +75,6 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 	if r.parts, err = ensureTopics(ctx, r.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
 		return fail(err)
 	}
-	if a.topo.Global() != nil {
-		return fail(errors.New("stream: global stores are not supported by the runtime yet"))
-	}
 	bal := &taskBalancer{}
 	var topics []string
 	for _, s := range a.topo.SubTopologies() {
@@ -99,6 +98,9 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 	// One fsync per task per commit interval.
 	if r.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true}); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
+	}
+	if r.global, err = startGlobal(ctx, r); err != nil { // before any task runs
+		return fail(err)
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(brokers...),
@@ -160,6 +162,7 @@ func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
 
 // run processes until ctx is done or an error, then commits and closes.
 func (r *runner) run(ctx context.Context) (err error) {
+	ctx = r.global.bind(ctx) // a failed global store update stops processing
 	defer func() {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			err = nil // stopped by Close in the middle of something
@@ -260,8 +263,12 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	}
 	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}}
 	o := r.app.opts
+	globals, err := r.global.view()
+	if err != nil {
+		return nil, err
+	}
 	task, err := topology.NewTask(r.app.topo, topology.TaskConfig{
-		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch,
+		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch, GlobalStores: globals,
 		WallClock: time.Now().UnixMilli(), Caching: o.CacheBytes > 0, CacheBytes: o.CacheBytes,
 	})
 	if err != nil {
@@ -449,8 +456,9 @@ func (r *runner) close() error {
 	if r.adm != nil {
 		r.adm.Close()
 	}
+	gerr := r.global.close() // the error the global stores' updates stopped with
 	if r.db != nil {
-		return r.db.Close()
+		return errors.Join(gerr, r.db.Close())
 	}
-	return nil
+	return gerr
 }
