@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,6 +205,16 @@ func TestAppGlobalTableJoin(t *testing.T) {
 	if err := app.Close(); err != nil {
 		t.Fatal(err)
 	}
+	checkNoGlobalUpdater(t)
+}
+
+// checkNoGlobalUpdater fails if a global updater goroutine outlived its App.
+func checkNoGlobalUpdater(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "(*globalUpdater).run") {
+		t.Fatalf("a global updater goroutine is still running:\n%s", stacks)
+	}
 }
 
 // TestAppGlobalTableBadRecord: a global record whose value does not
@@ -247,4 +258,5 @@ func TestAppGlobalTableBadRecord(t *testing.T) {
 	if !errors.Is(err, topology.ErrDeserialization) || !strings.Contains(err.Error(), where) {
 		t.Fatalf("restart: Start = %v; want a deserialization error naming %s", err, where)
 	}
+	checkNoGlobalUpdater(t)
 }
