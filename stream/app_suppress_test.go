@@ -17,7 +17,7 @@ func startWallClockSuppress(t *testing.T, addr, dir string) *stream.App {
 	b := stream.NewBuilder()
 	counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
 		stream.Tumbling(time.Second, 2*time.Second)).Count(stream.Materialized("counts"))
-	counts.Suppress(stream.UntilWindowCloses().WallClockClose(500 * time.Millisecond)).ToStream().To("final")
+	counts.Suppress(stream.UntilWindowCloses().WallClockClose(time.Second)).ToStream().To("final")
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
