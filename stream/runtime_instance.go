@@ -34,6 +34,7 @@ type instance struct {
 	stateful []bool           // by sub-topology: has logged stores
 	owners   *taskOwners
 	standby  *standbyUpdater
+	global   *globalUpdater // nil without global stores (runtime_global.go)
 }
 
 func newInstance(ctx context.Context, a *App, brokers []string, dir, process string) (*instance, error) {
@@ -53,9 +54,6 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	}
 	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
 		return fail(err)
-	}
-	if a.topo.Global() != nil {
-		return fail(errors.New("stream: global stores are not supported by the runtime yet"))
 	}
 	for _, s := range a.topo.SubTopologies() {
 		var full []string
@@ -84,6 +82,9 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	// One fsync per task per commit interval.
 	if in.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true}); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
+	}
+	if in.global, err = startGlobal(ctx, in); err != nil { // before any task runs
+		return fail(err)
 	}
 	if o.StandbyReplicas > 0 {
 		if in.standby, err = newStandbyUpdater(in); err != nil {
@@ -147,9 +148,9 @@ func (in *instance) positionSum(k taskKey) (int64, bool) {
 
 // close releases what the instance holds; its workers are closed first.
 func (in *instance) close() error {
-	var err error
+	err := in.global.close() // the error the global stores' updates stopped with
 	if in.standby != nil {
-		err = in.standby.close()
+		err = errors.Join(err, in.standby.close())
 	}
 	if in.adm != nil {
 		in.adm.Close()

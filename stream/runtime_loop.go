@@ -191,6 +191,7 @@ func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
 
 // run processes until ctx is done or an error, then commits and closes.
 func (r *runner) run(ctx context.Context) (err error) {
+	ctx = r.inst.global.bind(ctx) // a failed global store update stops processing
 	defer func() {
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			err = nil // stopped by Close in the middle of something
@@ -365,8 +366,12 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	}
 	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}}
 	o := r.app.opts
+	globals, err := r.inst.global.view()
+	if err != nil {
+		return nil, err
+	}
 	task, err := topology.NewTask(r.app.topo, topology.TaskConfig{
-		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch,
+		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch, GlobalStores: globals,
 		WallClock: time.Now().UnixMilli(), Caching: o.CacheBytes > 0, CacheBytes: o.CacheBytes,
 	})
 	if err != nil {

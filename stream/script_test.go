@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,4 +139,34 @@ func TestScriptSliding(t *testing.T) {
 		return streamtest.New(topo)
 	}
 	streamtest.RunScript(t, "testdata/sliding.script", newDriver, windowPrinter(false))
+}
+
+func TestScriptSuppressWallClock(t *testing.T) {
+	newDriver := func() (*streamtest.Driver, error) {
+		b := stream.NewBuilder()
+		counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Tumbling(10*time.Second, 5*time.Second)).Count(stream.Materialized("counts"))
+		counts.Suppress(stream.UntilWindowCloses().WallClockClose(5 * time.Second)).ToStream().To("final")
+		topo, err := b.Build()
+		if err != nil {
+			return nil, err
+		}
+		return streamtest.New(topo, streamtest.StartTime(10_000))
+	}
+	streamtest.RunScript(t, "testdata/suppress_wallclock.script", newDriver, windowPrinter(false))
+}
+
+func TestSuppressWallClockNeedsWindowCloses(t *testing.T) {
+	for _, s := range []stream.Suppression{
+		stream.UntilTimeLimit(time.Second).WallClockClose(time.Second),
+		stream.UntilWindowCloses().WallClockClose(-time.Second),
+	} {
+		b := stream.NewBuilder()
+		counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Tumbling(10*time.Second, 0)).Count()
+		counts.Suppress(s).ToStream().To("final")
+		if _, err := b.Build(); err == nil || !strings.Contains(err.Error(), "WallClockClose") {
+			t.Errorf("Build = %v, want an error about WallClockClose", err)
+		}
+	}
 }

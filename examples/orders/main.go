@@ -14,9 +14,10 @@
 // has been processed and its output read, after -timeout, or on Ctrl-C.
 //
 // The last minute's window stays open: closing it needs a later record
-// (the runtime does not yet close suppressed windows by wall-clock time).
-// The customers table is a regular table, co-partitioned with the orders
-// by customer id; global tables are not supported by the runtime yet.
+// (Suppression.WallClockClose would close it by wall-clock time; it is not
+// used here, so that every run prints the same windows). The customers
+// table is a regular table, co-partitioned with the orders by customer id
+// (a GlobalTable would need no co-partitioning).
 package main
 
 import (
