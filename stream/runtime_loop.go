@@ -116,6 +116,7 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 			r.mu.Lock()
 			r.assigned = maps.Clone(m)
 			r.mu.Unlock()
+			r.app.queries.rebalance()
 		}),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onRevoked),
@@ -133,6 +134,7 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 	} else if r.cl, err = kgo.NewClient(opts...); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
 	}
+	a.queries.attach(r.db, r.adm, instance)
 	return r, nil
 }
 
@@ -140,6 +142,7 @@ func (r *runner) onRevoked(context.Context, *kgo.Client, map[string][]int32) {
 	r.mu.Lock()
 	r.revoked = true
 	r.mu.Unlock()
+	r.app.queries.rebalance()
 }
 
 // partitioner sends a record to the partition it names, or by the murmur2
@@ -237,7 +240,13 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 		r.owned = tasksOf(assigned, r.routes)
 		r.log.Info("stream: assigned", "tasks", len(r.owned))
 	}
-	return r.ensureTasks(ctx)
+	if err := r.ensureTasks(ctx); err != nil {
+		return err
+	}
+	if revoked || assigned != nil {
+		r.app.queries.settled()
+	}
+	return nil
 }
 
 // ensureTasks creates the owned tasks that do not run yet.
@@ -257,6 +266,7 @@ func (r *runner) ensureTasks(ctx context.Context) error {
 
 func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
+	r.app.queries.restoring(k)
 	if err := r.restore(ctx, id); err != nil {
 		return nil, err
 	}
@@ -270,6 +280,7 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
 	t.task = task
+	r.app.queries.ready(k)
 	return t, nil
 }
 
@@ -432,11 +443,13 @@ func (r *runner) closeTasks() {
 			r.log.Warn("stream: roll back task", "task", t.task.ID(), "err", err)
 		}
 		delete(r.tasks, k)
+		r.app.queries.closed(k)
 	}
 }
 
 // close releases everything the runner holds.
 func (r *runner) close() error {
+	r.app.queries.detach()
 	r.closeTasks()
 	if r.sess != nil {
 		// A transaction left open would hold read_committed readers back
