@@ -39,12 +39,14 @@ var ErrUnknownStore = errors.New("stream: unknown state store")
 
 // queryState is what interactive queries know of the runner.
 type queryState struct {
-	// dbMu is held for reading by every query while it reads db, and for
-	// writing by detach, so the database is never closed under a query.
-	dbMu sync.RWMutex
-	db   *pebblestore.DB
+	// readers counts the queries reading db; detach waits for them, so the
+	// database is never closed under a query. A query that starts once
+	// detach has begun fails instead (even one nested in another's loop,
+	// which waiting would deadlock).
+	readers sync.WaitGroup
 
 	mu          sync.Mutex // guards the following
+	db          *pebblestore.DB
 	adm         *kadm.Client
 	process     string
 	running     bool
@@ -56,11 +58,8 @@ type queryState struct {
 
 // attach makes the runner's database and admin client queryable.
 func (q *queryState) attach(db *pebblestore.DB, adm *kadm.Client, process string) {
-	q.dbMu.Lock()
-	q.db = db
-	q.dbMu.Unlock()
 	q.mu.Lock()
-	q.adm, q.process, q.running, q.rebalancing = adm, process, true, true
+	q.db, q.adm, q.process, q.running, q.rebalancing = db, adm, process, true, true
 	q.tasks = map[taskKey]bool{}
 	q.mu.Unlock()
 }
@@ -68,11 +67,9 @@ func (q *queryState) attach(db *pebblestore.DB, adm *kadm.Client, process string
 // detach waits for the queries reading the database and stops new ones.
 func (q *queryState) detach() {
 	q.mu.Lock()
-	q.adm, q.running, q.tasks = nil, false, nil
+	q.db, q.adm, q.running, q.tasks = nil, nil, false, nil
 	q.mu.Unlock()
-	q.dbMu.Lock()
-	q.db = nil
-	q.dbMu.Unlock()
+	q.readers.Wait()
 }
 
 // rebalance marks the assignment as changing: queries fail until the
@@ -116,13 +113,14 @@ func (q *queryState) closed(k taskKey) {
 	q.mu.Unlock()
 }
 
-// activeTasks returns the local active tasks of sub-topology sub, or why
-// they cannot be queried now.
-func (q *queryState) activeTasks(store string, sub int) ([]taskKey, error) {
+// acquire returns the database and the local active tasks of
+// sub-topology sub, or why they cannot be queried now. Unless it fails,
+// the caller must call q.readers.Done when it has stopped reading.
+func (q *queryState) acquire(store string, sub int) (*pebblestore.DB, []taskKey, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if !q.running {
-		return nil, fmt.Errorf("%w: store %q: the application is not running", ErrStoreUnavailable, store)
+		return nil, nil, fmt.Errorf("%w: store %q: the application is not running", ErrStoreUnavailable, store)
 	}
 	var out []taskKey
 	for k, ready := range q.tasks {
@@ -130,15 +128,16 @@ func (q *queryState) activeTasks(store string, sub int) ([]taskKey, error) {
 			continue
 		}
 		if !ready {
-			return nil, fmt.Errorf("%w: store %q: task %s is restoring", ErrStoreUnavailable, store, k)
+			return nil, nil, fmt.Errorf("%w: store %q: task %s is restoring", ErrStoreUnavailable, store, k)
 		}
 		out = append(out, k)
 	}
 	if q.rebalancing {
-		return nil, fmt.Errorf("%w: store %q: the application is rebalancing", ErrStoreUnavailable, store)
+		return nil, nil, fmt.Errorf("%w: store %q: the application is rebalancing", ErrStoreUnavailable, store)
 	}
 	sortTasks(out)
-	return out, nil
+	q.readers.Add(1)
+	return q.db, out, nil
 }
 
 // storeQuery finds a store for a query: its spec and sub-topology.
@@ -172,17 +171,13 @@ func newStoreQuery(a *App, name string, kind topology.StoreKind) (storeQuery, er
 // an error.
 func (s storeQuery) read(fn func(*pebblestore.Reader) (bool, error)) error {
 	q := &s.app.queries
-	tasks, err := q.activeTasks(s.spec.Name, s.sub)
+	db, tasks, err := q.acquire(s.spec.Name, s.sub)
 	if err != nil {
 		return err
 	}
-	q.dbMu.RLock()
-	defer q.dbMu.RUnlock()
-	if q.db == nil {
-		return fmt.Errorf("%w: store %q: the application is not running", ErrStoreUnavailable, s.spec.Name)
-	}
+	defer q.readers.Done()
 	for _, k := range tasks {
-		r := q.db.Reader(k.String())
+		r := db.Reader(k.String())
 		more, err := fn(r)
 		err = errors.Join(err, r.Close())
 		if err != nil {
@@ -248,7 +243,8 @@ func (s *KeyValueStoreView[K, V]) Get(k K) (v V, ok bool, err error) {
 //		use(kv.Key, kv.Value)
 //	}
 //
-// The store stays open while the loop runs: end it before closing the App.
+// App.Close waits for the loops in progress to end: never close the App
+// from inside one.
 func (s *KeyValueStoreView[K, V]) Range(from, to K) iter.Seq2[KeyValue[K, V], error] {
 	return func(yield func(KeyValue[K, V], error) bool) {
 		fb, err := s.ks.Serialize(from)
