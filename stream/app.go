@@ -36,6 +36,9 @@ type App struct {
 	inst    *instance
 
 	metrics appMetrics
+
+	// queries is what interactive queries know of the runner (app_query.go).
+	queries queryState
 }
 
 // Metrics is a snapshot of an App's counters.

@@ -91,6 +91,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 			return fail(err)
 		}
 	}
+	a.queries.attach(in.db, in.adm, process)
 	return in, nil
 }
 
@@ -148,6 +149,7 @@ func (in *instance) positionSum(k taskKey) (int64, bool) {
 
 // close releases what the instance holds; its workers are closed first.
 func (in *instance) close() error {
+	in.app.queries.detach()  // waits for the queries reading the database
 	err := in.global.close() // the error the global stores' updates stopped with
 	if in.standby != nil {
 		err = errors.Join(err, in.standby.close())

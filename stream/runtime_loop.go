@@ -124,6 +124,7 @@ func (r *runner) onAssigned(_ context.Context, _ *kgo.Client, added map[string][
 		r.assigned[t] = append(r.assigned[t], ps...)
 	}
 	r.mu.Unlock()
+	r.app.queries.rebalance(r.worker)
 	if r.inst.standby != nil {
 		r.inst.standby.set(r.worker, r.bal.standbyTasks())
 	}
@@ -162,6 +163,7 @@ func (r *runner) dropTasks(parts map[string][]int32) {
 		r.closeTask(k)
 	}
 	r.owned = slices.DeleteFunc(r.owned, func(k taskKey) bool { return gone[k] })
+	r.app.queries.rebalance(r.worker)
 	r.mu.Lock()
 	r.revokedTxn = r.sess != nil
 	for t, ps := range r.assigned {
@@ -331,7 +333,11 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 		sortTasks(r.owned)
 		r.log.Info("stream: assigned", "added", len(added), "tasks", len(r.owned))
 	}
-	return r.ensureTasks(ctx)
+	if err := r.ensureTasks(ctx); err != nil {
+		return err
+	}
+	r.app.queries.settled(r.worker)
+	return nil
 }
 
 // ensureTasks creates the owned tasks that do not run yet.
@@ -360,24 +366,30 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 			return nil, err
 		}
 	}
-	if err := r.restore(ctx, id); err != nil {
+	fail := func(err error) (*runTask, error) {
+		r.app.queries.closed(k)
 		r.inst.owners.release(k, r.worker)
 		return nil, err
+	}
+	r.app.queries.restoring(k)
+	if err := r.restore(ctx, id); err != nil {
+		return fail(err)
 	}
 	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}}
 	o := r.app.opts
 	globals, err := r.inst.global.view()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	task, err := topology.NewTask(r.app.topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch, GlobalStores: globals,
 		WallClock: time.Now().UnixMilli(), Caching: o.CacheBytes > 0, CacheBytes: o.CacheBytes,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stream: %w", err)
+		return fail(fmt.Errorf("stream: %w", err))
 	}
 	t.task = task
+	r.app.queries.ready(k)
 	return t, nil
 }
 
@@ -563,6 +575,7 @@ func (r *runner) closeTask(k taskKey) {
 		r.log.Warn("stream: roll back task", "task", t.task.ID(), "err", err)
 	}
 	delete(r.tasks, k)
+	r.app.queries.closed(k)
 	r.inst.owners.release(k, r.worker)
 	r.app.metrics.closed.Add(1)
 }
