@@ -9,7 +9,9 @@ import (
 )
 
 // panicky panics on the value "boom" and forwards everything else.
-type panicky struct{ ctx topology.Context[string, int64] }
+type panicky struct {
+	ctx topology.Context[string, int64]
+}
 
 func (p *panicky) Init(ctx topology.Context[string, int64]) error { p.ctx = ctx; return nil }
 func (p *panicky) Close() error                                   { return nil }
