@@ -35,6 +35,9 @@ type App struct {
 	emb     *embedded
 
 	metrics appMetrics
+
+	stateMu sync.Mutex   // serializes state changes and their listener calls
+	state   atomic.Int32 // a State
 }
 
 // Metrics is a snapshot of an App's counters.
@@ -46,10 +49,18 @@ type Metrics struct {
 	RecordsRestored int64
 	// Commits and Aborts count committed and aborted commit attempts.
 	Commits, Aborts int64
-}
-
-type appMetrics struct {
-	processed, restored, commits, aborts atomic.Int64
+	// DroppedRecords counts the records processors dropped: late records
+	// past a window's grace period, invalid timestamps, null keys.
+	DroppedRecords int64
+	// DeserializationErrors counts the input records skipped (or sent to a
+	// dead-letter topic) by the deserialization error handler.
+	DeserializationErrors int64
+	// ProductionErrors counts the output records skipped by the production
+	// error handler.
+	ProductionErrors int64
+	// WorkerReplacements counts the workers replaced after a failure
+	// (UncaughtError(ReplaceWorker)).
+	WorkerReplacements int64
 }
 
 // ErrAppStarted is returned by Start or Run on an App already started.
@@ -66,6 +77,9 @@ func NewApp(topo *topology.Topology, opts ...AppOption) (*App, error) {
 	if err := a.opts.Validate(); err != nil {
 		return nil, err
 	}
+	if err := a.initMetrics(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -79,6 +93,11 @@ func (a *App) Metrics() Metrics {
 		RecordsRestored:  a.metrics.restored.Load(),
 		Commits:          a.metrics.commits.Load(),
 		Aborts:           a.metrics.aborts.Load(),
+
+		DroppedRecords:        a.metrics.dropped.Load(),
+		DeserializationErrors: a.metrics.deserErrors.Load(),
+		ProductionErrors:      a.metrics.prodErrors.Load(),
+		WorkerReplacements:    a.metrics.replacements.Load(),
 	}
 }
 
@@ -114,6 +133,15 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.started = true
 	a.mu.Unlock()
+	if err := a.start(ctx); err != nil {
+		a.setState(Error)
+		return err
+	}
+	return nil
+}
+
+func (a *App) start(ctx context.Context) error {
+	a.setState(Rebalancing)
 
 	dir := filepath.Join(a.opts.StateDir, a.opts.ApplicationID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -142,10 +170,13 @@ func (a *App) Start(ctx context.Context) error {
 	a.mu.Unlock()
 	go func() {
 		defer close(a.done)
-		err := r.run(runCtx)
+		err := a.runWorkers(runCtx, r, func() (*runner, error) { return newRunner(runCtx, a, brokers, dir, instance) })
 		a.mu.Lock()
 		a.err = err
 		a.mu.Unlock()
+		if err != nil {
+			a.setState(Error)
+		}
 	}()
 	return nil
 }
@@ -176,6 +207,9 @@ func (a *App) Err() error {
 // group, closes the local state and the embedded broker, and returns the
 // error processing stopped with, if any.
 func (a *App) Close() error {
+	if reg := a.opts.MetricsRegisterer; reg != nil {
+		defer a.metrics.prom.unregister(reg)
+	}
 	a.mu.Lock()
 	cancel, done, emb := a.cancel, a.done, a.emb
 	a.cancel, a.emb = nil, nil
@@ -183,12 +217,14 @@ func (a *App) Close() error {
 	if cancel == nil {
 		return a.Err()
 	}
+	a.setState(PendingShutdown)
 	cancel()
 	<-done
 	err := a.Err()
 	if emb != nil {
 		err = errors.Join(err, emb.close())
 	}
+	a.setState(NotRunning)
 	return err
 }
 
