@@ -158,7 +158,7 @@ type taskMetrics struct {
 	processLatency prometheus.Observer
 	e2eLatency     prometheus.Observer
 	lag            prometheus.Gauge
-	cacheHitRatio  prometheus.Gauge
+	cacheHitRatio  prometheus.Gauge // made on first use: tasks without a cache have none
 	// lags and next hold, by topic (a task reads one partition of each of
 	// its topics), the partition's lag as of its last fetch and the offset
 	// after the last record fetched from it.
@@ -173,7 +173,6 @@ func (m *appMetrics) forTask(id topology.TaskID) *taskMetrics {
 		processLatency: m.prom.processLatency.WithLabelValues(l),
 		e2eLatency:     m.prom.e2eLatency.WithLabelValues(l),
 		lag:            m.prom.lag.WithLabelValues(l),
-		cacheHitRatio:  m.prom.cacheHitRatio.WithLabelValues(l),
 		lags:           map[string]int64{},
 		next:           map[string]int64{},
 	}
@@ -185,6 +184,13 @@ func (m *taskMetrics) recordProcessed(start, end time.Time, ts time.Time) {
 	m.processed.Inc()
 	m.processLatency.Observe(end.Sub(start).Seconds())
 	m.e2eLatency.Observe(max(end.Sub(ts), 0).Seconds())
+}
+
+func (m *taskMetrics) setCacheHitRatio(id topology.TaskID, ratio float64) {
+	if m.cacheHitRatio == nil {
+		m.cacheHitRatio = m.app.prom.cacheHitRatio.WithLabelValues(id.String())
+	}
+	m.cacheHitRatio.Set(ratio)
 }
 
 // setLag records the lag of the task's partition of topic.

@@ -392,7 +392,7 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 			return fmt.Errorf("stream: %w", err)
 		}
 		if ratio, ok := t.task.CacheHitRatio(); ok {
-			t.m.cacheHitRatio.Set(ratio)
+			t.m.setCacheHitRatio(t.task.ID(), ratio)
 		}
 	}
 	// Flushed, every produce has its answer: the records the production
