@@ -233,15 +233,23 @@ func TestAppDeserializationFail(t *testing.T) {
 	}
 }
 
-// TestAppDeserializationContinue: LogAndContinue and DeadLetterQueue skip
+// TestAppDeserializationContinue: LogAndContinue, DeadLetterQueue and a
+// handler of the user's own skip
 // the poison record and process the others exactly once (exactly-once);
 // the dead letter holds the raw record, its headers and where it came from.
 func TestAppDeserializationContinue(t *testing.T) {
+	var customCalls atomic.Int64
+	custom := stream.DeserializationHandlerFunc(func(ctx stream.ErrorContext, rec *kgo.Record, err error) stream.HandlerResponse {
+		if string(rec.Value) == "bad" && errors.Is(err, topology.ErrDeserialization) {
+			customCalls.Add(1)
+		}
+		return stream.Continue
+	})
 	for _, tc := range []struct {
 		name    string
 		handler stream.DeserializationHandler
 		dlq     bool
-	}{{"log-and-continue", stream.LogAndContinue, false}, {"dead-letter", stream.DeadLetterQueue("nums-dlq"), true}} {
+	}{{"log-and-continue", stream.LogAndContinue, false}, {"dead-letter", stream.DeadLetterQueue("nums-dlq"), true}, {"custom", custom, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startAppBroker(t)
 			createTopics(t, addr, 2, "nums", "copy", "sums")
@@ -255,6 +263,9 @@ func TestAppDeserializationContinue(t *testing.T) {
 			checkCopy(t, addr, recs, nil)
 			if m := app.Metrics(); m.DeserializationErrors != 1 {
 				t.Fatalf("deserialization errors %d, want 1", m.DeserializationErrors)
+			}
+			if tc.name == "custom" && customCalls.Load() != 1 {
+				t.Fatalf("custom handler called %d times for the poison record, want 1", customCalls.Load())
 			}
 			if !tc.dlq {
 				return

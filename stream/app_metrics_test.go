@@ -1,8 +1,11 @@
 package stream_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,7 +135,9 @@ func TestAppPrometheusMetrics(t *testing.T) {
 
 	// A new instance on empty state restores the counts' changelog.
 	reg2 := prometheus.NewRegistry()
-	app2 := startWordCountWith(t, addr, t.TempDir(), stream.MetricsRegisterer(reg2))
+	var logs lockedBuffer
+	app2 := startWordCountWith(t, addr, t.TempDir(), stream.MetricsRegisterer(reg2),
+		stream.Logger(slog.New(slog.NewTextHandler(&logs, nil))))
 	more := wordCountLines(8, 50)
 	produceLines(t, cl, len(lines), more)
 	waitCounts(t, addr, countWords(append(append([]string{}, lines...), more...)))
@@ -149,6 +154,29 @@ func TestAppPrometheusMetrics(t *testing.T) {
 	if err := app2.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Each restoring task logs its start and its end.
+	out := logs.String()
+	if n := strings.Count(out, `msg="stream: restored"`); n != 3 || !strings.Contains(out, "records_per_second=") {
+		t.Fatalf("%d restoration end lines, want 3; log:\n%s", n, out)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writes.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestAppDroppedLateRecords: a record later than its window's grace is

@@ -46,7 +46,8 @@ type ErrorContext struct {
 // it is part of the transaction that commits the input offsets, so a record a
 // handler writes for a skipped input record (a dead letter) is committed
 // exactly when the skip is. A rec.Partition of -1 partitions by key. A failed
-// produce is handled as any output's (see ProductionErrorHandler).
+// produce is handled as any output's (see ProductionErrorHandler). From a
+// ProductionHandler, the record is sent before the next commit.
 func (c ErrorContext) Produce(rec *kgo.Record) { c.produce(rec) }
 
 // DeserializationHandler decides what happens to an input record a source
@@ -238,7 +239,7 @@ func isRecordError(err error) bool {
 func (r *runner) produceFailed(t *runTask, rec *kgo.Record, changelog bool, err error) {
 	err = fmt.Errorf("stream: produce to %s: %w", rec.Topic, err)
 	h := r.app.opts.ProductionHandler
-	if !changelog && h != nil && isRecordError(err) && h.HandleProductionError(r.errorContext(t), rec, err) == Continue {
+	if !changelog && h != nil && isRecordError(err) && r.askProductionHandler(h, t, rec, err) == Continue {
 		r.mu.Lock()
 		r.skippedProduce = append(r.skippedProduce, skippedRecord{t, rec, err})
 		r.mu.Unlock()
@@ -262,22 +263,50 @@ type rejectedError struct{ error }
 
 func (e *rejectedError) Unwrap() error { return e.error }
 
+// askProductionHandler calls h in a produce callback, where a panic would
+// crash the process: a panicking handler fails.
+func (r *runner) askProductionHandler(h ProductionHandler, t *runTask, rec *kgo.Record, err error) (resp HandlerResponse) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("stream: production error handler panicked", "task", t.task.ID(), "panic", p)
+			resp = Fail
+		}
+	}()
+	// A produce from a callback could block the producer that runs it:
+	// the handler's records wait in r.deferred for the commit.
+	ctx := ErrorContext{TaskID: t.task.ID(), Logger: r.log, produce: func(rec *kgo.Record) {
+		r.mu.Lock()
+		r.deferred = append(r.deferred, rec)
+		r.mu.Unlock()
+	}}
+	return h.HandleProductionError(ctx, rec, err)
+}
+
 type skippedRecord struct {
 	task *runTask
 	rec  *kgo.Record
 	err  error
 }
 
-// resendSkipped sends once more, one at a time, the records the production
-// handler let go since the last commit: those that fail alone are skipped
+// resendSkipped sends the records the production handler produced, then
+// sends once more, one at a time, the records it let go since the last
+// commit: those that fail alone are skipped
 // for good (logged and counted), the others had only shared a batch with
 // a bad record. The caller has flushed the producer, so each goes in a
 // batch of its own.
 func (r *runner) resendSkipped(ctx context.Context) error {
 	r.mu.Lock()
-	skipped := r.skippedProduce
-	r.skippedProduce = nil
+	skipped, deferred := r.skippedProduce, r.deferred
+	r.skippedProduce, r.deferred = nil, nil
 	r.mu.Unlock()
+	for _, rec := range deferred {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := r.cl.ProduceSync(pctx, rec).FirstErr()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("stream: produce to %s for the production error handler: %w", rec.Topic, err)
+		}
+	}
 	for _, s := range skipped {
 		rec := &kgo.Record{Topic: s.rec.Topic, Partition: s.rec.Partition, Key: s.rec.Key, Value: s.rec.Value,
 			Timestamp: s.rec.Timestamp, Headers: s.rec.Headers}

@@ -44,6 +44,7 @@ type runner struct {
 	// skippedProduce are the records the production handler let go since
 	// the last commit, to be sent once more alone (see resendSkipped).
 	skippedProduce []skippedRecord
+	deferred       []*kgo.Record // produced by the production handler
 }
 
 // runTask is a task with its Pebble batch and the changelog positions its
