@@ -234,9 +234,9 @@ func TestAppDeserializationFail(t *testing.T) {
 }
 
 // TestAppDeserializationContinue: LogAndContinue, DeadLetterQueue and a
-// handler of the user's own skip
-// the poison record and process the others exactly once (exactly-once);
-// the dead letter holds the raw record, its headers and where it came from.
+// handler of the user's own skip the poison record and process the others
+// exactly once (exactly-once); the dead letter holds the raw record, its
+// headers and where it came from.
 func TestAppDeserializationContinue(t *testing.T) {
 	var customCalls atomic.Int64
 	custom := stream.DeserializationHandlerFunc(func(ctx stream.ErrorContext, rec *kgo.Record, err error) stream.HandlerResponse {
