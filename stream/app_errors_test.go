@@ -398,6 +398,39 @@ func TestAppReplaceWorker(t *testing.T) {
 	}
 }
 
+// TestAppReplaceWorkerGivesUp: a processor that fails every time costs
+// MaxWorkerReplacements replacements, backing off, and then the
+// application stops with the error.
+func TestAppReplaceWorkerGivesUp(t *testing.T) {
+	defer stream.SetReplaceBackoff(20*time.Millisecond, 80*time.Millisecond)()
+	addr := startAppBroker(t)
+	createTopics(t, addr, 1, "nums", "copy", "sums")
+	var calls atomic.Int64
+	hook := func(_ string, v int64) error {
+		if v == 3 {
+			calls.Add(1)
+			return errors.New("persistent failure")
+		}
+		return nil
+	}
+	start := time.Now()
+	app := startNumsApp(t, addr, numsTopology(t, hook), stream.UncaughtError(stream.ReplaceWorker))
+	produceNums(t, newTestClient(t, addr), numsInput(10, -1))
+	err := waitStopped(t, app)
+	if err == nil || !strings.Contains(err.Error(), "persistent failure") || !strings.Contains(err.Error(), "replacements in a row") {
+		t.Fatalf("error %v; want the persistent failure after the replacements", err)
+	}
+	m := app.Metrics()
+	// Backoffs 20, 40, then 80 ms: at least 20+40+80*8 ms in all.
+	if m.WorkerReplacements != stream.MaxWorkerReplacements || calls.Load() != stream.MaxWorkerReplacements+1 || time.Since(start) < 700*time.Millisecond {
+		t.Fatalf("%d replacements, %d failing calls in %v; want %d, %d", m.WorkerReplacements, calls.Load(), time.Since(start),
+			stream.MaxWorkerReplacements, stream.MaxWorkerReplacements+1)
+	}
+	if app.State() != stream.Error {
+		t.Fatalf("state %v, want ERROR", app.State())
+	}
+}
+
 // TestAppStateListener: the listener sees the application's lifecycle.
 func TestAppStateListener(t *testing.T) {
 	addr := startAppBroker(t)

@@ -11,8 +11,9 @@ import (
 
 // Worker replacement (UncaughtError(ReplaceWorker)) backs off from
 // replaceBackoffMin to replaceBackoffMax; a worker that ran healthyRun
-// before failing starts the count of failures in a row afresh.
-const (
+// before failing starts the count of failures in a row afresh. Variables
+// for tests.
+var (
 	replaceBackoffMin = 100 * time.Millisecond
 	replaceBackoffMax = 10 * time.Second
 	healthyRun        = time.Minute
