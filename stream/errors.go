@@ -180,8 +180,10 @@ const (
 	// work (its open transaction is aborted), and starts a new one in its
 	// place, which restores state and resumes from the committed offsets
 	// (REPLACE_THREAD). Replacements back off exponentially from 100 ms to
-	// 10 s; after MaxWorkerReplacements failures in a row with no commit in
-	// between, the application shuts down with the last error.
+	// 10 s, so a persistent failure does not spin; after
+	// MaxWorkerReplacements failures in a row the application shuts down
+	// with the last error. A worker that ran a minute before failing starts
+	// the count (and the backoff) afresh.
 	ReplaceWorker
 )
 
@@ -192,8 +194,8 @@ func (p UncaughtErrorPolicy) String() string {
 	return "shutdown_application"
 }
 
-// MaxWorkerReplacements bounds the replacements ReplaceWorker makes in a
-// row without a successful commit in between.
+// MaxWorkerReplacements bounds the replacements ReplaceWorker makes for
+// failures in a row.
 const MaxWorkerReplacements = 10
 
 // UncaughtError sets the policy for errors no handler took care of (Kafka
