@@ -39,6 +39,9 @@ type App struct {
 
 	// queries is what interactive queries know of the runner (app_query.go).
 	queries queryState
+
+	stateMu sync.Mutex   // serializes state changes and their listener calls
+	state   atomic.Int32 // a State
 }
 
 // Metrics is a snapshot of an App's counters.
@@ -57,10 +60,18 @@ type Metrics struct {
 	StandbyRecords int64
 	// ActiveTasks and StandbyTasks are the tasks the instance runs now.
 	ActiveTasks, StandbyTasks int
-}
-
-type appMetrics struct {
-	processed, restored, commits, aborts, closed, standby atomic.Int64
+	// DroppedRecords counts the records processors dropped: late records
+	// past a window's grace period, invalid timestamps, null keys.
+	DroppedRecords int64
+	// DeserializationErrors counts the input records skipped (or sent to a
+	// dead-letter topic) by the deserialization error handler.
+	DeserializationErrors int64
+	// ProductionErrors counts the output records skipped by the production
+	// error handler.
+	ProductionErrors int64
+	// WorkerReplacements counts the workers replaced after a failure
+	// (UncaughtError(ReplaceWorker)).
+	WorkerReplacements int64
 }
 
 // ErrAppStarted is returned by Start or Run on an App already started.
@@ -75,6 +86,9 @@ func NewApp(topo *topology.Topology, opts ...AppOption) (*App, error) {
 	}
 	a.opts.EnsureDefaults()
 	if err := a.opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := a.initMetrics(); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -104,6 +118,11 @@ func (a *App) Metrics() Metrics {
 		StandbyRecords:   a.metrics.standby.Load(),
 		ActiveTasks:      active,
 		StandbyTasks:     standby,
+
+		DroppedRecords:        a.metrics.dropped.Load(),
+		DeserializationErrors: a.metrics.deserErrors.Load(),
+		ProductionErrors:      a.metrics.prodErrors.Load(),
+		WorkerReplacements:    a.metrics.replacements.Load(),
 	}
 }
 
@@ -139,6 +158,15 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.started = true
 	a.mu.Unlock()
+	if err := a.start(ctx); err != nil {
+		a.setState(Error)
+		return err
+	}
+	return nil
+}
+
+func (a *App) start(ctx context.Context) error {
+	a.setState(Rebalancing)
 
 	dir := filepath.Join(a.opts.StateDir, a.opts.ApplicationID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -191,7 +219,7 @@ func (a *App) runWorkers(ctx context.Context, stop context.CancelFunc, inst *ins
 	)
 	for _, r := range workers {
 		wg.Go(func() {
-			if err := r.run(ctx); err != nil {
+			if err := a.runWorker(ctx, r, func() (*runner, error) { return newRunner(inst, r.worker) }); err != nil {
 				errMu.Lock()
 				if first == nil {
 					first = err
@@ -206,6 +234,9 @@ func (a *App) runWorkers(ctx context.Context, stop context.CancelFunc, inst *ins
 	a.mu.Lock()
 	a.err = err
 	a.mu.Unlock()
+	if err != nil {
+		a.setState(Error)
+	}
 }
 
 func closeAfter(err error, emb *embedded) error {
@@ -234,6 +265,9 @@ func (a *App) Err() error {
 // group, closes the local state and the embedded broker, and returns the
 // error processing stopped with, if any.
 func (a *App) Close() error {
+	if reg := a.opts.MetricsRegisterer; reg != nil {
+		defer a.metrics.prom.unregister(reg)
+	}
 	a.mu.Lock()
 	cancel, done, emb := a.cancel, a.done, a.emb
 	a.cancel, a.emb = nil, nil
@@ -241,12 +275,14 @@ func (a *App) Close() error {
 	if cancel == nil {
 		return a.Err()
 	}
+	a.setState(PendingShutdown)
 	cancel()
 	<-done
 	err := a.Err()
 	if emb != nil {
 		err = errors.Join(err, emb.close())
 	}
+	a.setState(NotRunning)
 	return err
 }
 

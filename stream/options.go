@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Guarantee is an application's processing guarantee (Kafka Streams'
@@ -55,6 +57,14 @@ type AppOptions struct {
 	leaveSet          bool
 	commitIntervalSet bool
 	cacheBytesSet     bool
+
+	// Error handling, state and metrics: see errors.go, app_state.go and
+	// metrics.go. Nil handlers fail (LogAndFail, ProductionFail).
+	DeserializationHandler DeserializationHandler
+	ProductionHandler      ProductionHandler
+	UncaughtErrorPolicy    UncaughtErrorPolicy
+	StateListener          func(old, new State)
+	MetricsRegisterer      prometheus.Registerer
 }
 
 // ApplicationID names the application: its consumer group, the prefix of

@@ -55,6 +55,9 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
 		return fail(err)
 	}
+	if err := ensureHandlerTopics(ctx, in.adm, o, in.parts); err != nil {
+		return fail(err)
+	}
 	for _, s := range a.topo.SubTopologies() {
 		var full []string
 		for _, t := range s.SourceTopics() {

@@ -52,6 +52,10 @@ type runner struct {
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
 	revokedTxn bool               // a revocation failed the open (empty) transaction
 	produceErr error              // first failed produce since the last commit
+	// skippedProduce are the records the production handler let go since
+	// the last commit, to be sent once more alone (see resendSkipped).
+	skippedProduce []skippedRecord
+	deferred       []*kgo.Record // produced by the production handler
 }
 
 // runTask is a task with its Pebble batch and the changelog positions its
@@ -64,6 +68,7 @@ type runTask struct {
 	// last commit to the offset after the last record acknowledged.
 	// Guarded by runner.mu: produce callbacks write it.
 	positions map[string]int64
+	m         *taskMetrics
 }
 
 func newRunner(in *instance, worker int) (*runner, error) {
@@ -90,6 +95,9 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
+		// Control records move the position past transaction markers,
+		// which the lag metric needs (process skips them).
+		kgo.KeepControlRecords(),
 		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
 		kgo.FetchMaxWait(min(o.CommitInterval, 500*time.Millisecond)),
 		kgo.OnPartitionsAssigned(r.onAssigned),
@@ -323,6 +331,9 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 	assigned := r.assigned
 	r.assigned = nil
 	r.mu.Unlock()
+	if assigned != nil {
+		r.app.setState(Rebalancing)
+	}
 	if len(assigned) > 0 {
 		added := tasksOf(assigned, r.routes)
 		for _, k := range added {
@@ -337,6 +348,9 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 		return err
 	}
 	r.app.queries.settled(r.worker)
+	if assigned != nil {
+		r.app.setState(Running)
+	}
 	return nil
 }
 
@@ -375,7 +389,7 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	if err := r.restore(ctx, id); err != nil {
 		return fail(err)
 	}
-	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}}
+	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}, m: r.app.metrics.forTask(id)}
 	o := r.app.opts
 	globals, err := r.inst.global.view()
 	if err != nil {
@@ -384,6 +398,7 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 	task, err := topology.NewTask(r.app.topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch, GlobalStores: globals,
 		WallClock: time.Now().UnixMilli(), Caching: o.CacheBytes > 0, CacheBytes: o.CacheBytes,
+		Drops: &r.app.metrics,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
@@ -401,22 +416,25 @@ func (r *runner) collector(t *runTask) topology.RecordCollector {
 		for _, h := range o.Headers {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		changelog := r.changelg[o.Topic]
-		r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			if err != nil {
-				if r.produceErr == nil {
-					r.produceErr = fmt.Errorf("stream: produce to %s: %w", rec.Topic, err)
-				}
-				return
-			}
-			if changelog {
-				tp := positionName(rec.Topic, rec.Partition)
-				t.positions[tp] = max(t.positions[tp], rec.Offset+1)
-			}
-		})
+		r.produce(t, rec, r.changelg[o.Topic])
 		return nil
+	})
+}
+
+// produce sends rec for task t; an acknowledged changelog record moves the
+// task's position.
+func (r *runner) produce(t *runTask, rec *kgo.Record, changelog bool) {
+	r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+		if err != nil {
+			r.produceFailed(t, rec, changelog, err)
+			return
+		}
+		if changelog {
+			r.mu.Lock()
+			tp := positionName(rec.Topic, rec.Partition)
+			t.positions[tp] = max(t.positions[tp], rec.Offset+1)
+			r.mu.Unlock()
+		}
 	})
 }
 
@@ -429,6 +447,7 @@ func positionName(topic string, partition int32) string {
 func (r *runner) process(fetches kgo.Fetches) error {
 	queues := map[taskKey][][]*kgo.Record{}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		r.updateLag(p)
 		if len(p.Records) == 0 {
 			return
 		}
@@ -454,15 +473,24 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			}
 			rec := qs[best][0]
 			qs[best] = qs[best][1:]
+			if rec.Attrs.IsControl() {
+				continue
+			}
 			in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 				Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()}
 			for _, h := range rec.Headers {
 				in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
 			}
-			if err := t.task.Process(in); err != nil {
+			start := time.Now()
+			if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
+				if err := r.handleDeserialization(t, rec, err); err != nil {
+					return err
+				}
+				continue
+			} else if err != nil {
 				return fmt.Errorf("stream: %w", err)
 			}
-			r.app.metrics.processed.Add(1)
+			t.m.recordProcessed(start, time.Now(), rec.Timestamp)
 		}
 	}
 	return nil
@@ -475,16 +503,28 @@ func (r *runner) process(fetches kgo.Fetches) error {
 // from their committed state, to process again from the committed offsets.
 // begin starts the next transaction.
 func (r *runner) commit(ctx context.Context, begin bool) error {
+	start := time.Now()
 	for _, t := range r.tasks {
 		if err := t.task.Flush(); err != nil {
 			return fmt.Errorf("stream: %w", err)
 		}
+		if ratio, ok := t.task.CacheHitRatio(); ok {
+			t.m.setCacheHitRatio(t.task.ID(), ratio)
+		}
+	}
+	// Flushed, every produce has its answer: the records the production
+	// handler let go can be tried alone.
+	err := r.outside(func() error {
+		if err := r.cl.Flush(ctx); err != nil {
+			return fmt.Errorf("stream: flush: %w", err)
+		}
+		return r.resendSkipped(ctx)
+	})
+	if err != nil {
+		return err
 	}
 	if r.sess == nil {
 		err := r.outside(func() error {
-			if err := r.cl.Flush(ctx); err != nil {
-				return fmt.Errorf("stream: flush: %w", err)
-			}
 			if err := r.takeProduceErr(); err != nil {
 				return err
 			}
@@ -496,27 +536,29 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		if err != nil {
 			return err
 		}
-		r.app.metrics.commits.Add(1)
+		r.app.metrics.committed(time.Since(start))
 		return r.commitPositions()
 	}
 	try := kgo.TryCommit
-	if r.takeProduceErr() != nil {
+	if err := r.takeProduceErr(); errors.As(err, new(*rejectedError)) {
+		return err // the deferred close aborts the transaction
+	} else if err != nil {
 		try = kgo.TryAbort
 	}
 	var committed bool
-	err := r.outside(func() (err error) {
+	err = r.outside(func() (err error) {
 		// Not under taskMu: the session's revocation hook holds its
 		// own lock while it calls onRevoked, which takes taskMu.
 		committed, err = r.sess.End(ctx, try)
 		return err
 	})
 	if committed && err == nil {
-		r.app.metrics.commits.Add(1)
+		r.app.metrics.committed(time.Since(start))
 		if err := r.commitPositions(); err != nil {
 			return err
 		}
 	} else {
-		r.app.metrics.aborts.Add(1)
+		r.app.metrics.aborted()
 		r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
 		r.takeProduceErr()
 		r.closeTasks()

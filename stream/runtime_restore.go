@@ -54,9 +54,7 @@ func (r *runner) restore(ctx context.Context, id topology.TaskID) error {
 		}
 	}
 	if len(read) > 0 {
-		n, err := r.readChangelogs(ctx, read, stores, next, end)
-		r.app.metrics.restored.Add(n)
-		r.log.Info("stream: restored", "task", id, "records", n)
+		err := r.readChangelogs(ctx, id, read, stores, next, end)
 		if err != nil {
 			return fmt.Errorf("stream: restore %s: %w", id, err)
 		}
@@ -103,10 +101,19 @@ func loggedStores(topo *topology.Topology, app string, batch *pebblestore.Batch,
 }
 
 // readChangelogs applies the records of read to stores until each
-// partition's next offset reaches its end, and returns how many it applied.
+// partition's next offset reaches its end, reporting its progress for
+// task id (log lines and metrics).
 // Control records are read too (kgo.KeepControlRecords), so that the next
 // offset passes a transaction marker that ends a partition.
-func (r *runner) readChangelogs(ctx context.Context, read map[string]map[int32]kgo.Offset, stores map[string]state.Logged, next, end map[string]int64) (int64, error) {
+func (r *runner) readChangelogs(ctx context.Context, id topology.TaskID, read map[string]map[int32]kgo.Offset, stores map[string]state.Logged, next, end map[string]int64) (err error) {
+	remaining := func() (n int64) {
+		for t, e := range end {
+			n += max(e-next[t], 0)
+		}
+		return n
+	}
+	progress := r.restoreProgress(id, remaining())
+	defer func() { progress.done(err) }()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(read),
@@ -116,18 +123,18 @@ func (r *runner) readChangelogs(ctx context.Context, read map[string]map[int32]k
 		kgo.FetchMaxBytes(64<<20),
 	)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
-	var n int64
 	pending := len(read)
 	for pending > 0 {
 		fetches := cl.PollFetches(ctx)
 		if err := fetches.Err0(); err != nil {
-			return n, err
+			return err
 		}
+		var n int64
 		var applyErr error
 		fetches.EachRecord(func(rec *kgo.Record) {
 			if applyErr != nil || rec.Offset < next[rec.Topic] {
@@ -149,9 +156,10 @@ func (r *runner) readChangelogs(ctx context.Context, read map[string]map[int32]k
 				pending--
 			}
 		})
+		progress.update(n, remaining())
 		if applyErr != nil {
-			return n, applyErr
+			return applyErr
 		}
 	}
-	return n, nil
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -24,6 +25,11 @@ func (id TaskID) String() string { return fmt.Sprintf("%d_%d", id.SubTopology, i
 // deserialize a record; the runtime's deserialization error handler decides
 // whether to skip the record or fail.
 var ErrDeserialization = errors.New("topology: deserialization failed")
+
+// ErrPanic is wrapped by the error a task fails with when a processor,
+// punctuator, serde or store panics: the panic is recovered, so a bug in user
+// code fails its task instead of crashing the process.
+var ErrPanic = errors.New("topology: panic")
 
 // ErrUnknownTopic is returned by Task.Process for a record of a topic the
 // task does not read.
@@ -52,6 +58,16 @@ type TaskConfig struct {
 	// the least recently used entry is flushed early. Default 10 MiB, Kafka
 	// Streams' cache.max.bytes.buffering.
 	CacheBytes int64
+	// Drops, when set, is told of every record the task drops, as it
+	// happens (for metrics; Task.Dropped keeps the totals either way).
+	Drops DropCounter
+}
+
+// DropCounter counts the records a task drops instead of processing: late
+// records past a window's grace, records with an invalid timestamp, and so
+// on. The task calls it on its own goroutine.
+type DropCounter interface {
+	RecordDropped(task TaskID, reason DropReason)
 }
 
 // Task runs one sub-topology for one partition. It is a thread-unsafe state
@@ -67,7 +83,10 @@ type TaskConfig struct {
 //
 // Errors are sticky: after a processor, punctuator, store or collector
 // fails, every later call returns the first error and the driver should
-// close the task and recover (re-create it from its committed state).
+// close the task and recover (re-create it from its committed state). A
+// panic in any of them is recovered into such an error (ErrPanic). A record
+// a source cannot deserialize (ErrDeserialization) is the exception: nothing
+// has run for it, so the task stays usable and the driver may skip it.
 type Task struct {
 	topo    *Topology
 	sub     *SubTopology
@@ -169,12 +188,60 @@ func newTask(t *Topology, sub *SubTopology, cfg TaskConfig) (*Task, error) {
 		if in.proc == nil {
 			continue
 		}
-		if err := in.proc.Init(&nodeContext{in}); err != nil {
+		if err := initProcessor(in); err != nil {
 			task.closeStores()
 			return nil, fmt.Errorf("topology: task %s: init %q: %w", cfg.ID, in.n.name, err)
 		}
 	}
 	return task, nil
+}
+
+// initProcessor runs in's Init, recovering a panic into an error.
+func initProcessor(in *nodeInst) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v\n%s", ErrPanic, p, debug.Stack())
+		}
+	}()
+	return in.proc.Init(&nodeContext{in})
+}
+
+// recoverPanic, deferred by the entry points that run user code, turns a
+// panic into the task's sticky error and returns it through *err.
+func (t *Task) recoverPanic(err *error) {
+	if p := recover(); p != nil {
+		t.fail(fmt.Errorf("%w: task %s: %v\n%s", ErrPanic, t.cfg.ID, p, debug.Stack()))
+		t.hasMeta = false
+		*err = t.err
+	}
+}
+
+// decode deserializes in for source n; a serde that panics on bad bytes
+// is a deserialization error like one that returns an error.
+func decode(n *node, in InputRecord) (r Record[any, any], err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("serde panicked: %v", p)
+		}
+	}()
+	return n.decode(in)
+}
+
+func (t *Task) drop(reason DropReason) {
+	t.dropped[reason]++
+	if t.cfg.Drops != nil {
+		t.cfg.Drops.RecordDropped(t.cfg.ID, reason)
+	}
+}
+
+// CacheHitRatio returns the share of the task's record-cache lookups that
+// hit the cache since the task was created; ok is false when the task has
+// no cache.
+func (t *Task) CacheHitRatio() (ratio float64, ok bool) {
+	if t.cache == nil {
+		return 0, false
+	}
+	return t.cache.HitRatio(), true
 }
 
 func (t *Task) openStores() error {
@@ -269,7 +336,8 @@ func (t *Task) Err() error { return t.err }
 
 // Process runs one input record through the sub-topology, then fires the
 // stream-time punctuations it made due.
-func (t *Task) Process(in InputRecord) error {
+func (t *Task) Process(in InputRecord) (err error) {
+	defer t.recoverPanic(&err)
 	if t.err != nil {
 		return t.err
 	}
@@ -280,7 +348,7 @@ func (t *Task) Process(in InputRecord) error {
 	if !ok {
 		return fmt.Errorf("%w: task %s, topic %q", ErrUnknownTopic, t.cfg.ID, in.Topic)
 	}
-	r, err := src.n.decode(in)
+	r, err := decode(src.n, in)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDeserialization, err)
 	}
@@ -289,7 +357,7 @@ func (t *Task) Process(in InputRecord) error {
 		ts = src.n.stamp(r, ts)
 	}
 	if ts < 0 {
-		t.dropped[DropInvalidTimestamp]++
+		t.drop(DropInvalidTimestamp)
 		return nil
 	}
 	r.Timestamp = ts
@@ -307,7 +375,8 @@ func (t *Task) Process(in InputRecord) error {
 // AdvanceWallClock sets the wall-clock time (ms since the epoch) and fires
 // the wall-clock punctuations it made due. Time never goes back: an earlier
 // now is ignored.
-func (t *Task) AdvanceWallClock(now int64) error {
+func (t *Task) AdvanceWallClock(now int64) (err error) {
+	defer t.recoverPanic(&err)
 	if t.err != nil {
 		return t.err
 	}
@@ -321,7 +390,8 @@ func (t *Task) AdvanceWallClock(now int64) error {
 // Flush pushes buffered state down: record caches forward their pending
 // updates downstream and every store flushes. The runtime calls it before
 // committing; the test driver calls it when caching is on and it commits.
-func (t *Task) Flush() error {
+func (t *Task) Flush() (err error) {
+	defer t.recoverPanic(&err)
 	if t.err != nil {
 		return t.err
 	}
@@ -340,11 +410,16 @@ func (t *Task) Flush() error {
 // shutdown calls Flush (and commits) first; after an aborted exactly-once
 // transaction, Close alone is right, and the state is restored from the
 // changelog.
-func (t *Task) Close() error {
+func (t *Task) Close() (err error) {
 	if t.closed {
 		return nil
 	}
 	t.closed = true
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: task %s: close: %v\n%s", ErrPanic, t.cfg.ID, p, debug.Stack())
+		}
+	}()
 	var errs []error
 	for _, in := range t.insts {
 		if in.proc != nil {
@@ -474,7 +549,7 @@ func (c *nodeContext) TaskID() TaskID                   { return c.in.task.cfg.I
 func (c *nodeContext) ApplicationID() string            { return c.in.task.cfg.ApplicationID }
 func (c *nodeContext) StreamTime() int64                { return c.in.task.streamTime }
 func (c *nodeContext) WallClockTime() int64             { return c.in.task.wallClock }
-func (c *nodeContext) Drop(reason DropReason)           { c.in.task.dropped[reason]++ }
+func (c *nodeContext) Drop(reason DropReason)           { c.in.task.drop(reason) }
 
 func (c *nodeContext) Schedule(interval time.Duration, typ PunctuationType, fn Punctuator) Cancellable {
 	ms := max(interval.Milliseconds(), 1)
