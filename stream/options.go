@@ -46,6 +46,9 @@ type AppOptions struct {
 	Logger            *slog.Logger
 	commitIntervalSet bool
 	cacheBytesSet     bool
+	// ReplicationFactor and RepartitionPurgeInterval: see options_topics.go.
+	ReplicationFactor        int
+	RepartitionPurgeInterval time.Duration
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -119,6 +122,7 @@ func (o *AppOptions) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.ensureTopicDefaults()
 }
 
 // Validate reports every problem with o at once.
@@ -136,6 +140,7 @@ func (o *AppOptions) Validate() error {
 	if o.SourcePartitions < 0 {
 		problems = append(problems, "source topic partitions is negative")
 	}
+	problems = append(problems, o.topicProblems()...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -149,5 +154,6 @@ func (o *AppOptions) String() string {
 		brokers = strings.Join(o.Brokers, ",")
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d",
-		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes)
+		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes) +
+		o.topicString()
 }

@@ -36,6 +36,7 @@ type runner struct {
 	changelg map[string]bool  // full changelog topic names
 	tasks    map[taskKey]*runTask
 	owned    []taskKey // tasks of the current assignment
+	purge    purger    // deletes committed repartition records (runtime_purge.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // new assignment not yet turned into tasks
@@ -70,7 +71,7 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 		r.close()
 		return nil, err
 	}
-	if r.parts, err = ensureTopics(ctx, r.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
+	if r.parts, err = ensureTopics(ctx, r.adm, a.topo, o.ApplicationID, o.SourcePartitions, int16(o.ReplicationFactor)); err != nil {
 		return fail(err)
 	}
 	if a.topo.Global() != nil {
@@ -215,6 +216,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 				return err
 			}
 			lastCommit = now
+			r.maybePurge(ctx, now)
 			r.cl.AllowRebalance()
 		}
 	}

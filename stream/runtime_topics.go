@@ -14,8 +14,9 @@ import (
 // creates the internal topics that are missing: changelogs compacted
 // (cleanup.policy=compact), repartition topics with cleanup.policy=delete.
 // Missing source topics are created with createSources partitions when it
-// is positive, and are an error otherwise.
-func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology, app string, createSources int) (topology.Partitions, error) {
+// is positive, and are an error otherwise. Every topic created asks for
+// replication factor rf (-1: the broker's default).
+func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology, app string, createSources int, rf int16) (topology.Partitions, error) {
 	var sources []string
 	for _, s := range topo.SubTopologies() {
 		for _, t := range s.SourceTopics() {
@@ -37,7 +38,7 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 			if existing.Has(t) {
 				continue
 			}
-			if err := createTopic(ctx, adm, t, createSources, nil); err != nil {
+			if err := createTopic(ctx, adm, t, createSources, rf, nil); err != nil {
 				return topology.Partitions{}, err
 			}
 			created[t] = createSources
@@ -67,20 +68,25 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 		if it.Kind == topology.Changelog {
 			policy = "compact"
 		}
-		if err := createTopic(ctx, adm, it.Name, it.Partitions, map[string]*string{"cleanup.policy": &policy}); err != nil {
+		if err := createTopic(ctx, adm, it.Name, it.Partitions, rf, map[string]*string{"cleanup.policy": &policy}); err != nil {
 			return parts, err
 		}
 	}
 	return parts, nil
 }
 
-func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int, configs map[string]*string) error {
-	resp, err := adm.CreateTopic(ctx, int32(partitions), -1, configs, name)
-	if err == nil {
-		err = resp.Err
+func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int, rf int16, configs map[string]*string) error {
+	resp, err := adm.CreateTopic(ctx, int32(partitions), rf, configs, name)
+	if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
 	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if resp.Err == nil { // the request failed, not the topic
 		return fmt.Errorf("stream: create topic %s: %w", name, err)
 	}
-	return nil
+	// The broker's message says why (e.g. how many brokers there are).
+	err = fmt.Errorf("stream: create topic %s with %d partitions, replication factor %d: %w", name, partitions, rf, resp.Err)
+	if resp.ErrMessage != "" {
+		err = fmt.Errorf("%w (%s)", err, resp.ErrMessage)
+	}
+	return err
 }
