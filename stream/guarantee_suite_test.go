@@ -50,6 +50,7 @@ type suiteRun struct {
 	addr   string
 	prefix string
 	cl     *kgo.Client
+	app    *stream.App
 }
 
 func (r *suiteRun) topic(name string) string { return r.prefix + name }
@@ -75,6 +76,11 @@ func (r *suiteRun) waitOutput(topic string, n int, decode func(k, v []byte) (str
 	r.t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
+		select {
+		case <-r.app.Done():
+			r.t.Fatalf("the application stopped: %v", r.app.Err())
+		default:
+		}
 		recs := readTopic(r.t, r.addr, r.topic(topic))
 		if len(recs) > n {
 			r.t.Fatalf("%s has %d records, want %d", topic, len(recs), n)
@@ -258,7 +264,10 @@ func windowedKV(k, v []byte) (string, string) {
 // output by case name.
 func runSuite(t *testing.T, addr string, g stream.Guarantee, prefix string) map[string]suiteOutput {
 	t.Helper()
-	cl := newTestClient(t, addr)
+	// Apache Kafka answers CreateTopics before its metadata has the
+	// topic; a producer that finds it missing asks again only after the
+	// metadata min age (5 s by default).
+	cl := newTestClient(t, addr, kgo.MetadataMinAge(50*time.Millisecond))
 	adm := kadm.NewClient(cl)
 	outs := map[string]suiteOutput{}
 	for _, c := range suiteCases {
@@ -279,7 +288,7 @@ func runSuite(t *testing.T, addr string, g stream.Guarantee, prefix string) map[
 			app := startApp(t, func(b *stream.Builder) { c.build(b, prefix) },
 				stream.ApplicationID(prefix+c.name), stream.Brokers(addr), stream.ProcessingGuarantee(g),
 				stream.CommitInterval(100*time.Millisecond), stream.CacheBytes(0))
-			outs[c.name] = c.feed(&suiteRun{t: t, addr: addr, prefix: prefix, cl: cl})
+			outs[c.name] = c.feed(&suiteRun{t: t, addr: addr, prefix: prefix, cl: cl, app: app})
 			if err := app.Close(); err != nil {
 				t.Fatal(err)
 			}

@@ -62,7 +62,10 @@ func newRunner(ctx context.Context, a *App, brokers []string, dir, instance stri
 		app: a, log: o.Logger, brokers: brokers,
 		routes: map[string][]int{}, changelg: map[string]bool{}, tasks: map[taskKey]*runTask{},
 	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// A short metadata min age: kadm answers from kgo's metadata cache,
+	// which otherwise keeps a topic just created as missing for 5 s
+	// (waitTopics polls it; restore lists the changelogs' offsets).
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}

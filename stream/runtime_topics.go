@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -71,8 +75,48 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 		if err := createTopic(ctx, adm, it.Name, it.Partitions, rf, map[string]*string{"cleanup.policy": &policy}); err != nil {
 			return parts, err
 		}
+		created[it.Name] = it.Partitions
 	}
-	return parts, nil
+	return parts, waitTopics(ctx, adm, created)
+}
+
+// topicsVisibleTimeout bounds waitTopics.
+const topicsVisibleTimeout = 30 * time.Second
+
+// waitTopics polls the metadata until every topic of want is listed with
+// its number of partitions, each with a leader. A cluster answers
+// CreateTopics before every broker's metadata has the topic (Apache Kafka
+// propagates it from the controller asynchronously); a restore or a fetch
+// sent in between would find the topic unknown.
+func waitTopics(ctx context.Context, adm *kadm.Client, want map[string]int) error {
+	if len(want) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(want))
+	ctx, cancel := context.WithTimeout(ctx, topicsVisibleTimeout)
+	defer cancel()
+	for {
+		var missing []string
+		details, err := adm.ListTopics(ctx, names...)
+		for _, name := range names {
+			d, ok := details[name]
+			ready := err == nil && ok && d.Err == nil && len(d.Partitions) == want[name]
+			for _, p := range d.Partitions {
+				ready = ready && p.Err == nil && p.Leader >= 0
+			}
+			if !ready {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream: topics created but not in the metadata after %v: %s (last error: %v)", topicsVisibleTimeout, strings.Join(missing, ", "), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 func createTopic(ctx context.Context, adm *kadm.Client, name string, partitions int, rf int16, configs map[string]*string) error {
