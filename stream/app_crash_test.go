@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 	if addr := os.Getenv(crashChildEnv); addr != "" {
 		os.Exit(runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR")))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopKafkaPeer() // started on first use by kafkaPeerAddr
+	os.Exit(code)
 }
 
 // runCrashChild runs the word count under exactly-once, without a cache

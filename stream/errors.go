@@ -352,7 +352,7 @@ func ensureHandlerTopics(ctx context.Context, adm *kadm.Client, o AppOptions, pa
 		if d, ok := existing[t]; ok && d.Err == nil {
 			continue
 		}
-		if err := createTopic(ctx, adm, t, n, nil); err != nil {
+		if err := createTopic(ctx, adm, t, n, int16(o.ReplicationFactor), nil); err != nil {
 			return err
 		}
 	}

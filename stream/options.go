@@ -65,6 +65,10 @@ type AppOptions struct {
 	UncaughtErrorPolicy    UncaughtErrorPolicy
 	StateListener          func(old, new State)
 	MetricsRegisterer      prometheus.Registerer
+
+	// ReplicationFactor and RepartitionPurgeInterval: see options_topics.go.
+	ReplicationFactor        int
+	RepartitionPurgeInterval time.Duration
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -176,6 +180,7 @@ func (o *AppOptions) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	o.ensureTopicDefaults()
 }
 
 // Validate reports every problem with o at once.
@@ -196,6 +201,7 @@ func (o *AppOptions) Validate() error {
 	if o.SourcePartitions < 0 {
 		problems = append(problems, "source topic partitions is negative")
 	}
+	problems = append(problems, o.topicProblems()...)
 	if len(problems) == 0 {
 		return nil
 	}
@@ -209,5 +215,6 @@ func (o *AppOptions) String() string {
 		brokers = strings.Join(o.Brokers, ",")
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
-		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds())
+		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
+		o.topicString()
 }

@@ -43,7 +43,10 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 		app: a, log: o.Logger, brokers: brokers, process: process,
 		routes: map[string][]int{}, changelg: map[string]bool{}, owners: newTaskOwners(),
 	}
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	// A short metadata min age: kadm answers from kgo's metadata cache,
+	// which otherwise keeps a topic just created as missing for 5 s
+	// (waitTopics polls it; restore lists the changelogs' offsets).
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
@@ -52,7 +55,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 		in.close()
 		return nil, err
 	}
-	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions); err != nil {
+	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions, int16(o.ReplicationFactor)); err != nil {
 		return fail(err)
 	}
 	if err := ensureHandlerTopics(ctx, in.adm, o, in.parts); err != nil {

@@ -47,6 +47,7 @@ type runner struct {
 	inLoop bool       // the loop holds taskMu
 	tasks  map[taskKey]*runTask
 	owned  []taskKey // tasks of the current assignment
+	purge  purger    // deletes committed repartition records (runtime_purge.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -231,6 +232,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		if committed {
 			lastCommit = time.Now()
+			r.maybePurge(ctx, lastCommit)
 			r.cl.AllowRebalance()
 		}
 	}
@@ -262,8 +264,12 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	if ctx.Err() != nil {
 		return false, r.commit(context.Background(), false)
 	}
-	if err := r.resetRevokedTxn(ctx); err != nil {
+	if reset, err := r.resetRevokedTxn(ctx); err != nil {
 		return false, err
+	} else if reset {
+		// The session rewound the consumer to the committed offsets:
+		// these records will be fetched again.
+		fetches = nil
 	}
 	if err := r.syncAssignment(ctx); err != nil {
 		return false, err
@@ -302,26 +308,28 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 // resetRevokedTxn ends the open transaction after a revocation failed it:
 // the session would abort its commit anyway. Nothing was processed since it
 // began (rebalances wait for commits), so aborting loses nothing and no
-// task needs rolling back.
-func (r *runner) resetRevokedTxn(ctx context.Context) error {
+// task needs rolling back. The abort rewinds the consumer to the committed
+// offsets, so the records of the poll just made come again: it reports
+// whether it reset, and the caller must then drop them.
+func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	revoked := r.revokedTxn
 	r.revokedTxn = false
 	r.mu.Unlock()
 	if !revoked || r.sess == nil {
-		return nil
+		return false, nil
 	}
 	err := r.outside(func() error {
 		_, err := r.sess.End(ctx, kgo.TryAbort)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("stream: end transaction after revocation: %w", err)
+		return true, fmt.Errorf("stream: end transaction after revocation: %w", err)
 	}
 	if err := r.sess.Begin(); err != nil {
-		return fmt.Errorf("stream: begin transaction: %w", err)
+		return true, fmt.Errorf("stream: begin transaction: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // syncAssignment creates (and restores) the tasks of partitions added to

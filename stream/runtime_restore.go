@@ -41,8 +41,11 @@ func (r *runner) restore(ctx context.Context, id topology.TaskID) error {
 	read := map[string]map[int32]kgo.Offset{}
 	for _, t := range topics {
 		lo, ok := ends.Lookup(t, id.Partition)
-		if !ok || lo.Err != nil {
-			return fmt.Errorf("stream: restore %s: end offset of %s[%d]: %v", id, t, id.Partition, lo.Err)
+		if !ok {
+			return fmt.Errorf("stream: restore %s: end offset of %s[%d]: partition not listed", id, t, id.Partition)
+		}
+		if lo.Err != nil {
+			return fmt.Errorf("stream: restore %s: end offset of %s[%d]: %w", id, t, id.Partition, lo.Err)
 		}
 		pos, _, err := batch.Position(positionName(t, id.Partition))
 		if err != nil {
