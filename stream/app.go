@@ -39,6 +39,9 @@ type App struct {
 
 	// queries is what interactive queries know of the runner (app_query.go).
 	queries queryState
+	// holdRestore, set by tests before Start, holds restorations back
+	// while it returns true.
+	holdRestore func() bool
 
 	stateMu sync.Mutex   // serializes state changes and their listener calls
 	state   atomic.Int32 // a State

@@ -47,7 +47,12 @@ type runner struct {
 	inLoop bool       // the loop holds taskMu
 	tasks  map[taskKey]*runTask
 	owned  []taskKey // tasks of the current assignment
-	purge  purger    // deletes committed repartition records (runtime_purge.go)
+	// restoring holds the owned tasks whose stores are being restored
+	// (runtime_restore.go), read by rcl, the restore consumer.
+	restoring map[taskKey]*restoration
+	rcl       *kgo.Client
+	settling  bool   // the assignment changed: Running once no task restores
+	purge     purger // deletes committed repartition records (runtime_purge.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -77,7 +82,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 	r := &runner{
 		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
 		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
-		tasks: map[taskKey]*runTask{},
+		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
 	}
 	// The member is static (KIP-345), with an id kept in the state
 	// directory: a crashed instance that restarts within the session
@@ -124,7 +129,10 @@ func newRunner(in *instance, worker int) (*runner, error) {
 
 // onAssigned records the partitions added to the member, for the loop to
 // turn into tasks, and hands the new standby tasks to the instance.
-func (r *runner) onAssigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+func (r *runner) onAssigned(_ context.Context, cl *kgo.Client, added map[string][]int32) {
+	// Fetching starts after this returns: paused, a partition's records
+	// wait for its task to be restored (see finishTask).
+	cl.PauseFetchPartitions(added)
 	r.mu.Lock()
 	if r.assigned == nil {
 		r.assigned = map[string][]int32{}
@@ -221,7 +229,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 	for {
 		// Poll no longer than until the next commit is due, so commits (and
 		// the rebalances waiting for them) happen when input stops too.
-		pollCtx, cancel := context.WithTimeout(ctx, max(time.Until(lastCommit.Add(r.app.opts.CommitInterval)), time.Millisecond))
+		pollCtx, cancel := context.WithTimeout(ctx, r.pollWait(lastCommit))
 		fetches := r.cl.PollRecords(pollCtx, maxPollRecords)
 		cancel()
 		r.lock()
@@ -236,6 +244,24 @@ func (r *runner) run(ctx context.Context) (err error) {
 			r.cl.AllowRebalance()
 		}
 	}
+}
+
+// pollInterval is the longest a poll waits for records (Kafka Streams'
+// poll.ms), so that wall-clock punctuation runs on time when input stops.
+const pollInterval = 100 * time.Millisecond
+
+// pollWait is how long the next poll may wait: until the next commit is
+// due, so commits (and the rebalances waiting for them) happen when input
+// stops too, at most pollInterval, and barely while tasks restore.
+func (r *runner) pollWait(lastCommit time.Time) time.Duration {
+	d := min(time.Until(lastCommit.Add(r.app.opts.CommitInterval)), pollInterval)
+	r.lock()
+	restoring := len(r.restoring) > 0
+	r.unlock()
+	if restoring {
+		d = min(d, time.Millisecond)
+	}
+	return max(d, time.Millisecond)
 }
 
 // maxPollRecords bounds what one poll hands over (Kafka's max.poll.records
@@ -274,6 +300,17 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	if err := r.syncAssignment(ctx); err != nil {
 		return false, err
 	}
+	wait := 200 * time.Millisecond // nothing else to do
+	if len(r.tasks) > 0 {
+		wait = time.Millisecond
+	}
+	if err := r.restoreStep(ctx, wait); err != nil {
+		return false, err
+	}
+	if r.settling && len(r.restoring) == 0 {
+		r.settling = false
+		r.app.setState(Running)
+	}
 	var ferr error
 	fetches.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
@@ -302,8 +339,15 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	if !due {
 		return false, nil
 	}
-	return true, r.commit(ctx, true)
+	// Close cancels ctx: a commit under way must still finish, or what it
+	// covers would be processed again by the next instance.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return true, r.commit(cctx, true)
 }
+
+// commitTimeout bounds a commit that Close does not interrupt.
+const commitTimeout = 30 * time.Second
 
 // resetRevokedTxn ends the open transaction after a revocation failed it:
 // the session would abort its commit anyway. Nothing was processed since it
@@ -357,51 +401,78 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 	}
 	r.app.queries.settled(r.worker)
 	if assigned != nil {
-		r.app.setState(Running)
+		r.settling = true
 	}
 	return nil
 }
 
-// ensureTasks creates the owned tasks that do not run yet.
+// ensureTasks starts the owned tasks that do not run yet: at once if
+// their state is up to date, after restoring it otherwise.
 func (r *runner) ensureTasks(ctx context.Context) error {
 	for _, k := range r.owned {
 		if _, ok := r.tasks[k]; ok {
 			continue
 		}
-		t, err := r.newTask(ctx, k)
-		if err != nil {
+		if _, ok := r.restoring[k]; ok {
+			continue
+		}
+		if err := r.startTask(ctx, k); err != nil {
 			return err
 		}
-		r.tasks[k] = t
 	}
 	return nil
 }
 
-func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
-	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
+// startTask takes task k's state over (from another worker of the
+// instance, or from the standby updater) and restores it or, if it is up
+// to date, runs the task.
+func (r *runner) startTask(ctx context.Context, k taskKey) error {
 	if err := r.inst.owners.acquire(ctx, k, r.worker); err != nil {
-		return nil, err
+		return err
+	}
+	fail := func(err error) error {
+		r.app.queries.closed(k)
+		r.inst.owners.release(k, r.worker)
+		return err
 	}
 	if r.inst.standby != nil {
 		if err := r.inst.standby.take(k); err != nil {
-			r.inst.owners.release(k, r.worker)
-			return nil, err
+			return fail(err)
 		}
 	}
-	fail := func(err error) (*runTask, error) {
-		r.app.queries.closed(k)
-		r.inst.owners.release(k, r.worker)
-		return nil, err
-	}
 	r.app.queries.restoring(k)
-	if err := r.restore(ctx, id); err != nil {
+	r.cl.PauseFetchPartitions(r.partitionsOf(k)) // after an abort, the task's partitions are not paused
+	rs, err := r.planRestore(ctx, k)
+	if err != nil {
 		return fail(err)
 	}
+	if rs != nil && !rs.done() {
+		if err := r.beginRestore(rs); err != nil {
+			rs.batch.Rollback()
+			return fail(err)
+		}
+		return nil
+	}
+	if rs != nil {
+		if err := rs.commit(); err != nil {
+			return fail(fmt.Errorf("stream: task %s: %w", k, err))
+		}
+	}
+	if err := r.finishTask(k); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// finishTask creates task k, whose state is restored, and resumes
+// fetching its partitions.
+func (r *runner) finishTask(k taskKey) error {
+	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
 	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}, m: r.app.metrics.forTask(id)}
 	o := r.app.opts
 	globals, err := r.inst.global.view()
 	if err != nil {
-		return fail(err)
+		return err
 	}
 	task, err := topology.NewTask(r.app.topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, ID: id, Collector: r.collector(t), Stores: t.batch, GlobalStores: globals,
@@ -409,11 +480,38 @@ func (r *runner) newTask(ctx context.Context, k taskKey) (*runTask, error) {
 		Drops: &r.app.metrics,
 	})
 	if err != nil {
-		return fail(fmt.Errorf("stream: %w", err))
+		return fmt.Errorf("stream: %w", err)
 	}
 	t.task = task
+	r.tasks[k] = t
 	r.app.queries.ready(k)
-	return t, nil
+	// A partition read by several sub-topologies resumes once all their
+	// tasks run.
+	resume := map[string][]int32{}
+	for topic, ps := range r.partitionsOf(k) {
+		ready := true
+		for _, sub := range r.routes[topic] {
+			if _, ok := r.tasks[taskKey{sub, k.part}]; !ok {
+				ready = false
+			}
+		}
+		if ready {
+			resume[topic] = ps
+		}
+	}
+	r.cl.ResumeFetchPartitions(resume)
+	return nil
+}
+
+// partitionsOf returns the source partitions of task k.
+func (r *runner) partitionsOf(k taskKey) map[string][]int32 {
+	out := map[string][]int32{}
+	for _, topic := range r.inst.subs[k.sub] {
+		if int(k.part) < r.parts.Topics[topic] {
+			out[topic] = []int32{k.part}
+		}
+	}
+	return out
 }
 
 // collector produces a task's output; acknowledged changelog records move
@@ -609,11 +707,23 @@ func (r *runner) closeTasks() {
 	for k := range r.tasks {
 		r.closeTask(k)
 	}
+	for k := range r.restoring {
+		r.closeTask(k)
+	}
 }
 
 // closeTask closes task k, rolls back its uncommitted writes and releases
 // it to the instance's other workers and standbys.
 func (r *runner) closeTask(k taskKey) {
+	if rs, ok := r.restoring[k]; ok {
+		// What was restored is committed data: keep it.
+		if err := r.endRestore(rs, nil); err != nil {
+			r.log.Warn("stream: end restoration", "task", k, "err", err)
+		}
+		r.app.queries.closed(k)
+		r.inst.owners.release(k, r.worker)
+		return
+	}
 	t, ok := r.tasks[k]
 	if !ok {
 		return
@@ -637,6 +747,9 @@ func (r *runner) close() error {
 	r.lock()
 	r.closeTasks()
 	r.unlock()
+	if r.rcl != nil {
+		r.rcl.Close()
+	}
 	if r.sess != nil {
 		// A transaction left open would hold read_committed readers back
 		// until it timed out. Ending none is a no-op.

@@ -1,0 +1,70 @@
+package stream_test
+
+import (
+	"context"
+	"maps"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel/stream"
+)
+
+// TestAppRestoreDoesNotBlockReadyTasks: while a fresh instance restores its
+// counting tasks from their changelog, its tasks with no state to restore
+// (splitting lines into words) process at once; the application is
+// Running only once every task is restored, and then the counts carry on
+// from the restored ones.
+func TestAppRestoreDoesNotBlockReadyTasks(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "lines", "word-counts")
+	cl := newTestClient(t, addr)
+	first, second := wordCountLines(71, 400), wordCountLines(72, 200)
+
+	a := startWordCountOpts(t, addr, t.TempDir(), stream.CacheBytes(0))
+	produceLines(t, cl, 0, first)
+	waitCounts(t, addr, countWords(first))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := stream.NewBuilder()
+	wordCount(b)
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := stream.NewApp(topo, stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(t.TempDir()),
+		stream.CommitInterval(100*time.Millisecond), stream.CacheBytes(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hold atomic.Bool
+	hold.Store(true)
+	stream.HoldRestore(app, hold.Load)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+
+	produceLines(t, cl, len(first), second)
+	// Splitting needs no state: all of the new lines are processed while
+	// the counting tasks wait for their restoration.
+	waitMetrics(t, "the new lines split", func() bool { return app.Metrics().RecordsProcessed >= int64(len(second)) })
+	if s := app.State(); s != stream.Rebalancing {
+		t.Fatalf("state %v with tasks restoring, want REBALANCING", s)
+	}
+	if got := latestCounts(t, addr); !maps.Equal(got, countWords(first)) {
+		t.Fatalf("counts moved while their tasks were restoring:\n got %v\nwant %v", got, countWords(first))
+	}
+	hold.Store(false)
+	waitCounts(t, addr, countWords(append(first, second...)))
+	if s := app.State(); s != stream.Running {
+		t.Fatalf("state %v once restored, want RUNNING", s)
+	}
+	if app.Metrics().RecordsRestored == 0 {
+		t.Fatal("the fresh instance restored nothing")
+	}
+}
