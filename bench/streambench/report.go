@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/runnel-dev/runnel/stream"
+)
+
+// Targets of issue 7 on this 2-core machine.
+const (
+	maxEOSCost     = 0.15 // exactly-once costs at most 15% of at-least-once throughput
+	maxRestartTime = 2 * time.Second
+)
+
+// table is a report table: a header and rows of cells.
+type table struct {
+	header []string
+	rows   [][]string
+}
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// text writes t with right-aligned columns.
+func (t *table) text(w io.Writer) {
+	widths := make([]int, len(t.header))
+	for _, r := range append([][]string{t.header}, t.rows...) {
+		for i, c := range r {
+			widths[i] = max(widths[i], len(c))
+		}
+	}
+	for _, r := range append([][]string{t.header}, t.rows...) {
+		for i, c := range r {
+			fmt.Fprintf(w, "%*s  ", widths[i], c)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// markdown writes t as a Markdown table, numbers right-aligned.
+func (t *table) markdown(w io.Writer) {
+	fmt.Fprintf(w, "| %s |\n|", strings.Join(t.header, " | "))
+	for i := range t.header {
+		if i == 0 {
+			fmt.Fprint(w, " --- |")
+		} else {
+			fmt.Fprint(w, " ---: |")
+		}
+	}
+	fmt.Fprintln(w)
+	for _, r := range t.rows {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r, " | "))
+	}
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%d", d.Milliseconds()) }
+
+func guaranteeName(g stream.Guarantee) string {
+	if g == stream.ExactlyOnce {
+		return "exactly-once"
+	}
+	return "at-least-once"
+}
+
+// throughputTable: one row per app run.
+func (b *bench) throughputTable() *table {
+	t := &table{header: []string{"workload", "guarantee", "input records", "records processed", "Start ms", "first record ms", "all processed ms", "closed ms", "records/s", "commits", "cores used"}}
+	for _, r := range b.throughputs {
+		t.add(r.workload, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), ms(r.started), ms(r.first),
+			ms(r.done), ms(r.closed), fmt.Sprintf("%.0f", r.recordsPerSec()), fmt.Sprint(r.commits),
+			fmt.Sprintf("%.2f", r.cpu.Seconds()/r.closed.Seconds()))
+	}
+	return t
+}
+
+// ratios returns, per workload measured under both guarantees, the line
+// comparing them with the target.
+func (b *bench) ratios() []string {
+	var lines []string
+	for i := 0; i+1 < len(b.throughputs); i += 2 {
+		alo, eos := b.throughputs[i], b.throughputs[i+1]
+		ratio := eos.recordsPerSec() / alo.recordsPerSec()
+		verdict := "MET"
+		if 1-ratio > maxEOSCost {
+			verdict = "NOT MET"
+		}
+		lines = append(lines, fmt.Sprintf("%s: exactly-once/at-least-once = %.2f (exactly-once costs %.0f%%; target at most %.0f%%: %s)",
+			alo.workload, ratio, (1-ratio)*100, maxEOSCost*100, verdict))
+	}
+	return lines
+}
+
+// restartTable: the restarted process's timeline.
+func (b *bench) restartTable() *table {
+	t := &table{header: []string{"ms since the process started", "event"}}
+	for _, e := range b.restart.events {
+		what := e.name
+		switch e.name {
+		case "main":
+			what = "main() runs (exec, Go runtime and package init)"
+		case "started":
+			what = "App.Start returned (topics checked, Pebble opened, clients created)"
+		case "first":
+			what = "first record processed (the probe line)"
+		case "second":
+			what = "second record processed (the probe's word, through the repartition topic and the 1M-key store)"
+		case "log":
+			what = "log: " + e.detail
+		}
+		t.add(ms(e.at), what)
+		if e.name == "second" {
+			break
+		}
+	}
+	return t
+}
+
+func (b *bench) restartVerdict() string {
+	first, ok := hasEvent(b.restart.events, "first")
+	if !ok {
+		return "restart: no record processed"
+	}
+	verdict := "MET"
+	if first.at > maxRestartTime {
+		verdict = "NOT MET"
+	}
+	return fmt.Sprintf("restart after SIGKILL with %d keys of state: first new record processed %v after the process started (target under %v: %s); changelog records restored by the restarted instance: %d",
+		b.restart.keys, first.at.Round(time.Millisecond), maxRestartTime, verdict, b.restart.restored)
+}
+
+func (b *bench) restoreTable() *table {
+	r := b.restore
+	t := &table{header: []string{"keys", "changelog records restored", "changelog MB read", "restore ms", "MB/s", "records/s", "Start to first record ms"}}
+	secs := r.restoreTime().Seconds()
+	t.add(fmt.Sprint(r.keys), fmt.Sprint(r.records), fmt.Sprintf("%.1f", r.bytes/1e6), ms(r.restoreTime()),
+		fmt.Sprintf("%.1f", r.bytes/1e6/secs), fmt.Sprintf("%.0f", float64(r.records)/secs), ms(r.first))
+	return t
+}
+
+func (b *bench) settings() []string {
+	s := []string{
+		fmt.Sprintf("machine: %d cores (%s), %s, %s/%s", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH),
+		fmt.Sprintf("broker: Runnel's broker in this process, configured as stream.App's embedded broker; input topics of %d partitions, pre-produced by one franz-go producer before each timing", partitions),
+		"apps: stream.App with the default options but the guarantee (commit interval 30 s at-least-once, 100 ms exactly-once; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start",
+		fmt.Sprintf("wordcount: %d lines of 3-7 words (10,000-word vocabulary), FlatMapValues, GroupBy word (repartition), Count", b.records),
+		fmt.Sprintf("q5: %d bids keyed by auction id (10,000 auctions), %d per ms of event time, Count per auction in hopping windows of 10 s every 2 s", b.records, bidsPerMs),
+		"records/s: input records / (Start to Close: every record processed, then the last commit)",
+	}
+	return s
+}
+
+// report prints the results as text.
+func (b *bench) report(w io.Writer) {
+	fmt.Fprintf(w, "# streambench %s\n\n", time.Now().UTC().Format(time.RFC3339))
+	for _, s := range b.settings() {
+		fmt.Fprintln(w, s)
+	}
+	if len(b.throughputs) > 0 {
+		fmt.Fprintln(w)
+		b.throughputTable().text(w)
+		fmt.Fprintln(w)
+		for _, l := range b.ratios() {
+			fmt.Fprintln(w, l)
+		}
+	}
+	if b.build != nil {
+		fmt.Fprintf(w, "\nstate: %d keys built by an exactly-once word count over %d lines in a child process in %v\n",
+			b.build.keys, b.build.lines, b.build.took.Round(time.Millisecond))
+	}
+	if b.restart != nil {
+		fmt.Fprintln(w, "\nrestart after SIGKILL, same state directory, the broker still running:")
+		b.restartTable().text(w)
+		fmt.Fprintln(w, b.restartVerdict())
+		if b.restart.profile != "" {
+			fmt.Fprintf(w, "CPU profile of the restarted process: %s\n", b.restart.profile)
+		}
+	}
+	if b.restore != nil {
+		fmt.Fprintln(w, "\nrestore: a fresh instance (empty state directory, same broker) restores the whole changelog:")
+		b.restoreTable().text(w)
+		if b.restore.fromStart {
+			fmt.Fprintln(w, "(no assignment log line: restore time counted from Start's return)")
+		}
+	}
+}
+
+// writeMarkdown writes the results as Markdown tables to path.
+func (b *bench) writeMarkdown(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "streambench, %s\n\n", time.Now().UTC().Format(time.RFC3339))
+	for _, s := range b.settings() {
+		fmt.Fprintf(w, "- %s\n", s)
+	}
+	if len(b.throughputs) > 0 {
+		fmt.Fprintln(w)
+		b.throughputTable().markdown(w)
+		fmt.Fprintln(w)
+		for _, l := range b.ratios() {
+			fmt.Fprintf(w, "- %s\n", l)
+		}
+	}
+	if b.build != nil {
+		fmt.Fprintf(w, "\nState: %d keys built by an exactly-once word count over %d lines in a child process in %v.\n",
+			b.build.keys, b.build.lines, b.build.took.Round(time.Millisecond))
+	}
+	if b.restart != nil {
+		fmt.Fprintln(w, "\nRestart after SIGKILL (same state directory, the broker still running):")
+		fmt.Fprintln(w)
+		b.restartTable().markdown(w)
+		fmt.Fprintf(w, "\n%s\n", b.restartVerdict())
+	}
+	if b.restore != nil {
+		fmt.Fprintln(w, "\nRestore by a fresh instance (empty state directory, same broker):")
+		fmt.Fprintln(w)
+		b.restoreTable().markdown(w)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cpuModel reads the CPU's model name from /proc/cpuinfo.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
