@@ -28,12 +28,14 @@ type bench struct {
 	keys         int64
 	childProfile string
 	verbose      bool
+	cpuprofile   string
 
 	broker *broker.Broker
+	cl     *kgo.Client // an admin client
 	adm    *kadm.Client
 
 	throughputs []throughputResult
-	restart     *restartResult
+	restarts    []restartResult
 	restore     *restoreResult
 	build       *buildResult
 }
@@ -71,7 +73,7 @@ func (b *bench) startBroker() error {
 		br.Close()
 		return err
 	}
-	b.broker, b.adm = br, kadm.NewClient(cl)
+	b.broker, b.cl, b.adm = br, cl, kadm.NewClient(cl)
 	return nil
 }
 

@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -51,11 +50,11 @@ func main() {
 		os.Exit(runChild())
 	}
 	var (
-		records    = flag.Int64("records", 1_000_000, "input records of the wordcount and q5 workloads")
+		records    = flag.Int64("records", 500_000, "input records of the wordcount and q5 workloads")
 		keys       = flag.Int64("keys", 1_000_000, "keys of state in the restart and restore workloads")
 		workloads  = flag.String("workloads", strings.Join(allWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds)")
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
-		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of this process (the broker and the throughput apps run in it) to this file")
+		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
@@ -77,9 +76,9 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile}
 	code := 0
-	if err := b.run(chosen, *cpuprofile); err != nil {
+	if err := b.run(chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)
 		code = 1
 	}
@@ -119,22 +118,12 @@ func chooseWorkloads(list string) ([]string, error) {
 }
 
 // run starts the broker and measures the chosen workloads in a fixed order.
-func (b *bench) run(chosen []string, cpuprofile string) (err error) {
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
+func (b *bench) run(chosen []string) (err error) {
 	if err := b.startBroker(); err != nil {
 		return err
 	}
 	defer func() {
+		b.cl.Close()
 		if cerr := b.broker.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("close broker: %w", cerr)
 		}

@@ -15,7 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/topology"
@@ -52,6 +55,7 @@ func (b *bench) startChild(stateDir, profile string) (*child, error) {
 		cmd.Env = append(cmd.Env, childProfileEnv+"="+profile)
 	}
 	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -157,6 +161,7 @@ type buildResult struct {
 
 // restartResult is the restarted child's start.
 type restartResult struct {
+	variant  string
 	keys     int64
 	events   []event // up to "second"
 	restored int64   // changelog records the restarted instance read
@@ -168,6 +173,7 @@ type restoreResult struct {
 	keys      int64
 	records   int64   // changelog records restored
 	bytes     float64 // record batch bytes the broker served from the changelog
+	payload   int64   // bytes of the changelog's keys and values
 	assigned  time.Duration
 	first     time.Duration // first record processed: every task restored
 	fromStart bool          // no assignment log line: timed from Start
@@ -212,39 +218,95 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 	b.prog.printf("restart: state built in %v", b.build.took.Round(time.Millisecond))
 
 	if restart {
-		if err := c.stop(syscall.SIGKILL); err != nil {
-			return err
+		// First as things are: the killed process's member stays in the
+		// group until its session times out. Then again with the group
+		// told at once (LeaveGroup for the dead member, as an operator or
+		// static membership would have it), which shows what the rest of
+		// the restart costs.
+		for i, evict := range []bool{false, true} {
+			if err := c.stop(syscall.SIGKILL); err != nil {
+				return err
+			}
+			variant := "member left to time out"
+			if evict {
+				variant = "dead member removed at once"
+				if err := b.removeMembers(keysApp); err != nil {
+					return err
+				}
+			}
+			// The probe is on the broker before the new process starts.
+			probe := &kgo.Record{Topic: keysInput, Value: fmt.Appendf(nil, "probe%d", i)}
+			if err := produceOne(b.ctx, b.broker.Addr(), probe); err != nil {
+				return err
+			}
+			b.prog.printf("restart: killed (SIGKILL), %s; starting it again on the same state directory", variant)
+			profile := ""
+			if evict {
+				profile = b.childProfile
+			}
+			if c, err = b.startChild(dir, profile); err != nil {
+				return err
+			}
+			defer c.kill()
+			err = c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ stream.Metrics, evs []event) bool {
+				_, ok := hasEvent(evs, "second")
+				return ok
+			})
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			res := restartResult{variant: variant, keys: b.keys, events: c.events, restored: c.metrics.RecordsRestored, profile: profile}
+			commits := c.metrics.Commits
+			c.mu.Unlock()
+			// Two commits more, so the next kill finds nothing
+			// uncommitted that the next start would process again.
+			err = c.waitFor(b.ctx, time.Minute, "commits", func(m stream.Metrics, _ []event) bool { return m.Commits >= commits+2 })
+			if err != nil {
+				return err
+			}
+			b.restarts = append(b.restarts, res)
+			first, _ := hasEvent(res.events, "first")
+			b.prog.printf("restart: first record processed %v after the process started", first.at.Round(time.Millisecond))
 		}
-		// The probe is on the broker before the new process starts.
-		probe := &kgo.Record{Topic: keysInput, Value: []byte("probe-after-restart")}
-		if err := produceOne(b.ctx, b.broker.Addr(), probe); err != nil {
-			return err
-		}
-		b.prog.printf("restart: killed (SIGKILL); starting it again on the same state directory")
-		c, err = b.startChild(dir, b.childProfile)
-		if err != nil {
-			return err
-		}
-		defer c.kill()
-		err = c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ stream.Metrics, evs []event) bool {
-			_, ok := hasEvent(evs, "second")
-			return ok
-		})
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		res := &restartResult{keys: b.keys, events: c.events, restored: c.metrics.RecordsRestored, profile: b.childProfile}
-		c.mu.Unlock()
-		b.restart = res
-		first, _ := hasEvent(res.events, "first")
-		b.prog.printf("restart: first record processed %v after the process started", first.at.Round(time.Millisecond))
 	}
 	if err := c.stop(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("stop application process: %w", err)
 	}
 	if restore {
 		return b.measureRestore()
+	}
+	return nil
+}
+
+// removeMembers makes group forget its members, as the end of their
+// session timeout would.
+func (b *bench) removeMembers(group string) error {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	described, err := b.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return fmt.Errorf("describe group %s: %w", group, err)
+	}
+	req := kmsg.NewPtrLeaveGroupRequest()
+	req.Group = group
+	for _, m := range described[group].Members {
+		lm := kmsg.NewLeaveGroupRequestMember()
+		lm.MemberID = m.MemberID
+		if m.InstanceID != nil {
+			lm.InstanceID = m.InstanceID
+		}
+		req.Members = append(req.Members, lm)
+	}
+	if len(req.Members) == 0 {
+		return nil
+	}
+	resp, err := req.RequestWith(ctx, b.cl)
+	if err != nil {
+		return fmt.Errorf("leave group %s: %w", group, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("leave group %s: %w", group, err)
 	}
 	return nil
 }
@@ -322,8 +384,12 @@ func (b *bench) measureRestore() error {
 	if err := app.Close(); err != nil {
 		return fmt.Errorf("restore: close: %w", err)
 	}
+	payload, err := b.payloadBytes(changelog)
+	if err != nil {
+		return err
+	}
 	mu.Lock()
-	res := &restoreResult{keys: b.keys, records: m.RecordsRestored, bytes: after - before, first: first}
+	res := &restoreResult{keys: b.keys, records: m.RecordsRestored, bytes: after - before, payload: payload, first: first}
 	if assigned.IsZero() {
 		res.assigned, res.fromStart = startedAt.Sub(start), true
 	} else {
@@ -334,6 +400,48 @@ func (b *bench) measureRestore() error {
 	b.prog.printf("restore: %d records, %.1f MB in %v: %.1f MB/s", res.records, res.bytes/1e6,
 		res.restoreTime().Round(time.Millisecond), res.bytes/1e6/res.restoreTime().Seconds())
 	return nil
+}
+
+// payloadBytes reads topic from the start to its end offsets and sums the
+// lengths of its records' keys and values: what the batches the broker
+// served hold, decompressed and without the record framing.
+func (b *bench) payloadBytes(topic string) (int64, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Minute)
+	defer cancel()
+	ends, err := b.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	parts := map[int32]kgo.Offset{}
+	pending := map[int32]int64{}
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Offset > 0 {
+			parts[e.Partition] = kgo.NewOffset().AtStart()
+			pending[e.Partition] = e.Offset
+		}
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.KeepControlRecords(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	var n int64
+	for len(pending) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			return n, fmt.Errorf("read %s: %w", topic, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				n += int64(len(r.Key) + len(r.Value))
+			}
+			if end, ok := pending[r.Partition]; ok && r.Offset+1 >= end {
+				delete(pending, r.Partition)
+			}
+		})
+	}
+	return n, nil
 }
 
 // funcHandler is a slog.Handler calling f with every record.
