@@ -29,6 +29,9 @@ type bench struct {
 	childProfile string
 	verbose      bool
 	cpuprofile   string
+	// commitInterval, when positive, is the throughput apps' commit
+	// interval under both guarantees.
+	commitInterval time.Duration
 
 	broker *broker.Broker
 	cl     *kgo.Client // an admin client

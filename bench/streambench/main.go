@@ -56,6 +56,7 @@ func main() {
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
+		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
@@ -76,7 +77,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval}
 	code := 0
 	if err := b.run(chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)

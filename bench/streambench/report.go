@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,7 +27,17 @@ type table struct {
 
 func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
 
-// text writes t with right-aligned columns.
+// numeric reports whether every row's cell in column i is a number.
+func (t *table) numeric(i int) bool {
+	for _, r := range t.rows {
+		if _, err := strconv.ParseFloat(r[i], 64); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// text writes t in columns: numbers right-aligned, text left-aligned.
 func (t *table) text(w io.Writer) {
 	widths := make([]int, len(t.header))
 	for _, r := range append([][]string{t.header}, t.rows...) {
@@ -36,7 +47,11 @@ func (t *table) text(w io.Writer) {
 	}
 	for _, r := range append([][]string{t.header}, t.rows...) {
 		for i, c := range r {
-			fmt.Fprintf(w, "%*s  ", widths[i], c)
+			if t.numeric(i) {
+				fmt.Fprintf(w, "%*s  ", widths[i], c)
+			} else {
+				fmt.Fprintf(w, "%-*s  ", widths[i], c)
+			}
 		}
 		fmt.Fprintln(w)
 	}
@@ -46,10 +61,10 @@ func (t *table) text(w io.Writer) {
 func (t *table) markdown(w io.Writer) {
 	fmt.Fprintf(w, "| %s |\n|", strings.Join(t.header, " | "))
 	for i := range t.header {
-		if i == 0 {
-			fmt.Fprint(w, " --- |")
-		} else {
+		if t.numeric(i) {
 			fmt.Fprint(w, " ---: |")
+		} else {
+			fmt.Fprint(w, " --- |")
 		}
 	}
 	fmt.Fprintln(w)
@@ -146,12 +161,20 @@ func (b *bench) settings() []string {
 	s := []string{
 		fmt.Sprintf("machine: %d cores (%s), %s, %s/%s", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH),
 		fmt.Sprintf("broker: Runnel's broker in this process, configured as stream.App's embedded broker; input topics of %d partitions, pre-produced by one franz-go producer before each timing", partitions),
-		"apps: stream.App with the default options but the guarantee (commit interval 30 s at-least-once, 100 ms exactly-once; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start",
+		b.appsLine(),
 		fmt.Sprintf("wordcount: %d lines of 3-7 words (10,000-word vocabulary), FlatMapValues, GroupBy word (repartition), Count", b.records),
 		fmt.Sprintf("q5: %d bids keyed by auction id (10,000 auctions), %d per ms of event time, Count per auction in hopping windows of 10 s every 2 s", b.records, bidsPerMs),
 		"records/s: input records / (Start to Close: every record processed, then the last commit)",
 	}
 	return s
+}
+
+func (b *bench) appsLine() string {
+	interval := "commit interval 30 s at-least-once, 100 ms exactly-once"
+	if b.commitInterval > 0 {
+		interval = fmt.Sprintf("commit interval %v under both guarantees (-commit-interval)", b.commitInterval)
+	}
+	return "apps: stream.App with the default options but the guarantee (" + interval + "; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start"
 }
 
 // report prints the results as text.

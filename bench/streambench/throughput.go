@@ -149,13 +149,17 @@ func (b *bench) runToEnd(w workload, g stream.Guarantee) (throughputResult, erro
 	if g == stream.ExactlyOnce {
 		id = w.name + "-eos"
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID(id), stream.Brokers(b.broker.Addr()),
-		stream.StateDir(filepath.Join(b.tmp, "state")), stream.ProcessingGuarantee(g), stream.Logger(b.logger()))
+	opts := []stream.AppOption{stream.ApplicationID(id), stream.Brokers(b.broker.Addr()),
+		stream.StateDir(filepath.Join(b.tmp, "state")), stream.ProcessingGuarantee(g), stream.Logger(b.logger())}
+	if b.commitInterval > 0 {
+		opts = append(opts, stream.CommitInterval(b.commitInterval))
+	}
+	app, err := stream.NewApp(topo, opts...)
 	if err != nil {
 		return res, err
 	}
-	opts := app.Options()
-	b.prog.printf("%s %s: running %s", w.name, g, opts.String())
+	in := app.Options()
+	b.prog.printf("%s %s: running %s", w.name, g, in.String())
 	cpu0 := cpuTime()
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
