@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/runnel-dev/runnel/stream"
 )
 
@@ -20,7 +25,8 @@ import (
 // SIGKILL. The child's settings come in these variables.
 const (
 	childEnv        = "STREAMBENCH_CHILD"      // "1": run as the child
-	childBrokerEnv  = "STREAMBENCH_BROKER"     // bootstrap server
+	childBrokerEnv  = "STREAMBENCH_BROKER"     // bootstrap server; empty: the App's embedded broker
+	childProbeEnv   = "STREAMBENCH_PROBE"      // if set, a line to produce once started
 	childDirEnv     = "STREAMBENCH_STATE_DIR"  // state directory
 	childProfileEnv = "STREAMBENCH_CPUPROFILE" // CPU profile of the start, until the second record is processed
 )
@@ -35,6 +41,7 @@ const (
 // childOut serializes the child's report lines on stdout:
 //
 //	EV <unix ns> <event> [detail]   something happened
+//	ADDR <host:port>                the broker the application uses
 //	METRICS <processed> <restored> <commits> <aborts>
 type childOut struct{ mu sync.Mutex }
 
@@ -81,9 +88,15 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child: build:", err)
 		return 2
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID(keysApp), stream.Brokers(os.Getenv(childBrokerEnv)),
-		stream.StateDir(os.Getenv(childDirEnv)), stream.ProcessingGuarantee(stream.ExactlyOnce),
-		stream.Logger(slog.New(&eventHandler{out: out})))
+	opts := []stream.AppOption{stream.ApplicationID(keysApp), stream.StateDir(os.Getenv(childDirEnv)),
+		stream.ProcessingGuarantee(stream.ExactlyOnce), stream.Logger(slog.New(&eventHandler{out: out}))}
+	embedded := os.Getenv(childBrokerEnv) == ""
+	if embedded {
+		opts = append(opts, stream.CreateSourceTopics(partitions))
+	} else {
+		opts = append(opts, stream.Brokers(os.Getenv(childBrokerEnv)))
+	}
+	app, err := stream.NewApp(topo, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: new app:", err)
 		return 2
@@ -98,6 +111,27 @@ func runChild() int {
 		return 2
 	}
 	out.event("started", "")
+	addr := app.Brokers()[0]
+	if embedded {
+		// The embedded broker does not create topics on first use.
+		if err := createTopic(addr, keysOutput); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			app.Close()
+			return 2
+		}
+	}
+	out.println("ADDR %s", addr)
+	if probe := os.Getenv(childProbeEnv); probe != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := produceOne(ctx, addr, &kgo.Record{Topic: keysInput, Value: []byte(probe)})
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child: produce the probe:", err)
+			app.Close()
+			return 2
+		}
+		out.event("probe", "")
+	}
 
 	// Poll the counters every millisecond: the events' times are that
 	// precise.
@@ -138,6 +172,25 @@ func runChild() int {
 			return 0
 		}
 	}
+}
+
+// createTopic creates topic on the broker at addr unless it exists.
+func createTopic(addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 // eventHandler turns the runtime's log records into "log" events: the

@@ -20,12 +20,12 @@ type input struct {
 	gen func(i int64) *kgo.Record
 }
 
-// produce writes in's records to the broker as fast as one franz-go
+// produce writes in's records to the broker at addr as fast as one franz-go
 // producer goes (acks=all, idempotent, linger 1 ms, no compression: the
 // settings of brokerbench) and waits for every acknowledgement.
-func (b *bench) produce(in input) error {
+func (b *bench) produce(addr string, in input) error {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(b.broker.Addr()),
+		kgo.SeedBrokers(addr),
 		kgo.ProducerLinger(time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MaxBufferedRecords(100_000),

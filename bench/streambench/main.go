@@ -43,7 +43,10 @@ import (
 // partitions of every input topic.
 const partitions = 6
 
-var allWorkloads = []string{"wordcount", "q5", "restart", "restore"}
+var (
+	allWorkloads     = []string{"wordcount", "q5", "restart", "restore", "restart-embedded"}
+	defaultWorkloads = []string{"wordcount", "q5", "restart", "restore"}
+)
 
 func main() {
 	if os.Getenv(childEnv) != "" {
@@ -52,7 +55,7 @@ func main() {
 	var (
 		records    = flag.Int64("records", 500_000, "input records of the wordcount and q5 workloads")
 		keys       = flag.Int64("keys", 1_000_000, "keys of state in the restart and restore workloads")
-		workloads  = flag.String("workloads", strings.Join(allWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds)")
+		workloads  = flag.String("workloads", strings.Join(defaultWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds; restart-embedded adds about 80 s)")
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
@@ -142,6 +145,11 @@ func (b *bench) run(chosen []string) (err error) {
 	}
 	if has("restart") || has("restore") {
 		if err := b.stateWorkloads(has("restart"), has("restore")); err != nil {
+			return err
+		}
+	}
+	if has("restart-embedded") {
+		if err := b.restartEmbedded(); err != nil {
 			return err
 		}
 	}

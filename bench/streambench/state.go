@@ -26,11 +26,13 @@ import (
 
 // child is the restart workload's application process.
 type child struct {
-	cmd    *exec.Cmd
-	start  time.Time     // just before the process was started
-	exited chan struct{} // closed once its stdout is drained
+	cmd     *exec.Cmd
+	profile string        // where it writes a CPU profile of its start, if set
+	start   time.Time     // just before the process was started
+	exited  chan struct{} // closed once its stdout is drained
 
 	mu      sync.Mutex // guards the following
+	addr    string     // the broker the application uses
 	events  []event
 	metrics stream.Metrics
 	changed chan struct{} // closed and replaced on every new line
@@ -43,24 +45,30 @@ type event struct {
 	detail string
 }
 
-// startChild starts this binary as the child application on stateDir.
-func (b *bench) startChild(stateDir, profile string) (*child, error) {
+// childOpts are a child process's settings.
+type childOpts struct {
+	dir     string // state directory
+	broker  string // bootstrap server; "" runs the broker embedded in the child
+	probe   string // if set, the child produces a line of this text once started
+	profile string // CPU profile of the start
+}
+
+// startChild starts this binary as the child application.
+func (b *bench) startChild(o childOpts) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"=1", childBrokerEnv+"="+b.broker.Addr(), childDirEnv+"="+stateDir)
-	if profile != "" {
-		cmd.Env = append(cmd.Env, childProfileEnv+"="+profile)
-	}
+	cmd.Env = append(os.Environ(), childEnv+"=1", childBrokerEnv+"="+o.broker, childDirEnv+"="+o.dir,
+		childProbeEnv+"="+o.probe, childProfileEnv+"="+o.profile)
 	cmd.Stderr = os.Stderr
 	dieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
-	c := &child{cmd: cmd, exited: make(chan struct{}), changed: make(chan struct{})}
+	c := &child{cmd: cmd, profile: o.profile, exited: make(chan struct{}), changed: make(chan struct{})}
 	c.start = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -86,6 +94,8 @@ func (c *child) read(stdout interface{ Read([]byte) (int, error) }) {
 				e.detail = f[3]
 			}
 			c.events = append(c.events, e)
+		case f[0] == "ADDR" && len(f) == 2:
+			c.addr = f[1]
 		case f[0] == "METRICS":
 			var m stream.Metrics
 			if _, err := fmt.Sscanf(line, "METRICS %d %d %d %d", &m.RecordsProcessed, &m.RecordsRestored, &m.Commits, &m.Aborts); err == nil {
@@ -181,6 +191,29 @@ type restoreResult struct {
 
 func (r restoreResult) restoreTime() time.Duration { return r.first - r.assigned }
 
+// waitBuilt waits until the child has processed total records, and two
+// commits more: the second one began after the last record, so everything
+// is committed, changelog positions in Pebble included.
+func (c *child) waitBuilt(ctx context.Context, total int64) error {
+	var commitsAtEnd int64 = -1
+	return c.waitFor(ctx, 10*time.Minute, "end of the input", func(m stream.Metrics, _ []event) bool {
+		if commitsAtEnd < 0 && m.RecordsProcessed >= total {
+			commitsAtEnd = m.Commits
+		}
+		return commitsAtEnd >= 0 && m.Commits >= commitsAtEnd+2
+	})
+}
+
+// waitAddr waits for the child to report its broker's address.
+func (c *child) waitAddr(ctx context.Context) (string, error) {
+	var addr string
+	err := c.waitFor(ctx, time.Minute, "broker address", func(stream.Metrics, []event) bool {
+		addr = c.addr
+		return addr != ""
+	})
+	return addr, err
+}
+
 // stateWorkloads runs the keys word count in a child process until its
 // store holds b.keys keys; then (restart) kills it with SIGKILL and starts
 // it again on the same state directory, and (restore) restores its
@@ -190,28 +223,17 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 		return err
 	}
 	in := keyLines(keysInput, b.keys)
-	if err := b.produce(in); err != nil {
+	if err := b.produce(b.broker.Addr(), in); err != nil {
 		return err
 	}
-	dir := filepath.Join(b.tmp, "state-keys")
+	o := childOpts{dir: filepath.Join(b.tmp, "state-keys"), broker: b.broker.Addr()}
 	b.prog.printf("restart: building %d keys of state in a child process", b.keys)
-	c, err := b.startChild(dir, "")
+	c, err := b.startChild(o)
 	if err != nil {
 		return err
 	}
 	defer c.kill()
-	// Every line and every word processed, then two commits more: the
-	// second one began after the last record, so everything is committed,
-	// changelog positions in Pebble included.
-	total := in.n + b.keys
-	var commitsAtEnd int64 = -1
-	err = c.waitFor(b.ctx, 10*time.Minute, "end of the input", func(m stream.Metrics, _ []event) bool {
-		if commitsAtEnd < 0 && m.RecordsProcessed >= total {
-			commitsAtEnd = m.Commits
-		}
-		return commitsAtEnd >= 0 && m.Commits >= commitsAtEnd+2
-	})
-	if err != nil {
+	if err := c.waitBuilt(b.ctx, in.n+b.keys); err != nil {
 		return err
 	}
 	b.build = &buildResult{keys: b.keys, lines: in.n, took: time.Since(c.start)}
@@ -227,10 +249,10 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 			if err := c.stop(syscall.SIGKILL); err != nil {
 				return err
 			}
-			variant := "member left to time out"
+			variant := "broker in the benchmark, member left to time out"
 			if evict {
-				variant = "dead member removed at once"
-				if err := b.removeMembers(keysApp); err != nil {
+				variant = "broker in the benchmark, dead member removed at once"
+				if err := removeMembers(b.ctx, b.cl, keysApp, nil); err != nil {
 					return err
 				}
 			}
@@ -240,34 +262,17 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 				return err
 			}
 			b.prog.printf("restart: killed (SIGKILL), %s; starting it again on the same state directory", variant)
-			profile := ""
+			o.profile = ""
 			if evict {
-				profile = b.childProfile
+				o.profile = b.childProfile
 			}
-			if c, err = b.startChild(dir, profile); err != nil {
+			if c, err = b.startChild(o); err != nil {
 				return err
 			}
 			defer c.kill()
-			err = c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ stream.Metrics, evs []event) bool {
-				_, ok := hasEvent(evs, "second")
-				return ok
-			})
-			if err != nil {
+			if err := b.waitRestarted(c, variant); err != nil {
 				return err
 			}
-			c.mu.Lock()
-			res := restartResult{variant: variant, keys: b.keys, events: c.events, restored: c.metrics.RecordsRestored, profile: profile}
-			commits := c.metrics.Commits
-			c.mu.Unlock()
-			// Two commits more, so the next kill finds nothing
-			// uncommitted that the next start would process again.
-			err = c.waitFor(b.ctx, time.Minute, "commits", func(m stream.Metrics, _ []event) bool { return m.Commits >= commits+2 })
-			if err != nil {
-				return err
-			}
-			b.restarts = append(b.restarts, res)
-			first, _ := hasEvent(res.events, "first")
-			b.prog.printf("restart: first record processed %v after the process started", first.at.Round(time.Millisecond))
 		}
 	}
 	if err := c.stop(syscall.SIGTERM); err != nil {
@@ -279,29 +284,140 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 	return nil
 }
 
-// removeMembers makes group forget its members, as the end of their
-// session timeout would.
-func (b *bench) removeMembers(group string) error {
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	described, err := b.adm.DescribeGroups(ctx, group)
+// waitRestarted waits for the restarted child c to process the probe line
+// and its word, records its timeline, and waits for two commits more, so
+// that the next kill finds nothing uncommitted that the next start would
+// process again.
+func (b *bench) waitRestarted(c *child, variant string) error {
+	err := c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ stream.Metrics, evs []event) bool {
+		_, ok := hasEvent(evs, "second")
+		return ok
+	})
 	if err != nil {
-		return fmt.Errorf("describe group %s: %w", group, err)
+		return err
+	}
+	c.mu.Lock()
+	res := restartResult{variant: variant, keys: b.keys, events: c.events, restored: c.metrics.RecordsRestored,
+		profile: c.profile}
+	commits := c.metrics.Commits
+	c.mu.Unlock()
+	b.restarts = append(b.restarts, res)
+	first, _ := hasEvent(res.events, "first")
+	b.prog.printf("restart: first record processed %v after the process started", first.at.Round(time.Millisecond))
+	return c.waitFor(b.ctx, time.Minute, "commits", func(m stream.Metrics, _ []event) bool { return m.Commits >= commits+2 })
+}
+
+// restartEmbedded is the restart workload with the broker embedded in the
+// application process (stream.App with no Brokers, the default), so the
+// SIGKILL kills the broker too, and the restart starts it again on its
+// data: the application as most users would run it. The child produces
+// the probe line itself once started (its broker is not up before).
+func (b *bench) restartEmbedded() error {
+	o := childOpts{dir: filepath.Join(b.tmp, "state-embedded")}
+	b.prog.printf("restart-embedded: building %d keys of state in a child process with its own broker", b.keys)
+	c, err := b.startChild(o)
+	if err != nil {
+		return err
+	}
+	defer c.kill()
+	addr, err := c.waitAddr(b.ctx)
+	if err != nil {
+		return err
+	}
+	in := keyLines(keysInput, b.keys)
+	if err := b.produce(addr, in); err != nil {
+		return err
+	}
+	if err := c.waitBuilt(b.ctx, in.n+b.keys); err != nil {
+		return err
+	}
+	b.prog.printf("restart-embedded: state built in %v", time.Since(c.start).Round(time.Millisecond))
+	for i, evict := range []bool{false, true} {
+		// The members to remove are those before the kill: the new
+		// process's member must stay.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			return err
+		}
+		members, err := groupMembers(b.ctx, kadm.NewClient(cl), keysApp)
+		cl.Close()
+		if err != nil {
+			return err
+		}
+		if err := c.stop(syscall.SIGKILL); err != nil {
+			return err
+		}
+		variant := "broker embedded in the app, member left to time out"
+		if evict {
+			variant = "broker embedded in the app, dead member removed once the broker is up"
+		}
+		b.prog.printf("restart-embedded: killed (SIGKILL) with its broker, %s; starting it again", variant)
+		o.probe = fmt.Sprintf("probe%d", i)
+		if c, err = b.startChild(o); err != nil {
+			return err
+		}
+		defer c.kill()
+		if evict {
+			if addr, err = c.waitAddr(b.ctx); err != nil {
+				return err
+			}
+			cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+			if err != nil {
+				return err
+			}
+			err = removeMembers(b.ctx, cl, keysApp, members)
+			cl.Close()
+			if err != nil {
+				return err
+			}
+		}
+		if err := b.waitRestarted(c, variant); err != nil {
+			return err
+		}
+		if addr, err = c.waitAddr(b.ctx); err != nil {
+			return err
+		}
+	}
+	return c.stop(syscall.SIGTERM)
+}
+
+// groupMembers returns the member ids of group.
+func groupMembers(ctx context.Context, adm *kadm.Client, group string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	described, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return nil, fmt.Errorf("describe group %s: %w", group, err)
+	}
+	var ids []string
+	for _, m := range described[group].Members {
+		ids = append(ids, m.MemberID)
+	}
+	return ids, nil
+}
+
+// removeMembers makes group forget the members ids (all of them if ids is
+// nil), as the end of their session timeout would.
+func removeMembers(ctx context.Context, cl *kgo.Client, group string, ids []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ids == nil {
+		var err error
+		if ids, err = groupMembers(ctx, kadm.NewClient(cl), group); err != nil {
+			return err
+		}
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	req := kmsg.NewPtrLeaveGroupRequest()
 	req.Group = group
-	for _, m := range described[group].Members {
+	for _, id := range ids {
 		lm := kmsg.NewLeaveGroupRequestMember()
-		lm.MemberID = m.MemberID
-		if m.InstanceID != nil {
-			lm.InstanceID = m.InstanceID
-		}
+		lm.MemberID = id
 		req.Members = append(req.Members, lm)
 	}
-	if len(req.Members) == 0 {
-		return nil
-	}
-	resp, err := req.RequestWith(ctx, b.cl)
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return fmt.Errorf("leave group %s: %w", group, err)
 	}

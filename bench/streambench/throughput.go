@@ -88,7 +88,7 @@ func (b *bench) throughput(w workload) error {
 	if err := b.createTopics(append([]string{w.in.topic}, w.outputs...)...); err != nil {
 		return err
 	}
-	if err := b.produce(w.in); err != nil {
+	if err := b.produce(b.broker.Addr(), w.in); err != nil {
 		return err
 	}
 	for _, g := range []stream.Guarantee{stream.AtLeastOnce, stream.ExactlyOnce} {
