@@ -1,0 +1,162 @@
+// Command streambench measures Runnel's stream runtime (stream.App) on
+// Runnel's broker running in the same process, as an application with no
+// bootstrap servers does.
+//
+// Run it from the bench module:
+//
+//	cd bench && go run ./streambench
+//
+// Workloads (-workloads, all by default):
+//
+//   - wordcount: lines of a few words in, a count per word out (a
+//     repartition through the broker, then a counting store with its
+//     changelog), under at-least-once and under exactly-once;
+//   - q5: Nexmark query 5's shape: bids keyed by auction id, counted per
+//     auction in hopping windows of 10 s advancing by 2 s of event time
+//     (the records' timestamps), under both guarantees;
+//   - restart: an exactly-once word count over -keys distinct words runs in
+//     a child process (this binary re-executed) until its state holds every
+//     key, is killed with SIGKILL, and is started again on the same state
+//     directory: the time from the new process's start until it processes
+//     a new record, with a timeline of what it spent the time on;
+//   - restore: a fresh instance (empty state directory, same broker)
+//     restores that store's whole changelog: MB/s and records/s.
+//
+// The input of every workload is produced before its timing starts, by one
+// franz-go producer as fast as it goes, to topics of 6 partitions. Progress
+// goes to stderr, the report to stdout (and, with -out, a Markdown table to
+// a file).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// partitions of every input topic.
+const partitions = 6
+
+var (
+	allWorkloads     = []string{"wordcount", "q5", "restart", "restore", "restart-embedded"}
+	defaultWorkloads = []string{"wordcount", "q5", "restart", "restore"}
+)
+
+func main() {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	var (
+		records    = flag.Int64("records", 500_000, "input records of the wordcount and q5 workloads")
+		keys       = flag.Int64("keys", 1_000_000, "keys of state in the restart and restore workloads")
+		workloads  = flag.String("workloads", strings.Join(defaultWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds; restart-embedded adds about 80 s)")
+		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
+		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
+		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
+		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
+		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
+		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
+	)
+	flag.Parse()
+	chosen, err := chooseWorkloads(*workloads)
+	if err != nil {
+		fatal(err)
+	}
+	if *records <= 0 || *keys <= 0 {
+		fatal(fmt.Errorf("-records and -keys must be positive"))
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "streambench-")
+	if err != nil {
+		fatal(err)
+	}
+	prog := &progress{start: time.Now()}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval}
+	code := 0
+	if err := b.run(chosen); err != nil {
+		fmt.Fprintln(os.Stderr, "streambench:", err)
+		code = 1
+	}
+	if *keep {
+		prog.printf("data kept in %s", tmp)
+	} else if err := os.RemoveAll(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "streambench: remove temp dir:", err)
+	}
+	b.report(os.Stdout)
+	if *out != "" {
+		if err := b.writeMarkdown(*out); err != nil {
+			fmt.Fprintln(os.Stderr, "streambench:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func chooseWorkloads(list string) ([]string, error) {
+	var chosen []string
+	for w := range strings.SplitSeq(list, ",") {
+		w = strings.TrimSpace(w)
+		if w == "" {
+			continue
+		}
+		if !slices.Contains(allWorkloads, w) {
+			return nil, fmt.Errorf("-workloads: unknown workload %q (want %s)", w, strings.Join(allWorkloads, ", "))
+		}
+		if !slices.Contains(chosen, w) {
+			chosen = append(chosen, w)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("-workloads: none named")
+	}
+	return chosen, nil
+}
+
+// run starts the broker and measures the chosen workloads in a fixed order.
+func (b *bench) run(chosen []string) (err error) {
+	if err := b.startBroker(); err != nil {
+		return err
+	}
+	defer func() {
+		b.cl.Close()
+		if cerr := b.broker.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close broker: %w", cerr)
+		}
+	}()
+	has := func(w string) bool { return slices.Contains(chosen, w) }
+	if has("wordcount") {
+		if err := b.throughput(wordCountWorkload(b.records)); err != nil {
+			return err
+		}
+	}
+	if has("q5") {
+		if err := b.throughput(q5Workload(b.records)); err != nil {
+			return err
+		}
+	}
+	if has("restart") || has("restore") {
+		if err := b.stateWorkloads(has("restart"), has("restore")); err != nil {
+			return err
+		}
+	}
+	if has("restart-embedded") {
+		if err := b.restartEmbedded(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "streambench:", err)
+	os.Exit(1)
+}
