@@ -51,8 +51,11 @@ type runner struct {
 	// (runtime_restore.go), read by rcl, the restore consumer.
 	restoring map[taskKey]*restoration
 	rcl       *kgo.Client
-	settling  bool   // the assignment changed: Running once no task restores
-	purge     purger // deletes committed repartition records (runtime_purge.go)
+	settling  bool // the assignment changed: Running once no task restores
+	// txnWork says records were processed or produced since the last
+	// commit; loop goroutine only.
+	txnWork bool
+	purge   purger // deletes committed repartition records (runtime_purge.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -530,6 +533,7 @@ func (r *runner) collector(t *runTask) topology.RecordCollector {
 // produce sends rec for task t; an acknowledged changelog record moves the
 // task's position.
 func (r *runner) produce(t *runTask, rec *kgo.Record, changelog bool) {
+	r.txnWork = true
 	r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
 		if err != nil {
 			r.produceFailed(t, rec, changelog, err)
@@ -562,6 +566,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			queues[k] = append(queues[k], p.Records)
 		}
 	})
+	if len(queues) > 0 {
+		r.txnWork = true
+	}
 	for k, qs := range queues {
 		t, ok := r.tasks[k]
 		if !ok {
@@ -645,6 +652,15 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		r.app.metrics.committed(time.Since(start))
 		return r.commitPositions()
 	}
+	if !r.txnWork {
+		// Nothing to commit. (An End that commits no offsets also costs
+		// 500 ms: the session then holds rebalances back, not knowing
+		// the broker has KIP-447.)
+		return nil
+	}
+	if len(r.cl.UncommittedOffsets()) == 0 {
+		return r.commitProduced(ctx, begin)
+	}
 	try := kgo.TryCommit
 	if err := r.takeProduceErr(); errors.As(err, new(*rejectedError)) {
 		return err // the deferred close aborts the transaction
@@ -672,6 +688,47 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 			return err
 		}
 	}
+	r.txnWork = false
+	if begin {
+		if err := r.sess.Begin(); err != nil {
+			return fmt.Errorf("stream: begin transaction: %w", err)
+		}
+	}
+	return nil
+}
+
+// commitProduced commits a transaction that consumed nothing: output of
+// wall-clock punctuation, or of cache flushes, while input stops. The
+// producer's transaction is ended directly, with taskMu held, so that no
+// revocation can close a task (and hand it to another member) before its
+// output is committed; the session's End would stall (see commit).
+func (r *runner) commitProduced(ctx context.Context, begin bool) error {
+	if err := r.takeProduceErr(); err != nil {
+		return err // the deferred close aborts the transaction
+	}
+	r.mu.Lock()
+	revoked := r.revokedTxn
+	r.mu.Unlock()
+	try := kgo.TryCommit
+	if revoked {
+		try = kgo.TryAbort
+	}
+	if err := r.cl.EndTransaction(ctx, try); err != nil {
+		return fmt.Errorf("stream: end transaction: %w", err)
+	}
+	if revoked {
+		r.app.metrics.aborted()
+		r.closeTasks() // their uncommitted writes went with the transaction
+		if err := r.ensureTasks(ctx); err != nil {
+			return err
+		}
+	} else {
+		r.app.metrics.committed(0)
+		if err := r.commitPositions(); err != nil {
+			return err
+		}
+	}
+	r.txnWork = false
 	if begin {
 		if err := r.sess.Begin(); err != nil {
 			return fmt.Errorf("stream: begin transaction: %w", err)
@@ -688,16 +745,23 @@ func (r *runner) takeProduceErr() error {
 	return err
 }
 
-// commitPositions commits every task's batch with its changelog positions.
+// commitPositions commits every task's batch with its changelog
+// positions, then waits for them all to reach the disk with one fsync.
 func (r *runner) commitPositions() error {
 	for _, t := range r.tasks {
 		r.mu.Lock()
 		pos := t.positions
 		t.positions = map[string]int64{}
 		r.mu.Unlock()
-		if err := t.batch.Commit(pos); err != nil {
+		if err := t.batch.CommitNoSync(pos); err != nil {
 			return fmt.Errorf("stream: task %s: %w", t.task.ID(), err)
 		}
+	}
+	if len(r.tasks) == 0 {
+		return nil
+	}
+	if err := r.db.SyncWAL(); err != nil {
+		return fmt.Errorf("stream: %w", err)
 	}
 	return nil
 }

@@ -102,6 +102,9 @@ func (r *runner) beginRestore(rs *restoration) error {
 			kgo.KeepControlRecords(), // the next offset passes a marker that ends a partition
 			kgo.FetchMaxBytes(64<<20),
 			kgo.FetchMaxPartitionBytes(16<<20),
+			// Partitions join as tasks start restoring: a long poll
+			// would hold the newcomers back.
+			kgo.FetchMaxWait(50*time.Millisecond),
 		)
 		if err != nil {
 			return fmt.Errorf("stream: restore consumer: %w", err)

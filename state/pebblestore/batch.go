@@ -45,6 +45,17 @@ func (b *Batch) Len() int { return b.b.Len() }
 // record the writes produced or restored) in one atomic Pebble write, then
 // starts a new, empty batch. Open iterators keep reading what they saw.
 func (b *Batch) Commit(positions map[string]int64) error {
+	return b.commit(positions, b.db.writeOpts())
+}
+
+// CommitNoSync is Commit without waiting for the write-ahead log to reach
+// stable storage, whatever Options.Sync says: a caller committing many
+// batches calls DB.SyncWAL once after them.
+func (b *Batch) CommitNoSync(positions map[string]int64) error {
+	return b.commit(positions, pebble.NoSync)
+}
+
+func (b *Batch) commit(positions map[string]int64, opts *pebble.WriteOptions) error {
 	for _, tp := range slices.Sorted(maps.Keys(positions)) {
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], uint64(positions[tp]))
@@ -57,7 +68,7 @@ func (b *Batch) Commit(positions map[string]int64) error {
 			return err
 		}
 	}
-	if err := b.b.Commit(b.db.writeOpts()); err != nil {
+	if err := b.b.Commit(opts); err != nil {
 		return fmt.Errorf("pebblestore: commit: %w", err)
 	}
 	b.renew()

@@ -39,3 +39,42 @@ func TestCrashKeepsDataWithPosition(t *testing.T) {
 		t.Fatalf("after crash: position %d (%t), value %q; want 1, \"1\"", off, ok, v)
 	}
 }
+
+// TestCommitNoSyncThenSyncWAL: batches committed without sync survive a
+// crash once SyncWAL has returned, and are lost (all of them, each
+// atomically) if the crash comes before.
+func TestCommitNoSyncThenSyncWAL(t *testing.T) {
+	for _, synced := range []bool{true, false} {
+		fs := vfs.NewStrictMem()
+		db, err := pebblestore.Open("", pebblestore.Options{FS: fs, Sync: true})
+		storetest.Must(t, err)
+		for _, task := range []string{"0_0", "0_1"} {
+			b := db.NewBatch(task)
+			storetest.Must(t, b.OpenKeyValueStore("kv").Put([]byte("k"), []byte(task)))
+			storetest.Must(t, b.CommitNoSync(map[string]int64{"c-" + task: 7}))
+		}
+		if synced {
+			storetest.Must(t, db.SyncWAL())
+		}
+		fs.SetIgnoreSyncs(true)
+		storetest.Must(t, db.Close())
+		fs.ResetToSyncedState()
+		fs.SetIgnoreSyncs(false)
+
+		db, err = pebblestore.Open("", pebblestore.Options{FS: fs})
+		storetest.Must(t, err)
+		for _, task := range []string{"0_0", "0_1"} {
+			off, ok, err := db.Position(task, "c-"+task)
+			storetest.Must(t, err)
+			v, err := db.NewBatch(task).OpenKeyValueStore("kv").Get([]byte("k"))
+			storetest.Must(t, err)
+			if synced && (!ok || off != 7 || string(v) != task) {
+				t.Fatalf("synced, after crash: task %s position %d (%t), value %q", task, off, ok, v)
+			}
+			if !synced && (ok || v != nil) {
+				t.Fatalf("unsynced, after crash: task %s position %d (%t), value %q; want nothing", task, off, ok, v)
+			}
+		}
+		storetest.Must(t, db.Close())
+	}
+}

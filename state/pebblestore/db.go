@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 )
 
@@ -24,7 +25,12 @@ type Options struct {
 	// runtime sets it so that a restarted instance restores only the tail.
 	Sync bool
 	// Pebble, if set, is used to open the database; FS overrides its FS.
+	// Without it the database gets a block cache of CacheBytes and bloom
+	// filters on every level, for the point reads stores do most.
 	Pebble *pebble.Options
+	// CacheBytes is the size of Pebble's block cache when Pebble is not
+	// set. Default 64 MiB.
+	CacheBytes int64
 }
 
 // DB is one Pebble database holding the stores of every task of an
@@ -40,9 +46,22 @@ var ErrCorrupt = errors.New("pebblestore: corrupt data")
 
 // Open opens (creating if needed) the database in dir.
 func Open(dir string, opts Options) (*DB, error) {
-	po := &pebble.Options{}
+	var po *pebble.Options
 	if opts.Pebble != nil {
 		po = opts.Pebble.Clone()
+	} else {
+		size := opts.CacheBytes
+		if size <= 0 {
+			size = 64 << 20
+		}
+		cache := pebble.NewCache(size)
+		defer cache.Unref() // the database holds its own reference
+		po = &pebble.Options{Cache: cache}
+		po.Levels = make([]pebble.LevelOptions, 7)
+		for i := range po.Levels {
+			po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+			po.Levels[i].FilterType = pebble.TableFilter
+		}
 	}
 	if opts.FS != nil {
 		po.FS = opts.FS
@@ -52,6 +71,16 @@ func Open(dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
 	return &DB{db: db, sync: opts.Sync}, nil
+}
+
+// SyncWAL waits until every commit made so far, with or without Sync,
+// has reached stable storage: one fsync for the commits of many batches
+// (see Batch.CommitNoSync).
+func (d *DB) SyncWAL() error {
+	if err := d.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: sync: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database. Uncommitted writes of its batches are lost,
