@@ -54,7 +54,9 @@ type Metrics struct {
 	RecordsProcessed int64
 	// RecordsRestored counts the changelog records read to restore stores.
 	RecordsRestored int64
-	// Commits and Aborts count committed and aborted commit attempts.
+	// Commits and Aborts count committed and aborted commit attempts; a
+	// commit is counted once the changelog positions it covers are
+	// durable in the local state.
 	Commits, Aborts int64
 	// TasksClosed counts the active tasks closed: revoked, lost, or
 	// closed to roll back an aborted transaction.

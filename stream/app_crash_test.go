@@ -247,9 +247,9 @@ func TestAppScenario22CrashExactlyOnce(t *testing.T) {
 		if positioned && total > 0 && m.RecordsRestored >= total {
 			t.Fatalf("run %d restored %d of %d changelog records; want only the tail", i, m.RecordsRestored, total)
 		}
-		// Commits counts a transaction before its positions reach
-		// Pebble; a second commit means the first one's did.
-		positioned = positioned || m.Commits >= 2
+		// Commits counts a transaction once its positions are in
+		// Pebble.
+		positioned = positioned || m.Commits >= 1
 	}
 
 	produceLines(t, cl, kills*chunk, lines[kills*chunk:])
@@ -261,7 +261,7 @@ func TestAppScenario22CrashExactlyOnce(t *testing.T) {
 	restoredTotal += m.RecordsRestored
 	t.Logf("final run: %+v; changelog records %d, restored over all runs %d", m, total, restoredTotal)
 	if !positioned {
-		t.Fatal("no killed run got as far as two commits: kill later")
+		t.Fatal("no killed run got as far as a commit: kill later")
 	}
 	if positioned && m.RecordsRestored >= total {
 		t.Fatalf("final run restored %d of %d changelog records; want only the tail", m.RecordsRestored, total)

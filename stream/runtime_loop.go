@@ -649,8 +649,11 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		if err != nil {
 			return err
 		}
+		if err := r.commitPositions(); err != nil {
+			return err
+		}
 		r.app.metrics.committed(time.Since(start))
-		return r.commitPositions()
+		return nil
 	}
 	if !r.txnWork {
 		// Nothing to commit. (An End that commits no offsets also costs
@@ -675,10 +678,10 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		return err
 	})
 	if committed && err == nil {
-		r.app.metrics.committed(time.Since(start))
 		if err := r.commitPositions(); err != nil {
 			return err
 		}
+		r.app.metrics.committed(time.Since(start))
 	} else {
 		r.app.metrics.aborted()
 		r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
@@ -723,10 +726,10 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 			return err
 		}
 	} else {
-		r.app.metrics.committed(0)
 		if err := r.commitPositions(); err != nil {
 			return err
 		}
+		r.app.metrics.committed(0)
 	}
 	r.txnWork = false
 	if begin {
