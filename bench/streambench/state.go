@@ -185,7 +185,7 @@ type restoreResult struct {
 	bytes     float64 // record batch bytes the broker served from the changelog
 	payload   int64   // bytes of the changelog's keys and values
 	assigned  time.Duration
-	first     time.Duration // first record processed: every task restored
+	first     time.Duration // the app Running: every task restored
 	fromStart bool          // no assignment log line: timed from Start
 }
 
@@ -431,10 +431,10 @@ func removeMembers(ctx context.Context, cl *kgo.Client, group string, ids []stri
 // directory) on the same broker, after the previous one left the group:
 // it must restore the store's whole changelog before it processes a probe
 // record waiting for it. The restoration is timed from the instance's
-// assignment (its "stream: assigned" log line) to its first processed
-// record, which the runtime processes only once every task's stores are
-// restored; its bytes are the record batch bytes the broker served from
-// the changelog meanwhile.
+// assignment (its "stream: assigned" log line) until the app is Running,
+// which it is once every task's stores are restored (tasks without state
+// process before: restoration does not block them); its bytes are the
+// record batch bytes the broker served from the changelog meanwhile.
 func (b *bench) measureRestore() error {
 	changelog := topology.ChangelogTopic(keysApp, "counts")
 	probe := &kgo.Record{Topic: keysInput, Value: []byte("probe-after-restore")}
@@ -477,14 +477,14 @@ func (b *bench) measureRestore() error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(5 * time.Minute)
-	for app.Metrics().RecordsProcessed == 0 {
+	for app.State() != stream.Running {
 		select {
 		case <-tick.C:
 		case <-app.Done():
 			return fmt.Errorf("restore: processing stopped: %w", app.Close())
 		case <-timeout:
 			app.Close()
-			return errors.New("restore: no record processed in 5 minutes")
+			return errors.New("restore: not running after 5 minutes")
 		case <-b.ctx.Done():
 			app.Close()
 			return b.ctx.Err()
