@@ -21,7 +21,7 @@ import (
 // global table of customers (customer id -> credit, an int64) into
 // "enriched" as "customer:credit" ("customer:none" without a match). Start's
 // error is returned, not fatal.
-func startCreditApp(t *testing.T, addr, dir string) (*stream.App, error) {
+func startCreditApp(t *testing.T, addr, dir string, opts ...stream.AppOption) (*stream.App, error) {
 	t.Helper()
 	b := stream.NewBuilder()
 	customers := stream.GlobalTableOf(b, "customers", serde.String, serde.Int64, stream.Materialized("credit"))
@@ -36,8 +36,8 @@ func startCreditApp(t *testing.T, addr, dir string) (*stream.App, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("credit"), stream.Brokers(addr), stream.StateDir(dir),
-		stream.CommitInterval(100*time.Millisecond))
+	app, err := stream.NewApp(topo, append([]stream.AppOption{stream.ApplicationID("credit"), stream.Brokers(addr), stream.StateDir(dir),
+		stream.CommitInterval(100 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,4 +259,59 @@ func TestAppGlobalTableBadRecord(t *testing.T) {
 		t.Fatalf("restart: Start = %v; want a deserialization error naming %s", err, where)
 	}
 	checkNoGlobalUpdater(t)
+}
+
+// TestAppGlobalTableBadRecordHandled: the deserialization handler decides
+// for global records too: log-and-continue skips the record and the global
+// table goes on; a dead-letter queue also gets the record, with the error
+// in its headers.
+func TestAppGlobalTableBadRecordHandled(t *testing.T) {
+	for _, dlq := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dlq=%t", dlq), func(t *testing.T) {
+			addr := startAppBroker(t)
+			createTopics(t, addr, 3, "customers")
+			createTopics(t, addr, 2, "orders", "enriched")
+			cl := newTestClient(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produceCredits(t, cl, 1, 10)
+			handler := stream.LogAndContinue
+			if dlq {
+				handler = stream.DeadLetterQueue("credit-dlq")
+			}
+			app, err := startCreditApp(t, addr, t.TempDir(), stream.DeserializationErrorHandler(handler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := &kgo.Record{Topic: "customers", Partition: 1, Key: []byte("c3"), Value: []byte("abc")}
+			if err := cl.ProduceSync(context.Background(), bad,
+				&kgo.Record{Topic: "customers", Partition: 1, Key: []byte("c4"), Value: int64Bytes(40)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			// The record after the bad one reaches the global table.
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("o%d", i)
+				produceOrders(t, cl, id, "c4")
+				got := waitEnriched(t, addr, "a probe order joined", func(m map[string]string) bool { return m[id] != "" })
+				if got[id] == "c4:40" {
+					break
+				}
+			}
+			if m := app.Metrics(); m.DeserializationErrors != 1 {
+				t.Fatalf("DeserializationErrors = %d, want 1", m.DeserializationErrors)
+			}
+			if !dlq {
+				return
+			}
+			dead := readTopic(t, addr, "credit-dlq")
+			if len(dead) != 1 || string(dead[0].Key) != "c3" || string(dead[0].Value) != "abc" {
+				t.Fatalf("dead letters %v", dead)
+			}
+			headers := map[string]string{}
+			for _, h := range dead[0].Headers {
+				headers[h.Key] = string(h.Value)
+			}
+			if headers[stream.HeaderErrorTopic] != "customers" || headers[stream.HeaderErrorOffset] != strconv.FormatInt(bad.Offset, 10) {
+				t.Fatalf("dead letter headers %v", headers)
+			}
+		})
+	}
 }

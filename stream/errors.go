@@ -34,7 +34,8 @@ func (r HandlerResponse) String() string {
 // ErrorContext tells an error handler where the error happened and lets it
 // produce records of its own.
 type ErrorContext struct {
-	// TaskID is the task the record belongs to.
+	// TaskID is the task the record belongs to; for a record of a global
+	// store's topic, SubTopology is -1.
 	TaskID topology.TaskID
 	// Logger is the application's logger.
 	Logger *slog.Logger
@@ -53,7 +54,8 @@ func (c ErrorContext) Produce(rec *kgo.Record) { c.produce(rec) }
 // DeserializationHandler decides what happens to an input record a source
 // cannot deserialize (Kafka Streams' DeserializationExceptionHandler, set
 // with deserialization.exception.handler). rec is the record as fetched; it
-// must not be modified. Handlers run on the processing goroutine.
+// must not be modified. Handlers run on the goroutine processing the
+// record: a worker, or for a global store's topic the global updater.
 type DeserializationHandler interface {
 	HandleDeserializationError(ctx ErrorContext, rec *kgo.Record, err error) HandlerResponse
 }

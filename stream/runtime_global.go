@@ -76,6 +76,9 @@ type globalUpdater struct {
 	db       *pebblestore.DB
 	stores   []string // the global stores' names
 	interval time.Duration
+	handler  DeserializationHandler
+	brokers  []string
+	dlq      *kgo.Client // producer for the handler's records, made on first use
 
 	// Owned by startGlobal, then by the goroutine running run, then by
 	// close once that goroutine has ended.
@@ -104,7 +107,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	}
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
-		interval: min(o.CommitInterval, globalCommitInterval),
+		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
 		batch:    r.db.NewBatch(globalTaskName), next: map[string]int64{},
 	}
 	fail := func(err error) (*globalUpdater, error) {
@@ -230,6 +233,48 @@ func (u *globalUpdater) bootstrap(ctx context.Context, end map[string]int64) err
 // apply runs rec through the global processors, unless it is a control
 // record, and moves its partition's position past it. It reports whether
 // rec was a data record.
+// skip asks the deserialization handler about a global record: nil to go
+// on without it, else the error to stop with.
+func (u *globalUpdater) skip(rec *kgo.Record, err error) error {
+	h := u.handler
+	if h == nil {
+		h = LogAndFail
+	}
+	var produceErr error
+	produce := func(rec *kgo.Record) { produceErr = errors.Join(produceErr, u.produce(rec)) }
+	ctx := ErrorContext{TaskID: topology.TaskID{SubTopology: -1, Partition: rec.Partition}, Logger: u.log, produce: produce}
+	if h.HandleDeserializationError(ctx, rec, err) != Continue {
+		return err
+	}
+	if produceErr != nil {
+		return errors.Join(err, produceErr) // a dead letter not written: keep the record
+	}
+	u.log.Warn("stream: skipping a global record that cannot be deserialized",
+		"topic", rec.Topic, "partition", rec.Partition, "offset", rec.Offset, "err", err)
+	u.metrics.deserErrors.Add(1)
+	u.metrics.prom.deserErrors.WithLabelValues("global").Inc()
+	return nil
+}
+
+// produce sends a record for the deserialization handler. The global
+// stores have no transaction: the record is written at least once, and
+// before the position that skips its source is committed.
+func (u *globalUpdater) produce(rec *kgo.Record) error {
+	if u.dlq == nil {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))
+		if err != nil {
+			return fmt.Errorf("stream: global stores: producer for the deserialization handler: %w", err)
+		}
+		u.dlq = cl
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := u.dlq.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		return fmt.Errorf("stream: global stores: produce to %s for the deserialization handler: %w", rec.Topic, err)
+	}
+	return nil
+}
+
 func (u *globalUpdater) apply(rec *kgo.Record) (bool, error) {
 	tp := positionName(rec.Topic, rec.Partition)
 	if rec.Offset < u.next[tp] {
@@ -243,7 +288,13 @@ func (u *globalUpdater) apply(rec *kgo.Record) (bool, error) {
 			in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
 		}
 		if err := u.task.Process(in); err != nil {
-			return false, fmt.Errorf("stream: global stores: record %s[%d] at offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			err = fmt.Errorf("stream: global stores: record %s[%d] at offset %d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+			if !errors.Is(err, topology.ErrDeserialization) {
+				return false, err
+			}
+			if err := u.skip(rec, err); err != nil {
+				return false, err
+			}
 		}
 	}
 	u.next[tp] = rec.Offset + 1
@@ -412,5 +463,9 @@ func (u *globalUpdater) release() {
 	if u.cl != nil {
 		u.cl.Close()
 		u.cl = nil
+	}
+	if u.dlq != nil {
+		u.dlq.Close()
+		u.dlq = nil
 	}
 }
