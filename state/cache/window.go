@@ -45,7 +45,8 @@ type WindowStore struct {
 	listener FlushListener
 	now      state.RecordTime
 	flushing *entry
-	observed int64 // largest window start put or restored
+	tap      *writeTap // on the store below if it is Logged; nil: it is not, or is not cached
+	observed int64     // largest window start put or restored
 	closed   bool
 	scratch  []byte // for index keys
 }
@@ -63,10 +64,42 @@ func NewWindowStore(c *Cache, inner state.WindowStore, opts state.WindowOptions,
 	if now == nil {
 		now = func() int64 { return 0 }
 	}
-	return &WindowStore{
+	s := &WindowStore{
 		table: newTable(c), inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
 		dirty: treap.New[windowKey, []byte](compareWindowKeys), observed: state.NoObservedTime,
 	}
+	if lg, ok := inner.(state.Logged); ok && !s.opts.RetainDuplicates {
+		s.tap = &writeTap{}
+		lg.SetChangeLogger(s.tap, s.stamp)
+	}
+	return s
+}
+
+// writeTap is the ChangeLogger the cache installs on a Logged store below
+// to learn whether a write it flushes is made. A window store ignores a
+// write to a window it has expired, and its observed stream time can be
+// ahead of the cache's: a store reopened on disk keeps its own, while the
+// cache starts afresh. A Logged store logs exactly the writes it makes.
+type writeTap struct {
+	l     state.ChangeLogger // the runtime's; nil: none
+	wrote bool
+}
+
+// LogChange implements state.ChangeLogger.
+func (t *writeTap) LogChange(key, value []byte, timestamp int64) {
+	t.wrote = true
+	if t.l != nil {
+		t.l.LogChange(key, value, timestamp)
+	}
+}
+
+// stamp is the timestamp of the store below's changelog records: the
+// flushed entry's.
+func (s *WindowStore) stamp() int64 {
+	if s.flushing != nil {
+		return s.flushing.ts
+	}
+	return s.now()
 }
 
 // Name implements state.Store.
@@ -164,11 +197,16 @@ func (s *WindowStore) flushEntry(e *entry) error {
 		return nil
 	}
 	ck, value, ts := e.key, e.value, e.ts
+	if s.tap != nil {
+		s.tap.wrote = false
+	}
 	s.flushing = e
 	err := s.inner.Put(key, start, value)
 	s.flushing = nil
+	if err != nil || s.tap == nil || !s.tap.wrote {
+		s.drop(e) // what the store below holds is unknown
+	}
 	if err != nil {
-		s.drop(e)
 		return err
 	}
 	if s.listener != nil {
@@ -225,13 +263,10 @@ func (s *WindowStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime
 		now = func() int64 { return 0 }
 	}
 	s.now = now
-	if lg, ok := s.inner.(state.Logged); ok {
-		lg.SetChangeLogger(l, func() int64 {
-			if s.flushing != nil {
-				return s.flushing.ts
-			}
-			return now()
-		})
+	if s.tap != nil {
+		s.tap.l = l
+	} else if lg, ok := s.inner.(state.Logged); ok {
+		lg.SetChangeLogger(l, s.stamp)
 	}
 }
 
