@@ -277,3 +277,29 @@ func TestWindowWriteTheStoreBelowIgnores(t *testing.T) {
 		t.Fatalf("Fetch = %q, %v; the store below has nothing", v, err)
 	}
 }
+
+// TestListenerWritesDuringEviction checks an eviction whose listener
+// writes the evicted key again: the new write stays in the cache.
+func TestListenerWritesDuringEviction(t *testing.T) {
+	const entry = 96 + 2
+	inner := memstore.NewKeyValueStore("kv")
+	var s *cache.KeyValueStore
+	var updates []string
+	s = cache.NewKeyValueStore(cache.New(2*entry+10), inner, func(k, n, o []byte, ts int64) {
+		updates = append(updates, fmt.Sprintf("%s=%s(was %s)", k, show(n), show(o)))
+		if string(k) == "a" && string(n) == "1" {
+			storetest.Must(t, s.Put([]byte("a"), []byte("again")))
+		}
+	}, nil)
+	storetest.Must(t, s.Put([]byte("a"), []byte("1")))
+	storetest.Must(t, s.Put([]byte("b"), []byte("1")))
+	storetest.Must(t, s.Put([]byte("c"), []byte("1"))) // evicts a, whose listener's write evicts b
+	storetest.Must(t, s.Flush())
+	want := []string{"a=1(was <nil>)", "b=1(was <nil>)", "c=1(was <nil>)", "a=again(was 1)"}
+	if !slices.Equal(updates, want) {
+		t.Fatalf("updates %q, want %q", updates, want)
+	}
+	if v, _ := inner.Get([]byte("a")); string(v) != "again" {
+		t.Fatalf("store below has a=%q", v)
+	}
+}
