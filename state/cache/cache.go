@@ -15,7 +15,7 @@
 // what the store below holds); they leave the cache by least recently used
 // eviction, which for them writes nothing. The store below changes only
 // through its cache (Restore drops the key's entry), so a clean entry
-// stays what the store below holds.
+// stays what the store below holds (for windows, see WindowStore).
 //
 // A Cache is a byte budget shared by the cached stores of one goroutine;
 // neither it nor its stores are safe for concurrent use.

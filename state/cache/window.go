@@ -30,10 +30,13 @@ func compareWindowKeys(a, b windowKey) int {
 // It also caches the windows read from the store below. Reads see the
 // cached writes; iterators merge them with the store below.
 //
-// The cache's observed stream time is never behind the store below's:
-// every write down and every restore passes through the cache first. So a
-// window the store below expires has expired for the cache too, and a
-// clean entry of a live window is what the store below holds.
+// A clean entry of a window the cache holds live is what the store below
+// holds: the store below expires windows as its observed stream time
+// advances, which it does only through writes and restores that pass
+// through the cache, which observed them first. Its observed time can be
+// ahead of the cache's from the start, though (a store reopened on disk
+// keeps its own): a flushed write it ignores for that reason is not kept
+// as clean (see writeTap).
 //
 // Stores that retain duplicates (stream-stream join buffers) are not
 // cached: their writes go through at once.
