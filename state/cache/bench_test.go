@@ -13,6 +13,8 @@ import (
 )
 
 // countingKV counts the point reads that reach the store below a cache.
+// It is state.Logged, as the stores below a cache are in the runtime; the
+// store it wraps must be.
 type countingKV struct {
 	state.KeyValueStore
 	reads int
@@ -23,7 +25,16 @@ func (s *countingKV) Get(key []byte) ([]byte, error) {
 	return s.KeyValueStore.Get(key)
 }
 
-// countingWindow counts the point reads that reach the store below a cache.
+func (s *countingKV) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
+	s.KeyValueStore.(state.Logged).SetChangeLogger(l, now)
+}
+
+func (s *countingKV) Restore(key, value []byte) error {
+	return s.KeyValueStore.(state.Logged).Restore(key, value)
+}
+
+// countingWindow counts the point reads that reach the store below a
+// cache. It is state.Logged (see countingKV).
 type countingWindow struct {
 	state.WindowStore
 	reads int
@@ -32,6 +43,14 @@ type countingWindow struct {
 func (s *countingWindow) Fetch(key []byte, start int64) ([]byte, error) {
 	s.reads++
 	return s.WindowStore.Fetch(key, start)
+}
+
+func (s *countingWindow) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
+	s.WindowStore.(state.Logged).SetChangeLogger(l, now)
+}
+
+func (s *countingWindow) Restore(key, value []byte) error {
+	return s.WindowStore.(state.Logged).Restore(key, value)
 }
 
 // benchCommitEvery is the records between two flushes in the benchmarks:

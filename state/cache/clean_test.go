@@ -30,25 +30,12 @@ func newKVFixture(t *testing.T, size int64, preload ...string) *kvFixture {
 		storetest.Must(t, f.inner.Put([]byte(preload[i]), []byte(preload[i+1])))
 	}
 	f.below = &countingKV{KeyValueStore: f.inner}
-	f.s = cache.NewKeyValueStore(f.c, loggedKV{f.below, f.inner}, func(k, n, o []byte, ts int64) {
+	f.s = cache.NewKeyValueStore(f.c, f.below, func(k, n, o []byte, ts int64) {
 		f.updates = append(f.updates, fmt.Sprintf("%s=%s(was %s)", k, show(n), show(o)))
 	}, nil)
 	f.s.SetChangeLogger(f.log, nil)
 	return f
 }
-
-// loggedKV is a countingKV that is still state.Logged, as the stores
-// below a cache are in the runtime.
-type loggedKV struct {
-	*countingKV
-	logged state.Logged
-}
-
-func (s loggedKV) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
-	s.logged.SetChangeLogger(l, now)
-}
-
-func (s loggedKV) Restore(key, value []byte) error { return s.logged.Restore(key, value) }
 
 func (f *kvFixture) get(t *testing.T, key string) string {
 	t.Helper()
@@ -203,7 +190,7 @@ func TestWindowReadThenWriteFlushNeedsNoRead(t *testing.T) {
 	storetest.Must(t, inner.Put([]byte("a"), 0, []byte("0")))
 	below := &countingWindow{WindowStore: inner}
 	var updates []string
-	s := cache.NewWindowStore(cache.New(1<<20), loggedWindow{below, inner}, opts, func(k, n, o []byte, ts int64) {
+	s := cache.NewWindowStore(cache.New(1<<20), below, opts, func(k, n, o []byte, ts int64) {
 		key, start, _, err := state.ParseWindowChangelogKey(k)
 		storetest.Must(t, err)
 		updates = append(updates, fmt.Sprintf("%s@%d=%s(was %s)", key, start, show(n), show(o)))
@@ -238,18 +225,6 @@ func TestWindowReadThenWriteFlushNeedsNoRead(t *testing.T) {
 		t.Fatalf("Fetch of an expired window = %q, %v", v, err)
 	}
 }
-
-// loggedWindow is a countingWindow that is still state.Logged.
-type loggedWindow struct {
-	*countingWindow
-	logged state.Logged
-}
-
-func (s loggedWindow) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
-	s.logged.SetChangeLogger(l, now)
-}
-
-func (s loggedWindow) Restore(key, value []byte) error { return s.logged.Restore(key, value) }
 
 // TestWindowWriteTheStoreBelowIgnores checks a cache whose observed stream
 // time is behind the store below's, as after a restart on a store kept on
@@ -301,5 +276,39 @@ func TestListenerWritesDuringEviction(t *testing.T) {
 	}
 	if v, _ := inner.Get([]byte("a")); string(v) != "again" {
 		t.Fatalf("store below has a=%q", v)
+	}
+}
+
+// unloggedWindow counts reads below a cache and is not state.Logged.
+type unloggedWindow struct {
+	state.WindowStore
+	reads *int
+}
+
+func (s unloggedWindow) Fetch(key []byte, start int64) ([]byte, error) {
+	*s.reads++
+	return s.WindowStore.Fetch(key, start)
+}
+
+// TestWindowNotLoggedBelow checks that over a window store that does not
+// log its writes, so that the cache cannot tell a write it ignores, the
+// cache does not keep flushed windows: it reads them again, and the
+// listener's old values stay right.
+func TestWindowNotLoggedBelow(t *testing.T) {
+	inner, err := memstore.NewWindowStore("w", state.WindowOptions{})
+	storetest.Must(t, err)
+	reads := 0
+	var updates []string
+	s := cache.NewWindowStore(cache.New(1<<20), unloggedWindow{inner, &reads}, state.WindowOptions{}, func(k, n, o []byte, ts int64) {
+		updates = append(updates, fmt.Sprintf("%s(was %s)", show(n), show(o)))
+	}, nil)
+	for range 2 {
+		v, err := s.Fetch([]byte("a"), 0)
+		storetest.Must(t, err)
+		storetest.Must(t, s.Put([]byte("a"), 0, append(v, '+')))
+		storetest.Must(t, s.Flush())
+	}
+	if want := []string{"+(was <nil>)", "++(was +)"}; reads != 2 || !slices.Equal(updates, want) {
+		t.Fatalf("%d reads, updates %q; want 2 reads, %q", reads, updates, want)
 	}
 }
