@@ -32,19 +32,20 @@ func (s *KeyValueStore) PrefixScan(prefix []byte) state.Iterator {
 	return s.merge(prefix, nil, nonNil(prefix), false, s.inner.PrefixScan(prefix))
 }
 
-// merge iterates over the cached entries in [from, to] (or with prefix)
-// merged with the store's own iterator: cached entries win, and cached
-// deletes hide the store's keys.
+// merge iterates over the dirty entries in [from, to] (or with prefix)
+// merged with the store's own iterator: cached writes win, and cached
+// deletes hide the store's keys. Clean entries are what the store's
+// iterator returns already.
 func (s *KeyValueStore) merge(from, to, prefix []byte, reverse bool, inner state.Iterator) state.Iterator {
 	m := &mergeIter{inner: inner, reverse: reverse}
 	if from != nil && to != nil && bytes.Compare(from, to) > 0 {
 		return m // inner is empty too
 	}
 	if reverse {
-		m.cache = s.entries.Descend(to, to != nil)
+		m.cache = s.dirty.Descend(to, to != nil)
 		m.stop = func(k []byte) bool { return from != nil && bytes.Compare(k, from) < 0 }
 	} else {
-		m.cache = s.entries.Ascend(from, from != nil)
+		m.cache = s.dirty.Ascend(from, from != nil)
 		m.stop = func(k []byte) bool {
 			return (to != nil && bytes.Compare(k, to) > 0) || (prefix != nil && !bytes.HasPrefix(k, prefix))
 		}
@@ -52,9 +53,10 @@ func (s *KeyValueStore) merge(from, to, prefix []byte, reverse bool, inner state
 	return m
 }
 
-// mergeIter merges a snapshot of the cache with the store's iterator.
+// mergeIter merges a snapshot of the cache's writes with the store's
+// iterator.
 type mergeIter struct {
-	cache     *treap.Iter[[]byte, cached]
+	cache     *treap.Iter[[]byte, []byte]
 	stop      func([]byte) bool
 	inner     state.Iterator
 	reverse   bool
@@ -111,7 +113,7 @@ func (m *mergeIter) Next() bool {
 			m.advInner = c == 0 // the cache's entry replaces the store's
 		}
 		m.useCache, m.advCache = true, true
-		if m.cache.Value().value != nil {
+		if m.cache.Value() != nil {
 			return true
 		}
 		// A cached delete: skip it, and the key it hides.
@@ -131,7 +133,7 @@ func (m *mergeIter) Key() []byte {
 
 func (m *mergeIter) Value() []byte {
 	if m.useCache {
-		return m.cache.Value().value
+		return m.cache.Value()
 	}
 	return m.inner.Value()
 }

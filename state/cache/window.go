@@ -3,7 +3,7 @@ package cache
 import (
 	"bytes"
 	"cmp"
-	"container/list"
+	"encoding/binary"
 	"math"
 
 	"github.com/runnel-dev/runnel/state"
@@ -27,21 +27,31 @@ func compareWindowKeys(a, b windowKey) int {
 // WindowStore is a state.WindowStore that caches writes to another, one
 // entry per (key, window start): between flushes, a window updated by many
 // records reaches the store below, its changelog and the listener once.
-// Reads see the cached writes; iterators merge them with the store below.
+// It also caches the windows read from the store below. Reads see the
+// cached writes; iterators merge them with the store below.
+//
+// A clean entry of a window the cache holds live is what the store below
+// holds: the store below expires windows as its observed stream time
+// advances, which it does only through writes and restores that pass
+// through the cache, which observed them first. Its observed time can be
+// ahead of the cache's from the start, though (a store reopened on disk
+// keeps its own): a flushed write it ignores for that reason is not kept
+// as clean (see writeTap).
 //
 // Stores that retain duplicates (stream-stream join buffers) are not
 // cached: their writes go through at once.
 type WindowStore struct {
-	c        *Cache
+	table
 	inner    state.WindowStore
 	opts     state.WindowOptions
-	entries  *treap.Map[windowKey, cached]
-	order    *list.List // changelog keys of entries, least recently written first
+	dirty    *treap.Map[windowKey, []byte] // values of the dirty entries, for iterators
 	listener FlushListener
 	now      state.RecordTime
-	flushing *cached
-	observed int64 // largest window start put or restored
+	flushing *entry
+	tap      *writeTap // on the store below if it is Logged; nil: it is not, or is not cached
+	observed int64     // largest window start put or restored
 	closed   bool
+	scratch  []byte // for index keys
 }
 
 var (
@@ -57,10 +67,42 @@ func NewWindowStore(c *Cache, inner state.WindowStore, opts state.WindowOptions,
 	if now == nil {
 		now = func() int64 { return 0 }
 	}
-	return &WindowStore{
-		c: c, inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
-		entries: treap.New[windowKey, cached](compareWindowKeys), order: list.New(), observed: state.NoObservedTime,
+	s := &WindowStore{
+		table: newTable(c), inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
+		dirty: treap.New[windowKey, []byte](compareWindowKeys), observed: state.NoObservedTime,
 	}
+	if lg, ok := inner.(state.Logged); ok && !s.opts.RetainDuplicates {
+		s.tap = &writeTap{}
+		lg.SetChangeLogger(s.tap, s.stamp)
+	}
+	return s
+}
+
+// writeTap is the ChangeLogger the cache installs on a Logged store below
+// to learn whether a write it flushes is made. A window store ignores a
+// write to a window it has expired, and its observed stream time can be
+// ahead of the cache's: a store reopened on disk keeps its own, while the
+// cache starts afresh. A Logged store logs exactly the writes it makes.
+type writeTap struct {
+	l     state.ChangeLogger // the runtime's; nil: none
+	wrote bool
+}
+
+// LogChange implements state.ChangeLogger.
+func (t *writeTap) LogChange(key, value []byte, timestamp int64) {
+	t.wrote = true
+	if t.l != nil {
+		t.l.LogChange(key, value, timestamp)
+	}
+}
+
+// stamp is the timestamp of the store below's changelog records: the
+// flushed entry's.
+func (s *WindowStore) stamp() int64 {
+	if s.flushing != nil {
+		return s.flushing.ts
+	}
+	return s.now()
 }
 
 // Name implements state.Store.
@@ -93,79 +135,95 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 	if s.expired(start) {
 		return nil
 	}
-	k := windowKey{bytes.Clone(nonNil(key)), start}
 	value = bytes.Clone(value)
-	e, ok := s.entries.Get(k)
-	charge := int64(len(k.key) + 8 + len(value) + entryOverhead)
-	if ok {
-		item := e.item.Value.(*lruItem)
-		s.c.size += charge - item.bytes
-		item.bytes = charge
-		s.c.lru.MoveToFront(e.item)
-		s.order.MoveToBack(e.ord)
-	} else {
-		ck := state.WindowChangelogKey(k.key, start, 0)
-		e.item = s.c.lru.PushFront(&lruItem{store: s, key: ck, bytes: charge})
-		e.ord = s.order.PushBack(ck)
-		s.c.size += charge
+	e := s.index[string(s.indexKey(key, start))]
+	if e == nil {
+		e = s.newEntry(key, start)
 	}
-	e.value, e.ts = value, s.now()
-	s.entries.Set(k, e)
+	s.write(e, value, s.now())
+	s.dirty.Set(windowKey{s.keyOf(e), start}, value)
 	return s.c.evict()
 }
 
-func (s *WindowStore) drop(k windowKey) {
-	if e, ok := s.entries.Delete(k); ok {
-		s.c.size -= e.item.Value.(*lruItem).bytes
-		s.c.lru.Remove(e.item)
-		s.order.Remove(e.ord)
+// indexKey is the key in the index of key's window at start, in scratch.
+func (s *WindowStore) indexKey(key []byte, start int64) []byte {
+	s.scratch = binary.BigEndian.AppendUint64(append(s.scratch[:0], key...), uint64(start))
+	return s.scratch
+}
+
+// newEntry returns an entry, not yet in the cache, for key's window at
+// start.
+func (s *WindowStore) newEntry(key []byte, start int64) *entry {
+	ck := state.WindowChangelogKey(key, start, 0)
+	return &entry{
+		store: s, mk: string(s.indexKey(key, start)), key: ck, start: start,
+		base: int64(len(key) + 8 + entryOverhead),
 	}
 }
 
-func (s *WindowStore) flushThrough(ck []byte) error {
-	return flushThrough(s.order, ck, s.flushEntry)
+// keyOf returns the key of e's window, which its changelog key begins with.
+func (s *WindowStore) keyOf(e *entry) []byte {
+	n := len(e.key) - 12
+	return e.key[:n:n]
 }
 
-// flushEntry writes the entry of a window (key in changelog layout) down.
-func (s *WindowStore) flushEntry(ck []byte) error {
-	key, start, _, err := state.ParseWindowChangelogKey(ck)
-	if err != nil {
-		return err
+// drop implements evicter.
+func (s *WindowStore) drop(e *entry) {
+	if e.ord != nil {
+		s.dirty.Delete(windowKey{s.keyOf(e), e.start})
 	}
-	k := windowKey{key, start}
-	e, ok := s.entries.Get(k)
-	if !ok {
+	s.remove(e)
+}
+
+func (s *WindowStore) evict(e *entry) error { return s.table.evict(e, s.flushEntry, s.drop) }
+
+// flushEntry writes the dirty e down, tells the listener and leaves e
+// clean (see KeyValueStore.flushEntry). An expired window's entry is
+// dropped.
+func (s *WindowStore) flushEntry(e *entry) error {
+	if s.expired(e.start) {
+		s.drop(e)
 		return nil
 	}
-	s.drop(k)
-	if s.expired(start) {
-		return nil
+	key, start := s.keyOf(e), e.start
+	old := e.below
+	if !e.belowKnown {
+		var err error
+		if old, err = s.inner.Fetch(key, start); err != nil {
+			s.drop(e)
+			return err
+		}
 	}
-	old, err := s.inner.Fetch(key, start)
-	if err != nil {
-		return err
-	}
+	s.dirty.Delete(windowKey{key, start})
+	s.cleaned(e)
 	if e.value == nil && old == nil {
 		return nil
 	}
-	s.flushing = &e
-	err = s.inner.Put(key, start, e.value)
+	ck, value, ts := e.key, e.value, e.ts
+	if s.tap != nil {
+		s.tap.wrote = false
+	}
+	s.flushing = e
+	err := s.inner.Put(key, start, value)
 	s.flushing = nil
+	if err != nil || s.tap == nil || !s.tap.wrote {
+		s.drop(e) // what the store below holds is unknown
+	}
 	if err != nil {
 		return err
 	}
 	if s.listener != nil {
-		s.listener(ck, e.value, old, e.ts)
+		s.listener(ck, value, old, ts)
 	}
 	return nil
 }
 
-// Flush implements state.Store: it writes every cached window down, in
+// Flush implements state.Store: it writes every dirty window down, in
 // the order they were last written, calling the listener for each, then
-// flushes the store below.
+// flushes the store below. The entries stay in the cache, clean.
 func (s *WindowStore) Flush() error {
 	for s.order.Len() > 0 {
-		if err := s.flushEntry(s.order.Front().Value.([]byte)); err != nil {
+		if err := s.flushEntry(s.order.Front().Value.(*entry)); err != nil {
 			return err
 		}
 	}
@@ -180,8 +238,15 @@ func (s *WindowStore) Close() error {
 	if err := s.Flush(); err != nil {
 		return err
 	}
+	s.dropAll()
 	s.closed = true
 	return s.inner.Close()
+}
+
+func (s *WindowStore) dropAll() {
+	for _, e := range s.index {
+		s.drop(e)
+	}
 }
 
 // Discard closes the store dropping its cached writes (see
@@ -190,11 +255,7 @@ func (s *WindowStore) Discard() error {
 	if s.closed {
 		return state.ErrClosed
 	}
-	for s.entries.Len() > 0 {
-		it := s.entries.Ascend(windowKey{}, false)
-		it.Next()
-		s.drop(it.Key())
-	}
+	s.dropAll()
 	s.closed = true
 	return s.inner.Close()
 }
@@ -205,13 +266,10 @@ func (s *WindowStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime
 		now = func() int64 { return 0 }
 	}
 	s.now = now
-	if lg, ok := s.inner.(state.Logged); ok {
-		lg.SetChangeLogger(l, func() int64 {
-			if s.flushing != nil {
-				return s.flushing.ts
-			}
-			return now()
-		})
+	if s.tap != nil {
+		s.tap.l = l
+	} else if lg, ok := s.inner.(state.Logged); ok {
+		lg.SetChangeLogger(l, s.stamp)
 	}
 }
 
@@ -221,8 +279,8 @@ func (s *WindowStore) Restore(key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	if !s.opts.RetainDuplicates {
-		s.drop(windowKey{k, start})
+	if e := s.index[string(s.indexKey(k, start))]; e != nil {
+		s.drop(e)
 	}
 	s.observe(start)
 	lg, ok := s.inner.(state.Logged)
@@ -232,21 +290,22 @@ func (s *WindowStore) Restore(key, value []byte) error {
 	return lg.Restore(key, value)
 }
 
-// Fetch implements state.WindowStore.
+// Fetch implements state.WindowStore. A miss is kept as a clean entry if
+// it fits without writing anything down.
 func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
-	if e, ok := s.entries.Get(windowKey{nonNil(key), start}); ok {
-		if s.expired(start) {
-			return nil, nil
-		}
-		s.c.hits++
-		s.c.lru.MoveToFront(e.item)
-		return bytes.Clone(e.value), nil
-	}
-	s.c.misses++
 	if s.expired(start) {
 		return nil, nil
 	}
-	return s.inner.Fetch(key, start)
+	if e := s.hit(s.indexKey(key, start)); e != nil {
+		return bytes.Clone(e.value), nil
+	}
+	s.c.misses++
+	v, err := s.inner.Fetch(key, start)
+	if err != nil || s.closed || s.opts.RetainDuplicates || !s.c.mayHold(len(key)+8+len(v)) {
+		return v, err
+	}
+	s.addClean(s.newEntry(key, start), bytes.Clone(v))
+	return v, nil
 }
 
 // FetchRange implements state.WindowStore.
@@ -281,7 +340,7 @@ type cachedWindow struct {
 func (s *WindowStore) merge(keyFrom, keyTo []byte, timeFrom, timeTo int64, inner state.WindowIterator) state.WindowIterator {
 	var snap []cachedWindow
 	if keyFrom == nil || keyTo == nil || bytes.Compare(keyFrom, keyTo) <= 0 {
-		it := s.entries.Ascend(windowKey{key: nonNil(keyFrom), start: math.MinInt64}, true)
+		it := s.dirty.Ascend(windowKey{key: nonNil(keyFrom), start: math.MinInt64}, true)
 		for it.Next() {
 			k := it.Key()
 			if keyTo != nil && bytes.Compare(k.key, keyTo) > 0 {
@@ -290,7 +349,7 @@ func (s *WindowStore) merge(keyFrom, keyTo []byte, timeFrom, timeTo int64, inner
 			if k.start < timeFrom || k.start > timeTo || s.expired(k.start) {
 				continue
 			}
-			snap = append(snap, cachedWindow{k, it.Value().value})
+			snap = append(snap, cachedWindow{k, it.Value()})
 		}
 	}
 	return &windowMerge{cache: snap, inner: inner, pos: -1, expired: s.expired}
