@@ -108,7 +108,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
 		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
-		batch:    r.db.NewBatch(globalTaskName), next: map[string]int64{},
+		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{},
 	}
 	fail := func(err error) (*globalUpdater, error) {
 		u.release()
