@@ -2,6 +2,7 @@ package pebblestore_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/runnel-dev/runnel/state"
@@ -70,4 +71,35 @@ func TestSessionStore(t *testing.T) {
 		storetest.Must(t, err)
 		return s
 	})
+}
+
+// TestWindowFetchBeyondObserved: a window starting after every window put
+// is absent, without a read; one at or before it is found, across a
+// commit and a rollback.
+func TestWindowFetchBeyondObserved(t *testing.T) {
+	db, err := pebblestore.Open(t.TempDir(), pebblestore.Options{})
+	storetest.Must(t, err)
+	defer db.Close()
+	b := db.NewBatch("0_0")
+	ws, err := b.WindowStore("w", state.WindowOptions{Retention: time.Hour, SegmentInterval: time.Minute})
+	storetest.Must(t, err)
+	storetest.Must(t, ws.Put([]byte("k"), 1000, []byte("a")))
+	storetest.Must(t, b.Commit(nil))
+	for _, c := range []struct {
+		start int64
+		want  string
+	}{{1000, "a"}, {2000, ""}, {0, ""}} {
+		v, err := ws.Fetch([]byte("k"), c.start)
+		storetest.Must(t, err)
+		if string(v) != c.want {
+			t.Fatalf("Fetch(k, %d) = %q, want %q", c.start, v, c.want)
+		}
+	}
+	storetest.Must(t, ws.Put([]byte("k"), 3000, []byte("b")))
+	storetest.Must(t, b.Rollback())
+	v, err := ws.Fetch([]byte("k"), 3000)
+	storetest.Must(t, err)
+	if v != nil {
+		t.Fatalf("a rolled back window: %q", v)
+	}
 }

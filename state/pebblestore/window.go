@@ -100,6 +100,12 @@ func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
 	if s.segmentOf(start) < s.minLive {
 		return nil, nil
 	}
+	if start > s.observed {
+		// No window starting later than every one put or restored can
+		// be here: an aggregation's first look at a new window needs no
+		// read.
+		return nil, nil
+	}
 	if !s.dups {
 		return s.b.get(s.windowKey(key, start, 0))
 	}
