@@ -5,34 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
-
-// startWordCountOpts starts word count ("wc") with the given options on
-// top of the tests' defaults.
-func startWordCountOpts(t *testing.T, addr, stateDir string, opts ...stream.AppOption) *stream.App {
-	t.Helper()
-	b := stream.NewBuilder()
-	wordCount(b)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := append([]stream.AppOption{stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(stateDir),
-		stream.CommitInterval(100 * time.Millisecond)}, opts...)
-	app, err := stream.NewApp(topo, all...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
-}
 
 // waitMetrics polls app's metrics until ok holds.
 func waitMetrics(t *testing.T, what string, ok func() bool) {
@@ -55,14 +32,14 @@ func TestAppCooperativeRebalance(t *testing.T) {
 	cl := newTestClient(t, addr)
 	first, second := wordCountLines(31, 300), wordCountLines(32, 300)
 
-	a := startWordCountOpts(t, addr, t.TempDir())
+	a := startWordCountWith(t, addr, t.TempDir())
 	produceLines(t, cl, 0, first)
 	waitCounts(t, addr, countWords(first))
 	if m := a.Metrics(); m.ActiveTasks != 12 || m.TasksClosed != 0 {
 		t.Fatalf("one instance: %+v, want 12 active tasks (2 sub-topologies x 6), none closed", m)
 	}
 
-	b := startWordCountOpts(t, addr, t.TempDir())
+	b := startWordCountWith(t, addr, t.TempDir())
 	waitMetrics(t, "6 tasks on each instance", func() bool {
 		return a.Metrics().ActiveTasks == 6 && b.Metrics().ActiveTasks == 6
 	})
@@ -87,8 +64,8 @@ func TestAppStandbyReplicas(t *testing.T) {
 	cl := newTestClient(t, addr)
 	first, second := wordCountLines(41, 300), wordCountLines(42, 200)
 
-	a := startWordCountOpts(t, addr, t.TempDir(), stream.StandbyReplicas(1), stream.CacheBytes(0))
-	b := startWordCountOpts(t, addr, t.TempDir(), stream.StandbyReplicas(1), stream.CacheBytes(0))
+	a := startWordCountWith(t, addr, t.TempDir(), stream.StandbyReplicas(1), stream.CacheBytes(0))
+	b := startWordCountWith(t, addr, t.TempDir(), stream.StandbyReplicas(1), stream.CacheBytes(0))
 	waitMetrics(t, "2 tasks on each instance", func() bool {
 		return a.Metrics().ActiveTasks == 2 && b.Metrics().ActiveTasks == 2
 	})
@@ -121,7 +98,7 @@ func TestAppNumWorkers(t *testing.T) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 6, "lines", "word-counts")
 	lines := wordCountLines(51, 600)
-	app := startWordCountOpts(t, addr, t.TempDir(), stream.NumWorkers(3))
+	app := startWordCountWith(t, addr, t.TempDir(), stream.NumWorkers(3))
 	produceLines(t, newTestClient(t, addr), 0, lines)
 	waitCounts(t, addr, countWords(lines))
 	described, err := kadm.NewClient(newTestClient(t, addr)).DescribeGroups(context.Background(), "wc")
@@ -153,7 +130,7 @@ func TestAppLeaveGroupOnClose(t *testing.T) {
 	lines := wordCountLines(61, 100)
 	cl := newTestClient(t, addr)
 
-	a := startWordCountOpts(t, addr, t.TempDir())
+	a := startWordCountWith(t, addr, t.TempDir())
 	waitMetrics(t, "tasks", func() bool { return a.Metrics().ActiveTasks == 4 })
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -163,7 +140,7 @@ func TestAppLeaveGroupOnClose(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	b := startWordCountOpts(t, addr, dir, stream.LeaveGroupOnClose(false))
+	b := startWordCountWith(t, addr, dir, stream.LeaveGroupOnClose(false))
 	waitMetrics(t, "tasks", func() bool { return b.Metrics().ActiveTasks == 4 })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -171,7 +148,7 @@ func TestAppLeaveGroupOnClose(t *testing.T) {
 	if n := members(); n != 1 {
 		t.Fatalf("%d members after Close with LeaveGroupOnClose(false), want 1", n)
 	}
-	b2 := startWordCountOpts(t, addr, dir, stream.LeaveGroupOnClose(false))
+	b2 := startWordCountWith(t, addr, dir, stream.LeaveGroupOnClose(false))
 	produceLines(t, cl, 0, lines)
 	waitCounts(t, addr, countWords(lines))
 	if n := members(); n != 1 {
@@ -179,5 +156,24 @@ func TestAppLeaveGroupOnClose(t *testing.T) {
 	}
 	if m := b2.Metrics(); m.ActiveTasks != 4 {
 		t.Fatalf("restarted: %+v", m)
+	}
+}
+
+// TestAppTaskGaugesFollowTasks: when tasks move to a new instance, the
+// first one stops reporting their lag.
+func TestAppTaskGaugesFollowTasks(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "lines", "word-counts")
+	reg := prometheus.NewRegistry()
+	a := startWordCountWith(t, addr, t.TempDir(), stream.MetricsRegisterer(reg))
+	waitMetrics(t, "4 tasks", func() bool { return a.Metrics().ActiveTasks == 4 })
+	produceLines(t, newTestClient(t, addr), 0, wordCountLines(81, 50))
+	waitMetrics(t, "a lag gauge per task", func() bool { return len(series(t, reg, "runnel_stream_consumer_lag")) == 4 })
+	b := startWordCountWith(t, addr, t.TempDir())
+	waitMetrics(t, "2 tasks on each instance", func() bool {
+		return a.Metrics().ActiveTasks == 2 && b.Metrics().ActiveTasks == 2
+	})
+	if n := len(series(t, reg, "runnel_stream_consumer_lag")); n != 2 {
+		t.Fatalf("the first instance reports the lag of %d tasks, want its 2", n)
 	}
 }

@@ -21,7 +21,7 @@ func TestAppRestoreDoesNotBlockReadyTasks(t *testing.T) {
 	cl := newTestClient(t, addr)
 	first, second := wordCountLines(71, 400), wordCountLines(72, 200)
 
-	a := startWordCountOpts(t, addr, t.TempDir(), stream.CacheBytes(0))
+	a := startWordCountWith(t, addr, t.TempDir(), stream.CacheBytes(0))
 	produceLines(t, cl, 0, first)
 	waitCounts(t, addr, countWords(first))
 	if err := a.Close(); err != nil {

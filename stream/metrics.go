@@ -179,6 +179,17 @@ func (m *appMetrics) forTask(id topology.TaskID) *taskMetrics {
 	}
 }
 
+// dropTask removes the gauges of a task the worker no longer runs (its
+// counters and histograms keep their totals): a lag or restore gauge left
+// behind would report a task that has moved on.
+func (m *appMetrics) dropTask(id topology.TaskID) {
+	l := id.String()
+	m.prom.lag.DeleteLabelValues(l)
+	m.prom.cacheHitRatio.DeleteLabelValues(l)
+	m.prom.restoreRemain.DeleteLabelValues(l)
+	m.prom.restoreRate.DeleteLabelValues(l)
+}
+
 // recordProcessed counts one record processed in d, whose timestamp was ts.
 func (m *taskMetrics) recordProcessed(start, end time.Time, ts time.Time) {
 	m.app.processed.Add(1)

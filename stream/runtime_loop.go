@@ -788,6 +788,7 @@ func (r *runner) closeTask(k taskKey) {
 			r.log.Warn("stream: end restoration", "task", k, "err", err)
 		}
 		r.app.queries.closed(k)
+		r.app.metrics.dropTask(topology.TaskID{SubTopology: k.sub, Partition: k.part})
 		r.inst.owners.release(k, r.worker)
 		return
 	}
@@ -803,6 +804,7 @@ func (r *runner) closeTask(k taskKey) {
 	}
 	delete(r.tasks, k)
 	r.app.queries.closed(k)
+	r.app.metrics.dropTask(t.task.ID())
 	r.inst.owners.release(k, r.worker)
 	r.app.metrics.closed.Add(1)
 }
