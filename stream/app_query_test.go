@@ -18,7 +18,7 @@ import (
 
 // startQueryApp starts a word count instance of application "iq" that
 // serves interactive queries at endpoint.
-func startQueryApp(t *testing.T, addr, stateDir, endpoint string, hook func(task string)) *stream.App {
+func startQueryApp(t *testing.T, addr, stateDir, endpoint string, hook func(task string), opts ...stream.AppOption) *stream.App {
 	t.Helper()
 	b := stream.NewBuilder()
 	wordCount(b)
@@ -26,8 +26,8 @@ func startQueryApp(t *testing.T, addr, stateDir, endpoint string, hook func(task
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("iq"), stream.Brokers(addr), stream.StateDir(stateDir),
-		stream.CommitInterval(100*time.Millisecond), stream.ApplicationServer(endpoint))
+	app, err := stream.NewApp(topo, append([]stream.AppOption{stream.ApplicationID("iq"), stream.Brokers(addr), stream.StateDir(stateDir),
+		stream.CommitInterval(100 * time.Millisecond), stream.ApplicationServer(endpoint)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +76,21 @@ func localCounts(app *stream.App) (map[string]int64, error) {
 // TestInteractiveQueriesTwoInstances: two instances of one application on
 // one broker split the partitions; for every word, KeyInstance (asked of
 // either instance) names the instance holding it, whose store returns its
-// count, and the other instance's store does not have it.
+// count, and the other instance's store does not have it. With two workers
+// an instance is two group members, which Instances and KeyInstance see as
+// one.
 func TestInteractiveQueriesTwoInstances(t *testing.T) {
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) { testInteractiveQueriesTwoInstances(t, workers) })
+	}
+}
+
+func testInteractiveQueriesTwoInstances(t *testing.T, workers int) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 4, "lines", "word-counts")
 	apps := map[string]*stream.App{
-		"host-a:8080": startQueryApp(t, addr, t.TempDir(), "host-a:8080", nil),
-		"host-b:8080": startQueryApp(t, addr, t.TempDir(), "host-b:8080", nil),
+		"host-a:8080": startQueryApp(t, addr, t.TempDir(), "host-a:8080", nil, stream.NumWorkers(workers)),
+		"host-b:8080": startQueryApp(t, addr, t.TempDir(), "host-b:8080", nil, stream.NumWorkers(workers)),
 	}
 	ctx := context.Background()
 	eventually(t, "both instances run tasks", func() error {
