@@ -188,19 +188,8 @@ func checkCopy(t *testing.T, addr string, recs []numRecord, skip func(numRecord)
 
 func startNumsApp(t *testing.T, addr string, topo *topology.Topology, opts ...stream.AppOption) *stream.App {
 	t.Helper()
-	opts = append([]stream.AppOption{stream.ApplicationID("nums"), stream.Brokers(addr), stream.StateDir(t.TempDir()),
-		stream.CommitInterval(50 * time.Millisecond)}, opts...)
-	app, err := stream.NewApp(topo, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
+	return runApp(t, topo, nil, append([]stream.AppOption{stream.ApplicationID("nums"), stream.Brokers(addr),
+		stream.StateDir(t.TempDir()), stream.CommitInterval(50 * time.Millisecond)}, opts...)...)
 }
 
 // waitStopped waits for app to stop by itself and returns its error.

@@ -70,25 +70,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func startWordCountWith(t *testing.T, addr, dir string, opts ...stream.AppOption) *stream.App {
 	t.Helper()
-	b := stream.NewBuilder()
-	wordCount(b)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]stream.AppOption{stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(dir),
-		stream.CommitInterval(50 * time.Millisecond)}, opts...)
-	app, err := stream.NewApp(topo, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
+	return runApp(t, buildTopology(t, wordCount), nil, append([]stream.AppOption{stream.ApplicationID("wc"), stream.Brokers(addr),
+		stream.StateDir(dir), stream.CommitInterval(50 * time.Millisecond)}, opts...)...)
 }
 
 // TestAppPrometheusMetrics: word count with a Prometheus registry reports

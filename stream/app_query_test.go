@@ -20,27 +20,13 @@ import (
 // serves interactive queries at endpoint.
 func startQueryApp(t *testing.T, addr, stateDir, endpoint string, hook func(task string), opts ...stream.AppOption) *stream.App {
 	t.Helper()
-	b := stream.NewBuilder()
-	wordCount(b)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
+	prepare := func(app *stream.App) {
+		if hook != nil {
+			stream.SetRestoreHook(app, hook)
+		}
 	}
-	app, err := stream.NewApp(topo, append([]stream.AppOption{stream.ApplicationID("iq"), stream.Brokers(addr), stream.StateDir(stateDir),
-		stream.CommitInterval(100 * time.Millisecond), stream.ApplicationServer(endpoint)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hook != nil {
-		stream.SetRestoreHook(app, hook)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
+	return runApp(t, buildTopology(t, wordCount), prepare, append([]stream.AppOption{stream.ApplicationID("iq"), stream.Brokers(addr),
+		stream.StateDir(stateDir), stream.CommitInterval(100 * time.Millisecond), stream.ApplicationServer(endpoint)}, opts...)...)
 }
 
 // eventually polls check until it returns nil or the deadline passes.

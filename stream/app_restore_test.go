@@ -1,7 +1,6 @@
 package stream_test
 
 import (
-	"context"
 	"maps"
 	"sync/atomic"
 	"testing"
@@ -28,26 +27,11 @@ func TestAppRestoreDoesNotBlockReadyTasks(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := stream.NewBuilder()
-	wordCount(b)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(t.TempDir()),
-		stream.CommitInterval(100*time.Millisecond), stream.CacheBytes(0))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hold atomic.Bool
 	hold.Store(true)
-	stream.HoldRestore(app, hold.Load)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := runApp(t, buildTopology(t, wordCount), func(app *stream.App) { stream.HoldRestore(app, hold.Load) },
+		stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(t.TempDir()),
+		stream.CommitInterval(100*time.Millisecond), stream.CacheBytes(0))
 
 	produceLines(t, cl, len(first), second)
 	// Splitting needs no state: all of the new lines are processed while

@@ -14,26 +14,13 @@ import (
 
 func startWallClockSuppress(t *testing.T, addr, dir string) *stream.App {
 	t.Helper()
-	b := stream.NewBuilder()
-	counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
-		stream.Tumbling(time.Second, 2*time.Second)).Count(stream.Materialized("counts"))
-	counts.Suppress(stream.UntilWindowCloses().WallClockClose(time.Second)).ToStream().To("final")
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("wallclock"), stream.Brokers(addr), stream.StateDir(dir),
+	topo := buildTopology(t, func(b *stream.Builder) {
+		counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+			stream.Tumbling(time.Second, 2*time.Second)).Count(stream.Materialized("counts"))
+		counts.Suppress(stream.UntilWindowCloses().WallClockClose(time.Second)).ToStream().To("final")
+	})
+	return runApp(t, topo, nil, stream.ApplicationID("wallclock"), stream.Brokers(addr), stream.StateDir(dir),
 		stream.CommitInterval(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
 }
 
 // finals reads the final results: count per "key@start", and how many

@@ -12,6 +12,7 @@ import (
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -169,18 +170,33 @@ func waitCounts(t *testing.T, addr string, want map[string]int64) {
 
 func startWordCount(t *testing.T, addr, stateDir string, g stream.Guarantee) *stream.App {
 	t.Helper()
+	return startWordCountWith(t, addr, stateDir, stream.ProcessingGuarantee(g), stream.CommitInterval(100*time.Millisecond))
+}
+
+// buildTopology builds the topology build describes.
+func buildTopology(t *testing.T, build func(*stream.Builder)) *topology.Topology {
+	t.Helper()
 	b := stream.NewBuilder()
-	wordCount(b)
+	build(b)
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(stateDir),
-		stream.ProcessingGuarantee(g), stream.CommitInterval(100*time.Millisecond))
+	return topo
+}
+
+// runApp makes an App of topo with opts, lets prepare set it up (nil:
+// nothing to do), starts it, and closes it when the test ends.
+func runApp(t *testing.T, topo *topology.Topology, prepare func(*stream.App), opts ...stream.AppOption) *stream.App {
+	t.Helper()
+	app, err := stream.NewApp(topo, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if prepare != nil {
+		prepare(app)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
 		t.Fatal(err)

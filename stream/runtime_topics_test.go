@@ -17,23 +17,7 @@ import (
 // application id, with its own state directory; it is closed at cleanup.
 func startApp(t *testing.T, build func(*stream.Builder), opts ...stream.AppOption) *stream.App {
 	t.Helper()
-	b := stream.NewBuilder()
-	build(b)
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := stream.NewApp(topo, append([]stream.AppOption{stream.StateDir(t.TempDir())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	return app
+	return runApp(t, buildTopology(t, build), nil, append([]stream.AppOption{stream.StateDir(t.TempDir())}, opts...)...)
 }
 
 // TestAppReplicationFactor: the internal topics are created with the
