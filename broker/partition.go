@@ -203,6 +203,9 @@ func (p *partition) update(epoch int32, cfg log.Config) error {
 	p.leaderEpoch = epoch
 	p.durable = cfg.FlushMessages <= 1
 	p.mu.Unlock()
+	if err := p.log.AssignEpoch(epoch); err != nil {
+		return err
+	}
 	if err := p.log.SetConfig(cfg); err != nil {
 		return err
 	}

@@ -169,6 +169,11 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Index, err)
 	}
+	// Leading at the epoch starts it at the log end (OffsetForLeaderEpoch).
+	if err := l.AssignEpoch(mp.LeaderEpoch); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Index, err)
+	}
 	return newPartition(t.Name, t.ID, mp.Index, l, mp.LeaderEpoch, cfg.FlushMessages <= 1), nil
 }
 

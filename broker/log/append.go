@@ -113,6 +113,12 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 		s = l.active
 	}
 
+	// A new leader epoch is checkpointed before its first batch is
+	// written (see epochs.go).
+	if err := l.assignEpochLocked(leaderEpoch); err != nil {
+		return AppendResult{}, err
+	}
+
 	appendTime := int64(-1)
 	if cfg.LogAppendTime {
 		appendTime = nowMs

@@ -41,6 +41,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type batchHeader struct {
 	baseOffset      int64
 	size            int64 // whole batch, including the 12-byte prefix
+	leaderEpoch     int32
 	attributes      int16
 	lastOffsetDelta int32
 	baseTimestamp   int64
@@ -72,6 +73,7 @@ func parseHeader(b []byte) (batchHeader, error) {
 	h := batchHeader{
 		baseOffset:      int64(binary.BigEndian.Uint64(b[offBaseOffset:])),
 		size:            int64(length) + logOverhead,
+		leaderEpoch:     int32(binary.BigEndian.Uint32(b[offLeaderEpoch:])),
 		attributes:      int16(binary.BigEndian.Uint16(b[offAttributes:])),
 		lastOffsetDelta: int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])),
 		baseTimestamp:   int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])),

@@ -14,6 +14,7 @@
 //	00000000000000004211.log        the next segment, base offset 4211
 //	...
 //	log-start-offset                checkpoint: the log start offset, decimal
+//	leader-epoch-checkpoint         leader epochs and their start offsets (epochs.go)
 //
 // A batch in a .log file is the producer's batch with the base offset
 // (bytes 0-8) and partition leader epoch (bytes 12-16) overwritten; both lie

@@ -59,6 +59,9 @@ type Log struct {
 	dirGen int64
 	// maxTsHit caches MaxTimestamp's record lookup.
 	maxTsHit maxTsHit
+	// epochs is the leader epoch history (epochs.go), written by the
+	// holder of appendMu, which may read it without mu.
+	epochs []EpochEntry
 
 	// start, end and size are written under mu (by the holder of
 	// appendMu) and read without it.

@@ -37,6 +37,7 @@ func (l *Log) recover() error {
 	}
 	slices.Sort(bases)
 	ckpt := l.readStartOffset()
+	epochCkpt, epochsLoaded := l.loadEpochs()
 	os.Remove(filepath.Join(l.dir, startOffsetFile+".tmp"))
 	// needTxn holds the segments whose aborted-transaction index must be
 	// rebuilt from the log (see loadProducers).
@@ -103,6 +104,9 @@ func (l *Log) recover() error {
 		clear(needTxn)
 	}
 	if err := l.loadProducers(needTxn, newestTrusted); err != nil {
+		return err
+	}
+	if err := l.finishEpochs(epochCkpt, epochsLoaded, end); err != nil {
 		return err
 	}
 
@@ -231,6 +235,7 @@ func (l *Log) scanSegment(s *segment, fileSize, limit int64, newest bool) error 
 			firstTs = h.maxTimestamp
 		}
 		m.add(s.base, &h, interval)
+		l.noteEpoch(&h)
 	}
 	if cause != nil && !errors.Is(cause, ErrCorrupt) && !errors.Is(cause, errTorn) {
 		return fmt.Errorf("log: recover segment %d: %w", s.base, cause)

@@ -138,6 +138,13 @@ func (l *Log) ProducerEntry(producerID int64) (producer.Entry, bool) {
 	return *e, true
 }
 
+// Producers returns a copy of every producer's state, by producer id.
+func (l *Log) Producers() []producer.Entry {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.producers.Entries()
+}
+
 // ExpireProducers forgets producers idle for ttl or longer (by the time of
 // their last batch or marker) that have no open transaction
 // (producer.id.expiration.ms). It returns how many it forgot.

@@ -23,9 +23,11 @@
 package producer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Sentinel errors; the ones returned wrap these.
@@ -98,6 +100,10 @@ func (e *Entry) Batches() []BatchMeta {
 	return out
 }
 
+// LastSeq is the last sequence written at the current epoch, -1 when none
+// (a producer whose epoch a marker bumped has written nothing at it yet).
+func (e *Entry) LastSeq() int32 { return e.lastSeq() }
+
 // lastSeq is the last sequence written at the current epoch, -1 when none.
 func (e *Entry) lastSeq() int32 {
 	if e.n == 0 {
@@ -165,6 +171,16 @@ func (s *State) Len() int { return len(s.producers) }
 // Entry returns the producer's entry, or nil. The entry belongs to the
 // state: do not keep it past the next change.
 func (s *State) Entry(producerID int64) *Entry { return s.producers[producerID] }
+
+// Entries returns a copy of every producer's entry, by producer id.
+func (s *State) Entries() []Entry {
+	out := make([]Entry, 0, len(s.producers))
+	for _, e := range s.producers {
+		out = append(out, *e)
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	return out
+}
 
 // FirstUnstableOffset is the first offset of the earliest open
 // transaction, -1 when none is open.
