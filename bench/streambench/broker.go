@@ -32,6 +32,8 @@ type bench struct {
 	// commitInterval, when positive, is the throughput apps' commit
 	// interval under both guarantees.
 	commitInterval time.Duration
+	// workers is the throughput apps' NumWorkers (-workers).
+	workers int
 
 	broker *broker.Broker
 	cl     *kgo.Client // an admin client

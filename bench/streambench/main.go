@@ -61,6 +61,7 @@ func main() {
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
+		workers    = flag.Int("workers", 1, "worker goroutines (NumWorkers) of the throughput apps")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -80,7 +81,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval, workers: *workers}
 	code := 0
 	if err := b.run(chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)

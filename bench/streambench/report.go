@@ -179,7 +179,11 @@ func (b *bench) appsLine() string {
 	if b.commitInterval > 0 {
 		interval = fmt.Sprintf("commit interval %v under both guarantees (-commit-interval)", b.commitInterval)
 	}
-	return "apps: stream.App with the default options but the guarantee (" + interval + "; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start"
+	workers := ""
+	if b.workers > 1 {
+		workers = fmt.Sprintf("; %d workers (-workers)", b.workers)
+	}
+	return "apps: stream.App with the default options but the guarantee (" + interval + workers + "; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start"
 }
 
 // report prints the results as text.

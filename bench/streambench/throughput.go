@@ -154,6 +154,9 @@ func (b *bench) runToEnd(w workload, g stream.Guarantee) (throughputResult, erro
 	if b.commitInterval > 0 {
 		opts = append(opts, stream.CommitInterval(b.commitInterval))
 	}
+	if b.workers > 1 {
+		opts = append(opts, stream.NumWorkers(b.workers))
+	}
 	app, err := stream.NewApp(topo, opts...)
 	if err != nil {
 		return res, err
