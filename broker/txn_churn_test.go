@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -120,34 +121,29 @@ func TestTxnReadCommittedUnderChurn(t *testing.T) {
 		txnKey
 	}
 	seen := map[partTxn]int{} // records seen so far
-	lso := map[int32]int64{}
 	records := 0
-	consume := func(ctx context.Context) {
-		fs := cons.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return
+	check := func(r *kgo.Record) {
+		tr, ok := parseTxnRecord(string(r.Value))
+		if !ok {
+			t.Fatalf("%s[%d]@%d: value %q", topic, r.Partition, r.Offset, r.Value)
 		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d]: %v", topic, p, err) })
-		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
-			lso[fp.Partition] = max(lso[fp.Partition], fp.LastStableOffset)
-			for _, r := range fp.Records {
-				tr, ok := parseTxnRecord(string(r.Value))
-				if !ok {
-					t.Fatalf("%s[%d]@%d: value %q", topic, r.Partition, r.Offset, r.Value)
-				}
-				k := partTxn{r.Partition, txnKey{tr.producer, tr.txn}}
-				if tr.seq != seen[k] {
-					t.Fatalf("%s[%d]@%d: record %d of transaction %v after %d of its records", topic, r.Partition, r.Offset, tr.seq, k.txnKey, seen[k])
-				}
-				seen[k]++
-				records++
-			}
-		})
+		k := partTxn{r.Partition, txnKey{tr.producer, tr.txn}}
+		if tr.seq != seen[k] {
+			t.Fatalf("%s[%d]@%d: record %d of transaction %v after %d of its records", topic, r.Partition, r.Offset, tr.seq, k.txnKey, seen[k])
+		}
+		seen[k]++
+		records++
 	}
 	for time.Now().Before(stop) && !t.Failed() {
 		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		consume(pctx)
+		fs := cons.PollFetches(pctx)
 		cancel()
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("fetch %s[%d]: %v", topic, p, err)
+			}
+		})
+		fs.EachRecord(check)
 	}
 	wg.Wait()
 	if t.Failed() {
@@ -156,20 +152,7 @@ func TestTxnReadCommittedUnderChurn(t *testing.T) {
 
 	// Read on to the end: with every transaction ended, the LSO is the
 	// high watermark.
-	ends, err := newAdmin(t, addr).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for p := int32(0); p < partitions; p++ {
-		for lso[p] < ends[topic][p].Offset {
-			if ctx.Err() != nil {
-				t.Fatalf("partition %d: read to LSO %d of %d before the deadline", p, lso[p], ends[topic][p].Offset)
-			}
-			pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			consume(pctx)
-			cancel()
-		}
-	}
+	readCommittedToEnd(ctx, t, addr, topic, cons, check)
 
 	commits, aborts := 0, 0
 	for k, committed := range outcome {
