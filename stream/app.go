@@ -43,8 +43,9 @@ type App struct {
 	// while it returns true.
 	holdRestore func() bool
 
-	stateMu sync.Mutex   // serializes state changes and their listener calls
-	state   atomic.Int32 // a State
+	stateMu  sync.Mutex   // serializes state changes and their listener calls
+	state    atomic.Int32 // a State
+	settling map[int]bool // workers not yet running all their tasks; guarded by stateMu
 }
 
 // Metrics is a snapshot of an App's counters.
@@ -196,6 +197,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	var workers []*runner
 	for i := range a.opts.NumWorkers {
+		a.workerSettling(i) // until its first assignment runs
 		r, err := newRunner(inst, i)
 		if err != nil {
 			for _, w := range workers {

@@ -2,6 +2,9 @@ package stream_test
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -176,4 +179,42 @@ func TestAppTaskGaugesFollowTasks(t *testing.T) {
 	if n := len(series(t, reg, "runnel_stream_consumer_lag")); n != 2 {
 		t.Fatalf("the first instance reports the lag of %d tasks, want its 2", n)
 	}
+}
+
+// TestAppRunningWhenEveryWorkerRuns: with three workers on four tasks, one
+// worker has only a task without state and runs at once; the application
+// is Running only once all three run their tasks: the workers whose
+// counting tasks restore keep it Rebalancing.
+func TestAppRunningWhenEveryWorkerRuns(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "lines", "word-counts")
+	lines := wordCountLines(91, 300)
+	a := startWordCountWith(t, addr, t.TempDir(), stream.CacheBytes(0))
+	produceLines(t, newTestClient(t, addr), 0, lines)
+	waitCounts(t, addr, countWords(lines))
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	var hold atomic.Bool
+	hold.Store(true)
+	var mu sync.Mutex
+	var states []stream.State
+	app := runApp(t, buildTopology(t, wordCount), func(app *stream.App) { stream.HoldRestore(app, hold.Load) },
+		stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(t.TempDir()), stream.NumWorkers(3),
+		stream.StateListener(func(_, s stream.State) {
+			mu.Lock()
+			states = append(states, s)
+			mu.Unlock()
+		}))
+	// Both workers have their tasks; the counting tasks restore.
+	waitMetrics(t, "tasks assigned", func() bool { return app.Metrics().ActiveTasks == 4 })
+	mu.Lock()
+	before := slices.Clone(states)
+	mu.Unlock()
+	if s := app.State(); s != stream.Rebalancing || slices.Contains(before, stream.Running) {
+		t.Fatalf("state %v (states so far %v) while a worker's tasks restore, want REBALANCING throughout", s, before)
+	}
+	hold.Store(false)
+	waitMetrics(t, "running", func() bool { return app.State() == stream.Running })
 }

@@ -49,6 +49,34 @@ func (a *App) State() State { return State(a.state.Load()) }
 func (a *App) setState(s State) {
 	a.stateMu.Lock()
 	defer a.stateMu.Unlock()
+	a.setStateLocked(s)
+}
+
+// workerSettling says worker w acts on a new assignment (or is being
+// replaced): the application is Rebalancing until every worker settles.
+func (a *App) workerSettling(w int) {
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	if a.settling == nil {
+		a.settling = map[int]bool{}
+	}
+	a.settling[w] = true
+	a.setStateLocked(Rebalancing)
+}
+
+// workerSettled says worker w runs all its tasks, restored; the
+// application is Running once no worker is settling.
+func (a *App) workerSettled(w int) {
+	a.stateMu.Lock()
+	defer a.stateMu.Unlock()
+	delete(a.settling, w)
+	if len(a.settling) == 0 {
+		a.setStateLocked(Running)
+	}
+}
+
+// setStateLocked is setState with stateMu held.
+func (a *App) setStateLocked(s State) {
 	old := a.State()
 	if old == s || old == Error || old == NotRunning {
 		return

@@ -25,6 +25,7 @@ var (
 // MaxWorkerReplacements times in a row.
 func (a *App) runWorker(ctx context.Context, r *runner, newWorker func() (*runner, error)) error {
 	backoff, failures := replaceBackoffMin, 0
+	w := r.worker // r is nil while a replacement cannot be made
 	for {
 		started := time.Now()
 		err := runRecovered(ctx, r)
@@ -40,7 +41,7 @@ func (a *App) runWorker(ctx context.Context, r *runner, newWorker func() (*runne
 				return fmt.Errorf("stream: %d worker replacements in a row failed: %w", MaxWorkerReplacements, err)
 			}
 			a.opts.Logger.Error("stream: worker failed; replacing it", "err", err, "backoff", backoff, "failures_in_a_row", failures)
-			a.setState(Rebalancing)
+			a.workerSettling(w)
 			select {
 			case <-ctx.Done():
 				return nil

@@ -312,7 +312,7 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	}
 	if r.settling && len(r.restoring) == 0 {
 		r.settling = false
-		r.app.setState(Running)
+		r.app.workerSettled(r.worker)
 	}
 	var ferr error
 	fetches.EachError(func(t string, p int32, err error) {
@@ -387,7 +387,7 @@ func (r *runner) syncAssignment(ctx context.Context) error {
 	r.assigned = nil
 	r.mu.Unlock()
 	if assigned != nil {
-		r.app.setState(Rebalancing)
+		r.app.workerSettling(r.worker)
 	}
 	if len(assigned) > 0 {
 		added := tasksOf(assigned, r.routes)
