@@ -384,6 +384,7 @@ func (r *runner) process(fetches kgo.Fetches) error {
 // unless the application keeps its membership for a restart (see
 // LeaveGroupOnClose).
 func (r *runner) close() error {
+	r.purge.wait()
 	r.lock()
 	r.closeTasks()
 	r.unlock()

@@ -2,28 +2,36 @@ package stream
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
-// purgeTimeout bounds one DeleteRecords round trip. The purge runs on the
-// processing goroutine between a commit and the next poll; a broker too
-// slow to answer costs at most this long, and the records are purged at
-// the next attempt.
+// purgeTimeout bounds one DeleteRecords round trip; records a purge that
+// timed out did not delete are purged at the next attempt.
 const purgeTimeout = 5 * time.Second
 
 // purger deletes the records of the repartition topics that the
 // application has consumed and committed, as Kafka Streams does: nobody
 // else reads them, so keeping them only costs disk (the topics have
 // cleanup.policy=delete but the broker's retention is far longer than
-// they are useful). It is owned by the runner's goroutine.
+// they are useful). The runner's goroutine decides what to purge; the
+// DeleteRecords request runs on a goroutine of the purger's, one at a
+// time, so that a slow broker never holds processing back.
 type purger struct {
-	last   time.Time                  // when the last purge was sent
-	topics map[string]bool            // full names of the repartition topics; nil until first used
-	below  map[string]map[int32]int64 // per partition, the offset the last purge deleted below
+	last   time.Time       // when the last purge was sent
+	topics map[string]bool // full names of the repartition topics; nil until first used
+	wg     sync.WaitGroup  // the purge in flight
+
+	mu    sync.Mutex                 // guards the following
+	busy  bool                       // a purge is in flight
+	below map[string]map[int32]int64 // per partition, the offset the last purge deleted below
 }
+
+// wait waits for the purge in flight, if any.
+func (p *purger) wait() { p.wg.Wait() }
 
 // maybePurge runs after a commit: once RepartitionPurgeInterval has passed
 // since the last purge, it sends DeleteRecords for every repartition
@@ -44,11 +52,13 @@ func (r *runner) maybePurge(ctx context.Context, now time.Time) {
 			}
 		}
 	}
-	if now.Sub(p.last) < r.app.opts.RepartitionPurgeInterval {
+	if now.Sub(p.last) < r.app.opts.RepartitionPurgeInterval || len(p.topics) == 0 {
 		return
 	}
-	if len(p.topics) == 0 {
-		return
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy {
+		return // the last one is still in flight: try at the next commit
 	}
 	p.last = now
 	offsets := kadm.Offsets{}
@@ -65,21 +75,27 @@ func (r *runner) maybePurge(ctx context.Context, now time.Time) {
 	if len(offsets) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
-	defer cancel()
-	resp, err := r.adm.DeleteRecords(ctx, offsets)
-	if err != nil {
-		r.log.Warn("stream: purge repartition topics", "err", err)
-	}
-	resp.Each(func(d kadm.DeleteRecordsResponse) {
-		if d.Err != nil {
-			r.log.Warn("stream: purge repartition partition", "topic", d.Topic, "partition", d.Partition, "err", d.Err)
-			return
+	p.busy = true
+	p.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, purgeTimeout)
+		defer cancel()
+		resp, err := r.adm.DeleteRecords(ctx, offsets)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("stream: purge repartition topics", "err", err)
 		}
-		at, _ := offsets.Lookup(d.Topic, d.Partition)
-		if p.below[d.Topic] == nil {
-			p.below[d.Topic] = map[int32]int64{}
-		}
-		p.below[d.Topic][d.Partition] = at.At
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.busy = false
+		resp.Each(func(d kadm.DeleteRecordsResponse) {
+			if d.Err != nil {
+				r.log.Warn("stream: purge repartition partition", "topic", d.Topic, "partition", d.Partition, "err", d.Err)
+				return
+			}
+			at, _ := offsets.Lookup(d.Topic, d.Partition)
+			if p.below[d.Topic] == nil {
+				p.below[d.Topic] = map[int32]int64{}
+			}
+			p.below[d.Topic][d.Partition] = at.At
+		})
 	})
 }
