@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,12 +22,14 @@ import (
 
 // The test binary doubles as an application process, so crash tests can
 // SIGKILL a real App without building a command first. The variable holds
-// the broker address; crashChildEnv+"_DIR" the state directory.
+// the broker address; crashChildEnv+"_DIR" the state directory,
+// crashChildEnv+"_WORKERS" the number of workers.
 const crashChildEnv = "RUNNEL_TEST_APP_CHILD"
 
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(crashChildEnv); addr != "" {
-		os.Exit(runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR")))
+		workers, _ := strconv.Atoi(os.Getenv(crashChildEnv + "_WORKERS"))
+		os.Exit(runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR"), workers))
 	}
 	code := m.Run()
 	stopKafkaPeer() // started on first use by kafkaPeerAddr
@@ -37,7 +40,7 @@ func TestMain(m *testing.M) {
 // (every count goes to the output), against addr until
 // SIGTERM, printing "STARTED" once Start returned and a "METRICS" line
 // whenever its counters change.
-func runCrashChild(addr, dir string) int {
+func runCrashChild(addr, dir string, workers int) int {
 	b := stream.NewBuilder()
 	slowWordCount(b)
 	topo, err := b.Build()
@@ -46,7 +49,7 @@ func runCrashChild(addr, dir string) int {
 		return 2
 	}
 	app, err := stream.NewApp(topo, stream.ApplicationID("wc"), stream.Brokers(addr), stream.StateDir(dir),
-		stream.ProcessingGuarantee(stream.ExactlyOnce), stream.CacheBytes(0))
+		stream.ProcessingGuarantee(stream.ExactlyOnce), stream.CacheBytes(0), stream.NumWorkers(workers))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "new app:", err)
 		return 2
@@ -113,10 +116,10 @@ type crashChild struct {
 	changed chan struct{} // closed and replaced when metrics change
 }
 
-func startCrashChild(t *testing.T, addr, dir string) *crashChild {
+func startCrashChild(t *testing.T, addr, dir string, workers int) *crashChild {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+addr, crashChildEnv+"_DIR="+dir)
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+addr, crashChildEnv+"_DIR="+dir, crashChildEnv+"_WORKERS="+strconv.Itoa(workers))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -214,7 +217,20 @@ func TestAppScenario22CrashExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess crash test")
 	}
-	const seed, kills = 22, 20
+	testScenario22(t, 22, 20, 1)
+}
+
+// TestAppScenario22CrashTwoWorkers is scenario 22 with two workers in the
+// killed process: two group members and two transactional producers die
+// at once, and their tasks' state is shared in one Pebble database.
+func TestAppScenario22CrashTwoWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess crash test")
+	}
+	testScenario22(t, 23, 12, 2)
+}
+
+func testScenario22(t *testing.T, seed uint64, kills, workers int) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 3, "lines", "word-counts")
 	lines := wordCountLines(seed, 3000)
@@ -231,7 +247,7 @@ func TestAppScenario22CrashExactlyOnce(t *testing.T) {
 	chunk := len(lines) / (kills + 1)
 	for i := range kills {
 		produceLines(t, cl, i*chunk, lines[i*chunk:(i+1)*chunk])
-		c := startCrashChild(t, addr, dir)
+		c := startCrashChild(t, addr, dir, workers)
 		c.waitStarted(t)
 		// The kill moment is the test's random choice, not a wait for an
 		// event: after 0 to 2 commits, then anywhere in joining,
@@ -253,7 +269,7 @@ func TestAppScenario22CrashExactlyOnce(t *testing.T) {
 	}
 
 	produceLines(t, cl, kills*chunk, lines[kills*chunk:])
-	c := startCrashChild(t, addr, dir)
+	c := startCrashChild(t, addr, dir, workers)
 	c.waitStarted(t)
 	waitCounts(t, addr, want)
 	m := c.stop(t, syscall.SIGTERM)
