@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
@@ -131,4 +134,71 @@ func TestInteractiveQueryStaleStores(t *testing.T) {
 	if _, err := staleCounts(a); !errors.Is(err, stream.ErrStoreUnavailable) {
 		t.Fatalf("stale query after Close: %v", err)
 	}
+}
+
+// TestInteractiveQueryStaleStoresDuringRestore: while a fresh instance
+// restores the store, the plain view fails with ErrStoreUnavailable but a
+// StaleStores view answers with what was restored so far (never more than
+// the counts), and with every count once restoration is done.
+func TestInteractiveQueryStaleStoresDuringRestore(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "lines", "word-counts")
+	lines := wordCountLines(18, 200)
+	want := countWords(lines)
+	first := startQueryApp(t, addr, t.TempDir(), "host-a:8080", nil)
+	produceLines(t, newTestClient(t, addr), 0, lines)
+	waitCounts(t, addr, want)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	restoring := make(chan string)
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	hook := func(task string) {
+		if !strings.HasPrefix(task, "1_") { // sub-topology 1 counts
+			return
+		}
+		select {
+		case restoring <- task:
+		case <-release:
+			return
+		}
+		<-release
+	}
+	second := startQueryApp(t, addr, t.TempDir(), "host-b:8080", hook)
+	select {
+	case <-restoring:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no task restored")
+	}
+	plain, err := stream.QueryKeyValueStore(second, "counts", serde.String, serde.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := plain.Get("the"); !errors.Is(err, stream.ErrStoreUnavailable) {
+		t.Fatalf("plain query during restore: %v", err)
+	}
+	got, err := staleCounts(second)
+	if err != nil {
+		t.Fatalf("stale query during restore: %v", err)
+	}
+	for w, n := range got {
+		if n > want[w] {
+			t.Fatalf("stale view during restore: %q counted %d, more than %d", w, n, want[w])
+		}
+	}
+	once.Do(func() { close(release) })
+
+	eventually(t, "restored counts in the stale view", func() error {
+		got, err := staleCounts(second)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(got, want) {
+			return errors.New("counts differ")
+		}
+		return nil
+	})
 }
