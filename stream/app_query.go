@@ -175,9 +175,8 @@ func newStoreQuery(a *App, name string, kind topology.StoreKind) (storeQuery, er
 }
 
 // read calls fn with a reader of each local active task of the store
-// (and standby and restoring task, for a stale view),
-// holding the database open meanwhile; it stops when fn returns false or
-// an error.
+// (and each standby and restoring one, for a stale view), holding the
+// database open meanwhile; it stops when fn returns false or an error.
 func (s storeQuery) read(fn func(*pebblestore.Reader) (bool, error)) error {
 	q := &s.app.queries
 	acquire := q.acquire
@@ -208,7 +207,8 @@ func (s storeQuery) read(fn func(*pebblestore.Reader) (bool, error)) error {
 // Count's, Aggregate's or Reduce's (Kafka Streams'
 // ReadOnlyKeyValueStore). Every call reads the committed state of the
 // local tasks; keys held by other instances are not there (see
-// KeyInstance), unless a StaleStores view finds them in a local standby. It is safe for concurrent use.
+// KeyInstance), unless a StaleStores view finds them in a local standby.
+// It is safe for concurrent use.
 type KeyValueStoreView[K, V any] struct {
 	q  storeQuery
 	ks serde.Serde[K]
