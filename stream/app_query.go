@@ -52,6 +52,11 @@ type queryState struct {
 	running     bool
 	rebalancing map[int]bool     // workers acting on a new assignment
 	tasks       map[taskKey]bool // local active tasks; false while restoring
+	// standbys are the standby tasks the standby updater keeps, for
+	// StaleStores views. The updater adds and drops them over its own
+	// life (it drops them all as it closes), so attach and detach leave
+	// them alone.
+	standbys map[taskKey]bool
 	// onRestore, when set (by tests), is called as a task starts restoring.
 	onRestore func(taskKey)
 }
@@ -144,9 +149,10 @@ func (q *queryState) acquire(store string, sub int) (*pebblestore.DB, []taskKey,
 
 // storeQuery finds a store for a query: its spec and sub-topology.
 type storeQuery struct {
-	app  *App
-	spec topology.StoreSpec
-	sub  int
+	app   *App
+	spec  topology.StoreSpec
+	sub   int
+	stale bool // read standby and restoring tasks too (StaleStores)
 }
 
 // anyKind makes newStoreQuery accept a store of any kind.
@@ -168,12 +174,16 @@ func newStoreQuery(a *App, name string, kind topology.StoreKind) (storeQuery, er
 	return storeQuery{}, fmt.Errorf("%w: %q is connected to no processor", ErrUnknownStore, name)
 }
 
-// read calls fn with a reader of each local active task of the store,
-// holding the database open meanwhile; it stops when fn returns false or
-// an error.
+// read calls fn with a reader of each local active task of the store
+// (and each standby and restoring one, for a stale view), holding the
+// database open meanwhile; it stops when fn returns false or an error.
 func (s storeQuery) read(fn func(*pebblestore.Reader) (bool, error)) error {
 	q := &s.app.queries
-	db, tasks, err := q.acquire(s.spec.Name, s.sub)
+	acquire := q.acquire
+	if s.stale {
+		acquire = q.acquireStale
+	}
+	db, tasks, err := acquire(s.spec.Name, s.sub)
 	if err != nil {
 		return err
 	}
@@ -197,7 +207,8 @@ func (s storeQuery) read(fn func(*pebblestore.Reader) (bool, error)) error {
 // Count's, Aggregate's or Reduce's (Kafka Streams'
 // ReadOnlyKeyValueStore). Every call reads the committed state of the
 // local tasks; keys held by other instances are not there (see
-// KeyInstance). It is safe for concurrent use.
+// KeyInstance), unless a StaleStores view finds them in a local standby.
+// It is safe for concurrent use.
 type KeyValueStoreView[K, V any] struct {
 	q  storeQuery
 	ks serde.Serde[K]
@@ -209,12 +220,14 @@ type KeyValueStoreView[K, V any] struct {
 // It fails with ErrUnknownStore if the topology has no such key-value
 // store; queries fail with ErrStoreUnavailable while the store cannot be
 // read (Kafka Streams' KafkaStreams.store with
-// QueryableStoreTypes.keyValueStore()).
-func QueryKeyValueStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V]) (*KeyValueStoreView[K, V], error) {
+// QueryableStoreTypes.keyValueStore()). With StaleStores the view also
+// reads the local standby and restoring tasks, possibly behind the active.
+func QueryKeyValueStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V], opts ...QueryOption) (*KeyValueStoreView[K, V], error) {
 	q, err := newStoreQuery(a, name, topology.KeyValueStore)
 	if err != nil {
 		return nil, err
 	}
+	q.stale = applyQueryOptions(opts).stale
 	return &KeyValueStoreView[K, V]{q: q, ks: ks, vs: vs}, nil
 }
 
@@ -326,11 +339,12 @@ type WindowStoreView[K, V any] struct {
 // QueryWindowStore returns a view of the window store name, as
 // QueryKeyValueStore does for key-value stores. ks encodes the grouping
 // key (not the Windowed key).
-func QueryWindowStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V]) (*WindowStoreView[K, V], error) {
+func QueryWindowStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V], opts ...QueryOption) (*WindowStoreView[K, V], error) {
 	q, err := newStoreQuery(a, name, topology.WindowStore)
 	if err != nil {
 		return nil, err
 	}
+	q.stale = applyQueryOptions(opts).stale
 	return &WindowStoreView[K, V]{q: q, ks: ks, vs: vs}, nil
 }
 
@@ -389,11 +403,12 @@ type SessionStoreView[K, V any] struct {
 // QuerySessionStore returns a view of the session store name, as
 // QueryKeyValueStore does for key-value stores. ks encodes the grouping
 // key.
-func QuerySessionStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V]) (*SessionStoreView[K, V], error) {
+func QuerySessionStore[K, V any](a *App, name string, ks serde.Serde[K], vs serde.Serde[V], opts ...QueryOption) (*SessionStoreView[K, V], error) {
 	q, err := newStoreQuery(a, name, topology.SessionStore)
 	if err != nil {
 		return nil, err
 	}
+	q.stale = applyQueryOptions(opts).stale
 	return &SessionStoreView[K, V]{q: q, ks: ks, vs: vs}, nil
 }
 

@@ -36,6 +36,11 @@ type KeyLocation struct {
 	// Partition is the key's partition of the store's source topics: the
 	// partition of the task holding the key.
 	Partition int32
+	// Standbys are the instances keeping a standby copy of the key's task
+	// (see StandbyReplicas), sorted by endpoint then process; never the
+	// active's. A StaleStores view there reads the key's state, possibly
+	// behind the active's (Kafka Streams' KeyQueryMetadata.standbyHosts).
+	Standbys []Instance
 }
 
 // Instances describes every instance of the application that is a member
@@ -68,12 +73,7 @@ func (a *App) Instances(ctx context.Context) ([]Instance, error) {
 	for _, in := range byProcess {
 		out = append(out, *in)
 	}
-	slices.SortFunc(out, func(a, b Instance) int {
-		if c := strings.Compare(a.Endpoint, b.Endpoint); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Process, b.Process)
-	})
+	sortInstances(out)
 	return out, nil
 }
 
@@ -119,18 +119,63 @@ func (a *App) KeyInstance(ctx context.Context, store string, key []byte) (KeyLoc
 	if err != nil {
 		return KeyLocation{}, err
 	}
+	task := taskKey{sq.sub, part}.String()
+	var loc KeyLocation
+	found := false
+	standbys := map[string]Instance{} // by process: an instance's workers are members each
 	for _, m := range group.Members {
 		in, err := a.memberInstance(m, process)
 		if err != nil {
 			return KeyLocation{}, err
 		}
-		for _, t := range topics {
-			if slices.Contains(in.Partitions[t], part) {
-				return KeyLocation{Instance: in, Partition: part}, nil
+		if !found {
+			for _, t := range topics {
+				if slices.Contains(in.Partitions[t], part) {
+					loc, found = KeyLocation{Instance: in, Partition: part}, true
+					break
+				}
 			}
 		}
+		held, err := memberStandbys(m)
+		if err != nil {
+			return KeyLocation{}, err
+		}
+		if slices.Contains(held, task) {
+			standbys[in.Process] = in
+		}
 	}
-	return KeyLocation{}, fmt.Errorf("%w: store %q: no instance runs partition %d of %s", ErrStoreUnavailable, store, part, topics[0])
+	if !found {
+		return KeyLocation{}, fmt.Errorf("%w: store %q: no instance runs partition %d of %s", ErrStoreUnavailable, store, part, topics[0])
+	}
+	delete(standbys, loc.Process) // the balancer never puts one there; a stale assignment might
+	for _, in := range standbys {
+		loc.Standbys = append(loc.Standbys, in)
+	}
+	sortInstances(loc.Standbys)
+	return loc, nil
+}
+
+// memberStandbys returns the standby task ids the group leader gave member
+// m, from its assignment's UserData.
+func memberStandbys(m kadm.DescribedGroupMember) ([]string, error) {
+	assigned, ok := m.Assigned.AsConsumer()
+	if !ok {
+		return nil, nil
+	}
+	info, err := decodeAssignmentInfo(assigned.UserData)
+	if err != nil {
+		return nil, fmt.Errorf("stream: group member %s: %w", m.MemberID, err)
+	}
+	return info.Standbys, nil
+}
+
+func sortInstances(ins []Instance) {
+	slices.SortFunc(ins, func(a, b Instance) int {
+		if c := strings.Compare(a.Endpoint, b.Endpoint); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Process, b.Process)
+	})
 }
 
 // admin returns the runner's admin client and this instance's process id.

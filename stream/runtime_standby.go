@@ -94,6 +94,7 @@ func (u *standbyUpdater) dropLocked(k taskKey) error {
 		return nil
 	}
 	delete(u.tasks, k)
+	u.in.app.queries.standbyDropped(k)
 	rm := map[string][]int32{}
 	for topic := range t.next {
 		rm[topic] = []int32{k.part}
@@ -220,6 +221,7 @@ func (u *standbyUpdater) reconcile() error {
 			add[topic][k.part] = kgo.NewOffset().At(pos)
 		}
 		u.tasks[k] = t
+		u.in.app.queries.standbyAdded(k) // its committed state, for StaleStores views
 	}
 	if len(add) > 0 {
 		u.cl.AddConsumePartitions(add)
