@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
@@ -141,38 +138,7 @@ func TestInteractiveQueryStaleStores(t *testing.T) {
 // StaleStores view answers with what was restored so far (never more than
 // the counts), and with every count once restoration is done.
 func TestInteractiveQueryStaleStoresDuringRestore(t *testing.T) {
-	addr := startAppBroker(t)
-	createTopics(t, addr, 2, "lines", "word-counts")
-	lines := wordCountLines(18, 200)
-	want := countWords(lines)
-	first := startQueryApp(t, addr, t.TempDir(), "host-a:8080", nil)
-	produceLines(t, newTestClient(t, addr), 0, lines)
-	waitCounts(t, addr, want)
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	restoring := make(chan string)
-	release := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
-	hook := func(task string) {
-		if !strings.HasPrefix(task, "1_") { // sub-topology 1 counts
-			return
-		}
-		select {
-		case restoring <- task:
-		case <-release:
-			return
-		}
-		<-release
-	}
-	second := startQueryApp(t, addr, t.TempDir(), "host-b:8080", hook)
-	select {
-	case <-restoring:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no task restored")
-	}
+	second, _, want, release := startRestoringQueryApp(t, 18)
 	plain, err := stream.QueryKeyValueStore(second, "counts", serde.String, serde.Int64)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +155,7 @@ func TestInteractiveQueryStaleStoresDuringRestore(t *testing.T) {
 			t.Fatalf("stale view during restore: %q counted %d, more than %d", w, n, want[w])
 		}
 	}
-	once.Do(func() { close(release) })
+	release()
 
 	eventually(t, "restored counts in the stale view", func() error {
 		got, err := staleCounts(second)

@@ -203,14 +203,17 @@ func testInteractiveQueriesTwoInstances(t *testing.T, workers int) {
 	}
 }
 
-// TestInteractiveQueryDuringRestore: a fresh instance restoring the store
-// from its changelog answers queries with ErrStoreUnavailable naming the
-// restoring task, and with the restored counts once restoration is done.
-func TestInteractiveQueryDuringRestore(t *testing.T) {
+// startRestoringQueryApp counts words from lines of seed with one
+// instance, closes it, and starts a fresh one ("host-b:8080") whose
+// counting tasks are held in restoration until release is called (or the
+// test ends). It returns once a task is held, with that task and the
+// counts.
+func startRestoringQueryApp(t *testing.T, seed uint64) (app *stream.App, task string, want map[string]int64, release func()) {
+	t.Helper()
 	addr := startAppBroker(t)
 	createTopics(t, addr, 2, "lines", "word-counts")
-	lines := wordCountLines(8, 200)
-	want := countWords(lines)
+	lines := wordCountLines(seed, 200)
+	want = countWords(lines)
 	first := startQueryApp(t, addr, t.TempDir(), "host-a:8080", nil)
 	produceLines(t, newTestClient(t, addr), 0, lines)
 	waitCounts(t, addr, want)
@@ -219,27 +222,35 @@ func TestInteractiveQueryDuringRestore(t *testing.T) {
 	}
 
 	restoring := make(chan string)
-	release := make(chan struct{})
+	released := make(chan struct{})
 	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	release = func() { once.Do(func() { close(released) }) }
+	t.Cleanup(release)
 	hook := func(task string) {
 		if !strings.HasPrefix(task, "1_") { // sub-topology 1 counts; 0 only splits lines
 			return
 		}
 		select {
 		case restoring <- task:
-		case <-release:
+		case <-released:
 			return
 		}
-		<-release
+		<-released
 	}
-	second := startQueryApp(t, addr, t.TempDir(), "host-b:8080", hook)
-	var task string
+	app = startQueryApp(t, addr, t.TempDir(), "host-b:8080", hook)
 	select {
 	case task = <-restoring:
 	case <-time.After(60 * time.Second):
 		t.Fatal("no task restored")
 	}
+	return app, task, want, release
+}
+
+// TestInteractiveQueryDuringRestore: a fresh instance restoring the store
+// from its changelog answers queries with ErrStoreUnavailable naming the
+// restoring task, and with the restored counts once restoration is done.
+func TestInteractiveQueryDuringRestore(t *testing.T) {
+	second, task, want, release := startRestoringQueryApp(t, 8)
 	view, err := stream.QueryKeyValueStore(second, "counts", serde.String, serde.Int64)
 	if err != nil {
 		t.Fatal(err)
@@ -253,7 +264,7 @@ func TestInteractiveQueryDuringRestore(t *testing.T) {
 			t.Fatalf("All during restore: %v", err)
 		}
 	}
-	once.Do(func() { close(release) })
+	release()
 
 	eventually(t, "restored counts", func() error {
 		got, err := localCounts(second)
