@@ -7,8 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // Produce v3-v13 (RecordBatch v2 only; v13 names topics by id). Batches are
@@ -22,7 +22,7 @@ import (
 //
 // Idempotent and transactional batches are checked against the
 // partition's producer state under its append lock (see package
-// broker/log/producer): a retried batch is answered with its original
+// broker/internal/log/producer): a retried batch is answered with its original
 // offsets and not written again; a sequence gap gets
 // OUT_OF_ORDER_SEQUENCE_NUMBER, a stale epoch INVALID_PRODUCER_EPOCH, a
 // non-transactional batch from a producer inside a transaction

@@ -4,7 +4,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/internal/group"
 )
 
 // FindCoordinator v0-v6 (v4+ batches keys, KIP-699). A group's coordinator

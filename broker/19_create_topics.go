@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // CreateTopics v2-v7. NumPartitions -1 takes num.partitions and

@@ -8,7 +8,7 @@ import (
 // OffsetForLeaderEpoch v2-v4 (the versions Kafka 4 serves; v3 adds
 // ReplicaID, v4 is flexible). For each partition it answers the end
 // offset of the requested leader epoch from the log's epoch history
-// (broker/log/epochs.go): the log end offset for the current epoch; for
+// (broker/internal/log/epochs.go): the log end offset for the current epoch; for
 // an older one, the largest epoch at or below it and the start offset of
 // the next; epoch and offset -1 (UNDEFINED) when the history has nothing
 // to say. A CurrentLeaderEpoch (>= 0) other than the partition's is

@@ -5,8 +5,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/group"
-	"github.com/runnel-dev/runnel/broker/txn"
+	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // AddOffsetsToTxn v0-v4: the group's __consumer_offsets partition joins

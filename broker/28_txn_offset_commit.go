@@ -6,8 +6,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/group"
-	"github.com/runnel-dev/runnel/broker/txn"
+	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // TxnOffsetCommit v0-v5: a transactional producer commits a group's

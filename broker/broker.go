@@ -1,6 +1,6 @@
 // Package broker is Runnel's log broker: it speaks the Kafka wire protocol,
-// keeps partition logs on disk (package broker/log) and cluster metadata in a
-// Raft state machine (package broker/meta).
+// keeps partition logs on disk (package broker/internal/log) and cluster metadata in a
+// Raft state machine (package broker/internal/meta).
 //
 // Concurrency. Each client connection has a reader goroutine, which decodes
 // requests and runs their synchronous part in arrival order (a Produce
@@ -33,10 +33,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/runnel-dev/runnel/broker/group"
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/meta"
-	"github.com/runnel-dev/runnel/broker/txn"
+	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // Broker is a running broker. Create it with Start; stop it with Close.

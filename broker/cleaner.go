@@ -9,7 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/runnel-dev/runnel/broker/log"
+	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
 // The log cleaner: one log.Cleaner per broker compacts every partition

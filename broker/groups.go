@@ -11,10 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/runnel-dev/runnel/broker/group"
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/log/producer"
-	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // offsetsTopic is the compacted internal topic that holds committed

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/runnel-dev/runnel/broker/log"
+	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
 // partition is one topic partition this broker holds: its log, its leader

@@ -7,16 +7,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 )
 
 // The partition side of transactions: the contract the transaction
-// coordinator (package broker/txn, handlers 22-28, 65, 66) codes against.
+// coordinator (package broker/internal/txn, handlers 22-28, 65, 66) codes against.
 //
 // Producer state (epochs, the last five batches' sequence numbers, open
-// transactions) lives in the partition's log (package broker/log and its
-// sub-package broker/log/producer) and is checked and updated under the
+// transactions) lives in the partition's log (package broker/internal/log and its
+// sub-package broker/internal/log/producer) and is checked and updated under the
 // partition's append lock; the coordinator never touches it directly. It
 // asks the partition three things:
 //
@@ -45,7 +45,7 @@ import (
 
 // txnVerifier is the transaction coordinator's answer to "may this
 // producer write transactional data to this partition?". The coordinator
-// (package broker/txn) implements it; until it is wired with
+// (package broker/internal/txn) implements it; until it is wired with
 // partitions.setTxnVerifier every transactional produce is accepted.
 type txnVerifier interface {
 	// VerifyPartition returns nil when topic/partition is part of the

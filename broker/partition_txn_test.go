@@ -15,7 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/log"
+	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
 // MakeTestBatch builds a RecordBatch v2 of one record per value, as a

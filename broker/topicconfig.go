@@ -14,8 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/meta"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // Topic configs and dynamic broker configs.

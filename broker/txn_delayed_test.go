@@ -11,8 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/txn"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // The delayed-marker anomaly of Kafka-compatible brokers: a commit or

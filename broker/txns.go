@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/runnel-dev/runnel/broker/group"
-	"github.com/runnel-dev/runnel/broker/log"
-	"github.com/runnel-dev/runnel/broker/meta"
-	"github.com/runnel-dev/runnel/broker/txn"
+	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // txnStateTopic is the compacted internal topic that holds transaction

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel-dev/runnel/broker/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 )
 
 // TestCleanerCleansDirtiestFirst runs the background cleaner over two

@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/group"
+	"github.com/runnel-dev/runnel/broker/internal/group"
 )
 
 // Partition is one partition of __transaction_state that this broker

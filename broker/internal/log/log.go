@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/runnel-dev/runnel/broker/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 )
 
 // Log is one partition's log. See the package documentation for the

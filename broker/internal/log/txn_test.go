@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runnel-dev/runnel/broker/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 )
 
 // producerBatch is makeBatch from producer pid at epoch, first sequence

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/runnel-dev/runnel/broker/log/producer"
+	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 )
 
 // Producer state and transactions in the log: the checks on appends of
