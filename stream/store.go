@@ -4,35 +4,20 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/internal/tsvalue"
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// Stored values are timestamped, as in Kafka Streams' timestamped stores:
-//
-//	timestamp (int64, 8 bytes big-endian) | value bytes (the value serde's)
-//
-// so that a table's updates carry the timestamp of the record that made them,
-// also when a record cache forwards them later.
-
+// encodeTS and decodeTS are the stores' timestamped value format
+// (internal/tsvalue).
 func encodeTS[V any](vs serde.Serde[V], v V, ts int64) ([]byte, error) {
-	b, err := vs.Serialize(v)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]byte, 8, 8+len(b))
-	binary.BigEndian.PutUint64(out, uint64(ts))
-	return append(out, b...), nil
+	return tsvalue.Encode(vs, v, ts)
 }
 
 func decodeTS[V any](vs serde.Serde[V], b []byte) (V, int64, error) {
-	var zero V
-	if len(b) < 8 {
-		return zero, 0, fmt.Errorf("stream: stored value of %d bytes, want at least 8", len(b))
-	}
-	v, err := vs.Deserialize(b[8:])
-	return v, int64(binary.BigEndian.Uint64(b)), err
+	return tsvalue.Decode(vs, b)
 }
 
 // kvStore is a typed view of a key-value store holding timestamped values.

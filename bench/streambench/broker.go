@@ -46,7 +46,7 @@ type bench struct {
 }
 
 // startBroker starts Runnel's broker in this process, configured as
-// stream.App configures its embedded broker (stream/runtime_embedded.go:
+// runnel.App configures its embedded broker (stream/runtime_embedded.go:
 // small group and transaction topics, no initial rebalance delay), plus a
 // metrics endpoint, from which the restore workload reads the bytes the
 // broker served from the changelog.

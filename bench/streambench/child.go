@@ -13,11 +13,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/runnel-dev/runnel/stream"
 )
 
 // The restart workload runs its application in a child process: this
@@ -88,15 +88,15 @@ func runChild() int {
 		fmt.Fprintln(os.Stderr, "child: build:", err)
 		return 2
 	}
-	opts := []stream.AppOption{stream.ApplicationID(keysApp), stream.StateDir(os.Getenv(childDirEnv)),
-		stream.ProcessingGuarantee(stream.ExactlyOnce), stream.Logger(slog.New(&eventHandler{out: out}))}
+	opts := []runnel.AppOption{runnel.ApplicationID(keysApp), runnel.StateDir(os.Getenv(childDirEnv)),
+		runnel.ProcessingGuarantee(runnel.ExactlyOnce), runnel.Logger(slog.New(&eventHandler{out: out}))}
 	embedded := os.Getenv(childBrokerEnv) == ""
 	if embedded {
-		opts = append(opts, stream.CreateSourceTopics(partitions))
+		opts = append(opts, runnel.CreateSourceTopics(partitions))
 	} else {
-		opts = append(opts, stream.Brokers(os.Getenv(childBrokerEnv)))
+		opts = append(opts, runnel.Brokers(os.Getenv(childBrokerEnv)))
 	}
-	app, err := stream.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: new app:", err)
 		return 2
@@ -137,7 +137,7 @@ func runChild() int {
 	// precise.
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	var last stream.Metrics
+	var last runnel.Metrics
 	lastPrint := time.Now()
 	for {
 		select {

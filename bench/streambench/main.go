@@ -1,4 +1,4 @@
-// Command streambench measures Runnel's stream runtime (stream.App) on
+// Command streambench measures Runnel's stream runtime (runnel.App) on
 // Runnel's broker running in the same process, as an application with no
 // bootstrap servers does.
 //

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel"
 )
 
 // Targets of issue 7 on this 2-core machine.
@@ -75,8 +75,8 @@ func (t *table) markdown(w io.Writer) {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d", d.Milliseconds()) }
 
-func guaranteeName(g stream.Guarantee) string {
-	if g == stream.ExactlyOnce {
+func guaranteeName(g runnel.Guarantee) string {
+	if g == runnel.ExactlyOnce {
 		return "exactly-once"
 	}
 	return "at-least-once"
@@ -162,7 +162,7 @@ func (b *bench) restoreTable() *table {
 func (b *bench) settings() []string {
 	s := []string{
 		fmt.Sprintf("machine: %d cores (%s), %s, %s/%s", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH),
-		fmt.Sprintf("broker: Runnel's broker in this process, configured as stream.App's embedded broker; input topics of %d partitions, pre-produced by one franz-go producer before each timing", partitions),
+		fmt.Sprintf("broker: Runnel's broker in this process, configured as runnel.App's embedded broker; input topics of %d partitions, pre-produced by one franz-go producer before each timing", partitions),
 		b.appsLine(),
 	}
 	if len(b.throughputs) > 0 {
@@ -183,7 +183,7 @@ func (b *bench) appsLine() string {
 	if b.workers > 1 {
 		workers = fmt.Sprintf("; %d workers (-workers)", b.workers)
 	}
-	return "apps: stream.App with the default options but the guarantee (" + interval + workers + "; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start"
+	return "apps: runnel.App with the default options but the guarantee (" + interval + workers + "; 10 MiB record cache; Pebble state), each a new application id reading the same input from the start"
 }
 
 // report prints the results as text.

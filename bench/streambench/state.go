@@ -15,12 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/topology"
 )
 
@@ -34,7 +35,7 @@ type child struct {
 	mu      sync.Mutex // guards the following
 	addr    string     // the broker the application uses
 	events  []event
-	metrics stream.Metrics
+	metrics runnel.Metrics
 	changed chan struct{} // closed and replaced on every new line
 }
 
@@ -97,7 +98,7 @@ func (c *child) read(stdout interface{ Read([]byte) (int, error) }) {
 		case f[0] == "ADDR" && len(f) == 2:
 			c.addr = f[1]
 		case f[0] == "METRICS":
-			var m stream.Metrics
+			var m runnel.Metrics
 			if _, err := fmt.Sscanf(line, "METRICS %d %d %d %d", &m.RecordsProcessed, &m.RecordsRestored, &m.Commits, &m.Aborts); err == nil {
 				c.metrics = m
 			}
@@ -109,7 +110,7 @@ func (c *child) read(stdout interface{ Read([]byte) (int, error) }) {
 }
 
 // waitFor waits until ok holds of the child's metrics and events.
-func (c *child) waitFor(ctx context.Context, timeout time.Duration, what string, ok func(stream.Metrics, []event) bool) error {
+func (c *child) waitFor(ctx context.Context, timeout time.Duration, what string, ok func(runnel.Metrics, []event) bool) error {
 	deadline := time.After(timeout)
 	for {
 		c.mu.Lock()
@@ -196,7 +197,7 @@ func (r restoreResult) restoreTime() time.Duration { return r.first - r.assigned
 // once its changelog positions are in Pebble.
 func (c *child) waitBuilt(ctx context.Context, total int64) error {
 	var commitsAtEnd int64 = -1
-	return c.waitFor(ctx, 10*time.Minute, "end of the input", func(m stream.Metrics, _ []event) bool {
+	return c.waitFor(ctx, 10*time.Minute, "end of the input", func(m runnel.Metrics, _ []event) bool {
 		if commitsAtEnd < 0 && m.RecordsProcessed >= total {
 			commitsAtEnd = m.Commits
 		}
@@ -207,7 +208,7 @@ func (c *child) waitBuilt(ctx context.Context, total int64) error {
 // waitAddr waits for the child to report its broker's address.
 func (c *child) waitAddr(ctx context.Context) (string, error) {
 	var addr string
-	err := c.waitFor(ctx, time.Minute, "broker address", func(stream.Metrics, []event) bool {
+	err := c.waitFor(ctx, time.Minute, "broker address", func(runnel.Metrics, []event) bool {
 		addr = c.addr
 		return addr != ""
 	})
@@ -289,7 +290,7 @@ func (b *bench) stateWorkloads(restart, restore bool) error {
 // that the next kill finds nothing uncommitted that the next start would
 // process again.
 func (b *bench) waitRestarted(c *child, variant string) error {
-	err := c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ stream.Metrics, evs []event) bool {
+	err := c.waitFor(b.ctx, 3*time.Minute, "second record processed", func(_ runnel.Metrics, evs []event) bool {
 		_, ok := hasEvent(evs, "second")
 		return ok
 	})
@@ -304,11 +305,11 @@ func (b *bench) waitRestarted(c *child, variant string) error {
 	b.restarts = append(b.restarts, res)
 	first, _ := hasEvent(res.events, "first")
 	b.prog.printf("restart: first record processed %v after the process started", first.at.Round(time.Millisecond))
-	return c.waitFor(b.ctx, time.Minute, "commits", func(m stream.Metrics, _ []event) bool { return m.Commits >= commits+1 })
+	return c.waitFor(b.ctx, time.Minute, "commits", func(m runnel.Metrics, _ []event) bool { return m.Commits >= commits+1 })
 }
 
 // restartEmbedded is the restart workload with the broker embedded in the
-// application process (stream.App with no Brokers, the default), so the
+// application process (runnel.App with no Brokers, the default), so the
 // SIGKILL kills the broker too, and the restart starts it again on its
 // data: the application as most users would run it. The child produces
 // the probe line itself once started (its broker is not up before).
@@ -462,9 +463,9 @@ func (b *bench) measureRestore() error {
 			mu.Unlock()
 		}
 	}))
-	app, err := stream.NewApp(topo, stream.ApplicationID(keysApp), stream.Brokers(b.broker.Addr()),
-		stream.StateDir(filepath.Join(b.tmp, "state-fresh")), stream.ProcessingGuarantee(stream.ExactlyOnce),
-		stream.Logger(logger))
+	app, err := runnel.NewApp(topo, runnel.ApplicationID(keysApp), runnel.Brokers(b.broker.Addr()),
+		runnel.StateDir(filepath.Join(b.tmp, "state-fresh")), runnel.ProcessingGuarantee(runnel.ExactlyOnce),
+		runnel.Logger(logger))
 	if err != nil {
 		return err
 	}
@@ -477,7 +478,7 @@ func (b *bench) measureRestore() error {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
 	timeout := time.After(5 * time.Minute)
-	for app.State() != stream.Running {
+	for app.State() != runnel.Running {
 		select {
 		case <-tick.C:
 		case <-app.Done():

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/topology"
@@ -68,7 +70,7 @@ func q5Workload(records int64) workload {
 // throughputResult is one app run over a workload's input.
 type throughputResult struct {
 	workload  string
-	guarantee stream.Guarantee
+	guarantee runnel.Guarantee
 	input     int64 // input records
 	processed int64 // records processed, repartitioned ones included
 	// Times from the call of Start: Start returned, the first record was
@@ -91,7 +93,7 @@ func (b *bench) throughput(w workload) error {
 	if err := b.produce(b.broker.Addr(), w.in); err != nil {
 		return err
 	}
-	for _, g := range []stream.Guarantee{stream.AtLeastOnce, stream.ExactlyOnce} {
+	for _, g := range []runnel.Guarantee{runnel.AtLeastOnce, runnel.ExactlyOnce} {
 		var r throughputResult
 		err := b.profiled(w.name+"-"+g.String(), func() (err error) {
 			r, err = b.runToEnd(w, g)
@@ -139,25 +141,25 @@ func (b *bench) profiled(name string, f func() error) error {
 // reaching w.processed), so the measurement does not wait for the next
 // commit interval (30 s under at-least-once); the commit of the tail is in
 // the measured time because Close makes it.
-func (b *bench) runToEnd(w workload, g stream.Guarantee) (throughputResult, error) {
+func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, error) {
 	res := throughputResult{workload: w.name, guarantee: g, input: w.in.n}
 	topo, err := w.build()
 	if err != nil {
 		return res, err
 	}
 	id := w.name + "-alo"
-	if g == stream.ExactlyOnce {
+	if g == runnel.ExactlyOnce {
 		id = w.name + "-eos"
 	}
-	opts := []stream.AppOption{stream.ApplicationID(id), stream.Brokers(b.broker.Addr()),
-		stream.StateDir(filepath.Join(b.tmp, "state")), stream.ProcessingGuarantee(g), stream.Logger(b.logger())}
+	opts := []runnel.AppOption{runnel.ApplicationID(id), runnel.Brokers(b.broker.Addr()),
+		runnel.StateDir(filepath.Join(b.tmp, "state")), runnel.ProcessingGuarantee(g), runnel.Logger(b.logger())}
 	if b.commitInterval > 0 {
-		opts = append(opts, stream.CommitInterval(b.commitInterval))
+		opts = append(opts, runnel.CommitInterval(b.commitInterval))
 	}
 	if b.workers > 1 {
-		opts = append(opts, stream.NumWorkers(b.workers))
+		opts = append(opts, runnel.NumWorkers(b.workers))
 	}
-	app, err := stream.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return res, err
 	}

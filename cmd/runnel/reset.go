@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel"
 )
 
 const appResetSynopsis = `reset --application-id ID --input-topics T1,T2 [--dry-run]
@@ -18,7 +18,7 @@ const appResetSynopsis = `reset --application-id ID --input-topics T1,T2 [--dry-
 // runReset resets a stream application for reprocessing, like Kafka's
 // kafka-streams-application-reset: it commits new offsets on the input
 // topics for the application's consumer group (the application id) and
-// deletes the application's internal topics (stream.PlanReset and Apply).
+// deletes the application's internal topics (runnel.PlanReset and Apply).
 // The group must have no members. The local state of each instance is
 // cleared separately, with App.CleanUp.
 func runReset(ctx context.Context, e env, g *globals, args []string) error {
@@ -77,15 +77,15 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 		}
 	}
 
-	target := stream.ResetToEarliest()
+	target := runnel.ResetToEarliest()
 	if len(modes) == 1 {
 		switch modes[0] {
 		case "--to-latest":
-			target = stream.ResetToLatest()
+			target = runnel.ResetToLatest()
 		case "--to-offset":
-			target = stream.ResetToOffset(*toOffset)
+			target = runnel.ResetToOffset(*toOffset)
 		case "--to-datetime", "--by-duration":
-			target = stream.ResetToTime(at)
+			target = runnel.ResetToTime(at)
 		}
 	}
 
@@ -94,7 +94,7 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 		return err
 	}
 	defer done()
-	plan, err := stream.PlanReset(ctx, adm, *app, topics, target)
+	plan, err := runnel.PlanReset(ctx, adm, *app, topics, target)
 	if err != nil {
 		return err
 	}
@@ -133,4 +133,4 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 }
 
 // isInternalTopic reports whether topic is one of app's internal topics.
-func isInternalTopic(app, topic string) bool { return stream.IsInternalTopic(app, topic) }
+func isInternalTopic(app, topic string) bool { return runnel.IsInternalTopic(app, topic) }

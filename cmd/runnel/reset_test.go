@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -188,8 +190,8 @@ func TestResetScenario23Reprocess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		app, err := stream.NewApp(topo, stream.ApplicationID("wc"), stream.Brokers(addr),
-			stream.StateDir(stateDir), stream.CacheBytes(0))
+		app, err := runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.Brokers(addr),
+			runnel.StateDir(stateDir), runnel.CacheBytes(0))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +204,7 @@ func TestResetScenario23Reprocess(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer app.Close()
-		if err := app.CleanUp(); !errors.Is(err, stream.ErrAppRunning) {
+		if err := app.CleanUp(); !errors.Is(err, runnel.ErrAppRunning) {
 			t.Fatalf("CleanUp of a running app: %v", err)
 		}
 		waitUntil(t, until)

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -90,11 +92,11 @@ func Run(ctx context.Context, brokers []string, dir string, input []Click) ([]Se
 	if err != nil {
 		return nil, err
 	}
-	opts := []stream.AppOption{stream.ApplicationID("clickstream"), stream.StateDir(dir), stream.CreateSourceTopics(2)}
+	opts := []runnel.AppOption{runnel.ApplicationID("clickstream"), runnel.StateDir(dir), runnel.CreateSourceTopics(2)}
 	if len(brokers) > 0 {
-		opts = append(opts, stream.Brokers(brokers...))
+		opts = append(opts, runnel.Brokers(brokers...))
 	}
-	app, err := stream.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return nil, err
 	}

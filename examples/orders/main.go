@@ -31,6 +31,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/topology"
@@ -167,11 +169,11 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 	}
 	// One partition per topic: each window's and each join's stream time
 	// then advances with all the data, as the reference in the test assumes.
-	opts := []stream.AppOption{stream.ApplicationID(applicationID), stream.StateDir(dir), stream.CreateSourceTopics(1)}
+	opts := []runnel.AppOption{runnel.ApplicationID(applicationID), runnel.StateDir(dir), runnel.CreateSourceTopics(1)}
 	if len(brokers) > 0 {
-		opts = append(opts, stream.Brokers(brokers...))
+		opts = append(opts, runnel.Brokers(brokers...))
 	}
-	app, err := stream.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return res, err
 	}
@@ -274,7 +276,7 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 }
 
 // waitProcessed waits until app has processed n records.
-func waitProcessed(ctx context.Context, app *stream.App, n int64) error {
+func waitProcessed(ctx context.Context, app *runnel.App, n int64) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for app.Metrics().RecordsProcessed < n {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 )
@@ -115,7 +117,7 @@ func TestREADMESnippet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("orders-per-minute"))
+	app, err := runnel.NewApp(topo, runnel.ApplicationID("orders-per-minute"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
@@ -118,7 +120,7 @@ func run(ctx context.Context, brokers, httpAddr string) error {
 	return app.Close()
 }
 
-func holder(loc stream.KeyLocation) string {
+func holder(loc runnel.KeyLocation) string {
 	switch {
 	case loc.Local && loc.Endpoint == "":
 		return "this instance"
@@ -195,15 +197,15 @@ func WriteProfiles(ctx context.Context, brokers []string, updates []Update) erro
 // interactive queries at endpoint (may be empty). The profiles table is
 // materialized in the store "profiles"; its changelog is the store's own
 // compacted topic.
-func Start(ctx context.Context, brokers []string, dir, endpoint string) (*stream.App, error) {
+func Start(ctx context.Context, brokers []string, dir, endpoint string) (*runnel.App, error) {
 	b := stream.NewBuilder()
 	stream.TableOf(b, topicProfiles, serde.String, serde.JSON[Profile](), stream.Materialized(storeName))
 	topo, err := b.Build()
 	if err != nil {
 		return nil, err
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID("profiles"), stream.Brokers(brokers...),
-		stream.StateDir(dir), stream.ApplicationServer(endpoint))
+	app, err := runnel.NewApp(topo, runnel.ApplicationID("profiles"), runnel.Brokers(brokers...),
+		runnel.StateDir(dir), runnel.ApplicationServer(endpoint))
 	if err != nil {
 		return nil, err
 	}
@@ -212,8 +214,8 @@ func Start(ctx context.Context, brokers []string, dir, endpoint string) (*stream
 
 // WaitBootstrapped waits until the instance's store holds exactly want: a
 // fresh instance reads the topic from offset 0.
-func WaitBootstrapped(ctx context.Context, app *stream.App, want map[string]Profile) error {
-	view, err := stream.QueryKeyValueStore(app, storeName, serde.String, serde.JSON[Profile]())
+func WaitBootstrapped(ctx context.Context, app *runnel.App, want map[string]Profile) error {
+	view, err := runnel.QueryKeyValueStore(app, storeName, serde.String, serde.JSON[Profile]())
 	if err != nil {
 		return err
 	}
@@ -229,7 +231,7 @@ func WaitBootstrapped(ctx context.Context, app *stream.App, want map[string]Prof
 			}
 			got[kv.Key] = kv.Value
 		}
-		if qerr != nil && !errors.Is(qerr, stream.ErrStoreUnavailable) {
+		if qerr != nil && !errors.Is(qerr, runnel.ErrStoreUnavailable) {
 			return qerr
 		}
 		if qerr == nil && maps.Equal(got, want) {
@@ -247,12 +249,12 @@ func WaitBootstrapped(ctx context.Context, app *stream.App, want map[string]Prof
 
 // Lookup finds user id's profile: where it lives, and its value when this
 // instance holds it.
-func Lookup(ctx context.Context, app *stream.App, id string) (Profile, stream.KeyLocation, error) {
+func Lookup(ctx context.Context, app *runnel.App, id string) (Profile, runnel.KeyLocation, error) {
 	loc, err := app.KeyInstance(ctx, storeName, []byte(id))
 	if err != nil || !loc.Local {
 		return Profile{}, loc, err
 	}
-	view, err := stream.QueryKeyValueStore(app, storeName, serde.String, serde.JSON[Profile]())
+	view, err := runnel.QueryKeyValueStore(app, storeName, serde.String, serde.JSON[Profile]())
 	if err != nil {
 		return Profile{}, loc, err
 	}
@@ -270,13 +272,13 @@ var ErrNoProfile = errors.New("no profile")
 // instance holds it, a redirect to the instance that does otherwise, 404
 // for a user with no profile, and 503 while the store is unavailable
 // (rebalancing, restoring): retry.
-func Handler(app *stream.App) http.Handler {
+func Handler(app *runnel.App) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /profiles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		p, loc, err := Lookup(r.Context(), app, id)
 		switch {
-		case errors.Is(err, stream.ErrStoreUnavailable):
+		case errors.Is(err, runnel.ErrStoreUnavailable):
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		case errors.Is(err, ErrNoProfile):

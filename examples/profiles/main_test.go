@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/broker"
-	"github.com/runnel-dev/runnel/stream"
 )
 
 // TestProfiles: a fresh instance bootstraps the compacted topic into its
@@ -46,7 +47,7 @@ func TestProfiles(t *testing.T) {
 	if err := WaitBootstrapped(ctx, a, want); err != nil {
 		t.Fatal(err)
 	}
-	get := func(app *stream.App, id string) *httptest.ResponseRecorder {
+	get := func(app *runnel.App, id string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		Handler(app).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/profiles/"+id, nil))
 		return rec
@@ -67,7 +68,7 @@ func TestProfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bApp.Close()
-	apps := map[string]*stream.App{"instance-a:8080": a, "instance-b:8080": bApp}
+	apps := map[string]*runnel.App{"instance-a:8080": a, "instance-b:8080": bApp}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		held, err := checkSplit(ctx, apps, want)
@@ -100,7 +101,7 @@ func TestProfiles(t *testing.T) {
 
 // checkSplit looks every user up on the instance KeyInstance names and
 // returns how many users each instance holds.
-func checkSplit(ctx context.Context, apps map[string]*stream.App, want map[string]Profile) (map[string]int, error) {
+func checkSplit(ctx context.Context, apps map[string]*runnel.App, want map[string]Profile) (map[string]int, error) {
 	held := map[string]int{}
 	for id, p := range want {
 		loc, err := apps["instance-a:8080"].KeyInstance(ctx, storeName, []byte(id))

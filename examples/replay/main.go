@@ -7,7 +7,7 @@
 //	go run ./examples/replay -brokers host:9092 # on any Kafka-protocol cluster
 //
 // The reset is what `runnel reset --application-id replay --input-topics
-// page-views --to-earliest` does (stream.ResetApplication): it commits the
+// page-views --to-earliest` does (runnel.ResetApplication): it commits the
 // input's start offsets for the application's group and deletes its
 // internal topics (here the counts' changelog). App.CleanUp then deletes
 // the local stores, which would otherwise hold the first run's counts.
@@ -28,6 +28,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/runnel-dev/runnel"
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/stream"
@@ -146,7 +148,7 @@ func Run(ctx context.Context, brokers []string, dir string, out io.Writer) (befo
 	from := map[string]map[int32]kgo.Offset{topicCounts: {}}
 	ends.Each(func(o kadm.ListedOffset) { from[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset) })
 
-	plan, err := stream.ResetApplication(ctx, brokers, applicationID, []string{topicViews}, stream.ResetToEarliest())
+	plan, err := runnel.ResetApplication(ctx, brokers, applicationID, []string{topicViews}, runnel.ResetToEarliest())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,7 +172,7 @@ func runVersion(ctx context.Context, brokers []string, dir string, version int, 
 	if err != nil {
 		return nil, err
 	}
-	app, err := stream.NewApp(topo, stream.ApplicationID(applicationID), stream.Brokers(brokers...), stream.StateDir(dir))
+	app, err := runnel.NewApp(topo, runnel.ApplicationID(applicationID), runnel.Brokers(brokers...), runnel.StateDir(dir))
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnel-dev/runnel"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -84,11 +86,11 @@ func Run(ctx context.Context, brokers []string, dir string, out io.Writer) (map[
 	if err != nil {
 		return nil, err
 	}
-	opts := []stream.AppOption{stream.ApplicationID("wordcount"), stream.StateDir(dir), stream.CreateSourceTopics(1)}
+	opts := []runnel.AppOption{runnel.ApplicationID("wordcount"), runnel.StateDir(dir), runnel.CreateSourceTopics(1)}
 	if len(brokers) > 0 {
-		opts = append(opts, stream.Brokers(brokers...))
+		opts = append(opts, runnel.Brokers(brokers...))
 	}
-	app, err := stream.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,199 @@
+package runnel
+
+// This file holds a worker's commits under both guarantees.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// commit flushes the tasks and commits their output and input offsets;
+// then it writes the changelog positions the commit covers into Pebble.
+// Under exactly-once a failed transaction is aborted: every task is closed,
+// its uncommitted store writes rolled back, and the tasks are re-created
+// from their committed state, to process again from the committed offsets.
+// begin starts the next transaction.
+func (r *runner) commit(ctx context.Context, begin bool) error {
+	start := time.Now()
+	for _, t := range r.tasks {
+		if err := t.task.Flush(); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		if ratio, ok := t.task.CacheHitRatio(); ok {
+			t.m.setCacheHitRatio(t.task.ID(), ratio)
+		}
+	}
+	// Flushed, every produce has its answer: the records the production
+	// handler let go can be tried alone.
+	err := r.outside(func() error {
+		if err := r.cl.Flush(ctx); err != nil {
+			return fmt.Errorf("stream: flush: %w", err)
+		}
+		return r.resendSkipped(ctx)
+	})
+	if err != nil {
+		return err
+	}
+	if r.sess == nil {
+		err := r.outside(func() error {
+			if err := r.takeProduceErr(); err != nil {
+				return err
+			}
+			if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
+				return fmt.Errorf("stream: commit offsets: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := r.commitPositions(); err != nil {
+			return err
+		}
+		r.app.metrics.committed(time.Since(start))
+		return nil
+	}
+	if !r.txnWork {
+		// Nothing to commit. (An End that commits no offsets also costs
+		// 500 ms: the session then holds rebalances back, not knowing
+		// the broker has KIP-447.)
+		return nil
+	}
+	if len(r.cl.UncommittedOffsets()) == 0 {
+		return r.commitProduced(ctx, begin)
+	}
+	try := kgo.TryCommit
+	if err := r.takeProduceErr(); errors.As(err, new(*rejectedError)) {
+		return err // the deferred close aborts the transaction
+	} else if err != nil {
+		try = kgo.TryAbort
+	}
+	var committed bool
+	err = r.outside(func() (err error) {
+		// Not under taskMu: the session's revocation hook holds its
+		// own lock while it calls onRevoked, which takes taskMu.
+		committed, err = r.sess.End(ctx, try)
+		return err
+	})
+	if committed && err == nil {
+		if err := r.commitPositions(); err != nil {
+			return err
+		}
+		r.app.metrics.committed(time.Since(start))
+	} else {
+		r.app.metrics.aborted()
+		r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
+		r.takeProduceErr()
+		r.closeTasks()
+		if err := r.ensureTasks(ctx); err != nil {
+			return err
+		}
+	}
+	r.txnWork = false
+	if begin {
+		if err := r.sess.Begin(); err != nil {
+			return fmt.Errorf("stream: begin transaction: %w", err)
+		}
+	}
+	return nil
+}
+
+// commitProduced commits a transaction that consumed nothing: output of
+// wall-clock punctuation, or of cache flushes, while input stops. The
+// producer's transaction is ended directly, with taskMu held, so that no
+// revocation can close a task (and hand it to another member) before its
+// output is committed; the session's End would stall (see commit).
+func (r *runner) commitProduced(ctx context.Context, begin bool) error {
+	if err := r.takeProduceErr(); err != nil {
+		return err // the deferred close aborts the transaction
+	}
+	r.mu.Lock()
+	revoked := r.revokedTxn
+	r.mu.Unlock()
+	try := kgo.TryCommit
+	if revoked {
+		try = kgo.TryAbort
+	}
+	if err := r.cl.EndTransaction(ctx, try); err != nil {
+		return fmt.Errorf("stream: end transaction: %w", err)
+	}
+	if revoked {
+		r.app.metrics.aborted()
+		r.closeTasks() // their uncommitted writes went with the transaction
+		if err := r.ensureTasks(ctx); err != nil {
+			return err
+		}
+	} else {
+		if err := r.commitPositions(); err != nil {
+			return err
+		}
+		r.app.metrics.committed(0)
+	}
+	r.txnWork = false
+	if begin {
+		if err := r.sess.Begin(); err != nil {
+			return fmt.Errorf("stream: begin transaction: %w", err)
+		}
+	}
+	return nil
+}
+
+func (r *runner) takeProduceErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.produceErr
+	r.produceErr = nil
+	return err
+}
+
+// commitPositions commits every task's batch with its changelog
+// positions, then waits for them all to reach the disk with one fsync.
+func (r *runner) commitPositions() error {
+	for _, t := range r.tasks {
+		r.mu.Lock()
+		pos := t.positions
+		t.positions = map[string]int64{}
+		r.mu.Unlock()
+		if err := t.batch.CommitNoSync(pos); err != nil {
+			return fmt.Errorf("stream: task %s: %w", t.task.ID(), err)
+		}
+	}
+	if len(r.tasks) == 0 {
+		return nil
+	}
+	if err := r.db.SyncWAL(); err != nil {
+		return fmt.Errorf("stream: %w", err)
+	}
+	return nil
+}
+
+// resetRevokedTxn ends the open transaction after a revocation failed it:
+// the session would abort its commit anyway. Nothing was processed since it
+// began (rebalances wait for commits), so aborting loses nothing and no
+// task needs rolling back. The abort rewinds the consumer to the committed
+// offsets, so the records of the poll just made come again: it reports
+// whether it reset, and the caller must then drop them.
+func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
+	r.mu.Lock()
+	revoked := r.revokedTxn
+	r.revokedTxn = false
+	r.mu.Unlock()
+	if !revoked || r.sess == nil {
+		return false, nil
+	}
+	err := r.outside(func() error {
+		_, err := r.sess.End(ctx, kgo.TryAbort)
+		return err
+	})
+	if err != nil {
+		return true, fmt.Errorf("stream: end transaction after revocation: %w", err)
+	}
+	if err := r.sess.Begin(); err != nil {
+		return true, fmt.Errorf("stream: begin transaction: %w", err)
+	}
+	return true, nil
+}

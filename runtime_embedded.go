@@ -1,0 +1,40 @@
+package runnel
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/runnel-dev/runnel/broker"
+)
+
+// This file is the only one of package stream that imports the broker: an
+// App given no bootstrap servers runs Runnel's broker in-process.
+
+// embedded is an in-process broker owned by an App.
+type embedded struct{ b *broker.Broker }
+
+// startEmbedded starts a broker on a free loopback port with its data under
+// dir/broker. Its group and transaction topics are small, and groups
+// rebalance without the initial delay: the application is its only client.
+func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
+	b, err := broker.Start(ctx, broker.Config{
+		DataDir:                         filepath.Join(dir, "broker"),
+		Listen:                          "127.0.0.1:0",
+		GroupInitialRebalanceDelay:      -1,
+		OffsetsTopicPartitions:          1,
+		TransactionStateTopicPartitions: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream: start embedded broker: %w", err)
+	}
+	if err := b.WaitGroupsLoaded(ctx); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("stream: start embedded broker: %w", err)
+	}
+	return &embedded{b: b}, nil
+}
+
+func (e *embedded) addr() string { return e.b.Addr() }
+
+func (e *embedded) close() error { return e.b.Close() }

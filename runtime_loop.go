@@ -1,0 +1,421 @@
+package runnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel/state/pebblestore"
+	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// runner is one worker of an App instance: a group member with its own
+// client (and transactional producer under exactly-once) running its tasks
+// on one goroutine (run). What it shares with the instance's other workers
+// (state, topics, standbys) is in instance; the fields below copied from
+// it are for brevity.
+//
+// Rebalances are held back while records are being processed
+// (kgo.BlockRebalanceOnPoll) and allowed right after each commit, so a
+// revocation never finds records processed and not committed. The group is
+// cooperative: a rebalance revokes only the tasks that move, which the
+// revocation callback closes (taskMu keeps it off the loop's work).
+type runner struct {
+	app      *App
+	inst     *instance
+	worker   int
+	log      *slog.Logger
+	brokers  []string
+	cl       *kgo.Client
+	sess     *kgo.GroupTransactSession // nil under at-least-once
+	adm      *kadm.Client
+	db       *pebblestore.DB
+	parts    topology.Partitions
+	routes   map[string][]int // full source topic -> sub-topologies reading it
+	changelg map[string]bool  // full changelog topic names
+	bal      *taskBalancer
+	memberID string // the static group instance id
+
+	taskMu sync.Mutex // held by the loop while it works, and by the group callbacks
+	inLoop bool       // the loop holds taskMu
+	tasks  map[taskKey]*runTask
+	owned  []taskKey // tasks of the current assignment
+	// restoring holds the owned tasks whose stores are being restored
+	// (runtime_restore.go), read by rcl, the restore consumer.
+	restoring map[taskKey]*restoration
+	rcl       *kgo.Client
+	settling  bool // the assignment changed: Running once no task restores
+	// txnWork says records were processed or produced since the last
+	// commit; loop goroutine only.
+	txnWork bool
+	purge   purger // deletes committed repartition records (runtime_purge.go)
+
+	mu         sync.Mutex         // guards the following
+	assigned   map[string][]int32 // partitions added and not yet turned into tasks
+	revokedTxn bool               // a revocation failed the open (empty) transaction
+	produceErr error              // first failed produce since the last commit
+	// skippedProduce are the records the production handler let go since
+	// the last commit, to be sent once more alone (see resendSkipped).
+	skippedProduce []skippedRecord
+	deferred       []*kgo.Record // produced by the production handler
+}
+
+// runTask is a task with its Pebble batch and the changelog positions its
+// uncommitted writes reach.
+type runTask struct {
+	key   taskKey
+	task  *topology.Task
+	batch *pebblestore.Batch
+	// positions maps "topic-partition" of each changelog written since the
+	// last commit to the offset after the last record acknowledged.
+	// Guarded by runner.mu: produce callbacks write it.
+	positions map[string]int64
+	m         *taskMetrics
+}
+
+func newRunner(in *instance, worker int) (*runner, error) {
+	o := in.app.opts
+	r := &runner{
+		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
+		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
+		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
+	}
+	// The member is static (KIP-345), with an id kept in the state
+	// directory: a crashed instance that restarts within the session
+	// timeout takes its old member's place and assignment, with no
+	// rebalance and no wait for the old member to time out.
+	r.memberID = fmt.Sprintf("%s-%s-%d", o.ApplicationID, in.process, worker)
+	r.bal = &taskBalancer{subs: in.subs, stateful: in.stateful, standbys: o.StandbyReplicas,
+		info: func() memberInfo { return in.memberInfo(worker) }}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(in.brokers...),
+		kgo.ConsumerGroup(o.ApplicationID),
+		kgo.InstanceID(r.memberID),
+		kgo.SessionTimeout(o.SessionTimeout),
+		kgo.ConsumeTopics(in.topics()...),
+		kgo.Balancers(r.bal),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		// Control records move the position past transaction markers,
+		// which the lag metric needs (process skips them).
+		kgo.KeepControlRecords(),
+		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
+		kgo.FetchMaxWait(min(o.CommitInterval, 500*time.Millisecond)),
+		kgo.OnPartitionsAssigned(r.onAssigned),
+		kgo.OnPartitionsRevoked(r.onRevoked),
+		kgo.OnPartitionsLost(r.onLost),
+	}
+	var err error
+	if o.Guarantee == ExactlyOnce {
+		opts = append(opts,
+			kgo.TransactionalID(r.memberID),
+			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+			kgo.RequireStableFetchOffsets(),
+		)
+		if r.sess, err = kgo.NewGroupTransactSession(opts...); err != nil {
+			return nil, fmt.Errorf("stream: %w", err)
+		}
+		r.cl = r.sess.Client()
+	} else if r.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	return r, nil
+}
+
+// partitioner sends a record to the partition it names, or by the murmur2
+// hash of its key (Kafka's default) when it names -1.
+type partitioner struct{ def kgo.Partitioner }
+
+func (p partitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return topicPartitioner{p.def.ForTopic(topic)}
+}
+
+type topicPartitioner struct{ def kgo.TopicPartitioner }
+
+func (topicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+func (p topicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 {
+		return int(r.Partition)
+	}
+	return p.def.Partition(r, n)
+}
+
+// run processes until ctx is done or an error, then commits and closes.
+func (r *runner) run(ctx context.Context) (err error) {
+	ctx = r.inst.global.bind(ctx) // a failed global store update stops processing
+	defer func() {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil // stopped by Close in the middle of something
+		}
+		if err != nil {
+			r.log.Error("stream: processing stopped", "err", err)
+		}
+		err = errors.Join(err, r.close())
+	}()
+	if r.sess != nil {
+		if err := r.sess.Begin(); err != nil {
+			return fmt.Errorf("stream: begin transaction: %w", err)
+		}
+	}
+	lastCommit := time.Now()
+	for {
+		// Poll no longer than until the next commit is due, so commits (and
+		// the rebalances waiting for them) happen when input stops too.
+		pollCtx, cancel := context.WithTimeout(ctx, r.pollWait(lastCommit))
+		fetches := r.cl.PollRecords(pollCtx, maxPollRecords)
+		cancel()
+		r.lock()
+		committed, err := r.turn(ctx, fetches, lastCommit)
+		r.unlock()
+		if ctx.Err() != nil || err != nil {
+			return err
+		}
+		if committed {
+			lastCommit = time.Now()
+			r.maybePurge(ctx, lastCommit)
+			r.cl.AllowRebalance()
+		}
+	}
+}
+
+// pollInterval is the longest a poll waits for records (Kafka Streams'
+// poll.ms), so that wall-clock punctuation runs on time when input stops.
+const pollInterval = 100 * time.Millisecond
+
+// pollWait is how long the next poll may wait: until the next commit is
+// due, so commits (and the rebalances waiting for them) happen when input
+// stops too, at most pollInterval, and barely while tasks restore.
+func (r *runner) pollWait(lastCommit time.Time) time.Duration {
+	d := min(time.Until(lastCommit.Add(r.app.opts.CommitInterval)), pollInterval)
+	r.lock()
+	restoring := len(r.restoring) > 0
+	r.unlock()
+	if restoring {
+		d = min(d, time.Millisecond)
+	}
+	return max(d, time.Millisecond)
+}
+
+// maxPollRecords bounds what one poll hands over (Kafka's max.poll.records
+// default), so a backlog is processed in many commit intervals, and
+// transactions, rather than in one.
+const maxPollRecords = 1000
+
+// lock and unlock take taskMu for the loop; outside releases it around
+// client calls that may wait for a group callback (which takes taskMu).
+func (r *runner) lock()   { r.taskMu.Lock(); r.inLoop = true }
+func (r *runner) unlock() { r.inLoop = false; r.taskMu.Unlock() }
+
+func (r *runner) outside(f func() error) error {
+	if !r.inLoop {
+		return f()
+	}
+	r.unlock()
+	defer r.lock()
+	return f()
+}
+
+// turn is one turn of the loop after a poll: it acts on assignment
+// changes, processes the records, punctuates, and commits when a commit is
+// due, reporting whether it committed. taskMu is held.
+func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.Time) (committed bool, err error) {
+	if ctx.Err() != nil {
+		return false, r.commit(context.Background(), false)
+	}
+	if reset, err := r.resetRevokedTxn(ctx); err != nil {
+		return false, err
+	} else if reset {
+		// The session rewound the consumer to the committed offsets:
+		// these records will be fetched again.
+		fetches = nil
+	}
+	if err := r.syncAssignment(ctx); err != nil {
+		return false, err
+	}
+	wait := 200 * time.Millisecond // nothing else to do
+	if len(r.tasks) > 0 {
+		wait = time.Millisecond
+	}
+	if err := r.restoreStep(ctx, wait); err != nil {
+		return false, err
+	}
+	if r.settling && len(r.restoring) == 0 {
+		r.settling = false
+		r.app.workerSettled(r.worker)
+	}
+	var ferr error
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+			ferr = fmt.Errorf("stream: fetch %s[%d]: %w", t, p, err)
+		}
+	})
+	if ferr != nil {
+		return false, ferr
+	}
+	if err := r.process(fetches); err != nil {
+		return false, err
+	}
+	now := time.Now()
+	due := now.Sub(lastCommit) >= r.app.opts.CommitInterval
+	// Under exactly-once, wall-clock punctuation runs right before a
+	// commit, so that what it writes is committed before the next
+	// rebalance may revoke its task (the open transaction is then always
+	// empty when a revocation comes: see resetRevokedTxn).
+	if r.sess == nil || due {
+		for _, t := range r.tasks {
+			if err := t.task.AdvanceWallClock(now.UnixMilli()); err != nil {
+				return false, err
+			}
+		}
+	}
+	if !due {
+		return false, nil
+	}
+	// Close cancels ctx: a commit under way must still finish, or what it
+	// covers would be processed again by the next instance.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return true, r.commit(cctx, true)
+}
+
+// commitTimeout bounds a commit that Close does not interrupt.
+const commitTimeout = 30 * time.Second
+
+// collector produces a task's output; acknowledged changelog records move
+// the task's positions.
+func (r *runner) collector(t *runTask) topology.RecordCollector {
+	return topology.RecordCollectorFunc(func(o topology.OutputRecord) error {
+		rec := &kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value, Timestamp: time.UnixMilli(o.Timestamp)}
+		for _, h := range o.Headers {
+			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+		r.produce(t, rec, r.changelg[o.Topic])
+		return nil
+	})
+}
+
+// produce sends rec for task t; an acknowledged changelog record moves the
+// task's position.
+func (r *runner) produce(t *runTask, rec *kgo.Record, changelog bool) {
+	r.txnWork = true
+	r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+		if err != nil {
+			r.produceFailed(t, rec, changelog, err)
+			return
+		}
+		if changelog {
+			r.mu.Lock()
+			tp := positionName(rec.Topic, rec.Partition)
+			t.positions[tp] = max(t.positions[tp], rec.Offset+1)
+			r.mu.Unlock()
+		}
+	})
+}
+
+func positionName(topic string, partition int32) string {
+	return fmt.Sprintf("%s-%d", topic, partition)
+}
+
+// process feeds the fetched records to their tasks, each task taking the
+// record with the smallest timestamp among the heads of its partitions.
+func (r *runner) process(fetches kgo.Fetches) error {
+	queues := map[taskKey][][]*kgo.Record{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		r.updateLag(p)
+		if len(p.Records) == 0 {
+			return
+		}
+		for _, sub := range r.routes[p.Topic] {
+			k := taskKey{sub, p.Partition}
+			queues[k] = append(queues[k], p.Records)
+		}
+	})
+	if len(queues) > 0 {
+		r.txnWork = true
+	}
+	for k, qs := range queues {
+		t, ok := r.tasks[k]
+		if !ok {
+			return fmt.Errorf("stream: records for task %d_%d, which this instance does not own", k.sub, k.part)
+		}
+		for {
+			best := -1
+			for i, q := range qs {
+				if len(q) > 0 && (best < 0 || q[0].Timestamp.Before(qs[best][0].Timestamp)) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			rec := qs[best][0]
+			qs[best] = qs[best][1:]
+			if rec.Attrs.IsControl() {
+				continue
+			}
+			in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+				Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()}
+			for _, h := range rec.Headers {
+				in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
+			}
+			start := time.Now()
+			if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
+				if err := r.handleDeserialization(t, rec, err); err != nil {
+					return err
+				}
+				continue
+			} else if err != nil {
+				return fmt.Errorf("stream: %w", err)
+			}
+			t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+		}
+	}
+	return nil
+}
+
+// close releases everything the runner holds. The member leaves the group
+// unless the application keeps its membership for a restart (see
+// LeaveGroupOnClose).
+func (r *runner) close() error {
+	r.purge.wait()
+	r.lock()
+	r.closeTasks()
+	r.unlock()
+	if r.rcl != nil {
+		r.rcl.Close()
+	}
+	if r.sess != nil {
+		// A transaction left open would hold read_committed readers back
+		// until it timed out. Ending none is a no-op.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r.sess.End(ctx, kgo.TryAbort)
+		cancel()
+	}
+	if r.cl == nil {
+		return nil
+	}
+	// A static member does not leave when its client closes, so that it can
+	// come back without a rebalance; an application that stops for good
+	// leaves explicitly, so its tasks move at once.
+	r.cl.CloseAllowingRebalance()
+	if !r.app.opts.LeaveGroupOnClose {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := r.adm.LeaveGroup(ctx, kadm.LeaveGroup(r.app.opts.ApplicationID).InstanceIDs(r.memberID).Reason("application closed"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil && !errors.Is(err, kerr.UnknownMemberID) {
+		r.log.Warn("stream: leave group", "err", err)
+	}
+	return nil
+}
