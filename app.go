@@ -88,7 +88,7 @@ var ErrAppStarted = errors.New("stream: app already started")
 func NewApp(topo *topology.Topology, opts ...AppOption) (*App, error) {
 	a := &App{topo: topo}
 	for _, o := range opts {
-		o(&a.opts)
+		o.apply(&a.opts)
 	}
 	a.opts.EnsureDefaults()
 	if err := a.opts.Validate(); err != nil {

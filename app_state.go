@@ -31,14 +31,6 @@ func (s State) String() string {
 	return "UNKNOWN"
 }
 
-// StateListener is called on every change of the application's state
-// (Kafka Streams' KafkaStreams.setStateListener), in order, on the
-// goroutine making the change. It must return quickly and must not call
-// the App's Start, Run or Close.
-func StateListener(fn func(old, new State)) AppOption {
-	return func(o *AppOptions) { o.StateListener = fn }
-}
-
 // State returns the application's current state.
 func (a *App) State() State { return State(a.state.Load()) }
 

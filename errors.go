@@ -151,22 +151,6 @@ func (d deadLetter) HandleDeserializationError(ctx ErrorContext, rec *kgo.Record
 	return Continue
 }
 
-// DeserializationErrorHandler sets what happens to input records that
-// cannot be deserialized (Kafka Streams' deserialization.exception.handler):
-// LogAndFail (the default), LogAndContinue, DeadLetterQueue(topic), or a
-// handler of your own.
-func DeserializationErrorHandler(h DeserializationHandler) AppOption {
-	return func(o *AppOptions) { o.DeserializationHandler = h }
-}
-
-// ProductionErrorHandler sets what happens when the broker rejects an
-// output record (Kafka Streams' production.exception.handler):
-// ProductionFail (the default), ProductionLogAndContinue, or a handler of
-// your own.
-func ProductionErrorHandler(h ProductionHandler) AppOption {
-	return func(o *AppOptions) { o.ProductionHandler = h }
-}
-
 // UncaughtErrorPolicy is what the application does when processing fails
 // with an error no handler took care of: a processor's error or panic, a
 // failed commit, a record a handler refused (Kafka Streams'
@@ -199,12 +183,6 @@ func (p UncaughtErrorPolicy) String() string {
 // MaxWorkerReplacements bounds the replacements ReplaceWorker makes for
 // failures in a row.
 const MaxWorkerReplacements = 10
-
-// UncaughtError sets the policy for errors no handler took care of (Kafka
-// Streams' StreamsUncaughtExceptionHandler). Default ShutdownApplication.
-func UncaughtError(p UncaughtErrorPolicy) AppOption {
-	return func(o *AppOptions) { o.UncaughtErrorPolicy = p }
-}
 
 // handleDeserialization asks the deserialization handler what to do with
 // rec, which the task could not deserialize (err). It returns nil to skip

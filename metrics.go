@@ -9,16 +9,6 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// MetricsRegisterer registers the application's Prometheus metrics with reg
-// (Kafka Streams reports the same through its metrics.reporters). Every
-// metric is named runnel_stream_… and carries the label application_id;
-// per-task metrics carry task too ("<sub-topology>_<partition>"). Default:
-// none registered; App.Metrics works either way. The metrics are
-// unregistered by Close.
-func MetricsRegisterer(reg prometheus.Registerer) AppOption {
-	return func(o *AppOptions) { o.MetricsRegisterer = reg }
-}
-
 // appMetrics are an App's counters: atomics for the Metrics snapshot and
 // the Prometheus instruments, which exist whether or not they are
 // registered.

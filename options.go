@@ -31,8 +31,28 @@ func (g Guarantee) String() string {
 	return "exactly_once_v2"
 }
 
-// AppOption configures an App.
-type AppOption func(*AppOptions)
+// AppOption configures an App; the functions of this file make them.
+// Options are opaque so that every one of them records that it was set,
+// and EnsureDefaults fills only what no option set (an explicit 0 or false
+// is kept).
+type AppOption interface{ apply(*AppOptions) }
+
+type appOpt func(*AppOptions)
+
+// optionSet has a bit for each option whose zero value is not its default.
+type optionSet uint16
+
+const (
+	setCommitInterval optionSet = 1 << iota
+	setCacheBytes
+	setLeaveGroup
+	setNumWorkers
+	setSessionTimeout
+	setLogger
+	setStateDir
+)
+
+func (f appOpt) apply(o *AppOptions) { f(o) }
 
 // AppOptions are the settings an App runs with; NewApp fills them from its
 // Options and EnsureDefaults.
@@ -54,9 +74,9 @@ type AppOptions struct {
 	StandbyReplicas   int
 	SessionTimeout    time.Duration
 	LeaveGroupOnClose bool
-	leaveSet          bool
-	commitIntervalSet bool
-	cacheBytesSet     bool
+	// set records the options given, so that EnsureDefaults fills only
+	// the others and an explicit zero is kept (or refused by Validate).
+	set optionSet
 
 	// Error handling, state and metrics: see errors.go, app_state.go and
 	// metrics.go. Nil handlers fail (LogAndFail, ProductionFail).
@@ -74,57 +94,65 @@ type AppOptions struct {
 // ApplicationID names the application: its consumer group, the prefix of
 // its internal topics and transactional id, and its state directory
 // (Kafka Streams' application.id). Required.
-func ApplicationID(id string) AppOption { return func(o *AppOptions) { o.ApplicationID = id } }
+func ApplicationID(id string) AppOption { return appOpt(func(o *AppOptions) { o.ApplicationID = id }) }
 
 // Brokers are the bootstrap servers of the Kafka-protocol cluster the
 // application runs against (Kafka Streams' bootstrap.servers): Runnel's
 // broker, Apache Kafka or Redpanda. Default none: the application starts
 // Runnel's broker in-process, keeping its data under the state directory.
 func Brokers(addrs ...string) AppOption {
-	return func(o *AppOptions) { o.Brokers = append(o.Brokers, addrs...) }
+	return appOpt(func(o *AppOptions) { o.Brokers = append(o.Brokers, addrs...) })
 }
 
 // ProcessingGuarantee sets the processing guarantee (Kafka Streams'
 // processing.guarantee). Default ExactlyOnce.
-func ProcessingGuarantee(g Guarantee) AppOption { return func(o *AppOptions) { o.Guarantee = g } }
+func ProcessingGuarantee(g Guarantee) AppOption {
+	return appOpt(func(o *AppOptions) { o.Guarantee = g })
+}
 
 // CommitInterval is how often the application commits: input offsets,
 // outputs and changelog writes (Kafka Streams' commit.interval.ms).
 // Default 100 ms under ExactlyOnce, 30 s under AtLeastOnce.
 func CommitInterval(d time.Duration) AppOption {
-	return func(o *AppOptions) { o.CommitInterval, o.commitIntervalSet = d, true }
+	return appOpt(func(o *AppOptions) { o.CommitInterval = d; o.set |= setCommitInterval })
 }
 
 // StateDir is the directory holding the application's local state, under
 // StateDir/<application id> (Kafka Streams' state.dir). Default
 // os.TempDir()/runnel-streams.
-func StateDir(dir string) AppOption { return func(o *AppOptions) { o.StateDir = dir } }
+func StateDir(dir string) AppOption {
+	return appOpt(func(o *AppOptions) { o.StateDir = dir; o.set |= setStateDir })
+}
 
 // NumWorkers is the number of goroutines processing tasks (Kafka Streams'
 // num.stream.threads). Each worker is a group member with its own client
 // and, under ExactlyOnce, its own transactional producer; the workers of
 // an instance share its state directory. Default 1.
-func NumWorkers(n int) AppOption { return func(o *AppOptions) { o.NumWorkers = n } }
+func NumWorkers(n int) AppOption {
+	return appOpt(func(o *AppOptions) { o.NumWorkers = n; o.set |= setNumWorkers })
+}
 
 // CacheBytes bounds each task's record cache; 0 turns caching off, so
 // every update is forwarded (Kafka Streams' statestore.cache.max.bytes,
 // formerly cache.max.bytes.buffering). Default 10 MiB.
 func CacheBytes(n int64) AppOption {
-	return func(o *AppOptions) { o.CacheBytes, o.cacheBytesSet = n, true }
+	return appOpt(func(o *AppOptions) { o.CacheBytes = n; o.set |= setCacheBytes })
 }
 
 // CreateSourceTopics makes the application create the source topics it
 // finds missing, with n partitions each. Default 0: a missing source topic
 // is an error, as in Kafka Streams (MissingSourceTopicException). Handy with
 // the embedded broker.
-func CreateSourceTopics(n int) AppOption { return func(o *AppOptions) { o.SourcePartitions = n } }
+func CreateSourceTopics(n int) AppOption {
+	return appOpt(func(o *AppOptions) { o.SourcePartitions = n })
+}
 
 // ApplicationServer is the host:port at which this instance serves
 // interactive queries (Kafka Streams' application.server). The runtime does
 // not listen on it: it tells the other instances, so that any of them can
 // say which instance holds a key. Default none.
 func ApplicationServer(hostPort string) AppOption {
-	return func(o *AppOptions) { o.ApplicationServer = hostPort }
+	return appOpt(func(o *AppOptions) { o.ApplicationServer = hostPort })
 }
 
 // StandbyReplicas is how many warm copies of each stateful task other
@@ -132,14 +160,16 @@ func ApplicationServer(hostPort string) AppOption {
 // them after a failure restores only what the copy had not read yet (Kafka
 // Streams' num.standby.replicas). A standby never runs on the instance
 // running the task. Default 0.
-func StandbyReplicas(n int) AppOption { return func(o *AppOptions) { o.StandbyReplicas = n } }
+func StandbyReplicas(n int) AppOption { return appOpt(func(o *AppOptions) { o.StandbyReplicas = n }) }
 
 // SessionTimeout is how long the group waits for an instance that stopped
 // heartbeating before moving its tasks (the consumer's session.timeout.ms).
 // Members are static (KIP-345: group.instance.id is kept in the state
 // directory), so an instance restarted within the timeout takes its tasks
 // back without a rebalance. Default 45 s.
-func SessionTimeout(d time.Duration) AppOption { return func(o *AppOptions) { o.SessionTimeout = d } }
+func SessionTimeout(d time.Duration) AppOption {
+	return appOpt(func(o *AppOptions) { o.SessionTimeout = d; o.set |= setSessionTimeout })
+}
 
 // LeaveGroupOnClose says whether Close makes the instance leave the group,
 // so that its tasks move to the other instances at once (Kafka Streams'
@@ -147,37 +177,105 @@ func SessionTimeout(d time.Duration) AppOption { return func(o *AppOptions) { o.
 // instance, back within the session timeout, gets its tasks again with no
 // rebalance. Default true.
 func LeaveGroupOnClose(leave bool) AppOption {
-	return func(o *AppOptions) { o.LeaveGroupOnClose, o.leaveSet = leave, true }
+	return appOpt(func(o *AppOptions) { o.LeaveGroupOnClose = leave; o.set |= setLeaveGroup })
 }
 
 // Logger receives the runtime's structured log. Default: discard.
-func Logger(l *slog.Logger) AppOption { return func(o *AppOptions) { o.Logger = l } }
+func Logger(l *slog.Logger) AppOption {
+	return appOpt(func(o *AppOptions) { o.Logger = l; o.set |= setLogger })
+}
 
-// EnsureDefaults fills the zero fields of o with their defaults.
+// StateListener is called on every change of the application's state
+// (Kafka Streams' KafkaStreams.setStateListener), in order, on the
+// goroutine making the change. It must return quickly and must not call
+// the App's Start, Run or Close.
+func StateListener(fn func(old, new State)) AppOption {
+	return appOpt(func(o *AppOptions) { o.StateListener = fn })
+}
+
+// DeserializationErrorHandler sets what happens to input records that
+// cannot be deserialized (Kafka Streams' deserialization.exception.handler):
+// LogAndFail (the default), LogAndContinue, DeadLetterQueue(topic), or a
+// handler of your own.
+func DeserializationErrorHandler(h DeserializationHandler) AppOption {
+	return appOpt(func(o *AppOptions) { o.DeserializationHandler = h })
+}
+
+// ProductionErrorHandler sets what happens when the broker rejects an
+// output record (Kafka Streams' production.exception.handler):
+// ProductionFail (the default), ProductionLogAndContinue, or a handler of
+// your own.
+func ProductionErrorHandler(h ProductionHandler) AppOption {
+	return appOpt(func(o *AppOptions) { o.ProductionHandler = h })
+}
+
+// UncaughtError sets the policy for errors no handler took care of (Kafka
+// Streams' StreamsUncaughtExceptionHandler). Default ShutdownApplication.
+func UncaughtError(p UncaughtErrorPolicy) AppOption {
+	return appOpt(func(o *AppOptions) { o.UncaughtErrorPolicy = p })
+}
+
+// MetricsRegisterer registers the application's Prometheus metrics with reg
+// (Kafka Streams reports the same through its metrics.reporters). Every
+// metric is named runnel_stream_… and carries the label application_id;
+// per-task metrics carry task too ("<sub-topology>_<partition>"). Default:
+// none registered; App.Metrics works either way. The metrics are
+// unregistered by Close.
+func MetricsRegisterer(reg prometheus.Registerer) AppOption {
+	return appOpt(func(o *AppOptions) { o.MetricsRegisterer = reg })
+}
+
+// ReplicationFactor is the replication factor of the topics the
+// application creates: changelog and repartition topics, and the source
+// topics CreateSourceTopics makes (Kafka Streams' replication.factor).
+// Default -1: the broker's default (default.replication.factor); 0 means
+// the default too. A factor above the number of brokers makes Start fail
+// with the broker's INVALID_REPLICATION_FACTOR.
+func ReplicationFactor(n int) AppOption {
+	return appOpt(func(o *AppOptions) { o.ReplicationFactor = n })
+}
+
+// RepartitionPurgeInterval is how often, at most, the application deletes
+// the records of its repartition topics that it has consumed and committed
+// (Kafka Streams' repartition.purge.interval.ms): after a commit, once the
+// interval has passed since the last purge, it sends DeleteRecords below
+// the committed offset of each repartition partition it owns. Default 30 s;
+// 0 means the default; an interval at most the commit interval purges
+// after every commit.
+func RepartitionPurgeInterval(d time.Duration) AppOption {
+	return appOpt(func(o *AppOptions) { o.RepartitionPurgeInterval = d })
+}
+
+// EnsureDefaults fills the settings no option set with their defaults. An
+// option given explicitly keeps its value, zero included: CommitInterval(0)
+// commits after every poll, CacheBytes(0) turns caching off,
+// LeaveGroupOnClose(false) stays false and Logger(nil) discards; values
+// that cannot work (NumWorkers(0), a negative interval) are left for
+// Validate to report.
 func (o *AppOptions) EnsureDefaults() {
-	if !o.commitIntervalSet || o.CommitInterval <= 0 {
+	if o.set&setCommitInterval == 0 {
 		o.CommitInterval = 100 * time.Millisecond
 		if o.Guarantee == AtLeastOnce {
 			o.CommitInterval = 30 * time.Second
 		}
 	}
-	if o.StateDir == "" {
+	if o.set&setStateDir == 0 {
 		o.StateDir = filepath.Join(os.TempDir(), "runnel-streams")
 	}
-	if o.NumWorkers <= 0 {
+	if o.set&setNumWorkers == 0 {
 		o.NumWorkers = 1
 	}
-	if !o.cacheBytesSet {
+	if o.set&setCacheBytes == 0 {
 		o.CacheBytes = 10 << 20
 	}
-	o.CacheBytes = max(o.CacheBytes, 0)
-	if o.SessionTimeout <= 0 {
+	if o.set&setSessionTimeout == 0 {
 		o.SessionTimeout = 45 * time.Second
 	}
-	if !o.leaveSet {
+	if o.set&setLeaveGroup == 0 {
 		o.LeaveGroupOnClose = true
 	}
 	if o.Logger == nil {
+		// Unset, or Logger(nil): both discard for now.
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.ensureTopicDefaults()
@@ -194,6 +292,21 @@ func (o *AppOptions) Validate() error {
 	}
 	if o.Guarantee != ExactlyOnce && o.Guarantee != AtLeastOnce {
 		problems = append(problems, fmt.Sprintf("unknown processing guarantee %d", o.Guarantee))
+	}
+	if o.CommitInterval < 0 {
+		problems = append(problems, fmt.Sprintf("commit interval %v is negative", o.CommitInterval))
+	}
+	if o.StateDir == "" {
+		problems = append(problems, "state dir is empty")
+	}
+	if o.NumWorkers < 1 {
+		problems = append(problems, fmt.Sprintf("num workers %d is below 1", o.NumWorkers))
+	}
+	if o.CacheBytes < 0 {
+		problems = append(problems, fmt.Sprintf("cache bytes %d is negative", o.CacheBytes))
+	}
+	if o.SessionTimeout <= 0 {
+		problems = append(problems, fmt.Sprintf("session timeout %v is not positive", o.SessionTimeout))
 	}
 	if o.StandbyReplicas < 0 {
 		problems = append(problems, "standby replicas is negative")

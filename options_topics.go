@@ -14,25 +14,6 @@ import (
 // repartition.purge.interval.ms.
 const defaultRepartitionPurgeInterval = 30 * time.Second
 
-// ReplicationFactor is the replication factor of the topics the
-// application creates: changelog and repartition topics, and the source
-// topics CreateSourceTopics makes (Kafka Streams' replication.factor).
-// Default -1: the broker's default (default.replication.factor); 0 means
-// the default too. A factor above the number of brokers makes Start fail
-// with the broker's INVALID_REPLICATION_FACTOR.
-func ReplicationFactor(n int) AppOption { return func(o *AppOptions) { o.ReplicationFactor = n } }
-
-// RepartitionPurgeInterval is how often, at most, the application deletes
-// the records of its repartition topics that it has consumed and committed
-// (Kafka Streams' repartition.purge.interval.ms): after a commit, once the
-// interval has passed since the last purge, it sends DeleteRecords below
-// the committed offset of each repartition partition it owns. Default 30 s;
-// 0 means the default; an interval at most the commit interval purges
-// after every commit.
-func RepartitionPurgeInterval(d time.Duration) AppOption {
-	return func(o *AppOptions) { o.RepartitionPurgeInterval = d }
-}
-
 func (o *AppOptions) ensureTopicDefaults() {
 	if o.ReplicationFactor == 0 {
 		o.ReplicationFactor = -1

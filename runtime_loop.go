@@ -107,7 +107,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		// which the lag metric needs (process skips them).
 		kgo.KeepControlRecords(),
 		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
-		kgo.FetchMaxWait(min(o.CommitInterval, 500*time.Millisecond)),
+		kgo.FetchMaxWait(max(10*time.Millisecond, min(o.CommitInterval, 500*time.Millisecond))), // kgo refuses less than 10 ms
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),

@@ -127,7 +127,7 @@ func (u *standbyUpdater) standbyCount() int {
 
 func (u *standbyUpdater) run(ctx context.Context) {
 	defer close(u.done)
-	interval := u.in.app.opts.CommitInterval
+	interval := max(u.in.app.opts.CommitInterval, 10*time.Millisecond) // CommitInterval(0) must not spin
 	lastCommit := time.Now()
 	for {
 		if err := u.reconcile(); err != nil {
