@@ -28,12 +28,16 @@ type App struct {
 
 	mu      sync.Mutex // guards the following
 	started bool
-	cancel  context.CancelFunc
-	done    chan struct{} // closed when the processing goroutine returns
-	err     error         // why processing stopped
-	brokers []string
-	emb     *embedded
-	inst    *instance
+	// stopStart cancels a Start under way and starting is closed when it
+	// returns, so that Close called during Start stops what Start made.
+	stopStart context.CancelFunc
+	starting  chan struct{}
+	cancel    context.CancelFunc
+	done      chan struct{} // closed when the processing goroutine returns
+	err       error         // why processing stopped
+	brokers   []string
+	emb       *embedded
+	inst      *instance
 
 	metrics appMetrics
 
@@ -163,7 +167,13 @@ func (a *App) Start(ctx context.Context) error {
 		return ErrAppStarted
 	}
 	a.started = true
+	ctx, stop := context.WithCancel(ctx)
+	a.stopStart, a.starting = stop, make(chan struct{})
 	a.mu.Unlock()
+	// ctx bounds only the start-up: what runs after it has contexts of
+	// its own.
+	defer close(a.starting)
+	defer stop()
 	if err := a.start(ctx); err != nil {
 		a.setState(Error)
 		return err
@@ -274,6 +284,15 @@ func (a *App) Err() error {
 func (a *App) Close() error {
 	if reg := a.opts.MetricsRegisterer; reg != nil {
 		defer a.metrics.prom.unregister(reg)
+	}
+	a.mu.Lock()
+	stopStart, starting := a.stopStart, a.starting
+	a.mu.Unlock()
+	if starting != nil {
+		// A Start under way gives up, undoing what it made, or finishes
+		// and is then closed below.
+		stopStart()
+		<-starting
 	}
 	a.mu.Lock()
 	cancel, done, emb := a.cancel, a.done, a.emb
