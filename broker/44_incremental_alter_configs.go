@@ -26,41 +26,62 @@ func init() { register(44, 0, 1, handleIncrementalAlterConfigs) }
 func handleIncrementalAlterConfigs(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.IncrementalAlterConfigsRequest)
 	resp := r.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
-	b := c.b
-	seen := make(map[configResourceKey]int)
-	for _, rr := range r.Resources {
-		seen[configResourceKey{rr.ResourceType, rr.ResourceName}]++
+	rs := make([]alterResource, len(r.Resources))
+	for i, rr := range r.Resources {
+		rs[i] = alterResource{key: configResourceKey{rr.ResourceType, rr.ResourceName}}
+		for _, rc := range rr.Configs {
+			rs[i].names = append(rs[i].names, rc.Name)
+		}
+		rs[i].apply = func(t configTarget, cur map[string]string) (map[string]string, error) {
+			return applyIncremental(t, cur, rr.Configs)
+		}
 	}
-	changed := false
-	for _, rr := range r.Resources {
+	for i, err := range c.b.alterResources(c, rs, r.ValidateOnly) {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
-		sr.ResourceType = rr.ResourceType
-		sr.ResourceName = rr.ResourceName
-		var err error
-		names := make([]string, len(rr.Configs))
-		for i, rc := range rr.Configs {
-			names[i] = rc.Name
-		}
-		switch {
-		case seen[configResourceKey{rr.ResourceType, rr.ResourceName}] > 1:
-			err = &requestError{fmt.Sprintf("resource %s appears more than once in the request", rr.ResourceName)}
-		case hasDuplicate(names):
-			err = &requestError{"error due to duplicate config keys"}
-		default:
-			err = b.alterConfigs(c.ctx, rr.ResourceType, rr.ResourceName, r.ValidateOnly, func(t configTarget, cur map[string]string) (map[string]string, error) {
-				return applyIncremental(t, cur, rr.Configs)
-			})
-			changed = changed || (err == nil && !r.ValidateOnly)
-		}
+		sr.ResourceType, sr.ResourceName = rs[i].key.typ, rs[i].key.name
 		sr.ErrorCode, sr.ErrorMessage = alterError(err)
 		resp.Resources = append(resp.Resources, sr)
+	}
+	return respond(resp)
+}
+
+// alterResource is one resource of an AlterConfigs or
+// IncrementalAlterConfigs request: the config names it touches and how it
+// turns the resource's dynamic configs into the new ones.
+type alterResource struct {
+	key   configResourceKey
+	names []string
+	apply func(t configTarget, cur map[string]string) (map[string]string, error)
+}
+
+// alterResources checks and applies the resources of an alter request in
+// order, returning each one's error: a resource named twice, or a config
+// named twice in one resource, is INVALID_REQUEST. Partitions take up the
+// changes before it returns.
+func (b *Broker) alterResources(c *conn, rs []alterResource, validateOnly bool) []error {
+	seen := make(map[configResourceKey]int)
+	for _, r := range rs {
+		seen[r.key]++
+	}
+	errs := make([]error, len(rs))
+	changed := false
+	for i, r := range rs {
+		switch {
+		case seen[r.key] > 1:
+			errs[i] = &requestError{fmt.Sprintf("resource %s appears more than once in the request", r.key.name)}
+		case hasDuplicate(r.names):
+			errs[i] = &requestError{"error due to duplicate config keys"}
+		default:
+			errs[i] = b.alterConfigs(c.ctx, r.key.typ, r.key.name, validateOnly, r.apply)
+			changed = changed || (errs[i] == nil && !validateOnly)
+		}
 	}
 	if changed {
 		if err := b.parts.reconcile(); err != nil {
 			b.logger.Error("reconcile after config change", "err", err)
 		}
 	}
-	return respond(resp)
+	return errs
 }
 
 type configResourceKey struct {
