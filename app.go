@@ -38,6 +38,8 @@ type App struct {
 	brokers   []string
 	emb       *embedded
 	inst      *instance
+	// metricsSrv serves the metrics (MetricsAddr) from Start to Close.
+	metricsSrv *metricsServer
 
 	metrics appMetrics
 
@@ -175,6 +177,13 @@ func (a *App) Start(ctx context.Context) error {
 	defer close(a.starting)
 	defer stop()
 	if err := a.start(ctx); err != nil {
+		a.mu.Lock()
+		msrv := a.metricsSrv
+		a.metricsSrv = nil
+		a.mu.Unlock()
+		if msrv != nil {
+			msrv.close()
+		}
 		a.setState(Error)
 		return err
 	}
@@ -183,6 +192,16 @@ func (a *App) Start(ctx context.Context) error {
 
 func (a *App) start(ctx context.Context) error {
 	a.setState(Rebalancing)
+	if a.opts.MetricsAddr != "" {
+		srv, err := startMetricsServer(a.opts.MetricsAddr, a.metrics.prom)
+		if err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.metricsSrv = srv
+		a.mu.Unlock()
+		a.opts.Logger.Info("runnel: serving metrics", "url", "http://"+srv.addr()+"/metrics")
+	}
 
 	dir := filepath.Join(a.opts.StateDir, a.opts.ApplicationID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -196,6 +215,7 @@ func (a *App) start(ctx context.Context) error {
 			return err
 		}
 		brokers = []string{emb.addr()}
+		a.opts.Logger.Info("runnel: embedded broker started", "bootstrap_server", emb.addr(), "data_dir", emb.dir)
 	}
 	process, err := instanceID(dir)
 	if err != nil {
@@ -295,9 +315,12 @@ func (a *App) Close() error {
 		<-starting
 	}
 	a.mu.Lock()
-	cancel, done, emb := a.cancel, a.done, a.emb
-	a.cancel, a.emb = nil, nil
+	cancel, done, emb, msrv := a.cancel, a.done, a.emb, a.metricsSrv
+	a.cancel, a.emb, a.metricsSrv = nil, nil, nil
 	a.mu.Unlock()
+	if msrv != nil {
+		defer msrv.close()
+	}
 	if cancel == nil {
 		return a.Err()
 	}

@@ -80,6 +80,7 @@ func (a *App) setStateLocked(s State) {
 		return
 	}
 	a.state.Store(int32(s))
+	a.opts.Logger.Info("runnel: state "+s.String(), "from", old.String())
 	if p := a.metrics.prom; p != nil {
 		p.state.WithLabelValues(old.String()).Set(0)
 		p.state.WithLabelValues(s.String()).Set(1)

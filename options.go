@@ -85,6 +85,7 @@ type AppOptions struct {
 	UncaughtErrorPolicy    UncaughtErrorPolicy
 	StateListener          func(old, new State)
 	MetricsRegisterer      prometheus.Registerer
+	MetricsAddr            string
 
 	// ReplicationFactor and RepartitionPurgeInterval: see options_topics.go.
 	ReplicationFactor        int
@@ -180,7 +181,10 @@ func LeaveGroupOnClose(leave bool) AppOption {
 	return appOpt(func(o *AppOptions) { o.LeaveGroupOnClose = leave; o.set |= setLeaveGroup })
 }
 
-// Logger receives the runtime's structured log. Default: discard.
+// Logger receives the runtime's structured log: state changes, rebalances,
+// restorations (start, progress, end), and every error, at INFO and above,
+// and the Pebble state store's own messages at DEBUG. Default: a text
+// handler on standard error at INFO. Logger(nil) discards everything.
 func Logger(l *slog.Logger) AppOption {
 	return appOpt(func(o *AppOptions) { o.Logger = l; o.set |= setLogger })
 }
@@ -223,6 +227,16 @@ func UncaughtError(p UncaughtErrorPolicy) AppOption {
 // unregistered by Close.
 func MetricsRegisterer(reg prometheus.Registerer) AppOption {
 	return appOpt(func(o *AppOptions) { o.MetricsRegisterer = reg })
+}
+
+// MetricsAddr serves the application's Prometheus metrics, with the Go
+// runtime and process collectors, at http://ADDR/metrics from Start to
+// Close (":9464" listens on every interface, "127.0.0.1:0" on a free port;
+// App.MetricsAddr tells which). It needs no registry of the caller's; with
+// MetricsRegisterer as well, the metrics are registered in both. Default
+// none.
+func MetricsAddr(addr string) AppOption {
+	return appOpt(func(o *AppOptions) { o.MetricsAddr = addr })
 }
 
 // ReplicationFactor is the replication factor of the topics the
@@ -274,8 +288,10 @@ func (o *AppOptions) EnsureDefaults() {
 	if o.set&setLeaveGroup == 0 {
 		o.LeaveGroupOnClose = true
 	}
+	if o.set&setLogger == 0 {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	if o.Logger == nil {
-		// Unset, or Logger(nil): both discard for now.
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.ensureTopicDefaults()

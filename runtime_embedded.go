@@ -8,18 +8,22 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-// This file is the only one of package stream that imports the broker: an
+// This file is the only one of package runnel that imports the broker: an
 // App given no bootstrap servers runs Runnel's broker in-process.
 
 // embedded is an in-process broker owned by an App.
-type embedded struct{ b *broker.Broker }
+type embedded struct {
+	b   *broker.Broker
+	dir string
+}
 
 // startEmbedded starts a broker on a free loopback port with its data under
 // dir/broker. Its group and transaction topics are small, and groups
 // rebalance without the initial delay: the application is its only client.
 func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
+	dir = filepath.Join(dir, "broker")
 	b, err := broker.Start(ctx, broker.Config{
-		DataDir:                         filepath.Join(dir, "broker"),
+		DataDir:                         dir,
 		Listen:                          "127.0.0.1:0",
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          1,
@@ -32,7 +36,7 @@ func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
 		b.Close()
 		return nil, fmt.Errorf("stream: start embedded broker: %w", err)
 	}
-	return &embedded{b: b}, nil
+	return &embedded{b: b, dir: dir}, nil
 }
 
 func (e *embedded) addr() string { return e.b.Addr() }

@@ -86,7 +86,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	// kernel's, so without it a SIGKILLed process loses its committed
 	// changelog positions and restores the whole changelog (scenario 22).
 	// One fsync per task per commit interval.
-	if in.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true}); err != nil {
+	if in.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true, Logger: a.opts.Logger}); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))
 	}
 	if in.global, err = startGlobal(ctx, in); err != nil { // before any task runs

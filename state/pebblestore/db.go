@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
@@ -31,6 +32,10 @@ type Options struct {
 	// CacheBytes is the size of Pebble's block cache when Pebble is not
 	// set. Default 64 MiB.
 	CacheBytes int64
+	// Logger receives Pebble's own messages at DEBUG (and a fatal one at
+	// ERROR), unless Pebble sets a logger of its own. Default: discard;
+	// Pebble never writes to the process's standard error.
+	Logger *slog.Logger
 }
 
 // DB is one Pebble database holding the stores of every task of an
@@ -65,6 +70,9 @@ func Open(dir string, opts Options) (*DB, error) {
 	}
 	if opts.FS != nil {
 		po.FS = opts.FS
+	}
+	if po.Logger == nil && po.LoggerAndTracer == nil {
+		po.Logger = slogLogger{opts.Logger}
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
