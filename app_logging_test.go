@@ -20,7 +20,7 @@ func TestAppLogsWhatItDoes(t *testing.T) {
 	var buf lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app := runApp(t, buildTopology(t, wordCount), nil, runnel.ApplicationID("logs"), runnel.StateDir(t.TempDir()),
-		runnel.CreateSourceTopics(1), runnel.Logger(logger))
+		runnel.CreateSourceTopics(1), runnel.CreateSinkTopics(1), runnel.Logger(logger))
 	waitFor(t, "RUNNING", func() bool { return app.State() == runnel.Running })
 	addr := app.Brokers()[0]
 	for _, want := range []string{
@@ -61,7 +61,7 @@ func TestAppLogsWhatItDoes(t *testing.T) {
 // and stops serving at Close.
 func TestAppMetricsAddr(t *testing.T) {
 	app := runApp(t, buildTopology(t, wordCount), nil, runnel.ApplicationID("metrics-addr"), runnel.StateDir(t.TempDir()),
-		runnel.CreateSourceTopics(1), runnel.MetricsAddr("127.0.0.1:0"), runnel.Logger(nil))
+		runnel.CreateSourceTopics(1), runnel.CreateSinkTopics(1), runnel.MetricsAddr("127.0.0.1:0"), runnel.Logger(nil))
 	url := "http://" + app.MetricsAddr() + "/metrics"
 	get := func() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

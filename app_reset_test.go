@@ -29,7 +29,7 @@ func TestAppCleanUpEmbedded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		app, err := runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StateDir(stateDir), runnel.CreateSourceTopics(2))
+		app, err := runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StateDir(stateDir), runnel.CreateSourceTopics(2), runnel.CreateSinkTopics(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,7 +51,6 @@ func TestAppCleanUpEmbedded(t *testing.T) {
 		t.Fatalf("CleanUp before the first start: %v", err)
 	}
 	addr := start(a)
-	createTopics(t, addr, 2, "word-counts")
 	produceLines(t, newTestClient(t, addr), 0, first)
 	waitCounts(t, addr, countWords(first))
 	if err := a.CleanUp(); !errors.Is(err, runnel.ErrAppRunning) {

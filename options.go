@@ -65,6 +65,7 @@ type AppOptions struct {
 	NumWorkers       int
 	CacheBytes       int64
 	SourcePartitions int
+	SinkPartitions   int
 	Logger           *slog.Logger
 	// ApplicationServer is this instance's host:port for interactive
 	// queries (see ApplicationServer).
@@ -147,6 +148,12 @@ func CacheBytes(n int64) AppOption {
 func CreateSourceTopics(n int) AppOption {
 	return appOpt(func(o *AppOptions) { o.SourcePartitions = n })
 }
+
+// CreateSinkTopics makes the application create the topics its sinks
+// write to that it finds missing, with n partitions each. Default 0: a
+// missing sink topic makes Start fail (Kafka Streams would retry its
+// produce until it timed out). Handy with the embedded broker.
+func CreateSinkTopics(n int) AppOption { return appOpt(func(o *AppOptions) { o.SinkPartitions = n }) }
 
 // ApplicationServer is the host:port at which this instance serves
 // interactive queries (Kafka Streams' application.server). The runtime does
@@ -329,6 +336,9 @@ func (o *AppOptions) Validate() error {
 	}
 	if o.SourcePartitions < 0 {
 		problems = append(problems, "source topic partitions is negative")
+	}
+	if o.SinkPartitions < 0 {
+		problems = append(problems, "sink topic partitions is negative")
 	}
 	problems = append(problems, o.topicProblems()...)
 	if len(problems) == 0 {

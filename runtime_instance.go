@@ -55,7 +55,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 		in.close()
 		return nil, err
 	}
-	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions, int16(o.ReplicationFactor)); err != nil {
+	if in.parts, err = ensureTopics(ctx, in.adm, a.topo, o.ApplicationID, o.SourcePartitions, o.SinkPartitions, int16(o.ReplicationFactor)); err != nil {
 		return fail(err)
 	}
 	if err := ensureHandlerTopics(ctx, in.adm, o, in.parts); err != nil {

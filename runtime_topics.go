@@ -18,14 +18,20 @@ import (
 // creates the internal topics that are missing: changelogs compacted
 // (cleanup.policy=compact), repartition topics with cleanup.policy=delete.
 // Missing source topics are created with createSources partitions when it
-// is positive, and are an error otherwise. Every topic created asks for
-// replication factor rf (-1: the broker's default).
-func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology, app string, createSources int, rf int16) (topology.Partitions, error) {
-	var sources []string
+// is positive, and are an error otherwise; so are missing sink topics,
+// with createSinks. Every topic created asks for replication factor rf
+// (-1: the broker's default).
+func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology, app string, createSources, createSinks int, rf int16) (topology.Partitions, error) {
+	var sources, sinks []string
 	for _, s := range topo.SubTopologies() {
 		for _, t := range s.SourceTopics() {
 			if !topo.IsRepartitionTopic(t) {
 				sources = append(sources, t)
+			}
+		}
+		for _, t := range s.SinkTopics() {
+			if !topo.IsRepartitionTopic(t) {
+				sinks = append(sinks, t)
 			}
 		}
 	}
@@ -46,6 +52,20 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 				return topology.Partitions{}, err
 			}
 			created[t] = createSources
+		}
+	}
+	for _, t := range sinks {
+		switch {
+		case existing.Has(t) || created[t] > 0:
+		case createSinks > 0:
+			if err := createTopic(ctx, adm, t, createSinks, rf, nil); err != nil {
+				return topology.Partitions{}, err
+			}
+			created[t] = createSinks
+		default:
+			// Kafka Streams would retry the produce until it timed out;
+			// a missing output topic is better said at once.
+			return topology.Partitions{}, fmt.Errorf("stream: sink topic %s does not exist: create it (runnel topics create %s) or start the application with runnel.CreateSinkTopics", t, t)
 		}
 	}
 	parts, err := topo.ResolvePartitions(app, func(topic string) (int, bool) {

@@ -169,3 +169,37 @@ func listStarts(t *testing.T, adm *kadm.Client, topic string) map[int32]int64 {
 	}
 	return out
 }
+
+// TestAppMissingSinkTopic: an application whose output topic does not
+// exist fails at start, in state ERROR, with an error that names the topic
+// and says how to create it (it used to retry its transaction forever,
+// silently); with CreateSinkTopics it creates the topic and runs.
+func TestAppMissingSinkTopic(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "lines")
+	topo := buildTopology(t, wordCount)
+	app, err := runnel.NewApp(topo, runnel.ApplicationID("no-sink"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()), runnel.Logger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = app.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "sink topic word-counts does not exist") ||
+		!strings.Contains(err.Error(), "runnel topics create word-counts") {
+		t.Fatalf("Run: %v", err)
+	}
+	if app.State() != runnel.Error {
+		t.Fatalf("state %v, want ERROR", app.State())
+	}
+
+	startApp(t, wordCount, runnel.ApplicationID("sink-created"), runnel.Brokers(addr), runnel.CreateSinkTopics(3))
+	adm := kadm.NewClient(newTestClient(t, addr))
+	details, err := adm.ListTopics(ctx, "word-counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := details["word-counts"]; d.Err != nil || len(d.Partitions) != 3 {
+		t.Fatalf("word-counts: %v, %d partitions", d.Err, len(d.Partitions))
+	}
+}

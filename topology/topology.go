@@ -48,6 +48,20 @@ func (s *SubTopology) SourceTopics() []string {
 	return ts
 }
 
+// SinkTopics returns the topics the sub-topology's sinks write to by name,
+// sorted and without duplicates, repartition topics by base name. Sinks
+// choosing their topic per record (TopicFunc) are not in it.
+func (s *SubTopology) SinkTopics() []string {
+	var ts []string
+	for _, n := range s.nodes {
+		if n.kind == sinkNode && n.topic != "" {
+			ts = append(ts, n.topic)
+		}
+	}
+	slices.Sort(ts)
+	return slices.Compact(ts)
+}
+
 // Stores returns the names of the sub-topology's stores, in order of addition.
 func (s *SubTopology) Stores() []string { return slices.Clone(s.stores) }
 

@@ -92,7 +92,7 @@ func runChild() int {
 		runnel.ProcessingGuarantee(runnel.ExactlyOnce), runnel.Logger(slog.New(&eventHandler{out: out}))}
 	embedded := os.Getenv(childBrokerEnv) == ""
 	if embedded {
-		opts = append(opts, runnel.CreateSourceTopics(partitions))
+		opts = append(opts, runnel.CreateSourceTopics(partitions), runnel.CreateSinkTopics(partitions))
 	} else {
 		opts = append(opts, runnel.Brokers(os.Getenv(childBrokerEnv)))
 	}

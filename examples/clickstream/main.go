@@ -92,7 +92,7 @@ func Run(ctx context.Context, brokers []string, dir string, input []Click) ([]Se
 	if err != nil {
 		return nil, err
 	}
-	opts := []runnel.AppOption{runnel.ApplicationID("clickstream"), runnel.StateDir(dir), runnel.CreateSourceTopics(2)}
+	opts := []runnel.AppOption{runnel.ApplicationID("clickstream"), runnel.StateDir(dir), runnel.CreateSourceTopics(2), runnel.CreateSinkTopics(2)}
 	if len(brokers) > 0 {
 		opts = append(opts, runnel.Brokers(brokers...))
 	}

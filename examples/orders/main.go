@@ -56,6 +56,7 @@ func main() {
 	brokers := flag.String("brokers", "", "bootstrap servers (comma-separated); default: an embedded broker")
 	timeout := flag.Duration("timeout", 60*time.Second, "give up after this long")
 	seed := flag.Uint64("seed", 1, "seed of the generated data")
+	metricsAddr := flag.String("metrics-addr", "", "serve the application's Prometheus metrics at http://ADDR/metrics (e.g. :9464)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -73,12 +74,37 @@ func main() {
 	}
 	data := Generate(*seed, time.Now().UTC().Truncate(time.Minute))
 	fmt.Printf("generated %d customer records, %d orders, %d payments\n", len(data.Customers), len(data.Orders), len(data.Payments))
-	res, err := Run(ctx, addrs, dir, data, os.Stdout)
+	var opts []runnel.AppOption
+	if *metricsAddr != "" {
+		opts = append(opts, runnel.MetricsAddr(*metricsAddr))
+	}
+	res, err := Run(ctx, addrs, dir, data, os.Stdout, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orders:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("done: %d final window results, %d paid orders\n", len(res.Revenue), len(res.Paid))
+	explain(os.Stdout, data, res)
+}
+
+// explain says why the figures differ from the input's: the join pairs an
+// order with a payment only within payWithin of the order, and
+// each window emits one final result per category that had orders in it.
+func explain(w io.Writer, d Data, res Result) {
+	ordered := map[string]int64{}
+	for _, o := range d.Orders {
+		ordered[o.ID] = o.Time
+	}
+	late := 0
+	for _, p := range d.Payments {
+		if p.Time-ordered[p.OrderID] > payWithin.Milliseconds() {
+			late++
+		}
+	}
+	fmt.Fprintf(w, "why: %d of %d orders were paid, but %d payments came more than %v after their order, outside the join window, so %d orders show as paid\n",
+		len(d.Payments), len(d.Orders), late, payWithin, len(res.Paid))
+	fmt.Fprintf(w, "why: revenue is summed per category in %v windows (grace %v) and suppressed until each window closes, so each (category, window) with orders gives one final result: %d\n",
+		windowSize, windowGrace, len(res.Revenue))
 }
 
 // EnrichedOrder is an order with its customer's name and region.
@@ -161,7 +187,7 @@ func Topology() (*topology.Topology, error) {
 // dir: it produces d, prints the results to out as they arrive, and returns
 // them once every input record has been processed and every output record
 // read.
-func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Writer) (Result, error) {
+func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Writer, extra ...runnel.AppOption) (Result, error) {
 	var res Result
 	topo, err := Topology()
 	if err != nil {
@@ -169,11 +195,11 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 	}
 	// One partition per topic: each window's and each join's stream time
 	// then advances with all the data, as the reference in the test assumes.
-	opts := []runnel.AppOption{runnel.ApplicationID(applicationID), runnel.StateDir(dir), runnel.CreateSourceTopics(1)}
+	opts := []runnel.AppOption{runnel.ApplicationID(applicationID), runnel.StateDir(dir), runnel.CreateSourceTopics(1), runnel.CreateSinkTopics(1)}
 	if len(brokers) > 0 {
 		opts = append(opts, runnel.Brokers(brokers...))
 	}
-	app, err := runnel.NewApp(topo, opts...)
+	app, err := runnel.NewApp(topo, append(opts, extra...)...)
 	if err != nil {
 		return res, err
 	}

@@ -3,14 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"maps"
 	"testing"
 	"time"
-
-	"github.com/runnel-dev/runnel"
-
-	"github.com/runnel-dev/runnel/stream"
-	"github.com/runnel-dev/runnel/stream/serde"
 )
 
 type windowKey struct {
@@ -99,27 +95,19 @@ func TestOrders(t *testing.T) {
 	if !maps.Equal(gotPaid, wantPaid) {
 		t.Errorf("paid orders\n got %v\nwant %v", gotPaid, wantPaid)
 	}
+	// The explanation's figures add up: payments less those outside the
+	// join window are the paid orders.
+	var why bytes.Buffer
+	explain(&why, d, got)
+	var paid, orders, late, shown int
+	if _, err := fmt.Sscanf(why.String(), "why: %d of %d orders were paid, but %d payments", &paid, &orders, &late); err != nil {
+		t.Fatalf("explanation %q: %v", why.String(), err)
+	}
+	shown = len(got.Paid)
+	if paid != len(d.Payments) || orders != len(d.Orders) || paid-late != shown {
+		t.Errorf("explanation does not add up (%d paid - %d late != %d shown):\n%s", paid, late, shown, why.String())
+	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out.String())
 	}
-}
-
-// TestREADMESnippet keeps the README's "Writing a pipeline" snippet true to
-// the API: it is this function's body, up to Run.
-func TestREADMESnippet(t *testing.T) {
-	b := stream.NewBuilder()
-	orders := stream.From(b, "orders", serde.String, serde.JSON[Order]())
-	perCategory := stream.GroupBy(orders, func(_ string, o Order) string { return o.Category })
-	stream.WindowedBy(perCategory, stream.Tumbling(time.Minute, 30*time.Second)).Count().
-		Suppress(stream.UntilWindowCloses()).
-		ToStream().To("orders-per-minute")
-	topo, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := runnel.NewApp(topo, runnel.ApplicationID("orders-per-minute"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = app // app.Run(ctx) runs it until ctx is done
 }

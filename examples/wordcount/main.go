@@ -86,7 +86,7 @@ func Run(ctx context.Context, brokers []string, dir string, out io.Writer) (map[
 	if err != nil {
 		return nil, err
 	}
-	opts := []runnel.AppOption{runnel.ApplicationID("wordcount"), runnel.StateDir(dir), runnel.CreateSourceTopics(1)}
+	opts := []runnel.AppOption{runnel.ApplicationID("wordcount"), runnel.StateDir(dir), runnel.CreateSourceTopics(1), runnel.CreateSinkTopics(1)}
 	if len(brokers) > 0 {
 		opts = append(opts, runnel.Brokers(brokers...))
 	}
