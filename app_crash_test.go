@@ -210,29 +210,29 @@ func (c *crashChild) stop(t *testing.T, sig syscall.Signal) runnel.Metrics {
 	return c.metrics
 }
 
-// TestAppScenario22CrashExactlyOnce: an exactly-once word count killed
+// TestAppSIGKILLDuringProcessingExactOutput: an exactly-once word count killed
 // with SIGKILL at random moments, restarted each time on the same state
 // directory, ends with the counts of a clean run; its read_committed output
 // never shows a count processed twice; and a restarted instance restores
 // only the changelog tail above the position committed in its state.
-func TestAppScenario22CrashExactlyOnce(t *testing.T) {
+func TestAppSIGKILLDuringProcessingExactOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess crash test")
 	}
-	testScenario22(t, 22, 20, 1)
+	testSIGKILLExactOutput(t, 22, 20, 1)
 }
 
-// TestAppScenario22CrashTwoWorkers is scenario 22 with two workers in the
+// TestAppSIGKILLTwoWorkersExactOutput is the SIGKILL test with two workers in the
 // killed process: two group members and two transactional producers die
 // at once, and their tasks' state is shared in one Pebble database.
-func TestAppScenario22CrashTwoWorkers(t *testing.T) {
+func TestAppSIGKILLTwoWorkersExactOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("subprocess crash test")
 	}
-	testScenario22(t, 23, 12, 2)
+	testSIGKILLExactOutput(t, 23, 12, 2)
 }
 
-func testScenario22(t *testing.T, seed uint64, kills, workers int) {
+func testSIGKILLExactOutput(t *testing.T, seed uint64, kills, workers int) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 3, "lines", "word-counts")
 	lines := wordCountLines(seed, 3000)

@@ -17,7 +17,7 @@ import (
 // TestAppCleanUpEmbedded: CleanUp refuses while the app runs; after Close
 // it deletes the local stores but keeps the embedded broker's data, so the
 // next run rebuilds the stores from their changelogs and counts on from
-// where the first run stopped. (Scenario 23 itself, with runnel reset, is
+// where the first run stopped. (Reprocessing with runnel reset is
 // in cmd/runnel.)
 func TestAppCleanUpEmbedded(t *testing.T) {
 	stateDir := t.TempDir()

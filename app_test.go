@@ -219,9 +219,9 @@ func createTopics(t *testing.T, addr string, partitions int32, topics ...string)
 	}
 }
 
-// TestAppScenario18WordCount: word count over the broker, under
+// TestAppWordCountMatchesReference: word count over the broker, under
 // exactly-once and at-least-once, gives the reference counts.
-func TestAppScenario18WordCount(t *testing.T) {
+func TestAppWordCountMatchesReference(t *testing.T) {
 	for _, g := range []runnel.Guarantee{runnel.ExactlyOnce, runnel.AtLeastOnce} {
 		t.Run(g.String(), func(t *testing.T) {
 			addr := startAppBroker(t)
@@ -240,11 +240,11 @@ func TestAppScenario18WordCount(t *testing.T) {
 	}
 }
 
-// TestAppScenario21ChangelogBootstrap: a new instance on an empty state
+// TestAppNewInstanceBootstrapsFromChangelog: a new instance on an empty state
 // directory rebuilds the store from the changelog and carries on from the
 // same values; an instance restarted on intact Pebble state restores only
 // the changelog tail written after it stopped.
-func TestAppScenario21ChangelogBootstrap(t *testing.T) {
+func TestAppNewInstanceBootstrapsFromChangelog(t *testing.T) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 2, "lines", "word-counts")
 	cl := newTestClient(t, addr)

@@ -84,7 +84,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	}
 	// Sync: Pebble keeps unsynced WAL writes in its own buffer, not the
 	// kernel's, so without it a SIGKILLed process loses its committed
-	// changelog positions and restores the whole changelog (scenario 22).
+	// changelog positions and restores the whole changelog.
 	// One fsync per task per commit interval.
 	if in.db, err = pebblestore.Open(filepath.Join(dir, "pebble"), pebblestore.Options{Sync: true, Logger: a.opts.Logger}); err != nil {
 		return fail(fmt.Errorf("stream: %w", err))

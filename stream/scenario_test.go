@@ -19,10 +19,10 @@ type winKey struct {
 	start int64
 }
 
-// TestScenario19WindowsWithLateData: tumbling and hopping windows with grace.
+// TestWindowsWithLateData: tumbling and hopping windows with grace.
 // Records inside grace update their windows, later ones are dropped and
 // counted; with suppression each window emits exactly one final result.
-func TestScenario19WindowsWithLateData(t *testing.T) {
+func TestWindowsWithLateData(t *testing.T) {
 	const size, grace = 10_000, 5_000
 	for _, tc := range []struct {
 		name    string
@@ -153,10 +153,10 @@ type profile struct {
 	Tier string `json:"tier"`
 }
 
-// TestScenario20Joins: orders joined with the latest customer profile
+// TestJoinsMatchReference: orders joined with the latest customer profile
 // (stream-table), clicks joined with impressions inside 10 minutes
 // (stream-stream), and table-table joins, against reference computations.
-func TestScenario20Joins(t *testing.T) {
+func TestJoinsMatchReference(t *testing.T) {
 	t.Run("stream-table", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(20, 1))
 		b := stream.NewBuilder()

@@ -20,9 +20,9 @@ func wordCount(b *stream.Builder) {
 	counts.ToStream().To("word-counts")
 }
 
-// TestScenario18WordCount: the canonical word count gives the counts of a
+// TestWordCountMatchesReference: the canonical word count gives the counts of a
 // plain reference computation, whatever the partitioning and caching.
-func TestScenario18WordCount(t *testing.T) {
+func TestWordCountMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(18, 18))
 	vocab := []string{"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "Runnel", "kafka"}
 	var lines []string

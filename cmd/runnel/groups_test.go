@@ -387,7 +387,7 @@ func TestGroupsResetToDatetime(t *testing.T) {
 	}
 }
 
-// Scenario 13, the command line's half: committed offsets survive a broker
+// The command line's side of lag: committed offsets survive a broker
 // restart, and groups describe reports the lag from them.
 func TestGroupsLagAcrossRestart(t *testing.T) {
 	dir := t.TempDir()

@@ -142,10 +142,10 @@ func TestIsInternalTopic(t *testing.T) {
 	}
 }
 
-// TestResetScenario23Reprocess is SCENARIOS.md 23: a word count runs over
+// TestResetToEarliestRecomputesIdenticalResults : a word count runs over
 // its input; after runnel reset --to-earliest and App.CleanUp the same
 // topology reprocesses the input and produces the first run's output again.
-func TestResetScenario23Reprocess(t *testing.T) {
+func TestResetToEarliestRecomputesIdenticalResults(t *testing.T) {
 	ctx := testContext(t)
 	b, err := broker.Start(ctx, broker.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0",
