@@ -142,7 +142,7 @@ func TestIsInternalTopic(t *testing.T) {
 	}
 }
 
-// TestResetToEarliestRecomputesIdenticalResults : a word count runs over
+// TestResetToEarliestRecomputesIdenticalResults: a word count runs over
 // its input; after runnel reset --to-earliest and App.CleanUp the same
 // topology reprocesses the input and produces the first run's output again.
 func TestResetToEarliestRecomputesIdenticalResults(t *testing.T) {
