@@ -330,4 +330,3 @@ func (w *lineWatcher) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
