@@ -1,0 +1,171 @@
+package faultinject_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/faultinject"
+	"github.com/runnel-dev/runnel/internal/history"
+)
+
+// faultRuns is the number of faults a campaign injects: small by default
+// so `go test` stays short, RUNNEL_FAULT_RUNS for a long campaign.
+func faultRuns(t *testing.T, short int) int {
+	t.Helper()
+	v := os.Getenv("RUNNEL_FAULT_RUNS")
+	if v == "" {
+		return short
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("RUNNEL_FAULT_RUNS=%q: want a positive count", v)
+	}
+	return n
+}
+
+// faultRand is seeded from RUNNEL_FAULT_SEED, or the clock; the seed is
+// logged so a failing campaign can be replayed.
+func faultRand(t *testing.T) *rand.Rand {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("RUNNEL_FAULT_SEED"); v != "" {
+		s, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("RUNNEL_FAULT_SEED=%q: %v", v, err)
+		}
+		seed = s
+	}
+	t.Logf("RUNNEL_FAULT_SEED=%d", seed)
+	return rand.New(rand.NewPCG(seed, seed))
+}
+
+// waitAcked polls until the load has at least n acknowledged sends.
+func waitAcked(t *testing.T, l *history.Load, n int64, p *faultinject.Process) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for l.Acked() < n {
+		if time.Now().After(deadline) {
+			out := ""
+			if p != nil {
+				out = p.Output()
+			}
+			t.Fatalf("load stuck at %d acked (%d failed), want %d\n%s", l.Acked(), l.Failed(), n, out)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// The single-node campaign: the broker process is SIGKILLed at random
+// points under idempotent acks=all load and restarted on its data dir.
+// Every acknowledged record must be read back once, at its offset, and
+// nothing a consumer read may disappear.
+func TestCampaignKillUnderLoad(t *testing.T) {
+	runs := faultRuns(t, 3)
+	rng := faultRand(t)
+	p := startProcess(t, "")
+	createTopic(t, p.Addr(), "campaign", 3)
+
+	var rec history.Recorder
+	load, err := history.StartLoad(history.LoadConfig{
+		Brokers:    []string{p.Addr()},
+		Topic:      "campaign",
+		Acks:       -1,
+		Idempotent: true,
+		Producers:  2,
+		Consume:    true,
+		ClientOpts: []kgo.Opt{kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond })},
+	}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.Stop(0)
+		}
+	}()
+
+	for i := 0; i < runs; i++ {
+		// A random point: somewhere in the next 50 to 500 acks.
+		waitAcked(t, load, load.Acked()+50+rng.Int64N(450), p)
+		if err := p.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err := p.Restart(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("restart %d: %v", i, err)
+		}
+	}
+	// The load carries on after the last restart.
+	waitAcked(t, load, load.Acked()+100, p)
+	load.Stop(30 * time.Second)
+	stopped = true
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := history.ReadAll(ctx, &rec, []string{p.Addr()}, "campaign"); err != nil {
+		t.Fatal(err)
+	}
+	rep := history.Check(rec.History(), history.Options{Idempotent: true})
+	t.Logf("%d kills: %s", runs, rep.Summary())
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep.AckedAndRead == 0 || rep.AckedAndRead != rep.Acked {
+		t.Fatalf("read back %d of %d acknowledged", rep.AckedAndRead, rep.Acked)
+	}
+}
+
+// The checker must be able to fail: acks=0 sends through a link that
+// drops every byte to the broker are "acknowledged" by the client and
+// never written, and the check reports them lost.
+func TestCampaignReportsLoss(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	createTopic(t, b.Addr(), "lossy", 2)
+	link := newProxy(t, b.Addr())
+
+	var rec history.Recorder
+	load, err := history.StartLoad(history.LoadConfig{
+		Brokers:    []string{link.Addr()},
+		Topic:      "lossy",
+		Acks:       0,
+		ClientOpts: []kgo.Opt{kgo.Dialer(faultinject.RouteDialer(map[string]string{b.Addr(): link.Addr()}))},
+	}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, load, 200, nil)
+	link.Drop(faultinject.Upstream)
+	dropFrom := load.Acked()
+	waitAcked(t, load, dropFrom+500, nil)
+	link.Heal()
+	waitAcked(t, load, load.Acked()+200, nil)
+	load.Stop(30 * time.Second)
+
+	if err := history.ReadAll(ctx, &rec, []string{b.Addr()}, "lossy"); err != nil {
+		t.Fatal(err)
+	}
+	rep := history.Check(rec.History(), history.Options{})
+	t.Logf("acks=0 with a one-way link: %s", rep.Summary())
+	if len(rep.Lost) == 0 || rep.Err() == nil {
+		t.Fatalf("the checker found no loss in a run that dropped %d sends", load.Acked()-dropFrom)
+	}
+	if len(rep.Inconsistent) != 0 || len(rep.Gone) != 0 {
+		t.Fatalf("loss reported as something else: %v", rep.Err())
+	}
+}
