@@ -319,12 +319,9 @@ func TestProxyKafkaClient(t *testing.T) {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(p.Addr()),
 		kgo.Dialer(faultinject.RouteDialer(map[string]string{b.Addr(): p.Addr()})),
-		kgo.RecordDeliveryTimeout(2*time.Second),
-		kgo.RequestTimeoutOverhead(time.Second),
-		kgo.RetryTimeout(2*time.Second),
 		// An idempotent producer keeps a record that may have been
-		// written until it learns its fate; this one gives up at the
-		// delivery timeout.
+		// written until it learns its fate; this one gives up when the
+		// produce's context ends.
 		kgo.DisableIdempotentWrite(),
 	)
 	if err != nil {
@@ -335,12 +332,12 @@ func TestProxyKafkaClient(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "through"); err != nil {
 		t.Fatal(err)
 	}
-	produce := func(v string) error {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	produce := func(v string, timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		return cl.ProduceSync(ctx, &kgo.Record{Topic: "through", Value: []byte(v)}).FirstErr()
 	}
-	if err := produce("one"); err != nil {
+	if err := produce("one", 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if p.Conns() == 0 {
@@ -348,12 +345,12 @@ func TestProxyKafkaClient(t *testing.T) {
 	}
 
 	p.Cut()
-	if err := produce("cut"); err == nil {
+	if err := produce("cut", 2*time.Second); err == nil {
 		t.Fatal("produce succeeded through a cut link")
 	}
 
 	p.Heal()
-	if err := produce("two"); err != nil {
+	if err := produce("two", 30*time.Second); err != nil {
 		t.Fatalf("produce after heal: %v", err)
 	}
 	cons, err := kgo.NewClient(
