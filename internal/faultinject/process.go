@@ -128,6 +128,7 @@ func (p *Process) start(ctx context.Context) error {
 	fmt.Fprintf(p.out, "--- start: %s %s\n", p.bin, strings.Join(args, " "))
 	cmd.Stdout = lines
 	cmd.Stderr = p.out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		p.mu.Unlock()
 		return fmt.Errorf("faultinject: start broker: %w", err)

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,9 +44,10 @@ const chunkQueue = 64
 // address, and lets a test break the link between them: Cut, Delay, Drop
 // and Heal. Every goroutine it starts is waited for by Close.
 type Proxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup // the accept loop and every link's goroutines
+	ln      net.Listener
+	target  string
+	wg      sync.WaitGroup  // the accept loop and every link's goroutines
+	dropped [2]atomic.Int64 // bytes discarded per direction
 
 	mu sync.Mutex // guards the following
 	// cut refuses new connections (accepted, then closed at once).
@@ -109,6 +111,10 @@ func (p *Proxy) Drop(dir Direction) {
 	p.drop[dir] = true
 	p.mu.Unlock()
 }
+
+// Dropped reports how many bytes Drop has discarded in direction dir so
+// far: a test waits for it to grow to know the fault has bitten.
+func (p *Proxy) Dropped(dir Direction) int64 { return p.dropped[dir].Load() }
 
 // Heal undoes Cut, Delay and Drop: new connections are accepted again,
 // and connections that lost bytes while dropping are closed.
@@ -263,6 +269,7 @@ func (l *link) read(wg *sync.WaitGroup, dir Direction, src net.Conn, q chan<- ch
 		if n > 0 {
 			delay, drop := l.p.settings(dir)
 			if drop {
+				l.p.dropped[dir].Add(int64(n))
 				l.mu.Lock()
 				l.lost = true
 				l.mu.Unlock()

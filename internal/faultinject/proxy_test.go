@@ -226,6 +226,9 @@ func TestProxyDropUpstream(t *testing.T) {
 	if got := echo.received.Load(); got != 1 {
 		t.Fatalf("server received %d bytes, want only the first 1", got)
 	}
+	if got := p.Dropped(faultinject.Upstream); got != 4 {
+		t.Fatalf("Dropped(Upstream) = %d, want 4", got)
+	}
 	if p.Conns() != 1 {
 		t.Fatalf("open links = %d, want 1: Drop keeps connections", p.Conns())
 	}
@@ -254,6 +257,7 @@ func TestProxyDropDownstream(t *testing.T) {
 	}
 	// The server hears the request; its answer is dropped.
 	waitFor(t, "the server to receive", func() bool { return echo.received.Load() == 6 })
+	waitFor(t, "the answer to be dropped", func() bool { return p.Dropped(faultinject.Downstream) == 5 })
 	if !silentFor(c, 300*time.Millisecond) {
 		t.Fatal("got an answer while downstream bytes are dropped")
 	}
