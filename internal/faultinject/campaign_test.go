@@ -262,3 +262,102 @@ func tearActiveSegments(t *testing.T, dataDir, topic string) int {
 	}
 	return len(newest)
 }
+
+// The single-node campaign with every fault the harness has: the client
+// reaches the broker process through a proxy, and each fault is, at
+// random, a SIGKILL and restart, a pause, a cut link, a one-way link
+// either way (requests lost, or answers lost so the idempotent producer
+// must retry a batch the broker already wrote) or a slow link. The
+// faults last a random 20-200 ms of wall time; each must leave the load
+// making progress once healed.
+func TestCampaignMixedFaults(t *testing.T) {
+	runs := faultRuns(t, 6)
+	rng := faultRand(t)
+	p := startProcess(t, "")
+	createTopic(t, p.Addr(), "mixed", 3)
+	link := newProxy(t, p.Addr())
+
+	var rec history.Recorder
+	load, err := history.StartLoad(history.LoadConfig{
+		Brokers:    []string{link.Addr()},
+		Topic:      "mixed",
+		Acks:       -1,
+		Idempotent: true,
+		Producers:  2,
+		Consume:    true,
+		ClientOpts: append([]kgo.Opt{kgo.Dialer(faultinject.RouteDialer(map[string]string{p.Addr(): link.Addr()}))}, quickRecovery...),
+	}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.Stop(0)
+		}
+	}()
+
+	faults := []string{"kill", "pause", "cut", "drop-upstream", "drop-downstream", "delay"}
+	count := map[string]int{}
+	for i := 0; i < runs; i++ {
+		waitAcked(t, load, load.Acked()+20+rng.Int64N(200), p)
+		fault := faults[rng.IntN(len(faults))]
+		count[fault]++
+		hold := time.Duration(20+rng.IntN(180)) * time.Millisecond
+		switch fault {
+		case "kill":
+			if err := p.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err := p.Restart(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("restart: %v", err)
+			}
+		case "pause":
+			if err := p.Pause(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(hold) // the fault's length, not a wait for an event
+			if err := p.Resume(); err != nil {
+				t.Fatal(err)
+			}
+		case "cut":
+			link.Cut()
+			time.Sleep(hold)
+			link.Heal()
+		case "drop-upstream", "drop-downstream":
+			dir := faultinject.Upstream
+			if fault == "drop-downstream" {
+				dir = faultinject.Downstream
+			}
+			before := link.Dropped(dir)
+			link.Drop(dir)
+			waitFor(t, fault+" to drop bytes", func() bool { return link.Dropped(dir) > before })
+			link.Heal()
+		case "delay":
+			link.Delay(faultinject.Upstream, hold)
+			link.Delay(faultinject.Downstream, hold)
+			waitAcked(t, load, load.Acked()+10, p) // progress, slowly
+			link.Heal()
+		}
+	}
+	waitAcked(t, load, load.Acked()+100, p)
+	load.Stop(30 * time.Second)
+	stopped = true
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := history.ReadAll(ctx, &rec, []string{p.Addr()}, "mixed"); err != nil {
+		t.Fatal(err)
+	}
+	rep := history.Check(rec.History(), history.Options{Idempotent: true})
+	t.Logf("%d faults %v: %s", runs, count, rep.Summary())
+	if err := rep.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if rep.AckedAndRead == 0 || rep.AckedAndRead != rep.Acked {
+		t.Fatalf("read back %d of %d acknowledged", rep.AckedAndRead, rep.Acked)
+	}
+}
