@@ -57,7 +57,12 @@
 //
 // and, with each replica's log read from its broker,
 // history.CompareReplicas(topic, partition, hw, replicas) must be empty.
-// The single-node campaign in this package's tests is that loop with one
-// broker and SIGKILL as the only fault; RUNNEL_FAULT_RUNS sets its number
-// of faults and RUNNEL_FAULT_SEED replays one.
+// The single-node campaigns in this package's tests are that loop with
+// one broker: TestCampaignKillUnderLoad with SIGKILL as the only fault,
+// TestCampaignMixedFaults with every fault above on the client's link and
+// the broker's process. RUNNEL_FAULT_RUNS sets their number of faults
+// (default 3 and 6) and RUNNEL_FAULT_SEED replays a run's choices.
+// TestCampaignReportsLoss and TestCampaignReportsLostTail show the checker
+// failing: acks=0 through a one-way link, and a broker whose segments
+// lost their tails.
 package faultinject

@@ -125,7 +125,7 @@ func (p *Proxy) Heal() {
 	p.drop = [2]bool{}
 	var torn []*link
 	for l := range p.links {
-		if l.lostBytes() {
+		if l.lost {
 			torn = append(torn, l)
 		}
 	}
@@ -200,11 +200,19 @@ func (p *Proxy) remove(l *link) {
 	p.mu.Unlock()
 }
 
-// settings reports the delay and drop in force for dir.
-func (p *Proxy) settings(dir Direction) (time.Duration, bool) {
+// admit decides the fate of n bytes read in direction dir of l: the delay
+// to add, or drop. Deciding and marking l as having lost bytes under one
+// lock means a concurrent Heal either sees the mark and closes l, or ran
+// first and the bytes pass.
+func (p *Proxy) admit(l *link, dir Direction, n int) (delay time.Duration, drop bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.delay[dir], p.drop[dir]
+	if p.drop[dir] {
+		l.lost = true
+		p.dropped[dir].Add(int64(n))
+		return 0, true
+	}
+	return p.delay[dir], false
 }
 
 // link is one proxied connection: two TCP connections and, per direction,
@@ -217,10 +225,12 @@ type link struct {
 	cancel context.CancelFunc
 	done   <-chan struct{} // ctx.Done()
 
+	// lost says bytes were dropped. Guarded by p.mu.
+	lost bool
+
 	mu     sync.Mutex // guards the following
 	server net.Conn   // nil until dialed
 	closed bool
-	lost   bool // bytes were dropped
 }
 
 type chunk struct {
@@ -267,13 +277,7 @@ func (l *link) read(wg *sync.WaitGroup, dir Direction, src net.Conn, q chan<- ch
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			delay, drop := l.p.settings(dir)
-			if drop {
-				l.p.dropped[dir].Add(int64(n))
-				l.mu.Lock()
-				l.lost = true
-				l.mu.Unlock()
-			} else {
+			if delay, drop := l.p.admit(l, dir, n); !drop {
 				c := chunk{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(delay)}
 				select {
 				case q <- c:
@@ -311,12 +315,6 @@ func (l *link) write(wg *sync.WaitGroup, dst net.Conn, q <-chan chunk) {
 			return
 		}
 	}
-}
-
-func (l *link) lostBytes() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lost
 }
 
 // close closes both connections; it is safe to call more than once and
