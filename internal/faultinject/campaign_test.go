@@ -361,3 +361,51 @@ func TestCampaignMixedFaults(t *testing.T) {
 		t.Fatalf("read back %d of %d acknowledged", rep.AckedAndRead, rep.Acked)
 	}
 }
+
+// The duplicate check fails a run that needs idempotence and lacks it: a
+// producer without idempotence loses the broker's answers to a one-way
+// link, retries batches the broker already wrote, and the read-back holds
+// them twice. Allowed for that producer, reported for an idempotent one.
+func TestCampaignReportsDuplicates(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	createTopic(t, b.Addr(), "twice", 1)
+	link := newProxy(t, b.Addr())
+
+	var rec history.Recorder
+	load, err := history.StartLoad(history.LoadConfig{
+		Brokers: []string{link.Addr()}, Topic: "twice", Acks: -1, Idempotent: false,
+		ClientOpts: append([]kgo.Opt{kgo.Dialer(faultinject.RouteDialer(map[string]string{b.Addr(): link.Addr()}))}, quickRecovery...),
+	}, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitAcked(t, load, 200, nil)
+	// No consumer shares the link and metadata is fresh, so what comes
+	// back down is produce answers: dropped, they are batches written
+	// and not acknowledged.
+	link.Drop(faultinject.Downstream)
+	waitFor(t, "answers to be dropped", func() bool { return link.Dropped(faultinject.Downstream) > 0 })
+	link.Heal()
+	t.Logf("dropped %d bytes of answers", link.Dropped(faultinject.Downstream))
+	waitAcked(t, load, load.Acked()+200, nil)
+	load.Stop(30 * time.Second)
+
+	if err := history.ReadAll(ctx, &rec, []string{b.Addr()}, "twice"); err != nil {
+		t.Fatal(err)
+	}
+	allowed := history.Check(rec.History(), history.Options{Idempotent: false})
+	t.Logf("a non-idempotent producer behind a one-way link: %s", allowed.Summary())
+	if err := allowed.Err(); err != nil {
+		t.Fatalf("duplicates of a non-idempotent producer fail the run: %v", err)
+	}
+	claimed := history.Check(rec.History(), history.Options{Idempotent: true})
+	if len(claimed.Duplicates) == 0 || claimed.Err() == nil {
+		t.Fatalf("no duplicates reported after retried batches: %s", claimed.Summary())
+	}
+}

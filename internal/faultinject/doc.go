@@ -62,7 +62,8 @@
 // TestCampaignMixedFaults with every fault above on the client's link and
 // the broker's process. RUNNEL_FAULT_RUNS sets their number of faults
 // (default 3 and 6) and RUNNEL_FAULT_SEED replays a run's choices.
-// TestCampaignReportsLoss and TestCampaignReportsLostTail show the checker
-// failing: acks=0 through a one-way link, and a broker whose segments
-// lost their tails.
+// TestCampaignReportsLoss, TestCampaignReportsLostTail and
+// TestCampaignReportsDuplicates show the checker failing on real runs:
+// acks=0 through a one-way link, a broker whose segments lost their
+// tails, and a producer without idempotence whose answers were lost.
 package faultinject
