@@ -16,8 +16,9 @@
 //     covered its offset.
 //
 // CompareReplicas checks that the replicas of a partition hold the same
-// records below its high watermark. Values must be unique per send (Load
-// makes them so); the checks do not handle transactions or compaction.
+// records below its high watermark; ReadReplica reads one broker's copy
+// for it. Values must be unique per send (Load makes them so); the checks
+// do not handle transactions or compaction.
 package history
 
 import (
