@@ -55,8 +55,10 @@
 //	rep := history.Check(rec.History(), history.Options{Idempotent: true})
 //	// rep.Err() == nil: 0 lost, 0 duplicate, 0 inconsistent, 0 gone
 //
-// and, with each replica's log read from its broker,
-// history.CompareReplicas(topic, partition, hw, replicas) must be empty.
+// and, with each replica's copy read from its own broker by
+// history.ReadReplica (a Fetch as Kafka's debugging consumer, which a
+// follower serves up to its log end), history.CompareReplicas(topic,
+// partition, hw, replicas) must be empty.
 // The single-node campaigns in this package's tests are that loop with
 // one broker: TestCampaignKillUnderLoad with SIGKILL as the only fault,
 // TestCampaignMixedFaults with every fault above on the client's link and

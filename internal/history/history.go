@@ -22,6 +22,7 @@
 package history
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -230,7 +231,7 @@ func (r Report) Err() error {
 		}
 		msg += "\n  " + x.String()
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 // Summary is one line of counts.
