@@ -18,9 +18,14 @@ type Suppression struct {
 	wallIdle     time.Duration // > 0: windows also close by wall clock
 }
 
-// UntilWindowCloses holds each window's updates until the window closes (its
-// end plus grace is at or before stream time) and then emits its final
-// result, exactly once. Only for tables of windowed aggregations.
+// UntilWindowCloses holds each window's updates until the window closes and
+// then emits its final result, exactly once. Only for tables of windowed
+// aggregations. A time window closes when stream time reaches its end plus
+// grace; a sliding window when stream time passes its end plus grace; a
+// session when stream time passes its end plus twice the gap plus grace,
+// the last time a record can extend it (see SessionWindows.Grace). A late
+// record that bridges a closed session to a live one still merges them,
+// as in Kafka Streams: the merged session has a result of its own.
 func UntilWindowCloses() Suppression { return Suppression{windowCloses: true} }
 
 // WallClockClose makes an UntilWindowCloses suppression also close windows
