@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"github.com/runnel-dev/runnel/topology"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -168,7 +169,7 @@ func (o *AppOptions) EnsureDefaults() {
 		o.NumWorkers = 1
 	}
 	if !o.cacheBytesSet {
-		o.CacheBytes = 10 << 20
+		o.CacheBytes = topology.DefaultCacheBytes
 	}
 	o.CacheBytes = max(o.CacheBytes, 0)
 	if o.SessionTimeout <= 0 {
