@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/runnel-dev/runnel/topology"
 )
 
 // Guarantee is an application's processing guarantee (Kafka Streams'
@@ -287,7 +288,7 @@ func (o *AppOptions) EnsureDefaults() {
 		o.NumWorkers = 1
 	}
 	if o.set&setCacheBytes == 0 {
-		o.CacheBytes = 10 << 20
+		o.CacheBytes = topology.DefaultCacheBytes
 	}
 	if o.set&setSessionTimeout == 0 {
 		o.SessionTimeout = 45 * time.Second

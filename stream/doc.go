@@ -24,4 +24,28 @@
 // Windowed operations and stream-stream joins keep their own stream time,
 // the largest timestamp they have seen; records too late for a window's
 // grace period are dropped and counted (topology.DropLate).
+//
+// # Order and stream time
+//
+// A task runs a sub-topology for one partition number of its input topics.
+// When it reads several partitions (a join of two topics, a merge, a table
+// and a stream), it takes, among the records fetched for it, the one with
+// the smallest timestamp first; a partition with nothing fetched is not
+// waited for. A stream-table join's result depends on that order: a stream
+// record joins the table as it is when the record is processed.
+//
+// Stream time is per task, hence per partition: a window closes, and
+// Suppress emits its final result, when the records of that partition move
+// past its end plus grace, whatever other partitions hold. A partition that
+// receives no records keeps its windows open (see WallClockClose).
+//
+// # Record caches
+//
+// By default every task has a record cache (CacheBytes, 10 MiB) in front of
+// its aggregations' stores: updates of a key reach downstream when the
+// cache flushes it (at every commit, or when the cache is full), once per
+// flush with the latest value. Caching changes how many intermediate
+// updates are emitted, never a final result: a window that closes before
+// the flush is still forwarded, once. Package streamtest caches the same
+// way by default: its Commit is the runtime's commit.
 package stream

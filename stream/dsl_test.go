@@ -13,13 +13,15 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
+// newDriver builds b into a driver with caching off (unless opts turn it
+// on): the tests using it check every update an operation forwards.
 func newDriver(t *testing.T, b *stream.Builder, opts ...streamtest.Option) *streamtest.Driver {
 	t.Helper()
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := streamtest.New(topo, opts...)
+	d, err := streamtest.New(topo, append([]streamtest.Option{streamtest.Caching(false)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func Example_tableTableJoin() {
 		return *n + " <" + *e + ">"
 	}).ToStream().To("outer")
 	topo, _ := b.Build()
-	d, _ := streamtest.New(topo)
+	d, _ := streamtest.New(topo, streamtest.Caching(false)) // every update: caching off, as with runnel.CacheBytes(0)
 	n := streamtest.Input(d, "names", serde.String, serde.String)
 	e := streamtest.Input(d, "emails", serde.String, serde.String)
 	n.Pipe("u1", "Ann", 1)
@@ -114,7 +114,7 @@ func Example_foreignKeyJoin() {
 	stream.JoinForeignKey(orders, customers, func(customer string) string { return customer },
 		func(customer, name string) string { return name }).ToStream().To("order-names")
 	topo, _ := b.Build()
-	d, _ := streamtest.New(topo, streamtest.Partitions("orders", 3), streamtest.Partitions("customers", 2))
+	d, _ := streamtest.New(topo, streamtest.Caching(false), streamtest.Partitions("orders", 3), streamtest.Partitions("customers", 2)) // every update: caching off, as with runnel.CacheBytes(0)
 	o := streamtest.Input(d, "orders", serde.String, serde.String)
 	c := streamtest.Input(d, "customers", serde.String, serde.String)
 	c.Pipe("c1", "Ann", 1)

@@ -21,7 +21,7 @@ func Example_tables() {
 	low := stock.Filter(func(_ string, n int64) bool { return n < 5 })
 	stream.MapTableValues(low, func(n int64) string { return fmt.Sprintf("only %d left", n) }).ToStream().To("alerts")
 	topo, _ := b.Build()
-	d, _ := streamtest.New(topo)
+	d, _ := streamtest.New(topo, streamtest.Caching(false)) // every update: caching off, as with runnel.CacheBytes(0)
 	in := streamtest.Input(d, "stock", serde.String, serde.Int64)
 	in.Pipe("apples", 10, 1)
 	in.Pipe("apples", 3, 2)
@@ -58,6 +58,7 @@ func Example_aggregation() {
 	p.Pipe("ann", "paris", 4)
 	p.Pipe("bob", "paris", 5)
 	p.Pipe("ann", "porto", 6)
+	d.Commit() // the caches forward their latest updates, as at a commit of the runtime
 	history, _ := streamtest.Latest(d, "history", serde.String, serde.String)
 	byLetter, _ := streamtest.Latest(d, "by-letter", serde.String, serde.Int64)
 	headcount, _ := streamtest.Latest(d, "headcount", serde.String, serde.Int64)

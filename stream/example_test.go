@@ -51,6 +51,7 @@ func Example_wordCount() {
 	d, _ := streamtest.New(topo)
 	in := streamtest.Input(d, "lines", serde.String, serde.String)
 	in.Pipe("", "to be or not to be", 0)
+	d.Commit() // the caches forward their latest updates, as at a commit of the runtime
 	counts, _ := streamtest.Latest(d, "word-counts", serde.String, serde.Int64)
 	fmt.Println(counts)
 	// Output:

@@ -84,7 +84,7 @@ func TestWindowsWithLateData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			d, err := streamtest.New(topo)
+			d, err := streamtest.New(topo, streamtest.Caching(false))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +175,7 @@ func TestJoinsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := streamtest.New(topo, streamtest.DefaultPartitions(3))
+		d, err := streamtest.New(topo, streamtest.Caching(false), streamtest.DefaultPartitions(3))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +243,7 @@ func TestJoinsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := streamtest.New(topo, streamtest.DefaultPartitions(2))
+		d, err := streamtest.New(topo, streamtest.Caching(false), streamtest.DefaultPartitions(2))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -315,7 +315,7 @@ func TestJoinsMatchReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := streamtest.New(topo, streamtest.DefaultPartitions(2))
+		d, err := streamtest.New(topo, streamtest.Caching(false), streamtest.DefaultPartitions(2))
 		if err != nil {
 			t.Fatal(err)
 		}

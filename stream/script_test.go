@@ -11,6 +11,9 @@ import (
 	"github.com/runnel-dev/runnel/stream/streamtest"
 )
 
+// The scripts show every update an operation forwards: their drivers run
+// with caching off.
+
 func TestScriptWindows(t *testing.T) {
 	newDriver := func() (*streamtest.Driver, error) {
 		b := stream.NewBuilder()
@@ -22,7 +25,7 @@ func TestScriptWindows(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return streamtest.New(topo)
+		return streamtest.New(topo, streamtest.Caching(false))
 	}
 	ws := stream.WindowedSerde(serde.String)
 	streamtest.RunScript(t, "testdata/windows.script", newDriver, streamtest.Printer{
@@ -65,7 +68,7 @@ func TestScriptJoins(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return streamtest.New(topo)
+		return streamtest.New(topo, streamtest.Caching(false))
 	}
 	streamtest.RunScript(t, "testdata/joins.script", newDriver, streamtest.Printer{
 		Store: func(d *streamtest.Driver, name string) ([]string, error) {
@@ -120,7 +123,7 @@ func TestScriptSessions(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return streamtest.New(topo)
+		return streamtest.New(topo, streamtest.Caching(false))
 	}
 	streamtest.RunScript(t, "testdata/sessions.script", newDriver, windowPrinter(true))
 }
@@ -136,7 +139,7 @@ func TestScriptSliding(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return streamtest.New(topo)
+		return streamtest.New(topo, streamtest.Caching(false))
 	}
 	streamtest.RunScript(t, "testdata/sliding.script", newDriver, windowPrinter(false))
 }
@@ -151,7 +154,7 @@ func TestScriptSuppressWallClock(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return streamtest.New(topo, streamtest.StartTime(10_000))
+		return streamtest.New(topo, streamtest.Caching(false), streamtest.StartTime(10_000))
 	}
 	streamtest.RunScript(t, "testdata/suppress_wallclock.script", newDriver, windowPrinter(false))
 }

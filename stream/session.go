@@ -15,9 +15,11 @@ import (
 type SessionWindows struct {
 	// Gap is the inactivity gap that ends a session.
 	Gap time.Duration
-	// Grace is how long after a session's end (plus the gap) records are
-	// still admitted; a record whose session would end before stream time
-	// minus grace is dropped and counted (topology.DropLate).
+	// Grace is how long records are still admitted into a session after
+	// it could no longer grow on time: a session ending at e is closed once
+	// stream time passes e + Gap + Grace (Kafka Streams' rule). A record
+	// whose session, merged with those it joins, would end before stream
+	// time − Gap − Grace is dropped and counted (topology.DropLate).
 	Grace time.Duration
 }
 
@@ -89,8 +91,10 @@ func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.SessionStore, Logging: !o.noLogging, Caching: !o.noCaching,
 		Session: state.SessionOptions{Retention: retention, SegmentInterval: o.segment}}, name)
 	// A session ending at e can still grow by a record at e + gap, which is
-	// admitted while stream time is at most e + gap + grace.
-	closeAfter := (w.Gap + w.Grace).Milliseconds() + 1
+	// admitted while its merged session ends at or after stream time −
+	// grace − gap: while stream time is at most e + 2 × gap + grace. (Only a
+	// record bridging it to a later session can change it after that.)
+	closeAfter := (2*w.Gap + w.Grace).Milliseconds() + 1
 	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: s.g.s.sources,
 		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).End + closeAfter }}}
 }
@@ -157,7 +161,7 @@ func (p *sessionAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 			agg, has = s.agg, true
 		}
 	}
-	if end < p.observed-p.grace {
+	if end < p.observed-p.grace-p.gap { // Kafka Streams' rule
 		p.ctx.Drop(topology.DropLate)
 		return nil
 	}

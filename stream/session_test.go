@@ -27,7 +27,7 @@ type refSession struct {
 
 // referenceSessions runs session windowing plainly: each record merges the
 // sessions within gap of it, unless the merged session would end before
-// stream time minus grace, in which case it is dropped. It returns the
+// stream time minus grace minus gap, in which case it is dropped. It returns the
 // final sessions (sum of values) and the number of dropped records.
 func referenceSessions(evs []sessEvent, gap, grace int64) (map[sessKey]int64, int64) {
 	sessions := map[string][]refSession{}
@@ -43,7 +43,7 @@ func referenceSessions(evs []sessEvent, gap, grace int64) (map[sessKey]int64, in
 				keep = append(keep, s)
 			}
 		}
-		if merged.end < observed-grace {
+		if merged.end < observed-grace-gap {
 			dropped++
 			continue
 		}
@@ -84,7 +84,7 @@ func TestSessionWindows(t *testing.T) {
 	observed := now + 10*(gap+grace)
 	closed := map[sessKey]int64{}
 	for k, v := range want {
-		if k.end+gap+grace < observed {
+		if k.end+2*gap+grace < observed {
 			closed[k] = v
 		}
 	}

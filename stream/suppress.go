@@ -18,9 +18,14 @@ type Suppression struct {
 	wallIdle     time.Duration // > 0: windows also close by wall clock
 }
 
-// UntilWindowCloses holds each window's updates until the window closes (its
-// end plus grace is at or before stream time) and then emits its final
-// result, exactly once. Only for tables of windowed aggregations.
+// UntilWindowCloses holds each window's updates until the window closes and
+// then emits its final result, exactly once. Only for tables of windowed
+// aggregations. A time window closes when stream time reaches its end plus
+// grace; a sliding window when stream time passes its end plus grace; a
+// session when stream time passes its end plus twice the gap plus grace,
+// the last time a record can extend it (see SessionWindows.Grace). A late
+// record that bridges a closed session to a live one still merges them,
+// as in Kafka Streams: the merged session has a result of its own.
 func UntilWindowCloses() Suppression { return Suppression{windowCloses: true} }
 
 // WallClockClose makes an UntilWindowCloses suppression also close windows
@@ -110,6 +115,12 @@ type suppressor[K, V any] struct {
 
 	buf   state.KeyValueStore
 	index map[string]int64
+	// minAt is a lower bound on the buffered entries' emit times (exact
+	// after an evict or Init): evict scans only when something may be due,
+	// and from there. A scan from the buffer's start would pass, in a
+	// Pebble store, the tombstones of every entry emitted since the last
+	// compaction, once per update.
+	minAt int64
 	ctx   topology.Context[K, change[V]]
 }
 
@@ -122,7 +133,7 @@ func (p *suppressor[K, V]) Init(ctx topology.Context[K, change[V]]) error {
 	if !ok {
 		return fmt.Errorf("stream: store %q is not a key-value store", p.store)
 	}
-	p.buf, p.ctx, p.index = buf, ctx, map[string]int64{}
+	p.buf, p.ctx, p.index, p.minAt = buf, ctx, map[string]int64{}, math.MaxInt64
 	if p.s.wallIdle > 0 {
 		p.lastUpdate = ctx.WallClockTime() // idle time counts from the start
 		ctx.Schedule(min(p.s.wallIdle, time.Second), topology.WallClockTime, p.closeByWallClock)
@@ -138,7 +149,9 @@ func (p *suppressor[K, V]) Init(ctx topology.Context[K, change[V]]) error {
 		if len(k) < 8 {
 			return fmt.Errorf("stream: suppression buffer key of %d bytes", len(k))
 		}
-		p.index[string(k[8:])] = int64(binary.BigEndian.Uint64(k))
+		at := int64(binary.BigEndian.Uint64(k))
+		p.index[string(k[8:])] = at
+		p.minAt = min(p.minAt, at)
 		_, ts, err := decodeTS(p.cs, it.Value())
 		if err != nil {
 			return err
@@ -186,6 +199,7 @@ func (p *suppressor[K, V]) Process(r topology.Record[K, change[V]]) error {
 		return err
 	}
 	p.index[string(kb)] = at
+	p.minAt = min(p.minAt, at)
 	_, err = p.evict(p.observed)
 	return err
 }
@@ -212,14 +226,19 @@ func (p *suppressor[K, V]) closeByWallClock(now int64) error {
 // evict emits and removes the entries due at time upTo, in order of emit
 // time, then key bytes, and returns how many it removed.
 func (p *suppressor[K, V]) evict(upTo int64) (int, error) {
+	if p.minAt > upTo {
+		return 0, nil
+	}
 	type due struct{ key, value []byte }
 	var ds []due
-	it := p.buf.All()
+	it := p.buf.Range(bufKey(p.minAt, nil), nil)
+	p.minAt = math.MaxInt64 // until a buffered entry not due says otherwise
 	for it.Next() {
 		if len(it.Key()) < 8 {
 			continue // closedTo
 		}
-		if int64(binary.BigEndian.Uint64(it.Key())) > upTo {
+		if at := int64(binary.BigEndian.Uint64(it.Key())); at > upTo {
+			p.minAt = at
 			break
 		}
 		ds = append(ds, due{append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...)})

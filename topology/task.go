@@ -55,13 +55,18 @@ type TaskConfig struct {
 	// for one (Kafka Streams: cache.max.bytes.buffering > 0).
 	Caching bool
 	// CacheBytes bounds the task's record cache when Caching is on; past it
-	// the least recently used entry is flushed early. Default 10 MiB, Kafka
-	// Streams' cache.max.bytes.buffering.
+	// the least recently used entry is flushed early. Default
+	// DefaultCacheBytes.
 	CacheBytes int64
 	// Drops, when set, is told of every record the task drops, as it
 	// happens (for metrics; Task.Dropped keeps the totals either way).
 	Drops DropCounter
 }
+
+// DefaultCacheBytes is the default bound of a task's record cache, 10 MiB,
+// as Kafka Streams' statestore.cache.max.bytes; runnel.App and streamtest
+// use it too.
+const DefaultCacheBytes = 10 << 20
 
 // DropCounter counts the records a task drops instead of processing: late
 // records past a window's grace, records with an invalid timestamp, and so
@@ -265,7 +270,7 @@ func (t *Task) openStores() error {
 		}
 		if t.cfg.Caching && spec.Caching {
 			if t.cache == nil {
-				t.cache = cache.New(cmp.Or(t.cfg.CacheBytes, 10<<20))
+				t.cache = cache.New(cmp.Or(t.cfg.CacheBytes, DefaultCacheBytes))
 			}
 			s = withCache(t.cache, s, spec, t.now)
 		}

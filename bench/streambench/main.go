@@ -14,6 +14,9 @@
 //   - q5: Nexmark query 5's shape: bids keyed by auction id, counted per
 //     auction in hopping windows of 10 s advancing by 2 s of event time
 //     (the records' timestamps), under both guarantees;
+//   - q5-suppress-uncached: q5 with Suppress(UntilWindowCloses) after the
+//     count and the record cache off (CacheBytes(0)), under both
+//     guarantees: the windowed path where no cache absorbs updates;
 //   - restart: an exactly-once word count over -keys distinct words runs in
 //     a child process (this binary re-executed) until its state holds every
 //     key, is killed with SIGKILL, and is started again on the same state
@@ -44,8 +47,8 @@ import (
 const partitions = 6
 
 var (
-	allWorkloads     = []string{"wordcount", "q5", "restart", "restore", "restart-embedded"}
-	defaultWorkloads = []string{"wordcount", "q5", "restart", "restore"}
+	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded"}
+	defaultWorkloads = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore"}
 )
 
 func main() {
@@ -141,6 +144,11 @@ func (b *bench) run(chosen []string) (err error) {
 	}
 	if has("q5") {
 		if err := b.throughput(q5Workload(b.records)); err != nil {
+			return err
+		}
+	}
+	if has("q5-suppress-uncached") {
+		if err := b.throughput(q5SuppressUncachedWorkload(b.records)); err != nil {
 			return err
 		}
 	}

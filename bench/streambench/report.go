@@ -169,6 +169,7 @@ func (b *bench) settings() []string {
 		s = append(s,
 			fmt.Sprintf("wordcount: %d lines of 3-7 words (10,000-word vocabulary), FlatMapValues, GroupBy word (repartition), Count", b.records),
 			fmt.Sprintf("q5: %d bids keyed by auction id (10,000 auctions), %d per ms of event time, Count per auction in hopping windows of 10 s every 2 s", b.records, bidsPerMs),
+			"q5-suppress-uncached: q5's input and count (1 s of grace), then Suppress(UntilWindowCloses), with CacheBytes(0)",
 			"records/s: input records / (Start to Close: every record processed, then the last commit)")
 	}
 	return s

@@ -25,6 +25,7 @@ type workload struct {
 	processed int64
 	outputs   []string
 	build     func() (*topology.Topology, error)
+	opts      []runnel.AppOption // beyond the benchmark's own
 }
 
 // wordCount is the canonical word count from topic in to topic out: split
@@ -62,6 +63,26 @@ func q5Workload(records int64) workload {
 			stream.WindowedBy(bids, stream.Hopping(10*time.Second, 2*time.Second, 0)).
 				Count(stream.Materialized("auction-counts")).
 				ToStream().To("q5-counts")
+			return b.Build()
+		},
+	}
+}
+
+// q5SuppressUncachedWorkload is q5 with Suppress(UntilWindowCloses) after
+// the count (1 s of grace) and the record cache off (CacheBytes(0)): every
+// bid updates 5 windows, and every update goes through the suppression's
+// buffer, with no cache to absorb any of them.
+func q5SuppressUncachedWorkload(records int64) workload {
+	return workload{
+		name: "q5-suppress-uncached", in: bids("bids-suppress", records), processed: records, outputs: []string{"q5-final"},
+		opts: []runnel.AppOption{runnel.CacheBytes(0)},
+		build: func() (*topology.Topology, error) {
+			b := stream.NewBuilder()
+			bids := stream.From(b, "bids-suppress", serde.String, serde.Bytes).GroupByKey()
+			stream.WindowedBy(bids, stream.Hopping(10*time.Second, 2*time.Second, time.Second)).
+				Count(stream.Materialized("auction-counts")).
+				Suppress(stream.UntilWindowCloses()).
+				ToStream().To("q5-final")
 			return b.Build()
 		},
 	}
@@ -159,6 +180,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	if b.workers > 1 {
 		opts = append(opts, runnel.NumWorkers(b.workers))
 	}
+	opts = append(opts, w.opts...)
 	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return res, err

@@ -178,13 +178,16 @@ func (s *WindowStore) drop(e *entry) {
 func (s *WindowStore) evict(e *entry) error { return s.table.evict(e, s.flushEntry, s.drop) }
 
 // flushEntry writes the dirty e down, tells the listener and leaves e
-// clean (see KeyValueStore.flushEntry). An expired window's entry is
-// dropped.
+// clean (see KeyValueStore.flushEntry).
+//
+// A window that expired by the cache's observed time since it was written
+// is still written down and forwarded: its update is a result downstream
+// (a suppression emits it as the window's final one) that no later write
+// can repeat. Expiry is the store below's business; it observed the writes
+// flushed before this one only, so it takes the write unless it was
+// reopened ahead of the cache. The entry is then dropped, as no read can
+// want it.
 func (s *WindowStore) flushEntry(e *entry) error {
-	if s.expired(e.start) {
-		s.drop(e)
-		return nil
-	}
 	key, start := s.keyOf(e), e.start
 	old := e.below
 	if !e.belowKnown {
@@ -206,8 +209,8 @@ func (s *WindowStore) flushEntry(e *entry) error {
 	s.flushing = e
 	err := s.inner.Put(key, start, value)
 	s.flushing = nil
-	if err != nil || s.tap == nil || !s.tap.wrote {
-		s.drop(e) // what the store below holds is unknown
+	if err != nil || s.tap == nil || !s.tap.wrote || s.expired(start) {
+		s.drop(e) // what the store below holds is unknown, or no read wants it
 	}
 	if err != nil {
 		return err

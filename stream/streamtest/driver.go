@@ -7,8 +7,9 @@
 // written to repartition topics (and to topics the topology reads back) are
 // routed by key hash (murmur2, as the Java client does) to the partition's
 // task and processed, breadth first, before Pipe returns. Stores are the
-// in-memory ones of package state/memstore; with Caching on, a record cache
-// sits in front of them and updates reach downstream only on Commit.
+// in-memory ones of package state/memstore; with Caching on (the default,
+// as in runnel.App), a record cache sits in front of them and updates reach
+// downstream only on Commit.
 //
 // Scripts (see RunScript) drive a driver from a text file for behaviour that
 // is a sequence.
@@ -47,9 +48,12 @@ func Partitions(topic string, n int) Option { return func(c *config) { c.partiti
 // Partitions (default 1).
 func DefaultPartitions(n int) Option { return func(c *config) { c.defParts = n } }
 
-// Caching puts record caches in front of the stores that ask for one
-// (default off, so every update is forwarded at once, as in Kafka Streams'
-// TopologyTestDriver).
+// Caching puts record caches in front of the stores that ask for one, of
+// topology.DefaultCacheBytes per task, as runnel.App does by default: an
+// aggregation's updates reach downstream on Commit (or CommitEvery), once
+// per key, and a test sees what production does. Default on. Off, every
+// update is forwarded at once (runnel.App with CacheBytes(0), or the
+// operation's WithoutCaching).
 func Caching(on bool) Option { return func(c *config) { c.caching = on } }
 
 // CommitEvery commits (flushes caches) after every n piped records; 0 (the
@@ -92,7 +96,7 @@ type Driver struct {
 
 // New builds a driver for t.
 func New(t *topology.Topology, opts ...Option) (*Driver, error) {
-	cfg := config{app: "app", partitions: map[string]int{}, defParts: 1}
+	cfg := config{app: "app", partitions: map[string]int{}, defParts: 1, caching: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
