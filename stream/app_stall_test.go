@@ -2,8 +2,14 @@ package stream_test
 
 import (
 	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/stream"
@@ -79,4 +85,85 @@ func TestAppRebalanceNotHeldByCommitInterval(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling counters, no event to wait on
 	}
 	t.Logf("rebalanced %v after the second instance started", time.Since(start).Round(time.Millisecond))
+}
+
+// TestAppStalledTaskReported: a task whose input partition is paused while
+// records wait in it is reported stalled after the stall timeout (a WARN
+// line and runnel_stream_task_stalled 1), the task of the other partition,
+// with nothing to read, is not; resumed, the task catches up and is no
+// longer stalled.
+func TestAppStalledTaskReported(t *testing.T) {
+	for _, g := range []stream.Guarantee{stream.ExactlyOnce, stream.AtLeastOnce} {
+		t.Run(g.String(), func(t *testing.T) {
+			addr := startAppBroker(t)
+			createTopics(t, addr, 2, "nums", "copy", "sums")
+			cl := newTestClient(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+			produce := func(p int32, n int) {
+				var recs []*kgo.Record
+				for i := range n {
+					recs = append(recs, &kgo.Record{Topic: "nums", Partition: p, Key: []byte(strconv.Itoa(i)), Value: make([]byte, 8)})
+				}
+				if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var paused, resumed atomic.Bool
+			var pausedTurns atomic.Int64 // turns that paused partition 0
+			part0 := map[string][]int32{"nums": {0}}
+			reg := prometheus.NewRegistry()
+			var logs lockedBuffer
+			app := runApp(t, numsTopology(t, noHook), func(a *stream.App) {
+				stream.PauseInput(a, func() (pause, resume map[string][]int32) {
+					if resumed.Load() {
+						return nil, part0
+					}
+					if paused.Load() {
+						pausedTurns.Add(1)
+						return part0, nil
+					}
+					return nil, nil
+				})
+			}, stream.ApplicationID("stall"), stream.Brokers(addr), stream.StateDir(t.TempDir()),
+				stream.ProcessingGuarantee(g), stream.CommitInterval(100*time.Millisecond),
+				stream.StallTimeout(time.Second), stream.MetricsRegisterer(reg),
+				stream.Logger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Log(logs.String())
+				}
+			})
+
+			produce(0, 10)
+			produce(1, 10)
+			// Each record is processed twice: by sub-topology 0, and
+			// repartitioned, by sub-topology 1.
+			waitMetrics(t, "the first records processed", func() bool { return app.Metrics().RecordsProcessed == 40 })
+			paused.Store(true)
+			// The second turn that pauses it comes after the first paused it.
+			waitMetrics(t, "partition 0 paused", func() bool { return pausedTurns.Load() >= 2 })
+			produce(0, 10)
+
+			stalled := func(task string) float64 {
+				m := series(t, reg, "runnel_stream_task_stalled")["application_id=stall,task="+task]
+				if m == nil {
+					return -1
+				}
+				return value(m)
+			}
+			waitFor(t, "task 0_0 reported stalled", func() bool { return stalled("0_0") == 1 })
+			if !strings.Contains(logs.String(), "level=WARN msg=\"stream: task stalled") {
+				t.Fatalf("no WARN line for the stall; log:\n%s", logs.String())
+			}
+			if s := stalled("0_1"); s == 1 {
+				t.Fatal("task 0_1, with nothing to read, reported stalled")
+			}
+			if n := app.Metrics().RecordsProcessed; n != 40 {
+				t.Fatalf("%d records processed while partition 0 was paused, want 40", n)
+			}
+
+			resumed.Store(true)
+			waitFor(t, "task 0_0 no longer stalled", func() bool { return stalled("0_0") == 0 })
+			waitMetrics(t, "the paused records processed", func() bool { return app.Metrics().RecordsProcessed == 60 })
+		})
+	}
 }

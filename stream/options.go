@@ -69,6 +69,11 @@ type AppOptions struct {
 	// ReplicationFactor and RepartitionPurgeInterval: see options_topics.go.
 	ReplicationFactor        int
 	RepartitionPurgeInterval time.Duration
+
+	// StallTimeout: see its option (runtime_watchdog.go); 0 turns the
+	// check off.
+	StallTimeout    time.Duration
+	stallTimeoutSet bool
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -180,6 +185,10 @@ func (o *AppOptions) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if !o.stallTimeoutSet {
+		o.StallTimeout = defaultStallTimeout
+	}
+	o.StallTimeout = max(o.StallTimeout, 0)
 	o.ensureTopicDefaults()
 }
 
@@ -216,6 +225,6 @@ func (o *AppOptions) String() string {
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
 		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
-		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s",
-		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy)
+		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d",
+		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds())
 }

@@ -63,7 +63,8 @@ type runner struct {
 	// the loop's AllowRebalance: the next turn commits without waiting for
 	// the commit interval.
 	rebalanceWaiting atomic.Bool
-	purge            purger // deletes committed repartition records (runtime_purge.go)
+	purge            purger     // deletes committed repartition records (runtime_purge.go)
+	stalls           stallWatch // loop goroutine only (runtime_watchdog.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -94,6 +95,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
 		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
 		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
+		stalls: stallWatch{timeout: o.StallTimeout},
 	}
 	// The member is static (KIP-345), with an id kept in the state
 	// directory: a crashed instance that restarts within the session
@@ -192,6 +194,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 			r.maybePurge(ctx, lastCommit)
 			r.cl.AllowRebalance()
 		}
+		if f := r.app.pauseInput; f != nil {
+			pause, resume := f()
+			r.cl.PauseFetchPartitions(pause)
+			r.cl.ResumeFetchPartitions(resume)
+		}
+		r.checkStalls(ctx, time.Now())
 	}
 }
 
