@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/stream"
 )
 
 // bench holds what the workloads share: one broker in this process and
@@ -34,6 +35,12 @@ type bench struct {
 	commitInterval time.Duration
 	// workers is the throughput apps' NumWorkers (-workers).
 	workers int
+	// guarantees are those the throughput workloads run under
+	// (-guarantees).
+	guarantees []stream.Guarantee
+	// stallDump, when positive, is how long a throughput run may process
+	// nothing before its goroutines are dumped and it fails (-stall-dump).
+	stallDump time.Duration
 
 	broker *broker.Broker
 	cl     *kgo.Client // an admin client
