@@ -2,7 +2,11 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -13,6 +17,7 @@ import (
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -166,4 +171,81 @@ func TestAppStalledTaskReported(t *testing.T) {
 			waitMetrics(t, "the paused records processed", func() bool { return app.Metrics().RecordsProcessed == 60 })
 		})
 	}
+}
+
+// TestAppWindowedExactlyOnceNoStall is the stress test of issue 21's hang:
+// an exactly-once hopping-window count (the benchmark's q5) over a
+// backlog in 6 partitions must process all of it, its position never
+// standing still for long while input waits. A run fails when the stall
+// watchdog reports a task (5 s) or nothing is processed for 30 s, with
+// every goroutine's stack in the log. go test runs 20,000 records once;
+// RUNNEL_STALL_RECORDS and RUNNEL_STALL_RUNS make it longer (the hang
+// was seen once in 2,000,000 records).
+func TestAppWindowedExactlyOnceNoStall(t *testing.T) {
+	records, runs := envInt(t, "RUNNEL_STALL_RECORDS", 20_000), envInt(t, "RUNNEL_STALL_RUNS", 1)
+	addr := startAppBroker(t)
+	createTopics(t, addr, 6, "bids", "q5-counts")
+	cl := newTestClient(t, addr, kgo.ProducerLinger(5*time.Millisecond))
+	epoch := time.UnixMilli(1_700_000_000_000)
+	rng := rand.New(rand.NewPCG(21, 21))
+	var batch []*kgo.Record
+	for i := range records {
+		batch = append(batch, &kgo.Record{Topic: "bids", Key: fmt.Appendf(nil, "auction%05d", rng.IntN(1000)),
+			Value: make([]byte, 16), Timestamp: epoch.Add(time.Duration(i/10) * time.Millisecond)})
+		if len(batch) == 10_000 || i == records-1 {
+			if err := cl.ProduceSync(context.Background(), batch...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b := stream.NewBuilder()
+	bids := stream.From(b, "bids", serde.String, serde.Bytes).GroupByKey()
+	stream.WindowedBy(bids, stream.Hopping(10*time.Second, 2*time.Second, 0)).
+		Count(stream.Materialized("auction-counts")).
+		ToStream().To("q5-counts")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range runs {
+		reg := prometheus.NewRegistry()
+		app := runApp(t, topo, nil, stream.ApplicationID(fmt.Sprintf("q5-%d", run)), stream.Brokers(addr),
+			stream.StateDir(t.TempDir()), stream.StallTimeout(5*time.Second), stream.MetricsRegisterer(reg))
+		start, last, lastAt := time.Now(), int64(-1), time.Now()
+		for {
+			n := app.Metrics().RecordsProcessed
+			if n >= int64(records) {
+				break
+			}
+			if n != last {
+				last, lastAt = n, time.Now()
+			}
+			stalled := sum(series(t, reg, "runnel_stream_task_stalled")) > 0
+			if stalled || time.Since(lastAt) > 30*time.Second {
+				var stacks strings.Builder
+				pprof.Lookup("goroutine").WriteTo(&stacks, 2)
+				t.Fatalf("run %d: %d of %d records processed, none for %v (a task reported stalled: %t)\n%s",
+					run, n, records, time.Since(lastAt).Round(time.Millisecond), stalled, stacks.String())
+			}
+			time.Sleep(20 * time.Millisecond) // polling counters, no event to wait on
+		}
+		if err := app.Close(); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("run %d: %d records in %v", run, records, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// envInt reads a positive integer from the environment, or def.
+func envInt(t *testing.T, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
 }
