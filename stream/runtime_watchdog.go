@@ -24,8 +24,11 @@ const defaultStallTimeout = 60 * time.Second
 // 1 for the task, back to 0 (and a log line at INFO) when its position
 // moves again. Tasks restoring their stores are not watched: restoration
 // reports its own progress. The end offsets are asked of the brokers a few
-// times per timeout, at most every 10 s. Default 60 s; 0 turns the check
-// off. (Kafka Streams has no equivalent.)
+// times per timeout, at most every 10 s. Keep the timeout well above the
+// time the worker takes to process one fetch (up to 1 MB per partition):
+// with a backlog, a partition's records wait while the fetched records of
+// the others are processed. Default 60 s; 0 turns the check off. (Kafka
+// Streams has no equivalent.)
 func StallTimeout(d time.Duration) AppOption {
 	return func(o *AppOptions) { o.StallTimeout, o.stallTimeoutSet = d, true }
 }
@@ -228,8 +231,11 @@ func (r *runner) reportStall(id topology.TaskID, ev stallEvent, pos map[string]i
 	g := r.app.metrics.prom.stalled
 	switch ev {
 	case stallStarted:
+		// What the consumer holds says where to look: a partition paused
+		// and never resumed, or records fetched and not handed over.
 		r.log.Warn("stream: task stalled: input to read and no progress", "task", id.String(), "lag", lag,
-			"positions", pos, "for", r.stalls.timeout)
+			"positions", pos, "for", r.stalls.timeout, "paused", r.cl.PauseFetchPartitions(nil),
+			"buffered_records", r.cl.BufferedFetchRecords())
 		g.WithLabelValues(id.String()).Set(1)
 	case stallResolved:
 		r.log.Info("stream: task no longer stalled", "task", id.String(), "lag", lag)
