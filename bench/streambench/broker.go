@@ -90,8 +90,15 @@ func (b *bench) startBroker() error {
 }
 
 // createTopics creates topics with the benchmark's partition count.
+//
+// The topics keep their records for ever (retention.ms=-1): the generated
+// records carry timestamps of 2026-01-01 (bidEpoch), older than the default
+// 7 days of retention, and the broker's first retention check (5 minutes
+// after its start) deleted the input's closed segments under a run still
+// reading them, which stopped it short of the end (issue 21's "hang").
 func (b *bench) createTopics(names ...string) error {
-	resp, err := b.adm.CreateTopics(b.ctx, partitions, 1, nil, names...)
+	forever := "-1"
+	resp, err := b.adm.CreateTopics(b.ctx, partitions, 1, map[string]*string{"retention.ms": &forever}, names...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
