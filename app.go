@@ -48,6 +48,10 @@ type App struct {
 	// holdRestore, set by tests before Start, holds restorations back
 	// while it returns true.
 	holdRestore func() bool
+	// pauseInput, set by tests before Start, is called by the workers'
+	// loops each turn: they pause and resume the input partitions it
+	// returns, to make a task stall.
+	pauseInput func() (pause, resume map[string][]int32)
 
 	stateMu  sync.Mutex   // serializes state changes and their listener calls
 	state    atomic.Int32 // a State

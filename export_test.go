@@ -13,3 +13,7 @@ func SetReplaceBackoff(lo, hi time.Duration) (restore func()) {
 // HoldRestore makes a's workers leave their restorations alone while hold
 // returns true, without blocking their loops. Set it before Start.
 func HoldRestore(a *App, hold func() bool) { a.holdRestore = hold }
+
+// PauseInput makes a's workers pause, and resume, the input partitions f
+// returns, called on every turn of their loops. Set it before Start.
+func PauseInput(a *App, f func() (pause, resume map[string][]int32)) { a.pauseInput = f }

@@ -39,6 +39,7 @@ type promMetrics struct {
 	prodErrors     *prometheus.CounterVec // task
 	replacements   prometheus.Counter
 	state          *prometheus.GaugeVec // state
+	stalled        *prometheus.GaugeVec // task
 }
 
 func newPromMetrics(app string) *promMetrics {
@@ -75,12 +76,13 @@ func newPromMetrics(app string) *promMetrics {
 		prodErrors:    counterVec("production_errors_total", "Output records skipped because the broker rejected them.", "task"),
 		replacements:  counter("worker_replacements_total", "Workers replaced after a failure (UncaughtError(ReplaceWorker))."),
 		state:         gaugeVec("state", "1 for the application's current state (Kafka Streams' KafkaStreams.State), 0 for the others.", "state"),
+		stalled:       gaugeVec("task_stalled", "1 while the task has input to read and its position has not moved for the stall timeout (StallTimeout), else 0.", "task"),
 	}
 }
 
 func (m *promMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.processed, m.processLatency, m.e2eLatency, m.lag, m.commitLatency, m.commits, m.aborts,
-		m.restored, m.restoreRemain, m.restoreRate, m.dropped, m.cacheHitRatio, m.deserErrors, m.prodErrors, m.replacements, m.state}
+		m.restored, m.restoreRemain, m.restoreRate, m.dropped, m.cacheHitRatio, m.deserErrors, m.prodErrors, m.replacements, m.state, m.stalled}
 }
 
 // register registers the instruments with reg, all or none.
@@ -178,6 +180,7 @@ func (m *appMetrics) dropTask(id topology.TaskID) {
 	m.prom.cacheHitRatio.DeleteLabelValues(l)
 	m.prom.restoreRemain.DeleteLabelValues(l)
 	m.prom.restoreRate.DeleteLabelValues(l)
+	m.prom.stalled.DeleteLabelValues(l)
 }
 
 // recordProcessed counts one record processed in d, whose timestamp was ts.

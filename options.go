@@ -51,6 +51,7 @@ const (
 	setSessionTimeout
 	setLogger
 	setStateDir
+	setStallTimeout
 )
 
 func (f appOpt) apply(o *AppOptions) { f(o) }
@@ -92,6 +93,10 @@ type AppOptions struct {
 	// ReplicationFactor and RepartitionPurgeInterval: see options_topics.go.
 	ReplicationFactor        int
 	RepartitionPurgeInterval time.Duration
+
+	// StallTimeout: see its option (runtime_watchdog.go); 0 turns the
+	// check off.
+	StallTimeout time.Duration
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -268,6 +273,23 @@ func RepartitionPurgeInterval(d time.Duration) AppOption {
 	return appOpt(func(o *AppOptions) { o.RepartitionPurgeInterval = d })
 }
 
+// StallTimeout is how long a task may have input to read (lag above zero:
+// records between its position and the end of one of its input
+// partitions, the last stable offset under exactly-once) without its
+// position moving before it is reported stalled: a log line at WARN
+// ("stream: task stalled") and the gauge runnel_stream_task_stalled set to
+// 1 for the task, back to 0 (and a log line at INFO) when its position
+// moves again. Tasks restoring their stores are not watched: restoration
+// reports its own progress. The end offsets are asked of the brokers a few
+// times per timeout, at most every 10 s. Keep the timeout well above the
+// time the worker takes to process one fetch (up to 1 MB per partition):
+// with a backlog, a partition's records wait while the fetched records of
+// the others are processed. Default 60 s; 0 turns the check off. (Kafka
+// Streams has no equivalent.)
+func StallTimeout(d time.Duration) AppOption {
+	return appOpt(func(o *AppOptions) { o.StallTimeout = d; o.set |= setStallTimeout })
+}
+
 // EnsureDefaults fills the settings no option set with their defaults. An
 // option given explicitly keeps its value, zero included: CommitInterval(0)
 // commits after every poll, CacheBytes(0) turns caching off,
@@ -292,6 +314,9 @@ func (o *AppOptions) EnsureDefaults() {
 	}
 	if o.set&setSessionTimeout == 0 {
 		o.SessionTimeout = 45 * time.Second
+	}
+	if o.set&setStallTimeout == 0 {
+		o.StallTimeout = defaultStallTimeout
 	}
 	if o.set&setLeaveGroup == 0 {
 		o.LeaveGroupOnClose = true
@@ -332,6 +357,9 @@ func (o *AppOptions) Validate() error {
 	if o.SessionTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("session timeout %v is not positive", o.SessionTimeout))
 	}
+	if o.StallTimeout < 0 {
+		problems = append(problems, fmt.Sprintf("stall timeout %v is negative", o.StallTimeout))
+	}
 	if o.StandbyReplicas < 0 {
 		problems = append(problems, "standby replicas is negative")
 	}
@@ -356,6 +384,6 @@ func (o *AppOptions) String() string {
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
 		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
-		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s",
-		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy)
+		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d",
+		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds())
 }

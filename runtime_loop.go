@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-dev/runnel/state/pebblestore"
@@ -23,7 +24,11 @@ import (
 //
 // Rebalances are held back while records are being processed
 // (kgo.BlockRebalanceOnPoll) and allowed right after each commit, so a
-// revocation never finds records processed and not committed. The group is
+// revocation never finds records processed and not committed. A rebalance
+// that waits (the first assignment too) does not wait for the commit
+// interval: the client says so (kgo.OnPartitionsCallbackBlocked) and the
+// loop commits at once, as Kafka Streams commits before it gives up
+// partitions. The group is
 // cooperative: a rebalance revokes only the tasks that move, which the
 // revocation callback closes (taskMu keeps it off the loop's work).
 type runner struct {
@@ -54,7 +59,12 @@ type runner struct {
 	// txnWork says records were processed or produced since the last
 	// commit; loop goroutine only.
 	txnWork bool
-	purge   purger // deletes committed repartition records (runtime_purge.go)
+	// rebalanceWaiting is set when the client holds a rebalance back for
+	// the loop's AllowRebalance: the next turn commits without waiting for
+	// the commit interval.
+	rebalanceWaiting atomic.Bool
+	purge            purger     // deletes committed repartition records (runtime_purge.go)
+	stalls           stallWatch // loop goroutine only (runtime_watchdog.go)
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -85,6 +95,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
 		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
 		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
+		stalls: stallWatch{timeout: o.StallTimeout},
 	}
 	// The member is static (KIP-345), with an id kept in the state
 	// directory: a crashed instance that restarts within the session
@@ -111,6 +122,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
+		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.rebalanceWaiting.Store(true) }),
 	}
 	var err error
 	if o.Guarantee == ExactlyOnce {
@@ -182,6 +194,12 @@ func (r *runner) run(ctx context.Context) (err error) {
 			r.maybePurge(ctx, lastCommit)
 			r.cl.AllowRebalance()
 		}
+		if f := r.app.pauseInput; f != nil {
+			pause, resume := f()
+			r.cl.PauseFetchPartitions(pause)
+			r.cl.ResumeFetchPartitions(resume)
+		}
+		r.checkStalls(ctx, time.Now())
 	}
 }
 
@@ -263,7 +281,12 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 		return false, err
 	}
 	now := time.Now()
-	due := now.Sub(lastCommit) >= r.app.opts.CommitInterval
+	// A rebalance waiting for this member is due a commit now: the first
+	// assignment would otherwise wait for a whole commit interval (30 s
+	// under at-least-once), and a revocation would hold the group back
+	// as long.
+	waiting := r.rebalanceWaiting.Swap(false)
+	due := waiting || now.Sub(lastCommit) >= r.app.opts.CommitInterval
 	// Under exactly-once, wall-clock punctuation runs right before a
 	// commit, so that what it writes is committed before the next
 	// rebalance may revoke its task (the open transaction is then always

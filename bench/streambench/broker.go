@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/broker"
 )
 
@@ -34,6 +35,12 @@ type bench struct {
 	commitInterval time.Duration
 	// workers is the throughput apps' NumWorkers (-workers).
 	workers int
+	// guarantees are those the throughput workloads run under
+	// (-guarantees).
+	guarantees []runnel.Guarantee
+	// stallDump, when positive, is how long a throughput run may process
+	// nothing before its goroutines are dumped and it fails (-stall-dump).
+	stallDump time.Duration
 
 	broker *broker.Broker
 	cl     *kgo.Client // an admin client
@@ -83,8 +90,15 @@ func (b *bench) startBroker() error {
 }
 
 // createTopics creates topics with the benchmark's partition count.
+//
+// The topics keep their records for ever (retention.ms=-1): the generated
+// records carry timestamps of 2026-01-01 (bidEpoch), older than the default
+// 7 days of retention, and the broker's first retention check (5 minutes
+// after its start) deleted the input's closed segments under a run still
+// reading them, which stopped it short of the end (issue 21's "hang").
 func (b *bench) createTopics(names ...string) error {
-	resp, err := b.adm.CreateTopics(b.ctx, partitions, 1, nil, names...)
+	forever := "-1"
+	resp, err := b.adm.CreateTopics(b.ctx, partitions, 1, map[string]*string{"retention.ms": &forever}, names...)
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}

@@ -41,6 +41,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runnel-dev/runnel"
 )
 
 // partitions of every input topic.
@@ -65,6 +67,8 @@ func main() {
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
 		workers    = flag.Int("workers", 1, "worker goroutines (NumWorkers) of the throughput apps")
+		guarantees = flag.String("guarantees", "at_least_once,exactly_once_v2", "comma-separated processing guarantees the throughput workloads run under")
+		stallAfter = flag.Duration("stall-dump", 0, "when a throughput run processes nothing for this long, write every goroutine's stack to stderr and fail the run (0: wait)")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -84,7 +88,18 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval, workers: *workers}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter}
+	for _, g := range strings.Split(*guarantees, ",") {
+		switch g {
+		case runnel.AtLeastOnce.String():
+			b.guarantees = append(b.guarantees, runnel.AtLeastOnce)
+		case runnel.ExactlyOnce.String():
+			b.guarantees = append(b.guarantees, runnel.ExactlyOnce)
+		default:
+			fmt.Fprintf(os.Stderr, "streambench: unknown guarantee %q (want at_least_once or exactly_once_v2)\n", g)
+			os.Exit(2)
+		}
+	}
 	code := 0
 	if err := b.run(chosen); err != nil {
 		fmt.Fprintln(os.Stderr, "streambench:", err)

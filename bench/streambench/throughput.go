@@ -114,7 +114,7 @@ func (b *bench) throughput(w workload) error {
 	if err := b.produce(b.broker.Addr(), w.in); err != nil {
 		return err
 	}
-	for _, g := range []runnel.Guarantee{runnel.AtLeastOnce, runnel.ExactlyOnce} {
+	for _, g := range b.guarantees {
 		var r throughputResult
 		err := b.profiled(w.name+"-"+g.String(), func() (err error) {
 			r, err = b.runToEnd(w, g)
@@ -198,9 +198,17 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	defer tick.Stop()
 	lastReport := start
 	var commitsAtDone int64
+	lastProgress, lastProcessed := start, int64(-1)
 	for {
 		m := app.Metrics()
 		now := time.Now()
+		if m.RecordsProcessed != lastProcessed {
+			lastProgress, lastProcessed = now, m.RecordsProcessed
+		} else if b.stallDump > 0 && res.done == 0 && now.Sub(lastProgress) >= b.stallDump {
+			pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+			app.Close()
+			return res, fmt.Errorf("%s: stalled: %d of %d records processed, none for %v", id, m.RecordsProcessed, w.processed, b.stallDump)
+		}
 		if res.first == 0 && m.RecordsProcessed > 0 {
 			res.first = now.Sub(start)
 		}
