@@ -309,12 +309,6 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// EnforceRetention runs one retention pass over every local partition now,
-// rather than waiting for the next check interval: segments past
-// retention are deleted, and the state of producers idle for
-// producer.id.expiration.ms (Config.ProducerIDExpiration) is forgotten.
-func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
-
 // internalTopic reports whether a topic belongs to a coordinator
 // (__consumer_offsets, __transaction_state): clients may read it
 // but neither write nor delete it.

@@ -92,10 +92,6 @@ func (b *Broker) startGroups(ctx context.Context) error {
 // __consumer_offsets partition this broker leads, or ctx ends.
 func (b *Broker) WaitGroupsLoaded(ctx context.Context) error { return b.groups.WaitLoaded(ctx) }
 
-// ExpireGroupOffsets runs one offset expiry pass now, rather than waiting
-// for the next check interval.
-func (b *Broker) ExpireGroupOffsets() { b.groups.ExpireOffsets() }
-
 // offsetsPartition is a __consumer_offsets partition as the coordinator
 // writes and replays it.
 type offsetsPartition struct{ p *partition }

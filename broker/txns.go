@@ -80,16 +80,6 @@ func (b *Broker) startTxns(ctx context.Context) error {
 // __transaction_state partition this broker leads, or ctx ends.
 func (b *Broker) WaitTxnsLoaded(ctx context.Context) error { return b.txns.WaitLoaded(ctx) }
 
-// AbortTimedOutTransactions runs one pass of the transaction timeout
-// check now, rather than waiting for the next check interval.
-func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
-
-// ExpireTransactionalIDs runs one pass of transactional id expiry
-// (transactional.id.expiration.ms) now, rather than waiting for the next
-// check interval: ids idle that long with no transaction open are
-// forgotten, and tombstoned in __transaction_state.
-func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
-
 func (b *Broker) partitionExists(topic string, partition int32) bool {
 	t := b.meta.Cluster().Topics[topic]
 	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
