@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/broker/internal/coordinator"
 	"github.com/runnel-dev/runnel/broker/internal/group"
 	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -55,7 +56,7 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		AllocateProducerIDs:        b.meta.AllocateProducerIDs,
 		WriteMarker:                b.writeTxnMarker,
 		PartitionExists:            b.partitionExists,
-		Now:                        b.cfg.Now,
+		Clock:                      coordinator.RealClock(b.cfg.Now),
 		Logger:                     b.logger.With("component", "txn"),
 	})
 	if err != nil {
@@ -69,7 +70,7 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		if p := b.parts.get(txnStateTopic, mp.Index); p != nil {
 			// The adapter is the one __consumer_offsets uses: append
 			// durably, replay below the high watermark.
-			coord.AddPartition(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
+			coord.Load(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
 		}
 	}
 	b.parts.setTxnVerifier(coord)
