@@ -92,11 +92,11 @@ func checkRead(t testing.TB, got []*kgo.Record, want produced) map[string]*kgo.R
 	return view
 }
 
-// Scenario 4: a compacted topic with 100,000 updates over 1,000 keys, 100
+// A compacted topic with 100,000 updates over 1,000 keys, 100
 // of them tombstoned, replayed from offset 0 after cleaning, gives exactly
 // the latest value per key at unchanged offsets; tombstones are there
 // before delete.retention.ms and gone after.
-func TestScenario04Compaction(t *testing.T) {
+func TestCompactionKeepsLatestValuePerKey(t *testing.T) {
 	clk := newClock()
 	b := startBroker(t, broker.Config{Now: clk.Now})
 	adm := newAdmin(t, b.Addr())

@@ -135,10 +135,10 @@ func (c *child) kill(t *testing.T) {
 	c.done <- nil // for the cleanup's receive
 }
 
-// Scenario 6: a broker is SIGKILLed during heavy acks=all produce; after a
+// A broker is SIGKILLed during heavy acks=all produce; after a
 // restart every acknowledged record is readable, and what is readable is
 // only whole records that were sent.
-func TestScenario06CrashRecovery(t *testing.T) {
+func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	dir := t.TempDir()
 	c := startChild(t, dir, "127.0.0.1:0")
 	adm := newAdmin(t, c.addr)

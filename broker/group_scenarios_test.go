@@ -14,11 +14,11 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-// Scenario 10: three consumers in a group on a 6-partition topic consume
+// Three consumers in a group on a 6-partition topic consume
 // each partition with exactly one member; on a topic with fewer partitions
 // than members, the member beyond the partition count sits idle. Run with
 // the range and the round-robin assignor.
-func TestScenario10OneOwnerPerPartition(t *testing.T) {
+func TestGroupOneOwnerPerPartition(t *testing.T) {
 	for _, bal := range []struct {
 		name string
 		b    kgo.GroupBalancer
@@ -31,9 +31,9 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 			b := startBroker(t, groupBrokerConfig())
 			adm := newAdmin(t, b.Addr())
 
-			const topic, parts = "s10", 6
+			const topic, parts = "owners", 6
 			createTopic(t, adm, topic, parts, nil)
-			group := "s10-" + bal.name
+			group := "owners-" + bal.name
 			var ms []*groupConsumer
 			for i := range 3 {
 				ms = append(ms, startConsumer(t, b.Addr(), group, topic, fmt.Sprintf("m%d", i), kgo.Balancers(bal.b)))
@@ -49,7 +49,7 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 			checkOneOwner(t, ms, a, n)
 
 			// Four members on three partitions: one sits idle.
-			const small, smallParts = "s10-small", 3
+			const small, smallParts = "owners-small", 3
 			createTopic(t, adm, small, smallParts, nil)
 			sgroup := group + "-small"
 			var ss []*groupConsumer
@@ -111,16 +111,16 @@ func checkOneOwner(t *testing.T, ms []*groupConsumer, a map[string][]int32, n in
 	}
 }
 
-// Scenario 11: with the cooperative-sticky assignor, a member joining a
+// With the cooperative-sticky assignor, a member joining a
 // group of three revokes only the partitions that move to it; the others
 // are never revoked and keep being consumed through the rebalance, which
 // takes two join rounds.
-func TestScenario11CooperativeRebalance(t *testing.T) {
+func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
 	b := startBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s11", 6
+	const topic, parts = "coop", 6
 	createTopic(t, adm, topic, parts, nil)
-	const group = "s11"
+	const group = "coop"
 	coop := kgo.Balancers(kgo.CooperativeStickyBalancer())
 	var ms []*groupConsumer
 	for i := range 3 {
@@ -234,16 +234,16 @@ func TestScenario11CooperativeRebalance(t *testing.T) {
 	})
 }
 
-// Scenario 12: static members (group.instance.id) restarted within the
+// Static members (group.instance.id) restarted within the
 // session timeout get their partitions back and the others do not
 // rebalance: their generation stays and no callback fires — including
 // when the restarted member is the leader.
-func TestScenario12StaticMembership(t *testing.T) {
+func TestGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 	b := startBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s12", 6
+	const topic, parts = "static", 6
 	createTopic(t, adm, topic, parts, nil)
-	const group = "s12"
+	const group = "static"
 	opts := func(i int) []kgo.Opt {
 		return []kgo.Opt{
 			kgo.InstanceID(fmt.Sprintf("instance-%d", i)),
@@ -297,21 +297,21 @@ func TestScenario12StaticMembership(t *testing.T) {
 	})
 }
 
-// Scenario 13: committed offsets survive a broker restart, and the lag
+// Committed offsets survive a broker restart, and the lag
 // the metrics endpoint reports per partition (high watermark minus
 // committed offset) is right before and after.
-func TestScenario13Lag(t *testing.T) {
+func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := groupBrokerConfig()
 	cfg.DataDir = dir
 	b := startBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s13", 3
+	const topic, parts = "lag", 3
 	createTopic(t, adm, topic, parts, nil)
 	produceN(t, b.Addr(), topic, parts, 0, 300) // 100 per partition
 
 	// A consumer group reads everything and commits.
-	const group = "s13"
+	const group = "lag"
 	c := startConsumer(t, b.Addr(), group, topic, "c0", kgo.DisableAutoCommit())
 	eventually(t, 30*time.Second, func() (bool, string) {
 		recs, _ := c.snapshot()
@@ -322,7 +322,7 @@ func TestScenario13Lag(t *testing.T) {
 	}
 	c.close()
 	// A group that only commits: p0 at 10, p1 at 55, p2 at 100.
-	const simple = "s13-simple"
+	const simple = "lag-simple"
 	commits := kadm.Offsets{}
 	for p, o := range []int64{10, 55, 100} {
 		commits.AddOffset(topic, int32(p), o, -1)
@@ -333,8 +333,8 @@ func TestScenario13Lag(t *testing.T) {
 	produceN(t, b.Addr(), topic, parts, 300, 30) // 10 more each: 110 per partition
 
 	want := map[string]map[string]float64{
-		group:  {"s13/0": 10, "s13/1": 10, "s13/2": 10},
-		simple: {"s13/0": 100, "s13/1": 55, "s13/2": 10},
+		group:  {"lag/0": 10, "lag/1": 10, "lag/2": 10},
+		simple: {"lag/0": 100, "lag/1": 55, "lag/2": 10},
 	}
 	checkLag := func(b *broker.Broker, when string) {
 		t.Helper()

@@ -50,7 +50,7 @@ func highWatermark(t *testing.T, cl *kgo.Client, topic string) int64 {
 	return o.Offset
 }
 
-// Scenario 14: retried batches are written once and answered with their
+// Retried batches are written once and answered with their
 // original offsets; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER; a stale epoch
 // INVALID_PRODUCER_EPOCH. The producer state survives a restart.
 func TestIdempotentProduce(t *testing.T) {

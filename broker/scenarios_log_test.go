@@ -70,10 +70,10 @@ func TestMurmur2KnownValues(t *testing.T) {
 	}
 }
 
-// Scenario 1: records with the same key land in one partition, the one the
+// Records with the same key land in one partition, the one the
 // Java client's murmur2 picks, and are consumed in production order;
 // records without a key spread across partitions.
-func TestScenario01PerKeyOrder(t *testing.T) {
+func TestSameKeyKeepsPartitionAndOrder(t *testing.T) {
 	b := startBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	const parts = 6
@@ -138,10 +138,10 @@ func TestScenario01PerKeyOrder(t *testing.T) {
 	}
 }
 
-// Scenario 2: two readers consume the same topic independently, and a third
+// Two readers consume the same topic independently, and a third
 // reads it again from offset 0 after both finished; all see the same
 // sequence per partition.
-func TestScenario02Replay(t *testing.T) {
+func TestIndependentReadersAndReplay(t *testing.T) {
 	b := startBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "events", 3, nil)
@@ -206,11 +206,11 @@ func fetchOnce(t testing.TB, cl *kgo.Client, topic string, partition int32, offs
 	return resp.Topics[0].Partitions[0]
 }
 
-// Scenario 3: past retention.ms (and separately retention.bytes) whole old
+// Past retention.ms (and separately retention.bytes) whole old
 // segments go, the log start offset moves, the broker answers an expired
 // offset with OFFSET_OUT_OF_RANGE, and a consumer there is reset by its
 // auto.offset.reset policy.
-func TestScenario03Retention(t *testing.T) {
+func TestRetentionDeletesOldSegments(t *testing.T) {
 	clk := newClock()
 	b := startBroker(t, broker.Config{Now: clk.Now, RetentionCheckInterval: time.Hour})
 	adm := newAdmin(t, b.Addr())
@@ -286,9 +286,9 @@ func TestScenario03Retention(t *testing.T) {
 	}
 }
 
-// Scenario 5: partitions grow and never shrink, and records already
+// Partitions grow and never shrink, and records already
 // written stay where they are.
-func TestScenario05PartitionsGrow(t *testing.T) {
+func TestPartitionsGrowRecordsStay(t *testing.T) {
 	b := startBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "grow", 3, nil)

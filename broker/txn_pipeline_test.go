@@ -19,17 +19,19 @@ import (
 )
 
 // pipelineEnv, set to a broker address, makes TestTxnPipelineChild run
-// the consume-transform-produce pipeline of scenario 17 instead of
-// skipping; the scenario re-executes the test binary with it.
+// the consume-transform-produce pipeline of
+// TestTxnPipelineExactlyOnceUnderCrashes instead of
+// skipping; that test re-executes the test binary with it.
 const pipelineEnv = "RUNNEL_TEST_TXN_PIPELINE"
 
 const (
-	pipeIn    = "s17-in"
-	pipeOut   = "s17-out"
-	pipeGroup = "s17"
+	pipeIn    = "pipeline-in"
+	pipeOut   = "pipeline-out"
+	pipeGroup = "pipeline"
 )
 
-// TestTxnPipelineChild is the pipeline process of scenario 17: a franz-go
+// TestTxnPipelineChild is the pipeline process of
+// TestTxnPipelineExactlyOnceUnderCrashes: a franz-go
 // GroupTransactSession that reads pipeIn and writes each record, with
 // "out-" before its value, to the same partition of pipeOut, committing
 // output and input offsets in one transaction per poll. It runs until it
@@ -37,7 +39,7 @@ const (
 func TestTxnPipelineChild(t *testing.T) {
 	addr := os.Getenv(pipelineEnv)
 	if addr == "" {
-		t.Skip("run as a subprocess by TestScenario17ConsumeProcessProduceUnderCrashes")
+		t.Skip("run as a subprocess by TestTxnPipelineExactlyOnceUnderCrashes")
 	}
 	// Initialise the transactional id before consuming, as Kafka
 	// Streams' initTransactions does: it fences the killed predecessor
@@ -50,7 +52,7 @@ func TestTxnPipelineChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	init := kmsg.NewPtrInitProducerIDRequest()
-	init.TransactionalID = kmsg.StringPtr("s17-pipeline")
+	init.TransactionalID = kmsg.StringPtr("pipeline")
 	init.TransactionTimeoutMillis = 10_000
 	for {
 		resp, err := init.RequestWith(context.Background(), boot)
@@ -62,11 +64,11 @@ func TestTxnPipelineChild(t *testing.T) {
 	boot.Close()
 	sess, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(addr),
-		kgo.TransactionalID("s17-pipeline"),
+		kgo.TransactionalID("pipeline"),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup(pipeGroup),
 		kgo.ConsumeTopics(pipeIn),
-		kgo.InstanceID("s17-instance"), // a restart takes the place of the killed member at once
+		kgo.InstanceID("pipeline-instance"), // a restart takes the place of the killed member at once
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -145,11 +147,11 @@ func killPipeline(t *testing.T, cmd *exec.Cmd) {
 	cmd.Wait()
 }
 
-// Scenario 17: a consume-transform-produce pipeline (franz-go
+// A consume-transform-produce pipeline (franz-go
 // GroupTransactSession) in a subprocess is SIGKILLed at random moments,
 // more than 20 times, and restarted; its read_committed output equals the
 // output of one clean run, record for record: no duplicate, no gap.
-func TestScenario17ConsumeProcessProduceUnderCrashes(t *testing.T) {
+func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a subprocess many times")
 	}
