@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // The test binary doubles as a broker process, so crash tests can SIGKILL
@@ -279,7 +280,7 @@ func TestTornTailTruncated(t *testing.T) {
 	for _, m := range []string{".clean", "clean-shutdown", ".clean_shutdown"} {
 		os.Remove(filepath.Join(dir, "logs", "torn-0", m))
 	}
-	b2 := startBroker(t, broker.Config{DataDir: dir, Listen: addr})
+	b2 := testutil.StartBroker(t, broker.Config{DataDir: dir, Listen: addr})
 	got := consumeAll(t, b2.Addr(), "torn", 10)
 	for i, r := range got {
 		if string(r.Value) != fmt.Sprint(i) {

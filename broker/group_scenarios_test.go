@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Three consumers in a group on a 6-partition topic consume
@@ -28,7 +29,7 @@ func TestGroupOneOwnerPerPartition(t *testing.T) {
 		{"sticky", kgo.StickyBalancer()},
 	} {
 		t.Run(bal.name, func(t *testing.T) {
-			b := startBroker(t, groupBrokerConfig())
+			b := testutil.StartBroker(t, groupBrokerConfig())
 			adm := newAdmin(t, b.Addr())
 
 			const topic, parts = "owners", 6
@@ -80,7 +81,7 @@ func TestGroupOneOwnerPerPartition(t *testing.T) {
 // consumed once, by the member assigned its partition.
 func checkOneOwner(t *testing.T, ms []*groupConsumer, a map[string][]int32, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		total := 0
 		for _, m := range ms {
 			if err := m.firstErr(); err != nil {
@@ -116,7 +117,7 @@ func checkOneOwner(t *testing.T, ms []*groupConsumer, a map[string][]int32, n in
 // are never revoked and keep being consumed through the rebalance, which
 // takes two join rounds.
 func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	const topic, parts = "coop", 6
 	createTopic(t, adm, topic, parts, nil)
@@ -157,7 +158,7 @@ func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
 		}
 	}()
 	// Let records flow to the three first.
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		for _, m := range ms {
 			if recs, _ := m.snapshot(); len(recs) < 50 {
 				return false, m.name + " consuming"
@@ -219,7 +220,7 @@ func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
 	// Every record produced is consumed, none twice: the revoked
 	// partitions were committed on revoke and resumed from there.
 	seen := make(map[string]string)
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		clear(seen)
 		for _, m := range append(ms, newcomer) {
 			recs, _ := m.snapshot()
@@ -239,7 +240,7 @@ func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
 // rebalance: their generation stays and no callback fires — including
 // when the restarted member is the leader.
 func TestGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	const topic, parts = "static", 6
 	createTopic(t, adm, topic, parts, nil)
@@ -263,7 +264,7 @@ func TestGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 		_, others2 := ms[(i+2)%3].snapshot()
 		ms[i].close()
 		ms[i] = startConsumer(t, b.Addr(), group, topic, fmt.Sprintf("m%d", i), opts(i)...)
-		eventually(t, 10*time.Second, func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 			return slices.Equal(ms[i].owns(), before[ms[i].name]), fmt.Sprintf("restarted %s owns %v, had %v", ms[i].name, ms[i].owns(), before[ms[i].name])
 		})
 		after := waitBalanced(t, adm, group, topic, parts, ms...)
@@ -287,7 +288,7 @@ func TestGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
 
 	// Records produced now reach the restarted members.
 	produceN(t, b.Addr(), topic, parts, 0, 60)
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		n := 0
 		for _, m := range ms {
 			recs, _ := m.snapshot()
@@ -304,7 +305,7 @@ func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := groupBrokerConfig()
 	cfg.DataDir = dir
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
 	const topic, parts = "lag", 3
 	createTopic(t, adm, topic, parts, nil)
@@ -313,7 +314,7 @@ func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	// A consumer group reads everything and commits.
 	const group = "lag"
 	c := startConsumer(t, b.Addr(), group, topic, "c0", kgo.DisableAutoCommit())
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		recs, _ := c.snapshot()
 		return len(recs) == 300, fmt.Sprintf("%d of 300 consumed", len(recs))
 	})
@@ -339,7 +340,7 @@ func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	checkLag := func(b *broker.Broker, when string) {
 		t.Helper()
 		for g, w := range want {
-			eventually(t, 10*time.Second, func() (bool, string) {
+			testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 				got := scrapeGroupLag(t, b.MetricsAddr(), g)
 				return maps.Equal(got, w), fmt.Sprintf("%s: lag of %s %v, want %v", when, g, got, w)
 			})
@@ -368,7 +369,7 @@ func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2 := startBroker(t, cfg)
+	b2 := testutil.StartBroker(t, cfg)
 	ctx := testContext(t)
 	if err := b2.WaitGroupsLoaded(ctx); err != nil {
 		t.Fatal(err)
@@ -377,7 +378,7 @@ func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 
 	// The group resumes where it committed: exactly the 30 new records.
 	c2 := startConsumer(t, b2.Addr(), group, topic, "c1", kgo.DisableAutoCommit())
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		recs, _ := c2.snapshot()
 		return len(recs) >= 30, fmt.Sprintf("%d of 30 consumed after restart", len(recs))
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // murmur2 is the Java client's key hash (Utils.murmur2), against which the
@@ -74,7 +75,7 @@ func TestMurmur2KnownValues(t *testing.T) {
 // Java client's murmur2 picks, and are consumed in production order;
 // records without a key spread across partitions.
 func TestSameKeyKeepsPartitionAndOrder(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	const parts = 6
 	createTopic(t, adm, "orders", parts, nil)
@@ -142,7 +143,7 @@ func TestSameKeyKeepsPartitionAndOrder(t *testing.T) {
 // reads it again from offset 0 after both finished; all see the same
 // sequence per partition.
 func TestIndependentReadersAndReplay(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "events", 3, nil)
 	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -212,7 +213,7 @@ func fetchOnce(t testing.TB, cl *kgo.Client, topic string, partition int32, offs
 // auto.offset.reset policy.
 func TestRetentionDeletesOldSegments(t *testing.T) {
 	clk := newClock()
-	b := startBroker(t, broker.Config{Now: clk.Now, RetentionCheckInterval: time.Hour})
+	b := testutil.StartBroker(t, broker.Config{Now: clk.Now, RetentionCheckInterval: time.Hour})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "by-time", 1, map[string]*string{
 		"retention.ms":  ptr("60000"),
@@ -289,7 +290,7 @@ func TestRetentionDeletesOldSegments(t *testing.T) {
 // Partitions grow and never shrink, and records already
 // written stay where they are.
 func TestPartitionsGrowRecordsStay(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "grow", 3, nil)
 	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("grow"))

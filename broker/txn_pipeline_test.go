@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // pipelineEnv, set to a broker address, makes TestTxnPipelineChild run
@@ -156,7 +158,7 @@ func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 		t.Skip("kills a subprocess many times")
 	}
 	cfg := txnBrokerConfig()
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, pipeIn, 3, nil)
@@ -210,7 +212,7 @@ func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 	}
 
 	cmd := startPipeline(t, addr)
-	eventually(t, 120*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 120*time.Second, func() (bool, string) {
 		got := committedOffsets()
 		return got == n, fmt.Sprintf("the pipeline to commit all %d input offsets: %d", n, got)
 	})

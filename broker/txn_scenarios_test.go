@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // describeTxn describes one transactional id through kadm.
@@ -33,7 +35,7 @@ func describeTxn(t testing.TB, adm *kadm.Client, id string) kadm.DescribedTransa
 // aborts it; read_committed consumers never see those records,
 // read_uncommitted consumers do.
 func TestTxnAbandonedAbortedAfterTimeout(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic = "abandoned"
@@ -59,7 +61,7 @@ func TestTxnAbandonedAbortedAfterTimeout(t *testing.T) {
 	if d := describeTxn(t, adm, "abandoned-dead"); d.State != "Ongoing" || len(d.Topics[topic]) != 3 {
 		t.Fatalf("abandoned transaction described as %s with %v", d.State, d.Topics)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, func() (bool, string) {
 		d := describeTxn(t, adm, "abandoned-dead")
 		return d.State == "CompleteAbort", "the coordinator to abort the abandoned transaction: state " + d.State
 	})
@@ -88,7 +90,7 @@ func TestTxnAbandonedAbortedAfterTimeout(t *testing.T) {
 // newer one initialises, on produce and on commit; only the newer one's
 // records are committed.
 func TestTxnZombieProducerFenced(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic = "zombies"
@@ -141,7 +143,7 @@ func TestTxnZombieProducerFenced(t *testing.T) {
 // transactions.
 func TestTxnInteropKafkaTransactionsTool(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, "tooled", 2, nil)

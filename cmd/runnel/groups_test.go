@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // startGroupBroker runs a broker on dir for group tests: a short initial
@@ -30,47 +30,20 @@ func startGroupBroker(t *testing.T, dir string) *broker.Broker {
 // by set.
 func startGroupBrokerWith(t *testing.T, dir string, set func(*broker.Config)) *broker.Broker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	cfg := broker.Config{
 		DataDir:                    dir,
-		Listen:                     "127.0.0.1:0",
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3,
 	}
 	set(&cfg)
-	b, err := broker.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-	})
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatalf("load groups: %v", err)
-	}
-	return b
+	return testutil.StartBroker(t, cfg)
 }
 
 // waitUntil polls cond until it holds, failing the test after a deadline;
 // cond says what it is waiting for.
 func waitUntil(t *testing.T, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, what := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting: %s", what)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, 30*time.Second, cond)
 }
 
 // member is a franz-go group consumer that has joined its group.
