@@ -1,13 +1,11 @@
 package runnel_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 )
@@ -29,11 +28,10 @@ import (
 const crashChildEnv = "RUNNEL_TEST_APP_CHILD"
 
 func TestMain(m *testing.M) {
-	if addr := os.Getenv(crashChildEnv); addr != "" {
+	code := testutil.RunChildOrTests(m, crashChildEnv, func(addr string) int {
 		workers, _ := strconv.Atoi(os.Getenv(crashChildEnv + "_WORKERS"))
-		os.Exit(runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR"), workers))
-	}
-	code := m.Run()
+		return runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR"), workers)
+	})
 	stopKafkaPeer() // started on first use by kafkaPeerAddr
 	os.Exit(code)
 }
@@ -109,9 +107,8 @@ func slowWordCount(b *stream.Builder) {
 
 // crashChild is a running application subprocess.
 type crashChild struct {
-	cmd     *exec.Cmd
+	*testutil.Child
 	started chan struct{} // closed on "STARTED"
-	exited  chan struct{} // closed once stdout is drained
 
 	mu      sync.Mutex // guards the following
 	metrics runnel.Metrics
@@ -120,41 +117,21 @@ type crashChild struct {
 
 func startCrashChild(t *testing.T, addr, dir string, workers int) *crashChild {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+addr, crashChildEnv+"_DIR="+dir, crashChildEnv+"_WORKERS="+strconv.Itoa(workers))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &crashChild{cmd: cmd, started: make(chan struct{}), exited: make(chan struct{}), changed: make(chan struct{})}
-	go func() {
-		defer close(c.exited)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var m runnel.Metrics
-			switch line := sc.Text(); {
-			case line == "STARTED":
-				close(c.started)
-			case strings.HasPrefix(line, "METRICS "):
-				if _, err := fmt.Sscanf(line, "METRICS %d %d %d %d", &m.RecordsProcessed, &m.RecordsRestored, &m.Commits, &m.Aborts); err == nil {
-					c.mu.Lock()
-					c.metrics = m
-					close(c.changed)
-					c.changed = make(chan struct{})
-					c.mu.Unlock()
-				}
+	c := &crashChild{started: make(chan struct{}), changed: make(chan struct{})}
+	env := []string{crashChildEnv + "=" + addr, crashChildEnv + "_DIR=" + dir, crashChildEnv + "_WORKERS=" + strconv.Itoa(workers)}
+	c.Child = testutil.StartChild(t, env, func(line string) {
+		var m runnel.Metrics
+		switch {
+		case line == "STARTED":
+			close(c.started)
+		case strings.HasPrefix(line, "METRICS "):
+			if _, err := fmt.Sscanf(line, "METRICS %d %d %d %d", &m.RecordsProcessed, &m.RecordsRestored, &m.Commits, &m.Aborts); err == nil {
+				c.mu.Lock()
+				c.metrics = m
+				close(c.changed)
+				c.changed = make(chan struct{})
+				c.mu.Unlock()
 			}
-		}
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-c.exited
-			cmd.Wait()
 		}
 	})
 	return c
@@ -165,7 +142,7 @@ func (c *crashChild) waitStarted(t *testing.T) {
 	t.Helper()
 	select {
 	case <-c.started:
-	case <-c.exited:
+	case <-c.Done():
 		t.Fatal("application process exited before starting")
 	case <-time.After(30 * time.Second):
 		t.Fatal("application process did not start in 30s")
@@ -185,7 +162,7 @@ func (c *crashChild) waitCommits(t *testing.T, n int64) {
 		}
 		select {
 		case <-changed:
-		case <-c.exited:
+		case <-c.Done():
 			t.Fatal("application process exited")
 		case <-deadline:
 			t.Fatalf("application process made %d commits in 30s, want %d", m.Commits, n)
@@ -197,11 +174,7 @@ func (c *crashChild) waitCommits(t *testing.T, n int64) {
 // metrics the process printed.
 func (c *crashChild) stop(t *testing.T, sig syscall.Signal) runnel.Metrics {
 	t.Helper()
-	if err := c.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	<-c.exited
-	err := c.cmd.Wait()
+	err := c.Signal(t, sig)
 	if sig == syscall.SIGTERM && err != nil {
 		t.Fatalf("application process: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -61,13 +62,7 @@ func sum(ms map[string]*dto.Metric) float64 {
 // waitFor polls cond until it holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // metrics have no change notification
-	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) { return cond(), what })
 }
 
 func startWordCountWith(t *testing.T, addr, dir string, opts ...runnel.AppOption) *runnel.App {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,15 +35,7 @@ func startQueryApp(t *testing.T, addr, stateDir, endpoint string, hook func(task
 // eventually polls check until it returns nil or the deadline passes.
 func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // polling state another goroutine commits
-	}
-	t.Fatalf("%s: %v", what, err)
+	testutil.EventuallyNil(t, 60*time.Second, what, check)
 }
 
 // localCounts reads every count app holds locally.

@@ -13,6 +13,7 @@ import (
 	"github.com/runnel-dev/runnel"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/topology"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -22,21 +23,10 @@ import (
 // startAppBroker runs a Runnel broker over TCP for runtime tests.
 func startAppBroker(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+	return testutil.StartBroker(t, broker.Config{
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3, TransactionStateTopicPartitions: 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return b.Addr()
+	}).Addr()
 }
 
 func newTestClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -88,48 +78,7 @@ func produceLines(t *testing.T, cl *kgo.Client, from int, lines []string) {
 // (read_committed) and returns its records.
 func readTopic(t *testing.T, addr, topic string) []*kgo.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	adm := kadm.NewClient(newTestClient(t, addr))
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := map[int32]kgo.Offset{}
-	next := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			read[o.Partition] = kgo.NewOffset().AtStart()
-		}
-	})
-	if len(read) == 0 {
-		return nil
-	}
-	cl := newTestClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: read}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	var out []*kgo.Record
-	done := func() bool {
-		for p := range read {
-			e, _ := ends.Lookup(topic, p)
-			if next[p] < e.Offset {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			t.Fatalf("read %s: %v", topic, err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			next[r.Partition] = r.Offset + 1
-			if e, _ := ends.Lookup(topic, r.Partition); !r.Attrs.IsControl() && r.Offset < e.Offset {
-				out = append(out, r)
-			}
-		})
-	}
-	return out
+	return testutil.ReadTopic(t, addr, topic, true)
 }
 
 // latestCounts is the last count per word in the output topic.

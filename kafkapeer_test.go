@@ -2,15 +2,11 @@ package runnel_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/kafkapeer"
 )
 
 // An Apache Kafka 4.x broker for the tests that run the same topologies on
@@ -86,18 +84,12 @@ func kafkaPeerInstall() (home, tool, whyNot string) {
 		}
 		home = filepath.Join(dir, ".cache", "runnel", "kafka-4.3.1")
 	}
-	if jars, _ := filepath.Glob(filepath.Join(home, "libs", "kafka_2.13-*.jar")); len(jars) == 0 {
-		return "", "", fmt.Sprintf("no Kafka jars in %s/libs; run scripts/fetch-kafka.sh", home)
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		return "", "", "no java on PATH"
-	}
 	tool, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-tool.sh"))
 	if err != nil {
 		return "", "", err.Error()
 	}
-	if _, err := os.Stat(tool); err != nil {
-		return "", "", err.Error()
+	if why := (kafkapeer.Install{Home: home, Tool: tool}).Check(); why != "" {
+		return "", "", why
 	}
 	return home, tool, ""
 }
@@ -115,32 +107,18 @@ func startKafkaPeer(home, tool string) (addr string, err error) {
 			stopKafkaPeer()
 		}
 	}()
-	port, err := freeLoopbackPort()
+	node, err := kafkapeer.NewNode(filepath.Join(dir, "data"),
+		"num.partitions=1", "offsets.topic.num.partitions=3", "transaction.state.log.num.partitions=3")
 	if err != nil {
 		return "", err
 	}
-	cport, err := freeLoopbackPort()
-	if err != nil {
-		return "", err
-	}
-	addr = fmt.Sprintf("127.0.0.1:%d", port)
-	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(kafkaPeerProperties(port, cport, filepath.Join(dir, "data"))), 0o644); err != nil {
-		return "", err
-	}
-	// A cluster id is a random UUID in Kafka's form (URL-safe base64 of 16
-	// bytes, unpadded); making it here saves a JVM start.
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
-	}
-	clusterID := base64.RawURLEncoding.EncodeToString(raw[:])
+	addr = node.Addr()
+	install := kafkapeer.Install{Home: home, Tool: tool}
 	ctx, cancel := context.WithTimeout(context.Background(), kafkaPeerStartup)
 	defer cancel()
-	format := kafkaPeerTool(ctx, home, tool, "-Xmx256M", "", "kafka.tools.StorageTool",
-		"format", "--standalone", "-t", clusterID, "-c", props)
-	if out, err := format.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("StorageTool format: %v\n%s", err, out)
+	props, err := install.Format(ctx, node, dir)
+	if err != nil {
+		return "", err
 	}
 
 	logPath := filepath.Join(dir, "kafka.log")
@@ -150,7 +128,7 @@ func startKafkaPeer(home, tool string) (addr string, err error) {
 	}
 	defer logFile.Close() // the child has its own descriptor
 	// Not CommandContext: stopKafkaPeer stops it with SIGTERM.
-	cmd := kafkaPeerTool(context.Background(), home, tool, kafkaPeerHeap, kafkaPeerJVMOpts, "kafka.Kafka", props)
+	cmd := install.Command(context.Background(), kafkaPeerHeap, kafkaPeerJVMOpts, "kafka.Kafka", props)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// The JVM dies with the test binary even when TestMain never gets to
 	// stop it (a panic, a test timeout).
@@ -223,46 +201,4 @@ func stopKafkaPeer() {
 		os.RemoveAll(kafkaPeer.dir)
 		kafkaPeer.dir = ""
 	}
-}
-
-func kafkaPeerTool(ctx context.Context, home, tool, heap, opts, class string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, tool, append([]string{class}, args...)...)
-	cmd.Env = append(os.Environ(), "KAFKA_HOME="+home, "KAFKA_HEAP_OPTS="+heap, "KAFKA_OPTS="+opts)
-	return cmd
-}
-
-// kafkaPeerProperties is a one-node KRaft configuration: replication
-// factor and min ISR 1 for the internal topics, no initial rebalance delay,
-// no topic auto-creation (the application must create what it uses).
-func kafkaPeerProperties(port, cport int, logDir string) string {
-	return strings.TrimLeft(fmt.Sprintf(`
-process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=%[3]s
-num.partitions=1
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=3
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=3
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-`, port, cport, logDir), "\n")
-}
-
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // rawConn speaks the wire protocol by hand, for requests no client sends.
@@ -56,7 +57,7 @@ func (r *rawConn) recv() ([]byte, error) {
 // franz-go keeps the v0 answer, which has no features, instead of
 // retrying.
 func TestApiVersionsUnknownVersion(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	rc := dialRaw(t, b.Addr())
 	frame := []byte{0, 0, 0, 0, 0, 18, 0, 99, 0, 0, 0, 7, 0, 0, 0, 0}
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
@@ -90,7 +91,7 @@ func TestApiVersionsUnknownVersion(t *testing.T) {
 // A malformed frame closes that connection only; the broker keeps serving
 // everyone else.
 func TestMalformedFrameClosesOnlyItsConnection(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	good := newClient(t, b.Addr())
 	if _, err := kmsg.NewPtrMetadataRequest().RequestWith(testContext(t), good); err != nil {
 		t.Fatal(err)
@@ -121,7 +122,7 @@ func TestMalformedFrameClosesOnlyItsConnection(t *testing.T) {
 // Requests about topics that are not there, or that cannot exist, get the
 // Kafka errors for them.
 func TestTopicErrors(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	ctx := testContext(t)
 	for name, want := range map[string]error{
@@ -201,7 +202,7 @@ func TestTopicErrors(t *testing.T) {
 // With auto.create.topics.enable, the first reference creates the topic
 // with num.partitions.
 func TestAutoCreateTopics(t *testing.T) {
-	b := startBroker(t, broker.Config{AutoCreateTopics: true, NumPartitions: 4})
+	b := testutil.StartBroker(t, broker.Config{AutoCreateTopics: true, NumPartitions: 4})
 	prod := newClient(t, b.Addr(), kgo.AllowAutoTopicCreation())
 	if err := prod.ProduceSync(testContext(t), &kgo.Record{Topic: "auto", Value: []byte("x")}).FirstErr(); err != nil {
 		t.Fatal(err)

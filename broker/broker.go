@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -74,7 +75,7 @@ type Broker struct {
 // Start opens the data directory, recovers partition logs and metadata,
 // starts listening, and returns once clients can connect. The context bounds
 // start-up only; stop the broker with Close.
-func Start(ctx context.Context, cfg Config) (*Broker, error) {
+func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,78 +88,64 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		logger: cfg.Logger,
 		conns:  make(map[*conn]struct{}),
 	}
+	// undo holds what start-up opened so far; a step that fails closes
+	// it again, last opened first.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for _, f := range slices.Backward(undo) {
+				f()
+			}
+		}
+	}()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
+	undo = append(undo, b.cancel)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	b.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		b.cancel()
 		return nil, fmt.Errorf("broker: listen: %w", err)
 	}
-	b.ln = ln
+	undo = append(undo, func() { b.ln.Close() })
 	if err := b.resolveAdvertised(); err != nil {
-		ln.Close()
-		b.cancel()
 		return nil, err
 	}
 
 	b.metrics = newMetrics()
-	ms, err := meta.Open(ctx, meta.Config{
+	b.meta, err = meta.Open(ctx, meta.Config{
 		Dir:    filepath.Join(cfg.DataDir, "meta"),
 		NodeID: cfg.NodeID,
 		Logger: cfg.Logger,
 		Now:    cfg.Now,
 	})
 	if err != nil {
-		ln.Close()
-		b.cancel()
 		return nil, fmt.Errorf("broker: metadata: %w", err)
 	}
-	b.meta = ms
-	if err := ms.RegisterBroker(ctx, meta.Broker{ID: cfg.NodeID, Host: b.host, Port: b.port}); err != nil {
-		ms.Close()
-		ln.Close()
-		b.cancel()
+	undo = append(undo, func() { b.meta.Close() })
+	if err := b.meta.RegisterBroker(ctx, meta.Broker{ID: cfg.NodeID, Host: b.host, Port: b.port}); err != nil {
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
 
 	b.parts = newPartitions(b)
+	undo = append(undo, func() { b.parts.closeAll() })
 	if err := b.parts.reconcile(); err != nil {
-		b.parts.closeAll()
-		ms.Close()
-		ln.Close()
-		b.cancel()
 		return nil, err
 	}
 	if err := b.startGroups(ctx); err != nil {
-		b.parts.closeAll()
-		ms.Close()
-		ln.Close()
-		b.cancel()
 		return nil, err
 	}
+	undo = append(undo, b.groups.Close)
 	if err := b.startTxns(ctx); err != nil {
-		b.groups.Close()
-		b.parts.closeAll()
-		ms.Close()
-		ln.Close()
-		b.cancel()
 		return nil, err
 	}
-
+	undo = append(undo, b.txns.Close)
 	if cfg.MetricsListen != "" {
 		if err := b.startMetrics(); err != nil {
-			b.txns.Close()
-			b.groups.Close()
-			b.parts.closeAll()
-			ms.Close()
-			ln.Close()
-			b.cancel()
 			return nil, err
 		}
 	}
 
 	b.startCleaner()
-	watch, unwatch := ms.Watch()
+	watch, unwatch := b.meta.Watch()
 	b.wg.Add(3)
 	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
@@ -308,12 +295,6 @@ func (b *Broker) retentionLoop() {
 		}
 	}
 }
-
-// EnforceRetention runs one retention pass over every local partition now,
-// rather than waiting for the next check interval: segments past
-// retention are deleted, and the state of producers idle for
-// producer.id.expiration.ms (Config.ProducerIDExpiration) is forgotten.
-func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
 
 // internalTopic reports whether a topic belongs to a coordinator
 // (__consumer_offsets, __transaction_state): clients may read it

@@ -55,17 +55,6 @@ func (b *Broker) cleanerRemove(p *partition) {
 	}
 }
 
-// CleanLogs cleans every compacted partition that is due, now and
-// unthrottled, by the broker's clock: for tests and tools that cannot
-// wait for the background cleaner.
-func (b *Broker) CleanLogs() error {
-	c := b.cleaner.Load()
-	if c == nil {
-		return fmt.Errorf("broker: cleaner not running")
-	}
-	return c.CleanAll(b.cfg.Now())
-}
-
 // compactionConfig sets cleanup.policy, delete.retention.ms,
 // min.compaction.lag.ms, max.compaction.lag.ms and
 // min.cleanable.dirty.ratio in c from over (keyed by topic config name),

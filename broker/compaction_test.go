@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // produced is what was acknowledged at each offset of a one-partition
@@ -49,29 +50,6 @@ func (p produced) latestByKey() map[string]*kgo.Record {
 	return out
 }
 
-// readTopic reads partition 0 of topic from offset 0 to its end.
-func readTopic(t testing.TB, addr, topic string) []*kgo.Record {
-	t.Helper()
-	adm := newAdmin(t, addr)
-	ends, err := adm.ListEndOffsets(testContext(t), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	end, _ := ends.Lookup(topic, 0)
-	cl := newClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
-	ctx := testContext(t)
-	var out []*kgo.Record
-	for len(out) == 0 || out[len(out)-1].Offset < end.Offset-1 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %d records of %s, to offset %d, before the deadline", len(out), topic, end.Offset)
-		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch %s: %v", topic, err) })
-		out = append(out, fs.Records()...)
-	}
-	return out
-}
-
 // checkRead checks records read back against what was produced: offsets
 // unchanged, contents as produced, and returns the latest-per-key view.
 func checkRead(t testing.TB, got []*kgo.Record, want produced) map[string]*kgo.Record {
@@ -92,13 +70,13 @@ func checkRead(t testing.TB, got []*kgo.Record, want produced) map[string]*kgo.R
 	return view
 }
 
-// Scenario 4: a compacted topic with 100,000 updates over 1,000 keys, 100
+// A compacted topic with 100,000 updates over 1,000 keys, 100
 // of them tombstoned, replayed from offset 0 after cleaning, gives exactly
 // the latest value per key at unchanged offsets; tombstones are there
 // before delete.retention.ms and gone after.
-func TestScenario04Compaction(t *testing.T) {
+func TestCompactionKeepsLatestValuePerKey(t *testing.T) {
 	clk := newClock()
-	b := startBroker(t, broker.Config{Now: clk.Now})
+	b := testutil.StartBroker(t, broker.Config{Now: clk.Now})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "table", 1, map[string]*string{
 		"cleanup.policy":            ptr("compact"),
@@ -126,7 +104,7 @@ func TestScenario04Compaction(t *testing.T) {
 	if err := b.CleanLogs(); err != nil {
 		t.Fatal(err)
 	}
-	got := readTopic(t, b.Addr(), "table")
+	got := testutil.ReadTopic(t, b.Addr(), "table", false)
 	view := checkRead(t, got, all)
 	if len(got) > 10_000 {
 		t.Fatalf("%d records after cleaning 100,000 updates of 1,000 keys", len(got))
@@ -150,7 +128,7 @@ func TestScenario04Compaction(t *testing.T) {
 	if err := b.CleanLogs(); err != nil {
 		t.Fatal(err)
 	}
-	got = readTopic(t, b.Addr(), "table")
+	got = testutil.ReadTopic(t, b.Addr(), "table", false)
 	view = checkRead(t, got, all)
 	if len(view) != 900 {
 		t.Fatalf("%d keys after delete.retention.ms, want 900", len(view))
@@ -173,7 +151,7 @@ func TestScenario04Compaction(t *testing.T) {
 func TestConsumerOffsetsCompacted(t *testing.T) {
 	dir := t.TempDir()
 	cfg := broker.Config{DataDir: dir, OffsetsTopicPartitions: 1}
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "in", 8, nil)
 	// Small segments so commits roll into cleanable ones.
@@ -201,11 +179,11 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 		}
 		last = os
 	}
-	before := len(readTopic(t, b.Addr(), "__consumer_offsets"))
+	before := len(testutil.ReadTopic(t, b.Addr(), "__consumer_offsets", false))
 	if err := b.CleanLogs(); err != nil {
 		t.Fatal(err)
 	}
-	after := len(readTopic(t, b.Addr(), "__consumer_offsets"))
+	after := len(testutil.ReadTopic(t, b.Addr(), "__consumer_offsets", false))
 	if after >= before/4 {
 		t.Fatalf("__consumer_offsets: %d records before cleaning, %d after", before, after)
 	}
@@ -225,7 +203,7 @@ func TestConsumerOffsetsCompacted(t *testing.T) {
 	}
 	check(b.Addr())
 	b.Close()
-	b2 := startBroker(t, cfg)
+	b2 := testutil.StartBroker(t, cfg)
 	check(b2.Addr())
 }
 
@@ -274,7 +252,7 @@ func TestCompactionKilledWhileCleaning(t *testing.T) {
 		c = startChild(t, dir, "127.0.0.1:0")
 		produceSome(c.addr, 3000)
 	}
-	got := readTopic(t, c.addr, "kc")
+	got := testutil.ReadTopic(t, c.addr, "kc", false)
 	t.Logf("%d of 5 kills left a swap in progress; %d records read of %d produced", interrupted, len(got), len(all))
 	view := checkRead(t, got, all)
 	want := all.latestByKey()

@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // TestKafkaConfigCommand runs Apache Kafka's kafka-configs tool
@@ -17,7 +18,7 @@ import (
 // cluster-wide broker default. Three JVM launches.
 func TestKafkaConfigCommand(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	addr := b.Addr()
 	ctx := testContext(t)
 	const topic = "java-configs"

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // describedConfig is one config as a DescribeConfigs response gives it,
@@ -106,7 +107,7 @@ func subtractConfig(k, v string) kadm.AlterConfig {
 // Topic configs are described with the value in force, its source and
 // Kafka's synonyms, under the broker names for the broker-level ones.
 func TestDescribeConfigsSourcesAndSynonyms(t *testing.T) {
-	b := startBroker(t, broker.Config{SegmentBytes: 1 << 20})
+	b := testutil.StartBroker(t, broker.Config{SegmentBytes: 1 << 20})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "described", 1, map[string]*string{"retention.ms": ptr("12345")})
 
@@ -160,7 +161,7 @@ var issueConfigs = []string{
 // Every config of the issue takes a good value and refuses bad ones with
 // INVALID_CONFIG and the reason, leaving the topic as it was.
 func TestIncrementalAlterConfigsValidation(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "v", 1, nil)
 	for _, tc := range []struct {
@@ -237,7 +238,7 @@ func TestIncrementalAlterConfigsValidation(t *testing.T) {
 // SET, DELETE, APPEND and SUBTRACT round trip, ValidateOnly changes
 // nothing, and AlterConfigs replaces the whole set.
 func TestAlterConfigsRoundTrip(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "rt", 1, map[string]*string{"segment.ms": ptr("60000")})
 
@@ -294,7 +295,7 @@ func TestAlterConfigsRoundTrip(t *testing.T) {
 // Dynamic broker configs: the cluster default and this broker's own, by
 // their broker names, under a topic's own and over the static config.
 func TestAlterBrokerConfigs(t *testing.T) {
-	b := startBroker(t, broker.Config{NodeID: 2})
+	b := testutil.StartBroker(t, broker.Config{NodeID: 2})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "bt", 1, nil)
 	ctx := testContext(t)
@@ -374,7 +375,7 @@ func TestAlterBrokerConfigs(t *testing.T) {
 // Topic and broker configs are Raft metadata: a restarted broker has them.
 func TestConfigsPersistAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "kept", 1, nil)
 	mustAlterTopic(t, adm, "kept", set("retention.ms", "3600000"), set("cleanup.policy", "compact,delete"))
@@ -385,7 +386,7 @@ func TestConfigsPersistAcrossRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b = startBroker(t, broker.Config{DataDir: dir})
+	b = testutil.StartBroker(t, broker.Config{DataDir: dir})
 	cs := describeConfigs(t, b.Addr(), kmsg.ConfigResourceTypeTopic, "kept")
 	checkConfig(t, cs, "retention.ms", "3600000", kmsg.ConfigSourceDynamicTopicConfig,
 		"DYNAMIC_TOPIC_CONFIG:retention.ms=3600000", "DEFAULT_CONFIG:log.retention.ms=604800000")
@@ -400,7 +401,7 @@ func TestConfigsPersistAcrossRestart(t *testing.T) {
 // dynamic broker default.
 func TestConfigChangesTakeEffectWithoutRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "live", 1, nil)
 	createTopic(t, adm, "other", 1, nil)

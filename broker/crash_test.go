@@ -1,11 +1,9 @@
 package broker_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sort"
@@ -21,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // The test binary doubles as a broker process, so crash tests can SIGKILL
@@ -28,12 +27,8 @@ import (
 const childEnv = "RUNNEL_TEST_BROKER_CHILD"
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		runChildBroker(dir)
-		return
-	}
-	code := m.Run()
-	if code == 0 {
+	code := testutil.RunChildOrTests(m, childEnv, runChildBroker)
+	if code == 0 && os.Getenv(childEnv) == "" {
 		// Every goroutine a broker started must be gone once the tests
 		// closed their brokers and clients.
 		// kafka-go's default transport and sarama's metrics registry
@@ -50,7 +45,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runChildBroker(dir string) {
+// runChildBroker runs a broker on dir until SIGTERM, printing its address
+// as "ADDR host:port" once it listens.
+func runChildBroker(dir string) int {
 	listen := os.Getenv(childEnv + "_LISTEN")
 	if listen == "" {
 		listen = "127.0.0.1:0"
@@ -68,7 +65,7 @@ func runChildBroker(dir string) {
 	b, err := broker.Start(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
-		os.Exit(2)
+		return 2
 	}
 	fmt.Printf("ADDR %s\n", b.Addr())
 	sig := make(chan os.Signal, 1)
@@ -76,69 +73,44 @@ func runChildBroker(dir string) {
 	<-sig
 	if err := b.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "close:", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // child is a broker running in a subprocess.
 type child struct {
-	cmd  *exec.Cmd
+	*testutil.Child
 	addr string
-	done chan error
 }
 
 func startChild(t *testing.T, dir, listen string, env ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(append(os.Environ(), childEnv+"="+dir, childEnv+"_LISTEN="+listen), env...)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: cmd, done: make(chan error, 1)}
 	addrCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-				addrCh <- a
-			}
+	c := &child{Child: testutil.StartChild(t, append([]string{childEnv + "=" + dir, childEnv + "_LISTEN=" + listen}, env...), func(line string) {
+		if a, ok := strings.CutPrefix(line, "ADDR "); ok {
+			addrCh <- a
 		}
-		c.done <- cmd.Wait()
-	}()
+	})}
 	select {
 	case c.addr = <-addrCh:
-	case err := <-c.done:
-		t.Fatalf("child broker exited before listening: %v", err)
+	case <-c.Done():
+		t.Fatalf("child broker exited before listening: %v", c.Err())
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
 		t.Fatal("child broker did not start")
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-c.done
-	})
 	return c
 }
 
 func (c *child) kill(t *testing.T) {
 	t.Helper()
-	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-c.done
-	c.done <- nil // for the cleanup's receive
+	c.Signal(t, syscall.SIGKILL)
 }
 
-// Scenario 6: a broker is SIGKILLed during heavy acks=all produce; after a
+// A broker is SIGKILLed during heavy acks=all produce; after a
 // restart every acknowledged record is readable, and what is readable is
 // only whole records that were sent.
-func TestScenario06CrashRecovery(t *testing.T) {
+func TestCrashKeepsAcknowledgedRecords(t *testing.T) {
 	dir := t.TempDir()
 	c := startChild(t, dir, "127.0.0.1:0")
 	adm := newAdmin(t, c.addr)
@@ -279,7 +251,7 @@ func TestTornTailTruncated(t *testing.T) {
 	for _, m := range []string{".clean", "clean-shutdown", ".clean_shutdown"} {
 		os.Remove(filepath.Join(dir, "logs", "torn-0", m))
 	}
-	b2 := startBroker(t, broker.Config{DataDir: dir, Listen: addr})
+	b2 := testutil.StartBroker(t, broker.Config{DataDir: dir, Listen: addr})
 	got := consumeAll(t, b2.Addr(), "torn", 10)
 	for i, r := range got {
 		if string(r.Value) != fmt.Sprint(i) {

@@ -12,13 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // DeleteRecords moves the log start offset, survives a restart, and sends
 // consumers below it back to their reset policy.
 func TestDeleteRecords(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir, SegmentBytes: 1024, GroupInitialRebalanceDelay: -1})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir, SegmentBytes: 1024, GroupInitialRebalanceDelay: -1})
 	adm := newAdmin(t, b.Addr())
 	ctx := testContext(t)
 	createTopic(t, adm, "dr", 2, nil)
@@ -135,7 +136,7 @@ func TestDeleteRecords(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, broker.Config{DataDir: dir, SegmentBytes: 1024, GroupInitialRebalanceDelay: -1})
+	b = testutil.StartBroker(t, broker.Config{DataDir: dir, SegmentBytes: 1024, GroupInitialRebalanceDelay: -1})
 	checkStart(b, 40)
 	if rs := consumeAll(t, b.Addr(), "dr", 60); rs[0].Offset != 40 || rs[0].Partition != 0 {
 		t.Fatalf("after a restart p0 starts at %d, want 40", rs[0].Offset)

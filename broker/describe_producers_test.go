@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // describeProducers sends DescribeProducers for the partitions of each
@@ -48,7 +50,7 @@ func producerLine(p kmsg.DescribeProducersResponseTopicPartitionActiveProducer) 
 // commits, when the marker's coordinator epoch shows instead. Unknown
 // partitions and topics are UNKNOWN_TOPIC_OR_PARTITION.
 func TestDescribeProducers(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	const topic = "producers"
 	createTopic(t, newAdmin(t, addr), topic, 2, nil)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // The Java consumer validates a position that carries a leader epoch — a
@@ -18,7 +20,7 @@ import (
 // resumes from them. One JVM launch.
 func TestKafkaConsumerValidatesEpochPositions(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic, group = "java-epochs", "java-epochs"
@@ -69,7 +71,7 @@ func TestKafkaConsumerValidatesEpochPositions(t *testing.T) {
 // open transaction starts at offset 3. One JVM launch.
 func TestKafkaTransactionsDescribeProducers(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	const topic = "java-producers"
 	createTopic(t, newAdmin(t, addr), topic, 1, nil)

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // commitTracker checks, across every member of a group, that a partition's
@@ -67,7 +69,7 @@ func TestGroupChurn(t *testing.T) {
 	t.Logf("seed %d (set RUNNEL_CHURN_SEED to repeat)", seed)
 	rng := rand.New(rand.NewPCG(seed, seed))
 
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	const topic, parts, group = "churn", 6, "churn"
 	createTopic(t, adm, topic, parts, nil)
@@ -187,7 +189,7 @@ func TestGroupChurn(t *testing.T) {
 	t.Logf("%d joins, %d leaves, %d records produced, %d commits", joins, leaves, produced, ct.n)
 
 	// The remaining members consume the rest.
-	eventually(t, 60*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) >= produced, fmt.Sprintf("%d of %d records consumed", len(seen), produced)

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Helpers for the consumer group tests (group_*_test.go).
@@ -29,25 +30,6 @@ func groupBrokerConfig() broker.Config {
 		GroupInitialRebalanceDelay: 20 * time.Millisecond,
 		OffsetsTopicPartitions:     5,
 		MetricsListen:              "127.0.0.1:0",
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes; cond
-// returns a description of what it is waiting for, printed on failure.
-func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, what := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: still waiting: %s", timeout, what)
-		}
-		<-tick.C
 	}
 }
 
@@ -226,7 +208,7 @@ func assignment(t testing.TB, adm *kadm.Client, group, topic string) (map[string
 func waitBalanced(t testing.TB, adm *kadm.Client, group, topic string, n int32, members ...*groupConsumer) map[string][]int32 {
 	t.Helper()
 	var got map[string][]int32
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		a, count, ok := assignment(t, adm, group, topic)
 		if !ok || count != len(members) {
 			return false, fmt.Sprintf("group %s stable with %d members (has %d, %v)", group, len(members), count, a)

@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	kafka "github.com/segmentio/kafka-go"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // The group scenario with other clients' group consumers: three members
@@ -51,7 +53,7 @@ type peerMember func(t *testing.T, addr, group, topic, name string, l *ledger) (
 // after its new fetchers have read the committed offsets, so it can
 // deliver them twice (at-least-once, by the client's design).
 func runPeerGroupScenario(t *testing.T, start peerMember, settle bool) {
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	const topic, parts, half = "peers", 6, 150
 	createTopic(t, adm, topic, parts, nil)
@@ -64,13 +66,13 @@ func runPeerGroupScenario(t *testing.T, start peerMember, settle bool) {
 		stops = append(stops, start(t, b.Addr(), group, topic, fmt.Sprintf("m%d", i), l))
 	}
 	waitDistinct(t, l, half)
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		d := describe(t, adm, group)
 		return d.State == "Stable" && len(d.Members) == 3, fmt.Sprintf("group %s with %d members", d.State, len(d.Members))
 	})
 	stops[0]() // m0 leaves
 	twoMembers := func() {
-		eventually(t, 30*time.Second, func() (bool, string) {
+		testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 			d := describe(t, adm, group)
 			return d.State == "Stable" && len(d.Members) == 2, fmt.Sprintf("group %s with %d members", d.State, len(d.Members))
 		})
@@ -110,7 +112,7 @@ func runPeerGroupScenario(t *testing.T, start peerMember, settle bool) {
 
 func waitDistinct(t *testing.T, l *ledger, n int) {
 	t.Helper()
-	eventually(t, 60*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		got := l.distinct()
 		return got >= n, fmt.Sprintf("%d of %d records consumed", got, n)
 	})

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Apache Kafka's kafka-consumer-groups (ConsumerGroupCommand --describe)
@@ -19,7 +21,7 @@ import (
 // launch (the helpers are interop_helpers_test.go's and interop_test.go's).
 func TestGroupKafkaConsumerGroupsDescribe(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	const topic, parts, group = "jg", 3, "jg"
 	createTopic(t, adm, topic, parts, nil)
@@ -46,7 +48,7 @@ func TestGroupKafkaConsumerGroupsDescribe(t *testing.T) {
 		t.Fatalf("commit: %v", commitErr)
 	}
 	want := map[string]float64{"jg/0": 7, "jg/1": 3, "jg/2": 0}
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		got := scrapeGroupLag(t, b.MetricsAddr(), group)
 		return fmt.Sprint(got) == fmt.Sprint(want), fmt.Sprintf("metrics lag %v, want %v", got, want)
 	})

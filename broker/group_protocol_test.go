@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // The admin side of groups over the wire: FindCoordinator single and
@@ -21,7 +22,7 @@ import (
 // with their refusals for groups that have members, and
 // __consumer_offsets created at start as an internal compacted topic.
 func TestGroupAdminAPIs(t *testing.T) {
-	b := startBroker(t, groupBrokerConfig())
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
 	ctx := testContext(t)
 	const topic = "adm"
@@ -129,7 +130,7 @@ func TestGroupAdminAPIs(t *testing.T) {
 		t.Fatalf("delete groups: %+v", gr)
 	}
 	c.close()
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		d := describe(t, adm, "active")
 		return d.State == "Empty", "active group to empty: " + d.State
 	})
@@ -169,7 +170,7 @@ func TestGroupOffsetsExpire(t *testing.T) {
 	cfg.DataDir = t.TempDir()
 	cfg.Now = clk.Now
 	cfg.OffsetsRetention = time.Hour
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "exp", 1, nil)
 	commits := kadm.Offsets{}
@@ -189,7 +190,7 @@ func TestGroupOffsetsExpire(t *testing.T) {
 		t.Fatalf("offsets did not expire: %v", fo)
 	}
 	b.Close()
-	b2 := startBroker(t, cfg)
+	b2 := testutil.StartBroker(t, cfg)
 	if err := b2.WaitGroupsLoaded(ctx); err != nil {
 		t.Fatal(err)
 	}

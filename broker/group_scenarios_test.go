@@ -12,13 +12,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
-// Scenario 10: three consumers in a group on a 6-partition topic consume
+// Three consumers in a group on a 6-partition topic consume
 // each partition with exactly one member; on a topic with fewer partitions
 // than members, the member beyond the partition count sits idle. Run with
 // the range and the round-robin assignor.
-func TestScenario10OneOwnerPerPartition(t *testing.T) {
+func TestGroupOneOwnerPerPartition(t *testing.T) {
 	for _, bal := range []struct {
 		name string
 		b    kgo.GroupBalancer
@@ -28,12 +29,12 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 		{"sticky", kgo.StickyBalancer()},
 	} {
 		t.Run(bal.name, func(t *testing.T) {
-			b := startBroker(t, groupBrokerConfig())
+			b := testutil.StartBroker(t, groupBrokerConfig())
 			adm := newAdmin(t, b.Addr())
 
-			const topic, parts = "s10", 6
+			const topic, parts = "owners", 6
 			createTopic(t, adm, topic, parts, nil)
-			group := "s10-" + bal.name
+			group := "owners-" + bal.name
 			var ms []*groupConsumer
 			for i := range 3 {
 				ms = append(ms, startConsumer(t, b.Addr(), group, topic, fmt.Sprintf("m%d", i), kgo.Balancers(bal.b)))
@@ -49,7 +50,7 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 			checkOneOwner(t, ms, a, n)
 
 			// Four members on three partitions: one sits idle.
-			const small, smallParts = "s10-small", 3
+			const small, smallParts = "owners-small", 3
 			createTopic(t, adm, small, smallParts, nil)
 			sgroup := group + "-small"
 			var ss []*groupConsumer
@@ -80,7 +81,7 @@ func TestScenario10OneOwnerPerPartition(t *testing.T) {
 // consumed once, by the member assigned its partition.
 func checkOneOwner(t *testing.T, ms []*groupConsumer, a map[string][]int32, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		total := 0
 		for _, m := range ms {
 			if err := m.firstErr(); err != nil {
@@ -111,16 +112,16 @@ func checkOneOwner(t *testing.T, ms []*groupConsumer, a map[string][]int32, n in
 	}
 }
 
-// Scenario 11: with the cooperative-sticky assignor, a member joining a
+// With the cooperative-sticky assignor, a member joining a
 // group of three revokes only the partitions that move to it; the others
 // are never revoked and keep being consumed through the rebalance, which
 // takes two join rounds.
-func TestScenario11CooperativeRebalance(t *testing.T) {
-	b := startBroker(t, groupBrokerConfig())
+func TestGroupCooperativeRebalanceRevokesOnlyMoved(t *testing.T) {
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s11", 6
+	const topic, parts = "coop", 6
 	createTopic(t, adm, topic, parts, nil)
-	const group = "s11"
+	const group = "coop"
 	coop := kgo.Balancers(kgo.CooperativeStickyBalancer())
 	var ms []*groupConsumer
 	for i := range 3 {
@@ -157,7 +158,7 @@ func TestScenario11CooperativeRebalance(t *testing.T) {
 		}
 	}()
 	// Let records flow to the three first.
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		for _, m := range ms {
 			if recs, _ := m.snapshot(); len(recs) < 50 {
 				return false, m.name + " consuming"
@@ -219,7 +220,7 @@ func TestScenario11CooperativeRebalance(t *testing.T) {
 	// Every record produced is consumed, none twice: the revoked
 	// partitions were committed on revoke and resumed from there.
 	seen := make(map[string]string)
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		clear(seen)
 		for _, m := range append(ms, newcomer) {
 			recs, _ := m.snapshot()
@@ -234,16 +235,16 @@ func TestScenario11CooperativeRebalance(t *testing.T) {
 	})
 }
 
-// Scenario 12: static members (group.instance.id) restarted within the
+// Static members (group.instance.id) restarted within the
 // session timeout get their partitions back and the others do not
 // rebalance: their generation stays and no callback fires — including
 // when the restarted member is the leader.
-func TestScenario12StaticMembership(t *testing.T) {
-	b := startBroker(t, groupBrokerConfig())
+func TestGroupStaticMemberRestartKeepsAssignment(t *testing.T) {
+	b := testutil.StartBroker(t, groupBrokerConfig())
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s12", 6
+	const topic, parts = "static", 6
 	createTopic(t, adm, topic, parts, nil)
-	const group = "s12"
+	const group = "static"
 	opts := func(i int) []kgo.Opt {
 		return []kgo.Opt{
 			kgo.InstanceID(fmt.Sprintf("instance-%d", i)),
@@ -263,7 +264,7 @@ func TestScenario12StaticMembership(t *testing.T) {
 		_, others2 := ms[(i+2)%3].snapshot()
 		ms[i].close()
 		ms[i] = startConsumer(t, b.Addr(), group, topic, fmt.Sprintf("m%d", i), opts(i)...)
-		eventually(t, 10*time.Second, func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 			return slices.Equal(ms[i].owns(), before[ms[i].name]), fmt.Sprintf("restarted %s owns %v, had %v", ms[i].name, ms[i].owns(), before[ms[i].name])
 		})
 		after := waitBalanced(t, adm, group, topic, parts, ms...)
@@ -287,7 +288,7 @@ func TestScenario12StaticMembership(t *testing.T) {
 
 	// Records produced now reach the restarted members.
 	produceN(t, b.Addr(), topic, parts, 0, 60)
-	eventually(t, 10*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 		n := 0
 		for _, m := range ms {
 			recs, _ := m.snapshot()
@@ -297,23 +298,23 @@ func TestScenario12StaticMembership(t *testing.T) {
 	})
 }
 
-// Scenario 13: committed offsets survive a broker restart, and the lag
+// Committed offsets survive a broker restart, and the lag
 // the metrics endpoint reports per partition (high watermark minus
 // committed offset) is right before and after.
-func TestScenario13Lag(t *testing.T) {
+func TestGroupOffsetsAndLagSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	cfg := groupBrokerConfig()
 	cfg.DataDir = dir
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
-	const topic, parts = "s13", 3
+	const topic, parts = "lag", 3
 	createTopic(t, adm, topic, parts, nil)
 	produceN(t, b.Addr(), topic, parts, 0, 300) // 100 per partition
 
 	// A consumer group reads everything and commits.
-	const group = "s13"
+	const group = "lag"
 	c := startConsumer(t, b.Addr(), group, topic, "c0", kgo.DisableAutoCommit())
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		recs, _ := c.snapshot()
 		return len(recs) == 300, fmt.Sprintf("%d of 300 consumed", len(recs))
 	})
@@ -322,7 +323,7 @@ func TestScenario13Lag(t *testing.T) {
 	}
 	c.close()
 	// A group that only commits: p0 at 10, p1 at 55, p2 at 100.
-	const simple = "s13-simple"
+	const simple = "lag-simple"
 	commits := kadm.Offsets{}
 	for p, o := range []int64{10, 55, 100} {
 		commits.AddOffset(topic, int32(p), o, -1)
@@ -333,13 +334,13 @@ func TestScenario13Lag(t *testing.T) {
 	produceN(t, b.Addr(), topic, parts, 300, 30) // 10 more each: 110 per partition
 
 	want := map[string]map[string]float64{
-		group:  {"s13/0": 10, "s13/1": 10, "s13/2": 10},
-		simple: {"s13/0": 100, "s13/1": 55, "s13/2": 10},
+		group:  {"lag/0": 10, "lag/1": 10, "lag/2": 10},
+		simple: {"lag/0": 100, "lag/1": 55, "lag/2": 10},
 	}
 	checkLag := func(b *broker.Broker, when string) {
 		t.Helper()
 		for g, w := range want {
-			eventually(t, 10*time.Second, func() (bool, string) {
+			testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 				got := scrapeGroupLag(t, b.MetricsAddr(), g)
 				return maps.Equal(got, w), fmt.Sprintf("%s: lag of %s %v, want %v", when, g, got, w)
 			})
@@ -368,7 +369,7 @@ func TestScenario13Lag(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2 := startBroker(t, cfg)
+	b2 := testutil.StartBroker(t, cfg)
 	ctx := testContext(t)
 	if err := b2.WaitGroupsLoaded(ctx); err != nil {
 		t.Fatal(err)
@@ -377,7 +378,7 @@ func TestScenario13Lag(t *testing.T) {
 
 	// The group resumes where it committed: exactly the 30 new records.
 	c2 := startConsumer(t, b2.Addr(), group, topic, "c1", kgo.DisableAutoCommit())
-	eventually(t, 30*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
 		recs, _ := c2.snapshot()
 		return len(recs) >= 30, fmt.Sprintf("%d of 30 consumed after restart", len(recs))
 	})

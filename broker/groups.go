@@ -5,16 +5,17 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"net"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/runnel-dev/runnel/broker/internal/coordinator"
 	"github.com/runnel-dev/runnel/broker/internal/group"
 	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/log/producer"
 	"github.com/runnel-dev/runnel/broker/internal/meta"
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // offsetsTopic is the compacted internal topic that holds committed
@@ -70,7 +71,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 			t := b.meta.Cluster().Topics[topic]
 			return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
 		},
-		Clock:  group.RealClock(b.cfg.Now),
+		Clock:  coordinator.RealClock(b.cfg.Now),
 		Logger: b.logger.With("component", "group"),
 	})
 	if err != nil {
@@ -82,7 +83,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 			continue
 		}
 		if p := b.parts.get(offsetsTopic, mp.Index); p != nil {
-			coord.AddPartition(mp.Index, offsetsPartition{p})
+			coord.Load(mp.Index, offsetsPartition{p})
 		}
 	}
 	return nil
@@ -91,10 +92,6 @@ func (b *Broker) startGroups(ctx context.Context) error {
 // WaitGroupsLoaded blocks until the group coordinator has loaded every
 // __consumer_offsets partition this broker leads, or ctx ends.
 func (b *Broker) WaitGroupsLoaded(ctx context.Context) error { return b.groups.WaitLoaded(ctx) }
-
-// ExpireGroupOffsets runs one offset expiry pass now, rather than waiting
-// for the next check interval.
-func (b *Broker) ExpireGroupOffsets() { b.groups.ExpireOffsets() }
 
 // offsetsPartition is a __consumer_offsets partition as the coordinator
 // writes and replays it.
@@ -125,20 +122,18 @@ func (o offsetsPartition) Append(batch []byte) (func(context.Context) error, err
 // only writer and appends under its shard lock, so nothing else moves the
 // producer in between.
 func (o offsetsPartition) sequence(batch []byte) {
-	const offAttrs, offPID, offEpoch, offSeq = 21, 43, 51, 53
-	if len(batch) < 61 || binary.BigEndian.Uint16(batch[offAttrs:])&0x10 == 0 || int32(binary.BigEndian.Uint32(batch[offSeq:])) != -1 {
+	h, err := recordbatch.ParseHeader(batch)
+	if err != nil || !h.Transactional() || h.BaseSequence != -1 {
 		return
 	}
-	pid := int64(binary.BigEndian.Uint64(batch[offPID:]))
-	epoch := int16(binary.BigEndian.Uint16(batch[offEpoch:]))
 	seq := int32(0)
-	if e, ok := o.p.log.ProducerEntry(pid); ok && e.Epoch == epoch {
+	if e, ok := o.p.log.ProducerEntry(h.ProducerID); ok && e.Epoch == h.ProducerEpoch {
 		if bs := e.Batches(); len(bs) > 0 {
 			seq = producer.NextSeq(bs[len(bs)-1].LastSeq)
 		}
 	}
-	binary.BigEndian.PutUint32(batch[offSeq:], uint32(seq))
-	binary.BigEndian.PutUint32(batch[17:], crc32.Checksum(batch[offAttrs:], crc32.MakeTable(crc32.Castagnoli)))
+	binary.BigEndian.PutUint32(batch[recordbatch.OffBaseSequence:], uint32(seq))
+	recordbatch.SetCRC(batch)
 }
 
 // AppendMarker writes a transaction marker through the partition's

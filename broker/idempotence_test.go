@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // produceRaw sends batches in one Produce request to partition 0 of topic
@@ -50,12 +51,12 @@ func highWatermark(t *testing.T, cl *kgo.Client, topic string) int64 {
 	return o.Offset
 }
 
-// Scenario 14: retried batches are written once and answered with their
+// Retried batches are written once and answered with their
 // original offsets; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER; a stale epoch
 // INVALID_PRODUCER_EPOCH. The producer state survives a restart.
 func TestIdempotentProduce(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	createTopic(t, newAdmin(t, b.Addr()), "idem", 1, nil)
 	cl := newClient(t, b.Addr())
 
@@ -96,7 +97,7 @@ func TestIdempotentProduce(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, broker.Config{DataDir: dir})
+	b = testutil.StartBroker(t, broker.Config{DataDir: dir})
 	cl = newClient(t, b.Addr())
 	for _, s := range []step{
 		{"retry after restart", [][]byte{batch(10, 1, 0, false, "h")}, 0, 7},
@@ -117,7 +118,7 @@ func TestIdempotentProduce(t *testing.T) {
 // A client may not write control batches, nor transactional batches
 // without a transactional id.
 func TestProduceRejectsControlBatches(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	createTopic(t, newAdmin(t, b.Addr()), "ctl", 1, nil)
 	cl := newClient(t, b.Addr())
 	ctl := broker.MakeTestBatch(1, 0, 0, true, "x")
@@ -140,7 +141,7 @@ func TestProduceRejectsControlBatches(t *testing.T) {
 // The kgo producer is idempotent by default: records produced through it
 // arrive once each.
 func TestIdempotentKgoProducer(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	createTopic(t, newAdmin(t, b.Addr()), "kgo-idem", 1, nil)
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("kgo-idem"))
 	ctx := testContext(t)

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Interoperability: clients nobody here wrote produce to and consume from
@@ -33,7 +34,7 @@ import (
 // checks that the batches come back with the codec they were written in
 // (the broker stores batches as sent) and the records intact.
 func TestInteropFranzGoCompression(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	for _, tc := range []struct {
 		name  string
@@ -86,7 +87,7 @@ func saramaConfig() *sarama.Config {
 // protocol version 3.0), consumes with its partition consumer, and crosses
 // over with franz-go both ways.
 func TestInteropSarama(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "sarama-in", 3, nil)
 	createTopic(t, adm, "sarama-out", 3, nil)
@@ -180,7 +181,7 @@ func consumeSarama(t *testing.T, addr, topic string, want []peerRecord) []peerRe
 // negotiates Produce up to v7, its Reader uses Fetch v10 and ListOffsets
 // v1, both over ApiVersions v0.
 func TestInteropKafkaGo(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "kafkago-in", 3, nil)
 	createTopic(t, adm, "kafkago-out", 3, nil)
@@ -314,7 +315,7 @@ func runPeer(t *testing.T, ctx context.Context, stdin string, name string, args 
 // output, crossing over with franz-go both ways.
 func TestInteropKcat(t *testing.T) {
 	bin := kcat(t)
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "kcat-in", 2, nil)
 	createTopic(t, adm, "kcat-out", 2, nil)
@@ -415,7 +416,7 @@ func javaTool(t *testing.T, ctx context.Context, tool, stdin, class string, args
 // JVM launches in all.
 func TestInteropKafkaTools(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	addr := b.Addr()
 	ctx := testContext(t)
 	const topic = "java-tools"

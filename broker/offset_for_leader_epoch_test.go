@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // A consumer given offsets that carry a leader epoch (as kadm's
@@ -20,7 +21,7 @@ import (
 // the broker served it, franz-go failed such a consumer with "broker is
 // too old".
 func TestOffsetForLeaderEpochConsumeFromEpochOffsets(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic, parts = "epoch-offsets", 2
@@ -174,7 +175,7 @@ func offsetForLeaderEpoch(t *testing.T, addr string, v int16, qs []epochQuery) {
 // restart, and the answer follows appends.
 func TestOffsetForLeaderEpochAnswers(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	const topic = "epoch-answers"
 	createTopic(t, newAdmin(t, b.Addr()), topic, 2, nil)
 	produceN(t, b.Addr(), topic, 2, 0, 10) // 5 per partition
@@ -197,7 +198,7 @@ func TestOffsetForLeaderEpochAnswers(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, broker.Config{DataDir: dir})
+	b = testutil.StartBroker(t, broker.Config{DataDir: dir})
 	offsetForLeaderEpoch(t, b.Addr(), 4, queries(5))
 	produceN(t, b.Addr(), topic, 2, 10, 4)
 	offsetForLeaderEpoch(t, b.Addr(), 4, queries(7))

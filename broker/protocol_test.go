@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // produceBatches writes n batches of per records each to one partition,
@@ -48,7 +49,7 @@ func fetchByName() kgo.Opt {
 // until data arrives (well before MaxWait), and answers an idle partition
 // after MaxWait with nothing.
 func TestFetchLongPoll(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "poll", 1, nil)
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("poll"), fetchByName())
@@ -105,7 +106,7 @@ func TestFetchLongPoll(t *testing.T) {
 // the first batch is returned however large (KIP-74); the returned batches
 // start with the one containing the fetch offset.
 func TestFetchLimits(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "limits", 2, nil)
 	cl := newClient(t, b.Addr(), kgo.RecordPartitioner(kgo.ManualPartitioner()), fetchByName())
@@ -192,7 +193,7 @@ func TestFetchLimits(t *testing.T) {
 // ListOffsets: earliest, latest, max timestamp, and lookup by timestamp
 // inside batches, for every compression codec.
 func TestListOffsets(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	base := time.UnixMilli(1_700_000_000_000)
 	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
@@ -280,7 +281,7 @@ func codecName(c kgo.CompressionCodec) string {
 }
 
 func TestDescribeClusterAndConfigs(t *testing.T) {
-	b := startBroker(t, broker.Config{NodeID: 3})
+	b := testutil.StartBroker(t, broker.Config{NodeID: 3})
 	adm := newAdmin(t, b.Addr())
 	ctx := testContext(t)
 	meta, err := adm.BrokerMetadata(ctx)
@@ -325,7 +326,7 @@ func TestDescribeClusterAndConfigs(t *testing.T) {
 // The metrics endpoint exports the per-topic, per-API and per-partition
 // series the issue names.
 func TestMetrics(t *testing.T) {
-	b := startBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
+	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "metered", 2, nil)
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("metered"))

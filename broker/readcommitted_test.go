@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // listLatest returns ListOffsets(latest) for partition 0 at an isolation
@@ -42,7 +43,7 @@ func values(rs []*kgo.Record) []string {
 // read_uncommitted one sees all, and while a transaction is open the LSO
 // (ListOffsets latest under read_committed) stays at its first offset.
 func TestReadCommitted(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	createTopic(t, newAdmin(t, b.Addr()), "rc", 1, nil)
 	ctx := testContext(t)
 	tx := newClient(t, b.Addr(), kgo.TransactionalID("rc-tx"), kgo.DefaultProduceTopic("rc"))

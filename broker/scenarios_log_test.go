@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // murmur2 is the Java client's key hash (Utils.murmur2), against which the
@@ -70,11 +71,11 @@ func TestMurmur2KnownValues(t *testing.T) {
 	}
 }
 
-// Scenario 1: records with the same key land in one partition, the one the
+// Records with the same key land in one partition, the one the
 // Java client's murmur2 picks, and are consumed in production order;
 // records without a key spread across partitions.
-func TestScenario01PerKeyOrder(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+func TestSameKeyKeepsPartitionAndOrder(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	const parts = 6
 	createTopic(t, adm, "orders", parts, nil)
@@ -138,11 +139,11 @@ func TestScenario01PerKeyOrder(t *testing.T) {
 	}
 }
 
-// Scenario 2: two readers consume the same topic independently, and a third
+// Two readers consume the same topic independently, and a third
 // reads it again from offset 0 after both finished; all see the same
 // sequence per partition.
-func TestScenario02Replay(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+func TestIndependentReadersAndReplay(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "events", 3, nil)
 	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("events"), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
@@ -206,13 +207,13 @@ func fetchOnce(t testing.TB, cl *kgo.Client, topic string, partition int32, offs
 	return resp.Topics[0].Partitions[0]
 }
 
-// Scenario 3: past retention.ms (and separately retention.bytes) whole old
+// Past retention.ms (and separately retention.bytes) whole old
 // segments go, the log start offset moves, the broker answers an expired
 // offset with OFFSET_OUT_OF_RANGE, and a consumer there is reset by its
 // auto.offset.reset policy.
-func TestScenario03Retention(t *testing.T) {
+func TestRetentionDeletesOldSegments(t *testing.T) {
 	clk := newClock()
-	b := startBroker(t, broker.Config{Now: clk.Now, RetentionCheckInterval: time.Hour})
+	b := testutil.StartBroker(t, broker.Config{Now: clk.Now, RetentionCheckInterval: time.Hour})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "by-time", 1, map[string]*string{
 		"retention.ms":  ptr("60000"),
@@ -286,10 +287,10 @@ func TestScenario03Retention(t *testing.T) {
 	}
 }
 
-// Scenario 5: partitions grow and never shrink, and records already
+// Partitions grow and never shrink, and records already
 // written stay where they are.
-func TestScenario05PartitionsGrow(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+func TestPartitionsGrowRecordsStay(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{})
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "grow", 3, nil)
 	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("grow"))

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // txnRecord is what a churn record's value encodes: the producer, its
@@ -49,7 +51,7 @@ func TestTxnReadCommittedUnderChurn(t *testing.T) {
 		producers  = 6
 		runFor     = 8 * time.Second
 	)
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	createTopic(t, newAdmin(t, addr), topic, partitions, nil)
 	ctx := testContext(t)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // endTxnSent is a franz-go hook that reports each EndTxn request written
@@ -130,7 +132,7 @@ func TestTxnBrokerCrashMidTransaction(t *testing.T) {
 	decided := map[int]bool{}
 	for p := 4; p <= 5; p++ {
 		end(p)
-		eventually(t, 10*time.Second, func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, func() (bool, string) {
 			st := describeTxn(t, adm, txnID(p)).State
 			return st != "Ongoing", txnID(p) + " to leave Ongoing"
 		})
@@ -154,7 +156,7 @@ func TestTxnBrokerCrashMidTransaction(t *testing.T) {
 	// Every transaction ends: prepared ones complete on load, open ones
 	// are aborted once their timeout has passed.
 	states := map[int]string{}
-	eventually(t, 20*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, func() (bool, string) {
 		for p := range producers {
 			d := describeTxn(t, adm, txnID(p))
 			if d.State != "CompleteCommit" && d.State != "CompleteAbort" {

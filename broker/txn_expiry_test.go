@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Expiry of transactional ids (transactional.id.expiration.ms) and of
@@ -64,7 +65,7 @@ func TestTxnTransactionalIDExpires(t *testing.T) {
 	cfg.TransactionalIDExpiration = time.Hour
 	// The test runs the checks itself, on its clock.
 	cfg.TransactionAbortTimedOutCheckInterval = time.Hour
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	createTopic(t, newAdmin(t, b.Addr()), "idexp", 1, nil)
 	ctx := testContext(t)
 
@@ -107,7 +108,7 @@ func TestTxnTransactionalIDExpires(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, cfg)
+	b = testutil.StartBroker(t, cfg)
 	if err := b.WaitTxnsLoaded(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestProducerIDExpires(t *testing.T) {
 		ProducerIDExpiration:   time.Hour,
 		RetentionCheckInterval: time.Hour, // the test runs the passes
 	}
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	createTopic(t, newAdmin(t, b.Addr()), "pidexp", 1, nil)
 	cl := newClient(t, b.Addr())
 	ir, err := kmsg.NewPtrInitProducerIDRequest().RequestWith(context.Background(), cl)
@@ -211,7 +212,7 @@ func TestProducerIDExpires(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, cfg)
+	b = testutil.StartBroker(t, cfg)
 	cl = newClient(t, b.Addr())
 	run(
 		step{"retry of second after expiry", batch(pid, epoch, 2, false, "c"), kerr.OutOfOrderSequenceNumber.Code, 0},

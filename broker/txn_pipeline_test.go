@@ -16,20 +16,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // pipelineEnv, set to a broker address, makes TestTxnPipelineChild run
-// the consume-transform-produce pipeline of scenario 17 instead of
-// skipping; the scenario re-executes the test binary with it.
+// the consume-transform-produce pipeline of
+// TestTxnPipelineExactlyOnceUnderCrashes instead of
+// skipping; that test re-executes the test binary with it.
 const pipelineEnv = "RUNNEL_TEST_TXN_PIPELINE"
 
 const (
-	pipeIn    = "s17-in"
-	pipeOut   = "s17-out"
-	pipeGroup = "s17"
+	pipeIn    = "pipeline-in"
+	pipeOut   = "pipeline-out"
+	pipeGroup = "pipeline"
 )
 
-// TestTxnPipelineChild is the pipeline process of scenario 17: a franz-go
+// TestTxnPipelineChild is the pipeline process of
+// TestTxnPipelineExactlyOnceUnderCrashes: a franz-go
 // GroupTransactSession that reads pipeIn and writes each record, with
 // "out-" before its value, to the same partition of pipeOut, committing
 // output and input offsets in one transaction per poll. It runs until it
@@ -37,7 +41,7 @@ const (
 func TestTxnPipelineChild(t *testing.T) {
 	addr := os.Getenv(pipelineEnv)
 	if addr == "" {
-		t.Skip("run as a subprocess by TestScenario17ConsumeProcessProduceUnderCrashes")
+		t.Skip("run as a subprocess by TestTxnPipelineExactlyOnceUnderCrashes")
 	}
 	// Initialise the transactional id before consuming, as Kafka
 	// Streams' initTransactions does: it fences the killed predecessor
@@ -50,7 +54,7 @@ func TestTxnPipelineChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	init := kmsg.NewPtrInitProducerIDRequest()
-	init.TransactionalID = kmsg.StringPtr("s17-pipeline")
+	init.TransactionalID = kmsg.StringPtr("pipeline")
 	init.TransactionTimeoutMillis = 10_000
 	for {
 		resp, err := init.RequestWith(context.Background(), boot)
@@ -62,11 +66,11 @@ func TestTxnPipelineChild(t *testing.T) {
 	boot.Close()
 	sess, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(addr),
-		kgo.TransactionalID("s17-pipeline"),
+		kgo.TransactionalID("pipeline"),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup(pipeGroup),
 		kgo.ConsumeTopics(pipeIn),
-		kgo.InstanceID("s17-instance"), // a restart takes the place of the killed member at once
+		kgo.InstanceID("pipeline-instance"), // a restart takes the place of the killed member at once
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -145,16 +149,16 @@ func killPipeline(t *testing.T, cmd *exec.Cmd) {
 	cmd.Wait()
 }
 
-// Scenario 17: a consume-transform-produce pipeline (franz-go
+// A consume-transform-produce pipeline (franz-go
 // GroupTransactSession) in a subprocess is SIGKILLed at random moments,
 // more than 20 times, and restarted; its read_committed output equals the
 // output of one clean run, record for record: no duplicate, no gap.
-func TestScenario17ConsumeProcessProduceUnderCrashes(t *testing.T) {
+func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a subprocess many times")
 	}
 	cfg := txnBrokerConfig()
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, pipeIn, 3, nil)
@@ -208,7 +212,7 @@ func TestScenario17ConsumeProcessProduceUnderCrashes(t *testing.T) {
 	}
 
 	cmd := startPipeline(t, addr)
-	eventually(t, 120*time.Second, func() (bool, string) {
+	testutil.Eventually(t, 120*time.Second, func() (bool, string) {
 		got := committedOffsets()
 		return got == n, fmt.Sprintf("the pipeline to commit all %d input offsets: %d", n, got)
 	})

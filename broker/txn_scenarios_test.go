@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // describeTxn describes one transactional id through kadm.
@@ -28,12 +30,12 @@ func describeTxn(t testing.TB, adm *kadm.Client, id string) kadm.DescribedTransa
 	return d
 }
 
-// Scenario 15: a transactional producer writes to three partitions and
+// A transactional producer writes to three partitions and
 // dies before committing; after the transaction timeout the coordinator
 // aborts it; read_committed consumers never see those records,
 // read_uncommitted consumers do.
-func TestScenario15AbandonedTransaction(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+func TestTxnAbandonedAbortedAfterTimeout(t *testing.T) {
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic = "abandoned"
@@ -41,11 +43,11 @@ func TestScenario15AbandonedTransaction(t *testing.T) {
 	ctx := testContext(t)
 
 	// A committed transaction before and after the abandoned one.
-	good := txnProducer(t, addr, "s15-good")
+	good := txnProducer(t, addr, "abandoned-good")
 	if err := produceTxn(ctx, good, topic, true, map[int32][]string{0: {"c1"}, 1: {"c1"}, 2: {"c1"}}); err != nil {
 		t.Fatal(err)
 	}
-	dead := txnProducer(t, addr, "s15-dead", kgo.TransactionTimeout(500*time.Millisecond))
+	dead := txnProducer(t, addr, "abandoned-dead", kgo.TransactionTimeout(500*time.Millisecond))
 	if err := dead.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -56,11 +58,11 @@ func TestScenario15AbandonedTransaction(t *testing.T) {
 	}
 	// The producer "dies": it never ends the transaction. The open
 	// transaction holds read_committed readers back.
-	if d := describeTxn(t, adm, "s15-dead"); d.State != "Ongoing" || len(d.Topics[topic]) != 3 {
+	if d := describeTxn(t, adm, "abandoned-dead"); d.State != "Ongoing" || len(d.Topics[topic]) != 3 {
 		t.Fatalf("abandoned transaction described as %s with %v", d.State, d.Topics)
 	}
-	eventually(t, 20*time.Second, func() (bool, string) {
-		d := describeTxn(t, adm, "s15-dead")
+	testutil.Eventually(t, 20*time.Second, func() (bool, string) {
+		d := describeTxn(t, adm, "abandoned-dead")
 		return d.State == "CompleteAbort", "the coordinator to abort the abandoned transaction: state " + d.State
 	})
 	if err := produceTxn(ctx, good, topic, true, map[int32][]string{0: {"c2"}, 1: {"c2"}, 2: {"c2"}}); err != nil {
@@ -83,37 +85,37 @@ func TestScenario15AbandonedTransaction(t *testing.T) {
 	}
 }
 
-// Scenario 16: two producers with the same transactional.id: the older
+// Two producers with the same transactional.id: the older
 // one is fenced (PRODUCER_FENCED / INVALID_PRODUCER_EPOCH) as soon as the
 // newer one initialises, on produce and on commit; only the newer one's
 // records are committed.
-func TestScenario16ZombieFencing(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+func TestTxnZombieProducerFenced(t *testing.T) {
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	const topic = "zombies"
 	createTopic(t, adm, topic, 2, nil)
 	ctx := testContext(t)
 
-	old := txnProducer(t, addr, "s16", kgo.RecordRetries(1))
+	old := txnProducer(t, addr, "zombie", kgo.RecordRetries(1))
 	if err := old.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
 	if err := old.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: []byte("old-1")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	oldEpoch := describeTxn(t, adm, "s16").ProducerEpoch
+	oldEpoch := describeTxn(t, adm, "zombie").ProducerEpoch
 
 	// The newer producer initialises (its first produce does) and so
 	// aborts the older one's transaction and fences it.
-	young := txnProducer(t, addr, "s16")
+	young := txnProducer(t, addr, "zombie")
 	if err := young.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
 	if err := young.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: []byte("new-1")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if d := describeTxn(t, adm, "s16"); d.ProducerEpoch <= oldEpoch {
+	if d := describeTxn(t, adm, "zombie"); d.ProducerEpoch <= oldEpoch {
 		t.Fatalf("epoch %d after the new producer initialised, was %d", d.ProducerEpoch, oldEpoch)
 	}
 
@@ -141,7 +143,7 @@ func TestScenario16ZombieFencing(t *testing.T) {
 // transactions.
 func TestTxnInteropKafkaTransactionsTool(t *testing.T) {
 	_, tool := kafkaHome(t)
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, "tooled", 2, nil)

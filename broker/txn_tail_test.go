@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // endKey is the key of the records readCommittedToEnd appends.
@@ -138,7 +140,7 @@ func incompleteTxns(t testing.TB, adm *kadm.Client) string {
 // after it hold no record), as TestTxnReadCommittedUnderChurn once did.
 func TestReadCommittedToEndPastAbortedTail(t *testing.T) {
 	const topic = "abortedtail"
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	createTopic(t, newAdmin(t, addr), topic, 2, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

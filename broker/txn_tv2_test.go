@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Transaction version 2 (KIP-890 part 2) over TCP: the broker finalizes
@@ -58,7 +59,7 @@ func requestCounts(t testing.TB, metricsAddr string) map[string]float64 {
 // The finalized transaction.version is 2 in ApiVersions v3+, with a
 // stable finalized-features epoch.
 func TestTxnV2FeatureAdvertised(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	cl := newClient(t, b.Addr())
 	var epochs []int64
 	for v := int16(3); v <= 4; v++ {
@@ -188,7 +189,7 @@ func txnRoundTrip(t *testing.T, addr, topic, in, txnID string, opts ...kgo.Opt) 
 func TestTxnV2OverTCP(t *testing.T) {
 	cfg := txnBrokerConfig()
 	cfg.MetricsListen = "127.0.0.1:0"
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "tv2", 2, nil)
 	createTopic(t, adm, "tv2-in", 2, nil)
@@ -222,7 +223,7 @@ func TestTxnV2OverTCP(t *testing.T) {
 func TestTxnV1PinnedClient(t *testing.T) {
 	cfg := txnBrokerConfig()
 	cfg.MetricsListen = "127.0.0.1:0"
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	adm := newAdmin(t, b.Addr())
 	createTopic(t, adm, "tv1", 2, nil)
 	createTopic(t, adm, "tv1-in", 2, nil)
@@ -250,7 +251,7 @@ func TestTxnV1PinnedClient(t *testing.T) {
 // take turns with the same transactional id, as in a rolling upgrade and
 // a rollback: each fences the other and commits.
 func TestTxnV1V2SameTransactionalID(t *testing.T) {
-	b := startBroker(t, txnBrokerConfig())
+	b := testutil.StartBroker(t, txnBrokerConfig())
 	addr := b.Addr()
 	createTopic(t, newAdmin(t, addr), "tvmix", 1, nil)
 	ctx := testContext(t)

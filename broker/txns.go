@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnel-dev/runnel/broker/internal/coordinator"
 	"github.com/runnel-dev/runnel/broker/internal/group"
 	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -55,7 +56,7 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		AllocateProducerIDs:        b.meta.AllocateProducerIDs,
 		WriteMarker:                b.writeTxnMarker,
 		PartitionExists:            b.partitionExists,
-		Now:                        b.cfg.Now,
+		Clock:                      coordinator.RealClock(b.cfg.Now),
 		Logger:                     b.logger.With("component", "txn"),
 	})
 	if err != nil {
@@ -69,7 +70,7 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		if p := b.parts.get(txnStateTopic, mp.Index); p != nil {
 			// The adapter is the one __consumer_offsets uses: append
 			// durably, replay below the high watermark.
-			coord.AddPartition(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
+			coord.Load(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
 		}
 	}
 	b.parts.setTxnVerifier(coord)
@@ -79,16 +80,6 @@ func (b *Broker) startTxns(ctx context.Context) error {
 // WaitTxnsLoaded blocks until the transaction coordinator has loaded every
 // __transaction_state partition this broker leads, or ctx ends.
 func (b *Broker) WaitTxnsLoaded(ctx context.Context) error { return b.txns.WaitLoaded(ctx) }
-
-// AbortTimedOutTransactions runs one pass of the transaction timeout
-// check now, rather than waiting for the next check interval.
-func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
-
-// ExpireTransactionalIDs runs one pass of transactional id expiry
-// (transactional.id.expiration.ms) now, rather than waiting for the next
-// check interval: ids idle that long with no transaction open are
-// forgotten, and tombstoned in __transaction_state.
-func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
 
 func (b *Broker) partitionExists(topic string, partition int32) bool {
 	t := b.meta.Cluster().Topics[topic]

@@ -14,7 +14,7 @@ import (
 // (re-keying, repartitioning, windowed and session aggregation with
 // suppression, stream-table, stream-stream, table-table and foreign-key
 // joins, a global table, branching) and compares it with
-// testdata/describe.golden; -rewrite (registered by streamtest) accepts
+// testdata/describe.golden; -streamtest.rewrite (registered by streamtest) accepts
 // the new output.
 func TestDescribeGolden(t *testing.T) {
 	b := stream.NewBuilder()
@@ -49,7 +49,7 @@ func TestDescribeGolden(t *testing.T) {
 	}
 	got := topo.Describe()
 	const path = "testdata/describe.golden"
-	if f := flag.Lookup("rewrite"); f != nil && f.Value.String() == "true" {
+	if f := flag.Lookup("streamtest.rewrite"); f != nil && f.Value.String() == "true" {
 		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -57,9 +57,9 @@ func TestDescribeGolden(t *testing.T) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run with -rewrite to create it)", err)
+		t.Fatalf("%v (run with -streamtest.rewrite to create it)", err)
 	}
 	if got != string(want) {
-		t.Errorf("Describe differs from %s (run with -rewrite to accept):\n%s", path, got)
+		t.Errorf("Describe differs from %s (run with -streamtest.rewrite to accept):\n%s", path, got)
 	}
 }

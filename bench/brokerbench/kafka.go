@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/kafkapeer"
 )
 
 // kafkaHeap and kafkaJVMOpts are the broker's JVM flags, those of Kafka's
@@ -62,87 +63,40 @@ func (k *kafkaPeer) resolveHome(ctx context.Context) (whyNot string) {
 		}
 		k.home = strings.TrimSpace(string(out))
 	}
-	jars, _ := filepath.Glob(filepath.Join(k.home, "libs", "kafka_2.13-*.jar"))
-	if len(jars) == 0 {
-		return fmt.Sprintf("no Kafka jars in %s/libs; run scripts/fetch-kafka.sh and pass -kafka-home or set KAFKA_HOME", k.home)
-	}
-	if !fileExists(filepath.Join(k.scripts, "kafka-tool.sh")) {
-		return fmt.Sprintf("%s not found", filepath.Join(k.scripts, "kafka-tool.sh"))
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		return "java is not on PATH"
+	if why := k.install().Check(); why != "" {
+		return why + "; pass -kafka-home or set KAFKA_HOME"
 	}
 	return ""
 }
 
-// tool returns a command running a Kafka main class through
-// scripts/kafka-tool.sh, with heap and extra JVM options.
-func (k *kafkaPeer) tool(ctx context.Context, heap, opts, class string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(k.scripts, "kafka-tool.sh"), append([]string{class}, args...)...)
-	cmd.Env = append(os.Environ(), "KAFKA_HOME="+k.home, "KAFKA_HEAP_OPTS="+heap, "KAFKA_OPTS="+opts)
-	return cmd
+// install is the Kafka install the peer runs.
+func (k *kafkaPeer) install() kafkapeer.Install {
+	return kafkapeer.Install{Home: k.home, Tool: filepath.Join(k.scripts, "kafka-tool.sh")}
 }
 
 func (k *kafkaPeer) start(ctx context.Context, dir string) (*process, error) {
-	port, err := freePort()
+	// Kafka's defaults but for a one-node cluster, its flush policy
+	// included.
+	node, err := kafkapeer.NewNode(filepath.Join(dir, "data"))
 	if err != nil {
 		return nil, err
 	}
-	cport, err := freePort()
+	props, err := k.install().Format(ctx, node, dir)
 	if err != nil {
 		return nil, err
 	}
-	props := filepath.Join(dir, "server.properties")
-	if err := os.WriteFile(props, []byte(kafkaProperties(port, cport, filepath.Join(dir, "data"))), 0o644); err != nil {
-		return nil, err
-	}
-
-	out, err := k.tool(ctx, "-Xmx256M", "", "kafka.tools.StorageTool", "random-uuid").Output()
-	if err != nil {
-		return nil, fmt.Errorf("kafka StorageTool random-uuid: %w", err)
-	}
-	clusterID := strings.TrimSpace(string(out))
-	format := k.tool(ctx, "-Xmx256M", "", "kafka.tools.StorageTool", "format", "--standalone", "-t", clusterID, "-c", props)
-	if b, err := format.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("kafka StorageTool format: %v\n%s", err, b)
-	}
-
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	// Not CommandContext: the broker is stopped with SIGTERM by process.stop.
-	cmd := k.tool(context.Background(), kafkaHeap, kafkaJVMOpts, "kafka.Kafka", props)
+	cmd := k.install().Command(context.Background(), kafkaHeap, kafkaJVMOpts, "kafka.Kafka", props)
 	p, err := startBackground(cmd, filepath.Join(dir, "kafka.log"))
 	if err != nil {
 		return nil, err
 	}
-	p.addr = addr
+	p.addr = node.Addr()
 	if err := waitKafkaReady(ctx, p, 120*time.Second); err != nil {
 		_ = p.stop(10 * time.Second)
 		return nil, err
 	}
 	return p, nil
-}
-
-// kafkaProperties is a one-node KRaft configuration. Replication factors and
-// min ISR of the internal topics are 1; everything else, including the
-// flush policy, is Kafka's default.
-func kafkaProperties(port, cport int, logDir string) string {
-	return fmt.Sprintf(`process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:%[2]d
-listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-advertised.listeners=PLAINTEXT://127.0.0.1:%[1]d,CONTROLLER://127.0.0.1:%[2]d
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=%[3]s
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=false
-`, port, cport, logDir)
 }
 
 // waitKafkaReady polls the broker until it answers Metadata with itself as
@@ -181,15 +135,6 @@ func pingBroker(ctx context.Context, addr string) error {
 		return errors.New("no brokers in metadata")
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func fileExists(path string) bool {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // startGroupBroker runs a broker on dir for group tests: a short initial
@@ -23,45 +23,27 @@ import (
 // the test ends, if the test has not closed it.
 func startGroupBroker(t *testing.T, dir string) *broker.Broker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{
+	return startGroupBrokerWith(t, dir, func(*broker.Config) {})
+}
+
+// startGroupBrokerWith is startGroupBroker with the configuration changed
+// by set.
+func startGroupBrokerWith(t *testing.T, dir string, set func(*broker.Config)) *broker.Broker {
+	t.Helper()
+	cfg := broker.Config{
 		DataDir:                    dir,
-		Listen:                     "127.0.0.1:0",
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3,
-	})
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
 	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-	})
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatalf("load groups: %v", err)
-	}
-	return b
+	set(&cfg)
+	return testutil.StartBroker(t, cfg)
 }
 
 // waitUntil polls cond until it holds, failing the test after a deadline;
 // cond says what it is waiting for.
 func waitUntil(t *testing.T, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, what := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting: %s", what)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, 30*time.Second, cond)
 }
 
 // member is a franz-go group consumer that has joined its group.
@@ -499,7 +481,9 @@ func TestParseDatetime(t *testing.T) {
 
 // An offset before the log start offset is clamped up to it.
 func TestGroupsResetClampsToStart(t *testing.T) {
-	b := startGroupBroker(t, t.TempDir())
+	// Retention runs often, so the test waits for it rather than
+	// triggering it.
+	b := startGroupBrokerWith(t, t.TempDir(), func(c *broker.Config) { c.RetentionCheckInterval = 10 * time.Millisecond })
 	addr := b.Addr()
 	adm := testAdmin(t, addr)
 	// Tiny segments and retention: after retention runs only the last
@@ -508,15 +492,15 @@ func TestGroupsResetClampsToStart(t *testing.T) {
 	for i := range 5 {
 		seed(t, addr, "trimmed", 0, i, 1) // one batch each, so one segment each
 	}
-	b.EnforceRetention()
-	starts, err := adm.ListStartOffsets(testContext(t), "trimmed")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start, _ := starts.Lookup("trimmed", 0)
-	if start.Err != nil || start.Offset <= 1 || start.Offset >= 5 {
-		t.Fatalf("log start offset %d (%v), want in (1, 5)", start.Offset, start.Err)
-	}
+	var start kadm.ListedOffset
+	waitUntil(t, func() (bool, string) {
+		starts, err := adm.ListStartOffsets(testContext(t), "trimmed")
+		if err != nil {
+			return false, err.Error()
+		}
+		start, _ = starts.Lookup("trimmed", 0)
+		return start.Err == nil && start.Offset == 4, fmt.Sprintf("log start offset %d (%v), want 4", start.Offset, start.Err)
+	})
 
 	header := "Topic\tPartition\tCommitted\tNewOffset"
 	r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed:0", "--to-offset", "1")

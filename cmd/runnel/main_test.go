@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -24,18 +25,7 @@ func TestMain(m *testing.M) {
 // the test ends.
 func startBroker(t *testing.T) *broker.Broker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("start broker: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
-	})
-	return b
+	return testutil.StartBroker(t, broker.Config{})
 }
 
 func testContext(t *testing.T) context.Context {
@@ -163,47 +153,10 @@ func toRec(r *kgo.Record) rec {
 // then offset.
 func readTopic(t *testing.T, addr, topic string) []rec {
 	t.Helper()
-	ctx := testContext(t)
-	adm := testAdmin(t, addr)
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets: %v", err)
-	}
-	want := map[int32]kgo.Offset{}
-	remaining := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset %s[%d]: %v", o.Topic, o.Partition, o.Err)
-		}
-		if o.Offset > 0 {
-			want[o.Partition] = kgo.NewOffset().AtStart()
-			remaining[o.Partition] = o.Offset
-		}
-	})
 	var out []rec
-	if len(want) == 0 {
-		return out
+	for _, r := range testutil.ReadTopic(t, addr, topic, false) {
+		out = append(out, toRec(r))
 	}
-	cl := testClient(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: want}))
-	for len(remaining) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read %s: deadline with partitions %v still short of their end", topic, remaining)
-		}
-		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s[%d]: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			out = append(out, toRec(r))
-			if r.Offset+1 >= remaining[r.Partition] {
-				delete(remaining, r.Partition)
-			}
-		})
-	}
-	slices.SortStableFunc(out, func(a, b rec) int {
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
-	})
 	return out
 }
 

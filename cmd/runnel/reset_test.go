@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 )
@@ -147,19 +148,10 @@ func TestIsInternalTopic(t *testing.T) {
 // topology reprocesses the input and produces the first run's output again.
 func TestResetToEarliestRecomputesIdenticalResults(t *testing.T) {
 	ctx := testContext(t)
-	b, err := broker.Start(ctx, broker.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+	addr := testutil.StartBroker(t, broker.Config{
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3, TransactionStateTopicPartitions: 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	addr := b.Addr()
+	}).Addr()
 	adm := kadm.NewClient(testClient(t, addr))
 	resp, err := adm.CreateTopics(ctx, 2, 1, nil, "lines", "word-counts")
 	if err == nil {

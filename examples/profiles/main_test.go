@@ -13,7 +13,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 
-	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/broker/brokertest"
 )
 
 // TestProfiles: a fresh instance bootstraps the compacted topic into its
@@ -24,16 +24,7 @@ func TestProfiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	b, err := broker.Start(ctx, broker.Config{DataDir: filepath.Join(dir, "broker"), Listen: "127.0.0.1:0",
-		GroupInitialRebalanceDelay: -1, OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	brokers := []string{b.Addr()}
+	brokers := brokertest.Start(t)
 	if err := WriteProfiles(ctx, brokers, Updates); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/broker/brokertest"
 )
 
 // TestReplay runs the example on a broker of its own and checks both runs'
@@ -16,17 +16,9 @@ import (
 func TestReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
-		GroupInitialRebalanceDelay: -1, OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.WaitGroupsLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
+	brokers := brokertest.Start(t)
 	var out bytes.Buffer
-	before, after, err := Run(ctx, []string{b.Addr()}, t.TempDir(), &out)
+	before, after, err := Run(ctx, brokers, t.TempDir(), &out)
 	if err != nil {
 		t.Fatalf("%v\noutput so far:\n%s", err, out.String())
 	}

@@ -10,7 +10,11 @@ import (
 	"testing"
 )
 
-var rewrite = flag.Bool("rewrite", false, "streamtest: rewrite the expectations of script tests")
+// rewrite is the flag that accepts new script output. Its name is
+// qualified by the package, as a flag registered by a library must be:
+// a plain -rewrite collides with other test libraries' flags (importing
+// both panics with "flag redefined").
+var rewrite = flag.Bool("streamtest.rewrite", false, "rewrite the expectations of streamtest script tests")
 
 // Printer renders what a script prints; keys and values are bytes, so only
 // the test knows their types.
@@ -24,7 +28,7 @@ type Printer struct {
 
 // RunScript runs the script file path against the driver newDriver makes,
 // failing t where the output differs from the expectations, or rewriting
-// them with -rewrite. A script is a sequence of commands, each a line with
+// them with -streamtest.rewrite. A script is a sequence of commands, each a line with
 // its arguments, a line "----", and the expected output up to a blank line:
 //
 //	pipe <topic> <key>=<value>@<ts> ...   pipe records (value <nil>: tombstone; key <nil>: null)
@@ -93,7 +97,7 @@ func RunScript(t *testing.T, path string, newDriver func() (*Driver, error), p P
 			t.Fatal(err)
 		}
 	} else if failed {
-		t.Logf("run with -rewrite to accept the new output")
+		t.Logf("run with -streamtest.rewrite to accept the new output")
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // Partitions is the partition count of __consumer_offsets the coordinator
@@ -37,7 +39,7 @@ func (c *Coordinator) describe(version int16, id string) kmsg.DescribeGroupsResp
 		dg.ErrorCode = code
 		return dg
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[id]
 	if g == nil {
 		dg.State = Dead.String()
@@ -91,8 +93,8 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 		return resp
 	}
 	for _, s := range c.shardList() {
-		s.mu.Lock()
-		if !s.loaded {
+		s.Lock()
+		if !s.ServingLocked() {
 			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		}
 		for id, g := range s.groups {
@@ -106,7 +108,7 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 			lg.GroupType = "classic"
 			resp.Groups = append(resp.Groups, lg)
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 	slices.SortFunc(resp.Groups, func(a, b kmsg.ListGroupsResponseGroup) int { return strings.Compare(a.Group, b.Group) })
 	return resp
@@ -143,7 +145,7 @@ func (c *Coordinator) deleteGroup(id string) (int16, func(context.Context) error
 	if code != 0 {
 		return code, nil
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[id]
 	switch {
 	case g == nil || g.state == Dead:
@@ -151,11 +153,11 @@ func (c *Coordinator) deleteGroup(id string) (int16, func(context.Context) error
 	case g.state != Empty || len(g.pending) > 0:
 		return kerr.NonEmptyGroup.Code, nil
 	}
-	recs := make([]kv, 0, len(g.offsets)+1)
+	recs := make([]recordbatch.Record, 0, len(g.offsets)+1)
 	for tp := range g.offsets {
-		recs = append(recs, kv{key: offsetKey(id, tp.topic, tp.partition)})
+		recs = append(recs, recordbatch.Record{Key: offsetKey(id, tp.topic, tp.partition)})
 	}
-	recs = append(recs, kv{key: groupKey(id)})
+	recs = append(recs, recordbatch.Record{Key: groupKey(id)})
 	wait, err := s.appendLocked(recs)
 	if err != nil {
 		return kerr.CoordinatorNotAvailable.Code, nil
@@ -179,7 +181,7 @@ type Stats struct {
 func (c *Coordinator) Stats() []Stats {
 	var out []Stats
 	for _, s := range c.shardList() {
-		s.mu.Lock()
+		s.Lock()
 		for id, g := range s.groups {
 			st := Stats{Group: id, State: g.state, Members: len(g.members), Offsets: make(map[string]map[int32]int64)}
 			for tp, o := range g.offsets {
@@ -190,7 +192,7 @@ func (c *Coordinator) Stats() []Stats {
 			}
 			out = append(out, st)
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 	slices.SortFunc(out, func(a, b Stats) int { return strings.Compare(a.Group, b.Group) })
 	return out

@@ -2,55 +2,18 @@ package group
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"sync"
 	"time"
-	"unicode/utf16"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/coordinator"
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
-
-// Clock is the coordinator's time source and timer factory. Tests inject a
-// manual one; the broker uses RealClock.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f on its own goroutine after d, unless the
-	// returned stop function is called first.
-	AfterFunc(d time.Duration, f func()) (stop func() bool)
-}
-
-// RealClock is a Clock whose timers are the runtime's and whose Now is
-// now (time.Now when nil).
-func RealClock(now func() time.Time) Clock {
-	if now == nil {
-		now = time.Now
-	}
-	return realClock{now}
-}
-
-type realClock struct{ now func() time.Time }
-
-func (c realClock) Now() time.Time { return c.now() }
-func (c realClock) AfterFunc(d time.Duration, f func()) func() bool {
-	return time.AfterFunc(d, f).Stop
-}
-
-// Partition is one partition of __consumer_offsets that this broker leads.
-type Partition interface {
-	// Append appends one batch and returns a function that blocks until
-	// the batch is durable (as an acks=all produce), or ctx ends.
-	Append(batch []byte) (wait func(context.Context) error, err error)
-	// Read returns whole batches from the one holding offset, below the
-	// high watermark: at least one batch when any is there, about
-	// maxBytes otherwise; nothing at the end.
-	Read(offset int64, maxBytes int32) ([]byte, error)
-	StartOffset() int64
-	HighWatermark() int64
-}
 
 // Config configures a Coordinator. Field comments give the default and the
 // Kafka broker property each corresponds to.
@@ -80,8 +43,8 @@ type Config struct {
 	// PartitionExists reports whether a topic partition exists; commits
 	// to others fail with UNKNOWN_TOPIC_OR_PARTITION. Default: all do.
 	PartitionExists func(topic string, partition int32) bool
-	// Clock is the time source. Default RealClock(time.Now).
-	Clock Clock
+	// Clock is the time source. Default coordinator.RealClock(nil).
+	Clock coordinator.Clock
 	// Logger receives the coordinator's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -109,7 +72,7 @@ func (c *Config) ensureDefaults() {
 		c.PartitionExists = func(string, int32) bool { return true }
 	}
 	if c.Clock == nil {
-		c.Clock = RealClock(nil)
+		c.Clock = coordinator.RealClock(nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -117,39 +80,22 @@ func (c *Config) ensureDefaults() {
 }
 
 // PartitionFor is the __consumer_offsets partition that holds group, as
-// Kafka computes it: Java's String.hashCode over UTF-16 code units, made
-// non-negative with Utils.abs (x & 0x7fffffff), modulo n.
-func PartitionFor(group string, n int32) int32 {
-	var h int32
-	for _, r := range group {
-		if r >= 0x10000 {
-			r1, r2 := utf16.EncodeRune(r)
-			h = 31*h + r1
-			h = 31*h + r2
-			continue
-		}
-		h = 31*h + r
-	}
-	return (h & 0x7fffffff) % n
-}
+// Kafka places it (coordinator.PartitionFor).
+func PartitionFor(group string, n int32) int32 { return coordinator.PartitionFor(group, n) }
 
 // Coordinator is the group coordinator of one broker.
 type Coordinator struct {
 	cfg   Config
-	clock Clock
+	clock coordinator.Clock
 	log   *slog.Logger
+	rt    *coordinator.Runtime[*shard]
 
-	mu sync.Mutex // guards the following; never held while taking a shard's
-	// shards are the __consumer_offsets partitions this broker leads.
-	shards     map[int32]*shard
-	closed     bool
+	expiryMu   sync.Mutex // guards stopExpiry
 	stopExpiry func() bool
-
-	wg sync.WaitGroup // loaders and running timer callbacks
 }
 
 // New returns a coordinator that leads no partition yet; add them with
-// AddPartition.
+// Load.
 func New(cfg Config) (*Coordinator, error) {
 	cfg.ensureDefaults()
 	if cfg.Partitions < 1 {
@@ -158,288 +104,234 @@ func New(cfg Config) (*Coordinator, error) {
 	if cfg.MinSessionTimeout > cfg.MaxSessionTimeout {
 		return nil, fmt.Errorf("group: min session timeout %v above max %v", cfg.MinSessionTimeout, cfg.MaxSessionTimeout)
 	}
-	c := &Coordinator{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, shards: make(map[int32]*shard)}
-	c.mu.Lock()
-	c.scheduleExpiryLocked()
-	c.mu.Unlock()
+	c := &Coordinator{cfg: cfg, clock: cfg.Clock, log: cfg.Logger}
+	c.rt = coordinator.New(coordinator.Config[*shard]{
+		Topic:      "__consumer_offsets",
+		Partitions: cfg.Partitions,
+		NewState:   c.newShard,
+		Clock:      cfg.Clock,
+		Logger:     cfg.Logger,
+	})
+	c.scheduleExpiry()
 	return c, nil
 }
 
-// afterFunc arms a timer whose callback is counted in c.wg and does not
-// run once the coordinator is closed.
-func (c *Coordinator) afterFunc(d time.Duration, f func()) func() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.afterFuncLocked(d, f)
-}
-
-// REQUIRES: c.mu held.
-func (c *Coordinator) afterFuncLocked(d time.Duration, f func()) func() bool {
-	if c.closed {
-		return func() bool { return false }
-	}
-	return c.clock.AfterFunc(d, func() {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return
-		}
-		c.wg.Add(1)
-		c.mu.Unlock()
-		defer c.wg.Done()
-		f()
-	})
-}
-
-// REQUIRES: c.mu held.
-func (c *Coordinator) scheduleExpiryLocked() {
-	c.stopExpiry = c.afterFuncLocked(c.cfg.OffsetsRetentionCheckInterval, func() {
+func (c *Coordinator) scheduleExpiry() {
+	c.expiryMu.Lock()
+	defer c.expiryMu.Unlock()
+	c.stopExpiry = c.rt.AfterFunc(c.cfg.OffsetsRetentionCheckInterval, func() {
 		c.ExpireOffsets()
-		c.mu.Lock()
-		c.scheduleExpiryLocked()
-		c.mu.Unlock()
+		c.scheduleExpiry()
 	})
 }
 
-// AddPartition makes this broker the coordinator of the groups in
-// partition index of __consumer_offsets. The partition is replayed in the
-// background; its groups answer COORDINATOR_LOAD_IN_PROGRESS until then.
-func (c *Coordinator) AddPartition(index int32, p Partition) {
-	s := &shard{c: c, index: index, part: p, groups: make(map[string]*group), pending: make(map[int64]pendingOffsets)}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.shards[index] = s
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); s.load() }()
-}
+// Load makes this broker the coordinator of the groups in partition index
+// of __consumer_offsets. The partition is replayed in the background; its
+// groups answer COORDINATOR_LOAD_IN_PROGRESS until then.
+func (c *Coordinator) Load(index int32, p coordinator.Partition) { c.rt.Load(index, p, 0) }
 
-// WaitLoaded blocks until every partition added so far is loaded, or ctx
-// ends.
-func (c *Coordinator) WaitLoaded(ctx context.Context) error {
-	for _, s := range c.shardList() {
-		select {
-		case <-s.loadedCh():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+// Unload stops coordinating the groups in partition index: they answer
+// NOT_COORDINATOR, and members waiting in JoinGroup or SyncGroup are
+// answered so.
+func (c *Coordinator) Unload(index int32) { c.rt.Unload(index) }
 
-func (c *Coordinator) shardList() []*shard {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*shard, 0, len(c.shards))
-	for _, s := range c.shards {
-		out = append(out, s)
-	}
-	return out
-}
+// WaitLoaded blocks until every partition loaded so far has been
+// replayed, or ctx ends.
+func (c *Coordinator) WaitLoaded(ctx context.Context) error { return c.rt.WaitLoaded(ctx) }
 
-// Close stops every timer and waits for loaders and timer callbacks.
-// Requests still waiting on a group return when their context ends.
+// Close unloads every partition and stops every timer, and waits for
+// loaders and timer callbacks.
 func (c *Coordinator) Close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
+	c.expiryMu.Lock()
+	if c.stopExpiry != nil {
+		c.stopExpiry()
 	}
-	c.closed = true
-	c.stopExpiry()
-	shards := make([]*shard, 0, len(c.shards))
-	for _, s := range c.shards {
-		shards = append(shards, s)
-	}
-	c.mu.Unlock()
-	for _, s := range shards {
-		s.mu.Lock()
-		for _, g := range s.groups {
-			g.stopTimersLocked()
-		}
-		s.mu.Unlock()
-	}
-	c.wg.Wait()
+	c.expiryMu.Unlock()
+	c.rt.Close()
 }
 
 // lookup finds the shard of a group and locks it. It returns a Kafka error
 // code instead when the group's coordinator is elsewhere or not ready;
 // then nothing is locked.
 func (c *Coordinator) lookup(groupID string) (*shard, int16) {
-	idx := PartitionFor(groupID, c.cfg.Partitions)
-	c.mu.Lock()
-	s, closed := c.shards[idx], c.closed
-	c.mu.Unlock()
-	switch {
-	case closed:
-		return nil, kerr.CoordinatorNotAvailable.Code
-	case s == nil:
-		return nil, kerr.NotCoordinator.Code
+	s, code := c.rt.LookupKey(groupID)
+	if code != 0 {
+		return nil, code
 	}
-	s.mu.Lock()
-	if !s.loaded {
-		s.mu.Unlock()
-		return nil, kerr.CoordinatorLoadInProgress.Code
-	}
-	return s, 0
+	return s.State(), 0
 }
 
-// shard is one __consumer_offsets partition's groups.
-type shard struct {
-	c     *Coordinator
-	index int32
-	part  Partition
+// shardList returns every shard loaded or loading; a caller locks each
+// and checks ServingLocked.
+func (c *Coordinator) shardList() []*shard {
+	var out []*shard
+	for _, s := range c.rt.Shards() {
+		out = append(out, s.State())
+	}
+	return out
+}
 
-	mu sync.Mutex // guards the following
-	// loaded is set once the partition is replayed; until then groups is
-	// empty and every request is refused.
-	loaded bool
-	done   chan struct{} // closed when loaded; made lazily
+// shard is one __consumer_offsets partition's groups: the
+// coordinator.State of the group coordinator.
+type shard struct {
+	*coordinator.Shard[*shard]
+	c *Coordinator
+
+	// Guarded by the shard lock:
+	// groups is empty until the shard is loaded.
 	groups map[string]*group
 	// pending holds transactional offset commits until their marker:
 	// producer id, then group, then partition. They are invisible to
 	// OffsetFetch until committed (UNSTABLE_OFFSET_COMMIT under
 	// RequireStable).
 	pending map[int64]pendingOffsets
+	// replay is what the load has read; Loaded makes groups of it.
+	replay *replayState
 }
 
-func (s *shard) loadedCh() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if s.loaded {
-			close(s.done)
-		}
+// replayState is the state a load folds __consumer_offsets into.
+type replayState struct {
+	offsets map[string]map[topicPartition]offset
+	metas   map[string]*kmsg.GroupMetadataValue
+	pending map[int64]pendingOffsets
+	start   time.Time
+}
+
+func (c *Coordinator) newShard(cs *coordinator.Shard[*shard]) *shard {
+	return &shard{
+		Shard:   cs,
+		c:       c,
+		groups:  make(map[string]*group),
+		pending: make(map[int64]pendingOffsets),
+		replay: &replayState{
+			offsets: make(map[string]map[topicPartition]offset),
+			metas:   make(map[string]*kmsg.GroupMetadataValue),
+			pending: make(map[int64]pendingOffsets),
+			start:   c.clock.Now(),
+		},
 	}
-	return s.done
 }
 
 // appendLocked writes records to the partition. The in-memory change the
 // caller makes goes with it.
 //
-// REQUIRES: s.mu held.
-func (s *shard) appendLocked(recs []kv) (func(context.Context) error, error) {
-	if len(recs) == 0 {
-		return func(context.Context) error { return nil }, nil
-	}
-	wait, err := s.part.Append(encodeBatch(recs, s.c.clock.Now()))
-	if err != nil {
-		s.c.log.Error("append to __consumer_offsets", "partition", s.index, "err", err)
-		return nil, err
-	}
-	return wait, nil
+// REQUIRES: s locked.
+func (s *shard) appendLocked(recs []recordbatch.Record) (func(context.Context) error, error) {
+	return s.AppendLocked(recs, 0, recordbatch.NoProducer)
 }
 
-// errLoadStopped ends a load when the coordinator closes.
-var errLoadStopped = errors.New("group: load stopped")
-
-// load replays the partition into groups and marks the shard loaded.
-func (s *shard) load() {
-	start := s.c.clock.Now()
-	offsets := make(map[string]map[topicPartition]offset)
-	metas := make(map[string]*kmsg.GroupMetadataValue)
-	pending := make(map[int64]pendingOffsets)
-	err := s.replay(offsets, metas, pending)
-	if errors.Is(err, errLoadStopped) {
+// Replay folds one batch into the replay state (coordinator.State).
+//
+// REQUIRES: s locked.
+func (s *shard) Replay(h recordbatch.Header, recs []recordbatch.Record) {
+	r := s.replay
+	if h.Control() {
+		// A marker: the producer's pending offsets are committed or
+		// dropped.
+		commit, err := markerCommits(recs)
+		if err != nil {
+			s.c.log.Warn("skipping __consumer_offsets marker", "partition", s.Index(), "err", err)
+			return
+		}
+		r.pending[h.ProducerID].complete(commit, r.offsets)
+		delete(r.pending, h.ProducerID)
 		return
 	}
-	if err != nil {
-		// Serve what was read rather than nothing: a bad tail loses the
-		// writes in it, as a truncated log would.
-		s.c.log.Error("load __consumer_offsets", "partition", s.index, "err", err)
+	dst := r.offsets
+	if h.Transactional() {
+		// Offsets of an open transaction: held until its marker, or
+		// pending still when there is none yet.
+		if r.pending[h.ProducerID] == nil {
+			r.pending[h.ProducerID] = make(pendingOffsets)
+		}
+		dst = r.pending[h.ProducerID]
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	for _, rec := range recs {
+		if err := applyRecord(rec, dst, r.metas); err != nil {
+			s.c.log.Warn("skipping __consumer_offsets record", "partition", s.Index(), "err", err)
+		}
+	}
+}
+
+// Loaded makes groups of what the load read (coordinator.State).
+//
+// REQUIRES: s locked.
+func (s *shard) Loaded(error) {
+	r := s.replay
+	s.replay = nil
 	now := s.c.clock.Now()
-	for id, m := range metas {
+	for id, m := range r.metas {
 		g := s.newGroupLocked(id)
 		g.restoreLocked(m, now)
 	}
-	for id, offs := range offsets {
+	for id, offs := range r.offsets {
 		g := s.groups[id]
 		if g == nil {
 			g = s.newGroupLocked(id)
 		}
 		g.offsets = offs
 	}
-	s.pending = pending
-	s.loaded = true
-	if s.done != nil {
-		close(s.done)
-	}
+	s.pending = r.pending
 	if len(s.groups) > 0 {
-		s.c.log.Info("loaded groups", "partition", s.index, "groups", len(s.groups), "took", now.Sub(start))
+		s.c.log.Info("loaded groups", "partition", s.Index(), "groups", len(s.groups), "took", now.Sub(r.start))
 	}
 }
 
-func (s *shard) replay(offsets map[string]map[topicPartition]offset, metas map[string]*kmsg.GroupMetadataValue, pending map[int64]pendingOffsets) error {
-	off := s.part.StartOffset()
-	hw := s.part.HighWatermark()
-	for off < hw {
-		s.c.mu.Lock()
-		closed := s.c.closed
-		s.c.mu.Unlock()
-		if closed {
-			return errLoadStopped
-		}
-		data, err := s.part.Read(off, 1<<20)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			return nil
-		}
-		batches, err := decodeBatches(data)
-		for _, b := range batches {
-			off = b.next
-			if b.control {
-				pending[b.pid].complete(b.commit, offsets)
-				delete(pending, b.pid)
-				continue
+// Unloaded stops the groups' timers, answers the members waiting in
+// JoinGroup or SyncGroup with NOT_COORDINATOR, and forgets the groups, so
+// a timer that fired meanwhile finds its group gone
+// (coordinator.State).
+//
+// REQUIRES: s locked.
+func (s *shard) Unloaded() {
+	for _, g := range s.groups {
+		g.stopTimersLocked()
+		for _, m := range g.members {
+			if m.join != nil {
+				m.join <- joinResult{code: kerr.NotCoordinator.Code, generation: -1}
+				m.join = nil
 			}
-			dst := offsets
-			if b.transactional {
-				// Offsets of an open transaction: held until its
-				// marker, or pending still when there is none yet.
-				if pending[b.pid] == nil {
-					pending[b.pid] = make(pendingOffsets)
-				}
-				dst = pending[b.pid]
+			if m.sync != nil {
+				m.sync <- syncResult{code: kerr.NotCoordinator.Code}
+				m.sync = nil
 			}
-			for _, r := range b.records {
-				if err := applyRecord(r, dst, metas); err != nil {
-					s.c.log.Warn("skipping __consumer_offsets record", "partition", s.index, "err", err)
-				}
-			}
-		}
-		if err != nil {
-			return err
 		}
 	}
-	return nil
+	s.groups = make(map[string]*group)
+	s.pending = make(map[int64]pendingOffsets)
+}
+
+// markerCommits reads a control batch's one record: a ControlRecordKey
+// whose type is 1 for COMMIT, 0 for ABORT.
+func markerCommits(recs []recordbatch.Record) (bool, error) {
+	if len(recs) != 1 {
+		return false, fmt.Errorf("%w: control batch of %d records", ErrCorrupt, len(recs))
+	}
+	var k kmsg.ControlRecordKey
+	if err := k.ReadFrom(recs[0].Key); err != nil {
+		return false, fmt.Errorf("%w: control record key: %v", ErrCorrupt, err)
+	}
+	return k.Type == kmsg.ControlRecordKeyTypeCommit, nil
 }
 
 // applyRecord folds one record into the replay state.
-func applyRecord(r kv, offsets map[string]map[topicPartition]offset, metas map[string]*kmsg.GroupMetadataValue) error {
-	if len(r.key) < 2 {
-		return fmt.Errorf("%w: key of %d bytes", ErrCorrupt, len(r.key))
+func applyRecord(r recordbatch.Record, offsets map[string]map[topicPartition]offset, metas map[string]*kmsg.GroupMetadataValue) error {
+	if len(r.Key) < 2 {
+		return fmt.Errorf("%w: key of %d bytes", ErrCorrupt, len(r.Key))
 	}
-	switch version := int16(r.key[0])<<8 | int16(r.key[1]); version {
+	switch version := int16(r.Key[0])<<8 | int16(r.Key[1]); version {
 	case 0, 1:
 		var k kmsg.OffsetCommitKey
-		if err := k.ReadFrom(r.key); err != nil {
+		if err := k.ReadFrom(r.Key); err != nil {
 			return fmt.Errorf("%w: offset key: %v", ErrCorrupt, err)
 		}
 		tp := topicPartition{k.Topic, k.Partition}
-		if r.value == nil {
+		if r.Value == nil {
 			delete(offsets[k.Group], tp)
 			return nil
 		}
 		var v kmsg.OffsetCommitValue
-		if err := v.ReadFrom(r.value); err != nil {
+		if err := v.ReadFrom(r.Value); err != nil {
 			return fmt.Errorf("%w: offset value: %v", ErrCorrupt, err)
 		}
 		if offsets[k.Group] == nil {
@@ -452,16 +344,16 @@ func applyRecord(r kv, offsets map[string]map[topicPartition]offset, metas map[s
 		offsets[k.Group][tp] = offset{offset: v.Offset, leaderEpoch: epoch, metadata: v.Metadata, commitTime: time.UnixMilli(v.CommitTimestamp)}
 	case 2:
 		var k kmsg.GroupMetadataKey
-		if err := k.ReadFrom(r.key); err != nil {
+		if err := k.ReadFrom(r.Key); err != nil {
 			return fmt.Errorf("%w: group key: %v", ErrCorrupt, err)
 		}
-		if r.value == nil {
+		if r.Value == nil {
 			delete(metas, k.Group)
 			delete(offsets, k.Group)
 			return nil
 		}
 		v := new(kmsg.GroupMetadataValue)
-		if err := v.ReadFrom(r.value); err != nil {
+		if err := v.ReadFrom(r.Value); err != nil {
 			return fmt.Errorf("%w: group value: %v", ErrCorrupt, err)
 		}
 		metas[k.Group] = v

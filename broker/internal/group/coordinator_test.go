@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 func TestPartitionForMatchesJava(t *testing.T) {
@@ -239,7 +241,7 @@ func TestJoinErrors(t *testing.T) {
 	req := kmsg.NewPtrHeartbeatRequest()
 	req.Group = "g"
 	wantCode(t, "not coordinator", c.Heartbeat(req).ErrorCode, kerr.NotCoordinator)
-	c.AddPartition(PartitionFor("g", 50), &slowPartition{release: make(chan struct{})})
+	c.Load(PartitionFor("g", 50), &slowPartition{release: make(chan struct{})})
 	wantCode(t, "loading", c.Heartbeat(req).ErrorCode, kerr.CoordinatorLoadInProgress)
 }
 
@@ -353,29 +355,72 @@ func TestAppendFailure(t *testing.T) {
 	}
 }
 
-func TestBatchRoundTrip(t *testing.T) {
-	recs := []kv{{key: []byte("k1"), value: []byte("v1")}, {key: []byte("k2")}}
-	b := encodeBatch(recs, time.UnixMilli(1234))
-	got, err := decodeBatches(b)
-	if err != nil || len(got) != 1 || len(got[0].records) != 2 || got[0].next != 2 {
-		t.Fatalf("decode: %v %+v", err, got)
-	}
-	if string(got[0].records[0].value) != "v1" || got[0].records[1].value != nil {
-		t.Fatalf("records %+v", got[0].records)
-	}
+// rawPartition holds bytes read back as they are, whatever offset is
+// asked for below its high watermark of 1.
+type rawPartition struct {
+	memPartition
+	data []byte
 }
 
-func FuzzDecodeBatches(f *testing.F) {
-	f.Add(encodeBatch([]kv{{key: offsetKey("g", "t", 1), value: offsetValue(offset{offset: 3})}}, time.Now()))
-	f.Add(encodeBatch([]kv{{key: groupKey("g")}}, time.Now()))
+func (p *rawPartition) HighWatermark() int64 { return 1 }
+func (p *rawPartition) Read(off int64, _ int32) ([]byte, error) {
+	if off >= 1 {
+		return nil, nil
+	}
+	return p.data, nil
+}
+
+// Loading whatever bytes a partition holds never panics or hangs.
+func FuzzLoad(f *testing.F) {
+	f.Add(recordbatch.Encode([]recordbatch.Record{{Key: offsetKey("g", "t", 1), Value: offsetValue(offset{offset: 3})}}, time.Now(), 0, recordbatch.NoProducer))
+	f.Add(recordbatch.Encode([]recordbatch.Record{{Key: groupKey("g")}}, time.Now(), 0, recordbatch.NoProducer))
+	f.Add(recordbatch.Encode([]recordbatch.Record{markerRecord(true, 0)}, time.Now(), attrTransactional|attrControl, recordbatch.Producer{ID: 1, Epoch: 0, Sequence: -1}))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		batches, _ := decodeBatches(data)
-		offsets := make(map[string]map[topicPartition]offset)
-		metas := make(map[string]*kmsg.GroupMetadataValue)
-		for _, b := range batches {
-			for _, r := range b.records {
-				applyRecord(r, offsets, metas)
-			}
+		c, err := New(Config{Partitions: 1, Clock: newManualClock()})
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer c.Close()
+		c.Load(0, &rawPartition{data: data})
+		if err := c.WaitLoaded(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.ListGroups(kmsg.NewPtrListGroupsRequest())
 	})
+}
+
+// A partition unloaded (its leadership gone) answers NOT_COORDINATOR, and
+// a member waiting in JoinGroup is answered so at once; loaded again, it
+// serves the group and offsets it had, replayed from the partition.
+func TestUnloadAndReload(t *testing.T) {
+	f := newFixture(t, nil)
+	ms := f.stableGroup("g", 2)
+	leader := ms[0]
+	wantCode(t, "commit", f.commit("g", leader.MemberID, leader.Generation, "t", map[int32]int64{0: 5})[0], nil)
+	// A new member starts a rebalance; its JoinGroup waits.
+	waiting := f.joinNew("g")
+	if waiting.answered() {
+		t.Fatalf("join answered before the rebalance: %+v", waiting.resp)
+	}
+
+	idx := PartitionFor("g", testPartitions)
+	f.c.Unload(idx)
+	wantCode(t, "waiting join", waiting.get().ErrorCode, kerr.NotCoordinator)
+	wantCode(t, "heartbeat", f.heartbeat("g", leader.MemberID, leader.Generation, nil), kerr.NotCoordinator)
+	if code, _ := f.fetch("g"); code != kerr.NotCoordinator.Code {
+		t.Fatalf("fetch: %v", kerr.ErrorForCode(code))
+	}
+	// Timers of the unloaded groups never fire.
+	f.clock.Advance(time.Hour)
+
+	f.c.Load(idx, f.parts[idx])
+	if err := f.c.WaitLoaded(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if code, got := f.fetch("g"); code != 0 || got["t/0"] != 5 {
+		t.Fatalf("fetch after reload: %v %v", kerr.ErrorForCode(code), got)
+	}
+	if d := f.describe("g"); d.ErrorCode != 0 || d.State != "Stable" || len(d.Members) != 2 {
+		t.Fatalf("group after reload: %v %s, %d members", kerr.ErrorForCode(d.ErrorCode), d.State, len(d.Members))
+	}
 }

@@ -7,7 +7,9 @@
 //
 // Groups live in shards, one per partition of __consumer_offsets that this
 // broker leads: a group belongs to the shard of partition
-// PartitionFor(group, n), the same placement Kafka uses. A shard's mutex
+// PartitionFor(group, n), the same placement Kafka uses. The shared
+// coordinator runtime (package coordinator) holds the shard table and
+// loads and unloads shards as leadership comes and goes. A shard's mutex
 // guards every group in it; functions that need it held end in Locked.
 // Requests that must wait for the group (a JoinGroup until the rebalance
 // completes, a SyncGroup until the leader's assignment arrives, any write
@@ -16,8 +18,9 @@
 // early when the caller's context ends. Timers (session, rebalance and
 // initial-delay timeouts, offset expiry) run on an injected Clock; their
 // callbacks take the shard lock and check that they are still current.
-// The coordinator owns its loader goroutines and timer callbacks and waits
-// for them in Close.
+// The runtime owns the loader goroutines and timer callbacks and waits for
+// them in Close. Unloading a shard stops its groups' timers and answers
+// the members waiting in JoinGroup or SyncGroup with NOT_COORDINATOR.
 //
 // # Persistence
 //

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // State is a classic group's state, as Kafka names them.
@@ -140,7 +142,7 @@ type syncResult struct {
 	wait         func(context.Context) error
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (s *shard) newGroupLocked(id string) *group {
 	g := &group{
 		s:         s,
@@ -159,7 +161,7 @@ func (s *shard) newGroupLocked(id string) *group {
 // with its members when it had any, each of whom must heartbeat within
 // its session timeout to stay.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) restoreLocked(v *kmsg.GroupMetadataValue, now time.Time) {
 	g.protocolType = v.ProtocolType
 	g.generation = v.Generation
@@ -208,7 +210,7 @@ func (g *group) restoreLocked(v *kmsg.GroupMetadataValue, now time.Time) {
 	}
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) stopTimersLocked() {
 	if g.stopJoin != nil {
 		g.stopJoin()
@@ -229,7 +231,7 @@ func (g *group) stopTimersLocked() {
 
 // transitionLocked changes state and stamps the time.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) transitionLocked(to State) {
 	g.state = to
 	g.stateTime = g.s.c.clock.Now()
@@ -248,7 +250,7 @@ func newMemberID(prefix string) string {
 // addMemberLocked adds m: the first member sets the protocol type, and
 // becomes leader when there is none.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) addMemberLocked(m *member) {
 	if len(g.members) == 0 {
 		g.protocolType = m.protocolType
@@ -265,7 +267,7 @@ func (g *group) addMemberLocked(m *member) {
 // removeMemberLocked drops a member and its timer and moves leadership to
 // another member when it led.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) removeMemberLocked(id string) {
 	m := g.members[id]
 	if m == nil {
@@ -293,7 +295,7 @@ func (g *group) removeMemberLocked(id string) {
 // ends. Members waiting in JoinGroup or SyncGroup do not expire; the
 // rebalance timeout bounds those.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) scheduleSessionLocked(m *member) {
 	if m.stopSession != nil {
 		m.stopSession()
@@ -301,9 +303,9 @@ func (g *group) scheduleSessionLocked(m *member) {
 	m.sessionSeq++
 	seq := m.sessionSeq
 	s := g.s
-	m.stopSession = s.c.afterFunc(m.sessionTimeout, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	m.stopSession = s.AfterFunc(m.sessionTimeout, func() {
+		s.Lock()
+		defer s.Unlock()
 		if s.groups[g.id] != g || g.members[m.id] != m || m.sessionSeq != seq {
 			return
 		}
@@ -319,7 +321,7 @@ func (g *group) scheduleSessionLocked(m *member) {
 // moves the group on: a rebalance for a Stable group, the end of the join
 // phase when it was the last one awaited.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) removeMemberAndUpdateLocked(m *member, reason string) {
 	if m.join != nil {
 		m.join <- joinResult{code: kerr.UnknownMemberID.Code, generation: -1}
@@ -340,7 +342,7 @@ func (g *group) removeMemberAndUpdateLocked(m *member, reason string) {
 
 // rebalanceTimeout is the longest rebalance timeout of the members.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) rebalanceTimeout() time.Duration {
 	var d time.Duration
 	for _, m := range g.members {
@@ -351,7 +353,7 @@ func (g *group) rebalanceTimeout() time.Duration {
 
 // maybePrepareRebalanceLocked starts a rebalance unless one is under way.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) maybePrepareRebalanceLocked(reason string) {
 	switch g.state {
 	case Stable, CompletingRebalance, Empty:
@@ -365,7 +367,7 @@ func (g *group) maybePrepareRebalanceLocked(reason string) {
 // empty group's first join waits the initial rebalance delay for more
 // members, extended while they keep coming, up to the rebalance timeout.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) prepareRebalanceLocked(reason string) {
 	if g.state == CompletingRebalance {
 		g.resetAssignmentsLocked(kerr.RebalanceInProgress.Code)
@@ -383,14 +385,14 @@ func (g *group) prepareRebalanceLocked(reason string) {
 	g.tryCompleteJoinLocked()
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) armJoinTimerLocked(d time.Duration) {
 	g.stopJoinTimerLocked()
 	seq := g.joinSeq
 	s := g.s
-	g.stopJoin = s.c.afterFunc(d, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	g.stopJoin = s.AfterFunc(d, func() {
+		s.Lock()
+		defer s.Unlock()
 		if s.groups[g.id] != g || g.joinSeq != seq || g.state != PreparingRebalance {
 			return
 		}
@@ -398,15 +400,15 @@ func (g *group) armJoinTimerLocked(d time.Duration) {
 	})
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) armInitialDelayLocked(d, remaining time.Duration) {
 	g.stopJoinTimerLocked()
 	g.inInitialDelay = true
 	seq := g.joinSeq
 	s := g.s
-	g.stopJoin = s.c.afterFunc(d, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	g.stopJoin = s.AfterFunc(d, func() {
+		s.Lock()
+		defer s.Unlock()
 		if s.groups[g.id] != g || g.joinSeq != seq || g.state != PreparingRebalance {
 			return
 		}
@@ -421,7 +423,7 @@ func (g *group) armInitialDelayLocked(d, remaining time.Duration) {
 	})
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) stopJoinTimerLocked() {
 	if g.stopJoin != nil {
 		g.stopJoin()
@@ -434,7 +436,7 @@ func (g *group) stopJoinTimerLocked() {
 // allJoinedLocked reports whether every member waits in JoinGroup and no
 // member id handed out is still to come.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) allJoinedLocked() bool {
 	if len(g.pending) > 0 {
 		return false
@@ -447,7 +449,7 @@ func (g *group) allJoinedLocked() bool {
 	return true
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) tryCompleteJoinLocked() {
 	if g.state == PreparingRebalance && !g.inInitialDelay && g.allJoinedLocked() {
 		g.completeJoinLocked()
@@ -459,7 +461,7 @@ func (g *group) tryCompleteJoinLocked() {
 // every waiting member gets its JoinGroup answer (the leader with every
 // member's metadata). A group left with no members becomes Empty.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) completeJoinLocked() {
 	g.stopJoinTimerLocked()
 	for id, m := range g.members {
@@ -511,7 +513,7 @@ func (g *group) completeJoinLocked() {
 // any rejoined member the leader. It reports false when no member
 // rejoined.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) electJoinedLeaderLocked() bool {
 	if l := g.members[g.leader]; l != nil && l.join != nil {
 		return true
@@ -533,7 +535,7 @@ func (g *group) electJoinedLeaderLocked() bool {
 // selectProtocolLocked picks the protocol every member supports that gets
 // the most first-choice votes; ties go to the leader's preference.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) selectProtocolLocked() string {
 	cands := g.candidateProtocolsLocked()
 	votes := make(map[string]int)
@@ -562,7 +564,7 @@ func (g *group) selectProtocolLocked() string {
 
 // candidateProtocolsLocked is the set of protocols every member supports.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) candidateProtocolsLocked() map[string]bool {
 	count := make(map[string]int)
 	for _, m := range g.members {
@@ -586,7 +588,7 @@ func (g *group) candidateProtocolsLocked() map[string]bool {
 // supportsProtocolsLocked reports whether a member with this protocol type
 // and these protocols may join.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) supportsProtocolsLocked(protocolType string, protocols []kmsg.JoinGroupRequestProtocol) bool {
 	if len(g.members) == 0 {
 		return protocolType != "" && len(protocols) > 0
@@ -606,7 +608,7 @@ func (g *group) supportsProtocolsLocked(protocolType string, protocols []kmsg.Jo
 // memberListLocked is every member's metadata for the chosen protocol, as
 // the leader receives it, sorted by member id.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) memberListLocked() []kmsg.JoinGroupResponseMember {
 	out := make([]kmsg.JoinGroupResponseMember, 0, len(g.members))
 	for _, m := range g.members {
@@ -648,7 +650,7 @@ func (m *member) matches(protocols []kmsg.JoinGroupRequestProtocol) bool {
 // resetAssignmentsLocked answers every member waiting in SyncGroup with
 // code and forgets the assignments of the generation that is ending.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) resetAssignmentsLocked(code int16) {
 	for _, m := range g.members {
 		if m.sync != nil {
@@ -662,7 +664,7 @@ func (g *group) resetAssignmentsLocked(code int16) {
 // storeLocked writes the group's metadata (members and assignments) to
 // its partition.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) storeLocked() (func(context.Context) error, error) {
 	v := kmsg.NewGroupMetadataValue()
 	v.Version = groupValueVersion
@@ -701,5 +703,5 @@ func (g *group) storeLocked() (func(context.Context) error, error) {
 		}
 		v.Members = append(v.Members, vm)
 	}
-	return g.s.appendLocked([]kv{{key: groupKey(g.id), value: v.AppendTo(nil)}})
+	return g.s.appendLocked([]recordbatch.Record{{Key: groupKey(g.id), Value: v.AppendTo(nil)}})
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/goleak"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -92,7 +94,7 @@ func (p *memPartition) Append(batch []byte) (func(context.Context) error, error)
 	}
 	b := slices.Clone(batch)
 	binary.BigEndian.PutUint64(b, uint64(p.next))
-	p.next += int64(int32(binary.BigEndian.Uint32(b[offLastDelta:]))) + 1
+	p.next += int64(int32(binary.BigEndian.Uint32(b[recordbatch.OffLastOffsetDelta:]))) + 1
 	p.batches = append(p.batches, b)
 	return func(context.Context) error { return nil }, nil
 }
@@ -103,7 +105,7 @@ func (p *memPartition) Read(offset int64, maxBytes int32) ([]byte, error) {
 	var out []byte
 	for _, b := range p.batches {
 		base := int64(binary.BigEndian.Uint64(b))
-		last := base + int64(int32(binary.BigEndian.Uint32(b[offLastDelta:])))
+		last := base + int64(int32(binary.BigEndian.Uint32(b[recordbatch.OffLastOffsetDelta:])))
 		if last < offset {
 			continue
 		}
@@ -158,7 +160,7 @@ func (f *fixture) start(mod func(*Config)) {
 		f.t.Fatal(err)
 	}
 	for i, p := range f.parts {
-		c.AddPartition(int32(i), p)
+		c.Load(int32(i), p)
 	}
 	if err := c.WaitLoaded(context.Background()); err != nil {
 		f.t.Fatal(err)

@@ -40,7 +40,7 @@ func (c *Coordinator) JoinGroup(req *kmsg.JoinGroupRequest, clientID, clientHost
 	if code != 0 {
 		return fail(code, req.MemberID)
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 
 	session := time.Duration(req.SessionTimeoutMillis) * time.Millisecond
 	rebalance := time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond
@@ -108,7 +108,7 @@ type joinArgs struct {
 
 // acceptJoiningMemberLocked applies group.max.size to a joining member.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) acceptJoiningMemberLocked(memberID string) bool {
 	max := g.s.c.cfg.MaxSize
 	m := g.members[memberID]
@@ -132,7 +132,7 @@ func (g *group) acceptJoiningMemberLocked(memberID string) bool {
 
 // joinUnknownLocked admits a member that has no member id yet.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) joinUnknownLocked(j joinArgs) {
 	prefix := j.clientID
 	if j.instanceID != nil {
@@ -149,9 +149,9 @@ func (g *group) joinUnknownLocked(j joinArgs) {
 		// with it, so a client that loses this answer does not leave
 		// an unknown member behind.
 		s := g.s
-		g.pending[id] = s.c.afterFunc(j.session, func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
+		g.pending[id] = s.AfterFunc(j.session, func() {
+			s.Lock()
+			defer s.Unlock()
 			if s.groups[g.id] != g {
 				return
 			}
@@ -168,7 +168,7 @@ func (g *group) joinUnknownLocked(j joinArgs) {
 
 // joinKnownLocked handles a JoinGroup from a member with an id.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) joinKnownLocked(j joinArgs) {
 	if stop, ok := g.pending[j.memberID]; ok {
 		stop()
@@ -211,7 +211,7 @@ func (g *group) joinKnownLocked(j joinArgs) {
 	}
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) currentJoinResultLocked(m *member) joinResult {
 	return joinResult{
 		memberID:     m.id,
@@ -225,7 +225,7 @@ func (g *group) currentJoinResultLocked(m *member) joinResult {
 // validateMemberLocked checks a request's member id and instance id
 // against the group.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) validateMemberLocked(memberID string, instanceID *string) int16 {
 	if instanceID != nil {
 		if cur, ok := g.static[*instanceID]; ok && cur != memberID {
@@ -238,7 +238,7 @@ func (g *group) validateMemberLocked(memberID string, instanceID *string) int16 
 	return 0
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) addMemberAndRebalanceLocked(id string, j joinArgs) {
 	m := &member{
 		id:               id,
@@ -260,7 +260,7 @@ func (g *group) addMemberAndRebalanceLocked(id string, j joinArgs) {
 	g.tryCompleteJoinLocked()
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) updateMemberAndRebalanceLocked(m *member, j joinArgs) {
 	g.updateMemberLocked(m, j)
 	m.join = j.reply
@@ -268,7 +268,7 @@ func (g *group) updateMemberAndRebalanceLocked(m *member, j joinArgs) {
 	g.tryCompleteJoinLocked()
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) updateMemberLocked(m *member, j joinArgs) {
 	m.protocols = j.protocols
 	m.sessionTimeout = j.session
@@ -282,7 +282,7 @@ func (g *group) updateMemberLocked(m *member, j joinArgs) {
 // would not change, that is all: the member gets its old assignment back
 // and nobody rebalances.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) replaceStaticMemberLocked(oldID, newID string, j joinArgs) {
 	m := g.members[oldID]
 	if m.join != nil {
@@ -369,7 +369,7 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest) func(context.Context
 	if code != 0 {
 		return fail(code)
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[req.Group]
 	if g == nil {
 		return fail(kerr.UnknownMemberID.Code)
@@ -417,7 +417,7 @@ func (c *Coordinator) SyncGroup(req *kmsg.SyncGroupRequest) func(context.Context
 // Stable and answers every member waiting in SyncGroup. Members the leader
 // left out get an empty assignment.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) completeSyncLocked(plan []kmsg.SyncGroupRequestGroupAssignment) {
 	assign := make(map[string][]byte, len(plan))
 	for _, a := range plan {
@@ -459,7 +459,7 @@ func (c *Coordinator) heartbeat(req *kmsg.HeartbeatRequest) int16 {
 	if code != 0 {
 		return code
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[req.Group]
 	if g == nil {
 		return kerr.UnknownMemberID.Code
@@ -520,7 +520,7 @@ func (c *Coordinator) leave(groupID string, leaving []kmsg.LeaveGroupRequestMemb
 	if code != 0 {
 		return nil, code
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	codes := make([]int16, len(leaving))
 	g := s.groups[groupID]
 	if g == nil {
@@ -538,7 +538,7 @@ func (c *Coordinator) leave(groupID string, leaving []kmsg.LeaveGroupRequestMemb
 // leaveLocked removes one member: by member id, or by instance id alone
 // (an admin removing a static member).
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) leaveLocked(memberID string, instanceID *string) int16 {
 	if instanceID != nil {
 		cur, ok := g.static[*instanceID]

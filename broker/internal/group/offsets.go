@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // OffsetCommit handles an OffsetCommit request. A generation below zero
@@ -45,7 +47,7 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.C
 	if code != 0 {
 		return fail(code)
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[req.Group]
 	if g == nil {
 		if req.Generation >= 0 {
@@ -58,7 +60,7 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.C
 	}
 
 	commitTime := c.clock.Now()
-	var recs []kv
+	var recs []recordbatch.Record
 	var applied []func()
 	for ti, rt := range req.Topics {
 		for pi, rp := range rt.Partitions {
@@ -79,7 +81,7 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.C
 				o.metadata = *rp.Metadata
 			}
 			tp := topicPartition{rt.Topic, rp.Partition}
-			recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition), value: offsetValue(o)})
+			recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
 			applied = append(applied, func() { g.offsets[tp] = o })
 		}
 	}
@@ -98,7 +100,7 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.C
 
 // validateCommitLocked checks who may commit offsets for the group now.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) validateCommitLocked(generation int32, memberID string, instanceID *string) int16 {
 	if instanceID != nil {
 		if cur, ok := g.static[*instanceID]; ok && cur != memberID {
@@ -230,7 +232,7 @@ func (c *Coordinator) fetchOffsets(groupID string, want map[string][]int32, requ
 				}
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 	if want == nil {
 		want = make(map[string][]int32)
@@ -285,7 +287,7 @@ func (c *Coordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) func(context.C
 	if code != 0 {
 		return fail(code)
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[req.Group]
 	if g == nil || g.state == Dead {
 		return fail(kerr.GroupIDNotFound.Code)
@@ -297,7 +299,7 @@ func (c *Coordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) func(context.C
 		}
 		subscribed = g.subscribedTopicsLocked()
 	}
-	var recs []kv
+	var recs []recordbatch.Record
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetDeleteResponseTopic()
 		st.Topic = rt.Topic
@@ -309,7 +311,7 @@ func (c *Coordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) func(context.C
 				sp.ErrorCode = kerr.GroupSubscribedToTopic.Code
 			} else if _, ok := g.offsets[tp]; ok {
 				delete(g.offsets, tp)
-				recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition)})
+				recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition)})
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}
@@ -330,7 +332,7 @@ func (c *Coordinator) OffsetDelete(req *kmsg.OffsetDeleteRequest) func(context.C
 // member whose metadata does not parse counts as subscribed to every
 // topic.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (g *group) subscribedTopicsLocked() func(string) bool {
 	topics := make(map[string]bool)
 	for _, m := range g.members {
@@ -352,19 +354,19 @@ func (g *group) subscribedTopicsLocked() func(string) bool {
 // OffsetsRetentionCheckInterval by itself; tests call it directly.
 func (c *Coordinator) ExpireOffsets() {
 	for _, s := range c.shardList() {
-		s.mu.Lock()
-		if s.loaded {
+		s.Lock()
+		if s.ServingLocked() {
 			s.expireLocked()
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 }
 
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (s *shard) expireLocked() {
 	now := s.c.clock.Now()
 	retention := s.c.cfg.OffsetsRetention
-	var recs []kv
+	var recs []recordbatch.Record
 	removed := 0
 	for id, g := range s.groups {
 		if g.state != Empty || len(g.pending) > 0 {
@@ -377,7 +379,7 @@ func (s *shard) expireLocked() {
 			}
 			if now.Sub(base) >= retention {
 				delete(g.offsets, tp)
-				recs = append(recs, kv{key: offsetKey(id, tp.topic, tp.partition)})
+				recs = append(recs, recordbatch.Record{Key: offsetKey(id, tp.topic, tp.partition)})
 				removed++
 			}
 		}
@@ -385,14 +387,14 @@ func (s *shard) expireLocked() {
 			g.state = Dead
 			g.stopTimersLocked()
 			delete(s.groups, id)
-			recs = append(recs, kv{key: groupKey(id)})
+			recs = append(recs, recordbatch.Record{Key: groupKey(id)})
 		}
 	}
 	if _, err := s.appendLocked(recs); err != nil {
 		return
 	}
 	if removed > 0 {
-		s.c.log.Info("expired offsets", "partition", s.index, "offsets", removed)
+		s.c.log.Info("expired offsets", "partition", s.Index(), "offsets", removed)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // Transactional offset commits (TxnOffsetCommit). A producer's offsets
@@ -77,7 +79,7 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(con
 	if code != 0 {
 		return fail(code)
 	}
-	defer s.mu.Unlock()
+	defer s.Unlock()
 	g := s.groups[req.Group]
 	checkMember := req.Version >= 3 && (req.Generation >= 0 || req.MemberID != "")
 	if g == nil {
@@ -95,7 +97,7 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(con
 	}
 
 	commitTime := c.clock.Now()
-	var recs []kv
+	var recs []recordbatch.Record
 	var applied []func()
 	for ti, rt := range req.Topics {
 		for pi, rp := range rt.Partitions {
@@ -116,7 +118,7 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(con
 				o.metadata = *rp.Metadata
 			}
 			tp := topicPartition{rt.Topic, rp.Partition}
-			recs = append(recs, kv{key: offsetKey(g.id, tp.topic, tp.partition), value: offsetValue(o)})
+			recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
 			applied = append(applied, func() {
 				p := s.pending[req.ProducerID]
 				if p == nil {
@@ -133,9 +135,10 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(con
 	if len(recs) == 0 {
 		return ready(resp)
 	}
-	wait, err := s.part.Append(encodeProducerBatch(recs, commitTime, req.ProducerID, req.ProducerEpoch, attrTransactional))
+	// A transactional batch of the producer, with no sequence (-1), as
+	// Kafka's coordinator writes it; the partition numbers it.
+	wait, err := s.AppendLocked(recs, attrTransactional, recordbatch.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Sequence: -1})
 	if err != nil {
-		c.log.Error("append to __consumer_offsets", "partition", s.index, "err", err)
 		return fail(kerr.CoordinatorNotAvailable.Code)
 	}
 	for _, f := range applied {
@@ -182,34 +185,33 @@ var ErrNotLoaded = errors.New("group: __consumer_offsets partition not loaded he
 // all the same, as Kafka does; a marker the partition refuses (a stale
 // epoch) changes nothing, and its error is returned.
 func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, m TxnMarker) error {
-	c.mu.Lock()
-	s := c.shards[partition]
-	c.mu.Unlock()
-	if s == nil {
+	cs, code := c.rt.Lookup(partition)
+	if code != 0 {
 		return fmt.Errorf("%w: partition %d", ErrNotLoaded, partition)
 	}
-	s.mu.Lock()
-	if !s.loaded {
-		s.mu.Unlock()
-		return fmt.Errorf("%w: partition %d", ErrNotLoaded, partition)
-	}
+	s := cs.State()
 	var wait func(context.Context) error
-	if mp, ok := s.part.(MarkerPartition); ok {
+	if mp, ok := s.Partition().(MarkerPartition); ok {
 		// The marker first, durable, then the offsets it commits. No
 		// other write of this producer comes in between: its
 		// transaction coordinator holds the next transaction until
 		// this one completes.
-		s.mu.Unlock()
+		s.Unlock()
 		if err := mp.AppendMarker(ctx, m); err != nil {
 			return fmt.Errorf("group: write transaction marker: %w", err)
 		}
 		wait = func(context.Context) error { return nil }
-		s.mu.Lock()
+		s.Lock()
+		if !s.ServingLocked() {
+			// Unloaded meanwhile: the next load replays the marker.
+			s.Unlock()
+			return nil
+		}
 	} else {
-		batch := encodeProducerBatch([]kv{markerRecord(m.Commit, m.CoordinatorEpoch)}, c.clock.Now(), m.ProducerID, m.ProducerEpoch, attrTransactional|attrControl)
 		var err error
-		if wait, err = s.part.Append(batch); err != nil {
-			s.mu.Unlock()
+		recs := []recordbatch.Record{markerRecord(m.Commit, m.CoordinatorEpoch)}
+		if wait, err = s.AppendLocked(recs, attrTransactional|attrControl, recordbatch.Producer{ID: m.ProducerID, Epoch: m.ProducerEpoch, Sequence: -1}); err != nil {
+			s.Unlock()
 			return fmt.Errorf("group: write transaction marker: %w", err)
 		}
 	}
@@ -227,6 +229,6 @@ func (c *Coordinator) CompleteTxn(ctx context.Context, partition int32, m TxnMar
 			}
 		}
 	}
-	s.mu.Unlock()
+	s.Unlock()
 	return wait(ctx)
 }

@@ -5,34 +5,33 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
-// RecordBatch v2 header layout: byte offsets of the fields this package
-// reads or patches.
+// RecordBatch v2 header layout and attributes, from package recordbatch,
+// which documents them.
 const (
-	offBaseOffset      = 0  // int64, assigned by the log
-	offLength          = 8  // int32, bytes after this field
-	offLeaderEpoch     = 12 // int32, patched by the log
-	offMagic           = 16 // int8, must be 2
-	offCRC             = 17 // uint32 CRC32C of bytes [offAttributes, end)
-	offAttributes      = 21 // int16
-	offLastOffsetDelta = 23 // int32
-	offBaseTimestamp   = 27 // int64
-	offMaxTimestamp    = 35 // int64
-	offProducerID      = 43 // int64, -1 for a non-idempotent producer
-	offProducerEpoch   = 51 // int16
-	offBaseSequence    = 53 // int32
-	offRecordCount     = 57 // int32
-	batchHeaderSize    = 61 // records start here
+	offBaseOffset      = recordbatch.OffBaseOffset
+	offLength          = recordbatch.OffLength
+	offLeaderEpoch     = recordbatch.OffLeaderEpoch
+	offMagic           = recordbatch.OffMagic
+	offCRC             = recordbatch.OffCRC
+	offAttributes      = recordbatch.OffAttributes
+	offLastOffsetDelta = recordbatch.OffLastOffsetDelta
+	offBaseTimestamp   = recordbatch.OffBaseTimestamp
+	offMaxTimestamp    = recordbatch.OffMaxTimestamp
+	offProducerID      = recordbatch.OffProducerID
+	offProducerEpoch   = recordbatch.OffProducerEpoch
+	offBaseSequence    = recordbatch.OffBaseSequence
+	offRecordCount     = recordbatch.OffRecordCount
+	batchHeaderSize    = recordbatch.HeaderSize
+	logOverhead        = recordbatch.LogOverhead
 
-	// logOverhead is the base offset and length prefix: a batch's size in
-	// bytes is its length field plus this.
-	logOverhead = 12
-
-	attrCompression   = 0x07
-	attrLogAppendTime = 0x08
-	attrTransactional = 0x10
-	attrControl       = 0x20
+	attrCompression   = recordbatch.AttrCompression
+	attrLogAppendTime = recordbatch.AttrLogAppendTime
+	attrTransactional = recordbatch.AttrTransactional
+	attrControl       = recordbatch.AttrControl
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -58,41 +57,30 @@ func (h *batchHeader) transactional() bool { return h.attributes&attrTransaction
 func (h *batchHeader) control() bool       { return h.attributes&attrControl != 0 }
 
 // parseHeader reads the header at the start of b, which must hold at least
-// batchHeaderSize bytes. It checks what every stored batch satisfies
-// (length covers the header, magic 2, non-negative last offset delta) but
-// not that the batch fits in b.
+// batchHeaderSize bytes, with recordbatch.ParseHeader: it checks what
+// every stored batch satisfies but not that the batch fits in b.
 func parseHeader(b []byte) (batchHeader, error) {
-	_ = b[batchHeaderSize-1]
-	length := int32(binary.BigEndian.Uint32(b[offLength:]))
-	if length < batchHeaderSize-logOverhead {
-		return batchHeader{}, fmt.Errorf("%w: batch length %d shorter than a header", ErrCorrupt, length)
+	h, err := recordbatch.ParseHeader(b)
+	if err != nil {
+		return batchHeader{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if b[offMagic] != 2 {
-		return batchHeader{}, fmt.Errorf("%w: magic %d, want 2", ErrCorrupt, int8(b[offMagic]))
-	}
-	h := batchHeader{
-		baseOffset:      int64(binary.BigEndian.Uint64(b[offBaseOffset:])),
-		size:            int64(length) + logOverhead,
-		leaderEpoch:     int32(binary.BigEndian.Uint32(b[offLeaderEpoch:])),
-		attributes:      int16(binary.BigEndian.Uint16(b[offAttributes:])),
-		lastOffsetDelta: int32(binary.BigEndian.Uint32(b[offLastOffsetDelta:])),
-		baseTimestamp:   int64(binary.BigEndian.Uint64(b[offBaseTimestamp:])),
-		maxTimestamp:    int64(binary.BigEndian.Uint64(b[offMaxTimestamp:])),
-		producerID:      int64(binary.BigEndian.Uint64(b[offProducerID:])),
-		producerEpoch:   int16(binary.BigEndian.Uint16(b[offProducerEpoch:])),
-		baseSequence:    int32(binary.BigEndian.Uint32(b[offBaseSequence:])),
-		records:         int32(binary.BigEndian.Uint32(b[offRecordCount:])),
-	}
-	if h.lastOffsetDelta < 0 || h.records < 0 {
-		return batchHeader{}, fmt.Errorf("%w: last offset delta %d, record count %d", ErrCorrupt, h.lastOffsetDelta, h.records)
-	}
-	return h, nil
+	return batchHeader{
+		baseOffset:      h.BaseOffset,
+		size:            h.Size(),
+		leaderEpoch:     h.LeaderEpoch,
+		attributes:      h.Attributes,
+		lastOffsetDelta: h.LastOffsetDelta,
+		baseTimestamp:   h.BaseTimestamp,
+		maxTimestamp:    h.MaxTimestamp,
+		producerID:      h.ProducerID,
+		producerEpoch:   h.ProducerEpoch,
+		baseSequence:    h.BaseSequence,
+		records:         h.Records,
+	}, nil
 }
 
 // crcOK reports whether a whole batch's stored CRC matches its bytes.
-func crcOK(batch []byte) bool {
-	return crc32.Checksum(batch[offAttributes:], castagnoli) == binary.BigEndian.Uint32(batch[offCRC:])
-}
+func crcOK(batch []byte) bool { return recordbatch.CRCOK(batch) }
 
 // batchesInfo summarises a checked run of batches.
 type batchesInfo struct {

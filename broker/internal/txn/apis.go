@@ -89,14 +89,14 @@ func (c *Coordinator) initTxn(ctx context.Context, id string, timeout time.Durat
 		if m == nil {
 			pid, err := c.allocateID(ctx)
 			if err != nil {
-				s.mu.Unlock()
+				s.Unlock()
 				c.log.Error("allocate producer id", "err", err)
 				return kerr.CoordinatorNotAvailable.Code, -1, -1
 			}
-			m = newMeta(id, pid, timeout, c.cfg.Now())
+			m = newMeta(id, pid, timeout, c.clock.Now())
 			s.txns[id] = m
 			wait, err := s.storeLocked(m)
-			s.mu.Unlock()
+			s.Unlock()
 			if err != nil {
 				return kerr.CoordinatorNotAvailable.Code, -1, -1
 			}
@@ -106,7 +106,7 @@ func (c *Coordinator) initTxn(ctx context.Context, id string, timeout time.Durat
 			current := reqPid == m.pid && (reqEpoch == m.epoch || reqEpoch == m.lastEpoch)
 			rotated := reqPid == m.lastPid && m.lastPid >= 0
 			if !current && !rotated {
-				s.mu.Unlock()
+				s.Unlock()
 				return FencedCode(version, 4), -1, -1
 			}
 		}
@@ -120,7 +120,7 @@ func (c *Coordinator) initTxn(ctx context.Context, id string, timeout time.Durat
 			if m.epoch >= maxEpoch {
 				pid, err := c.allocateID(ctx)
 				if err != nil {
-					s.mu.Unlock()
+					s.Unlock()
 					return kerr.CoordinatorNotAvailable.Code, -1, -1
 				}
 				m.lastPid, m.pid, m.lastEpoch, m.epoch = m.pid, pid, -1, 0
@@ -134,14 +134,14 @@ func (c *Coordinator) initTxn(ctx context.Context, id string, timeout time.Durat
 			m.start = time.Time{}
 			pid, epoch := m.pid, m.epoch
 			wait, err := s.storeLocked(m)
-			s.mu.Unlock()
+			s.Unlock()
 			if err != nil {
 				return kerr.CoordinatorNotAvailable.Code, -1, -1
 			}
 			return durable(ctx, wait), pid, epoch
 		}
 		done := m.done
-		s.mu.Unlock()
+		s.Unlock()
 		if !waitDone(ctx, done) {
 			return kerr.ConcurrentTransactions.Code, -1, -1
 		}
@@ -175,7 +175,7 @@ func waitDone(ctx context.Context, done <-chan struct{}) bool {
 // the producer that opened it is fenced, and the markers carry the new
 // epoch.
 //
-// REQUIRES: s.mu held, m.state == Ongoing.
+// REQUIRES: s locked, m.state == Ongoing.
 func (s *shard) fenceAndAbortLocked(m *txnMeta) {
 	if m.epoch < math.MaxInt16 {
 		m.lastEpoch = m.epoch
@@ -197,7 +197,7 @@ func (s *shard) fenceAndAbortLocked(m *txnMeta) {
 // A coordinator that closes meanwhile leaves the transaction prepared;
 // loading finishes it.
 //
-// REQUIRES: s.mu held, m.state preparing.
+// REQUIRES: s locked, m.state preparing.
 func (s *shard) completeLocked(m *txnMeta, waitPrepare func(context.Context) error) {
 	c := s.c
 	done := make(chan struct{})
@@ -205,22 +205,29 @@ func (s *shard) completeLocked(m *txnMeta, waitPrepare func(context.Context) err
 	commit := m.state == PrepareCommit
 	markers := make([]Marker, 0, len(m.parts))
 	for _, tp := range m.sortedPartitions() {
-		markers = append(markers, Marker{TopicPartition: tp, ProducerID: m.pid, ProducerEpoch: m.epoch, Commit: commit, CoordinatorEpoch: s.epoch, TV2: m.tv == 2})
+		markers = append(markers, Marker{TopicPartition: tp, ProducerID: m.pid, ProducerEpoch: m.epoch, Commit: commit, CoordinatorEpoch: s.Epoch(), TV2: m.tv == 2})
 	}
-	c.goOwned(func() {
+	// The shard's context ends when it is unloaded (or the coordinator
+	// closes): the markers stop, and the transaction stays prepared for
+	// the next load.
+	ctx := s.Context()
+	c.rt.Go(func() {
 		if waitPrepare != nil {
-			if err := waitPrepare(c.ctx); err != nil {
-				if c.ctx.Err() == nil {
+			if err := waitPrepare(ctx); err != nil {
+				if ctx.Err() == nil {
 					c.log.Error("transaction decision not durable", "transactional_id", m.id, "err", err)
 				}
 				return
 			}
 		}
-		if !c.writeMarkers(markers) {
+		if !c.writeMarkers(ctx, markers) {
 			return
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.Lock()
+		defer s.Unlock()
+		if !s.ServingLocked() {
+			return
+		}
 		m.state = CompleteAbort
 		if commit {
 			m.state = CompleteCommit
@@ -241,23 +248,23 @@ func (s *shard) completeLocked(m *txnMeta, waitPrepare func(context.Context) err
 }
 
 // writeMarkers writes every marker, in parallel, retrying each until it
-// is durable. It reports false when the coordinator closed first.
-func (c *Coordinator) writeMarkers(markers []Marker) bool {
+// is durable. It reports false when ctx ended first.
+func (c *Coordinator) writeMarkers(ctx context.Context, markers []Marker) bool {
 	errs := make(chan error, len(markers))
 	for _, mk := range markers {
 		go func() {
 			backoff := 10 * time.Millisecond
 			for {
-				err := c.cfg.WriteMarker(c.ctx, mk)
-				if err == nil || c.ctx.Err() != nil {
-					errs <- c.ctx.Err()
+				err := c.cfg.WriteMarker(ctx, mk)
+				if err == nil || ctx.Err() != nil {
+					errs <- ctx.Err()
 					return
 				}
 				c.log.Warn("write transaction marker", "topic", mk.Topic, "partition", mk.Partition, "producer_id", mk.ProducerID, "err", err)
 				t := time.NewTimer(backoff)
 				select {
 				case <-t.C:
-				case <-c.ctx.Done():
+				case <-ctx.Done():
 					t.Stop()
 				}
 				backoff = min(2*backoff, time.Second)
@@ -276,7 +283,7 @@ func (c *Coordinator) writeMarkers(markers []Marker) bool {
 // checkLocked validates a producer's id and epoch against the
 // transaction, and that no commit or abort is completing.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func checkLocked(m *txnMeta, pid int64, epoch int16, fenced int16) int16 {
 	switch {
 	case m == nil || m.pid != pid:
@@ -294,14 +301,14 @@ func checkLocked(m *txnMeta, pid int64, epoch int16, fenced int16) int16 {
 // addLocked adds partitions to m's transaction, opening one if none is,
 // and returns the wait for the write, or nil when nothing changed.
 //
-// REQUIRES: s.mu held, checkLocked passed.
+// REQUIRES: s locked, checkLocked passed.
 func (s *shard) addLocked(m *txnMeta, tps []TopicPartition) (func(context.Context) error, error) {
 	if m.state == Ongoing && !slices.ContainsFunc(tps, func(tp TopicPartition) bool { _, ok := m.parts[tp]; return !ok }) {
 		return nil, nil
 	}
 	if m.state != Ongoing {
 		m.state = Ongoing
-		m.start = s.c.cfg.Now()
+		m.start = s.c.clock.Now()
 		m.parts = make(map[TopicPartition]struct{})
 	}
 	for _, tp := range tps {
@@ -340,11 +347,11 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 	}
 	m := s.txns[id]
 	if code := checkLocked(m, pid, epoch, fenced); code != 0 {
-		s.mu.Unlock()
+		s.Unlock()
 		return code, nil
 	}
 	wait, err := s.addLocked(m, tps)
-	s.mu.Unlock()
+	s.Unlock()
 	if err != nil {
 		return kerr.CoordinatorNotAvailable.Code, nil
 	}
@@ -376,7 +383,7 @@ func (c *Coordinator) VerifyPartition(ctx context.Context, txnID string, pid int
 				code = kerr.InvalidTxnState.Code
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 	if code == 0 {
 		return nil
@@ -421,21 +428,21 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 			(m.lastPid == req.ProducerID && m.epoch == 0 && req.ProducerEpoch >= maxEpoch)
 		if retried && (m.state == want || m.state == wantDone) {
 			done := m.done
-			s.mu.Unlock()
+			s.Unlock()
 			if done != nil && !waitDone(ctx, done) {
 				return answer(kerr.ConcurrentTransactions.Code)
 			}
-			s.mu.Lock()
-			defer s.mu.Unlock()
+			s.Lock()
+			defer s.Unlock()
 			return answer(0)
 		}
 	}
 	if m == nil || m.pid != req.ProducerID {
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(kerr.InvalidProducerIDMapping.Code)
 	}
 	if req.ProducerEpoch != m.epoch {
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(FencedCode(req.Version, 2))
 	}
 	switch {
@@ -444,17 +451,17 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 		if m.state != want {
 			code = kerr.InvalidTxnState.Code
 		}
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(code)
 	case m.state == wantDone && !tv2:
 		// A retry of the EndTxn that completed it.
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(0)
 	case m.state == Ongoing, tv2 && !req.Commit && m.state != Dead:
 		// Under KIP-890 part 2 an abort with nothing open is legal and
 		// only bumps the epoch.
 	default:
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(kerr.InvalidTxnState.Code)
 	}
 	if tv2 {
@@ -463,7 +470,7 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 		if m.epoch >= maxEpoch {
 			pid, err := c.allocateID(ctx)
 			if err != nil {
-				s.mu.Unlock()
+				s.Unlock()
 				return answer(kerr.CoordinatorNotAvailable.Code)
 			}
 			m.nextPid = pid
@@ -479,18 +486,18 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 	m.state = want
 	wait, err := s.storeLocked(m)
 	if err != nil {
-		s.mu.Unlock()
+		s.Unlock()
 		return answer(kerr.CoordinatorNotAvailable.Code)
 	}
 	s.completeLocked(m, wait)
 	done := m.done
-	s.mu.Unlock()
+	s.Unlock()
 	if code := durable(ctx, wait); code != 0 {
 		return answer(code)
 	}
 	waitDone(ctx, done)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	return answer(0)
 }
 
@@ -527,7 +534,7 @@ func (c *Coordinator) DescribeTransactions(req *kmsg.DescribeTransactionsRequest
 				st.Topics = append(st.Topics, t)
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 		resp.TransactionStates = append(resp.TransactionStates, st)
 	}
 	return resp
@@ -560,10 +567,10 @@ func (c *Coordinator) ListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.
 		}
 		pattern = re
 	}
-	now := c.cfg.Now()
+	now := c.clock.Now()
 	for _, s := range c.shardList() {
-		s.mu.Lock()
-		if !s.loaded {
+		s.Lock()
+		if !s.ServingLocked() {
 			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		}
 		for _, m := range s.txns {
@@ -578,7 +585,7 @@ func (c *Coordinator) ListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.
 				resp.TransactionStates = append(resp.TransactionStates, st)
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 	slices.SortFunc(resp.TransactionStates, func(a, b kmsg.ListTransactionsResponseTransactionState) int {
 		switch {

@@ -8,24 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/coordinator"
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
-
-// Partition is one partition of __transaction_state that this broker
-// leads.
-type Partition interface {
-	// Append appends one batch and returns a function that blocks until
-	// the batch is durable (as an acks=all produce), or ctx ends.
-	Append(batch []byte) (wait func(context.Context) error, err error)
-	// Read returns whole batches from the one holding offset, below the
-	// high watermark; nothing at the end.
-	Read(offset int64, maxBytes int32) ([]byte, error)
-	StartOffset() int64
-	HighWatermark() int64
-}
 
 // Marker asks for one transaction marker: a COMMIT or ABORT control
 // batch for a producer in one partition.
@@ -70,8 +57,8 @@ type Config struct {
 	// PartitionExists reports whether a topic partition exists; others
 	// cannot join a transaction. Default: all do.
 	PartitionExists func(topic string, partition int32) bool
-	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	// Clock is the time source. Default coordinator.RealClock(nil).
+	Clock coordinator.Clock
 	// Logger receives the coordinator's log. Default: discard.
 	Logger *slog.Logger
 }
@@ -89,8 +76,8 @@ func (c *Config) ensureDefaults() {
 	if c.PartitionExists == nil {
 		c.PartitionExists = func(string, int32) bool { return true }
 	}
-	if c.Now == nil {
-		c.Now = time.Now
+	if c.Clock == nil {
+		c.Clock = coordinator.RealClock(nil)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -102,32 +89,26 @@ func (c *Config) ensureDefaults() {
 const idBlockSize = 1000
 
 // PartitionFor is the __transaction_state partition that holds a
-// transactional id: Java's String.hashCode, made non-negative, modulo n,
-// the placement Kafka uses for groups and transactional ids alike.
-func PartitionFor(id string, n int32) int32 { return group.PartitionFor(id, n) }
+// transactional id, placed as Kafka places it (coordinator.PartitionFor).
+func PartitionFor(id string, n int32) int32 { return coordinator.PartitionFor(id, n) }
 
 // Coordinator is the transaction coordinator of one broker.
 type Coordinator struct {
-	cfg Config
-	log *slog.Logger
-
-	ctx    context.Context // cancelled by Close; bounds marker writes
-	cancel context.CancelFunc
-
-	mu sync.Mutex // guards the following; never held while taking a shard's
-	// shards are the __transaction_state partitions this broker leads.
-	shards map[int32]*shard
-	closed bool
+	cfg   Config
+	clock coordinator.Clock
+	log   *slog.Logger
+	rt    *coordinator.Runtime[*shard]
 
 	idMu sync.Mutex // guards the following; held across an allocation
 	// nextID..idEnd is the unused part of the reserved producer id block.
 	nextID, idEnd int64
 
-	wg sync.WaitGroup // loaders, completions and the timeout loop
+	checkMu   sync.Mutex // guards stopCheck
+	stopCheck func() bool
 }
 
 // New returns a coordinator that leads no partition yet; add them with
-// AddPartition.
+// Load.
 func New(cfg Config) (*Coordinator, error) {
 	cfg.ensureDefaults()
 	switch {
@@ -138,76 +119,66 @@ func New(cfg Config) (*Coordinator, error) {
 	case cfg.MaxTimeout < time.Millisecond:
 		return nil, fmt.Errorf("txn: max timeout %v must be at least 1ms", cfg.MaxTimeout)
 	}
-	c := &Coordinator{cfg: cfg, log: cfg.Logger, shards: make(map[int32]*shard)}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); c.timeoutLoop() }()
+	c := &Coordinator{cfg: cfg, clock: cfg.Clock, log: cfg.Logger}
+	c.rt = coordinator.New(coordinator.Config[*shard]{
+		Topic:      "__transaction_state",
+		Partitions: cfg.Partitions,
+		NewState:   c.newShard,
+		Clock:      cfg.Clock,
+		Logger:     cfg.Logger,
+	})
+	c.scheduleCheck()
 	return c, nil
+}
+
+// scheduleCheck arms the next pass that aborts timed-out transactions and
+// expires idle ids.
+func (c *Coordinator) scheduleCheck() {
+	c.checkMu.Lock()
+	defer c.checkMu.Unlock()
+	c.stopCheck = c.rt.AfterFunc(c.cfg.AbortTimedOutCheckInterval, func() {
+		c.AbortTimedOut()
+		c.ExpireIDs()
+		c.scheduleCheck()
+	})
 }
 
 // Close stops the coordinator and waits for its goroutines. Transactions
 // whose markers are not all written stay prepared; the next load finishes
 // them.
 func (c *Coordinator) Close() {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
+	c.checkMu.Lock()
+	if c.stopCheck != nil {
+		c.stopCheck()
 	}
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel()
-	c.wg.Wait()
+	c.checkMu.Unlock()
+	c.rt.Close()
 }
 
-// go runs f on a goroutine the coordinator waits for, unless it is
-// closed.
-func (c *Coordinator) goOwned(f func()) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return
-	}
-	c.wg.Add(1)
-	go func() { defer c.wg.Done(); f() }()
+// Load makes this broker the coordinator of the transactional ids in
+// partition index of __transaction_state, at the partition's leader epoch
+// (the coordinator epoch markers carry). The partition is replayed in the
+// background; its ids answer COORDINATOR_LOAD_IN_PROGRESS until then, and
+// prepared transactions are completed after.
+func (c *Coordinator) Load(index int32, p coordinator.Partition, epoch int32) {
+	c.rt.Load(index, p, epoch)
 }
 
-// AddPartition makes this broker the coordinator of the transactional ids
-// in partition index of __transaction_state, at the partition's leader
-// epoch (the coordinator epoch markers carry). The partition is replayed
-// in the background; its ids answer COORDINATOR_LOAD_IN_PROGRESS until
-// then, and prepared transactions are completed after.
-func (c *Coordinator) AddPartition(index int32, p Partition, epoch int32) {
-	s := &shard{c: c, index: index, part: p, epoch: epoch, txns: make(map[string]*txnMeta)}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.shards[index] = s
-	c.mu.Unlock()
-	c.goOwned(s.load)
-}
+// Unload stops coordinating the transactional ids in partition index:
+// they answer NOT_COORDINATOR, and marker writes in progress stop; the
+// transactions they were completing stay prepared for the next load.
+func (c *Coordinator) Unload(index int32) { c.rt.Unload(index) }
 
-// WaitLoaded blocks until every partition added so far is loaded, or ctx
-// ends.
-func (c *Coordinator) WaitLoaded(ctx context.Context) error {
-	for _, s := range c.shardList() {
-		select {
-		case <-s.loadedCh():
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
+// WaitLoaded blocks until every partition loaded so far has been
+// replayed, or ctx ends.
+func (c *Coordinator) WaitLoaded(ctx context.Context) error { return c.rt.WaitLoaded(ctx) }
 
+// shardList returns every shard loaded or loading; a caller locks each
+// and checks ServingLocked.
 func (c *Coordinator) shardList() []*shard {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*shard, 0, len(c.shards))
-	for _, s := range c.shards {
-		out = append(out, s)
+	var out []*shard
+	for _, s := range c.rt.Shards() {
+		out = append(out, s.State())
 	}
 	return out
 }
@@ -215,22 +186,11 @@ func (c *Coordinator) shardList() []*shard {
 // lookup finds the shard of a transactional id and locks it, or returns
 // the Kafka error that sends the client elsewhere; then nothing is locked.
 func (c *Coordinator) lookup(id string) (*shard, int16) {
-	idx := PartitionFor(id, c.cfg.Partitions)
-	c.mu.Lock()
-	s, closed := c.shards[idx], c.closed
-	c.mu.Unlock()
-	switch {
-	case closed:
-		return nil, kerr.CoordinatorNotAvailable.Code
-	case s == nil:
-		return nil, kerr.NotCoordinator.Code
+	s, code := c.rt.LookupKey(id)
+	if code != 0 {
+		return nil, code
 	}
-	s.mu.Lock()
-	if !s.loaded {
-		s.mu.Unlock()
-		return nil, kerr.CoordinatorLoadInProgress.Code
-	}
-	return s, 0
+	return s.State(), 0
 }
 
 // allocateID hands out one producer id from the reserved block,
@@ -250,30 +210,14 @@ func (c *Coordinator) allocateID(ctx context.Context) (int64, error) {
 	return id, nil
 }
 
-// timeoutLoop aborts timed-out transactions and expires idle ids every
-// check interval.
-func (c *Coordinator) timeoutLoop() {
-	t := time.NewTicker(c.cfg.AbortTimedOutCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			c.AbortTimedOut()
-			c.ExpireIDs()
-		}
-	}
-}
-
 // AbortTimedOut aborts every ongoing transaction older than its timeout,
 // bumping its producer's epoch so the producer is fenced, as Kafka does.
 // It runs every check interval by itself; tests call it directly.
 func (c *Coordinator) AbortTimedOut() {
-	now := c.cfg.Now()
+	now := c.clock.Now()
 	for _, s := range c.shardList() {
-		s.mu.Lock()
-		if s.loaded {
+		s.Lock()
+		if s.ServingLocked() {
 			for _, m := range s.txns {
 				if m.state == Ongoing && now.Sub(m.start) > m.timeout {
 					c.log.Info("aborting timed-out transaction", "transactional_id", m.id, "producer_id", m.pid, "epoch", m.epoch, "age", now.Sub(m.start))
@@ -281,7 +225,7 @@ func (c *Coordinator) AbortTimedOut() {
 				}
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 }
 
@@ -293,19 +237,19 @@ func (c *Coordinator) AbortTimedOut() {
 // and tried again on the next pass. It runs every check interval by
 // itself; tests call it directly.
 func (c *Coordinator) ExpireIDs() {
-	now := c.cfg.Now()
+	now := c.clock.Now()
 	for _, s := range c.shardList() {
-		s.mu.Lock()
-		if s.loaded {
+		s.Lock()
+		if s.ServingLocked() {
 			var (
 				ids  []string
-				recs []record
+				recs []recordbatch.Record
 			)
 			for id, m := range s.txns {
 				idle := m.state == Empty || m.state == CompleteCommit || m.state == CompleteAbort
 				if idle && now.Sub(m.updated) > c.cfg.IDExpiration {
 					ids = append(ids, id)
-					recs = append(recs, record{key: txnKey(id)})
+					recs = append(recs, recordbatch.Record{Key: txnKey(id)})
 				}
 			}
 			if len(recs) > 0 {
@@ -313,140 +257,109 @@ func (c *Coordinator) ExpireIDs() {
 					for _, id := range ids {
 						delete(s.txns, id)
 					}
-					c.log.Info("expired transactional ids", "partition", s.index, "ids", len(recs))
+					c.log.Info("expired transactional ids", "partition", s.Index(), "ids", len(recs))
 				}
 			}
 		}
-		s.mu.Unlock()
+		s.Unlock()
 	}
 }
 
-// shard is one __transaction_state partition's transactional ids.
+// shard is one __transaction_state partition's transactional ids: the
+// coordinator.State of the transaction coordinator.
 type shard struct {
-	c     *Coordinator
-	index int32
-	part  Partition
-	epoch int32 // coordinator epoch
+	*coordinator.Shard[*shard]
+	c *Coordinator
 
-	mu sync.Mutex // guards the following
-	// loaded is set once the partition is replayed; until then txns is
-	// empty and every request is refused.
-	loaded bool
-	done   chan struct{} // closed when loaded; made lazily
-	txns   map[string]*txnMeta
+	// txns is guarded by the shard lock. It fills as the shard loads;
+	// requests see it once loaded.
+	txns map[string]*txnMeta
 }
 
-func (s *shard) loadedCh() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if s.loaded {
-			close(s.done)
-		}
-	}
-	return s.done
+func (c *Coordinator) newShard(cs *coordinator.Shard[*shard]) *shard {
+	return &shard{Shard: cs, c: c, txns: make(map[string]*txnMeta)}
 }
 
 // appendLocked writes records. The in-memory change the caller makes goes
 // with it: later requests see it at once, and answers wait for the
 // returned function.
 //
-// REQUIRES: s.mu held.
-func (s *shard) appendLocked(recs []record) (func(context.Context) error, error) {
-	wait, err := s.part.Append(encodeBatch(recs, s.c.cfg.Now()))
-	if err != nil {
-		s.c.log.Error("append to __transaction_state", "partition", s.index, "err", err)
-		return nil, err
-	}
-	return wait, nil
+// REQUIRES: s locked.
+func (s *shard) appendLocked(recs []recordbatch.Record) (func(context.Context) error, error) {
+	return s.AppendLocked(recs, 0, recordbatch.NoProducer)
 }
 
 // storeLocked persists m as it is now.
 //
-// REQUIRES: s.mu held.
+// REQUIRES: s locked.
 func (s *shard) storeLocked(m *txnMeta) (func(context.Context) error, error) {
-	m.updated = s.c.cfg.Now()
-	return s.appendLocked([]record{{key: txnKey(m.id), value: txnValue(m)}})
+	m.updated = s.c.clock.Now()
+	return s.appendLocked([]recordbatch.Record{{Key: txnKey(m.id), Value: txnValue(m)}})
 }
 
-var errLoadStopped = errors.New("txn: load stopped")
-
-// load replays the partition, marks the shard loaded, and finishes the
-// transactions that were prepared when the log was written.
-func (s *shard) load() {
-	txns := make(map[string]*txnMeta)
-	err := s.replay(txns)
-	if errors.Is(err, errLoadStopped) {
+// Replay folds one batch into txns (coordinator.State). Control batches
+// are not the coordinator's: none is written to __transaction_state.
+//
+// REQUIRES: s locked.
+func (s *shard) Replay(h recordbatch.Header, recs []recordbatch.Record) {
+	if h.Control() {
 		return
 	}
-	if err != nil {
-		s.c.log.Error("load __transaction_state", "partition", s.index, "err", err)
+	for _, r := range recs {
+		if err := applyRecord(r, s.txns); err != nil {
+			s.c.log.Warn("skipping __transaction_state record", "partition", s.Index(), "err", err)
+		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.txns = txns
-	s.loaded = true
-	if s.done != nil {
-		close(s.done)
-	}
-	for _, m := range txns {
+}
+
+// Loaded finishes the transactions that were prepared when the log was
+// written (coordinator.State).
+//
+// REQUIRES: s locked.
+func (s *shard) Loaded(error) {
+	for _, m := range s.txns {
 		if m.state.preparing() {
 			s.c.log.Info("completing prepared transaction", "transactional_id", m.id, "state", m.state)
 			s.completeLocked(m, nil)
 		}
 	}
-	if len(txns) > 0 {
-		s.c.log.Info("loaded transactional ids", "partition", s.index, "ids", len(txns))
+	if len(s.txns) > 0 {
+		s.c.log.Info("loaded transactional ids", "partition", s.Index(), "ids", len(s.txns))
 	}
 }
 
-func (s *shard) replay(txns map[string]*txnMeta) error {
-	off := s.part.StartOffset()
-	hw := s.part.HighWatermark()
-	for off < hw {
-		if s.c.ctx.Err() != nil {
-			return errLoadStopped
-		}
-		data, err := s.part.Read(off, 1<<20)
-		if err != nil {
-			return err
-		}
-		if len(data) == 0 {
-			return nil
-		}
-		batches, err := decodeBatches(data)
-		for _, b := range batches {
-			off = b.next
-			for _, r := range b.records {
-				if err := applyRecord(r, txns); err != nil {
-					s.c.log.Warn("skipping __transaction_state record", "partition", s.index, "err", err)
-				}
-			}
-		}
-		if err != nil {
-			return err
+// Unloaded releases the requests waiting for a transaction to complete
+// (coordinator.State): its decision is durable, and the next coordinator
+// of the partition completes it, as a load here does. Their retries find
+// NOT_COORDINATOR.
+//
+// REQUIRES: s locked.
+func (s *shard) Unloaded() {
+	for _, m := range s.txns {
+		if m.done != nil {
+			close(m.done)
+			m.done = nil
 		}
 	}
-	return nil
+	s.txns = make(map[string]*txnMeta)
 }
 
-func applyRecord(r record, txns map[string]*txnMeta) error {
-	if len(r.key) < 2 {
-		return fmt.Errorf("%w: key of %d bytes", ErrCorrupt, len(r.key))
+func applyRecord(r recordbatch.Record, txns map[string]*txnMeta) error {
+	if len(r.Key) < 2 {
+		return fmt.Errorf("%w: key of %d bytes", ErrCorrupt, len(r.Key))
 	}
-	if v := int16(r.key[0])<<8 | int16(r.key[1]); v != 0 {
+	if v := int16(r.Key[0])<<8 | int16(r.Key[1]); v != 0 {
 		return nil // not a transaction record (none exist yet)
 	}
 	var k kmsg.TxnMetadataKey
-	if err := k.ReadFrom(r.key); err != nil {
+	if err := k.ReadFrom(r.Key); err != nil {
 		return fmt.Errorf("%w: key: %v", ErrCorrupt, err)
 	}
-	if r.value == nil {
+	if r.Value == nil {
 		delete(txns, k.TransactionalID)
 		return nil
 	}
-	m, err := decodeValue(k.TransactionalID, r.value)
+	m, err := decodeValue(k.TransactionalID, r.Value)
 	if err != nil {
 		return err
 	}

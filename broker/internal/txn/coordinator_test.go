@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // memPartition is an in-memory __transaction_state partition: batches are
@@ -23,16 +26,20 @@ func (p *memPartition) Append(batch []byte) (func(context.Context) error, error)
 	defer p.mu.Unlock()
 	b := append([]byte(nil), batch...)
 	// The log assigns base offsets: one per record.
-	var base int64
-	for _, prev := range p.batches {
-		bs, _ := decodeBatches(prev)
-		base = bs[0].next
-	}
-	for i := 0; i < 8; i++ {
-		b[i] = byte(base >> (56 - 8*i))
-	}
+	binary.BigEndian.PutUint64(b, uint64(p.endLocked()))
 	p.batches = append(p.batches, b)
 	return func(context.Context) error { return nil }, nil
+}
+
+// endLocked is the offset after the last batch.
+//
+// REQUIRES: p.mu held.
+func (p *memPartition) endLocked() int64 {
+	if len(p.batches) == 0 {
+		return 0
+	}
+	h, _ := decodeBatch(p.batches[len(p.batches)-1])
+	return h.LastOffset() + 1
 }
 
 func (p *memPartition) Read(offset int64, maxBytes int32) ([]byte, error) {
@@ -40,8 +47,7 @@ func (p *memPartition) Read(offset int64, maxBytes int32) ([]byte, error) {
 	defer p.mu.Unlock()
 	var out []byte
 	for _, b := range p.batches {
-		bs, _ := decodeBatches(b)
-		if bs[0].next > offset {
+		if h, _ := decodeBatch(b); h.LastOffset() >= offset {
 			out = append(out, b...)
 		}
 	}
@@ -52,11 +58,34 @@ func (p *memPartition) StartOffset() int64 { return 0 }
 func (p *memPartition) HighWatermark() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.batches) == 0 {
-		return 0
+	return p.endLocked()
+}
+
+// decodeBatch decodes one whole batch the coordinator wrote.
+func decodeBatch(b []byte) (recordbatch.Header, []recordbatch.Record) {
+	h, batch, _, err := recordbatch.Next(b)
+	if err != nil {
+		panic(err)
 	}
-	bs, _ := decodeBatches(p.batches[len(p.batches)-1])
-	return bs[0].next
+	recs, err := recordbatch.DecodeRecords(h, batch)
+	if err != nil {
+		panic(err)
+	}
+	return h, recs
+}
+
+// envClock is the env's clock: its time moves only by advance; its
+// timers are real.
+type envClock struct{ e *env }
+
+func (c envClock) Now() time.Time {
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	return c.e.now
+}
+
+func (envClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
 }
 
 // env is a coordinator over one in-memory partition, with a clock, an id
@@ -93,13 +122,13 @@ func newEnv(t *testing.T, part *memPartition, next int64) *env {
 			e.marks = append(e.marks, m)
 			return nil
 		},
-		Now: func() time.Time { e.mu.Lock(); defer e.mu.Unlock(); return e.now },
+		Clock: envClock{e},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	c.AddPartition(0, part, 3)
+	c.Load(0, part, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.WaitLoaded(ctx); err != nil {
@@ -317,7 +346,7 @@ func TestEpochExhaustionMovesToNewProducerID(t *testing.T) {
 	_, pid, _ := e.init("a", -1, -1)
 	s, _ := e.c.lookup("a")
 	s.txns["a"].epoch = maxEpoch
-	s.mu.Unlock()
+	s.Unlock()
 	code, pid2, epoch2 := e.init("a", pid, maxEpoch)
 	must(t, "init", code, 0)
 	if pid2 == pid || epoch2 != 0 {
@@ -389,13 +418,10 @@ func TestRecordsRoundTrip(t *testing.T) {
 	m := newMeta("x", 7, time.Minute, time.UnixMilli(1234))
 	m.epoch, m.state, m.start, m.tv = 3, Ongoing, time.UnixMilli(1000), 2
 	m.parts[tp1], m.parts[tp0], m.parts[TopicPartition{"a", 5}] = struct{}{}, struct{}{}, struct{}{}
-	raw := encodeBatch([]record{{key: txnKey("x"), value: txnValue(m)}, {key: txnKey("y")}}, time.Now())
-	bs, err := decodeBatches(raw)
-	if err != nil || len(bs) != 1 || len(bs[0].records) != 2 {
-		t.Fatalf("decoded %+v, %v", bs, err)
-	}
+	raw := recordbatch.Encode([]recordbatch.Record{{Key: txnKey("x"), Value: txnValue(m)}, {Key: txnKey("y")}}, time.Now(), 0, recordbatch.NoProducer)
+	_, recs := decodeBatch(raw)
 	txns := map[string]*txnMeta{"y": newMeta("y", 1, time.Second, time.Now())}
-	for _, r := range bs[0].records {
+	for _, r := range recs {
 		if err := applyRecord(r, txns); err != nil {
 			t.Fatal(err)
 		}
@@ -407,11 +433,73 @@ func TestRecordsRoundTrip(t *testing.T) {
 	if got.pid != 7 || got.epoch != 3 || got.state != Ongoing || got.timeout != time.Minute || !got.start.Equal(m.start) || got.tv != 2 || len(got.parts) != 3 {
 		t.Fatalf("replayed %+v", got)
 	}
-	// Garbage never panics.
-	for i := range raw {
-		decodeBatches(raw[:i])
-		bad := append([]byte(nil), raw...)
-		bad[i] ^= 0xff
-		decodeBatches(bad)
+	// Garbage in a record never panics.
+	for i := range recs[0].Value {
+		bad := recordbatch.Record{Key: recs[0].Key, Value: append([]byte(nil), recs[0].Value...)}
+		bad.Value[i] ^= 0xff
+		applyRecord(bad, txns)
+		bad.Value = bad.Value[:i]
+		applyRecord(bad, txns)
+	}
+}
+
+// A partition unloaded while a commit's markers cannot be written stops
+// retrying them, answers NOT_COORDINATOR, and leaves the transaction
+// prepared; loaded again, it writes the markers and completes it.
+func TestUnloadAndReload(t *testing.T) {
+	part := &memPartition{}
+	e := newEnv(t, part, 0)
+	_, pid, epoch := e.init("a", -1, -1)
+	must(t, "add", e.add("a", pid, epoch, tp0, tp1), 0)
+	e.mu.Lock()
+	e.fail = errors.New("partition leader down")
+	e.mu.Unlock()
+	ended := make(chan *kmsg.EndTxnResponse, 1)
+	go func() { ended <- e.end("a", pid, epoch, true, 4) }()
+	waitState(t, e, "a", "PrepareCommit")
+
+	e.c.Unload(0)
+	// The decision is durable: the waiting EndTxn succeeds, and the
+	// next coordinator of the partition completes it.
+	if r := <-ended; r.ErrorCode != 0 {
+		t.Fatalf("end: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	must(t, "add after unload", e.add("a", pid, epoch, tp0), kerr.NotCoordinator.Code)
+	if d := e.describe("a"); d.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("describe after unload: %v", kerr.ErrorForCode(d.ErrorCode))
+	}
+
+	e.mu.Lock()
+	e.fail = nil
+	e.mu.Unlock()
+	e.c.Load(0, part, 4)
+	if err := e.c.WaitLoaded(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, e, "a", "CompleteCommit")
+	var got []Marker
+	for _, m := range e.markers() {
+		if m.Commit && m.CoordinatorEpoch == 4 {
+			got = append(got, m)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("markers after reload: %+v", e.markers())
+	}
+}
+
+// waitState polls until id is in state.
+func waitState(t *testing.T, e *env, id, state string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d := e.describe(id)
+		if d.ErrorCode == 0 && d.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v %s, want %s", id, kerr.ErrorForCode(d.ErrorCode), d.State, state)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

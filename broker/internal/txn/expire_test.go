@@ -17,16 +17,13 @@ func (p *memPartition) tombstones(t *testing.T) []string {
 	defer p.mu.Unlock()
 	var ids []string
 	for _, b := range p.batches {
-		bs, err := decodeBatches(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range bs[0].records {
-			if r.value != nil {
+		_, recs := decodeBatch(b)
+		for _, r := range recs {
+			if r.Value != nil {
 				continue
 			}
 			var k kmsg.TxnMetadataKey
-			if err := k.ReadFrom(r.key); err != nil {
+			if err := k.ReadFrom(r.Key); err != nil {
 				t.Fatal(err)
 			}
 			ids = append(ids, k.TransactionalID)

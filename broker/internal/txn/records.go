@@ -1,10 +1,8 @@
 package txn
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"slices"
 	"time"
 
@@ -21,13 +19,6 @@ const (
 	keyVersion   = 0
 	valueVersion = 1
 )
-
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
-
-// record is one __transaction_state record; a nil value is a tombstone.
-type record struct {
-	key, value []byte
-}
 
 func txnKey(id string) []byte {
 	k := kmsg.NewTxnMetadataKey()
@@ -113,87 +104,4 @@ func (m *txnMeta) sortedPartitions() []TopicPartition {
 		return int(a.Partition - b.Partition)
 	})
 	return out
-}
-
-// encodeBatch builds one uncompressed RecordBatch v2 holding recs, stamped
-// at now, with no producer; the log assigns the base offset.
-func encodeBatch(recs []record, now time.Time) []byte {
-	var body []byte
-	for i, r := range recs {
-		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.key, Value: r.value}
-		rec.Length = int32(len(rec.AppendTo(nil)) - 1) // a one-byte zero length prefix
-		body = rec.AppendTo(body)
-	}
-	ts := now.UnixMilli()
-	b := kmsg.RecordBatch{
-		PartitionLeaderEpoch: -1,
-		Magic:                2,
-		LastOffsetDelta:      int32(len(recs) - 1),
-		FirstTimestamp:       ts,
-		MaxTimestamp:         ts,
-		ProducerID:           -1,
-		ProducerEpoch:        -1,
-		FirstSequence:        -1,
-		NumRecords:           int32(len(recs)),
-		Records:              body,
-	}
-	raw := b.AppendTo(nil)
-	binary.BigEndian.PutUint32(raw[8:], uint32(len(raw)-12))
-	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32c))
-	return raw
-}
-
-// decodedBatch is one batch read back: the offset after it and its
-// records (none for a control batch).
-type decodedBatch struct {
-	next    int64
-	records []record
-}
-
-// decodeBatches splits whole batches and decodes their records. It never
-// panics on bad input; it returns what it decoded before the error.
-func decodeBatches(data []byte) ([]decodedBatch, error) {
-	const headerSize = 61
-	var out []decodedBatch
-	for len(data) > 0 {
-		if len(data) < headerSize {
-			return out, fmt.Errorf("%w: %d bytes left, less than a batch header", ErrCorrupt, len(data))
-		}
-		size := int64(int32(binary.BigEndian.Uint32(data[8:]))) + 12
-		if size < headerSize || size > int64(len(data)) {
-			return out, fmt.Errorf("%w: batch length %d", ErrCorrupt, size)
-		}
-		raw := data[:size]
-		data = data[size:]
-		var b kmsg.RecordBatch
-		if err := b.ReadFrom(raw); err != nil {
-			return out, fmt.Errorf("%w: %v", ErrCorrupt, err)
-		}
-		if b.Magic != 2 || uint32(b.CRC) != crc32.Checksum(raw[21:], crc32c) {
-			return out, fmt.Errorf("%w: magic %d or CRC", ErrCorrupt, b.Magic)
-		}
-		db := decodedBatch{next: b.FirstOffset + int64(b.LastOffsetDelta) + 1}
-		if b.Attributes&0x27 != 0 { // compressed or control: never ours
-			out = append(out, db)
-			continue
-		}
-		recs := b.Records
-		for i := int32(0); i < b.NumRecords; i++ {
-			l, w := binary.Varint(recs)
-			if w <= 0 || l < 0 || l > int64(len(recs)-w) {
-				return out, fmt.Errorf("%w: record length", ErrCorrupt)
-			}
-			var r kmsg.Record
-			if err := r.ReadFrom(recs[:w+int(l)]); err != nil {
-				return out, fmt.Errorf("%w: record: %v", ErrCorrupt, err)
-			}
-			recs = recs[w+int(l):]
-			if r.Key == nil {
-				return out, fmt.Errorf("%w: null key", ErrCorrupt)
-			}
-			db.records = append(db.records, record{key: r.Key, value: r.Value})
-		}
-		out = append(out, db)
-	}
-	return out, nil
 }

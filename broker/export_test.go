@@ -1,0 +1,36 @@
+package broker
+
+import (
+	"errors"
+)
+
+// This file gives the package's tests ways to run background work now,
+// rather than wait for its check interval. They are not part of the
+// public API: a user sets the interval in Config instead.
+
+// CleanLogs cleans every compacted partition that is due, now and
+// unthrottled, by the broker's clock.
+func (b *Broker) CleanLogs() error {
+	c := b.cleaner.Load()
+	if c == nil {
+		return errors.New("broker: cleaner not running")
+	}
+	return c.CleanAll(b.cfg.Now())
+}
+
+// EnforceRetention runs one retention pass over every local partition:
+// segments past retention are deleted, and the state of producers idle
+// for producer.id.expiration.ms is forgotten.
+func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
+
+// ExpireGroupOffsets runs one offset expiry pass.
+func (b *Broker) ExpireGroupOffsets() { b.groups.ExpireOffsets() }
+
+// AbortTimedOutTransactions runs one pass of the transaction timeout
+// check.
+func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
+
+// ExpireTransactionalIDs runs one pass of transactional id expiry
+// (transactional.id.expiration.ms): ids idle that long with no
+// transaction open are forgotten, and tombstoned in __transaction_state.
+func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
