@@ -20,6 +20,8 @@ func errorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, meta.ErrInvalidTopic):
 		return kerr.InvalidTopicException.Code
+	case errors.Is(err, errPartitionCapacity):
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, meta.ErrInvalidReplicationFactor):
