@@ -32,6 +32,8 @@ func errorCode(err error) int16 {
 		return kerr.NotController.Code
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, log.ErrUnsupportedCompression):
+		return kerr.UnsupportedCompressionType.Code
 	case errors.Is(err, log.ErrCorrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, log.ErrMessageTooLarge):
