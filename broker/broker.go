@@ -64,6 +64,10 @@ type Broker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the broker owns
 
+	// requestBytes is queued.max.request.bytes: the memory requests read
+	// but not yet answered may hold, across connections (conn.go).
+	requestBytes *byteBudget
+
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
@@ -86,6 +90,8 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 		cfg:    cfg,
 		logger: cfg.Logger,
 		conns:  make(map[*conn]struct{}),
+
+		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
