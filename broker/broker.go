@@ -14,6 +14,16 @@
 // watermark moves under its own mutex, and waiters (produce acks, fetch long
 // polls) are woken when it moves. The set of local partitions is reconciled
 // with the metadata store after every metadata change.
+//
+// Limits. What one client can make the broker hold is bounded by limits
+// named after the Kafka properties they mirror (see limits.go): a
+// broker-wide byte budget for requests read but not answered
+// (queued.max.request.bytes), taken by a reader before it buffers a frame
+// and given back by the writer once the response is out; a pipeline depth
+// per connection (queued.max.requests); deadlines for idle connections,
+// for a frame in progress and for writes a client does not read; and
+// partition counts (max.broker.partitions). A connection whose client
+// goes away cancels its requests' waits.
 package broker
 
 import (
