@@ -12,7 +12,10 @@ import (
 )
 
 // Produce v3-v13 (RecordBatch v2 only; v13 names topics by id). Batches are
-// validated (CRC32C, lengths, max.message.bytes) and appended as sent, in
+// validated (CRC32C, lengths, a known compression codec, max.message.bytes
+// before and after decompression, and every record walked: the declared
+// count, offset deltas, nothing after; see package broker/internal/log)
+// and appended as sent, in
 // the connection's reader goroutine so pipelined requests keep their order;
 // the response waits in the writer goroutine until the high watermark covers
 // the appended batches, which on one node means they are fsynced (unless the
@@ -43,122 +46,157 @@ type produceWait struct {
 
 func handleProduce(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.ProduceRequest)
-	resp := r.ResponseKind().(*kmsg.ProduceResponse)
-	b := c.b
-	badAcks := r.Acks != 0 && r.Acks != 1 && r.Acks != -1
-	var cl *meta.Cluster
+	pr := &produceRun{c: c, b: c.b, r: r, resp: r.ResponseKind().(*kmsg.ProduceResponse)}
 	if r.Version >= 13 {
-		cl = b.meta.Cluster()
+		pr.cl = c.b.meta.Cluster()
 	}
-
-	var waits []produceWait
-	failed := false
 	for _, rt := range r.Topics {
-		st := kmsg.NewProduceResponseTopic()
-		st.Topic = rt.Topic
-		st.TopicID = rt.TopicID
-		name := rt.Topic
-		if r.Version >= 13 {
-			name = ""
-			if t := cl.TopicsByID[rt.TopicID]; t != nil {
-				name = t.Name
-			}
-		}
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewProduceResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.BaseOffset = -1
-			sp.LogAppendTime = -1
-			sp.LogStartOffset = -1
-			code := int16(0)
-			var end int64
-			var p *partition
-			switch {
-			case badAcks:
-				code = kerr.InvalidRequiredAcks.Code
-			case b.internalTopic(name):
-				// The coordinators own these logs; a client write
-				// would corrupt their state.
-				code = kerr.InvalidTopicException.Code
-				msg := "cannot append to internal topic " + name
-				sp.ErrorMessage = &msg
-			default:
-				if p = b.parts.get(name, rp.Partition); p == nil {
-					code = kerr.UnknownTopicOrPartition.Code
-				}
-			}
-			if code == 0 && len(rp.Records) == 0 {
-				code = kerr.CorruptMessage.Code
-			}
-			var tc txnCheck
-			if code == 0 {
-				if pid, epoch, txnl := log.PeekProducer(rp.Records); txnl {
-					if r.TransactionID == nil {
-						code = kerr.TransactionalIDAuthorizationFailed.Code
-					} else if v := b.parts.txnVerifier(); v != nil {
-						var err error
-						if tc, err = p.verifyTxn(c.ctx, v, *r.TransactionID, pid, epoch, r.Version >= 12); err != nil {
-							code = txnErrorCode(err)
-							sp.ErrorMessage = errorMessage(err)
-						}
-					}
-				}
-			}
-			if code == 0 {
-				res, err := p.appendChecked(rp.Records, tc)
-				if err != nil {
-					code = txnErrorCode(err)
-					if code == kerr.UnknownServerError.Code {
-						b.logger.Error("append", "topic", name, "partition", rp.Partition, "err", err)
-					}
-					sp.ErrorMessage = errorMessage(err)
-				} else {
-					sp.BaseOffset = res.BaseOffset
-					sp.LogAppendTime = res.LogAppendTime
-					sp.LogStartOffset = res.LogStartOffset
-					end = res.LastOffset + 1
-					if !res.Duplicate {
-						b.metrics.bytesIn.WithLabelValues(name).Add(float64(len(rp.Records)))
-						b.metrics.recordsIn.WithLabelValues(name).Add(float64(res.Records))
-					}
-				}
-			}
-			if code != 0 {
-				failed = true
-				b.metrics.produceErrors.WithLabelValues(kerr.ErrorForCode(code).(*kerr.Error).Message).Inc()
-			}
-			sp.ErrorCode = code
-			st.Partitions = append(st.Partitions, sp)
-			if code == 0 {
-				waits = append(waits, produceWait{p: p, end: end})
-			}
-		}
-		resp.Topics = append(resp.Topics, st)
+		pr.resp.Topics = append(pr.resp.Topics, pr.topic(rt))
 	}
 	if r.Acks == 0 {
-		if failed {
+		if pr.failed {
 			return nil, errCloseConn
 		}
 		return nil, nil
 	}
+	return pr.finisher(), nil
+}
+
+// produceRun is one Produce request being served.
+type produceRun struct {
+	c    *conn
+	b    *Broker
+	r    *kmsg.ProduceRequest
+	resp *kmsg.ProduceResponse
+	cl   *meta.Cluster // for topic ids (v13+)
+
+	failed bool          // some partition failed
+	waits  []produceWait // one per appended partition, in response order
+}
+
+// topic appends a topic's batches and returns its response entry.
+func (pr *produceRun) topic(rt kmsg.ProduceRequestTopic) kmsg.ProduceResponseTopic {
+	st := kmsg.NewProduceResponseTopic()
+	st.Topic = rt.Topic
+	st.TopicID = rt.TopicID
+	name := rt.Topic
+	if pr.r.Version >= 13 {
+		name = ""
+		if t := pr.cl.TopicsByID[rt.TopicID]; t != nil {
+			name = t.Name
+		}
+	}
+	for _, rp := range rt.Partitions {
+		sp := kmsg.NewProduceResponseTopicPartition()
+		sp.Partition = rp.Partition
+		sp.BaseOffset = -1
+		sp.LogAppendTime = -1
+		sp.LogStartOffset = -1
+		p, end := pr.partition(name, rp, &sp)
+		if sp.ErrorCode != 0 {
+			pr.failed = true
+			pr.b.metrics.produceErrors.WithLabelValues(kerr.ErrorForCode(sp.ErrorCode).(*kerr.Error).Message).Inc()
+		} else {
+			pr.waits = append(pr.waits, produceWait{p: p, end: end})
+		}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	return st
+}
+
+// partition validates and appends one partition's batches, filling sp.
+// It returns the partition and the high watermark that acknowledges the
+// append when sp has no error.
+func (pr *produceRun) partition(name string, rp kmsg.ProduceRequestTopicPartition, sp *kmsg.ProduceResponseTopicPartition) (*partition, int64) {
+	p, code, msg := pr.target(name, rp)
+	if code != 0 {
+		sp.ErrorCode, sp.ErrorMessage = code, msg
+		return nil, 0
+	}
+	tc, err := pr.verify(p, rp.Records)
+	if err != nil {
+		sp.ErrorCode, sp.ErrorMessage = txnErrorCode(err), errorMessage(err)
+		return nil, 0
+	}
+	res, err := p.appendChecked(rp.Records, tc)
+	if err != nil {
+		sp.ErrorCode, sp.ErrorMessage = txnErrorCode(err), errorMessage(err)
+		if sp.ErrorCode == kerr.UnknownServerError.Code {
+			pr.b.logger.Error("append", "topic", name, "partition", rp.Partition, "err", err)
+		}
+		return nil, 0
+	}
+	sp.BaseOffset = res.BaseOffset
+	sp.LogAppendTime = res.LogAppendTime
+	sp.LogStartOffset = res.LogStartOffset
+	if !res.Duplicate {
+		pr.b.metrics.bytesIn.WithLabelValues(name).Add(float64(len(rp.Records)))
+		pr.b.metrics.recordsIn.WithLabelValues(name).Add(float64(res.Records))
+	}
+	return p, res.LastOffset + 1
+}
+
+// target resolves the partition a produce may write, or the error code
+// (and message) that refuses it before its batches are looked at.
+func (pr *produceRun) target(name string, rp kmsg.ProduceRequestTopicPartition) (*partition, int16, *string) {
+	switch acks := pr.r.Acks; {
+	case acks != 0 && acks != 1 && acks != -1:
+		return nil, kerr.InvalidRequiredAcks.Code, nil
+	case pr.b.internalTopic(name):
+		// The coordinators own these logs; a client write would
+		// corrupt their state.
+		msg := "cannot append to internal topic " + name
+		return nil, kerr.InvalidTopicException.Code, &msg
+	}
+	p := pr.b.parts.get(name, rp.Partition)
+	switch {
+	case p == nil:
+		return nil, kerr.UnknownTopicOrPartition.Code, nil
+	case len(rp.Records) == 0:
+		return nil, kerr.CorruptMessage.Code, nil
+	}
+	return p, 0, nil
+}
+
+// verify checks a transactional append with the transaction coordinator
+// before it may open a transaction on p (KIP-890), and refuses one sent
+// without a transactional id.
+func (pr *produceRun) verify(p *partition, records []byte) (txnCheck, error) {
+	pid, epoch, txnl := log.PeekProducer(records)
+	if !txnl {
+		return txnCheck{}, nil
+	}
+	if pr.r.TransactionID == nil {
+		return txnCheck{}, kerr.TransactionalIDAuthorizationFailed
+	}
+	v := pr.b.parts.txnVerifier()
+	if v == nil {
+		return txnCheck{}, nil
+	}
+	return p.verifyTxn(pr.c.ctx, v, *pr.r.TransactionID, pid, epoch, pr.r.Version >= 12)
+}
+
+// finisher waits, in the writer goroutine, until the high watermark
+// covers every append (or the request's timeout passes).
+func (pr *produceRun) finisher() finisher {
 	// Point each wait at its response entry now that the response slices
 	// no longer grow.
 	i := 0
-	for ti := range resp.Topics {
-		for pi := range resp.Topics[ti].Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			if sp.ErrorCode != 0 {
-				continue
+	for ti := range pr.resp.Topics {
+		for pi := range pr.resp.Topics[ti].Partitions {
+			sp := &pr.resp.Topics[ti].Partitions[pi]
+			if sp.ErrorCode == 0 {
+				pr.waits[i].rp = sp
+				i++
 			}
-			waits[i].rp = sp
-			i++
 		}
 	}
+	waits, resp := pr.waits, pr.resp
+	timeout := time.Duration(pr.r.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
 	return func(ctx context.Context) kmsg.Response {
-		timeout := time.Duration(r.TimeoutMillis) * time.Millisecond
-		if timeout <= 0 {
-			timeout = 30 * time.Second
-		}
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		for _, w := range waits {
@@ -168,5 +206,5 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 			}
 		}
 		return resp
-	}, nil
+	}
 }

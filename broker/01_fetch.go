@@ -14,8 +14,8 @@ import (
 )
 
 // Fetch v4-v18 (v13+ names topics by id). A fetch long-polls until MinBytes
-// are available below the high watermark, MaxWait passes, or a partition
-// has an error. Each partition returns whole batches starting with the one
+// are available below the high watermark, MaxWait (capped at FetchMaxWait)
+// passes, a partition has an error, or its connection closes. Each partition returns whole batches starting with the one
 // that contains the fetch offset, within PartitionMaxBytes, and the response
 // within MaxBytes, except that the first partition with data returns at
 // least one batch however large (KIP-74).
@@ -94,8 +94,14 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 		resp.Topics = append(resp.Topics, st)
 	}
 	readCommitted := r.IsolationLevel == 1
-	maxWait := time.Duration(r.MaxWaitMillis) * time.Millisecond
+	// A wait past FetchMaxWait is cut to it, so a forgotten long poll
+	// cannot hold its connection for weeks.
+	maxWait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, b.cfg.FetchMaxWait)
 	return func(ctx context.Context) kmsg.Response {
+		if ctx.Err() != nil {
+			// The connection is gone: read nothing for nobody.
+			return resp
+		}
 		deadline := time.Now().Add(maxWait)
 		wake := make(chan struct{}, 1)
 		for _, fp := range parts {

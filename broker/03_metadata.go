@@ -105,6 +105,9 @@ func (b *Broker) autoCreate(c *conn, name string) *meta.Topic {
 	if meta.ValidateTopicName(name) != nil {
 		return nil
 	}
+	if err := b.partitionBudget().check(name, 0, b.cfg.NumPartitions, 1); err != nil {
+		return nil
+	}
 	t, err := b.meta.CreateTopic(c.ctx, meta.TopicSpec{Name: name, NumPartitions: b.cfg.NumPartitions, ReplicationFactor: 1})
 	if err != nil {
 		return b.meta.Cluster().Topics[name]

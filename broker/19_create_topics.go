@@ -12,7 +12,11 @@ import (
 // CreateTopics v2-v7. NumPartitions -1 takes num.partitions and
 // ReplicationFactor -1 takes 1; a manual replica assignment is honoured.
 // Configs are validated by Kafka's names and types (INVALID_CONFIG with the
-// reason). ValidateOnly checks everything and creates nothing. The topic's
+// reason). A topic asking for more than max.broker.partitions gets
+// INVALID_PARTITIONS, and topics that would take the broker past it
+// POLICY_VIOLATION; either is decided before anything is created, and a
+// topic is created in one metadata change. ValidateOnly checks everything
+// and creates nothing. The topic's
 // partitions are open on this broker before the response is sent, so a
 // produce right after succeeds.
 
@@ -27,6 +31,7 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 		seen[rt.Topic]++
 	}
 	created := false
+	budget := b.partitionBudget()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -38,6 +43,11 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 			st.ErrorMessage = &msg
 		}
 		spec, err := b.topicSpec(rt)
+		if err == nil {
+			// Checked before the metadata change, so a topic too big
+			// for the broker is never half made (max.broker.partitions).
+			err = budget.check(rt.Topic, 0, spec.NumPartitions, spec.ReplicationFactor)
+		}
 		switch {
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "topic %s appears more than once in the request", rt.Topic)
@@ -52,6 +62,7 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 			if b.meta.Cluster().Topics[rt.Topic] != nil {
 				fail(kerr.TopicAlreadyExists.Code, "topic %s already exists", rt.Topic)
 			} else {
+				budget.take(0, spec.NumPartitions, spec.ReplicationFactor)
 				st.NumPartitions = spec.NumPartitions
 				st.ReplicationFactor = spec.ReplicationFactor
 			}
@@ -62,6 +73,7 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 				break
 			}
 			created = true
+			budget.take(0, spec.NumPartitions, spec.ReplicationFactor)
 			st.TopicID = t.ID
 			st.NumPartitions = int32(len(t.Partitions))
 			st.ReplicationFactor = spec.ReplicationFactor

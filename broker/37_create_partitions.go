@@ -5,13 +5,17 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // CreatePartitions v0-v3. Partitions only grow: a count at or below the
 // current one is INVALID_PARTITIONS, and existing partitions keep their
 // records. Manual assignments for the new partitions are not supported yet
 // (INVALID_REPLICA_ASSIGNMENT); new partitions are placed like a new
-// topic's.
+// topic's. Growth past max.broker.partitions is refused as in CreateTopics
+// (INVALID_PARTITIONS for a count above it, POLICY_VIOLATION when the
+// broker is full), before anything changes.
 
 func init() { register(37, 0, 3, handleCreatePartitions) }
 
@@ -20,6 +24,7 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	b := c.b
 	grown := false
+	budget := b.partitionBudget()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -28,6 +33,10 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 			st.ErrorMessage = &msg
 		}
 		t := b.meta.Cluster().Topics[rt.Topic]
+		var limitErr error
+		if t != nil && rt.Count > int32(len(t.Partitions)) {
+			limitErr = budget.check(rt.Topic, int32(len(t.Partitions)), rt.Count, topicRF(t))
+		}
 		switch {
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic))
@@ -35,12 +44,16 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 			fail(kerr.InvalidReplicaAssignment.Code, "manual assignment of new partitions is not supported")
 		case rt.Count <= int32(len(t.Partitions)):
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic %s has %d partitions; partitions can only grow", rt.Topic, len(t.Partitions)))
+		case limitErr != nil:
+			fail(errorCode(limitErr), limitErr.Error())
 		case r.ValidateOnly:
+			budget.take(int32(len(t.Partitions)), rt.Count, topicRF(t))
 		default:
 			if err := b.meta.CreatePartitions(c.ctx, rt.Topic, rt.Count); err != nil {
 				fail(errorCode(err), err.Error())
 			} else {
 				grown = true
+				budget.take(int32(len(t.Partitions)), rt.Count, topicRF(t))
 			}
 		}
 		resp.Topics = append(resp.Topics, st)
@@ -51,4 +64,13 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 		}
 	}
 	return respond(resp)
+}
+
+// topicRF is a topic's replication factor: its first partition's replica
+// count.
+func topicRF(t *meta.Topic) int16 {
+	if len(t.Partitions) == 0 {
+		return 1
+	}
+	return int16(len(t.Partitions[0].Replicas))
 }

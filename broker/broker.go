@@ -14,6 +14,16 @@
 // watermark moves under its own mutex, and waiters (produce acks, fetch long
 // polls) are woken when it moves. The set of local partitions is reconciled
 // with the metadata store after every metadata change.
+//
+// Limits. What one client can make the broker hold is bounded by limits
+// named after the Kafka properties they mirror (see limits.go): a
+// broker-wide byte budget for requests read but not answered
+// (queued.max.request.bytes), taken by a reader before it buffers a frame
+// and given back by the writer once the response is out; a pipeline depth
+// per connection (queued.max.requests); deadlines for idle connections,
+// for a frame in progress and for writes a client does not read; and
+// partition counts (max.broker.partitions). A connection whose client
+// goes away cancels its requests' waits.
 package broker
 
 import (
@@ -65,6 +75,10 @@ type Broker struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the broker owns
 
+	// requestBytes is queued.max.request.bytes: the memory requests read
+	// but not yet answered may hold, across connections (conn.go).
+	requestBytes *byteBudget
+
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
@@ -87,6 +101,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		cfg:    cfg,
 		logger: cfg.Logger,
 		conns:  make(map[*conn]struct{}),
+
+		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
 	// it again, last opened first.

@@ -78,6 +78,48 @@ type Config struct {
 	// sleeps when no log needs cleaning. Default 15s.
 	LogCleanerBackoff time.Duration
 
+	// Limits on what one client may make the broker hold (see
+	// limits.go); each mirrors the Kafka broker property named.
+
+	// SocketRequestMaxBytes bounds one request frame
+	// (socket.request.max.bytes). A larger size prefix closes the
+	// connection. Default 100 MiB.
+	SocketRequestMaxBytes int32
+	// QueuedMaxRequestBytes bounds the memory held by requests read but
+	// not yet answered, across all connections (queued.max.request.bytes;
+	// Kafka's default is unbounded). A request is charged its frame
+	// size, or for APIs other than Produce its frame size times the
+	// decoded amplification bound (decodeAmplification), from the moment
+	// its size prefix is read until its response is written; readers wait
+	// while the budget is spent, and a frame that could never fit closes
+	// its connection. Default 256 MiB; it must be at least
+	// SocketRequestMaxBytes.
+	QueuedMaxRequestBytes int64
+	// QueuedMaxRequests bounds the requests one connection may have read
+	// but not yet answered (queued.max.requests, which Kafka applies to
+	// its shared request queue; Runnel applies it per connection). The
+	// reader stops reading from a connection that has this many in
+	// flight. Default 64.
+	QueuedMaxRequests int
+	// ConnectionsMaxIdle closes a connection that sends nothing, and
+	// accepts no response bytes, for this long (connections.max.idle.ms).
+	// Default 10 minutes.
+	ConnectionsMaxIdle time.Duration
+	// RequestReadTimeout bounds the time from a frame's size prefix to
+	// its last byte: a client that stalls inside a frame is
+	// disconnected and its buffer freed. Kafka has no separate setting
+	// (it relies on connections.max.idle.ms). Default 30 seconds.
+	RequestReadTimeout time.Duration
+	// FetchMaxWait caps the MaxWait of a Fetch (a consumer's
+	// fetch.max.wait.ms): a longer wait is cut to it. Default 30 seconds.
+	FetchMaxWait time.Duration
+	// MaxBrokerPartitions bounds the partitions this broker holds
+	// (max.broker.partitions, KIP-578). A CreateTopics or
+	// CreatePartitions that would pass it fails with POLICY_VIOLATION,
+	// one topic asking for more than it with INVALID_PARTITIONS, and
+	// nothing is created. Default 10,000.
+	MaxBrokerPartitions int32
+
 	// Group coordinator.
 
 	// OffsetsTopicPartitions is the partition count __consumer_offsets is
@@ -157,6 +199,27 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.ProducerIDExpiration == 0 {
 		c.ProducerIDExpiration = 24 * time.Hour
+	}
+	if c.SocketRequestMaxBytes == 0 {
+		c.SocketRequestMaxBytes = 100 << 20
+	}
+	if c.QueuedMaxRequestBytes == 0 {
+		c.QueuedMaxRequestBytes = 256 << 20
+	}
+	if c.QueuedMaxRequests == 0 {
+		c.QueuedMaxRequests = 64
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = 10 * time.Minute
+	}
+	if c.RequestReadTimeout == 0 {
+		c.RequestReadTimeout = 30 * time.Second
+	}
+	if c.FetchMaxWait == 0 {
+		c.FetchMaxWait = 30 * time.Second
+	}
+	if c.MaxBrokerPartitions == 0 {
+		c.MaxBrokerPartitions = 10000
 	}
 	if c.OffsetsTopicPartitions == 0 {
 		c.OffsetsTopicPartitions = 50
@@ -238,6 +301,27 @@ func (c *Config) Validate() error {
 	if c.ProducerIDExpiration < time.Millisecond {
 		bad("producer.id.expiration.ms %v must be at least 1ms", c.ProducerIDExpiration)
 	}
+	if c.SocketRequestMaxBytes < 1<<10 {
+		bad("socket.request.max.bytes %d must be at least 1024", c.SocketRequestMaxBytes)
+	}
+	if c.QueuedMaxRequestBytes < int64(c.SocketRequestMaxBytes) {
+		bad("queued.max.request.bytes %d must be at least socket.request.max.bytes %d", c.QueuedMaxRequestBytes, c.SocketRequestMaxBytes)
+	}
+	if c.QueuedMaxRequests < 1 {
+		bad("queued.max.requests %d must be at least 1", c.QueuedMaxRequests)
+	}
+	if c.ConnectionsMaxIdle < time.Millisecond {
+		bad("connections.max.idle.ms %v must be at least 1ms", c.ConnectionsMaxIdle)
+	}
+	if c.RequestReadTimeout < time.Millisecond {
+		bad("request read timeout %v must be at least 1ms", c.RequestReadTimeout)
+	}
+	if c.FetchMaxWait < 0 {
+		bad("fetch max wait %v is negative", c.FetchMaxWait)
+	}
+	if c.MaxBrokerPartitions < 1 {
+		bad("max.broker.partitions %d must be at least 1", c.MaxBrokerPartitions)
+	}
 	if c.OffsetsTopicPartitions < 1 {
 		bad("offsets.topic.num.partitions %d must be at least 1", c.OffsetsTopicPartitions)
 	}
@@ -287,6 +371,13 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "log.flush.interval.ms=%d\n", c.FlushMs.Milliseconds())
 	fmt.Fprintf(&b, "log.retention.check.interval.ms=%d\n", c.RetentionCheckInterval.Milliseconds())
 	fmt.Fprintf(&b, "producer.id.expiration.ms=%d\n", c.ProducerIDExpiration.Milliseconds())
+	fmt.Fprintf(&b, "socket.request.max.bytes=%d\n", c.SocketRequestMaxBytes)
+	fmt.Fprintf(&b, "queued.max.request.bytes=%d\n", c.QueuedMaxRequestBytes)
+	fmt.Fprintf(&b, "queued.max.requests=%d\n", c.QueuedMaxRequests)
+	fmt.Fprintf(&b, "connections.max.idle.ms=%d\n", c.ConnectionsMaxIdle.Milliseconds())
+	fmt.Fprintf(&b, "request.read.timeout.ms=%d\n", c.RequestReadTimeout.Milliseconds())
+	fmt.Fprintf(&b, "fetch.max.wait.ms=%d\n", c.FetchMaxWait.Milliseconds())
+	fmt.Fprintf(&b, "max.broker.partitions=%d\n", c.MaxBrokerPartitions)
 	fmt.Fprintf(&b, "offsets.topic.num.partitions=%d\n", c.OffsetsTopicPartitions)
 	fmt.Fprintf(&b, "group.initial.rebalance.delay.ms=%d\n", max(c.GroupInitialRebalanceDelay, 0).Milliseconds())
 	fmt.Fprintf(&b, "group.min.session.timeout.ms=%d\n", c.GroupMinSessionTimeout.Milliseconds())

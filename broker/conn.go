@@ -14,18 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// maxRequestSize bounds one request frame (socket.request.max.bytes). A
-// larger size prefix closes the connection: it is either garbage or more than
-// the broker is willing to buffer.
-const maxRequestSize = 100 << 20
-
-// maxSpareFrame bounds the frame buffer a connection keeps for reuse, so
-// one huge request does not pin its memory for the connection's life.
+// maxSpareFrame bounds the frame buffer a connection keeps for reuse, and
+// the response buffer its writer keeps, so one huge request or response
+// does not pin its memory for the connection's life.
 const maxSpareFrame = 4 << 20
 
-// maxInflight bounds the requests a connection may have decoded but not yet
-// answered; the reader stops reading when it is reached.
-const maxInflight = 64
+// decodeAmplification bounds how many bytes of memory a request other
+// than Produce holds per byte of its frame, decoded and answered: an
+// array element takes 3 bytes on the wire at least (OffsetFetch's topics:
+// an empty compact string, a null compact array, no tags) and a 48-byte
+// struct once decoded, then as much again in the response. Such requests
+// are charged their frame size times this against queued.max.request.bytes,
+// so a frame of millions of tiny entries is paid for before it is
+// decoded. Produce frames are charged their size: their records are the
+// frame's bytes.
+const decodeAmplification = 32
 
 // request is one decoded request with its header.
 type request struct {
@@ -52,6 +55,9 @@ var errCloseConn = errors.New("broker: close connection")
 type inflight struct {
 	req *request
 	fin finisher
+	// charge is what the request holds of the broker's byte budget,
+	// given back once its response is written.
+	charge int64
 }
 
 type conn struct {
@@ -59,7 +65,10 @@ type conn struct {
 	nc     net.Conn
 	ctx    context.Context
 	cancel context.CancelFunc
-	queue  chan inflight
+	// queue holds requests read but not yet answered; its capacity is
+	// queued.max.requests, so a client that pipelines requests and never
+	// reads the responses stops being read.
+	queue chan inflight
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -67,7 +76,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		tc.SetNoDelay(true)
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, maxInflight)}
+	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}
 }
 
 func (c *conn) close() {
@@ -83,6 +92,12 @@ func (c *conn) serve() {
 	done := make(chan struct{})
 	go func() { defer close(done); c.writeLoop() }()
 	err := c.readLoop()
+	if !errors.Is(err, errCloseConn) {
+		// The client is gone (or sent what cannot be answered): end
+		// the waits of its requests in flight, such as long polls,
+		// rather than hold the connection until they expire.
+		c.cancel()
+	}
 	close(c.queue)
 	<-done
 	c.close()
@@ -93,6 +108,7 @@ func (c *conn) serve() {
 
 func (c *conn) readLoop() error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
+	cfg := &c.b.cfg
 	var sizeBuf [4]byte
 	// spare is a frame buffer free for reuse. Decoded requests alias their
 	// frame, so a frame may only be reused once nothing holds on to it:
@@ -100,24 +116,36 @@ func (c *conn) readLoop() error {
 	// before its handler returns, and Produce is where the bytes are.
 	var spare []byte
 	for {
+		// Between frames the client may stay quiet for
+		// connections.max.idle.ms; once a frame starts it has the
+		// request read timeout to finish it.
+		c.nc.SetReadDeadline(time.Now().Add(cfg.ConnectionsMaxIdle))
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
-		if size < 8 || size > maxRequestSize {
-			return fmt.Errorf("broker: request size %d out of bounds", size)
+		if size < 8 || size > cfg.SocketRequestMaxBytes {
+			return fmt.Errorf("broker: request size %d out of bounds (socket.request.max.bytes %d)", size, cfg.SocketRequestMaxBytes)
 		}
-		var buf []byte
-		if int(size) <= cap(spare) {
-			buf, spare = spare[:size], nil
-		} else {
-			buf = make([]byte, size)
+		c.nc.SetReadDeadline(time.Now().Add(cfg.RequestReadTimeout))
+		charge, err := c.chargeFor(r, size)
+		if err != nil {
+			return err
 		}
-		if _, err := io.ReadFull(r, buf); err != nil {
+		// One acquire per frame, never adding to a charge held: a reader
+		// holding part of the budget while it waits for more could
+		// deadlock with another doing the same.
+		if err := c.b.requestBytes.acquire(c.ctx, charge); err != nil {
+			return err
+		}
+		buf, err := c.readFrame(r, size, &spare)
+		if err != nil {
+			c.b.requestBytes.release(charge)
 			return err
 		}
 		req, err := c.decode(buf)
 		if err != nil {
+			c.b.requestBytes.release(charge)
 			var uv *unsupportedVersion
 			if errors.As(err, &uv) {
 				// KIP-511: answer an ApiVersions the broker does not
@@ -130,13 +158,21 @@ func (c *conn) readLoop() error {
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
 		fin, err := c.handle(req)
-		if req.key == 0 && cap(buf) <= maxSpareFrame {
-			spare = buf
+		if req.key == 0 {
+			// The records are in the log: the frame is free.
+			c.b.requestBytes.release(charge)
+			charge = 0
+			if cap(buf) <= maxSpareFrame {
+				spare = buf
+			}
 		}
-		if fin != nil {
+		if fin == nil {
+			c.b.requestBytes.release(charge)
+		} else {
 			select {
-			case c.queue <- inflight{req: req, fin: fin}:
+			case c.queue <- inflight{req: req, fin: fin, charge: charge}:
 			case <-c.ctx.Done():
+				c.b.requestBytes.release(charge)
 				return c.ctx.Err()
 			}
 		}
@@ -144,6 +180,45 @@ func (c *conn) readLoop() error {
 			return err
 		}
 	}
+}
+
+// readFrame reads a frame of size bytes, reusing *spare when it is big
+// enough, within the request read timeout (counted from now: waiting for
+// the budget is not the client's delay).
+func (c *conn) readFrame(r *bufio.Reader, size int32, spare *[]byte) ([]byte, error) {
+	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
+	var buf []byte
+	if int(size) <= cap(*spare) {
+		buf, *spare = (*spare)[:size], nil
+	} else {
+		buf = make([]byte, size)
+	}
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("broker: reading a %d-byte request: %w", size, err)
+	}
+	return buf, nil
+}
+
+// chargeFor is what a frame of size bytes is charged against
+// queued.max.request.bytes: its size for Produce, whose records are the
+// frame's bytes, and its size times decodeAmplification for every other
+// API, read from the frame's first two bytes. A frame that could never fit
+// the budget closes the connection.
+func (c *conn) chargeFor(r *bufio.Reader, size int32) (int64, error) {
+	head, err := r.Peek(2)
+	if err != nil {
+		return 0, fmt.Errorf("broker: reading a request header: %w", err)
+	}
+	key := int16(binary.BigEndian.Uint16(head))
+	charge := int64(size)
+	if key != 0 {
+		charge *= decodeAmplification
+	}
+	if total := c.b.requestBytes.total; charge > total {
+		return 0, fmt.Errorf("broker: %s request of %d bytes may hold %d bytes decoded, more than queued.max.request.bytes %d",
+			kmsg.NameForKey(key), size, charge, total)
+	}
+	return charge, nil
 }
 
 // unsupportedVersion is an ApiVersions request at a version beyond ours.
@@ -240,30 +315,49 @@ func (c *conn) handle(req *request) (fin finisher, err error) {
 }
 
 func (c *conn) writeLoop() {
-	w := bufio.NewWriterSize(c.nc, 64<<10)
+	w := bufio.NewWriterSize(deadlineWriter{c}, 64<<10)
 	var buf []byte
 	for item := range c.queue {
 		resp := c.finish(item)
 		if resp == nil {
+			c.b.requestBytes.release(item.charge)
 			continue
 		}
 		buf = appendResponse(buf[:0], item.req, resp)
 		c.b.metrics.observeRequest(item.req.key, time.Since(item.req.received))
-		if c.ctx.Err() != nil {
-			continue // drain: the connection is gone
+		if c.ctx.Err() == nil {
+			c.write(w, buf)
 		}
-		if _, err := w.Write(buf); err != nil {
-			c.close()
-			continue
-		}
-		// Flush when nothing else is ready, so pipelined responses share
-		// a write.
-		if len(c.queue) == 0 {
-			if err := w.Flush(); err != nil {
-				c.close()
-			}
+		c.b.requestBytes.release(item.charge)
+		if cap(buf) > maxSpareFrame {
+			buf = nil
 		}
 	}
+}
+
+// write sends one framed response, flushing when nothing else is ready so
+// that pipelined responses share a write. A failed write closes the
+// connection; the loop then only drains.
+func (c *conn) write(w *bufio.Writer, frame []byte) {
+	if _, err := w.Write(frame); err != nil {
+		c.close()
+		return
+	}
+	if len(c.queue) == 0 {
+		if err := w.Flush(); err != nil {
+			c.close()
+		}
+	}
+}
+
+// deadlineWriter writes to the connection with connections.max.idle.ms
+// to make progress: a client that stops reading its responses is as idle
+// as one that stops sending.
+type deadlineWriter struct{ c *conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	d.c.nc.SetWriteDeadline(time.Now().Add(d.c.b.cfg.ConnectionsMaxIdle))
+	return d.c.nc.Write(p)
 }
 
 func (c *conn) finish(item inflight) (resp kmsg.Response) {

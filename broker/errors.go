@@ -20,6 +20,8 @@ func errorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, meta.ErrInvalidTopic):
 		return kerr.InvalidTopicException.Code
+	case errors.Is(err, errPartitionCapacity):
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, meta.ErrInvalidReplicationFactor):
@@ -30,6 +32,8 @@ func errorCode(err error) int16 {
 		return kerr.NotController.Code
 	case errors.Is(err, log.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, log.ErrUnsupportedCompression):
+		return kerr.UnsupportedCompressionType.Code
 	case errors.Is(err, log.ErrCorrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, log.ErrMessageTooLarge):

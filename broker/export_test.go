@@ -2,6 +2,8 @@ package broker
 
 import (
 	"errors"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // This file gives the package's tests ways to run background work now,
@@ -34,3 +36,26 @@ func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
 // (transactional.id.expiration.ms): ids idle that long with no
 // transaction open are forgotten, and tombstoned in __transaction_state.
 func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
+
+
+// Test hooks on the limits (limits.go, budget.go, conn.go).
+
+// RequestBytesInUse is the part of queued.max.request.bytes taken by
+// requests read but not yet answered.
+func (b *Broker) RequestBytesInUse() int64 { return b.requestBytes.inUse() }
+
+// OpenConnections is the number of client connections being served.
+func (b *Broker) OpenConnections() int {
+	b.connsMu.Lock()
+	defer b.connsMu.Unlock()
+	return len(b.conns)
+}
+
+// FetchedBytes is the record bytes Fetch has read for topic.
+func (b *Broker) FetchedBytes(topic string) float64 {
+	var m dto.Metric
+	if err := b.metrics.bytesOut.WithLabelValues(topic).Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -79,16 +79,17 @@ func (ps *partitions) reconcile() error {
 	var errs []error
 
 	want := make(map[topicPartition]bool)
+	var toOpen []openJob
 	for _, t := range cl.Topics {
+		cfg, cfgErr := ps.b.logConfig(t.Configs)
 		for _, mp := range t.Partitions {
 			if !containsID(mp.Replicas, node) {
 				continue
 			}
 			tp := topicPartition{t.Name, mp.Index}
 			want[tp] = true
-			cfg, err := ps.b.logConfig(t.Configs)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, err))
+			if cfgErr != nil {
+				errs = append(errs, fmt.Errorf("topic %s: %w", t.Name, cfgErr))
 				continue
 			}
 			ps.mu.RLock()
@@ -105,18 +106,10 @@ func (ps *partitions) reconcile() error {
 				}
 				continue
 			}
-			p, err = ps.open(t, mp, cfg)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			ps.mu.Lock()
-			ps.m[tp] = p
-			ps.mu.Unlock()
-			ps.b.metrics.partitionsOpened.Inc()
-			ps.b.cleanerAdd(p)
+			toOpen = append(toOpen, openJob{t: t, mp: mp, cfg: cfg})
 		}
 	}
+	errs = append(errs, ps.openAll(toOpen))
 	ps.mu.RLock()
 	var gone []topicPartition
 	for tp := range ps.m {
@@ -132,6 +125,57 @@ func (ps *partitions) reconcile() error {
 		ps.drop(tp, p)
 	}
 	errs = append(errs, ps.removeStrayDirs(want))
+	return errors.Join(errs...)
+}
+
+// openJob is a partition reconcile must open.
+type openJob struct {
+	t   *meta.Topic
+	mp  meta.Partition
+	cfg log.Config
+}
+
+// openParallelism is how many partitions are opened at once. Opening is
+// bound by fsync latency (recovery makes each log durable), not CPU, so a
+// restart with tens of thousands of partitions overlaps their fsyncs.
+const openParallelism = 32
+
+// openAll opens jobs with openParallelism workers and adds each partition
+// as it opens; a partition that fails to open is reported and skipped.
+// REQUIRES: ps.reconcileMu held.
+func (ps *partitions) openAll(jobs []openJob) error {
+	var (
+		wg   sync.WaitGroup
+		next atomic.Int64
+		mu   sync.Mutex // guards errs
+		errs []error
+	)
+	for range min(openParallelism, len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(jobs) {
+					return
+				}
+				j := jobs[i]
+				p, err := ps.open(j.t, j.mp, j.cfg)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				ps.mu.Lock()
+				ps.m[topicPartition{j.t.Name, j.mp.Index}] = p
+				ps.mu.Unlock()
+				ps.b.metrics.partitionsOpened.Inc()
+				ps.b.cleanerAdd(p)
+			}
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
@@ -151,19 +195,27 @@ func (ps *partitions) drop(tp topicPartition, p *partition) {
 func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*partition, error) {
 	dir := filepath.Join(ps.logsDir(), partitionDirName(t.Name, mp.Index))
 	idFile := filepath.Join(dir, "partition.metadata")
-	if raw, err := os.ReadFile(idFile); err == nil {
-		if strings.TrimSpace(string(raw)) != hex.EncodeToString(t.ID[:]) {
-			// Left by an earlier topic of the same name.
-			if err := os.RemoveAll(dir); err != nil {
-				return nil, fmt.Errorf("broker: remove stale partition dir: %w", err)
-			}
+	id := hex.EncodeToString(t.ID[:])
+	// A directory is made in steps (directory, id file, log files), any
+	// of which a crash may interrupt; each step is redone only when
+	// missing, so opening is idempotent and a restart does not rewrite
+	// (and fsync) what is already there.
+	raw, err := os.ReadFile(idFile)
+	switch {
+	case err == nil && strings.TrimSpace(string(raw)) == id:
+	case err == nil:
+		// Left by an earlier topic of the same name.
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("broker: remove stale partition dir: %w", err)
 		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("broker: partition dir: %w", err)
-	}
-	if err := writeFileSync(idFile, []byte(hex.EncodeToString(t.ID[:])+"\n")); err != nil {
-		return nil, fmt.Errorf("broker: partition metadata: %w", err)
+		fallthrough
+	default:
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("broker: partition dir: %w", err)
+		}
+		if err := writeFileSync(idFile, []byte(id+"\n")); err != nil {
+			return nil, fmt.Errorf("broker: partition metadata: %w", err)
+		}
 	}
 	l, err := log.Open(dir, cfg, log.WithClock(ps.b.cfg.Now), log.WithLogger(ps.b.logger.With("topic", t.Name, "partition", mp.Index)))
 	if err != nil {
@@ -223,9 +275,28 @@ func (ps *partitions) closeAll() error {
 	m := ps.m
 	ps.m = make(map[topicPartition]*partition)
 	ps.mu.Unlock()
-	var errs []error
+	// Closing flushes each log: overlap the fsyncs as openAll does.
+	work := make(chan *partition)
+	errc := make(chan error, len(m))
+	var wg sync.WaitGroup
+	for range min(openParallelism, len(m)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				errc <- p.close()
+			}
+		}()
+	}
 	for _, p := range m {
-		errs = append(errs, p.close())
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	close(errc)
+	var errs []error
+	for err := range errc {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL]"
+const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL] [limit flags]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
@@ -27,6 +27,15 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "partitions of topics created without a count (num.partitions)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	// Limits on what one client may make the broker hold; 0 keeps the
+	// broker.Config default, which the help text gives.
+	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame in bytes (socket.request.max.bytes; default 104857600)")
+	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "memory all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
+	fs.IntVar(&cfg.QueuedMaxRequests, "queued-max-requests", 0, "requests one connection may have in flight (queued.max.requests; default 64)")
+	fs.DurationVar(&cfg.ConnectionsMaxIdle, "connections-max-idle", 0, "close a connection idle this long (connections.max.idle.ms; default 10m)")
+	fs.DurationVar(&cfg.RequestReadTimeout, "request-read-timeout", 0, "drop a client that takes longer to send one request frame (default 30s)")
+	fs.DurationVar(&cfg.FetchMaxWait, "fetch-max-wait", 0, "cap on a Fetch's MaxWait (default 30s)")
+	maxPartitions := fs.Int("max-broker-partitions", 0, "partitions the broker may hold (max.broker.partitions; default 10000)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -44,6 +53,14 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	if *numPartitions < 1 || *numPartitions > 1<<31-1 {
 		return usagef(fs, "--num-partitions %d must be at least 1", *numPartitions)
 	}
+	if *socketMax < 0 || *socketMax > 1<<31-1 {
+		return usagef(fs, "--socket-request-max-bytes %d is out of range", *socketMax)
+	}
+	if *maxPartitions < 0 || *maxPartitions > 1<<31-1 {
+		return usagef(fs, "--max-broker-partitions %d is out of range", *maxPartitions)
+	}
+	cfg.SocketRequestMaxBytes = int32(*socketMax)
+	cfg.MaxBrokerPartitions = int32(*maxPartitions)
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))

@@ -44,8 +44,8 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 // AppendWith validates batches — one or more concatenated RecordBatch v2,
 // as a producer sent them — and writes them at the end of the log with
 // consecutive offsets, in one write. If any batch is invalid nothing is
-// written and the error wraps ErrCorrupt, ErrMessageTooLarge or
-// ErrInvalidRecord (control batches are written only by AppendMarker).
+// written and the error wraps ErrCorrupt, ErrMessageTooLarge,
+// ErrUnsupportedCompression or ErrInvalidRecord (control batches are written only by AppendMarker).
 //
 // Batches with a producer id are checked against the producer state (see
 // package producer) and recorded in it; a failed check writes nothing and
@@ -59,15 +59,12 @@ func (l *Log) Append(batches []byte, leaderEpoch int32) (AppendResult, error) {
 // keep it. One appender at a time: the caller serialises calls.
 func (l *Log) AppendWith(batches []byte, o AppendOptions) (AppendResult, error) {
 	cfg := l.cfg.Load()
-	info, err := checkBatches(batches, cfg.MaxMessageBytes)
+	info, err := checkBatches(batches, cfg)
 	if err != nil {
 		return AppendResult{}, err
 	}
 	if info.control {
 		return AppendResult{}, fmt.Errorf("%w: clients may not write control batches", ErrInvalidRecord)
-	}
-	if err := checkCompactKeys(batches, cfg); err != nil { // clean.go
-		return AppendResult{}, err
 	}
 
 	l.appendMu.Lock()

@@ -92,10 +92,14 @@ type batchesInfo struct {
 
 // checkBatches validates appended input before any of it is written: a run
 // of whole RecordBatch v2 batches, each with a sane length, magic 2, a
-// matching CRC32C, at least one record, lastOffsetDelta == records-1, and
-// no larger than maxBytes; a batch with a producer id has an epoch and a
-// sequence, and a transactional one has a producer id.
-func checkBatches(in []byte, maxBytes int32) (batchesInfo, error) {
+// matching CRC32C, a known compression codec, at least one record,
+// lastOffsetDelta == records-1, and no larger than max.message.bytes,
+// compressed or not; a batch with a producer id has an epoch and a
+// sequence, and a transactional one has a producer id. The records inside
+// are walked (checkRecords): exactly the declared count, well formed, and
+// in a compacted log each with a key.
+func checkBatches(in []byte, cfg *Config) (batchesInfo, error) {
+	maxBytes := cfg.MaxMessageBytes
 	var info batchesInfo
 	if len(in) == 0 {
 		return info, fmt.Errorf("%w: no batches", ErrCorrupt)
@@ -120,6 +124,11 @@ func checkBatches(in []byte, maxBytes int32) (batchesInfo, error) {
 		}
 		if h.records < 1 || h.lastOffsetDelta != h.records-1 {
 			return info, fmt.Errorf("%w: %d records with last offset delta %d", ErrCorrupt, h.records, h.lastOffsetDelta)
+		}
+		if !h.control() {
+			if err := checkRecords(b[:h.size], &h, int64(maxBytes), cfg.CleanupPolicy.Compact()); err != nil {
+				return info, err
+			}
 		}
 		if h.producerID >= 0 {
 			if h.producerEpoch < 0 || h.baseSequence < 0 {

@@ -485,7 +485,7 @@ func (c *cleanPass) buildMap(cs *cleanSeg) error {
 		if h.control() || (h.transactional() && c.isAborted(h.producerID, h.baseOffset)) {
 			return nil
 		}
-		recs, err := batchRecordList(b, h, c.recs)
+		recs, err := batchRecordList(b, h, readLimit(c.cfg), c.recs)
 		if err != nil {
 			return err
 		}
@@ -535,7 +535,7 @@ func (c *cleanPass) cleanBatch(dst, b []byte, h *batchHeader) (out []byte, chang
 			c.noteHorizon(h.baseTimestamp)
 			return append(dst, b...), false, nil
 		}
-		recs, err := batchRecordList(b, h, c.recs)
+		recs, err := batchRecordList(b, h, readLimit(c.cfg), c.recs)
 		if err != nil {
 			return nil, false, err
 		}
@@ -555,7 +555,7 @@ func (c *cleanPass) cleanBatch(dst, b []byte, h *batchHeader) (out []byte, chang
 			return dst, true, nil
 		}
 	}
-	recs, err := batchRecordList(b, h, c.recs)
+	recs, err := batchRecordList(b, h, readLimit(c.cfg), c.recs)
 	if err != nil {
 		return nil, false, err
 	}

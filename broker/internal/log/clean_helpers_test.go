@@ -96,7 +96,7 @@ func readRecords(t testing.TB, l *Log) []offRec {
 			h := hs[i]
 			b := res.Records[p : p+h.size]
 			p += h.size
-			recs, err := batchRecordList(b, &h, nil)
+			recs, err := batchRecordList(b, &h, minReadLimit, nil)
 			if err != nil {
 				t.Fatalf("batch %d: %v", h.baseOffset, err)
 			}

@@ -613,7 +613,7 @@ func TestCleanWithConcurrentReaders(t *testing.T) {
 					if err != nil || !crcOK(res.Records[p:p+h.size]) {
 						return fmt.Errorf("bad batch at %d: %v", off, err)
 					}
-					recs, err := batchRecordList(res.Records[p:p+h.size], &h, nil)
+					recs, err := batchRecordList(res.Records[p:p+h.size], &h, minReadLimit, nil)
 					if err != nil {
 						return err
 					}

@@ -88,10 +88,10 @@ func varintAt(b []byte) (int64, int, bool) {
 	return v, n, n > 0
 }
 
-// batchRecordList decodes every record of a data batch. The count must
-// match the header's.
-func batchRecordList(batch []byte, h *batchHeader, dst []record) ([]record, error) {
-	recs, err := batchRecords(batch, h)
+// batchRecordList decodes every record of a data batch, decompressing no
+// more than limit bytes. The count must match the header's.
+func batchRecordList(batch []byte, h *batchHeader, limit int64, dst []record) ([]record, error) {
+	recs, err := batchRecords(batch, h, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -111,37 +111,6 @@ func batchRecordList(batch []byte, h *batchHeader, dst []record) ([]record, erro
 		return nil, fmt.Errorf("%w: %d bytes after the records of batch at offset %d", ErrCorrupt, len(recs), h.baseOffset)
 	}
 	return dst, nil
-}
-
-// checkCompactKeys rejects batches holding a record without a key when
-// the log is compacted: Kafka's "compacted topic cannot accept message
-// without key" (INVALID_RECORD). Batches are already checked by
-// checkBatches.
-func checkCompactKeys(batches []byte, cfg *Config) error {
-	if !cfg.CleanupPolicy.Compact() {
-		return nil
-	}
-	var scratch []record
-	for p := int64(0); p < int64(len(batches)); {
-		h, err := parseHeader(batches[p:])
-		if err != nil {
-			return err
-		}
-		if !h.control() {
-			recs, err := batchRecordList(batches[p:p+h.size], &h, scratch)
-			if err != nil {
-				return err
-			}
-			for i := range recs {
-				if recs[i].nullKey {
-					return fmt.Errorf("%w: compacted topic cannot accept a record without a key", ErrInvalidRecord)
-				}
-			}
-			scratch = recs
-		}
-		p += h.size
-	}
-	return nil
 }
 
 // compressors re-compress rebuilt batches, one per codec, created on first

@@ -13,6 +13,10 @@ var (
 	ErrCorrupt = errors.New("log: corrupt record batch")
 	// ErrMessageTooLarge reports a batch larger than MaxMessageBytes.
 	ErrMessageTooLarge = errors.New("log: record batch larger than max.message.bytes")
+	// ErrUnsupportedCompression reports a batch whose attributes name a
+	// compression codec that does not exist (Kafka's
+	// UNSUPPORTED_COMPRESSION_TYPE).
+	ErrUnsupportedCompression = errors.New("log: unsupported compression codec")
 	// ErrInvalidRecord reports a batch that is well formed but may not be
 	// appended: a control batch from a client, a producer id without an
 	// epoch or sequence, a transactional batch without a producer id

@@ -20,16 +20,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// Compression codecs as batch attributes; codecXerial is snappy in the
-// Java client's xerial framing.
-const (
-	codecNone   = 0
-	codecGzip   = 1
-	codecSnappy = 2
-	codecLz4    = 3
-	codecZstd   = 4
-	codecXerial = 0x102
-)
+// codecXerial asks for snappy in the Java client's xerial framing; the
+// other codecs are records.go's attribute values.
+const codecXerial = 0x102
 
 // batchSpec describes a test batch.
 type batchSpec struct {

@@ -52,6 +52,9 @@ type segView struct {
 	f    *os.File
 	base int64
 	m    segMeta
+	// limit bounds the decompressed records of a batch looked into
+	// (readLimit).
+	limit int64
 }
 
 // segmentFor returns the index of the segment that holds offset (the last

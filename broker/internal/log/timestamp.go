@@ -27,7 +27,7 @@ func (l *Log) MaxTimestamp() (offset, ts int64, ok bool) {
 			l.mu.RUnlock()
 			return 0, 0, false
 		}
-		v := segView{f: best.f, base: best.base, m: best.pub}
+		v := segView{f: best.f, base: best.base, m: best.pub, limit: readLimit(l.cfg.Load())}
 		batch, maxTs := best.pub.maxTsOffset, best.pub.maxTs
 		hit := l.maxTsHit
 		l.mu.RUnlock()
@@ -78,11 +78,7 @@ func (v *segView) maxTimestampRecord(batch, maxTs int64) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		recs, err := batchRecords(b, &h)
-		if err != nil {
-			return 0, err
-		}
-		off, _, ok, err := findRecord(recs, &h, func(_, ts int64) bool { return ts == maxTs })
+		off, _, ok, err := findRecord(b, &h, v.limit, func(_, ts int64) bool { return ts == maxTs })
 		if err != nil || !ok {
 			return h.lastOffset(), err
 		}
@@ -113,7 +109,7 @@ func (l *Log) offsetForTimestampOnce(ts int64) (int64, int64, bool, error) {
 	var views []segView
 	for _, s := range l.segments {
 		if s.pub.maxTsOffset >= 0 && s.pub.maxTs >= ts && s.pub.next > start {
-			views = append(views, segView{f: s.f, base: s.base, m: s.pub})
+			views = append(views, segView{f: s.f, base: s.base, m: s.pub, limit: readLimit(l.cfg.Load())})
 		}
 	}
 	l.mu.RUnlock()
@@ -151,11 +147,7 @@ func (v *segView) findTimestamp(target, start int64) (int64, int64, bool, error)
 		if err != nil {
 			return 0, 0, false, err
 		}
-		recs, err := batchRecords(b, &h)
-		if err != nil {
-			return 0, 0, false, err
-		}
-		off, ts, ok, err := findRecord(recs, &h, func(off, ts int64) bool { return ts >= target && off >= start })
+		off, ts, ok, err := findRecord(b, &h, v.limit, func(off, ts int64) bool { return ts >= target && off >= start })
 		if err != nil || ok {
 			return off, ts, ok, err
 		}
