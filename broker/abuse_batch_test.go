@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -78,7 +80,7 @@ func zstdStream(t *testing.T, prefix []byte, n int) []byte {
 // batches whose attributes or records lie are refused with the Kafka code
 // a client expects, and nothing of them is stored.
 func TestAbuseProduceBadBatches(t *testing.T) {
-	b := startBroker(t, broker.Config{})
+	b := testutil.StartBroker(t, broker.Config{})
 	createTopic(t, newAdmin(t, b.Addr()), "bad", 1, nil)
 	cl := newClient(t, b.Addr())
 

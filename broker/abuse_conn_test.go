@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -59,7 +61,7 @@ func TestAbuseSlowSenders(t *testing.T) {
 	frameSize := abuseSize(8<<20, 100<<20)
 	conns := abuseSize(4, 8)
 	budget := int64(2 * frameSize)
-	b := startBroker(t, broker.Config{
+	b := testutil.StartBroker(t, broker.Config{
 		QueuedMaxRequestBytes: budget,
 		SocketRequestMaxBytes: int32(frameSize),
 		RequestReadTimeout:    time.Second,
@@ -88,7 +90,7 @@ func TestAbuseSlowSenders(t *testing.T) {
 
 // connections.max.idle.ms: a connection that sends nothing is closed.
 func TestAbuseIdleConnection(t *testing.T) {
-	b := startBroker(t, broker.Config{ConnectionsMaxIdle: 300 * time.Millisecond})
+	b := testutil.StartBroker(t, broker.Config{ConnectionsMaxIdle: 300 * time.Millisecond})
 	rc := dialRaw(t, b.Addr())
 	if !closedByBroker(rc, 20*time.Second) {
 		t.Fatal("idle connection still open")
@@ -118,7 +120,7 @@ func fetchRequest(topic string, maxWait, minBytes int32) *kmsg.FetchRequest {
 // MaxWait and disconnect leave nothing behind; a client that stays gets
 // its answer after FetchMaxWait at most.
 func TestAbuseAbandonedLongPolls(t *testing.T) {
-	b := startBroker(t, broker.Config{FetchMaxWait: 2 * time.Second})
+	b := testutil.StartBroker(t, broker.Config{FetchMaxWait: 2 * time.Second})
 	createTopic(t, newAdmin(t, b.Addr()), "quiet", 1, nil)
 	base := b.OpenConnections()
 	n := abuseSize(50, 300)
@@ -148,7 +150,7 @@ func TestAbuseAbandonedLongPolls(t *testing.T) {
 // stall for the idle time, and the fetches queued behind read nothing once
 // it is gone.
 func TestAbusePipelinedFetchesNeverRead(t *testing.T) {
-	b := startBroker(t, broker.Config{ConnectionsMaxIdle: time.Second})
+	b := testutil.StartBroker(t, broker.Config{ConnectionsMaxIdle: time.Second})
 	createTopic(t, newAdmin(t, b.Addr()), "wide", 1, nil)
 	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("wide"), kgo.ProducerBatchMaxBytes(1<<20))
 	value := make([]byte, 100<<10)
@@ -194,7 +196,7 @@ func TestAbusePipelinedFetchesNeverRead(t *testing.T) {
 // decode to many times its size; it is refused before decoding.
 func TestAbuseOffsetFetchAmplification(t *testing.T) {
 	frameSize := abuseSize(2<<20, 16<<20)
-	b := startBroker(t, broker.Config{QueuedMaxRequestBytes: int64(frameSize) * 8, SocketRequestMaxBytes: int32(frameSize) * 2})
+	b := testutil.StartBroker(t, broker.Config{QueuedMaxRequestBytes: int64(frameSize) * 8, SocketRequestMaxBytes: int32(frameSize) * 2})
 	req := kmsg.NewPtrOffsetFetchRequest()
 	req.SetVersion(7)
 	req.Group = "g"

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -79,7 +81,7 @@ func (m *seqModel) apply(epoch int16, seq int32, values []string) {
 // before and after a restart of the broker.
 func TestAbuseProducerSequenceGames(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	createTopic(t, newAdmin(t, b.Addr()), "seq", 1, nil)
 	cl := newClient(t, b.Addr())
 	const pid = 1000
@@ -183,7 +185,7 @@ func TestAbuseProducerSequenceGames(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b = startBroker(t, broker.Config{DataDir: dir})
+	b = testutil.StartBroker(t, broker.Config{DataDir: dir})
 	cl = newClient(t, b.Addr())
 	check("after restart")
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -60,7 +62,7 @@ func countPartitionDirs(t *testing.T, dataDir string) int {
 // with INVALID_PARTITIONS and create nothing.
 func TestAbuseHugePartitionCounts(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir})
 	dirs := countPartitionDirs(t, dir)
 
 	if code := createTopicsRaw(t, b.Addr(), "huge", 100_000); code != kerr.InvalidPartitions.Code {
@@ -95,7 +97,7 @@ func TestAbuseHugePartitionCounts(t *testing.T) {
 // each here, so 40 are left.
 func TestAbuseBrokerPartitionCapacity(t *testing.T) {
 	dir := t.TempDir()
-	b := startBroker(t, broker.Config{DataDir: dir, MaxBrokerPartitions: 42, OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
+	b := testutil.StartBroker(t, broker.Config{DataDir: dir, MaxBrokerPartitions: 42, OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
 	if code := createTopicsRaw(t, b.Addr(), "a", 30); code != 0 {
 		t.Fatalf("create a: %v", kerr.ErrorForCode(code))
 	}
@@ -149,7 +151,7 @@ func TestAbuseRestartWithManyPartitionDirs(t *testing.T) {
 	n := abuseSize(1000, 15_000)
 	dir := t.TempDir()
 	cfg := broker.Config{DataDir: dir, MaxBrokerPartitions: int32(n + 200)}
-	b := startBroker(t, cfg)
+	b := testutil.StartBroker(t, cfg)
 	if code := createTopicsRaw(t, b.Addr(), "wide", int32(n)); code != 0 {
 		t.Fatalf("create: %v", kerr.ErrorForCode(code))
 	}
@@ -178,7 +180,7 @@ func TestAbuseRestartWithManyPartitionDirs(t *testing.T) {
 	}
 
 	start := time.Now()
-	b = startBroker(t, cfg)
+	b = testutil.StartBroker(t, cfg)
 	took := time.Since(start)
 	t.Logf("restart with %d partitions and %d stray dirs: %v", n, n, took)
 	if abuseLong() && took > time.Minute {

@@ -37,7 +37,6 @@ func (b *Broker) AbortTimedOutTransactions() { b.txns.AbortTimedOut() }
 // transaction open are forgotten, and tombstoned in __transaction_state.
 func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
 
-
 // Test hooks on the limits (limits.go, budget.go, conn.go).
 
 // RequestBytesInUse is the part of queued.max.request.bytes taken by
