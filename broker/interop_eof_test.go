@@ -201,4 +201,3 @@ func TestConfluentKafkaReadsToEnd(t *testing.T) {
 		})
 	}
 }
-
