@@ -67,6 +67,10 @@ type Broker struct {
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
+	// lock holds the data dir's lock file (datadir_lock.go) from Start
+	// to the end of Close.
+	lock *os.File
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -82,10 +86,24 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
+	}
 	b := &Broker{
 		cfg:    cfg,
 		logger: cfg.Logger,
 		conns:  make(map[*conn]struct{}),
+		lock:   lock,
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
@@ -164,6 +182,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
 	b.logger.Info("broker started", "addr", b.advertised, "node", cfg.NodeID)
+	started = true
 	return b, nil
 }
 
@@ -240,6 +259,8 @@ func (b *Broker) Close() error {
 		b.txns.Close()
 		b.groups.Close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
+		// Last: the data dir is free once nothing here touches it.
+		errs = append(errs, b.lock.Close())
 		b.closeErr = errors.Join(errs...)
 		b.logger.Info("broker stopped", "addr", b.advertised)
 	})

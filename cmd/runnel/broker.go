@@ -48,6 +48,11 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
+	if e.stopSignals != nil {
+		// From the first signal on, start-up or not, a second one kills
+		// the process should the clean way hang.
+		defer context.AfterFunc(ctx, e.stopSignals)()
+	}
 	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -58,9 +63,6 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 
 	<-ctx.Done()
-	if e.stopSignals != nil {
-		e.stopSignals()
-	}
 	start := time.Now()
 	cfg.Logger.Info("shutting down")
 	if err := b.Close(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var (
@@ -293,4 +295,38 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("after restart the topic holds %+v, want %+v", got, want)
 	}
 	bb.stop(t, syscall.SIGINT)
+}
+
+// TestBrokerCommandDataDirInUse runs a second broker on the data dir of a
+// running one: it exits 1 at once with one line saying who holds the dir.
+func TestBrokerCommandDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	ctx, stop := context.WithCancel(testContext(t))
+	defer stop()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "warn"},
+			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	}()
+	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Contains(s, "listening on") }) {
+		t.Fatalf("first broker printed %q; stderr %q", stdout.String(), stderr.String())
+	}
+
+	second := make(chan result, 1)
+	go func() { second <- cli(t, "", "", "broker", "--data-dir", dir, "--listen", "127.0.0.1:0") }()
+	var r result
+	select {
+	case r = <-second:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a second broker on a data dir in use did not exit within 20s")
+	}
+	want := fmt.Sprintf("runnel broker: data dir %s is in use by another broker (pid %d)\n", dir, os.Getpid())
+	if r.code != exitFailure || r.stderr != want {
+		t.Fatalf("second broker: exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("first broker exited %d; stderr:\n%s", code, stderr.String())
+	}
 }

@@ -169,7 +169,10 @@ func run(ctx context.Context, args []string, e env) int {
 			}
 			return exitUsage
 		default:
-			fmt.Fprintf(e.stderr, "runnel %s: %v\n", name, err)
+			// The broker package prefixes its errors with "broker: ",
+			// which "runnel broker: " already says.
+			msg := strings.TrimPrefix(err.Error(), name+": ")
+			fmt.Fprintf(e.stderr, "runnel %s: %s\n", name, msg)
 			return exitFailure
 		}
 	}
