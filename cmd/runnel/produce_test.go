@@ -117,3 +117,36 @@ func TestProduceErrors(t *testing.T) {
 		t.Fatalf("missing partition: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestProduceMaxMessageBytes sends a 2 MB record: refused by the client's
+// default limit with an error naming --max-message-bytes, accepted with
+// the limit raised on a topic that allows it, and refused by the broker
+// with an error naming the topic's max.message.bytes where the topic does
+// not.
+func TestProduceMaxMessageBytes(t *testing.T) {
+	b := startBroker(t)
+	addr := b.Addr()
+	mustCLI(t, addr, "", "topics", "create", "big", "--config", "max.message.bytes=3000000")
+	mustCLI(t, addr, "", "topics", "create", "small")
+	line := strings.Repeat("x", 2_000_000) + "\n"
+
+	r := cli(t, addr, line, "produce", "big")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "over the client's limit of 1048576 (--max-message-bytes") {
+		t.Fatalf("2 MB at the client's default limit: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	mustCLI(t, addr, line, "produce", "big", "--max-message-bytes", "4000000")
+	if got := readTopic(t, addr, "big"); len(got) != 1 || len(got[0].Value) != 2_000_000 {
+		t.Fatalf("topic big holds %d records", len(got))
+	}
+
+	r = cli(t, addr, line, "produce", "small", "--max-message-bytes", "4000000")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the broker refused 2000000 bytes as too large") ||
+		!strings.Contains(r.stderr, "runnel topics alter small --config max.message.bytes=N") {
+		t.Fatalf("2 MB over the broker's limit: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	if r := cli(t, addr, "", "produce", "big", "--max-message-bytes", "100"); r.code != exitUsage {
+		t.Fatalf("--max-message-bytes 100: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
