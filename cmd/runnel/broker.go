@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL]"
+const brokerSynopsis = "broker [flags]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
