@@ -94,7 +94,7 @@ func runConsume(ctx context.Context, e env, g *globals, args []string) error {
 	out := bufio.NewWriterSize(e.stdout, 64<<10)
 	count := 0
 	defer func() {
-		fmt.Fprintf(e.stderr, "consumed %d records from %s\n", count, topic)
+		fmt.Fprintf(e.stderr, "consumed %s from %s\n", plural(count, "record"), topic)
 	}()
 	for *maxMessages == 0 || count < *maxMessages {
 		pctx, cancel := ctx, context.CancelFunc(func() {})

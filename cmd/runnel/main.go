@@ -150,7 +150,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		if name != "" {
 			line += " " + name
 		}
-		if def := f.DefValue; !strings.Contains(usage, "default") && def != "" && def != "false" && def != "0" && def != "-1" && def != "[]" {
+		if def := f.DefValue; !strings.Contains(usage, "default") && def != "" && def != "false" && def != "0" && def != "-1" && def != "[]" && def != "0s" {
 			usage += fmt.Sprintf(" (default %s)", def)
 		}
 		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))

@@ -203,7 +203,7 @@ loop:
 	// Flush what was read even when the input stopped early, so the
 	// count on stderr is what the topic holds.
 	flushErr := cl.Flush(context.WithoutCancel(ctx))
-	fmt.Fprintf(e.stderr, "produced %d records to %s\n", sent.Load(), topic)
+	fmt.Fprintf(e.stderr, "produced %s to %s\n", plural(int(sent.Load()), "record"), topic)
 
 	errMu.Lock()
 	defer errMu.Unlock()

@@ -101,7 +101,7 @@ func TestProduceErrors(t *testing.T) {
 		t.Fatalf("missing separator: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// The line before the bad one was written, and the report says so.
-	if !strings.Contains(r.stderr, "produced 1 records to t\n") {
+	if !strings.Contains(r.stderr, "produced 1 record to t\n") {
 		t.Fatalf("missing separator: stderr %q does not report 1 record", r.stderr)
 	}
 	if got := readTopic(t, addr, "t"); len(got) != 1 || got[0].Key != "k" || got[0].Value != "v" {
