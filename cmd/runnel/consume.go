@@ -403,4 +403,3 @@ func checkPartition(ctx context.Context, adm *kadm.Client, topic string, partiti
 	}
 	return nil
 }
-
