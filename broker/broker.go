@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runnel-dev/runnel/broker/internal/group"
@@ -140,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 
 	b.parts = newPartitions(b)
-	if err := b.parts.reconcile(); err != nil {
+	if err := b.openLogs(); err != nil {
 		b.parts.closeAll()
 		ms.Close()
 		ln.Close()
@@ -181,7 +182,13 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
-	b.logger.Info("broker started", "addr", b.advertised, "node", cfg.NodeID)
+	metricsAddr := "off"
+	if m := b.MetricsAddr(); m != "" {
+		metricsAddr = "http://" + m + "/metrics"
+	}
+	b.logger.Info("broker started", "version", Version(), "node", cfg.NodeID, "listener", b.ln.Addr().String(),
+		"advertised", b.advertised, "data_dir", cfg.DataDir, "metrics", metricsAddr,
+		"partitions", b.parts.opened.Load())
 	started = true
 	return b, nil
 }
@@ -208,6 +215,9 @@ func (b *Broker) startMetrics() error {
 		return fmt.Errorf("broker: metrics listen: %w", err)
 	}
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series, as every Go
+	// service exports them (go_*, process_*).
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(b.metrics.collectors()...)
 	reg.MustRegister(&partitionCollector{b: b})
 	reg.MustRegister(&groupCollector{b: b})
