@@ -95,3 +95,23 @@ func TestHelpOneStyle(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpReference prints the reference: every command's description
+// under runnel help, and one command's flags and description under
+// runnel help COMMAND.
+func TestHelpReference(t *testing.T) {
+	r := runEnv(t, nil, "help")
+	if r.code != 0 {
+		t.Fatalf("runnel help: exit %d", r.code)
+	}
+	for _, name := range referenceOrder {
+		if !strings.Contains(r.stdout, "\nrunnel "+name+"\n") || commandHelp[name] == "" {
+			t.Errorf("runnel help lacks %s", name)
+		}
+	}
+	r = runEnv(t, nil, "help", "groups", "reset-offsets")
+	out := r.stdout + r.stderr
+	if r.code != 0 || !strings.Contains(out, "--execute") || !strings.Contains(out, "kafka-consumer-groups --reset-offsets") {
+		t.Fatalf("runnel help groups reset-offsets: exit %d\n%s", r.code, out)
+	}
+}

@@ -198,8 +198,14 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	if name == "help" {
-		mainUsage(e.stdout, fs)
-		return exitOK
+		if len(rest) > 0 {
+			// runnel help COMMAND [SUBCOMMAND] is COMMAND's -h.
+			name, rest = rest[0], append(rest[1:], "-h")
+		} else {
+			mainUsage(e.stdout, fs)
+			printReference(e.stdout)
+			return exitOK
+		}
 	}
 	for _, c := range commands {
 		if c.name != name {
@@ -327,6 +333,31 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// referenceOrder is the order "runnel help" prints the commands in.
+var referenceOrder = []string{
+	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset",
+}
+
+// printReference prints every command's description, the reference
+// "runnel help" ends with.
+func printReference(w io.Writer) {
+	for _, name := range referenceOrder {
+		fmt.Fprintf(w, "\nrunnel %s\n\n%s", name, indent(commandHelp[name]))
+	}
+}
+
+// indent indents each non-empty line of s by two spaces.
+func indent(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "")
+}
 
 // isolationLevels are consume's --isolation-level values, Kafka's names.
 var isolationLevels = []string{"read_committed", "read_uncommitted"}
