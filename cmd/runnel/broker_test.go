@@ -216,15 +216,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH")
-	}
-	bin := filepath.Join(t.TempDir(), "runnel")
-	build := exec.CommandContext(testContext(t), goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCommand(t)
 
 	// Bad flags print the usage and exit 2.
 	r := runBinary(t, bin, "", "broker", "--listen")
@@ -329,4 +321,20 @@ func TestBrokerCommandDataDirInUse(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("first broker exited %d; stderr:\n%s", code, stderr.String())
 	}
+}
+
+// buildCommand builds the command into a temporary directory, or skips
+// the test without a go tool.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "runnel")
+	build := exec.CommandContext(testContext(t), goTool, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
