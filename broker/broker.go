@@ -141,7 +141,13 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 
 	b.parts = newPartitions(b)
-	if err := b.openLogs(); err != nil {
+	// Opening the logs does not see ctx (recovery of one log runs to its
+	// end); a signal that came meanwhile stops the start after it.
+	err = b.openLogs()
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("broker: start: %w", ctx.Err())
+	}
+	if err != nil {
 		b.parts.closeAll()
 		ms.Close()
 		ln.Close()

@@ -391,7 +391,7 @@ func checkPartition(ctx context.Context, adm *kadm.Client, topic string, partiti
 	}
 	td, ok := topics[topic]
 	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("topic %s does not exist (%w); create it with `runnel topics create %s`", topic, kerr.UnknownTopicOrPartition, topic)
+		return missingTopic(topic)
 	}
 	if td.Err != nil {
 		return fmt.Errorf("topic %s: %w", topic, td.Err)
@@ -402,4 +402,10 @@ func checkPartition(ctx context.Context, adm *kadm.Client, topic string, partiti
 		}
 	}
 	return nil
+}
+
+// missingTopic is the error for a topic that does not exist, saying how to
+// create it.
+func missingTopic(topic string) error {
+	return fmt.Errorf("topic %s does not exist (%w); create it with `runnel topics create %s`", topic, kerr.UnknownTopicOrPartition, topic)
 }

@@ -220,11 +220,15 @@ loop:
 	return nil
 }
 
-// explain says which limit refused a record too large: franz-go fails a
+// explain says what to do about a record's error: create a missing topic,
+// or raise the limit that refused a record too large. franz-go fails a
 // record that cannot fit a batch of --max-message-bytes before sending it,
 // and passes on the broker's MESSAGE_TOO_LARGE for a batch it sent, with
 // the batch's compressed size.
 func (f produceFlags) explain(r *kgo.Record, err error) error {
+	if errors.Is(err, kerr.UnknownTopicOrPartition) && f.partition < 0 {
+		return missingTopic(f.topic)
+	}
 	if !errors.Is(err, kerr.MessageTooLarge) {
 		return err
 	}

@@ -150,3 +150,20 @@ func TestProduceMaxMessageBytes(t *testing.T) {
 		t.Fatalf("--max-message-bytes 100: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestMissingTopicSaysWhatToDo produces to, consumes from and describes a
+// topic that does not exist: each error says how to create it.
+func TestMissingTopicSaysWhatToDo(t *testing.T) {
+	b := startBroker(t)
+	want := "topic nosuch does not exist (UNKNOWN_TOPIC_OR_PARTITION: This server does not host this topic-partition.); create it with `runnel topics create nosuch`\n"
+	for _, args := range [][]string{
+		{"produce", "nosuch", "--timeout", "10s"},
+		{"consume", "nosuch", "--timeout", "1s"},
+		{"topics", "describe", "nosuch"},
+	} {
+		r := cli(t, b.Addr(), "x\n", args...)
+		if r.code != exitFailure || !strings.HasSuffix(r.stderr, want) {
+			t.Errorf("runnel %s: exit %d stderr %q, want it to end with %q", strings.Join(args, " "), r.code, r.stderr, want)
+		}
+	}
+}

@@ -179,8 +179,8 @@ func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error
 		return fmt.Errorf("describe topic %s: %w", name, err)
 	}
 	td, ok := topics[name]
-	if !ok {
-		return fmt.Errorf("describe topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return missingTopic(name)
 	}
 	if td.Err != nil {
 		return fmt.Errorf("describe topic %s: %w", name, td.Err)
