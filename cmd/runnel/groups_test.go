@@ -16,7 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
-	"github.com/runnel-dev/runnel/internal/offsetspec"
 )
 
 // startGroupBroker runs a broker on dir for group tests: a short initial
@@ -479,30 +478,6 @@ func TestGroupsUsageErrors(t *testing.T) {
 	r := cli(t, "127.0.0.1:1", "", "groups", "-h")
 	if r.code != exitOK || !strings.Contains(r.stdout, "reset-offsets --group GROUP") {
 		t.Fatalf("groups -h: exit %d\nstdout:\n%s", r.code, r.stdout)
-	}
-}
-
-func TestParseDatetime(t *testing.T) {
-	local := time.Date(2026, 3, 4, 5, 6, 7, 0, time.Local)
-	for _, tc := range []struct {
-		in   string
-		want time.Time
-	}{
-		{"1700000000123", time.UnixMilli(1700000000123)},
-		{"2026-03-04T05:06:07Z", time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)},
-		{"2026-03-04T05:06:07.25+02:00", time.Date(2026, 3, 4, 3, 6, 7, 250e6, time.UTC)},
-		{"2026-03-04T05:06:07", local},
-		{"2026-03-04T05:06:07.5", local.Add(500 * time.Millisecond)},
-	} {
-		got, err := offsetspec.ParseDatetime(tc.in)
-		if err != nil || !got.Equal(tc.want) {
-			t.Errorf("offsetspec.ParseDatetime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-	for _, in := range []string{"", "-5", "2026-03-04", "2026-03-04 05:06:07", "soon"} {
-		if _, err := offsetspec.ParseDatetime(in); err == nil {
-			t.Errorf("offsetspec.ParseDatetime(%q) succeeded", in)
-		}
 	}
 }
 
