@@ -19,14 +19,14 @@ const brokerSynopsis = "broker [flags]"
 func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "broker", brokerSynopsis, false)
 	cfg := broker.Config{}
-	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "directory for partition logs and metadata (log.dirs)")
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener; port 0 picks a free port (listeners)")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (default off)")
-	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "host clients are told to connect to (default: the listen host)")
-	nodeID := fs.Int("node-id", 1, "this broker's id (node.id)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "`DIR` for partition logs and metadata (log.dirs)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener `HOST:PORT`; port 0 picks a free port (listeners)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
+	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
+	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
-	numPartitions := fs.Int("num-partitions", 1, "partitions of topics created without a count (num.partitions)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")
+	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
