@@ -14,8 +14,8 @@ import (
 // one warning per segment.
 
 // recoveryReportInterval is how often log recovery progress is logged
-// once it has taken that long.
-const recoveryReportInterval = time.Second
+// once it has taken that long. A variable for tests only.
+var recoveryReportInterval = time.Second
 
 // Version is the broker's version: the module version it was built as, or
 // the VCS revision of a development build, or "devel".
