@@ -186,7 +186,11 @@ func checkGroupEmpty(ctx context.Context, adm *kadm.Client, group string) error 
 	case d.Err != nil:
 		return fmt.Errorf("stream: reset: describe group %s: %w", group, d.Err)
 	case d.State != "Empty" || len(d.Members) > 0:
-		return fmt.Errorf("%w: group %s is %s with %d member(s); stop its instances first", ErrGroupActive, group, d.State, len(d.Members))
+		members := fmt.Sprintf("%d members", len(d.Members))
+		if len(d.Members) == 1 {
+			members = "1 member"
+		}
+		return fmt.Errorf("%w: group %s is %s with %s; stop its instances first", ErrGroupActive, group, d.State, members)
 	}
 	return nil
 }

@@ -225,9 +225,7 @@ func run(ctx context.Context, args []string, e env) int {
 			}
 			return exitUsage
 		default:
-			// The broker package prefixes its errors with "broker: ",
-			// which "runnel broker: " already says.
-			msg := strings.TrimPrefix(err.Error(), name+": ")
+			msg := trimPrefixes(err.Error(), name)
 			fmt.Fprintf(e.stderr, "runnel %s: %s\n", name, msg)
 			return exitFailure
 		}
@@ -333,6 +331,16 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// trimPrefixes drops the package prefixes an error of command name
+// starts with, which "runnel NAME: " already says: the broker's
+// "broker: ", stream's "stream: reset: ".
+func trimPrefixes(msg, name string) string {
+	for _, p := range []string{"stream: reset: ", "stream: ", name + ": "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
 
 // referenceOrder is the order "runnel help" prints the commands in.
 var referenceOrder = []string{
