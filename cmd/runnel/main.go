@@ -334,9 +334,9 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // trimPrefixes drops the package prefixes an error of command name
 // starts with, which "runnel NAME: " already says: the broker's
-// "broker: ", stream's "stream: reset: ".
+// "broker: ", the application's "stream: reset: " (or "runnel: reset: ").
 func trimPrefixes(msg, name string) string {
-	for _, p := range []string{"stream: reset: ", "stream: ", name + ": "} {
+	for _, p := range []string{"stream: reset: ", "runnel: reset: ", "stream: ", "runnel: ", name + ": "} {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return msg
