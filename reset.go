@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/offsetspec"
 )
 
 // Resetting an application for reprocessing, as Kafka's
@@ -21,35 +23,24 @@ import (
 // instance is cleared separately, with App.CleanUp. `runnel reset` is this
 // code behind flags.
 
-// ResetTarget says where a reset moves the input offsets.
-type ResetTarget struct {
-	mode   resetMode
-	offset int64
-	at     time.Time
-}
-
-type resetMode int
-
-const (
-	resetEarliest resetMode = iota
-	resetLatest
-	resetOffset
-	resetTime
-)
+// ResetTarget says where a reset moves the input offsets. It is the
+// command line's offset spec, so `runnel reset` and `runnel groups
+// reset-offsets` resolve targets exactly as this does.
+type ResetTarget = offsetspec.Spec
 
 // ResetToEarliest moves the inputs to each partition's start offset.
-func ResetToEarliest() ResetTarget { return ResetTarget{mode: resetEarliest} }
+func ResetToEarliest() ResetTarget { return offsetspec.Earliest() }
 
 // ResetToLatest moves the inputs to each partition's end offset.
-func ResetToLatest() ResetTarget { return ResetTarget{mode: resetLatest} }
+func ResetToLatest() ResetTarget { return offsetspec.Latest() }
 
 // ResetToOffset moves the inputs to offset n, clamped to each partition's
 // [start, end].
-func ResetToOffset(n int64) ResetTarget { return ResetTarget{mode: resetOffset, offset: n} }
+func ResetToOffset(n int64) ResetTarget { return offsetspec.Offset(n) }
 
 // ResetToTime moves the inputs to the first record at or after t, or the
 // end of a partition with none.
-func ResetToTime(t time.Time) ResetTarget { return ResetTarget{mode: resetTime, at: t} }
+func ResetToTime(t time.Time) ResetTarget { return offsetspec.Time(t) }
 
 // ResetOffset is one input partition's offset change.
 type ResetOffset struct {
@@ -195,7 +186,11 @@ func checkGroupEmpty(ctx context.Context, adm *kadm.Client, group string) error 
 	case d.Err != nil:
 		return fmt.Errorf("stream: reset: describe group %s: %w", group, d.Err)
 	case d.State != "Empty" || len(d.Members) > 0:
-		return fmt.Errorf("%w: group %s is %s with %d member(s); stop its instances first", ErrGroupActive, group, d.State, len(d.Members))
+		members := fmt.Sprintf("%d members", len(d.Members))
+		if len(d.Members) == 1 {
+			members = "1 member"
+		}
+		return fmt.Errorf("%w: group %s is %s with %s; stop its instances first", ErrGroupActive, group, d.State, members)
 	}
 	return nil
 }
@@ -229,69 +224,16 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, group string, topics []
 			out[i].Committed = c.At
 		}
 	}
-	list := func(fn func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (kadm.ListedOffsets, error) {
-		listed, err := fn(ctx, topics...)
-		if err != nil {
-			return nil, fmt.Errorf("stream: reset: list %s offsets: %w", what, err)
-		}
-		for _, o := range out {
-			l, ok := listed.Lookup(o.Topic, o.Partition)
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("stream: reset: list %s offsets: topic %s partition %d missing from the response", what, o.Topic, o.Partition)
-			case l.Err != nil:
-				return nil, fmt.Errorf("stream: reset: list %s offsets: topic %s partition %d: %w", what, o.Topic, o.Partition, l.Err)
-			}
-		}
-		return listed, nil
+	parts := make([]offsetspec.Partition, len(out))
+	for i, o := range out {
+		parts[i] = offsetspec.Partition{Topic: o.Topic, Partition: o.Partition}
 	}
-	switch target.mode {
-	case resetEarliest, resetLatest:
-		fn, what := adm.ListStartOffsets, "start"
-		if target.mode == resetLatest {
-			fn, what = adm.ListEndOffsets, "end"
-		}
-		listed, err := list(fn, what)
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range out {
-			l, _ := listed.Lookup(o.Topic, o.Partition)
-			out[i].Offset = l.Offset
-		}
-	case resetOffset:
-		starts, err := list(adm.ListStartOffsets, "start")
-		if err != nil {
-			return nil, err
-		}
-		ends, err := list(adm.ListEndOffsets, "end")
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range out {
-			start, _ := starts.Lookup(o.Topic, o.Partition)
-			end, _ := ends.Lookup(o.Topic, o.Partition)
-			out[i].Offset = min(max(target.offset, start.Offset), end.Offset)
-			if out[i].Offset != target.offset {
-				out[i].Note = fmt.Sprintf("offset %d is outside [%d, %d]; using %d", target.offset, start.Offset, end.Offset, out[i].Offset)
-			}
-		}
-	case resetTime:
-		ms := target.at.UnixMilli()
-		listed, err := list(func(ctx context.Context, topics ...string) (kadm.ListedOffsets, error) {
-			return adm.ListOffsetsAfterMilli(ctx, ms, topics...)
-		}, "by time")
-		if err != nil {
-			return nil, err
-		}
-		for i, o := range out {
-			l, _ := listed.Lookup(o.Topic, o.Partition)
-			out[i].Offset = l.Offset
-			if l.Timestamp < 0 {
-				out[i].Note = fmt.Sprintf("no record at or after %s; using the end offset %d",
-					target.at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), l.Offset)
-			}
-		}
+	resolved, err := offsetspec.Resolve(ctx, adm, target, parts)
+	if err != nil {
+		return nil, fmt.Errorf("stream: reset: %w", err)
+	}
+	for i, r := range resolved {
+		out[i].Offset, out[i].Note = r.Offset, r.Note
 	}
 	return out, nil
 }

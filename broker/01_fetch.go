@@ -144,7 +144,10 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 	failed := false
 	for _, fp := range parts {
 		sp := &resp.Topics[fp.ti].Partitions[fp.pi]
-		sp.RecordBatches = nil
+		// An empty record set, never a null one: librdkafka (kcat -e,
+		// confluent-kafka) takes a null set for a parse failure and
+		// never sees the end of the partition.
+		sp.RecordBatches = []byte{}
 		sp.ErrorCode = fp.errCode
 		if fp.errCode != 0 {
 			failed = true

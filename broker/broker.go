@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/runnel-dev/runnel/broker/internal/group"
@@ -82,6 +83,10 @@ type Broker struct {
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
+	// lock holds the data dir's lock file (datadir_lock.go) from Start
+	// to the end of Close.
+	lock *os.File
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -97,10 +102,24 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start: %w", err)
+	}
 	b := &Broker{
 		cfg:    cfg,
 		logger: cfg.Logger,
 		conns:  make(map[*conn]struct{}),
+		lock:   lock,
 
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
 	}
@@ -143,7 +162,13 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
-	if err := b.parts.reconcile(); err != nil {
+	// Opening the logs does not see ctx (recovery of one log runs to its
+	// end); a signal that came meanwhile stops the start after it.
+	err = b.openLogs()
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("broker: start: %w", ctx.Err())
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err := b.startGroups(ctx); err != nil {
@@ -166,7 +191,14 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
-	b.logger.Info("broker started", "addr", b.advertised, "node", cfg.NodeID)
+	metricsAddr := "off"
+	if m := b.MetricsAddr(); m != "" {
+		metricsAddr = "http://" + m + "/metrics"
+	}
+	b.logger.Info("broker started", "version", Version(), "node", cfg.NodeID, "listener", b.ln.Addr().String(),
+		"advertised", b.advertised, "data_dir", cfg.DataDir, "metrics", metricsAddr,
+		"partitions", b.parts.opened.Load())
+	started = true
 	return b, nil
 }
 
@@ -192,6 +224,9 @@ func (b *Broker) startMetrics() error {
 		return fmt.Errorf("broker: metrics listen: %w", err)
 	}
 	reg := prometheus.NewRegistry()
+	// The Go runtime's and the process's own series, as every Go
+	// service exports them (go_*, process_*).
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(b.metrics.collectors()...)
 	reg.MustRegister(&partitionCollector{b: b})
 	reg.MustRegister(&groupCollector{b: b})
@@ -243,6 +278,8 @@ func (b *Broker) Close() error {
 		b.txns.Close()
 		b.groups.Close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
+		// Last: the data dir is free once nothing here touches it.
+		errs = append(errs, b.lock.Close())
 		b.closeErr = errors.Join(errs...)
 		b.logger.Info("broker stopped", "addr", b.advertised)
 	})

@@ -1,11 +1,9 @@
 package broker_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -363,25 +361,7 @@ func consumeKcat(t *testing.T, ctx context.Context, bin, addr, topic string, wan
 	for p := range int32(len(counts)) {
 		out := runPeer(t, ctx, "", bin, "-C", "-q", "-b", addr, "-t", topic, "-p", fmt.Sprint(p),
 			"-o", "beginning", "-c", fmt.Sprint(counts[p]), "-J")
-		sc := bufio.NewScanner(strings.NewReader(out))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			var m kcatMessage
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Fatalf("kcat printed %q: %v", sc.Text(), err)
-			}
-			r := peerRecord{Partition: m.Partition, Offset: m.Offset}
-			if m.Key != nil {
-				r.Key = []byte(*m.Key)
-			}
-			if m.Payload != nil {
-				r.Value = []byte(*m.Payload)
-			}
-			for i := 0; i+1 < len(m.Headers); i += 2 {
-				r.Headers = append(r.Headers, peerHeader{m.Headers[i], []byte(m.Headers[i+1])})
-			}
-			got = append(got, r)
-		}
+		got = append(got, parseKcatJSON(t, out)...)
 	}
 	return got
 }

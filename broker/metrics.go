@@ -72,9 +72,21 @@ func newMetrics() *metrics {
 		apiNames: make(map[int16]string),
 	}
 	for k := range handlers {
-		m.apiNames[k] = kmsg.NameForKey(k)
+		name := kmsg.NameForKey(k)
+		m.apiNames[k] = name
+		// Every series a dashboard plots exists from the start, at
+		// zero, rather than appearing with the first request.
+		m.requests.WithLabelValues(name)
+		m.requestLatency.WithLabelValues(name)
 	}
 	return m
+}
+
+// addTopic makes the topic's series exist, at zero until it has traffic.
+func (m *metrics) addTopic(topic string) {
+	for _, v := range []*prometheus.CounterVec{m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut} {
+		v.WithLabelValues(topic)
+	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {

@@ -35,6 +35,10 @@ type partitions struct {
 	// verifier is the transaction coordinator's KIP-890 check, nil until
 	// it is installed (see partition_txn.go).
 	verifier atomic.Pointer[verifierHolder]
+
+	// opened and openedBytes count the partition logs opened (recovered)
+	// and their sizes, for start-up progress (recovery.go).
+	opened, openedBytes atomic.Int64
 }
 
 func newPartitions(b *Broker) *partitions {
@@ -171,6 +175,9 @@ func (ps *partitions) openAll(jobs []openJob) error {
 				ps.m[topicPartition{j.t.Name, j.mp.Index}] = p
 				ps.mu.Unlock()
 				ps.b.metrics.partitionsOpened.Inc()
+				ps.b.metrics.addTopic(j.t.Name)
+				ps.opened.Add(1)
+				ps.openedBytes.Add(p.log.Size())
 				ps.b.cleanerAdd(p)
 			}
 		}()

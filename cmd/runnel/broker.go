@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL] [limit flags]"
+const brokerSynopsis = "broker [flags]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
@@ -19,23 +19,23 @@ const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-
 func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "broker", brokerSynopsis, false)
 	cfg := broker.Config{}
-	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "directory for partition logs and metadata (log.dirs)")
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener; port 0 picks a free port (listeners)")
-	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (default off)")
-	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "host clients are told to connect to (default: the listen host)")
-	nodeID := fs.Int("node-id", 1, "this broker's id (node.id)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "`DIR` for partition logs and metadata (log.dirs)")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener `HOST:PORT`; port 0 picks a free port (listeners)")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
+	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
+	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
-	numPartitions := fs.Int("num-partitions", 1, "partitions of topics created without a count (num.partitions)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")
+	logLevel := fs.String("log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	// Limits on what one client may make the broker hold; 0 keeps the
 	// broker.Config default, which the help text gives.
-	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame in bytes (socket.request.max.bytes; default 104857600)")
-	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "memory all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
-	fs.IntVar(&cfg.QueuedMaxRequests, "queued-max-requests", 0, "requests one connection may have in flight (queued.max.requests; default 64)")
-	fs.DurationVar(&cfg.ConnectionsMaxIdle, "connections-max-idle", 0, "close a connection idle this long (connections.max.idle.ms; default 10m)")
+	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame, `BYTES` (socket.request.max.bytes; default 104857600)")
+	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "`BYTES` all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
+	fs.IntVar(&cfg.QueuedMaxRequests, "queued-max-requests", 0, "`N` requests one connection may have in flight (queued.max.requests; default 64)")
+	fs.DurationVar(&cfg.ConnectionsMaxIdle, "connections-max-idle", 0, "close a connection idle `DURATION` (connections.max.idle.ms; default 10m)")
 	fs.DurationVar(&cfg.RequestReadTimeout, "request-read-timeout", 0, "drop a client that takes longer to send one request frame (default 30s)")
 	fs.DurationVar(&cfg.FetchMaxWait, "fetch-max-wait", 0, "cap on a Fetch's MaxWait (default 30s)")
-	maxPartitions := fs.Int("max-broker-partitions", 0, "partitions the broker may hold (max.broker.partitions; default 10000)")
+	maxPartitions := fs.Int("max-broker-partitions", 0, "`N` partitions the broker may hold (max.broker.partitions; default 10000)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -65,6 +65,11 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
+	if e.stopSignals != nil {
+		// From the first signal on, start-up or not, a second one kills
+		// the process should the clean way hang.
+		defer context.AfterFunc(ctx, e.stopSignals)()
+	}
 	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -75,9 +80,6 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 
 	<-ctx.Done()
-	if e.stopSignals != nil {
-		e.stopSignals()
-	}
 	start := time.Now()
 	cfg.Logger.Info("shutting down")
 	if err := b.Close(); err != nil {

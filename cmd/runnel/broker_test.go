@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 var (
@@ -214,15 +216,7 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the command")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool on PATH")
-	}
-	bin := filepath.Join(t.TempDir(), "runnel")
-	build := exec.CommandContext(testContext(t), goTool, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCommand(t)
 
 	// Bad flags print the usage and exit 2.
 	r := runBinary(t, bin, "", "broker", "--listen")
@@ -293,4 +287,54 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("after restart the topic holds %+v, want %+v", got, want)
 	}
 	bb.stop(t, syscall.SIGINT)
+}
+
+// TestBrokerCommandDataDirInUse runs a second broker on the data dir of a
+// running one: it exits 1 at once with one line saying who holds the dir.
+func TestBrokerCommandDataDirInUse(t *testing.T) {
+	dir := t.TempDir()
+	ctx, stop := context.WithCancel(testContext(t))
+	defer stop()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--log-level", "warn"},
+			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	}()
+	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Contains(s, "listening on") }) {
+		t.Fatalf("first broker printed %q; stderr %q", stdout.String(), stderr.String())
+	}
+
+	second := make(chan result, 1)
+	go func() { second <- cli(t, "", "", "broker", "--data-dir", dir, "--listen", "127.0.0.1:0") }()
+	var r result
+	select {
+	case r = <-second:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a second broker on a data dir in use did not exit within 20s")
+	}
+	want := fmt.Sprintf("runnel broker: data dir %s is in use by another broker (pid %d)\n", dir, os.Getpid())
+	if r.code != exitFailure || r.stderr != want {
+		t.Fatalf("second broker: exit %d, stderr %q; want exit 1 and %q", r.code, r.stderr, want)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("first broker exited %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// buildCommand builds the command into a temporary directory, or skips
+// the test without a go tool.
+func buildCommand(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "runnel")
+	build := exec.CommandContext(testContext(t), goTool, "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -193,7 +193,7 @@ func TestConsumeInterrupted(t *testing.T) {
 	cancel()
 	select {
 	case code := <-done:
-		if code != 0 || errOut.String() != "consumed 1 records from c\n" {
+		if code != 0 || errOut.String() != "consumed 1 record from c\n" {
 			t.Fatalf("interrupted consumer: exit %d, stderr %q", code, errOut.String())
 		}
 	case <-deadline.Done():

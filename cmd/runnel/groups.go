@@ -20,7 +20,8 @@ subcommands:
   describe GROUP
   delete GROUP...
   reset-offsets --group GROUP --topic TOPIC[:P,P...] ...
-                (--to-earliest | --to-latest | --to-offset N | --to-datetime TS) [--dry-run]`
+                (--to-earliest | --to-latest | --to-offset N | --to-datetime TS | --by-duration D)
+                [--dry-run | --execute]`
 
 // runGroups dispatches the groups subcommands.
 func runGroups(ctx context.Context, e env, g *globals, args []string) error {

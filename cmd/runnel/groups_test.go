@@ -203,7 +203,7 @@ func TestGroupsLagResetDelete(t *testing.T) {
 
 	// While the member is in the group, its offsets stay.
 	r = cli(t, addr, "", "groups", "reset-offsets", "--group", "g", "--topic", "orders", "--to-earliest")
-	wantOutput(t, r, exitFailure, "", "runnel groups: group g is Stable with 1 member(s): offsets can only be reset while it has none; stop its consumers first\n")
+	wantOutput(t, r, exitFailure, "", "runnel groups: group g is Stable with 1 member: offsets can only be reset while it has none; stop its consumers first\n")
 	r = cli(t, addr, "", "groups", "delete", "g")
 	wantOutput(t, r, exitFailure, "", "runnel groups: delete group g: NON_EMPTY_GROUP: The group is not empty. (only a group without members can be deleted; stop its consumers first)\n")
 	if got, want := committed(t, adm, "g", "orders"), map[int32]int64{0: 3, 1: 1}; !maps.Equal(got, want) {
@@ -231,23 +231,30 @@ func TestGroupsLagResetDelete(t *testing.T) {
 		{
 			[]string{"--topic", "orders", "--to-earliest", "--dry-run"},
 			table(resetHeader, "orders\t0\t3\t0", "orders\t1\t1\t0", "orders\t2\t-\t0"),
-			"dry run: group g not changed\n",
+			"dry run: group g not changed; add --execute to commit these offsets\n",
 			map[int32]int64{0: 3, 1: 1},
 		},
 		{
+			// Without --execute, as with --dry-run: the plan only.
 			[]string{"--topic", "orders", "--to-earliest"},
+			table(resetHeader, "orders\t0\t3\t0", "orders\t1\t1\t0", "orders\t2\t-\t0"),
+			"dry run: group g not changed; add --execute to commit these offsets\n",
+			map[int32]int64{0: 3, 1: 1},
+		},
+		{
+			[]string{"--topic", "orders", "--to-earliest", "--execute"},
 			table(resetHeader, "orders\t0\t3\t0", "orders\t1\t1\t0", "orders\t2\t-\t0"),
 			"reset 3 offsets of group g\n",
 			map[int32]int64{0: 0, 1: 0, 2: 0},
 		},
 		{
-			[]string{"--topic", "orders:1", "--to-latest"},
+			[]string{"--topic", "orders:1", "--to-latest", "--execute"},
 			table(resetHeader, "orders\t1\t0\t5"),
-			"reset 1 offsets of group g\n",
+			"reset 1 offset of group g\n",
 			map[int32]int64{0: 0, 1: 5, 2: 0},
 		},
 		{
-			[]string{"--topic", "orders:2,0", "--to-offset", "4"},
+			[]string{"--topic", "orders:2,0", "--to-offset", "4", "--execute"},
 			table(resetHeader, "orders\t0\t0\t4", "orders\t2\t0\t0"),
 			"note: topic orders partition 2: offset 4 is past the end offset 0; using 0\nreset 2 offsets of group g\n",
 			map[int32]int64{0: 4, 1: 5, 2: 0},
@@ -255,11 +262,11 @@ func TestGroupsLagResetDelete(t *testing.T) {
 		{
 			[]string{"--topic", "orders:0", "--topic", "orders:1", "--to-offset", "2", "--dry-run"},
 			table(resetHeader, "orders\t0\t4\t2", "orders\t1\t5\t2"),
-			"dry run: group g not changed\n",
+			"dry run: group g not changed; add --execute to commit these offsets\n",
 			map[int32]int64{0: 4, 1: 5, 2: 0},
 		},
 		{
-			[]string{"--topic", "orders", "--to-offset", "100"},
+			[]string{"--topic", "orders", "--to-offset", "100", "--execute"},
 			table(resetHeader, "orders\t0\t4\t5", "orders\t1\t5\t5", "orders\t2\t0\t0"),
 			"note: topic orders partition 0: offset 100 is past the end offset 5; using 5\n" +
 				"note: topic orders partition 1: offset 100 is past the end offset 5; using 5\n" +
@@ -347,13 +354,13 @@ func TestGroupsResetToDatetime(t *testing.T) {
 		ts.Local().Format("2006-01-02T15:04:05.000"),
 	} {
 		r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "tg", "--topic", "events", "--to-datetime", form, "--dry-run")
-		wantOutput(t, r, 0, table(header, "events\t0\t-\t2", "events\t1\t-\t1"), note+"dry run: group tg not changed\n")
+		wantOutput(t, r, 0, table(header, "events\t0\t-\t2", "events\t1\t-\t1"), note+"dry run: group tg not changed; add --execute to commit these offsets\n")
 	}
 	if got := committed(t, adm, "tg", "events"); len(got) != 0 {
 		t.Fatalf("after dry runs: committed %v, want nothing", got)
 	}
 
-	r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "tg", "--topic", "events", "--to-datetime", ts.Format(time.RFC3339Nano))
+	r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "tg", "--topic", "events", "--to-datetime", ts.Format(time.RFC3339Nano), "--execute")
 	wantOutput(t, r, 0, table(header, "events\t0\t-\t2", "events\t1\t-\t1"), note+"reset 2 offsets of group tg\n")
 	if got, want := committed(t, adm, "tg", "events"), map[int32]int64{0: 2, 1: 1}; !maps.Equal(got, want) {
 		t.Fatalf("committed %v, want %v", got, want)
@@ -362,7 +369,7 @@ func TestGroupsResetToDatetime(t *testing.T) {
 	// A time before every record: the first offsets. Whole seconds,
 	// local, without fraction.
 	early := base.Add(-time.Minute).Local().Format("2006-01-02T15:04:05")
-	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "tg", "--topic", "events", "--to-datetime", early)
+	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "tg", "--topic", "events", "--to-datetime", early, "--execute")
 	wantOutput(t, r, 0, table(header, "events\t0\t2\t0", "events\t1\t1\t0"), "reset 2 offsets of group tg\n")
 	if got, want := committed(t, adm, "tg", "events"), map[int32]int64{0: 0, 1: 0}; !maps.Equal(got, want) {
 		t.Fatalf("committed %v, want %v", got, want)
@@ -428,7 +435,8 @@ func TestGroupsUsageErrors(t *testing.T) {
 		{"delete without group", []string{"groups", "delete"}, "missing GROUP"},
 		{"reset without group", []string{"groups", "reset-offsets", "--topic", "t", "--to-earliest"}, "missing --group"},
 		{"reset without topic", []string{"groups", "reset-offsets", "--group", "g", "--to-earliest"}, "missing --topic"},
-		{"reset without mode", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t"}, "missing --to-earliest, --to-latest, --to-offset or --to-datetime"},
+		{"reset without mode", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t"}, "missing --to-earliest, --to-latest, --to-offset, --to-datetime or --by-duration"},
+		{"reset dry run and execute", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t", "--to-earliest", "--dry-run", "--execute"}, "--dry-run and --execute exclude each other"},
 		{"reset two modes", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t", "--to-earliest", "--to-offset", "3"}, "--to-earliest and --to-offset exclude each other"},
 		{"reset negative offset", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t", "--to-offset", "-1"}, "--to-offset -1 is negative"},
 		{"reset bad datetime", []string{"groups", "reset-offsets", "--group", "g", "--topic", "t", "--to-datetime", "yesterday"}, `--to-datetime "yesterday": want RFC 3339`},
@@ -452,30 +460,6 @@ func TestGroupsUsageErrors(t *testing.T) {
 	r := cli(t, "127.0.0.1:1", "", "groups", "-h")
 	if r.code != exitOK || !strings.Contains(r.stdout, "reset-offsets --group GROUP") {
 		t.Fatalf("groups -h: exit %d\nstdout:\n%s", r.code, r.stdout)
-	}
-}
-
-func TestParseDatetime(t *testing.T) {
-	local := time.Date(2026, 3, 4, 5, 6, 7, 0, time.Local)
-	for _, tc := range []struct {
-		in   string
-		want time.Time
-	}{
-		{"1700000000123", time.UnixMilli(1700000000123)},
-		{"2026-03-04T05:06:07Z", time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)},
-		{"2026-03-04T05:06:07.25+02:00", time.Date(2026, 3, 4, 3, 6, 7, 250e6, time.UTC)},
-		{"2026-03-04T05:06:07", local},
-		{"2026-03-04T05:06:07.5", local.Add(500 * time.Millisecond)},
-	} {
-		got, err := parseDatetime(tc.in)
-		if err != nil || !got.Equal(tc.want) {
-			t.Errorf("parseDatetime(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
-		}
-	}
-	for _, in := range []string{"", "-5", "2026-03-04", "2026-03-04 05:06:07", "soon"} {
-		if _, err := parseDatetime(in); err == nil {
-			t.Errorf("parseDatetime(%q) succeeded", in)
-		}
 	}
 }
 
@@ -503,16 +487,16 @@ func TestGroupsResetClampsToStart(t *testing.T) {
 	})
 
 	header := "Topic\tPartition\tCommitted\tNewOffset"
-	r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed:0", "--to-offset", "1")
+	r := mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed:0", "--to-offset", "1", "--execute")
 	wantOutput(t, r, 0, table(header, fmt.Sprintf("trimmed\t0\t-\t%d", start.Offset)),
-		fmt.Sprintf("note: topic trimmed partition 0: offset 1 is before the start offset %d; using %d\nreset 1 offsets of group cg\n", start.Offset, start.Offset))
+		fmt.Sprintf("note: topic trimmed partition 0: offset 1 is before the start offset %d; using %d\nreset 1 offset of group cg\n", start.Offset, start.Offset))
 	if got, want := committed(t, adm, "cg", "trimmed"), map[int32]int64{0: start.Offset}; !maps.Equal(got, want) {
 		t.Fatalf("committed %v, want %v", got, want)
 	}
-	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed", "--to-latest")
-	wantOutput(t, r, 0, table(header, fmt.Sprintf("trimmed\t0\t%d\t5", start.Offset)), "reset 1 offsets of group cg\n")
-	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed", "--to-earliest")
-	wantOutput(t, r, 0, table(header, fmt.Sprintf("trimmed\t0\t5\t%d", start.Offset)), "reset 1 offsets of group cg\n")
+	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed", "--to-latest", "--execute")
+	wantOutput(t, r, 0, table(header, fmt.Sprintf("trimmed\t0\t%d\t5", start.Offset)), "reset 1 offset of group cg\n")
+	r = mustCLI(t, addr, "", "groups", "reset-offsets", "--group", "cg", "--topic", "trimmed", "--to-earliest", "--execute")
+	wantOutput(t, r, 0, table(header, fmt.Sprintf("trimmed\t0\t5\t%d", start.Offset)), "reset 1 offset of group cg\n")
 	r = mustCLI(t, addr, "", "groups", "describe", "cg")
 	wantOutput(t, r, 0, "Group: cg\tState: Empty\tProtocolType: -\tProtocol: -\tCoordinator: 0 ("+addr+")\n"+
 		"Members: 0\n"+

@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	runnel [--brokers HOST:PORT[,HOST:PORT...]] COMMAND [ARGS...]
+//	runnel [--bootstrap-server HOST:PORT[,HOST:PORT...]] COMMAND [ARGS...]
 //
 // Commands:
 //
@@ -15,9 +15,10 @@
 //	groups    list, describe or delete consumer groups; reset their offsets
 //	reset     reset a stream application to reprocess its input
 //
-// Every command takes -h for its flags. The seed brokers default to
-// $RUNNEL_BROKERS, or 127.0.0.1:9092. Exit status is 0 on success, 1 when the
-// command failed, and 2 when it was called wrongly.
+// Every command takes -h for its flags and a description; "runnel help" is
+// the reference. The seed brokers default to $RUNNEL_BOOTSTRAP_SERVER, or
+// 127.0.0.1:9092. Exit status is 0 on success, 1 when the command failed,
+// and 2 when it was called wrongly.
 package main
 
 import (
@@ -103,21 +104,67 @@ var commands = []command{
 	{"reset", "reset a stream application to reprocess its input", runReset},
 }
 
-// globals are the flags that come before the command name. Client commands
-// also accept --brokers after their name.
+// globals are the client flags, before the command name or after it.
 type globals struct {
-	brokers string
+	// bootstrap is the seed brokers: --bootstrap-server (or its alias
+	// --brokers), else $RUNNEL_BOOTSTRAP_SERVER or $RUNNEL_BROKERS, else
+	// bootstrap.servers from --command-config, else defaultBrokers.
+	bootstrap bootstrapFlag
+	// commandConfig is the --command-config properties file, "" for none.
+	commandConfig string
+}
+
+// bootstrapFlag is the seed brokers and where they came from, so that a
+// --command-config file does not override a flag or the environment.
+type bootstrapFlag struct {
+	value    string
+	explicit bool // from a flag or the environment
+}
+
+func (f *bootstrapFlag) String() string { return f.value }
+func (f *bootstrapFlag) Set(v string) error {
+	f.value, f.explicit = v, true
+	return nil
+}
+
+// clientFlags adds the flags every client command takes to fs.
+func clientFlags(fs *flag.FlagSet, g *globals) {
+	fs.Var(&g.bootstrap, "bootstrap-server", "seed brokers `HOST:PORT[,HOST:PORT...]` (alias --brokers; env RUNNEL_BOOTSTRAP_SERVER; default "+defaultBrokers+")")
+	fs.Var(&g.bootstrap, "brokers", "alias of --bootstrap-server")
+	fs.StringVar(&g.commandConfig, "command-config", g.commandConfig, "client properties `FILE` (KEY=VALUE lines: bootstrap.servers, client.id, security.protocol, max.request.size, isolation.level)")
+}
+
+// hiddenFlags are aliases the flag listings leave out: the flag they
+// stand for names them.
+var hiddenFlags = map[string]bool{"brokers": true}
+
+// printFlags lists fs's flags in one style, "--name VALUE", each default
+// once: from the usage text when it gives one, else from the flag.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if hiddenFlags[f.Name] {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if def := f.DefValue; !strings.Contains(usage, "default") && def != "" && def != "false" && def != "0" && def != "-1" && def != "[]" && def != "0s" {
+			usage += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+	})
 }
 
 func mainUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "usage: runnel [--brokers HOST:PORT[,...]] COMMAND [ARGS...]\n\ncommands:\n")
+	fmt.Fprintf(w, "usage: runnel [--bootstrap-server HOST:PORT[,...]] COMMAND [ARGS...]\n\ncommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nglobal flags:\n")
-	fs.SetOutput(w)
-	fs.PrintDefaults()
-	fmt.Fprintf(w, "\nRun 'runnel COMMAND -h' for a command's flags.\n")
+	fmt.Fprintf(w, "\nclient flags (before or after the command):\n")
+	printFlags(w, fs)
+	fmt.Fprintf(w, "%s", mainHelp)
 }
 
 // run runs the command line args and returns the exit status.
@@ -125,13 +172,16 @@ func run(ctx context.Context, args []string, e env) int {
 	if e.getenv == nil {
 		e.getenv = func(string) string { return "" }
 	}
-	g := &globals{brokers: defaultBrokers}
-	if v := e.getenv("RUNNEL_BROKERS"); v != "" {
-		g.brokers = v
+	g := &globals{bootstrap: bootstrapFlag{value: defaultBrokers}}
+	for _, name := range []string{"RUNNEL_BOOTSTRAP_SERVER", "RUNNEL_BROKERS"} {
+		if v := e.getenv(name); v != "" {
+			g.bootstrap = bootstrapFlag{value: v, explicit: true}
+			break
+		}
 	}
 	fs := flag.NewFlagSet("runnel", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&g.brokers, "brokers", g.brokers, "seed brokers, comma-separated (env RUNNEL_BROKERS)")
+	clientFlags(fs, g)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			mainUsage(e.stdout, fs)
@@ -148,8 +198,14 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	name, rest := fs.Arg(0), fs.Args()[1:]
 	if name == "help" {
-		mainUsage(e.stdout, fs)
-		return exitOK
+		if len(rest) > 0 {
+			// runnel help COMMAND [SUBCOMMAND] is COMMAND's -h.
+			name, rest = rest[0], append(rest[1:], "-h")
+		} else {
+			mainUsage(e.stdout, fs)
+			printReference(e.stdout)
+			return exitOK
+		}
 	}
 	for _, c := range commands {
 		if c.name != name {
@@ -169,7 +225,8 @@ func run(ctx context.Context, args []string, e env) int {
 			}
 			return exitUsage
 		default:
-			fmt.Fprintf(e.stderr, "runnel %s: %v\n", name, err)
+			msg := trimPrefixes(err.Error(), name)
+			fmt.Fprintf(e.stderr, "runnel %s: %s\n", name, msg)
 			return exitFailure
 		}
 	}
@@ -179,16 +236,19 @@ func run(ctx context.Context, args []string, e env) int {
 }
 
 // newFlagSet returns a flag set for a command whose usage line is synopsis.
-// Client commands get --brokers, defaulting to the global value.
+// Client commands get the client flags, defaulting to the global values.
 func newFlagSet(e env, g *globals, name, synopsis string, client bool) *flag.FlagSet {
 	fs := flag.NewFlagSet("runnel "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	if client {
-		fs.StringVar(&g.brokers, "brokers", g.brokers, "seed brokers, comma-separated (env RUNNEL_BROKERS)")
+		clientFlags(fs, g)
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: runnel %s\n\nflags:\n", synopsis)
-		fs.PrintDefaults()
+		printFlags(fs.Output(), fs)
+		if h := commandHelp[name]; h != "" {
+			fmt.Fprintf(fs.Output(), "\n%s", h)
+		}
 	}
 	return fs
 }
@@ -230,20 +290,33 @@ func wantArgs(fs *flag.FlagSet, pos []string, names ...string) error {
 	return usagef(fs, "unexpected argument %q", pos[len(names)])
 }
 
-// newClient returns a franz-go client for the global seed brokers.
+// newClient returns a franz-go client for the seed brokers and the
+// --command-config properties.
 func newClient(g *globals, opts ...kgo.Opt) (*kgo.Client, error) {
+	props, err := g.props()
+	if err != nil {
+		return nil, err
+	}
+	bootstrap := g.bootstrap.value
+	if !g.bootstrap.explicit && props.bootstrap != "" {
+		bootstrap = props.bootstrap
+	}
 	var seeds []string
-	for s := range strings.SplitSeq(g.brokers, ",") {
+	for s := range strings.SplitSeq(bootstrap, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			seeds = append(seeds, s)
 		}
 	}
 	if len(seeds) == 0 {
-		return nil, &usageError{msg: "--brokers is empty"}
+		return nil, &usageError{msg: "--bootstrap-server is empty"}
+	}
+	clientID := "runnel-cli"
+	if props.clientID != "" {
+		clientID = props.clientID
 	}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
-		kgo.ClientID("runnel-cli"),
+		kgo.ClientID(clientID),
 		kgo.DialTimeout(5 * time.Second),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
@@ -258,3 +331,46 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// trimPrefixes drops the package prefixes an error of command name
+// starts with, which "runnel NAME: " already says: the broker's
+// "broker: ", the application's "stream: reset: " (or "runnel: reset: ").
+func trimPrefixes(msg, name string) string {
+	for _, p := range []string{"stream: reset: ", "runnel: reset: ", "stream: ", "runnel: ", name + ": "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return msg
+}
+
+// referenceOrder is the order "runnel help" prints the commands in.
+var referenceOrder = []string{
+	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset",
+}
+
+// printReference prints every command's description, the reference
+// "runnel help" ends with.
+func printReference(w io.Writer) {
+	for _, name := range referenceOrder {
+		fmt.Fprintf(w, "\nrunnel %s\n\n%s", name, indent(commandHelp[name]))
+	}
+}
+
+// indent indents each non-empty line of s by two spaces.
+func indent(s string) string {
+	lines := strings.SplitAfter(s, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = "  " + l
+		}
+	}
+	return strings.Join(lines, "")
+}
+
+// isolationLevels are consume's --isolation-level values, Kafka's names.
+var isolationLevels = []string{"read_committed", "read_uncommitted"}
+
+// mainHelp ends runnel's usage; commandHelp ends each command's -h.
+var mainHelp = "\nRun 'runnel COMMAND -h' for a command's flags and what it does.\n"
+
+var commandHelp = map[string]string{}

@@ -101,7 +101,7 @@ func TestProduceErrors(t *testing.T) {
 		t.Fatalf("missing separator: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// The line before the bad one was written, and the report says so.
-	if !strings.Contains(r.stderr, "produced 1 records to t\n") {
+	if !strings.Contains(r.stderr, "produced 1 record to t\n") {
 		t.Fatalf("missing separator: stderr %q does not report 1 record", r.stderr)
 	}
 	if got := readTopic(t, addr, "t"); len(got) != 1 || got[0].Key != "k" || got[0].Value != "v" {
@@ -115,5 +115,55 @@ func TestProduceErrors(t *testing.T) {
 	r = cli(t, addr, "x\n", "produce", "t", "--partition", "7", "--timeout", "10s")
 	if r.code != exitFailure || r.stderr == "" {
 		t.Fatalf("missing partition: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestProduceMaxMessageBytes sends a 2 MB record: refused by the client's
+// default limit with an error naming --max-message-bytes, accepted with
+// the limit raised on a topic that allows it, and refused by the broker
+// with an error naming the topic's max.message.bytes where the topic does
+// not.
+func TestProduceMaxMessageBytes(t *testing.T) {
+	b := startBroker(t)
+	addr := b.Addr()
+	mustCLI(t, addr, "", "topics", "create", "big", "--config", "max.message.bytes=3000000")
+	mustCLI(t, addr, "", "topics", "create", "small")
+	line := strings.Repeat("x", 2_000_000) + "\n"
+
+	r := cli(t, addr, line, "produce", "big")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "over the client's limit of 1048576 (--max-message-bytes") {
+		t.Fatalf("2 MB at the client's default limit: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	mustCLI(t, addr, line, "produce", "big", "--max-message-bytes", "4000000")
+	if got := readTopic(t, addr, "big"); len(got) != 1 || len(got[0].Value) != 2_000_000 {
+		t.Fatalf("topic big holds %d records", len(got))
+	}
+
+	r = cli(t, addr, line, "produce", "small", "--max-message-bytes", "4000000")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "the broker refused 2000000 bytes as too large") ||
+		!strings.Contains(r.stderr, "runnel topics alter small --config max.message.bytes=N") {
+		t.Fatalf("2 MB over the broker's limit: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	if r := cli(t, addr, "", "produce", "big", "--max-message-bytes", "100"); r.code != exitUsage {
+		t.Fatalf("--max-message-bytes 100: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestMissingTopicSaysWhatToDo produces to, consumes from and describes a
+// topic that does not exist: each error says how to create it.
+func TestMissingTopicSaysWhatToDo(t *testing.T) {
+	b := startBroker(t)
+	want := "topic nosuch does not exist (UNKNOWN_TOPIC_OR_PARTITION: This server does not host this topic-partition.); create it with `runnel topics create nosuch`\n"
+	for _, args := range [][]string{
+		{"produce", "nosuch", "--timeout", "10s"},
+		{"consume", "nosuch", "--timeout", "1s"},
+		{"topics", "describe", "nosuch"},
+	} {
+		r := cli(t, b.Addr(), "x\n", args...)
+		if r.code != exitFailure || !strings.HasSuffix(r.stderr, want) {
+			t.Errorf("runnel %s: exit %d stderr %q, want it to end with %q", strings.Join(args, " "), r.code, r.stderr, want)
+		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/runnel-dev/runnel"
 )
@@ -25,11 +24,7 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "reset", appResetSynopsis, true)
 	app := fs.String("application-id", "", "the stream application's id: its consumer group and internal topic prefix (required)")
 	inputs := fs.String("input-topics", "", "comma-separated input `TOPICS` whose committed offsets to reset")
-	fs.Bool("to-earliest", false, "reset the inputs to each partition's start offset")
-	fs.Bool("to-latest", false, "reset the inputs to each partition's end offset")
-	toOffset := fs.Int64("to-offset", 0, "reset the inputs to offset `N`, clamped to [start, end] of each partition")
-	toDatetime := fs.String("to-datetime", "", "reset the inputs to the first record at or after `TS` (RFC 3339, local "+localDatetime+", or epoch milliseconds)")
-	byDuration := fs.Duration("by-duration", 0, "reset the inputs to the first record at or after `D` ago")
+	spec := specFlags(fs, "reset the inputs")
 	dryRun := fs.Bool("dry-run", false, "print what would be done without doing it")
 	timeout := adminFlags(fs)
 	pos, err := parseArgs(fs, args)
@@ -39,53 +34,30 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 	if err := wantArgs(fs, pos); err != nil {
 		return err
 	}
-	var modes []string
-	fs.Visit(func(f *flag.Flag) {
-		if (strings.HasPrefix(f.Name, "to-") || f.Name == "by-duration") && f.Value.String() != "false" {
-			modes = append(modes, "--"+f.Name)
-		}
-	})
 	var topics []string
 	for t := range strings.SplitSeq(*inputs, ",") {
 		if t = strings.TrimSpace(t); t != "" && !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
 	}
-	switch {
-	case *app == "":
+	if *app == "" {
 		return usagef(fs, "missing --application-id")
-	case len(topics) > 0 && len(modes) == 0:
-		return usagef(fs, "missing --to-earliest, --to-latest, --to-offset, --to-datetime or --by-duration")
-	case len(modes) > 1:
-		return usagef(fs, "%s exclude each other", strings.Join(modes, " and "))
-	case len(modes) == 1 && len(topics) == 0:
-		return usagef(fs, "%s needs --input-topics", modes[0])
-	case *toOffset < 0:
-		return usagef(fs, "--to-offset %d is negative", *toOffset)
-	case *byDuration < 0:
-		return usagef(fs, "--by-duration %v is negative", *byDuration)
 	}
-	var at time.Time
-	if len(modes) == 1 {
-		switch modes[0] {
-		case "--to-datetime":
-			if at, err = parseDatetime(*toDatetime); err != nil {
-				return usagef(fs, "--to-datetime %q: %v", *toDatetime, err)
+	// Without inputs there is nothing to move: the internal topics
+	// are deleted all the same.
+	target, err := spec(len(topics) > 0)
+	if err != nil {
+		return err
+	}
+	if len(topics) == 0 {
+		var given string
+		fs.Visit(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Name, "to-") || f.Name == "by-duration" {
+				given = "--" + f.Name
 			}
-		case "--by-duration":
-			at = time.Now().Add(-*byDuration)
-		}
-	}
-
-	target := runnel.ResetToEarliest()
-	if len(modes) == 1 {
-		switch modes[0] {
-		case "--to-latest":
-			target = runnel.ResetToLatest()
-		case "--to-offset":
-			target = runnel.ResetToOffset(*toOffset)
-		case "--to-datetime", "--by-duration":
-			target = runnel.ResetToTime(at)
+		})
+		if given != "" {
+			return usagef(fs, "%s needs --input-topics", given)
 		}
 	}
 
@@ -127,8 +99,8 @@ func runReset(ctx context.Context, e env, g *globals, args []string) error {
 	if err := plan.Apply(ctx, adm); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "reset application %s: %d input offsets committed, %d internal topics deleted; clear each instance's local state (App.CleanUp) before restarting it\n",
-		*app, len(plan.Offsets), len(plan.InternalTopics))
+	fmt.Fprintf(e.stderr, "reset application %s: %s committed, %s deleted; clear each instance's local state (App.CleanUp) before restarting it\n",
+		*app, plural(len(plan.Offsets), "input offset"), plural(len(plan.InternalTopics), "internal topic"))
 	return nil
 }
 

@@ -55,8 +55,9 @@ func TestResetApplication(t *testing.T) {
 	m.commit(t, "app-words-repartition", map[int32]int64{0: 0})
 
 	r := cli(t, addr, "", "reset", "--application-id", "app", "--input-topics", "in", "--to-earliest")
-	if r.code != exitFailure || !strings.Contains(r.stderr, "member") {
-		t.Fatalf("reset of a group with members: exit %d, stderr %q", r.code, r.stderr)
+	// One prefix, the command's, and the count in the singular.
+	if want := "runnel reset: the application's group has members: group app is Stable with 1 member; stop its instances first\n"; r.code != exitFailure || r.stderr != want {
+		t.Fatalf("reset of a group with members: exit %d, stderr %q, want %q", r.code, r.stderr, want)
 	}
 	m.close()
 	waitEmpty(t, adm, "app")

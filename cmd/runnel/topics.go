@@ -81,7 +81,7 @@ func openAdmin(ctx context.Context, g *globals, timeout time.Duration) (*kadm.Cl
 func topicsCreate(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "topics create", "topics create NAME [--partitions N] [--replication-factor R] [--config KEY=VALUE ...]", true)
 	partitions := fs.Int("partitions", -1, "number of partitions (default: the broker's num.partitions)")
-	rf := fs.Int("replication-factor", -1, "replicas per partition (default: the broker's default)")
+	rf := fs.Int("replication-factor", -1, "replicas per partition (default: the broker's)")
 	var configs listFlag
 	fs.Var(&configs, "config", "topic config KEY=VALUE, repeatable (e.g. retention.ms=60000)")
 	timeout := adminFlags(fs)
@@ -179,8 +179,8 @@ func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error
 		return fmt.Errorf("describe topic %s: %w", name, err)
 	}
 	td, ok := topics[name]
-	if !ok {
-		return fmt.Errorf("describe topic %s: %w", name, kerr.UnknownTopicOrPartition)
+	if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+		return missingTopic(name)
 	}
 	if td.Err != nil {
 		return fmt.Errorf("describe topic %s: %w", name, td.Err)

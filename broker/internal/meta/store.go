@@ -172,10 +172,21 @@ func (s *Store) waitReady(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := s.raft.Barrier(timeout).Error(); err != nil {
-		return fmt.Errorf("meta: barrier: %w", err)
+	// The barrier's future does not see ctx: wait for either. A
+	// cancelled caller closes the store, which ends the barrier and its
+	// goroutine.
+	f := s.raft.Barrier(timeout)
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("meta: barrier: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("meta: barrier: %w", ctx.Err())
 	}
-	return nil
 }
 
 // publish makes a new view current and wakes watchers. Called on the FSM

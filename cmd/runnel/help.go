@@ -1,0 +1,108 @@
+package main
+
+// The command reference: what each command does, beyond its flags. Each
+// text ends a command's -h; "runnel help" prints them all.
+
+func init() {
+	mainHelp = `
+Client commands reach the seed brokers in --bootstrap-server (before or
+after the command name), else $RUNNEL_BOOTSTRAP_SERVER, else bootstrap.servers
+in the --command-config file, else 127.0.0.1:9092. Flags may come before or
+after positional arguments. The exit status is 0 on success, 1 when the
+command failed (the reason is on stderr) and 2 when it was called wrongly
+(the usage is on stderr).
+
+Run 'runnel COMMAND -h' for a command's flags and what it does, or
+'runnel help' for every command.
+`
+	commandHelp = map[string]string{
+		"broker": `Runs a broker until SIGINT or SIGTERM, then shuts it down cleanly and exits
+0 (a second signal kills it); a SIGKILL loses nothing that was acknowledged.
+At start it logs its version, node id, listener, data dir and metrics
+address (and the progress of log recovery when that takes over a second).
+Once clients can connect it prints "runnel broker listening on HOST:PORT" on
+stdout, and with --metrics-listen "runnel broker metrics on
+http://HOST:PORT/metrics" (Prometheus). Its log goes to stderr. The data
+dir is locked (DIR/.lock holds the pid): a second broker on it exits 1 at
+once, naming the pid of the first.
+`,
+		"topics create": `Takes the broker's defaults for what it is not told; --config repeats, one
+Kafka topic config each (retention.ms=60000).
+`,
+		"topics describe": `Prints the topic id, the configs set on the topic (every config with its
+source under --all-configs: topic, broker or cluster for a dynamic broker
+config or the cluster-wide dynamic default, static for the broker's own
+configuration, default for Kafka's) and, per partition, the leader, leader
+epoch, replicas, ISR, start and end offsets.
+`,
+		"topics alter": `Changes a live topic's configs in one step (Kafka's
+IncrementalAlterConfigs): --config sets, --delete-config returns a config to
+the broker's default, --append-config / --subtract-config add or remove
+items of a list config (cleanup.policy=compact). The broker checks every
+change as Apache Kafka does and refuses them all with the reason if one is
+bad; --validate-only only checks. Changes apply at once, without a restart.
+`,
+		"topics delete-records": `Moves the start offset of the partition (or of every partition) forward to
+--offset, -1 meaning the high watermark; the records below it are gone for
+good, and consumers positioned there reset by their auto.offset.reset.
+`,
+		"produce": `Each line of stdin, without its newline, becomes one record; an empty line
+is an empty record. With --key-separator the text before the first SEP is
+the key (a line without SEP is an error). Records go to --partition, or else
+are partitioned by key with murmur2 as Kafka's Java client does. The count
+written is reported on stderr: "produced N records to TOPIC". A record larger
+than --max-message-bytes is refused by the client; one larger than the
+topic's max.message.bytes by the broker; the error says which.
+`,
+		"consume": `Prints one record a line: the value, preceded by CreateTime:MILLIS with
+--print-timestamp, PARTITION:OFFSET with --print-offset (PARTITION alone
+with --print-partition), the headers with --print-headers and the key with
+--print-key, tab-separated; null keys and values print as "null". Or
+--format prints each record by a template, as kcat -f does:
+    runnel consume orders-per-minute --key-format 'windowed(string)' \
+        --value-format int64 --format '%k %v (partition %p offset %o)'
+Keys and values print as --key-format / --value-format say: string, bytes
+(hex), int32, int64, double (the big-endian encodings of Runnel's and
+Kafka's serdes), json, or windowed(FORMAT) for the keys of a windowed
+aggregate, printed [KEY@START/END] in epoch milliseconds.
+
+Without --group it reads every partition, or only --partition, from the end
+unless --from-beginning or --offset N (in each partition read; an offset
+past a partition's end waits at the end) says otherwise. With --group it
+reads as a member of that consumer group, from the group's committed
+offsets (or, where it has none, the start with --from-beginning, else the
+end), and commits what it printed. Transactional records print once
+committed; aborted ones never (--isolation-level read_uncommitted prints
+everything). It stops after --max-messages records, when no record arrived
+for --timeout (an error if --max-messages was not reached), or on SIGINT,
+and reports "consumed N records from TOPIC" on stderr.
+`,
+		"groups list": `Prints every group's id, state, protocol type and member count; --state
+keeps only groups in the given states (any case).
+`,
+		"groups describe": `Prints the group's state, protocol type, assignor and coordinator, its
+members (member id, instance id, client id, host, assigned partitions) and
+then, as kafka-consumer-groups --describe does, one line per partition with
+the committed offset, the end offset (high watermark) and the lag; "-" means
+nothing is committed there.
+`,
+		"groups reset-offsets": `Prints the new offsets of the partitions named by --topic (repeatable; TOPIC
+alone means every partition) and, with --execute, commits them, as
+kafka-consumer-groups --reset-offsets does; without --execute (or with
+--dry-run) nothing changes. It works only while the group has no members,
+since a running member would overwrite them; a group that does not exist yet
+is created. --to-offset N outside a partition's [start, end] is clamped to
+it, with a note on stderr; --to-datetime TS and --by-duration D take the
+first record at or after the time, or the end offset (with a note) when
+there is none.
+`,
+		"reset": `Prepares a stream application for reprocessing, as Kafka's
+kafka-streams-application-reset does: it commits new offsets for the
+application's consumer group (its id) on the input topics and deletes the
+application's internal topics (ID-...-changelog, ID-...-repartition,
+ID-...-topic). The application must be stopped (its group without members).
+Each instance's local state is cleared by app.CleanUp() before it runs
+again; the rerun then recomputes the same results.
+`,
+	}
+}
