@@ -1,0 +1,147 @@
+package meta
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// openCluster opens the store of one voter of a controller quorum: Raft
+// over TCP on cfg.Listen, bootstrapped (on first start, the same way on
+// every voter) with cfg.Quorum. It returns once a controller is elected
+// and this node has applied the cluster id, so a majority of the voters
+// must be up.
+func openCluster(ctx context.Context, cfg Config) (*Store, error) {
+	self := -1
+	for i, v := range cfg.Quorum {
+		if v.ID == cfg.NodeID {
+			self = i
+		}
+	}
+	if self < 0 {
+		return nil, fmt.Errorf("meta: node %d is not in the controller quorum", cfg.NodeID)
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = cfg.Quorum[self].Addr
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("meta: controller listen: %w", err)
+	}
+	bolt, err := raftboltdb.NewBoltStore(filepath.Join(cfg.Dir, "raft.db"))
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("meta: open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, hclog.NewNullLogger())
+	if err != nil {
+		ln.Close()
+		bolt.Close()
+		return nil, fmt.Errorf("meta: open snapshots: %w", err)
+	}
+	s := &Store{
+		cfg:      cfg,
+		bolt:     bolt,
+		watchers: make(map[chan struct{}]struct{}),
+		closed:   make(chan struct{}),
+		live:     newLiveness(cfg.SessionTimeout),
+	}
+	s.view.Store(newState().view(0, -1))
+	s.mux = newMuxListener(ln, s.serveForward)
+	s.trans = newNetworkTransport(s.mux)
+	fail := func(err error) (*Store, error) {
+		s.trans.(*raft.NetworkTransport).Close()
+		s.mux.Close()
+		s.mux.wait()
+		bolt.Close()
+		return nil, err
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
+	// Fail over in about a second: the controller's loss delays fencing
+	// and leader elections by this much.
+	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.ElectionTimeout = 1000 * time.Millisecond
+	rc.LeaderLeaseTimeout = 500 * time.Millisecond
+	rc.CommitTimeout = 10 * time.Millisecond
+
+	existing, err := raft.HasExistingState(bolt, bolt, snaps)
+	if err != nil {
+		return fail(fmt.Errorf("meta: %w", err))
+	}
+	if !existing {
+		var conf raft.Configuration
+		for _, v := range cfg.Quorum {
+			conf.Servers = append(conf.Servers, raft.Server{
+				Suffrage: raft.Voter,
+				ID:       raft.ServerID(strconv.Itoa(int(v.ID))),
+				Address:  raft.ServerAddress(v.Addr),
+			})
+		}
+		if err := raft.BootstrapCluster(rc, bolt, bolt, snaps, s.trans, conf); err != nil {
+			return fail(fmt.Errorf("meta: bootstrap: %w", err))
+		}
+	}
+	f := &fsm{st: newState(), publish: s.publish}
+	r, err := raft.NewRaft(rc, f, bolt, bolt, snaps, s.trans)
+	if err != nil {
+		return fail(fmt.Errorf("meta: start raft: %w", err))
+	}
+	s.raft = r
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.controllerLoop() }()
+	if err := s.waitCluster(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitCluster waits until the cluster has an id here: the controller
+// chose it (controllerLoop) and this node applied it.
+func (s *Store) waitCluster(ctx context.Context) error {
+	ch, stop := s.Watch()
+	defer stop()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for s.Cluster().ClusterID == "" {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("meta: waiting for the controller quorum: %w", ctx.Err())
+		case <-ch:
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// ControllerAddr is the address of this node's controller listener, or
+// "" for a quorum of one.
+func (s *Store) ControllerAddr() string {
+	if s.mux == nil {
+		return ""
+	}
+	return s.mux.Addr().String()
+}
+
+// Clustered reports whether the store runs a controller quorum (as
+// opposed to a quorum of one).
+func (s *Store) Clustered() bool { return s.mux != nil }
+
+// errNoLeader is returned by controller-only operations while no
+// controller is elected.
+var errNoLeader = errors.New("meta: no controller elected")
