@@ -14,10 +14,14 @@ import (
 // Produce v3-v13 (RecordBatch v2 only; v13 names topics by id). Batches are
 // validated (CRC32C, lengths, max.message.bytes) and appended as sent, in
 // the connection's reader goroutine so pipelined requests keep their order;
-// the response waits in the writer goroutine until the high watermark covers
-// the appended batches, which on one node means they are fsynced (unless the
-// topic relaxes flush.messages). acks=1 and acks=all therefore mean the same
-// on one node; acks=0 gets no response, and a failed acks=0 produce closes
+// the response waits in the writer goroutine: for acks=all until the high
+// watermark covers the appended batches (every ISR member has them, fsynced
+// unless the topic relaxes flush.messages), for acks=1 until the leader's own
+// log has them (see partition_replication.go). Only the leader takes writes
+// (NOT_LEADER_OR_FOLLOWER elsewhere); acks=all fails with NOT_ENOUGH_REPLICAS
+// before the append when the ISR is below min.insync.replicas, and with
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile. On one
+// node acks=1 and acks=all mean the same; acks=0 gets no response, and a failed acks=0 produce closes
 // the connection as Kafka does so the client refreshes metadata.
 //
 // Idempotent and transactional batches are checked against the
@@ -83,8 +87,8 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 				msg := "cannot append to internal topic " + name
 				sp.ErrorMessage = &msg
 			default:
-				if p = b.parts.get(name, rp.Partition); p == nil {
-					code = kerr.UnknownTopicOrPartition.Code
+				if p, code = b.leaderPartition(name, rp.Partition); code == 0 {
+					code = p.produceCheck(r.Acks)
 				}
 			}
 			if code == 0 && len(rp.Records) == 0 {
@@ -162,8 +166,8 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		for _, w := range waits {
-			if !w.p.waitHW(wctx, w.end) {
-				w.rp.ErrorCode = kerr.RequestTimedOut.Code
+			if code := w.p.waitAcked(wctx, w.end, r.Acks); code != 0 {
+				w.rp.ErrorCode = code
 				w.rp.BaseOffset = -1
 			}
 		}

@@ -54,8 +54,11 @@ type Broker struct {
 	metricsSrv *http.Server
 	metrics    *metrics
 
-	parts  *partitions
-	groups *group.Coordinator
+	parts *partitions
+	// fetchers replicate the partitions this broker follows
+	// (replica_fetcher.go).
+	fetchers *fetchers
+	groups   *group.Coordinator
 	txns   *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
@@ -102,65 +105,84 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	}
 
 	b.metrics = newMetrics()
-	ms, err := meta.Open(ctx, meta.Config{
-		Dir:    filepath.Join(cfg.DataDir, "meta"),
-		NodeID: cfg.NodeID,
-		Logger: cfg.Logger,
-		Now:    cfg.Now,
-	})
+	mcfg := meta.Config{
+		Dir:            filepath.Join(cfg.DataDir, "meta"),
+		NodeID:         cfg.NodeID,
+		Logger:         cfg.Logger,
+		Now:            cfg.Now,
+		Listen:         cfg.ControllerListen,
+		SessionTimeout: cfg.BrokerSessionTimeout,
+	}
+	if cfg.ControllerQuorum != "" {
+		mcfg.Quorum, _ = meta.ParseQuorum(cfg.ControllerQuorum) // checked by Validate
+	}
+	ms, err := meta.Open(ctx, mcfg)
 	if err != nil {
 		ln.Close()
 		b.cancel()
 		return nil, fmt.Errorf("broker: metadata: %w", err)
 	}
 	b.meta = ms
-	if err := ms.RegisterBroker(ctx, meta.Broker{ID: cfg.NodeID, Host: b.host, Port: b.port}); err != nil {
+	if err := b.register(ctx); err != nil {
 		ms.Close()
 		ln.Close()
 		b.cancel()
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
+	if ms.Clustered() {
+		// Heartbeat from now on: starting up may wait for the other
+		// brokers (internal topics), and must not get this one fenced.
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.heartbeatLoop() }()
+	}
 
+	b.fetchers = newFetchers(b)
 	b.parts = newPartitions(b)
-	if err := b.parts.reconcile(); err != nil {
+	// The ISR loop and the fetchers run before the coordinators load:
+	// with replicas, their partitions' high watermarks move only by
+	// replication.
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.isrLoop() }()
+	// abort undoes a start that failed from here on.
+	abort := func(err error) (*Broker, error) {
+		b.cancel()
+		ln.Close()
+		b.wg.Wait()
+		b.fetchers.close()
+		if b.txns != nil {
+			b.txns.Close()
+		}
+		if b.groups != nil {
+			b.groups.Close()
+		}
 		b.parts.closeAll()
 		ms.Close()
-		ln.Close()
-		b.cancel()
 		return nil, err
 	}
+	if err := b.parts.reconcile(); err != nil {
+		return abort(err)
+	}
+	// Reconcile on every metadata change from now on, so partitions
+	// created by other brokers (internal topics) open here while this
+	// one waits for them.
+	watch, unwatch := ms.Watch()
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
 	if err := b.startGroups(ctx); err != nil {
-		b.parts.closeAll()
-		ms.Close()
-		ln.Close()
-		b.cancel()
-		return nil, err
+		return abort(err)
 	}
 	if err := b.startTxns(ctx); err != nil {
-		b.groups.Close()
-		b.parts.closeAll()
-		ms.Close()
-		ln.Close()
-		b.cancel()
-		return nil, err
+		return abort(err)
 	}
 
 	if cfg.MetricsListen != "" {
 		if err := b.startMetrics(); err != nil {
-			b.txns.Close()
-			b.groups.Close()
-			b.parts.closeAll()
-			ms.Close()
-			ln.Close()
-			b.cancel()
-			return nil, err
+			return abort(err)
 		}
 	}
 
 	b.startCleaner()
-	watch, unwatch := ms.Watch()
-	b.wg.Add(3)
-	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
+	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
 	b.logger.Info("broker started", "addr", b.advertised, "node", cfg.NodeID)
@@ -235,6 +257,7 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.wg.Wait()
+		b.fetchers.close()
 		b.stopCleaner()
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
@@ -314,6 +337,12 @@ func (b *Broker) retentionLoop() {
 // retention are deleted, and the state of producers idle for
 // producer.id.expiration.ms (Config.ProducerIDExpiration) is forgotten.
 func (b *Broker) EnforceRetention() { b.parts.enforceRetention(b.cfg.Now()) }
+
+// register records this broker (id, advertised address, rack) in the
+// metadata; in a cluster that also unfences it.
+func (b *Broker) register(ctx context.Context) error {
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack})
+}
 
 // internalTopic reports whether a topic belongs to a coordinator
 // (__consumer_offsets, __transaction_state): clients may read it
