@@ -59,7 +59,7 @@ type Broker struct {
 	// (replica_fetcher.go).
 	fetchers *fetchers
 	groups   *group.Coordinator
-	txns   *txn.Coordinator
+	txns     *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 

@@ -42,13 +42,16 @@ type Config struct {
 	// as it always was, and the fields below it are unused.
 
 	// ControllerQuorum lists the controller quorum's voters,
-	// "1@host:port,2@host:port,3@host:port" (controller.quorum.voters);
-	// this broker's NodeID must be one of them, and its controller
-	// listener is its entry's address unless ControllerListen says
-	// otherwise. Every voter is also a broker (KRaft's combined mode).
+	// "1@host:port,2@host:port,3@host:port" (controller.quorum.voters).
+	// A broker whose NodeID is among them is a voter as well as a broker
+	// (KRaft's combined mode), with its entry's address as its controller
+	// listener unless ControllerListen says otherwise; any other broker is
+	// broker-only: it follows the metadata log as a Raft non-voter and
+	// needs a ControllerListen of its own.
 	ControllerQuorum string
 	// ControllerListen is the address the controller listener binds
-	// (the CONTROLLER listener). Default: this node's quorum address.
+	// (the CONTROLLER listener), which carries the metadata Raft and
+	// forwarded metadata requests. Default: this node's quorum address.
 	ControllerListen string
 	// DefaultReplicationFactor is the replication factor of topics
 	// created with the default (-1) and of auto-created ones
@@ -285,8 +288,8 @@ func (c *Config) Validate() error {
 		switch {
 		case err != nil:
 			bad("controller quorum: %v", err)
-		case !slices.ContainsFunc(voters, func(v meta.Voter) bool { return v.ID == c.NodeID }):
-			bad("node id %d is not in the controller quorum %q", c.NodeID, c.ControllerQuorum)
+		case c.ControllerListen == "" && !slices.ContainsFunc(voters, func(v meta.Voter) bool { return v.ID == c.NodeID }):
+			bad("node id %d is not in the controller quorum %q: a broker-only node needs a controller listener", c.NodeID, c.ControllerQuorum)
 		}
 		if c.ControllerListen != "" {
 			if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {

@@ -15,11 +15,14 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// openCluster opens the store of one voter of a controller quorum: Raft
-// over TCP on cfg.Listen, bootstrapped (on first start, the same way on
-// every voter) with cfg.Quorum. It returns once a controller is elected
-// and this node has applied the cluster id, so a majority of the voters
-// must be up.
+// openCluster opens the store of one node of a cluster: Raft over TCP on
+// cfg.Listen. A voter of the controller quorum bootstraps (on first
+// start, the same way on every voter) with cfg.Quorum; a node outside it
+// (a broker-only node, KRaft's process.roles=broker) joins as a Raft
+// non-voter, which receives and applies the log without voting: it asks
+// the controller to add it. It returns once a controller is elected and
+// this node has applied the cluster id, so a majority of the voters must
+// be up.
 func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 	self := -1
 	for i, v := range cfg.Quorum {
@@ -27,10 +30,10 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 			self = i
 		}
 	}
-	if self < 0 {
-		return nil, fmt.Errorf("meta: node %d is not in the controller quorum", cfg.NodeID)
-	}
 	if cfg.Listen == "" {
+		if self < 0 {
+			return nil, fmt.Errorf("meta: node %d is not in the controller quorum, so it needs a controller listener of its own", cfg.NodeID)
+		}
 		cfg.Listen = cfg.Quorum[self].Addr
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -52,11 +55,12 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("meta: open snapshots: %w", err)
 	}
 	s := &Store{
-		cfg:      cfg,
-		bolt:     bolt,
-		watchers: make(map[chan struct{}]struct{}),
-		closed:   make(chan struct{}),
-		live:     newLiveness(cfg.SessionTimeout),
+		cfg:       cfg,
+		bolt:      bolt,
+		watchers:  make(map[chan struct{}]struct{}),
+		closed:    make(chan struct{}),
+		live:      newLiveness(cfg.SessionTimeout),
+		raftReady: make(chan struct{}),
 	}
 	s.view.Store(newState().view(0, -1))
 	s.mux = newMuxListener(ln, s.serveForward)
@@ -83,7 +87,7 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return fail(fmt.Errorf("meta: %w", err))
 	}
-	if !existing {
+	if !existing && self >= 0 {
 		var conf raft.Configuration
 		for _, v := range cfg.Quorum {
 			conf.Servers = append(conf.Servers, raft.Server{
@@ -102,8 +106,15 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		return fail(fmt.Errorf("meta: start raft: %w", err))
 	}
 	s.raft = r
+	close(s.raftReady)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.controllerLoop() }()
+	if self < 0 {
+		if err := s.join(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.waitCluster(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -145,3 +156,47 @@ func (s *Store) Clustered() bool { return s.mux != nil }
 // errNoLeader is returned by controller-only operations while no
 // controller is elected.
 var errNoLeader = errors.New("meta: no controller elected")
+
+// join asks the controller to add this node to the Raft configuration as
+// a non-voter, trying each voter until the one that leads accepts. A
+// node already in the configuration is accepted again (idempotent).
+func (s *Store) join(ctx context.Context) error {
+	req := forwardRequest{Kind: "join", Broker: s.cfg.NodeID, Addr: s.cfg.Listen}
+	for {
+		for _, v := range s.cfg.Quorum {
+			resp, err := s.forwardTo(ctx, v.Addr, req)
+			if err == nil {
+				err = decodeError(resp)
+			}
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, ErrNotController) {
+				return fmt.Errorf("meta: join the cluster: %w", err)
+			}
+		}
+		if err := s.pause(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("meta: join the cluster: no controller answered: %w", err)
+		}
+	}
+}
+
+// addNonvoter is the controller's side of join.
+func (s *Store) addNonvoter(id int32, addr string) error {
+	if s.raft.State() != raft.Leader {
+		return fmt.Errorf("%w: join of %d", ErrNotController, id)
+	}
+	for _, v := range s.cfg.Quorum {
+		if v.ID == id {
+			return fmt.Errorf("meta: node %d is a voter and cannot join as a broker-only node", id)
+		}
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("meta: join of %d: address %q: %v", id, addr, err)
+	}
+	err := s.raft.AddNonvoter(raft.ServerID(strconv.Itoa(int(id))), raft.ServerAddress(addr), 0, 10*time.Second).Error()
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("%w: %v", ErrNotController, err)
+	}
+	return err
+}

@@ -85,6 +85,9 @@ type Store struct {
 	applied atomic.Uint64
 	// live is the controller's view of broker liveness (controller.go).
 	live *liveness
+	// raftReady is closed once raft is set: forwarded calls may arrive on
+	// the controller listener before.
+	raftReady chan struct{}
 
 	view atomic.Pointer[Cluster]
 

@@ -186,6 +186,8 @@ type forwardRequest struct {
 	Kind    string          `json:"kind"`
 	Command json.RawMessage `json:"command,omitempty"`
 	Broker  int32           `json:"broker,omitempty"`
+	// Addr is a joining node's controller listener ("join").
+	Addr string `json:"addr,omitempty"`
 }
 
 // forwardResponse answers a forwardRequest. Err is empty on success;
@@ -279,6 +281,12 @@ func (s *Store) serveForward(c net.Conn) {
 	if err := readFrame(c, &req); err != nil {
 		return
 	}
+	select {
+	case <-s.raftReady:
+	case <-s.closed:
+		writeFrame(c, encodeError(ErrClosed))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var resp forwardResponse
@@ -294,6 +302,8 @@ func (s *Store) serveForward(c net.Conn) {
 		resp.Index = idx
 	case "heartbeat":
 		resp = encodeError(s.beatLocal(req.Broker))
+	case "join":
+		resp = encodeError(s.addNonvoter(req.Broker, req.Addr))
 	default:
 		resp = forwardResponse{Err: fmt.Sprintf("meta: unknown forwarded call %q", req.Kind)}
 	}
@@ -306,8 +316,13 @@ func (s *Store) forward(ctx context.Context, req forwardRequest) (forwardRespons
 	if addr == "" {
 		return forwardResponse{}, fmt.Errorf("%w: no controller elected", ErrNotController)
 	}
+	return s.forwardTo(ctx, string(addr), req)
+}
+
+// forwardTo sends a call to the node at addr (a controller listener).
+func (s *Store) forwardTo(ctx context.Context, addr string, req forwardRequest) (forwardResponse, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", string(addr))
+	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return forwardResponse{}, fmt.Errorf("%w: dial controller %s: %v", ErrNotController, addr, err)
 	}
