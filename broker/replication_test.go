@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -62,6 +63,8 @@ func clusterChildConfig(cfg *broker.Config) {
 	cfg.BrokerSessionTimeout = testSessionTimeout
 	cfg.BrokerHeartbeatInterval = testHeartbeat
 	cfg.ReplicaLagTimeMax = testReplicaLag
+	// Warnings and errors go to the test's output (shown when it fails).
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id)
 }
 
 // clusterNode is one broker process of a test cluster.
