@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--auto-create-topics] [--num-partitions N] [--log-level LEVEL]"
+const brokerSynopsis = "broker [--data-dir DIR] [--listen HOST:PORT] [--metrics-listen HOST:PORT] [--node-id N] [--controller-quorum ID@HOST:PORT,...] [--controller-listen HOST:PORT] [--rack RACK] [--auto-create-topics] [--num-partitions N] [--default-replication-factor N] [--log-level LEVEL]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
@@ -26,6 +26,15 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	nodeID := fs.Int("node-id", 1, "this broker's id (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "partitions of topics created without a count (num.partitions)")
+	fs.StringVar(&cfg.ControllerQuorum, "controller-quorum", "", "the controller quorum's voters, ID@HOST:PORT,... (controller.quorum.voters); without it the broker is a cluster of one")
+	fs.StringVar(&cfg.ControllerListen, "controller-listen", "", "controller listener for the metadata Raft (default: this node's quorum address; required for a node not in the quorum)")
+	fs.StringVar(&cfg.Rack, "rack", "", "this broker's rack (broker.rack)")
+	defaultRF := fs.Int("default-replication-factor", 1, "replication factor of topics created without one (default.replication.factor)")
+	offsetsRF := fs.Int("offsets-topic-replication-factor", 3, "__consumer_offsets replication factor, capped at the quorum size (offsets.topic.replication.factor)")
+	txnRF := fs.Int("transaction-state-log-replication-factor", 3, "__transaction_state replication factor, capped at the quorum size (transaction.state.log.replication.factor)")
+	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 30*time.Second, "a follower this far behind leaves the ISR (replica.lag.time.max.ms)")
+	fs.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "a broker silent this long is fenced and its leaderships move (broker.session.timeout.ms)")
+	fs.DurationVar(&cfg.BrokerHeartbeatInterval, "broker-heartbeat-interval", 2*time.Second, "how often a broker heartbeats to the controller (broker.heartbeat.interval.ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -43,6 +52,16 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	if *numPartitions < 1 || *numPartitions > 1<<31-1 {
 		return usagef(fs, "--num-partitions %d must be at least 1", *numPartitions)
+	}
+	for _, rf := range []struct {
+		name string
+		v    int
+		dst  *int16
+	}{{"default-replication-factor", *defaultRF, &cfg.DefaultReplicationFactor}, {"offsets-topic-replication-factor", *offsetsRF, &cfg.OffsetsTopicReplicationFactor}, {"transaction-state-log-replication-factor", *txnRF, &cfg.TransactionStateLogReplicationFactor}} {
+		if rf.v < 1 || rf.v > 1<<15-1 {
+			return usagef(fs, "--%s %d must be between 1 and 32767", rf.name, rf.v)
+		}
+		*rf.dst = int16(rf.v)
 	}
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
