@@ -3,6 +3,7 @@ package broker_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -264,6 +265,9 @@ func waitPartitionState(t *testing.T, adm *kadm.Client, topic string, what strin
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		leader, epoch, isr, err := partitionState(ctx, adm, topic, 0)
 		cancel()
+		if errors.Is(err, kerr.LeaderNotAvailable) {
+			err = nil // an offline partition is a state too
+		}
 		if err == nil && cond(leader, isr) {
 			return leader, epoch, isr
 		}
@@ -553,3 +557,68 @@ func TestReplicationLeaderKill(t *testing.T) {
 }
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }
+
+// SCENARIOS.md 9: with every ISR member down the partition stays offline,
+// even with an out-of-sync replica alive, until
+// unclean.leader.election.enable is set; then that replica leads, and
+// what is lost is exactly what it lacked.
+func TestReplicationUncleanElection(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	// Brokers 1-3 are the controller quorum; the partition lives on 4,
+	// 5 (broker-only) and 1, so its whole ISR can die with the quorum
+	// intact.
+	c := startCluster(t, 5, 3)
+	cl := c.client(kgo.DefaultProduceTopic("s9"), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProduceRequestTimeout(20*time.Second))
+	adm := kadm.NewClient(cl)
+	createReplicated(t, cl, "s9", "1", 4, 5, 1)
+	produce := func(tag string, n int) []string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		var out []string
+		for i := range n {
+			v := fmt.Sprintf("%s-%d", tag, i)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", v, err)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	kept := produce("everyone", 10)
+	c.kill(5)
+	waitPartitionState(t, adm, "s9", "5 out of the ISR", func(l int32, isr []int32) bool { return !slices.Contains(isr, 5) })
+	lost := produce("without-5", 10)
+	c.kill(1)
+	waitPartitionState(t, adm, "s9", "the ISR down to 4", func(l int32, isr []int32) bool { return l == 4 && len(isr) == 1 })
+	lost = append(lost, produce("only-4", 10)...)
+	c.kill(4)
+	c.restart(5)
+	// Offline: no leader, however long we look (a few sessions).
+	waitPartitionState(t, adm, "s9", "the partition offline", func(l int32, isr []int32) bool { return l < 0 && slices.Equal(isr, []int32{4}) })
+	deadline := time.Now().Add(2 * testSessionTimeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		l, _, _, _ := partitionState(ctx, adm, "s9", 0)
+		cancel()
+		if l >= 0 {
+			t.Fatalf("leader %d elected without unclean election", l)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v := "true"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "unclean.leader.election.enable", Value: &v}}, "s9"); err != nil {
+		t.Fatal(err)
+	}
+	waitPartitionState(t, adm, "s9", "5 elected uncleanly", func(l int32, isr []int32) bool { return l == 5 && slices.Equal(isr, []int32{5}) })
+	kept = append(kept, produce("after", 5)...)
+	got := consumeCluster(t, c, "s9")
+	if !slices.Equal(got, kept) {
+		t.Fatalf("after the unclean election read %v, want %v (lost: %v)", got, kept, lost)
+	}
+}
