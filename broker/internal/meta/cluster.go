@@ -119,7 +119,61 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.catchUp(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// catchUp waits until this node has applied everything the controller
+// had committed when asked, so the first view its caller acts on is
+// current: a broker that reconciled its partitions against a view still
+// replaying its log would take a topic it does not know yet for one
+// deleted while it was down, and remove its data.
+func (s *Store) catchUp(ctx context.Context) error {
+	for {
+		var idx uint64
+		var err error
+		if s.raft.State() == raft.Leader {
+			idx, err = s.committedIndex()
+		} else {
+			var resp forwardResponse
+			resp, err = s.forward(ctx, forwardRequest{Kind: "index"})
+			if err == nil {
+				idx, err = resp.Index, decodeError(resp)
+			}
+		}
+		if err == nil {
+			for s.applied.Load() < idx && s.raft.AppliedIndex() < idx {
+				if err := s.pause(ctx, 10*time.Millisecond); err != nil {
+					return fmt.Errorf("meta: catching up with the controller: %w", err)
+				}
+			}
+			return nil
+		}
+		if !errors.Is(err, ErrNotController) {
+			return fmt.Errorf("meta: catching up with the controller: %w", err)
+		}
+		if err := s.pause(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("meta: catching up with the controller: %w", err)
+		}
+	}
+}
+
+// committedIndex is the controller's side of catchUp: a barrier (every
+// committed entry applied here), then the last applied index.
+func (s *Store) committedIndex() (uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return 0, fmt.Errorf("%w: index", ErrNotController)
+	}
+	if err := s.raft.Barrier(10 * time.Second).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
+		}
+		return 0, err
+	}
+	return s.raft.AppliedIndex(), nil
 }
 
 // waitCluster waits until the cluster has an id here: the controller

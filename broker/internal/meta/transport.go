@@ -181,8 +181,9 @@ func newNetworkTransport(m *muxListener) raft.Transport {
 
 // forwardRequest is a call from a node to the controller.
 type forwardRequest struct {
-	// Kind is "apply" (Command is a command to replicate) or "heartbeat"
-	// (Broker is alive).
+	// Kind is "apply" (Command is a command to replicate), "heartbeat"
+	// (Broker is alive), "join" (Broker, at Addr, joins as a non-voter) or
+	// "index" (the controller's applied index, after a barrier).
 	Kind    string          `json:"kind"`
 	Command json.RawMessage `json:"command,omitempty"`
 	Broker  int32           `json:"broker,omitempty"`
@@ -304,6 +305,10 @@ func (s *Store) serveForward(c net.Conn) {
 		resp = encodeError(s.beatLocal(req.Broker))
 	case "join":
 		resp = encodeError(s.addNonvoter(req.Broker, req.Addr))
+	case "index":
+		idx, err := s.committedIndex()
+		resp = encodeError(err)
+		resp.Index = idx
 	default:
 		resp = forwardResponse{Err: fmt.Sprintf("meta: unknown forwarded call %q", req.Kind)}
 	}
