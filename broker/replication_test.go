@@ -427,6 +427,21 @@ func TestReplicationMinInsyncReplicas(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	// Clients are told of live brokers only, at their real addresses.
+	if md, err := adm.Metadata(ctx); err != nil || len(md.Brokers) != 1 || md.Brokers[0].NodeID != leader || fmt.Sprintf("%s:%d", md.Brokers[0].Host, md.Brokers[0].Port) != c.nodes[leader-1].listen {
+		t.Fatalf("metadata brokers with two down: %+v %v", md.Brokers, err)
+	}
+	dc := kmsg.NewPtrDescribeClusterRequest()
+	dc.IncludeFencedBrokers = true
+	if resp, err := dc.RequestWith(ctx, cl); err != nil || len(resp.Brokers) != 3 {
+		t.Fatalf("DescribeCluster including fenced brokers: %+v %v", resp, err)
+	} else {
+		for _, br := range resp.Brokers {
+			if br.IsFenced != (br.NodeID != leader) {
+				t.Fatalf("DescribeCluster: broker %d fenced %v", br.NodeID, br.IsFenced)
+			}
+		}
+	}
 	code, err := produceTo(ctx, cl, leader, "s7", "refused")
 	if err != nil || code != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("acks=all with the ISR below min.insync.replicas: code %d (%v), err %v; want NOT_ENOUGH_REPLICAS", code, kerr.ErrorForCode(code), err)
@@ -458,6 +473,24 @@ func TestReplicationLeaderKill(t *testing.T) {
 		kgo.ProduceRequestTimeout(10*time.Second), kgo.MaxBufferedRecords(200))
 	adm := kadm.NewClient(cl)
 	createReplicated(t, cl, "s8", "2")
+	// Any broker takes a metadata change, not only the controller.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := (md.Controller % 3) + 1
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "via-follower", 1, 3
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl.Broker(int(other)))
+		cancel()
+		if err != nil || resp.Topics[0].ErrorCode != 0 {
+			t.Fatalf("CreateTopics on broker %d (controller %d): %+v %v", other, md.Controller, resp, err)
+		}
+	}
 	leader, epoch, isr := waitPartitionState(t, adm, "s8", "a leader", func(l int32, isr []int32) bool { return l > 0 && len(isr) == 3 })
 
 	var mu sync.Mutex
