@@ -141,8 +141,9 @@ func Start(ctx context.Context, cfg Config) (*Broker, error) {
 	// The ISR loop and the fetchers run before the coordinators load:
 	// with replicas, their partitions' high watermarks move only by
 	// replication.
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.isrLoop() }()
+	go func() { defer b.wg.Done(); b.hwCheckpointLoop() }()
 	// abort undoes a start that failed from here on.
 	abort := func(err error) (*Broker, error) {
 		b.cancel()

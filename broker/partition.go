@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
@@ -59,6 +60,12 @@ type partition struct {
 	rs *replicaState
 	// minISR is min.insync.replicas in force for the topic.
 	minISR int
+	// replicated is set when the partition has more than one replica:
+	// only then is its high watermark checkpointed.
+	replicated bool
+	// hwCheckpointed is the high watermark last written to the
+	// checkpoint file, or read from it (partition_replication.go).
+	hwCheckpointed int64
 	// completing holds transactions whose marker is written but not yet
 	// below hw: they keep the LSO at their first offset until it is.
 	// Invariant: every entry's marker >= hw (setHW drops the others).
@@ -71,21 +78,22 @@ type partition struct {
 
 func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool, hw int64) *partition {
 	p := &partition{
-		topic:        topic,
-		topicID:      id,
-		index:        index,
-		log:          l,
-		leaderEpoch:  epoch,
-		hw:           hw,
-		durableEnd:   l.EndOffset(),
-		leader:       -1,
-		minISR:       1,
-		durable:      durable,
-		waiters:      make(map[chan struct{}]struct{}),
-		leoWaiters:   make(map[chan struct{}]struct{}),
-		verifyGuards: make(map[int64]uint64),
-		appended:     make(chan struct{}, 1),
-		stop:         make(chan struct{}),
+		topic:          topic,
+		topicID:        id,
+		index:          index,
+		log:            l,
+		leaderEpoch:    epoch,
+		hw:             hw,
+		hwCheckpointed: hw,
+		durableEnd:     l.EndOffset(),
+		leader:         -1,
+		minISR:         1,
+		durable:        durable,
+		waiters:        make(map[chan struct{}]struct{}),
+		leoWaiters:     make(map[chan struct{}]struct{}),
+		verifyGuards:   make(map[int64]uint64),
+		appended:       make(chan struct{}, 1),
+		stop:           make(chan struct{}),
 	}
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.hwLoop() }()
@@ -244,9 +252,10 @@ func (p *partition) update(cfg log.Config) error {
 	return nil
 }
 
-// close stops the high watermark loop and closes the log.
+// close stops the high watermark loop, checkpoints the high watermark
+// and closes the log.
 func (p *partition) close() error {
 	close(p.stop)
 	p.wg.Wait()
-	return p.log.Close()
+	return errors.Join(p.checkpointHW(), p.log.Close())
 }

@@ -3,7 +3,11 @@ package broker
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -31,6 +35,7 @@ func (p *partition) role(mp meta.Partition, self int32, minISR int, lagMax time.
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.minISR = minISR
+	p.replicated = len(mp.Replicas) > 1
 	if mp.LeaderEpoch < p.leaderEpoch {
 		return nil // an older view; epochs only grow
 	}
@@ -359,4 +364,65 @@ func (p *partition) fetchCheck(replica int32, offset int64, epoch int32) int16 {
 		p.followerFetched(replica, offset, time.Now())
 	}
 	return 0
+}
+
+// hwCheckpointFile holds a replicated partition's high watermark, so a
+// restarted broker serves what was committed before it stopped without
+// waiting for its followers (Kafka's replication-offset-checkpoint, one
+// file per partition here). It is written every
+// hwCheckpointInterval and when the partition closes; a stale one only
+// makes the high watermark start lower.
+const hwCheckpointFile = "high-watermark"
+
+// hwCheckpointInterval is replica.high.watermark.checkpoint.interval.ms.
+const hwCheckpointInterval = 5 * time.Second
+
+// checkpointHW writes the high watermark if it moved since the last
+// checkpoint.
+func (p *partition) checkpointHW() error {
+	p.mu.Lock()
+	hw, done, replicated := p.hw, p.hwCheckpointed, p.replicated
+	p.mu.Unlock()
+	if hw == done || !replicated {
+		return nil
+	}
+	if err := writeFileSync(filepath.Join(p.log.Dir(), hwCheckpointFile), []byte(strconv.FormatInt(hw, 10)+"\n")); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.hwCheckpointed = max(p.hwCheckpointed, hw)
+	p.mu.Unlock()
+	return nil
+}
+
+// readHWCheckpoint returns the checkpointed high watermark in dir, or -1.
+func readHWCheckpoint(dir string) int64 {
+	raw, err := os.ReadFile(filepath.Join(dir, hwCheckpointFile))
+	if err != nil {
+		return -1
+	}
+	hw, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+	if err != nil || hw < 0 {
+		return -1
+	}
+	return hw
+}
+
+// hwCheckpointLoop checkpoints every partition's high watermark every
+// hwCheckpointInterval.
+func (b *Broker) hwCheckpointLoop() {
+	t := time.NewTicker(hwCheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, p := range b.parts.all() {
+			if err := p.checkpointHW(); err != nil && b.ctx.Err() == nil {
+				b.logger.Debug("high watermark checkpoint", "topic", p.topic, "partition", p.index, "err", err)
+			}
+		}
+	}
 }

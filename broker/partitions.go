@@ -240,12 +240,12 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	}
 	// A lone replica's log is all committed. A replicated one's high
 	// watermark is not known until the leader's followers (or a
-	// follower's leader) report: it starts at the log start and only
-	// grows (role and replication raise it), so nothing is exposed that
-	// the ISR may not have.
+	// follower's leader) report: it starts at the last checkpoint (or
+	// the log start) and only grows (role and replication raise it), so
+	// nothing is exposed that the ISR may not have.
 	hw := l.EndOffset()
 	if len(mp.Replicas) > 1 {
-		hw = l.StartOffset()
+		hw = max(l.StartOffset(), min(readHWCheckpoint(dir), l.EndOffset()))
 	}
 	// The epoch is the leader's when it leads (role assigns it); a
 	// follower's comes from the batches it copies.

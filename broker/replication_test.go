@@ -663,3 +663,34 @@ func TestReplicationUncleanElection(t *testing.T) {
 	n := len(kept)
 	t.Logf("unclean election kept %d of the %d records written before broker 5 died, lost %d written after", n, len(kept), len(lost))
 }
+
+// A replicated partition's high watermark survives a clean restart (it is
+// checkpointed): the leader, back alone with its followers still down
+// and not yet fenced, serves everything committed before at once rather
+// than waiting for followers that are not there.
+func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	c := startCluster(t, 3, 1)
+	cl := c.client(kgo.DefaultProduceTopic("hw"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	createReplicated(t, cl, "hw", "2", 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 10 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%d", i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl.Close()
+	c.stopAll()
+	c.restart(1)
+	cl2 := c.client()
+	ends, err := kadm.NewClient(cl2).ListEndOffsets(ctx, "hw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup("hw", 0); o.Err != nil || o.Offset != 10 {
+		t.Fatalf("high watermark right after the restart: %+v, want 10", o)
+	}
+}
