@@ -2,7 +2,9 @@ package broker_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
 // Multi-broker tests: three brokers, each a separate process (the test
@@ -585,8 +588,53 @@ func TestReplicationLeaderKill(t *testing.T) {
 	if len(lost) > 0 || len(dup) > 0 {
 		t.Fatalf("%d acknowledged records lost (first %v), %d duplicated (%v), of %d acknowledged, %d read", len(lost), first(lost, 5), len(dup), first(dup, 5), len(want), len(got))
 	}
-	// The old leader rejoins as a follower and catches up.
+	// The old leader rejoins as a follower, cut back to where its log
+	// agrees with the new leader's, and catches up.
 	waitPartitionState(t, adm, "s8", "the old leader back in the ISR", func(l int32, isr []int32) bool { return slices.Contains(isr, leader) })
+	// Replicas never diverge: with every replica in the ISR and one more
+	// acks=all write, the three logs are the same bytes.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("last")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	c.stopAll()
+	var logs [][]byte
+	for _, nd := range c.nodes {
+		logs = append(logs, readPartitionLog(t, filepath.Join(nd.dir, "logs", "s8-0")))
+	}
+	for i := 1; i < len(logs); i++ {
+		if !bytes.Equal(logs[0], logs[i]) {
+			t.Fatalf("broker %d's log (%d bytes) differs from broker 1's (%d bytes)", i+1, len(logs[i]), len(logs[0]))
+		}
+	}
+}
+
+// readPartitionLog opens a stopped broker's partition log and returns its
+// batches as stored.
+func readPartitionLog(t *testing.T, dir string) []byte {
+	t.Helper()
+	l, err := log.Open(dir, log.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var out []byte
+	for off := l.StartOffset(); off < l.EndOffset(); {
+		rr, err := l.Read(off, 1<<20, l.EndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rr.Records...)
+		// The next batch starts after the last one read.
+		b := rr.Records
+		for len(b) >= 61 {
+			size := int(binary.BigEndian.Uint32(b[8:])) + 12
+			off = int64(binary.BigEndian.Uint64(b)) + int64(binary.BigEndian.Uint32(b[23:])) + 1
+			b = b[size:]
+		}
+	}
+	return out
 }
 
 func first(s []string, n int) []string { return s[:min(n, len(s))] }
