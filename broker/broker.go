@@ -14,6 +14,18 @@
 // watermark moves under its own mutex, and waiters (produce acks, fetch long
 // polls) are woken when it moves. The set of local partitions is reconciled
 // with the metadata store after every metadata change.
+//
+// Replication. Without a controller quorum the broker is a cluster of one
+// and leads every partition. In a cluster (Config.ControllerQuorum) the
+// metadata store is a Raft group whose leader is the controller: it fences
+// brokers that stop heartbeating and elects partition leaders from the
+// ISR. Each partition this broker holds leads or follows as metadata says:
+// a leader keeps its followers' progress, the ISR and the high watermark
+// (replica_state.go, where the state machine and its invariants are
+// described; partition_replication.go), and asks the controller for ISR
+// changes (isrLoop); a follower copies the leader's log through a fetcher
+// per leader (replica_fetcher.go), after truncating to the leader's epoch
+// boundary.
 package broker
 
 import (
