@@ -282,3 +282,40 @@ func TestQuorumRestartCatchesUp(t *testing.T) {
 		t.Fatalf("Open returned with %d of %d topics applied", got, topics)
 	}
 }
+
+// With racks, a partition's replicas span as many racks as there are
+// (Kafka's rack-aware placement); every broker leads about as many
+// partitions as another.
+func TestPlaceReplicasRackAware(t *testing.T) {
+	brokers := map[int32]Broker{
+		1: {ID: 1, Rack: "a"}, 2: {ID: 2, Rack: "a"}, 3: {ID: 3, Rack: "b"},
+		4: {ID: 4, Rack: "b"}, 5: {ID: 5, Rack: "c"}, 6: {ID: 6, Rack: "c"},
+		7: {ID: 7, Rack: "c", Fenced: true},
+	}
+	parts, err := placeReplicas(brokers, 0, 12, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leads := map[int32]int{}
+	for _, p := range parts {
+		racks := map[string]bool{}
+		for _, r := range p.Replicas {
+			if r == 7 {
+				t.Fatalf("partition %d placed on fenced broker 7", p.Index)
+			}
+			racks[brokers[r].Rack] = true
+		}
+		if len(racks) != 3 {
+			t.Fatalf("partition %d on %v spans racks %v", p.Index, p.Replicas, racks)
+		}
+		leads[p.Leader]++
+	}
+	for id := int32(1); id <= 6; id++ {
+		if leads[id] != 2 {
+			t.Fatalf("leaders %v, want two partitions each", leads)
+		}
+	}
+	if _, err := placeReplicas(brokers, 0, 1, 7); !errors.Is(err, ErrInvalidReplicationFactor) {
+		t.Fatalf("RF 7 with 6 live brokers: %v", err)
+	}
+}

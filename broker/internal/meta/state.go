@@ -331,9 +331,12 @@ func clonePartition(p Partition) Partition {
 }
 
 // placeReplicas chooses replicas for count new partitions starting at index
-// first among the live (unfenced) brokers: brokers in id order, each
-// partition's list rotated by its index, so leadership and replicas
-// spread evenly. A replication factor above the live brokers is refused.
+// first among the live (unfenced) brokers: brokers in id order — or, when
+// brokers name racks, alternating between racks, as Kafka's rack-aware
+// placement does, so consecutive brokers are on different racks — and
+// each partition's list is that order rotated by its index, so leadership
+// and replicas spread evenly and a partition's replicas span as many racks
+// as they can. A replication factor above the live brokers is refused.
 func placeReplicas(brokers map[int32]Broker, first, count int32, rf int16) ([]Partition, error) {
 	var ids []int32
 	for _, id := range slices.Sorted(maps.Keys(brokers)) {
@@ -341,6 +344,7 @@ func placeReplicas(brokers map[int32]Broker, first, count int32, rf int16) ([]Pa
 			ids = append(ids, id)
 		}
 	}
+	ids = rackAlternating(ids, brokers)
 	if rf < 1 || int(rf) > len(ids) {
 		return nil, fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, rf, len(ids))
 	}
@@ -386,4 +390,28 @@ func manualReplicas(brokers map[int32]Broker, assignments [][]int32) ([]Partitio
 		out[i] = Partition{Index: int32(i), Leader: replicas[0], Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas)}
 	}
 	return out, nil
+}
+
+// rackAlternating orders broker ids (sorted) so racks alternate: the
+// first broker of each rack (racks in name order), then the second of
+// each, and so on. Without racks it returns ids unchanged.
+func rackAlternating(ids []int32, brokers map[int32]Broker) []int32 {
+	byRack := make(map[string][]int32)
+	for _, id := range ids {
+		r := brokers[id].Rack
+		byRack[r] = append(byRack[r], id)
+	}
+	if len(byRack) < 2 {
+		return ids
+	}
+	racks := slices.Sorted(maps.Keys(byRack))
+	out := make([]int32, 0, len(ids))
+	for i := 0; len(out) < len(ids); i++ {
+		for _, r := range racks {
+			if i < len(byRack[r]) {
+				out = append(out, byRack[r][i])
+			}
+		}
+	}
+	return out
 }
