@@ -418,6 +418,15 @@ func TestReplicationMinInsyncReplicas(t *testing.T) {
 			followers = append(followers, r)
 		}
 	}
+	// Only the leader takes writes.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		code, err := produceTo(ctx, cl, followers[0], "s7", "misdirected")
+		cancel()
+		if err != nil || code != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("produce to follower %d: code %d, err %v; want NOT_LEADER_OR_FOLLOWER", followers[0], code, err)
+		}
+	}
 	c.kill(followers[0])
 	produce(20, "one-down") // waits out the ISR shrink, then goes on
 	waitPartitionState(t, adm, "s7", "the ISR without the dead follower", func(l int32, isr []int32) bool {
