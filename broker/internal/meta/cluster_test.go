@@ -76,7 +76,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // broker that stops heartbeating is fenced and its leaderships move to
 // the ISR; it is unfenced when it heartbeats again.
 func TestQuorumForwardsAndFences(t *testing.T) {
-	stores, _ := openQuorum(t, 1500*time.Millisecond)
+	stores, _ := openQuorum(t, 3*time.Second)
 	id := stores[0].Cluster().ClusterID
 	for _, s := range stores {
 		if got := s.Cluster().ClusterID; got != id || id == "" {
