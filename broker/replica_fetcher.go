@@ -443,6 +443,14 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 				}
 			}
 			w.p.followerHW(rp.HighWatermark)
+			// The leader's log start moves by DeleteRecords (and its
+			// retention): records deleted there are deleted here, so a
+			// later leader does not bring them back.
+			if start := min(rp.LogStartOffset, w.p.log.EndOffset()); start > w.p.log.StartOffset() {
+				if err := w.p.log.SetStartOffset(start); err != nil {
+					b.logger.Warn("replica fetcher: log start", "topic", tp.topic, "partition", tp.partition, "err", err)
+				}
+			}
 		}
 	}
 	return nil

@@ -505,6 +505,23 @@ func TestReplicationLeaderKill(t *testing.T) {
 	}
 	leader, epoch, isr := waitPartitionState(t, adm, "s8", "a leader", func(l int32, isr []int32) bool { return l > 0 && len(isr) == 3 })
 
+	// Records deleted on the leader (DeleteRecords) stay deleted when
+	// another replica leads.
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		for i := range 5 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "deleted-%d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var o kadm.Offsets
+		o.Add(kadm.Offset{Topic: "s8", Partition: 0, At: 5})
+		resp, err := adm.DeleteRecords(ctx, o)
+		cancel()
+		if err != nil || resp.Error() != nil {
+			t.Fatalf("delete records: %v %v", err, resp.Error())
+		}
+	}
 	var mu sync.Mutex
 	var acked []string
 	var produceErr error
@@ -584,6 +601,11 @@ func TestReplicationLeaderKill(t *testing.T) {
 		seen[v]++
 	}
 	var lost, dup []string
+	for v := range seen {
+		if strings.HasPrefix(v, "deleted-") {
+			t.Fatalf("read %s, deleted before the failover", v)
+		}
+	}
 	for _, v := range want {
 		if seen[v] == 0 {
 			lost = append(lost, v)
