@@ -21,8 +21,9 @@ import (
 // (NOT_LEADER_OR_FOLLOWER elsewhere); acks=all fails with NOT_ENOUGH_REPLICAS
 // before the append when the ISR is below min.insync.replicas, and with
 // NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile. On one
-// node acks=1 and acks=all mean the same; acks=0 gets no response, and a failed acks=0 produce closes
-// the connection as Kafka does so the client refreshes metadata.
+// node acks=1 and acks=all mean the same; acks=0 gets no response, and a
+// failed acks=0 produce closes the connection as Kafka does so the client
+// refreshes metadata.
 //
 // Idempotent and transactional batches are checked against the
 // partition's producer state under its append lock (see package
