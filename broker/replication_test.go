@@ -282,11 +282,11 @@ func waitPartitionState(t *testing.T, adm *kadm.Client, topic string, what strin
 	}
 }
 
-// produceRaw sends one acks=all record to a broker and returns the
-// partition's error code.
+// produceTo sends one record to a broker and returns the partition's
+// error code. The request goes with the acks the client is configured
+// with (franz-go sets them on every produce).
 func produceTo(ctx context.Context, cl *kgo.Client, node int32, topic string, value string) (int16, error) {
 	req := kmsg.NewPtrProduceRequest()
-	req.Acks = -1
 	req.TimeoutMillis = 10000
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
 	if err != nil {
@@ -458,6 +458,12 @@ func TestReplicationMinInsyncReplicas(t *testing.T) {
 	if err != nil || code != kerr.NotEnoughReplicas.Code {
 		t.Fatalf("acks=all with the ISR below min.insync.replicas: code %d (%v), err %v; want NOT_ENOUGH_REPLICAS", code, kerr.ErrorForCode(code), err)
 	}
+	// acks=1 is answered after the leader's own write, whatever the ISR.
+	leaderAcks := c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	if code, err := produceTo(ctx, leaderAcks, leader, "s7", "acks-1"); err != nil || code != 0 {
+		t.Fatalf("acks=1 with the ISR below min.insync.replicas: code %d, err %v", code, err)
+	}
+	acked = append(acked, "acks-1")
 	if got := consumeCluster(t, c, "s7"); !slices.Equal(got, acked) {
 		t.Fatalf("reads with two brokers down: got %d records, want the %d acknowledged", len(got), len(acked))
 	}
@@ -580,6 +586,31 @@ func TestReplicationLeaderKill(t *testing.T) {
 	// the controller died too, and slack for a busy machine.
 	if limit := testSessionTimeout + 12*time.Second; took > limit {
 		t.Fatalf("failover took %v, more than %v", took, limit)
+	}
+	// The new leader fences fetches at the old epoch and does not know
+	// a future one.
+	for _, tc := range []struct {
+		epoch int32
+		want  int16
+	}{{epoch, kerr.FencedLeaderEpoch.Code}, {newEpoch + 1, kerr.UnknownLeaderEpoch.Code}, {newEpoch, 0}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		td, err := adm.ListTopics(ctx, "s8")
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.SessionEpoch = -1, 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "s8", td["s8"].ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = tc.epoch, 5, 1<<20, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl.Broker(int(newLeader)))
+		cancel()
+		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != tc.want {
+			t.Fatalf("fetch at epoch %d from the new leader (epoch %d): %+v %v; want code %d", tc.epoch, newEpoch, resp, err, tc.want)
+		}
 	}
 	waitCount(before+300, "after the failover")
 	close(stop)
