@@ -159,11 +159,22 @@ func (ps *partitions) applyRole(tp topicPartition, p *partition, t *meta.Topic, 
 	return nil
 }
 
-// truncate cuts a follower's log back to offset (see log.TruncateDir):
-// the partition is closed, its directory truncated, and it is opened
-// again in its place with its role, so nothing reads or writes the log
-// while it is cut. Called by its fetcher.
+// truncate cuts a follower's log back to offset (see log.TruncateDir).
+// Called by its fetcher.
 func (ps *partitions) truncate(tp topicPartition, p *partition, offset int64) error {
+	return ps.rewrite(tp, p, func(dir string) error { return log.TruncateDir(dir, offset) })
+}
+
+// reset empties a follower's log to start at offset (see log.ResetDir),
+// when the leader's log starts past its end. Called by its fetcher.
+func (ps *partitions) reset(tp topicPartition, p *partition, offset int64) error {
+	return ps.rewrite(tp, p, func(dir string) error { return log.ResetDir(dir, offset) })
+}
+
+// rewrite changes a follower's closed log with fn: the partition is
+// closed, fn applied to its directory, and the partition opened again in
+// its place with its role, so nothing reads or writes the log meanwhile.
+func (ps *partitions) rewrite(tp topicPartition, p *partition, fn func(dir string) error) error {
 	ps.reconcileMu.Lock()
 	defer ps.reconcileMu.Unlock()
 	ps.mu.RLock()
@@ -189,7 +200,7 @@ func (ps *partitions) truncate(tp topicPartition, p *partition, offset int64) er
 	if err := p.close(); err != nil {
 		return err
 	}
-	if err := log.TruncateDir(p.log.Dir(), offset); err != nil {
+	if err := fn(p.log.Dir()); err != nil {
 		return err
 	}
 	np, err := ps.open(t, mp, cfg)

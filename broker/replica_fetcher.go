@@ -417,6 +417,15 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 			if !ok {
 				continue
 			}
+			if rp.ErrorCode == kerr.OffsetOutOfRange.Code && rp.LogStartOffset > w.p.log.EndOffset() {
+				// The leader no longer has what follows this log's
+				// end: start again, empty, at the leader's log start.
+				b.logger.Warn("follower behind the leader's log start: emptying its log", "topic", tp.topic, "partition", tp.partition, "end", w.p.log.EndOffset(), "leader start", rp.LogStartOffset)
+				if err := b.parts.reset(tp, w.p, rp.LogStartOffset); err != nil {
+					return fmt.Errorf("reset %s-%d: %w", tp.topic, tp.partition, err)
+				}
+				continue
+			}
 			if rp.ErrorCode != 0 {
 				if rp.ErrorCode == kerr.OffsetOutOfRange.Code {
 					b.logger.Warn("replica fetcher: offset out of range at the leader", "topic", tp.topic, "partition", tp.partition, "offset", w.p.log.EndOffset())

@@ -804,3 +804,48 @@ func TestReplicationHighWatermarkCheckpoint(t *testing.T) {
 		t.Fatalf("high watermark right after the restart: %+v, want 10", o)
 	}
 }
+
+// A follower that was down while the leader's log start moved past its
+// log end (DeleteRecords here; retention does the same) cannot fetch what
+// follows its end: it empties its log, starts at the leader's log start,
+// catches up and rejoins the ISR, and its log is then the leader's.
+func TestReplicationFollowerBehindLogStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	c := startCluster(t, 3, 1)
+	cl := c.client(kgo.DefaultProduceTopic("behind"), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProduceRequestTimeout(20*time.Second))
+	adm := kadm.NewClient(cl)
+	createReplicated(t, cl, "behind", "1", 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	seg := "1024"
+	if _, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "segment.bytes", Value: &seg}}, "behind"); err != nil {
+		t.Fatal(err)
+	}
+	produce := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "r%03d", i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, 10)
+	c.kill(3)
+	produce(10, 60)
+	var o kadm.Offsets
+	o.Add(kadm.Offset{Topic: "behind", Partition: 0, At: 55})
+	if resp, err := adm.DeleteRecords(ctx, o); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	c.restart(3)
+	waitPartitionState(t, adm, "behind", "broker 3 back in the ISR", func(l int32, isr []int32) bool { return slices.Contains(isr, 3) })
+	produce(60, 61)
+	c.stopAll()
+	leaderLog := readPartitionLog(t, filepath.Join(c.nodes[0].dir, "logs", "behind-0"))
+	followerLog := readPartitionLog(t, filepath.Join(c.nodes[2].dir, "logs", "behind-0"))
+	if len(leaderLog) == 0 || !bytes.Equal(leaderLog, followerLog) {
+		t.Fatalf("follower's log (%d bytes) is not the leader's (%d bytes)", len(followerLog), len(leaderLog))
+	}
+}

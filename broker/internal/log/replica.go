@@ -254,3 +254,31 @@ func TruncateDir(dir string, offset int64) error {
 	}
 	return syncDir(dir)
 }
+
+// ResetDir empties the closed log in dir and makes it start, empty, at
+// offset: what a follower does when the leader no longer has the records
+// after its log end (retention or DeleteRecords moved the leader's log
+// start past it), so it can only copy from the leader's log start on.
+// Every segment, index, producer state snapshot and the epoch history go;
+// Open finds an empty log at offset. The log must not be open.
+func ResetDir(dir string, offset int64) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("log: reset: %w", err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if base, ok := parseSegmentName(name); ok {
+			if err := (&segment{dir: dir, base: base}).remove(); err != nil {
+				return fmt.Errorf("log: reset: %w", err)
+			}
+			continue
+		}
+		if _, ok := parseSnapshotName(name); ok || name == epochFile || name == cleanerCheckpointFile {
+			if err := os.Remove(filepath.Join(dir, name)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("log: reset: %w", err)
+			}
+		}
+	}
+	return (&Log{dir: dir}).writeStartOffset(offset)
+}

@@ -148,3 +148,27 @@ func TestTruncateDir(t *testing.T) {
 		})
 	}
 }
+
+// ResetDir leaves an empty log that starts at the offset, takes appends
+// from there, and keeps nothing of what was there (records, producers,
+// aborted transactions, epochs).
+func TestResetDir(t *testing.T) {
+	dir := t.TempDir()
+	l := openLog(t, dir, testConfig())
+	txnScript(t, l)
+	l.Close()
+	if err := ResetDir(dir, 100); err != nil {
+		t.Fatal(err)
+	}
+	l = openLog(t, dir, testConfig())
+	if l.StartOffset() != 100 || l.EndOffset() != 100 {
+		t.Fatalf("after reset: start %d end %d, want 100 and 100", l.StartOffset(), l.EndOffset())
+	}
+	if v := viewOf(l); len(v.Aborted) != 0 || len(v.Entries) != 0 || len(v.Open) != 0 || len(l.Epochs()) != 0 {
+		t.Fatalf("state survived the reset: %+v, epochs %v", v, l.Epochs())
+	}
+	if res := mustAppend(t, l, batches(t, 1, 1, 10, 0)); res.BaseOffset != 100 {
+		t.Fatalf("append after reset at %d, want 100", res.BaseOffset)
+	}
+	checkInvariants(t, l)
+}
