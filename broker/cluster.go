@@ -21,6 +21,9 @@ func (b *Broker) internalTopicRF(ctx context.Context, want int16) (int16, error)
 	}
 	voters, _ := meta.ParseQuorum(b.cfg.ControllerQuorum)
 	rf := min(want, int16(len(voters)))
+	if liveBrokers(b.meta.Cluster()) < int(rf) {
+		b.logger.Info("waiting for brokers to create an internal topic", "live", liveBrokers(b.meta.Cluster()), "want", rf)
+	}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for liveBrokers(b.meta.Cluster()) < int(rf) {
