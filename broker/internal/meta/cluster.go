@@ -145,7 +145,10 @@ func (s *Store) catchUp(ctx context.Context) error {
 			}
 		}
 		if err == nil {
-			for s.applied.Load() < idx && s.raft.AppliedIndex() < idx {
+			// raft.AppliedIndex runs ahead of the state machine (it
+			// counts entries handed to it), so wait for what the state
+			// machine published.
+			for s.applied.Load() < idx {
 				if err := s.pause(ctx, 10*time.Millisecond); err != nil {
 					return fmt.Errorf("meta: catching up with the controller: %w", err)
 				}
@@ -173,7 +176,9 @@ func (s *Store) committedIndex() (uint64, error) {
 		}
 		return 0, err
 	}
-	return s.raft.AppliedIndex(), nil
+	// The barrier went through the state machine: everything before it
+	// is applied and published.
+	return s.applied.Load(), nil
 }
 
 // waitCluster waits until the cluster has an id here: the controller

@@ -132,6 +132,10 @@ type state struct {
 	// Cluster.BrokerConfigs). apply replaces an inner map, never edits
 	// it, so views may share them.
 	BrokerConfigs map[string]map[string]string `json:"brokerConfigs,omitempty"`
+	// AppliedIndex is the Raft index of the last entry applied, kept in
+	// snapshots so a node restored from one knows how far it has
+	// applied (Store.waitApplied, catchUp).
+	AppliedIndex uint64 `json:"appliedIndex,omitempty"`
 }
 
 func newState() *state {

@@ -330,14 +330,13 @@ func (s *Store) pause(ctx context.Context, d time.Duration) error {
 }
 
 // waitApplied waits until this node has applied the entry at idx (so
-// the caller reads its own write), for at most a few seconds: a node
-// restored from a snapshot past idx never applies idx itself.
+// the caller reads its own write), for at most a few seconds.
 func (s *Store) waitApplied(ctx context.Context, idx uint64) {
 	ch, stop := s.Watch()
 	defer stop()
 	t := time.NewTimer(5 * time.Second)
 	defer t.Stop()
-	for s.applied.Load() < idx && s.raft.AppliedIndex() < idx {
+	for s.applied.Load() < idx {
 		select {
 		case <-ch:
 		case <-t.C:
