@@ -849,3 +849,97 @@ func TestReplicationFollowerBehindLogStart(t *testing.T) {
 		t.Fatalf("follower's log (%d bytes) is not the leader's (%d bytes)", len(followerLog), len(leaderLog))
 	}
 }
+
+// Transactions on a replicated topic: followers copy the transaction's
+// records and its markers (control batches and all) from the leader,
+// read_committed consumers see only the committed records, and the three
+// logs end up the same bytes. The partition is led by the transaction
+// coordinator's broker: markers to a partition led elsewhere (Kafka's
+// WriteTxnMarkers between brokers) are not there yet.
+func TestReplicationTransactions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	c := startCluster(t, 3, 3)
+	admin := c.client()
+	var coord int32
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorType = 1
+		req.CoordinatorKeys = []string{"tx-producer"}
+		resp, err := req.RequestWith(ctx, admin)
+		cancel()
+		if err != nil || len(resp.Coordinators) != 1 || resp.Coordinators[0].ErrorCode != 0 {
+			t.Fatalf("find coordinator: %+v %v", resp, err)
+		}
+		coord = resp.Coordinators[0].NodeID
+	}
+	createReplicated(t, admin, "tx", "2", coord, coord%3+1, (coord+1)%3+1)
+	p := c.client(kgo.DefaultProduceTopic("tx"), kgo.TransactionalID("tx-producer"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, commit := range []bool{true, false, true} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if err := p.ProduceSync(ctx, &kgo.Record{Value: fmt.Appendf(nil, "%v-%d", commit, i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons := c.client(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"tx": {0: kgo.NewOffset().AtStart()}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var got []string
+	for len(got) < 6 {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed read %v", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	for _, v := range got {
+		if strings.HasPrefix(v, "false") {
+			t.Fatalf("read_committed read an aborted record: %v", got)
+		}
+	}
+	// One more committed write so every replica has every marker.
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Value: []byte("last")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	// Markers are written after the commit returns; wait until the HW
+	// covers the last one (the LSO reaches the log end).
+	for {
+		ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, "tx")
+		o, _ := ends.Lookup("tx", 0)
+		if err == nil && o.Offset == 3*4+2 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("end offset %+v %v, want 14", o, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitPartitionState(t, kadm.NewClient(admin), "tx", "a full ISR", func(l int32, isr []int32) bool { return len(isr) == 3 })
+	p.Close()
+	c.stopAll()
+	var logs [][]byte
+	for _, nd := range c.nodes {
+		logs = append(logs, readPartitionLog(t, filepath.Join(nd.dir, "logs", "tx-0")))
+	}
+	for i := 1; i < len(logs); i++ {
+		if !bytes.Equal(logs[0], logs[i]) {
+			t.Fatalf("broker %d's log (%d bytes) differs from broker 1's (%d bytes)", i+1, len(logs[i]), len(logs[0]))
+		}
+	}
+}
