@@ -17,11 +17,16 @@ import (
 // count, offset deltas, nothing after; see package broker/internal/log)
 // and appended as sent, in
 // the connection's reader goroutine so pipelined requests keep their order;
-// the response waits in the writer goroutine until the high watermark covers
-// the appended batches, which on one node means they are fsynced (unless the
-// topic relaxes flush.messages). acks=1 and acks=all therefore mean the same
-// on one node; acks=0 gets no response, and a failed acks=0 produce closes
-// the connection as Kafka does so the client refreshes metadata.
+// the response waits in the writer goroutine: for acks=all until the high
+// watermark covers the appended batches (every ISR member has them, fsynced
+// unless the topic relaxes flush.messages), for acks=1 until the leader's own
+// log has them (see partition_replication.go). Only the leader takes writes
+// (NOT_LEADER_OR_FOLLOWER elsewhere); acks=all fails with NOT_ENOUGH_REPLICAS
+// before the append when the ISR is below min.insync.replicas, and with
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND when it shrank below it meanwhile. On one
+// node acks=1 and acks=all mean the same; acks=0 gets no response, and a
+// failed acks=0 produce closes the connection as Kafka does so the client
+// refreshes metadata.
 //
 // Idempotent and transactional batches are checked against the
 // partition's producer state under its append lock (see package
@@ -148,10 +153,13 @@ func (pr *produceRun) target(name string, rp kmsg.ProduceRequestTopicPartition) 
 		msg := "cannot append to internal topic " + name
 		return nil, kerr.InvalidTopicException.Code, &msg
 	}
-	p := pr.b.parts.get(name, rp.Partition)
+	p, code := pr.b.leaderPartition(name, rp.Partition)
+	if code == 0 {
+		code = p.produceCheck(pr.r.Acks)
+	}
 	switch {
-	case p == nil:
-		return nil, kerr.UnknownTopicOrPartition.Code, nil
+	case code != 0:
+		return nil, code, nil
 	case len(rp.Records) == 0:
 		return nil, kerr.CorruptMessage.Code, nil
 	}
@@ -200,8 +208,8 @@ func (pr *produceRun) finisher() finisher {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		for _, w := range waits {
-			if !w.p.waitHW(wctx, w.end) {
-				w.rp.ErrorCode = kerr.RequestTimedOut.Code
+			if code := w.p.waitAcked(wctx, w.end, pr.r.Acks); code != 0 {
+				w.rp.ErrorCode = code
 				w.rp.BaseOffset = -1
 			}
 		}

@@ -22,8 +22,13 @@ import (
 //
 // Not here yet: incremental fetch sessions (KIP-227) — the broker answers
 // every fetch in full with session id 0, which every client treats as
-// "sessions unavailable" — and follower fetches, which arrive with
-// replication.
+// "sessions unavailable" — and fetching from followers (KIP-392): only the
+// leader serves fetches, others answer NOT_LEADER_OR_FOLLOWER.
+//
+// Follower fetches (a replica id >= 0) read up to the log end rather than
+// the high watermark, tell the leader the follower's log end (the fetch
+// offset; see replica_state.go), and long-poll for new data rather than
+// for the high watermark, which moves only once followers have fetched.
 //
 // Isolation. read_uncommitted reads below the high watermark and gets no
 // aborted-transactions list (null). read_committed reads below the last
@@ -61,6 +66,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	if r.Version >= 13 {
 		cl = b.meta.Cluster()
 	}
+	replica := fetchReplicaID(r)
 	var parts []fetchPart
 	for ti, rt := range r.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -88,6 +94,8 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			}
 			if fp.p = b.parts.get(name, rp.Partition); fp.p == nil {
 				fp.errCode = unknown
+			} else if fp.errCode = fp.p.fetchCheck(replica, rp.FetchOffset, fp.epoch); fp.errCode != 0 {
+				fp.p = nil
 			}
 			parts = append(parts, fp)
 		}
@@ -105,13 +113,19 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 		deadline := time.Now().Add(maxWait)
 		wake := make(chan struct{}, 1)
 		for _, fp := range parts {
-			if fp.p != nil {
+			if fp.p == nil {
+				continue
+			}
+			if replica >= 0 {
+				fp.p.watchLEO(wake)
+				defer fp.p.unwatchLEO(wake)
+			} else {
 				fp.p.watch(wake)
 				defer fp.p.unwatch(wake)
 			}
 		}
 		for {
-			total, failed := fillFetch(b, r, resp, parts, readCommitted)
+			total, failed := fillFetch(b, r, resp, parts, readCommitted, replica >= 0)
 			if failed || total >= int(r.MinBytes) || r.MinBytes <= 0 {
 				return resp
 			}
@@ -135,7 +149,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 
 // fillFetch reads every partition into the response and returns the bytes
 // read and whether any partition failed.
-func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted bool) (int, bool) {
+func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted, replica bool) (int, bool) {
 	remaining := r.MaxBytes
 	if r.MaxBytes <= 0 || r.MaxBytes > fetchMaxBytes {
 		remaining = fetchMaxBytes
@@ -181,7 +195,10 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 			limit = max(limit, 1)
 		}
 		upTo := hw
-		if readCommitted {
+		switch {
+		case replica:
+			upTo = p.log.EndOffset()
+		case readCommitted:
 			upTo = lso
 		}
 		rr, err := p.log.Read(fp.offset, limit, upTo)

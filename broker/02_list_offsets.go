@@ -26,9 +26,9 @@ func handleListOffsets(c *conn, req *request) (finisher, error) {
 			sp.Timestamp = -1
 			sp.Offset = -1
 			sp.LeaderEpoch = -1
-			p := c.b.parts.get(rt.Topic, rp.Partition)
-			if p == nil {
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			p, code := c.b.leaderPartition(rt.Topic, rp.Partition)
+			if code != 0 {
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}

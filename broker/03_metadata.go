@@ -60,6 +60,9 @@ func handleMetadata(c *conn, req *request) (finisher, error) {
 		resp.Topics = append(resp.Topics, metadataTopic(cl, t))
 	}
 	for _, br := range cl.Brokers {
+		if br.Fenced {
+			continue // clients are told only of live brokers
+		}
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID = br.ID
 		mb.Host = br.Host
@@ -89,7 +92,12 @@ func metadataTopic(cl *meta.Cluster, t *meta.Topic) kmsg.MetadataResponseTopic {
 		sp.LeaderEpoch = p.LeaderEpoch
 		sp.Replicas = p.Replicas
 		sp.ISR = p.ISR
-		if _, ok := cl.Brokers[p.Leader]; !ok || p.Leader < 0 {
+		for _, r := range p.Replicas {
+			if br, ok := cl.Brokers[r]; !ok || br.Fenced {
+				sp.OfflineReplicas = append(sp.OfflineReplicas, r)
+			}
+		}
+		if br, ok := cl.Brokers[p.Leader]; !ok || p.Leader < 0 || br.Fenced {
 			sp.ErrorCode = kerr.LeaderNotAvailable.Code
 		}
 		st.Partitions = append(st.Partitions, sp)
@@ -105,10 +113,10 @@ func (b *Broker) autoCreate(c *conn, name string) *meta.Topic {
 	if meta.ValidateTopicName(name) != nil {
 		return nil
 	}
-	if err := b.partitionBudget().check(name, 0, b.cfg.NumPartitions, 1); err != nil {
+	if err := b.partitionBudget().check(name, 0, b.cfg.NumPartitions, int16(b.cfg.DefaultReplicationFactor)); err != nil {
 		return nil
 	}
-	t, err := b.meta.CreateTopic(c.ctx, meta.TopicSpec{Name: name, NumPartitions: b.cfg.NumPartitions, ReplicationFactor: 1})
+	t, err := b.meta.CreateTopic(c.ctx, meta.TopicSpec{Name: name, NumPartitions: b.cfg.NumPartitions, ReplicationFactor: b.cfg.DefaultReplicationFactor})
 	if err != nil {
 		return b.meta.Cluster().Topics[name]
 	}

@@ -10,7 +10,11 @@ import (
 )
 
 // CreateTopics v2-v7. NumPartitions -1 takes num.partitions and
-// ReplicationFactor -1 takes 1; a manual replica assignment is honoured.
+// ReplicationFactor -1 takes default.replication.factor; replicas spread
+// over the live brokers, and a replication factor above their number is
+// INVALID_REPLICATION_FACTOR; a manual replica assignment is honoured. Any
+// broker takes the request: the metadata store forwards it to the
+// controller.
 // Configs are validated by Kafka's names and types (INVALID_CONFIG with the
 // reason). A topic asking for more than max.broker.partitions gets
 // INVALID_PARTITIONS, and topics that would take the broker past it
@@ -141,7 +145,7 @@ func (b *Broker) topicSpec(rt kmsg.CreateTopicsRequestTopic) (meta.TopicSpec, er
 		spec.NumPartitions = b.cfg.NumPartitions
 	}
 	if spec.ReplicationFactor == -1 {
-		spec.ReplicationFactor = 1
+		spec.ReplicationFactor = b.cfg.DefaultReplicationFactor
 	}
 	for _, kv := range rt.Configs {
 		if err := validateTopicConfig(kv.Name, kv.Value); err != nil {

@@ -43,9 +43,9 @@ func (b *Broker) deleteRecords(topic string, partition int32, off int64, interna
 	if internal {
 		return kerr.InvalidTopicException.Code
 	}
-	p := b.parts.get(topic, partition)
-	if p == nil {
-		return kerr.UnknownTopicOrPartition.Code
+	p, code := b.leaderPartition(topic, partition)
+	if code != 0 {
+		return code
 	}
 	hw := p.highWatermark()
 	if off == -1 {

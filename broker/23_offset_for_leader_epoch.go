@@ -17,8 +17,9 @@ import (
 // (KIP-320): franz-go for offsets given with an epoch, the Java consumer
 // after a leader epoch change.
 //
-// ReplicaID is not checked: a follower's request is answered as a
-// consumer's (Kafka answers both from the leader's log too).
+// ReplicaID is not checked: a follower's request (which it sends before
+// fetching at a new epoch, to find where to truncate) is answered as a
+// consumer's, from the leader's log; only the leader answers.
 
 func init() { register(23, 2, 4, handleOffsetForLeaderEpoch) }
 
@@ -60,6 +61,9 @@ func handleOffsetForLeaderEpoch(c *conn, req *request) (finisher, error) {
 // the partition is being opened or deleted).
 func (b *Broker) leaderPartition(topic string, index int32) (*partition, int16) {
 	if p := b.parts.get(topic, index); p != nil {
+		if !p.isLeader() {
+			return nil, kerr.NotLeaderForPartition.Code
+		}
 		return p, 0
 	}
 	t := b.meta.Cluster().Topics[topic]

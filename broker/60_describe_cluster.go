@@ -7,8 +7,9 @@ import (
 )
 
 // DescribeCluster v0-v2. Authorized operations are not computed (no
-// authorizer yet); brokers are listed by id. Fenced brokers (v2) do not
-// exist on one node.
+// authorizer yet); brokers are listed by id, live ones only unless the
+// request includes fenced brokers (v2). The controller is the Raft
+// leader of the metadata quorum.
 
 func init() { register(60, 0, 2, handleDescribeCluster) }
 
@@ -26,7 +27,11 @@ func handleDescribeCluster(c *conn, req *request) (finisher, error) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		br := cl.Brokers[id]
+		if br.Fenced && !r.IncludeFencedBrokers {
+			continue
+		}
 		rb := kmsg.NewDescribeClusterResponseBroker()
+		rb.IsFenced = br.Fenced
 		rb.NodeID = br.ID
 		rb.Host = br.Host
 		rb.Port = br.Port

@@ -24,6 +24,18 @@
 // for a frame in progress and for writes a client does not read; and
 // partition counts (max.broker.partitions). A connection whose client
 // goes away cancels its requests' waits.
+//
+// Replication. Without a controller quorum the broker is a cluster of one
+// and leads every partition. In a cluster (Config.ControllerQuorum) the
+// metadata store is a Raft group whose leader is the controller: it fences
+// brokers that stop heartbeating and elects partition leaders from the
+// ISR. Each partition this broker holds leads or follows as metadata says:
+// a leader keeps its followers' progress, the ISR and the high watermark
+// (replica_state.go, where the state machine and its invariants are
+// described; partition_replication.go), and asks the controller for ISR
+// changes (isrLoop); a follower copies the leader's log through a fetcher
+// per leader (replica_fetcher.go), after truncating to the leader's epoch
+// boundary.
 package broker
 
 import (
@@ -66,9 +78,12 @@ type Broker struct {
 	metricsSrv *http.Server
 	metrics    *metrics
 
-	parts  *partitions
-	groups *group.Coordinator
-	txns   *txn.Coordinator
+	parts *partitions
+	// fetchers replicate the partitions this broker follows
+	// (replica_fetcher.go).
+	fetchers *fetchers
+	groups   *group.Coordinator
+	txns     *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 
@@ -146,22 +161,46 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 
 	b.metrics = newMetrics()
-	b.meta, err = meta.Open(ctx, meta.Config{
-		Dir:    filepath.Join(cfg.DataDir, "meta"),
-		NodeID: cfg.NodeID,
-		Logger: cfg.Logger,
-		Now:    cfg.Now,
-	})
+	mcfg := meta.Config{
+		Dir:            filepath.Join(cfg.DataDir, "meta"),
+		NodeID:         cfg.NodeID,
+		Logger:         cfg.Logger,
+		Now:            cfg.Now,
+		Listen:         cfg.ControllerListen,
+		SessionTimeout: cfg.BrokerSessionTimeout,
+	}
+	if cfg.ControllerQuorum != "" {
+		mcfg.Quorum, _ = meta.ParseQuorum(cfg.ControllerQuorum) // checked by Validate
+	}
+	ms, err := meta.Open(ctx, mcfg)
 	if err != nil {
 		return nil, fmt.Errorf("broker: metadata: %w", err)
 	}
-	undo = append(undo, func() { b.meta.Close() })
-	if err := b.meta.RegisterBroker(ctx, meta.Broker{ID: cfg.NodeID, Host: b.host, Port: b.port}); err != nil {
+	b.meta = ms
+	undo = append(undo, func() { ms.Close() })
+	// From here on, what runs under b.wg stops with b.ctx: a failed start
+	// cancels it and waits for them before closing what they use.
+	undo = append(undo, func() { b.cancel(); b.wg.Wait() })
+	if err := b.register(ctx); err != nil {
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
+	if ms.Clustered() {
+		// Heartbeat from now on: starting up may wait for the other
+		// brokers (internal topics), and must not get this one fenced.
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.heartbeatLoop() }()
+	}
 
+	b.fetchers = newFetchers(b)
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
+	undo = append(undo, func() { b.cancel(); b.wg.Wait(); b.fetchers.close() })
+	// The ISR loop and the fetchers run before the coordinators load:
+	// with replicas, their partitions' high watermarks move only by
+	// replication.
+	b.wg.Add(2)
+	go func() { defer b.wg.Done(); b.isrLoop() }()
+	go func() { defer b.wg.Done(); b.hwCheckpointLoop() }()
 	// Opening the logs does not see ctx (recovery of one log runs to its
 	// end); a signal that came meanwhile stops the start after it.
 	err = b.openLogs()
@@ -171,6 +210,12 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Reconcile on every metadata change from now on, so partitions
+	// created by other brokers (internal topics) open here while this
+	// one waits for them.
+	watch, unwatch := ms.Watch()
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
 	if err := b.startGroups(ctx); err != nil {
 		return nil, err
 	}
@@ -186,9 +231,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 
 	b.startCleaner()
-	watch, unwatch := b.meta.Watch()
-	b.wg.Add(3)
-	go func() { defer b.wg.Done(); defer unwatch(); b.reconcileLoop(watch) }()
+	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
 	metricsAddr := "off"
@@ -273,6 +316,7 @@ func (b *Broker) Close() error {
 		}
 		b.connsMu.Unlock()
 		b.wg.Wait()
+		b.fetchers.close()
 		b.stopCleaner()
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
@@ -347,6 +391,12 @@ func (b *Broker) retentionLoop() {
 			b.parts.enforceRetention(b.cfg.Now())
 		}
 	}
+}
+
+// register records this broker (id, advertised address, rack) in the
+// metadata; in a cluster that also unfences it.
+func (b *Broker) register(ctx context.Context) error {
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack})
 }
 
 // internalTopic reports whether a topic belongs to a coordinator

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // Config holds the broker's engine knobs. The zero value is not usable; call
@@ -31,6 +34,48 @@ type Config struct {
 	// MetricsListen, when set, serves Prometheus metrics at /metrics on
 	// this address. Default: none.
 	MetricsListen string
+	// Rack is this broker's rack (broker.rack), reported to clients.
+	// Default: none.
+	Rack string
+
+	// Cluster. Without ControllerQuorum the broker is a cluster of one,
+	// as it always was, and the fields below it are unused.
+
+	// ControllerQuorum lists the controller quorum's voters,
+	// "1@host:port,2@host:port,3@host:port" (controller.quorum.voters).
+	// A broker whose NodeID is among them is a voter as well as a broker
+	// (KRaft's combined mode), with its entry's address as its controller
+	// listener unless ControllerListen says otherwise; any other broker is
+	// broker-only: it follows the metadata log as a Raft non-voter and
+	// needs a ControllerListen of its own.
+	ControllerQuorum string
+	// ControllerListen is the address the controller listener binds
+	// (the CONTROLLER listener), which carries the metadata Raft and
+	// forwarded metadata requests. Default: this node's quorum address.
+	ControllerListen string
+	// DefaultReplicationFactor is the replication factor of topics
+	// created with the default (-1) and of auto-created ones
+	// (default.replication.factor). Default 1.
+	DefaultReplicationFactor int16
+	// OffsetsTopicReplicationFactor is __consumer_offsets' replication
+	// factor (offsets.topic.replication.factor), capped at the brokers in
+	// the quorum. Default 3.
+	OffsetsTopicReplicationFactor int16
+	// TransactionStateLogReplicationFactor is __transaction_state's
+	// (transaction.state.log.replication.factor), capped the same way.
+	// Default 3.
+	TransactionStateLogReplicationFactor int16
+	// ReplicaLagTimeMax drops from the ISR a follower that has not caught
+	// up with the leader for this long (replica.lag.time.max.ms).
+	// Default 30s.
+	ReplicaLagTimeMax time.Duration
+	// BrokerSessionTimeout fences a broker whose heartbeats stop for this
+	// long, and moves its leaderships (broker.session.timeout.ms).
+	// Default 9s.
+	BrokerSessionTimeout time.Duration
+	// BrokerHeartbeatInterval is how often the broker heartbeats to the
+	// controller (broker.heartbeat.interval.ms). Default 2s.
+	BrokerHeartbeatInterval time.Duration
 
 	// AutoCreateTopics creates a topic on first Metadata or Produce
 	// reference (auto.create.topics.enable). Default false: a Runnel
@@ -254,6 +299,24 @@ func (c *Config) EnsureDefaults() {
 	if c.TransactionAbortTimedOutCheckInterval == 0 {
 		c.TransactionAbortTimedOutCheckInterval = 10 * time.Second
 	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = 1
+	}
+	if c.OffsetsTopicReplicationFactor == 0 {
+		c.OffsetsTopicReplicationFactor = 3
+	}
+	if c.TransactionStateLogReplicationFactor == 0 {
+		c.TransactionStateLogReplicationFactor = 3
+	}
+	if c.ReplicaLagTimeMax == 0 {
+		c.ReplicaLagTimeMax = 30 * time.Second
+	}
+	if c.BrokerSessionTimeout == 0 {
+		c.BrokerSessionTimeout = 9 * time.Second
+	}
+	if c.BrokerHeartbeatInterval == 0 {
+		c.BrokerHeartbeatInterval = 2 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -282,6 +345,37 @@ func (c *Config) Validate() error {
 	}
 	if c.NumPartitions < 1 {
 		bad("num.partitions %d must be at least 1", c.NumPartitions)
+	}
+	if c.ControllerQuorum != "" {
+		voters, err := meta.ParseQuorum(c.ControllerQuorum)
+		switch {
+		case err != nil:
+			bad("controller quorum: %v", err)
+		case c.ControllerListen == "" && !slices.ContainsFunc(voters, func(v meta.Voter) bool { return v.ID == c.NodeID }):
+			bad("node id %d is not in the controller quorum %q: a broker-only node needs a controller listener", c.NodeID, c.ControllerQuorum)
+		}
+		if c.ControllerListen != "" {
+			if _, _, err := net.SplitHostPort(c.ControllerListen); err != nil {
+				bad("controller listen address %q: %v", c.ControllerListen, err)
+			}
+		}
+	} else if c.ControllerListen != "" {
+		bad("a controller listener needs a controller quorum")
+	}
+	if c.DefaultReplicationFactor < 1 {
+		bad("default.replication.factor %d must be at least 1", c.DefaultReplicationFactor)
+	}
+	if c.OffsetsTopicReplicationFactor < 1 {
+		bad("offsets.topic.replication.factor %d must be at least 1", c.OffsetsTopicReplicationFactor)
+	}
+	if c.TransactionStateLogReplicationFactor < 1 {
+		bad("transaction.state.log.replication.factor %d must be at least 1", c.TransactionStateLogReplicationFactor)
+	}
+	if c.ReplicaLagTimeMax < time.Millisecond {
+		bad("replica.lag.time.max.ms %v must be at least 1ms", c.ReplicaLagTimeMax)
+	}
+	if c.BrokerSessionTimeout < time.Millisecond || c.BrokerHeartbeatInterval < time.Millisecond || c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
+		bad("broker.heartbeat.interval.ms %v must be positive and below broker.session.timeout.ms %v", c.BrokerHeartbeatInterval, c.BrokerSessionTimeout)
 	}
 	if c.SegmentBytes < 14 {
 		bad("segment.bytes %d is too small", c.SegmentBytes)
@@ -360,6 +454,15 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "listeners=%s\n", c.Listen)
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
+	fmt.Fprintf(&b, "broker.rack=%s\n", c.Rack)
+	fmt.Fprintf(&b, "controller.quorum.voters=%s\n", c.ControllerQuorum)
+	fmt.Fprintf(&b, "controller.listener=%s\n", c.ControllerListen)
+	fmt.Fprintf(&b, "default.replication.factor=%d\n", c.DefaultReplicationFactor)
+	fmt.Fprintf(&b, "offsets.topic.replication.factor=%d\n", c.OffsetsTopicReplicationFactor)
+	fmt.Fprintf(&b, "transaction.state.log.replication.factor=%d\n", c.TransactionStateLogReplicationFactor)
+	fmt.Fprintf(&b, "replica.lag.time.max.ms=%d\n", c.ReplicaLagTimeMax.Milliseconds())
+	fmt.Fprintf(&b, "broker.session.timeout.ms=%d\n", c.BrokerSessionTimeout.Milliseconds())
+	fmt.Fprintf(&b, "broker.heartbeat.interval.ms=%d\n", c.BrokerHeartbeatInterval.Milliseconds())
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)
 	fmt.Fprintf(&b, "num.partitions=%d\n", c.NumPartitions)
 	fmt.Fprintf(&b, "log.segment.bytes=%d\n", c.SegmentBytes)

@@ -62,6 +62,7 @@ func runChildBroker(dir string) int {
 	if v, err := strconv.ParseFloat(os.Getenv(childEnv+"_CLEANER_IO"), 64); err == nil {
 		cfg.LogCleanerIOBytesPerSecond, cfg.LogCleanerBackoff = v, 10*time.Millisecond // compaction_test.go
 	}
+	clusterChildConfig(&cfg) // replication_test.go
 	b, err := broker.Start(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)

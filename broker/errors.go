@@ -40,7 +40,7 @@ func errorCode(err error) int16 {
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, log.ErrInvalidRecord):
 		return kerr.InvalidRecord.Code
-	case errors.Is(err, log.ErrClosed):
+	case errors.Is(err, errNotLeader), errors.Is(err, log.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	}
 	return kerr.UnknownServerError.Code

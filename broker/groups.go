@@ -29,11 +29,14 @@ const offsetsTopic = "__consumer_offsets"
 func (b *Broker) startGroups(ctx context.Context) error {
 	t := b.meta.Cluster().Topics[offsetsTopic]
 	if t == nil {
-		var err error
+		rf, err := b.internalTopicRF(ctx, b.cfg.OffsetsTopicReplicationFactor)
+		if err != nil {
+			return err
+		}
 		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
 			Name:              offsetsTopic,
 			NumPartitions:     b.cfg.OffsetsTopicPartitions,
-			ReplicationFactor: 1,
+			ReplicationFactor: rf,
 			Internal:          true,
 			Configs: map[string]string{
 				"cleanup.policy": "compact",
@@ -50,9 +53,8 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		if err := b.parts.reconcile(); err != nil {
 			return err
 		}
-		t = b.meta.Cluster().Topics[offsetsTopic]
-		if t == nil {
-			return fmt.Errorf("broker: %s missing after create", offsetsTopic)
+		if t, err = b.waitTopic(ctx, offsetsTopic); err != nil {
+			return err
 		}
 	}
 	delay := b.cfg.GroupInitialRebalanceDelay

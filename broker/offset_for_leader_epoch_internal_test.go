@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // OffsetForLeaderEpoch across a leader epoch bump. Nothing bumps a leader
@@ -41,7 +44,8 @@ func TestOffsetForLeaderEpochAcrossEpochBump(t *testing.T) {
 		}
 	}
 	produce(5) // [0, 5) at epoch 0
-	if err := p.update(1, p.log.Config()); err != nil {
+	self := b.cfg.NodeID
+	if err := p.role(meta.Partition{Leader: self, LeaderEpoch: 1, Replicas: []int32{self}, ISR: []int32{self}}, self, 1, time.Minute, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	produce(3) // [5, 8) at epoch 1

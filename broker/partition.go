@@ -2,16 +2,19 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 
 	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
-// partition is one topic partition this broker holds: its log, its leader
-// epoch and its high watermark. On one node the broker leads every
-// partition; replication will move the high watermark by follower progress
-// too, through the same setHW path.
+// partition is one topic partition this broker holds, as leader or
+// follower: its log, its leader epoch, its high watermark, and while it
+// leads, its replication state (replicaState, replica_state.go; the
+// partition's methods in partition_replication.go are the only way in).
+// A partition with one replica leads alone: its high watermark is its own
+// durable log end, as on a single node.
 type partition struct {
 	topic   string
 	topicID [16]byte
@@ -41,6 +44,28 @@ type partition struct {
 	durable bool
 	// waiters are woken (non-blocking send) when hw moves.
 	waiters map[chan struct{}]struct{}
+	// leoWaiters are woken when the durable log end moves (acks=1
+	// produces and followers' long polls wait for that, not for hw).
+	leoWaiters map[chan struct{}]struct{}
+	// durableEnd is the offset below which the local log is durable (or
+	// written, when the topic does not fsync before acking).
+	// Invariant: hw <= durableEnd <= log end offset while leading.
+	durableEnd int64
+	// leading is set while metadata names this broker the leader at
+	// leaderEpoch; appends are refused otherwise.
+	leading bool
+	// leader is the leader's broker id (-1 when none), for followers.
+	leader int32
+	// rs is the replication state while leading, nil otherwise.
+	rs *replicaState
+	// minISR is min.insync.replicas in force for the topic.
+	minISR int
+	// replicated is set when the partition has more than one replica:
+	// only then is its high watermark checkpointed.
+	replicated bool
+	// hwCheckpointed is the high watermark last written to the
+	// checkpoint file, or read from it (partition_replication.go).
+	hwCheckpointed int64
 	// completing holds transactions whose marker is written but not yet
 	// below hw: they keep the LSO at their first offset until it is.
 	// Invariant: every entry's marker >= hw (setHW drops the others).
@@ -51,19 +76,24 @@ type partition struct {
 	wg       sync.WaitGroup
 }
 
-func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool) *partition {
+func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool, hw int64) *partition {
 	p := &partition{
-		topic:        topic,
-		topicID:      id,
-		index:        index,
-		log:          l,
-		leaderEpoch:  epoch,
-		hw:           l.EndOffset(),
-		durable:      durable,
-		waiters:      make(map[chan struct{}]struct{}),
-		verifyGuards: make(map[int64]uint64),
-		appended:     make(chan struct{}, 1),
-		stop:         make(chan struct{}),
+		topic:          topic,
+		topicID:        id,
+		index:          index,
+		log:            l,
+		leaderEpoch:    epoch,
+		hw:             hw,
+		hwCheckpointed: hw,
+		durableEnd:     l.EndOffset(),
+		leader:         -1,
+		minISR:         1,
+		durable:        durable,
+		waiters:        make(map[chan struct{}]struct{}),
+		leoWaiters:     make(map[chan struct{}]struct{}),
+		verifyGuards:   make(map[int64]uint64),
+		appended:       make(chan struct{}, 1),
+		stop:           make(chan struct{}),
 	}
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.hwLoop() }()
@@ -92,13 +122,20 @@ func (p *partition) hwLoop() {
 				continue
 			}
 		}
-		p.setHW(end)
+		p.localDurable(end)
 	}
 }
 
 func (p *partition) setHW(hw int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.setHWLocked(hw)
+}
+
+// setHWLocked raises the high watermark to hw (never lowers it) and wakes
+// its waiters.
+// REQUIRES: p.mu held.
+func (p *partition) setHWLocked(hw int64) {
 	if hw <= p.hw {
 		return
 	}
@@ -127,8 +164,12 @@ func (p *partition) append(batches []byte) (log.AppendResult, error) {
 func (p *partition) appendChecked(batches []byte, tc txnCheck) (log.AppendResult, error) {
 	p.appendMu.Lock()
 	p.mu.Lock()
-	epoch := p.leaderEpoch
+	epoch, leading := p.leaderEpoch, p.leading
 	p.mu.Unlock()
+	if !leading {
+		p.appendMu.Unlock()
+		return log.AppendResult{}, errNotLeader
+	}
 	o := log.AppendOptions{LeaderEpoch: epoch, VerifyTxnStart: tc.verify, VerifiedProducer: -1}
 	if tc.guard != 0 && p.verifyGuards[tc.producerID] == tc.guard {
 		o.VerifiedProducer = tc.producerID
@@ -197,30 +238,24 @@ func (p *partition) waitHW(ctx context.Context, off int64) bool {
 	}
 }
 
-// update applies new metadata: the leader epoch and durability mode.
-func (p *partition) update(epoch int32, cfg log.Config) error {
+// update applies a new log config (and durability mode).
+func (p *partition) update(cfg log.Config) error {
 	p.mu.Lock()
-	p.leaderEpoch = epoch
 	p.durable = cfg.FlushMessages <= 1
 	p.mu.Unlock()
-	if err := p.log.AssignEpoch(epoch); err != nil {
-		return err
-	}
 	if err := p.log.SetConfig(cfg); err != nil {
 		return err
 	}
 	// A switch to relaxed durability must not leave the high watermark
 	// behind; let the loop catch up.
-	select {
-	case p.appended <- struct{}{}:
-	default:
-	}
+	p.nudge()
 	return nil
 }
 
-// close stops the high watermark loop and closes the log.
+// close stops the high watermark loop, checkpoints the high watermark
+// and closes the log.
 func (p *partition) close() error {
 	close(p.stop)
 	p.wg.Wait()
-	return p.log.Close()
+	return errors.Join(p.checkpointHW(), p.log.Close())
 }

@@ -116,7 +116,12 @@ func (p *partition) appendMarker(ctx context.Context, m log.Marker) (int64, erro
 	p.appendMu.Lock()
 	p.mu.Lock()
 	m.LeaderEpoch = p.leaderEpoch
+	leading := p.leading
 	p.mu.Unlock()
+	if !leading {
+		p.appendMu.Unlock()
+		return 0, errNotLeader
+	}
 	// The transaction stays unstable until its marker is below the high
 	// watermark; record that before the log forgets it is open, so the
 	// LSO never passes it early (lastStableOffset reads the log first).

@@ -105,7 +105,10 @@ func (ps *partitions) reconcile() error {
 				p = nil
 			}
 			if p != nil {
-				if err := p.update(mp.LeaderEpoch, cfg); err != nil {
+				if err := p.update(cfg); err != nil {
+					errs = append(errs, err)
+				}
+				if err := ps.applyRole(tp, p, t, mp, cl); err != nil {
 					errs = append(errs, err)
 				}
 				continue
@@ -114,6 +117,19 @@ func (ps *partitions) reconcile() error {
 		}
 	}
 	errs = append(errs, ps.openAll(toOpen))
+	// The partitions just opened take their role (lead or follow).
+	for _, j := range toOpen {
+		tp := topicPartition{j.t.Name, j.mp.Index}
+		ps.mu.RLock()
+		p := ps.m[tp]
+		ps.mu.RUnlock()
+		if p == nil {
+			continue // failed to open, reported above
+		}
+		if err := ps.applyRole(tp, p, j.t, j.mp, cl); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ps.mu.RLock()
 	var gone []topicPartition
 	for tp := range ps.m {
@@ -186,8 +202,85 @@ func (ps *partitions) openAll(jobs []openJob) error {
 	return errors.Join(errs...)
 }
 
+// applyRole makes p lead or follow as mp says, and starts or stops
+// fetching it from its leader.
+// REQUIRES: ps.reconcileMu held.
+func (ps *partitions) applyRole(tp topicPartition, p *partition, t *meta.Topic, mp meta.Partition, cl *meta.Cluster) error {
+	b := ps.b
+	node := b.cfg.NodeID
+	minISR, err := strconv.Atoi(b.topicConfigInForce(cl, t.Configs, "min.insync.replicas"))
+	if err != nil || minISR < 1 {
+		minISR = 1
+	}
+	if err := p.role(mp, node, minISR, b.cfg.ReplicaLagTimeMax, time.Now()); err != nil {
+		return fmt.Errorf("broker: %s-%d: %w", tp.topic, tp.partition, err)
+	}
+	if leader, epoch, ok := p.following(); ok {
+		b.fetchers.follow(tp, leader, epoch)
+	} else {
+		b.fetchers.unfollow(tp)
+	}
+	return nil
+}
+
+// truncate cuts a follower's log back to offset (see log.TruncateDir).
+// Called by its fetcher.
+func (ps *partitions) truncate(tp topicPartition, p *partition, offset int64) error {
+	return ps.rewrite(tp, p, func(dir string) error { return log.TruncateDir(dir, offset) })
+}
+
+// reset empties a follower's log to start at offset (see log.ResetDir),
+// when the leader's log starts past its end. Called by its fetcher.
+func (ps *partitions) reset(tp topicPartition, p *partition, offset int64) error {
+	return ps.rewrite(tp, p, func(dir string) error { return log.ResetDir(dir, offset) })
+}
+
+// rewrite changes a follower's closed log with fn: the partition is
+// closed, fn applied to its directory, and the partition opened again in
+// its place with its role, so nothing reads or writes the log meanwhile.
+func (ps *partitions) rewrite(tp topicPartition, p *partition, fn func(dir string) error) error {
+	ps.reconcileMu.Lock()
+	defer ps.reconcileMu.Unlock()
+	ps.mu.RLock()
+	cur := ps.m[tp]
+	ps.mu.RUnlock()
+	if cur != p {
+		return nil // reconciled away meanwhile
+	}
+	cl := ps.b.meta.Cluster()
+	t := cl.Topics[tp.topic]
+	if t == nil || t.ID != p.topicID || int(tp.partition) >= len(t.Partitions) {
+		return nil
+	}
+	mp := t.Partitions[tp.partition]
+	cfg, err := ps.b.logConfig(t.Configs)
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	delete(ps.m, tp)
+	ps.mu.Unlock()
+	ps.b.cleanerRemove(p)
+	if err := p.close(); err != nil {
+		return err
+	}
+	if err := fn(p.log.Dir()); err != nil {
+		return err
+	}
+	np, err := ps.open(t, mp, cfg)
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	ps.m[tp] = np
+	ps.mu.Unlock()
+	ps.b.cleanerAdd(np)
+	return ps.applyRole(tp, np, t, mp, cl)
+}
+
 // drop closes a partition and deletes its data.
 func (ps *partitions) drop(tp topicPartition, p *partition) {
+	ps.b.fetchers.unfollow(tp)
 	ps.mu.Lock()
 	delete(ps.m, tp)
 	ps.mu.Unlock()
@@ -228,12 +321,18 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	if err != nil {
 		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Index, err)
 	}
-	// Leading at the epoch starts it at the log end (OffsetForLeaderEpoch).
-	if err := l.AssignEpoch(mp.LeaderEpoch); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("broker: open %s-%d: %w", t.Name, mp.Index, err)
+	// A lone replica's log is all committed. A replicated one's high
+	// watermark is not known until the leader's followers (or a
+	// follower's leader) report: it starts at the last checkpoint (or
+	// the log start) and only grows (role and replication raise it), so
+	// nothing is exposed that the ISR may not have.
+	hw := l.EndOffset()
+	if len(mp.Replicas) > 1 {
+		hw = max(l.StartOffset(), min(readHWCheckpoint(dir), l.EndOffset()))
 	}
-	return newPartition(t.Name, t.ID, mp.Index, l, mp.LeaderEpoch, cfg.FlushMessages <= 1), nil
+	// The epoch is the leader's when it leads (role assigns it); a
+	// follower's comes from the batches it copies.
+	return newPartition(t.Name, t.ID, mp.Index, l, -1, cfg.FlushMessages <= 1, hw), nil
 }
 
 // removeStrayDirs deletes partition directories no partition wants (their

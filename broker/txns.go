@@ -25,11 +25,14 @@ const txnStateTopic = "__transaction_state"
 func (b *Broker) startTxns(ctx context.Context) error {
 	t := b.meta.Cluster().Topics[txnStateTopic]
 	if t == nil {
-		var err error
+		rf, err := b.internalTopicRF(ctx, b.cfg.TransactionStateLogReplicationFactor)
+		if err != nil {
+			return err
+		}
 		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
 			Name:              txnStateTopic,
 			NumPartitions:     b.cfg.TransactionStateTopicPartitions,
-			ReplicationFactor: 1,
+			ReplicationFactor: rf,
 			Internal:          true,
 			Configs: map[string]string{
 				"cleanup.policy": "compact",
@@ -43,9 +46,8 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		if err := b.parts.reconcile(); err != nil {
 			return err
 		}
-		t = b.meta.Cluster().Topics[txnStateTopic]
-		if t == nil {
-			return fmt.Errorf("broker: %s missing after create", txnStateTopic)
+		if t, err = b.waitTopic(ctx, txnStateTopic); err != nil {
+			return err
 		}
 	}
 	coord, err := txn.New(txn.Config{

@@ -36,6 +36,15 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.DurationVar(&cfg.RequestReadTimeout, "request-read-timeout", 0, "drop a client that takes longer to send one request frame (default 30s)")
 	fs.DurationVar(&cfg.FetchMaxWait, "fetch-max-wait", 0, "cap on a Fetch's MaxWait (default 30s)")
 	maxPartitions := fs.Int("max-broker-partitions", 0, "`N` partitions the broker may hold (max.broker.partitions; default 10000)")
+	fs.StringVar(&cfg.ControllerQuorum, "controller-quorum", "", "the controller quorum's voters, ID@HOST:PORT,... (controller.quorum.voters); without it the broker is a cluster of one")
+	fs.StringVar(&cfg.ControllerListen, "controller-listen", "", "controller listener for the metadata Raft (default: this node's quorum address; required for a node not in the quorum)")
+	fs.StringVar(&cfg.Rack, "rack", "", "this broker's rack (broker.rack)")
+	defaultRF := fs.Int("default-replication-factor", 1, "replication factor of topics created without one (default.replication.factor)")
+	offsetsRF := fs.Int("offsets-topic-replication-factor", 3, "__consumer_offsets replication factor, capped at the quorum size (offsets.topic.replication.factor)")
+	txnRF := fs.Int("transaction-state-log-replication-factor", 3, "__transaction_state replication factor, capped at the quorum size (transaction.state.log.replication.factor)")
+	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 30*time.Second, "a follower this far behind leaves the ISR (replica.lag.time.max.ms)")
+	fs.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "a broker silent this long is fenced and its leaderships move (broker.session.timeout.ms)")
+	fs.DurationVar(&cfg.BrokerHeartbeatInterval, "broker-heartbeat-interval", 2*time.Second, "how often a broker heartbeats to the controller (broker.heartbeat.interval.ms)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -61,6 +70,16 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	cfg.SocketRequestMaxBytes = int32(*socketMax)
 	cfg.MaxBrokerPartitions = int32(*maxPartitions)
+	for _, rf := range []struct {
+		name string
+		v    int
+		dst  *int16
+	}{{"default-replication-factor", *defaultRF, &cfg.DefaultReplicationFactor}, {"offsets-topic-replication-factor", *offsetsRF, &cfg.OffsetsTopicReplicationFactor}, {"transaction-state-log-replication-factor", *txnRF, &cfg.TransactionStateLogReplicationFactor}} {
+		if rf.v < 1 || rf.v > 1<<15-1 {
+			return usagef(fs, "--%s %d must be between 1 and 32767", rf.name, rf.v)
+		}
+		*rf.dst = int16(rf.v)
+	}
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))

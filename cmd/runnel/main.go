@@ -97,6 +97,7 @@ type command struct {
 
 var commands = []command{
 	{"broker", "run a broker", runBroker},
+	{"cluster", "run a local cluster of brokers for development", runCluster},
 	{"topics", "create, list, describe or delete topics", runTopics},
 	{"produce", "write lines from standard input to a topic", runProduce},
 	{"consume", "print a topic's records", runConsume},

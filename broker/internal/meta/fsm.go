@@ -20,15 +20,15 @@ type fsm struct {
 type applyResult struct{ err error }
 
 func (f *fsm) Apply(l *raft.Log) any {
+	f.st.AppliedIndex = l.Index
+	defer f.publish(f.st, l.Index)
 	var c command
 	if err := json.Unmarshal(l.Data, &c); err != nil {
 		// Entries are written by this package only; one that does not
 		// decode is refused rather than crashing every replica.
 		return applyResult{fmt.Errorf("meta: decode entry %d: %w", l.Index, err)}
 	}
-	err := f.st.apply(&c)
-	f.publish(f.st, l.Index)
-	return applyResult{err}
+	return applyResult{f.st.apply(&c)}
 }
 
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
@@ -54,7 +54,7 @@ func (f *fsm) Restore(r io.ReadCloser) error {
 		st.Topics = make(map[string]*Topic)
 	}
 	*f.st = *st
-	f.publish(f.st, 0)
+	f.publish(f.st, st.AppliedIndex)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 )
 
@@ -51,6 +52,10 @@ type Broker struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+	// Fenced is set by the controller when the broker stops heartbeating
+	// (broker.session.timeout.ms): it leads nothing and is in no ISR it
+	// could be left out of, and clients are not told of it.
+	Fenced bool `json:"fenced,omitempty"`
 }
 
 // Topic is a topic and its partitions.
@@ -74,9 +79,12 @@ type Partition struct {
 	// stamped with it.
 	LeaderEpoch int32   `json:"leaderEpoch"`
 	Replicas    []int32 `json:"replicas"`
-	// ISR is the in-sync replica set. Invariant: Leader is in ISR when
-	// Leader >= 0.
+	// ISR is the in-sync replica set. Invariants: ISR ⊆ Replicas; Leader
+	// is in ISR when Leader >= 0.
 	ISR []int32 `json:"isr"`
+	// PartitionEpoch grows by one with every change to the partition
+	// (leader or ISR); an AlterPartition names the one it was based on.
+	PartitionEpoch int32 `json:"partitionEpoch,omitempty"`
 }
 
 // TopicSpec asks for a new topic.
@@ -124,6 +132,10 @@ type state struct {
 	// Cluster.BrokerConfigs). apply replaces an inner map, never edits
 	// it, so views may share them.
 	BrokerConfigs map[string]map[string]string `json:"brokerConfigs,omitempty"`
+	// AppliedIndex is the Raft index of the last entry applied, kept in
+	// snapshots so a node restored from one knows how far it has
+	// applied (Store.waitApplied, catchUp).
+	AppliedIndex uint64 `json:"appliedIndex,omitempty"`
 }
 
 func newState() *state {
@@ -152,6 +164,10 @@ type command struct {
 	// changes do not lose each other's edits).
 	IfConfigs   map[string]string `json:"ifConfigs,omitempty"`
 	Conditional bool              `json:"conditional,omitempty"`
+	// BrokerID names the broker of a fence or unfence.
+	BrokerID int32 `json:"brokerId,omitempty"`
+	// Change is an AlterPartition.
+	Change *PartitionChange `json:"change,omitempty"`
 }
 
 const (
@@ -163,6 +179,9 @@ const (
 	opSetTopicConfigs  = "set-topic-configs"
 	opAllocateIDs      = "allocate-producer-ids"
 	opSetBrokerConfigs = "set-broker-configs"
+	opFenceBroker      = "fence-broker"
+	opUnfenceBroker    = "unfence-broker"
+	opAlterPartition   = "alter-partition"
 )
 
 // apply changes the state by one command. It validates again what the
@@ -179,8 +198,21 @@ func (s *state) apply(c *command) error {
 		if c.Broker == nil {
 			return errors.New("meta: register-broker without a broker")
 		}
-		s.Brokers[c.Broker.ID] = *c.Broker
+		// A registering broker is alive: it may lead again.
+		b := *c.Broker
+		b.Fenced = false
+		s.Brokers[b.ID] = b
+		s.electLeaders()
 		return nil
+	case opFenceBroker:
+		return s.fence(c.BrokerID)
+	case opUnfenceBroker:
+		return s.unfence(c.BrokerID)
+	case opAlterPartition:
+		if c.Change == nil {
+			return errors.New("meta: alter-partition without a change")
+		}
+		return s.applyAlterPartition(c.Change)
 	case opCreateTopic:
 		t := c.Topic
 		if t == nil {
@@ -239,6 +271,7 @@ func (s *state) apply(c *command) error {
 		nt := cloneTopic(t)
 		nt.Configs = maps.Clone(c.Configs)
 		s.Topics[c.Name] = nt
+		s.electLeaders() // unclean.leader.election.enable may have changed
 		return nil
 	case opSetBrokerConfigs:
 		if c.Conditional && !sameConfigs(s.BrokerConfigs[c.Name], c.IfConfigs) {
@@ -254,6 +287,7 @@ func (s *state) apply(c *command) error {
 			bc[c.Name] = maps.Clone(c.Configs)
 		}
 		s.BrokerConfigs = bc
+		s.electLeaders()
 		return nil
 	}
 	return fmt.Errorf("meta: unknown command %q", c.Op)
@@ -301,22 +335,36 @@ func clonePartition(p Partition) Partition {
 }
 
 // placeReplicas chooses replicas for count new partitions starting at index
-// first: brokers in id order, each partition's list rotated by its index,
-// so leadership spreads evenly.
+// first among the live (unfenced) brokers: brokers in id order — or, when
+// brokers name racks, alternating between racks, as Kafka's rack-aware
+// placement does, so consecutive brokers are on different racks — and
+// each partition's list is that order rotated by its index, so leadership
+// and replicas spread evenly and a partition's replicas span as many racks
+// as they can. A replication factor above the live brokers is refused.
 func placeReplicas(brokers map[int32]Broker, first, count int32, rf int16) ([]Partition, error) {
-	ids := slices.Sorted(maps.Keys(brokers))
+	var ids []int32
+	for _, id := range slices.Sorted(maps.Keys(brokers)) {
+		if !brokers[id].Fenced {
+			ids = append(ids, id)
+		}
+	}
+	ids = rackAlternating(ids, brokers)
 	if rf < 1 || int(rf) > len(ids) {
-		return nil, fmt.Errorf("%w: %d, with %d brokers registered", ErrInvalidReplicationFactor, rf, len(ids))
+		return nil, fmt.Errorf("%w: %d, with %d live brokers", ErrInvalidReplicationFactor, rf, len(ids))
 	}
 	if count < 1 {
 		return nil, fmt.Errorf("%w: partition count %d must be at least 1", ErrInvalidPartitions, count)
 	}
+	// Start at a random broker, as Kafka does, so single-partition
+	// topics do not all lead on the lowest id. The proposer places; the
+	// command carries the result, so applying stays deterministic.
+	seed := rand.IntN(len(ids))
 	out := make([]Partition, count)
 	for i := range count {
 		idx := first + i
 		replicas := make([]int32, rf)
 		for r := range int(rf) {
-			replicas[r] = ids[(int(idx)+r)%len(ids)]
+			replicas[r] = ids[(seed+int(idx)+r)%len(ids)]
 		}
 		out[i] = Partition{Index: idx, Leader: replicas[0], Replicas: replicas, ISR: slices.Clone(replicas)}
 	}
@@ -346,4 +394,28 @@ func manualReplicas(brokers map[int32]Broker, assignments [][]int32) ([]Partitio
 		out[i] = Partition{Index: int32(i), Leader: replicas[0], Replicas: slices.Clone(replicas), ISR: slices.Clone(replicas)}
 	}
 	return out, nil
+}
+
+// rackAlternating orders broker ids (sorted) so racks alternate: the
+// first broker of each rack (racks in name order), then the second of
+// each, and so on. Without racks it returns ids unchanged.
+func rackAlternating(ids []int32, brokers map[int32]Broker) []int32 {
+	byRack := make(map[string][]int32)
+	for _, id := range ids {
+		r := brokers[id].Rack
+		byRack[r] = append(byRack[r], id)
+	}
+	if len(byRack) < 2 {
+		return ids
+	}
+	racks := slices.Sorted(maps.Keys(byRack))
+	out := make([]int32, 0, len(ids))
+	for i := 0; len(out) < len(ids); i++ {
+		for _, r := range racks {
+			if i < len(byRack[r]) {
+				out = append(out, byRack[r][i])
+			}
+		}
+	}
+	return out
 }

@@ -10,8 +10,18 @@
 // Every change is a command (JSON) appended to the Raft log; the state
 // machine applies committed commands in order on raft's FSM goroutine and
 // publishes an immutable Cluster view after each one, which readers load
-// without locking. One node is a quorum of one; more nodes join through
-// the same log when replication arrives, so the layer does not change.
+// without locking.
+//
+// One node without Config.Quorum is a quorum of one on an in-memory
+// transport, as a single broker always was. With a quorum (3 or 5 voters,
+// KRaft's controller.quorum.voters) the nodes talk Raft over TCP through
+// their controller listeners (transport.go); the Raft leader is the
+// controller. A node that does not lead forwards its proposals to the
+// controller and waits until it has applied the result itself, so every
+// Store method works on every node. The controller also keeps broker
+// liveness (heartbeats, in memory), fences brokers that stop
+// heartbeating, elects partition leaders and accepts ISR changes from
+// partition leaders (controller.go).
 package meta
 
 import (
@@ -44,8 +54,19 @@ type Config struct {
 	// NodeID is this broker's id, also its Raft server id.
 	NodeID int32
 	// Transport carries Raft traffic between nodes. Default: an in-memory
-	// transport, enough for a quorum of one.
+	// transport, enough for a quorum of one; with Quorum set, TCP through
+	// the controller listener.
 	Transport raft.Transport
+	// Quorum lists the controller quorum's voters, this node among them
+	// (controller.quorum.voters). Empty means a quorum of one.
+	Quorum []Voter
+	// Listen is the controller listener address (the controller listener
+	// of KRaft's listeners). Required with Quorum; port 0 picks one.
+	Listen string
+	// SessionTimeout fences a broker that has not heartbeated for this
+	// long (broker.session.timeout.ms). Default 9s. Only with Quorum: a
+	// quorum of one is its own only broker.
+	SessionTimeout time.Duration
 	// Logger receives Raft's warnings. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -58,6 +79,15 @@ type Store struct {
 	raft  *raft.Raft
 	bolt  *raftboltdb.BoltStore
 	trans raft.Transport
+	// mux is the controller listener; nil for a quorum of one.
+	mux *muxListener
+	// applied is the last Raft index the state machine applied here.
+	applied atomic.Uint64
+	// live is the controller's view of broker liveness (controller.go).
+	live *liveness
+	// raftReady is closed once raft is set: forwarded calls may arrive on
+	// the controller listener before.
+	raftReady chan struct{}
 
 	view atomic.Pointer[Cluster]
 
@@ -67,6 +97,7 @@ type Store struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
+	wg        sync.WaitGroup // the controller loop
 }
 
 // Open opens (or creates and bootstraps) the store in cfg.Dir and returns
@@ -80,6 +111,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 9 * time.Second
+	}
+	if len(cfg.Quorum) > 0 {
+		return openCluster(ctx, cfg)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
@@ -192,6 +229,9 @@ func (s *Store) waitReady(ctx context.Context) error {
 // publish makes a new view current and wakes watchers. Called on the FSM
 // goroutine.
 func (s *Store) publish(st *state, index uint64) {
+	if index > 0 {
+		s.applied.Store(index)
+	}
 	s.view.Store(st.view(index, s.controllerID()))
 	s.notify()
 }
@@ -246,16 +286,86 @@ func (s *Store) Watch() (<-chan struct{}, func()) {
 	}
 }
 
-// propose replicates one command and waits until it is applied here.
+// propose replicates one command and waits until it is applied here. On
+// a node that does not lead, the command goes to the controller, and is
+// retried there while leadership moves, until ctx ends.
 func (s *Store) propose(ctx context.Context, c *command) error {
 	select {
 	case <-s.closed:
 		return ErrClosed
 	default:
 	}
+	if s.mux == nil {
+		_, err := s.applyLocal(ctx, c)
+		return err
+	}
 	data, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("meta: encode: %w", err)
+	}
+	for {
+		var idx uint64
+		if s.raft.State() == raft.Leader {
+			idx, err = s.applyLocal(ctx, c)
+		} else {
+			var resp forwardResponse
+			resp, err = s.forward(ctx, forwardRequest{Kind: "apply", Command: data})
+			if err == nil {
+				idx, err = resp.Index, decodeError(resp)
+			}
+		}
+		if !errors.Is(err, ErrNotController) {
+			if idx > 0 {
+				s.waitApplied(ctx, idx)
+			}
+			return err
+		}
+		if err := s.pause(ctx, 50*time.Millisecond); err != nil {
+			return fmt.Errorf("meta: %s: no controller: %w", c.Op, err)
+		}
+	}
+}
+
+// pause waits d, or returns early with ctx's error or ErrClosed.
+func (s *Store) pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return ErrClosed
+	case <-t.C:
+		return nil
+	}
+}
+
+// waitApplied waits until this node has applied the entry at idx (so
+// the caller reads its own write), for at most a few seconds.
+func (s *Store) waitApplied(ctx context.Context, idx uint64) {
+	ch, stop := s.Watch()
+	defer stop()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	for s.applied.Load() < idx {
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-s.closed:
+			return
+		}
+	}
+}
+
+// applyLocal replicates a command through this node's Raft, which must
+// lead, and returns its log index and the state machine's answer.
+func (s *Store) applyLocal(ctx context.Context, c *command) (uint64, error) {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return 0, fmt.Errorf("meta: encode: %w", err)
 	}
 	timeout := 10 * time.Second
 	if d, ok := ctx.Deadline(); ok {
@@ -264,17 +374,17 @@ func (s *Store) propose(ctx context.Context, c *command) error {
 	fut := s.raft.Apply(data, timeout)
 	if err := fut.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-			return fmt.Errorf("%w: %v", ErrNotController, err)
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
-			return ErrClosed
+			return 0, ErrClosed
 		}
-		return fmt.Errorf("meta: replicate %s: %w", c.Op, err)
+		return 0, fmt.Errorf("meta: replicate %s: %w", c.Op, err)
 	}
 	if res, ok := fut.Response().(applyResult); ok {
-		return res.err
+		return fut.Index(), res.err
 	}
-	return nil
+	return fut.Index(), nil
 }
 
 // RegisterBroker records (or updates) a broker's address.
@@ -429,12 +539,17 @@ func (s *Store) AllocateProducerIDs(ctx context.Context, n int64) (int64, error)
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closed)
+		s.wg.Wait()
 		var errs []error
 		if s.raft != nil {
 			errs = append(errs, s.raft.Shutdown().Error())
 		}
 		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
 			errs = append(errs, c.Close())
+		}
+		if s.mux != nil {
+			s.mux.Close()
+			s.mux.wait()
 		}
 		errs = append(errs, s.bolt.Close())
 		s.closeErr = errors.Join(errs...)
