@@ -171,6 +171,24 @@ func serdesOf[K, V any](b *Builder, o *options, k serde.Serde[K], v serde.Serde[
 	return k, v
 }
 
+// serdesOfQuiet is serdesOf without reporting mismatches (they are
+// reported once, where the serdes are put to use).
+func serdesOfQuiet[K, V any](o *options, k serde.Serde[K], v serde.Serde[V]) (serde.Serde[K], serde.Serde[V]) {
+	if ks, ok := o.keySerde.(serde.Serde[K]); ok {
+		k = ks
+	}
+	if vs, ok := o.valueSerde.(serde.Serde[V]); ok {
+		v = vs
+	}
+	if k == nil {
+		k = serde.Default[K]()
+	}
+	if v == nil {
+		v = serde.Default[V]()
+	}
+	return k, v
+}
+
 // KeyValue is a key and a value, as returned by FlatMap's function.
 type KeyValue[K, V any] struct {
 	Key   K

@@ -8,24 +8,86 @@ import (
 // GroupedStream is a stream partitioned by key, ready to aggregate (Kafka
 // Streams' KGroupedStream).
 type GroupedStream[K, V any] struct {
-	s    Stream[K, V]
-	name string // base name for derived stores/topics, or ""
+	s    Stream[K, V] // before the repartition, if rp is set
+	name string       // base name for derived stores/topics, or ""
+	// rp is the repartition the grouping needs, made by the first
+	// aggregation (input), shared by the copies of the GroupedStream.
+	rp *pendingRepartition[K, V]
+}
+
+// pendingRepartition is a grouping's repartition topic, made once the
+// aggregation reading it is known, so that it can be named after the
+// aggregation's store (Kafka Streams names an unnamed grouping's
+// repartition topic "<store>-repartition" when the store is named).
+type pendingRepartition[K, V any] struct {
+	o    *options
+	base string        // the grouping's name, or a generated one
+	made *Stream[K, V] // the repartitioned stream, once made
 }
 
 // GroupByKey groups the stream by its key. If the key may have changed
 // since the stream was read (Map, SelectKey, FlatMap, Process), records first
-// go through a repartition topic "<app>-<name>-repartition". Options: Named,
-// WithSerdes (the repartition topic's), WithPartitions.
+// go through a repartition topic "<app>-<name>-repartition", named after
+// the grouping (Named), else after the aggregation's store (Materialized:
+// store "sums" reads "<app>-sums-repartition"), else generated, as Kafka
+// Streams names it. Options: Named, WithSerdes (the repartition topic's),
+// WithPartitions.
 func (s Stream[K, V]) GroupByKey(opts ...Option) GroupedStream[K, V] {
 	o := collect(opts)
+	g := GroupedStream[K, V]{s: s, name: o.name}
 	if s.rekeyed {
 		base := o.name
 		if base == "" {
 			base = s.b.name(nil, "KSTREAM-AGGREGATE-STATE-STORE")
 		}
-		s = repartition(s, o, base)
+		// The sink's and source's numbers, taken now as a repartition
+		// made here would, so generated names do not depend on when the
+		// aggregation comes.
+		s.b.seq += 2
+		g.rp = &pendingRepartition[K, V]{o: o, base: base}
 	}
-	return GroupedStream[K, V]{s: s, name: o.name}
+	return g
+}
+
+// input is the stream an aggregation with options o reads: the grouped
+// stream, or its repartition topic, made on first use and named after the
+// grouping (Named), else after the aggregation's store (Materialized),
+// else generated.
+func (g GroupedStream[K, V]) input(o *options) Stream[K, V] {
+	if g.rp == nil {
+		return g.s
+	}
+	if g.rp.made == nil {
+		base := g.rp.base
+		if g.name == "" && o.storeName != "" {
+			base = o.storeName
+		}
+		s := repartitionAs(g.s, g.rp.o, base)
+		g.rp.made = &s
+	}
+	return *g.rp.made
+}
+
+// keySerde and valueSerde are the serdes of the records aggregations
+// read: those of the repartition topic when there is one.
+func (g GroupedStream[K, V]) keySerde() serde.Serde[K] {
+	k, _ := g.serdes()
+	return k
+}
+
+func (g GroupedStream[K, V]) valueSerde() serde.Serde[V] {
+	_, v := g.serdes()
+	return v
+}
+
+func (g GroupedStream[K, V]) serdes() (serde.Serde[K], serde.Serde[V]) {
+	if g.rp != nil && g.rp.made != nil {
+		return g.rp.made.ks, g.rp.made.vs
+	}
+	if g.rp != nil {
+		return serdesOfQuiet(g.rp.o, g.s.ks, g.s.vs)
+	}
+	return g.s.ks, g.s.vs
 }
 
 // GroupBy groups the stream by a new key computed from each record (a
@@ -57,7 +119,7 @@ func (g GroupedStream[K, V]) Count(opts ...Option) Table[K, int64] {
 // Reduce combines the values of each key with f, the first value standing
 // as it is.
 func (g GroupedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
-	_, vs := serdesOf(g.s.b, collect(opts), g.s.ks, g.s.vs)
+	_, vs := serdesOf(g.s.b, collect(opts), g.keySerde(), g.valueSerde())
 	return aggregateWith(g, nil, func(_ K, v V, agg V, first bool) V {
 		if first {
 			return v
@@ -81,14 +143,15 @@ func aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A
 func aggregateWith[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[K, A] {
 	o := collect(opts)
 	b := g.s.b
-	ks, _ := serdesOf(b, &options{}, g.s.ks, g.s.vs)
+	in := g.input(o)
+	ks, _ := serdesOf(b, &options{}, g.keySerde(), g.valueSerde())
 	name := b.name(o, prefix)
 	store := b.storeName(o, g.name)
 	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, K, change[A]] {
 		return &streamAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f}
-	}, g.s.node)
+	}, in.node)
 	b.tb.AddStore(kvSpec(store, o), name)
-	return Table[K, A]{b: b, node: name, ks: ks, vs: as, store: store, getter: storeGetter(store, ks, as), sources: g.s.sources}
+	return Table[K, A]{b: b, node: name, ks: ks, vs: as, store: store, getter: storeGetter(store, ks, as), sources: in.sources}
 }
 
 type streamAgg[K, V, A any] struct {

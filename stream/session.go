@@ -49,7 +49,7 @@ func (s SessionWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], in
 // Reduce combines the values per key and session with f, which also merges
 // sessions.
 func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	_, vs := serdesOf(s.g.s.b, collect(opts), s.g.s.ks, s.g.s.vs)
+	_, vs := serdesOf(s.g.s.b, collect(opts), s.g.keySerde(), s.g.valueSerde())
 	return sessionAggregate(s, nil, func(_ K, v V, a V, first bool) V {
 		if first {
 			return v
@@ -75,7 +75,8 @@ func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, merge func(K, A, A) A, as serde.Serde[A], prefix string, opts []Option) Table[Windowed[K], A] {
 	o := collect(opts)
 	b := s.g.s.b
-	ks, _ := serdesOf(b, &options{}, s.g.s.ks, s.g.s.vs)
+	in := s.g.input(o)
+	ks, _ := serdesOf(b, &options{}, s.g.keySerde(), s.g.valueSerde())
 	name := b.name(o, prefix)
 	store := b.storeName(o, s.g.name)
 	w := s.w
@@ -87,7 +88,7 @@ func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
 		return &sessionAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f, merge: merge,
 			gap: w.Gap.Milliseconds(), grace: w.Grace.Milliseconds(), observed: -1}
-	}, s.g.s.node)
+	}, in.node)
 	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.SessionStore, Logging: !o.noLogging, Caching: !o.noCaching,
 		Session: state.SessionOptions{Retention: retention, SegmentInterval: o.segment}}, name)
 	// A session ending at e can still grow by a record at e + gap, which is
@@ -95,7 +96,7 @@ func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A,
 	// grace − gap: while stream time is at most e + 2 × gap + grace. (Only a
 	// record bridging it to a later session can change it after that.)
 	closeAfter := (2*w.Gap + w.Grace).Milliseconds() + 1
-	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: s.g.s.sources,
+	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: in.sources,
 		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).End + closeAfter }}}
 }
 

@@ -52,7 +52,7 @@ func (s SlidingWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], in
 
 // Reduce combines the values per key and window with f.
 func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	_, vs := serdesOf(s.g.s.b, collect(opts), s.g.s.ks, s.g.s.vs)
+	_, vs := serdesOf(s.g.s.b, collect(opts), s.g.keySerde(), s.g.valueSerde())
 	return slidingAggregate(s, nil, func(_ K, v V, a V, first bool) V {
 		if first {
 			return v
@@ -78,7 +78,8 @@ func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A,
 func slidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[Windowed[K], A] {
 	o := collect(opts)
 	b := s.g.s.b
-	ks, vs := serdesOf(b, &options{}, s.g.s.ks, s.g.s.vs)
+	in := s.g.input(o)
+	ks, vs := serdesOf(b, &options{}, s.g.keySerde(), s.g.valueSerde())
 	name := b.name(o, prefix)
 	store := b.storeName(o, s.g.name)
 	records := store + "-records"
@@ -91,12 +92,12 @@ func slidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A,
 	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
 		return &slidingAgg[K, V, A]{store: store, records: records, ks: ks, vs: vs, as: as, init: init, f: f,
 			size: size, grace: grace, observed: -1}
-	}, s.g.s.node)
+	}, in.node)
 	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.WindowStore, Logging: !o.noLogging, Caching: !o.noCaching,
 		Window: state.WindowOptions{Retention: max(o.retention, w.Size+w.Grace+time.Millisecond), SegmentInterval: o.segment}}, name)
 	b.tb.AddStore(topology.StoreSpec{Name: records, Kind: topology.WindowStore, Logging: !o.noLogging,
 		Window: state.WindowOptions{Retention: 2*w.Size + w.Grace + 2*time.Millisecond, SegmentInterval: o.segment, RetainDuplicates: true}}, name)
-	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: s.g.s.sources,
+	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: in.sources,
 		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).End + grace + 1 }}}
 }
 

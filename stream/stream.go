@@ -147,13 +147,20 @@ func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
 // repartition writes s to the repartition topic "<base>-repartition" and
 // reads it back.
 func repartition[K, V any](s Stream[K, V], o *options, base string) Stream[K, V] {
+	s.b.seq += 2 // the sink's and source's numbers, as for generated names
+	return repartitionAs(s, o, base)
+}
+
+// repartitionAs is repartition with no sequence numbers taken: its nodes
+// are named after base.
+func repartitionAs[K, V any](s Stream[K, V], o *options, base string) Stream[K, V] {
 	b := s.b
 	ks, vs := serdesOf(b, o, s.ks, s.vs)
 	topic := base + "-repartition"
 	b.tb.AddRepartitionTopic(topic, o.partitions)
-	sink := b.suffixed(&options{name: base}, "repartition-sink", "KSTREAM-SINK")
+	sink := base + "-repartition-sink"
 	topology.AddSink(b.tb, sink, topology.Sink[K, V]{Topic: topic, KeySerde: ks, ValueSerde: vs}, s.node)
-	src := b.suffixed(&options{name: base}, "repartition-source", "KSTREAM-SOURCE")
+	src := base + "-repartition-source"
 	topology.AddSource(b.tb, src, topology.Source[K, V]{Topics: []string{topic}, KeySerde: ks, ValueSerde: vs})
 	return Stream[K, V]{b: b, node: src, ks: ks, vs: vs, sources: []string{src}}
 }

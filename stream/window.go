@@ -113,7 +113,7 @@ func (t TimeWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64
 
 // Reduce combines the values per key and window with f.
 func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	_, vs := serdesOf(t.g.s.b, collect(opts), t.g.s.ks, t.g.s.vs)
+	_, vs := serdesOf(t.g.s.b, collect(opts), t.g.keySerde(), t.g.valueSerde())
 	return windowedAggregate(t, nil, func(_ K, v V, a V, first bool) V {
 		if first {
 			return v
@@ -135,7 +135,8 @@ func WindowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f
 func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[Windowed[K], A] {
 	o := collect(opts)
 	b := t.g.s.b
-	ks, _ := serdesOf(b, &options{}, t.g.s.ks, t.g.s.vs)
+	in := t.g.input(o)
+	ks, _ := serdesOf(b, &options{}, t.g.keySerde(), t.g.valueSerde())
 	name := b.name(o, prefix)
 	store := b.storeName(o, t.g.name)
 	w := t.w
@@ -146,11 +147,11 @@ func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f
 	retention := max(o.retention, w.Size+w.Grace)
 	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
 		return &windowAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f, w: w, observed: -1}
-	}, t.g.s.node)
+	}, in.node)
 	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.WindowStore, Logging: !o.noLogging, Caching: !o.noCaching,
 		Window: state.WindowOptions{Retention: retention, SegmentInterval: o.segment}}, name)
 	size := w.Size.Milliseconds()
-	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: t.g.s.sources,
+	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: in.sources,
 		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).Start + size + w.Grace.Milliseconds() }}}
 }
 
