@@ -84,7 +84,7 @@ func kafkaPeerInstall() (home, tool, whyNot string) {
 		}
 		home = filepath.Join(dir, ".cache", "runnel", "kafka-4.3.1")
 	}
-	tool, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-tool.sh"))
+	tool, err := filepath.Abs(filepath.Join("scripts", "kafka-tool.sh"))
 	if err != nil {
 		return "", "", err.Error()
 	}
