@@ -22,4 +22,37 @@
 // queries, reset) and the runtime behind it (the unexported runner, task,
 // restore, standby and assignment code in the runtime_*.go files), and it
 // links the embedded broker.
+//
+// # Concurrency
+//
+// An App's goroutines, each with one owner that waits for it:
+//
+//   - runWorkers (app.go), started by Start and waited for by Close
+//     through App.done, runs one goroutine per worker (runner.run,
+//     runtime_loop.go) and closes the instance when they end.
+//   - A worker's loop goroutine owns its tasks, their Pebble batches and
+//     its restorations: it polls, processes, punctuates and commits. Its
+//     kgo client calls the group callbacks (assigned, revoked, lost) on
+//     the client's own goroutine; with kgo.BlockRebalanceOnPoll those
+//     callbacks run only while the loop polls or between AllowRebalance
+//     and its next poll, and they take runner.taskMu, which the loop holds
+//     for the whole of a turn. Client calls that may wait for a callback
+//     (Flush, GroupTransactSession.End) are made with taskMu released
+//     (runner.outside); nothing else touches tasks without taskMu.
+//   - The instance (runtime_instance.go) is shared by its workers: the
+//     Pebble DB (safe for concurrent use), the task owners (taskOwners,
+//     under its own mutex: one worker at a time opens a task's state),
+//     the standby updater (runtime_standby.go, one goroutine, its tasks
+//     under its own taskMu) and the global-store updater
+//     (runtime_global.go, one goroutine, its state under its mutex).
+//   - The repartition purger runs one DeleteRecords at a time on a
+//     goroutine of its own (runtime_purge.go), waited for at close.
+//   - The metrics HTTP server (MetricsAddr) serves from Start to Close.
+//
+// Locks, in the order they may be taken: runner.taskMu, then runner.mu
+// (produce callbacks: positions, errors); taskOwners.mu and the updaters'
+// mutexes are taken alone. App.mu guards the App's fields and is never
+// held across a call into the runtime; App.stateMu serializes state
+// changes and the StateListener calls, which must not call back into the
+// App's lifecycle (Start, Close).
 package runnel
