@@ -54,6 +54,7 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 			created[t] = createSources
 		}
 	}
+	var missing []string
 	for _, t := range sinks {
 		switch {
 		case existing.Has(t) || created[t] > 0:
@@ -63,10 +64,11 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 			}
 			created[t] = createSinks
 		default:
-			// Kafka Streams would retry the produce until it timed out;
-			// a missing output topic is better said at once.
-			return topology.Partitions{}, fmt.Errorf("stream: sink topic %s does not exist: create it (runnel topics create %s) or start the application with runnel.CreateSinkTopics", t, t)
+			missing = append(missing, t)
 		}
+	}
+	if err := awaitSinkTopics(ctx, adm, missing); err != nil {
+		return topology.Partitions{}, err
 	}
 	parts, err := topo.ResolvePartitions(app, func(topic string) (int, bool) {
 		if n, ok := created[topic]; ok {
@@ -98,6 +100,48 @@ func ensureTopics(ctx context.Context, adm *kadm.Client, topo *topology.Topology
 		created[it.Name] = it.Partitions
 	}
 	return parts, waitTopics(ctx, adm, created)
+}
+
+// sinkTopicsGrace is how long a sink topic missing from the metadata is
+// looked for again before Start fails: a topic created just before the
+// application starts may not be in every broker's metadata yet (Apache
+// Kafka propagates it from the controller asynchronously).
+const sinkTopicsGrace = 5 * time.Second
+
+// awaitSinkTopics waits, at most sinkTopicsGrace, for the sink topics
+// missing from the metadata, and fails naming the first still missing.
+// Kafka Streams would retry its produce until it timed out; a missing
+// output topic is better said at once.
+func awaitSinkTopics(ctx context.Context, adm *kadm.Client, missing []string) error {
+	if len(missing) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(sinkTopicsGrace)
+	for {
+		details, err := adm.ListTopics(ctx, missing...)
+		if err != nil {
+			return fmt.Errorf("stream: list topics: %w", err)
+		}
+		var still []string
+		for _, t := range missing {
+			if d, ok := details[t]; !ok || d.Err != nil {
+				still = append(still, t)
+			}
+		}
+		if len(still) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			t := still[0]
+			return fmt.Errorf("stream: sink topic %s does not exist: create it (runnel topics create %s) or start the application with runnel.CreateSinkTopics", t, t)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		missing = still
+	}
 }
 
 // topicsVisibleTimeout bounds waitTopics.

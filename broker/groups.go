@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
 	"strconv"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/runnel-dev/runnel/broker/internal/group"
 	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/log/producer"
-	"github.com/runnel-dev/runnel/broker/internal/meta"
 	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
@@ -27,35 +25,13 @@ const offsetsTopic = "__consumer_offsets"
 // broker leads. Groups answer COORDINATOR_LOAD_IN_PROGRESS until their
 // partition is loaded.
 func (b *Broker) startGroups(ctx context.Context) error {
-	t := b.meta.Cluster().Topics[offsetsTopic]
-	if t == nil {
-		rf, err := b.internalTopicRF(ctx, b.cfg.OffsetsTopicReplicationFactor)
-		if err != nil {
-			return err
-		}
-		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
-			Name:              offsetsTopic,
-			NumPartitions:     b.cfg.OffsetsTopicPartitions,
-			ReplicationFactor: rf,
-			Internal:          true,
-			Configs: map[string]string{
-				"cleanup.policy": "compact",
-				"segment.bytes":  "104857600", // offsets.topic.segment.bytes
-				// Until the log compacts, time retention must not
-				// delete committed offsets; the coordinator expires
-				// them itself (offsets.retention.minutes).
-				"retention.ms": "-1",
-			},
-		})
-		if err != nil && !errors.Is(err, meta.ErrTopicExists) {
-			return fmt.Errorf("broker: create %s: %w", offsetsTopic, err)
-		}
-		if err := b.parts.reconcile(); err != nil {
-			return err
-		}
-		if t, err = b.waitTopic(ctx, offsetsTopic); err != nil {
-			return err
-		}
+	t, err := b.ensureInternalTopic(ctx, offsetsTopic, b.cfg.OffsetsTopicPartitions, b.cfg.OffsetsTopicReplicationFactor,
+		// offsets.topic.segment.bytes. Until the log compacts, time
+		// retention must not delete committed offsets; the coordinator
+		// expires them itself (offsets.retention.minutes).
+		map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600", "retention.ms": "-1"})
+	if err != nil {
+		return err
 	}
 	delay := b.cfg.GroupInitialRebalanceDelay
 	if delay < 0 {

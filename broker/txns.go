@@ -16,6 +16,30 @@ import (
 // coordinator state.
 const txnStateTopic = "__transaction_state"
 
+// ensureInternalTopic returns the internal topic name, creating it with
+// partitions, replication factor rf (capped as internalTopicRF says) and
+// configs when it is missing, and waiting until this broker has opened
+// what it holds of it.
+func (b *Broker) ensureInternalTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*meta.Topic, error) {
+	if t := b.meta.Cluster().Topics[name]; t != nil {
+		return t, nil
+	}
+	rf, err := b.internalTopicRF(ctx, rf)
+	if err != nil {
+		return nil, err
+	}
+	_, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
+		Name: name, NumPartitions: partitions, ReplicationFactor: rf, Internal: true, Configs: configs,
+	})
+	if err != nil && !errors.Is(err, meta.ErrTopicExists) {
+		return nil, fmt.Errorf("broker: create %s: %w", name, err)
+	}
+	if err := b.parts.reconcile(); err != nil {
+		return nil, err
+	}
+	return b.waitTopic(ctx, name)
+}
+
 // startTxns creates __transaction_state when it is missing, starts the
 // transaction coordinator, has it load every partition of the topic this
 // broker leads, and installs it as the partitions' KIP-890 verifier.
@@ -23,32 +47,11 @@ const txnStateTopic = "__transaction_state"
 // (meta.Store.AllocateProducerIDs), whose Raft log keeps the high-water
 // mark, so they stay unique across restarts.
 func (b *Broker) startTxns(ctx context.Context) error {
-	t := b.meta.Cluster().Topics[txnStateTopic]
-	if t == nil {
-		rf, err := b.internalTopicRF(ctx, b.cfg.TransactionStateLogReplicationFactor)
-		if err != nil {
-			return err
-		}
-		t, err = b.meta.CreateTopic(ctx, meta.TopicSpec{
-			Name:              txnStateTopic,
-			NumPartitions:     b.cfg.TransactionStateTopicPartitions,
-			ReplicationFactor: rf,
-			Internal:          true,
-			Configs: map[string]string{
-				"cleanup.policy": "compact",
-				"segment.bytes":  "104857600", // transaction.state.log.segment.bytes
-				"retention.ms":   "-1",
-			},
-		})
-		if err != nil && !errors.Is(err, meta.ErrTopicExists) {
-			return fmt.Errorf("broker: create %s: %w", txnStateTopic, err)
-		}
-		if err := b.parts.reconcile(); err != nil {
-			return err
-		}
-		if t, err = b.waitTopic(ctx, txnStateTopic); err != nil {
-			return err
-		}
+	t, err := b.ensureInternalTopic(ctx, txnStateTopic, b.cfg.TransactionStateTopicPartitions, b.cfg.TransactionStateLogReplicationFactor,
+		// transaction.state.log.segment.bytes; retention as for offsets.
+		map[string]string{"cleanup.policy": "compact", "segment.bytes": "104857600", "retention.ms": "-1"})
+	if err != nil {
+		return err
 	}
 	coord, err := txn.New(txn.Config{
 		Partitions:                 int32(len(t.Partitions)),
