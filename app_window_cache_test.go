@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"slices"
 	"testing"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/stream"
@@ -63,31 +64,11 @@ func TestAppSuppressedHoppingBacklog(t *testing.T) {
 	}
 	got, results := finals(t, addr)
 	if !maps.Equal(got, counts) {
-		t.Fatalf("final results: %s", mapDiff(got, counts))
+		t.Fatalf("final results: %s", testutil.MapDiff(got, counts))
 	}
 	for w, n := range results {
 		if n != 1 {
 			t.Fatalf("window %s has %d final results", w, n)
 		}
 	}
-}
-
-// mapDiff lists the differences between two maps, at most ten.
-func mapDiff[K comparable, V comparable](got, want map[K]V) string {
-	var out []string
-	for k, v := range got {
-		if w, ok := want[k]; !ok || w != v {
-			out = append(out, fmt.Sprintf("%v: got %v want %v", k, v, w))
-		}
-	}
-	for k, w := range want {
-		if _, ok := got[k]; !ok {
-			out = append(out, fmt.Sprintf("%v: missing, want %v", k, w))
-		}
-	}
-	slices.Sort(out)
-	if len(out) > 10 {
-		out = append(out[:10], fmt.Sprintf("... %d more", len(out)-10))
-	}
-	return fmt.Sprint(len(out), " differences: ", out)
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -175,14 +177,14 @@ func TestEquivalenceCachingAndPartitions(t *testing.T) {
 						gotSessions[fmt.Sprintf("%s@%d-%d", k.Key, k.Start, k.End)] = n
 					}
 					if !maps.Equal(gotSessions, sessions) {
-						t.Errorf("sessions: %s", mapDiff(gotSessions, sessions))
+						t.Errorf("sessions: %s", testutil.MapDiff(gotSessions, sessions))
 					}
 					got, err = streamtest.KeyValues(d, "user-country", serde.String, serde.String)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if !maps.Equal(got, userCountry) {
-						t.Errorf("user-country: %s", mapDiff(got, userCountry))
+						t.Errorf("user-country: %s", testutil.MapDiff(got, userCountry))
 					}
 				})
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -210,7 +212,7 @@ func TestEquivalenceWindowsFinalResults(t *testing.T) {
 								got[w] = r.Value
 							}
 							if !maps.Equal(got, c.want) {
-								t.Errorf("%s: %s", c.topic, mapDiff(got, c.want))
+								t.Errorf("%s: %s", c.topic, testutil.MapDiff(got, c.want))
 							}
 						}
 					})

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -106,14 +108,14 @@ func TestForeignKeyJoin(t *testing.T) {
 						t.Fatal(err)
 					}
 					if !maps.Equal(got, c.want) {
-						t.Errorf("%s: %s", c.store, mapDiff(got, c.want))
+						t.Errorf("%s: %s", c.store, testutil.MapDiff(got, c.want))
 					}
 					out, err := streamtest.Latest(d, c.topic, serde.String, serde.String)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if !maps.Equal(out, c.want) {
-						t.Errorf("%s: %s", c.topic, mapDiff(out, c.want))
+						t.Errorf("%s: %s", c.topic, testutil.MapDiff(out, c.want))
 					}
 				}
 			})

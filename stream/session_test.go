@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -121,7 +123,7 @@ func TestSessionWindows(t *testing.T) {
 				got[sessKey{k.Key, k.Start, k.End}] = v
 			}
 			if !maps.Equal(got, want) {
-				t.Errorf("store differs from reference: %s", mapDiff(got, want))
+				t.Errorf("store differs from reference: %s", testutil.MapDiff(got, want))
 			}
 			if n := d.Dropped()[topology.DropLate]; n != dropped || dropped == 0 {
 				t.Errorf("dropped late = %d, want %d (> 0)", n, dropped)
@@ -136,7 +138,7 @@ func TestSessionWindows(t *testing.T) {
 				fromUpdates[sessKey{k.Key, k.Start, k.End}] = v
 			}
 			if !maps.Equal(fromUpdates, want) {
-				t.Errorf("updates (merged sessions deleted) differ from reference: %s", mapDiff(fromUpdates, want))
+				t.Errorf("updates (merged sessions deleted) differ from reference: %s", testutil.MapDiff(fromUpdates, want))
 			}
 			final, err := streamtest.Output(d, "final", ws, serde.Int64)
 			if err != nil {
@@ -151,7 +153,7 @@ func TestSessionWindows(t *testing.T) {
 				emitted[k] = r.Value
 			}
 			if !maps.Equal(emitted, closed) {
-				t.Errorf("suppressed finals differ: %s", mapDiff(emitted, closed))
+				t.Errorf("suppressed finals differ: %s", testutil.MapDiff(emitted, closed))
 			}
 		})
 	}
@@ -193,24 +195,4 @@ func TestSessionAggregateMerger(t *testing.T) {
 	if got := fmt.Sprint(out); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
-}
-
-// mapDiff describes how got differs from want, briefly.
-func mapDiff[K comparable, V comparable](got, want map[K]V) string {
-	var out []string
-	for k, v := range got {
-		if w, ok := want[k]; !ok || w != v {
-			out = append(out, fmt.Sprintf("%v: got %v want %v", k, v, w))
-		}
-	}
-	for k, w := range want {
-		if _, ok := got[k]; !ok {
-			out = append(out, fmt.Sprintf("%v: missing, want %v", k, w))
-		}
-	}
-	slices.Sort(out)
-	if len(out) > 10 {
-		out = append(out[:10], fmt.Sprintf("... %d more", len(out)-10))
-	}
-	return fmt.Sprint(len(out), " differences: ", out)
 }

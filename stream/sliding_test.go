@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnel-dev/runnel/internal/testutil"
+
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
@@ -99,7 +101,7 @@ func TestSlidingWindows(t *testing.T) {
 				}
 			}
 			if !maps.Equal(got, want) {
-				t.Errorf("windows differ from reference: %s", mapDiff(got, want))
+				t.Errorf("windows differ from reference: %s", testutil.MapDiff(got, want))
 			}
 			final, err := streamtest.Output(d, "final", ws, serde.Int64)
 			if err != nil {
@@ -114,7 +116,7 @@ func TestSlidingWindows(t *testing.T) {
 				emitted[k] = r.Value
 			}
 			if !maps.Equal(emitted, want) {
-				t.Errorf("suppressed finals differ: %s", mapDiff(emitted, want))
+				t.Errorf("suppressed finals differ: %s", testutil.MapDiff(emitted, want))
 			}
 		})
 	}
