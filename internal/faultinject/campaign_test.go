@@ -163,7 +163,10 @@ func TestCampaignReportsLoss(t *testing.T) {
 	waitAcked(t, load, 200, nil)
 	link.Drop(faultinject.Upstream)
 	dropFrom := load.Acked()
-	waitAcked(t, load, dropFrom+500, nil)
+	// The fault must bite: wait until the proxy has discarded sends.
+	waitFor(t, "sends to be dropped", func() bool { return link.Dropped(faultinject.Upstream) > 0 })
+	waitAcked(t, load, load.Acked()+500, nil)
+	t.Logf("dropped %d bytes of sends", link.Dropped(faultinject.Upstream))
 	link.Heal()
 	waitAcked(t, load, load.Acked()+200, nil)
 	load.Stop(30 * time.Second)
