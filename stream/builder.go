@@ -146,29 +146,18 @@ func WithTimestamp[K, V any](f func(key K, value V, recordTimestamp int64) int64
 // serdesOf picks the serdes of an operation: the options', else the given
 // ones, else the defaults for the types.
 func serdesOf[K, V any](b *Builder, o *options, k serde.Serde[K], v serde.Serde[V]) (serde.Serde[K], serde.Serde[V]) {
-	if o != nil && o.keySerde != nil {
-		if ks, ok := o.keySerde.(serde.Serde[K]); ok {
-			k = ks
-		} else {
-			var zero K
-			b.errorf("key serde %T does not handle %T", o.keySerde, zero)
-		}
+	if o == nil {
+		o = &options{}
 	}
-	if o != nil && o.valueSerde != nil {
-		if vs, ok := o.valueSerde.(serde.Serde[V]); ok {
-			v = vs
-		} else {
-			var zero V
-			b.errorf("value serde %T does not handle %T", o.valueSerde, zero)
-		}
+	if _, ok := o.keySerde.(serde.Serde[K]); o.keySerde != nil && !ok {
+		var zero K
+		b.errorf("key serde %T does not handle %T", o.keySerde, zero)
 	}
-	if k == nil {
-		k = serde.Default[K]()
+	if _, ok := o.valueSerde.(serde.Serde[V]); o.valueSerde != nil && !ok {
+		var zero V
+		b.errorf("value serde %T does not handle %T", o.valueSerde, zero)
 	}
-	if v == nil {
-		v = serde.Default[V]()
-	}
-	return k, v
+	return serdesOfQuiet(o, k, v)
 }
 
 // serdesOfQuiet is serdesOf without reporting mismatches (they are
