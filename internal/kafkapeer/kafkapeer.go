@@ -104,12 +104,17 @@ func (in Install) Format(ctx context.Context, n Node, dir string) (props string,
 		return "", err
 	}
 	// A cluster id is a random UUID in Kafka's form (URL-safe base64 of
-	// 16 bytes, unpadded); making it here saves a JVM start.
-	var raw [16]byte
-	if _, err := rand.Read(raw[:]); err != nil {
-		return "", err
+	// 16 bytes, unpadded); making it here saves a JVM start. Like Kafka's
+	// Uuid.randomUuid, it never starts with '-', which the tool's
+	// argument parser would take for an option.
+	var clusterID string
+	for clusterID == "" || clusterID[0] == '-' {
+		var raw [16]byte
+		if _, err := rand.Read(raw[:]); err != nil {
+			return "", err
+		}
+		clusterID = base64.RawURLEncoding.EncodeToString(raw[:])
 	}
-	clusterID := base64.RawURLEncoding.EncodeToString(raw[:])
 	format := in.Command(ctx, "-Xmx256M", "", "kafka.tools.StorageTool", "format", "--standalone", "-t", clusterID, "-c", props)
 	if out, err := format.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("kafka StorageTool format: %v\n%s", err, out)
