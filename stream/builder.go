@@ -3,7 +3,6 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/topology"
@@ -62,85 +61,6 @@ func (b *Builder) suffixed(o *options, suffix, prefix string) string {
 		return o.name + "-" + suffix
 	}
 	return fmt.Sprintf("%s-%010d", prefix, n)
-}
-
-// Option configures one DSL operation. Options an operation does not use are
-// ignored.
-type Option func(*options)
-
-type options struct {
-	name         string
-	storeName    string
-	keySerde     any
-	valueSerde   any
-	partitions   int
-	noCaching    bool
-	noLogging    bool
-	retention    time.Duration
-	timestamp    any
-	segment      time.Duration
-	suppressName string
-}
-
-func collect(opts []Option) *options {
-	o := &options{}
-	for _, f := range opts {
-		f(o)
-	}
-	return o
-}
-
-// Named names the operation's processor node. Stateful operations also
-// derive their store and internal topic names from it ("<name>-store",
-// "<name>-repartition") unless Materialized names the store. Kafka Streams'
-// Named.as / Grouped.as.
-func Named(name string) Option { return func(o *options) { o.name = name } }
-
-// Materialized names the operation's state store (Kafka Streams'
-// Materialized.as). Its changelog topic is "<application id>-<name>-changelog".
-func Materialized(store string) Option { return func(o *options) { o.storeName = store } }
-
-// WithSerdes sets the key and value serdes of a source, sink, repartition
-// topic or store (Kafka Streams' Consumed.with / Produced.with /
-// Materialized.withKeySerde+withValueSerde). Their types must match the
-// operation's; a mismatch fails Build. Without it a stream keeps the serdes
-// it was read with until an operation changes its types, after which
-// serde.Default applies.
-func WithSerdes[K, V any](k serde.Serde[K], v serde.Serde[V]) Option {
-	return func(o *options) { o.keySerde, o.valueSerde = k, v }
-}
-
-// WithValueSerde sets only the value serde (see WithSerdes).
-func WithValueSerde[V any](v serde.Serde[V]) Option {
-	return func(o *options) { o.valueSerde = v }
-}
-
-// WithPartitions sets the partition count of a repartition topic. Default:
-// that of the largest source topic upstream (Kafka Streams'
-// Repartitioned.withNumberOfPartitions).
-func WithPartitions(n int) Option { return func(o *options) { o.partitions = n } }
-
-// WithoutCaching turns the record cache of the operation's store off, so
-// every update is forwarded (Materialized.withCachingDisabled). Caching is on
-// by default where the driver enables it.
-func WithoutCaching() Option { return func(o *options) { o.noCaching = true } }
-
-// WithoutLogging turns the changelog of the operation's store off
-// (Materialized.withLoggingDisabled); its state is then lost with the instance.
-func WithoutLogging() Option { return func(o *options) { o.noLogging = true } }
-
-// WithRetention sets how long a window store keeps windows (Materialized.
-// withRetention). Default: window size + grace, at least the join window.
-func WithRetention(d time.Duration) Option { return func(o *options) { o.retention = d } }
-
-// WithSegmentInterval sets a window or session store's segment interval
-// (default: state.WindowOptions' default).
-func WithSegmentInterval(d time.Duration) Option { return func(o *options) { o.segment = d } }
-
-// WithTimestamp sets a source's timestamp extractor (Consumed.
-// withTimestampExtractor). Default: the record's own timestamp.
-func WithTimestamp[K, V any](f func(key K, value V, recordTimestamp int64) int64) Option {
-	return func(o *options) { o.timestamp = f }
 }
 
 // serdesOf picks the serdes of an operation: the options', else the given

@@ -35,13 +35,13 @@ func JoinForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO],
 			return zero, false
 		}
 		return joiner(v, *vo), true
-	}, opts)
+	}, left.b.collect(ops.joinForeignKey, opts))
 }
 
 // LeftJoinForeignKey is JoinForeignKey keeping every left entry, joined
 // with nil while right has no value for its foreign key.
 func LeftJoinForeignKey[K, V, KO, VO, VR any](left Table[K, V], right Table[KO, VO], fk func(V) KO, joiner func(V, *VO) VR, opts ...Option) Table[K, VR] {
-	return fkJoin(left, right, fk, func(v V, vo *VO) (VR, bool) { return joiner(v, vo), true }, opts)
+	return fkJoin(left, right, fk, func(v V, vo *VO) (VR, bool) { return joiner(v, vo), true }, left.b.collect(ops.leftJoinForeignKey, opts))
 }
 
 // Subscription instructions, the first byte of a subscription record.
@@ -70,8 +70,7 @@ func subscriptionKey(fkb, kb []byte) []byte {
 	return append(append(b, fkb...), kb...)
 }
 
-func fkJoin[K, V, KO, VO, VR any](l Table[K, V], r Table[KO, VO], fk func(V) KO, joiner func(V, *VO) (VR, bool), opts []Option) Table[K, VR] {
-	o := collect(opts)
+func fkJoin[K, V, KO, VO, VR any](l Table[K, V], r Table[KO, VO], fk func(V) KO, joiner func(V, *VO) (VR, bool), o *options) Table[K, VR] {
 	b := l.b
 	base := b.name(o, "KTABLE-FK-JOIN")
 	lks, lvs := l.ks, l.vs

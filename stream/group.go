@@ -33,7 +33,10 @@ type pendingRepartition[K, V any] struct {
 // Streams names it. Options: Named, WithSerdes (the repartition topic's),
 // WithPartitions.
 func (s Stream[K, V]) GroupByKey(opts ...Option) GroupedStream[K, V] {
-	o := collect(opts)
+	return groupByKey(s, s.b.collect(ops.groupByKey, opts))
+}
+
+func groupByKey[K, V any](s Stream[K, V], o *options) GroupedStream[K, V] {
 	g := GroupedStream[K, V]{s: s, name: o.name}
 	if s.rekeyed {
 		base := o.name
@@ -93,7 +96,7 @@ func (g GroupedStream[K, V]) serdes() (serde.Serde[K], serde.Serde[V]) {
 // GroupBy groups the stream by a new key computed from each record (a
 // SelectKey followed by GroupByKey, which repartitions).
 func GroupBy[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) GroupedStream[K2, V] {
-	return SelectKey(s, f).GroupByKey(opts...)
+	return groupByKey(SelectKey(s, f), s.b.collect(ops.groupBy, opts))
 }
 
 // storeName picks an aggregation's store name: Materialized, else
@@ -113,35 +116,37 @@ func (b *Builder) storeName(o *options, group string) string {
 // Count counts the records per key. Options: Named, Materialized,
 // WithoutCaching, WithoutLogging.
 func (g GroupedStream[K, V]) Count(opts ...Option) Table[K, int64] {
-	return aggregate(g, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, serde.Int64, "KSTREAM-COUNT", opts)
+	return aggregate(g, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, serde.Int64, "KSTREAM-COUNT",
+		g.s.b.collect(ops.count, opts))
 }
 
 // Reduce combines the values of each key with f, the first value standing
 // as it is.
 func (g GroupedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
-	_, vs := serdesOf(g.s.b, collect(opts), g.keySerde(), g.valueSerde())
+	o := g.s.b.collect(ops.reduce, opts)
+	_, vs := serdesOf(g.s.b, o, g.keySerde(), g.valueSerde())
 	return aggregateWith(g, nil, func(_ K, v V, agg V, first bool) V {
 		if first {
 			return v
 		}
 		return f(agg, v)
-	}, vs, "KSTREAM-REDUCE", opts)
+	}, vs, "KSTREAM-REDUCE", o)
 }
 
 // Aggregate folds the values of each key into an aggregate, starting from
 // init(). Options: Named, Materialized, WithValueSerde (the aggregate's),
 // WithoutCaching, WithoutLogging.
 func Aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[K, A] {
-	_, as := serdesOf[K, A](g.s.b, collect(opts), nil, nil)
-	return aggregate(g, init, f, as, "KSTREAM-AGGREGATE", opts)
+	o := g.s.b.collect(ops.aggregate, opts)
+	_, as := serdesOf[K, A](g.s.b, o, nil, nil)
+	return aggregate(g, init, f, as, "KSTREAM-AGGREGATE", o)
 }
 
-func aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A) A, as serde.Serde[A], prefix string, opts []Option) Table[K, A] {
-	return aggregateWith(g, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, prefix, opts)
+func aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A) A, as serde.Serde[A], prefix string, o *options) Table[K, A] {
+	return aggregateWith(g, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, prefix, o)
 }
 
-func aggregateWith[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, opts []Option) Table[K, A] {
-	o := collect(opts)
+func aggregateWith[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, o *options) Table[K, A] {
 	b := g.s.b
 	in := g.input(o)
 	ks, _ := serdesOf(b, &options{}, g.keySerde(), g.valueSerde())
@@ -194,20 +199,24 @@ type GroupedTable[K, V any] struct {
 
 // Count counts the entries per group.
 func (g GroupedTable[K, V]) Count(opts ...Option) Table[K, int64] {
-	return AggregateTable(g, func() int64 { return 0 },
+	o := g.b.collect(ops.tableCount, opts)
+	o.valueSerde = serde.Int64
+	return aggregateTable(g, func() int64 { return 0 },
 		func(_ K, _ V, n int64) int64 { return n + 1 },
-		func(_ K, _ V, n int64) int64 { return n - 1 },
-		append([]Option{WithValueSerde(serde.Int64)}, opts...)...)
+		func(_ K, _ V, n int64) int64 { return n - 1 }, o)
 }
 
 // Reduce combines the entries of each group with adder, and takes removed
 // entries out with subtractor.
 func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, opts ...Option) Table[K, V] {
+	o := g.b.collect(ops.tableReduce, opts)
+	if o.valueSerde == nil {
+		o.valueSerde = g.vs
+	}
 	var zero V
-	return AggregateTable(g, func() V { return zero },
+	return aggregateTable(g, func() V { return zero },
 		func(_ K, v V, a V) V { return adder(a, v) },
-		func(_ K, v V, a V) V { return subtractor(a, v) },
-		append([]Option{WithValueSerde(g.vs)}, opts...)...)
+		func(_ K, v V, a V) V { return subtractor(a, v) }, o)
 }
 
 // AggregateTable folds each group's entries into an aggregate: adder for an
@@ -215,7 +224,10 @@ func (g GroupedTable[K, V]) Reduce(adder, subtractor func(agg, v V) V, opts ...O
 // KGroupedTable.aggregate). Options: Named, Materialized, WithValueSerde,
 // WithoutCaching, WithoutLogging.
 func AggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(key K, value V, agg A) A, opts ...Option) Table[K, A] {
-	o := collect(opts)
+	return aggregateTable(g, init, adder, subtractor, g.b.collect(ops.aggregateTable, opts))
+}
+
+func aggregateTable[K, V, A any](g GroupedTable[K, V], init func() A, adder, subtractor func(K, V, A) A, o *options) Table[K, A] {
 	b := g.b
 	_, as := serdesOf[K, A](b, o, nil, nil)
 	name := b.name(o, "KTABLE-AGGREGATE")

@@ -39,17 +39,16 @@ func JoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(V, 
 			return zero, false
 		}
 		return joiner(v, *vt), true
-	}, opts)
+	}, s.b.collect(ops.joinTable, opts))
 }
 
 // LeftJoinTable is JoinTable that keeps records whose key has no value in t,
 // calling joiner with nil.
 func LeftJoinTable[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(V, *VT) VR, opts ...Option) Stream[K, VR] {
-	return streamTableJoin(s, t, func(v V, vt *VT) (VR, bool) { return joiner(v, vt), true }, opts)
+	return streamTableJoin(s, t, func(v V, vt *VT) (VR, bool) { return joiner(v, vt), true }, s.b.collect(ops.leftJoinTable, opts))
 }
 
-func streamTableJoin[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(V, *VT) (VR, bool), opts []Option) Stream[K, VR] {
-	o := collect(opts)
+func streamTableJoin[K, V, VT, VR any](s Stream[K, V], t Table[K, VT], joiner func(V, *VT) (VR, bool), o *options) Stream[K, VR] {
 	s = joinable(s, o, "left")
 	b := s.b
 	name := b.name(o, "KSTREAM-JOIN")
@@ -112,7 +111,7 @@ func (g GlobalTable[K, V]) StoreName() string { return g.store }
 
 // GlobalTableOf reads topic as a global table. Options: Named, Materialized.
 func GlobalTableOf[K, V any](b *Builder, topic string, ks serde.Serde[K], vs serde.Serde[V], opts ...Option) GlobalTable[K, V] {
-	o := collect(opts)
+	o := b.collect(ops.globalTableOf, opts)
 	src := b.name(o, "KTABLE-SOURCE")
 	proc := b.suffixed(o, "global", "KTABLE-GLOBAL")
 	store := o.storeName
@@ -159,17 +158,17 @@ func JoinGlobal[K, V, KG, VG, VR any](s Stream[K, V], g GlobalTable[KG, VG], key
 			return zero, false
 		}
 		return joiner(v, *vg), true
-	}, opts)
+	}, s.b.collect(ops.joinGlobal, opts))
 }
 
 // LeftJoinGlobal is JoinGlobal keeping unmatched records (joiner gets nil).
 func LeftJoinGlobal[K, V, KG, VG, VR any](s Stream[K, V], g GlobalTable[KG, VG], key func(K, V) KG, joiner func(V, *VG) VR, opts ...Option) Stream[K, VR] {
-	return globalJoin(s, g, key, func(v V, vg *VG) (VR, bool) { return joiner(v, vg), true }, opts)
+	return globalJoin(s, g, key, func(v V, vg *VG) (VR, bool) { return joiner(v, vg), true }, s.b.collect(ops.leftJoinGlobal, opts))
 }
 
-func globalJoin[K, V, KG, VG, VR any](s Stream[K, V], g GlobalTable[KG, VG], key func(K, V) KG, joiner func(V, *VG) (VR, bool), opts []Option) Stream[K, VR] {
+func globalJoin[K, V, KG, VG, VR any](s Stream[K, V], g GlobalTable[KG, VG], key func(K, V) KG, joiner func(V, *VG) (VR, bool), o *options) Stream[K, VR] {
 	b := s.b
-	name := b.name(collect(opts), "KSTREAM-GLOBAL-JOIN")
+	name := b.name(o, "KSTREAM-GLOBAL-JOIN")
 	store, ks, vs := g.store, g.ks, g.vs
 	addFuncInit(b, name, func(ctx topology.Context[K, VR]) (func(r topology.Record[K, V]) error, error) {
 		kv, err := openKV(ctx, store, ks, vs)
@@ -230,19 +229,19 @@ func JoinWithin(d, grace time.Duration) JoinWindows {
 // the larger of the two timestamps (Kafka Streams' KStream-KStream join).
 // Both sides are kept in window stores retaining duplicates.
 func Join[K, V1, V2, VR any](l Stream[K, V1], r Stream[K, V2], joiner func(V1, V2) VR, w JoinWindows, opts ...Option) Stream[K, VR] {
-	return streamStreamJoin(l, r, func(a *V1, b *V2) VR { return joiner(*a, *b) }, w, false, false, opts)
+	return streamStreamJoin(l, r, func(a *V1, b *V2) VR { return joiner(*a, *b) }, w, false, false, l.b.collect(ops.join, opts))
 }
 
 // LeftJoin is Join that also emits each left record that found no partner,
 // with joiner(left, nil), once its window has closed.
 func LeftJoin[K, V1, V2, VR any](l Stream[K, V1], r Stream[K, V2], joiner func(V1, *V2) VR, w JoinWindows, opts ...Option) Stream[K, VR] {
-	return streamStreamJoin(l, r, func(a *V1, b *V2) VR { return joiner(*a, b) }, w, true, false, opts)
+	return streamStreamJoin(l, r, func(a *V1, b *V2) VR { return joiner(*a, b) }, w, true, false, l.b.collect(ops.leftJoin, opts))
 }
 
 // OuterJoin is Join that also emits unmatched records of either side, with
 // nil for the missing one, once their window has closed.
 func OuterJoin[K, V1, V2, VR any](l Stream[K, V1], r Stream[K, V2], joiner func(*V1, *V2) VR, w JoinWindows, opts ...Option) Stream[K, VR] {
-	return streamStreamJoin(l, r, joiner, w, true, true, opts)
+	return streamStreamJoin(l, r, joiner, w, true, true, l.b.collect(ops.outerJoin, opts))
 }
 
 // joinShared is the state the two sides of one join share within a task:
@@ -270,8 +269,7 @@ func (s *joinShared) release(id topology.TaskID) {
 	delete(s.m, id)
 }
 
-func streamStreamJoin[K, V1, V2, VR any](l Stream[K, V1], r Stream[K, V2], joiner func(*V1, *V2) VR, w JoinWindows, leftOuter, rightOuter bool, opts []Option) Stream[K, VR] {
-	o := collect(opts)
+func streamStreamJoin[K, V1, V2, VR any](l Stream[K, V1], r Stream[K, V2], joiner func(*V1, *V2) VR, w JoinWindows, leftOuter, rightOuter bool, o *options) Stream[K, VR] {
 	l = joinable(l, o, "left")
 	r = joinable(r, o, "right")
 	b := l.b

@@ -48,7 +48,7 @@ func addFunc[KI, VI, KO, VO any](b *Builder, name string, f topology.ProcessorFu
 // From reads topic as a stream with the given serdes (Kafka Streams'
 // builder.stream with Consumed.with). Options: Named, WithTimestamp.
 func From[K, V any](b *Builder, topic string, ks serde.Serde[K], vs serde.Serde[V], opts ...Option) Stream[K, V] {
-	o := collect(opts)
+	o := b.collect(ops.from, opts)
 	name := b.name(o, "KSTREAM-SOURCE")
 	src := topology.Source[K, V]{Topics: []string{topic}, KeySerde: ks, ValueSerde: vs}
 	if o.timestamp != nil {
@@ -64,7 +64,16 @@ func From[K, V any](b *Builder, topic string, ks serde.Serde[K], vs serde.Serde[
 
 // Filter keeps the records for which keep returns true.
 func (s Stream[K, V]) Filter(keep func(K, V) bool, opts ...Option) Stream[K, V] {
-	name := s.b.name(collect(opts), "KSTREAM-FILTER")
+	return s.filter(keep, s.b.collect(ops.filter, opts))
+}
+
+// FilterNot drops the records for which drop returns true.
+func (s Stream[K, V]) FilterNot(drop func(K, V) bool, opts ...Option) Stream[K, V] {
+	return s.filter(func(k K, v V) bool { return !drop(k, v) }, s.b.collect(ops.filterNot, opts))
+}
+
+func (s Stream[K, V]) filter(keep func(K, V) bool, o *options) Stream[K, V] {
+	name := s.b.name(o, "KSTREAM-FILTER")
 	addFunc(s.b, name, func(ctx topology.Context[K, V], r topology.Record[K, V]) error {
 		if keep(r.Key, r.Value) {
 			ctx.Forward(r)
@@ -74,14 +83,9 @@ func (s Stream[K, V]) Filter(keep func(K, V) bool, opts ...Option) Stream[K, V] 
 	return s.derive(name)
 }
 
-// FilterNot drops the records for which drop returns true.
-func (s Stream[K, V]) FilterNot(drop func(K, V) bool, opts ...Option) Stream[K, V] {
-	return s.Filter(func(k K, v V) bool { return !drop(k, v) }, opts...)
-}
-
 // Peek calls f for each record and passes the record on unchanged.
 func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
-	name := s.b.name(collect(opts), "KSTREAM-PEEK")
+	name := s.b.name(s.b.collect(ops.peek, opts), "KSTREAM-PEEK")
 	addFunc(s.b, name, func(ctx topology.Context[K, V], r topology.Record[K, V]) error {
 		f(r.Key, r.Value)
 		ctx.Forward(r)
@@ -92,7 +96,7 @@ func (s Stream[K, V]) Peek(f func(K, V), opts ...Option) Stream[K, V] {
 
 // ForEach calls f for each record; the stream ends there.
 func (s Stream[K, V]) ForEach(f func(K, V), opts ...Option) {
-	name := s.b.name(collect(opts), "KSTREAM-FOREACH")
+	name := s.b.name(s.b.collect(ops.forEach, opts), "KSTREAM-FOREACH")
 	addFunc(s.b, name, func(ctx topology.Context[K, V], r topology.Record[K, V]) error {
 		f(r.Key, r.Value)
 		return nil
@@ -101,7 +105,7 @@ func (s Stream[K, V]) ForEach(f func(K, V), opts ...Option) {
 
 // Merge interleaves s and other, in the order their records are processed.
 func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
-	name := s.b.name(collect(opts), "KSTREAM-MERGE")
+	name := s.b.name(s.b.collect(ops.merge, opts), "KSTREAM-MERGE")
 	addFunc(s.b, name, func(ctx topology.Context[K, V], r topology.Record[K, V]) error {
 		ctx.Forward(r)
 		return nil
@@ -115,7 +119,7 @@ func (s Stream[K, V]) Merge(other Stream[K, V], opts ...Option) Stream[K, V] {
 // To writes the stream to topic (Kafka Streams' to with Produced). Options:
 // Named, WithSerdes.
 func (s Stream[K, V]) To(topic string, opts ...Option) {
-	o := collect(opts)
+	o := s.b.collect(ops.to, opts)
 	ks, vs := serdesOf(s.b, o, s.ks, s.vs)
 	name := s.b.name(o, "KSTREAM-SINK")
 	topology.AddSink(s.b.tb, name, topology.Sink[K, V]{Topic: topic, KeySerde: ks, ValueSerde: vs}, s.node)
@@ -124,7 +128,7 @@ func (s Stream[K, V]) To(topic string, opts ...Option) {
 // ToDynamic writes each record to the topic choose returns for it (Kafka
 // Streams' to with a TopicNameExtractor). The topics must exist.
 func (s Stream[K, V]) ToDynamic(choose func(key K, value V) string, opts ...Option) {
-	o := collect(opts)
+	o := s.b.collect(ops.toDynamic, opts)
 	ks, vs := serdesOf(s.b, o, s.ks, s.vs)
 	name := s.b.name(o, "KSTREAM-SINK")
 	topology.AddSink(s.b.tb, name, topology.Sink[K, V]{
@@ -139,7 +143,7 @@ func (s Stream[K, V]) ToDynamic(choose func(key K, value V) string, opts ...Opti
 // records of their keys. Options: Named (the topic's name), WithPartitions,
 // WithSerdes.
 func (s Stream[K, V]) Repartition(opts ...Option) Stream[K, V] {
-	o := collect(opts)
+	o := s.b.collect(ops.repartition, opts)
 	base := s.b.name(o, "KSTREAM-REPARTITION")
 	return repartition(s, o, base)
 }
@@ -177,7 +181,7 @@ type Branch[K, V any] struct {
 // other records are dropped. The branches are returned by name; their nodes
 // are named "<split name>-<branch name>" (Kafka Streams' split/BranchedKStream).
 func (s Stream[K, V]) Split(branches []Branch[K, V], withDefault bool, opts ...Option) map[string]Stream[K, V] {
-	o := collect(opts)
+	o := s.b.collect(ops.split, opts)
 	name := s.b.name(o, "KSTREAM-BRANCH")
 	prefix := name + "-"
 	if o.name == "" {
@@ -228,7 +232,7 @@ func (s Stream[K, V]) Split(branches []Branch[K, V], withDefault bool, opts ...O
 // Map turns each record into a new key and value. Grouping or joining the
 // result repartitions it, as the key may have changed.
 func Map[K, V, K2, V2 any](s Stream[K, V], f func(K, V) (K2, V2), opts ...Option) Stream[K2, V2] {
-	name := s.b.name(collect(opts), "KSTREAM-MAP")
+	name := s.b.name(s.b.collect(ops.mapOp, opts), "KSTREAM-MAP")
 	addFunc(s.b, name, func(ctx topology.Context[K2, V2], r topology.Record[K, V]) error {
 		k, v := f(r.Key, r.Value)
 		ctx.Forward(topology.WithKeyValue(r, k, v))
@@ -240,7 +244,7 @@ func Map[K, V, K2, V2 any](s Stream[K, V], f func(K, V) (K2, V2), opts ...Option
 // MapValues turns each value into a new one; keys stay, so no repartitioning
 // follows.
 func MapValues[K, V, V2 any](s Stream[K, V], f func(V) V2, opts ...Option) Stream[K, V2] {
-	name := s.b.name(collect(opts), "KSTREAM-MAPVALUES")
+	name := s.b.name(s.b.collect(ops.mapValues, opts), "KSTREAM-MAPVALUES")
 	addFunc(s.b, name, func(ctx topology.Context[K, V2], r topology.Record[K, V]) error {
 		ctx.Forward(topology.WithValue(r, f(r.Value)))
 		return nil
@@ -250,7 +254,7 @@ func MapValues[K, V, V2 any](s Stream[K, V], f func(V) V2, opts ...Option) Strea
 
 // FlatMap turns each record into zero or more records.
 func FlatMap[K, V, K2, V2 any](s Stream[K, V], f func(K, V) []KeyValue[K2, V2], opts ...Option) Stream[K2, V2] {
-	name := s.b.name(collect(opts), "KSTREAM-FLATMAP")
+	name := s.b.name(s.b.collect(ops.flatMap, opts), "KSTREAM-FLATMAP")
 	addFunc(s.b, name, func(ctx topology.Context[K2, V2], r topology.Record[K, V]) error {
 		for _, kv := range f(r.Key, r.Value) {
 			ctx.Forward(topology.WithKeyValue(r, kv.Key, kv.Value))
@@ -262,7 +266,7 @@ func FlatMap[K, V, K2, V2 any](s Stream[K, V], f func(K, V) []KeyValue[K2, V2], 
 
 // FlatMapValues turns each value into zero or more values with the same key.
 func FlatMapValues[K, V, V2 any](s Stream[K, V], f func(V) []V2, opts ...Option) Stream[K, V2] {
-	name := s.b.name(collect(opts), "KSTREAM-FLATMAPVALUES")
+	name := s.b.name(s.b.collect(ops.flatMapValues, opts), "KSTREAM-FLATMAPVALUES")
 	addFunc(s.b, name, func(ctx topology.Context[K, V2], r topology.Record[K, V]) error {
 		for _, v := range f(r.Value) {
 			ctx.Forward(topology.WithValue(r, v))
@@ -274,7 +278,7 @@ func FlatMapValues[K, V, V2 any](s Stream[K, V], f func(V) []V2, opts ...Option)
 
 // SelectKey gives each record a new key computed from it.
 func SelectKey[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) Stream[K2, V] {
-	name := s.b.name(collect(opts), "KSTREAM-KEY-SELECT")
+	name := s.b.name(s.b.collect(ops.selectKey, opts), "KSTREAM-KEY-SELECT")
 	addFunc(s.b, name, func(ctx topology.Context[K2, V], r topology.Record[K, V]) error {
 		ctx.Forward(topology.WithKeyValue(r, f(r.Key, r.Value), r.Value))
 		return nil
@@ -288,7 +292,7 @@ func SelectKey[K, V, K2 any](s Stream[K, V], f func(K, V) K2, opts ...Option) St
 // the named stores (which must have been added to b.Topology()). Its output
 // is a stream whose key may have changed.
 func Process[K, V, K2, V2 any](s Stream[K, V], supply func() topology.Processor[K, V, K2, V2], stores []string, opts ...Option) Stream[K2, V2] {
-	name := s.b.name(collect(opts), "KSTREAM-PROCESSOR")
+	name := s.b.name(s.b.collect(ops.process, opts), "KSTREAM-PROCESSOR")
 	topology.AddProcessor(s.b.tb, name, supply, s.node)
 	for _, st := range stores {
 		s.b.tb.ConnectStore(st, name)

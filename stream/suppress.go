@@ -65,8 +65,8 @@ func UntilTimeLimit(d time.Duration) Suppression { return Suppression{limit: d} 
 // Stream time, for suppression, is the largest timestamp of the updates the
 // suppression has seen. Options: Named, Materialized, WithoutLogging.
 func (t Table[K, V]) Suppress(s Suppression, opts ...Option) Table[K, V] {
-	o := collect(opts)
 	b := t.b
+	o := b.collect(ops.suppress, opts)
 	name := b.name(o, "KTABLE-SUPPRESS")
 	store := o.storeName
 	if store == "" {

@@ -65,7 +65,7 @@ func (t Table[K, V]) connect(proc string) {
 // it. The table is materialized in a store (named by Materialized, else
 // "<source name>-store"), whose changelog is "<app>-<store>-changelog".
 func TableOf[K, V any](b *Builder, topic string, ks serde.Serde[K], vs serde.Serde[V], opts ...Option) Table[K, V] {
-	o := collect(opts)
+	o := b.collect(ops.tableOf, opts)
 	src := b.name(o, "KTABLE-SOURCE")
 	topology.AddSource(b.tb, src, topology.Source[K, V]{Topics: []string{topic}, KeySerde: ks, ValueSerde: vs})
 	name := b.suffixed(o, "materialize", "KTABLE-MATERIALIZE")
@@ -116,8 +116,7 @@ func (c typedCtx[K, V]) ForwardTo(child string, r topology.Record[K, V]) {
 
 // mapTable derives a table whose value for each key is f(key, parent value),
 // or absent when f says so (filters). Materialized stores the result.
-func mapTable[K, V, V2 any](t Table[K, V], prefix string, f func(K, V) (V2, bool), vs2 serde.Serde[V2], opts []Option) Table[K, V2] {
-	o := collect(opts)
+func mapTable[K, V, V2 any](t Table[K, V], prefix string, f func(K, V) (V2, bool), vs2 serde.Serde[V2], o *options) Table[K, V2] {
 	b := t.b
 	name := b.name(o, prefix)
 	apply := func(k K, v *V) *V2 {
@@ -212,19 +211,20 @@ func (p *materializer[K, V]) Close() error { return nil }
 // Filter keeps the keys whose value satisfies keep; others read as absent.
 // Options: Named, Materialized.
 func (t Table[K, V]) Filter(keep func(K, V) bool, opts ...Option) Table[K, V] {
-	return mapTable(t, "KTABLE-FILTER", func(k K, v V) (V, bool) { return v, keep(k, v) }, t.vs, opts)
+	return mapTable(t, "KTABLE-FILTER", func(k K, v V) (V, bool) { return v, keep(k, v) }, t.vs, t.b.collect(ops.tableFilter, opts))
 }
 
 // FilterNot drops the keys whose value satisfies drop.
 func (t Table[K, V]) FilterNot(drop func(K, V) bool, opts ...Option) Table[K, V] {
-	return t.Filter(func(k K, v V) bool { return !drop(k, v) }, opts...)
+	return mapTable(t, "KTABLE-FILTER", func(k K, v V) (V, bool) { return v, !drop(k, v) }, t.vs, t.b.collect(ops.tableFilterNot, opts))
 }
 
 // MapTableValues derives a table with f applied to every value (Kafka
 // Streams' KTable.mapValues). Options: Named, Materialized, WithValueSerde.
 func MapTableValues[K, V, V2 any](t Table[K, V], f func(V) V2, opts ...Option) Table[K, V2] {
-	_, vs2 := serdesOf[K, V2](t.b, collect(opts), nil, nil)
-	return mapTable(t, "KTABLE-MAPVALUES", func(_ K, v V) (V2, bool) { return f(v), true }, vs2, opts)
+	o := t.b.collect(ops.mapTableValues, opts)
+	_, vs2 := serdesOf[K, V2](t.b, o, nil, nil)
+	return mapTable(t, "KTABLE-MAPVALUES", func(_ K, v V) (V2, bool) { return f(v), true }, vs2, o)
 }
 
 // ToStream turns the table's updates into a stream of new values. A deleted
@@ -232,7 +232,7 @@ func MapTableValues[K, V, V2 any](t Table[K, V], f func(V) V2, opts ...Option) T
 // function downstream.
 func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 	b := t.b
-	name := b.name(collect(opts), "KTABLE-TOSTREAM")
+	name := b.name(b.collect(ops.toStream, opts), "KTABLE-TOSTREAM")
 	topology.AddProcessor(b.tb, name, topology.ProcessorFunc[any, any, any, any](func(ctx topology.Context[any, any], r topology.Record[any, any]) error {
 		ch := r.Value.(change[V])
 		if ch.HasNew {
@@ -252,8 +252,8 @@ func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 // addition of the new one to its group, for GroupedTable's aggregations.
 // Options: Named (the repartition topic's name), WithSerdes (its serdes).
 func GroupTableBy[K, V, K2, V2 any](t Table[K, V], f func(K, V) (K2, V2), opts ...Option) GroupedTable[K2, V2] {
-	o := collect(opts)
 	b := t.b
+	o := b.collect(ops.groupTableBy, opts)
 	name := b.name(o, "KTABLE-SELECT")
 	addFunc(b, name, func(ctx topology.Context[K2, change[V2]], r topology.Record[K, change[V]]) error {
 		// Subtract first, as Kafka Streams does, so a key that stays in its

@@ -18,7 +18,7 @@ func JoinTables[K, V1, V2, VR any](l Table[K, V1], r Table[K, V2], joiner func(V
 			return zero, false
 		}
 		return joiner(*a, *b), true
-	}, opts)
+	}, l.b.collect(ops.joinTables, opts))
 }
 
 // LeftJoinTables keeps every key of l, joining with nil where r has none.
@@ -29,7 +29,7 @@ func LeftJoinTables[K, V1, V2, VR any](l Table[K, V1], r Table[K, V2], joiner fu
 			return zero, false
 		}
 		return joiner(*a, b), true
-	}, opts)
+	}, l.b.collect(ops.leftJoinTables, opts))
 }
 
 // OuterJoinTables keeps every key of either table, with nil for a missing side.
@@ -40,11 +40,10 @@ func OuterJoinTables[K, V1, V2, VR any](l Table[K, V1], r Table[K, V2], joiner f
 			return zero, false
 		}
 		return joiner(a, b), true
-	}, opts)
+	}, l.b.collect(ops.outerJoinTables, opts))
 }
 
-func tableTableJoin[K, V1, V2, VR any](l Table[K, V1], r Table[K, V2], joiner func(*V1, *V2) (VR, bool), opts []Option) Table[K, VR] {
-	o := collect(opts)
+func tableTableJoin[K, V1, V2, VR any](l Table[K, V1], r Table[K, V2], joiner func(*V1, *V2) (VR, bool), o *options) Table[K, VR] {
 	b := l.b
 	base := b.name(o, "KTABLE-JOIN")
 	lname, rname, merge := base+"-this", base+"-other", base+"-merge"
