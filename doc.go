@@ -30,15 +30,13 @@
 //   - runWorkers (app.go), started by Start and waited for by Close
 //     through App.done, runs one goroutine per worker (runner.run,
 //     runtime_loop.go) and closes the instance when they end.
-//   - A worker's loop goroutine owns its tasks, their Pebble batches and
-//     its restorations: it polls, processes, punctuates and commits. Its
-//     kgo client calls the group callbacks (assigned, revoked, lost) on
-//     the client's own goroutine; with kgo.BlockRebalanceOnPoll those
-//     callbacks run only while the loop polls or between AllowRebalance
-//     and its next poll, and they take runner.taskMu, which the loop holds
-//     for the whole of a turn. Client calls that may wait for a callback
-//     (Flush, GroupTransactSession.End) are made with taskMu released
-//     (runner.outside); nothing else touches tasks without taskMu.
+//   - A worker's loop goroutine (runner.run) polls, processes, punctuates
+//     and commits its tasks. Its kgo client calls the group callbacks
+//     (assigned, revoked, lost) on the client's own goroutine; with
+//     kgo.BlockRebalanceOnPoll they run only while no fetched records
+//     wait to be committed: during a poll that returns none, between
+//     AllowRebalance and the next poll, or inside a client call of the
+//     loop that waits for them (Flush, GroupTransactSession.End, Close).
 //   - The instance (runtime_instance.go) is shared by its workers: the
 //     Pebble DB (safe for concurrent use), the task owners (taskOwners,
 //     under its own mutex: one worker at a time opens a task's state),
@@ -48,6 +46,19 @@
 //   - The repartition purger runs one DeleteRecords at a time on a
 //     goroutine of its own (runtime_purge.go), waited for at close.
 //   - The metrics HTTP server (MetricsAddr) serves from Start to Close.
+//
+// A worker's task state (its tasks with their Pebble batches, the tasks it
+// owns, its restorations) is guarded by runner.taskMu, under one rule:
+// taskMu is taken only where work on the tasks starts — by the loop for
+// each step of a turn or a commit (runner.withTasks), by a group callback
+// for the whole callback — and a function called with it held never
+// releases it (such functions say REQUIRES: r.taskMu held). The loop makes
+// the calls that may wait for a callback, or just wait (the restore poll,
+// the client's Flush and offset commit, the session's End), between its
+// steps, without taskMu, and each step reads the task state afresh, as a
+// callback may have changed it in between. A callback, holding taskMu
+// throughout, may make such calls itself: the client runs one callback at
+// a time.
 //
 // Locks, in the order they may be taken: runner.taskMu, then runner.mu
 // (produce callbacks: positions, errors); taskOwners.mu and the updaters'

@@ -17,45 +17,23 @@ import (
 // its uncommitted store writes rolled back, and the tasks are re-created
 // from their committed state, to process again from the committed offsets.
 // begin starts the next transaction.
+//
+// The loop calls commit without taskMu: commit takes it for each step on
+// the tasks and makes the client calls that may wait for a group callback
+// (Flush, the offset commit, the session's End) without it.
 func (r *runner) commit(ctx context.Context, begin bool) error {
 	start := time.Now()
-	for _, t := range r.tasks {
-		if err := t.task.Flush(); err != nil {
-			return fmt.Errorf("stream: %w", err)
-		}
-		if ratio, ok := t.task.CacheHitRatio(); ok {
-			t.m.setCacheHitRatio(t.task.ID(), ratio)
-		}
+	if err := r.withTasks(r.flushTasks); err != nil {
+		return err
 	}
-	// Flushed, every produce has its answer: the records the production
-	// handler let go can be tried alone.
-	err := r.outside(func() error {
-		if err := r.cl.Flush(ctx); err != nil {
-			return fmt.Errorf("stream: flush: %w", err)
-		}
-		return r.resendSkipped(ctx)
-	})
-	if err != nil {
+	if err := r.flushProduced(ctx); err != nil {
 		return err
 	}
 	if r.sess == nil {
-		err := r.outside(func() error {
-			if err := r.takeProduceErr(); err != nil {
-				return err
-			}
-			if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
-				return fmt.Errorf("stream: commit offsets: %w", err)
-			}
-			return nil
-		})
-		if err != nil {
+		if err := r.commitOffsets(ctx); err != nil {
 			return err
 		}
-		if err := r.commitPositions(); err != nil {
-			return err
-		}
-		r.app.metrics.committed(time.Since(start))
-		return nil
+		return r.withTasks(func() error { return r.commitPositionsTimed(start) })
 	}
 	if !r.txnWork {
 		// Nothing to commit. (An End that commits no offsets also costs
@@ -64,7 +42,7 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		return nil
 	}
 	if len(r.cl.UncommittedOffsets()) == 0 {
-		return r.commitProduced(ctx, begin)
+		return r.withTasks(func() error { return r.commitProduced(ctx, begin) })
 	}
 	try := kgo.TryCommit
 	if err := r.takeProduceErr(); errors.As(err, new(*rejectedError)) {
@@ -72,18 +50,82 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	} else if err != nil {
 		try = kgo.TryAbort
 	}
-	var committed bool
-	err = r.outside(func() (err error) {
-		// Not under taskMu: the session's revocation hook holds its
-		// own lock while it calls onRevoked, which takes taskMu.
-		committed, err = r.sess.End(ctx, try)
+	// Not under taskMu: the session's revocation hook holds its own lock
+	// while it calls onRevoked, which takes taskMu.
+	committed, err := r.sess.End(ctx, try)
+	return r.withTasks(func() error { return r.endedTxn(ctx, committed, err, start, begin) })
+}
+
+// commitRevoking is the at-least-once commit of a revocation callback,
+// which holds taskMu from start to end: commit's steps, in one piece.
+// REQUIRES: r.taskMu held.
+func (r *runner) commitRevoking(ctx context.Context) error {
+	start := time.Now()
+	if err := r.flushTasks(); err != nil {
 		return err
-	})
+	}
+	if err := r.flushProduced(ctx); err != nil {
+		return err
+	}
+	if err := r.commitOffsets(ctx); err != nil {
+		return err
+	}
+	return r.commitPositionsTimed(start)
+}
+
+// flushTasks flushes the tasks' caches and processors into their
+// batches and the producer. REQUIRES: r.taskMu held.
+func (r *runner) flushTasks() error {
+	for _, t := range r.tasks {
+		if err := t.task.Flush(); err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		if ratio, ok := t.task.CacheHitRatio(); ok {
+			t.m.setCacheHitRatio(t.task.ID(), ratio)
+		}
+	}
+	return nil
+}
+
+// flushProduced waits for every produce to be answered, then tries alone
+// the records the production handler let go. It touches no task.
+func (r *runner) flushProduced(ctx context.Context) error {
+	if err := r.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("stream: flush: %w", err)
+	}
+	return r.resendSkipped(ctx)
+}
+
+// commitOffsets commits the consumed offsets under at-least-once, unless
+// an output record failed. It touches no task.
+func (r *runner) commitOffsets(ctx context.Context) error {
+	if err := r.takeProduceErr(); err != nil {
+		return err
+	}
+	if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
+		return fmt.Errorf("stream: commit offsets: %w", err)
+	}
+	return nil
+}
+
+// commitPositionsTimed is commitPositions for a commit begun at start,
+// counted in the metrics. REQUIRES: r.taskMu held.
+func (r *runner) commitPositionsTimed(start time.Time) error {
+	if err := r.commitPositions(); err != nil {
+		return err
+	}
+	r.app.metrics.committed(time.Since(start))
+	return nil
+}
+
+// endedTxn acts on the end of the transaction commit began at start: it
+// commits the tasks' positions, or, if the transaction was aborted, rolls
+// the tasks back. REQUIRES: r.taskMu held.
+func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start time.Time, begin bool) error {
 	if committed && err == nil {
-		if err := r.commitPositions(); err != nil {
+		if err := r.commitPositionsTimed(start); err != nil {
 			return err
 		}
-		r.app.metrics.committed(time.Since(start))
 	} else {
 		r.app.metrics.aborted()
 		r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
@@ -107,6 +149,7 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 // producer's transaction is ended directly, with taskMu held, so that no
 // revocation can close a task (and hand it to another member) before its
 // output is committed; the session's End would stall (see commit).
+// REQUIRES: r.taskMu held.
 func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 	if err := r.takeProduceErr(); err != nil {
 		return err // the deferred close aborts the transaction
@@ -152,6 +195,7 @@ func (r *runner) takeProduceErr() error {
 
 // commitPositions commits every task's batch with its changelog
 // positions, then waits for them all to reach the disk with one fsync.
+// REQUIRES: r.taskMu held.
 func (r *runner) commitPositions() error {
 	for _, t := range r.tasks {
 		r.mu.Lock()
@@ -176,7 +220,9 @@ func (r *runner) commitPositions() error {
 // began (rebalances wait for commits), so aborting loses nothing and no
 // task needs rolling back. The abort rewinds the consumer to the committed
 // offsets, so the records of the poll just made come again: it reports
-// whether it reset, and the caller must then drop them.
+// whether it reset, and the caller must then drop them. It touches no
+// task, and is called without taskMu (the session's End may wait for a
+// revocation callback).
 func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	revoked := r.revokedTxn
@@ -185,11 +231,7 @@ func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 	if !revoked || r.sess == nil {
 		return false, nil
 	}
-	err := r.outside(func() error {
-		_, err := r.sess.End(ctx, kgo.TryAbort)
-		return err
-	})
-	if err != nil {
+	if _, err := r.sess.End(ctx, kgo.TryAbort); err != nil {
 		return true, fmt.Errorf("stream: end transaction after revocation: %w", err)
 	}
 	if err := r.sess.Begin(); err != nil {

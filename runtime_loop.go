@@ -30,7 +30,8 @@ import (
 // loop commits at once, as Kafka Streams commits before it gives up
 // partitions. The group is
 // cooperative: a rebalance revokes only the tasks that move, which the
-// revocation callback closes (taskMu keeps it off the loop's work).
+// revocation callback closes (taskMu keeps it off the loop's work: see
+// the Concurrency section of the package doc).
 type runner struct {
 	app      *App
 	inst     *instance
@@ -47,8 +48,11 @@ type runner struct {
 	bal      *taskBalancer
 	memberID string // the static group instance id
 
-	taskMu sync.Mutex // held by the loop while it works, and by the group callbacks
-	inLoop bool       // the loop holds taskMu
+	// taskMu guards the task state: the fields from here to mu. The loop
+	// takes it for each step on the tasks (withTasks), a group callback
+	// for the whole callback; a function called with it held never
+	// releases it. Functions that need it say REQUIRES.
+	taskMu sync.Mutex
 	tasks  map[taskKey]*runTask
 	owned  []taskKey // tasks of the current assignment
 	// restoring holds the owned tasks whose stores are being restored
@@ -183,9 +187,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		pollCtx, cancel := context.WithTimeout(ctx, r.pollWait(lastCommit))
 		fetches := r.cl.PollRecords(pollCtx, maxPollRecords)
 		cancel()
-		r.lock()
 		committed, err := r.turn(ctx, fetches, lastCommit)
-		r.unlock()
 		if ctx.Err() != nil || err != nil {
 			return err
 		}
@@ -212,9 +214,9 @@ const pollInterval = 100 * time.Millisecond
 // stops too, at most pollInterval, and barely while tasks restore.
 func (r *runner) pollWait(lastCommit time.Time) time.Duration {
 	d := min(time.Until(lastCommit.Add(r.app.opts.CommitInterval)), pollInterval)
-	r.lock()
+	r.taskMu.Lock()
 	restoring := len(r.restoring) > 0
-	r.unlock()
+	r.taskMu.Unlock()
 	if restoring {
 		d = min(d, time.Millisecond)
 	}
@@ -226,23 +228,18 @@ func (r *runner) pollWait(lastCommit time.Time) time.Duration {
 // transactions, rather than in one.
 const maxPollRecords = 1000
 
-// lock and unlock take taskMu for the loop; outside releases it around
-// client calls that may wait for a group callback (which takes taskMu).
-func (r *runner) lock()   { r.taskMu.Lock(); r.inLoop = true }
-func (r *runner) unlock() { r.inLoop = false; r.taskMu.Unlock() }
-
-func (r *runner) outside(f func() error) error {
-	if !r.inLoop {
-		return f()
-	}
-	r.unlock()
-	defer r.lock()
+// withTasks runs f with taskMu held: a step of the loop on the tasks.
+func (r *runner) withTasks(f func() error) error {
+	r.taskMu.Lock()
+	defer r.taskMu.Unlock()
 	return f()
 }
 
 // turn is one turn of the loop after a poll: it acts on assignment
-// changes, processes the records, punctuates, and commits when a commit is
-// due, reporting whether it committed. taskMu is held.
+// changes, restores, processes the records, punctuates, and commits when a
+// commit is due, reporting whether it committed. It is called without
+// taskMu and takes it for its steps on the tasks; between them it makes
+// the calls that wait (the restore poll, ending a transaction, commit's).
 func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.Time) (committed bool, err error) {
 	if ctx.Err() != nil {
 		return false, r.commit(context.Background(), false)
@@ -254,16 +251,49 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 		// these records will be fetched again.
 		fetches = nil
 	}
-	if err := r.syncAssignment(ctx); err != nil {
-		return false, err
-	}
 	wait := 200 * time.Millisecond // nothing else to do
-	if len(r.tasks) > 0 {
-		wait = time.Millisecond
-	}
-	if err := r.restoreStep(ctx, wait); err != nil {
+	var restore bool
+	err = r.withTasks(func() error {
+		if err := r.syncAssignment(ctx); err != nil {
+			return err
+		}
+		if len(r.tasks) > 0 {
+			wait = time.Millisecond
+		}
+		restore = len(r.restoring) > 0 && (r.app.holdRestore == nil || !r.app.holdRestore())
+		return nil
+	})
+	if err != nil {
 		return false, err
 	}
+	var restored kgo.Fetches
+	if restore {
+		restored = r.pollRestore(ctx, wait)
+	}
+	var due bool
+	err = r.withTasks(func() (err error) {
+		if restore {
+			if err := r.applyRestore(restored); err != nil {
+				return err
+			}
+		}
+		due, err = r.processAndPunctuate(fetches, lastCommit)
+		return err
+	})
+	if err != nil || !due {
+		return false, err
+	}
+	// Close cancels ctx: a commit under way must still finish, or what it
+	// covers would be processed again by the next instance.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	return true, r.commit(cctx, true)
+}
+
+// processAndPunctuate is the part of a turn on the tasks: it marks the
+// worker settled once no task restores, processes the fetched records and
+// punctuates, reporting whether a commit is due. REQUIRES: r.taskMu held.
+func (r *runner) processAndPunctuate(fetches kgo.Fetches, lastCommit time.Time) (due bool, err error) {
 	if r.settling && len(r.restoring) == 0 {
 		r.settling = false
 		r.app.workerSettled(r.worker)
@@ -286,7 +316,7 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	// under at-least-once), and a revocation would hold the group back
 	// as long.
 	waiting := r.rebalanceWaiting.Swap(false)
-	due := waiting || now.Sub(lastCommit) >= r.app.opts.CommitInterval
+	due = waiting || now.Sub(lastCommit) >= r.app.opts.CommitInterval
 	// Under exactly-once, wall-clock punctuation runs right before a
 	// commit, so that what it writes is committed before the next
 	// rebalance may revoke its task (the open transaction is then always
@@ -298,14 +328,7 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 			}
 		}
 	}
-	if !due {
-		return false, nil
-	}
-	// Close cancels ctx: a commit under way must still finish, or what it
-	// covers would be processed again by the next instance.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	return true, r.commit(cctx, true)
+	return due, nil
 }
 
 // commitTimeout bounds a commit that Close does not interrupt.
@@ -348,6 +371,7 @@ func positionName(topic string, partition int32) string {
 
 // process feeds the fetched records to their tasks, each task taking the
 // record with the smallest timestamp among the heads of its partitions.
+// REQUIRES: r.taskMu held.
 func (r *runner) process(fetches kgo.Fetches) error {
 	queues := map[taskKey][][]*kgo.Record{}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -408,9 +432,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 // LeaveGroupOnClose).
 func (r *runner) close() error {
 	r.purge.wait()
-	r.lock()
+	r.taskMu.Lock()
 	r.closeTasks()
-	r.unlock()
+	r.taskMu.Unlock()
 	if r.rcl != nil {
 		r.rcl.Close()
 	}

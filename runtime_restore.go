@@ -140,23 +140,19 @@ func (r *runner) endRestore(rs *restoration, err error) error {
 	return err
 }
 
-// restoreStep applies what the restore consumer has for the restoring
-// tasks, waiting for it at most wait, and starts the tasks whose
-// restoration is done.
-func (r *runner) restoreStep(ctx context.Context, wait time.Duration) error {
-	if len(r.restoring) == 0 || (r.app.holdRestore != nil && r.app.holdRestore()) {
-		return nil
-	}
-	var fetches kgo.Fetches
-	err := r.outside(func() error {
-		pollCtx, cancel := context.WithTimeout(ctx, wait)
-		defer cancel()
-		fetches = r.rcl.PollFetches(pollCtx)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+// pollRestore waits at most wait for what the restore consumer has for
+// the restoring tasks. It touches no task: the loop calls it without
+// taskMu, so a revocation need not wait for the poll.
+func (r *runner) pollRestore(ctx context.Context, wait time.Duration) kgo.Fetches {
+	pollCtx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	return r.rcl.PollFetches(pollCtx)
+}
+
+// applyRestore applies fetches from the restore consumer to the restoring
+// tasks, and starts the tasks whose restoration is done. Restorations
+// revoked since the poll are skipped. REQUIRES: r.taskMu held.
+func (r *runner) applyRestore(fetches kgo.Fetches) error {
 	var ferr error
 	fetches.EachError(func(t string, p int32, err error) {
 		if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {

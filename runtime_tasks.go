@@ -1,7 +1,9 @@
 package runnel
 
 // This file holds a worker's task lifecycle: the group callbacks, and
-// starting (restoring), running and closing tasks.
+// starting (restoring), running and closing tasks. The callbacks take
+// runner.taskMu for their whole run; every other function here that reads
+// or changes the task state requires it held by its caller.
 
 import (
 	"context"
@@ -41,7 +43,7 @@ func (r *runner) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	r.taskMu.Lock()
 	defer r.taskMu.Unlock()
 	if r.sess == nil {
-		if err := r.commit(ctx, false); err != nil {
+		if err := r.commitRevoking(ctx); err != nil {
 			r.log.Warn("stream: commit before revocation", "err", err)
 		}
 	}
@@ -58,7 +60,7 @@ func (r *runner) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 }
 
 // dropTasks closes the tasks of the given partitions and forgets them.
-// taskMu is held.
+// REQUIRES: r.taskMu held.
 func (r *runner) dropTasks(parts map[string][]int32) {
 	gone := map[taskKey]bool{}
 	for _, k := range tasksOf(parts, r.routes) {
@@ -77,7 +79,7 @@ func (r *runner) dropTasks(parts map[string][]int32) {
 }
 
 // syncAssignment creates (and restores) the tasks of partitions added to
-// the member.
+// the member. REQUIRES: r.taskMu held.
 func (r *runner) syncAssignment(ctx context.Context) error {
 	r.mu.Lock()
 	assigned := r.assigned
@@ -215,6 +217,7 @@ func (r *runner) partitionsOf(k taskKey) map[string][]int32 {
 }
 
 // closeTasks closes every task and rolls back its uncommitted writes.
+// REQUIRES: r.taskMu held.
 func (r *runner) closeTasks() {
 	for k := range r.tasks {
 		r.closeTask(k)

@@ -122,7 +122,7 @@ func (r *runner) checkStalls(ctx context.Context, now time.Time) {
 	var tasks []watched
 	topics := map[string]bool{}
 	committed := r.cl.CommittedOffsets()
-	r.lock()
+	r.taskMu.Lock()
 	for k, t := range r.tasks {
 		if _, ok := r.restoring[k]; ok {
 			continue
@@ -147,7 +147,7 @@ func (r *runner) checkStalls(ctx context.Context, now time.Time) {
 		}
 		tasks = append(tasks, wt)
 	}
-	r.unlock()
+	r.taskMu.Unlock()
 	keep := map[taskKey]bool{}
 	for _, wt := range tasks {
 		keep[taskKey{wt.id.SubTopology, wt.id.Partition}] = true
