@@ -19,6 +19,7 @@ import (
 	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
 	"github.com/runnel-dev/runnel/stream/serde"
+	"go.uber.org/goleak"
 )
 
 // The test binary doubles as an application process, so crash tests can
@@ -33,6 +34,14 @@ func TestMain(m *testing.M) {
 		return runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR"), workers)
 	})
 	stopKafkaPeer() // started on first use by kafkaPeerAddr
+	if code == 0 && os.Getenv(crashChildEnv) == "" {
+		// Every goroutine an App, its brokers and clients started must be
+		// gone once the tests closed them.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
