@@ -17,85 +17,129 @@ import (
 // The returned function waits until the commit is durable.
 func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) func(context.Context) *kmsg.OffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-	for _, rt := range req.Topics {
-		st := kmsg.NewOffsetCommitResponseTopic()
+	resp.Topics = make([]kmsg.OffsetCommitResponseTopic, len(req.Topics))
+	var parts []partitionCommit
+	for ti, rt := range req.Topics {
+		st := &resp.Topics[ti]
+		st.Default()
 		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewOffsetCommitResponseTopicPartition()
+		st.Partitions = make([]kmsg.OffsetCommitResponseTopicPartition, len(rt.Partitions))
+		for pi, rp := range rt.Partitions {
+			sp := &st.Partitions[pi]
+			sp.Default()
 			sp.Partition = rp.Partition
-			st.Partitions = append(st.Partitions, sp)
+			epoch := int32(-1) // leader epochs came with v6
+			if req.Version >= 6 {
+				epoch = rp.LeaderEpoch
+			}
+			parts = append(parts, partitionCommit{rt.Topic, rp.Partition, rp.Offset, epoch, rp.Metadata, &sp.ErrorCode})
 		}
-		resp.Topics = append(resp.Topics, st)
 	}
-	setAll := func(code int16) {
-		for ti := range resp.Topics {
-			for pi := range resp.Topics[ti].Partitions {
-				if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
-					resp.Topics[ti].Partitions[pi].ErrorCode = code
+	done := c.commitOffsets(offsetCommit{
+		group: req.Group,
+		parts: parts,
+		admit: func(s *shard, g *group) (*group, int16) {
+			if g == nil {
+				if req.Generation >= 0 {
+					return nil, kerr.IllegalGeneration.Code
 				}
+				g = s.newGroupLocked(req.Group)
+			}
+			return g, g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID)
+		},
+		write: (*shard).appendLocked,
+		apply: func(_ *shard, g *group, tp topicPartition, o offset) { g.offsets[tp] = o },
+	})
+	return func(ctx context.Context) *kmsg.OffsetCommitResponse {
+		done(ctx)
+		return resp
+	}
+}
+
+// offsetCommit is what an OffsetCommit and a TxnOffsetCommit have in
+// common: a group, offsets per partition, and the steps in which they
+// differ. admit, write and apply run with the group's shard locked.
+type offsetCommit struct {
+	group string
+	parts []partitionCommit
+	// admit checks who commits to group g (nil if there is none yet),
+	// returning the group to commit to or an error for the whole request.
+	admit func(s *shard, g *group) (*group, int16)
+	// write appends the offset records (none if every partition failed);
+	// the function it returns waits until they are durable (nil: nothing
+	// to wait for).
+	write func(s *shard, recs []recordbatch.Record) (func(context.Context) error, error)
+	// apply makes one written offset take effect.
+	apply func(s *shard, g *group, tp topicPartition, o offset)
+}
+
+// partitionCommit is one partition's offset in an offsetCommit.
+type partitionCommit struct {
+	topic       string
+	partition   int32
+	offset      int64
+	leaderEpoch int32 // -1: the request's version has none
+	metadata    *string
+	code        *int16 // the partition's error code in the response
+}
+
+// commitOffsets runs oc: it checks the group and each partition, writes
+// the offsets and applies them. It sets the error codes of the partitions
+// that fail at once; the returned function waits until the write is
+// durable and sets the others'.
+func (c *Coordinator) commitOffsets(oc offsetCommit) func(context.Context) {
+	setAll := func(code int16) {
+		for _, p := range oc.parts {
+			if *p.code == 0 {
+				*p.code = code
 			}
 		}
 	}
-	fail := func(code int16) func(context.Context) *kmsg.OffsetCommitResponse {
+	fail := func(code int16) func(context.Context) {
 		setAll(code)
-		return ready(resp)
+		return func(context.Context) {}
 	}
-	if req.Group == "" {
+	if oc.group == "" {
 		return fail(kerr.InvalidGroupID.Code)
 	}
-	s, code := c.lookup(req.Group)
+	s, code := c.lookup(oc.group)
 	if code != 0 {
 		return fail(code)
 	}
 	defer s.Unlock()
-	g := s.groups[req.Group]
-	if g == nil {
-		if req.Generation >= 0 {
-			return fail(kerr.IllegalGeneration.Code)
-		}
-		g = s.newGroupLocked(req.Group)
-	}
-	if code := g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID); code != 0 {
+	g, code := oc.admit(s, s.groups[oc.group])
+	if code != 0 {
 		return fail(code)
 	}
 
 	commitTime := c.clock.Now()
 	var recs []recordbatch.Record
 	var applied []func()
-	for ti, rt := range req.Topics {
-		for pi, rp := range rt.Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			switch {
-			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-				continue
-			case !c.cfg.PartitionExists(rt.Topic, rp.Partition):
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			o := offset{offset: rp.Offset, leaderEpoch: -1, commitTime: commitTime}
-			if req.Version >= 6 {
-				o.leaderEpoch = rp.LeaderEpoch
-			}
-			if rp.Metadata != nil {
-				o.metadata = *rp.Metadata
-			}
-			tp := topicPartition{rt.Topic, rp.Partition}
-			recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
-			applied = append(applied, func() { g.offsets[tp] = o })
+	for _, p := range oc.parts {
+		switch {
+		case p.metadata != nil && len(*p.metadata) > c.cfg.MaxMetadataBytes:
+			*p.code = kerr.OffsetMetadataTooLarge.Code
+			continue
+		case !c.cfg.PartitionExists(p.topic, p.partition):
+			*p.code = kerr.UnknownTopicOrPartition.Code
+			continue
 		}
+		o := offset{offset: p.offset, leaderEpoch: p.leaderEpoch, commitTime: commitTime}
+		if p.metadata != nil {
+			o.metadata = *p.metadata
+		}
+		tp := topicPartition{p.topic, p.partition}
+		recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
+		applied = append(applied, func() { oc.apply(s, g, tp, o) })
 	}
-	wait, err := s.appendLocked(recs)
+	wait, err := oc.write(s, recs)
 	if err != nil {
 		return fail(kerr.CoordinatorNotAvailable.Code)
 	}
 	for _, f := range applied {
 		f()
 	}
-	return func(ctx context.Context) *kmsg.OffsetCommitResponse {
-		setAll(durable(ctx, wait))
-		return resp
-	}
+	return func(ctx context.Context) { setAll(durable(ctx, wait)) }
 }
 
 // validateCommitLocked checks who may commit offsets for the group now.

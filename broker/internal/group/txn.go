@@ -49,103 +49,66 @@ func (p pendingOffsets) complete(commit bool, offsets map[string]map[topicPartit
 // returned function waits until the write is durable.
 func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest) func(context.Context) *kmsg.TxnOffsetCommitResponse {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
-	for _, rt := range req.Topics {
-		st := kmsg.NewTxnOffsetCommitResponseTopic()
-		st.Topic = rt.Topic
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
-			sp.Partition = rp.Partition
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
-	setAll := func(code int16) {
-		for ti := range resp.Topics {
-			for pi := range resp.Topics[ti].Partitions {
-				if resp.Topics[ti].Partitions[pi].ErrorCode == 0 {
-					resp.Topics[ti].Partitions[pi].ErrorCode = code
-				}
-			}
-		}
-	}
-	fail := func(code int16) func(context.Context) *kmsg.TxnOffsetCommitResponse {
-		setAll(code)
-		return ready(resp)
-	}
-	if req.Group == "" {
-		return fail(kerr.InvalidGroupID.Code)
-	}
-	s, code := c.lookup(req.Group)
-	if code != 0 {
-		return fail(code)
-	}
-	defer s.Unlock()
-	g := s.groups[req.Group]
-	checkMember := req.Version >= 3 && (req.Generation >= 0 || req.MemberID != "")
-	if g == nil {
-		if checkMember {
-			return fail(kerr.IllegalGeneration.Code)
-		}
-		g = s.newGroupLocked(req.Group)
-	}
-	if checkMember {
-		if code := g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID); code != 0 {
-			return fail(code)
-		}
-	} else if g.state == Dead {
-		return fail(kerr.CoordinatorNotAvailable.Code)
-	}
-
-	commitTime := c.clock.Now()
-	var recs []recordbatch.Record
-	var applied []func()
+	resp.Topics = make([]kmsg.TxnOffsetCommitResponseTopic, len(req.Topics))
+	var parts []partitionCommit
 	for ti, rt := range req.Topics {
+		st := &resp.Topics[ti]
+		st.Default()
+		st.Topic = rt.Topic
+		st.Partitions = make([]kmsg.TxnOffsetCommitResponseTopicPartition, len(rt.Partitions))
 		for pi, rp := range rt.Partitions {
-			sp := &resp.Topics[ti].Partitions[pi]
-			switch {
-			case rp.Metadata != nil && len(*rp.Metadata) > c.cfg.MaxMetadataBytes:
-				sp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-				continue
-			case !c.cfg.PartitionExists(rt.Topic, rp.Partition):
-				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-				continue
-			}
-			o := offset{offset: rp.Offset, leaderEpoch: -1, commitTime: commitTime}
+			sp := &st.Partitions[pi]
+			sp.Default()
+			sp.Partition = rp.Partition
+			epoch := int32(-1) // leader epochs came with v2
 			if req.Version >= 2 {
-				o.leaderEpoch = rp.LeaderEpoch
+				epoch = rp.LeaderEpoch
 			}
-			if rp.Metadata != nil {
-				o.metadata = *rp.Metadata
-			}
-			tp := topicPartition{rt.Topic, rp.Partition}
-			recs = append(recs, recordbatch.Record{Key: offsetKey(g.id, tp.topic, tp.partition), Value: offsetValue(o)})
-			applied = append(applied, func() {
-				p := s.pending[req.ProducerID]
-				if p == nil {
-					p = make(pendingOffsets)
-					s.pending[req.ProducerID] = p
-				}
-				if p[g.id] == nil {
-					p[g.id] = make(map[topicPartition]offset)
-				}
-				p[g.id][tp] = o
-			})
+			parts = append(parts, partitionCommit{rt.Topic, rp.Partition, rp.Offset, epoch, rp.Metadata, &sp.ErrorCode})
 		}
 	}
-	if len(recs) == 0 {
-		return ready(resp)
-	}
-	// A transactional batch of the producer, with no sequence (-1), as
-	// Kafka's coordinator writes it; the partition numbers it.
-	wait, err := s.AppendLocked(recs, attrTransactional, recordbatch.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Sequence: -1})
-	if err != nil {
-		return fail(kerr.CoordinatorNotAvailable.Code)
-	}
-	for _, f := range applied {
-		f()
-	}
+	checkMember := req.Version >= 3 && (req.Generation >= 0 || req.MemberID != "")
+	done := c.commitOffsets(offsetCommit{
+		group: req.Group,
+		parts: parts,
+		admit: func(s *shard, g *group) (*group, int16) {
+			if g == nil {
+				if checkMember {
+					return nil, kerr.IllegalGeneration.Code
+				}
+				g = s.newGroupLocked(req.Group)
+			}
+			if checkMember {
+				return g, g.validateCommitLocked(req.Generation, req.MemberID, req.InstanceID)
+			}
+			if g.state == Dead {
+				return nil, kerr.CoordinatorNotAvailable.Code
+			}
+			return g, 0
+		},
+		write: func(s *shard, recs []recordbatch.Record) (func(context.Context) error, error) {
+			if len(recs) == 0 {
+				return nil, nil
+			}
+			// A transactional batch of the producer, with no sequence
+			// (-1), as Kafka's coordinator writes it; the partition
+			// numbers it.
+			return s.AppendLocked(recs, attrTransactional, recordbatch.Producer{ID: req.ProducerID, Epoch: req.ProducerEpoch, Sequence: -1})
+		},
+		apply: func(s *shard, g *group, tp topicPartition, o offset) {
+			p := s.pending[req.ProducerID]
+			if p == nil {
+				p = make(pendingOffsets)
+				s.pending[req.ProducerID] = p
+			}
+			if p[g.id] == nil {
+				p[g.id] = make(map[topicPartition]offset)
+			}
+			p[g.id][tp] = o
+		},
+	})
 	return func(ctx context.Context) *kmsg.TxnOffsetCommitResponse {
-		setAll(durable(ctx, wait))
+		done(ctx)
 		return resp
 	}
 }
