@@ -116,38 +116,66 @@ func (b *Builder) storeName(o *options, group string) string {
 // Count counts the records per key. Options: Named, Materialized,
 // WithoutCaching, WithoutLogging.
 func (g GroupedStream[K, V]) Count(opts ...Option) Table[K, int64] {
-	return aggregate(g, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, serde.Int64, "KSTREAM-COUNT",
-		g.s.b.collect(ops.count, opts))
+	return aggregate(g, countFold[K, V]("KSTREAM-COUNT", ops.count), opts)
 }
 
 // Reduce combines the values of each key with f, the first value standing
 // as it is.
 func (g GroupedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[K, V] {
-	o := g.s.b.collect(ops.reduce, opts)
-	_, vs := serdesOf(g.s.b, o, g.keySerde(), g.valueSerde())
-	return aggregateWith(g, nil, func(_ K, v V, agg V, first bool) V {
-		if first {
-			return v
-		}
-		return f(agg, v)
-	}, vs, "KSTREAM-REDUCE", o)
+	return aggregate(g, reduceFold[K](f, g.valueSerde(), ops.reduce), opts)
 }
 
 // Aggregate folds the values of each key into an aggregate, starting from
 // init(). Options: Named, Materialized, WithValueSerde (the aggregate's),
 // WithoutCaching, WithoutLogging.
 func Aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[K, A] {
-	o := g.s.b.collect(ops.aggregate, opts)
-	_, as := serdesOf[K, A](g.s.b, o, nil, nil)
-	return aggregate(g, init, f, as, "KSTREAM-AGGREGATE", o)
+	return aggregate(g, aggregateFold(init, f, ops.aggregate), opts)
 }
 
-func aggregate[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A) A, as serde.Serde[A], prefix string, o *options) Table[K, A] {
-	return aggregateWith(g, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, prefix, o)
+// fold is an aggregation of a grouped or windowed stream as Count, Reduce
+// or Aggregate hands it to the code they share.
+type fold[K, V, A any] struct {
+	init func() A // nil: a key's first value starts its aggregate
+	// f folds a value into the aggregate; first says there was none yet.
+	f      func(key K, value V, agg A, first bool) A
+	serde  serde.Serde[A] // the aggregate's, unless WithValueSerde gives one; nil: serde.Default
+	prefix string         // of a generated node name
+	op     op
 }
 
-func aggregateWith[K, V, A any](g GroupedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, o *options) Table[K, A] {
+// options collects the aggregation's options, and picks its serde.
+func (fd fold[K, V, A]) options(b *Builder, opts []Option) (*options, serde.Serde[A]) {
+	o := b.collect(fd.op, opts)
+	_, as := serdesOf[K, A](b, o, nil, fd.serde)
+	return o, as
+}
+
+// countFold counts values, in serde.Int64.
+func countFold[K, V any](prefix string, op op) fold[K, V, int64] {
+	return fold[K, V, int64]{init: func() int64 { return 0 }, f: func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
+		serde: serde.Int64, prefix: prefix, op: op}
+}
+
+// reduceFold combines values with f, the first standing as it is, in vs
+// unless WithValueSerde gives another.
+func reduceFold[K, V any](f func(agg, v V) V, vs serde.Serde[V], op op) fold[K, V, V] {
+	return fold[K, V, V]{f: func(_ K, v V, agg V, first bool) V {
+		if first {
+			return v
+		}
+		return f(agg, v)
+	}, serde: vs, prefix: "KSTREAM-REDUCE", op: op}
+}
+
+// aggregateFold folds values into an aggregate starting from init().
+func aggregateFold[K, V, A any](init func() A, f func(K, V, A) A, op op) fold[K, V, A] {
+	return fold[K, V, A]{init: init, f: func(k K, v V, a A, _ bool) A { return f(k, v, a) }, prefix: "KSTREAM-AGGREGATE", op: op}
+}
+
+func aggregate[K, V, A any](g GroupedStream[K, V], fd fold[K, V, A], opts []Option) Table[K, A] {
 	b := g.s.b
+	o, as := fd.options(b, opts)
+	init, f, prefix := fd.init, fd.f, fd.prefix
 	in := g.input(o)
 	ks, _ := serdesOf(b, &options{}, g.keySerde(), g.valueSerde())
 	name := b.name(o, prefix)

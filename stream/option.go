@@ -154,16 +154,20 @@ var ops = struct {
 	leftJoinForeignKey: op{"LeftJoinForeignKey", optNamed | optStore | optValueSerde},
 }
 
-// collect applies opts for operation o, reporting each option o does not
-// take. Every exported operation calls it once, on the options its caller
+// collect applies the options of opts that operation o takes, and reports
+// each of the others (leaving it out, so that it causes no error of its
+// own). Every exported operation calls it once, on the options its caller
 // gave, and hands the result to the code it shares with other operations.
 func (b *Builder) collect(o op, opts []Option) *options {
 	c := &options{}
 	for _, f := range opts {
+		var kind options
+		f(&kind)
+		if bad := kind.set &^ o.takes; bad != 0 {
+			b.errorf("%s does not take option %v", o.name, bad)
+			continue
+		}
 		f(c)
-	}
-	for bad := c.set &^ o.takes; bad != 0; bad &= bad - 1 {
-		b.errorf("%s does not take option %v", o.name, bad&-bad)
 	}
 	return c
 }

@@ -47,8 +47,8 @@ func leftConcat(a string, b *string) string {
 	}
 	return a + *b
 }
-func initEmpty() string                   { return "" }
-func fold(_ string, v, agg string) string { return agg + v }
+func initEmpty() string                       { return "" }
+func appendTo(_ string, v, agg string) string { return agg + v }
 
 var (
 	storeOpts   = []string{"Named", "Materialized", "WithoutCaching", "WithoutLogging"}
@@ -103,34 +103,34 @@ var opCases = map[string]opCase{
 	"GroupBy":              {repartOpts, func(b *Builder, o Option) { GroupBy(str(b), func(_, v string) string { return v }, o).Count() }},
 	"GroupedStream.Count":  {storeOpts, func(b *Builder, o Option) { str(b).GroupByKey().Count(o) }},
 	"GroupedStream.Reduce": {withValue(storeOpts), func(b *Builder, o Option) { str(b).GroupByKey().Reduce(concat, o) }},
-	"Aggregate":            {withValue(storeOpts), func(b *Builder, o Option) { Aggregate(str(b).GroupByKey(), initEmpty, fold, o) }},
+	"Aggregate":            {withValue(storeOpts), func(b *Builder, o Option) { Aggregate(str(b).GroupByKey(), initEmpty, appendTo, o) }},
 
 	"GroupedTable.Count": {storeOpts, func(b *Builder, o Option) { GroupTableBy(tbl(b, "t"), swap).Count(o) }},
 	"GroupedTable.Reduce": {withValue(storeOpts), func(b *Builder, o Option) {
 		GroupTableBy(tbl(b, "t"), swap).Reduce(concat, concat, o)
 	}},
 	"AggregateTable": {withValue(storeOpts), func(b *Builder, o Option) {
-		AggregateTable(GroupTableBy(tbl(b, "t"), swap), initEmpty, fold, fold, o)
+		AggregateTable(GroupTableBy(tbl(b, "t"), swap), initEmpty, appendTo, appendTo, o)
 	}},
 
 	"TimeWindowedStream.Count":  {windowOpts, func(b *Builder, o Option) { WindowedBy(str(b).GroupByKey(), Tumbling(hour, 0)).Count(o) }},
 	"TimeWindowedStream.Reduce": {withValue(windowOpts), func(b *Builder, o Option) { WindowedBy(str(b).GroupByKey(), Tumbling(hour, 0)).Reduce(concat, o) }},
 	"WindowedAggregate": {withValue(windowOpts), func(b *Builder, o Option) {
-		WindowedAggregate(WindowedBy(str(b).GroupByKey(), Tumbling(hour, 0)), initEmpty, fold, o)
+		WindowedAggregate(WindowedBy(str(b).GroupByKey(), Tumbling(hour, 0)), initEmpty, appendTo, o)
 	}},
 	"SessionWindowedStream.Count": {windowOpts, func(b *Builder, o Option) { SessionWindowedBy(str(b).GroupByKey(), Sessions(hour, 0)).Count(o) }},
 	"SessionWindowedStream.Reduce": {withValue(windowOpts), func(b *Builder, o Option) {
 		SessionWindowedBy(str(b).GroupByKey(), Sessions(hour, 0)).Reduce(concat, o)
 	}},
 	"SessionAggregate": {withValue(windowOpts), func(b *Builder, o Option) {
-		SessionAggregate(SessionWindowedBy(str(b).GroupByKey(), Sessions(hour, 0)), initEmpty, fold, func(_, a, c string) string { return a + c }, o)
+		SessionAggregate(SessionWindowedBy(str(b).GroupByKey(), Sessions(hour, 0)), initEmpty, appendTo, func(_, a, c string) string { return a + c }, o)
 	}},
 	"SlidingWindowedStream.Count": {windowOpts, func(b *Builder, o Option) { SlidingWindowedBy(str(b).GroupByKey(), Sliding(hour, 0)).Count(o) }},
 	"SlidingWindowedStream.Reduce": {withValue(windowOpts), func(b *Builder, o Option) {
 		SlidingWindowedBy(str(b).GroupByKey(), Sliding(hour, 0)).Reduce(concat, o)
 	}},
 	"SlidingAggregate": {withValue(windowOpts), func(b *Builder, o Option) {
-		SlidingAggregate(SlidingWindowedBy(str(b).GroupByKey(), Sliding(hour, 0)), initEmpty, fold, o)
+		SlidingAggregate(SlidingWindowedBy(str(b).GroupByKey(), Sliding(hour, 0)), initEmpty, appendTo, o)
 	}},
 
 	"JoinTable":     {named, func(b *Builder, o Option) { JoinTable(str(b), tbl(b, "t"), concat, o) }},

@@ -41,22 +41,13 @@ func SessionWindowedBy[K, V any](g GroupedStream[K, V], w SessionWindows) Sessio
 
 // Count counts the records per key and session.
 func (s SessionWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64] {
-	return sessionAggregate(s, func() int64 { return 0 },
-		func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
-		func(_ K, a, b int64) int64 { return a + b }, serde.Int64, "KSTREAM-COUNT", s.g.s.b.collect(ops.sessionCount, opts))
+	return sessionAggregate(s, countFold[K, V]("KSTREAM-COUNT", ops.sessionCount), func(_ K, a, b int64) int64 { return a + b }, opts)
 }
 
 // Reduce combines the values per key and session with f, which also merges
 // sessions.
 func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	o := s.g.s.b.collect(ops.sessionReduce, opts)
-	_, vs := serdesOf(s.g.s.b, o, s.g.keySerde(), s.g.valueSerde())
-	return sessionAggregate(s, nil, func(_ K, v V, a V, first bool) V {
-		if first {
-			return v
-		}
-		return f(a, v)
-	}, func(_ K, a, b V) V { return f(a, b) }, vs, "KSTREAM-REDUCE", o)
+	return sessionAggregate(s, reduceFold[K](f, s.g.valueSerde(), ops.sessionReduce), func(_ K, a, b V) V { return f(a, b) }, opts)
 }
 
 // SessionAggregate folds the values per key and session into an
@@ -69,13 +60,13 @@ func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // topic) and the merged session as a new value; a record inside an existing
 // session updates it in place.
 func SessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, f func(key K, value V, agg A) A, merge func(key K, a, b A) A, opts ...Option) Table[Windowed[K], A] {
-	o := s.g.s.b.collect(ops.sessionAggregate, opts)
-	_, as := serdesOf[K, A](s.g.s.b, o, nil, nil)
-	return sessionAggregate(s, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, merge, as, "KSTREAM-AGGREGATE", o)
+	return sessionAggregate(s, aggregateFold(init, f, ops.sessionAggregate), merge, opts)
 }
 
-func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, merge func(K, A, A) A, as serde.Serde[A], prefix string, o *options) Table[Windowed[K], A] {
+func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], fd fold[K, V, A], merge func(K, A, A) A, opts []Option) Table[Windowed[K], A] {
 	b := s.g.s.b
+	o, as := fd.options(b, opts)
+	init, f, prefix := fd.init, fd.f, fd.prefix
 	in := s.g.input(o)
 	ks, _ := serdesOf(b, &options{}, s.g.keySerde(), s.g.valueSerde())
 	name := b.name(o, prefix)

@@ -46,20 +46,12 @@ func SlidingWindowedBy[K, V any](g GroupedStream[K, V], w SlidingWindows) Slidin
 
 // Count counts the records per key and window.
 func (s SlidingWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64] {
-	return slidingAggregate(s, func() int64 { return 0 }, func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
-		serde.Int64, "KSTREAM-COUNT", s.g.s.b.collect(ops.slidingCount, opts))
+	return slidingAggregate(s, countFold[K, V]("KSTREAM-COUNT", ops.slidingCount), opts)
 }
 
 // Reduce combines the values per key and window with f.
 func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	o := s.g.s.b.collect(ops.slidingReduce, opts)
-	_, vs := serdesOf(s.g.s.b, o, s.g.keySerde(), s.g.valueSerde())
-	return slidingAggregate(s, nil, func(_ K, v V, a V, first bool) V {
-		if first {
-			return v
-		}
-		return f(a, v)
-	}, vs, "KSTREAM-REDUCE", o)
+	return slidingAggregate(s, reduceFold[K](f, s.g.valueSerde(), ops.slidingReduce), opts)
 }
 
 // SlidingAggregate folds the values per key and sliding window into an
@@ -72,13 +64,13 @@ func (s SlidingWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // timestamp order. Each update is forwarded with its window, timestamped
 // with the window's latest record.
 func SlidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[Windowed[K], A] {
-	o := s.g.s.b.collect(ops.slidingAggregate, opts)
-	_, as := serdesOf[K, A](s.g.s.b, o, nil, nil)
-	return slidingAggregate(s, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, "KSTREAM-AGGREGATE", o)
+	return slidingAggregate(s, aggregateFold(init, f, ops.slidingAggregate), opts)
 }
 
-func slidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, o *options) Table[Windowed[K], A] {
+func slidingAggregate[K, V, A any](s SlidingWindowedStream[K, V], fd fold[K, V, A], opts []Option) Table[Windowed[K], A] {
 	b := s.g.s.b
+	o, as := fd.options(b, opts)
+	init, f, prefix := fd.init, fd.f, fd.prefix
 	in := s.g.input(o)
 	ks, vs := serdesOf(b, &options{}, s.g.keySerde(), s.g.valueSerde())
 	name := b.name(o, prefix)

@@ -107,20 +107,12 @@ func WindowedBy[K, V any](g GroupedStream[K, V], w TimeWindows) TimeWindowedStre
 
 // Count counts the records per key and window.
 func (t TimeWindowedStream[K, V]) Count(opts ...Option) Table[Windowed[K], int64] {
-	return windowedAggregate(t, func() int64 { return 0 }, func(_ K, _ V, n int64, _ bool) int64 { return n + 1 },
-		serde.Int64, "KSTREAM-AGGREGATE", t.g.s.b.collect(ops.windowCount, opts))
+	return windowedAggregate(t, countFold[K, V]("KSTREAM-AGGREGATE", ops.windowCount), opts)
 }
 
 // Reduce combines the values per key and window with f.
 func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Table[Windowed[K], V] {
-	o := t.g.s.b.collect(ops.windowReduce, opts)
-	_, vs := serdesOf(t.g.s.b, o, t.g.keySerde(), t.g.valueSerde())
-	return windowedAggregate(t, nil, func(_ K, v V, a V, first bool) V {
-		if first {
-			return v
-		}
-		return f(a, v)
-	}, vs, "KSTREAM-REDUCE", o)
+	return windowedAggregate(t, reduceFold[K](f, t.g.valueSerde(), ops.windowReduce), opts)
 }
 
 // WindowedAggregate folds the values per key and window into an aggregate.
@@ -129,13 +121,13 @@ func (t TimeWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) Tab
 // too late for a window are dropped and counted per window, as Kafka
 // Streams does.
 func WindowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f func(key K, value V, agg A) A, opts ...Option) Table[Windowed[K], A] {
-	o := t.g.s.b.collect(ops.windowAggregate, opts)
-	_, as := serdesOf[K, A](t.g.s.b, o, nil, nil)
-	return windowedAggregate(t, init, func(k K, v V, a A, _ bool) A { return f(k, v, a) }, as, "KSTREAM-AGGREGATE", o)
+	return windowedAggregate(t, aggregateFold(init, f, ops.windowAggregate), opts)
 }
 
-func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], init func() A, f func(K, V, A, bool) A, as serde.Serde[A], prefix string, o *options) Table[Windowed[K], A] {
+func windowedAggregate[K, V, A any](t TimeWindowedStream[K, V], fd fold[K, V, A], opts []Option) Table[Windowed[K], A] {
 	b := t.g.s.b
+	o, as := fd.options(b, opts)
+	init, f, prefix := fd.init, fd.f, fd.prefix
 	in := t.g.input(o)
 	ks, _ := serdesOf(b, &options{}, t.g.keySerde(), t.g.valueSerde())
 	name := b.name(o, prefix)
