@@ -28,14 +28,8 @@ func compareSessions(a, b sessionKey) int {
 // SessionStore is an in-memory state.SessionStore and state.Logged.
 // Expired segments are dropped as soon as observed stream time passes them.
 type SessionStore struct {
-	name     string
-	opts     state.SessionOptions
-	m        *treap.Map[sessionKey, []byte]
-	observed int64 // largest session end put or restored
-	minLive  int64 // segment id; sessions ending in older segments are gone
-	log      state.ChangeLogger
-	now      state.RecordTime
-	closed   bool
+	segmented[sessionKey] // sessions are placed in segments by their end
+	opts                  state.SessionOptions
 }
 
 var (
@@ -51,61 +45,9 @@ func NewSessionStore(name string, opts state.SessionOptions) (*SessionStore, err
 		return nil, err
 	}
 	return &SessionStore{
-		name:     name,
-		opts:     opts,
-		m:        treap.New[sessionKey, []byte](compareSessions),
-		observed: state.NoObservedTime,
-		minLive:  math.MinInt64,
+		segmented: newSegmented(name, opts.Retention, opts.SegmentInterval, compareSessions, func(k sessionKey) int64 { return k.end }),
+		opts:      opts,
 	}, nil
-}
-
-// Name implements state.Store.
-func (s *SessionStore) Name() string { return s.name }
-
-// Flush implements state.Store; an in-memory store buffers nothing.
-func (s *SessionStore) Flush() error { return s.check() }
-
-// Close implements state.Store and drops the store's contents.
-func (s *SessionStore) Close() error {
-	if s.closed {
-		return state.ErrClosed
-	}
-	s.closed = true
-	s.m.Clear()
-	return nil
-}
-
-func (s *SessionStore) check() error {
-	if s.closed {
-		return state.ErrClosed
-	}
-	return nil
-}
-
-// SetChangeLogger implements state.Logged.
-func (s *SessionStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
-	s.log, s.now = l, now
-}
-
-// observe advances observed stream time to end, drops the segments that
-// expire, and reports whether end's own segment is live.
-func (s *SessionStore) observe(end int64) bool {
-	if end > s.observed {
-		s.observed = end
-		if live := state.MinLiveSegment(end, s.opts.Retention, s.opts.SegmentInterval); live > s.minLive {
-			s.minLive = live
-			var dead []sessionKey
-			for it := s.m.Ascend(sessionKey{}, false); it.Next(); {
-				if state.SegmentID(it.Key().end, s.opts.SegmentInterval.Milliseconds()) < live {
-					dead = append(dead, it.Key())
-				}
-			}
-			for _, k := range dead {
-				s.m.Delete(k)
-			}
-		}
-	}
-	return state.SegmentID(end, s.opts.SegmentInterval.Milliseconds()) >= s.minLive
 }
 
 // Put implements state.SessionStore.

@@ -29,15 +29,9 @@ func compareWindows(a, b windowKey) int {
 // WindowStore is an in-memory state.WindowStore and state.Logged. Expired
 // segments are dropped as soon as observed stream time passes them.
 type WindowStore struct {
-	name     string
-	opts     state.WindowOptions
-	m        *treap.Map[windowKey, []byte]
-	observed int64 // largest window start put or restored
-	minLive  int64 // segment id; windows in older segments are gone
-	seq      uint32
-	log      state.ChangeLogger
-	now      state.RecordTime
-	closed   bool
+	segmented[windowKey] // windows are placed in segments by their start
+	opts                 state.WindowOptions
+	seq                  uint32
 }
 
 var (
@@ -53,65 +47,9 @@ func NewWindowStore(name string, opts state.WindowOptions) (*WindowStore, error)
 		return nil, err
 	}
 	return &WindowStore{
-		name:     name,
-		opts:     opts,
-		m:        treap.New[windowKey, []byte](compareWindows),
-		observed: state.NoObservedTime,
-		minLive:  math.MinInt64,
+		segmented: newSegmented(name, opts.Retention, opts.SegmentInterval, compareWindows, func(k windowKey) int64 { return k.start }),
+		opts:      opts,
 	}, nil
-}
-
-// Name implements state.Store.
-func (s *WindowStore) Name() string { return s.name }
-
-// Flush implements state.Store; an in-memory store buffers nothing.
-func (s *WindowStore) Flush() error { return s.check() }
-
-// Close implements state.Store and drops the store's contents.
-func (s *WindowStore) Close() error {
-	if s.closed {
-		return state.ErrClosed
-	}
-	s.closed = true
-	s.m.Clear()
-	return nil
-}
-
-func (s *WindowStore) check() error {
-	if s.closed {
-		return state.ErrClosed
-	}
-	return nil
-}
-
-// SetChangeLogger implements state.Logged.
-func (s *WindowStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
-	s.log, s.now = l, now
-}
-
-// observe advances observed stream time to t, drops the segments that
-// expire, and reports whether t's own segment is live.
-func (s *WindowStore) observe(t int64) bool {
-	if t > s.observed {
-		s.observed = t
-		if live := state.MinLiveSegment(t, s.opts.Retention, s.opts.SegmentInterval); live > s.minLive {
-			s.minLive = live
-			s.expire()
-		}
-	}
-	return state.SegmentID(t, s.opts.SegmentInterval.Milliseconds()) >= s.minLive
-}
-
-func (s *WindowStore) expire() {
-	var dead []windowKey
-	for it := s.m.Ascend(windowKey{}, false); it.Next(); {
-		if state.SegmentID(it.Key().start, s.opts.SegmentInterval.Milliseconds()) < s.minLive {
-			dead = append(dead, it.Key())
-		}
-	}
-	for _, k := range dead {
-		s.m.Delete(k)
-	}
 }
 
 // Put implements state.WindowStore.
