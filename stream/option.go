@@ -161,6 +161,10 @@ var ops = struct {
 func (b *Builder) collect(o op, opts []Option) *options {
 	c := &options{}
 	for _, f := range opts {
+		if f == nil {
+			b.errorf("%s: nil option", o.name)
+			continue
+		}
 		var kind options
 		f(&kind)
 		if bad := kind.set &^ o.takes; bad != 0 {

@@ -222,6 +222,16 @@ func TestOptionsEveryOperationCovered(t *testing.T) {
 	}
 }
 
+// TestOptionsNilRejected fails Build on a nil option rather than panicking.
+func TestOptionsNilRejected(t *testing.T) {
+	b := NewBuilder()
+	str(b).Filter(func(_, _ string) bool { return true }, nil)
+	_, err := b.Build()
+	if want := "stream: Stream.Filter: nil option"; err == nil || err.Error() != want {
+		t.Fatalf("Build error %v, want %q", err, want)
+	}
+}
+
 // TestOptionsAllRejectedReported reports every option an operation does not
 // take, not only the first.
 func TestOptionsAllRejectedReported(t *testing.T) {
