@@ -94,6 +94,9 @@ type Broker struct {
 	// requestBytes is queued.max.request.bytes: the memory requests read
 	// but not yet answered may hold, across connections (conn.go).
 	requestBytes *byteBudget
+	// fetchBytes is queued.max.response.bytes: the memory Fetch
+	// responses may hold from the log read to the write (fetch_budget.go).
+	fetchBytes *fetchBudget
 
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
@@ -137,6 +140,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		lock:   lock,
 
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
+		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
 	// it again, last opened first.

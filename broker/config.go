@@ -140,6 +140,16 @@ type Config struct {
 	// its connection. Default 256 MiB; it must be at least
 	// SocketRequestMaxBytes.
 	QueuedMaxRequestBytes int64
+	// QueuedMaxResponseBytes bounds the record bytes of Fetch responses
+	// read from the log but not yet written, across all connections
+	// (queued.max.response.bytes, Runnel's own, named after
+	// queued.max.request.bytes: Kafka sends records with sendfile and
+	// holds none). A fetch takes what is free, up to its fetch.max.bytes,
+	// and answers with that much; with less than message.max.bytes free it
+	// waits for room as it waits for data, then answers empty at its
+	// MaxWait. A response is charged from the moment it is read until it
+	// is written. Default 256 MiB; it must be at least message.max.bytes.
+	QueuedMaxResponseBytes int64
 	// QueuedMaxRequests bounds the requests one connection may have read
 	// but not yet answered (queued.max.requests, which Kafka applies to
 	// its shared request queue; Runnel applies it per connection). The
@@ -250,6 +260,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.QueuedMaxRequestBytes == 0 {
 		c.QueuedMaxRequestBytes = 256 << 20
+	}
+	if c.QueuedMaxResponseBytes == 0 {
+		c.QueuedMaxResponseBytes = 256 << 20
 	}
 	if c.QueuedMaxRequests == 0 {
 		c.QueuedMaxRequests = 64
@@ -401,6 +414,9 @@ func (c *Config) Validate() error {
 	if c.QueuedMaxRequestBytes < int64(c.SocketRequestMaxBytes) {
 		bad("queued.max.request.bytes %d must be at least socket.request.max.bytes %d", c.QueuedMaxRequestBytes, c.SocketRequestMaxBytes)
 	}
+	if c.QueuedMaxResponseBytes < int64(c.MaxMessageBytes) {
+		bad("queued.max.response.bytes %d must be at least message.max.bytes %d", c.QueuedMaxResponseBytes, c.MaxMessageBytes)
+	}
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests %d must be at least 1", c.QueuedMaxRequests)
 	}
@@ -476,6 +492,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "producer.id.expiration.ms=%d\n", c.ProducerIDExpiration.Milliseconds())
 	fmt.Fprintf(&b, "socket.request.max.bytes=%d\n", c.SocketRequestMaxBytes)
 	fmt.Fprintf(&b, "queued.max.request.bytes=%d\n", c.QueuedMaxRequestBytes)
+	fmt.Fprintf(&b, "queued.max.response.bytes=%d\n", c.QueuedMaxResponseBytes)
 	fmt.Fprintf(&b, "queued.max.requests=%d\n", c.QueuedMaxRequests)
 	fmt.Fprintf(&b, "connections.max.idle.ms=%d\n", c.ConnectionsMaxIdle.Milliseconds())
 	fmt.Fprintf(&b, "request.read.timeout.ms=%d\n", c.RequestReadTimeout.Milliseconds())
