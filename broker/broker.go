@@ -101,6 +101,10 @@ type Broker struct {
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
+	// restoreMemoryLimit gives the Go runtime back the memory limit
+	// Config.MemoryLimit replaced (memlimit.go).
+	restoreMemoryLimit func()
+
 	// lock holds the data dir's lock file (datadir_lock.go) from Start
 	// to the end of Close.
 	lock *os.File
@@ -152,6 +156,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 			}
 		}
 	}()
+	b.restoreMemoryLimit = setMemoryLimit(cfg.MemoryLimit)
+	undo = append(undo, b.restoreMemoryLimit)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	undo = append(undo, b.cancel)
 
@@ -328,6 +334,7 @@ func (b *Broker) Close() error {
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		// Last: the data dir is free once nothing here touches it.
 		errs = append(errs, b.lock.Close())
+		b.restoreMemoryLimit()
 		b.closeErr = errors.Join(errs...)
 		b.logger.Info("broker stopped", "addr", b.advertised)
 	})

@@ -150,6 +150,21 @@ type Config struct {
 	// MaxWait. A response is charged from the moment it is read until it
 	// is written. Default 256 MiB; it must be at least message.max.bytes.
 	QueuedMaxResponseBytes int64
+	// MemoryLimit, when positive, is set as the Go runtime's soft memory
+	// limit (debug.SetMemoryLimit, GOMEMLIMIT) from Start to Close. The
+	// budgets above bound what clients make the broker hold, but the
+	// garbage collector lets the heap grow to about twice what is live
+	// (GOGC=100) before it collects, so the resident set under attack
+	// reaches about twice the budgets; under a limit the collector runs
+	// sooner instead. The limit is process-wide, which is why the default
+	// is 0 (leave the runtime alone): a broker embedded in a program
+	// shares the heap with it (an App's state stores and caches), which a
+	// limit derived from the broker's budgets does not describe, and the
+	// collector would run hot to keep the program under it. The runnel
+	// command line, where the broker is the process, sets
+	// DerivedMemoryLimit (1 GiB with the defaults) unless --memory-limit or
+	// GOMEMLIMIT says otherwise. Kafka's nearest is the JVM's -Xmx.
+	MemoryLimit int64
 	// QueuedMaxRequests bounds the requests one connection may have read
 	// but not yet answered (queued.max.requests, which Kafka applies to
 	// its shared request queue; Runnel applies it per connection). The
@@ -417,6 +432,9 @@ func (c *Config) Validate() error {
 	if c.QueuedMaxResponseBytes < int64(c.MaxMessageBytes) {
 		bad("queued.max.response.bytes %d must be at least message.max.bytes %d", c.QueuedMaxResponseBytes, c.MaxMessageBytes)
 	}
+	if c.MemoryLimit < 0 {
+		bad("memory limit %d is negative (0 means none)", c.MemoryLimit)
+	}
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests %d must be at least 1", c.QueuedMaxRequests)
 	}
@@ -493,6 +511,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "socket.request.max.bytes=%d\n", c.SocketRequestMaxBytes)
 	fmt.Fprintf(&b, "queued.max.request.bytes=%d\n", c.QueuedMaxRequestBytes)
 	fmt.Fprintf(&b, "queued.max.response.bytes=%d\n", c.QueuedMaxResponseBytes)
+	fmt.Fprintf(&b, "memory.limit=%d\n", c.MemoryLimit)
 	fmt.Fprintf(&b, "queued.max.requests=%d\n", c.QueuedMaxRequests)
 	fmt.Fprintf(&b, "connections.max.idle.ms=%d\n", c.ConnectionsMaxIdle.Milliseconds())
 	fmt.Fprintf(&b, "request.read.timeout.ms=%d\n", c.RequestReadTimeout.Milliseconds())

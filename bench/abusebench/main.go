@@ -36,8 +36,9 @@ import (
 )
 
 var (
-	quick = flag.Bool("quick", false, "smaller attacks")
-	only  = flag.String("only", "", "run only the phases whose name contains one of these comma-separated words")
+	quick    = flag.Bool("quick", false, "smaller attacks")
+	only     = flag.String("only", "", "run only the phases whose name contains one of these comma-separated words")
+	memLimit = flag.String("memory-limit", "", "passed to the broker as -memory-limit (default: the broker's own, derived from its budgets; 0: none)")
 )
 
 func main() {
@@ -65,7 +66,7 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
-	fmt.Printf("each phase on a fresh broker (bench/cmd/runnelbroker, default configuration)\n\n")
+	fmt.Printf("each phase on a fresh broker (bench/cmd/runnelbroker, default configuration, -memory-limit %q)\n\n", *memLimit)
 	fmt.Printf("%-48s %8s %9s %10s %6s\n", "phase", "idle MiB", "peak MiB", "after MiB", "fds")
 
 	steps := []struct {
@@ -118,7 +119,11 @@ func selected(name string) bool {
 // its peak while fn ran, and 5 seconds after fn returned, and its open
 // descriptors then.
 func phase(bin, dir, name string, topics map[string]int32, fill int, fn func(addr string) error) error {
-	cmd := exec.Command(bin, "-data-dir", dir)
+	args := []string{"-data-dir", dir}
+	if *memLimit != "" {
+		args = append(args, "-memory-limit", *memLimit)
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
