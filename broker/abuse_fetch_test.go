@@ -21,7 +21,8 @@ func TestAbuseSlowFetchReaders(t *testing.T) {
 	const budget = 8 << 20
 	b := testutil.StartBroker(t, broker.Config{QueuedMaxResponseBytes: budget})
 	createTopic(t, newAdmin(t, b.Addr()), "wide", 1, nil)
-	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("wide"), kgo.ProducerBatchMaxBytes(1<<20))
+	cl := newClient(t, b.Addr(), kgo.DefaultProduceTopic("wide"), kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.ProducerBatchCompression(kgo.NoCompression())) // the zeros would compress to nothing
 	value := make([]byte, 100<<10)
 	records := abuseSize(16<<20, 64<<20) / len(value)
 	for range records {

@@ -262,8 +262,10 @@ func manyClients(addr string, n int) error {
 	return <-errs
 }
 
+// fillTopic produces n bytes of 100 KiB records to topic, uncompressed:
+// franz-go would otherwise compress the zeros to almost nothing.
 func fillTopic(addr, topic string, n int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
