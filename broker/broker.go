@@ -21,9 +21,12 @@
 // (queued.max.request.bytes), taken by a reader before it buffers a frame
 // and given back by the writer once the response is out; a pipeline depth
 // per connection (queued.max.requests); deadlines for idle connections,
-// for a frame in progress and for writes a client does not read; and
-// partition counts (max.broker.partitions). A connection whose client
-// goes away cancels its requests' waits.
+// for a frame in progress and for writes a client does not read; a
+// broker-wide budget for Fetch responses read but not yet written
+// (queued.max.response.bytes); and partition replicas per broker
+// (max.broker.partitions, checked by the metadata state machine). A
+// connection whose client goes away cancels its requests' waits.
+// Config.MemoryLimit sets the Go runtime's memory limit to match.
 //
 // Replication. Without a controller quorum the broker is a cluster of one
 // and leads every partition. In a cluster (Config.ControllerQuorum) the
@@ -404,10 +407,11 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// register records this broker (id, advertised address, rack) in the
+// register records this broker (id, advertised address, rack, its
+// max.broker.partitions) in the
 // metadata; in a cluster that also unfences it.
 func (b *Broker) register(ctx context.Context) error {
-	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack})
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions})
 }
 
 // internalTopic reports whether a topic belongs to a coordinator

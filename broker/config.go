@@ -183,11 +183,16 @@ type Config struct {
 	// FetchMaxWait caps the MaxWait of a Fetch (a consumer's
 	// fetch.max.wait.ms): a longer wait is cut to it. Default 30 seconds.
 	FetchMaxWait time.Duration
-	// MaxBrokerPartitions bounds the partitions this broker holds
-	// (max.broker.partitions, KIP-578). A CreateTopics or
-	// CreatePartitions that would pass it fails with POLICY_VIOLATION,
-	// one topic asking for more than it with INVALID_PARTITIONS, and
-	// nothing is created. Default 10,000.
+	// MaxBrokerPartitions bounds the partition replicas assigned to this
+	// broker (max.broker.partitions, KIP-578). The broker registers it
+	// with the metadata, whose state machine refuses with
+	// POLICY_VIOLATION a CreateTopics, CreatePartitions or auto-creation
+	// that would put more replicas on a broker than its own limit,
+	// counting concurrent requests in commit order; a topic that could
+	// not fit under all live brokers' limits together gets
+	// INVALID_PARTITIONS before it is placed. Nothing of a refused topic
+	// is created. Internal topics count but are never refused.
+	// Default 10,000.
 	MaxBrokerPartitions int32
 
 	// Group coordinator.
