@@ -151,6 +151,13 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				// Too little budget to read a batch: wait for room as
 				// for data, and answer empty at the deadline.
 				b.fetchBytes.watch(wake)
+				if b.fetchBytes.hasRoom() {
+					// Given back between the reserve and the watch.
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
 			}
 			wait := time.Until(deadline)
 			if wait <= 0 {

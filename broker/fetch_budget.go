@@ -115,6 +115,13 @@ func (fb *fetchBudget) unwatch(wake chan<- struct{}) {
 	fb.mu.Unlock()
 }
 
+// hasRoom reports whether a reserve would now get room for a batch.
+func (fb *fetchBudget) hasRoom() bool {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	return fb.total-fb.used >= fb.batch
+}
+
 // inUse and maxInUse report the bytes held now and at most so far.
 func (fb *fetchBudget) inUse() int64 {
 	fb.mu.Lock()
