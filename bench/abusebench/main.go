@@ -86,6 +86,16 @@ func run() error {
 			func(addr string) error { return pipelinedFetches(addr, 10, 64) }},
 		{fmt.Sprintf("20 slow readers fetching %d MiB (fetch.max.bytes 64 MiB)", size(40, 8)), map[string]int32{"big": 1}, size(40, 8) << 20,
 			func(addr string) error { return slowReaders(addr, 20, 15*time.Second) }},
+		{fmt.Sprintf("both: 8 stalled senders + 20 slow readers of %d MiB", size(40, 8)), map[string]int32{"big": 1}, size(40, 8) << 20,
+			func(addr string) error {
+				errs := make(chan error, 1)
+				go func() { errs <- slowSenders(addr, 8, 100<<20) }()
+				err := slowReaders(addr, 20, 15*time.Second)
+				if serr := <-errs; err == nil {
+					err = serr
+				}
+				return err
+			}},
 		{"OffsetFetch v7, 5.6 M topics in 16 MiB", nil, 0,
 			func(addr string) error { return offsetFetchAmplification(addr, 16<<20) }},
 		{fmt.Sprintf("4 zstd bombs (%d MiB of zeros) + ListOffsets", size(1<<10, 64)), map[string]int32{"load": 1}, 0,
