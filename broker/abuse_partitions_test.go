@@ -98,7 +98,7 @@ func TestAbusePartitionLimitConcurrentCreates(t *testing.T) {
 // max.broker.partitions on a cluster (KIP-578): each broker's replicas
 // count against its own limit, not the cluster's replicas against one
 // broker's limit.
-func TestPartitionLimitPerBrokerCluster(t *testing.T) {
+func TestAbusePartitionLimitPerBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}

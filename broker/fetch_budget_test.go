@@ -5,7 +5,7 @@ import "testing"
 // The fetch budget hands out what is free up to what a fetch wants, at
 // least one batch's worth or nothing, settles to what was read, and wakes
 // watchers when bytes come back.
-func TestFetchBudgetReserveSettle(t *testing.T) {
+func TestByteBudgetFetchReserveSettle(t *testing.T) {
 	fb := newFetchBudget(10, 3)
 	if n := fb.reserve(5); n != 5 {
 		t.Fatalf("reserve 5 of 10: %d", n)
