@@ -20,6 +20,12 @@ import (
 // within MaxBytes, except that the first partition with data returns at
 // least one batch however large (KIP-74).
 //
+// Memory. The records of a response are held from the log read until the
+// response is written, and charged to the broker-wide fetch budget
+// (queued.max.response.bytes, fetch_budget.go) meanwhile: a fetch reads
+// only as many bytes as the budget has free, and with less than one
+// batch's worth free it waits for room as it waits for data.
+//
 // Not here yet: incremental fetch sessions (KIP-227) — the broker answers
 // every fetch in full with session id 0, which every client treats as
 // "sessions unavailable" — and fetching from followers (KIP-392): only the
@@ -124,13 +130,40 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				defer fp.p.unwatch(wake)
 			}
 		}
+		want := r.MaxBytes
+		if want <= 0 || want > fetchMaxBytes {
+			want = fetchMaxBytes
+		}
 		for {
-			total, failed := fillFetch(b, r, resp, parts, readCommitted, replica >= 0)
+			// Each pass reads anew: give back what the last one held,
+			// then take what is free (queued.max.response.bytes). The
+			// writer gives back the last charge once it has written
+			// the response.
+			b.fetchBytes.release(c.respCharge)
+			reserved := b.fetchBytes.reserve(int64(want))
+			total, failed := fillFetch(b, resp, parts, readCommitted, replica >= 0, int32(min(int64(want), reserved)))
+			c.respCharge = b.fetchBytes.settle(reserved, int64(total))
 			if failed || total >= int(r.MinBytes) || r.MinBytes <= 0 {
 				return resp
 			}
+			starved := reserved == 0
+			if starved {
+				// Too little budget to read a batch: wait for room as
+				// for data, and answer empty at the deadline.
+				b.fetchBytes.watch(wake)
+				if b.fetchBytes.hasRoom() {
+					// Given back between the reserve and the watch.
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+			}
 			wait := time.Until(deadline)
 			if wait <= 0 {
+				if starved {
+					b.fetchBytes.unwatch(wake)
+				}
 				return resp
 			}
 			t := time.NewTimer(wait)
@@ -138,22 +171,25 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			case <-wake:
 				t.Stop()
 			case <-t.C:
-				return resp
 			case <-ctx.Done():
 				t.Stop()
+			}
+			if starved {
+				b.fetchBytes.unwatch(wake)
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
 				return resp
 			}
 		}
 	}, nil
 }
 
-// fillFetch reads every partition into the response and returns the bytes
-// read and whether any partition failed.
-func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted, replica bool) (int, bool) {
-	remaining := r.MaxBytes
-	if r.MaxBytes <= 0 || r.MaxBytes > fetchMaxBytes {
-		remaining = fetchMaxBytes
-	}
+// fillFetch reads every partition into the response, within maxBytes but
+// for the first batch (KIP-74), and returns the bytes read and whether any
+// partition failed. With maxBytes 0 (no budget) it reads no records, only
+// the partitions' offsets and errors.
+func fillFetch(b *Broker, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted, replica bool, maxBytes int32) (int, bool) {
+	remaining := maxBytes
 	total := 0
 	failed := false
 	for _, fp := range parts {
@@ -185,7 +221,7 @@ func fillFetch(b *Broker, r *kmsg.FetchRequest, resp *kmsg.FetchResponse, parts 
 			continue
 		}
 		limit := min(fp.maxBytes, remaining)
-		if total > 0 && limit <= 0 {
+		if maxBytes <= 0 || (total > 0 && limit <= 0) {
 			continue
 		}
 		if total == 0 {

@@ -113,7 +113,7 @@ func (b *Broker) autoCreate(c *conn, name string) *meta.Topic {
 	if meta.ValidateTopicName(name) != nil {
 		return nil
 	}
-	if err := b.partitionBudget().check(name, 0, b.cfg.NumPartitions, int16(b.cfg.DefaultReplicationFactor)); err != nil {
+	if err := b.checkPartitionCount(name, b.cfg.NumPartitions, b.cfg.DefaultReplicationFactor); err != nil {
 		return nil
 	}
 	t, err := b.meta.CreateTopic(c.ctx, meta.TopicSpec{Name: name, NumPartitions: b.cfg.NumPartitions, ReplicationFactor: b.cfg.DefaultReplicationFactor})

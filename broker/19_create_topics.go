@@ -16,11 +16,13 @@ import (
 // broker takes the request: the metadata store forwards it to the
 // controller.
 // Configs are validated by Kafka's names and types (INVALID_CONFIG with the
-// reason). A topic asking for more than max.broker.partitions gets
-// INVALID_PARTITIONS, and topics that would take the broker past it
-// POLICY_VIOLATION; either is decided before anything is created, and a
-// topic is created in one metadata change. ValidateOnly checks everything
-// and creates nothing. The topic's
+// reason). A topic that could not fit under the live brokers'
+// max.broker.partitions even alone gets INVALID_PARTITIONS, and one that
+// would put more replicas on a broker than its max.broker.partitions
+// POLICY_VIOLATION, decided by the metadata change that would create it,
+// so concurrent requests cannot pass the limit together; a topic is
+// created in one metadata change, or not at all. ValidateOnly checks
+// everything against the metadata as it is and creates nothing. The topic's
 // partitions are open on this broker before the response is sent, so a
 // produce right after succeeds.
 
@@ -35,7 +37,6 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 		seen[rt.Topic]++
 	}
 	created := false
-	budget := b.partitionBudget()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic
@@ -48,9 +49,11 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 		}
 		spec, err := b.topicSpec(rt)
 		if err == nil {
-			// Checked before the metadata change, so a topic too big
-			// for the broker is never half made (max.broker.partitions).
-			err = budget.check(rt.Topic, 0, spec.NumPartitions, spec.ReplicationFactor)
+			// A topic that could never fit is refused before its
+			// partitions are placed; the metadata change refuses one
+			// that does not fit beside the others
+			// (max.broker.partitions).
+			err = b.checkPartitionCount(rt.Topic, spec.NumPartitions, spec.ReplicationFactor)
 		}
 		switch {
 		case seen[rt.Topic] > 1:
@@ -63,10 +66,9 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 				fail(errorCode(err), "%v", err)
 			}
 		case r.ValidateOnly:
-			if b.meta.Cluster().Topics[rt.Topic] != nil {
-				fail(kerr.TopicAlreadyExists.Code, "topic %s already exists", rt.Topic)
+			if err := b.meta.ValidateNewTopic(spec); err != nil {
+				fail(errorCode(err), "%v", err)
 			} else {
-				budget.take(0, spec.NumPartitions, spec.ReplicationFactor)
 				st.NumPartitions = spec.NumPartitions
 				st.ReplicationFactor = spec.ReplicationFactor
 			}
@@ -77,7 +79,6 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 				break
 			}
 			created = true
-			budget.take(0, spec.NumPartitions, spec.ReplicationFactor)
 			st.TopicID = t.ID
 			st.NumPartitions = int32(len(t.Partitions))
 			st.ReplicationFactor = spec.ReplicationFactor

@@ -14,8 +14,9 @@ import (
 // records. Manual assignments for the new partitions are not supported yet
 // (INVALID_REPLICA_ASSIGNMENT); new partitions are placed like a new
 // topic's. Growth past max.broker.partitions is refused as in CreateTopics
-// (INVALID_PARTITIONS for a count above it, POLICY_VIOLATION when the
-// broker is full), before anything changes.
+// (INVALID_PARTITIONS for a count that could never fit, POLICY_VIOLATION
+// from the metadata change when a broker would hold more replicas than its
+// limit), and nothing changes.
 
 func init() { register(37, 0, 3, handleCreatePartitions) }
 
@@ -24,7 +25,6 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 	resp := r.ResponseKind().(*kmsg.CreatePartitionsResponse)
 	b := c.b
 	grown := false
-	budget := b.partitionBudget()
 	for _, rt := range r.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -35,7 +35,7 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 		t := b.meta.Cluster().Topics[rt.Topic]
 		var limitErr error
 		if t != nil && rt.Count > int32(len(t.Partitions)) {
-			limitErr = budget.check(rt.Topic, int32(len(t.Partitions)), rt.Count, topicRF(t))
+			limitErr = b.checkPartitionCount(rt.Topic, rt.Count, topicRF(t))
 		}
 		switch {
 		case t == nil:
@@ -47,13 +47,14 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 		case limitErr != nil:
 			fail(errorCode(limitErr), limitErr.Error())
 		case r.ValidateOnly:
-			budget.take(int32(len(t.Partitions)), rt.Count, topicRF(t))
+			if err := b.meta.ValidateNewPartitions(rt.Topic, rt.Count); err != nil {
+				fail(errorCode(err), err.Error())
+			}
 		default:
 			if err := b.meta.CreatePartitions(c.ctx, rt.Topic, rt.Count); err != nil {
 				fail(errorCode(err), err.Error())
 			} else {
 				grown = true
-				budget.take(int32(len(t.Partitions)), rt.Count, topicRF(t))
 			}
 		}
 		resp.Topics = append(resp.Topics, st)

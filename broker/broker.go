@@ -21,9 +21,12 @@
 // (queued.max.request.bytes), taken by a reader before it buffers a frame
 // and given back by the writer once the response is out; a pipeline depth
 // per connection (queued.max.requests); deadlines for idle connections,
-// for a frame in progress and for writes a client does not read; and
-// partition counts (max.broker.partitions). A connection whose client
-// goes away cancels its requests' waits.
+// for a frame in progress and for writes a client does not read; a
+// broker-wide budget for Fetch responses read but not yet written
+// (queued.max.response.bytes); and partition replicas per broker
+// (max.broker.partitions, checked by the metadata state machine). A
+// connection whose client goes away cancels its requests' waits.
+// Config.MemoryLimit sets the Go runtime's memory limit to match.
 //
 // Replication. Without a controller quorum the broker is a cluster of one
 // and leads every partition. In a cluster (Config.ControllerQuorum) the
@@ -94,9 +97,16 @@ type Broker struct {
 	// requestBytes is queued.max.request.bytes: the memory requests read
 	// but not yet answered may hold, across connections (conn.go).
 	requestBytes *byteBudget
+	// fetchBytes is queued.max.response.bytes: the memory Fetch
+	// responses may hold from the log read to the write (fetch_budget.go).
+	fetchBytes *fetchBudget
 
 	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
+
+	// restoreMemoryLimit gives the Go runtime back the memory limit
+	// Config.MemoryLimit replaced (memlimit.go).
+	restoreMemoryLimit func()
 
 	// lock holds the data dir's lock file (datadir_lock.go) from Start
 	// to the end of Close.
@@ -137,6 +147,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		lock:   lock,
 
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
+		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
 	// it again, last opened first.
@@ -148,6 +159,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 			}
 		}
 	}()
+	b.restoreMemoryLimit = setMemoryLimit(cfg.MemoryLimit)
+	undo = append(undo, b.restoreMemoryLimit)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	undo = append(undo, b.cancel)
 
@@ -324,6 +337,7 @@ func (b *Broker) Close() error {
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		// Last: the data dir is free once nothing here touches it.
 		errs = append(errs, b.lock.Close())
+		b.restoreMemoryLimit()
 		b.closeErr = errors.Join(errs...)
 		b.logger.Info("broker stopped", "addr", b.advertised)
 	})
@@ -393,10 +407,11 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// register records this broker (id, advertised address, rack) in the
+// register records this broker (id, advertised address, rack, its
+// max.broker.partitions) in the
 // metadata; in a cluster that also unfences it.
 func (b *Broker) register(ctx context.Context) error {
-	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack})
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions})
 }
 
 // internalTopic reports whether a topic belongs to a coordinator

@@ -140,6 +140,31 @@ type Config struct {
 	// its connection. Default 256 MiB; it must be at least
 	// SocketRequestMaxBytes.
 	QueuedMaxRequestBytes int64
+	// QueuedMaxResponseBytes bounds the record bytes of Fetch responses
+	// read from the log but not yet written, across all connections
+	// (queued.max.response.bytes, Runnel's own, named after
+	// queued.max.request.bytes: Kafka sends records with sendfile and
+	// holds none). A fetch takes what is free, up to its fetch.max.bytes,
+	// and answers with that much; with less than message.max.bytes free it
+	// waits for room as it waits for data, then answers empty at its
+	// MaxWait. A response is charged from the moment it is read until it
+	// is written. Default 256 MiB; it must be at least message.max.bytes.
+	QueuedMaxResponseBytes int64
+	// MemoryLimit, when positive, is set as the Go runtime's soft memory
+	// limit (debug.SetMemoryLimit, GOMEMLIMIT) from Start to Close. The
+	// budgets above bound what clients make the broker hold, but the
+	// garbage collector lets the heap grow to about twice what is live
+	// (GOGC=100) before it collects, so the resident set under attack
+	// reaches about twice the budgets; under a limit the collector runs
+	// sooner instead. The limit is process-wide, which is why the default
+	// is 0 (leave the runtime alone): a broker embedded in a program
+	// shares the heap with it (an App's state stores and caches), which a
+	// limit derived from the broker's budgets does not describe, and the
+	// collector would run hot to keep the program under it. The runnel
+	// command line, where the broker is the process, sets
+	// DerivedMemoryLimit (1 GiB with the defaults) unless --memory-limit or
+	// GOMEMLIMIT says otherwise. Kafka's nearest is the JVM's -Xmx.
+	MemoryLimit int64
 	// QueuedMaxRequests bounds the requests one connection may have read
 	// but not yet answered (queued.max.requests, which Kafka applies to
 	// its shared request queue; Runnel applies it per connection). The
@@ -158,11 +183,16 @@ type Config struct {
 	// FetchMaxWait caps the MaxWait of a Fetch (a consumer's
 	// fetch.max.wait.ms): a longer wait is cut to it. Default 30 seconds.
 	FetchMaxWait time.Duration
-	// MaxBrokerPartitions bounds the partitions this broker holds
-	// (max.broker.partitions, KIP-578). A CreateTopics or
-	// CreatePartitions that would pass it fails with POLICY_VIOLATION,
-	// one topic asking for more than it with INVALID_PARTITIONS, and
-	// nothing is created. Default 10,000.
+	// MaxBrokerPartitions bounds the partition replicas assigned to this
+	// broker (max.broker.partitions, KIP-578). The broker registers it
+	// with the metadata, whose state machine refuses with
+	// POLICY_VIOLATION a CreateTopics, CreatePartitions or auto-creation
+	// that would put more replicas on a broker than its own limit,
+	// counting concurrent requests in commit order; a topic that could
+	// not fit under all live brokers' limits together gets
+	// INVALID_PARTITIONS before it is placed. Nothing of a refused topic
+	// is created. Internal topics count but are never refused.
+	// Default 10,000.
 	MaxBrokerPartitions int32
 
 	// Group coordinator.
@@ -250,6 +280,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.QueuedMaxRequestBytes == 0 {
 		c.QueuedMaxRequestBytes = 256 << 20
+	}
+	if c.QueuedMaxResponseBytes == 0 {
+		c.QueuedMaxResponseBytes = 256 << 20
 	}
 	if c.QueuedMaxRequests == 0 {
 		c.QueuedMaxRequests = 64
@@ -401,6 +434,12 @@ func (c *Config) Validate() error {
 	if c.QueuedMaxRequestBytes < int64(c.SocketRequestMaxBytes) {
 		bad("queued.max.request.bytes %d must be at least socket.request.max.bytes %d", c.QueuedMaxRequestBytes, c.SocketRequestMaxBytes)
 	}
+	if c.QueuedMaxResponseBytes < int64(c.MaxMessageBytes) {
+		bad("queued.max.response.bytes %d must be at least message.max.bytes %d", c.QueuedMaxResponseBytes, c.MaxMessageBytes)
+	}
+	if c.MemoryLimit < 0 {
+		bad("memory limit %d is negative (0 means none)", c.MemoryLimit)
+	}
 	if c.QueuedMaxRequests < 1 {
 		bad("queued.max.requests %d must be at least 1", c.QueuedMaxRequests)
 	}
@@ -476,6 +515,8 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "producer.id.expiration.ms=%d\n", c.ProducerIDExpiration.Milliseconds())
 	fmt.Fprintf(&b, "socket.request.max.bytes=%d\n", c.SocketRequestMaxBytes)
 	fmt.Fprintf(&b, "queued.max.request.bytes=%d\n", c.QueuedMaxRequestBytes)
+	fmt.Fprintf(&b, "queued.max.response.bytes=%d\n", c.QueuedMaxResponseBytes)
+	fmt.Fprintf(&b, "memory.limit=%d\n", c.MemoryLimit)
 	fmt.Fprintf(&b, "queued.max.requests=%d\n", c.QueuedMaxRequests)
 	fmt.Fprintf(&b, "connections.max.idle.ms=%d\n", c.ConnectionsMaxIdle.Milliseconds())
 	fmt.Fprintf(&b, "request.read.timeout.ms=%d\n", c.RequestReadTimeout.Milliseconds())

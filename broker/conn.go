@@ -69,6 +69,11 @@ type conn struct {
 	// queued.max.requests, so a client that pipelines requests and never
 	// reads the responses stops being read.
 	queue chan inflight
+	// respCharge is what the response being finished holds of the
+	// broker's fetch budget (queued.max.response.bytes), set by a Fetch's
+	// finisher and given back once the response is written. Only the
+	// writer goroutine touches it.
+	respCharge int64
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -320,7 +325,7 @@ func (c *conn) writeLoop() {
 	for item := range c.queue {
 		resp := c.finish(item)
 		if resp == nil {
-			c.b.requestBytes.release(item.charge)
+			c.releaseResponse(item)
 			continue
 		}
 		buf = appendResponse(buf[:0], item.req, resp)
@@ -328,11 +333,19 @@ func (c *conn) writeLoop() {
 		if c.ctx.Err() == nil {
 			c.write(w, buf)
 		}
-		c.b.requestBytes.release(item.charge)
+		c.releaseResponse(item)
 		if cap(buf) > maxSpareFrame {
 			buf = nil
 		}
 	}
+}
+
+// releaseResponse gives back what a request and its response held of the
+// broker's budgets, once the response is written or dropped.
+func (c *conn) releaseResponse(item inflight) {
+	c.b.requestBytes.release(item.charge)
+	c.b.fetchBytes.release(c.respCharge)
+	c.respCharge = 0
 }
 
 // write sends one framed response, flushing when nothing else is ready so

@@ -62,7 +62,8 @@ func runChildBroker(dir string) int {
 	if v, err := strconv.ParseFloat(os.Getenv(childEnv+"_CLEANER_IO"), 64); err == nil {
 		cfg.LogCleanerIOBytesPerSecond, cfg.LogCleanerBackoff = v, 10*time.Millisecond // compaction_test.go
 	}
-	clusterChildConfig(&cfg) // replication_test.go
+	clusterChildConfig(&cfg)        // replication_test.go
+	partitionLimitChildConfig(&cfg) // abuse_partitions_test.go
 	b, err := broker.Start(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)

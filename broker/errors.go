@@ -20,7 +20,7 @@ func errorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, meta.ErrInvalidTopic):
 		return kerr.InvalidTopicException.Code
-	case errors.Is(err, errPartitionCapacity):
+	case errors.Is(err, meta.ErrPartitionLimit):
 		return kerr.PolicyViolation.Code
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code

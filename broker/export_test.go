@@ -43,6 +43,14 @@ func (b *Broker) ExpireTransactionalIDs() { b.txns.ExpireIDs() }
 // requests read but not yet answered.
 func (b *Broker) RequestBytesInUse() int64 { return b.requestBytes.inUse() }
 
+// FetchResponseBytesInUse is the part of queued.max.response.bytes held
+// by Fetch responses read but not yet written, and FetchResponseBytesPeak
+// the most it has been.
+func (b *Broker) FetchResponseBytesInUse() int64 { return b.fetchBytes.inUse() }
+
+// FetchResponseBytesPeak: see FetchResponseBytesInUse.
+func (b *Broker) FetchResponseBytesPeak() int64 { return b.fetchBytes.maxInUse() }
+
 // OpenConnections is the number of client connections being served.
 func (b *Broker) OpenConnections() int {
 	b.connsMu.Lock()

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -10,65 +9,51 @@ import (
 // Limits on what one client can make the broker hold. Each mirrors a Kafka
 // broker property (see the Config fields of the same names):
 //
-//   - max.broker.partitions: partitions created by CreateTopics,
-//     CreatePartitions and auto-creation (this file);
+//   - max.broker.partitions: the partition replicas assigned to each
+//     broker, by CreateTopics, CreatePartitions and auto-creation. Each
+//     broker registers its limit with the metadata, and the metadata
+//     state machine refuses (meta.ErrPartitionLimit, POLICY_VIOLATION) a
+//     new topic or partitions that would put more replicas on a broker
+//     than its limit, counting requests in the order they commit, so
+//     racing requests cannot pass it together (KIP-578). Before that, a
+//     request that could never fit is refused here (INVALID_PARTITIONS)
+//     before its partitions are even placed;
 //   - socket.request.max.bytes, queued.max.request.bytes,
 //     queued.max.requests, connections.max.idle.ms and the request read
 //     timeout: what a connection may buffer and for how long (conn.go,
 //     budget.go);
+//   - queued.max.response.bytes: the records Fetch responses hold until
+//     written (fetch_budget.go);
 //   - message.max.bytes: a batch's size, compressed and decompressed
 //     (package log's produce validation);
 //   - a Fetch's MaxWait, capped at FetchMaxWait (01_fetch.go).
 
-// Sentinels for partition limits, mapped to Kafka codes by errorCode.
-var (
-	// errTooManyPartitions: one topic asks for more partitions than a
-	// broker may hold (INVALID_PARTITIONS).
-	errTooManyPartitions = fmt.Errorf("%w: more than max.broker.partitions", meta.ErrInvalidPartitions)
-	// errPartitionCapacity: the partitions asked for would take the
-	// cluster past max.broker.partitions per broker (POLICY_VIOLATION).
-	errPartitionCapacity = errors.New("broker: partition limit reached")
-)
+// errTooManyPartitions: a topic asks for more partition replicas than
+// every live broker together may hold (INVALID_PARTITIONS).
+var errTooManyPartitions = fmt.Errorf("%w: more than max.broker.partitions", meta.ErrInvalidPartitions)
 
-// partitionBudget tracks, while one request is served, how many partition
-// replicas the cluster may still take under max.broker.partitions per
-// registered broker. It is a check made before the metadata change, not
-// inside it: two requests racing each other can pass it together, so the
-// bound may be overshot by what one request may create, never more.
-type partitionBudget struct {
-	limit     int32 // max.broker.partitions
-	remaining int64 // replicas the cluster may still take
-}
-
-func (b *Broker) partitionBudget() *partitionBudget {
-	cl := b.meta.Cluster()
-	var used int64
-	for _, t := range cl.Topics {
-		for _, p := range t.Partitions {
-			used += int64(len(p.Replicas))
+// checkPartitionCount refuses a topic of total partitions with rf replicas
+// each that could not fit even in an empty cluster: more replicas than
+// the live brokers' max.broker.partitions add up to. It bounds the
+// placement a request may ask the metadata store to compute; whether the
+// partitions fit beside the others is the state machine's to decide.
+func (b *Broker) checkPartitionCount(topic string, total int32, rf int16) error {
+	var room int64
+	for _, br := range b.meta.Cluster().Brokers {
+		if br.Fenced {
+			continue
 		}
+		limit := br.MaxPartitions
+		if limit <= 0 {
+			// Registered by a broker that predates the limit.
+			limit = b.cfg.MaxBrokerPartitions
+		}
+		room += int64(limit)
 	}
-	brokers := int64(max(len(cl.Brokers), 1))
-	return &partitionBudget{
-		limit:     b.cfg.MaxBrokerPartitions,
-		remaining: int64(b.cfg.MaxBrokerPartitions)*brokers - used,
-	}
-}
-
-// check reports whether a topic may grow to total partitions from have,
-// each with rf replicas.
-func (pb *partitionBudget) check(topic string, have, total int32, rf int16) error {
-	if total > pb.limit {
-		return fmt.Errorf("%w: topic %s asks for %d partitions, max.broker.partitions is %d", errTooManyPartitions, topic, total, pb.limit)
-	}
-	need := int64(total-have) * int64(max(rf, 1))
-	if need > pb.remaining {
-		return fmt.Errorf("%w: topic %s needs %d more partition replicas, %d remain under max.broker.partitions=%d", errPartitionCapacity, topic, need, max(pb.remaining, 0), pb.limit)
+	room = max(room, int64(b.cfg.MaxBrokerPartitions))
+	if need := int64(total) * int64(max(rf, 1)); need > room {
+		return fmt.Errorf("%w: topic %s asks for %d partitions of %d replicas, the live brokers' max.broker.partitions add up to %d",
+			errTooManyPartitions, topic, total, max(rf, 1), room)
 	}
 	return nil
-}
-
-// take records that a checked growth went ahead.
-func (pb *partitionBudget) take(have, total int32, rf int16) {
-	pb.remaining -= int64(total-have) * int64(max(rf, 1))
 }

@@ -7,6 +7,7 @@
 //
 //	cd bench && go run ./abusebench            # about 3 minutes
 //	cd bench && go run ./abusebench -quick     # smaller attacks, under a minute
+//	cd bench && go run ./abusebench -only slow,stalled   # some phases
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -33,7 +35,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-var quick = flag.Bool("quick", false, "smaller attacks")
+var (
+	quick    = flag.Bool("quick", false, "smaller attacks")
+	only     = flag.String("only", "", "run only the phases whose name contains one of these comma-separated words")
+	memLimit = flag.String("memory-limit", "", "passed to the broker as -memory-limit (default: the broker's own, derived from its budgets; 0: none)")
+)
 
 func main() {
 	flag.Parse()
@@ -60,7 +66,7 @@ func run() error {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker").CombinedOutput(); err != nil {
 		return fmt.Errorf("build: %v\n%s", err, out)
 	}
-	fmt.Printf("each phase on a fresh broker (bench/cmd/runnelbroker, default configuration)\n\n")
+	fmt.Printf("each phase on a fresh broker (bench/cmd/runnelbroker, default configuration, -memory-limit %q)\n\n", *memLimit)
 	fmt.Printf("%-48s %8s %9s %10s %6s\n", "phase", "idle MiB", "peak MiB", "after MiB", "fds")
 
 	steps := []struct {
@@ -78,6 +84,18 @@ func run() error {
 			func(addr string) error { return abandonedPolls(addr, 300) }},
 		{fmt.Sprintf("10 clients x 64 pipelined fetches of %d MiB, unread", size(40, 8)), map[string]int32{"big": 1}, size(40, 8) << 20,
 			func(addr string) error { return pipelinedFetches(addr, 10, 64) }},
+		{fmt.Sprintf("20 slow readers fetching %d MiB (fetch.max.bytes 64 MiB)", size(40, 8)), map[string]int32{"big": 1}, size(40, 8) << 20,
+			func(addr string) error { return slowReaders(addr, 20, 15*time.Second) }},
+		{fmt.Sprintf("both: 8 stalled senders + 20 slow readers of %d MiB", size(40, 8)), map[string]int32{"big": 1}, size(40, 8) << 20,
+			func(addr string) error {
+				errs := make(chan error, 1)
+				go func() { errs <- slowSenders(addr, 8, 100<<20) }()
+				err := slowReaders(addr, 20, 15*time.Second)
+				if serr := <-errs; err == nil {
+					err = serr
+				}
+				return err
+			}},
 		{"OffsetFetch v7, 5.6 M topics in 16 MiB", nil, 0,
 			func(addr string) error { return offsetFetchAmplification(addr, 16<<20) }},
 		{fmt.Sprintf("4 zstd bombs (%d MiB of zeros) + ListOffsets", size(1<<10, 64)), map[string]int32{"load": 1}, 0,
@@ -85,6 +103,9 @@ func run() error {
 		{"CreateTopics with 100,000 partitions", nil, 0, hugeTopic},
 	}
 	for i, s := range steps {
+		if !selected(s.name) {
+			continue
+		}
 		if err := phase(bin, filepath.Join(tmp, fmt.Sprint("data", i)), s.name, s.topics, s.fill, s.fn); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -92,11 +113,27 @@ func run() error {
 	return nil
 }
 
+func selected(name string) bool {
+	if *only == "" {
+		return true
+	}
+	for _, w := range strings.Split(*only, ",") {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // phase runs fn against a fresh broker and prints its RSS when idle, at
 // its peak while fn ran, and 5 seconds after fn returned, and its open
 // descriptors then.
 func phase(bin, dir, name string, topics map[string]int32, fill int, fn func(addr string) error) error {
-	cmd := exec.Command(bin, "-data-dir", dir)
+	args := []string{"-data-dir", dir}
+	if *memLimit != "" {
+		args = append(args, "-memory-limit", *memLimit)
+	}
+	cmd := exec.Command(bin, args...)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -235,8 +272,10 @@ func manyClients(addr string, n int) error {
 	return <-errs
 }
 
+// fillTopic produces n bytes of 100 KiB records to topic, uncompressed:
+// franz-go would otherwise compress the zeros to almost nothing.
 func fillTopic(addr, topic string, n int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
@@ -347,6 +386,52 @@ func pipelinedFetches(addr string, clients, depth int) error {
 		c.Close()
 	}
 	return nil
+}
+
+// slowReaders has each of n clients fetch the whole of "big" over and over
+// for d, reading each response at about 3 MiB/s: the broker holds what it
+// has built for them until they have read it.
+func slowReaders(addr string, n int, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for corr := int32(i << 16); time.Now().Before(deadline); corr++ {
+				if _, err := c.Write(frame(fetchReq("big", 500), corr)); err != nil {
+					errs <- err
+					return
+				}
+				var size [4]byte
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				if _, err := io.ReadFull(c, size[:]); err != nil {
+					errs <- err
+					return
+				}
+				for left := int(binary.BigEndian.Uint32(size[:])); left > 0; {
+					k, err := c.Read(buf[:min(left, len(buf))])
+					if err != nil {
+						errs <- err
+						return
+					}
+					left -= k
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 func offsetFetchAmplification(addr string, frameSize int) error {

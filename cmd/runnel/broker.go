@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -31,6 +32,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	// broker.Config default, which the help text gives.
 	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame, `BYTES` (socket.request.max.bytes; default 104857600)")
 	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "`BYTES` all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
+	fs.Int64Var(&cfg.QueuedMaxResponseBytes, "queued-max-response-bytes", 0, "`BYTES` all Fetch responses read but not yet written may hold (queued.max.response.bytes; default 268435456)")
+	memoryLimit := fs.String("memory-limit", "auto", "the Go runtime's memory limit (GOMEMLIMIT) in `BYTES`, 0 for none, or auto (the default): queued.max.request.bytes + queued.max.response.bytes + 512 MiB (1 GiB with their defaults) unless GOMEMLIMIT is set")
 	fs.IntVar(&cfg.QueuedMaxRequests, "queued-max-requests", 0, "`N` requests one connection may have in flight (queued.max.requests; default 64)")
 	fs.DurationVar(&cfg.ConnectionsMaxIdle, "connections-max-idle", 0, "close a connection idle `DURATION` (connections.max.idle.ms; default 10m)")
 	fs.DurationVar(&cfg.RequestReadTimeout, "request-read-timeout", 0, "drop a client that takes longer to send one request frame (default 30s)")
@@ -67,6 +70,9 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	if *maxPartitions < 0 || *maxPartitions > 1<<31-1 {
 		return usagef(fs, "--max-broker-partitions %d is out of range", *maxPartitions)
+	}
+	if cfg.MemoryLimit, err = memoryLimitFlag(*memoryLimit, cfg, e.getenv("GOMEMLIMIT")); err != nil {
+		return usagef(fs, "--memory-limit: %v", err)
 	}
 	cfg.SocketRequestMaxBytes = int32(*socketMax)
 	cfg.MaxBrokerPartitions = int32(*maxPartitions)
@@ -106,4 +112,22 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	cfg.Logger.Info("shut down cleanly", "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// memoryLimitFlag turns --memory-limit into Config.MemoryLimit: a number
+// of bytes, 0 for none, or "auto" for the limit derived from the budgets
+// in cfg, unless GOMEMLIMIT (gomemlimit) already set one for the runtime.
+func memoryLimitFlag(v string, cfg broker.Config, gomemlimit string) (int64, error) {
+	if v != "auto" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("%q: want a number of bytes, 0 or auto", v)
+		}
+		return n, nil
+	}
+	if gomemlimit != "" {
+		return 0, nil
+	}
+	cfg.EnsureDefaults()
+	return cfg.DerivedMemoryLimit(), nil
 }

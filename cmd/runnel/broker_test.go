@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runnel-dev/runnel/broker"
 )
 
 var (
@@ -337,4 +339,28 @@ func buildCommand(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// --memory-limit: auto derives the limit from the budgets unless
+// GOMEMLIMIT is set; a number is taken as is, 0 meaning none.
+func TestMemoryLimitFlag(t *testing.T) {
+	for _, c := range []struct {
+		v, env string
+		cfg    broker.Config
+		want   int64
+		bad    bool
+	}{
+		{v: "auto", want: 1 << 30},
+		{v: "auto", cfg: broker.Config{QueuedMaxRequestBytes: 100 << 20, QueuedMaxResponseBytes: 50 << 20}, want: 662 << 20},
+		{v: "auto", env: "2GiB", want: 0},
+		{v: "0", want: 0},
+		{v: "123456789", env: "2GiB", want: 123456789},
+		{v: "-1", bad: true},
+		{v: "1GiB", bad: true},
+	} {
+		got, err := memoryLimitFlag(c.v, c.cfg, c.env)
+		if (err != nil) != c.bad || got != c.want {
+			t.Errorf("--memory-limit %s with GOMEMLIMIT=%q: %d, %v; want %d, error %t", c.v, c.env, got, err, c.want, c.bad)
+		}
+	}
 }

@@ -3,6 +3,10 @@
 // /proc. It is the same broker.Start the runnel command line uses, with the
 // default configuration: every acknowledged batch is fsynced (group commit).
 //
+// Like the runnel command line, it sets the Go runtime's memory limit
+// derived from the broker's budgets (broker.Config.DerivedMemoryLimit,
+// 1 GiB) unless GOMEMLIMIT is set or -memory-limit says otherwise (0: none).
+//
 // It prints "runnel broker listening on HOST:PORT" once it accepts
 // connections and runs until SIGINT or SIGTERM.
 //
@@ -28,15 +32,24 @@ import (
 func main() {
 	dataDir := flag.String("data-dir", "", "broker data directory (required)")
 	listen := flag.String("listen", "127.0.0.1:0", "Kafka protocol listener address")
+	memoryLimit := flag.Int64("memory-limit", -1, "the Go runtime's memory limit in bytes; 0: none; default: derived from the budgets unless GOMEMLIMIT is set")
 	flag.Parse()
 
-	if err := run(*dataDir, *listen); err != nil {
+	cfg := broker.Config{DataDir: *dataDir, Listen: *listen, MemoryLimit: *memoryLimit}
+	if *memoryLimit < 0 {
+		cfg.MemoryLimit = 0
+		if os.Getenv("GOMEMLIMIT") == "" {
+			cfg.EnsureDefaults()
+			cfg.MemoryLimit = cfg.DerivedMemoryLimit()
+		}
+	}
+	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "runnelbroker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir, listen string) error {
+func run(cfg broker.Config) error {
 	if path := os.Getenv("RUNNEL_CPUPROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -52,7 +65,7 @@ func run(dataDir, listen string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	b, err := broker.Start(ctx, broker.Config{DataDir: dataDir, Listen: listen})
+	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

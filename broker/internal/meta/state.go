@@ -52,6 +52,10 @@ type Broker struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+	// MaxPartitions is the broker's max.broker.partitions: the partition
+	// replicas it may be assigned, checked as topics and partitions are
+	// created (limits.go). 0 means no limit.
+	MaxPartitions int32 `json:"maxPartitions,omitempty"`
 	// Fenced is set by the controller when the broker stops heartbeating
 	// (broker.session.timeout.ms): it leads nothing and is in no ISR it
 	// could be left out of, and clients are not told of it.
@@ -229,6 +233,9 @@ func (s *state) apply(c *command) error {
 				return fmt.Errorf("meta: topic id %s already in use", t.IDString())
 			}
 		}
+		if err := checkPartitionLimits(s.Brokers, s.Topics, t.Name, t.Internal, t.Partitions); err != nil {
+			return err
+		}
 		s.Topics[t.Name] = cloneTopic(t)
 		return nil
 	case opDeleteTopic:
@@ -244,6 +251,9 @@ func (s *state) apply(c *command) error {
 		}
 		if int(c.Count) != len(t.Partitions)+len(c.Partitions) || len(c.Partitions) == 0 {
 			return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, c.Name, len(t.Partitions))
+		}
+		if err := checkPartitionLimits(s.Brokers, s.Topics, c.Name, t.Internal, c.Partitions); err != nil {
+			return err
 		}
 		nt := cloneTopic(t)
 		for i, p := range c.Partitions {

@@ -404,13 +404,7 @@ func (s *Store) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, error)
 	if cl.Topics[spec.Name] != nil {
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, spec.Name)
 	}
-	var parts []Partition
-	var err error
-	if len(spec.Assignments) > 0 {
-		parts, err = manualReplicas(cl.Brokers, spec.Assignments)
-	} else {
-		parts, err = placeReplicas(cl.Brokers, 0, spec.NumPartitions, spec.ReplicationFactor)
-	}
+	parts, err := placeTopic(cl, spec)
 	if err != nil {
 		return nil, err
 	}

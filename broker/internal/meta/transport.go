@@ -215,6 +215,7 @@ var sentinels = map[string]error{
 	"stale-partition":     ErrStalePartitionEpoch,
 	"ineligible-replica":  ErrIneligibleReplica,
 	"unknown-broker":      ErrUnknownBroker,
+	"partition-limit":     ErrPartitionLimit,
 }
 
 func encodeError(err error) forwardResponse {
