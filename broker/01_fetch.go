@@ -139,10 +139,23 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			// then take what is free (queued.max.response.bytes). The
 			// writer gives back the last charge once it has written
 			// the response.
+			//
+			// A follower's fetch is not charged: replication must not
+			// wait behind slow consumers, or the ISR would shrink under
+			// client load (Kafka keeps replication outside client
+			// limits too). Followers are few and each asks for at most
+			// replica.fetch.max.bytes, so what they hold stays bounded.
 			b.fetchBytes.release(c.respCharge)
-			reserved := b.fetchBytes.reserve(int64(want))
+			reserved := int64(want)
+			if replica < 0 {
+				reserved = b.fetchBytes.reserve(int64(want))
+			}
 			total, failed := fillFetch(b, resp, parts, readCommitted, replica >= 0, int32(min(int64(want), reserved)))
-			c.respCharge = b.fetchBytes.settle(reserved, int64(total))
+			if replica < 0 {
+				c.respCharge = b.fetchBytes.settle(reserved, int64(total))
+			} else {
+				c.respCharge = 0
+			}
 			if failed || total >= int(r.MinBytes) || r.MinBytes <= 0 {
 				return resp
 			}
