@@ -26,7 +26,6 @@ import (
 	"container/list"
 
 	"github.com/runnel-dev/runnel/state"
-	"github.com/runnel-dev/runnel/state/internal/treap"
 )
 
 // entryOverhead is the bytes an entry is charged beyond its key and value,
@@ -261,7 +260,7 @@ func (t *table) evict(e *entry, flush func(*entry) error, drop func(*entry)) err
 type KeyValueStore struct {
 	table
 	inner    state.KeyValueStore
-	dirty    *treap.Map[[]byte, []byte] // values of the dirty entries, for iterators
+	dirty    dirtyIndex[[]byte] // values of the dirty entries, for iterators
 	listener FlushListener
 	now      state.RecordTime
 	flushing *entry // the entry being flushed, whose timestamp the changelog gets
@@ -282,7 +281,7 @@ func NewKeyValueStore(c *Cache, inner state.KeyValueStore, listener FlushListene
 	if now == nil {
 		now = func() int64 { return 0 }
 	}
-	return &KeyValueStore{table: newTable(c), inner: inner, dirty: treap.New[[]byte, []byte](bytes.Compare), listener: listener, now: now}
+	return &KeyValueStore{table: newTable(c), inner: inner, dirty: newDirtyIndex(bytes.Compare, func(e *entry) []byte { return e.key }), listener: listener, now: now}
 }
 
 // Name implements state.Store.
@@ -297,6 +296,7 @@ func (s *KeyValueStore) Flush() error {
 			return err
 		}
 	}
+	s.dirty.release(s.order)
 	return s.inner.Flush()
 }
 
@@ -372,7 +372,7 @@ func (s *KeyValueStore) Restore(key, value []byte) error {
 // drop implements evicter.
 func (s *KeyValueStore) drop(e *entry) {
 	if e.ord != nil {
-		s.dirty.Delete(e.key)
+		s.dirty.delete(e)
 	}
 	s.remove(e)
 }
@@ -391,7 +391,7 @@ func (s *KeyValueStore) flushEntry(e *entry) error {
 	}
 	// e is clean before the store below and the listener see it: they may
 	// read this store, or write it again.
-	s.dirty.Delete(e.key)
+	s.dirty.delete(e)
 	s.cleaned(e)
 	if e.value == nil && old == nil {
 		return nil // deleting what the store below never had: no tombstone
@@ -438,7 +438,7 @@ func (s *KeyValueStore) Put(key, value []byte) error {
 		e = &entry{store: s, mk: string(k), key: k, base: int64(len(k) + entryOverhead)}
 	}
 	s.write(e, value, s.now())
-	s.dirty.Set(e.key, value)
+	s.dirty.set(e)
 	return s.c.evict()
 }
 
