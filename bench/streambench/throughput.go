@@ -102,7 +102,8 @@ type throughputResult struct {
 	started, first, done, closed time.Duration
 	commits                      int64
 	cpu                          time.Duration // this process's CPU time during the run
-	gcCPU                        time.Duration // of cpu, the Go runtime's estimate of the garbage collector's
+	allocated                    uint64        // bytes the process allocated on the heap during the run
+	live                         uint64        // heap bytes live when every record was processed
 }
 
 func (r throughputResult) recordsPerSec() float64 { return float64(r.input) / r.closed.Seconds() }
@@ -114,13 +115,10 @@ func (r throughputResult) cpuPerRecord() float64 {
 	return float64(r.cpu.Microseconds()) / float64(r.input)
 }
 
-// gcShare is the fraction of the process's CPU time the garbage collector
-// took, as the Go runtime estimates it.
-func (r throughputResult) gcShare() float64 {
-	if r.cpu <= 0 {
-		return 0
-	}
-	return r.gcCPU.Seconds() / r.cpu.Seconds()
+// allocPerRecord is the bytes the process allocated per input record: the
+// garbage collector's work follows it.
+func (r throughputResult) allocPerRecord() float64 {
+	return float64(r.allocated) / float64(r.input)
 }
 
 // throughput produces w's input, then runs w's app on it once under each
@@ -143,9 +141,9 @@ func (b *bench) throughput(w workload) error {
 			return err
 		}
 		b.throughputs = append(b.throughputs, r)
-		b.prog.printf("%s %s: %.0f input records/s (%d records processed in %v, %d commits, %.1f cores, %.1f µs of CPU per record, %.0f%% of it GC)",
+		b.prog.printf("%s %s: %.0f input records/s (%d records processed in %v, %d commits, %.1f cores, %.1f µs of CPU and %.0f bytes allocated per record, %.0f MB live at the end)",
 			w.name, g, r.recordsPerSec(), r.processed, r.closed.Round(time.Millisecond), r.commits, r.cpu.Seconds()/r.closed.Seconds(),
-			r.cpuPerRecord(), 100*r.gcShare())
+			r.cpuPerRecord(), r.allocPerRecord(), float64(r.live)/1e6)
 	}
 	return nil
 }
@@ -230,7 +228,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	in := app.Options()
 	b.prog.printf("%s %s: running %s", w.name, g, in.String())
 	shortInterval := in.CommitInterval <= time.Second
-	cpu0, gc0 := cpuTime(), gcCPUTime()
+	cpu0, alloc0 := cpuTime(), heapStats().allocated
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
 		return res, fmt.Errorf("%s: start: %w", id, err)
@@ -257,6 +255,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 		if res.done == 0 && m.RecordsProcessed >= w.processed {
 			res.done = now.Sub(start)
 			commitsAtDone = m.Commits
+			res.live = heapStats().live
 			if err := b.writeHeapProfile(w.name + "-" + g.String()); err != nil {
 				app.Close()
 				return res, err
@@ -290,7 +289,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	}
 	res.closed = time.Since(start)
 	b.prog.printf("  all processed after %v, closed after %v, metrics %+v", res.done.Round(time.Millisecond), res.closed.Round(time.Millisecond), app.Metrics())
-	res.cpu, res.gcCPU = cpuTime()-cpu0, gcCPUTime()-gc0
+	res.cpu, res.allocated = cpuTime()-cpu0, heapStats().allocated-alloc0
 	m := app.Metrics()
 	res.processed, res.commits = m.RecordsProcessed, m.Commits
 	if m.RecordsProcessed != w.processed {
@@ -308,13 +307,21 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// gcCPUTime returns the Go runtime's estimate of the CPU time the garbage
-// collector has taken in this process so far (its mark and pause phases).
-func gcCPUTime() time.Duration {
-	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+// heap is what the Go runtime reports of this process's heap.
+type heap struct {
+	allocated uint64 // bytes allocated so far, cumulative
+	live      uint64 // bytes live after the latest garbage collection
+}
+
+func heapStats() heap {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindFloat64 {
-		return 0
+	var h heap
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		h.allocated = s[0].Value.Uint64()
 	}
-	return time.Duration(s[0].Value.Float64() * float64(time.Second))
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		h.live = s[1].Value.Uint64()
+	}
+	return h
 }
