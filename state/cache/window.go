@@ -155,9 +155,10 @@ func (s *WindowStore) indexKey(key []byte, start int64) []byte {
 // start.
 func (s *WindowStore) newEntry(key []byte, start int64) *entry {
 	ck := state.WindowChangelogKey(key, start, 0)
+	mk := string(s.indexKey(key, start))
 	return &entry{
-		store: s, mk: string(s.indexKey(key, start)), key: ck, start: start,
-		base: int64(len(key) + 8 + entryOverhead),
+		store: s, mk: mk, key: ck, start: start,
+		base: int64(len(mk) + len(ck) + entryOverhead),
 	}
 }
 
