@@ -354,6 +354,7 @@ func (r *runner) updateLag(p kgo.FetchTopicPartition) {
 		if !ok {
 			continue
 		}
+		r.checkReset(t, p)
 		if n := len(p.Records); n > 0 {
 			t.m.next[p.Topic] = p.Records[n-1].Offset + 1
 		}

@@ -38,8 +38,9 @@ type promMetrics struct {
 	deserErrors    *prometheus.CounterVec // task
 	prodErrors     *prometheus.CounterVec // task
 	replacements   prometheus.Counter
-	state          *prometheus.GaugeVec // state
-	stalled        *prometheus.GaugeVec // task
+	state          *prometheus.GaugeVec   // state
+	stalled        *prometheus.GaugeVec   // task
+	offsetResets   *prometheus.CounterVec // task, topic
 }
 
 func newPromMetrics(app string) *promMetrics {
@@ -77,12 +78,14 @@ func newPromMetrics(app string) *promMetrics {
 		replacements:  counter("worker_replacements_total", "Workers replaced after a failure (UncaughtError(ReplaceWorker))."),
 		state:         gaugeVec("state", "1 for the application's current state (Kafka Streams' KafkaStreams.State), 0 for the others.", "state"),
 		stalled:       gaugeVec("task_stalled", "1 while the task has input to read and its position has not moved for the stall timeout (StallTimeout), else 0.", "task"),
+		offsetResets: counterVec("offset_resets_total", "Times the task's position in an input partition fell below the partition's log start (retention or DeleteRecords removed records it had not read) and reading resumed at the log start, skipping those records.",
+			"task", "topic"),
 	}
 }
 
 func (m *promMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.processed, m.processLatency, m.e2eLatency, m.lag, m.commitLatency, m.commits, m.aborts,
-		m.restored, m.restoreRemain, m.restoreRate, m.dropped, m.cacheHitRatio, m.deserErrors, m.prodErrors, m.replacements, m.state, m.stalled}
+		m.restored, m.restoreRemain, m.restoreRate, m.dropped, m.cacheHitRatio, m.deserErrors, m.prodErrors, m.replacements, m.state, m.stalled, m.offsetResets}
 }
 
 // register registers the instruments with reg, all or none.

@@ -30,6 +30,7 @@ type bench struct {
 	childProfile string
 	verbose      bool
 	cpuprofile   string
+	memprofile   string
 	// commitInterval, when positive, is the throughput apps' commit
 	// interval under both guarantees.
 	commitInterval time.Duration

@@ -63,6 +63,7 @@ func main() {
 		workloads  = flag.String("workloads", strings.Join(defaultWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds; restart-embedded adds about 80 s)")
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
+		memprofile = flag.String("memprofile", "", "write a heap profile of this process when each throughput run has processed every record (before it closes), to this file name with the run's name inserted before the extension")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
@@ -88,7 +89,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():

@@ -84,11 +84,12 @@ func guaranteeName(g runnel.Guarantee) string {
 
 // throughputTable: one row per app run.
 func (b *bench) throughputTable() *table {
-	t := &table{header: []string{"workload", "guarantee", "input records", "records processed", "Start ms", "first record ms", "all processed ms", "closed ms", "records/s", "commits", "cores used"}}
+	t := &table{header: []string{"workload", "guarantee", "input records", "records processed", "Start ms", "first record ms", "all processed ms", "closed ms", "records/s", "commits", "cores used", "CPU µs/record", "alloc B/record", "live heap MB"}}
 	for _, r := range b.throughputs {
 		t.add(r.workload, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), ms(r.started), ms(r.first),
 			ms(r.done), ms(r.closed), fmt.Sprintf("%.0f", r.recordsPerSec()), fmt.Sprint(r.commits),
-			fmt.Sprintf("%.2f", r.cpu.Seconds()/r.closed.Seconds()))
+			fmt.Sprintf("%.2f", r.cpu.Seconds()/r.closed.Seconds()), fmt.Sprintf("%.1f", r.cpuPerRecord()),
+			fmt.Sprintf("%.0f", r.allocPerRecord()), fmt.Sprintf("%.0f", float64(r.live)/1e6))
 	}
 	return t
 }
@@ -170,7 +171,8 @@ func (b *bench) settings() []string {
 			fmt.Sprintf("wordcount: %d lines of 3-7 words (10,000-word vocabulary), FlatMapValues, GroupBy word (repartition), Count", b.records),
 			fmt.Sprintf("q5: %d bids keyed by auction id (10,000 auctions), %d per ms of event time, Count per auction in hopping windows of 10 s every 2 s", b.records, bidsPerMs),
 			"q5-suppress-uncached: q5's input and count (1 s of grace), then Suppress(UntilWindowCloses), with CacheBytes(0)",
-			"records/s: input records / (Start to Close: every record processed, then the last commit)")
+			"records/s: input records / (Start to Close: every record processed, then the last commit)",
+			"CPU µs/record: this process's user+system CPU time (app and broker) over the same span, per input record; alloc B/record: heap bytes allocated over the same span per input record; live heap MB: live after the latest garbage collection when every record was processed")
 	}
 	return s
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -100,9 +102,24 @@ type throughputResult struct {
 	started, first, done, closed time.Duration
 	commits                      int64
 	cpu                          time.Duration // this process's CPU time during the run
+	allocated                    uint64        // bytes the process allocated on the heap during the run
+	live                         uint64        // heap bytes live when every record was processed
 }
 
 func (r throughputResult) recordsPerSec() float64 { return float64(r.input) / r.closed.Seconds() }
+
+// cpuPerRecord is the process's CPU time (user and system, the broker's
+// included) per input record, in microseconds: unlike records/s it hardly
+// depends on how much of the machine the run was given.
+func (r throughputResult) cpuPerRecord() float64 {
+	return float64(r.cpu.Microseconds()) / float64(r.input)
+}
+
+// allocPerRecord is the bytes the process allocated per input record: the
+// garbage collector's work follows it.
+func (r throughputResult) allocPerRecord() float64 {
+	return float64(r.allocated) / float64(r.input)
+}
 
 // throughput produces w's input, then runs w's app on it once under each
 // guarantee, each time as a new application (its own group, internal
@@ -124,8 +141,9 @@ func (b *bench) throughput(w workload) error {
 			return err
 		}
 		b.throughputs = append(b.throughputs, r)
-		b.prog.printf("%s %s: %.0f input records/s (%d records processed in %v, %d commits, %.1f cores)",
-			w.name, g, r.recordsPerSec(), r.processed, r.closed.Round(time.Millisecond), r.commits, r.cpu.Seconds()/r.closed.Seconds())
+		b.prog.printf("%s %s: %.0f input records/s (%d records processed in %v, %d commits, %.1f cores, %.1f µs of CPU and %.0f bytes allocated per record, %.0f MB live at the end)",
+			w.name, g, r.recordsPerSec(), r.processed, r.closed.Round(time.Millisecond), r.commits, r.cpu.Seconds()/r.closed.Seconds(),
+			r.cpuPerRecord(), r.allocPerRecord(), float64(r.live)/1e6)
 	}
 	return nil
 }
@@ -152,6 +170,28 @@ func (b *bench) profiled(name string, f func() error) error {
 	pprof.StopCPUProfile()
 	b.prog.printf("  CPU profile: %s", path)
 	return err
+}
+
+// writeHeapProfile writes a heap profile of this process when
+// -memprofile is set, named as profiled names the CPU profiles. The
+// profile shows what is live after the latest garbage collection.
+func (b *bench) writeHeapProfile(name string) error {
+	if b.memprofile == "" {
+		return nil
+	}
+	ext := filepath.Ext(b.memprofile)
+	path := strings.TrimSuffix(b.memprofile, ext) + "." + name + ext
+	file, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	runtime.GC() // the profile is of the heap as of the last collection
+	if err := pprof.Lookup("heap").WriteTo(file, 0); err != nil {
+		return err
+	}
+	b.prog.printf("  heap profile: %s", path)
+	return file.Close()
 }
 
 // runToEnd runs w's app under g until it has processed every record, then
@@ -188,7 +228,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	in := app.Options()
 	b.prog.printf("%s %s: running %s", w.name, g, in.String())
 	shortInterval := in.CommitInterval <= time.Second
-	cpu0 := cpuTime()
+	cpu0, alloc0 := cpuTime(), heapStats().allocated
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
 		return res, fmt.Errorf("%s: start: %w", id, err)
@@ -215,6 +255,11 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 		if res.done == 0 && m.RecordsProcessed >= w.processed {
 			res.done = now.Sub(start)
 			commitsAtDone = m.Commits
+			res.live = heapStats().live
+			if err := b.writeHeapProfile(w.name + "-" + g.String()); err != nil {
+				app.Close()
+				return res, err
+			}
 		}
 		// With a short commit interval (100 ms under exactly-once), wait
 		// for the commit after the last record before closing: Close
@@ -244,7 +289,7 @@ func (b *bench) runToEnd(w workload, g runnel.Guarantee) (throughputResult, erro
 	}
 	res.closed = time.Since(start)
 	b.prog.printf("  all processed after %v, closed after %v, metrics %+v", res.done.Round(time.Millisecond), res.closed.Round(time.Millisecond), app.Metrics())
-	res.cpu = cpuTime() - cpu0
+	res.cpu, res.allocated = cpuTime()-cpu0, heapStats().allocated-alloc0
 	m := app.Metrics()
 	res.processed, res.commits = m.RecordsProcessed, m.Commits
 	if m.RecordsProcessed != w.processed {
@@ -260,4 +305,23 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// heap is what the Go runtime reports of this process's heap.
+type heap struct {
+	allocated uint64 // bytes allocated so far, cumulative
+	live      uint64 // bytes live after the latest garbage collection
+}
+
+func heapStats() heap {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	var h heap
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		h.allocated = s[0].Value.Uint64()
+	}
+	if s[1].Value.Kind() == metrics.KindUint64 {
+		h.live = s[1].Value.Uint64()
+	}
+	return h
 }

@@ -92,7 +92,7 @@ func TestDedup(t *testing.T) {
 // TestEviction checks that a cache over budget flushes its least recently
 // used entry, across the stores sharing it.
 func TestEviction(t *testing.T) {
-	c := cache.New(2*(96+2) + 10) // two entries of 1-byte keys and values
+	c := cache.New(2*(cache.EntryOverhead+3) + 10) // two entries of 1-byte keys (held twice) and values
 	var updates []string
 	listener := func(k, n, o []byte, ts int64) { updates = append(updates, string(k)+"="+show(n)) }
 	s1 := cache.NewKeyValueStore(c, memstore.NewKeyValueStore("one"), listener, nil)
@@ -105,7 +105,7 @@ func TestEviction(t *testing.T) {
 	if want := []string{"b=1"}; !slices.Equal(updates, want) {
 		t.Fatalf("evicted %v, want %v", updates, want)
 	}
-	if c.Size() > 2*(96+2)+10 {
+	if c.Size() > 2*(cache.EntryOverhead+3)+10 {
 		t.Fatalf("cache size %d over budget", c.Size())
 	}
 }

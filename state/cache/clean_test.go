@@ -140,7 +140,7 @@ func TestDeleteOfNeverStoredKey(t *testing.T) {
 // has no room for without evicting a dirty entry is not kept), and that
 // Close gives the closed store's entries' bytes back to the shared cache.
 func TestCleanEviction(t *testing.T) {
-	const entry = 96 + 2 // 1-byte keys and values
+	const entry = cache.EntryOverhead + 3 // 1-byte keys (held twice) and values
 	f := newKVFixture(t, 2*entry+10, "a", "1", "b", "2", "c", "3")
 	f.get(t, "a")
 	f.get(t, "b")
@@ -256,7 +256,7 @@ func TestWindowWriteTheStoreBelowIgnores(t *testing.T) {
 // TestListenerWritesDuringEviction checks an eviction whose listener
 // writes the evicted key again: the new write stays in the cache.
 func TestListenerWritesDuringEviction(t *testing.T) {
-	const entry = 96 + 2
+	const entry = cache.EntryOverhead + 3
 	inner := memstore.NewKeyValueStore("kv")
 	var s *cache.KeyValueStore
 	var updates []string

@@ -42,10 +42,10 @@ func (s *KeyValueStore) merge(from, to, prefix []byte, reverse bool, inner state
 		return m // inner is empty too
 	}
 	if reverse {
-		m.cache = s.dirty.Descend(to, to != nil)
+		m.cache = s.dirty.sorted(s.order).Descend(to, to != nil)
 		m.stop = func(k []byte) bool { return from != nil && bytes.Compare(k, from) < 0 }
 	} else {
-		m.cache = s.dirty.Ascend(from, from != nil)
+		m.cache = s.dirty.sorted(s.order).Ascend(from, from != nil)
 		m.stop = func(k []byte) bool {
 			return (to != nil && bytes.Compare(k, to) > 0) || (prefix != nil && !bytes.HasPrefix(k, prefix))
 		}

@@ -7,7 +7,6 @@ import (
 	"math"
 
 	"github.com/runnel-dev/runnel/state"
-	"github.com/runnel-dev/runnel/state/internal/treap"
 )
 
 // windowKey orders cached windows as window stores return them: by key
@@ -44,7 +43,7 @@ type WindowStore struct {
 	table
 	inner    state.WindowStore
 	opts     state.WindowOptions
-	dirty    *treap.Map[windowKey, []byte] // values of the dirty entries, for iterators
+	dirty    dirtyIndex[windowKey] // values of the dirty entries, for iterators
 	listener FlushListener
 	now      state.RecordTime
 	flushing *entry
@@ -69,8 +68,9 @@ func NewWindowStore(c *Cache, inner state.WindowStore, opts state.WindowOptions,
 	}
 	s := &WindowStore{
 		table: newTable(c), inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
-		dirty: treap.New[windowKey, []byte](compareWindowKeys), observed: state.NoObservedTime,
+		observed: state.NoObservedTime,
 	}
+	s.dirty = newDirtyIndex(compareWindowKeys, func(e *entry) windowKey { return windowKey{s.keyOf(e), e.start} })
 	if lg, ok := inner.(state.Logged); ok && !s.opts.RetainDuplicates {
 		s.tap = &writeTap{}
 		lg.SetChangeLogger(s.tap, s.stamp)
@@ -141,7 +141,7 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 		e = s.newEntry(key, start)
 	}
 	s.write(e, value, s.now())
-	s.dirty.Set(windowKey{s.keyOf(e), start}, value)
+	s.dirty.set(e)
 	return s.c.evict()
 }
 
@@ -155,9 +155,10 @@ func (s *WindowStore) indexKey(key []byte, start int64) []byte {
 // start.
 func (s *WindowStore) newEntry(key []byte, start int64) *entry {
 	ck := state.WindowChangelogKey(key, start, 0)
+	mk := string(s.indexKey(key, start))
 	return &entry{
-		store: s, mk: string(s.indexKey(key, start)), key: ck, start: start,
-		base: int64(len(key) + 8 + entryOverhead),
+		store: s, mk: mk, key: ck, start: start,
+		base: int64(len(mk) + len(ck) + entryOverhead),
 	}
 }
 
@@ -170,7 +171,7 @@ func (s *WindowStore) keyOf(e *entry) []byte {
 // drop implements evicter.
 func (s *WindowStore) drop(e *entry) {
 	if e.ord != nil {
-		s.dirty.Delete(windowKey{s.keyOf(e), e.start})
+		s.dirty.delete(e)
 	}
 	s.remove(e)
 }
@@ -197,7 +198,7 @@ func (s *WindowStore) flushEntry(e *entry) error {
 			return err
 		}
 	}
-	s.dirty.Delete(windowKey{key, start})
+	s.dirty.delete(e)
 	s.cleaned(e)
 	if e.value == nil && old == nil {
 		return nil
@@ -230,6 +231,7 @@ func (s *WindowStore) Flush() error {
 			return err
 		}
 	}
+	s.dirty.release(s.order)
 	return s.inner.Flush()
 }
 
@@ -343,7 +345,7 @@ type cachedWindow struct {
 func (s *WindowStore) merge(keyFrom, keyTo []byte, timeFrom, timeTo int64, inner state.WindowIterator) state.WindowIterator {
 	var snap []cachedWindow
 	if keyFrom == nil || keyTo == nil || bytes.Compare(keyFrom, keyTo) <= 0 {
-		it := s.dirty.Ascend(windowKey{key: nonNil(keyFrom), start: math.MinInt64}, true)
+		it := s.dirty.sorted(s.order).Ascend(windowKey{key: nonNil(keyFrom), start: math.MinInt64}, true)
 		for it.Next() {
 			k := it.Key()
 			if keyTo != nil && bytes.Compare(k.key, keyTo) > 0 {
