@@ -82,8 +82,12 @@ type Broker struct {
 	// fetchers replicate the partitions this broker follows
 	// (replica_fetcher.go).
 	fetchers *fetchers
-	groups   *group.Coordinator
-	txns     *txn.Coordinator
+	// placement loads and unloads the coordinators' shards as this
+	// broker gains and loses their partitions' leadership
+	// (coordinator_placement.go).
+	placement *coordPlacement
+	groups    *group.Coordinator
+	txns      *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 
@@ -192,6 +196,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 
 	b.fetchers = newFetchers(b)
+	b.placement = newCoordPlacement(b)
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
 	undo = append(undo, func() { b.cancel(); b.wg.Wait(); b.fetchers.close() })

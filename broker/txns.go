@@ -42,7 +42,9 @@ func (b *Broker) ensureInternalTopic(ctx context.Context, name string, partition
 
 // startTxns creates __transaction_state when it is missing, starts the
 // transaction coordinator, has it load every partition of the topic this
-// broker leads, and installs it as the partitions' KIP-890 verifier.
+// broker leads, now and whenever it becomes a leader of one
+// (coordinator_placement.go), and installs it as the partitions' KIP-890
+// verifier.
 // Producer ids come in blocks from the metadata store
 // (meta.Store.AllocateProducerIDs), whose Raft log keeps the high-water
 // mark, so they stay unique across restarts.
@@ -68,16 +70,7 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		return err
 	}
 	b.txns = coord
-	for _, mp := range t.Partitions {
-		if mp.Leader != b.cfg.NodeID {
-			continue
-		}
-		if p := b.parts.get(txnStateTopic, mp.Index); p != nil {
-			// The adapter is the one __consumer_offsets uses: append
-			// durably, replay below the high watermark.
-			coord.Load(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
-		}
-	}
+	b.placement.installTxns(coord)
 	b.parts.setTxnVerifier(coord)
 	return nil
 }
