@@ -86,8 +86,11 @@ type Broker struct {
 	// broker gains and loses their partitions' leadership
 	// (coordinator_placement.go).
 	placement *coordPlacement
-	groups    *group.Coordinator
-	txns      *txn.Coordinator
+	// peers carry the coordinators' requests to other brokers
+	// (txn_markers.go).
+	peers  *peerClients
+	groups *group.Coordinator
+	txns   *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 
@@ -197,6 +200,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 
 	b.fetchers = newFetchers(b)
 	b.placement = newCoordPlacement(b)
+	b.peers = newPeerClients(b)
+	undo = append(undo, b.peers.close)
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
 	undo = append(undo, func() { b.cancel(); b.wg.Wait(); b.fetchers.close() })
@@ -326,6 +331,7 @@ func (b *Broker) Close() error {
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
 		b.groups.Close()
+		b.peers.close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		// Last: the data dir is free once nothing here touches it.
 		errs = append(errs, b.lock.Close())
