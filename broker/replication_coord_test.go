@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker"
 )
 
 // Coordinators and transactions on a cluster of three broker processes:
@@ -347,5 +351,78 @@ func TestReplicationTransactionsAcrossBrokers(t *testing.T) {
 		if in != 0 && in != len(topics) {
 			t.Errorf("transaction %d visible on %d of %d partitions", i, in, len(topics))
 		}
+	}
+}
+
+// produceRawTo sends batches in one acks=all Produce to partition 0 of
+// topic on broker node alone, and returns the partition's error code and
+// base offset.
+func produceRawTo(t *testing.T, cl *kgo.Client, node int32, topic string, batches ...[]byte) (int16, int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil {
+		t.Fatalf("list topic: %v %v", err, td[topic].Err)
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = topic, td[topic].ID
+	rp := kmsg.NewProduceRequestTopicPartition()
+	for _, b := range batches {
+		rp.Records = append(rp.Records, b...)
+	}
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl.Broker(int(node)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := resp.Topics[0].Partitions[0]
+	return sp.ErrorCode, sp.BaseOffset
+}
+
+// An idempotent producer's batch acknowledged by a leader that is then
+// SIGKILLed, retried on the new leader, is answered with its original
+// offsets and not written again: the followers rebuilt the producer state
+// from the replicated log. The sequence goes on from there, and a gap is
+// still refused.
+func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
+	c := startCluster(t, 3, 3)
+	cl := c.client()
+	const topic = "idem-failover"
+	createReplicated(t, cl, topic, "2", 1, 2, 3)
+	batch := broker.MakeTestBatch
+	const pid = 4242
+	first, second := batch(pid, 0, 0, false, "a", "b"), batch(pid, 0, 2, false, "c")
+	for _, s := range []struct {
+		b    []byte
+		base int64
+	}{{first, 0}, {second, 2}} {
+		if code, base := produceRawTo(t, cl, 1, topic, s.b); code != 0 || base != s.base {
+			t.Fatalf("produce to the first leader: %v at %d, want offset %d", kerr.ErrorForCode(code), base, s.base)
+		}
+	}
+	c.kill(1)
+	leader, _, _ := waitPartitionState(t, kadm.NewClient(cl), topic, "a new leader", func(leader int32, _ []int32) bool { return leader > 1 })
+	for _, s := range []struct {
+		what string
+		b    []byte
+		code int16
+		base int64
+	}{
+		{"retry of the last batch", second, 0, 2},
+		{"retry of the first batch", first, 0, 0},
+		{"next batch", batch(pid, 0, 3, false, "d"), 0, 3},
+		{"gap", batch(pid, 0, 9, false, "x"), kerr.OutOfOrderSequenceNumber.Code, -1},
+	} {
+		code, base := produceRawTo(t, cl, leader, topic, s.b)
+		if code != s.code || (code == 0 && base != s.base) {
+			t.Errorf("%s on the new leader %d: %v at %d, want %v at %d", s.what, leader, kerr.ErrorForCode(code), base, kerr.ErrorForCode(s.code), s.base)
+		}
+	}
+	if got, want := consumeCluster(t, c, topic), []string{"a", "b", "c", "d"}; !slices.Equal(got, want) {
+		t.Errorf("read %v, want %v: a retried batch was written twice", got, want)
 	}
 }
