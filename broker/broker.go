@@ -35,7 +35,13 @@
 // described; partition_replication.go), and asks the controller for ISR
 // changes (isrLoop); a follower copies the leader's log through a fetcher
 // per leader (replica_fetcher.go), after truncating to the leader's epoch
-// boundary.
+// boundary. The group and transaction coordinators serve the
+// __consumer_offsets and __transaction_state partitions this broker leads,
+// loading and unloading them as leadership moves
+// (coordinator_placement.go); a transaction coordinator writes markers on
+// other brokers' partitions, and partitions verify transactional writes
+// with a coordinator on another broker, over the Kafka protocol
+// (txn_markers.go).
 package broker
 
 import (
