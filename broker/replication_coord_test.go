@@ -426,3 +426,118 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 		t.Errorf("read %v, want %v: a retried batch was written twice", got, want)
 	}
 }
+
+// SCENARIOS.md 17 on a cluster: a consume-process-produce loop (franz-go
+// GroupTransactSession, its group offsets committed in its transactions)
+// copies an input topic to an output topic on three brokers while the
+// broker hosting its group and transaction coordinators is SIGKILLed and
+// later restarted. The read_committed output equals the input, record for
+// record: nothing lost, nothing twice.
+func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
+	c := startCluster(t, 3, 3)
+	admCl := c.client()
+	const in, out = "eos-in", "eos-out"
+	createReplicated(t, admCl, in, "2")
+	createReplicated(t, admCl, out, "2")
+	groupID, txnID, coord := coordinatorsOn(t, kadm.NewClient(admCl), "eos")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const n = 3000
+	prod := c.client(kgo.DefaultProduceTopic(in), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchMaxBytes(1024))
+	var recs []*kgo.Record
+	var want []string
+	for i := range n {
+		v := fmt.Sprintf("%05d", i)
+		recs = append(recs, &kgo.Record{Value: []byte(v)})
+		want = append(want, "out-"+v)
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(c.seeds()...),
+		kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.ConsumerGroup(groupID),
+		kgo.ConsumeTopics(in),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The copy loop: few records per transaction, so the kill lands
+	// among many of them.
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopDone := make(chan struct{})
+	go func() {
+		defer close(loopDone)
+		for loopCtx.Err() == nil {
+			fs := sess.PollRecords(loopCtx, 20)
+			if err := sess.Begin(); err != nil {
+				t.Errorf("begin: %v", err)
+				return
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(loopCtx, &kgo.Record{Topic: out, Value: append([]byte("out-"), r.Value...)}, nil)
+			})
+			if _, err := sess.End(loopCtx, kgo.TryCommit); err != nil && loopCtx.Err() == nil {
+				t.Logf("end: %v", err)
+			}
+		}
+	}()
+	defer func() {
+		stopLoop()
+		<-loopDone
+		sess.Close()
+	}()
+
+	// committed is the group's committed input offset, asked of a new
+	// client each time (one made before a kill may keep the dead
+	// coordinator).
+	committed := func() int64 {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer qcancel()
+		offs, err := kadm.NewClient(cl).FetchOffsets(qctx, groupID)
+		if err != nil {
+			return -1
+		}
+		o, _ := offs.Lookup(in, 0)
+		return o.At
+	}
+	waitCommitted := func(atLeast int64) {
+		t.Helper()
+		for {
+			got := committed()
+			if got >= atLeast {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for %d committed input records: %d", atLeast, got)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitCommitted(n / 4)
+	c.kill(coord)
+	t.Logf("killed broker %d, the coordinator of %s and %s", coord, groupID, txnID)
+	waitCommitted(n / 2)
+	c.restart(coord)
+	waitCommitted(n)
+	stopLoop()
+	<-loopDone
+
+	if got := readCommittedCluster(t, c, out); !slices.Equal(got, want) {
+		t.Errorf("output: %d records, want %d; first difference: %s", len(got), len(want), firstDiff(got, want))
+	}
+}
