@@ -103,6 +103,9 @@ func coordinatorsOn(t *testing.T, adm *kadm.Client, prefix string) (groupID, txn
 // the transaction the old one left open (its records never become
 // visible to read_committed) and completes a new one.
 func TestReplicationCoordinatorFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
 	start := time.Now()
 	step := func(what string) { t.Logf("%6.1fs %s", time.Since(start).Seconds(), what) }
 	c := startCluster(t, 3, 3)
@@ -239,6 +242,9 @@ const (
 // Then the same while the leader of one partition is SIGKILLed mid-run:
 // markers reach its new leader, and every transaction is all or nothing.
 func TestReplicationTransactionsAcrossBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
 	c := startCluster(t, 3, 3)
 	admCl := c.client()
 	topics := []string{"xb-1", "xb-2", "xb-3"}
@@ -389,6 +395,9 @@ func produceRawTo(t *testing.T, cl *kgo.Client, node int32, topic string, batche
 // from the replicated log. The sequence goes on from there, and a gap is
 // still refused.
 func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
 	c := startCluster(t, 3, 3)
 	cl := c.client()
 	const topic = "idem-failover"
@@ -400,7 +409,15 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 		b    []byte
 		base int64
 	}{{first, 0}, {second, 2}} {
-		if code, base := produceRawTo(t, cl, 1, topic, s.b); code != 0 || base != s.base {
+		// The leader may not have applied the metadata that made it
+		// one yet: NOT_LEADER_OR_FOLLOWER writes nothing, try again.
+		deadline := time.Now().Add(30 * time.Second)
+		code, base := produceRawTo(t, cl, 1, topic, s.b)
+		for code == kerr.NotLeaderForPartition.Code && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			code, base = produceRawTo(t, cl, 1, topic, s.b)
+		}
+		if code != 0 || base != s.base {
 			t.Fatalf("produce to the first leader: %v at %d, want offset %d", kerr.ErrorForCode(code), base, s.base)
 		}
 	}
@@ -434,6 +451,9 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 // later restarted. The read_committed output equals the input, record for
 // record: nothing lost, nothing twice.
 func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
 	c := startCluster(t, 3, 3)
 	admCl := c.client()
 	const in, out = "eos-in", "eos-out"
