@@ -27,7 +27,11 @@ import (
 // records this broker's high watermark does not cover yet), then
 // replays; place itself only starts or stops it. A transaction
 // coordinator that loads a shard completes the transactions it finds
-// prepared (PrepareCommit, PrepareAbort) by writing their markers.
+// prepared (PrepareCommit, PrepareAbort) by writing their markers. The
+// coordinators' timers (transaction timeouts, id and offset expiry) act
+// only on shards that serve (coordinator.Shard.ServingLocked), so they
+// stop with an unload; marker writes in flight stop with the shard's
+// context.
 //
 // The coordinators are created after the partitions open (they need the
 // partition counts of their topics); install places every shard this
