@@ -184,10 +184,23 @@ func TestReplicationCoordinatorFailover(t *testing.T) {
 		t.Errorf("new member started at offset %d, want 10: the committed offset was lost", got[0].Offset)
 	}
 	// A client made before the kill may keep the dead coordinator for
-	// sharded requests (OffsetFetch); a new one looks it up.
-	offs, err := kadm.NewClient(c.client()).FetchOffsets(ctx, groupID)
-	if err != nil {
-		t.Fatal(err)
+	// sharded requests (OffsetFetch); a new one looks it up, though it
+	// may try the dead broker first too.
+	var offs kadm.OffsetResponses
+	for {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs, err = kadm.NewClient(cl).FetchOffsets(ctx, groupID)
+		cl.Close()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("fetch offsets after the failover: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if o, ok := offs.Lookup(topic, 0); !ok || o.At != 10 {
 		t.Errorf("committed offset after the failover: %+v (found %v), want 10", o, ok)
