@@ -25,7 +25,7 @@ func handleTxnOffsetCommit(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.TxnOffsetCommitRequest)
 	return func(ctx context.Context) kmsg.Response {
 		idx := group.PartitionFor(r.Group, c.b.groups.Partitions())
-		err := c.b.txns.VerifyPartition(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTopic, idx, r.Version >= 5)
+		err := c.b.verifyTxnPartition(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTopic, idx, r.Version >= 5)
 		if err != nil {
 			code := kerr.UnknownServerError.Code
 			if ke, ok := err.(*kerr.Error); ok {

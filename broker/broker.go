@@ -38,7 +38,13 @@
 // described; partition_replication.go), and asks the controller for ISR
 // changes (isrLoop); a follower copies the leader's log through a fetcher
 // per leader (replica_fetcher.go), after truncating to the leader's epoch
-// boundary.
+// boundary. The group and transaction coordinators serve the
+// __consumer_offsets and __transaction_state partitions this broker leads,
+// loading and unloading them as leadership moves
+// (coordinator_placement.go); a transaction coordinator writes markers on
+// other brokers' partitions, and partitions verify transactional writes
+// with a coordinator on another broker, over the Kafka protocol
+// (txn_markers.go).
 package broker
 
 import (
@@ -85,8 +91,15 @@ type Broker struct {
 	// fetchers replicate the partitions this broker follows
 	// (replica_fetcher.go).
 	fetchers *fetchers
-	groups   *group.Coordinator
-	txns     *txn.Coordinator
+	// placement loads and unloads the coordinators' shards as this
+	// broker gains and loses their partitions' leadership
+	// (coordinator_placement.go).
+	placement *coordPlacement
+	// peers carry the coordinators' requests to other brokers
+	// (txn_markers.go).
+	peers  *peerClients
+	groups *group.Coordinator
+	txns   *txn.Coordinator
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 
@@ -205,6 +218,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 
 	b.fetchers = newFetchers(b)
+	b.placement = newCoordPlacement(b)
+	b.peers = newPeerClients(b)
+	undo = append(undo, b.peers.close)
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
 	undo = append(undo, func() { b.cancel(); b.wg.Wait(); b.fetchers.close() })
@@ -334,6 +350,7 @@ func (b *Broker) Close() error {
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
 		b.groups.Close()
+		b.peers.close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
 		// Last: the data dir is free once nothing here touches it.
 		errs = append(errs, b.lock.Close())

@@ -22,8 +22,9 @@ const offsetsTopic = "__consumer_offsets"
 
 // startGroups creates __consumer_offsets when it is missing, starts the
 // group coordinator, and has it load every partition of the topic this
-// broker leads. Groups answer COORDINATOR_LOAD_IN_PROGRESS until their
-// partition is loaded.
+// broker leads, now and whenever it becomes a leader of one
+// (coordinator_placement.go). Groups answer COORDINATOR_LOAD_IN_PROGRESS
+// until their partition is loaded.
 func (b *Broker) startGroups(ctx context.Context) error {
 	t, err := b.ensureInternalTopic(ctx, offsetsTopic, b.cfg.OffsetsTopicPartitions, b.cfg.OffsetsTopicReplicationFactor,
 		// offsets.topic.segment.bytes. Until the log compacts, time
@@ -56,14 +57,7 @@ func (b *Broker) startGroups(ctx context.Context) error {
 		return err
 	}
 	b.groups = coord
-	for _, mp := range t.Partitions {
-		if mp.Leader != b.cfg.NodeID {
-			continue
-		}
-		if p := b.parts.get(offsetsTopic, mp.Index); p != nil {
-			coord.Load(mp.Index, offsetsPartition{p})
-		}
-	}
+	b.placement.installGroups(coord)
 	return nil
 }
 

@@ -220,6 +220,9 @@ func (ps *partitions) applyRole(tp topicPartition, p *partition, t *meta.Topic, 
 	} else {
 		b.fetchers.unfollow(tp)
 	}
+	// A coordinator's shard follows its partition's leadership
+	// (coordinator_placement.go).
+	b.placement.place(tp, p)
 	return nil
 }
 
@@ -281,6 +284,7 @@ func (ps *partitions) rewrite(tp topicPartition, p *partition, fn func(dir strin
 // drop closes a partition and deletes its data.
 func (ps *partitions) drop(tp topicPartition, p *partition) {
 	ps.b.fetchers.unfollow(tp)
+	ps.b.placement.forget(tp)
 	ps.mu.Lock()
 	delete(ps.m, tp)
 	ps.mu.Unlock()

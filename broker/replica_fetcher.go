@@ -503,6 +503,11 @@ func (c *peerConn) request(ctx context.Context, req kmsg.Request, timeout time.D
 		deadline = d
 	}
 	c.nc.SetDeadline(deadline)
+	// A caller that cuts the request short when ctx ends (by setting a
+	// past deadline) must not have it overwritten by the one above.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	flexible := req.IsFlexible()
 	buf := make([]byte, 4, 256)
 	buf = binary.BigEndian.AppendUint16(buf, uint16(req.Key()))

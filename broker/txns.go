@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/runnel-dev/runnel/broker/internal/coordinator"
-	"github.com/runnel-dev/runnel/broker/internal/group"
-	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/meta"
 	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
@@ -42,7 +40,9 @@ func (b *Broker) ensureInternalTopic(ctx context.Context, name string, partition
 
 // startTxns creates __transaction_state when it is missing, starts the
 // transaction coordinator, has it load every partition of the topic this
-// broker leads, and installs it as the partitions' KIP-890 verifier.
+// broker leads, now and whenever it becomes a leader of one
+// (coordinator_placement.go), and installs it as the partitions' KIP-890
+// verifier.
 // Producer ids come in blocks from the metadata store
 // (meta.Store.AllocateProducerIDs), whose Raft log keeps the high-water
 // mark, so they stay unique across restarts.
@@ -68,17 +68,10 @@ func (b *Broker) startTxns(ctx context.Context) error {
 		return err
 	}
 	b.txns = coord
-	for _, mp := range t.Partitions {
-		if mp.Leader != b.cfg.NodeID {
-			continue
-		}
-		if p := b.parts.get(txnStateTopic, mp.Index); p != nil {
-			// The adapter is the one __consumer_offsets uses: append
-			// durably, replay below the high watermark.
-			coord.Load(mp.Index, offsetsPartition{p}, mp.LeaderEpoch)
-		}
-	}
-	b.parts.setTxnVerifier(coord)
+	b.placement.installTxns(coord)
+	// Produces verify with the coordinator of their transactional id,
+	// here or on another broker (txn_markers.go).
+	b.parts.setTxnVerifier(produceVerifier{b})
 	return nil
 }
 
@@ -89,23 +82,4 @@ func (b *Broker) WaitTxnsLoaded(ctx context.Context) error { return b.txns.WaitL
 func (b *Broker) partitionExists(topic string, partition int32) bool {
 	t := b.meta.Cluster().Topics[topic]
 	return t != nil && partition >= 0 && int(partition) < len(t.Partitions)
-}
-
-// writeTxnMarker writes one transaction marker for the coordinator: to a
-// data partition's log, or, for __consumer_offsets, through the group
-// coordinator, which applies or drops the transaction's offsets with it.
-// A partition that no longer exists needs no marker.
-func (b *Broker) writeTxnMarker(ctx context.Context, m txn.Marker) error {
-	if !b.partitionExists(m.Topic, m.Partition) {
-		return nil
-	}
-	if m.Topic == offsetsTopic {
-		return b.groups.CompleteTxn(ctx, m.Partition, group.TxnMarker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
-	}
-	p := b.parts.get(m.Topic, m.Partition)
-	if p == nil {
-		return fmt.Errorf("broker: %s-%d is not local", m.Topic, m.Partition)
-	}
-	_, err := p.appendMarker(ctx, log.Marker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
-	return err
 }

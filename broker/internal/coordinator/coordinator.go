@@ -87,6 +87,20 @@ type Partition interface {
 	HighWatermark() int64
 }
 
+// A Settler is a Partition that can wait until everything its log holds
+// now is below its high watermark. A broker that has just become a
+// partition's leader may hold records its predecessor acknowledged above
+// its own high watermark, which moves up only as the followers report;
+// a load that stopped at the high watermark would miss them (a committed
+// offset, a transaction's decision). A shard whose partition is a
+// Settler settles before it replays, answering
+// COORDINATOR_LOAD_IN_PROGRESS meanwhile.
+type Settler interface {
+	// Settle blocks until the high watermark reaches the log end the
+	// partition had when Settle was called, or ctx ends.
+	Settle(ctx context.Context) error
+}
+
 // PartitionFor is the partition of n that holds key, as Kafka places
 // groups and transactional ids alike: Java's String.hashCode over UTF-16
 // code units, made non-negative with Utils.abs (x & 0x7fffffff), modulo
@@ -413,7 +427,10 @@ var errUnloaded = errors.New("coordinator: shard unloaded")
 func (s *Shard[S]) load() {
 	defer close(s.loaderDone)
 	start := s.r.clock.Now()
-	err := s.replay()
+	err := s.settle()
+	if err == nil {
+		err = s.replay()
+	}
 	if errors.Is(err, errUnloaded) || s.ctx.Err() != nil {
 		// Unloaded while replaying: unload waits for this goroutine
 		// and finds the shard still loading.
@@ -431,6 +448,23 @@ func (s *Shard[S]) load() {
 	s.status = loaded
 	close(s.done)
 	s.r.log.Debug("loaded "+s.r.cfg.Topic, "partition", s.index, "took", s.r.clock.Now().Sub(start))
+}
+
+// settle waits for the partition to settle when it can (Settler). An
+// error other than the shard's unloading is logged and the load goes on
+// with what is below the high watermark, as Loaded allows.
+func (s *Shard[S]) settle() error {
+	st, ok := s.part.(Settler)
+	if !ok {
+		return nil
+	}
+	if err := st.Settle(s.ctx); err != nil {
+		if s.ctx.Err() != nil {
+			return errUnloaded
+		}
+		s.r.log.Warn("settle "+s.r.cfg.Topic+" before load", "partition", s.index, "err", err)
+	}
+	return nil
 }
 
 // replay reads the partition from its start to its high watermark when

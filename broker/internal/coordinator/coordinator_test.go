@@ -313,3 +313,111 @@ func TestPartitionForMatchesJava(t *testing.T) {
 		}
 	}
 }
+
+// settlingPartition is a memPartition whose high watermark is held at hw
+// (a new leader's, below its log end) until the test raises it; it
+// settles by waiting for that.
+type settlingPartition struct {
+	memPartition
+	hwMu   sync.Mutex
+	hw     int64
+	raised chan struct{} // closed when hw reaches the log end
+	// started is closed when the loader first asks the partition
+	// anything (to settle, or its high watermark to replay up to).
+	started     chan struct{}
+	startedOnce sync.Once
+}
+
+func newSettlingPartition() *settlingPartition {
+	return &settlingPartition{raised: make(chan struct{}), started: make(chan struct{})}
+}
+
+func (p *settlingPartition) start() { p.startedOnce.Do(func() { close(p.started) }) }
+
+func (p *settlingPartition) HighWatermark() int64 {
+	p.start()
+	p.hwMu.Lock()
+	defer p.hwMu.Unlock()
+	return p.hw
+}
+
+// Read returns the batches below the high watermark, as a partition's
+// Read does.
+func (p *settlingPartition) Read(offset int64, maxBytes int32) ([]byte, error) {
+	data, err := p.memPartition.Read(offset, maxBytes)
+	hw := p.HighWatermark()
+	var out []byte
+	for len(data) > 0 {
+		h, _, rest, err := recordbatch.Next(data)
+		if err != nil {
+			return nil, err
+		}
+		if h.LastOffset() < hw {
+			out = append(out, data[:len(data)-len(rest)]...)
+		}
+		data = rest
+	}
+	return out, err
+}
+
+func (p *settlingPartition) Settle(ctx context.Context) error {
+	p.start()
+	select {
+	case <-p.raised:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *settlingPartition) raise() {
+	p.mu.Lock()
+	end := p.endLocked()
+	p.mu.Unlock()
+	p.hwMu.Lock()
+	p.hw = end
+	p.hwMu.Unlock()
+	close(p.raised)
+}
+
+// A shard on a partition that settles (a new leader whose high watermark
+// is still below records its predecessor acknowledged) answers
+// COORDINATOR_LOAD_IN_PROGRESS until the high watermark has caught up,
+// then replays everything, the records above the old high watermark
+// included. Unloaded while settling, it stops at once.
+func TestLoadSettlesFirst(t *testing.T) {
+	r := newRuntime(t)
+	p := newSettlingPartition()
+	p.Append(recordbatch.Encode([]recordbatch.Record{{Key: []byte("a"), Value: []byte("1")}}, time.Now(), 0, recordbatch.NoProducer))
+	p.Append(recordbatch.Encode([]recordbatch.Record{{Key: []byte("b"), Value: []byte("2")}}, time.Now(), 0, recordbatch.NoProducer))
+	p.hw = 1 // "b" is above the new leader's high watermark
+
+	r.Load(0, p, 3)
+	_, code := r.Lookup(0)
+	wantCode(t, "settling", code, kerr.CoordinatorLoadInProgress)
+	<-p.started
+	p.raise()
+	waitLoaded(t, r)
+	sh, code := r.Lookup(0)
+	wantCode(t, "loaded", code, nil)
+	if st := sh.State(); st.kv["a"] != "1" || st.kv["b"] != "2" {
+		t.Errorf("state after settling: %v, want a=1 b=2", st.kv)
+	}
+	sh.Unlock()
+
+	// Unloaded while it waits to settle: no load, no Loaded call.
+	q := newSettlingPartition()
+	r.Load(1, q, 1)
+	var st *kvState
+	for _, s := range r.Shards() {
+		if s.Index() == 1 {
+			st = s.State()
+		}
+	}
+	r.Unload(1)
+	_, code = r.Lookup(1)
+	wantCode(t, "unloaded while settling", code, kerr.NotCoordinator)
+	if st.loaded != 0 || st.unloaded != 0 {
+		t.Errorf("unloaded while settling: loaded %d, unloaded %d times; want 0, 0", st.loaded, st.unloaded)
+	}
+}

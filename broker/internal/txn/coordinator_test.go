@@ -503,3 +503,40 @@ func waitState(t *testing.T, e *env, id, state string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The coordinator's timers act only on partitions it serves: once a
+// partition is unloaded (its leadership moved to another broker), a
+// transaction past its timeout there is neither aborted nor is an idle id
+// expired here — the partition's new coordinator does that. Loaded again,
+// it is aborted with the new coordinator epoch.
+func TestTimersOnlyForLoadedPartitions(t *testing.T) {
+	part := &memPartition{}
+	e := newEnv(t, part, 0)
+	_, pid, epoch := e.init("a", -1, -1)
+	must(t, "add", e.add("a", pid, epoch, tp0), 0)
+	_, _, _ = e.init("idle", -1, -1)
+	batches := func() int {
+		part.mu.Lock()
+		defer part.mu.Unlock()
+		return len(part.batches)
+	}
+	before := batches()
+
+	e.c.Unload(0)
+	e.advance(8 * 24 * time.Hour) // past the timeout and the id expiry
+	e.c.AbortTimedOut()
+	e.c.ExpireIDs()
+	if ms, n := e.markers(), batches(); len(ms) != 0 || n != before {
+		t.Fatalf("unloaded partition: %d markers written, %d batches appended", len(ms), n-before)
+	}
+
+	e.c.Load(0, part, 4)
+	if err := e.c.WaitLoaded(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	e.c.AbortTimedOut()
+	waitState(t, e, "a", "CompleteAbort")
+	if ms := e.markers(); len(ms) != 1 || ms[0].Commit || ms[0].CoordinatorEpoch != 4 {
+		t.Fatalf("markers after reload: %+v", ms)
+	}
+}
