@@ -606,7 +606,17 @@ func TestReplicationLeaderKill(t *testing.T) {
 		rp.CurrentLeaderEpoch, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = tc.epoch, 5, 1<<20, -1
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl.Broker(int(newLeader)))
+		// The new leader may learn of its election a moment after the
+		// broker that answered the metadata query: until it does it
+		// answers NOT_LEADER_OR_FOLLOWER, which a client retries.
+		var resp *kmsg.FetchResponse
+		for {
+			resp, err = req.RequestWith(ctx, cl.Broker(int(newLeader)))
+			if err != nil || resp.Topics[0].Partitions[0].ErrorCode != kerr.NotLeaderForPartition.Code || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		cancel()
 		if err != nil || resp.Topics[0].Partitions[0].ErrorCode != tc.want {
 			t.Fatalf("fetch at epoch %d from the new leader (epoch %d): %+v %v; want code %d", tc.epoch, newEpoch, resp, err, tc.want)

@@ -163,7 +163,11 @@ func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 	adm := newAdmin(t, addr)
 	createTopic(t, adm, pipeIn, 3, nil)
 	createTopic(t, adm, pipeOut, 3, nil)
-	ctx := testContext(t)
+	// The kill loop and the final catch-up take minutes on a busy
+	// machine: longer than testContext allows, and a context that ran
+	// out would make every offset fetch below read as 0.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
 	const n = 30000
 	prod := newClient(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(512))
@@ -180,8 +184,13 @@ func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 	}
 
 	committedOffsets := func() int64 {
-		os, err := adm.FetchOffsets(ctx, pipeGroup)
+		octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+		defer ocancel()
+		os, err := adm.FetchOffsets(octx, pipeGroup)
 		if err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("fetch offsets: %v", err)
+			}
 			return 0
 		}
 		var total int64
