@@ -63,8 +63,7 @@ func (r *Registry) parseRequestLocked(req *SchemaRequest) (*avroschema.Parsed, s
 	if err != nil {
 		return nil, "", errInvalidSchema(err)
 	}
-	refs, _ := json.Marshal(req.References)
-	return p, typ + "\x00" + p.Normal + "\x00" + string(refs), nil
+	return p, schemaKey3(typ, p.Normal, req.References), nil
 }
 
 // earlierLocked parses the live versions of a subject, oldest first.

@@ -390,12 +390,21 @@ func (st *state) removeVersion(subject string, n int) {
 // registry cannot parse (a record of a type it does not serve) is keyed by
 // its text.
 func (st *state) schemaKeyOf(s *stored) string {
-	refs, _ := json.Marshal(s.refs)
 	text := s.text
 	if p, err := st.parse(s.typ, s.text, s.refs); err == nil {
 		text = p.Normal
 	}
-	return s.typ + "\x00" + text + "\x00" + string(refs)
+	return schemaKey3(s.typ, text, s.refs)
+}
+
+// schemaKey3 joins what identifies a schema; no references and an empty
+// list of them are the same.
+func schemaKey3(typ, normal string, refs []Reference) string {
+	var r []byte
+	if len(refs) > 0 {
+		r, _ = json.Marshal(refs)
+	}
+	return typ + "\x00" + normal + "\x00" + string(r)
 }
 
 // parse parses a schema with its references' named types in scope.
