@@ -22,7 +22,9 @@ At start it logs its version, node id, listener, data dir and metrics
 address (and the progress of log recovery when that takes over a second).
 Once clients can connect it prints "runnel broker listening on HOST:PORT" on
 stdout, and with --metrics-listen "runnel broker metrics on
-http://HOST:PORT/metrics" (Prometheus). Its log goes to stderr. The data
+http://HOST:PORT/metrics" (Prometheus), and with --registry-listen
+"runnel broker schema registry on http://HOST:PORT" (the Confluent Schema
+Registry REST API, schemas kept in the topic _schemas). Its log goes to stderr. The data
 dir is locked (DIR/.lock holds the pid): a second broker on it exits 1 at
 once, naming the pid of the first.
 `,
