@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runnel-dev/runnel/registry/internal/avroschema"
+	"github.com/runnel-dev/runnel/internal/avroschema"
 )
 
 // rec builds a record schema named r with the given fields (JSON text).

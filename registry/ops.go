@@ -9,7 +9,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/runnel-dev/runnel/registry/internal/avroschema"
+	"github.com/runnel-dev/runnel/internal/avroschema"
 )
 
 // SchemaRequest is the body of a registration, a lookup or a

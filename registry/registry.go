@@ -16,7 +16,7 @@
 // the reader takes it to apply a record, HTTP reads take it to read.
 //
 // Schemas. AVRO is the schema type served; compatibility follows Avro's
-// schema-resolution rules (package registry/internal/avroschema). Schemas
+// schema-resolution rules (package internal/avroschema). Schemas
 // of other types are refused with 42201.
 package registry
 
@@ -29,7 +29,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/runnel-dev/runnel/registry/internal/avroschema"
+	"github.com/runnel-dev/runnel/internal/avroschema"
 )
 
 // Log is where the registry keeps its records: an append-only, ordered log
