@@ -147,7 +147,9 @@ func TestAvroTyped(t *testing.T) {
 	const schema = `{"type":"record","name":"O","fields":[{"name":"id","type":"int"},{"name":"item","type":"string"}]}`
 	s, err := serde.Avro(cl, schema,
 		func(o order) (map[string]any, error) { return map[string]any{"id": o.ID, "item": o.Item}, nil },
-		func(m map[string]any) (order, error) { return order{ID: m["id"].(int32), Item: m["item"].(string)}, nil },
+		func(m map[string]any) (order, error) {
+			return order{ID: m["id"].(int32), Item: m["item"].(string)}, nil
+		},
 		serde.AvroSubject("o-value"))
 	if err != nil {
 		t.Fatal(err)
