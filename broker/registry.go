@@ -67,19 +67,25 @@ func (b *Broker) startRegistry(ctx context.Context) (err error) {
 	return nil
 }
 
-// close stops serving, then the registry, then its Kafka client: while
-// the broker still runs, so the client leaves cleanly.
+// close stops the registry, then serving, then its Kafka client: while
+// the broker still runs, so the client leaves cleanly. The registry goes
+// first so that a request waiting for its write to be read back fails at
+// once, and Shutdown then waits for the handlers to return.
 func (r *schemaRegistry) close() {
 	if r == nil {
 		return
 	}
-	if r.srv != nil {
-		r.srv.Close()
-	} else {
-		r.ln.Close()
-	}
 	if r.reg != nil {
 		r.reg.Close()
+	}
+	if r.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if r.srv.Shutdown(ctx) != nil {
+			r.srv.Close()
+		}
+		cancel()
+	} else {
+		r.ln.Close()
 	}
 	if r.log != nil {
 		r.log.Close()
