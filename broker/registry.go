@@ -19,9 +19,11 @@ import (
 // replicates, compacts and survives restarts like any other.
 //
 // What it does not do yet: in a cluster each broker's registry writes
-// directly to _schemas; there is no leader election among them, so two
-// brokers registering new schemas at the same moment could pick the same
-// id. Point writers at one broker's registry.
+// directly to _schemas; there is no leader election among them. Two
+// brokers registering new schemas at the same moment may choose the same
+// id: the record that lands first keeps it, and the other registration
+// fails (50001, retry) rather than give one id to two schemas. Point
+// writers at one broker's registry.
 
 // schemaRegistry is the running registry of a broker.
 type schemaRegistry struct {

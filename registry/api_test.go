@@ -320,3 +320,25 @@ func TestAPIErrorBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIConcurrentWriterConflict: another registry's record that takes
+// the id this one chose lands first; this registration fails instead of
+// giving one id to two schemas, and a retry gets a fresh id.
+func TestAPIConcurrentWriterConflict(t *testing.T) {
+	ctx := context.Background()
+	log := newMemLog()
+	_, cl, _ := startMem(t, log)
+	log.mu.Lock()
+	log.inject = &Record{Key: schemaKey("theirs", 1),
+		Value: []byte(`{"subject":"theirs","version":1,"id":1,"schemaType":"AVRO","references":[],"schema":"\"string\"","deleted":false}`)}
+	log.mu.Unlock()
+	_, err := cl.CreateSchema(ctx, "mine", avro(`"int"`))
+	wantCode(t, err, codeStoreError)
+	if s, err := cl.SchemaByID(ctx, 1); err != nil || s.Schema != `"string"` {
+		t.Fatalf("id 1: %+v, %v; want the first writer's schema", s, err)
+	}
+	s, err := cl.CreateSchema(ctx, "mine", avro(`"int"`))
+	if err != nil || s.ID != 2 {
+		t.Fatalf("retry: %+v, %v", s, err)
+	}
+}

@@ -13,6 +13,9 @@ type memLog struct {
 	recs    []Record
 	changed chan struct{} // closed and replaced on append
 	failing error         // Append returns it when set
+	// inject, when set, is appended (once) just before the next record:
+	// another registry's write that won the race.
+	inject *Record
 }
 
 func newMemLog() *memLog { return &memLog{changed: make(chan struct{})} }
@@ -22,6 +25,10 @@ func (l *memLog) Append(_ context.Context, key, value []byte) (int64, error) {
 	defer l.mu.Unlock()
 	if l.failing != nil {
 		return 0, l.failing
+	}
+	if l.inject != nil {
+		l.recs = append(l.recs, Record{Offset: int64(len(l.recs)), Key: l.inject.Key, Value: l.inject.Value})
+		l.inject = nil
 	}
 	off := int64(len(l.recs))
 	l.recs = append(l.recs, Record{Offset: off, Key: key, Value: value})

@@ -97,6 +97,15 @@ func (r *Registry) Register(ctx context.Context, subject string, req SchemaReque
 	if err := r.appendAndWait(ctx, schemaKey(subject, rec.Version), val); err != nil {
 		return 0, errStore(err)
 	}
+	// Another writer may have taken the id or the version first (see
+	// state.apply): then the log holds theirs, not this registration.
+	r.mu.RLock()
+	v := r.st.subjects[subject][rec.Version]
+	r.mu.RUnlock()
+	if v == nil || v.id != rec.ID {
+		return 0, errorf(http.StatusInternalServerError, codeStoreError,
+			"Another registry wrote version %d of %s or id %d at the same time; retry", rec.Version, subject, rec.ID)
+	}
 	return rec.ID, nil
 }
 

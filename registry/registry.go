@@ -277,9 +277,15 @@ func (st *state) apply(rec Record) error {
 		if v.SchemaType == "" {
 			v.SchemaType = schemaTypeAvro
 		}
+		s := &stored{typ: v.SchemaType, text: v.Schema, refs: v.References}
+		s.key = st.schemaKeyOf(s)
+		if old, ok := st.ids[v.ID]; ok && old.key != s.key {
+			// Two writers gave one id to two schemas (registries of
+			// several brokers writing at once): the first record wins,
+			// this version is not taken, and its writer sees that.
+			return fmt.Errorf("registry: id %d of %s version %d already names another schema", v.ID, subject, *k.Version)
+		}
 		if _, ok := st.ids[v.ID]; !ok {
-			s := &stored{typ: v.SchemaType, text: v.Schema, refs: v.References}
-			s.key = st.schemaKeyOf(s)
 			st.ids[v.ID] = s
 			if _, taken := st.byKey[s.key]; !taken {
 				st.byKey[s.key] = v.ID
