@@ -90,3 +90,54 @@ func consumeN(t *testing.T, addr, topic string, n int) []*kgo.Record {
 	}
 	return out
 }
+
+// TestAppAvroEmbeddedRegistry: an App on its embedded broker uses its own
+// registry, whose address is known only after Start, through
+// serde.LazyRegistry.
+func TestAppAvroEmbeddedRegistry(t *testing.T) {
+	var app *runnel.App
+	reg := serde.LazyRegistry(func() (*sr.Client, error) { return sr.NewClient(sr.URLs(app.RegistryURL())) })
+	const schema = `{"type":"record","name":"N","fields":[{"name":"n","type":"long"}]}`
+	in, err := serde.AvroGeneric(reg, schema, serde.AvroSubject("emb-in-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := serde.AvroGeneric(reg, schema, serde.AvroSubject("emb-out-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo := buildTopology(t, func(sb *stream.Builder) {
+		stream.MapValues(stream.From(sb, "emb-in", serde.Bytes, in), func(m map[string]any) map[string]any {
+			return map[string]any{"n": m["n"].(int64) * 10}
+		}).To("emb-out", stream.WithSerdes(serde.Bytes, out))
+	})
+	app, err = runnel.NewApp(topo, runnel.ApplicationID("avro-embedded"), runnel.StateDir(t.TempDir()),
+		runnel.CreateSourceTopics(1), runnel.CreateSinkTopics(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	addr := app.Brokers()[0]
+	var recs []*kgo.Record
+	for n := range int64(3) {
+		v, err := in.Serialize(map[string]any{"n": n + 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: "emb-in", Value: v})
+	}
+	if err := newTestClient(t, addr).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range consumeN(t, addr, "emb-out", 3) {
+		m, err := out.Deserialize(r.Value)
+		if err != nil || m["n"] != int64(10*(i+1)) {
+			t.Fatalf("output %d: %v, %v", i, m, err)
+		}
+	}
+}

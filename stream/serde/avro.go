@@ -28,6 +28,70 @@ import (
 // format: too short, or a magic byte other than 0.
 var ErrAvroFormat = errors.New("serde: avro: not Confluent's wire format")
 
+// AvroRegistry is what an Avro serde asks of a schema registry.
+// franz-go's *sr.Client is one; LazyRegistry makes one when first used.
+type AvroRegistry interface {
+	CreateSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error)
+	LookupSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error)
+	SchemaByID(ctx context.Context, id int) (sr.Schema, error)
+}
+
+// LazyRegistry is a registry client made by connect on first use, and
+// made again after connect failed. It serves an application whose
+// registry address is known only once it runs: an App on its embedded
+// broker, whose RegistryURL is set by Start, after the topology (and its
+// serdes) was built:
+//
+//	var app *runnel.App
+//	reg := serde.LazyRegistry(func() (*sr.Client, error) { return sr.NewClient(sr.URLs(app.RegistryURL())) })
+func LazyRegistry(connect func() (*sr.Client, error)) AvroRegistry {
+	return &lazyRegistry{connect: connect}
+}
+
+type lazyRegistry struct {
+	connect func() (*sr.Client, error)
+	mu      sync.Mutex // guards cl
+	cl      *sr.Client
+}
+
+func (l *lazyRegistry) client() (*sr.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cl != nil {
+		return l.cl, nil
+	}
+	cl, err := l.connect()
+	if err != nil {
+		return nil, fmt.Errorf("serde: avro: registry client: %w", err)
+	}
+	l.cl = cl
+	return cl, nil
+}
+
+func (l *lazyRegistry) CreateSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error) {
+	cl, err := l.client()
+	if err != nil {
+		return sr.SubjectSchema{}, err
+	}
+	return cl.CreateSchema(ctx, subject, s)
+}
+
+func (l *lazyRegistry) LookupSchema(ctx context.Context, subject string, s sr.Schema) (sr.SubjectSchema, error) {
+	cl, err := l.client()
+	if err != nil {
+		return sr.SubjectSchema{}, err
+	}
+	return cl.LookupSchema(ctx, subject, s)
+}
+
+func (l *lazyRegistry) SchemaByID(ctx context.Context, id int) (sr.Schema, error) {
+	cl, err := l.client()
+	if err != nil {
+		return sr.Schema{}, err
+	}
+	return cl.SchemaByID(ctx, id)
+}
+
 // AvroOption configures an Avro serde.
 type AvroOption func(*avroConfig)
 
@@ -60,15 +124,15 @@ func AvroRegistryTimeout(d time.Duration) AvroOption {
 // form: field name to value; a union value is nil or a one-entry map from
 // the branch's type name to its value), with schema, an Avro record
 // schema, as the reader and writer schema. cl is a registry client, such
-// as sr.NewClient(sr.URLs(app.RegistryURL())).
-func AvroGeneric(cl *sr.Client, schema string, opts ...AvroOption) (Serde[map[string]any], error) {
+// as sr.NewClient(sr.URLs(url)), or LazyRegistry's.
+func AvroGeneric(cl AvroRegistry, schema string, opts ...AvroOption) (Serde[map[string]any], error) {
 	return newAvro(cl, schema, opts)
 }
 
 // Avro returns a serde of T as Avro records: to and from convert between
 // T and the record's map (see AvroGeneric) and the map goes over the wire
 // as AvroGeneric's does.
-func Avro[T any](cl *sr.Client, schema string, to func(T) (map[string]any, error), from func(map[string]any) (T, error), opts ...AvroOption) (Serde[T], error) {
+func Avro[T any](cl AvroRegistry, schema string, to func(T) (map[string]any, error), from func(map[string]any) (T, error), opts ...AvroOption) (Serde[T], error) {
 	g, err := newAvro(cl, schema, opts)
 	if err != nil {
 		return nil, err
@@ -94,7 +158,7 @@ func Avro[T any](cl *sr.Client, schema string, to func(T) (map[string]any, error
 
 type avroSerde struct {
 	cfg    avroConfig
-	cl     *sr.Client
+	cl     AvroRegistry
 	schema string
 	parsed *avroschema.Parsed
 
@@ -114,7 +178,7 @@ type avroWriter struct {
 	proj *avroschema.Projector
 }
 
-func newAvro(cl *sr.Client, schema string, opts []AvroOption) (*avroSerde, error) {
+func newAvro(cl AvroRegistry, schema string, opts []AvroOption) (*avroSerde, error) {
 	cfg := avroConfig{autoRegister: true, timeout: 30 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
