@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -315,7 +314,7 @@ func decode(q *http.Request, v any) error {
 		return errorf(http.StatusBadRequest, http.StatusBadRequest, "Unrecognizable JSON body: %v", err)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, http.StatusBadRequest, "Unrecognizable JSON body: %s", fmt.Sprint("trailing data"))
+		return errorf(http.StatusBadRequest, http.StatusBadRequest, "Unrecognizable JSON body: trailing data after the object")
 	}
 	return nil
 }

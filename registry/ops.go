@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -49,7 +48,7 @@ func apiType(t string) string {
 	return t
 }
 
-// parseRequest parses the schema of a request with its references.
+// parseRequestLocked parses the schema of a request with its references.
 // REQUIRES: r.mu held.
 func (r *Registry) parseRequestLocked(req *SchemaRequest) (*avroschema.Parsed, string, error) {
 	typ := req.SchemaType
@@ -623,5 +622,5 @@ func asError(err error) *Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return errorf(http.StatusInternalServerError, codeStoreTimeout, "Operation timed out: %v", err)
 	}
-	return errorf(http.StatusInternalServerError, codeStoreError, "%v", fmt.Sprint(err))
+	return errorf(http.StatusInternalServerError, codeStoreError, "%v", err)
 }
