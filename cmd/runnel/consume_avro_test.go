@@ -23,13 +23,18 @@ func TestConsumeAvro(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := serde.AvroGeneric(cl, `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"]}]}`,
+	s, err := serde.AvroGeneric(cl, `{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"note","type":["null","string"]},`+
+		`{"name":"a","type":"int","default":0},{"name":"b","type":"int","default":0},{"name":"c","type":"bytes","default":""},`+
+		`{"name":"m","type":{"type":"map","values":"int"},"default":{}}]}`,
 		serde.AvroSubject("orders-value"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var recs []*kgo.Record
-	for _, v := range []map[string]any{{"id": int64(1), "note": nil}, {"id": int64(2), "note": goavro.Union("string", "gift")}} {
+	for _, v := range []map[string]any{
+		{"id": int64(1), "note": nil, "a": int32(1), "b": int32(2), "c": []byte{0, 'x', 0xff}, "m": map[string]any{}},
+		{"id": int64(2), "note": goavro.Union("string", "gift"), "a": int32(3), "b": int32(4), "c": []byte{}, "m": map[string]any{"z": int32(1), "a": int32(2)}},
+	} {
 		bs, err := s.Serialize(v)
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +46,11 @@ func TestConsumeAvro(t *testing.T) {
 
 	r := mustCLI(t, addr, "", "consume", "orders", "--from-beginning", "--max-messages", "2", "--timeout", "30s",
 		"--value-format", "avro", "--schema-registry-url", url)
-	if want := "{\"id\":1,\"note\":null}\n{\"id\":2,\"note\":{\"string\":\"gift\"}}\n"; r.stdout != want {
+	// Fields in schema order, map keys sorted, bytes as code points: the
+	// same value prints the same every time.
+	want := `{"id":1,"note":null,"a":1,"b":2,"c":"\u0000xÿ","m":{}}` + "\n" +
+		`{"id":2,"note":{"string":"gift"},"a":3,"b":4,"c":"","m":{"a":2,"z":1}}` + "\n"
+	if r.stdout != want {
 		t.Fatalf("printed %q, want %q", r.stdout, want)
 	}
 	// The third record is not Avro: an error that names the flag.

@@ -8,13 +8,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/runnel-dev/runnel/internal/avroschema"
 )
 
 // avroFormat prints Avro in Confluent's wire format (magic byte 0, the
 // 4-byte schema id, the Avro binary) as Avro's JSON encoding, as
-// Confluent's kafka-avro-console-consumer does: the writer's schema is
+// Confluent's kafka-avro-console-consumer does (fields in schema order,
+// unions as {"branch": value}): the writer's schema is
 // fetched from the registry at url by the id in the bytes, once per id.
 func avroFormat(url string) (recordFormat, error) {
 	if url == "" {
@@ -25,8 +27,8 @@ func avroFormat(url string) (recordFormat, error) {
 		return nil, err
 	}
 	var mu sync.Mutex
-	codecs := map[uint32]*goavro.Codec{}
-	codecOf := func(id uint32) (*goavro.Codec, error) {
+	codecs := map[uint32]*avroschema.Parsed{}
+	codecOf := func(id uint32) (*avroschema.Parsed, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if c := codecs[id]; c != nil {
@@ -41,7 +43,7 @@ func avroFormat(url string) (recordFormat, error) {
 		if s.Type != sr.TypeAvro || len(s.References) > 0 {
 			return nil, fmt.Errorf("schema %d is not a self-contained Avro schema", id)
 		}
-		c, err := goavro.NewCodec(s.Schema)
+		c, err := avroschema.ParseChecked(s.Schema, nil)
 		if err != nil {
 			return nil, fmt.Errorf("schema %d: %w", id, err)
 		}
@@ -56,11 +58,11 @@ func avroFormat(url string) (recordFormat, error) {
 		if err != nil {
 			return "", err
 		}
-		native, rest, err := c.NativeFromBinary(b[5:])
+		native, rest, err := c.Codec.NativeFromBinary(b[5:])
 		if err != nil || len(rest) > 0 {
 			return "", fmt.Errorf("not a value of schema %d (%d bytes)", binary.BigEndian.Uint32(b[1:5]), len(b))
 		}
-		text, err := c.TextualFromNative(nil, native)
+		text, err := avroschema.AppendJSON(nil, c.Root, native)
 		return string(text), err
 	}, nil
 }
