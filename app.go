@@ -150,6 +150,19 @@ func (a *App) Brokers() []string {
 	return append([]string(nil), a.brokers...)
 }
 
+// RegistryURL returns the base URL of the schema registry of the embedded
+// broker ("http://127.0.0.1:PORT", the Confluent Schema Registry API) once
+// Start has returned, or "" when the App uses bootstrap servers given to it
+// and so has no broker of its own.
+func (a *App) RegistryURL() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.emb == nil {
+		return ""
+	}
+	return a.emb.registryURL()
+}
+
 // Run starts the application and processes until ctx is done or
 // processing fails, then closes it. It returns nil after a clean stop.
 func (a *App) Run(ctx context.Context) error {

@@ -18,13 +18,14 @@ type embedded struct {
 }
 
 // startEmbedded starts a broker on a free loopback port with its data under
-// dir/broker. Its group and transaction topics are small, and groups
+// dir/broker, and its schema registry on another. Its group and transaction topics are small, and groups
 // rebalance without the initial delay: the application is its only client.
 func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
 	dir = filepath.Join(dir, "broker")
 	b, err := broker.Start(ctx, broker.Config{
 		DataDir:                         dir,
 		Listen:                          "127.0.0.1:0",
+		RegistryListen:                  "127.0.0.1:0",
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          1,
 		TransactionStateTopicPartitions: 1,
@@ -40,5 +41,8 @@ func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
 }
 
 func (e *embedded) addr() string { return e.b.Addr() }
+
+// registryURL is the base URL of the embedded broker's schema registry.
+func (e *embedded) registryURL() string { return "http://" + e.b.RegistryAddr() }
 
 func (e *embedded) close() error { return e.b.Close() }

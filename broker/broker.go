@@ -87,6 +87,9 @@ type Broker struct {
 	metricsSrv *http.Server
 	metrics    *metrics
 
+	// registry serves the schema registry (registry.go); nil when off.
+	registry *schemaRegistry
+
 	parts *partitions
 	// fetchers replicate the partitions this broker follows
 	// (replica_fetcher.go).
@@ -263,6 +266,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
 	go func() { defer b.wg.Done(); b.acceptLoop() }()
+	if err := b.startRegistry(ctx); err != nil {
+		return nil, err
+	}
 	metricsAddr := "off"
 	if m := b.MetricsAddr(); m != "" {
 		metricsAddr = "http://" + m + "/metrics"
@@ -334,6 +340,8 @@ func (b *Broker) MetricsAddr() string {
 // cleanly. It is safe to call more than once.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		// The registry is a client of this broker: it goes first.
+		b.registry.close()
 		b.cancel()
 		b.ln.Close()
 		if b.metricsSrv != nil {

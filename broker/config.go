@@ -34,6 +34,10 @@ type Config struct {
 	// MetricsListen, when set, serves Prometheus metrics at /metrics on
 	// this address. Default: none.
 	MetricsListen string
+	// RegistryListen, when set, serves the schema registry (the Confluent
+	// Schema Registry REST API, schemas in the topic _schemas) on this
+	// address. Default: none.
+	RegistryListen string
 	// Rack is this broker's rack (broker.rack), reported to clients.
 	// Default: none.
 	Rack string
@@ -376,6 +380,11 @@ func (c *Config) Validate() error {
 			bad("metrics listen address %q: %v", c.MetricsListen, err)
 		}
 	}
+	if c.RegistryListen != "" {
+		if _, _, err := net.SplitHostPort(c.RegistryListen); err != nil {
+			bad("registry listen address %q: %v", c.RegistryListen, err)
+		}
+	}
 	if c.NumPartitions < 1 {
 		bad("num.partitions %d must be at least 1", c.NumPartitions)
 	}
@@ -493,6 +502,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "listeners=%s\n", c.Listen)
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
+	fmt.Fprintf(&b, "registry.listen=%s\n", c.RegistryListen)
 	fmt.Fprintf(&b, "broker.rack=%s\n", c.Rack)
 	fmt.Fprintf(&b, "controller.quorum.voters=%s\n", c.ControllerQuorum)
 	fmt.Fprintf(&b, "controller.listener=%s\n", c.ControllerListen)

@@ -15,7 +15,8 @@ const brokerSynopsis = "broker [flags]"
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
 // "runnel broker listening on HOST:PORT" on standard output, and
-// "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on;
+// "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on,
+// "runnel broker schema registry on http://HOST:PORT" when the registry is;
 // its log goes to standard error.
 func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "broker", brokerSynopsis, false)
@@ -23,6 +24,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./runnel-data", "`DIR` for partition logs and metadata (log.dirs)")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener `HOST:PORT`; port 0 picks a free port (listeners)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
+	fs.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the schema registry (Confluent Schema Registry API) on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
@@ -102,6 +104,9 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fmt.Fprintf(e.stdout, "runnel broker listening on %s\n", b.Addr())
 	if m := b.MetricsAddr(); m != "" {
 		fmt.Fprintf(e.stdout, "runnel broker metrics on http://%s/metrics\n", m)
+	}
+	if r := b.RegistryAddr(); r != "" {
+		fmt.Fprintf(e.stdout, "runnel broker schema registry on http://%s\n", r)
 	}
 
 	<-ctx.Done()

@@ -46,6 +46,7 @@ func parseConsume(e env, g *globals, args []string) (consumeFlags, error) {
 	isolation := fs.String("isolation-level", "", "read_committed (skip aborted and open transactions) or read_uncommitted (default read_committed, or the --command-config value)")
 	keyFormat := fs.String("key-format", "string", "how keys print: "+formatNames)
 	valueFormat := fs.String("value-format", "string", "how values print: the same formats as --key-format")
+	registryURL := fs.String("schema-registry-url", "", "schema registry `URL` (Confluent's API, or a broker's --registry-listen) for the avro format")
 	printKey := fs.Bool("print-key", false, "print KEY<TAB> before each value")
 	printOffset := fs.Bool("print-offset", false, "print PARTITION:OFFSET<TAB> before each record")
 	printPartition := fs.Bool("print-partition", false, "print PARTITION<TAB> before each record (--print-offset prints it too)")
@@ -105,10 +106,16 @@ func parseConsume(e env, g *globals, args []string) (consumeFlags, error) {
 	}
 
 	f.line = lineFormat{printKey: *printKey, printOffset: *printOffset, printPartition: *printPartition, printTime: *printTime, printHdrs: *printHeaders}
-	if f.line.key, err = parseFormat(*keyFormat); err != nil {
+	parse := func(name string) (recordFormat, error) {
+		if name == "avro" {
+			return avroFormat(*registryURL)
+		}
+		return parseFormat(name)
+	}
+	if f.line.key, err = parse(*keyFormat); err != nil {
 		return f, usagef(fs, "--key-format: %v", err)
 	}
-	if f.line.value, err = parseFormat(*valueFormat); err != nil {
+	if f.line.value, err = parse(*valueFormat); err != nil {
 		return f, usagef(fs, "--value-format: %v", err)
 	}
 	if *format != "" {

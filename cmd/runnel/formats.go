@@ -16,7 +16,7 @@ import (
 type recordFormat func(b []byte) (string, error)
 
 // formatNames lists --key-format and --value-format values for messages.
-const formatNames = "string, bytes (hex), int32, int64, double, json, or windowed(FORMAT) for a windowed key"
+const formatNames = "string, bytes (hex), int32, int64, double, json, avro (Confluent's wire format, with --schema-registry-url), or windowed(FORMAT) for a windowed key"
 
 // parseFormat reads a --key-format or --value-format value.
 func parseFormat(name string) (recordFormat, error) {
@@ -45,6 +45,9 @@ func parseFormat(name string) (recordFormat, error) {
 			}
 			return string(b), nil
 		}, nil
+	}
+	if name == "avro" {
+		return nil, fmt.Errorf("format avro is for consume's --key-format and --value-format")
 	}
 	return nil, fmt.Errorf("unknown format %q; want %s", name, formatNames)
 }

@@ -22,7 +22,9 @@ At start it logs its version, node id, listener, data dir and metrics
 address (and the progress of log recovery when that takes over a second).
 Once clients can connect it prints "runnel broker listening on HOST:PORT" on
 stdout, and with --metrics-listen "runnel broker metrics on
-http://HOST:PORT/metrics" (Prometheus). Its log goes to stderr. The data
+http://HOST:PORT/metrics" (Prometheus), and with --registry-listen
+"runnel broker schema registry on http://HOST:PORT" (the Confluent Schema
+Registry REST API, schemas kept in the topic _schemas). Its log goes to stderr. The data
 dir is locked (DIR/.lock holds the pid): a second broker on it exits 1 at
 once, naming the pid of the first.
 `,
@@ -95,6 +97,18 @@ is created. --to-offset N outside a partition's [start, end] is clamped to
 it, with a note on stderr; --to-datetime TS and --by-duration D take the
 first record at or after the time, or the end offset (with a note) when
 there is none.
+`,
+		"schemas": `Talks to a schema registry with Confluent's REST API: a broker's
+--registry-listen, or Confluent's Schema Registry. The registry is
+--schema-registry-url, else $RUNNEL_SCHEMA_REGISTRY_URL, else
+http://127.0.0.1:8081. list prints the subjects; get prints a version
+(latest by default) as JSON; register prints the id and version the schema
+got, or fails when the subject's compatibility level refuses it; compat
+prints "compatible" or exits 1 with the reasons; delete soft-deletes a
+subject or a version, and with --permanent removes one soft-deleted
+before; config prints (with --set, first sets) the compatibility level of a
+subject, or the global one without a subject. A registry error prints its
+code (40401 subject not found, 409 incompatible, 42201 invalid schema, ...).
 `,
 		"reset": `Prepares a stream application for reprocessing, as Kafka's
 kafka-streams-application-reset does: it commits new offsets for the

@@ -103,6 +103,7 @@ var commands = []command{
 	{"consume", "print a topic's records", runConsume},
 	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
 	{"reset", "reset a stream application to reprocess its input", runReset},
+	{"schemas", "list, get, register, check, delete schemas and set compatibility in a schema registry", runSchemas},
 }
 
 // globals are the client flags, before the command name or after it.
@@ -346,7 +347,7 @@ func trimPrefixes(msg, name string) string {
 // referenceOrder is the order "runnel help" prints the commands in.
 var referenceOrder = []string{
 	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
-	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "schemas",
 }
 
 // printReference prints every command's description, the reference

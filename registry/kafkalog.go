@@ -1,0 +1,99 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// DefaultTopic is the topic the registry keeps its records in, as
+// Confluent's kafkastore.topic.
+const DefaultTopic = "_schemas"
+
+// KafkaLog is a Log in a Kafka topic of one partition, compacted, read and
+// written with a Kafka client: the registry's records then replicate with
+// the cluster, and any broker's registry reads the same log.
+type KafkaLog struct {
+	cl    *kgo.Client
+	topic string
+}
+
+// KafkaLogConfig configures OpenKafkaLog.
+type KafkaLogConfig struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Topic is the log's topic, created compacted with one partition when
+	// missing. Default DefaultTopic.
+	Topic string
+	// ReplicationFactor of the topic when it is created; -1 is the
+	// broker's default. Default -1.
+	ReplicationFactor int16
+}
+
+// OpenKafkaLog creates the topic when it is missing and opens the log.
+func OpenKafkaLog(ctx context.Context, cfg KafkaLogConfig) (*KafkaLog, error) {
+	if cfg.Topic == "" {
+		cfg.Topic = DefaultTopic
+	}
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = -1
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("registry: kafka client: %w", err)
+	}
+	compact := "compact"
+	res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, cfg.ReplicationFactor,
+		map[string]*string{"cleanup.policy": &compact}, cfg.Topic)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		cl.Close()
+		return nil, fmt.Errorf("registry: create topic %s: %w", cfg.Topic, err)
+	}
+	return &KafkaLog{cl: cl, topic: cfg.Topic}, nil
+}
+
+// Append produces a record to partition 0 and waits for all in-sync
+// replicas to have it.
+func (l *KafkaLog) Append(ctx context.Context, key, value []byte) (int64, error) {
+	r, err := l.cl.ProduceSync(ctx, &kgo.Record{Topic: l.topic, Partition: 0, Key: key, Value: value}).First()
+	if err != nil {
+		return 0, fmt.Errorf("registry: append to %s: %w", l.topic, err)
+	}
+	return r.Offset, nil
+}
+
+// Poll fetches the next records. Fetch errors the client retries by
+// itself are not reported; the reader calls again.
+func (l *KafkaLog) Poll(ctx context.Context) ([]Record, error) {
+	fs := l.cl.PollFetches(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if fs.IsClientClosed() {
+		return nil, kgo.ErrClientClosed
+	}
+	var out []Record
+	fs.EachRecord(func(r *kgo.Record) {
+		out = append(out, Record{Offset: r.Offset, Key: r.Key, Value: r.Value})
+	})
+	return out, nil
+}
+
+// Close closes the client.
+func (l *KafkaLog) Close() error {
+	l.cl.Close()
+	return nil
+}

@@ -1,0 +1,229 @@
+package serde_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/http/httptest"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/runnel-dev/runnel/registry"
+	"github.com/runnel-dev/runnel/stream/serde"
+)
+
+// memLog is a registry.Log in memory.
+type memLog struct {
+	mu      sync.Mutex
+	recs    []registry.Record
+	next    int
+	changed chan struct{}
+}
+
+func (l *memLog) Append(_ context.Context, key, value []byte) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	off := int64(len(l.recs))
+	l.recs = append(l.recs, registry.Record{Offset: off, Key: key, Value: value})
+	close(l.changed)
+	l.changed = make(chan struct{})
+	return off, nil
+}
+
+func (l *memLog) Poll(ctx context.Context) ([]registry.Record, error) {
+	for {
+		l.mu.Lock()
+		recs, ch := l.recs[l.next:], l.changed
+		l.next = len(l.recs)
+		l.mu.Unlock()
+		if len(recs) > 0 {
+			return recs, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (l *memLog) Close() error { return nil }
+
+// newRegistry serves an in-memory registry over HTTP and returns a client.
+func newRegistry(t testing.TB) *sr.Client {
+	t.Helper()
+	r, err := registry.New(context.Background(), &memLog{changed: make(chan struct{})}, registry.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler())
+	t.Cleanup(func() { srv.Close(); r.Close() })
+	cl, err := sr.NewClient(sr.URLs(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+const (
+	orderV1 = `{"type":"record","name":"Order","namespace":"shop","fields":[
+		{"name":"id","type":"int"},
+		{"name":"item","type":"string"},
+		{"name":"note","type":["null","string"],"default":null},
+		{"name":"status","type":{"type":"enum","name":"Status","symbols":["NEW","PAID","SHIPPED"]}}]}`
+	// orderV2 reads v1 data: id promoted to long, note dropped, qty added
+	// with a default, and an enum that lacks SHIPPED but has a default.
+	orderV2 = `{"type":"record","name":"Order","namespace":"shop","fields":[
+		{"name":"id","type":"long"},
+		{"name":"item","type":"string"},
+		{"name":"qty","type":"int","default":1},
+		{"name":"tags","type":["null",{"type":"array","items":"string"}],"default":null},
+		{"name":"status","type":{"type":"enum","name":"Status","symbols":["NEW","PAID","OTHER"],"default":"OTHER"}}]}`
+)
+
+func TestAvroRoundTrip(t *testing.T) {
+	cl := newRegistry(t)
+	s, err := serde.AvroGeneric(cl, orderV1, serde.AvroSubject("orders-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := map[string]any{"id": int32(7), "item": "pen", "note": goavro.Union("string", "gift"), "status": "PAID"}
+	b, err := s.Serialize(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0 || binary.BigEndian.Uint32(b[1:5]) != 1 {
+		t.Fatalf("header % x, want magic 0 and id 1", b[:5])
+	}
+	got, err := s.Deserialize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Fatalf("round trip: %v, want %v", got, v)
+	}
+	// The schema is registered under the subject.
+	if ss, err := cl.SchemaByVersion(context.Background(), "orders-value", 1); err != nil || ss.ID != 1 {
+		t.Fatalf("registered: %+v, %v", ss, err)
+	}
+}
+
+// TestAvroResolution reads data of an older schema with a newer one.
+func TestAvroResolution(t *testing.T) {
+	cl := newRegistry(t)
+	w, err := serde.AvroGeneric(cl, orderV1, serde.AvroSubject("orders-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := serde.AvroGeneric(cl, orderV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := w.Serialize(map[string]any{"id": int32(7), "item": "pen", "note": nil, "status": "SHIPPED"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Deserialize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"id": int64(7), "item": "pen", "qty": int32(1), "tags": nil, "status": "OTHER"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("resolved: %v, want %v", got, want)
+	}
+}
+
+type order struct {
+	ID   int32
+	Item string
+}
+
+func TestAvroTyped(t *testing.T) {
+	cl := newRegistry(t)
+	const schema = `{"type":"record","name":"O","fields":[{"name":"id","type":"int"},{"name":"item","type":"string"}]}`
+	s, err := serde.Avro(cl, schema,
+		func(o order) (map[string]any, error) { return map[string]any{"id": o.ID, "item": o.Item}, nil },
+		func(m map[string]any) (order, error) {
+			return order{ID: m["id"].(int32), Item: m["item"].(string)}, nil
+		},
+		serde.AvroSubject("o-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Serialize(order{3, "ink"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Deserialize(b); err != nil || got != (order{3, "ink"}) {
+		t.Fatalf("typed round trip: %+v, %v", got, err)
+	}
+}
+
+// TestAvroBadInput: bytes that are not a value of a known schema are
+// errors, never panics.
+func TestAvroBadInput(t *testing.T) {
+	cl := newRegistry(t)
+	s, err := serde.AvroGeneric(cl, orderV1, serde.AvroSubject("orders-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := s.Serialize(map[string]any{"id": int32(1), "item": "x", "note": nil, "status": "NEW"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"empty":       {},
+		"short":       {0, 0, 0},
+		"magic":       append([]byte{1}, good[1:]...),
+		"unknown id":  append([]byte{0, 0, 0, 0, 99}, good[5:]...),
+		"truncated":   good[:len(good)-1],
+		"extra bytes": append(append([]byte{}, good...), 0),
+	} {
+		if _, err := s.Deserialize(b); err == nil {
+			t.Errorf("%s: decoded % x", name, b)
+		}
+	}
+	if _, err := s.Deserialize([]byte{1, 0, 0, 0, 1}); !errors.Is(err, serde.ErrAvroFormat) {
+		t.Errorf("bad magic: %v, want ErrAvroFormat", err)
+	}
+	// Without a subject there is nothing to register under.
+	ns, _ := serde.AvroGeneric(cl, orderV1)
+	if _, err := ns.Serialize(map[string]any{"id": int32(1), "item": "x", "note": nil, "status": "NEW"}); err == nil {
+		t.Error("serialized without a subject")
+	}
+	// Without auto-registration an unknown schema is an error.
+	lookup, _ := serde.AvroGeneric(cl, orderV2, serde.AvroSubject("orders-value"), serde.AvroAutoRegister(false))
+	if _, err := lookup.Serialize(map[string]any{}); err == nil {
+		t.Error("serialized a schema the subject does not have, with auto-registration off")
+	}
+	if _, err := serde.AvroGeneric(cl, `"string"`); err == nil {
+		t.Error("accepted a schema that is not a record")
+	}
+}
+
+// FuzzAvroDeserialize feeds arbitrary bytes after a valid header to the
+// decoder: an error or a value, never a panic.
+func FuzzAvroDeserialize(f *testing.F) {
+	cl := newRegistry(f)
+	s, err := serde.AvroGeneric(cl, orderV1, serde.AvroSubject("orders-value"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := s.Serialize(map[string]any{"id": int32(1), "item": "x", "note": goavro.Union("string", "n"), "status": "NEW"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:5])
+	f.Add([]byte{0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := s.Deserialize(b)
+		if err == nil && v == nil {
+			t.Fatal("no value and no error")
+		}
+	})
+}
