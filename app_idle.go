@@ -34,8 +34,10 @@ const idlePollInterval = 25 * time.Millisecond
 //
 // Once WaitIdle returns nil, the output of those records is in the output
 // topics and readable by a read_committed consumer: under ExactlyOnce the
-// transactions holding it are committed, under AtLeastOnce it was flushed
-// before the offsets were committed. That makes it the way for a test to
+// transactions holding it are committed (WaitIdle also waits for their
+// markers to reach the output partitions, which may come a moment after
+// the offsets are visible), under AtLeastOnce it was flushed before the
+// offsets were committed. That makes it the way for a test to
 // compare an application's output with what it expects, or for a batch
 // job to know when it is done:
 //
@@ -94,7 +96,67 @@ func (a *App) WaitIdle(ctx context.Context) error {
 			return err
 		}
 	}
-	return nil
+	// The group's offsets may be visible before the markers of the
+	// transaction committing them reach the output partitions: wait for
+	// those too, so that the output is readable when WaitIdle returns.
+	return w.stable(ctx, outputTopics(inst))
+}
+
+// outputTopics returns the topics the application's sinks write by name
+// (full names).
+func outputTopics(in *instance) []string {
+	topo, app := in.app.topo, in.app.opts.ApplicationID
+	var out []string
+	for _, s := range topo.SubTopologies() {
+		for _, t := range s.SinkTopics() {
+			out = append(out, topo.TopicName(app, t))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// stable waits until no transaction open now holds records of topics:
+// their last stable offsets reach their end offsets as listed now.
+func (w *idleWait) stable(ctx context.Context, topics []string) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	var ends kadm.ListedOffsets
+	if err := w.retry(ctx, func() (err error) {
+		ends, err = w.adm.ListEndOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	tick := time.NewTicker(idlePollInterval)
+	defer tick.Stop()
+	for {
+		stable, err := w.adm.ListCommittedOffsets(ctx, topics...)
+		if err == nil {
+			err = stable.Error()
+		}
+		if err != nil {
+			if err := w.passRetriable(ctx, err); err != nil {
+				return err
+			}
+		} else {
+			done := true
+			ends.Each(func(e kadm.ListedOffset) {
+				s, ok := stable.Lookup(e.Topic, e.Partition)
+				done = done && ok && s.Offset >= e.Offset
+			})
+			if done {
+				return nil
+			}
+		}
+		if err := w.wait(ctx, tick.C); err != nil {
+			return err
+		}
+	}
 }
 
 // idleStages returns the application's input topics (full names) in the
