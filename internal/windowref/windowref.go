@@ -129,23 +129,31 @@ type session struct {
 }
 
 // SuppressedSessions computes what a session sum followed by
-// Suppress(UntilWindowCloses) emits. A record merges the sessions within
-// gap of it, unless the merged session would end before stream time −
-// grace − gap (then it is late and dropped). Suppress's time is the
-// largest end of a session updated, and a session is emitted, once, when
-// that passes its end + 2 × gap + grace. A late record may still bridge
-// an emitted session to a live one (as in Kafka Streams); the merged
-// session is then a result of its own.
+// Suppress(UntilWindowCloses) emits, the session store retaining sessions
+// for gap + grace (the default). A record merges the sessions within gap
+// of it that the store still holds, unless the merged session would end
+// before stream time − grace − gap (then it is late and dropped). The
+// store holds a session while its end is after the latest session end put
+// into it minus the retention (Kafka Streams' stores hide the sessions
+// that expired, whatever their segments). Suppress's time is the largest
+// end of a session updated, and a session is emitted, once, when that
+// passes its end + 2 × gap + grace.
 func SuppressedSessions(evs []Event, gap, grace int64) map[string]int64 {
 	live := map[string][]session{}
 	emitted := map[string]int64{}
 	observed, suppressTime := int64(-1), int64(-1)
+	retention := gap + grace
 	for _, e := range evs {
+		// The store has expired the sessions ending a retention before
+		// the latest end put into it, the stream time before e.
+		expired := observed - retention
 		observed = max(observed, e.TS)
 		merged := session{e.TS, e.TS, e.V}
 		var keep []session
 		for _, s := range live[e.Key] {
-			if s.end >= e.TS-gap && s.start <= e.TS+gap {
+			// A session gone from the store is found by no record (its
+			// final result is Suppress's business).
+			if s.end > expired && s.end >= e.TS-gap && s.start <= e.TS+gap {
 				merged.start, merged.end, merged.sum = min(merged.start, s.start), max(merged.end, s.end), merged.sum+s.sum
 			} else {
 				keep = append(keep, s)
