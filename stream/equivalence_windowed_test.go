@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -46,10 +48,19 @@ func windowedCounts() *stream.Builder {
 // computations of package windowref, whatever the caching, commit interval
 // and partition count. The input holds jumps of event time far beyond the
 // windows' retention between two commits (a backlog), records out of
-// order within grace, and late records. (TestAppEquivalenceWindows runs
-// the same on runnel.App.)
+// order within grace, and late records. RUNNEL_EQUIV_CASES sets the
+// number of seeds, 3 by default. (TestAppEquivalenceWindows runs the same
+// on runnel.App.)
 func TestEquivalenceWindowsFinalResults(t *testing.T) {
-	for seed := range uint64(3) {
+	seeds := uint64(3)
+	if s := os.Getenv("RUNNEL_EQUIV_CASES"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || n == 0 {
+			t.Fatalf("RUNNEL_EQUIV_CASES=%q: want a positive integer", s)
+		}
+		seeds = n
+	}
+	for seed := range seeds {
 		evs := windowref.Events(seed, 500, eqSize, eqGrace)
 		rng := rand.New(rand.NewPCG(seed, 20))
 		for _, parts := range []int{1, 3} {
