@@ -25,6 +25,10 @@ var ErrAppNotRunning = errors.New("stream: app not running")
 // offsets while the application works.
 const idlePollInterval = 25 * time.Millisecond
 
+// idleCommitSpacing is how often, at most, WaitIdle asks the workers to
+// commit: the default commit interval under ExactlyOnce.
+const idleCommitSpacing = 100 * time.Millisecond
+
 // WaitIdle waits until the application has processed, and committed, every
 // record produced to its source topics before the call, and every record
 // its own sub-topologies wrote to the topics they read from one another
@@ -243,6 +247,7 @@ func (w *idleWait) stage(ctx context.Context, topics []string, written bool) err
 	}
 	tick := time.NewTicker(idlePollInterval)
 	defer tick.Stop()
+	var asked time.Time
 	for {
 		idle, err := w.idle(ctx, topics, targets, written)
 		if err != nil {
@@ -251,7 +256,12 @@ func (w *idleWait) stage(ctx context.Context, topics []string, written bool) err
 		if idle {
 			return nil
 		}
-		w.inst.askCommit()
+		// Not at every look: a commit per turn would slow the work
+		// waited for.
+		if time.Since(asked) >= idleCommitSpacing {
+			w.inst.askCommit()
+			asked = time.Now()
+		}
 		if err := w.wait(ctx, tick.C); err != nil {
 			return err
 		}
