@@ -54,10 +54,12 @@ const idleCommitSpacing = 100 * time.Millisecond
 // offset when it is called, so records of a transaction still open then
 // are not waited for (a transaction committed with Apache Kafka may become
 // visible a moment after its producer's commit returns: Kafka writes the
-// markers after answering). Aborted records and transaction markers are
-// never processed into anything, so a partition counts as done once
-// nothing between the group's committed offset and that target is a
-// committed data record. Then, stage by stage, WaitIdle takes the end
+// markers after answering). Transaction markers are never processed into
+// anything, nor are aborted records under ExactlyOnce, so a partition
+// counts as done once nothing between the group's committed offset and
+// that target is a data record the application processes: a committed
+// one, or under AtLeastOnce (which reads uncommitted records, as Kafka
+// Streams does) an aborted one too. Then, stage by stage, WaitIdle takes the end
 // offsets of the topics the application writes and reads back, waits for
 // the transactions ending there to complete, and waits for them in the
 // same way. The stages follow the topology's sub-topologies; a topology
@@ -381,9 +383,20 @@ func (w *idleWait) passRetriable(ctx context.Context, err error) error {
 	return fmt.Errorf("stream: wait idle: %w", err)
 }
 
-// dataBetween reports whether a committed data record sits in
-// [from, to) of the partition, reading it read_committed from its leader.
-// Aborted records and control records do not count. A read that cannot
+// isolation is the isolation level the application reads its input
+// with: read_committed (1) under ExactlyOnce, read_uncommitted (0) under
+// AtLeastOnce, which processes aborted records too.
+func (w *idleWait) isolation() int8 {
+	if w.app.opts.Guarantee == AtLeastOnce {
+		return 0
+	}
+	return 1
+}
+
+// dataBetween reports whether a data record the application processes
+// sits in [from, to) of the partition, reading it from its leader at the
+// application's isolation level: control records never count, aborted
+// records only under AtLeastOnce. A read that cannot
 // tell yet (the leader moved, the records were deleted meanwhile) reports
 // busy, for the caller to look again.
 func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int32, from, to int64) (bool, error) {
@@ -400,13 +413,17 @@ func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int3
 		return true, nil
 	}
 	leader := w.cl.Broker(int(pd.Leader))
+	iso := kgo.ReadCommitted()
+	if w.isolation() == 0 {
+		iso = kgo.ReadUncommitted()
+	}
 	for at := from; at < to; {
 		req := kmsg.NewPtrFetchRequest()
 		req.ReplicaID = -1
 		req.MaxWaitMillis = 0
 		req.MinBytes = 1
 		req.MaxBytes = 1 << 20
-		req.IsolationLevel = 1 // read_committed
+		req.IsolationLevel = w.isolation()
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic, rt.TopicID = topic, td.ID
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -433,7 +450,7 @@ func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int3
 			return true, w.passRetriable(ctx, err)
 		}
 		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
-			KeepControlRecords: true, Offset: at, IsolationLevel: kgo.ReadCommitted(), Topic: topic, Partition: partition,
+			KeepControlRecords: true, Offset: at, IsolationLevel: iso, Topic: topic, Partition: partition,
 		}, got, kgo.DefaultDecompressor(), nil)
 		if fp.Err != nil {
 			return true, fmt.Errorf("stream: wait idle: read %s[%d] at %d: %w", topic, partition, at, fp.Err)

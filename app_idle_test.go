@@ -229,10 +229,12 @@ func TestAppWaitIdleNotRunning(t *testing.T) {
 	}
 }
 
-// TestAppWaitIdleAbortedTail: a partition holding nothing but aborted
-// transactions (and their markers) has nothing to process: WaitIdle
-// returns although the application, its input there paused, never reads
-// it and commits no offset for it.
+// TestAppWaitIdleAbortedTail: under exactly-once, a partition holding
+// nothing but aborted transactions (and their markers) has nothing to
+// process: WaitIdle returns although the application, its input there
+// paused, never reads it and commits no offset for it. Under
+// at-least-once the application would process the aborted records: they
+// are waited for.
 func TestAppWaitIdleAbortedTail(t *testing.T) {
 	for _, g := range []runnel.Guarantee{runnel.ExactlyOnce, runnel.AtLeastOnce} {
 		t.Run(g.String(), func(t *testing.T) {
@@ -261,6 +263,14 @@ func TestAppWaitIdleAbortedTail(t *testing.T) {
 			plain := newTestClient(t, addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 			if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "events", Partition: 0, Key: []byte("u"), Value: []byte("fig")}).FirstErr(); err != nil {
 				t.Fatal(err)
+			}
+			if g == runnel.AtLeastOnce {
+				short, cancel := context.WithTimeout(ctx, time.Second)
+				defer cancel()
+				if err := app.WaitIdle(short); !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("WaitIdle at-least-once with aborted records unread: %v, want %v", err, context.DeadlineExceeded)
+				}
+				return
 			}
 			if err := app.WaitIdle(ctx); err != nil {
 				t.Fatalf("WaitIdle with only aborted records unread: %v", err)
