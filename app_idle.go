@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/runnel-dev/runnel/state/pebblestore"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -65,7 +66,9 @@ const idleCommitSpacing = 100 * time.Millisecond
 // same way. The stages follow the topology's sub-topologies; a topology
 // that feeds a topic back to itself is followed as many stages as it has
 // sub-topologies. Records written by sinks that choose their topic per
-// record are not followed, and global stores' topics are not waited for.
+// record are not followed. The topics of global stores are waited for
+// too, up to their last stable offsets at the call: until this instance's
+// global stores hold them.
 //
 // WaitIdle looks at the consumer group's committed offsets, so with
 // several instances of one application it waits for all of them. While
@@ -97,15 +100,97 @@ func (a *App) WaitIdle(ctx context.Context) error {
 	}
 	defer cl.Close()
 	w := &idleWait{cl: cl, adm: kadm.NewClient(cl), group: a.opts.ApplicationID, inst: inst, done: done, app: a}
+	// The global stores' topics, as a read_committed consumer sees them
+	// now, read by the instance's global store updater.
+	globals := globalTopics(inst)
+	var globalTargets kadm.ListedOffsets
+	if len(globals) > 0 {
+		if err := w.retry(ctx, func() (err error) {
+			globalTargets, err = w.adm.ListCommittedOffsets(ctx, globals...)
+			if err == nil {
+				err = globalTargets.Error()
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+	}
 	for i, topics := range idleStages(inst) {
 		if err := w.stage(ctx, topics, i > 0); err != nil {
 			return err
 		}
 	}
+	if err := w.globals(ctx, globals, globalTargets); err != nil {
+		return err
+	}
 	// The group's offsets may be visible before the markers of the
 	// transaction committing them reach the output partitions: wait for
 	// those too, so that the output is readable when WaitIdle returns.
 	return w.stable(ctx, outputTopics(inst))
+}
+
+// globalTopics returns the source topics of the global stores (full
+// names).
+func globalTopics(in *instance) []string {
+	topo, app := in.app.topo, in.app.opts.ApplicationID
+	g := topo.Global()
+	if g == nil {
+		return nil
+	}
+	var out []string
+	for _, t := range g.SourceTopics() {
+		out = append(out, topo.TopicName(app, t))
+	}
+	return out
+}
+
+// globals waits until this instance's global store updater has applied
+// (and committed in the local state) topics up to targets. It reads
+// read_committed, whatever the guarantee.
+func (w *idleWait) globals(ctx context.Context, topics []string, targets kadm.ListedOffsets) error {
+	if len(topics) == 0 {
+		return nil
+	}
+	position := func(topic string, p int32) (int64, error) {
+		pos := int64(-1)
+		err := w.app.queries.readDB(func(db *pebblestore.DB) error {
+			n, ok, err := db.Position(globalTaskName, positionName(topic, p))
+			if ok {
+				pos = n
+			}
+			return err
+		})
+		return pos, err
+	}
+	tick := time.NewTicker(idlePollInterval)
+	defer tick.Stop()
+	for {
+		idle, err := w.idleFrom(ctx, topics, targets, false, 1, position)
+		if errors.Is(err, ErrAppNotRunning) {
+			err = w.wait(ctx, nil) // the application's error, if it has one
+		}
+		if err != nil || idle {
+			return err
+		}
+		if err := w.wait(ctx, tick.C); err != nil {
+			return err
+		}
+	}
+}
+
+// readDB calls f with the local state unless the application is not
+// running (ErrAppNotRunning); detach waits for f to return.
+func (q *queryState) readDB(f func(*pebblestore.DB) error) error {
+	q.mu.Lock()
+	if !q.running {
+		q.mu.Unlock()
+		return ErrAppNotRunning
+	}
+	q.readers.Add(1)
+	db := q.db
+	q.mu.Unlock()
+	defer q.readers.Done()
+	return f(db)
 }
 
 // outputTopics returns the topics the application's sinks write by name
@@ -319,6 +404,18 @@ func (w *idleWait) idle(ctx context.Context, topics []string, targets kadm.Liste
 	if err != nil {
 		return false, w.passRetriable(ctx, err)
 	}
+	return w.idleFrom(ctx, topics, targets, written, w.isolation(), func(topic string, p int32) (int64, error) {
+		if c, ok := committed.Lookup(topic, p); ok {
+			return c.At, nil
+		}
+		return -1, nil
+	})
+}
+
+// idleFrom is idle with the positions processed (-1: none) given by
+// position, and the records read at isolation level iso.
+func (w *idleWait) idleFrom(ctx context.Context, topics []string, targets kadm.ListedOffsets, written bool, iso int8, position func(topic string, p int32) (int64, error)) (bool, error) {
+	var err error
 	var stable kadm.ListedOffsets
 	if written {
 		if stable, err = w.adm.ListCommittedOffsets(ctx, topics...); err == nil {
@@ -338,7 +435,7 @@ func (w *idleWait) idle(ctx context.Context, topics []string, targets kadm.Liste
 	var pending []kadm.ListedOffset // partitions to read, Offset: where from
 	idle := true
 	targets.Each(func(t kadm.ListedOffset) {
-		if !idle {
+		if !idle || err != nil {
 			return
 		}
 		if written {
@@ -347,9 +444,9 @@ func (w *idleWait) idle(ctx context.Context, topics []string, targets kadm.Liste
 				return
 			}
 		}
-		from := int64(-1)
-		if c, ok := committed.Lookup(t.Topic, t.Partition); ok {
-			from = c.At
+		var from int64
+		if from, err = position(t.Topic, t.Partition); err != nil {
+			return
 		}
 		if s, ok := starts.Lookup(t.Topic, t.Partition); ok {
 			from = max(from, s.Offset)
@@ -358,12 +455,12 @@ func (w *idleWait) idle(ctx context.Context, topics []string, targets kadm.Liste
 			pending = append(pending, kadm.ListedOffset{Topic: t.Topic, Partition: t.Partition, Offset: from})
 		}
 	})
-	if !idle {
-		return false, nil
+	if err != nil || !idle {
+		return false, err
 	}
 	for _, p := range pending {
 		target, _ := targets.Lookup(p.Topic, p.Partition)
-		busy, err := w.dataBetween(ctx, p.Topic, p.Partition, p.Offset, target.Offset)
+		busy, err := w.dataBetween(ctx, p.Topic, p.Partition, p.Offset, target.Offset, iso)
 		if err != nil || busy {
 			return false, err
 		}
@@ -396,10 +493,10 @@ func (w *idleWait) isolation() int8 {
 // dataBetween reports whether a data record the application processes
 // sits in [from, to) of the partition, reading it from its leader at the
 // application's isolation level: control records never count, aborted
-// records only under AtLeastOnce. A read that cannot
+// records only under AtLeastOnce (isolation 0: read_uncommitted). A read that cannot
 // tell yet (the leader moved, the records were deleted meanwhile) reports
 // busy, for the caller to look again.
-func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int32, from, to int64) (bool, error) {
+func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int32, from, to int64, isolation int8) (bool, error) {
 	meta, err := w.adm.Metadata(ctx, topic)
 	if err != nil {
 		return true, w.passRetriable(ctx, err)
@@ -414,7 +511,7 @@ func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int3
 	}
 	leader := w.cl.Broker(int(pd.Leader))
 	iso := kgo.ReadCommitted()
-	if w.isolation() == 0 {
+	if isolation == 0 {
 		iso = kgo.ReadUncommitted()
 	}
 	for at := from; at < to; {
@@ -423,7 +520,7 @@ func (w *idleWait) dataBetween(ctx context.Context, topic string, partition int3
 		req.MaxWaitMillis = 0
 		req.MinBytes = 1
 		req.MaxBytes = 1 << 20
-		req.IsolationLevel = w.isolation()
+		req.IsolationLevel = isolation
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic, rt.TopicID = topic, td.ID
 		rp := kmsg.NewFetchRequestTopicPartition()

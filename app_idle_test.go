@@ -279,3 +279,57 @@ func TestAppWaitIdleAbortedTail(t *testing.T) {
 		})
 	}
 }
+
+// TestAppWaitIdleGlobalStore: WaitIdle does not return while the
+// instance's global store lacks records produced to its topic (the
+// updater held back), and returns once it holds them, so that orders
+// produced right after all find their customer's credit.
+func TestAppWaitIdleGlobalStore(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 2, "customers", "orders", "enriched")
+	var hold atomic.Bool
+	hold.Store(true)
+	b := stream.NewBuilder()
+	customers := stream.GlobalTableOf(b, "customers", serde.String, serde.Int64, stream.Materialized("credit"))
+	stream.LeftJoinGlobal(stream.From(b, "orders", serde.String, serde.String), customers,
+		func(_, c string) string { return c }, func(c string, credit *int64) string {
+			if credit == nil {
+				return c + ":none"
+			}
+			return fmt.Sprintf("%s:%d", c, *credit)
+		}).To("enriched")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := runApp(t, topo, func(a *runnel.App) { runnel.HoldGlobal(a, hold.Load) },
+		runnel.ApplicationID("credit"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()))
+	cl := newTestClient(t, addr)
+	var credits []int64
+	var orders []string
+	want := map[string]string{}
+	for i := range int64(100) {
+		credits = append(credits, i, 100+i)
+		orders = append(orders, fmt.Sprint("o", i), fmt.Sprint("c", i))
+		want[fmt.Sprint("o", i)] = fmt.Sprintf("c%d:%d", i, 100+i)
+	}
+	produceCredits(t, cl, credits...)
+	short, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := app.WaitIdle(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitIdle with the global store held back: %v, want %v", err, context.DeadlineExceeded)
+	}
+	hold.Store(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := app.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	produceOrders(t, cl, orders...)
+	if err := app.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := enriched(t, addr); !maps.Equal(got, want) {
+		t.Fatalf("orders right after WaitIdle: %s", testutil.MapDiff(got, want))
+	}
+}
