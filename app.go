@@ -48,6 +48,9 @@ type App struct {
 	// holdRestore, set by tests before Start, holds restorations back
 	// while it returns true.
 	holdRestore func() bool
+	// holdGlobal, set by tests before Start, holds the global store
+	// updater's updates back (after its bootstrap) while it returns true.
+	holdGlobal func() bool
 	// pauseInput, set by tests before Start, is called by the workers'
 	// loops each turn: they pause and resume the input partitions it
 	// returns, to make a task stall.

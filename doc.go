@@ -23,6 +23,19 @@
 // restore, standby and assignment code in the runtime_*.go files), and it
 // links the embedded broker.
 //
+// # Testing
+//
+// A topology's logic is tested in memory with stream/streamtest. To test
+// it as it runs (over the broker, with its partitions, transactions and
+// record cache), run an App on the embedded broker (or one started with
+// broker/brokertest), produce the input, call App.WaitIdle, and read the
+// output topics read_committed: WaitIdle returns once everything produced
+// before the call has gone through every sub-topology and is committed, so
+// the output is complete then and can be compared with what the test
+// expects. Poll no offsets or metrics for it. Under AtLeastOnce the
+// application reads uncommitted input, aborted transactions included, as
+// Kafka Streams does.
+//
 // # Concurrency
 //
 // An App's goroutines, each with one owner that waits for it:

@@ -17,3 +17,7 @@ func HoldRestore(a *App, hold func() bool) { a.holdRestore = hold }
 // PauseInput makes a's workers pause, and resume, the input partitions f
 // returns, called on every turn of their loops. Set it before Start.
 func PauseInput(a *App, f func() (pause, resume map[string][]int32)) { a.pauseInput = f }
+
+// HoldGlobal makes a's global store updater apply no record after its
+// bootstrap while hold returns true. Set it before Start.
+func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }

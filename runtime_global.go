@@ -78,6 +78,7 @@ type globalUpdater struct {
 	interval time.Duration
 	handler  DeserializationHandler
 	brokers  []string
+	hold     func() bool // App.holdGlobal
 	dlq      *kgo.Client // producer for the handler's records, made on first use
 
 	// Owned by startGlobal, then by the goroutine running run, then by
@@ -107,7 +108,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	}
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
-		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
+		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers, hold: r.app.holdGlobal,
 		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{},
 	}
 	fail := func(err error) (*globalUpdater, error) {
@@ -344,6 +345,15 @@ func (u *globalUpdater) run(ctx context.Context) {
 func (u *globalUpdater) follow(ctx context.Context) error {
 	lastCommit := time.Now()
 	for {
+		if u.hold != nil && u.hold() {
+			// A test holds the updates back: look again soon.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Millisecond):
+			}
+			continue
+		}
 		// While something is uncommitted, poll no longer than until the
 		// commit is due, so that updates become visible when input stops.
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnel-dev/runnel/state/pebblestore"
@@ -35,6 +36,9 @@ type instance struct {
 	owners   *taskOwners
 	standby  *standbyUpdater
 	global   *globalUpdater // nil without global stores (runtime_global.go)
+	// commitAsked, by worker, asks for a commit at the worker's next turn
+	// (WaitIdle, app_idle.go).
+	commitAsked []atomic.Bool
 }
 
 func newInstance(ctx context.Context, a *App, brokers []string, dir, process string) (*instance, error) {
@@ -42,6 +46,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	in := &instance{
 		app: a, log: o.Logger, brokers: brokers, process: process,
 		routes: map[string][]int{}, changelg: map[string]bool{}, owners: newTaskOwners(),
+		commitAsked: make([]atomic.Bool, o.NumWorkers),
 	}
 	// A short metadata min age: kadm answers from kgo's metadata cache,
 	// which otherwise keeps a topic just created as missing for 5 s

@@ -316,7 +316,8 @@ func (r *runner) processAndPunctuate(fetches kgo.Fetches, lastCommit time.Time) 
 	// under at-least-once), and a revocation would hold the group back
 	// as long.
 	waiting := r.rebalanceWaiting.Swap(false)
-	due = waiting || now.Sub(lastCommit) >= r.app.opts.CommitInterval
+	asked := r.inst.commitAskedOf(r.worker) // by WaitIdle
+	due = waiting || asked || now.Sub(lastCommit) >= r.app.opts.CommitInterval
 	// Under exactly-once, wall-clock punctuation runs right before a
 	// commit, so that what it writes is committed before the next
 	// rebalance may revoke its task (the open transaction is then always

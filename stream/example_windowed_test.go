@@ -80,21 +80,23 @@ func Example_slidingWindows() {
 }
 
 // Session windows: a click within 5s of the previous extends the session;
-// one in between two sessions merges them, deleting the merged ones.
+// one in between two sessions merges them, deleting the merged ones. (The
+// earlier session must still be retained: its end within gap + grace of
+// the latest.)
 func Example_sessionWindows() {
 	b := stream.NewBuilder()
 	clicks := stream.From(b, "clicks", serde.String, serde.String).GroupByKey()
-	stream.SessionWindowedBy(clicks, stream.Sessions(5*time.Second, 0)).Count().ToStream().To("sessions")
+	stream.SessionWindowedBy(clicks, stream.Sessions(5*time.Second, 2*time.Second)).Count().ToStream().To("sessions")
 	topo, _ := b.Build()
 	d, _ := streamtest.New(topo)
-	pipeClicks(d, 1_000, 3_000, 12_000, 7_500)
+	pipeClicks(d, 1_000, 3_000, 9_500, 7_500)
 	printWindows(d, "sessions")
 	// Output:
 	// u [1000,1000] 1
 	// u [1000,1000] deleted
 	// u [1000,3000] 2
-	// u [12000,12000] 1
+	// u [9500,9500] 1
 	// u [1000,3000] deleted
-	// u [12000,12000] deleted
-	// u [1000,12000] 4
+	// u [9500,9500] deleted
+	// u [1000,9500] 4
 }

@@ -53,7 +53,9 @@ func (s SessionWindowedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Option) 
 // SessionAggregate folds the values per key and session into an
 // aggregate, starting from init(); merge combines the aggregates of two
 // sessions a record joins into one. The store is a session store keeping
-// sessions for gap + grace (or WithRetention).
+// sessions for gap + grace (or WithRetention): a session ending that long
+// before the latest session end is found by no record, as in Kafka
+// Streams, whatever the store's segments still hold.
 //
 // Each update is forwarded with the key's session. When sessions merge, the
 // merged-away ones are forwarded as deletions (tombstones once written to a
@@ -79,14 +81,15 @@ func sessionAggregate[K, V, A any](s SessionWindowedStream[K, V], fd fold[K, V, 
 	retention := max(o.retention, w.Gap+w.Grace)
 	topology.AddProcessor(b.tb, name, func() topology.Processor[K, V, Windowed[K], change[A]] {
 		return &sessionAgg[K, V, A]{store: store, ks: ks, as: as, init: init, f: f, merge: merge,
-			gap: w.Gap.Milliseconds(), grace: w.Grace.Milliseconds(), observed: -1}
+			gap: w.Gap.Milliseconds(), grace: w.Grace.Milliseconds(), retention: retention.Milliseconds(), observed: -1}
 	}, in.node)
 	b.tb.AddStore(topology.StoreSpec{Name: store, Kind: topology.SessionStore, Logging: !o.noLogging, Caching: !o.noCaching,
 		Session: state.SessionOptions{Retention: retention, SegmentInterval: o.segment}}, name)
 	// A session ending at e can still grow by a record at e + gap, which is
 	// admitted while its merged session ends at or after stream time −
 	// grace − gap: while stream time is at most e + 2 × gap + grace. (Only a
-	// record bridging it to a later session can change it after that.)
+	// record bridging it to a later session, with a retention longer than
+	// the default, can change it after that.)
 	closeAfter := (2*w.Gap + w.Grace).Milliseconds() + 1
 	return Table[Windowed[K], A]{b: b, node: name, ks: WindowedSerde(ks), vs: as, store: store, sources: in.sources,
 		window: &windowInfo{closeAt: func(k any) int64 { return k.(Windowed[K]).End + closeAfter }}}
@@ -100,6 +103,7 @@ type sessionAgg[K, V, A any] struct {
 	f          func(K, V, A, bool) A
 	merge      func(K, A, A) A
 	gap, grace int64
+	retention  int64 // the store's
 	observed   int64 // largest timestamp this processor has seen
 
 	s   state.SessionStore
@@ -122,13 +126,18 @@ type session[A any] struct {
 
 func (p *sessionAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 	ts := r.Timestamp
+	// The latest session end put into the store: a session ending a
+	// retention before it has expired. The store drops whole segments, so
+	// it may still hold one; Kafka Streams' stores hide it, and so does
+	// this, so that what merges does not depend on segment sizes.
+	expired := p.observed - p.retention
 	p.observed = max(p.observed, ts)
 	kb, err := p.ks.Serialize(r.Key)
 	if err != nil {
 		return err
 	}
 	var found []session[A]
-	it := p.s.FindSessions(kb, ts-p.gap, ts+p.gap)
+	it := p.s.FindSessions(kb, max(ts-p.gap, expired+1), ts+p.gap)
 	for it.Next() {
 		a, _, err := decodeTS(p.as, it.Value())
 		if err != nil {

@@ -168,7 +168,9 @@ func TestSessionAggregateMerger(t *testing.T) {
 		func() []string { return nil },
 		func(_ string, v string, agg []string) []string { return append(agg, v) },
 		func(_ string, a, b []string) []string { return slices.Sorted(slices.Values(append(a, b...))) },
-		stream.Materialized("lists")).ToStream().To("out", stream.WithSerdes(stream.WindowedSerde(serde.String), serde.JSON[[]string]()))
+		// Retained long enough for c to find the session of b (with the
+		// default gap + grace it would have expired: TestSessionExpiredNotMerged).
+		stream.Materialized("lists"), stream.WithRetention(time.Second)).ToStream().To("out", stream.WithSerdes(stream.WindowedSerde(serde.String), serde.JSON[[]string]()))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -194,5 +196,56 @@ func TestSessionAggregateMerger(t *testing.T) {
 	want := "[k@[0,0)=[b]@0 k@[30,30)=[a]@30 k@[0,0)=<tombstone>@0 k@[30,30)=<tombstone>@30 k@[0,30)=[a b c]@30 k@[0,30)=<tombstone>@30 k@[0,31)=[a b c d]@31]"
 	if got := fmt.Sprint(out); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// TestSessionExpiredNotMerged: a session the store has expired — its end
+// at or before the latest session end put minus the retention (gap +
+// grace by default) — is found by no later record, whatever the store's
+// segments still hold, as in Kafka Streams' stores: a record within gap
+// of it starts a session of its own. One ms later the session is still
+// there and the record merges with it.
+func TestSessionExpiredNotMerged(t *testing.T) {
+	const gap, grace = 2_000, 1_000 // retention 3 s
+	for _, c := range []struct {
+		first int64
+		want  map[string]int64
+	}{
+		{1_000, map[string]int64{"k@1000-1000": 1, "x@4000-4000": 1, "k@2500-2500": 10}}, // expired: 1000 <= 4000 - 3000
+		{1_001, map[string]int64{"k@1001-2500": 11, "x@4000-4000": 1}},                   // live
+	} {
+		t.Run(fmt.Sprint("first=", c.first), func(t *testing.T) {
+			b := stream.NewBuilder()
+			stream.SessionWindowedBy(stream.From(b, "events", serde.String, serde.Int64).GroupByKey(),
+				stream.Sessions(gap*time.Millisecond, grace*time.Millisecond)).
+				Reduce(func(a, v int64) int64 { return a + v }, stream.Materialized("sums"), stream.WithoutCaching()).
+				ToStream().To("updates")
+			topo, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := streamtest.New(topo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			in := streamtest.Input(d, "events", serde.String, serde.Int64)
+			for _, e := range []sessEvent{{"k", c.first, 1}, {"x", 4_000, 1}, {"k", 2_500, 10}} {
+				if err := in.Pipe(e.key, e.v, e.ts); err != nil {
+					t.Fatal(err)
+				}
+			}
+			latest, err := streamtest.Latest(d, "updates", stream.WindowedSerde(serde.String), serde.Int64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int64{}
+			for k, v := range latest {
+				got[fmt.Sprintf("%s@%d-%d", k.Key, k.Start, k.End)] = v
+			}
+			if !maps.Equal(got, c.want) {
+				t.Errorf("sessions: %s", testutil.MapDiff(got, c.want))
+			}
+		})
 	}
 }

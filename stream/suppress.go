@@ -23,9 +23,11 @@ type Suppression struct {
 // aggregations. A time window closes when stream time reaches its end plus
 // grace; a sliding window when stream time passes its end plus grace; a
 // session when stream time passes its end plus twice the gap plus grace,
-// the last time a record can extend it (see SessionWindows.Grace). A late
-// record that bridges a closed session to a live one still merges them,
-// as in Kafka Streams: the merged session has a result of its own.
+// the last time a record can extend it (see SessionWindows.Grace). With
+// the default retention a closed session has left the store; retained
+// longer (WithRetention), it can still be merged, as in Kafka Streams, by
+// a late record bridging it to a live session: the merged session has a
+// result of its own.
 func UntilWindowCloses() Suppression { return Suppression{windowCloses: true} }
 
 // WallClockClose makes an UntilWindowCloses suppression also close windows

@@ -231,14 +231,20 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 	if err := cl.ProduceSync(ctx, d.customerRecords()...).FirstErr(); err != nil {
 		return res, err
 	}
-	if err := waitProcessed(ctx, app, int64(len(d.Customers))); err != nil {
+	if err := app.WaitIdle(ctx); err != nil {
 		return res, err
 	}
 	if err := cl.ProduceSync(ctx, d.events...).FirstErr(); err != nil {
 		return res, err
 	}
 
-	prog := newProgress(adm, topo)
+	// The results are printed as they come. Once the application has
+	// processed all the input (WaitIdle), the output is complete up to the
+	// output topics' last stable offsets: the run ends when they are read.
+	idle := make(chan error, 1)
+	go func() { idle <- app.WaitIdle(ctx) }() // ends by the time Run has closed app
+	var ends kadm.ListedOffsets               // nil until idle
+	pos := map[string]map[int32]int64{}       // output topic -> partition -> next offset read
 	windowed := stream.WindowedSerde(serde.String)
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
@@ -257,7 +263,10 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 			return res, perr
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			prog.read(r)
+			if pos[r.Topic] == nil {
+				pos[r.Topic] = map[int32]int64{}
+			}
+			pos[r.Topic][r.Partition] = r.Offset + 1
 			if r.Attrs.IsControl() || r.Value == nil {
 				return
 			}
@@ -286,35 +295,28 @@ func Run(ctx context.Context, brokers []string, dir string, d Data, out io.Write
 		if perr != nil {
 			return res, perr
 		}
-		select {
-		case <-app.Done():
-			return res, fmt.Errorf("application stopped: %w", app.Err())
-		default:
+		if ends == nil {
+			select {
+			case err := <-idle:
+				if err != nil {
+					return res, err
+				}
+				if ends, err = adm.ListCommittedOffsets(ctx, topicRevenue, topicPaid); err == nil {
+					err = ends.Error()
+				}
+				if err != nil {
+					return res, fmt.Errorf("list the outputs' last stable offsets: %w", err)
+				}
+			default:
+				continue
+			}
 		}
-		done, err := prog.done(ctx)
-		if err != nil {
-			return res, err
-		}
-		if done {
+		read := true
+		ends.Each(func(e kadm.ListedOffset) { read = read && pos[e.Topic][e.Partition] >= e.Offset })
+		if read {
 			return res, app.Close()
 		}
 	}
-}
-
-// waitProcessed waits until app has processed n records.
-func waitProcessed(ctx context.Context, app *runnel.App, n int64) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for app.Metrics().RecordsProcessed < n {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-app.Done():
-			return fmt.Errorf("application stopped: %w", app.Err())
-		case <-tick.C:
-		}
-	}
-	return nil
 }
 
 func firstErr(rs kadm.AlterConfigsResponses, err error) error {
@@ -339,96 +341,3 @@ func plural(n int64) string {
 func clock(ms int64) string { return time.UnixMilli(ms).UTC().Format("15:04") }
 
 func dollars(cents int64) string { return fmt.Sprintf("$%d.%02d", cents/100, cents%100) }
-
-// progress tells when the application has processed all its input and the
-// example has read all the output: the run's end, with no guessing about
-// quiet periods.
-//
-// Every partition involved must have no open transaction (its last stable
-// offset is its high watermark), and then:
-//   - a source topic, written by the generator without transactions, is
-//     consumed when the group's committed offset is its end;
-//   - a repartition topic, written by the application in transactions,
-//     ends with a commit marker that no consumer commits past, so it is
-//     consumed when the committed offset is at least its end minus one;
-//   - an output topic is read when the reader, which keeps control records,
-//     has seen up to its end.
-type progress struct {
-	adm    *kadm.Client
-	kind   map[string]topicKind
-	topics []string
-	pos    map[string]map[int32]int64 // output topic -> partition -> next offset read
-}
-
-type topicKind int
-
-const (
-	sourceTopic topicKind = iota
-	repartitionTopic
-	outputTopic
-)
-
-func newProgress(adm *kadm.Client, topo *topology.Topology) *progress {
-	p := &progress{adm: adm, kind: map[string]topicKind{}, pos: map[string]map[int32]int64{}}
-	for _, s := range topo.SubTopologies() {
-		for _, t := range s.SourceTopics() {
-			if topo.IsRepartitionTopic(t) {
-				p.kind[topo.TopicName(applicationID, t)] = repartitionTopic
-			} else {
-				p.kind[t] = sourceTopic
-			}
-		}
-	}
-	p.kind[topicRevenue], p.kind[topicPaid] = outputTopic, outputTopic
-	for t := range p.kind {
-		p.topics = append(p.topics, t)
-	}
-	return p
-}
-
-// read records that r has been read.
-func (p *progress) read(r *kgo.Record) {
-	if p.pos[r.Topic] == nil {
-		p.pos[r.Topic] = map[int32]int64{}
-	}
-	p.pos[r.Topic][r.Partition] = max(p.pos[r.Topic][r.Partition], r.Offset+1)
-}
-
-// done reports whether everything has been processed and read.
-func (p *progress) done(ctx context.Context) (bool, error) {
-	committed, err := p.adm.FetchOffsets(ctx, applicationID)
-	if err != nil {
-		return false, fmt.Errorf("fetch committed offsets: %w", err)
-	}
-	ends, err := p.adm.ListEndOffsets(ctx, p.topics...)
-	if err != nil {
-		return false, fmt.Errorf("list end offsets: %w", err)
-	}
-	stable, err := p.adm.ListCommittedOffsets(ctx, p.topics...)
-	if err != nil {
-		return false, fmt.Errorf("list last stable offsets: %w", err)
-	}
-	ok := true
-	ends.Each(func(e kadm.ListedOffset) {
-		s, found := stable.Lookup(e.Topic, e.Partition)
-		if e.Err != nil || !found || s.Err != nil || s.Offset != e.Offset {
-			ok = false
-			return
-		}
-		if e.Offset == 0 {
-			return
-		}
-		switch p.kind[e.Topic] {
-		case outputTopic:
-			ok = ok && p.pos[e.Topic][e.Partition] >= e.Offset
-		default:
-			c, found := committed.Lookup(e.Topic, e.Partition)
-			want := e.Offset
-			if p.kind[e.Topic] == repartitionTopic {
-				want--
-			}
-			ok = ok && found && c.Err == nil && c.At >= want
-		}
-	})
-	return ok, nil
-}

@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"time"
 
 	"github.com/runnel-dev/runnel"
@@ -50,13 +49,11 @@ func run(ctx context.Context, out io.Writer) error {
 	b := stream.NewBuilder()
 	orders := stream.From(b, "orders", serde.String, serde.JSON[Order]())
 	perCategory := stream.GroupBy(orders, func(_ string, o Order) string { return o.Category })
-	var closed atomic.Int64
 	stream.WindowedBy(perCategory, stream.Tumbling(time.Minute, 30*time.Second)).Count().
 		Suppress(stream.UntilWindowCloses()).
 		ToStream().
 		Peek(func(w stream.Windowed[string], n int64) {
 			fmt.Fprintf(out, "%s %s: %d orders\n", time.UnixMilli(w.Start).UTC().Format("15:04"), w.Key, n)
-			closed.Add(1)
 		}).
 		To("orders-per-minute")
 	topo, err := b.Build()
@@ -99,16 +96,9 @@ func run(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	for closed.Load() < 5 { // books and toys at minute 0 and 1, books at 2
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-app.Done():
-			return app.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
+	// Once the application has processed all of it, every window the
+	// input closed has been printed.
+	return app.WaitIdle(ctx)
 }
 
 // README end
