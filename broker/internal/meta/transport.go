@@ -215,6 +215,11 @@ var sentinels = map[string]error{
 	"stale-partition":     ErrStalePartitionEpoch,
 	"ineligible-replica":  ErrIneligibleReplica,
 	"unknown-broker":      ErrUnknownBroker,
+	"election-not-needed": ErrElectionNotNeeded,
+	"preferred-leader-na": ErrPreferredLeaderNotAvailable,
+	"eligible-leaders-na": ErrEligibleLeadersNotAvailable,
+	"invalid-assignment":  ErrInvalidReplicaAssignment,
+	"no-reassignment":     ErrNoReassignmentInProgress,
 }
 
 func encodeError(err error) forwardResponse {
