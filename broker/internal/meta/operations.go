@@ -256,14 +256,15 @@ func (p Partition) Reassigning() bool {
 	return len(p.AddingReplicas) > 0 || len(p.RemovingReplicas) > 0
 }
 
-// originalReplicas are the replicas p had before its reassignment began.
-func originalReplicas(p Partition) []int32 {
+// OriginalReplicas are the replicas p had before its reassignment began
+// (its replicas when none is in progress).
+func (p Partition) OriginalReplicas() []int32 {
 	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.AddingReplicas, r) })
 }
 
-// targetReplicas are the replicas p will have once its reassignment
-// completes.
-func targetReplicas(p Partition) []int32 {
+// TargetReplicas are the replicas p will have once its reassignment
+// completes (its replicas when none is in progress).
+func (p Partition) TargetReplicas() []int32 {
 	return slices.DeleteFunc(slices.Clone(p.Replicas), func(r int32) bool { return slices.Contains(p.RemovingReplicas, r) })
 }
 
@@ -282,7 +283,7 @@ func (s *state) reassign(r *Reassignment) error {
 		return fmt.Errorf("%w: %s-%d", ErrUnknownTopic, r.Topic, r.Index)
 	}
 	p := t.Partitions[r.Index]
-	orig := originalReplicas(p)
+	orig := p.OriginalReplicas()
 	target := r.Replicas
 	if target == nil {
 		if !p.Reassigning() {
@@ -355,7 +356,7 @@ func (s *state) completeReassignment(topic string, index int32) {
 		return
 	}
 	p := t.Partitions[index]
-	target := targetReplicas(p)
+	target := p.TargetReplicas()
 	for _, id := range target {
 		if !slices.Contains(p.ISR, id) {
 			return
