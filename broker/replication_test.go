@@ -67,6 +67,7 @@ func clusterChildConfig(cfg *broker.Config) {
 	cfg.BrokerSessionTimeout = testSessionTimeout
 	cfg.BrokerHeartbeatInterval = testHeartbeat
 	cfg.ReplicaLagTimeMax = testReplicaLag
+	opsChildConfig(cfg) // replication_ops_test.go
 	// Warnings and errors go to the test's output (shown when it fails).
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id)
 }
