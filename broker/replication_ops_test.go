@@ -1,13 +1,16 @@
 package broker_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -426,4 +429,144 @@ func TestReplicationReassignment(t *testing.T) {
 	}
 	waitProgress(t, load, 500, "after the reassignment")
 	checkHistory(t, c, load, &rec, "ra")
+}
+
+// scrapeGauge reads one unlabelled series from a broker's /metrics.
+func scrapeGauge(t *testing.T, metricsAddr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not in %s/metrics", name, metricsAddr)
+	return 0
+}
+
+// The replication metrics of in-process cluster members: a broker stopped
+// (controlled shutdown) leaves an RF 3 partition under-replicated and
+// under its min.insync.replicas of 3, and an RF 1 partition on it offline;
+// back, it rejoins the ISR (an expansion) and the counts are 0 again.
+func TestReplicationMetrics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	ports := reservePorts(t, 6)
+	var q []string
+	for i := range 3 {
+		q = append(q, fmt.Sprintf("%d@%s", i+1, ports[2*i+1]))
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	config := func(i int) broker.Config {
+		return broker.Config{
+			NodeID: int32(i + 1), DataDir: dirs[i], Listen: ports[2*i], MetricsListen: "127.0.0.1:0",
+			ControllerQuorum: strings.Join(q, ","), BrokerSessionTimeout: testSessionTimeout,
+			BrokerHeartbeatInterval: testHeartbeat, ReplicaLagTimeMax: testReplicaLag,
+			OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1,
+		}
+	}
+	brokers := make([]*broker.Broker, 3)
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			var err error
+			brokers[i], err = broker.Start(context.Background(), config(i))
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer func() {
+		for _, b := range brokers {
+			if b != nil {
+				b.Close()
+			}
+		}
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ports[0], ports[2], ports[4]), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	createAssigned(t, cl, "m3", map[string]string{"min.insync.replicas": "3"}, 1, 2, 3)
+	createAssigned(t, cl, "m1", nil, 3)
+
+	// sum adds a series over the live brokers; waitSum polls until it is
+	// want.
+	sum := func(name string) float64 {
+		var n float64
+		for _, b := range brokers {
+			if b != nil {
+				n += scrapeGauge(t, b.MetricsAddr(), name)
+			}
+		}
+		return n
+	}
+	waitSum := func(name string, want float64) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for got := sum(name); got != want; got = sum(name) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v, want %v", name, got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	for _, name := range []string{"runnel_broker_under_replicated_partitions", "runnel_broker_under_min_isr_partitions", "runnel_broker_offline_partitions"} {
+		waitSum(name, 0)
+	}
+	waitSum("runnel_broker_active_controller", 1)
+	expands := sum("runnel_broker_isr_expands_total")
+
+	if err := brokers[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	brokers[2] = nil
+	// Under-replicated: m3 and every internal topic partition (RF 3).
+	waitTopicState(t, adm, "m3", "broker 3 out of the ISR", func(p kadm.PartitionDetail) bool { return len(p.ISR) == 2 })
+	md, err := adm.Metadata(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	under := 0
+	for _, td := range md.Topics {
+		for _, p := range td.Partitions {
+			if p.Leader >= 0 && len(p.ISR) < len(p.Replicas) {
+				under++
+			}
+		}
+	}
+	if under < 1 {
+		t.Fatalf("no under-replicated partition in metadata: %+v", md.Topics)
+	}
+	waitSum("runnel_broker_under_replicated_partitions", float64(under))
+	waitSum("runnel_broker_under_min_isr_partitions", 1)
+	waitSum("runnel_broker_offline_partitions", 1)
+
+	brokers[2], err = broker.Start(context.Background(), config(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitTopicState(t, adm, "m3", "broker 3 back in the ISR", func(p kadm.PartitionDetail) bool { return len(p.ISR) == 3 })
+	for _, name := range []string{"runnel_broker_under_replicated_partitions", "runnel_broker_under_min_isr_partitions", "runnel_broker_offline_partitions"} {
+		waitSum(name, 0)
+	}
+	if got := sum("runnel_broker_isr_expands_total"); got <= expands {
+		t.Fatalf("runnel_broker_isr_expands_total %v after broker 3 rejoined, %v before", got, expands)
+	}
 }

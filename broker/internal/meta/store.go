@@ -558,6 +558,13 @@ func (s *Store) Close() error {
 		if s.raft != nil {
 			errs = append(errs, s.raft.Shutdown().Error())
 		}
+		// Close the pooled connections to the other voters too: raft's
+		// transport leaves them open, and the peers' handlers would
+		// read them until those peers stop (a process running several
+		// nodes, as tests do, would keep them).
+		if c, ok := s.trans.(interface{ CloseStreams() }); ok && s.cfg.Transport == nil {
+			c.CloseStreams()
+		}
 		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
 			errs = append(errs, c.Close())
 		}
