@@ -25,6 +25,18 @@ stdout, and with --metrics-listen "runnel broker metrics on
 http://HOST:PORT/metrics" (Prometheus). Its log goes to stderr. The data
 dir is locked (DIR/.lock holds the pid): a second broker on it exits 1 at
 once, naming the pid of the first.
+
+In a cluster (--controller-quorum), SIGTERM first runs a controlled
+shutdown: the controller moves the broker's leaderships to other in-sync
+replicas and takes it out of every ISR, and the broker stops once its
+partitions have handed over (at most --controlled-shutdown-timeout), so a
+rolling restart fails no acks=all request; a partition whose ISR is the
+broker alone goes offline until it is back. The controller also moves
+leaderships back to each partition's preferred (first) replica once it is
+in the ISR again, checking every --leader-imbalance-check-interval
+(--auto-leader-rebalance). The broker serves ElectLeaders,
+AlterPartitionReassignments and ListPartitionReassignments, so Kafka's
+kafka-leader-election and kafka-reassign-partitions work against it.
 `,
 		"topics create": `Takes the broker's defaults for what it is not told; --config repeats, one
 Kafka topic config each (retention.ms=60000).
