@@ -39,6 +39,13 @@ func (b *Broker) controlledShutdown() {
 		b.logger.Info("controlled shutdown skipped: no other live broker")
 		return
 	}
+	if ctl, ok := cl.Brokers[cl.ControllerID]; cl.ControllerID < 0 || (cl.ControllerID != self && ok && ctl.ShuttingDown) {
+		// The controller is gone or going: the request would wait out
+		// the timeout (as when the last voter of a one-voter quorum
+		// stopped first).
+		b.logger.Info("controlled shutdown skipped: no controller", "controller", cl.ControllerID)
+		return
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ControlledShutdownTimeout)
 	defer cancel()
