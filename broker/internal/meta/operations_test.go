@@ -2,7 +2,10 @@ package meta
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -169,4 +172,99 @@ func TestImbalanced(t *testing.T) {
 	if got := imbalanced(s.view(4, 1), 10); !slices.Equal(got, []PartitionRef{{"t", 0}}) {
 		t.Fatalf("preferred replica back in the ISR: %v", got)
 	}
+}
+
+// Random sequences of the operators' commands mixed with fencing,
+// registration and ISR changes keep the partition's invariants: the ISR
+// is a non-empty subset of the replicas, a leader is in the ISR, the
+// epochs never go back, a reassignment's adding and removing replicas
+// are replicas and do not overlap, and a completed one leaves exactly
+// its target.
+func TestOperationsRandomized(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for run := range 500 {
+		s := opsState(t, 1, 2)
+		for id := int32(4); id <= 5; id++ {
+			s.apply(&command{Op: opRegisterBroker, Broker: &Broker{ID: id}})
+		}
+		var log []string
+		prev := part(s)
+		for step := range 60 {
+			var c *command
+			switch r.IntN(7) {
+			case 0:
+				c = &command{Op: opFenceBroker, BrokerID: 1 + r.Int32N(5)}
+			case 1:
+				c = &command{Op: opRegisterBroker, Broker: &Broker{ID: 1 + r.Int32N(5)}}
+			case 2:
+				c = &command{Op: opControlledShutdown, BrokerID: 1 + r.Int32N(5)}
+			case 3:
+				c = &command{Op: opElectLeaders, Election: &Election{Type: ElectionType(r.IntN(2)), Partitions: []PartitionRef{{"t", 0}}}}
+			case 4:
+				var target []int32
+				if r.IntN(5) > 0 {
+					for _, id := range r.Perm(5)[:1+r.IntN(3)] {
+						target = append(target, int32(id+1))
+					}
+				}
+				c = &command{Op: opReassign, Reassign: &Reassignment{Topic: "t", Replicas: target}}
+			default:
+				// The leader asks for an ISR: its own plus a random
+				// subset of the replicas (as a leader would after
+				// followers caught up or fell behind).
+				p := part(s)
+				if p.Leader < 0 {
+					continue
+				}
+				isr := []int32{p.Leader}
+				for _, id := range p.Replicas {
+					if id != p.Leader && r.IntN(2) == 0 {
+						isr = append(isr, id)
+					}
+				}
+				c = &command{Op: opAlterPartition, Change: &PartitionChange{Topic: "t", TopicID: [16]byte{1}, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, ISR: isr}}
+			}
+			err := s.apply(c)
+			p := part(s)
+			log = append(log, fmt.Sprintf("%d: %s %+v %+v %+v -> %v %+v", step, c.Op, c.Reassign, c.Election, c.BrokerID, err, p))
+			fail := func(why string) {
+				t.Fatalf("run %d: %s\n%s", run, why, strings.Join(log, "\n"))
+			}
+			if len(p.ISR) == 0 {
+				fail("empty ISR")
+			}
+			for _, id := range p.ISR {
+				if !slices.Contains(p.Replicas, id) {
+					fail("ISR member not a replica")
+				}
+			}
+			if p.Leader >= 0 && !slices.Contains(p.ISR, p.Leader) {
+				fail("leader not in the ISR")
+			}
+			if p.LeaderEpoch < prev.LeaderEpoch || p.PartitionEpoch < prev.PartitionEpoch {
+				fail("an epoch went back")
+			}
+			if p.Leader != prev.Leader && p.LeaderEpoch == prev.LeaderEpoch {
+				fail("the leader changed without a new leader epoch")
+			}
+			for _, id := range p.AddingReplicas {
+				if !slices.Contains(p.Replicas, id) || slices.Contains(p.RemovingReplicas, id) {
+					fail("adding replica not a replica, or also removed")
+				}
+			}
+			for _, id := range p.RemovingReplicas {
+				if !slices.Contains(p.Replicas, id) {
+					fail("removing replica not a replica")
+				}
+			}
+			if c.Op == opReassign && err == nil && c.Reassign.Replicas != nil && !p.Reassigning() && !sameSet(p.Replicas, c.Reassign.Replicas) {
+				fail("a completed reassignment left other replicas than its target")
+			}
+			prev = p
+		}
+	}
+}
+
+func sameSet(a, b []int32) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(x int32) bool { return !slices.Contains(b, x) })
 }
