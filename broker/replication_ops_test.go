@@ -34,6 +34,9 @@ const (
 	opsSessionEnv   = childEnv + "_SESSION_TIMEOUT"
 	opsLagEnv       = childEnv + "_REPLICA_LAG"
 	opsRebalanceEnv = childEnv + "_LEADER_IMBALANCE_CHECK"
+	// opsNoControlledShutdownEnv makes SIGTERM stop a child without a
+	// controlled shutdown (controlled.shutdown.enable=false).
+	opsNoControlledShutdownEnv = childEnv + "_NO_CONTROLLED_SHUTDOWN"
 )
 
 // rollingRoundsEnv sets how many rounds of restarts the rolling restart
@@ -41,6 +44,7 @@ const (
 const rollingRoundsEnv = "RUNNEL_TEST_ROLLING_ROUNDS"
 
 func opsChildConfig(cfg *broker.Config) {
+	cfg.DisableControlledShutdown = os.Getenv(opsNoControlledShutdownEnv) != ""
 	for env, dst := range map[string]*time.Duration{
 		opsSessionEnv:   &cfg.BrokerSessionTimeout,
 		opsLagEnv:       &cfg.ReplicaLagTimeMax,
