@@ -45,7 +45,9 @@ Kafka topic config each (retention.ms=60000).
 source under --all-configs: topic, broker or cluster for a dynamic broker
 config or the cluster-wide dynamic default, static for the broker's own
 configuration, default for Kafka's) and, per partition, the leader, leader
-epoch, replicas, ISR, start and end offsets.
+epoch, replicas, ISR, start and end offsets. An offline partition's leader
+prints as "none" (and its offsets as "-"); partitions being reassigned are
+listed after the table with the replicas being added and removed.
 `,
 		"topics alter": `Changes a live topic's configs in one step (Kafka's
 IncrementalAlterConfigs): --config sets, --delete-config returns a config to
