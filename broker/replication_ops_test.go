@@ -180,6 +180,16 @@ func waitProgress(t *testing.T, l *stoppableLoad, n int64, what string) {
 	}
 }
 
+// firstFailure is the error of the first failed send recorded.
+func firstFailure(rec *history.Recorder) error {
+	for _, s := range rec.History().Sends {
+		if s.Err != nil {
+			return s.Err
+		}
+	}
+	return nil
+}
+
 // checkHistory stops the load, reads the topic back and checks that no
 // send failed and that nothing acknowledged was lost or written twice.
 func checkHistory(t *testing.T, c *testCluster, l *stoppableLoad, rec *history.Recorder, topic string) {
@@ -196,7 +206,7 @@ func checkHistory(t *testing.T, c *testCluster, l *stoppableLoad, rec *history.R
 		t.Fatal(err)
 	}
 	if rep.Failed != 0 || rep.Acked == 0 {
-		t.Fatalf("%d acks=all sends failed (%d acknowledged); a controlled shutdown should fail none", rep.Failed, rep.Acked)
+		t.Fatalf("%d acks=all sends failed (%d acknowledged; first: %v); a controlled shutdown should fail none", rep.Failed, rep.Acked, firstFailure(rec))
 	}
 }
 
@@ -252,7 +262,7 @@ func TestReplicationRollingRestart(t *testing.T) {
 			// before the next.
 			waitTopicState(t, adm, "roll", fmt.Sprintf("broker %d back in the ISRs", id), fullISR)
 			if f := load.Failed(); f != 0 {
-				t.Fatalf("round %d, broker %d: %d acks=all sends failed", round, id, f)
+				t.Fatalf("round %d, broker %d: %d acks=all sends failed, first: %v", round, id, f, firstFailure(&rec))
 			}
 		}
 	}
