@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-
-	"github.com/hashicorp/raft"
 )
 
 // The operators' commands, as a Kafka cluster has them:
@@ -87,19 +85,12 @@ func (s *state) applyOperation(c *command) error {
 // ControlledShutdown moves broker id's leaderships to other ISR members
 // and takes it out of the ISRs (as fencing does), and keeps it fenced
 // while it still heartbeats, until it registers again. It returns once
-// the change is applied on this node. When this node is the controller
-// it then hands the controller role to another voter, so the cluster does
-// not wait an election timeout for a controller once it stops.
+// the change is applied on this node. The controller role, if this node
+// has it, is not handed over: raft's leadership transfer followed by a
+// shutdown was seen to hang the node's raft, and the other voters elect a
+// controller within an election timeout once it stops.
 func (s *Store) ControlledShutdown(ctx context.Context, id int32) error {
-	if err := s.propose(ctx, &command{Op: opControlledShutdown, BrokerID: id}); err != nil {
-		return err
-	}
-	if s.mux != nil && s.raft.State() == raft.Leader {
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
-			s.cfg.Logger.Info("controlled shutdown: controller role not handed over", "err", err)
-		}
-	}
-	return nil
+	return s.propose(ctx, &command{Op: opControlledShutdown, BrokerID: id})
 }
 
 // ElectionType is an ElectLeaders election type, with Kafka's values.
