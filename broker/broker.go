@@ -197,6 +197,10 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		Now:            cfg.Now,
 		Listen:         cfg.ControllerListen,
 		SessionTimeout: cfg.BrokerSessionTimeout,
+
+		AutoLeaderRebalance:          !cfg.DisableAutoLeaderRebalance,
+		LeaderImbalanceCheckInterval: cfg.LeaderImbalanceCheckInterval,
+		LeaderImbalancePercentage:    cfg.LeaderImbalancePerBrokerPercentage,
 	}
 	if cfg.ControllerQuorum != "" {
 		mcfg.Quorum, _ = meta.ParseQuorum(cfg.ControllerQuorum) // checked by Validate
@@ -309,6 +313,7 @@ func (b *Broker) startMetrics() error {
 	reg.MustRegister(&partitionCollector{b: b})
 	reg.MustRegister(&groupCollector{b: b})
 	reg.MustRegister(&cleanerCollector{b: b})
+	reg.MustRegister(&replicationCollector{b: b})
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	b.metricsLn = ln
@@ -337,9 +342,11 @@ func (b *Broker) MetricsAddr() string {
 
 // Close stops accepting connections, closes every client connection, waits
 // for in-flight requests, and closes the logs and the metadata store
-// cleanly. It is safe to call more than once.
+// cleanly. In a cluster it first moves this broker's leaderships away
+// (controlled_shutdown.go). It is safe to call more than once.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		b.controlledShutdown()
 		// The registry is a client of this broker: it goes first.
 		b.registry.close()
 		b.cancel()

@@ -80,6 +80,28 @@ type Config struct {
 	// BrokerHeartbeatInterval is how often the broker heartbeats to the
 	// controller (broker.heartbeat.interval.ms). Default 2s.
 	BrokerHeartbeatInterval time.Duration
+	// ControlledShutdownTimeout bounds the controlled shutdown Close
+	// begins with in a cluster: the controller moves this broker's
+	// leaderships to other ISR members and takes it out of the ISRs, and
+	// Close waits for that before it stops (controlled.shutdown.enable;
+	// Kafka bounds it by controlled.shutdown.max.retries). Default 30s.
+	ControlledShutdownTimeout time.Duration
+	// DisableControlledShutdown stops without moving leaderships first
+	// (controlled.shutdown.enable=false): they move when the controller
+	// fences the silent broker.
+	DisableControlledShutdown bool
+	// DisableAutoLeaderRebalance turns off the controller's automatic
+	// preferred-leader election (auto.leader.rebalance.enable=false).
+	DisableAutoLeaderRebalance bool
+	// LeaderImbalanceCheckInterval is how often the controller looks
+	// for brokers not leading the partitions they prefer
+	// (leader.imbalance.check.interval.seconds). Default 5 minutes.
+	LeaderImbalanceCheckInterval time.Duration
+	// LeaderImbalancePerBrokerPercentage is the share of a broker's
+	// preferred partitions led by others above which the controller
+	// elects the preferred leaders (leader.imbalance.per.broker.percentage).
+	// Default 10.
+	LeaderImbalancePerBrokerPercentage int
 
 	// AutoCreateTopics creates a topic on first Metadata or Produce
 	// reference (auto.create.topics.enable). Default false: a Runnel
@@ -354,6 +376,15 @@ func (c *Config) EnsureDefaults() {
 	if c.BrokerHeartbeatInterval == 0 {
 		c.BrokerHeartbeatInterval = 2 * time.Second
 	}
+	if c.ControlledShutdownTimeout == 0 {
+		c.ControlledShutdownTimeout = 30 * time.Second
+	}
+	if c.LeaderImbalanceCheckInterval == 0 {
+		c.LeaderImbalanceCheckInterval = 5 * time.Minute
+	}
+	if c.LeaderImbalancePerBrokerPercentage == 0 {
+		c.LeaderImbalancePerBrokerPercentage = 10
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -412,6 +443,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TransactionStateLogReplicationFactor < 1 {
 		bad("transaction.state.log.replication.factor %d must be at least 1", c.TransactionStateLogReplicationFactor)
+	}
+	if c.ControlledShutdownTimeout < time.Millisecond || c.LeaderImbalanceCheckInterval < time.Millisecond {
+		bad("controlled shutdown timeout %v and leader.imbalance.check.interval %v must be at least 1ms", c.ControlledShutdownTimeout, c.LeaderImbalanceCheckInterval)
+	}
+	if c.LeaderImbalancePerBrokerPercentage < 0 || c.LeaderImbalancePerBrokerPercentage > 100 {
+		bad("leader.imbalance.per.broker.percentage %d must be between 0 and 100", c.LeaderImbalancePerBrokerPercentage)
 	}
 	if c.ReplicaLagTimeMax < time.Millisecond {
 		bad("replica.lag.time.max.ms %v must be at least 1ms", c.ReplicaLagTimeMax)
@@ -512,6 +549,11 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "replica.lag.time.max.ms=%d\n", c.ReplicaLagTimeMax.Milliseconds())
 	fmt.Fprintf(&b, "broker.session.timeout.ms=%d\n", c.BrokerSessionTimeout.Milliseconds())
 	fmt.Fprintf(&b, "broker.heartbeat.interval.ms=%d\n", c.BrokerHeartbeatInterval.Milliseconds())
+	fmt.Fprintf(&b, "controlled.shutdown.enable=%t\n", !c.DisableControlledShutdown)
+	fmt.Fprintf(&b, "controlled.shutdown.timeout.ms=%d\n", c.ControlledShutdownTimeout.Milliseconds())
+	fmt.Fprintf(&b, "auto.leader.rebalance.enable=%t\n", !c.DisableAutoLeaderRebalance)
+	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
+	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)
 	fmt.Fprintf(&b, "num.partitions=%d\n", c.NumPartitions)
 	fmt.Fprintf(&b, "log.segment.bytes=%d\n", c.SegmentBytes)

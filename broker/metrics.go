@@ -24,6 +24,7 @@ type metrics struct {
 	bytesInRequests  prometheus.Counter
 	partitionsOpened prometheus.Counter
 	segmentsDeleted  prometheus.Counter
+	isrChanges       isrChangeCounters // replication_metrics.go
 
 	// apiNames caches label values so the hot path does not format.
 	apiNames map[int16]string
@@ -69,7 +70,8 @@ func newMetrics() *metrics {
 		segmentsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "runnel_broker_retention_segments_deleted_total", Help: "Segments deleted by retention.",
 		}),
-		apiNames: make(map[int16]string),
+		isrChanges: newISRChangeCounters(),
+		apiNames:   make(map[int16]string),
 	}
 	for k := range handlers {
 		name := kmsg.NameForKey(k)
@@ -93,6 +95,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.requests, m.requestLatency, m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut,
 		m.produceErrors, m.connections, m.badRequests, m.bytesInRequests, m.partitionsOpened, m.segmentsDeleted,
+		m.isrChanges.shrinks, m.isrChanges.expands,
 	}
 }
 

@@ -308,13 +308,17 @@ func (b *Broker) isrLoop() {
 			if !ok {
 				continue
 			}
+			before := p.committedISR()
 			ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 			np, err := b.meta.AlterPartition(ctx, ch)
 			cancel()
 			if err != nil {
 				b.logger.Info("ISR change refused", "topic", ch.Topic, "partition", ch.Index, "isr", ch.ISR, "err", err)
-			} else if !slices.Equal(np.ISR, ch.ISR) {
-				b.logger.Info("ISR changed", "topic", ch.Topic, "partition", ch.Index, "isr", np.ISR)
+			} else {
+				b.metrics.isrChanges.observe(before, ch.ISR)
+				if !slices.Equal(np.ISR, ch.ISR) {
+					b.logger.Info("ISR changed", "topic", ch.Topic, "partition", ch.Index, "isr", np.ISR)
+				}
 			}
 			p.isrChangeDone(ch, np, err)
 		}

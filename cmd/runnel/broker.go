@@ -50,6 +50,11 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 30*time.Second, "a follower this far behind leaves the ISR (replica.lag.time.max.ms)")
 	fs.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "a broker silent this long is fenced and its leaderships move (broker.session.timeout.ms)")
 	fs.DurationVar(&cfg.BrokerHeartbeatInterval, "broker-heartbeat-interval", 2*time.Second, "how often a broker heartbeats to the controller (broker.heartbeat.interval.ms)")
+	controlledShutdown := fs.Bool("controlled-shutdown", true, "on SIGTERM, move this broker's leaderships away before stopping (controlled.shutdown.enable)")
+	fs.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", 30*time.Second, "longest wait for the controlled shutdown before stopping anyway")
+	autoRebalance := fs.Bool("auto-leader-rebalance", true, "the controller moves leaderships back to preferred replicas (auto.leader.rebalance.enable)")
+	fs.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", 5*time.Minute, "how often the controller checks leadership balance (leader.imbalance.check.interval.seconds)")
+	fs.IntVar(&cfg.LeaderImbalancePerBrokerPercentage, "leader-imbalance-per-broker-percentage", 10, "`PERCENT` of a broker's preferred partitions led elsewhere that triggers a rebalance (leader.imbalance.per.broker.percentage)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -88,6 +93,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 		}
 		*rf.dst = int16(rf.v)
 	}
+	cfg.DisableControlledShutdown = !*controlledShutdown
+	cfg.DisableAutoLeaderRebalance = !*autoRebalance
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))

@@ -27,6 +27,18 @@ http://HOST:PORT/metrics" (Prometheus), and with --registry-listen
 Registry REST API, schemas kept in the topic _schemas). Its log goes to stderr. The data
 dir is locked (DIR/.lock holds the pid): a second broker on it exits 1 at
 once, naming the pid of the first.
+
+In a cluster (--controller-quorum), SIGTERM first runs a controlled
+shutdown: the controller moves the broker's leaderships to other in-sync
+replicas and takes it out of every ISR, and the broker stops once its
+partitions have handed over (at most --controlled-shutdown-timeout), so a
+rolling restart fails no acks=all request; a partition whose ISR is the
+broker alone goes offline until it is back. The controller also moves
+leaderships back to each partition's preferred (first) replica once it is
+in the ISR again, checking every --leader-imbalance-check-interval
+(--auto-leader-rebalance). The broker serves ElectLeaders,
+AlterPartitionReassignments and ListPartitionReassignments, so Kafka's
+kafka-leader-election and kafka-reassign-partitions work against it.
 `,
 		"topics create": `Takes the broker's defaults for what it is not told; --config repeats, one
 Kafka topic config each (retention.ms=60000).
@@ -35,7 +47,9 @@ Kafka topic config each (retention.ms=60000).
 source under --all-configs: topic, broker or cluster for a dynamic broker
 config or the cluster-wide dynamic default, static for the broker's own
 configuration, default for Kafka's) and, per partition, the leader, leader
-epoch, replicas, ISR, start and end offsets.
+epoch, replicas, ISR, start and end offsets. An offline partition's leader
+prints as "none" (and its offsets as "-"); partitions being reassigned are
+listed after the table with the replicas being added and removed.
 `,
 		"topics alter": `Changes a live topic's configs in one step (Kafka's
 IncrementalAlterConfigs): --config sets, --delete-config returns a config to

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -185,12 +186,15 @@ func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error
 	if td.Err != nil {
 		return fmt.Errorf("describe topic %s: %w", name, td.Err)
 	}
+	// An offline partition has no leader to ask: its offsets print as
+	// "-" and the rest of the description stands.
+	var shardErrs *kadm.ShardErrors
 	starts, err := adm.ListStartOffsets(ctx, name)
-	if err != nil {
+	if err != nil && !errors.As(err, &shardErrs) {
 		return fmt.Errorf("list start offsets of %s: %w", name, err)
 	}
 	ends, err := adm.ListEndOffsets(ctx, name)
-	if err != nil {
+	if err != nil && !errors.As(err, &shardErrs) {
 		return fmt.Errorf("list end offsets of %s: %w", name, err)
 	}
 
@@ -240,14 +244,40 @@ func topicsDescribe(ctx context.Context, e env, g *globals, args []string) error
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Partition\tLeader\tEpoch\tReplicas\tISR\tStartOffset\tEndOffset")
 	for _, p := range parts {
-		if p.Err != nil {
+		leader := strconv.Itoa(int(p.Leader))
+		switch {
+		case errors.Is(p.Err, kerr.LeaderNotAvailable):
+			// Offline: its replicas and ISR say who could bring it back.
+			leader = "none"
+		case p.Err != nil:
 			fmt.Fprintf(tw, "%d\terror: %v\t\t\t\t\t\n", p.Partition, p.Err)
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\t%s\n", p.Partition, p.Leader, p.LeaderEpoch,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\t%s\n", p.Partition, leader, p.LeaderEpoch,
 			joinIDs(p.Replicas), joinIDs(p.ISR), offsetOf(starts, name, p.Partition), offsetOf(ends, name, p.Partition))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	describeReassignments(ctx, e, adm, name, parts)
+	return nil
+}
+
+// describeReassignments prints the partitions being reassigned, with the
+// replicas being added and removed, as kafka-topics --describe does. A
+// cluster that does not list reassignments has none to print.
+func describeReassignments(ctx context.Context, e env, adm *kadm.Client, name string, parts []kadm.PartitionDetail) {
+	set := kadm.TopicsSet{}
+	for _, p := range parts {
+		set.Add(name, p.Partition)
+	}
+	res, err := adm.ListPartitionReassignments(ctx, set)
+	if err != nil {
+		return
+	}
+	for _, r := range res.Sorted() {
+		fmt.Fprintf(e.stdout, "Partition %d reassigning: adding %s, removing %s\n", r.Partition, joinIDs(r.AddingReplicas), joinIDs(r.RemovingReplicas))
+	}
 }
 
 func topicsDelete(ctx context.Context, e env, g *globals, args []string) error {

@@ -109,6 +109,10 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 	close(s.raftReady)
 	s.wg.Add(1)
 	go func() { defer s.wg.Done(); s.controllerLoop() }()
+	if cfg.AutoLeaderRebalance {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.rebalanceLoop() }()
+	}
 	if self < 0 {
 		if err := s.join(ctx); err != nil {
 			s.Close()

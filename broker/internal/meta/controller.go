@@ -168,7 +168,7 @@ func (s *Store) controlOnce(ctx context.Context, now time.Time) {
 		case !b.Fenced && !s.live.alive(id, now):
 			s.cfg.Logger.Warn("fencing broker: no heartbeat within the session timeout", "broker", id, "timeout", s.cfg.SessionTimeout)
 			s.applyLocal(ctx, &command{Op: opFenceBroker, BrokerID: id})
-		case b.Fenced && s.live.heard(id, now):
+		case b.Fenced && !b.ShuttingDown && s.live.heard(id, now):
 			s.cfg.Logger.Info("unfencing broker", "broker", id)
 			s.applyLocal(ctx, &command{Op: opUnfenceBroker, BrokerID: id})
 		}
@@ -242,6 +242,7 @@ func (s *state) applyAlterPartition(ch *PartitionChange) error {
 	np.ISR = slices.Clone(ch.ISR)
 	np.PartitionEpoch++
 	s.Topics[ch.Topic] = nt
+	s.completeReassignment(ch.Topic, ch.Index) // a new replica may have joined
 	return nil
 }
 

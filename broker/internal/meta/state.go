@@ -60,6 +60,10 @@ type Broker struct {
 	// (broker.session.timeout.ms): it leads nothing and is in no ISR it
 	// could be left out of, and clients are not told of it.
 	Fenced bool `json:"fenced,omitempty"`
+	// ShuttingDown is set with Fenced by a controlled shutdown
+	// (operations.go): the broker still heartbeats while it stops, and
+	// must not be unfenced for it. Registering again clears both.
+	ShuttingDown bool `json:"shuttingDown,omitempty"`
 }
 
 // Topic is a topic and its partitions.
@@ -89,6 +93,12 @@ type Partition struct {
 	// PartitionEpoch grows by one with every change to the partition
 	// (leader or ISR); an AlterPartition names the one it was based on.
 	PartitionEpoch int32 `json:"partitionEpoch,omitempty"`
+	// AddingReplicas and RemovingReplicas describe a reassignment in
+	// progress (operations.go): Replicas is the target followed by the
+	// replicas being removed; the adding ones are in the target but not
+	// in the original. Both are empty when none is in progress.
+	AddingReplicas   []int32 `json:"addingReplicas,omitempty"`
+	RemovingReplicas []int32 `json:"removingReplicas,omitempty"`
 }
 
 // TopicSpec asks for a new topic.
@@ -172,6 +182,9 @@ type command struct {
 	BrokerID int32 `json:"brokerId,omitempty"`
 	// Change is an AlterPartition.
 	Change *PartitionChange `json:"change,omitempty"`
+	// Election and Reassign are the operators' commands (operations.go).
+	Election *Election     `json:"election,omitempty"`
+	Reassign *Reassignment `json:"reassign,omitempty"`
 }
 
 const (
@@ -300,7 +313,9 @@ func (s *state) apply(c *command) error {
 		s.electLeaders()
 		return nil
 	}
-	return fmt.Errorf("meta: unknown command %q", c.Op)
+	// The operators' commands: controlled shutdown, leader elections,
+	// reassignments (operations.go).
+	return s.applyOperation(c)
 }
 
 // view builds an immutable Cluster from the state. Topics are shared
@@ -341,6 +356,8 @@ func cloneTopic(t *Topic) *Topic {
 func clonePartition(p Partition) Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)
+	p.AddingReplicas = slices.Clone(p.AddingReplicas)
+	p.RemovingReplicas = slices.Clone(p.RemovingReplicas)
 	return p
 }
 

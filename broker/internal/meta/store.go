@@ -67,6 +67,14 @@ type Config struct {
 	// long (broker.session.timeout.ms). Default 9s. Only with Quorum: a
 	// quorum of one is its own only broker.
 	SessionTimeout time.Duration
+	// AutoLeaderRebalance turns on the automatic preferred-leader
+	// election (auto.leader.rebalance.enable; rebalance.go), checked
+	// every LeaderImbalanceCheckInterval (default 5 minutes) on brokers
+	// whose share of partitions led by others is above
+	// LeaderImbalancePercentage (default 10). Only with Quorum.
+	AutoLeaderRebalance          bool
+	LeaderImbalanceCheckInterval time.Duration
+	LeaderImbalancePercentage    int
 	// Logger receives Raft's warnings. Default: discard.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -114,6 +122,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 9 * time.Second
+	}
+	if cfg.LeaderImbalanceCheckInterval <= 0 {
+		cfg.LeaderImbalanceCheckInterval = 5 * time.Minute
+	}
+	if cfg.LeaderImbalancePercentage <= 0 {
+		cfg.LeaderImbalancePercentage = 10
 	}
 	if len(cfg.Quorum) > 0 {
 		return openCluster(ctx, cfg)
@@ -537,6 +551,13 @@ func (s *Store) Close() error {
 		var errs []error
 		if s.raft != nil {
 			errs = append(errs, s.raft.Shutdown().Error())
+		}
+		// Close the pooled connections to the other voters too: raft's
+		// transport leaves them open, and the peers' handlers would
+		// read them until those peers stop (a process running several
+		// nodes, as tests do, would keep them).
+		if c, ok := s.trans.(interface{ CloseStreams() }); ok && s.cfg.Transport == nil {
+			c.CloseStreams()
 		}
 		if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
 			errs = append(errs, c.Close())

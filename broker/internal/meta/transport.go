@@ -216,6 +216,11 @@ var sentinels = map[string]error{
 	"ineligible-replica":  ErrIneligibleReplica,
 	"unknown-broker":      ErrUnknownBroker,
 	"partition-limit":     ErrPartitionLimit,
+	"election-not-needed": ErrElectionNotNeeded,
+	"preferred-leader-na": ErrPreferredLeaderNotAvailable,
+	"eligible-leaders-na": ErrEligibleLeadersNotAvailable,
+	"invalid-assignment":  ErrInvalidReplicaAssignment,
+	"no-reassignment":     ErrNoReassignmentInProgress,
 }
 
 func encodeError(err error) forwardResponse {
