@@ -423,10 +423,11 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 		base int64
 	}{{first, 0}, {second, 2}} {
 		// The leader may not have applied the metadata that made it
-		// one yet: NOT_LEADER_OR_FOLLOWER writes nothing, try again.
+		// one, or opened the partition, yet: NOT_LEADER_OR_FOLLOWER and
+		// UNKNOWN_TOPIC_OR_PARTITION write nothing, try again.
 		deadline := time.Now().Add(30 * time.Second)
 		code, base := produceRawTo(t, cl, 1, topic, s.b)
-		for code == kerr.NotLeaderForPartition.Code && time.Now().Before(deadline) {
+		for (code == kerr.NotLeaderForPartition.Code || code == kerr.UnknownTopicOrPartition.Code) && time.Now().Before(deadline) {
 			time.Sleep(50 * time.Millisecond)
 			code, base = produceRawTo(t, cl, 1, topic, s.b)
 		}
@@ -447,7 +448,14 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 		{"next batch", batch(pid, 0, 3, false, "d"), 0, 3},
 		{"gap", batch(pid, 0, 9, false, "x"), kerr.OutOfOrderSequenceNumber.Code, -1},
 	} {
+		// The new leader may learn of its election a moment after the
+		// broker that answered the metadata query.
+		deadline := time.Now().Add(30 * time.Second)
 		code, base := produceRawTo(t, cl, leader, topic, s.b)
+		for code == kerr.NotLeaderForPartition.Code && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			code, base = produceRawTo(t, cl, leader, topic, s.b)
+		}
 		if code != s.code || (code == 0 && base != s.base) {
 			t.Errorf("%s on the new leader %d: %v at %d, want %v at %d", s.what, leader, kerr.ErrorForCode(code), base, kerr.ErrorForCode(s.code), s.base)
 		}

@@ -35,7 +35,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame, `BYTES` (socket.request.max.bytes; default 104857600)")
 	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "`BYTES` all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
 	fs.Int64Var(&cfg.QueuedMaxResponseBytes, "queued-max-response-bytes", 0, "`BYTES` all Fetch responses read but not yet written may hold (queued.max.response.bytes; default 268435456)")
-	memoryLimit := fs.String("memory-limit", "auto", "the Go runtime's memory limit (GOMEMLIMIT) in `BYTES`, 0 for none, or auto (the default): queued.max.request.bytes + queued.max.response.bytes + 512 MiB (1 GiB with their defaults) unless GOMEMLIMIT is set")
+	memoryLimit := fs.String("memory-limit", "auto", "the Go runtime's memory limit (GOMEMLIMIT) in `BYTES`, 0 for none, or auto: queued.max.request.bytes + queued.max.response.bytes + 512 MiB (1 GiB with their defaults) unless GOMEMLIMIT is set")
 	fs.IntVar(&cfg.QueuedMaxRequests, "queued-max-requests", 0, "`N` requests one connection may have in flight (queued.max.requests; default 64)")
 	fs.DurationVar(&cfg.ConnectionsMaxIdle, "connections-max-idle", 0, "close a connection idle `DURATION` (connections.max.idle.ms; default 10m)")
 	fs.DurationVar(&cfg.RequestReadTimeout, "request-read-timeout", 0, "drop a client that takes longer to send one request frame (default 30s)")
