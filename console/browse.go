@@ -2,9 +2,11 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -182,8 +185,13 @@ func (c *Console) readMessages(ctx context.Context, topic string, br BrowseReque
 	if err != nil {
 		return nil, fmt.Errorf("console: start offsets: %w", err)
 	}
-	if _, ok := starts[topic]; !ok {
+	if ps, ok := starts[topic]; !ok || len(ps) == 0 {
 		return nil, notFound("console: no topic %q", topic)
+	}
+	for _, o := range starts[topic] {
+		if errors.Is(o.Err, kerr.UnknownTopicOrPartition) || errors.Is(o.Err, kerr.InvalidTopicException) {
+			return nil, notFound("console: no topic %q", topic)
+		}
 	}
 	ends, err := c.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
@@ -269,10 +277,7 @@ func (c *Console) readMessages(ctx context.Context, topic string, br BrowseReque
 		out.Truncated = true
 	}
 	slices.SortFunc(out.Records, func(a, b Message) int {
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
-		}
-		return int(a.Offset - b.Offset)
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
 	return out, nil
 }

@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -207,7 +208,7 @@ func (c *Console) topic(ctx context.Context, r *http.Request) (any, error) {
 		return nil, fmt.Errorf("console: metadata: %w", err)
 	}
 	t, ok := md.Topics[name]
-	if !ok || t.Err == kerr.UnknownTopicOrPartition {
+	if !ok || errors.Is(t.Err, kerr.UnknownTopicOrPartition) || errors.Is(t.Err, kerr.InvalidTopicException) {
 		return nil, notFound("console: no topic %q", name)
 	}
 	if t.Err != nil {
@@ -355,7 +356,9 @@ func (c *Console) group(ctx context.Context, r *http.Request) (any, error) {
 		return nil, fmt.Errorf("console: group lag: %w", err)
 	}
 	g, ok := lags[name]
-	if !ok || (g.DescribeErr == nil && g.State == "Dead") {
+	// Kafka answers Dead for a group it does not know, newer versions
+	// with GROUP_ID_NOT_FOUND.
+	if !ok || g.State == "Dead" || errors.Is(g.DescribeErr, kerr.GroupIDNotFound) {
 		return nil, notFound("console: no group %q", name)
 	}
 	out := Group{GroupSummary: GroupSummary{Group: name, State: g.State, ProtocolType: g.ProtocolType,
