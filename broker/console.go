@@ -26,7 +26,8 @@ type webConsole struct {
 }
 
 // startConsole starts the console when Config.HTTPListen is set. It needs
-// the Kafka listener accepting (it is a client of it).
+// the Kafka listener accepting (it is a client of it), and the registry
+// started when there is one (it shows its schemas).
 func (b *Broker) startConsole() error {
 	if b.cfg.HTTPListen == "" {
 		return nil
@@ -35,8 +36,13 @@ func (b *Broker) startConsole() error {
 	if err != nil {
 		return fmt.Errorf("broker: http listen: %w", err)
 	}
+	registryURL := ""
+	if r := b.RegistryAddr(); r != "" {
+		registryURL = "http://" + r
+	}
 	c, err := console.New(console.Config{
 		Brokers:     []string{b.advertised},
+		RegistryURL: registryURL,
 		ClientOpts:  []kgo.Opt{kgo.ClientID("runnel-console")},
 		AllowWrites: b.cfg.ConsoleAllowWrites,
 		Logger:      b.logger.With("component", "console"),

@@ -36,6 +36,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Config configures a Console.
@@ -45,6 +46,10 @@ type Config struct {
 	// ClientOpts are more options for the console's Kafka clients (TLS,
 	// SASL, client id); the seed brokers are set from Brokers.
 	ClientOpts []kgo.Opt
+	// RegistryURL, when set, is a schema registry (Confluent's REST API)
+	// whose subjects, versions and compatibility levels the console
+	// shows. Default: none, and no schema pages.
+	RegistryURL string
 	// AllowWrites enables the actions that change the cluster: produce a
 	// test record, reset an empty group's offsets, alter topic configs.
 	// Default false: the console is read-only.
@@ -61,6 +66,7 @@ type Console struct {
 	cfg Config
 	cl  *kgo.Client
 	adm *kadm.Client
+	sr  *sr.Client // nil without Config.RegistryURL
 	mux *http.ServeMux
 }
 
@@ -84,6 +90,12 @@ func New(cfg Config) (*Console, error) {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	c := &Console{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), mux: http.NewServeMux()}
+	if cfg.RegistryURL != "" {
+		if c.sr, err = sr.NewClient(sr.URLs(cfg.RegistryURL)); err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("console: schema registry: %w", err)
+		}
+	}
 	c.routes()
 	return c, nil
 }
@@ -102,12 +114,16 @@ func (c *Console) routes() {
 	c.page("GET /topics/{topic}", "topic.html", c.topic)
 	c.page("GET /groups", "groups.html", c.groups)
 	c.page("GET /groups/{group}", "group.html", c.group)
+	c.page("GET /schemas", "schemas.html", c.schemas)
+	c.page("GET /schemas/{subject}", "subject.html", c.subject)
 	c.api("GET /api/overview", c.overview)
 	c.api("GET /api/topics", c.topics)
 	c.api("GET /api/topics/{topic}", c.topic)
 	c.api("GET /api/topics/{topic}/messages", c.browse)
 	c.api("GET /api/groups", c.groups)
 	c.api("GET /api/groups/{group}", c.group)
+	c.api("GET /api/schemas", c.schemas)
+	c.api("GET /api/schemas/{subject}", c.subject)
 	c.write("POST /api/topics/{topic}/produce", c.produce)
 	c.write("POST /api/topics/{topic}/configs", c.alterConfigs)
 	c.write("POST /api/groups/{group}/reset", c.resetGroup)

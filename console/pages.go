@@ -52,6 +52,7 @@ type pageData struct {
 	Records *Messages
 	Error   string // the loader's error, shown in place of the data
 	Writes  bool
+	Schemas bool // a schema registry is configured
 }
 
 // page registers an HTML page whose data comes from load, rendered by the
@@ -59,13 +60,16 @@ type pageData struct {
 func (c *Console) page(pattern, name string, load loader) {
 	tmpl := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(assets, "assets/layout.html", "assets/"+name))
 	nav := strings.TrimSuffix(name, ".html")
+	if nav == "subject" {
+		nav = "schemas"
+	}
 	if nav == "topic" || nav == "group" {
 		nav += "s"
 	}
 	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.RequestTimeout)
 		defer cancel()
-		d := pageData{Nav: nav, Writes: c.cfg.AllowWrites, Title: pageTitle(r)}
+		d := pageData{Nav: nav, Writes: c.cfg.AllowWrites, Schemas: c.sr != nil, Title: pageTitle(r)}
 		status := http.StatusOK
 		v, err := load(ctx, r)
 		if err == nil && name == "topic.html" {
@@ -107,6 +111,10 @@ func pageTitle(r *http.Request) string {
 		return "Topic " + r.PathValue("topic")
 	case r.PathValue("group") != "":
 		return "Group " + r.PathValue("group")
+	case r.PathValue("subject") != "":
+		return "Subject " + r.PathValue("subject")
+	case r.URL.Path == "/schemas":
+		return "Schemas"
 	case r.URL.Path == "/topics":
 		return "Topics"
 	case r.URL.Path == "/groups":

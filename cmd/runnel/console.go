@@ -14,7 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/console"
 )
 
-const consoleSynopsis = "console [--bootstrap-server HOST:PORT] [--http-listen HOST:PORT] [--console-allow-writes]"
+const consoleSynopsis = "console [--bootstrap-server HOST:PORT] [--http-listen HOST:PORT] [--schema-registry-url URL] [--console-allow-writes]"
 
 // runConsole serves the web console for the cluster at the seed brokers
 // until the context ends. Once it listens it prints
@@ -22,6 +22,7 @@ const consoleSynopsis = "console [--bootstrap-server HOST:PORT] [--http-listen H
 func runConsole(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "console", consoleSynopsis, true)
 	listen := fs.String("http-listen", "127.0.0.1:8080", "serve the console on `HOST:PORT`; port 0 picks a free port")
+	registryURL := fs.String("schema-registry-url", e.getenv("RUNNEL_SCHEMA_REGISTRY_URL"), "show the schemas of the registry at `URL` (env RUNNEL_SCHEMA_REGISTRY_URL; default none)")
 	writes := fs.Bool("console-allow-writes", false, "let the console produce, reset offsets of empty groups and alter topic configs")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -45,6 +46,7 @@ func runConsole(ctx context.Context, e env, g *globals, args []string) error {
 	c, err := console.New(console.Config{
 		Brokers:     seeds,
 		ClientOpts:  []kgo.Opt{kgo.ClientID(clientID), kgo.DialTimeout(5 * time.Second)},
+		RegistryURL: *registryURL,
 		AllowWrites: *writes,
 		Logger:      logger,
 	})

@@ -115,7 +115,9 @@ code (40401 subject not found, 409 incompatible, 42201 invalid schema, ...).
 online, under-replicated and offline), topics (partitions, leaders, ISR,
 offsets, configs, and a message browser from the earliest, latest, an
 offset or a time, filtered by key or substring), and consumer groups
-(members, assignments, committed offsets and lag). Each page has a JSON
+(members, assignments, committed offsets and lag), and with
+--schema-registry-url the registry's subjects, versions, the diff between
+versions, and compatibility levels. Each page has a JSON
 twin under /api. It works against any Kafka-protocol cluster; a Runnel
 broker serves the same console itself with --http-listen. The console is
 read-only unless --console-allow-writes: then it can produce a test record,
