@@ -347,6 +347,19 @@ func TestPagesEscapeRecords(t *testing.T) {
 	if status != http.StatusNotFound || strings.Contains(body, "<b>x</b>") || !strings.Contains(body, "&lt;b&gt;x&lt;/b&gt;") {
 		t.Errorf("missing topic page: %d\n%s", status, body)
 	}
+	// A live refresh of the topic page re-reads the partitions, not the
+	// records.
+	req, _ := http.NewRequest("GET", c.web+"/topics/orders?from=earliest", nil)
+	req.Header.Set("X-Console-Refresh", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refreshed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(refreshed), `id="partitions"`) || strings.Contains(string(refreshed), `class="record"`) {
+		t.Errorf("refreshed topic page:\n%s", refreshed)
+	}
 	// The assets are embedded.
 	for _, a := range []string{"/static/console.js", "/static/console.css"} {
 		if status, body, _ := get(t, c.web+a); status != http.StatusOK || len(body) < 100 {

@@ -43,6 +43,10 @@ var funcs = template.FuncMap{
 	},
 }
 
+// refreshHeader marks the requests console.js makes to refresh a page's
+// live sections.
+const refreshHeader = "X-Console-Refresh"
+
 // pageData is what every page template sees.
 type pageData struct {
 	Title   string
@@ -72,9 +76,10 @@ func (c *Console) page(pattern, name string, load loader) {
 		d := pageData{Nav: nav, Writes: c.cfg.AllowWrites, Schemas: c.sr != nil, Title: pageTitle(r)}
 		status := http.StatusOK
 		v, err := load(ctx, r)
-		if err == nil && name == "topic.html" {
+		if err == nil && name == "topic.html" && r.Header.Get(refreshHeader) == "" {
 			// The topic page shows the message browser's answer to
-			// its own query string.
+			// its own query string; a live refresh, which replaces
+			// only the partitions, does not read records again.
 			var br BrowseRequest
 			if br, err = parseBrowse(r); err == nil {
 				d.Browse = &br

@@ -16,7 +16,7 @@ function refreshLive() {
   setInterval(async () => {
     if (document.hidden) return;
     try {
-      const resp = await fetch(location.href, { headers: { Accept: "text/html" } });
+      const resp = await fetch(location.href, { headers: { Accept: "text/html", "X-Console-Refresh": "1" } });
       if (!resp.ok) return;
       const doc = new DOMParser().parseFromString(await resp.text(), "text/html");
       for (const el of live) {
