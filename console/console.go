@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"time"
 
@@ -182,7 +183,7 @@ func (c *Console) write(pattern string, load loader) {
 		if !c.cfg.AllowWrites {
 			return nil, ErrReadOnly
 		}
-		if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		if ct := r.Header.Get("Content-Type"); !isJSON(ct) {
 			return nil, &httpError{http.StatusUnsupportedMediaType, fmt.Errorf("console: a write takes a JSON body (Content-Type: application/json), not %q", ct)}
 		}
 		r.Body = http.MaxBytesReader(nil, r.Body, 4<<20)
@@ -205,6 +206,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// isJSON reports whether a Content-Type is JSON, parameters aside.
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 // decodeBody reads a JSON request body into v, refusing unknown fields.
