@@ -89,6 +89,8 @@ type Broker struct {
 
 	// registry serves the schema registry (registry.go); nil when off.
 	registry *schemaRegistry
+	// console serves the web console (console.go); nil when off.
+	console *webConsole
 
 	parts *partitions
 	// fetchers replicate the partitions this broker follows
@@ -273,6 +275,10 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	if err := b.startRegistry(ctx); err != nil {
 		return nil, err
 	}
+	undo = append(undo, b.registry.close)
+	if err := b.startConsole(); err != nil {
+		return nil, err
+	}
 	metricsAddr := "off"
 	if m := b.MetricsAddr(); m != "" {
 		metricsAddr = "http://" + m + "/metrics"
@@ -347,8 +353,10 @@ func (b *Broker) MetricsAddr() string {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.controlledShutdown()
-		// The registry is a client of this broker: it goes first.
+		// The registry and the console are clients of this broker:
+		// they go first.
 		b.registry.close()
+		b.console.close()
 		b.cancel()
 		b.ln.Close()
 		if b.metricsSrv != nil {

@@ -38,6 +38,14 @@ type Config struct {
 	// Schema Registry REST API, schemas in the topic _schemas) on this
 	// address. Default: none.
 	RegistryListen string
+	// HTTPListen, when set, serves the web console (package console) on
+	// this address: the cluster, its topics and messages, and its
+	// consumer groups. Default: none.
+	HTTPListen string
+	// ConsoleAllowWrites lets the console change the cluster: produce a
+	// test record, reset an empty group's offsets, alter topic configs.
+	// Default false: the console is read-only.
+	ConsoleAllowWrites bool
 	// Rack is this broker's rack (broker.rack), reported to clients.
 	// Default: none.
 	Rack string
@@ -411,6 +419,11 @@ func (c *Config) Validate() error {
 			bad("metrics listen address %q: %v", c.MetricsListen, err)
 		}
 	}
+	if c.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+			bad("http listen address %q: %v", c.HTTPListen, err)
+		}
+	}
 	if c.RegistryListen != "" {
 		if _, _, err := net.SplitHostPort(c.RegistryListen); err != nil {
 			bad("registry listen address %q: %v", c.RegistryListen, err)
@@ -540,6 +553,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
 	fmt.Fprintf(&b, "registry.listen=%s\n", c.RegistryListen)
+	fmt.Fprintf(&b, "http.listen=%s console.allow.writes=%t\n", c.HTTPListen, c.ConsoleAllowWrites)
 	fmt.Fprintf(&b, "broker.rack=%s\n", c.Rack)
 	fmt.Fprintf(&b, "controller.quorum.voters=%s\n", c.ControllerQuorum)
 	fmt.Fprintf(&b, "controller.listener=%s\n", c.ControllerListen)

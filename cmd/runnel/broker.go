@@ -16,7 +16,8 @@ const brokerSynopsis = "broker [flags]"
 // closes it cleanly. Once clients can connect it prints
 // "runnel broker listening on HOST:PORT" on standard output, and
 // "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on,
-// "runnel broker schema registry on http://HOST:PORT" when the registry is;
+// "runnel broker schema registry on http://HOST:PORT" when the registry is,
+// "runnel broker console on http://HOST:PORT/" when the console is;
 // its log goes to standard error.
 func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "broker", brokerSynopsis, false)
@@ -25,6 +26,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "Kafka protocol listener `HOST:PORT`; port 0 picks a free port (listeners)")
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the schema registry (Confluent Schema Registry API) on `HOST:PORT` (default off)")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the web console on `HOST:PORT` (default off)")
+	fs.BoolVar(&cfg.ConsoleAllowWrites, "console-allow-writes", false, "let the web console produce, reset offsets of empty groups and alter topic configs")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
@@ -114,6 +117,9 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	if r := b.RegistryAddr(); r != "" {
 		fmt.Fprintf(e.stdout, "runnel broker schema registry on http://%s\n", r)
+	}
+	if h := b.HTTPAddr(); h != "" {
+		fmt.Fprintf(e.stdout, "runnel broker console on http://%s/\n", h)
 	}
 
 	<-ctx.Done()

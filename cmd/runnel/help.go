@@ -124,6 +124,20 @@ before; config prints (with --set, first sets) the compatibility level of a
 subject, or the global one without a subject. A registry error prints its
 code (40401 subject not found, 409 incompatible, 42201 invalid schema, ...).
 `,
+		"console": `Serves a web console for the cluster on --http-listen (default
+127.0.0.1:8080) until interrupted: the overview (brokers, racks, partitions
+online, under-replicated and offline), topics (partitions, leaders, ISR,
+offsets, configs, and a message browser from the earliest, latest, an
+offset or a time, filtered by key or substring), and consumer groups
+(members, assignments, committed offsets and lag), and with
+--schema-registry-url the registry's subjects, versions, the diff between
+versions, and compatibility levels. Each page has a JSON
+twin under /api. It works against any Kafka-protocol cluster; a Runnel
+broker serves the same console itself with --http-listen. The console is
+read-only unless --console-allow-writes: then it can produce a test record,
+reset the offsets of an empty group (confirmed by its name), and alter topic
+configs.
+`,
 		"reset": `Prepares a stream application for reprocessing, as Kafka's
 kafka-streams-application-reset does: it commits new offsets for the
 application's consumer group (its id) on the input topics and deletes the

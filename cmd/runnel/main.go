@@ -14,6 +14,8 @@
 //	consume   print a topic's records
 //	groups    list, describe or delete consumer groups; reset their offsets
 //	reset     reset a stream application to reprocess its input
+//	schemas   talk to a schema registry
+//	console   serve a web console for the cluster
 //
 // Every command takes -h for its flags and a description; "runnel help" is
 // the reference. The seed brokers default to $RUNNEL_BOOTSTRAP_SERVER, or
@@ -104,6 +106,7 @@ var commands = []command{
 	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
 	{"reset", "reset a stream application to reprocess its input", runReset},
 	{"schemas", "list, get, register, check, delete schemas and set compatibility in a schema registry", runSchemas},
+	{"console", "serve a web console for the cluster", runConsole},
 }
 
 // globals are the client flags, before the command name or after it.
@@ -347,7 +350,7 @@ func trimPrefixes(msg, name string) string {
 // referenceOrder is the order "runnel help" prints the commands in.
 var referenceOrder = []string{
 	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
-	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "schemas",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "schemas", "console",
 }
 
 // printReference prints every command's description, the reference
