@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -130,6 +131,11 @@ func (z *zeroCopyFetch) read(p *partition, offset int64, maxBytes int32, upTo in
 	// Closing the log (to truncate it) closes this connection rather
 	// than let it send bytes that change under it.
 	res, err := p.log.ReadRegion(offset, maxBytes, upTo, z.c.close)
+	if errors.Is(err, log.ErrNoPin) {
+		// Out of descriptors (many partitions, many consumers): copy.
+		rr, err := p.log.Read(offset, maxBytes, upTo)
+		return fetchRead{ReadResult: rr}, err
+	}
 	return fetchRead{ReadResult: log.ReadResult{LogStartOffset: res.LogStartOffset}, region: res.Region}, err
 }
 

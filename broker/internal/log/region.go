@@ -7,7 +7,6 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -27,6 +26,11 @@ import (
 // it calls each region's revoke function (the caller closes the
 // connection that would send it, so no byte of a truncated file goes out
 // after) and waits for the holders to release them.
+
+// ErrNoPin is returned by ReadRegion when the segment file cannot be
+// given its own descriptor (out of descriptors, or a platform without
+// dup): the caller reads with Read instead.
+var ErrNoPin = errors.New("log: cannot pin segment file")
 
 // Region is a run of whole batches in a segment file, pinned until
 // Release.
@@ -213,26 +217,14 @@ func (l *Log) readRegionOnce(offset int64, maxBytes int32, maxOffset int64, revo
 
 // pin gives r its own descriptor of f and registers it with the log. It
 // fails with os.ErrClosed when f was closed (the segment deleted) before
-// the dup, and with ErrClosed when the log closed meanwhile.
+// the dup, with ErrClosed when the log closed meanwhile, and with ErrNoPin
+// when no descriptor can be had.
 func (l *Log) pin(r *Region, f *os.File, revoke func()) error {
-	rc, err := f.SyscallConn()
+	df, err := dupFile(f)
 	if err != nil {
 		return err
 	}
-	// Control holds a reference to f's descriptor while it runs, so a
-	// concurrent Close cannot hand the number to another file first.
-	var fd int
-	var dupErr error
-	if err := rc.Control(func(raw uintptr) {
-		fd, dupErr = syscall.Dup(int(raw))
-	}); err != nil {
-		return err
-	}
-	if dupErr != nil {
-		return fmt.Errorf("log: pin segment file: %w", dupErr)
-	}
-	syscall.CloseOnExec(fd)
-	r.f = os.NewFile(uintptr(fd), f.Name())
+	r.f = df
 	r.l = l
 	r.revoke = revoke
 	l.pins.add(r)
