@@ -20,8 +20,14 @@ import (
 // within MaxBytes, except that the first partition with data returns at
 // least one batch however large (KIP-74).
 //
-// Memory. The records of a response are held from the log read until the
-// response is written, and charged to the broker-wide fetch budget
+// Zero-copy. The records are not read into memory: the log returns where
+// they lie in its segment files and the connection's writer sends them
+// with sendfile, the response encoded around them (fetch_zerocopy.go).
+// Connections without sendfile, and responses with tagged fields, copy.
+//
+// Memory. The records of a response (file regions, or bytes where it
+// copies) are held from the log read until the response is written, and
+// charged to the broker-wide fetch budget
 // (queued.max.response.bytes, fetch_budget.go) meanwhile: a fetch reads
 // only as many bytes as the budget has free, and with less than one
 // batch's worth free it waits for room as it waits for data.
