@@ -20,8 +20,14 @@ import (
 // within MaxBytes, except that the first partition with data returns at
 // least one batch however large (KIP-74).
 //
-// Memory. The records of a response are held from the log read until the
-// response is written, and charged to the broker-wide fetch budget
+// Zero-copy. The records are not read into memory: the log returns where
+// they lie in its segment files and the connection's writer sends them
+// with sendfile, the response encoded around them (fetch_zerocopy.go).
+// Connections without sendfile, and responses with tagged fields, copy.
+//
+// Memory. The records of a response (file regions, or bytes where it
+// copies) are held from the log read until the response is written, and
+// charged to the broker-wide fetch budget
 // (queued.max.response.bytes, fetch_budget.go) meanwhile: a fetch reads
 // only as many bytes as the budget has free, and with less than one
 // batch's worth free it waits for room as it waits for data.
@@ -111,7 +117,10 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	// A wait past FetchMaxWait is cut to it, so a forgotten long poll
 	// cannot hold its connection for weeks.
 	maxWait := min(time.Duration(r.MaxWaitMillis)*time.Millisecond, b.cfg.FetchMaxWait)
-	return func(ctx context.Context) kmsg.Response {
+	// zc, when set, has the records sent from the segment files
+	// (fetch_zerocopy.go).
+	zc := newZeroCopyFetch(c, resp)
+	fin := func(ctx context.Context) kmsg.Response {
 		if ctx.Err() != nil {
 			// The connection is gone: read nothing for nobody.
 			return resp
@@ -150,7 +159,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			if replica < 0 {
 				reserved = b.fetchBytes.reserve(int64(want))
 			}
-			total, failed := fillFetch(b, resp, parts, readCommitted, replica >= 0, int32(min(int64(want), reserved)))
+			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0, int32(min(int64(want), reserved)))
 			if replica < 0 {
 				c.respCharge = b.fetchBytes.settle(reserved, int64(total))
 			} else {
@@ -194,14 +203,20 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				return resp
 			}
 		}
-	}, nil
+	}
+	if zc == nil {
+		return fin, nil
+	}
+	return zc.finisher(fin), nil
 }
 
 // fillFetch reads every partition into the response, within maxBytes but
 // for the first batch (KIP-74), and returns the bytes read and whether any
 // partition failed. With maxBytes 0 (no budget) it reads no records, only
-// the partitions' offsets and errors.
-func fillFetch(b *Broker, resp *kmsg.FetchResponse, parts []fetchPart, readCommitted, replica bool, maxBytes int32) (int, bool) {
+// the partitions' offsets and errors. With zc set the records are left in
+// their files as regions, the last pass's given back first.
+func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []fetchPart, readCommitted, replica bool, maxBytes int32) (int, bool) {
+	zc.release()
 	remaining := maxBytes
 	total := 0
 	failed := false
@@ -250,7 +265,7 @@ func fillFetch(b *Broker, resp *kmsg.FetchResponse, parts []fetchPart, readCommi
 		case readCommitted:
 			upTo = lso
 		}
-		rr, err := p.log.Read(fp.offset, limit, upTo)
+		rr, err := zc.read(p, fp.offset, limit, upTo)
 		if err != nil {
 			sp.ErrorCode = errorCode(err)
 			if !errors.Is(err, log.ErrOffsetOutOfRange) {
@@ -260,20 +275,24 @@ func fillFetch(b *Broker, resp *kmsg.FetchResponse, parts []fetchPart, readCommi
 			continue
 		}
 		sp.LogStartOffset = rr.LogStartOffset
-		if total > 0 && len(rr.Records) > int(limit) {
+		if total > 0 && rr.size() > int(limit) {
 			// Only the first partition with data may exceed the
 			// limits; this one's first batch does not fit.
+			rr.region.Release()
 			continue
 		}
-		if n := len(rr.Records); n > 0 {
-			sp.RecordBatches = rr.Records
+		if n := rr.size(); n > 0 {
+			if rr.region == nil {
+				sp.RecordBatches = rr.Records
+			}
+			zc.keep(fp.ti, fp.pi, &rr)
 			if readCommitted {
-				sp.AbortedTransactions = abortedList(p.log.AbortedTxns(fp.offset, nextOffset(rr.Records)))
+				sp.AbortedTransactions = abortedList(p.log.AbortedTxns(fp.offset, rr.next()))
 			}
 			total += n
 			remaining -= int32(n)
 			b.metrics.bytesOut.WithLabelValues(p.topic).Add(float64(n))
-			b.metrics.recordsOut.WithLabelValues(p.topic).Add(float64(countRecords(rr.Records)))
+			b.metrics.recordsOut.WithLabelValues(p.topic).Add(float64(rr.count()))
 		}
 	}
 	return total, failed

@@ -74,6 +74,9 @@ type conn struct {
 	// finisher and given back once the response is written. Only the
 	// writer goroutine touches it.
 	respCharge int64
+	// regions sends the file regions of zero-copy Fetch responses
+	// (fetch_zerocopy.go); nil turns zero-copy off.
+	regions regionWriter
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -81,7 +84,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		tc.SetNoDelay(true)
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}
+	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests), regions: newRegionWriter(nc)}
 }
 
 func (c *conn) close() {
@@ -325,6 +328,11 @@ func (c *conn) writeLoop() {
 	for item := range c.queue {
 		resp := c.finish(item)
 		if resp == nil {
+			c.releaseResponse(item)
+			continue
+		}
+		if z, ok := resp.(*zeroCopyFetch); ok {
+			buf = c.writeZeroCopy(w, item.req, z, buf)
 			c.releaseResponse(item)
 			continue
 		}

@@ -4,11 +4,13 @@ import "sync"
 
 // fetchBudget is the broker-wide budget for the record bytes of Fetch
 // responses read from the log but not yet written to their clients
-// (queued.max.response.bytes). Kafka has no such limit: it sends records
-// from the page cache with sendfile and never holds them. Runnel builds
-// each response in memory, so without a bound many consumers reading
-// slowly, each with a large fetch.max.bytes, hold as much memory as they
-// like.
+// (queued.max.response.bytes). Kafka has no such limit. Runnel sends
+// records from the segment files with sendfile (fetch_zerocopy.go), but a
+// response still pins what it will send until it is written: the file
+// regions (a descriptor each, and their page cache), or the records read
+// into memory where it copies (connections without sendfile). Without a
+// bound many consumers reading slowly, each with a large fetch.max.bytes,
+// would pin as much as they like. Regions are charged like copied bytes.
 //
 // A fetch never waits for the budget in a queue the way a request reader
 // does (byteBudget): it takes what is free, up to what it asked for, and

@@ -73,6 +73,8 @@ type Log struct {
 	// err is the sticky write error: once set, appends and flushes fail.
 	err    atomic.Pointer[error]
 	closed atomic.Bool
+	// pins are the file regions handed out by ReadRegion (region.go).
+	pins pinSet
 
 	kick chan struct{} // wakes flushLoop; buffered 1
 	stop chan struct{}
@@ -191,6 +193,9 @@ func (l *Log) Close() error {
 	}
 	close(l.stop)
 	l.wg.Wait()
+	// Regions still being sent must stop before the files can change
+	// (a closed log may be truncated in place).
+	l.revokeAll()
 
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
