@@ -247,6 +247,7 @@ func (c *fiCluster) checkReplicas(ctx context.Context, topic string, partitions 
 		if bad := history.CompareReplicas(topic, part, hw, reps); len(bad) > 0 {
 			c.t.Fatalf("replicas of %s/%d differ below HW %d: %v", topic, part, hw, bad)
 		}
+		c.t.Logf("replicas of %s/%d agree below HW %d (%d, %d, %d records)", topic, part, hw, len(reps[0].Records), len(reps[1].Records), len(reps[2].Records))
 	}
 }
 
