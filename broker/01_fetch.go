@@ -159,7 +159,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			if replica < 0 {
 				reserved = b.fetchBytes.reserve(int64(want))
 			}
-			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0, int32(min(int64(want), reserved)))
+			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0 || replica == debuggingConsumer, int32(min(int64(want), reserved)))
 			if replica < 0 {
 				c.respCharge = b.fetchBytes.settle(reserved, int64(total))
 			} else {

@@ -357,11 +357,17 @@ func fetchReplicaID(r *kmsg.FetchRequest) int32 {
 	return r.ReplicaID
 }
 
-// fetchCheck admits a fetch: only the leader serves one. A follower's
-// fetch at offset, at the current leader epoch, records its progress
-// (a fetch at another epoch is refused by the epoch check later).
+// debuggingConsumer is the replica id of Kafka's debugging consumer: any
+// replica serves its Fetch from its own copy, up to its log end, so a
+// tool can compare the replicas' logs.
+const debuggingConsumer = -2
+
+// fetchCheck admits a fetch: only the leader serves one, but for the
+// debugging consumer's. A follower's fetch at offset, at the current
+// leader epoch, records its progress (a fetch at another epoch is
+// refused by the epoch check later).
 func (p *partition) fetchCheck(replica int32, offset int64, epoch int32) int16 {
-	if !p.isLeader() {
+	if !p.isLeader() && replica != debuggingConsumer {
 		return kerr.NotLeaderForPartition.Code
 	}
 	if replica >= 0 && (epoch < 0 || epoch == p.epoch()) {

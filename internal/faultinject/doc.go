@@ -59,6 +59,17 @@
 // history.ReadReplica (a Fetch as Kafka's debugging consumer, which a
 // follower serves up to its log end), history.CompareReplicas(topic,
 // partition, hw, replicas) must be empty.
+// TestClusterCampaign is that loop on three processes: broker n listens
+// on 127.0.0.1:P and advertises 127.0.0.(10+n):P, where a proxy forwards
+// to it, so every connection into a broker (clients', followers') goes
+// through one proxy, and the quorum names a proxy in front of each
+// controller listener. Since a broker advertises one address to all,
+// these are proxies per broker rather than per link: cutting broker n's
+// two proxies closes and refuses everything that dials it, while its own
+// connections out run through the other brokers' proxies and stay up.
+// TestClusterAcksOneLossReported shows the checker failing on a cluster:
+// acks=1 and a leader killed while its followers are frozen.
+//
 // The single-node campaigns in this package's tests are that loop with
 // one broker: TestCampaignKillUnderLoad with SIGKILL as the only fault,
 // TestCampaignMixedFaults with every fault above on the client's link and
