@@ -11,8 +11,9 @@
 // to the topics nexmark-persons, nexmark-auctions and nexmark-bids (keyed
 // by id). The query writes to nexmark-<query>. The program starts the
 // application, produces the events, and waits until the application has
-// processed them all and goes quiet (nothing processed over three
-// commits), then reads the output until it goes quiet for a second.
+// processed them all and goes quiet (a commit after the last record,
+// then nothing processed for five commit intervals), then reads the
+// output until it goes quiet for a second.
 //
 // The throughput printed is the input events divided by the time from the
 // application's start to its last processed record; production runs
@@ -160,9 +161,12 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 	}
 	res.Input = produced
 
-	// Processing is over when every event is processed and nothing more
-	// is over three commits (the caches flushed at a commit send records
-	// through repartition topics, processed after it).
+	// Processing is over when every event is processed, a commit has
+	// followed the last record (the caches flushed at a commit send
+	// records through repartition topics, processed after it), and
+	// nothing is processed for five commit intervals; an idle
+	// exactly-once app makes no commits to count.
+	quietFor := max(5*cfg.CommitInterval, 500*time.Millisecond)
 	var (
 		lastProcessed   int64 = -1
 		lastChange      time.Time
@@ -178,7 +182,7 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 			res.Elapsed, res.CPU = now.Sub(start), cpuTime()-cpu0
 		}
 		res.RecordsProcessed, res.Dropped = m.RecordsProcessed, m.DroppedRecords
-		quiet = m.RecordsProcessed >= produced && m.Commits >= commitsAtChange+3 && now.Sub(lastChange) >= 500*time.Millisecond
+		quiet = m.RecordsProcessed >= produced && m.Commits > commitsAtChange && now.Sub(lastChange) >= quietFor
 		if done != nil && done(res) || done == nil && quiet && now.Sub(lastOutput) >= time.Second {
 			return res, app.Close()
 		}
