@@ -12,8 +12,8 @@
 // by id). The query writes to nexmark-<query>. The program starts the
 // application, produces the events, and waits until the application has
 // processed them all and goes quiet (a commit after the last record,
-// then nothing processed for five commit intervals), then reads the
-// output until it goes quiet for a second.
+// then nothing processed for 20 commit intervals, at least 3 s), then
+// reads the output until it goes quiet for a second.
 //
 // The throughput printed is the input events divided by the time from the
 // application's start to its last processed record; production runs
@@ -164,9 +164,11 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 	// Processing is over when every event is processed, a commit has
 	// followed the last record (the caches flushed at a commit send
 	// records through repartition topics, processed after it), and
-	// nothing is processed for five commit intervals; an idle
-	// exactly-once app makes no commits to count.
-	quietFor := max(5*cfg.CommitInterval, 500*time.Millisecond)
+	// nothing is processed for 20 commit intervals (at least 3 s: on a
+	// loaded machine a repartition topic's records can come a second
+	// after the commit that made them visible); an idle exactly-once app
+	// makes no commits to count.
+	quietFor := max(20*cfg.CommitInterval, 3*time.Second)
 	var (
 		lastProcessed   int64 = -1
 		lastChange      time.Time
@@ -182,7 +184,7 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 			res.Elapsed, res.CPU = now.Sub(start), cpuTime()-cpu0
 		}
 		res.RecordsProcessed, res.Dropped = m.RecordsProcessed, m.DroppedRecords
-		quiet = m.RecordsProcessed >= produced && m.Commits > commitsAtChange && now.Sub(lastChange) >= quietFor
+		quiet = m.RecordsProcessed >= q.MinProcessed(produced) && m.Commits > commitsAtChange && now.Sub(lastChange) >= quietFor
 		if done != nil && done(res) || done == nil && quiet && now.Sub(lastOutput) >= time.Second {
 			return res, app.Close()
 		}
