@@ -51,6 +51,12 @@ type bench struct {
 	restarts    []restartResult
 	restore     *restoreResult
 	build       *buildResult
+
+	// The nexmark workload: events generated, event-time rate, queries.
+	nexmarkEvents  int64
+	nexmarkRate    int64
+	nexmarkQueries []string
+	nexmarks       []nexmarkResult
 }
 
 // startBroker starts Runnel's broker in this process, configured as

@@ -22,6 +22,10 @@
 //     key, is killed with SIGKILL, and is started again on the same state
 //     directory: the time from the new process's start until it processes
 //     a new record, with a timeline of what it spent the time on;
+//   - nexmark (not run by default): the Nexmark queries of package
+//     internal/nexmark (-nexmark-queries, all by default) over
+//     -nexmark-events generated events, each under both guarantees with
+//     a commit interval of 100 ms (see nexmarkSettings);
 //   - restore: a fresh instance (empty state directory, same broker)
 //     restores that store's whole changelog: MB/s and records/s.
 //
@@ -43,13 +47,14 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/nexmark"
 )
 
 // partitions of every input topic.
 const partitions = 6
 
 var (
-	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded"}
+	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded", "nexmark"}
 	defaultWorkloads = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore"}
 )
 
@@ -70,6 +75,9 @@ func main() {
 		workers    = flag.Int("workers", 1, "worker goroutines (NumWorkers) of the throughput apps")
 		guarantees = flag.String("guarantees", "at_least_once,exactly_once_v2", "comma-separated processing guarantees the throughput workloads run under")
 		stallAfter = flag.Duration("stall-dump", 0, "when a throughput run processes nothing for this long, write every goroutine's stack to stderr and fail the run (0: wait)")
+		nxEvents   = flag.Int64("nexmark-events", 1_000_000, "events the nexmark workload generates")
+		nxRate     = flag.Int64("nexmark-rate", 10_000, "events per second of event time in the nexmark workload")
+		nxQueries  = flag.String("nexmark-queries", strings.Join(nexmark.QueryNames, ","), "comma-separated Nexmark queries the nexmark workload runs")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -77,8 +85,12 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if *records <= 0 || *keys <= 0 {
-		fatal(fmt.Errorf("-records and -keys must be positive"))
+	queries, err := chooseQueries(*nxQueries)
+	if err != nil {
+		fatal(err)
+	}
+	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 {
+		fatal(fmt.Errorf("-records, -keys, -nexmark-events and -nexmark-rate must be positive"))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -89,7 +101,8 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter}
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter,
+		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():
@@ -170,6 +183,11 @@ func (b *bench) run(chosen []string) (err error) {
 	}
 	if has("restart") || has("restore") {
 		if err := b.stateWorkloads(has("restart"), has("restore")); err != nil {
+			return err
+		}
+	}
+	if has("nexmark") {
+		if err := b.nexmarkBench(); err != nil {
 			return err
 		}
 	}

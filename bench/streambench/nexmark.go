@@ -1,0 +1,244 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/nexmark"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// nexmarkResult is one run of a Nexmark query.
+type nexmarkResult struct {
+	query     string
+	guarantee runnel.Guarantee
+	input     int64 // events in the topics the query reads
+	processed int64 // records processed, repartitioned ones included
+	dropped   int64
+	elapsed   time.Duration // from Start to the last record processed
+	cpu       time.Duration // this process's CPU time over the same span
+	allocated uint64
+}
+
+func (r nexmarkResult) eventsPerSec() float64 { return float64(r.input) / r.elapsed.Seconds() }
+func (r nexmarkResult) cpuPerEvent() float64 {
+	return float64(r.cpu.Microseconds()) / float64(r.input)
+}
+
+// nexmarkInterval is the commit interval of the Nexmark apps under both
+// guarantees unless -commit-interval is set: the record caches of q3, q4,
+// q5 and q8 forward their updates (through repartition topics) at a
+// commit, so with at-least-once's default of 30 s a run would mostly wait.
+const nexmarkInterval = 100 * time.Millisecond
+
+// nexmarkBench generates b.nexmarkEvents events, produces them to the
+// three Nexmark topics once, then runs each chosen query under each
+// guarantee as a new application reading them from the start.
+func (b *bench) nexmarkBench() error {
+	gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 1, EventsPerSecond: b.nexmarkRate})
+	if err != nil {
+		return err
+	}
+	topics := []string{nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids}
+	for _, name := range b.nexmarkQueries {
+		topics = append(topics, nexmark.Queries[name].Output)
+	}
+	if err := b.createTopics(topics...); err != nil {
+		return err
+	}
+	perTopic, err := b.produceNexmark(gen)
+	if err != nil {
+		return err
+	}
+	for _, name := range b.nexmarkQueries {
+		q := nexmark.Queries[name]
+		var input int64
+		for _, t := range q.Inputs {
+			input += perTopic[t]
+		}
+		for _, g := range b.guarantees {
+			var r nexmarkResult
+			err := b.profiled("nexmark-"+name+"-"+g.String(), func() (err error) {
+				r, err = b.runNexmark(q, g, input)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			b.nexmarks = append(b.nexmarks, r)
+			b.prog.printf("nexmark %s %s: %.0f events/s (%d events, %d records processed in %v, %.1f µs of CPU per event, %d dropped as late)",
+				name, g, r.eventsPerSec(), r.input, r.processed, r.elapsed.Round(time.Millisecond), r.cpuPerEvent(), r.dropped)
+		}
+	}
+	return nil
+}
+
+// produceNexmark writes the events to their topics, as produce does, and
+// returns how many went to each topic.
+func (b *bench) produceNexmark(gen *nexmark.Generator) (map[string]int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(100_000))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	start := time.Now()
+	var (
+		mu   sync.Mutex
+		perr error
+	)
+	perTopic := map[string]int64{}
+	for i := range b.nexmarkEvents {
+		r := gen.Event(i).Encode()
+		perTopic[r.Topic]++
+		cl.Produce(b.ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)},
+			func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					perr = cmpOr(perr, err)
+					mu.Unlock()
+				}
+			})
+	}
+	if err := cl.Flush(b.ctx); err != nil {
+		return nil, err
+	}
+	if perr != nil {
+		return nil, fmt.Errorf("produce nexmark events: %w", perr)
+	}
+	el := time.Since(start)
+	b.prog.printf("produced %d Nexmark events (%v) in %v (%.0f events/s)", b.nexmarkEvents, perTopic, el.Round(time.Millisecond), float64(b.nexmarkEvents)/el.Seconds())
+	return perTopic, nil
+}
+
+// runNexmark runs q under g until it has processed its input events (and
+// their repartitioned copies, for q7 and q8), made a commit after the
+// last record, and processed nothing more for 20 commit intervals (at
+// least 3 s): the records a cache
+// flush sends through a repartition topic at a commit are processed after
+// it, so the count of records to process is not known in advance. The
+// time measured ends at the last record processed.
+func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
+	res := nexmarkResult{query: q.Name, guarantee: g, input: input}
+	topo, err := q.Build()
+	if err != nil {
+		return res, err
+	}
+	id := "nexmark-" + q.Name + "-alo"
+	if g == runnel.ExactlyOnce {
+		id = "nexmark-" + q.Name + "-eos"
+	}
+	interval := nexmarkInterval
+	if b.commitInterval > 0 {
+		interval = b.commitInterval
+	}
+	opts := []runnel.AppOption{runnel.ApplicationID(id), runnel.Brokers(b.broker.Addr()),
+		runnel.StateDir(filepath.Join(b.tmp, "state")), runnel.ProcessingGuarantee(g), runnel.Logger(b.logger()),
+		runnel.CommitInterval(interval)}
+	if b.workers > 1 {
+		opts = append(opts, runnel.NumWorkers(b.workers))
+	}
+	app, err := runnel.NewApp(topo, opts...)
+	if err != nil {
+		return res, err
+	}
+	in := app.Options()
+	b.prog.printf("nexmark %s %s: running %s", q.Name, g, in.String())
+	cpu0, alloc0 := cpuTime(), heapStats().allocated
+	start := time.Now()
+	if err := app.Start(b.ctx); err != nil {
+		return res, fmt.Errorf("%s: start: %w", id, err)
+	}
+	// An idle exactly-once app makes no commits: quiet is counted in
+	// time, after a commit has followed the last record.
+	// Under load the records of a repartition topic may come more than a
+	// second after the commit that made them visible (seen under
+	// exactly-once on a machine at load 15): 3 s or 20 intervals.
+	quiet := max(20*interval, 3*time.Second)
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	var (
+		lastProcessed   int64 = -1
+		lastChange            = start
+		commitsAtChange int64
+		lastReport      = start
+	)
+	for {
+		m := app.Metrics()
+		now := time.Now()
+		if m.RecordsProcessed != lastProcessed {
+			lastProcessed, lastChange, commitsAtChange = m.RecordsProcessed, now, m.Commits
+			res.elapsed, res.cpu, res.allocated = now.Sub(start), cpuTime()-cpu0, heapStats().allocated-alloc0
+		}
+		if m.RecordsProcessed >= q.MinProcessed(input) && m.Commits > commitsAtChange && now.Sub(lastChange) >= quiet {
+			res.processed, res.dropped = m.RecordsProcessed, m.DroppedRecords
+			break
+		}
+		if b.stallDump > 0 && now.Sub(lastChange) >= b.stallDump && m.RecordsProcessed < input {
+			app.Close()
+			return res, fmt.Errorf("%s: stalled: %d of %d events processed, none for %v", id, m.RecordsProcessed, input, b.stallDump)
+		}
+		if now.Sub(lastReport) >= 5*time.Second {
+			lastReport = now
+			b.prog.printf("  %d records processed (%d input events)", m.RecordsProcessed, input)
+		}
+		select {
+		case <-tick.C:
+		case <-app.Done():
+			return res, fmt.Errorf("%s: processing stopped: %w", id, app.Close())
+		case <-b.ctx.Done():
+			app.Close()
+			return res, b.ctx.Err()
+		}
+	}
+	if err := app.Close(); err != nil {
+		return res, fmt.Errorf("%s: close: %w", id, err)
+	}
+	return res, nil
+}
+
+// nexmarkTable: one row per query and guarantee.
+func (b *bench) nexmarkTable() *table {
+	t := &table{header: []string{"query", "guarantee", "input events", "records processed", "dropped late", "all processed ms", "events/s", "CPU µs/event", "alloc B/event"}}
+	for _, r := range b.nexmarks {
+		t.add(r.query, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), fmt.Sprint(r.dropped), ms(r.elapsed),
+			fmt.Sprintf("%.0f", r.eventsPerSec()), fmt.Sprintf("%.1f", r.cpuPerEvent()), fmt.Sprintf("%.0f", float64(r.allocated)/float64(r.input)))
+	}
+	return t
+}
+
+// nexmarkSettings describes the Nexmark runs.
+func (b *bench) nexmarkSettings() string {
+	interval := nexmarkInterval
+	if b.commitInterval > 0 {
+		interval = b.commitInterval
+	}
+	return fmt.Sprintf("nexmark: %d events (persons:auctions:bids 1:3:46, seed 1, %d events per second of event time) as JSON in 3 topics of %d partitions; queries %s; commit interval %v under both guarantees; "+
+		"input events: those in the topics the query reads; all processed: Start to the last record processed (input and repartitions), found as every input event processed (for q7 and q8 its repartitioned copy too), a commit after the last record, and nothing processed for 20 commit intervals (at least 3 s)",
+		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval)
+}
+
+func chooseQueries(list string) ([]string, error) {
+	var out []string
+	for name := range strings.SplitSeq(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if _, err := nexmark.Lookup(name); err != nil {
+			return nil, fmt.Errorf("-nexmark-queries: %w", err)
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-nexmark-queries: none named")
+	}
+	return out, nil
+}
