@@ -252,18 +252,42 @@ func TestElectLeaderRandomized(t *testing.T) {
 // a broker acting on a half-replayed view would take topics it has not
 // replayed yet for deleted ones.
 func TestQuorumRestartCatchesUp(t *testing.T) {
-	stores, voters := openQuorum(t, 5*time.Second)
+	const session = 5 * time.Second
+	stores, voters := openQuorum(t, session)
 	for i, s := range stores {
 		if err := s.RegisterBroker(ctx(t), Broker{ID: int32(i + 1), Host: "127.0.0.1", Port: int32(9000 + i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The brokers heartbeat as they would, so that none is fenced (and
+	// placement left without live brokers) while a slow run, under the
+	// race detector, creates the topics.
+	beat, stopBeat := context.WithCancel(context.Background())
+	var beating sync.WaitGroup
+	beating.Add(1)
+	go func() {
+		defer beating.Done()
+		tick := time.NewTicker(session / 10)
+		defer tick.Stop()
+		for {
+			for i, s := range stores {
+				_ = s.Heartbeat(beat, int32(i+1)) // a failed beat is retried at the next tick
+			}
+			select {
+			case <-beat.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
 	const topics = 150
 	for i := range topics {
 		if _, err := stores[0].CreateTopic(ctx(t), TopicSpec{Name: fmt.Sprintf("t%d", i), NumPartitions: 1, ReplicationFactor: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	stopBeat()
+	beating.Wait()
 	// Restart a node that is not the controller.
 	i := 0
 	for int32(i+1) == stores[0].Cluster().ControllerID {
@@ -273,7 +297,7 @@ func TestQuorumRestartCatchesUp(t *testing.T) {
 	stores[i].Close()
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := Open(c, Config{Dir: dir, NodeID: int32(i + 1), Quorum: voters, SessionTimeout: 5 * time.Second})
+	s, err := Open(c, Config{Dir: dir, NodeID: int32(i + 1), Quorum: voters, SessionTimeout: session})
 	if err != nil {
 		t.Fatal(err)
 	}
