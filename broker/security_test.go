@@ -468,4 +468,3 @@ func TestSecurityConfigValidate(t *testing.T) {
 		}
 	}
 }
-
