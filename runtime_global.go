@@ -78,6 +78,7 @@ type globalUpdater struct {
 	interval time.Duration
 	handler  DeserializationHandler
 	brokers  []string
+	sec      []kgo.Opt   // the app's TLS and SASL options
 	dlq      *kgo.Client // producer for the handler's records, made on first use
 
 	// Owned by startGlobal, then by the goroutine running run, then by
@@ -107,7 +108,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	}
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
-		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
+		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers, sec: o.securityOpts(),
 		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{},
 	}
 	fail := func(err error) (*globalUpdater, error) {
@@ -150,7 +151,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 			end[positionName(name, p)] = lo.Offset
 		}
 	}
-	if u.cl, err = kgo.NewClient(
+	if u.cl, err = kgo.NewClient(append(o.securityOpts(),
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(start),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -159,7 +160,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 		// a partition whose last record is a marker is seen to be at its end.
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(64<<20),
-	); err != nil {
+	)...); err != nil {
 		return fail(fmt.Errorf("stream: global stores: %w", err))
 	}
 	if err := u.bootstrap(ctx, end); err != nil {
@@ -261,7 +262,7 @@ func (u *globalUpdater) skip(rec *kgo.Record, err error) error {
 // before the position that skips its source is committed.
 func (u *globalUpdater) produce(rec *kgo.Record) error {
 	if u.dlq == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))
+		cl, err := kgo.NewClient(append(u.sec, kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))...)
 		if err != nil {
 			return fmt.Errorf("stream: global stores: producer for the deserialization handler: %w", err)
 		}
