@@ -240,3 +240,12 @@ func (c *conn) wrapTLS() error {
 	}
 	return nil
 }
+
+// ListenerNames lists the listeners' names in the order configured.
+func (b *Broker) ListenerNames() []string {
+	var out []string
+	for _, l := range b.listeners {
+		out = append(out, l.spec.name)
+	}
+	return out
+}

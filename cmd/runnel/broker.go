@@ -14,7 +14,8 @@ const brokerSynopsis = "broker [flags]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
-// "runnel broker listening on HOST:PORT" on standard output, and
+// "runnel broker listening on HOST:PORT" on standard output (with
+// --listeners, then "runnel broker listener NAME on HOST:PORT" for each), and
 // "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on,
 // "runnel broker schema registry on http://HOST:PORT" when the registry is;
 // its log goes to standard error.
@@ -50,12 +51,16 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 30*time.Second, "a follower this far behind leaves the ISR (replica.lag.time.max.ms)")
 	fs.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "a broker silent this long is fenced and its leaderships move (broker.session.timeout.ms)")
 	fs.DurationVar(&cfg.BrokerHeartbeatInterval, "broker-heartbeat-interval", 2*time.Second, "how often a broker heartbeats to the controller (broker.heartbeat.interval.ms)")
+	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if err := wantArgs(fs, pos); err != nil {
 		return err
+	}
+	if err := finishSecurity(); err != nil {
+		return usagef(fs, "%v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -102,6 +107,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "runnel broker listening on %s\n", b.Addr())
+	printListeners(e.stdout, b, &cfg.Security)
 	if m := b.MetricsAddr(); m != "" {
 		fmt.Fprintf(e.stdout, "runnel broker metrics on http://%s/metrics\n", m)
 	}
