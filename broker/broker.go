@@ -314,7 +314,8 @@ func (b *Broker) startMetrics() error {
 	return nil
 }
 
-// Addr returns the host:port Kafka clients connect to.
+// Addr returns the host:port Kafka clients connect to: the first
+// listener's advertised address (ListenerAddr gives the others').
 func (b *Broker) Addr() string { return b.advertised }
 
 // MetricsAddr returns the host:port serving /metrics, or "" when metrics

@@ -25,7 +25,7 @@ type Config struct {
 	DataDir string
 	// Listen is the Kafka protocol listener address (listeners). Port 0
 	// picks a free port; Broker.Addr reports the one chosen.
-	// Default "127.0.0.1:9092".
+	// Default "127.0.0.1:9092". Unused when Security.Listeners is set.
 	Listen string
 	// AdvertisedHost is the host clients are told to connect to
 	// (advertised.listeners). Default: the listener's host, or 127.0.0.1

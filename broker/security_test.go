@@ -190,6 +190,7 @@ func TestSecurityRefusals(t *testing.T) {
 			if err == nil {
 				t.Fatal("request succeeded")
 			}
+			t.Logf("refused: %v", err)
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
