@@ -133,6 +133,11 @@ func newSASLUsers(c SASLConfig) (*saslUsers, error) {
 	for k, v := range c.Users {
 		users[k] = v
 	}
+	for name, pass := range users {
+		if pass == "" {
+			return nil, fmt.Errorf("broker: sasl user %q has an empty password", name)
+		}
+	}
 	u := &saslUsers{plain: users, scram: map[string]map[string]scramCredential{}}
 	for _, m := range []string{MechanismScramSHA256, MechanismScramSHA512} {
 		if !slices.Contains(c.Mechanisms, m) {

@@ -157,6 +157,11 @@ func TestSecurityRefusals(t *testing.T) {
 	b := secureBroker(t, ca, func(c *broker.Config) { c.Security.TLS.ClientAuth = "required" })
 	goodCert, goodKey := ca.Issue(t, "client", pkix.Name{CommonName: "app", Organization: []string{"Example"}})
 	badCert, badKey := other.Issue(t, "client", pkix.Name{CommonName: "intruder"})
+	// A client sends a certificate only if it chains to a CA the server
+	// names, unless it insists: this one does.
+	insist := ca.ClientTLS(t, "", "")
+	intruder := other.ClientTLS(t, badCert, badKey).Certificates[0]
+	insist.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &intruder, nil }
 
 	t.Run("mtls", func(t *testing.T) {
 		cl := newClient(t, b.ListenerAddr("SSL"), kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)))
@@ -173,16 +178,17 @@ func TestSecurityRefusals(t *testing.T) {
 		name     string
 		listener string
 		opts     []kgo.Opt
-		want     error // nil: any error
+		want     error  // nil: any error
+		says     string // what the error says
 	}{
-		{"wrong password plain", "SASL_PLAINTEXT", []kgo.Opt{kgo.SASL(plain.Auth{User: "alice", Pass: "nope"}.AsMechanism())}, kerr.SaslAuthenticationFailed},
-		{"unknown user plain", "SASL_PLAINTEXT", []kgo.Opt{kgo.SASL(plain.Auth{User: "mallory", Pass: "x"}.AsMechanism())}, kerr.SaslAuthenticationFailed},
-		{"wrong password scram-sha-256", "SASL_SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)), kgo.SASL(scram.Auth{User: "alice", Pass: "nope"}.AsSha256Mechanism())}, kerr.SaslAuthenticationFailed},
-		{"wrong password scram-sha-512", "SASL_SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)), kgo.SASL(scram.Auth{User: "bob", Pass: "nope"}.AsSha512Mechanism())}, kerr.SaslAuthenticationFailed},
-		{"no sasl on a sasl listener", "SASL_PLAINTEXT", nil, nil},
-		{"certificate from another CA", "SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, badCert, badKey))}, nil},
-		{"no client certificate", "SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, "", ""))}, nil},
-		{"plaintext client on a TLS port", "SSL", nil, nil},
+		{"wrong password plain", "SASL_PLAINTEXT", []kgo.Opt{kgo.SASL(plain.Auth{User: "alice", Pass: "nope"}.AsMechanism())}, kerr.SaslAuthenticationFailed, "invalid username or password"},
+		{"unknown user plain", "SASL_PLAINTEXT", []kgo.Opt{kgo.SASL(plain.Auth{User: "mallory", Pass: "x"}.AsMechanism())}, kerr.SaslAuthenticationFailed, "invalid username or password"},
+		{"wrong password scram-sha-256", "SASL_SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)), kgo.SASL(scram.Auth{User: "alice", Pass: "nope"}.AsSha256Mechanism())}, kerr.SaslAuthenticationFailed, "SCRAM-SHA-256: invalid username or password"},
+		{"wrong password scram-sha-512", "SASL_SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)), kgo.SASL(scram.Auth{User: "bob", Pass: "nope"}.AsSha512Mechanism())}, kerr.SaslAuthenticationFailed, "SCRAM-SHA-512: invalid username or password"},
+		{"no sasl on a sasl listener", "SASL_PLAINTEXT", nil, nil, "SASL"},
+		{"certificate from another CA", "SSL", []kgo.Opt{kgo.DialTLSConfig(insist)}, nil, "tls: unknown certificate authority"},
+		{"no client certificate", "SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, "", ""))}, nil, "tls: certificate required"},
+		{"plaintext client on a TLS port", "SSL", nil, nil, "TLS"},
 	}
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,9 +196,11 @@ func TestSecurityRefusals(t *testing.T) {
 			if err == nil {
 				t.Fatal("request succeeded")
 			}
-			t.Logf("refused: %v", err)
 			if tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("got %v, want it to say %q", err, tc.says)
 			}
 			waitConns(t, b, 0)
 		})
@@ -467,5 +475,23 @@ func TestSecurityConfigValidate(t *testing.T) {
 		if c.Validate() == nil {
 			t.Errorf("listeners %q accepted", bad)
 		}
+	}
+}
+
+// A SASL user without a password stops the start rather than let anyone
+// in under that name.
+func TestSASLEmptyPasswordRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := broker.Start(ctx, broker.Config{DataDir: t.TempDir(), Security: broker.SecurityConfig{
+		Listeners: "SASL_PLAINTEXT://127.0.0.1:0",
+		SASL:      broker.SASLConfig{Users: map[string]string{"alice": ""}},
+	}})
+	if err == nil {
+		b.Close()
+		t.Fatal("started with an empty password")
+	}
+	if !strings.Contains(err.Error(), "empty password") {
+		t.Fatalf("Start: %v", err)
 	}
 }
