@@ -78,8 +78,8 @@ type globalUpdater struct {
 	interval time.Duration
 	handler  DeserializationHandler
 	brokers  []string
-	sec      []kgo.Opt   // the app's TLS and SASL options
 	dlq      *kgo.Client // producer for the handler's records, made on first use
+	sec      []kgo.Opt   // the app's TLS and SASL options, for dlq
 
 	// Owned by startGlobal, then by the goroutine running run, then by
 	// close once that goroutine has ended.
@@ -108,8 +108,8 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	}
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
-		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers, sec: o.securityOpts(),
-		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{},
+		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
+		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{}, sec: o.securityOpts(),
 	}
 	fail := func(err error) (*globalUpdater, error) {
 		u.release()

@@ -27,6 +27,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the schema registry (Confluent Schema Registry API) on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
+	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")
@@ -51,7 +52,6 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.DurationVar(&cfg.ReplicaLagTimeMax, "replica-lag-time-max", 30*time.Second, "a follower this far behind leaves the ISR (replica.lag.time.max.ms)")
 	fs.DurationVar(&cfg.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "a broker silent this long is fenced and its leaderships move (broker.session.timeout.ms)")
 	fs.DurationVar(&cfg.BrokerHeartbeatInterval, "broker-heartbeat-interval", 2*time.Second, "how often a broker heartbeats to the controller (broker.heartbeat.interval.ms)")
-	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
