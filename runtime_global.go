@@ -109,12 +109,13 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 	u := &globalUpdater{
 		log: r.log, metrics: &r.app.metrics, topo: topo, db: r.db, stores: g.Stores(),
 		interval: min(o.CommitInterval, globalCommitInterval), handler: o.DeserializationHandler, brokers: r.brokers,
-		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{}, sec: o.securityOpts(),
+		batch: r.db.NewBatch(globalTaskName), next: map[string]int64{},
 	}
 	fail := func(err error) (*globalUpdater, error) {
 		u.release()
 		return nil, err
 	}
+	u.sec = o.securityOpts()
 	task, err := topology.NewGlobalTask(topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, Collector: noOutput{}, Stores: u.batch, WallClock: time.Now().UnixMilli(),
 	})
