@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/sasl"
+
 	"github.com/runnel-dev/runnel/topology"
 )
 
@@ -97,6 +100,11 @@ type AppOptions struct {
 	// StallTimeout: see its option (runtime_watchdog.go); 0 turns the
 	// check off.
 	StallTimeout time.Duration
+
+	// TLS and SASL: see options_security.go; nil for plaintext and no
+	// authentication.
+	TLS  *tls.Config
+	SASL sasl.Mechanism
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -370,6 +378,7 @@ func (o *AppOptions) Validate() error {
 		problems = append(problems, "sink topic partitions is negative")
 	}
 	problems = append(problems, o.topicProblems()...)
+	problems = append(problems, o.securityProblems()...)
 	if len(problems) == 0 {
 		return nil
 	}

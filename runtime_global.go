@@ -80,6 +80,7 @@ type globalUpdater struct {
 	brokers  []string
 	hold     func() bool // App.holdGlobal
 	dlq      *kgo.Client // producer for the handler's records, made on first use
+	sec      []kgo.Opt   // the app's TLS and SASL options, for dlq
 
 	// Owned by startGlobal, then by the goroutine running run, then by
 	// close once that goroutine has ended.
@@ -115,6 +116,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 		u.release()
 		return nil, err
 	}
+	u.sec = o.securityOpts()
 	task, err := topology.NewGlobalTask(topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, Collector: noOutput{}, Stores: u.batch, WallClock: time.Now().UnixMilli(),
 	})
@@ -151,7 +153,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 			end[positionName(name, p)] = lo.Offset
 		}
 	}
-	if u.cl, err = kgo.NewClient(
+	if u.cl, err = kgo.NewClient(append(o.securityOpts(),
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(start),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -160,7 +162,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 		// a partition whose last record is a marker is seen to be at its end.
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(64<<20),
-	); err != nil {
+	)...); err != nil {
 		return fail(fmt.Errorf("stream: global stores: %w", err))
 	}
 	if err := u.bootstrap(ctx, end); err != nil {
@@ -262,7 +264,7 @@ func (u *globalUpdater) skip(rec *kgo.Record, err error) error {
 // before the position that skips its source is committed.
 func (u *globalUpdater) produce(rec *kgo.Record) error {
 	if u.dlq == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))
+		cl, err := kgo.NewClient(append(u.sec, kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))...)
 		if err != nil {
 			return fmt.Errorf("stream: global stores: producer for the deserialization handler: %w", err)
 		}

@@ -95,7 +95,7 @@ func (r *runner) planRestore(ctx context.Context, k taskKey) (*restoration, erro
 // beginRestore starts reading rs's changelogs.
 func (r *runner) beginRestore(rs *restoration) error {
 	if r.rcl == nil {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append(r.app.opts.securityOpts(),
 			kgo.SeedBrokers(r.brokers...),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -105,7 +105,7 @@ func (r *runner) beginRestore(rs *restoration) error {
 			// Partitions join as tasks start restoring: a long poll
 			// would hold the newcomers back.
 			kgo.FetchMaxWait(50*time.Millisecond),
-		)
+		)...)
 		if err != nil {
 			return fmt.Errorf("stream: restore consumer: %w", err)
 		}

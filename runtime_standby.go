@@ -43,12 +43,12 @@ type standbyTask struct {
 }
 
 func newStandbyUpdater(in *instance) (*standbyUpdater, error) {
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append(in.app.opts.securityOpts(),
 		kgo.SeedBrokers(in.brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // positions pass the markers that end a partition
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("stream: standby client: %w", err)
 	}

@@ -65,8 +65,7 @@ func handleMetadata(c *conn, req *request) (finisher, error) {
 		}
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID = br.ID
-		mb.Host = br.Host
-		mb.Port = br.Port
+		mb.Host, mb.Port = c.endpoint(br)
 		if br.Rack != "" {
 			rack := br.Rack
 			mb.Rack = &rack

@@ -5,6 +5,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker/internal/group"
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // FindCoordinator v0-v6 (v4+ batches keys, KIP-699). A group's coordinator
@@ -28,6 +29,9 @@ func handleFindCoordinator(c *conn, req *request) (finisher, error) {
 	}
 	for _, key := range keys {
 		fc := c.b.findCoordinator(r.CoordinatorType, key)
+		if fc.ErrorCode == 0 {
+			fc.Host, fc.Port = c.endpoint(meta.Broker{ID: fc.NodeID, Host: fc.Host, Port: fc.Port})
+		}
 		if r.Version < 4 {
 			resp.ErrorCode, resp.ErrorMessage = fc.ErrorCode, fc.ErrorMessage
 			resp.NodeID, resp.Host, resp.Port = fc.NodeID, fc.Host, fc.Port

@@ -33,8 +33,7 @@ func handleDescribeCluster(c *conn, req *request) (finisher, error) {
 		rb := kmsg.NewDescribeClusterResponseBroker()
 		rb.IsFenced = br.Fenced
 		rb.NodeID = br.ID
-		rb.Host = br.Host
-		rb.Port = br.Port
+		rb.Host, rb.Port = c.endpoint(br)
 		if br.Rack != "" {
 			rack := br.Rack
 			rb.Rack = &rack

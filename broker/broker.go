@@ -57,7 +57,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,10 +77,15 @@ type Broker struct {
 	logger *slog.Logger
 	meta   *meta.Store
 
-	ln         net.Listener
-	advertised string // host:port clients are told
-	host       string
-	port       int32
+	ln         net.Listener // the first of listeners, registered in the metadata
+	advertised string       // host:port clients are told
+	// listeners are the Kafka listeners (listeners.go); tls and
+	// saslUsers serve their security, nil when no listener needs them.
+	listeners []*listener
+	tls       *tlsFiles
+	saslUsers *saslUsers
+	host      string
+	port      int32
 
 	metricsLn  net.Listener
 	metricsSrv *http.Server
@@ -182,12 +186,11 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	undo = append(undo, b.cancel)
 
-	b.ln, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("broker: listen: %w", err)
+	if err := b.openListeners(); err != nil {
+		return nil, err
 	}
-	undo = append(undo, func() { b.ln.Close() })
-	if err := b.resolveAdvertised(); err != nil {
+	undo = append(undo, b.closeListeners)
+	if err := b.startSecurity(); err != nil {
 		return nil, err
 	}
 
@@ -271,7 +274,11 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	b.startCleaner()
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.retentionLoop() }()
-	go func() { defer b.wg.Done(); b.acceptLoop() }()
+	go func() { defer b.wg.Done(); b.acceptLoop(b.listeners[0]) }()
+	for _, l := range b.listeners[1:] {
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.acceptLoop(l) }()
+	}
 	if err := b.startRegistry(ctx); err != nil {
 		return nil, err
 	}
@@ -288,22 +295,6 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		"partitions", b.parts.opened.Load())
 	started = true
 	return b, nil
-}
-
-func (b *Broker) resolveAdvertised() error {
-	addr := b.ln.Addr().(*net.TCPAddr)
-	host := b.cfg.AdvertisedHost
-	if host == "" {
-		h, _, _ := net.SplitHostPort(b.cfg.Listen)
-		host = h
-		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-			host = "127.0.0.1"
-		}
-	}
-	b.host = host
-	b.port = int32(addr.Port)
-	b.advertised = net.JoinHostPort(host, strconv.Itoa(addr.Port))
-	return nil
 }
 
 func (b *Broker) startMetrics() error {
@@ -334,7 +325,8 @@ func (b *Broker) startMetrics() error {
 	return nil
 }
 
-// Addr returns the host:port Kafka clients connect to.
+// Addr returns the host:port Kafka clients connect to: the first
+// listener's advertised address (ListenerAddr gives the others').
 func (b *Broker) Addr() string { return b.advertised }
 
 // MetricsAddr returns the host:port serving /metrics, or "" when metrics
@@ -358,7 +350,7 @@ func (b *Broker) Close() error {
 		b.registry.close()
 		b.console.close()
 		b.cancel()
-		b.ln.Close()
+		b.closeListeners()
 		if b.metricsSrv != nil {
 			b.metricsSrv.Close()
 		}
@@ -384,9 +376,9 @@ func (b *Broker) Close() error {
 	return b.closeErr
 }
 
-func (b *Broker) acceptLoop() {
+func (b *Broker) acceptLoop(l *listener) {
 	for {
-		nc, err := b.ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if b.ctx.Err() != nil {
 				return
@@ -399,6 +391,7 @@ func (b *Broker) acceptLoop() {
 			return
 		}
 		c := newConn(b, nc)
+		c.setListener(l)
 		b.connsMu.Lock()
 		if b.ctx.Err() != nil {
 			b.connsMu.Unlock()

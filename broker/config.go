@@ -25,7 +25,7 @@ type Config struct {
 	DataDir string
 	// Listen is the Kafka protocol listener address (listeners). Port 0
 	// picks a free port; Broker.Addr reports the one chosen.
-	// Default "127.0.0.1:9092".
+	// Default "127.0.0.1:9092". Unused when Security.Listeners is set.
 	Listen string
 	// AdvertisedHost is the host clients are told to connect to
 	// (advertised.listeners). Default: the listener's host, or 127.0.0.1
@@ -49,6 +49,9 @@ type Config struct {
 	// Rack is this broker's rack (broker.rack), reported to clients.
 	// Default: none.
 	Rack string
+	// Security is the listeners with their security protocols, TLS and
+	// SASL (security_config.go). Default: one PLAINTEXT listener on Listen.
+	Security SecurityConfig
 
 	// Cluster. Without ControllerQuorum the broker is a cluster of one,
 	// as it always was, and the fields below it are unused.
@@ -279,6 +282,7 @@ type Config struct {
 
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
+	c.Security.ensureDefaults()
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}
@@ -541,6 +545,7 @@ func (c *Config) Validate() error {
 	if c.TransactionAbortTimedOutCheckInterval < time.Millisecond {
 		bad("transaction.abort.timed.out.transaction.cleanup.interval.ms %v must be at least 1ms", c.TransactionAbortTimedOutCheckInterval)
 	}
+	errs = append(errs, c.Security.validate(c)...)
 	return errors.Join(errs...)
 }
 
@@ -549,8 +554,9 @@ func (c *Config) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node.id=%d\n", c.NodeID)
 	fmt.Fprintf(&b, "log.dirs=%s\n", c.DataDir)
-	fmt.Fprintf(&b, "listeners=%s\n", c.Listen)
+	fmt.Fprintf(&b, "listeners=%s\n", c.listenersString())
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
+	b.WriteString(c.Security.string())
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
 	fmt.Fprintf(&b, "registry.listen=%s\n", c.RegistryListen)
 	fmt.Fprintf(&b, "http.listen=%s console.allow.writes=%t\n", c.HTTPListen, c.ConsoleAllowWrites)

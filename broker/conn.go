@@ -61,8 +61,12 @@ type inflight struct {
 }
 
 type conn struct {
-	b      *Broker
+	b *Broker
+	// raw is the accepted connection, closed by close; nc is what the
+	// reader and writer use: raw, or a TLS connection over it.
+	raw    net.Conn
 	nc     net.Conn
+	sec    connSecurity // conn_security.go
 	ctx    context.Context
 	cancel context.CancelFunc
 	// queue holds requests read but not yet answered; its capacity is
@@ -84,12 +88,12 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		tc.SetNoDelay(true)
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	return &conn{b: b, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests), regions: newRegionWriter(nc)}
+	return &conn{b: b, raw: nc, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}
 }
 
 func (c *conn) close() {
 	c.cancel()
-	c.nc.Close()
+	c.raw.Close()
 }
 
 // serve runs the connection until the client goes away, a frame is
@@ -97,6 +101,16 @@ func (c *conn) close() {
 func (c *conn) serve() {
 	c.b.metrics.connections.Inc()
 	defer c.b.metrics.connections.Dec()
+	if err := c.wrapTLS(); err != nil {
+		c.close()
+		c.b.logger.Debug("connection refused", "remote", c.raw.RemoteAddr().String(), "err", err)
+		return
+	}
+	// Zero-copy sends file bytes straight to the socket: only on the
+	// raw TCP connection. On TLS, c.nc is the TLS conn, and regions are
+	// copied through it (encrypted) instead.
+	c.regions = newRegionWriter(c.nc)
+
 	done := make(chan struct{})
 	go func() { defer close(done); c.writeLoop() }()
 	err := c.readLoop()
@@ -127,7 +141,7 @@ func (c *conn) readLoop() error {
 		// Between frames the client may stay quiet for
 		// connections.max.idle.ms; once a frame starts it has the
 		// request read timeout to finish it.
-		c.nc.SetReadDeadline(time.Now().Add(cfg.ConnectionsMaxIdle))
+		c.nc.SetReadDeadline(c.idleDeadline())
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
 		}
@@ -162,6 +176,10 @@ func (c *conn) readLoop() error {
 				continue
 			}
 			c.b.metrics.badRequests.Inc()
+			return err
+		}
+		if err := c.admit(req); err != nil {
+			c.b.requestBytes.release(charge)
 			return err
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))

@@ -14,7 +14,8 @@ const brokerSynopsis = "broker [flags]"
 
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
-// "runnel broker listening on HOST:PORT" on standard output, and
+// "runnel broker listening on HOST:PORT" on standard output (with
+// --listeners, then "runnel broker listener NAME on HOST:PORT" for each), and
 // "runnel broker metrics on http://HOST:PORT/metrics" when metrics are on,
 // "runnel broker schema registry on http://HOST:PORT" when the registry is,
 // "runnel broker console on http://HOST:PORT/" when the console is;
@@ -29,6 +30,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the web console on `HOST:PORT` (default off)")
 	fs.BoolVar(&cfg.ConsoleAllowWrites, "console-allow-writes", false, "let the web console produce, reset offsets of empty groups and alter topic configs")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
+	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")
@@ -64,6 +66,9 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	if err := wantArgs(fs, pos); err != nil {
 		return err
+	}
+	if err := finishSecurity(); err != nil {
+		return usagef(fs, "%v", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -112,6 +117,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "runnel broker listening on %s\n", b.Addr())
+	printListeners(e.stdout, b, &cfg.Security)
 	if m := b.MetricsAddr(); m != "" {
 		fmt.Fprintf(e.stdout, "runnel broker metrics on http://%s/metrics\n", m)
 	}

@@ -54,11 +54,11 @@ func TestBootstrapServer(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.properties")
-	if err := os.WriteFile(bad, []byte("sasl.mechanism=PLAIN\n"), 0o644); err != nil {
+	if err := os.WriteFile(bad, []byte("sasl.kerberos.service.name=kafka\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	r := runEnv(t, nil, "topics", "list", "--command-config", bad)
-	if r.code != exitFailure || !strings.Contains(r.stderr, `line 1: unknown property "sasl.mechanism"; known: bootstrap.servers`) {
+	if r.code != exitFailure || !strings.Contains(r.stderr, `line 1: unknown property "sasl.kerberos.service.name"; known: bootstrap.servers`) {
 		t.Fatalf("unknown property: exit %d stderr %q", r.code, r.stderr)
 	}
 }

@@ -16,11 +16,14 @@ type clientProps struct {
 	clientID       string // client.id
 	maxRequestSize int32  // max.request.size, 0 when not set
 	isolation      string // isolation.level, "" when not set
+	// security is security.protocol and the sasl.* and ssl.*
+	// properties (clientsecurity.go).
+	security securityProps
 }
 
 // knownProps are the properties --command-config understands; any other
 // is an error rather than silently ignored.
-var knownProps = []string{"bootstrap.servers", "client.id", "security.protocol", "max.request.size", "isolation.level"}
+var knownProps = append([]string{"bootstrap.servers", "client.id", "max.request.size", "isolation.level"}, securityPropNames...)
 
 // props reads the --command-config file, once per command.
 func (g *globals) props() (clientProps, error) {
@@ -58,11 +61,6 @@ func readClientProps(path string) (clientProps, error) {
 			p.bootstrap = value
 		case "client.id":
 			p.clientID = value
-		case "security.protocol":
-			// The broker speaks plaintext only, so far.
-			if !strings.EqualFold(value, "PLAINTEXT") {
-				return clientProps{}, bad("PLAINTEXT (TLS and SASL are not supported yet)")
-			}
 		case "max.request.size":
 			v, err := strconv.ParseInt(value, 10, 32)
 			if err != nil || v < minMessageBytes || v > maxMessageBytes {
@@ -75,11 +73,20 @@ func readClientProps(path string) (clientProps, error) {
 			}
 			p.isolation = value
 		default:
+			if known, want := p.security.set(key, value); known {
+				if want != "" {
+					return clientProps{}, bad(want)
+				}
+				continue
+			}
 			return clientProps{}, fmt.Errorf("--command-config %s line %d: unknown property %q; known: %s",
 				path, n, key, strings.Join(knownProps, ", "))
 		}
 	}
 	if err := sc.Err(); err != nil {
+		return clientProps{}, fmt.Errorf("--command-config %s: %w", path, err)
+	}
+	if err := p.security.check(); err != nil {
 		return clientProps{}, fmt.Errorf("--command-config %s: %w", path, err)
 	}
 	return p, nil

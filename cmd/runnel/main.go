@@ -136,7 +136,7 @@ func (f *bootstrapFlag) Set(v string) error {
 func clientFlags(fs *flag.FlagSet, g *globals) {
 	fs.Var(&g.bootstrap, "bootstrap-server", "seed brokers `HOST:PORT[,HOST:PORT...]` (alias --brokers; env RUNNEL_BOOTSTRAP_SERVER; default "+defaultBrokers+")")
 	fs.Var(&g.bootstrap, "brokers", "alias of --bootstrap-server")
-	fs.StringVar(&g.commandConfig, "command-config", g.commandConfig, "client properties `FILE` (KEY=VALUE lines: bootstrap.servers, client.id, security.protocol, max.request.size, isolation.level)")
+	fs.StringVar(&g.commandConfig, "command-config", g.commandConfig, "client properties `FILE` (KEY=VALUE lines: bootstrap.servers, client.id, max.request.size, isolation.level, security.protocol, sasl.mechanism, sasl.jaas.config, ssl.truststore.location, ssl.keystore.location, ...; see the README's Security section)")
 }
 
 // hiddenFlags are aliases the flag listings leave out: the flag they
@@ -324,6 +324,11 @@ func newClient(g *globals, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ClientID(clientID),
 		kgo.DialTimeout(5 * time.Second),
 	}
+	sec, err := props.security.opts()
+	if err != nil {
+		return nil, err
+	}
+	base = append(base, sec...)
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)

@@ -1,0 +1,118 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// SecurityConfig is the broker's listeners and their security, as Kafka's
+// listeners, advertised.listeners and listener.security.protocol.map, with
+// the TLS and SASL settings they use.
+//
+// Without Listeners the broker has one PLAINTEXT listener on
+// Config.Listen, as before. With it, Config.Listen is not used; the first
+// listener is registered in the metadata, where other brokers and the
+// broker's internal clients (the schema registry) find it, so in a
+// cluster, or with the registry on, it must be PLAINTEXT: inter-broker
+// security is not there yet.
+type SecurityConfig struct {
+	// Listeners is "NAME://HOST:PORT,..." (listeners), e.g.
+	// "PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9094". A name is a protocol
+	// or a name that ProtocolMap maps to one. Port 0 picks a free port.
+	Listeners string
+	// AdvertisedListeners is "NAME://HOST:PORT,..." (advertised.listeners):
+	// what clients that connect to the listener NAME are told. Default
+	// for a listener not named: its own host (127.0.0.1 for a wildcard
+	// one, or Config.AdvertisedHost) and bound port.
+	AdvertisedListeners string
+	// ProtocolMap is "NAME:PROTOCOL,..." (listener.security.protocol.map),
+	// PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL. Each
+	// protocol maps to itself unless named here.
+	ProtocolMap string
+	// TLS configures SSL and SASL_SSL listeners.
+	TLS TLSConfig
+	// SASL configures SASL_PLAINTEXT and SASL_SSL listeners.
+	SASL SASLConfig
+}
+
+func (s *SecurityConfig) ensureDefaults() { s.SASL.ensureDefaults() }
+
+// validate reports the security settings' problems; c is the whole
+// configuration, for the listeners' defaults and what else needs them.
+func (s *SecurityConfig) validate(c *Config) []error {
+	specs, err := c.listenerSpecs()
+	if err != nil {
+		return []error{err}
+	}
+	var errs []error
+	var useTLS, useSASL bool
+	for _, l := range specs {
+		useTLS = useTLS || l.tls()
+		useSASL = useSASL || l.sasl()
+	}
+	if useTLS {
+		errs = append(errs, s.TLS.validate()...)
+	}
+	if useSASL {
+		errs = append(errs, s.SASL.validate()...)
+	}
+	if first := specs[0]; first.protocol != ProtocolPlaintext {
+		if c.ControllerQuorum != "" {
+			errs = append(errs, fmt.Errorf("in a cluster the first listener (%s, which other brokers use) must be PLAINTEXT: inter-broker security is not supported yet", first.name))
+		}
+		if c.RegistryListen != "" {
+			errs = append(errs, fmt.Errorf("with the schema registry on, the first listener (%s, which the registry uses) must be PLAINTEXT", first.name))
+		}
+	}
+	return errs
+}
+
+// string prints the settings in force, Kafka's names, no secrets.
+func (s *SecurityConfig) string() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "advertised.listeners=%s\n", s.AdvertisedListeners)
+	fmt.Fprintf(&b, "listener.security.protocol.map=%s\n", s.ProtocolMap)
+	fmt.Fprintf(&b, "ssl.keystore.certificate.chain=%s\n", s.TLS.CertFile)
+	fmt.Fprintf(&b, "ssl.truststore.certificates=%s\n", s.TLS.CAFile)
+	fmt.Fprintf(&b, "ssl.client.auth=%s\n", s.TLS.ClientAuth)
+	fmt.Fprintf(&b, "sasl.enabled.mechanisms=%s\n", strings.Join(s.SASL.Mechanisms, ","))
+	fmt.Fprintf(&b, "sasl.users=%d\n", len(s.SASL.Users))
+	fmt.Fprintf(&b, "sasl.users.file=%s\n", s.SASL.UsersFile)
+	fmt.Fprintf(&b, "connections.max.reauth.ms=%d\n", s.SASL.ConnectionsMaxReauth.Milliseconds())
+	return b.String()
+}
+
+// startSecurity loads what the listeners need: the TLS files and the SASL
+// users.
+func (b *Broker) startSecurity() error {
+	var useTLS, useSASL bool
+	for _, l := range b.listeners {
+		useTLS = useTLS || l.spec.tls()
+		useSASL = useSASL || l.spec.sasl()
+	}
+	var err error
+	if useTLS {
+		if b.tls, err = newTLSFiles(b.cfg.Security.TLS, b.logger); err != nil {
+			return err
+		}
+	}
+	if useSASL {
+		if b.saslUsers, err = newSASLUsers(b.cfg.Security.SASL); err != nil {
+			return err
+		}
+		if len(b.saslUsers.plain) == 0 {
+			return errors.New("broker: a SASL listener and no users (Security.SASL.Users or UsersFile)")
+		}
+	}
+	return nil
+}
+
+// listenersString is listeners in Kafka's form: Security.Listeners, or
+// Listen as the one PLAINTEXT listener.
+func (c *Config) listenersString() string {
+	if c.Security.Listeners != "" {
+		return c.Security.Listeners
+	}
+	return "PLAINTEXT://" + c.Listen
+}

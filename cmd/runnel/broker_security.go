@@ -1,0 +1,49 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/runnel-dev/runnel/broker"
+)
+
+// brokerSecurityFlags adds the listener, TLS and SASL flags of
+// `runnel broker` to fs, filling sc; the function it returns finishes
+// what the flags alone cannot (the mechanisms list).
+func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() error {
+	fs.StringVar(&sc.Listeners, "listeners", "", "Kafka listeners `NAME://HOST:PORT,...` with NAME a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) or mapped to one by --listener-security-protocol-map (listeners; default: PLAINTEXT on --listen)")
+	fs.StringVar(&sc.AdvertisedListeners, "advertised-listeners", "", "what clients of each listener are told, `NAME://HOST:PORT,...` (advertised.listeners; default: each listener's own address)")
+	fs.StringVar(&sc.ProtocolMap, "listener-security-protocol-map", "", "`NAME:PROTOCOL,...` for listeners not named after their protocol (listener.security.protocol.map)")
+	fs.StringVar(&sc.TLS.CertFile, "ssl-cert-file", "", "the broker's certificate chain, PEM `FILE` (ssl.keystore.certificate.chain); reloaded when it changes")
+	fs.StringVar(&sc.TLS.KeyFile, "ssl-key-file", "", "the certificate's private key, PEM `FILE` (ssl.keystore.key)")
+	fs.StringVar(&sc.TLS.CAFile, "ssl-ca-file", "", "CA certificates client certificates must chain to, PEM `FILE` (ssl.truststore.certificates)")
+	fs.StringVar(&sc.TLS.ClientAuth, "ssl-client-auth", "none", "client certificates `MODE`: required, requested or none (ssl.client.auth)")
+	mechs := fs.String("sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "SASL `MECHANISMS` clients may use (sasl.enabled.mechanisms)")
+	fs.StringVar(&sc.SASL.UsersFile, "sasl-users-file", "", "SASL users, a `FILE` of NAME=PASSWORD lines, for PLAIN and SCRAM")
+	fs.DurationVar(&sc.SASL.ConnectionsMaxReauth, "connections-max-reauth", 0, "SASL session lifetime `DURATION`; clients re-authenticate before it ends (connections.max.reauth.ms; default 0, no expiry)")
+	return func() error {
+		sc.SASL.Mechanisms = nil
+		for m := range strings.SplitSeq(*mechs, ",") {
+			if m = strings.ToUpper(strings.TrimSpace(m)); m != "" {
+				sc.SASL.Mechanisms = append(sc.SASL.Mechanisms, m)
+			}
+		}
+		if len(sc.SASL.Mechanisms) == 0 {
+			return fmt.Errorf("--sasl-enabled-mechanisms is empty")
+		}
+		return nil
+	}
+}
+
+// printListeners prints one line per listener when there are several
+// kinds, after the "listening on" line.
+func printListeners(w io.Writer, b *broker.Broker, sc *broker.SecurityConfig) {
+	if sc.Listeners == "" {
+		return
+	}
+	for _, name := range b.ListenerNames() {
+		fmt.Fprintf(w, "runnel broker listener %s on %s\n", name, b.ListenerAddr(name))
+	}
+}
