@@ -66,19 +66,40 @@ func (l *Log) segmentForLocked(offset int64) int {
 
 func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
 	var res ReadResult
+	start, err := l.walkSegments(offset, maxOffset, func(v *segView, offset, maxOffset int64) (bool, error) {
+		recs, exhausted, err := v.read(offset, maxBytes, maxOffset)
+		if err != nil || !exhausted {
+			res.Records = recs
+		}
+		return exhausted, err
+	})
+	if start < 0 {
+		return ReadResult{}, err
+	}
+	res.LogStartOffset = start
+	return res, err
+}
+
+// walkSegments calls visit with the segment that holds offset (or, for an
+// offset in a gap, the first one after it), then with each later segment
+// while visit reports the one it had exhausted (nothing at or after the
+// offset in it: a gap at its end), until visit has read something, fails,
+// or maxOffset (cut to the log end) is reached. The segment is visited
+// without l.mu held. It returns the log start offset, or -1 with
+// ErrOffsetOutOfRange when offset is outside the log.
+func (l *Log) walkSegments(offset, maxOffset int64, visit func(v *segView, offset, maxOffset int64) (exhausted bool, err error)) (int64, error) {
 	prevBase := int64(-1)
 	for {
 		l.mu.RLock()
 		start, end := l.start.Load(), l.end.Load()
 		if offset < start || offset > end {
 			l.mu.RUnlock()
-			return ReadResult{}, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
+			return -1, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
 		}
-		res.LogStartOffset = start
 		maxOffset = min(maxOffset, end)
 		if offset >= maxOffset {
 			l.mu.RUnlock()
-			return res, nil
+			return start, nil
 		}
 		var i int
 		if prevBase < 0 {
@@ -88,7 +109,7 @@ func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) (ReadResul
 		}
 		if i >= len(l.segments) {
 			l.mu.RUnlock()
-			return res, nil
+			return start, nil
 		}
 		s := l.segments[i]
 		v := segView{f: s.f, base: s.base, m: s.pub}
@@ -97,15 +118,12 @@ func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) (ReadResul
 		// An offset in a gap before this segment reads from its start.
 		offset = max(offset, v.base)
 		if offset >= maxOffset {
-			return res, nil
+			return start, nil
 		}
-		recs, exhausted, err := v.read(offset, maxBytes, maxOffset)
+		exhausted, err := visit(&v, offset, maxOffset)
 		if err != nil || !exhausted {
-			res.Records = recs
-			return res, err
+			return start, err
 		}
-		// Nothing at or after offset in this segment (a gap at its end):
-		// the next batch is in a later one.
 		prevBase = v.base
 	}
 }

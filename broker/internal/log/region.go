@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"sort"
 	"sync"
 	"time"
 )
@@ -165,54 +164,22 @@ func (l *Log) ReadRegion(offset int64, maxBytes int32, maxOffset int64, revoke f
 
 func (l *Log) readRegionOnce(offset int64, maxBytes int32, maxOffset int64, revoke func()) (RegionResult, error) {
 	var res RegionResult
-	prevBase := int64(-1)
-	for {
-		l.mu.RLock()
-		start, end := l.start.Load(), l.end.Load()
-		if offset < start || offset > end {
-			l.mu.RUnlock()
-			return RegionResult{}, fmt.Errorf("%w: offset %d, log holds [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
-		}
-		res.LogStartOffset = start
-		maxOffset = min(maxOffset, end)
-		if offset >= maxOffset {
-			l.mu.RUnlock()
-			return res, nil
-		}
-		var i int
-		if prevBase < 0 {
-			i = l.segmentForLocked(offset)
-		} else {
-			i = sort.Search(len(l.segments), func(i int) bool { return l.segments[i].base > prevBase })
-		}
-		if i >= len(l.segments) {
-			l.mu.RUnlock()
-			return res, nil
-		}
-		s := l.segments[i]
-		v := segView{f: s.f, base: s.base, m: s.pub}
-		l.mu.RUnlock()
-
-		offset = max(offset, v.base)
-		if offset >= maxOffset {
-			return res, nil
-		}
+	start, err := l.walkSegments(offset, maxOffset, func(v *segView, offset, maxOffset int64) (bool, error) {
 		r, exhausted, err := v.scan(offset, maxBytes, maxOffset)
-		if err != nil {
-			return RegionResult{}, err
+		if err != nil || exhausted || r.Len == 0 {
+			return exhausted, err
 		}
-		if !exhausted {
-			if r.Len == 0 {
-				return res, nil
-			}
-			if err := l.pin(&r, v.f, revoke); err != nil {
-				return RegionResult{}, err
-			}
-			res.Region = &r
-			return res, nil
+		if err := l.pin(&r, v.f, revoke); err != nil {
+			return false, err
 		}
-		prevBase = v.base
+		res.Region = &r
+		return false, nil
+	})
+	if err != nil {
+		return RegionResult{}, err
 	}
+	res.LogStartOffset = start
+	return res, nil
 }
 
 // pin gives r its own descriptor of f and registers it with the log. It
