@@ -90,22 +90,9 @@ func (s *Store) ValidateNewTopic(spec TopicSpec) error {
 // CreatePartitions and the state machine would, and changes nothing
 // (CreatePartitions with validate_only).
 func (s *Store) ValidateNewPartitions(name string, count int32) error {
-	cl := s.Cluster()
-	t := cl.Topics[name]
-	if t == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
-	}
-	have := int32(len(t.Partitions))
-	if count <= have {
-		return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, name, have)
-	}
-	rf := int16(1)
-	if have > 0 {
-		rf = int16(len(t.Partitions[0].Replicas))
-	}
-	parts, err := placeReplicas(cl.Brokers, have, count-have, rf)
+	t, parts, err := s.placeNewPartitions(name, count)
 	if err != nil {
 		return err
 	}
-	return cl.CheckNewPartitions(name, t.Internal, parts)
+	return s.Cluster().CheckNewPartitions(name, t.Internal, parts)
 }

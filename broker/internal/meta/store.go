@@ -440,14 +440,25 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 // CreatePartitions grows a topic to count partitions. Fewer or equal is
 // ErrInvalidPartitions: partitions never shrink.
 func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) error {
+	_, parts, err := s.placeNewPartitions(name, count)
+	if err != nil {
+		return err
+	}
+	return s.propose(ctx, &command{Op: opCreatePartitions, Name: name, Count: count, Partitions: parts})
+}
+
+// placeNewPartitions places the partitions that grow topic name to count,
+// at the topic's replication factor, and returns the topic as it is now.
+// Fewer or equal is ErrInvalidPartitions: partitions never shrink.
+func (s *Store) placeNewPartitions(name string, count int32) (*Topic, []Partition, error) {
 	cl := s.Cluster()
 	t := cl.Topics[name]
 	if t == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownTopic, name)
+		return nil, nil, fmt.Errorf("%w: %s", ErrUnknownTopic, name)
 	}
 	have := int32(len(t.Partitions))
 	if count <= have {
-		return fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, name, have)
+		return nil, nil, fmt.Errorf("%w: topic %s has %d partitions; partitions can only grow", ErrInvalidPartitions, name, have)
 	}
 	rf := int16(1)
 	if have > 0 {
@@ -455,9 +466,9 @@ func (s *Store) CreatePartitions(ctx context.Context, name string, count int32) 
 	}
 	parts, err := placeReplicas(cl.Brokers, have, count-have, rf)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	return s.propose(ctx, &command{Op: opCreatePartitions, Name: name, Count: count, Partitions: parts})
+	return t, parts, nil
 }
 
 // SetTopicConfigs replaces a topic's config overrides.
