@@ -466,11 +466,13 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	if len(rep.Lost) == 0 || rep.Err() == nil {
 		t.Fatalf("no loss reported after %d acks=1 sends only the killed leader had", window)
 	}
-	// Up to maxBuffered of the sends acknowledged after the pause were
-	// written before it and may have reached the followers; every other
-	// one was written to the leader alone.
-	if int64(len(rep.Lost)) < window-maxBuffered {
-		t.Fatalf("%d lost, fewer than the %d acknowledged by the leader alone", len(rep.Lost), window-maxBuffered)
+	// The loss is bounded: only sends acknowledged while the followers
+	// were frozen can be lost. How many of those reached the followers
+	// anyway is up to timing (a fetch response already in a frozen
+	// follower's socket is read when it resumes), so no lower bound
+	// beyond "some" holds.
+	if int64(len(rep.Lost)) > window {
+		t.Fatalf("%d lost, more than the %d acknowledged while the followers were frozen", len(rep.Lost), window)
 	}
 	for _, a := range rep.Lost {
 		if a.Offset < hw {
