@@ -62,7 +62,8 @@ func Example_hoppingWindows() {
 }
 
 // Sliding windows: every set of records at most 10s apart, windows both
-// ending at a record and starting right after one.
+// ending at a record and starting right after one. None starts before 0:
+// the records of the first 10s share [0,10000].
 func Example_slidingWindows() {
 	b := stream.NewBuilder()
 	clicks := stream.From(b, "clicks", serde.String, serde.String).GroupByKey()
@@ -72,8 +73,7 @@ func Example_slidingWindows() {
 	pipeClicks(d, 1_000, 8_000, 15_000)
 	printWindows(d, "counts")
 	// Output:
-	// u [-9000,1000] 1
-	// u [-2000,8000] 2
+	// u [0,10000] 2
 	// u [1001,11001] 1
 	// u [5000,15000] 2
 	// u [8001,18001] 1

@@ -17,7 +17,8 @@ import (
 // windows aggregated are, for each record at t, [t-Size, t] (ending at the
 // record) and [t+1, t+1+Size] (starting right after it) when that one holds
 // records: every distinct set of records some window of the size covers.
-// Both ends are inclusive.
+// Both ends are inclusive. As in Kafka Streams, no window starts before 0:
+// a record earlier than Size falls in [0, Size] instead.
 type SlidingWindows struct {
 	// Size is the largest time difference of two records in one window
 	// (Kafka Streams' timeDifference).
@@ -246,7 +247,9 @@ func (p *slidingAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 		}
 		return p.put(r, kb, start, nil, a, latest)
 	}
-	if err := create(t - p.size); err != nil {
+	// No window starts before 0 (Kafka Streams): a record earlier than size
+	// falls in [0, size], which holds every early record.
+	if err := create(max(0, t-p.size)); err != nil {
 		return err
 	}
 	for _, rec := range recs {

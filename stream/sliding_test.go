@@ -16,7 +16,8 @@ import (
 
 // referenceSliding computes sliding windows by their definition: for each
 // record at t the window [t-size, t], and [t+1, t+1+size] if it holds
-// records; each window's sum is that of the records inside it.
+// records; each window's sum is that of the records inside it. No window
+// starts before 0: a record earlier than size has the window [0, size].
 func referenceSliding(evs []sessEvent, size int64) map[sessKey]int64 {
 	byKey := map[string][]sessEvent{}
 	for _, e := range evs {
@@ -35,7 +36,7 @@ func referenceSliding(evs []sessEvent, size int64) map[sessKey]int64 {
 			return s, any
 		}
 		for _, e := range es {
-			for _, start := range []int64{e.ts - size, e.ts + 1} {
+			for _, start := range []int64{max(0, e.ts-size), e.ts + 1} {
 				if s, ok := sum(start, start+size); ok {
 					out[sessKey{k, start, start + size}] = s
 				}
@@ -52,12 +53,12 @@ func TestSlidingWindows(t *testing.T) {
 	const size, grace = 1_000, 3_000
 	rng := rand.New(rand.NewPCG(7, 8))
 	var evs []sessEvent
-	now := int64(5_000)
+	now := int64(0) // records earlier than size meet the window [0, size]
 	for range 500 {
 		now += rng.Int64N(300)
 		ts := now
 		if rng.IntN(3) == 0 {
-			ts = now - rng.Int64N(grace)
+			ts = max(0, now-rng.Int64N(grace))
 		}
 		evs = append(evs, sessEvent{fmt.Sprint("k", rng.IntN(3)), ts, 1 + rng.Int64N(9)})
 	}

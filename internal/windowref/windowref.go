@@ -182,7 +182,9 @@ func SuppressedSessions(evs []Event, gap, grace int64) map[string]int64 {
 //
 // The windows of a key are, for each of its records at t, [t-size, t] and,
 // when a later record of the key falls within it, [t+1, t+1+size]: every
-// distinct set of records a window of the size can hold. A window counts
+// distinct set of records a window of the size can hold. Windows start at 0
+// at the earliest, as in Kafka Streams: a record earlier than size has the
+// left window [0, size]. A window counts
 // the records in it. Stream time is the largest timestamp seen; a window
 // is closed once its end is before stream time − grace, and a closed
 // window keeps its count; a record all of whose windows are closed (t +
@@ -236,7 +238,9 @@ func SlidingWindows(evs []Event, size, grace int64) map[string]int64 {
 func slidingStarts(rs []int64, size int64) map[int64]bool {
 	starts := map[int64]bool{}
 	for _, t := range rs {
-		starts[t-size] = true
+		// A window cannot start before 0 (Kafka Streams): an early
+		// record's left window is [0, size].
+		starts[max(0, t-size)] = true
 		for _, u := range rs {
 			if u > t && u <= t+1+size {
 				starts[t+1] = true
