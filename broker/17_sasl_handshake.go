@@ -7,16 +7,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// SaslHandshake v1: the client names the mechanism it will authenticate
-// with; the exchange then runs in SaslAuthenticate requests. It begins an
+// SaslHandshake v0-v1: the client names the mechanism it will
+// authenticate with; from v1 the exchange then runs in SaslAuthenticate
+// requests, after v0 its tokens come unframed (sasl_v0.go). It begins an
 // authentication, or a re-authentication (KIP-368) on a connection
-// already authenticated.
-//
-// Not here: v0, after which the SASL tokens travel unframed (clients
-// since Kafka 1.0 send v1). On a listener without SASL the request is
+// already authenticated. On a listener without SASL the request is
 // answered ILLEGAL_SASL_STATE, as Kafka's.
 
-func init() { register(17, 1, 1, handleSaslHandshake) }
+func init() { register(17, 0, 1, handleSaslHandshake) }
 
 func handleSaslHandshake(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.SASLHandshakeRequest)
@@ -37,6 +35,7 @@ func handleSaslHandshake(c *conn, req *request) (finisher, error) {
 		return finishThenClose(resp)
 	}
 	c.sec.mechanism = c.b.saslUsers.server(r.Mechanism)
+	c.sec.rawTokens = r.Version == 0
 	return respond(resp)
 }
 

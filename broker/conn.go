@@ -146,6 +146,13 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if c.sec.rawTokens {
+			// After a SaslHandshake v0 (sasl_v0.go).
+			if err := c.readRawToken(r, size); err != nil {
+				return err
+			}
+			continue
+		}
 		if size < 8 || size > cfg.SocketRequestMaxBytes {
 			return fmt.Errorf("broker: request size %d out of bounds (socket.request.max.bytes %d)", size, cfg.SocketRequestMaxBytes)
 		}
@@ -354,7 +361,11 @@ func (c *conn) writeLoop() {
 			c.releaseResponse(item)
 			continue
 		}
-		buf = appendResponse(buf[:0], item.req, resp)
+		if t, ok := resp.(*saslRawToken); ok {
+			buf = appendRawToken(buf[:0], t)
+		} else {
+			buf = appendResponse(buf[:0], item.req, resp)
+		}
 		c.b.metrics.observeRequest(item.req.key, time.Since(item.req.received))
 		if c.ctx.Err() == nil {
 			c.write(w, buf)

@@ -28,6 +28,9 @@ type connSecurity struct {
 	// mechanism is the exchange a SaslHandshake began, nil when none is
 	// under way.
 	mechanism saslServer
+	// rawTokens is set by a SaslHandshake v0: the exchange's tokens come
+	// unframed until it ends (sasl_v0.go).
+	rawTokens bool
 	// sessionEnd is when the session ends (KIP-368), zero for never,
 	// by the broker's clock.
 	sessionEnd time.Time

@@ -136,7 +136,11 @@ func (s *scramServer) final(msg string) ([]byte, string, error) {
 	if attrs["c"] != base64.StdEncoding.EncodeToString([]byte(s.gs2Header)) {
 		return fail("channel binding differs from the client-first message")
 	}
-	if attrs["r"] != s.nonce {
+	// The client echoes the nonce of the server-first message. librdkafka
+	// puts its own nonce before it a second time; Kafka accepts a nonce
+	// that ends with the server's, and so does Runnel: the server's fresh
+	// part is still required, and the proof covers the message as sent.
+	if !strings.HasSuffix(attrs["r"], s.nonce) {
 		return fail("nonce differs")
 	}
 	proof, err := base64.StdEncoding.DecodeString(msg[i+3:])
