@@ -148,15 +148,17 @@ func TestListenersTLSAndSASL(t *testing.T) {
 	}
 }
 
-// Wrong credentials, a certificate from another CA, no certificate where
-// one is required, and plaintext on a TLS port are each refused with the
-// error a Kafka client expects, and leave no connection behind.
+// Wrong credentials, a certificate from another CA, an expired one, no
+// certificate where one is required, and plaintext on a TLS port are each
+// refused with the error a Kafka client expects, and leave no connection
+// behind.
 func TestSecurityRefusals(t *testing.T) {
 	ca := testutil.NewCA(t, "test-ca")
 	other := testutil.NewCA(t, "other-ca")
 	b := secureBroker(t, ca, func(c *broker.Config) { c.Security.TLS.ClientAuth = "required" })
 	goodCert, goodKey := ca.Issue(t, "client", pkix.Name{CommonName: "app", Organization: []string{"Example"}})
 	badCert, badKey := other.Issue(t, "client", pkix.Name{CommonName: "intruder"})
+	oldCert, oldKey := ca.IssueExpired(t, "expired-client", pkix.Name{CommonName: "old"})
 	// A client sends a certificate only if it chains to a CA the server
 	// names, unless it insists: this one does.
 	insist := ca.ClientTLS(t, "", "")
@@ -187,6 +189,7 @@ func TestSecurityRefusals(t *testing.T) {
 		{"wrong password scram-sha-512", "SASL_SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, goodCert, goodKey)), kgo.SASL(scram.Auth{User: "bob", Pass: "nope"}.AsSha512Mechanism())}, kerr.SaslAuthenticationFailed, "SCRAM-SHA-512: invalid username or password"},
 		{"no sasl on a sasl listener", "SASL_PLAINTEXT", nil, nil, "SASL"},
 		{"certificate from another CA", "SSL", []kgo.Opt{kgo.DialTLSConfig(insist)}, nil, "tls: unknown certificate authority"},
+		{"expired client certificate", "SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, oldCert, oldKey))}, nil, "tls: expired certificate"},
 		{"no client certificate", "SSL", []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, "", ""))}, nil, "tls: certificate required"},
 		{"plaintext client on a TLS port", "SSL", nil, nil, "TLS"},
 	}
@@ -494,4 +497,25 @@ func TestSASLEmptyPasswordRefused(t *testing.T) {
 	if !strings.Contains(err.Error(), "empty password") {
 		t.Fatalf("Start: %v", err)
 	}
+}
+
+// A broker whose certificate has expired is refused by its clients, over
+// SSL and SASL_SSL alike.
+func TestExpiredBrokerCertificate(t *testing.T) {
+	ca := testutil.NewCA(t, "test-ca")
+	certFile, keyFile := ca.IssueExpired(t, "old-broker", pkix.Name{CommonName: "broker"})
+	b := secureBroker(t, ca, func(c *broker.Config) {
+		c.Security.TLS.CertFile, c.Security.TLS.KeyFile = certFile, keyFile
+	})
+	for _, l := range []string{"SSL", "SASL_SSL"} {
+		opts := []kgo.Opt{kgo.DialTLSConfig(ca.ClientTLS(t, "", ""))}
+		if l == "SASL_SSL" {
+			opts = append(opts, kgo.SASL(plain.Auth{User: "alice", Pass: "alice-secret"}.AsMechanism()))
+		}
+		err := pingErr(t, b.ListenerAddr(l), opts...)
+		if err == nil || !strings.Contains(err.Error(), "certificate has expired") {
+			t.Fatalf("%s: got %v, want the client to refuse the expired certificate", l, err)
+		}
+	}
+	waitConns(t, b, 0)
 }

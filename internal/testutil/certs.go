@@ -68,6 +68,17 @@ func (ca *CA) Pool() *x509.CertPool {
 // PEM files named name.pem and name-key.pem (overwriting them).
 func (ca *CA) Issue(t testing.TB, name string, subject pkix.Name) (certFile, keyFile string) {
 	t.Helper()
+	return ca.issue(t, name, subject, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// IssueExpired is Issue for a certificate that expired an hour ago.
+func (ca *CA) IssueExpired(t testing.TB, name string, subject pkix.Name) (certFile, keyFile string) {
+	t.Helper()
+	return ca.issue(t, name, subject, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour))
+}
+
+func (ca *CA) issue(t testing.TB, name string, subject pkix.Name, notBefore, notAfter time.Time) (certFile, keyFile string) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +87,8 @@ func (ca *CA) Issue(t testing.TB, name string, subject pkix.Name) (certFile, key
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(ca.serial),
 		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
