@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -46,12 +47,23 @@ func handleSaslAuthenticate(c *conn, req *request) (finisher, error) {
 	if c.sec.authenticated && principal != c.sec.principal {
 		return fail(kerr.SaslAuthenticationFailed.Code, "re-authentication as "+principal+", not "+c.sec.principal)
 	}
+	var end time.Time // zero: the session does not expire
+	now := c.b.cfg.Now()
+	if d := c.b.cfg.Security.SASL.ConnectionsMaxReauth; d > 0 {
+		end = now.Add(d)
+	}
+	if e, ok := c.sec.mechanism.(expiringSession); ok {
+		// The credential's own end, earlier than the reauth interval.
+		if exp := e.sessionExpiry(); end.IsZero() || exp.Before(end) {
+			end = exp
+		}
+	}
 	c.sec.mechanism = nil
 	c.sec.authenticated = true
 	c.setPrincipal(principal)
-	if d := c.b.cfg.Security.SASL.ConnectionsMaxReauth; d > 0 {
-		c.sec.sessionEnd = c.b.cfg.Now().Add(d)
-		resp.SessionLifetimeMillis = d.Milliseconds()
+	c.sec.sessionEnd = end
+	if !end.IsZero() {
+		resp.SessionLifetimeMillis = max(1, end.Sub(now).Milliseconds())
 	}
 	return respond(resp)
 }

@@ -18,14 +18,20 @@ const (
 	MechanismScramSHA512 = "SCRAM-SHA-512"
 )
 
-var mechanisms = []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512}
+// mechanisms are the mechanisms the broker knows; the password ones are
+// on by default, OAUTHBEARER only when named (it needs a key set).
+var (
+	mechanisms         = []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512, MechanismOAuthBearer}
+	passwordMechanisms = []string{MechanismPlain, MechanismScramSHA256, MechanismScramSHA512}
+)
 
 // SASLConfig is the broker's SASL settings, for SASL_PLAINTEXT and
 // SASL_SSL listeners.
 type SASLConfig struct {
 	// Mechanisms are the mechanisms a client may choose
 	// (sasl.enabled.mechanisms). Default all of PLAIN, SCRAM-SHA-256 and
-	// SCRAM-SHA-512.
+	// SCRAM-SHA-512; OAUTHBEARER (oauthbearer.go) must be named, and
+	// configured in OAuthBearer.
 	Mechanisms []string
 	// Users maps user names to passwords, for PLAIN and SCRAM alike (as
 	// PLAIN's user_NAME="password" JAAS options). SCRAM credentials are
@@ -48,12 +54,15 @@ type SASLConfig struct {
 	// middle is disconnected. Runnel's own (Kafka relies on
 	// connections.max.idle.ms). Default 10s.
 	AuthenticationTimeout time.Duration
+	// OAuthBearer validates the tokens of OAUTHBEARER clients.
+	OAuthBearer OAuthBearerConfig
 }
 
 func (c *SASLConfig) ensureDefaults() {
 	if c.Mechanisms == nil {
-		c.Mechanisms = slices.Clone(mechanisms)
+		c.Mechanisms = slices.Clone(passwordMechanisms)
 	}
+	c.OAuthBearer.ensureDefaults()
 	if c.ScramIterations == 0 {
 		c.ScramIterations = 4096
 	}
@@ -71,6 +80,9 @@ func (c *SASLConfig) validate() []error {
 		if !slices.Contains(mechanisms, m) {
 			errs = append(errs, fmt.Errorf("sasl mechanism %q: want one of %s", m, strings.Join(mechanisms, ", ")))
 		}
+	}
+	if slices.Contains(c.Mechanisms, MechanismOAuthBearer) {
+		errs = append(errs, c.OAuthBearer.validate()...)
 	}
 	if c.ScramIterations < 4096 {
 		errs = append(errs, fmt.Errorf("SCRAM iterations %d must be at least 4096", c.ScramIterations))
@@ -117,9 +129,15 @@ func ReadUsersFile(path string) (map[string]string, error) {
 type saslUsers struct {
 	plain map[string]string
 	scram map[string]map[string]scramCredential // mechanism -> user
+	oauth *oauthValidator                       // nil unless OAUTHBEARER is on
 }
 
-func newSASLUsers(c SASLConfig) (*saslUsers, error) {
+// needsUsers reports whether the mechanisms enabled check passwords.
+func (c *SASLConfig) needsUsers() bool {
+	return slices.ContainsFunc(c.Mechanisms, func(m string) bool { return slices.Contains(passwordMechanisms, m) })
+}
+
+func newSASLUsers(c SASLConfig, now func() time.Time) (*saslUsers, error) {
 	users := map[string]string{}
 	if c.UsersFile != "" {
 		fu, err := ReadUsersFile(c.UsersFile)
@@ -139,6 +157,9 @@ func newSASLUsers(c SASLConfig) (*saslUsers, error) {
 		}
 	}
 	u := &saslUsers{plain: users, scram: map[string]map[string]scramCredential{}}
+	if slices.Contains(c.Mechanisms, MechanismOAuthBearer) {
+		u.oauth = newOAuthValidator(c.OAuthBearer, now)
+	}
 	for _, m := range []string{MechanismScramSHA256, MechanismScramSHA512} {
 		if !slices.Contains(c.Mechanisms, m) {
 			continue
@@ -163,6 +184,12 @@ type saslServer interface {
 	step(in []byte) (out []byte, user string, err error)
 }
 
+// expiringSession is a saslServer whose credential ends the session it
+// opens at a time of its own (an OAUTHBEARER token's expiry).
+type expiringSession interface {
+	sessionExpiry() time.Time
+}
+
 // errSASLFailed is an authentication the client cannot pass: a wrong
 // password, an unknown user, a malformed message.
 var errSASLFailed = errors.New("authentication failed")
@@ -173,6 +200,8 @@ func (u *saslUsers) server(mechanism string) saslServer {
 		return &plainServer{users: u.plain}
 	case MechanismScramSHA256, MechanismScramSHA512:
 		return &scramServer{mechanism: mechanism, creds: u.scram[mechanism]}
+	case MechanismOAuthBearer:
+		return &oauthServer{v: u.oauth}
 	}
 	return nil
 }

@@ -2,13 +2,14 @@ package broker
 
 import (
 	"testing"
+	"time"
 )
 
-// FuzzSASLServers feeds the PLAIN and SCRAM servers what a client might
+// FuzzSASLServers feeds the PLAIN, SCRAM and OAUTHBEARER servers what a client might
 // send: any bytes are an error or a step, never a panic, and never an
 // authenticated user without the password.
 func FuzzSASLServers(f *testing.F) {
-	users, err := newSASLUsers(SASLConfig{Users: map[string]string{"alice": "alice-secret"}, Mechanisms: mechanisms, ScramIterations: 4096})
+	users, err := newSASLUsers(SASLConfig{Users: map[string]string{"alice": "alice-secret"}, Mechanisms: mechanisms, ScramIterations: 4096}, time.Now)
 	if err != nil {
 		f.Fatal(err)
 	}

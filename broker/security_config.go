@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -80,6 +81,14 @@ func (s *SecurityConfig) string() string {
 	fmt.Fprintf(&b, "sasl.users=%d\n", len(s.SASL.Users))
 	fmt.Fprintf(&b, "sasl.users.file=%s\n", s.SASL.UsersFile)
 	fmt.Fprintf(&b, "connections.max.reauth.ms=%d\n", s.SASL.ConnectionsMaxReauth.Milliseconds())
+	if slices.Contains(s.SASL.Mechanisms, MechanismOAuthBearer) {
+		o := s.SASL.OAuthBearer
+		fmt.Fprintf(&b, "sasl.oauthbearer.jwks.endpoint.url=%s\n", o.JWKSFile)
+		fmt.Fprintf(&b, "sasl.oauthbearer.expected.audience=%s\n", strings.Join(o.Audience, ","))
+		fmt.Fprintf(&b, "sasl.oauthbearer.expected.issuer=%s\n", o.Issuer)
+		fmt.Fprintf(&b, "sasl.oauthbearer.sub.claim.name=%s\n", o.SubClaim)
+		fmt.Fprintf(&b, "sasl.oauthbearer.unsecured=%t\n", o.Unsecured)
+	}
 	return b.String()
 }
 
@@ -98,10 +107,10 @@ func (b *Broker) startSecurity() error {
 		}
 	}
 	if useSASL {
-		if b.saslUsers, err = newSASLUsers(b.cfg.Security.SASL); err != nil {
+		if b.saslUsers, err = newSASLUsers(b.cfg.Security.SASL, b.cfg.Now); err != nil {
 			return err
 		}
-		if len(b.saslUsers.plain) == 0 {
+		if len(b.saslUsers.plain) == 0 && b.cfg.Security.SASL.needsUsers() {
 			return errors.New("broker: a SASL listener and no users (Security.SASL.Users or UsersFile)")
 		}
 	}

@@ -148,3 +148,38 @@ func TestJavaToolsSecured(t *testing.T) {
 		t.Fatalf("franz-go read %d records, want %d", len(got), len(want))
 	}
 }
+
+// TestOAuthBearerPeersUnsecured: librdkafka (kcat) and the Java client
+// authenticate with OAUTHBEARER using their built-in unsecured tokens
+// (alg none, a sub claim, an expiry), which a broker with unsecured
+// validation accepts.
+func TestOAuthBearerPeersUnsecured(t *testing.T) {
+	bin := kcat(t)
+	_, tool := kafkaHome(t)
+	b := testutil.StartBroker(t, broker.Config{Security: broker.SecurityConfig{
+		Listeners: "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+		SASL: broker.SASLConfig{Mechanisms: []string{broker.MechanismOAuthBearer},
+			OAuthBearer: broker.OAuthBearerConfig{Unsecured: true}},
+	}})
+	addr := b.ListenerAddr("SASL_PLAINTEXT")
+	const topic = "oauth-peers"
+	createTopic(t, newAdmin(t, b.Addr()), topic, 1, nil)
+	props := []string{"-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=OAUTHBEARER",
+		"-X", "enable.sasl.oauthbearer.unsecure.jwt=true", "-X", "sasl.oauthbearer.config=principal=alice"}
+	runPeer(t, testContext(t), "k\tfrom kcat\n", bin, append([]string{"-P", "-b", addr, "-t", topic, "-K", "\t"}, props...)...)
+	out := runToEnd(t, bin, append([]string{"-C", "-b", addr, "-t", topic, "-o", "beginning", "-e", "-J"}, props...)...)
+	if got := parseKcatJSON(t, out); len(got) != 1 || string(got[0].Value) != "from kcat" {
+		t.Fatalf("kcat read back %v", got)
+	}
+
+	conf := filepath.Join(t.TempDir(), "client.properties")
+	if err := os.WriteFile(conf, []byte("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=OAUTHBEARER\n"+
+		`sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="bob";`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	list := javaTool(t, testContext(t), tool, "", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", addr,
+		"--command-config", conf, "--list")
+	if !strings.Contains(list, topic) {
+		t.Fatalf("TopicCommand --list over OAUTHBEARER:\n%s", list)
+	}
+}

@@ -20,8 +20,13 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 	fs.StringVar(&sc.TLS.KeyFile, "ssl-key-file", "", "the certificate's private key, PEM `FILE` (ssl.keystore.key)")
 	fs.StringVar(&sc.TLS.CAFile, "ssl-ca-file", "", "CA certificates client certificates must chain to, PEM `FILE` (ssl.truststore.certificates)")
 	fs.StringVar(&sc.TLS.ClientAuth, "ssl-client-auth", "none", "client certificates `MODE`: required, requested or none (ssl.client.auth)")
-	mechs := fs.String("sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "SASL `MECHANISMS` clients may use (sasl.enabled.mechanisms)")
+	mechs := fs.String("sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "SASL `MECHANISMS` clients may use: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (sasl.enabled.mechanisms)")
 	fs.StringVar(&sc.SASL.UsersFile, "sasl-users-file", "", "SASL users, a `FILE` of NAME=PASSWORD lines, for PLAIN and SCRAM")
+	fs.StringVar(&sc.SASL.OAuthBearer.JWKSFile, "sasl-oauthbearer-jwks-file", "", "OAUTHBEARER: the JSON Web Key Set `FILE` whose keys sign valid tokens (sasl.oauthbearer.jwks.endpoint.url); reloaded when it changes")
+	audience := fs.String("sasl-oauthbearer-expected-audience", "", "OAUTHBEARER: `AUDIENCES`, comma-separated, one of which a token's aud must hold (sasl.oauthbearer.expected.audience)")
+	fs.StringVar(&sc.SASL.OAuthBearer.Issuer, "sasl-oauthbearer-expected-issuer", "", "OAUTHBEARER: the `ISSUER` a token's iss must be (sasl.oauthbearer.expected.issuer)")
+	fs.StringVar(&sc.SASL.OAuthBearer.SubClaim, "sasl-oauthbearer-sub-claim-name", "sub", "OAUTHBEARER: the token `CLAIM` naming the principal (sasl.oauthbearer.sub.claim.name)")
+	fs.BoolVar(&sc.SASL.OAuthBearer.Unsecured, "sasl-oauthbearer-unsecured", false, "OAUTHBEARER: accept unsigned tokens (alg none), for development only: anyone can claim any principal")
 	fs.DurationVar(&sc.SASL.ConnectionsMaxReauth, "connections-max-reauth", 0, "SASL session lifetime `DURATION`; clients re-authenticate before it ends (connections.max.reauth.ms; default 0, no expiry)")
 	return func() error {
 		sc.SASL.Mechanisms = nil
@@ -32,6 +37,11 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 		}
 		if len(sc.SASL.Mechanisms) == 0 {
 			return fmt.Errorf("--sasl-enabled-mechanisms is empty")
+		}
+		for a := range strings.SplitSeq(*audience, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				sc.SASL.OAuthBearer.Audience = append(sc.SASL.OAuthBearer.Audience, a)
+			}
 		}
 		return nil
 	}
