@@ -57,6 +57,8 @@ type bench struct {
 	nexmarkRate    int64
 	nexmarkQueries []string
 	nexmarks       []nexmarkResult
+	kstreamsOn     bool            // -kstreams: run the Kafka Streams queries too (kstreams.go)
+	kstreams       []nexmarkResult // their runs
 }
 
 // startBroker starts Runnel's broker in this process, configured as

@@ -25,7 +25,9 @@
 //   - nexmark (not run by default): the Nexmark queries of package
 //     internal/nexmark (-nexmark-queries, all by default) over
 //     -nexmark-events generated events, each under both guarantees with
-//     a commit interval of 100 ms (see nexmarkSettings);
+//     a commit interval of 100 ms (see nexmarkSettings); with -kstreams
+//     each query is also run as a Kafka Streams application (bench/kstreams)
+//     on the same broker and input, and the two compared;
 //   - restore: a fresh instance (empty state directory, same broker)
 //     restores that store's whole changelog: MB/s and records/s.
 //
@@ -78,6 +80,7 @@ func main() {
 		nxEvents   = flag.Int64("nexmark-events", 1_000_000, "events the nexmark workload generates")
 		nxRate     = flag.Int64("nexmark-rate", 10_000, "events per second of event time in the nexmark workload")
 		nxQueries  = flag.String("nexmark-queries", strings.Join(nexmark.QueryNames, ","), "comma-separated Nexmark queries the nexmark workload runs")
+		kstreams   = flag.Bool("kstreams", false, "in the nexmark workload, also run the Kafka Streams version of each query that has one ("+strings.Join(kstreamsQueries, ", ")+"; bench/kstreams, built with Maven) on the same broker and input, and compare")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -102,7 +105,7 @@ func main() {
 	}
 	prog := &progress{start: time.Now()}
 	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter,
-		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries}
+		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():

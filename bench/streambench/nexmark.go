@@ -55,6 +55,12 @@ func (b *bench) nexmarkBench() error {
 	if err != nil {
 		return err
 	}
+	var classpath string
+	if b.kstreamsOn {
+		if classpath, err = b.buildKStreams(); err != nil {
+			return err
+		}
+	}
 	for _, name := range b.nexmarkQueries {
 		q := nexmark.Queries[name]
 		var input int64
@@ -73,6 +79,15 @@ func (b *bench) nexmarkBench() error {
 			b.nexmarks = append(b.nexmarks, r)
 			b.prog.printf("nexmark %s %s: %.0f events/s (%d events, %d records processed in %v, %.1f µs of CPU per event, %d dropped as late)",
 				name, g, r.eventsPerSec(), r.input, r.processed, r.elapsed.Round(time.Millisecond), r.cpuPerEvent(), r.dropped)
+			if b.kstreamsOn && slices.Contains(kstreamsQueries, name) {
+				k, err := b.runKStreams(classpath, q, g, input)
+				if err != nil {
+					return err
+				}
+				b.kstreams = append(b.kstreams, k)
+				b.prog.printf("kstreams %s %s: %.0f events/s (%v, %.1f µs of CPU per event, JVM and broker)",
+					name, g, k.eventsPerSec(), k.elapsed.Round(time.Millisecond), k.cpuPerEvent())
+			}
 		}
 	}
 	return nil

@@ -208,6 +208,11 @@ func (b *bench) report(w io.Writer) {
 		fmt.Fprintln(w, b.nexmarkSettings())
 		b.nexmarkTable().text(w)
 	}
+	if len(b.kstreams) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, kstreamsSettings)
+		b.kstreamsTable().text(w)
+	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nstate: %d keys built by an exactly-once word count over %d lines in a child process in %v\n",
 			b.build.keys, b.build.lines, b.build.took.Round(time.Millisecond))
@@ -251,6 +256,10 @@ func (b *bench) writeMarkdown(path string) error {
 	if len(b.nexmarks) > 0 {
 		fmt.Fprintf(w, "\n%s\n\n", b.nexmarkSettings())
 		b.nexmarkTable().markdown(w)
+	}
+	if len(b.kstreams) > 0 {
+		fmt.Fprintf(w, "\n%s\n\n", kstreamsSettings)
+		b.kstreamsTable().markdown(w)
 	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nState: %d keys built by an exactly-once word count over %d lines in a child process in %v.\n",

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/internal/nexmark"
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// The Kafka Streams side of the Nexmark comparison (-kstreams): the same
+// queries written for Kafka Streams (bench/kstreams, a Maven project built
+// here on first use), run after Runnel's on the same broker and the same
+// input topics, as a JVM process of their own.
+//
+// A Kafka Streams application has no "records processed" counter a
+// benchmark can read, so its end is found from the outside, the way an
+// operator would: its group's committed offsets. The run is done when the
+// committed offsets cover every input record and have not moved for 20
+// commit intervals (at least 3 s) — repartition topics included, whose
+// ends may hold transaction markers no commit covers — and the time
+// measured runs from the application's first RUNNING state to the last
+// change of its committed offsets. That end is later than its last
+// record processed by up to a commit interval, and the start later than
+// Runnel's (which includes joining the group): both favour Kafka Streams
+// a little. CPU is the JVM's plus this process's (the broker's), over the
+// same span, as Runnel's figure is this process's (broker and app).
+
+// kstreamsSettings says how the Kafka Streams runs are measured.
+const kstreamsSettings = "Kafka Streams 4.3.1 (bench/kstreams, one JVM, -Xmx1g, one stream thread, default cache) on the same broker and input, after Runnel's run of each query: " +
+	"from its first RUNNING state to the last change of its group's committed offsets (which then cover every input record and stay put for 20 commit intervals); CPU is the JVM's and the broker's"
+
+// kstreamsQueries are the queries bench/kstreams implements.
+var kstreamsQueries = []string{"q0", "q1", "q2", "q5", "q7"}
+
+// kstreamsDir finds bench/kstreams from the working directory (the bench
+// module or the repository root).
+func kstreamsDir() (string, error) {
+	for _, d := range []string{"kstreams", "bench/kstreams", "../kstreams"} {
+		if _, err := os.Stat(filepath.Join(d, "pom.xml")); err == nil {
+			return filepath.Abs(d)
+		}
+	}
+	return "", errors.New("-kstreams: bench/kstreams/pom.xml not found; run from the bench module")
+}
+
+// buildKStreams builds the Kafka Streams queries with Maven unless the jar
+// is newer than every source, and returns the java classpath.
+func (b *bench) buildKStreams() (string, error) {
+	dir, err := kstreamsDir()
+	if err != nil {
+		return "", err
+	}
+	jar := filepath.Join(dir, "target", "kstreams-nexmark-1.jar")
+	classpath := jar + string(os.PathListSeparator) + filepath.Join(dir, "target", "lib", "*")
+	if st, err := os.Stat(jar); err == nil && !newerThan(dir, st.ModTime()) {
+		return classpath, nil
+	}
+	b.prog.printf("kstreams: building %s with Maven", dir)
+	cmd := exec.CommandContext(b.ctx, "mvn", "-B", "-q", "package")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("kstreams: mvn package: %v\n%s", err, out)
+	}
+	return classpath, nil
+}
+
+// newerThan reports whether pom.xml or a file under src is newer than t.
+func newerThan(dir string, t time.Time) bool {
+	newer := false
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || newer {
+			return nil
+		}
+		if d.IsDir() && d.Name() == "target" {
+			return filepath.SkipDir
+		}
+		if info, err := d.Info(); err == nil && !d.IsDir() && info.ModTime().After(t) {
+			newer = true
+		}
+		return nil
+	})
+	return newer
+}
+
+// runKStreams runs the Kafka Streams version of q under g over the input
+// Runnel's run read.
+func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
+	res := nexmarkResult{query: q.Name, guarantee: g, input: input, processed: -1}
+	id := "kstreams-" + q.Name + "-alo"
+	if g == runnel.ExactlyOnce {
+		id = "kstreams-" + q.Name + "-eos"
+	}
+	out := q.Output + "-kstreams"
+	if err := b.createTopics(out); err != nil {
+		return res, err
+	}
+	interval := nexmarkInterval
+	if b.commitInterval > 0 {
+		interval = b.commitInterval
+	}
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "java", "-Xmx1g", "-cp", classpath, "dev.runnel.bench.NexmarkStreams",
+		"bootstrap="+b.broker.Addr(), "query="+q.Name, "guarantee="+g.String(), "app-id="+id,
+		"state-dir="+filepath.Join(b.tmp, "kstreams-state"), "commit-interval-ms="+strconv.FormatInt(interval.Milliseconds(), 10),
+		"output="+out)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	dieWithParent(cmd)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return res, fmt.Errorf("kstreams: start java: %w", err)
+	}
+	exited := make(chan error, 1)
+	running := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == "RUNNING" {
+				close(running)
+				break
+			}
+		}
+		io.Copy(io.Discard, stdout)
+		exited <- cmd.Wait()
+	}()
+	stop := func() error {
+		cancel()
+		err := <-exited
+		var ee *exec.ExitError
+		// Stopped by our SIGTERM: killed by it, or the JVM's exit status
+		// for it (128+15) after its shutdown hook closed the app.
+		if errors.As(err, &ee) && (ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() || ee.ExitCode() == 128+int(syscall.SIGTERM)) {
+			err = nil
+		}
+		return err
+	}
+	select {
+	case <-running:
+	case err := <-exited:
+		return res, fmt.Errorf("kstreams %s: exited before RUNNING: %v\n%s", id, err, tail(stderr.String()))
+	case <-time.After(2 * time.Minute):
+		stop()
+		return res, fmt.Errorf("kstreams %s: not RUNNING after 2 minutes\n%s", id, tail(stderr.String()))
+	}
+	pid := cmd.Process.Pid
+	start, self0 := time.Now(), cpuTime()
+	java0, _ := procCPU(pid)
+
+	quiet := max(20*interval, 3*time.Second)
+	var (
+		lastSum    int64 = -1
+		lastChange       = start
+		lastReport       = start
+	)
+	for {
+		committed, covered, err := b.groupProgress(id, q.Inputs)
+		now := time.Now()
+		if err == nil && committed != lastSum {
+			lastSum, lastChange = committed, now
+			java, _ := procCPU(pid)
+			res.elapsed, res.cpu = now.Sub(start), java-java0+cpuTime()-self0
+		}
+		if err == nil && covered && now.Sub(lastChange) >= quiet {
+			break
+		}
+		if now.Sub(lastReport) >= 5*time.Second {
+			lastReport = now
+			b.prog.printf("  kstreams %s: committed offsets sum %d (inputs covered: %v)", id, committed, covered)
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case err := <-exited:
+			return res, fmt.Errorf("kstreams %s: exited: %v\n%s", id, err, tail(stderr.String()))
+		case <-b.ctx.Done():
+			stop()
+			return res, b.ctx.Err()
+		}
+	}
+	if err := stop(); err != nil {
+		return res, fmt.Errorf("kstreams %s: %v\n%s", id, err, tail(stderr.String()))
+	}
+	return res, nil
+}
+
+// groupProgress returns the sum of group's committed offsets over every
+// topic it consumes, and whether they cover the ends of inputs.
+func (b *bench) groupProgress(group string, inputs []string) (sum int64, covered bool, err error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	offs, err := b.adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, false, err
+	}
+	ends, err := b.adm.ListEndOffsets(ctx, inputs...)
+	if err != nil {
+		return 0, false, err
+	}
+	offs.Each(func(o kadm.OffsetResponse) { sum += o.At })
+	covered = true
+	ends.Each(func(e kadm.ListedOffset) {
+		o, ok := offs.Lookup(e.Topic, e.Partition)
+		if !ok || o.At < e.Offset {
+			covered = false
+		}
+	})
+	return sum, covered, nil
+}
+
+// procCPU is a process's user and system CPU time, from /proc.
+func procCPU(pid int) (time.Duration, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces) start
+	// after its closing parenthesis; utime and stime are the 14th and
+	// 15th fields of the line, the 12th and 13th after it.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(ut+st) * time.Second / ticks, nil
+}
+
+// tail is the last lines of a process's output, for an error.
+func tail(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// kstreamsTable compares each query and guarantee Kafka Streams ran with
+// Runnel's run of it.
+func (b *bench) kstreamsTable() *table {
+	t := &table{header: []string{"query", "guarantee", "Kafka Streams events/s", "Runnel events/s", "Runnel / Kafka Streams",
+		"Kafka Streams CPU µs/event", "Runnel CPU µs/event", "CPU ratio"}}
+	for _, k := range b.kstreams {
+		i := slices.IndexFunc(b.nexmarks, func(r nexmarkResult) bool { return r.query == k.query && r.guarantee == k.guarantee })
+		if i < 0 {
+			continue
+		}
+		r := b.nexmarks[i]
+		t.add(k.query, guaranteeName(k.guarantee), fmt.Sprintf("%.0f", k.eventsPerSec()), fmt.Sprintf("%.0f", r.eventsPerSec()),
+			fmt.Sprintf("%.2fx", r.eventsPerSec()/k.eventsPerSec()), fmt.Sprintf("%.1f", k.cpuPerEvent()), fmt.Sprintf("%.1f", r.cpuPerEvent()),
+			fmt.Sprintf("%.2fx", r.cpuPerEvent()/k.cpuPerEvent()))
+	}
+	return t
+}
