@@ -34,6 +34,8 @@ type SecurityConfig struct {
 	TLS TLSConfig
 	// SASL configures SASL_PLAINTEXT and SASL_SSL listeners.
 	SASL SASLConfig
+	// Authorizer turns on ACLs (authorizer.go).
+	Authorizer AuthorizerConfig
 }
 
 func (s *SecurityConfig) ensureDefaults() { s.SASL.ensureDefaults() }
@@ -57,6 +59,7 @@ func (s *SecurityConfig) validate(c *Config) []error {
 	if useSASL {
 		errs = append(errs, s.SASL.validate()...)
 	}
+	errs = append(errs, s.Authorizer.validate()...)
 	if first := specs[0]; first.protocol != ProtocolPlaintext {
 		if c.ControllerQuorum != "" {
 			errs = append(errs, fmt.Errorf("in a cluster the first listener (%s, which other brokers use) must be PLAINTEXT: inter-broker security is not supported yet", first.name))
@@ -80,6 +83,7 @@ func (s *SecurityConfig) string() string {
 	fmt.Fprintf(&b, "sasl.users=%d\n", len(s.SASL.Users))
 	fmt.Fprintf(&b, "sasl.users.file=%s\n", s.SASL.UsersFile)
 	fmt.Fprintf(&b, "connections.max.reauth.ms=%d\n", s.SASL.ConnectionsMaxReauth.Milliseconds())
+	b.WriteString(s.Authorizer.string())
 	return b.String()
 }
 
