@@ -236,6 +236,28 @@ func (c *conn) allowedCluster(op kmsg.ACLOperation) bool {
 	return c.allowed(op, kmsg.ACLResourceTypeCluster, meta.ClusterResourceName)
 }
 
+// resourceOperations are the operations KIP-430's bitfields report, by
+// resource type, as Kafka's.
+var resourceOperations = map[kmsg.ACLResourceType][]kmsg.ACLOperation{
+	kmsg.ACLResourceTypeTopic: {kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate, kmsg.ACLOperationDelete,
+		kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs},
+	kmsg.ACLResourceTypeGroup: {kmsg.ACLOperationRead, kmsg.ACLOperationDelete, kmsg.ACLOperationDescribe},
+	kmsg.ACLResourceTypeCluster: {kmsg.ACLOperationCreate, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe, kmsg.ACLOperationClusterAction,
+		kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs, kmsg.ACLOperationIdempotentWrite},
+}
+
+// authorizedOperations is KIP-430's bitfield of what the connection may
+// do on the resource: bit n set for the operation of code n.
+func (c *conn) authorizedOperations(typ kmsg.ACLResourceType, name string) int32 {
+	var bits int32
+	for _, op := range resourceOperations[typ] {
+		if c.allowedQuiet(op, typ, name) {
+			bits |= 1 << op
+		}
+	}
+	return bits
+}
+
 // who is the connection's principal and the address it comes from, as
 // the authorizer matches them.
 func (c *conn) who() (principal, host string) {
