@@ -83,12 +83,12 @@ type produceRun struct {
 	resp *kmsg.ProduceResponse
 	cl   *meta.Cluster // for topic ids (v13+)
 
-	failed bool          // some partition failed
+	failed bool // some partition failed
 	// denied refuses every partition of the request, or of the topic
 	// being served, when the authorizer does (0 when it does not).
 	denied      int16
 	topicDenied int16
-	waits  []produceWait // one per appended partition, in response order
+	waits       []produceWait // one per appended partition, in response order
 }
 
 // topic appends a topic's batches and returns its response entry.

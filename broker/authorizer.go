@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -234,6 +235,24 @@ func (c *conn) denied(op kmsg.ACLOperation, typ kmsg.ACLResourceType, name strin
 // allowedCluster is allowed on the CLUSTER resource.
 func (c *conn) allowedCluster(op kmsg.ACLOperation) bool {
 	return c.allowed(op, kmsg.ACLResourceTypeCluster, meta.ClusterResourceName)
+}
+
+// allowedConfigs is allowed for a config resource: a topic's configs
+// are the topic's, a broker's (and its loggers') the cluster's, as
+// Kafka's.
+func (c *conn) allowedConfigs(op kmsg.ACLOperation, typ kmsg.ConfigResourceType, name string) bool {
+	if typ == kmsg.ConfigResourceTypeTopic {
+		return c.allowed(op, kmsg.ACLResourceTypeTopic, name)
+	}
+	return c.allowedCluster(op)
+}
+
+// configsDenied is the error of a config resource the authorizer refuses.
+func configsDenied(typ kmsg.ConfigResourceType) *kerr.Error {
+	if typ == kmsg.ConfigResourceTypeTopic {
+		return kerr.TopicAuthorizationFailed
+	}
+	return kerr.ClusterAuthorizationFailed
 }
 
 // resourceOperations are the operations KIP-430's bitfields report, by
