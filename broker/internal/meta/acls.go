@@ -161,7 +161,8 @@ type ACLSet struct {
 	prefixed map[kmsg.ACLResourceType][]ACL
 }
 
-func newACLSet(acls []ACL) *ACLSet {
+// NewACLSet indexes bindings; the caller must not modify acls after.
+func NewACLSet(acls []ACL) *ACLSet {
 	s := &ACLSet{
 		all:      acls,
 		literal:  make(map[kmsg.ACLResourceType]map[string][]ACL),
@@ -292,7 +293,7 @@ func (s *state) applyACLs(c *command) error {
 // change (applyACLs clears it) or a snapshot restore.
 func (s *state) acls() *ACLSet {
 	if s.aclSet == nil {
-		s.aclSet = newACLSet(s.ACLs)
+		s.aclSet = NewACLSet(s.ACLs)
 	}
 	return s.aclSet
 }

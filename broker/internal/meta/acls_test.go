@@ -99,7 +99,7 @@ func TestACLValidate(t *testing.T) {
 // Filters as Kafka's ResourcePatternFilter: ANY by exact name over every
 // pattern type, MATCH by what applies to a resource name.
 func TestACLFilterMatches(t *testing.T) {
-	set := newACLSet([]ACL{aliceReadOrders, bobWriteOrd, anyDenyAll, groupG})
+	set := NewACLSet([]ACL{aliceReadOrders, bobWriteOrd, anyDenyAll, groupG})
 	name := func(s string) *string { return &s }
 	all := ACLFilter{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
 	for _, tc := range []struct {
