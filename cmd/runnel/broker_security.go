@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-// brokerSecurityFlags adds the listener, TLS and SASL flags of
+// brokerSecurityFlags adds the listener, TLS, SASL and authorizer flags of
 // `runnel broker` to fs, filling sc; the function it returns finishes
 // what the flags alone cannot (the mechanisms list).
 func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() error {
@@ -23,7 +23,16 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 	mechs := fs.String("sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "SASL `MECHANISMS` clients may use (sasl.enabled.mechanisms)")
 	fs.StringVar(&sc.SASL.UsersFile, "sasl-users-file", "", "SASL users, a `FILE` of NAME=PASSWORD lines, for PLAIN and SCRAM")
 	fs.DurationVar(&sc.SASL.ConnectionsMaxReauth, "connections-max-reauth", 0, "SASL session lifetime `DURATION`; clients re-authenticate before it ends (connections.max.reauth.ms; default 0, no expiry)")
+	fs.BoolVar(&sc.Authorizer.Enabled, "authorizer", false, "check every request against the ACLs (authorizer.class.name=StandardAuthorizer); manage them with `runnel acls`")
+	superUsers := fs.String("super-users", "", "`PRINCIPALS` allowed everything, e.g. User:admin;User:broker (super.users; ',' separates too)")
+	fs.BoolVar(&sc.Authorizer.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", false, "with --authorizer, let everyone at a resource no ACL names (allow.everyone.if.no.acl.found)")
 	return func() error {
+		sc.Authorizer.SuperUsers = nil
+		for p := range strings.FieldsFuncSeq(*superUsers, func(r rune) bool { return r == ';' || r == ',' }) {
+			if p = strings.TrimSpace(p); p != "" {
+				sc.Authorizer.SuperUsers = append(sc.Authorizer.SuperUsers, p)
+			}
+		}
 		sc.SASL.Mechanisms = nil
 		for m := range strings.SplitSeq(*mechs, ",") {
 			if m = strings.ToUpper(strings.TrimSpace(m)); m != "" {

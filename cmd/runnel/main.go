@@ -14,6 +14,7 @@
 //	consume   print a topic's records
 //	groups    list, describe or delete consumer groups; reset their offsets
 //	reset     reset a stream application to reprocess its input
+//	acls      add, list or remove ACLs
 //	schemas   talk to a schema registry
 //	console   serve a web console for the cluster
 //
@@ -105,6 +106,7 @@ var commands = []command{
 	{"consume", "print a topic's records", runConsume},
 	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
 	{"reset", "reset a stream application to reprocess its input", runReset},
+	{"acls", "add, list or remove ACLs (the authorizer's, as kafka-acls)", runACLs},
 	{"schemas", "list, get, register, check, delete schemas and set compatibility in a schema registry", runSchemas},
 	{"console", "serve a web console for the cluster", runConsole},
 }
