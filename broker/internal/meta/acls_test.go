@@ -2,8 +2,10 @@ package meta
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -133,5 +135,32 @@ func TestACLFilterMatches(t *testing.T) {
 	set.ForResource(kmsg.ACLResourceTypeTopic, "orders", func(a ACL) bool { covering = append(covering, a); return true })
 	if want := []ACL{aliceReadOrders, anyDenyAll, bobWriteOrd}; !slices.Equal(covering, want) {
 		t.Errorf("ForResource orders: %v, want %v", covering, want)
+	}
+}
+
+// Bindings made on any node of a quorum reach every node: a follower
+// forwards the change to the controller, and each node's view has it once
+// applied there.
+func TestACLsReplicate(t *testing.T) {
+	stores, _ := openQuorum(t, 10*time.Second)
+	if err := stores[1].CreateACLs(ctx(t), []ACL{aliceReadOrders, groupG}); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		waitFor(t, fmt.Sprintf("node %d to see the bindings", i+1), func() bool {
+			return slices.Equal(s.Cluster().ACLs.All(), []ACL{aliceReadOrders, groupG})
+		})
+	}
+	deleted, err := stores[2].DeleteACLs(ctx(t), []ACLFilter{{
+		ResourceType: kmsg.ACLResourceTypeGroup, PatternType: kmsg.ACLResourcePatternTypeAny,
+		Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny,
+	}})
+	if err != nil || len(deleted[0]) != 1 {
+		t.Fatalf("delete: %v %v", deleted, err)
+	}
+	for i, s := range stores {
+		waitFor(t, fmt.Sprintf("node %d to see the deletion", i+1), func() bool {
+			return slices.Equal(s.Cluster().ACLs.All(), []ACL{aliceReadOrders})
+		})
 	}
 }
