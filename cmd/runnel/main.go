@@ -357,7 +357,7 @@ func trimPrefixes(msg, name string) string {
 // referenceOrder is the order "runnel help" prints the commands in.
 var referenceOrder = []string{
 	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
-	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "schemas", "console",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "acls add", "acls list", "acls remove", "schemas", "console",
 }
 
 // printReference prints every command's description, the reference
