@@ -3,8 +3,11 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -462,4 +465,110 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if want := []string{"hosted", "orders", "orders-eu", "public"}; !slices.Equal(seen, want) {
 		t.Errorf("alice lists topics %v, want %v", seen, want)
 	}
+}
+
+// syncWriter is a log sink safe for the broker's goroutines.
+type syncWriter struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// The ACL requests as Kafka answers them: SECURITY_DISABLED without an
+// authorizer; with one, an invalid binding gets INVALID_REQUEST while the
+// valid ones of the same request are created, and a filter with an
+// UNKNOWN field INVALID_REQUEST. A denial is logged with who was denied
+// what.
+func TestACLRequests(t *testing.T) {
+	off := testutil.StartBroker(t, broker.Config{})
+	req := kmsg.NewPtrCreateACLsRequest()
+	c := kmsg.NewCreateACLsRequestCreation()
+	c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "t", kmsg.ACLResourcePatternTypeLiteral
+	c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+	req.Creations = append(req.Creations, c)
+	if code := call[*kmsg.CreateACLsResponse](t, newClient(t, off.Addr()), req).Results[0].ErrorCode; code != kerr.SecurityDisabled.Code {
+		t.Fatalf("CreateAcls without an authorizer: %v", kerr.ErrorForCode(code))
+	}
+	desc := kmsg.NewPtrDescribeACLsRequest()
+	desc.ResourceType, desc.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	desc.Operation, desc.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	if code := call[*kmsg.DescribeACLsResponse](t, newClient(t, off.Addr()), desc).ErrorCode; code != kerr.SecurityDisabled.Code {
+		t.Fatalf("DescribeAcls without an authorizer: %v", kerr.ErrorForCode(code))
+	}
+
+	var log syncWriter
+	b := aclBroker(t, func(cfg *broker.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	})
+	admin := userClient(t, b, "admin")
+	bad := func(edit func(*kmsg.CreateACLsRequestCreation)) kmsg.CreateACLsRequestCreation {
+		x := c
+		edit(&x)
+		return x
+	}
+	req.Creations = []kmsg.CreateACLsRequestCreation{
+		c,
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.ResourceType = kmsg.ACLResourceTypeCluster }),
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.ResourcePatternType = kmsg.ACLResourcePatternTypeMatch }),
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.ResourceName = "" }),
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.Principal = "alice" }),
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.Operation = kmsg.ACLOperationAny }),
+		bad(func(x *kmsg.CreateACLsRequestCreation) { x.PermissionType = kmsg.ACLPermissionTypeAny }),
+	}
+	res := call[*kmsg.CreateACLsResponse](t, admin, req).Results
+	for i, r := range res {
+		want := kerr.InvalidRequest.Code
+		if i == 0 {
+			want = 0
+		}
+		if r.ErrorCode != want {
+			t.Errorf("creation %d: %v, want %v", i, kerr.ErrorForCode(r.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	described := call[*kmsg.DescribeACLsResponse](t, admin, desc)
+	if len(described.Resources) != 1 || described.Resources[0].ResourceName != "t" || len(described.Resources[0].ACLs) != 1 {
+		t.Fatalf("described %+v", described.Resources)
+	}
+	desc.Operation = kmsg.ACLOperationUnknown
+	if code := call[*kmsg.DescribeACLsResponse](t, admin, desc).ErrorCode; code != kerr.InvalidRequest.Code {
+		t.Fatalf("DescribeAcls with an UNKNOWN operation: %v", kerr.ErrorForCode(code))
+	}
+	del := kmsg.NewPtrDeleteACLsRequest()
+	f := kmsg.NewDeleteACLsRequestFilter()
+	f.ResourceType, f.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
+	f.Operation, f.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+	unknown := f
+	unknown.PermissionType = kmsg.ACLPermissionTypeUnknown
+	del.Filters = []kmsg.DeleteACLsRequestFilter{unknown, f}
+	dres := call[*kmsg.DeleteACLsResponse](t, admin, del).Results
+	if dres[0].ErrorCode != kerr.InvalidRequest.Code || dres[1].ErrorCode != 0 || len(dres[1].MatchingACLs) != 1 {
+		t.Fatalf("DeleteAcls: %+v", dres)
+	}
+
+	// A denial is logged.
+	if code := metadataCode(t, userClient(t, b, "bob"), "t"); code != kerr.TopicAuthorizationFailed.Code {
+		t.Fatalf("bob's metadata: %v", kerr.ErrorForCode(code))
+	}
+	if s := log.String(); !strings.Contains(s, `msg="authorization denied" principal=User:bob host=127.0.0.1 operation=DESCRIBE resource_type=TOPIC resource=t`) {
+		t.Fatalf("no denial logged:\n%s", s)
+	}
+}
+
+func metadataCode(t *testing.T, cl *kgo.Client, topic string) int16 {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	return call[*kmsg.MetadataResponse](t, cl, req).Topics[0].ErrorCode
 }
