@@ -145,6 +145,13 @@ func aclsRun(ctx context.Context, e env, g *globals, verb string, args []string)
 		if len(ops) == 0 {
 			return usagef(fs, "name an operation: --operation")
 		}
+		for _, r := range resources {
+			for _, op := range ops {
+				if !slices.Contains(resourceOperations[r.typ], op) {
+					return usagef(fs, "--operation %s does not apply to a %s (it takes %s)", op, r.typ, opNames(resourceOperations[r.typ]))
+				}
+			}
+		}
 	case "remove":
 		if len(resources) == 0 {
 			return usagef(fs, "name a resource: --topic, --group, --transactional-id or --cluster")
@@ -321,6 +328,26 @@ func aclsList(ctx context.Context, e env, cl kmsg.Requestor, f aclFlags, resourc
 		}
 	}
 	return nil
+}
+
+// resourceOperations are the operations an ACL of each resource type
+// may name, as kafka-acls checks them.
+var resourceOperations = map[kmsg.ACLResourceType][]kmsg.ACLOperation{
+	kmsg.ACLResourceTypeTopic: {kmsg.ACLOperationAll, kmsg.ACLOperationRead, kmsg.ACLOperationWrite, kmsg.ACLOperationCreate,
+		kmsg.ACLOperationDelete, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs},
+	kmsg.ACLResourceTypeGroup: {kmsg.ACLOperationAll, kmsg.ACLOperationRead, kmsg.ACLOperationDelete, kmsg.ACLOperationDescribe,
+		kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs},
+	kmsg.ACLResourceTypeCluster: {kmsg.ACLOperationAll, kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs,
+		kmsg.ACLOperationAlterConfigs, kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe},
+	kmsg.ACLResourceTypeTransactionalId: {kmsg.ACLOperationAll, kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite},
+}
+
+func opNames(ops []kmsg.ACLOperation) string {
+	names := make([]string, len(ops))
+	for i, op := range ops {
+		names[i] = op.String()
+	}
+	return strings.Join(names, ", ")
 }
 
 // patternString prints a resource pattern as kafka-acls does.

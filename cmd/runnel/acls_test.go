@@ -79,6 +79,7 @@ func TestACLsCommand(t *testing.T) {
 		{"acls", "add", "--allow-principal", "User:alice", "--topic", "t", "--operation", "Fly"},
 		{"acls", "add", "--allow-principal", "User:alice", "--topic", "t", "--operation", "Read", "--resource-pattern-type", "match"},
 		{"acls", "remove", "--allow-principal", "User:alice"},
+		{"acls", "add", "--allow-principal", "User:alice", "--group", "g", "--operation", "Write"},
 		{"acls", "frob"},
 	} {
 		if r := cli(t, "", "", append(args, "--command-config", admin)...); r.code != 2 {
