@@ -135,7 +135,7 @@ func (f ACLFilter) matchesPattern(a ACL) bool {
 	return name == a.ResourceName || a.ResourceName == "*"
 }
 
-// ValidateFilter applies Kafka's rules for a filter: no UNKNOWN field.
+// Validate applies Kafka's rules for a filter: no UNKNOWN field.
 func (f ACLFilter) Validate() error {
 	switch {
 	case f.ResourceType == kmsg.ACLResourceTypeUnknown || f.ResourceType > kmsg.ACLResourceTypeUser:
