@@ -454,6 +454,31 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
+	// Fetch v13+ names topics by id: the id's topic is what is
+	// authorized.
+	ids := map[string][16]byte{}
+	for _, tp := range call[*kmsg.MetadataResponse](t, clients["admin"], kmsg.NewPtrMetadataRequest()).Topics {
+		ids[*tp.Topic] = tp.TopicID
+	}
+	byID := userClient(t, b, "alice")
+	for topic, want := range map[string]int16{"orders": ok, "secret": topicDenied} {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxWaitMillis, req.MaxBytes = -1, 1, 1<<20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.TopicID = ids[topic]
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.PartitionMaxBytes = 1 << 20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := call[*kmsg.FetchResponse](t, byID, req)
+		if resp.Version < 13 {
+			t.Fatalf("fetch v%d, want topic ids (v13+)", resp.Version)
+		}
+		if got := resp.Topics[0].Partitions[0].ErrorCode; got != want {
+			t.Errorf("User:alice fetch %s by topic id: %v, want %v", topic, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+		}
+	}
+
 	// A listing of every topic shows only what the principal may
 	// describe.
 	md := call[*kmsg.MetadataResponse](t, clients["alice"], kmsg.NewPtrMetadataRequest())
