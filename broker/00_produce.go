@@ -40,6 +40,11 @@ import (
 // partition itself), see partition_txn.go. Transactional batches without
 // a transactional id get TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as
 // Kafka's.
+//
+// With an authorizer, a request with a transactional id needs WRITE on
+// it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition), and each
+// topic WRITE (TOPIC_AUTHORIZATION_FAILED), checked before the topic's
+// existence so a denied principal learns nothing of it.
 
 func init() { register(0, 3, 13, handleProduce) }
 
@@ -54,6 +59,9 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 	pr := &produceRun{c: c, b: c.b, r: r, resp: r.ResponseKind().(*kmsg.ProduceResponse)}
 	if r.Version >= 13 {
 		pr.cl = c.b.meta.Cluster()
+	}
+	if r.TransactionID != nil && !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *r.TransactionID) {
+		pr.denied = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	for _, rt := range r.Topics {
 		pr.resp.Topics = append(pr.resp.Topics, pr.topic(rt))
@@ -75,8 +83,12 @@ type produceRun struct {
 	resp *kmsg.ProduceResponse
 	cl   *meta.Cluster // for topic ids (v13+)
 
-	failed bool          // some partition failed
-	waits  []produceWait // one per appended partition, in response order
+	failed bool // some partition failed
+	// denied refuses every partition of the request, or of the topic
+	// being served, when the authorizer does (0 when it does not).
+	denied      int16
+	topicDenied int16
+	waits       []produceWait // one per appended partition, in response order
 }
 
 // topic appends a topic's batches and returns its response entry.
@@ -90,6 +102,10 @@ func (pr *produceRun) topic(rt kmsg.ProduceRequestTopic) kmsg.ProduceResponseTop
 		if t := pr.cl.TopicsByID[rt.TopicID]; t != nil {
 			name = t.Name
 		}
+	}
+	pr.topicDenied = pr.denied
+	if pr.topicDenied == 0 && name != "" && !pr.c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name) {
+		pr.topicDenied = kerr.TopicAuthorizationFailed.Code
 	}
 	for _, rp := range rt.Partitions {
 		sp := kmsg.NewProduceResponseTopicPartition()
@@ -147,6 +163,8 @@ func (pr *produceRun) target(name string, rp kmsg.ProduceRequestTopicPartition) 
 	switch acks := pr.r.Acks; {
 	case acks != 0 && acks != 1 && acks != -1:
 		return nil, kerr.InvalidRequiredAcks.Code, nil
+	case pr.topicDenied != 0:
+		return nil, pr.topicDenied, nil
 	case pr.b.internalTopic(name):
 		// The coordinators own these logs; a client write would
 		// corrupt their state.

@@ -49,6 +49,11 @@ import (
 // (producer id, first offset), with which the client drops aborted
 // records; control batches are returned as stored, and clients skip them.
 // Every response carries both the high watermark and the LSO.
+//
+// With an authorizer, a consumer needs READ on each topic and a follower
+// CLUSTER_ACTION on the cluster; a denied partition gets
+// TOPIC_AUTHORIZATION_FAILED (every partition, for a follower), as
+// Kafka's.
 
 func init() { register(1, 4, 18, handleFetch) }
 
@@ -79,6 +84,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 		cl = b.meta.Cluster()
 	}
 	replica := fetchReplicaID(r)
+	replicaDenied := replica >= 0 && !c.allowedCluster(kmsg.ACLOperationClusterAction)
 	var parts []fetchPart
 	for ti, rt := range r.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -93,6 +99,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				name = t.Name
 			}
 		}
+		denied := replicaDenied || replica < 0 && name != "" && !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, name)
 		for pi, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -104,7 +111,9 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			if r.Version < 9 {
 				fp.epoch = -1
 			}
-			if fp.p = b.parts.get(name, rp.Partition); fp.p == nil {
+			if denied {
+				fp.errCode = kerr.TopicAuthorizationFailed.Code
+			} else if fp.p = b.parts.get(name, rp.Partition); fp.p == nil {
 				fp.errCode = unknown
 			} else if fp.errCode = fp.p.fetchCheck(replica, rp.FetchOffset, fp.epoch); fp.errCode != 0 {
 				fp.p = nil

@@ -10,7 +10,8 @@ import (
 // offset), -3 the record with the largest timestamp (v7+), -4 earliest local
 // (v8+; equal to earliest, there is no tiered storage), -5 latest tiered
 // (v9+; -1, there is no tiered storage). A timestamp >= 0 finds the first
-// record at or after it, looking inside batches.
+// record at or after it, looking inside batches. With an authorizer each
+// topic needs DESCRIBE (TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(2, 1, 10, handleListOffsets) }
 
@@ -20,12 +21,18 @@ func handleListOffsets(c *conn, req *request) (finisher, error) {
 	for _, rt := range r.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
+		denied := !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp = -1
 			sp.Offset = -1
 			sp.LeaderEpoch = -1
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			p, code := c.b.leaderPartition(rt.Topic, rp.Partition)
 			if code != 0 {
 				sp.ErrorCode = code

@@ -9,9 +9,15 @@ import (
 
 // Metadata v0-v12. Topics may be named or (v10+) given by id. A named topic
 // that does not exist is created when auto.create.topics.enable is on and
-// the request allows it (v4+; always before v4). Authorized operations are
-// not computed (there is no authorizer yet): the field stays at its
-// "not requested" default.
+// the request allows it (v4+; always before v4).
+//
+// With an authorizer (KIP-430 and Kafka's checks): a listing of all
+// topics shows only those the principal may DESCRIBE; a named topic it
+// may not DESCRIBE gets TOPIC_AUTHORIZATION_FAILED whether it exists or
+// not; auto-creating one needs CREATE on the cluster or the topic
+// (TOPIC_AUTHORIZATION_FAILED otherwise). Authorized operations are
+// computed when asked (v8+); without an authorizer they stay at the "not
+// requested" default.
 
 func init() { register(3, 0, 12, handleMetadata) }
 
@@ -27,20 +33,38 @@ func handleMetadata(c *conn, req *request) (finisher, error) {
 	var topics []*meta.Topic
 	if all {
 		for _, t := range cl.Topics {
-			topics = append(topics, t)
+			if c.allowedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				topics = append(topics, t)
+			}
 		}
 	} else {
 		for _, rt := range r.Topics {
 			var t *meta.Topic
+			denied := false
 			switch {
 			case rt.Topic != nil:
 				t = cl.Topics[*rt.Topic]
-				if t == nil && allowAuto && b.cfg.AutoCreateTopics {
+				denied = !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, *rt.Topic)
+				if t == nil && !denied && allowAuto && b.cfg.AutoCreateTopics {
+					if !c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, meta.ClusterResourceName) &&
+						!c.allowed(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, *rt.Topic) {
+						denied = true
+						break
+					}
 					t = b.autoCreate(c, *rt.Topic)
 					cl = b.meta.Cluster()
 				}
 			default:
 				t = cl.TopicsByID[rt.TopicID]
+				denied = t != nil && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name)
+			}
+			if denied {
+				st := kmsg.NewMetadataResponseTopic()
+				st.Topic = rt.Topic
+				st.TopicID = rt.TopicID
+				st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				resp.Topics = append(resp.Topics, st)
+				continue
 			}
 			if t == nil {
 				st := kmsg.NewMetadataResponseTopic()
@@ -57,7 +81,14 @@ func handleMetadata(c *conn, req *request) (finisher, error) {
 		}
 	}
 	for _, t := range topics {
-		resp.Topics = append(resp.Topics, metadataTopic(cl, t))
+		st := metadataTopic(cl, t)
+		if r.IncludeTopicAuthorizedOperations && b.authz != nil {
+			st.AuthorizedOperations = c.authorizedOperations(kmsg.ACLResourceTypeTopic, t.Name)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	if r.IncludeClusterAuthorizedOperations && b.authz != nil {
+		resp.AuthorizedOperations = c.authorizedOperations(kmsg.ACLResourceTypeCluster, meta.ClusterResourceName)
 	}
 	for _, br := range cl.Brokers {
 		if br.Fenced {

@@ -16,6 +16,9 @@ import (
 // wait for that partition to load (the coordinator APIs say
 // COORDINATOR_LOAD_IN_PROGRESS until it has).
 //
+// With an authorizer a group needs DESCRIBE (GROUP_AUTHORIZATION_FAILED)
+// and a transactional id DESCRIBE (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+//
 // Not here: share groups (key type 2, INVALID_REQUEST).
 
 func init() { register(10, 0, 6, handleFindCoordinator) }
@@ -29,6 +32,10 @@ func handleFindCoordinator(c *conn, req *request) (finisher, error) {
 	}
 	for _, key := range keys {
 		fc := c.b.findCoordinator(r.CoordinatorType, key)
+		if code := c.findCoordinatorDenied(r.CoordinatorType, key); code != 0 {
+			fc = kmsg.NewFindCoordinatorResponseCoordinator()
+			fc.Key, fc.NodeID, fc.Port, fc.ErrorCode = key, -1, -1, code
+		}
 		if fc.ErrorCode == 0 {
 			fc.Host, fc.Port = c.endpoint(meta.Broker{ID: fc.NodeID, Host: fc.Host, Port: fc.Port})
 		}
@@ -76,4 +83,20 @@ func (b *Broker) findCoordinator(keyType int8, key string) kmsg.FindCoordinatorR
 	}
 	fc.NodeID, fc.Host, fc.Port = br.ID, br.Host, br.Port
 	return fc
+}
+
+// findCoordinatorDenied is the error the authorizer answers a key with,
+// or 0.
+func (c *conn) findCoordinatorDenied(keyType int8, key string) int16 {
+	switch keyType {
+	case 0:
+		if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key) {
+			return kerr.GroupAuthorizationFailed.Code
+		}
+	case 1:
+		if !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key) {
+			return kerr.TransactionalIDAuthorizationFailed.Code
+		}
+	}
+	return 0
 }

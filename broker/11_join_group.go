@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -13,12 +14,19 @@ import (
 // (KIP-814). The response waits, in the writer goroutine, until the join
 // phase of the rebalance ends; the group is in package group.
 //
+// With an authorizer the group needs READ (GROUP_AUTHORIZATION_FAILED).
+//
 // Not here: the consumer group protocol of KIP-848 (ConsumerGroupHeartbeat).
 
 func init() { register(11, 0, 9, handleJoinGroup) }
 
 func handleJoinGroup(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.JoinGroupRequest)
+	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, r.Group) {
+		resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return respond(resp)
+	}
 	wait := c.b.groups.JoinGroup(r, req.clientID, c.clientHost())
 	return func(ctx context.Context) kmsg.Response { return wait(ctx) }, nil
 }

@@ -25,6 +25,9 @@ import (
 // everything against the metadata as it is and creates nothing. The topic's
 // partitions are open on this broker before the response is sent, so a
 // produce right after succeeds.
+//
+// With an authorizer a topic needs CREATE on the cluster or on the topic
+// (TOPIC_AUTHORIZATION_FAILED), as Kafka's.
 
 func init() { register(19, 2, 7, handleCreateTopics) }
 
@@ -58,6 +61,9 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 		switch {
 		case seen[rt.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "topic %s appears more than once in the request", rt.Topic)
+		case !c.allowedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, meta.ClusterResourceName) &&
+			!c.allowed(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create topic %s", rt.Topic)
 		case err != nil:
 			var ce *configError
 			if asConfigError(err, &ce) {

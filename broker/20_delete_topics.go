@@ -7,6 +7,8 @@ import (
 
 // DeleteTopics v1-v6 (v6 names topics by name or id). A deleted topic's
 // partitions are closed and their data removed before the response.
+// With an authorizer a topic needs DELETE (TOPIC_AUTHORIZATION_FAILED,
+// checked before its existence when named).
 
 func init() { register(20, 1, 6, handleDeleteTopics) }
 
@@ -43,7 +45,12 @@ func handleDeleteTopics(c *conn, req *request) (finisher, error) {
 			st.TopicID = t.id
 		}
 		st.Topic = t.name
-		if name == "" {
+		if (t.name != nil || name != "") && !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, name) {
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			if t.name == nil {
+				st.TopicID = t.id
+			}
+		} else if name == "" {
 			st.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			if t.name == nil {
 				st.ErrorCode = kerr.UnknownTopicID.Code

@@ -14,6 +14,7 @@ import (
 // OFFSET_OUT_OF_RANGE, and the consumer resets by its policy. Internal
 // topics are refused (INVALID_TOPIC_EXCEPTION), as Kafka refuses them. On
 // one node there are no followers to wait for, so TimeoutMillis is unused.
+// With an authorizer a topic needs DELETE (TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(21, 0, 2, handleDeleteRecords) }
 
@@ -25,11 +26,16 @@ func handleDeleteRecords(c *conn, req *request) (finisher, error) {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
 		internal := b.internalTopic(rt.Topic)
+		denied := !c.allowed(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
-			sp.ErrorCode = b.deleteRecords(rt.Topic, rp.Partition, rp.Offset, internal, &sp.LowWatermark)
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			} else {
+				sp.ErrorCode = b.deleteRecords(rt.Topic, rp.Partition, rp.Offset, internal, &sp.LowWatermark)
+			}
 			st.Partitions = append(st.Partitions, sp)
 		}
 		resp.Topics = append(resp.Topics, st)

@@ -19,20 +19,31 @@ import (
 //
 // ReplicaID is not checked: a follower's request (which it sends before
 // fetching at a new epoch, to find where to truncate) is answered as a
-// consumer's, from the leader's log; only the leader answers.
+// consumer's, from the leader's log; only the leader answers. With an
+// authorizer, as Kafka's: a follower's request (ReplicaID >= 0) needs
+// CLUSTER_ACTION on the cluster, a consumer's DESCRIBE on each topic
+// (TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(23, 2, 4, handleOffsetForLeaderEpoch) }
 
 func handleOffsetForLeaderEpoch(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.OffsetForLeaderEpochRequest)
 	resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	follower := r.Version >= 3 && r.ReplicaID >= 0
+	followerDenied := follower && !c.allowedCluster(kmsg.ACLOperationClusterAction)
 	for _, rt := range r.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
+		denied := followerDenied || !follower && !c.allowed(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LeaderEpoch, sp.EndOffset = -1, -1
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			p, code := c.b.leaderPartition(rt.Topic, rp.Partition)
 			if code == 0 {
 				if epoch := p.epoch(); rp.CurrentLeaderEpoch >= 0 && rp.CurrentLeaderEpoch != epoch {

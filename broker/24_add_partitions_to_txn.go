@@ -15,11 +15,27 @@ import (
 // part 1): with VerifyOnly it checks that partitions are in each
 // transaction, without it adds them. Before v2 a fenced producer gets
 // INVALID_PRODUCER_EPOCH, after it PRODUCER_FENCED.
+//
+// With an authorizer, as Kafka's: v0-v3 need WRITE on the transactional
+// id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition) and on
+// each topic (TOPIC_AUTHORIZATION_FAILED, the other partitions
+// OPERATION_NOT_ATTEMPTED, and nothing is added); v4+ is the brokers' and
+// needs CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(24, 0, 5, handleAddPartitionsToTxn) }
 
 func handleAddPartitionsToTxn(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.AddPartitionsToTxnRequest)
+	if r.Version >= 4 && !c.allowedCluster(kmsg.ACLOperationClusterAction) {
+		resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
+	if r.Version < 4 {
+		if resp := c.addPartitionsDenied(r); resp != nil {
+			return respond(resp)
+		}
+	}
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 		if r.Version >= 4 {
@@ -74,4 +90,41 @@ func (b *Broker) addPartitionsBatched(ctx context.Context, rt kmsg.AddPartitions
 		st.Topics = append(st.Topics, stt)
 	}
 	return st
+}
+
+// addPartitionsDenied answers a v0-v3 request the authorizer refuses in
+// whole or in part, or returns nil to serve it.
+func (c *conn) addPartitionsDenied(r *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
+	if c.b.authz == nil {
+		return nil
+	}
+	txnDenied := !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, r.TransactionalID)
+	topicDenied := make(map[string]bool)
+	for _, t := range r.Topics {
+		if !txnDenied && !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, t.Topic) {
+			topicDenied[t.Topic] = true
+		}
+	}
+	if !txnDenied && len(topicDenied) == 0 {
+		return nil
+	}
+	resp := r.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	for _, t := range r.Topics {
+		st := kmsg.NewAddPartitionsToTxnResponseTopic()
+		st.Topic = t.Topic
+		code := kerr.OperationNotAttempted.Code
+		switch {
+		case txnDenied:
+			code = kerr.TransactionalIDAuthorizationFailed.Code
+		case topicDenied[t.Topic]:
+			code = kerr.TopicAuthorizationFailed.Code
+		}
+		for _, p := range t.Partitions {
+			sp := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = p, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker/internal/group"
@@ -17,6 +18,17 @@ func init() { register(25, 0, 4, handleAddOffsetsToTxn) }
 
 func handleAddOffsetsToTxn(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.AddOffsetsToTxnRequest)
+	// As Kafka's: WRITE on the transactional id, then READ on the group.
+	if !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, r.TransactionalID) {
+		resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return respond(resp)
+	}
+	if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, r.Group) {
+		resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return respond(resp)
+	}
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
 		tp := txn.TopicPartition{Topic: offsetsTopic, Partition: group.PartitionFor(r.Group, c.b.groups.Partitions())}

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -19,5 +20,11 @@ func init() { register(26, 0, 5, handleEndTxn) }
 
 func handleEndTxn(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.EndTxnRequest)
+	// As Kafka's: WRITE on the transactional id.
+	if !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, r.TransactionalID) {
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return respond(resp)
+	}
 	return func(ctx context.Context) kmsg.Response { return c.b.txns.EndTxn(ctx, r) }, nil
 }

@@ -27,13 +27,14 @@ import (
 // TRANSACTION_COORDINATOR_FENCED). The coordinator retries the failed
 // ones.
 //
-// Not here: authorization (CLUSTER_ACTION); any client may send it, as
-// any client may produce.
+// With an authorizer it needs CLUSTER_ACTION on the cluster, as Kafka's:
+// every partition answers CLUSTER_AUTHORIZATION_FAILED otherwise.
 
 func init() { register(27, 0, 2, handleWriteTxnMarkers) }
 
 func handleWriteTxnMarkers(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.WriteTxnMarkersRequest)
+	denied := !c.allowedCluster(kmsg.ACLOperationClusterAction)
 	return func(ctx context.Context) kmsg.Response {
 		resp := r.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 		for _, rm := range r.Markers {
@@ -45,6 +46,11 @@ func handleWriteTxnMarkers(c *conn, req *request) (finisher, error) {
 				for _, idx := range rt.Partitions {
 					sp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
 					sp.Partition = idx
+					if denied {
+						sp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+						st.Partitions = append(st.Partitions, sp)
+						continue
+					}
 					sp.ErrorCode = c.b.writeMarkerHere(ctx, txn.Marker{
 						TopicPartition: txn.TopicPartition{Topic: rt.Topic, Partition: idx},
 						ProducerID:     rm.ProducerID, ProducerEpoch: rm.ProducerEpoch, Commit: rm.Committed,

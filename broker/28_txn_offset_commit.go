@@ -23,6 +23,9 @@ func init() { register(28, 0, 5, handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.TxnOffsetCommitRequest)
+	if resp := c.txnOffsetCommitDenied(r); resp != nil {
+		return respond(resp)
+	}
 	return func(ctx context.Context) kmsg.Response {
 		idx := group.PartitionFor(r.Group, c.b.groups.Partitions())
 		err := c.b.verifyTxnPartition(ctx, r.TransactionalID, r.ProducerID, r.ProducerEpoch, offsetsTopic, idx, r.Version >= 5)
@@ -50,4 +53,54 @@ func handleTxnOffsetCommit(c *conn, req *request) (finisher, error) {
 		}
 		return c.b.groups.TxnOffsetCommit(r)(ctx)
 	}, nil
+}
+
+// txnOffsetCommitDenied answers a request the authorizer refuses, as
+// Kafka's: WRITE on the transactional id
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group
+// (GROUP_AUTHORIZATION_FAILED), READ on each topic
+// (TOPIC_AUTHORIZATION_FAILED; nothing is committed then, the others
+// answer OPERATION_NOT_ATTEMPTED, so the transaction holds all or none).
+// It returns nil to serve the request.
+func (c *conn) txnOffsetCommitDenied(r *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
+	if c.b.authz == nil {
+		return nil
+	}
+	whole := int16(0)
+	switch {
+	case !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, r.TransactionalID):
+		whole = kerr.TransactionalIDAuthorizationFailed.Code
+	case !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, r.Group):
+		whole = kerr.GroupAuthorizationFailed.Code
+	}
+	topicDenied := make(map[string]bool)
+	if whole == 0 {
+		for _, t := range r.Topics {
+			if !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, t.Topic) {
+				topicDenied[t.Topic] = true
+			}
+		}
+		if len(topicDenied) == 0 {
+			return nil
+		}
+	}
+	resp := r.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, rt := range r.Topics {
+		st := kmsg.NewTxnOffsetCommitResponseTopic()
+		st.Topic = rt.Topic
+		code := whole
+		if code == 0 {
+			code = kerr.OperationNotAttempted.Code
+			if topicDenied[rt.Topic] {
+				code = kerr.TopicAuthorizationFailed.Code
+			}
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			sp.Partition, sp.ErrorCode = rp.Partition, code
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
 }

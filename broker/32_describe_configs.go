@@ -21,6 +21,9 @@ import (
 // dynamic defaults that are set. ConfigNames narrows the list; names not
 // known are left out. Documentation (v3+) is null. Another broker's id,
 // broker loggers, client metrics and group configs are INVALID_REQUEST.
+// With an authorizer a topic's configs need DESCRIBE_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED), a broker's on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(32, 0, 4, handleDescribeConfigs) }
 
@@ -37,6 +40,12 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 			sr.ErrorMessage = &msg
 		}
 		var entries []configEntry
+		if !c.allowedConfigs(kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName) {
+			err := configsDenied(rr.ResourceType)
+			sr.ErrorCode = err.Code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
 			t := b.meta.Cluster().Topics[rr.ResourceName]

@@ -7,6 +7,8 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // left out goes back to the broker's or Kafka's default. Validation,
 // resources and ValidateOnly are as for IncrementalAlterConfigs
 // (44_incremental_alter_configs.go); a null value is INVALID_CONFIG.
+// With an authorizer it needs ALTER_CONFIGS, on the topic or, for a
+// broker, on the cluster (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(33, 0, 2, handleAlterConfigs) }
 

@@ -17,6 +17,7 @@ import (
 // (INVALID_PARTITIONS for a count that could never fit, POLICY_VIOLATION
 // from the metadata change when a broker would hold more replicas than its
 // limit), and nothing changes.
+// With an authorizer a topic needs ALTER (TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(37, 0, 3, handleCreatePartitions) }
 
@@ -38,6 +39,8 @@ func handleCreatePartitions(c *conn, req *request) (finisher, error) {
 			limitErr = b.checkPartitionCount(rt.Topic, rt.Count, topicRF(t))
 		}
 		switch {
+		case !c.allowed(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to alter topic "+rt.Topic)
 		case t == nil:
 			fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic))
 		case len(rt.Assignment) > 0:

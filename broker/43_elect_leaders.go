@@ -23,12 +23,18 @@ import (
 // leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is live). The
 // answer comes once the controller has applied the election; the new
 // leaders take over as their brokers see it.
+// With an authorizer it needs ALTER on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(43, 0, 2, handleElectLeaders) }
 
 func handleElectLeaders(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.ElectLeadersRequest)
 	resp := r.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if !c.allowedCluster(kmsg.ACLOperationAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	typ := meta.ElectionType(r.ElectionType)
 	if r.Version == 0 {
 		typ = meta.ElectPreferred

@@ -20,6 +20,8 @@ import (
 // configs that are topic defaults (log.retention.ms, log.segment.bytes ...)
 // can change. A resource named twice, or a config named twice in one
 // resource, is INVALID_REQUEST. ValidateOnly checks and changes nothing.
+// With an authorizer it needs ALTER_CONFIGS, on the topic or, for a
+// broker, on the cluster (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(44, 0, 1, handleIncrementalAlterConfigs) }
 
@@ -71,6 +73,8 @@ func (b *Broker) alterResources(c *conn, rs []alterResource, validateOnly bool) 
 			errs[i] = &requestError{fmt.Sprintf("resource %s appears more than once in the request", r.key.name)}
 		case hasDuplicate(r.names):
 			errs[i] = &requestError{"error due to duplicate config keys"}
+		case !c.allowedConfigs(kmsg.ACLOperationAlterConfigs, r.key.typ, r.key.name):
+			errs[i] = configsDenied(r.key.typ)
 		default:
 			errs[i] = b.alterConfigs(c.ctx, r.key.typ, r.key.name, validateOnly, r.apply)
 			changed = changed || (errs[i] == nil && !validateOnly)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -22,6 +23,8 @@ import (
 // INVALID_REPLICATION_FACTOR when the target changes the replica count
 // and the request does not allow it (KIP-860). Topic ids are not taken:
 // the request names topics.
+// With an authorizer it needs ALTER on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(45, 0, 1, handleAlterPartitionReassignments) }
 
@@ -29,6 +32,10 @@ func handleAlterPartitionReassignments(c *conn, req *request) (finisher, error) 
 	r := req.kreq.(*kmsg.AlterPartitionAssignmentsRequest)
 	resp := r.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
 	resp.AllowReplicationFactorChange = r.AllowReplicationFactorChange
+	if !c.allowedCluster(kmsg.ACLOperationAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	ctx, cancel := adminContext(c, r.TimeoutMillis)
 	defer cancel()
 	for _, rt := range r.Topics {

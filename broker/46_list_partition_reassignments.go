@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker/internal/meta"
@@ -14,12 +15,18 @@ import (
 // full replica list and the replicas being added and removed. A named
 // partition not being reassigned (or unknown) is left out, as Kafka
 // does.
+// With an authorizer it needs DESCRIBE on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(46, 0, 0, handleListPartitionReassignments) }
 
 func handleListPartitionReassignments(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.ListPartitionReassignmentsRequest)
 	resp := r.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !c.allowedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	cl := c.b.meta.Cluster()
 	add := func(t *meta.Topic, idx []int32) {
 		st := kmsg.NewListPartitionReassignmentsResponseTopic()

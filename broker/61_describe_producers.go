@@ -3,6 +3,7 @@ package broker
 import (
 	"math"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -16,6 +17,7 @@ import (
 // kafka-transactions describe-producers and find-hanging use it. Unknown
 // partitions are UNKNOWN_TOPIC_OR_PARTITION, ones this broker does not
 // lead NOT_LEADER_OR_FOLLOWER.
+// With an authorizer a topic needs READ (TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(61, 0, 0, handleDescribeProducers) }
 
@@ -25,9 +27,15 @@ func handleDescribeProducers(c *conn, req *request) (finisher, error) {
 	for _, rt := range r.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
+		denied := !c.allowed(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic)
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
+			if denied {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			p, code := c.b.leaderPartition(rt.Topic, idx)
 			sp.ErrorCode = code
 			if code == 0 {

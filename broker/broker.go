@@ -87,6 +87,10 @@ type Broker struct {
 	host      string
 	port      int32
 
+	// authz checks every request against the ACLs (authorizer.go); nil
+	// when no authorizer is configured.
+	authz *authorizer
+
 	metricsLn  net.Listener
 	metricsSrv *http.Server
 	metrics    *metrics
@@ -215,6 +219,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		return nil, fmt.Errorf("broker: metadata: %w", err)
 	}
 	b.meta = ms
+	if cfg.Security.Authorizer.Enabled {
+		b.authz = newAuthorizer(cfg.Security.Authorizer, func() *meta.ACLSet { return ms.Cluster().ACLs }, b.logger)
+	}
 	undo = append(undo, func() { ms.Close() })
 	// From here on, what runs under b.wg stops with b.ctx: a failed start
 	// cancels it and waits for them before closing what they use.
@@ -311,6 +318,9 @@ func (b *Broker) startMetrics() error {
 	reg.MustRegister(&groupCollector{b: b})
 	reg.MustRegister(&cleanerCollector{b: b})
 	reg.MustRegister(&replicationCollector{b: b})
+	if b.authz != nil {
+		reg.MustRegister(b.authz.denials)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	b.metricsLn = ln

@@ -16,6 +16,8 @@ type connSecurity struct {
 	// principal is who the connection is: from the client certificate
 	// on SSL, from SASL on SASL listeners, else User:ANONYMOUS.
 	principal string
+	// host is the client's IP address, as ACL bindings name it.
+	host string
 	// shown is principal for other goroutines (tests, logs of the
 	// broker's connections).
 	shown atomic.Pointer[string]
@@ -39,6 +41,7 @@ type connSecurity struct {
 // setListener records the listener a connection came in on.
 func (c *conn) setListener(l *listener) {
 	c.sec.l = l
+	c.sec.host = remoteHost(c.raw.RemoteAddr())
 	c.setPrincipal(anonymous)
 	if l.spec.sasl() {
 		c.sec.authDeadline = time.Now().Add(c.b.cfg.Security.SASL.AuthenticationTimeout)

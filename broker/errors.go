@@ -43,6 +43,10 @@ func errorCode(err error) int16 {
 	case errors.Is(err, errNotLeader), errors.Is(err, log.ErrClosed):
 		return kerr.NotLeaderForPartition.Code
 	}
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Code
+	}
 	return kerr.UnknownServerError.Code
 }
 

@@ -35,6 +35,8 @@ type SecurityConfig struct {
 	TLS TLSConfig
 	// SASL configures SASL_PLAINTEXT and SASL_SSL listeners.
 	SASL SASLConfig
+	// Authorizer turns on ACLs (authorizer.go).
+	Authorizer AuthorizerConfig
 }
 
 func (s *SecurityConfig) ensureDefaults() { s.SASL.ensureDefaults() }
@@ -58,6 +60,7 @@ func (s *SecurityConfig) validate(c *Config) []error {
 	if useSASL {
 		errs = append(errs, s.SASL.validate()...)
 	}
+	errs = append(errs, s.Authorizer.validate()...)
 	if first := specs[0]; first.protocol != ProtocolPlaintext {
 		if c.ControllerQuorum != "" {
 			errs = append(errs, fmt.Errorf("in a cluster the first listener (%s, which other brokers use) must be PLAINTEXT: inter-broker security is not supported yet", first.name))
@@ -89,6 +92,7 @@ func (s *SecurityConfig) string() string {
 		fmt.Fprintf(&b, "sasl.oauthbearer.sub.claim.name=%s\n", o.SubClaim)
 		fmt.Fprintf(&b, "sasl.oauthbearer.unsecured=%t\n", o.Unsecured)
 	}
+	b.WriteString(s.Authorizer.string())
 	return b.String()
 }
 

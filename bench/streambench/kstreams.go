@@ -103,7 +103,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 	if g == runnel.ExactlyOnce {
 		id = "kstreams-" + q.Name + "-eos"
 	}
-	out := q.Output + "-kstreams"
+	out := id + "-out"
 	if err := b.createTopics(out); err != nil {
 		return res, err
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/runnel-dev/runnel/broker"
 )
 
-// brokerSecurityFlags adds the listener, TLS and SASL flags of
+// brokerSecurityFlags adds the listener, TLS, SASL and authorizer flags of
 // `runnel broker` to fs, filling sc; the function it returns finishes
 // what the flags alone cannot (the mechanisms list).
 func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() error {
@@ -28,7 +28,16 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 	fs.StringVar(&sc.SASL.OAuthBearer.SubClaim, "sasl-oauthbearer-sub-claim-name", "sub", "OAUTHBEARER: the token `CLAIM` naming the principal (sasl.oauthbearer.sub.claim.name)")
 	fs.BoolVar(&sc.SASL.OAuthBearer.Unsecured, "sasl-oauthbearer-unsecured", false, "OAUTHBEARER: accept unsigned tokens (alg none), for development only: anyone can claim any principal")
 	fs.DurationVar(&sc.SASL.ConnectionsMaxReauth, "connections-max-reauth", 0, "SASL session lifetime `DURATION`; clients re-authenticate before it ends (connections.max.reauth.ms; default 0, no expiry)")
+	fs.BoolVar(&sc.Authorizer.Enabled, "authorizer", false, "check every request against the ACLs (authorizer.class.name=StandardAuthorizer); manage them with `runnel acls`")
+	superUsers := fs.String("super-users", "", "`PRINCIPALS` allowed everything, e.g. User:admin;User:broker (super.users; ',' separates too)")
+	fs.BoolVar(&sc.Authorizer.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", false, "with --authorizer, let everyone at a resource no ACL names (allow.everyone.if.no.acl.found)")
 	return func() error {
+		sc.Authorizer.SuperUsers = nil
+		for p := range strings.FieldsFuncSeq(*superUsers, func(r rune) bool { return r == ';' || r == ',' }) {
+			if p = strings.TrimSpace(p); p != "" {
+				sc.Authorizer.SuperUsers = append(sc.Authorizer.SuperUsers, p)
+			}
+		}
 		sc.SASL.Mechanisms = nil
 		for m := range strings.SplitSeq(*mechs, ",") {
 			if m = strings.ToUpper(strings.TrimSpace(m)); m != "" {

@@ -40,6 +40,20 @@ in the ISR again, checking every --leader-imbalance-check-interval
 AlterPartitionReassignments and ListPartitionReassignments, so Kafka's
 kafka-leader-election and kafka-reassign-partitions work against it.
 `,
+		"acls add": `Adds an ACL for every principal (with each of its hosts, * by default),
+operation and resource named, as kafka-acls --add. The broker must run
+with --authorizer (SECURITY_DISABLED otherwise) and the caller needs
+Alter on the cluster (a super user, or an ACL granting it).
+`,
+		"acls list": `Prints the ACLs of the resources named (every ACL without one), grouped by
+resource pattern, as kafka-acls --list prints them. Pattern type "match"
+lists every ACL that applies to a name: its literal ACLs, the wildcard *
+and the prefixes of it. Needs Describe on the cluster.
+`,
+		"acls remove": `Removes the ACLs of the resources named that match the principals, hosts
+and operations given (any of each when none is given), and prints them,
+as kafka-acls --remove --force. Needs Alter on the cluster.
+`,
 		"topics create": `Takes the broker's defaults for what it is not told; --config repeats, one
 Kafka topic config each (retention.ms=60000).
 `,

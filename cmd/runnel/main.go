@@ -14,6 +14,7 @@
 //	consume   print a topic's records
 //	groups    list, describe or delete consumer groups; reset their offsets
 //	reset     reset a stream application to reprocess its input
+//	acls      add, list or remove ACLs
 //	schemas   talk to a schema registry
 //	console   serve a web console for the cluster
 //
@@ -105,6 +106,7 @@ var commands = []command{
 	{"consume", "print a topic's records", runConsume},
 	{"groups", "list, describe or delete consumer groups; reset their offsets", runGroups},
 	{"reset", "reset a stream application to reprocess its input", runReset},
+	{"acls", "add, list or remove ACLs (the authorizer's, as kafka-acls)", runACLs},
 	{"schemas", "list, get, register, check, delete schemas and set compatibility in a schema registry", runSchemas},
 	{"console", "serve a web console for the cluster", runConsole},
 }
@@ -355,7 +357,7 @@ func trimPrefixes(msg, name string) string {
 // referenceOrder is the order "runnel help" prints the commands in.
 var referenceOrder = []string{
 	"broker", "topics create", "topics describe", "topics alter", "topics delete-records",
-	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "schemas", "console",
+	"produce", "consume", "groups list", "groups describe", "groups reset-offsets", "reset", "acls add", "acls list", "acls remove", "schemas", "console",
 }
 
 // printReference prints every command's description, the reference

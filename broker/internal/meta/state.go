@@ -44,6 +44,8 @@ type Cluster struct {
 	// name: "" holds the cluster-wide defaults, "1" broker 1's own. The
 	// inner maps are shared between views and never modified.
 	BrokerConfigs map[string]map[string]string
+	// ACLs are the authorizer's bindings (acls.go).
+	ACLs *ACLSet
 }
 
 // Broker is a registered broker.
@@ -146,6 +148,10 @@ type state struct {
 	// Cluster.BrokerConfigs). apply replaces an inner map, never edits
 	// it, so views may share them.
 	BrokerConfigs map[string]map[string]string `json:"brokerConfigs,omitempty"`
+	// ACLs are the authorizer's bindings, in the order they were
+	// created (acls.go); aclSet indexes them, nil until needed.
+	ACLs   []ACL `json:"acls,omitempty"`
+	aclSet *ACLSet
 	// AppliedIndex is the Raft index of the last entry applied, kept in
 	// snapshots so a node restored from one knows how far it has
 	// applied (Store.waitApplied, catchUp).
@@ -185,6 +191,8 @@ type command struct {
 	// Election and Reassign are the operators' commands (operations.go).
 	Election *Election     `json:"election,omitempty"`
 	Reassign *Reassignment `json:"reassign,omitempty"`
+	// ACLs are the bindings of an ACL command (acls.go).
+	ACLs []ACL `json:"acls,omitempty"`
 }
 
 const (
@@ -312,6 +320,8 @@ func (s *state) apply(c *command) error {
 		s.BrokerConfigs = bc
 		s.electLeaders()
 		return nil
+	case opCreateACLs, opDeleteACLs:
+		return s.applyACLs(c)
 	}
 	// The operators' commands: controlled shutdown, leader elections,
 	// reassignments (operations.go).
@@ -331,6 +341,7 @@ func (s *state) view(index uint64, controller int32) *Cluster {
 
 		NextProducerID: s.NextProducerID,
 		BrokerConfigs:  maps.Clone(s.BrokerConfigs),
+		ACLs:           s.acls(),
 	}
 	for _, t := range s.Topics {
 		cl.TopicsByID[t.ID] = t
