@@ -18,6 +18,8 @@ import (
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/internal/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -158,9 +160,12 @@ func exportedMetrics(t *testing.T) map[string]string {
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3, TransactionStateTopicPartitions: 3,
 		MetricsListen: "127.0.0.1:0",
+		// The authorizer on, open to all but one topic: its denial
+		// counter gets a series.
+		Security: broker.SecurityConfig{Authorizer: broker.AuthorizerConfig{Enabled: true, AllowEveryoneIfNoACLFound: true}},
 	})
 	addr := b.Addr()
-	createTopics(t, addr, 3, "lines", "word-counts")
+	createTopics(t, addr, 3, "lines", "word-counts", "forbidden")
 	cl := newTestClient(t, addr)
 	reg := &describingRegisterer{Registerer: prometheus.NewRegistry(), types: map[string]string{}}
 	startWordCountWith(t, addr, t.TempDir(), runnel.MetricsRegisterer(reg))
@@ -184,6 +189,15 @@ func exportedMetrics(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 
+	deny := kadm.NewACLs().Deny("User:*").DenyHosts("*").Topics("forbidden").Operations(kadm.OpWrite).
+		ResourcePatternType(kadm.ACLPatternLiteral)
+	if _, err := kadm.NewClient(cl).CreateACLs(ctx, deny); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "forbidden", Value: []byte("x")}).FirstErr(); err == nil {
+		t.Fatal("a produce the ACL denies succeeded")
+	}
+
 	out := reg.types
 	var scraped map[string]string
 	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -191,7 +205,8 @@ func exportedMetrics(t *testing.T) map[string]string {
 		// The group collector reports the app's group once it committed.
 		_, ok := scraped["runnel_broker_group_lag"]
 		_, errs := scraped["runnel_broker_produce_errors_total"]
-		return ok && errs, fmt.Sprintf("group lag and produce errors exported; have %v", slices.Sorted(maps.Keys(scraped)))
+		_, denials := scraped["runnel_broker_authorization_denials_total"]
+		return ok && errs && denials, fmt.Sprintf("group lag and produce errors exported; have %v", slices.Sorted(maps.Keys(scraped)))
 	})
 	for name, typ := range scraped {
 		out[name] = typ
