@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,13 +61,21 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		watchers:  make(map[chan struct{}]struct{}),
 		closed:    make(chan struct{}),
 		live:      newLiveness(cfg.SessionTimeout),
+		progress:  newProgressTracker(cfg.Now),
 		raftReady: make(chan struct{}),
 	}
 	s.view.Store(newState().view(0, -1))
 	s.mux = newMuxListener(ln, s.serveForward)
-	s.trans = newNetworkTransport(s.mux)
+	s.trans = newNetworkTransport(s.mux, s.progress, func() uint64 {
+		select {
+		case <-s.raftReady:
+			return s.raft.LastIndex()
+		default:
+			return 0
+		}
+	})
 	fail := func(err error) (*Store, error) {
-		s.trans.(*raft.NetworkTransport).Close()
+		s.trans.(io.Closer).Close()
 		s.mux.Close()
 		s.mux.wait()
 		bolt.Close()

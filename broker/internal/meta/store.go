@@ -93,6 +93,9 @@ type Store struct {
 	applied atomic.Uint64
 	// live is the controller's view of broker liveness (controller.go).
 	live *liveness
+	// progress is the followers' replication progress as this node saw
+	// it while leading (quorum.go); nil for a quorum of one.
+	progress *progressTracker
 	// raftReady is closed once raft is set: forwarded calls may arrive on
 	// the controller listener before.
 	raftReady chan struct{}
