@@ -345,6 +345,7 @@ func (b *Broker) MetricsAddr() string {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.controlledShutdown()
+		b.handOverController() // controller_handover.go
 		// The registry and the console are clients of this broker:
 		// they go first.
 		b.registry.close()

@@ -87,7 +87,7 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
 	// Fail over in about a second: the controller's loss delays fencing
 	// and leader elections by this much.
-	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.HeartbeatTimeout = raftHeartbeatTimeout
 	rc.ElectionTimeout = 1000 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond
 	rc.CommitTimeout = 10 * time.Millisecond

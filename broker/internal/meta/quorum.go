@@ -24,6 +24,11 @@ import (
 // last log index, and heartbeats go out every tenth of the heartbeat
 // timeout, so the figures are at most some tens of milliseconds old.
 
+// raftHeartbeatTimeout is a cluster's Raft heartbeat timeout: a follower
+// that has not heard from the leader for this long runs for election, and
+// the leader heartbeats every tenth of it.
+const raftHeartbeatTimeout = 500 * time.Millisecond
+
 // ReplicaProgress is what the controller knows of one member's copy of
 // the metadata log.
 type ReplicaProgress struct {
