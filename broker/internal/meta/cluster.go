@@ -184,7 +184,7 @@ func (s *Store) committedIndex() (uint64, error) {
 		return 0, fmt.Errorf("%w: index", ErrNotController)
 	}
 	if err := s.raft.Barrier(10 * time.Second).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		}
 		return 0, err
@@ -267,7 +267,7 @@ func (s *Store) addNonvoter(id int32, addr string) error {
 		return fmt.Errorf("meta: join of %d: address %q: %v", id, addr, err)
 	}
 	err := s.raft.AddNonvoter(raft.ServerID(strconv.Itoa(int(id))), raft.ServerAddress(addr), 0, 10*time.Second).Error()
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 		return fmt.Errorf("%w: %v", ErrNotController, err)
 	}
 	return err

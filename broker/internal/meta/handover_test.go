@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -44,10 +45,45 @@ func TestHandOver(t *testing.T) {
 		_, err := leader.handoverTarget()
 		return err == nil
 	})
+	// Changes proposed on every node while the leadership moves all
+	// succeed: the old leader refuses them while it hands over, and
+	// they go again to the new one.
+	stop := make(chan struct{})
+	proposeErrs := make(chan error, len(stores))
+	proposed := make(chan int, len(stores))
+	for _, s := range stores {
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					proposeErrs <- nil
+					proposed <- n
+					return
+				default:
+				}
+				if _, err := s.AllocateProducerIDs(ctx, 1); err != nil {
+					proposeErrs <- fmt.Errorf("node %d: %w", s.cfg.NodeID, err)
+					proposed <- n
+					return
+				}
+				n++
+			}
+		}()
+	}
 	to, err := leader.HandOver(ctx)
 	if err != nil || to < 1 || to == leader.cfg.NodeID {
 		t.Fatalf("handover: to %d, %v", to, err)
 	}
+	close(stop)
+	total := 0
+	for range stores {
+		if err := <-proposeErrs; err != nil {
+			t.Errorf("a change proposed during the handover: %v", err)
+		}
+		total += <-proposed
+	}
+	t.Logf("%d changes proposed during the handover", total)
 	waitFor(t, "every node following the new controller", func() bool {
 		for _, s := range stores {
 			if s.Cluster().ControllerID != to {

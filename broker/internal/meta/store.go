@@ -391,7 +391,10 @@ func (s *Store) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	fut := s.raft.Apply(data, timeout)
 	if err := fut.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout),
+			// A controller handing over (handover.go) refuses new
+			// entries until the new one leads: retried there.
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return 0, ErrClosed
