@@ -21,7 +21,10 @@
 // Store method works on every node. The controller also keeps broker
 // liveness (heartbeats, in memory), fences brokers that stop
 // heartbeating, elects partition leaders and accepts ISR changes from
-// partition leaders (controller.go).
+// partition leaders (controller.go). It learns the other members' copies
+// of the Raft log from their AppendEntries answers, which DescribeQuorum
+// reports (quorum.go), and a controller that stops hands its role to a
+// live voter first (handover.go).
 package meta
 
 import (
