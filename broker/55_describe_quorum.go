@@ -39,7 +39,9 @@ const controllerListenerName = "CONTROLLER"
 func handleDescribeQuorum(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.DescribeQuorumRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeQuorumResponse)
-	ctx, cancel := adminContext(c, 0)
+	// The request has no timeout of its own; the controller answers
+	// from memory, so a few seconds cover a loaded machine.
+	ctx, cancel := adminContext(c, 5000)
 	defer cancel()
 	var q meta.QuorumInfo
 	var qerr error
