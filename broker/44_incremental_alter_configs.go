@@ -19,9 +19,10 @@ import (
 // are "" (the cluster-wide defaults) and this broker's id; only the broker
 // configs that are topic defaults (log.retention.ms, log.segment.bytes ...)
 // can change. A resource named twice, or a config named twice in one
-// resource, is INVALID_REQUEST. ValidateOnly checks and changes nothing.
-// With an authorizer it needs ALTER_CONFIGS, on the topic or, for a
-// broker, on the cluster (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED).
+// resource, is INVALID_REQUEST. A DELETE of a name the resource does not
+// set changes nothing, whatever the name. ValidateOnly checks and changes
+// nothing. With an authorizer it needs ALTER_CONFIGS, on the topic or, for
+// a broker, on the cluster (TOPIC_ or CLUSTER_AUTHORIZATION_FAILED).
 
 func init() { register(44, 0, 1, handleIncrementalAlterConfigs) }
 
@@ -103,7 +104,12 @@ func hasDuplicate(names []string) bool {
 func applyIncremental(t configTarget, cur map[string]string, ops []kmsg.IncrementalAlterConfigsRequestResourceConfig) (map[string]string, error) {
 	for _, op := range ops {
 		def, known := t.def(op.Name)
-		if _, set := cur[op.Name]; !known && !(op.Op == kmsg.IncrementalAlterConfigOpDelete && set) {
+		// A DELETE of any name is allowed, as in Kafka, where it
+		// only takes the name out of the overrides: it removes a
+		// config set before it became unknown, and it is a no-op for
+		// one never set. kafka-reassign-partitions --verify deletes
+		// the replication throttle rates from every broker that way.
+		if !known && op.Op != kmsg.IncrementalAlterConfigOpDelete {
 			return nil, t.unknown(op.Name)
 		}
 		switch op.Op {

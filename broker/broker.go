@@ -113,6 +113,10 @@ type Broker struct {
 	peers  *peerClients
 	groups *group.Coordinator
 	txns   *txn.Coordinator
+
+	// markers batches the transaction markers for other brokers
+	// (txn_marker_batch.go).
+	markers *markerBatcher
 	// cleaner compacts logs (cleaner.go); nil until startCleaner.
 	cleaner atomic.Pointer[log.Cleaner]
 
@@ -240,6 +244,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	b.placement = newCoordPlacement(b)
 	b.peers = newPeerClients(b)
 	undo = append(undo, b.peers.close)
+	b.markers = newMarkerBatcher(b.sendTxnMarkers)
+	undo = append(undo, b.markers.close)
 	b.parts = newPartitions(b)
 	undo = append(undo, func() { b.parts.closeAll() })
 	undo = append(undo, func() { b.cancel(); b.wg.Wait(); b.fetchers.close() })
@@ -355,6 +361,7 @@ func (b *Broker) MetricsAddr() string {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.controlledShutdown()
+		b.handOverController() // controller_handover.go
 		// The registry and the console are clients of this broker:
 		// they go first.
 		b.registry.close()
@@ -374,6 +381,7 @@ func (b *Broker) Close() error {
 		b.stopCleaner()
 		// Markers go through the group coordinator: close it after.
 		b.txns.Close()
+		b.markers.close()
 		b.groups.Close()
 		b.peers.close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}

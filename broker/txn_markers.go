@@ -25,7 +25,8 @@ import (
 //   - Markers: the coordinator writes a transaction's COMMIT or ABORT
 //     markers on each partition's leader. A local leader takes it
 //     in-process; another is sent WriteTxnMarkers (API 27, handled in
-//     27_write_txn_markers.go). A refusal (NOT_LEADER_OR_FOLLOWER while
+//     27_write_txn_markers.go), batched with the other markers bound for
+//     the same broker (txn_marker_batch.go). A refusal (NOT_LEADER_OR_FOLLOWER while
 //     a leadership moves, a timeout, a dead broker) fails the write, and
 //     the coordinator retries it (txn.Coordinator.writeMarkers) with the
 //     leader named by the metadata at that time, until the marker lands.
@@ -176,7 +177,7 @@ func (b *Broker) writeTxnMarker(ctx context.Context, m txn.Marker) error {
 	case leader < 0:
 		return fmt.Errorf("broker: %s-%d has no leader", m.Topic, m.Partition)
 	}
-	return b.sendTxnMarker(ctx, leader, m)
+	return b.markers.write(ctx, leader, m) // batched per broker: txn_marker_batch.go
 }
 
 // partitionLeader returns the leader of a partition as metadata has it
@@ -208,44 +209,6 @@ func (b *Broker) writeTxnMarkerLocal(ctx context.Context, m txn.Marker) error {
 // writeTxnMarkersVersion is the WriteTxnMarkers version brokers send
 // (v2 carries the transaction version, KIP-890 part 2).
 const writeTxnMarkersVersion = 2
-
-// sendTxnMarker writes a marker on another broker's partition. An
-// UNKNOWN_TOPIC_OR_PARTITION for a partition this broker's metadata no
-// longer has either is success: the partition was deleted.
-func (b *Broker) sendTxnMarker(ctx context.Context, node int32, m txn.Marker) error {
-	req := kmsg.NewPtrWriteTxnMarkersRequest()
-	req.Version = writeTxnMarkersVersion
-	rm := kmsg.NewWriteTxnMarkersRequestMarker()
-	rm.ProducerID, rm.ProducerEpoch, rm.Committed, rm.CoordinatorEpoch = m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch
-	if m.TV2 {
-		rm.TransactionVersion = 2
-	}
-	rt := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-	rt.Topic, rt.Partitions = m.Topic, []int32{m.Partition}
-	rm.Topics = append(rm.Topics, rt)
-	req.Markers = append(req.Markers, rm)
-	resp, err := b.peers.request(ctx, node, req)
-	if err != nil {
-		return err
-	}
-	code := kerr.UnknownServerError.Code
-	for _, rm := range resp.(*kmsg.WriteTxnMarkersResponse).Markers {
-		for _, rt := range rm.Topics {
-			for _, rp := range rt.Partitions {
-				if rt.Topic == m.Topic && rp.Partition == m.Partition {
-					code = rp.ErrorCode
-				}
-			}
-		}
-	}
-	switch {
-	case code == 0:
-		return nil
-	case code == kerr.UnknownTopicOrPartition.Code && !b.partitionExists(m.Topic, m.Partition):
-		return nil
-	}
-	return fmt.Errorf("broker: marker for %s-%d on broker %d: %w", m.Topic, m.Partition, node, kerr.ErrorForCode(code))
-}
 
 // verifyTxnPartition is the KIP-890 check of a transactional write to
 // topic/partition (txn.Coordinator.VerifyPartition), asked of the

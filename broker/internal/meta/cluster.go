@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,13 +61,21 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		watchers:  make(map[chan struct{}]struct{}),
 		closed:    make(chan struct{}),
 		live:      newLiveness(cfg.SessionTimeout),
+		progress:  newProgressTracker(cfg.Now),
 		raftReady: make(chan struct{}),
 	}
 	s.view.Store(newState().view(0, -1))
 	s.mux = newMuxListener(ln, s.serveForward)
-	s.trans = newNetworkTransport(s.mux)
+	s.trans = newNetworkTransport(s.mux, s.progress, func() uint64 {
+		select {
+		case <-s.raftReady:
+			return s.raft.LastIndex()
+		default:
+			return 0
+		}
+	})
 	fail := func(err error) (*Store, error) {
-		s.trans.(*raft.NetworkTransport).Close()
+		s.trans.(io.Closer).Close()
 		s.mux.Close()
 		s.mux.wait()
 		bolt.Close()
@@ -78,7 +87,7 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
 	// Fail over in about a second: the controller's loss delays fencing
 	// and leader elections by this much.
-	rc.HeartbeatTimeout = 500 * time.Millisecond
+	rc.HeartbeatTimeout = raftHeartbeatTimeout
 	rc.ElectionTimeout = 1000 * time.Millisecond
 	rc.LeaderLeaseTimeout = 500 * time.Millisecond
 	rc.CommitTimeout = 10 * time.Millisecond
@@ -175,7 +184,7 @@ func (s *Store) committedIndex() (uint64, error) {
 		return 0, fmt.Errorf("%w: index", ErrNotController)
 	}
 	if err := s.raft.Barrier(10 * time.Second).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		}
 		return 0, err
@@ -258,7 +267,7 @@ func (s *Store) addNonvoter(id int32, addr string) error {
 		return fmt.Errorf("meta: join of %d: address %q: %v", id, addr, err)
 	}
 	err := s.raft.AddNonvoter(raft.ServerID(strconv.Itoa(int(id))), raft.ServerAddress(addr), 0, 10*time.Second).Error()
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
 		return fmt.Errorf("%w: %v", ErrNotController, err)
 	}
 	return err

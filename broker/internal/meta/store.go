@@ -21,7 +21,10 @@
 // Store method works on every node. The controller also keeps broker
 // liveness (heartbeats, in memory), fences brokers that stop
 // heartbeating, elects partition leaders and accepts ISR changes from
-// partition leaders (controller.go).
+// partition leaders (controller.go). It learns the other members' copies
+// of the Raft log from their AppendEntries answers, which DescribeQuorum
+// reports (quorum.go), and a controller that stops hands its role to a
+// live voter first (handover.go).
 package meta
 
 import (
@@ -93,6 +96,9 @@ type Store struct {
 	applied atomic.Uint64
 	// live is the controller's view of broker liveness (controller.go).
 	live *liveness
+	// progress is the followers' replication progress as this node saw
+	// it while leading (quorum.go); nil for a quorum of one.
+	progress *progressTracker
 	// raftReady is closed once raft is set: forwarded calls may arrive on
 	// the controller listener before.
 	raftReady chan struct{}
@@ -388,7 +394,10 @@ func (s *Store) applyLocal(ctx context.Context, c *command) (uint64, error) {
 	fut := s.raft.Apply(data, timeout)
 	if err := fut.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout):
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrEnqueueTimeout),
+			// A controller handing over (handover.go) refuses new
+			// entries until the new one leads: retried there.
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return 0, fmt.Errorf("%w: %v", ErrNotController, err)
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return 0, ErrClosed

@@ -170,20 +170,25 @@ func (m *muxListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 	return c, nil
 }
 
-func newNetworkTransport(m *muxListener) raft.Transport {
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+// newNetworkTransport is Raft over the controller listener, recording
+// the followers' progress in tracker (lastIndex is the local Raft's last
+// log index).
+func newNetworkTransport(m *muxListener, tracker *progressTracker, lastIndex func() uint64) raft.Transport {
+	nt := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  m,
 		MaxPool: 3,
 		Timeout: 5 * time.Second,
 		Logger:  hclog.NewNullLogger(),
 	})
+	return &progressTransport{NetworkTransport: nt, tracker: tracker, lastIndex: lastIndex}
 }
 
 // forwardRequest is a call from a node to the controller.
 type forwardRequest struct {
 	// Kind is "apply" (Command is a command to replicate), "heartbeat"
 	// (Broker is alive), "join" (Broker, at Addr, joins as a non-voter) or
-	// "index" (the controller's applied index, after a barrier).
+	// "index" (the controller's applied index, after a barrier) or
+	// "quorum" (the controller's DescribeQuorum).
 	Kind    string          `json:"kind"`
 	Command json.RawMessage `json:"command,omitempty"`
 	Broker  int32           `json:"broker,omitempty"`
@@ -195,9 +200,11 @@ type forwardRequest struct {
 // Sentinel names the package error it wraps (see sentinels), so errors.Is
 // works across the hop.
 type forwardResponse struct {
-	Index    uint64 `json:"index,omitempty"`
-	Err      string `json:"err,omitempty"`
-	Sentinel string `json:"sentinel,omitempty"`
+	Index uint64 `json:"index,omitempty"`
+	// Quorum answers a "quorum" call.
+	Quorum   *QuorumInfo `json:"quorum,omitempty"`
+	Err      string      `json:"err,omitempty"`
+	Sentinel string      `json:"sentinel,omitempty"`
 }
 
 // sentinels are the errors a forwarded call can carry by name.
@@ -315,6 +322,12 @@ func (s *Store) serveForward(c net.Conn) {
 		idx, err := s.committedIndex()
 		resp = encodeError(err)
 		resp.Index = idx
+	case "quorum":
+		q, err := s.describeQuorumLocal()
+		resp = encodeError(err)
+		if err == nil {
+			resp.Quorum = &q
+		}
 	default:
 		resp = forwardResponse{Err: fmt.Sprintf("meta: unknown forwarded call %q", req.Kind)}
 	}
