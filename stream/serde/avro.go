@@ -266,12 +266,15 @@ func Avro[T any](cl AvroRegistry, opts ...AvroOption) (Serde[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &avroTyped[T]{a: a, conv: conv}, nil
+	return &avroTyped[T]{a: a, conv: conv, bin: newBinConv(t, a.parsed.Root)}, nil
 }
 
 type avroTyped[T any] struct {
 	a    *avroSerde
 	conv *avroConv
+	// bin is the direct path (avro_binary.go), for data of the serde's
+	// own schema.
+	bin *binConv
 }
 
 func (s *avroTyped[T]) String() string { return "Avro" }
@@ -280,7 +283,20 @@ func (s *avroTyped[T]) String() string { return "Avro" }
 func (s *avroTyped[T]) Schema() string { return s.a.schema }
 
 func (s *avroTyped[T]) Serialize(v T) ([]byte, error) {
-	n, err := s.conv.enc(reflect.ValueOf(&v).Elem())
+	out, err := s.a.output()
+	if err != nil {
+		return nil, err
+	}
+	rv := reflect.ValueOf(&v).Elem()
+	if out.proj == nil {
+		buf := make([]byte, 5, 128)
+		binary.BigEndian.PutUint32(buf[1:], uint32(out.id))
+		b, err := s.bin.app(buf, rv)
+		if !errors.Is(err, errNoDirect) {
+			return b, err
+		}
+	}
+	n, err := s.conv.enc(rv)
 	if err != nil {
 		return nil, err
 	}
@@ -289,6 +305,21 @@ func (s *avroTyped[T]) Serialize(v T) ([]byte, error) {
 
 func (s *avroTyped[T]) Deserialize(b []byte) (T, error) {
 	var v T
+	if len(b) >= 5 && b[0] == 0 {
+		w, err := s.a.writer(binary.BigEndian.Uint32(b[1:5]))
+		if err != nil {
+			return v, err
+		}
+		if w.proj == nil {
+			rest, err := s.bin.read(b[5:], reflect.ValueOf(&v).Elem())
+			if err == nil && len(rest) == 0 {
+				return v, nil
+			}
+			// goavro's path reads what this one would not, and says what
+			// is wrong with what it cannot read.
+			v = *new(T)
+		}
+	}
 	n, err := s.a.deserialize(b)
 	if err != nil {
 		return v, err
