@@ -219,3 +219,40 @@ func BenchmarkDeserialize(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRoundTrip serializes and deserializes one record: the issue's
+// target compares this figure of serde.Avro with serde.JSON's.
+func BenchmarkRoundTrip(b *testing.B) {
+	v := sample()
+	run := func(b *testing.B, s serde.Serde[Customer]) {
+		if _, err := s.Serialize(v); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			data, err := s.Serialize(v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.Deserialize(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("serde.Avro", func(b *testing.B) { run(b, avroSerde(b)) })
+	b.Run("serde.JSON", func(b *testing.B) { run(b, serde.JSON[Customer]()) })
+	b.Run("hamba-avro", func(b *testing.B) {
+		hs := hambaSchema(b)
+		b.ReportAllocs()
+		for b.Loop() {
+			data, err := avro.Marshal(hs, v)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out Customer
+			if err := avro.Unmarshal(hs, data, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
