@@ -279,9 +279,6 @@ type avroTyped[T any] struct {
 
 func (s *avroTyped[T]) String() string { return "Avro" }
 
-// Schema returns the serde's schema: derived from T, or given.
-func (s *avroTyped[T]) Schema() string { return s.a.schema }
-
 func (s *avroTyped[T]) Serialize(v T) ([]byte, error) {
 	out, err := s.a.output()
 	if err != nil {
