@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -16,8 +18,9 @@ import (
 
 // startRegistryCluster starts three in-process brokers in one cluster,
 // each serving the schema registry, and returns a registry client of
-// each.
-func startRegistryCluster(t *testing.T) []*sr.Client {
+// each, the brokers (a test may close one and set it to nil) and their
+// Kafka addresses.
+func startRegistryCluster(t *testing.T) ([]*sr.Client, []*broker.Broker, []string) {
 	t.Helper()
 	ports := reservePorts(t, 6)
 	var q []string
@@ -59,7 +62,7 @@ func startRegistryCluster(t *testing.T) []*sr.Client {
 		}
 		cls = append(cls, cl)
 	}
-	return cls
+	return cls, brokers, []string{ports[0], ports[2], ports[4]}
 }
 
 // TestRegistryClusterConcurrentWrites registers schemas at the same time
@@ -72,7 +75,7 @@ func TestRegistryClusterConcurrentWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
-	cls := startRegistryCluster(t)
+	cls, _, _ := startRegistryCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -177,6 +180,84 @@ func TestRegistryClusterConcurrentWrites(t *testing.T) {
 			ss, err := cl.CreateSchema(ctx, r.subject, sr.Schema{Schema: schemaText(r.schema)})
 			if err != nil || ss.ID != r.id || ss.Version != 1 {
 				t.Errorf("broker %d: re-register %s: id %d version %d, %v; want id %d version 1", b+1, r.subject, ss.ID, ss.Version, err, r.id)
+			}
+		}
+	}
+}
+
+// TestRegistryClusterLeaderMoves stops the broker leading _schemas: the
+// registries of the other two forward writes to the new leader's, new
+// schemas get new ids, and what was registered before is still served.
+func TestRegistryClusterLeaderMoves(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	cls, brokers, seeds := startRegistryCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	schemaText := func(n int) string {
+		return fmt.Sprintf(`{"type":"record","name":"M%d","fields":[{"name":"f","type":"long"}]}`, n)
+	}
+	before, err := cls[0].CreateSchema(ctx, "before-value", sr.Schema{Schema: schemaText(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	adm := kadm.NewClient(kcl)
+	old, _, _ := waitPartitionState(t, adm, "_schemas", "a leader and 3 in-sync replicas", func(l int32, isr []int32) bool {
+		return l > 0 && len(isr) == 3
+	})
+	brokers[old-1].Close()
+	brokers[old-1] = nil
+	waitPartitionState(t, adm, "_schemas", "a new leader", func(l int32, _ []int32) bool { return l > 0 && l != old })
+
+	ids := map[int]string{before.ID: "before-value"}
+	var live []*sr.Client
+	for i, cl := range cls {
+		if int32(i+1) != old {
+			live = append(live, cl)
+		}
+	}
+	for i, cl := range live {
+		subject := fmt.Sprintf("after%d-value", i)
+		// The registries learn of the new leader from metadata; until
+		// then a write may fail (50003/50004) and is retried, as a
+		// client of Confluent's registry would.
+		deadline := time.Now().Add(30 * time.Second)
+		var ss sr.SubjectSchema
+		for {
+			if ss, err = cl.CreateSchema(ctx, subject, sr.Schema{Schema: schemaText(i + 1)}); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("register %s after the leader stopped: %v", subject, err)
+			}
+			time.Sleep(50 * time.Millisecond) // poll until the new leader serves
+		}
+		if other, ok := ids[ss.ID]; ok {
+			t.Fatalf("id %d given to %s and %s", ss.ID, other, subject)
+		}
+		ids[ss.ID] = subject
+	}
+	for i, cl := range live {
+		for id, subject := range ids {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				ss, err := cl.SchemaByVersion(ctx, subject, 1)
+				if err == nil {
+					if ss.ID != id {
+						t.Fatalf("live registry %d: %s is id %d, want %d", i, subject, ss.ID, id)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("live registry %d: %s: %v", i, subject, err)
+				}
+				time.Sleep(20 * time.Millisecond) // poll until its reader has it
 			}
 		}
 	}
