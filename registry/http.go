@@ -38,6 +38,9 @@ const writeTimeout = 30 * time.Second
 //	POST   /compatibility/subjects/{s}/versions       ?verbose
 //	GET|PUT|DELETE /config, /config/{s}           ?defaultToGlobal
 //	GET|PUT|DELETE /mode, /mode/{s}               ?force ?defaultToGlobal
+//
+// With Config.Leader set, the writes among them (POST .../versions,
+// DELETE, PUT) go to the leader's registry when this one does not lead.
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(write bool, pattern string, f func(*http.Request) (any, error)) {

@@ -72,7 +72,7 @@ type avroField struct {
 	Name    string `json:"name"`
 	Type    any    `json:"type"`
 	Default any    `json:"default,omitempty"`
-	// HasNullDefault writes "default": null, which omitempty cannot.
+	// nullDefault writes "default": null, which omitempty cannot.
 	nullDefault bool
 }
 
