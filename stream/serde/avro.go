@@ -552,51 +552,33 @@ func (a *avroSerde) writer(id uint32) (*avroWriter, error) {
 	return w, nil
 }
 
-// maxAvroRefDepth bounds chains of schema references.
-const maxAvroRefDepth = 32
-
 // parseWriter parses a schema from the registry, with the named types of
 // its references (loaded by subject and version, and theirs in turn) in
 // scope.
 func (a *avroSerde) parseWriter(ctx context.Context, s sr.Schema) (*avroschema.Parsed, error) {
-	names := avroschema.Names{}
-	if len(s.References) > 0 {
-		if err := a.loadRefs(ctx, s.References, names, map[string]bool{}, 0); err != nil {
-			return nil, err
-		}
-	}
-	return avroschema.ParseChecked(s.Schema, names)
-}
-
-// loadRefs defines the named types of refs in names; loaded skips a
-// schema reached twice (a diamond of references).
-func (a *avroSerde) loadRefs(ctx context.Context, refs []sr.SchemaReference, names avroschema.Names, loaded map[string]bool, depth int) error {
-	if depth > maxAvroRefDepth {
-		return fmt.Errorf("references nested deeper than %d", maxAvroRefDepth)
+	if len(s.References) == 0 {
+		return avroschema.ParseChecked(s.Schema, nil)
 	}
 	reg, ok := a.cl.(AvroSubjectRegistry)
 	if !ok {
-		return fmt.Errorf("the schema has references, and the registry client %T cannot load them by subject and version", a.cl)
+		return nil, fmt.Errorf("the schema has references, and the registry client %T cannot load them by subject and version", a.cl)
 	}
-	for _, ref := range refs {
-		key := fmt.Sprintf("%s\x00%d", ref.Subject, ref.Version)
-		if loaded[key] {
-			continue
-		}
-		loaded[key] = true
-		ss, err := reg.SchemaByVersion(ctx, ref.Subject, ref.Version)
+	return avroschema.ParseWithReferences(s.Schema, srRefs(s.References), func(subject string, version int) (string, []avroschema.Reference, error) {
+		ss, err := reg.SchemaByVersion(ctx, subject, version)
 		if err != nil {
-			return fmt.Errorf("reference %q (%s version %d): %w", ref.Name, ref.Subject, ref.Version, err)
+			return "", nil, err
 		}
 		if ss.Type != sr.TypeAvro {
-			return fmt.Errorf("reference %q is a %s schema", ref.Name, ss.Type)
+			return "", nil, fmt.Errorf("a %s schema", ss.Type)
 		}
-		if err := a.loadRefs(ctx, ss.References, names, loaded, depth+1); err != nil {
-			return err
-		}
-		if _, err := avroschema.Parse(ss.Schema.Schema, names); err != nil {
-			return fmt.Errorf("reference %q: %w", ref.Name, err)
-		}
+		return ss.Schema.Schema, srRefs(ss.References), nil
+	})
+}
+
+func srRefs(refs []sr.SchemaReference) []avroschema.Reference {
+	out := make([]avroschema.Reference, len(refs))
+	for i, r := range refs {
+		out[i] = avroschema.Reference{Name: r.Name, Subject: r.Subject, Version: r.Version}
 	}
-	return nil
+	return out
 }
