@@ -153,11 +153,15 @@ func (a *App) Brokers() []string {
 	return append([]string(nil), a.brokers...)
 }
 
-// RegistryURL returns the base URL of the schema registry of the embedded
-// broker ("http://127.0.0.1:PORT", the Confluent Schema Registry API) once
-// Start has returned, or "" when the App uses bootstrap servers given to it
-// and so has no broker of its own.
+// RegistryURL returns the base URL of the application's schema registry
+// (the Confluent Schema Registry API): the one SchemaRegistryURL gave, or
+// else the embedded broker's ("http://127.0.0.1:PORT") once Start has
+// returned. It is "" when there is none: the App uses bootstrap servers
+// given to it and no SchemaRegistryURL, or EmbeddedRegistry(false).
 func (a *App) RegistryURL() string {
+	if a.opts.RegistryURL != "" {
+		return a.opts.RegistryURL
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.emb == nil {
@@ -231,7 +235,9 @@ func (a *App) start(ctx context.Context) error {
 	var emb *embedded
 	if len(brokers) == 0 {
 		var err error
-		if emb, err = startEmbedded(ctx, dir); err != nil {
+		// An external registry replaces the embedded broker's.
+		noRegistry := a.opts.NoEmbeddedRegistry || a.opts.RegistryURL != ""
+		if emb, err = startEmbedded(ctx, dir, noRegistry); err != nil {
 			return err
 		}
 		brokers = []string{emb.addr()}

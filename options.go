@@ -105,6 +105,10 @@ type AppOptions struct {
 	// authentication.
 	TLS  *tls.Config
 	SASL sasl.Mechanism
+
+	// RegistryURL and NoEmbeddedRegistry: see options_registry.go.
+	RegistryURL        string
+	NoEmbeddedRegistry bool
 }
 
 // ApplicationID names the application: its consumer group, the prefix of
@@ -379,6 +383,7 @@ func (o *AppOptions) Validate() error {
 	}
 	problems = append(problems, o.topicProblems()...)
 	problems = append(problems, o.securityProblems()...)
+	problems = append(problems, o.registryProblems()...)
 	if len(problems) == 0 {
 		return nil
 	}

@@ -18,18 +18,23 @@ type embedded struct {
 }
 
 // startEmbedded starts a broker on a free loopback port with its data under
-// dir/broker, and its schema registry on another. Its group and transaction topics are small, and groups
-// rebalance without the initial delay: the application is its only client.
-func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
+// dir/broker, and, unless noRegistry, its schema registry on another. Its
+// group and transaction topics are small, and groups rebalance without the
+// initial delay: the application is its only client.
+func startEmbedded(ctx context.Context, dir string, noRegistry bool) (*embedded, error) {
 	dir = filepath.Join(dir, "broker")
-	b, err := broker.Start(ctx, broker.Config{
+	cfg := broker.Config{
 		DataDir:                         dir,
 		Listen:                          "127.0.0.1:0",
 		RegistryListen:                  "127.0.0.1:0",
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          1,
 		TransactionStateTopicPartitions: 1,
-	})
+	}
+	if noRegistry {
+		cfg.RegistryListen = ""
+	}
+	b, err := broker.Start(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("stream: start embedded broker: %w", err)
 	}
@@ -42,7 +47,13 @@ func startEmbedded(ctx context.Context, dir string) (*embedded, error) {
 
 func (e *embedded) addr() string { return e.b.Addr() }
 
-// registryURL is the base URL of the embedded broker's schema registry.
-func (e *embedded) registryURL() string { return "http://" + e.b.RegistryAddr() }
+// registryURL is the base URL of the embedded broker's schema registry, or
+// "" when it serves none.
+func (e *embedded) registryURL() string {
+	if a := e.b.RegistryAddr(); a != "" {
+		return "http://" + a
+	}
+	return ""
+}
 
 func (e *embedded) close() error { return e.b.Close() }

@@ -18,12 +18,10 @@ import (
 // Confluent registry beside a Kafka cluster would: so the topic
 // replicates, compacts and survives restarts like any other.
 //
-// What it does not do yet: in a cluster each broker's registry writes
-// directly to _schemas; there is no leader election among them. Two
-// brokers registering new schemas at the same moment may choose the same
-// id: the record that lands first keeps it, and the other registration
-// fails (50001, retry) rather than give one id to two schemas. Point
-// writers at one broker's registry.
+// In a cluster every broker serves the registry: reads from its own copy
+// of the log, writes forwarded to the registry of the broker leading
+// _schemas partition 0, so one registry hands out every id (see package
+// registry, "Clusters").
 
 // schemaRegistry is the running registry of a broker.
 type schemaRegistry struct {
@@ -53,7 +51,12 @@ func (b *Broker) startRegistry(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("broker: registry: %w", err)
 	}
-	r.reg, err = registry.New(ctx, r.log, registry.Config{Logger: b.logger.With("component", "registry")})
+	r.reg, err = registry.New(ctx, r.log, registry.Config{
+		Logger: b.logger.With("component", "registry"),
+		Leader: r.log.Leader,
+		Node:   b.cfg.NodeID,
+		URL:    "http://" + b.registryAdvertised(ln.Addr()),
+	})
 	if err != nil {
 		return fmt.Errorf("broker: registry: %w", err)
 	}
@@ -67,6 +70,20 @@ func (b *Broker) startRegistry(ctx context.Context) (err error) {
 		}
 	}()
 	return nil
+}
+
+// registryAdvertised is the host:port other brokers reach the registry
+// at: the listener's, with the broker's advertised host when it listens
+// on every interface.
+func (b *Broker) registryAdvertised(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = b.host
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // close stops the registry, then serving, then its Kafka client: while

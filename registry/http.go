@@ -38,11 +38,17 @@ const writeTimeout = 30 * time.Second
 //	POST   /compatibility/subjects/{s}/versions       ?verbose
 //	GET|PUT|DELETE /config, /config/{s}           ?defaultToGlobal
 //	GET|PUT|DELETE /mode, /mode/{s}               ?force ?defaultToGlobal
+//
+// With Config.Leader set, the writes among them (POST .../versions,
+// DELETE, PUT) go to the leader's registry when this one does not lead.
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
-	h := func(pattern string, f func(*http.Request) (any, error)) {
+	handle := func(write bool, pattern string, f func(*http.Request) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
 			req.Body = http.MaxBytesReader(w, req.Body, maxBodyBytes)
+			if write && r.serveWrite(w, req) {
+				return
+			}
 			v, err := f(req)
 			if err != nil {
 				e := asError(err)
@@ -57,6 +63,9 @@ func (r *Registry) Handler() http.Handler {
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
+	h := func(pattern string, f func(*http.Request) (any, error)) { handle(false, pattern, f) }
+	// hw serves a write: at the leader when this registry does not lead.
+	hw := func(pattern string, f func(*http.Request) (any, error)) { handle(true, pattern, f) }
 	h("GET /{$}", func(*http.Request) (any, error) { return struct{}{}, nil })
 	h("GET /subjects", func(q *http.Request) (any, error) {
 		return r.Subjects(flag(q, "deleted"), q.URL.Query().Get("subjectPrefix")), nil
@@ -64,7 +73,7 @@ func (r *Registry) Handler() http.Handler {
 	h("GET /subjects/{subject}/versions", func(q *http.Request) (any, error) {
 		return r.Versions(q.PathValue("subject"), flag(q, "deleted"))
 	})
-	h("POST /subjects/{subject}/versions", func(q *http.Request) (any, error) {
+	hw("POST /subjects/{subject}/versions", func(q *http.Request) (any, error) {
 		body, err := schemaBody(q)
 		if err != nil {
 			return nil, err
@@ -99,7 +108,7 @@ func (r *Registry) Handler() http.Handler {
 		}
 		return r.ReferencedBy(q.PathValue("subject"), n)
 	})
-	h("DELETE /subjects/{subject}/versions/{version}", func(q *http.Request) (any, error) {
+	hw("DELETE /subjects/{subject}/versions/{version}", func(q *http.Request) (any, error) {
 		n, err := versionParam(q)
 		if err != nil {
 			return nil, err
@@ -115,7 +124,7 @@ func (r *Registry) Handler() http.Handler {
 		}
 		return r.Lookup(q.PathValue("subject"), body, flag(q, "deleted"))
 	})
-	h("DELETE /subjects/{subject}", func(q *http.Request) (any, error) {
+	hw("DELETE /subjects/{subject}", func(q *http.Request) (any, error) {
 		ctx, cancel := context.WithTimeout(q.Context(), writeTimeout)
 		defer cancel()
 		return r.DeleteSubject(ctx, q.PathValue("subject"), flag(q, "permanent"))
@@ -214,8 +223,8 @@ func (r *Registry) Handler() http.Handler {
 	}
 	for _, p := range []string{"/config", "/config/{subject}"} {
 		h("GET "+p, getConfig)
-		h("PUT "+p, putConfig)
-		h("DELETE "+p, deleteConfig)
+		hw("PUT "+p, putConfig)
+		hw("DELETE "+p, deleteConfig)
 	}
 	getMode := func(q *http.Request) (any, error) {
 		m, err := r.Mode(q.PathValue("subject"), flag(q, "defaultToGlobal"))
@@ -243,8 +252,8 @@ func (r *Registry) Handler() http.Handler {
 	}
 	for _, p := range []string{"/mode", "/mode/{subject}"} {
 		h("GET "+p, getMode)
-		h("PUT "+p, putMode)
-		h("DELETE "+p, deleteMode)
+		hw("PUT "+p, putMode)
+		hw("DELETE "+p, deleteMode)
 	}
 	h("/", func(q *http.Request) (any, error) {
 		return nil, errorf(http.StatusNotFound, http.StatusNotFound, "HTTP 404 Not Found")

@@ -19,6 +19,7 @@ const DefaultTopic = "_schemas"
 // the cluster, and any broker's registry reads the same log.
 type KafkaLog struct {
 	cl    *kgo.Client
+	adm   *kadm.Client
 	topic string
 }
 
@@ -29,8 +30,9 @@ type KafkaLogConfig struct {
 	// Topic is the log's topic, created compacted with one partition when
 	// missing. Default DefaultTopic.
 	Topic string
-	// ReplicationFactor of the topic when it is created; -1 is the
-	// broker's default. Default -1.
+	// ReplicationFactor of the topic when it is created. Default 3, or
+	// the number of brokers when the cluster has fewer, as Confluent's
+	// kafkastore.topic.replication.factor.
 	ReplicationFactor int16
 }
 
@@ -38,9 +40,6 @@ type KafkaLogConfig struct {
 func OpenKafkaLog(ctx context.Context, cfg KafkaLogConfig) (*KafkaLog, error) {
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultTopic
-	}
-	if cfg.ReplicationFactor == 0 {
-		cfg.ReplicationFactor = -1
 	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -52,8 +51,18 @@ func OpenKafkaLog(ctx context.Context, cfg KafkaLogConfig) (*KafkaLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: kafka client: %w", err)
 	}
+	adm := kadm.NewClient(cl)
+	if cfg.ReplicationFactor == 0 {
+		cfg.ReplicationFactor = 3
+		brokers, err := adm.ListBrokers(ctx)
+		if err != nil {
+			cl.Close()
+			return nil, fmt.Errorf("registry: list brokers: %w", err)
+		}
+		cfg.ReplicationFactor = min(cfg.ReplicationFactor, int16(max(1, len(brokers))))
+	}
 	compact := "compact"
-	res, err := kadm.NewClient(cl).CreateTopic(ctx, 1, cfg.ReplicationFactor,
+	res, err := adm.CreateTopic(ctx, 1, cfg.ReplicationFactor,
 		map[string]*string{"cleanup.policy": &compact}, cfg.Topic)
 	if err == nil {
 		err = res.Err
@@ -62,7 +71,43 @@ func OpenKafkaLog(ctx context.Context, cfg KafkaLogConfig) (*KafkaLog, error) {
 		cl.Close()
 		return nil, fmt.Errorf("registry: create topic %s: %w", cfg.Topic, err)
 	}
-	return &KafkaLog{cl: cl, topic: cfg.Topic}, nil
+	return &KafkaLog{cl: cl, adm: adm, topic: cfg.Topic}, nil
+}
+
+// End returns the log's high watermark: the offset the next record will
+// get once every in-sync replica has the ones before.
+func (l *KafkaLog) End(ctx context.Context) (int64, error) {
+	offs, err := l.adm.ListEndOffsets(ctx, l.topic)
+	if err != nil {
+		return 0, fmt.Errorf("registry: end of %s: %w", l.topic, err)
+	}
+	o, ok := offs.Lookup(l.topic, 0)
+	if !ok {
+		return 0, fmt.Errorf("registry: end of %s: partition 0 not listed", l.topic)
+	}
+	if o.Err != nil {
+		return 0, fmt.Errorf("registry: end of %s: %w", l.topic, o.Err)
+	}
+	return o.Offset, nil
+}
+
+// Leader returns the node leading the log's partition: in a cluster, the
+// broker whose registry takes writes.
+func (l *KafkaLog) Leader(ctx context.Context) (int32, error) {
+	md, err := l.adm.Metadata(ctx, l.topic)
+	if err != nil {
+		return 0, fmt.Errorf("registry: metadata of %s: %w", l.topic, err)
+	}
+	p, ok := md.Topics[l.topic].Partitions[0]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("registry: %s has no partition 0", l.topic)
+	case p.Err != nil:
+		return 0, fmt.Errorf("registry: leader of %s: %w", l.topic, p.Err)
+	case p.Leader < 0:
+		return 0, fmt.Errorf("registry: %s has no leader", l.topic)
+	}
+	return p.Leader, nil
 }
 
 // Append produces a record to partition 0 and waits for all in-sync

@@ -23,6 +23,10 @@ import (
 //	          value {"subject":S,"version":V}: soft-deletes versions <= V
 //	CLEAR_SUBJECT  likewise, deletes versions <= V permanently
 //	NOOP      key {"keytype":"NOOP","magic":0}: marks a position in the log
+//	RUNNEL_NODE key {"keytype":"RUNNEL_NODE","node":N,"magic":0}
+//	          value {"node":N,"url":U}: where node N's registry serves, so
+//	          the others can forward writes to it when it leads (Runnel's
+//	          own key type; Confluent's registry skips keys it does not know)
 
 const (
 	keySchema        = "SCHEMA"
@@ -31,6 +35,7 @@ const (
 	keyDeleteSubject = "DELETE_SUBJECT"
 	keyClearSubject  = "CLEAR_SUBJECT"
 	keyNoop          = "NOOP"
+	keyNode          = "RUNNEL_NODE"
 )
 
 // recordKey is every key type in one struct; the field order is the
@@ -39,6 +44,7 @@ type recordKey struct {
 	KeyType string  `json:"keytype"`
 	Subject *string `json:"subject,omitempty"`
 	Version *int    `json:"version,omitempty"`
+	Node    *int32  `json:"node,omitempty"`
 	Magic   int     `json:"magic"`
 }
 
@@ -61,6 +67,14 @@ func configKey(keyType, subject string) []byte {
 }
 
 func noopKey() []byte { return marshalKey(recordKey{KeyType: keyNoop}) }
+
+func nodeKey(node int32) []byte { return marshalKey(recordKey{KeyType: keyNode, Node: &node}) }
+
+// nodeValue is a RUNNEL_NODE record's value.
+type nodeValue struct {
+	Node int32  `json:"node"`
+	URL  string `json:"url"`
+}
 
 func marshalKey(k recordKey) []byte {
 	b, err := json.Marshal(k)

@@ -15,6 +15,21 @@
 // applied, so no two writes decide on the same state. mu guards the state;
 // the reader takes it to apply a record, HTTP reads take it to read.
 //
+// Clusters. Several registries may share one log (the brokers of a
+// cluster, each serving the API). Every one answers reads from its own
+// copy of the state; writes go to one leader, which Config.Leader names
+// (in a broker: the broker leading the log's partition), and the others
+// forward the HTTP request to it, as Confluent's followers forward to
+// their elected leader. So one registry decides every id, and two
+// registrations through different brokers never choose the same one.
+// Each registry announces its URL in the log (a RUNNEL_NODE record) so
+// the others know where to forward. A forwarding registry then reads the
+// log to its end before it answers, so a client reads its own write from
+// the broker it wrote through. Should two registries both act as leader
+// for a moment (while leadership moves), the log still decides: the
+// record that lands first keeps an id, and the other write fails with
+// 50001 rather than give one id to two schemas.
+//
 // Schemas. AVRO is the schema type served; compatibility follows Avro's
 // schema-resolution rules (package internal/avroschema). Schemas
 // of other types are refused with 42201.
@@ -26,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -94,6 +110,19 @@ type Config struct {
 	DefaultCompatibility string
 	// Logger receives the registry's log. Default: discard.
 	Logger *slog.Logger
+
+	// Leader, when set, names the node whose registry takes writes; a
+	// registry of another node forwards writes to it. Unset, this
+	// registry takes every write itself (it is alone on its log).
+	Leader func(ctx context.Context) (int32, error)
+	// Node is this registry's node id, compared with Leader's answer.
+	Node int32
+	// URL is the base URL this registry serves on, announced in the log
+	// for the others to forward to. Required with Leader.
+	URL string
+	// ForwardClient sends forwarded requests. Default: a client with a
+	// 30s timeout.
+	ForwardClient *http.Client
 }
 
 // Registry is a schema registry over a Log. Serve it with its Handler.
@@ -126,6 +155,9 @@ type state struct {
 	// type, normalized form and references (see schemaKeyOf).
 	byKey map[string]int
 	maxID int
+
+	// nodes is where each node's registry serves (RUNNEL_NODE records).
+	nodes map[int32]string
 
 	compat        string // global; "" when unset
 	subjectCompat map[string]string
@@ -160,11 +192,18 @@ func New(ctx context.Context, log Log, cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Leader != nil && cfg.URL == "" {
+		return nil, errors.New("registry: a registry with a Leader needs its URL")
+	}
+	if cfg.ForwardClient == nil {
+		cfg.ForwardClient = &http.Client{Timeout: writeTimeout}
+	}
 	r := &Registry{
 		cfg: cfg, log: log, logger: cfg.Logger,
 		st: state{
 			subjects: map[string]map[int]*version{}, ids: map[int]*stored{}, byKey: map[string]int{},
 			subjectCompat: map[string]string{}, subjectMode: map[string]string{},
+			nodes: map[int32]string{},
 		},
 		applied:  -1,
 		advanced: make(chan struct{}),
@@ -174,8 +213,14 @@ func New(ctx context.Context, log Log, cfg Config) (*Registry, error) {
 	r.cancel = cancel
 	go r.readLoop(rctx)
 	// A marker appended now lies after every earlier record: once it is
-	// applied, so are they.
-	if err := r.appendAndWait(ctx, noopKey(), nil); err != nil {
+	// applied, so are they. In a cluster the marker is this registry's
+	// address, which the others need to forward to it.
+	key, value := noopKey(), []byte(nil)
+	if cfg.Leader != nil {
+		key = nodeKey(cfg.Node)
+		value, _ = json.Marshal(nodeValue{Node: cfg.Node, URL: cfg.URL})
+	}
+	if err := r.appendAndWait(ctx, key, value); err != nil {
 		r.Close()
 		return nil, fmt.Errorf("registry: catch up with the log: %w", err)
 	}
@@ -227,6 +272,11 @@ func (r *Registry) appendAndWait(ctx context.Context, key, value []byte) error {
 	if err != nil {
 		return err
 	}
+	return r.waitApplied(ctx, off)
+}
+
+// waitApplied waits until the reader applied the record at off.
+func (r *Registry) waitApplied(ctx context.Context, off int64) error {
 	for {
 		r.mu.RLock()
 		applied, ch, rerr := r.applied, r.advanced, r.readErr
@@ -259,6 +309,19 @@ func (st *state) apply(rec Record) error {
 	switch k.KeyType {
 	case keyNoop:
 		return nil
+	case keyNode:
+		if k.Node == nil {
+			return errors.New("registry: node key without a node")
+		}
+		if rec.Value == nil {
+			delete(st.nodes, *k.Node)
+			return nil
+		}
+		var v nodeValue
+		if err := json.Unmarshal(rec.Value, &v); err != nil {
+			return fmt.Errorf("registry: bad node record: %w", err)
+		}
+		st.nodes[*k.Node] = v.URL
 	case keySchema:
 		if k.Subject == nil || k.Version == nil {
 			return errors.New("registry: schema key without subject or version")

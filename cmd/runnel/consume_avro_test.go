@@ -65,3 +65,40 @@ func TestConsumeAvro(t *testing.T) {
 		t.Fatalf("avro without a registry: exit %d stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestConsumeAvroReferences prints values whose writer schema references
+// a type registered under another subject.
+func TestConsumeAvroReferences(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{RegistryListen: "127.0.0.1:0"})
+	addr, url := b.Addr(), "http://"+b.RegistryAddr()
+	mustCLI(t, addr, "", "topics", "create", "customers")
+	cl, err := sr.NewClient(sr.URLs(url))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const address = `{"type":"record","name":"Address","namespace":"shop","fields":[{"name":"zip","type":"string"}]}`
+	if _, err := cl.CreateSchema(ctx, "shop.Address", sr.Schema{Schema: address}); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := cl.CreateSchema(ctx, "customers-value", sr.Schema{
+		Schema:     `{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"name","type":"string"},{"name":"home","type":"shop.Address"}]}`,
+		References: []sr.SchemaReference{{Name: "shop.Address", Subject: "shop.Address", Version: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := goavro.NewCodec(`{"type":"record","name":"Customer","namespace":"shop","fields":[{"name":"name","type":"string"},{"name":"home","type":` + address + `}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := codec.BinaryFromNative([]byte{0, 0, 0, 0, byte(ss.ID)}, map[string]any{"name": "ann", "home": map[string]any{"zip": "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	produceRecords(t, addr, &kgo.Record{Topic: "customers", Value: v})
+	r := mustCLI(t, addr, "", "consume", "customers", "--from-beginning", "--max-messages", "1", "--timeout", "30s",
+		"--value-format", "avro", "--schema-registry-url", url)
+	if want := `{"name":"ann","home":{"zip":"1000"}}` + "\n"; r.stdout != want {
+		t.Fatalf("printed %q, want %q", r.stdout, want)
+	}
+}

@@ -17,7 +17,8 @@ import (
 // 4-byte schema id, the Avro binary) as Avro's JSON encoding, as
 // Confluent's kafka-avro-console-consumer does (fields in schema order,
 // unions as {"branch": value}): the writer's schema is
-// fetched from the registry at url by the id in the bytes, once per id.
+// fetched from the registry at url by the id in the bytes, once per id,
+// with the schemas it references.
 func avroFormat(url string) (recordFormat, error) {
 	if url == "" {
 		return nil, errors.New("avro needs --schema-registry-url")
@@ -40,10 +41,19 @@ func avroFormat(url string) (recordFormat, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schema %d: %w", id, err)
 		}
-		if s.Type != sr.TypeAvro || len(s.References) > 0 {
-			return nil, fmt.Errorf("schema %d is not a self-contained Avro schema", id)
+		if s.Type != sr.TypeAvro {
+			return nil, fmt.Errorf("schema %d is a %s schema, not Avro", id, s.Type)
 		}
-		c, err := avroschema.ParseChecked(s.Schema, nil)
+		c, err := avroschema.ParseWithReferences(s.Schema, avroRefs(s.References), func(subject string, version int) (string, []avroschema.Reference, error) {
+			ss, err := cl.SchemaByVersion(ctx, subject, version)
+			if err != nil {
+				return "", nil, err
+			}
+			if ss.Type != sr.TypeAvro {
+				return "", nil, fmt.Errorf("a %s schema", ss.Type)
+			}
+			return ss.Schema.Schema, avroRefs(ss.References), nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("schema %d: %w", id, err)
 		}
@@ -65,4 +75,12 @@ func avroFormat(url string) (recordFormat, error) {
 		text, err := avroschema.AppendJSON(nil, c.Root, native)
 		return string(text), err
 	}, nil
+}
+
+func avroRefs(refs []sr.SchemaReference) []avroschema.Reference {
+	out := make([]avroschema.Reference, len(refs))
+	for i, r := range refs {
+		out[i] = avroschema.Reference{Name: r.Name, Subject: r.Subject, Version: r.Version}
+	}
+	return out
 }

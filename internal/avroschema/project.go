@@ -49,7 +49,7 @@ func (p *Projector) prepare(s *Schema, seen map[*Schema]bool) error {
 	case Record:
 		for _, f := range s.Fields {
 			if f.HasDefault {
-				v, err := defaultNative(f.Type, f.Default)
+				v, err := DefaultNative(f.Type, f.Default)
 				if err != nil {
 					return fmt.Errorf("avro: default of field %s.%s: %w", s.Name, f.Name, err)
 				}
@@ -73,9 +73,9 @@ func (p *Projector) prepare(s *Schema, seen map[*Schema]bool) error {
 	return nil
 }
 
-// defaultNative reads a default (JSON, a union's being of its first
+// DefaultNative reads a default (JSON, a union's being of its first
 // branch) into native form.
-func defaultNative(s *Schema, def any) (any, error) {
+func DefaultNative(s *Schema, def any) (any, error) {
 	t := s
 	if s.Kind == Union {
 		if len(s.Branches) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -92,20 +93,94 @@ func (l *lazyRegistry) SchemaByID(ctx context.Context, id int) (sr.Schema, error
 	return cl.SchemaByID(ctx, id)
 }
 
+// AvroSubjectRegistry is a registry that also serves a subject's
+// versions. An Avro serde needs it to read data whose writer schema has
+// references (it loads the referenced schemas by subject and version)
+// and for AvroUseLatestVersion. *sr.Client and LazyRegistry's are one.
+type AvroSubjectRegistry interface {
+	AvroRegistry
+	SchemaByVersion(ctx context.Context, subject string, version int) (sr.SubjectSchema, error)
+}
+
+func (l *lazyRegistry) SchemaByVersion(ctx context.Context, subject string, version int) (sr.SubjectSchema, error) {
+	cl, err := l.client()
+	if err != nil {
+		return sr.SubjectSchema{}, err
+	}
+	return cl.SchemaByVersion(ctx, subject, version)
+}
+
+// SubjectNameStrategy names the subject a serde's schema is registered
+// (or looked up) under, from the topic it writes to, whether it is the
+// key's serde, and the full name of the record; as Confluent's
+// key.subject.name.strategy and value.subject.name.strategy.
+type SubjectNameStrategy func(topic string, isKey bool, record string) (string, error)
+
+var (
+	// TopicNameStrategy names the subject "<topic>-value" (or "-key"):
+	// one schema, and its evolutions, per topic. Confluent's default.
+	TopicNameStrategy SubjectNameStrategy = func(topic string, isKey bool, _ string) (string, error) {
+		if topic == "" {
+			return "", errors.New("TopicNameStrategy needs the topic (AvroTopic)")
+		}
+		if isKey {
+			return topic + "-key", nil
+		}
+		return topic + "-value", nil
+	}
+	// RecordNameStrategy names the subject by the record's full name:
+	// one schema per record type, whatever topic carries it.
+	RecordNameStrategy SubjectNameStrategy = func(_ string, _ bool, record string) (string, error) {
+		return record, nil
+	}
+	// TopicRecordNameStrategy names the subject "<topic>-<record>": a
+	// topic carries several record types, each evolving on its own.
+	TopicRecordNameStrategy SubjectNameStrategy = func(topic string, _ bool, record string) (string, error) {
+		if topic == "" {
+			return "", errors.New("TopicRecordNameStrategy needs the topic (AvroTopic)")
+		}
+		return topic + "-" + record, nil
+	}
+)
+
 // AvroOption configures an Avro serde.
 type AvroOption func(*avroConfig)
 
 type avroConfig struct {
 	subject      string
+	topic        string
+	isKey        bool
+	strategy     SubjectNameStrategy
 	autoRegister bool
+	useLatest    bool
 	timeout      time.Duration
+	schema       string // Avro[T]: given instead of derived
+	namespace    string // Avro[T]: of the derived records
 }
 
 // AvroSubject is the subject the schema is registered (or looked up)
-// under on the first write. With Confluent's default TopicNameStrategy it
-// is "<topic>-value" (or "-key"). Required to serialize.
+// under on the first write, whatever the strategy says.
 func AvroSubject(subject string) AvroOption {
 	return func(c *avroConfig) { c.subject = subject }
+}
+
+// AvroTopic is the topic the serde writes to, which TopicNameStrategy and
+// TopicRecordNameStrategy name the subject by.
+func AvroTopic(topic string) AvroOption {
+	return func(c *avroConfig) { c.topic = topic }
+}
+
+// AvroKey makes the serde a key serde: TopicNameStrategy then names the
+// subject "<topic>-key". Default: a value serde.
+func AvroKey() AvroOption {
+	return func(c *avroConfig) { c.isKey = true }
+}
+
+// AvroSubjectNameStrategy sets how the subject is named when AvroSubject
+// does not give it. Default TopicNameStrategy, as Confluent's
+// value.subject.name.strategy (key.subject.name.strategy with AvroKey).
+func AvroSubjectNameStrategy(s SubjectNameStrategy) AvroOption {
+	return func(c *avroConfig) { c.strategy = s }
 }
 
 // AvroAutoRegister says whether the first write registers the schema
@@ -115,9 +190,32 @@ func AvroAutoRegister(on bool) AvroOption {
 	return func(c *avroConfig) { c.autoRegister = on }
 }
 
+// AvroUseLatestVersion makes the serde write with the latest version of
+// its subject rather than its own schema: values are resolved from the
+// serde's schema to that one (fields it lacks take their defaults) and
+// carry its id. It needs AvroAutoRegister(false), as Confluent's
+// use.latest.version applies only with auto.register.schemas=false, and
+// a registry that is an AvroSubjectRegistry. Default false.
+func AvroUseLatestVersion(on bool) AvroOption {
+	return func(c *avroConfig) { c.useLatest = on }
+}
+
 // AvroRegistryTimeout bounds each call to the registry. Default 30s.
 func AvroRegistryTimeout(d time.Duration) AvroOption {
 	return func(c *avroConfig) { c.timeout = d }
+}
+
+// AvroSchema gives Avro[T] its schema as text instead of deriving it
+// from T; T's fields are matched to the record's by name. AvroGeneric
+// takes its schema as an argument and ignores this option.
+func AvroSchema(schema string) AvroOption {
+	return func(c *avroConfig) { c.schema = schema }
+}
+
+// AvroNamespace is the namespace of the records Avro[T] derives from Go
+// types. Default none.
+func AvroNamespace(ns string) AvroOption {
+	return func(c *avroConfig) { c.namespace = ns }
 }
 
 // AvroGeneric returns a serde of Avro records as maps (goavro's native
@@ -126,34 +224,126 @@ func AvroRegistryTimeout(d time.Duration) AvroOption {
 // schema, as the reader and writer schema. cl is a registry client, such
 // as sr.NewClient(sr.URLs(url)), or LazyRegistry's.
 func AvroGeneric(cl AvroRegistry, schema string, opts ...AvroOption) (Serde[map[string]any], error) {
-	return newAvro(cl, schema, opts)
-}
-
-// Avro returns a serde of T as Avro records: to and from convert between
-// T and the record's map (see AvroGeneric) and the map goes over the wire
-// as AvroGeneric's does.
-func Avro[T any](cl AvroRegistry, schema string, to func(T) (map[string]any, error), from func(map[string]any) (T, error), opts ...AvroOption) (Serde[T], error) {
-	g, err := newAvro(cl, schema, opts)
+	a, err := newAvro(cl, schema, opts)
 	if err != nil {
 		return nil, err
 	}
-	if to == nil || from == nil {
-		return nil, errors.New("serde: avro: the conversion functions are required")
+	return avroGeneric{a}, nil
+}
+
+// Avro returns a serde of T, a struct, as Avro records. The schema is
+// derived from T (see AvroSchemaOf for the mapping of Go types), or
+// given with AvroSchema:
+//
+//	type Order struct {
+//		ID    int64     `avro:"id"`
+//		Items []Item    `avro:"items"`
+//		Note  *string   `avro:"note"` // ["null","string"], default null
+//		At    time.Time `avro:"at"`   // timestamp-millis
+//	}
+//	s, err := serde.Avro[Order](reg, serde.AvroTopic("orders"))
+func Avro[T any](cl AvroRegistry, opts ...AvroOption) (Serde[T], error) {
+	var cfg avroConfig
+	for _, o := range opts {
+		o(&cfg)
 	}
-	return Func(func(v T) ([]byte, error) {
-		m, err := to(v)
-		if err != nil {
-			return nil, fmt.Errorf("serde: avro: %w", err)
+	t := reflect.TypeFor[T]()
+	if t.Kind() != reflect.Struct || t == avroTimeType {
+		return nil, errAvroNotStruct
+	}
+	schema := cfg.schema
+	if schema == "" {
+		var err error
+		if schema, err = avroSchemaOf(t, cfg.namespace); err != nil {
+			return nil, err
 		}
-		return g.Serialize(m)
-	}, func(b []byte) (T, error) {
-		m, err := g.Deserialize(b)
-		if err != nil {
-			var zero T
-			return zero, err
+	}
+	a, err := newAvro(cl, schema, opts)
+	if err != nil {
+		return nil, err
+	}
+	conv, err := newAvroConv(t, a.parsed.Root)
+	if err != nil {
+		return nil, err
+	}
+	return &avroTyped[T]{a: a, conv: conv, bin: newBinConv(t, a.parsed.Root)}, nil
+}
+
+type avroTyped[T any] struct {
+	a    *avroSerde
+	conv *avroConv
+	// bin is the direct path (avro_binary.go), for data of the serde's
+	// own schema.
+	bin *binConv
+}
+
+func (s *avroTyped[T]) String() string { return "Avro" }
+
+func (s *avroTyped[T]) Serialize(v T) ([]byte, error) {
+	out, err := s.a.output()
+	if err != nil {
+		return nil, err
+	}
+	rv := reflect.ValueOf(&v).Elem()
+	if out.proj == nil {
+		buf := make([]byte, 5, 128)
+		binary.BigEndian.PutUint32(buf[1:], uint32(out.id))
+		b, err := s.bin.app(buf, rv)
+		if !errors.Is(err, errNoDirect) {
+			return b, err
 		}
-		return from(m)
-	}), nil
+	}
+	n, err := s.conv.enc(rv)
+	if err != nil {
+		return nil, err
+	}
+	return s.a.serialize(n)
+}
+
+func (s *avroTyped[T]) Deserialize(b []byte) (T, error) {
+	var v T
+	if len(b) >= 5 && b[0] == 0 {
+		w, err := s.a.writer(binary.BigEndian.Uint32(b[1:5]))
+		if err != nil {
+			return v, err
+		}
+		if w.proj == nil {
+			rest, err := s.bin.read(b[5:], reflect.ValueOf(&v).Elem())
+			if err == nil && len(rest) == 0 {
+				return v, nil
+			}
+			// goavro's path reads what this one would not, and says what
+			// is wrong with what it cannot read.
+			v = *new(T)
+		}
+	}
+	n, err := s.a.deserialize(b)
+	if err != nil {
+		return v, err
+	}
+	if err := s.conv.dec(n, reflect.ValueOf(&v).Elem()); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+// avroGeneric is AvroGeneric's serde.
+type avroGeneric struct{ a *avroSerde }
+
+func (g avroGeneric) String() string { return "Avro" }
+
+func (g avroGeneric) Serialize(v map[string]any) ([]byte, error) { return g.a.serialize(v) }
+
+func (g avroGeneric) Deserialize(b []byte) (map[string]any, error) {
+	n, err := g.a.deserialize(b)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := n.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("serde: avro: decoded a %T, not a record", n)
+	}
+	return m, nil
 }
 
 type avroSerde struct {
@@ -163,11 +353,19 @@ type avroSerde struct {
 	parsed *avroschema.Parsed
 
 	mu sync.RWMutex // guards the following
-	// id is the registry id of schema under the subject; 0 until the
-	// first write found it.
-	id int
+	// out is how values are written; nil until the first write found
+	// the schema's id.
+	out *avroOut
 	// writers caches, by id, what reading that id's data needs.
 	writers map[uint32]*avroWriter
+}
+
+// avroOut is how a serde writes: with the schema of id, its values
+// resolved to that schema first when it is not the serde's own.
+type avroOut struct {
+	id    int
+	codec *goavro.Codec
+	proj  *avroschema.Projector
 }
 
 // avroWriter reads data written with one writer schema.
@@ -179,12 +377,23 @@ type avroWriter struct {
 }
 
 func newAvro(cl AvroRegistry, schema string, opts []AvroOption) (*avroSerde, error) {
-	cfg := avroConfig{autoRegister: true, timeout: 30 * time.Second}
+	cfg := avroConfig{autoRegister: true, timeout: 30 * time.Second, strategy: TopicNameStrategy}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cl == nil {
 		return nil, errors.New("serde: avro: a registry client is required")
+	}
+	if cfg.strategy == nil {
+		return nil, errors.New("serde: avro: a nil subject name strategy")
+	}
+	if cfg.useLatest {
+		if cfg.autoRegister {
+			return nil, errors.New("serde: avro: AvroUseLatestVersion needs AvroAutoRegister(false)")
+		}
+		if _, ok := cl.(AvroSubjectRegistry); !ok {
+			return nil, fmt.Errorf("serde: avro: AvroUseLatestVersion needs a registry that serves versions; %T does not", cl)
+		}
 	}
 	p, err := avroschema.ParseChecked(schema, nil)
 	if err != nil {
@@ -196,58 +405,94 @@ func newAvro(cl AvroRegistry, schema string, opts []AvroOption) (*avroSerde, err
 	return &avroSerde{cfg: cfg, cl: cl, schema: schema, parsed: p, writers: map[uint32]*avroWriter{}}, nil
 }
 
-func (a *avroSerde) String() string { return "Avro" }
+// subject is the subject the serde's schema goes under.
+func (a *avroSerde) subject() (string, error) {
+	if a.cfg.subject != "" {
+		return a.cfg.subject, nil
+	}
+	s, err := a.cfg.strategy(a.cfg.topic, a.cfg.isKey, a.parsed.Root.Name)
+	if err != nil {
+		return "", fmt.Errorf("serde: avro: no subject for the schema: %w", err)
+	}
+	return s, nil
+}
 
-// schemaID returns the id of the serde's schema, registering or looking
-// it up on first use.
-func (a *avroSerde) schemaID() (int, error) {
+// output returns how to write, registering the schema, looking it up or
+// fetching the subject's latest version on first use.
+func (a *avroSerde) output() (*avroOut, error) {
 	a.mu.RLock()
-	id := a.id
+	out := a.out
 	a.mu.RUnlock()
-	if id != 0 {
-		return id, nil
+	if out != nil {
+		return out, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.id != 0 {
-		return a.id, nil
+	if a.out != nil {
+		return a.out, nil
 	}
-	if a.cfg.subject == "" {
-		return 0, errors.New("serde: avro: no subject to register the schema under (AvroSubject)")
+	subject, err := a.subject()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.timeout)
 	defer cancel()
 	s := sr.Schema{Schema: a.schema, Type: sr.TypeAvro}
 	var ss sr.SubjectSchema
-	var err error
-	if a.cfg.autoRegister {
-		ss, err = a.cl.CreateSchema(ctx, a.cfg.subject, s)
-	} else {
-		ss, err = a.cl.LookupSchema(ctx, a.cfg.subject, s)
+	switch {
+	case a.cfg.useLatest:
+		ss, err = a.cl.(AvroSubjectRegistry).SchemaByVersion(ctx, subject, -1)
+	case a.cfg.autoRegister:
+		ss, err = a.cl.CreateSchema(ctx, subject, s)
+	default:
+		ss, err = a.cl.LookupSchema(ctx, subject, s)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("serde: avro: schema of subject %s: %w", a.cfg.subject, err)
+		return nil, fmt.Errorf("serde: avro: schema of subject %s: %w", subject, err)
 	}
-	a.id = ss.ID
-	a.writers[uint32(ss.ID)] = &avroWriter{codec: a.parsed.Codec}
-	return a.id, nil
-}
-
-func (a *avroSerde) Serialize(v map[string]any) ([]byte, error) {
-	id, err := a.schemaID()
-	if err != nil {
-		return nil, err
+	out = &avroOut{id: ss.ID, codec: a.parsed.Codec}
+	if a.cfg.useLatest {
+		if ss.Type != sr.TypeAvro {
+			return nil, fmt.Errorf("serde: avro: the latest schema of subject %s is %s", subject, ss.Type)
+		}
+		latest, err := a.parseWriter(ctx, ss.Schema)
+		if err != nil {
+			return nil, fmt.Errorf("serde: avro: the latest schema of subject %s: %w", subject, err)
+		}
+		if latest.Normal != a.parsed.Normal {
+			if out.proj, err = avroschema.NewProjector(latest.Root, a.parsed.Root); err != nil {
+				return nil, fmt.Errorf("serde: avro: the latest schema of subject %s cannot take this serde's values: %w", subject, err)
+			}
+			out.codec = latest.Codec
+		}
 	}
-	buf := make([]byte, 5, 64)
-	binary.BigEndian.PutUint32(buf[1:], uint32(id))
-	out, err := a.parsed.Codec.BinaryFromNative(buf, v)
-	if err != nil {
-		return nil, fmt.Errorf("serde: avro: %w", err)
+	if out.proj == nil {
+		a.writers[uint32(ss.ID)] = &avroWriter{codec: a.parsed.Codec}
 	}
+	a.out = out
 	return out, nil
 }
 
-func (a *avroSerde) Deserialize(b []byte) (map[string]any, error) {
+func (a *avroSerde) serialize(v any) ([]byte, error) {
+	out, err := a.output()
+	if err != nil {
+		return nil, err
+	}
+	if out.proj != nil {
+		if v, err = out.proj.Project(v); err != nil {
+			return nil, fmt.Errorf("serde: %w", err)
+		}
+	}
+	buf := make([]byte, 5, 64)
+	binary.BigEndian.PutUint32(buf[1:], uint32(out.id))
+	b, err := out.codec.BinaryFromNative(buf, v)
+	if err != nil {
+		return nil, fmt.Errorf("serde: avro: %w", err)
+	}
+	return b, nil
+}
+
+func (a *avroSerde) deserialize(b []byte) (any, error) {
 	if len(b) < 5 || b[0] != 0 {
 		return nil, ErrAvroFormat
 	}
@@ -267,11 +512,7 @@ func (a *avroSerde) Deserialize(b []byte) (map[string]any, error) {
 			return nil, fmt.Errorf("serde: %w", err)
 		}
 	}
-	m, ok := native.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("serde: avro: decoded a %T, not a record", native)
-	}
-	return m, nil
+	return native, nil
 }
 
 // writer returns how to read data of a writer id, asking the registry
@@ -297,10 +538,7 @@ func (a *avroSerde) writer(id uint32) (*avroWriter, error) {
 	if s.Type != sr.TypeAvro {
 		return nil, fmt.Errorf("serde: avro: writer schema %d is %s", id, s.Type)
 	}
-	if len(s.References) > 0 {
-		return nil, fmt.Errorf("serde: avro: writer schema %d has references, which this serde does not resolve yet", id)
-	}
-	wp, err := avroschema.ParseChecked(s.Schema, nil)
+	wp, err := a.parseWriter(ctx, s)
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro: writer schema %d: %w", id, err)
 	}
@@ -312,4 +550,35 @@ func (a *avroSerde) writer(id uint32) (*avroWriter, error) {
 	}
 	a.writers[id] = w
 	return w, nil
+}
+
+// parseWriter parses a schema from the registry, with the named types of
+// its references (loaded by subject and version, and theirs in turn) in
+// scope.
+func (a *avroSerde) parseWriter(ctx context.Context, s sr.Schema) (*avroschema.Parsed, error) {
+	if len(s.References) == 0 {
+		return avroschema.ParseChecked(s.Schema, nil)
+	}
+	reg, ok := a.cl.(AvroSubjectRegistry)
+	if !ok {
+		return nil, fmt.Errorf("the schema has references, and the registry client %T cannot load them by subject and version", a.cl)
+	}
+	return avroschema.ParseWithReferences(s.Schema, srRefs(s.References), func(subject string, version int) (string, []avroschema.Reference, error) {
+		ss, err := reg.SchemaByVersion(ctx, subject, version)
+		if err != nil {
+			return "", nil, err
+		}
+		if ss.Type != sr.TypeAvro {
+			return "", nil, fmt.Errorf("a %s schema", ss.Type)
+		}
+		return ss.Schema.Schema, srRefs(ss.References), nil
+	})
+}
+
+func srRefs(refs []sr.SchemaReference) []avroschema.Reference {
+	out := make([]avroschema.Reference, len(refs))
+	for i, r := range refs {
+		out[i] = avroschema.Reference{Name: r.Name, Subject: r.Subject, Version: r.Version}
+	}
+	return out
 }

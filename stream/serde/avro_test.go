@@ -137,32 +137,6 @@ func TestAvroResolution(t *testing.T) {
 	}
 }
 
-type order struct {
-	ID   int32
-	Item string
-}
-
-func TestAvroTyped(t *testing.T) {
-	cl := newRegistry(t)
-	const schema = `{"type":"record","name":"O","fields":[{"name":"id","type":"int"},{"name":"item","type":"string"}]}`
-	s, err := serde.Avro(cl, schema,
-		func(o order) (map[string]any, error) { return map[string]any{"id": o.ID, "item": o.Item}, nil },
-		func(m map[string]any) (order, error) {
-			return order{ID: m["id"].(int32), Item: m["item"].(string)}, nil
-		},
-		serde.AvroSubject("o-value"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := s.Serialize(order{3, "ink"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.Deserialize(b); err != nil || got != (order{3, "ink"}) {
-		t.Fatalf("typed round trip: %+v, %v", got, err)
-	}
-}
-
 // TestAvroBadInput: bytes that are not a value of a known schema are
 // errors, never panics.
 func TestAvroBadInput(t *testing.T) {
