@@ -48,7 +48,8 @@ func main() {
 		paced     = flag.Duration("paced", 10*time.Second, "measured length of the fixed-rate latency phase")
 		rate      = flag.Float64("rate", 0, "records/s of the latency phase (default: half of Runnel's peak for that record size)")
 		kafkaHome = flag.String("kafka-home", "", "Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
-		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file")
+		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file (with -replicas, broker N's to FILE.N)")
+		runnelBin = flag.String("runnel-bin", "", "run this runnelbroker binary instead of building bench/cmd/runnelbroker (to compare two builds of the broker)")
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
 		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
@@ -111,7 +112,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas)
+	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas, *runnelBin)
 	if err != nil {
 		fatal(err)
 	}
@@ -133,7 +134,7 @@ func main() {
 
 // choosePeers parses -brokers. Runnel is always measured first, because the
 // latency phase of every broker runs at half of Runnel's peak.
-func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes int) ([]peer, error) {
+func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes int, runnelBin string) ([]peer, error) {
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {
 		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
@@ -147,7 +148,7 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 	for _, n := range names {
 		switch n {
 		case "runnel":
-			peers = append(peers, &runnelPeer{binDir: binDir, profile: profile, nodes: nodes})
+			peers = append(peers, &runnelPeer{binDir: binDir, bin: runnelBin, profile: profile, nodes: nodes})
 		case "kfake", "ceiling":
 			if nodes > 1 {
 				return nil, fmt.Errorf("-brokers %s: runs one broker only; with -replicas %d measure runnel and kafka", n, nodes)

@@ -21,6 +21,7 @@ import (
 // three).
 type runnelPeer struct {
 	binDir  string
+	bin     string // a runnelbroker binary to run; "" builds one into binDir
 	profile string // when set, the broker writes a CPU profile here (RUNNEL_CPUPROFILE); node N of a cluster to profile.N
 	nodes   int    // brokers; 1 is the single-node broker
 }
@@ -35,9 +36,12 @@ func (r *runnelPeer) durability() string {
 }
 
 func (r *runnelPeer) start(ctx context.Context, dir string) (*cluster, error) {
-	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker", r.binDir)
-	if err != nil {
-		return nil, err
+	bin := r.bin
+	if bin == "" {
+		var err error
+		if bin, err = goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker", r.binDir); err != nil {
+			return nil, err
+		}
 	}
 	if r.nodes <= 1 {
 		cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0")
