@@ -18,12 +18,16 @@
 //
 //	RUNNEL_CPUPROFILE=FILE   write a CPU profile of the whole run to FILE
 //	RUNNEL_MEMPROFILE=FILE   write a heap (alloc) profile to FILE on exit
+//	RUNNEL_LOG_LEVEL=LEVEL   log at debug, info, warn or error to standard
+//	                         error (brokerbench keeps it in the broker's log
+//	                         file); default: no log
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -58,6 +62,14 @@ func main() {
 			cfg.EnsureDefaults()
 			cfg.MemoryLimit = cfg.DerivedMemoryLimit()
 		}
+	}
+	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(lv)); err != nil {
+			fmt.Fprintf(os.Stderr, "runnelbroker: RUNNEL_LOG_LEVEL %q: want debug, info, warn or error\n", lv)
+			os.Exit(2)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "runnelbroker:", err)
