@@ -45,8 +45,11 @@ type partition struct {
 	// waiters are woken (non-blocking send) when hw moves.
 	waiters map[chan struct{}]struct{}
 	// leoWaiters are woken when the durable log end moves (acks=1
-	// produces and followers' long polls wait for that, not for hw).
+	// produces wait for that, not for hw).
 	leoWaiters map[chan struct{}]struct{}
+	// fetchWaiters, followers' long polls, are woken when the log end
+	// moves, durable or not (partition_replication.go, watchLEO).
+	fetchWaiters map[chan struct{}]struct{}
 	// durableEnd is the offset below which the local log is durable (or
 	// written, when the topic does not fsync before acking).
 	// Invariant: hw <= durableEnd <= log end offset while leading.
@@ -91,6 +94,7 @@ func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int3
 		durable:        durable,
 		waiters:        make(map[chan struct{}]struct{}),
 		leoWaiters:     make(map[chan struct{}]struct{}),
+		fetchWaiters:   make(map[chan struct{}]struct{}),
 		verifyGuards:   make(map[int64]uint64),
 		appended:       make(chan struct{}, 1),
 		stop:           make(chan struct{}),
@@ -181,6 +185,7 @@ func (p *partition) appendChecked(batches []byte, tc txnCheck) (log.AppendResult
 	}
 	if !res.Duplicate {
 		p.nudge()
+		p.wakeFetchers()
 	}
 	return res, nil
 }

@@ -74,7 +74,7 @@ func (p *partition) role(mp meta.Partition, self int32, minISR int, lagMax time.
 // wakeAllLocked wakes every waiter, of the HW and of the log end.
 // REQUIRES: p.mu held.
 func (p *partition) wakeAllLocked() {
-	for _, m := range []map[chan struct{}]struct{}{p.waiters, p.leoWaiters} {
+	for _, m := range []map[chan struct{}]struct{}{p.waiters, p.leoWaiters, p.fetchWaiters} {
 		for ch := range m {
 			select {
 			case ch <- struct{}{}:
@@ -85,17 +85,22 @@ func (p *partition) wakeAllLocked() {
 }
 
 // localDurable records that the local log is durable up to end: it
-// wakes acks=1 produces and followers' long polls, and on a leader moves
-// the HW.
+// wakes acks=1 produces and followers' long polls (which an append
+// woke already when it went through appendChecked), and on a leader
+// moves the HW.
 func (p *partition) localDurable(end int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if end > p.durableEnd {
 		p.durableEnd = end
-		for ch := range p.leoWaiters {
-			select {
-			case ch <- struct{}{}:
-			default:
+		// Followers' long polls too: appends that do not go through
+		// appendChecked (transaction markers) wake them here.
+		for _, m := range []map[chan struct{}]struct{}{p.leoWaiters, p.fetchWaiters} {
+			for ch := range m {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}
@@ -229,19 +234,37 @@ func (p *partition) waitAcked(ctx context.Context, end int64, acks int16) int16 
 	}
 }
 
-// watchLEO registers ch to be signalled when the durable log end moves
-// (a follower's long poll waits for new data, not for the HW, which
-// moves only after followers fetch).
+// watchLEO registers a follower's long poll, ch, to be signalled when
+// the log end moves: it waits for new data, not for the HW, which moves
+// only after followers fetch. It is woken by the append itself, not by
+// the leader's fsync after it, so that the followers write and fsync the
+// batch while the leader does: an acks=all produce then waits for the
+// slowest of the leader's and the followers' fsyncs, not for their sum.
+// The HW still counts the leader's own log only up to what it has made
+// durable (localDurable), and a follower's fetch offset only once the
+// follower has (replica_fetcher.go).
 func (p *partition) watchLEO(ch chan struct{}) {
 	p.mu.Lock()
-	p.leoWaiters[ch] = struct{}{}
+	p.fetchWaiters[ch] = struct{}{}
 	p.mu.Unlock()
 }
 
 func (p *partition) unwatchLEO(ch chan struct{}) {
 	p.mu.Lock()
-	delete(p.leoWaiters, ch)
+	delete(p.fetchWaiters, ch)
 	p.mu.Unlock()
+}
+
+// wakeFetchers signals the followers' long polls after an append.
+func (p *partition) wakeFetchers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ch := range p.fetchWaiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // appendReplica writes batches fetched from the leader at leaderEpoch,

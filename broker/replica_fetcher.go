@@ -410,6 +410,9 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 	if resp.ErrorCode != 0 {
 		return kerr.ErrorForCode(resp.ErrorCode)
 	}
+	// Append every partition's batches first, then make them durable
+	// together (flushReplicas), then take the leader's HW and log start.
+	var done []fetchedPart
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
 			tp := topicPartition{rt.Topic, rp.Partition}
@@ -433,6 +436,7 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 				f.parkOnError(tp, w.epoch, rp.ErrorCode)
 				continue
 			}
+			a := fetchedPart{tp: tp, p: w.p, hw: rp.HighWatermark, logStart: rp.LogStartOffset}
 			if len(rp.RecordBatches) > 0 {
 				end, err := w.p.appendReplica(rp.RecordBatches, w.epoch)
 				if err != nil {
@@ -446,23 +450,69 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 					continue
 				}
 				if w.p.durableAcks() {
-					if err := w.p.log.WaitFlushed(end); err != nil {
-						return err
-					}
+					a.flushTo = end
 				}
 			}
-			w.p.followerHW(rp.HighWatermark)
-			// The leader's log start moves by DeleteRecords (and its
-			// retention): records deleted there are deleted here, so a
-			// later leader does not bring them back.
-			if start := min(rp.LogStartOffset, w.p.log.EndOffset()); start > w.p.log.StartOffset() {
-				if err := w.p.log.SetStartOffset(start); err != nil {
-					b.logger.Warn("replica fetcher: log start", "topic", tp.topic, "partition", tp.partition, "err", err)
-				}
+			done = append(done, a)
+		}
+	}
+	if err := flushReplicas(done); err != nil {
+		return err
+	}
+	for _, a := range done {
+		a.p.followerHW(a.hw)
+		// The leader's log start moves by DeleteRecords (and its
+		// retention): records deleted there are deleted here, so a
+		// later leader does not bring them back.
+		if start := min(a.logStart, a.p.log.EndOffset()); start > a.p.log.StartOffset() {
+			if err := a.p.log.SetStartOffset(start); err != nil {
+				b.logger.Warn("replica fetcher: log start", "topic", a.tp.topic, "partition", a.tp.partition, "err", err)
 			}
 		}
 	}
 	return nil
+}
+
+// fetchedPart is a partition of a replica fetch response, appended.
+type fetchedPart struct {
+	tp topicPartition
+	p  *partition
+	// hw and logStart are the leader's, from the response.
+	hw, logStart int64
+	// flushTo, when above 0, is the log end the follower must make
+	// durable before it fetches again (its next fetch offset tells the
+	// leader it has the batches, which an acks=all answer relies on).
+	flushTo int64
+}
+
+// flushReplicas makes the partitions' appended batches durable, each
+// log's fsync in its own goroutine when there are several: a follower
+// round then costs one fsync, not one per partition, before the next
+// fetch reports the new log ends to the leader.
+func flushReplicas(parts []fetchedPart) error {
+	var todo []fetchedPart
+	for _, a := range parts {
+		if a.flushTo > 0 {
+			todo = append(todo, a)
+		}
+	}
+	switch len(todo) {
+	case 0:
+		return nil
+	case 1:
+		return todo[0].p.log.WaitFlushed(todo[0].flushTo)
+	}
+	errs := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, a := range todo {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = a.p.log.WaitFlushed(a.flushTo)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // durableAcks reports whether the topic fsyncs before acknowledging.

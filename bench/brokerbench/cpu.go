@@ -88,39 +88,54 @@ func otherCPU(skip ...int) (time.Duration, error) {
 // benchmark, such as a build or test run by someone else, which skew the
 // figures on a two-core machine.
 type cpuMeter struct {
-	b                *process
-	t0               time.Time
-	broker0, others0 time.Duration
+	c       *cluster
+	t0      time.Time
+	broker0 []time.Duration // per broker process
+	others0 time.Duration
 }
 
-// benchPIDs are the processes of the benchmark itself: this one and its
-// parent (`go run`), which the other-load figure leaves out.
-func benchPIDs(b *process) []int { return []int{os.Getpid(), os.Getppid(), b.pid()} }
+// benchPIDs are the processes of the benchmark itself: this one, its
+// parent (`go run`) and the brokers, which the other-load figure leaves
+// out.
+func benchPIDs(c *cluster) []int { return append([]int{os.Getpid(), os.Getppid()}, c.pids()...) }
 
-func startCPU(b *process) (*cpuMeter, error) {
-	m := &cpuMeter{b: b, t0: time.Now()}
+func startCPU(c *cluster) (*cpuMeter, error) {
+	m := &cpuMeter{c: c, t0: time.Now()}
 	var err error
-	if m.broker0, err = b.cpu(); err != nil {
+	if m.broker0, err = c.cpu(); err != nil {
 		return nil, err
 	}
-	if m.others0, err = otherCPU(benchPIDs(b)...); err != nil {
+	if m.others0, err = otherCPU(benchPIDs(c)...); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// stop returns the broker's CPU time since start, and the average number
-// of cores the other user-space processes kept busy meanwhile.
-func (m *cpuMeter) stop() (broker time.Duration, otherCores float64, err error) {
-	b1, err := m.b.cpu()
+// stop returns each broker process's CPU time since start, and the
+// average number of cores the other user-space processes kept busy
+// meanwhile.
+func (m *cpuMeter) stop() (brokers []time.Duration, otherCores float64, err error) {
+	b1, err := m.c.cpu()
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	o1, err := otherCPU(benchPIDs(m.b)...)
+	o1, err := otherCPU(benchPIDs(m.c)...)
 	if err != nil {
-		return 0, 0, err
+		return nil, 0, err
 	}
-	return b1 - m.broker0, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
+	for i := range b1 {
+		b1[i] -= m.broker0[i]
+	}
+	return b1, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
+}
+
+// sum is the total of d.
+func sum(d []time.Duration) time.Duration {
+	var t time.Duration
+	for _, x := range d {
+		t += x
+	}
+	return t
 }
 
 // machineLoad returns how many cores the machine's user-space processes,

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +24,7 @@ const (
 )
 
 // kafkaPeer runs Apache Kafka in KRaft mode, one node that is both broker
-// and controller, from the jars scripts/fetch-kafka.sh installs, through
+// and controller (or nodes of them in one cluster), from the jars scripts/fetch-kafka.sh installs, through
 // scripts/kafka-tool.sh (which execs java, so the broker's pid is the JVM's).
 // Its flush settings are Kafka's defaults (log.flush.interval.messages and
 // log.flush.interval.ms unset): it acknowledges from the page cache and
@@ -33,11 +33,15 @@ type kafkaPeer struct {
 	home    string // KAFKA_HOME; "" means ask scripts/fetch-kafka.sh
 	scripts string // the repository's scripts/ directory
 	prog    *progress
+	nodes   int // brokers; more than 1 runs a cluster (startCluster)
 }
 
 func (*kafkaPeer) name() string { return "kafka" }
 
-func (*kafkaPeer) durability() string {
+func (k *kafkaPeer) durability() string {
+	if k.nodes > 1 {
+		return "acks=all: every ISR member has the batch in its page cache (Kafka default flush, no fsync per write)"
+	}
 	return "Kafka default flush: ack from page cache, no fsync per write"
 }
 
@@ -74,7 +78,10 @@ func (k *kafkaPeer) install() kafkapeer.Install {
 	return kafkapeer.Install{Home: k.home, Tool: filepath.Join(k.scripts, "kafka-tool.sh")}
 }
 
-func (k *kafkaPeer) start(ctx context.Context, dir string) (*process, error) {
+func (k *kafkaPeer) start(ctx context.Context, dir string) (*cluster, error) {
+	if k.nodes > 1 {
+		return k.startCluster(ctx, dir)
+	}
 	// Kafka's defaults but for a one-node cluster, its flush policy
 	// included.
 	node, err := kafkapeer.NewNode(filepath.Join(dir, "data"))
@@ -92,35 +99,55 @@ func (k *kafkaPeer) start(ctx context.Context, dir string) (*process, error) {
 		return nil, err
 	}
 	p.addr = node.Addr()
-	if err := waitKafkaReady(ctx, p, 120*time.Second); err != nil {
-		_ = p.stop(10 * time.Second)
+	c := &cluster{procs: []*process{p}}
+	if err := waitClusterReady(ctx, c, 120*time.Second); err != nil {
+		_ = c.stop(10 * time.Second)
 		return nil, err
 	}
-	return p, nil
+	return c, nil
 }
 
-// waitKafkaReady polls the broker until it answers Metadata with itself as
-// a broker, or the process exits, or the timeout passes.
-func waitKafkaReady(ctx context.Context, p *process, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if gone, err := p.exited(); gone {
-			return fmt.Errorf("kafka exited during start-up (%v); see %s", err, p.log)
-		}
-		if err := pingBroker(ctx, p.addr); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+// startCluster runs k.nodes Kafka nodes, each broker and controller in
+// its own JVM with Kafka's own heap and flags, on one static controller
+// quorum of all of them; the rest is Kafka's defaults, flush policy
+// included.
+func (k *kafkaPeer) startCluster(ctx context.Context, dir string) (*cluster, error) {
+	nodeDir := func(id int) string { return filepath.Join(dir, "node-"+strconv.Itoa(id)) }
+	kc, err := kafkapeer.NewCluster(k.nodes, func(id int) string { return filepath.Join(nodeDir(id), "data") })
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range kc.Nodes {
+		if err := os.MkdirAll(nodeDir(n.ID), 0o755); err != nil {
+			return nil, err
 		}
 	}
-	return fmt.Errorf("kafka not ready at %s within %v; see %s", p.addr, timeout, p.log)
+	props, err := k.install().FormatCluster(ctx, kc, nodeDir)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster{}
+	for i, n := range kc.Nodes {
+		cmd := k.install().Command(context.Background(), kafkaHeap, kafkaJVMOpts, "kafka.Kafka", props[i])
+		p, err := startBackground(cmd, filepath.Join(nodeDir(n.ID), "kafka.log"))
+		if err != nil {
+			_ = c.stop(10 * time.Second)
+			return nil, err
+		}
+		p.addr = n.Addr()
+		c.procs = append(c.procs, p)
+	}
+	if err := waitClusterReady(ctx, c, 180*time.Second); err != nil {
+		_ = c.stop(30 * time.Second)
+		return nil, err
+	}
+	return c, nil
 }
 
-func pingBroker(ctx context.Context, addr string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+// pingBrokers asks the brokers at seeds for the cluster's metadata, and
+// fails unless it lists at least want brokers.
+func pingBrokers(ctx context.Context, seeds []string, want int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return err
 	}
@@ -131,8 +158,8 @@ func pingBroker(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	if len(m.Brokers) == 0 {
-		return errors.New("no brokers in metadata")
+	if len(m.Brokers) < want {
+		return fmt.Errorf("%w: %d of %d", errTooFewBrokers, len(m.Brokers), want)
 	}
 	return nil
 }

@@ -20,13 +20,13 @@ func (*kfakePeer) durability() string {
 	return "fsync per produced batch (kfake.DataDir + kfake.SyncWrites)"
 }
 
-func (k *kfakePeer) start(ctx context.Context, dir string) (*process, error) {
+func (k *kfakePeer) start(ctx context.Context, dir string) (*cluster, error) {
 	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/kfakebroker", k.binDir)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-sync=true")
-	return startListening(ctx, cmd, "kfake listening on ", filepath.Join(dir, "kfake.log"), 60*time.Second)
+	return startOne(ctx, cmd, "kfake listening on ", filepath.Join(dir, "kfake.log"))
 }
 
 // blackholePeer is kfake with BlackholeProduce: it acknowledges every
@@ -44,11 +44,21 @@ func (*blackholePeer) durability() string {
 
 func (*blackholePeer) produceOnly() {}
 
-func (k *blackholePeer) start(ctx context.Context, dir string) (*process, error) {
+func (k *blackholePeer) start(ctx context.Context, dir string) (*cluster, error) {
 	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/kfakebroker", k.binDir)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-blackhole")
-	return startListening(ctx, cmd, "kfake listening on ", filepath.Join(dir, "blackhole.log"), 60*time.Second)
+	return startOne(ctx, cmd, "kfake listening on ", filepath.Join(dir, "blackhole.log"))
+}
+
+// startOne runs one broker process with startListening, as a cluster of
+// one.
+func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*cluster, error) {
+	p, err := startListening(ctx, cmd, marker, logPath, 60*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &cluster{procs: []*process{p}}, nil
 }

@@ -14,6 +14,14 @@
 // and p99, and the broker process's CPU seconds per GB, then the ratios
 // Runnel/kfake and Runnel/Kafka. Progress goes to stderr, results to
 // stdout.
+//
+// With -replicas 3 it runs the replicated workload instead: three Runnel
+// broker processes against a three-node Apache Kafka KRaft cluster (every
+// node broker and controller), topics of replication factor 3 with
+// min.insync.replicas 2, the same phases, and CPU summed over the
+// cluster's broker processes:
+//
+//	cd bench && go run ./brokerbench -replicas 3
 package main
 
 import (
@@ -40,16 +48,39 @@ func main() {
 		paced     = flag.Duration("paced", 10*time.Second, "measured length of the fixed-rate latency phase")
 		rate      = flag.Float64("rate", 0, "records/s of the latency phase (default: half of Runnel's peak for that record size)")
 		kafkaHome = flag.String("kafka-home", "", "Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
-		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file")
+		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file (with -replicas, broker N's to FILE.N)")
+		runnelBin = flag.String("runnel-bin", "", "run this runnelbroker binary instead of building bench/cmd/runnelbroker (to compare two builds of the broker)")
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
 		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
 		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB")
+		replicas  = flag.Int("replicas", 1, "brokers per peer and topic replication factor; above 1 runs Runnel and Kafka as clusters of this many broker processes (kfake and ceiling are single-broker only)")
+		minISR    = flag.Int("min-isr", 2, "min.insync.replicas of the topics when -replicas is above 1")
 	)
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	s := settings{duration: *duration, linger: *linger, paced: *paced, warmup: time.Second}
+	if *replicas < 1 || *replicas > 16 {
+		fatal(fmt.Errorf("-replicas %d: want 1 to 16", *replicas))
+	}
+	s := settings{duration: *duration, linger: *linger, paced: *paced, warmup: time.Second, replicas: int16(*replicas)}
 	workloads := []workload{{name: "100B", size: 100, records: 10_000_000}, {name: "1KiB", size: 1024, records: 2_000_000}}
+	if *replicas > 1 {
+		if *minISR < 1 || *minISR > *replicas {
+			fatal(fmt.Errorf("-min-isr %d: want 1 to -replicas (%d)", *minISR, *replicas))
+		}
+		s.minISR = *minISR
+		// Seconds per phase, not minutes: the replicated clusters are
+		// measured on a shared machine (raise -records on a quiet one).
+		workloads[0].records, workloads[1].records = 3_000_000, 600_000
+		if !set["paced"] {
+			s.paced = 5 * time.Second
+		}
+		if !set["brokers"] {
+			*brokers = "runnel,kafka"
+		}
+	}
 	if *quick {
 		workloads[0].records, workloads[1].records = 200_000, 50_000
 		s.paced = 2 * time.Second
@@ -81,7 +112,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog}, *profile)
+	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas, *runnelBin)
 	if err != nil {
 		fatal(err)
 	}
@@ -103,7 +134,7 @@ func main() {
 
 // choosePeers parses -brokers. Runnel is always measured first, because the
 // latency phase of every broker runs at half of Runnel's peak.
-func choosePeers(list, binDir string, kafka *kafkaPeer, profile string) ([]peer, error) {
+func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes int, runnelBin string) ([]peer, error) {
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {
 		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
@@ -117,13 +148,18 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string) ([]peer,
 	for _, n := range names {
 		switch n {
 		case "runnel":
-			peers = append(peers, &runnelPeer{binDir: binDir, profile: profile})
-		case "kfake":
-			peers = append(peers, &kfakePeer{binDir: binDir})
+			peers = append(peers, &runnelPeer{binDir: binDir, bin: runnelBin, profile: profile, nodes: nodes})
+		case "kfake", "ceiling":
+			if nodes > 1 {
+				return nil, fmt.Errorf("-brokers %s: runs one broker only; with -replicas %d measure runnel and kafka", n, nodes)
+			}
+			if n == "kfake" {
+				peers = append(peers, &kfakePeer{binDir: binDir})
+			} else {
+				peers = append(peers, &blackholePeer{binDir: binDir})
+			}
 		case "kafka":
 			peers = append(peers, kafka)
-		case "ceiling":
-			peers = append(peers, &blackholePeer{binDir: binDir})
 		default:
 			return nil, fmt.Errorf("-brokers: unknown broker %q (want runnel, kfake, kafka, ceiling)", n)
 		}

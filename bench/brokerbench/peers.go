@@ -14,14 +14,76 @@ import (
 	"time"
 )
 
-// A peer is one broker implementation under test. Start runs it in its own
-// process with its data in dir and returns once it accepts Kafka clients.
+// A peer is one broker implementation under test. Start runs it, one
+// broker or a cluster of them, each broker in its own process, with its
+// data under dir, and returns once every broker accepts Kafka clients.
 type peer interface {
 	name() string
 	// durability says in a few words when the peer acknowledges a write
 	// relative to fsync, for the report.
 	durability() string
-	start(ctx context.Context, dir string) (*process, error)
+	start(ctx context.Context, dir string) (*cluster, error)
+}
+
+// cluster is the broker processes a peer started: one, or the members of
+// a replicated cluster. Its CPU time is the sum over all of them.
+type cluster struct {
+	procs []*process
+}
+
+// seeds are the brokers' client addresses, for kgo.SeedBrokers.
+func (c *cluster) seeds() []string {
+	s := make([]string, len(c.procs))
+	for i, p := range c.procs {
+		s[i] = p.addr
+	}
+	return s
+}
+
+// pids are the brokers' process ids.
+func (c *cluster) pids() []int {
+	s := make([]int, len(c.procs))
+	for i, p := range c.procs {
+		s[i] = p.pid()
+	}
+	return s
+}
+
+// cpu returns the user+system CPU time each broker process has used so
+// far, in the order of procs.
+func (c *cluster) cpu() ([]time.Duration, error) {
+	s := make([]time.Duration, len(c.procs))
+	for i, p := range c.procs {
+		var err error
+		if s[i], err = p.cpu(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// logs names the brokers' log files, for failure messages.
+func (c *cluster) logs() string {
+	s := make([]string, len(c.procs))
+	for i, p := range c.procs {
+		s[i] = p.log
+	}
+	return strings.Join(s, " ")
+}
+
+// stop sends every broker SIGTERM at once (so that a cluster's members
+// shut down together, none waiting for a controller already gone) and
+// waits for each as process.stop does.
+func (c *cluster) stop(grace time.Duration) error {
+	errs := make(chan error, len(c.procs))
+	for _, p := range c.procs {
+		go func() { errs <- p.stop(grace) }()
+	}
+	var all []error
+	for range c.procs {
+		all = append(all, <-errs)
+	}
+	return errors.Join(all...)
 }
 
 // produceOnly is implemented by a peer that stores nothing, so the consume
@@ -73,19 +135,34 @@ func (p *process) stop(grace time.Duration) error {
 // "runnel broker listening on 127.0.0.1:40123". Its standard error, and its
 // standard output after that line, go to logPath.
 func startListening(ctx context.Context, cmd *exec.Cmd, marker, logPath string, timeout time.Duration) (*process, error) {
-	logf, err := os.Create(logPath)
+	p, addrc, err := launch(cmd, marker, logPath)
 	if err != nil {
 		return nil, err
+	}
+	if err := p.awaitListening(ctx, addrc, marker, timeout); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// launch starts cmd as startListening does, without waiting: the
+// address marker announces arrives on the returned channel. The members
+// of a cluster wait for each other at start, so all are launched before
+// any is awaited.
+func launch(cmd *exec.Cmd, marker, logPath string) (*process, <-chan string, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, nil, err
 	}
 	cmd.Stderr = logf
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		logf.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	p := &process{cmd: cmd, log: logPath, done: make(chan error, 1)}
 
@@ -108,17 +185,22 @@ func startListening(ctx context.Context, cmd *exec.Cmd, marker, logPath string, 
 		p.done <- cmd.Wait()
 		logf.Close()
 	}()
+	return p, addrc, nil
+}
 
+// awaitListening waits for the address launch's reader found, and stops
+// the process if none comes within timeout.
+func (p *process) awaitListening(ctx context.Context, addrc <-chan string, marker string, timeout time.Duration) error {
 	select {
 	case addr := <-addrc:
 		p.addr = addr
-		return p, nil
+		return nil
 	case <-time.After(timeout):
 		_ = p.stop(5 * time.Second)
-		return nil, fmt.Errorf("%s: no %q line within %v; see %s", filepath.Base(cmd.Path), marker, timeout, logPath)
+		return fmt.Errorf("%s: no %q line within %v; see %s", filepath.Base(p.cmd.Path), marker, timeout, p.log)
 	case <-ctx.Done():
 		_ = p.stop(5 * time.Second)
-		return nil, ctx.Err()
+		return ctx.Err()
 	}
 }
 

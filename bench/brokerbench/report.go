@@ -20,6 +20,10 @@ func (r *run) report(w io.Writer) {
 		runtime.NumCPU(), cpuModel(), memTotal(), osRelease(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "client:  franz-go kgo, one producer, acks=all, idempotent (default), linger %v, no compression, default batching; %d partitions\n",
 		r.s.linger, partitions)
+	if r.s.replicas > 1 {
+		fmt.Fprintf(w, "replicated: every peer a cluster of %d broker processes (Kafka: KRaft, each node broker and controller; Runnel: each broker a controller-quorum voter); topics with replication factor %d, min.insync.replicas=%d; CPU summed over the %d processes\n",
+			r.s.replicas, r.s.replicas, r.s.minISR, r.s.replicas)
+	}
 	for _, wl := range r.workloads {
 		if r.s.duration > 0 {
 			fmt.Fprintf(w, "workload %s: %d-byte values, produce for %v, consume all from the start\n", wl.name, wl.size, r.s.duration)
@@ -92,8 +96,65 @@ func (r *run) report(w io.Writer) {
 		}
 	}
 
+	r.reportPerProcess(w)
 	r.reportRatios(w)
-	r.reportTargets(w)
+	if r.s.replicas > 1 {
+		r.reportReplicatedTargets(w)
+	} else {
+		r.reportTargets(w)
+	}
+}
+
+// reportPerProcess prints, for clusters, each broker process's CPU s/GB
+// in and out (medians over the rounds): where the summed figure goes.
+func (r *run) reportPerProcess(w io.Writer) {
+	if r.s.replicas <= 1 {
+		return
+	}
+	fmt.Fprintln(w, "\nCPU s/GB by broker process (node 1, 2, ...; in | out)")
+	for _, wl := range r.workloads {
+		for _, b := range r.results {
+			rounds := b.byWorkload[wl.name]
+			if len(rounds) == 0 {
+				continue
+			}
+			var in, out []string
+			for i := range rounds[0].produce.cpuPer {
+				in = append(in, fmt.Sprintf("%.2f", median(rounds, func(wr *workloadResult) float64 { return wr.produce.cpuPerGBOf(i) })))
+				if i < len(rounds[0].consume.cpuPer) {
+					out = append(out, fmt.Sprintf("%.2f", median(rounds, func(wr *workloadResult) float64 { return wr.consume.cpuPerGBOf(i) })))
+				}
+			}
+			fmt.Fprintf(w, "  %6s %7s  %s | %s\n", wl.name, b.name, strings.Join(in, " "), strings.Join(out, " "))
+		}
+	}
+}
+
+// reportReplicatedTargets checks issue 14's targets on both record
+// sizes: at least Apache Kafka's throughput, at most half its CPU per GB.
+func (r *run) reportReplicatedTargets(w io.Writer) {
+	fmt.Fprintf(w, "\ntargets (replicated, RF %d, acks=all, min.insync.replicas=%d)\n", r.s.replicas, r.s.minISR)
+	check := func(ok bool) string {
+		if ok {
+			return "MET"
+		}
+		return "NOT MET"
+	}
+	for _, wl := range r.workloads {
+		rn, ka := r.figures("runnel", wl.name), r.figures("kafka", wl.name)
+		if rn == nil || ka == nil {
+			fmt.Fprintf(w, "  %s: not checked (needs runnel and kafka measured)\n", wl.name)
+			continue
+		}
+		x := rn.prodRate / ka.prodRate
+		fmt.Fprintf(w, "  %s produce >= Apache Kafka: %.2fx  %s\n", wl.name, x, check(x >= 1))
+		x = rn.consRate / ka.consRate
+		fmt.Fprintf(w, "  %s consume >= Apache Kafka: %.2fx  %s\n", wl.name, x, check(x >= 1))
+		x = rn.cpuIn / ka.cpuIn
+		fmt.Fprintf(w, "  %s CPU/GB in <= 0.5x Apache Kafka: %.2fx  %s\n", wl.name, x, check(x <= 0.5))
+		x = rn.cpuOut / ka.cpuOut
+		fmt.Fprintf(w, "  %s CPU/GB out <= 0.5x Apache Kafka: %.2fx  %s\n", wl.name, x, check(x <= 0.5))
+	}
 }
 
 // figures are the numbers of one table row: one broker and workload, each
@@ -119,17 +180,7 @@ func (r *run) figures(broker, workload string) *figures {
 	if len(rounds) == 0 {
 		return nil
 	}
-	med := func(get func(*workloadResult) float64) float64 {
-		v := make([]float64, len(rounds))
-		for i, wr := range rounds {
-			v[i] = get(wr)
-		}
-		slices.Sort(v)
-		if n := len(v); n%2 == 0 {
-			return (v[n/2-1] + v[n/2]) / 2
-		}
-		return v[len(v)/2]
-	}
+	med := func(get func(*workloadResult) float64) float64 { return median(rounds, get) }
 	return &figures{
 		prodRate:  med(func(wr *workloadResult) float64 { return wr.produce.recordsPerSec() }),
 		prodMB:    med(func(wr *workloadResult) float64 { return wr.produce.mbPerSec() }),
@@ -208,6 +259,19 @@ func (r *run) reportTargets(w io.Writer) {
 			return "unknown"
 		}())
 	}
+}
+
+// median is the median of get over rounds.
+func median(rounds []*workloadResult, get func(*workloadResult) float64) float64 {
+	v := make([]float64, len(rounds))
+	for i, wr := range rounds {
+		v[i] = get(wr)
+	}
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 func msf(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -95,7 +96,7 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 		r.prog.printf("%s: FAILED to start: %v", p.name(), err)
 		return
 	}
-	r.prog.printf("%s: listening on %s (pid %d, started in %v)", p.name(), proc.addr, proc.pid(), time.Since(t0).Round(time.Millisecond))
+	r.prog.printf("%s: listening on %s (pid %v, started in %v)", p.name(), strings.Join(proc.seeds(), ","), proc.pids(), time.Since(t0).Round(time.Millisecond))
 	defer func() {
 		if err := proc.stop(60 * time.Second); err != nil {
 			r.prog.printf("%s: stop: %v", p.name(), err)
@@ -106,14 +107,14 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 	defer func() { r.prog.prefix = "" }()
 	if err := r.warmUp(ctx, proc); err != nil {
 		res.err = fmt.Errorf("warm-up: %w", err)
-		r.prog.printf("FAILED: %v (log: %s)", res.err, proc.log)
+		r.prog.printf("FAILED: %v (log: %s)", res.err, proc.logs())
 		return
 	}
 	for _, w := range r.workloads {
 		wr, err := r.runWorkload(ctx, p, proc, w)
 		if err != nil {
 			res.err = fmt.Errorf("%s: %w", w.name, err)
-			r.prog.printf("FAILED: %v (log: %s)", res.err, proc.log)
+			r.prog.printf("FAILED: %v (log: %s)", res.err, proc.logs())
 			return
 		}
 		res.byWorkload[w.name] = append(res.byWorkload[w.name], wr)
@@ -122,9 +123,9 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 
 // warmUp produces a few unmeasured records so that every broker, the JVM
 // above all, is past its start-up costs before the first measured phase.
-func (r *run) warmUp(ctx context.Context, proc *process) error {
+func (r *run) warmUp(ctx context.Context, proc *cluster) error {
 	const topic = "bench-warmup"
-	if err := createTopic(ctx, proc.addr, topic); err != nil {
+	if err := createTopic(ctx, proc, topic, r.s); err != nil {
 		return err
 	}
 	w := workload{name: "warmup", size: 100, records: min(500_000, r.workloads[0].records/4)}
@@ -135,11 +136,11 @@ func (r *run) warmUp(ctx context.Context, proc *process) error {
 	return err
 }
 
-func (r *run) runWorkload(ctx context.Context, p peer, proc *process, w workload) (*workloadResult, error) {
+func (r *run) runWorkload(ctx context.Context, p peer, proc *cluster, w workload) (*workloadResult, error) {
 	var wr workloadResult
 	_, skipConsume := p.(produceOnly)
 	topic := "bench-" + w.name
-	if err := createTopic(ctx, proc.addr, topic); err != nil {
+	if err := createTopic(ctx, proc, topic, r.s); err != nil {
 		return nil, err
 	}
 	if r.s.duration > 0 {
@@ -151,15 +152,16 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *process, w workload
 	if wr.produce, err = produceMax(ctx, proc, topic, w, r.s, r.prog); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB", w.name,
-		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB())
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s", w.name,
+		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB(), perProcess(wr.produce))
 
 	if !skipConsume {
 		r.prog.printf("%s consume: %s records from the start", w.name, count(wr.produce.records))
 		if wr.consume, err = consumeAll(ctx, proc, topic, wr.produce.records, r.prog); err != nil {
 			return nil, err
 		}
-		r.prog.printf("%s consume: %s rec/s, %.1f MB/s", w.name, count(int64(wr.consume.recordsPerSec())), wr.consume.mbPerSec())
+		r.prog.printf("%s consume: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s", w.name,
+			count(int64(wr.consume.recordsPerSec())), wr.consume.mbPerSec(), wr.consume.cpuPerGB(), perProcess(wr.consume))
 	}
 
 	rate := r.rate
@@ -170,7 +172,7 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *process, w workload
 		rate = r.peak[w.name].recordsPerSec / 2
 	}
 	latTopic := "bench-latency-" + w.name
-	if err := createTopic(ctx, proc.addr, latTopic); err != nil {
+	if err := createTopic(ctx, proc, latTopic, r.s); err != nil {
 		return nil, err
 	}
 	r.prog.printf("%s latency: %s rec/s for %v (+%v warm-up)", w.name, count(int64(rate)), r.s.paced, r.s.warmup)
@@ -179,6 +181,19 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *process, w workload
 	}
 	r.prog.printf("%s latency: p50 %v, p99 %v, max %v", w.name, ms(wr.paced.lat.p50), ms(wr.paced.lat.p99), ms(wr.paced.lat.max))
 	return &wr, nil
+}
+
+// perProcess lists a cluster's CPU s/GB per broker process, as
+// " (per broker: 0.41 0.40 0.38)"; "" for a single broker.
+func perProcess(t throughput) string {
+	if len(t.cpuPer) < 2 {
+		return ""
+	}
+	s := make([]string, len(t.cpuPer))
+	for i := range t.cpuPer {
+		s[i] = fmt.Sprintf("%.2f", t.cpuPerGBOf(i))
+	}
+	return " (per broker: " + strings.Join(s, " ") + ")"
 }
 
 // ms formats d in milliseconds with two decimals.

@@ -2,34 +2,127 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/kafkapeer"
 )
 
 // runnelPeer runs Runnel's broker (bench/cmd/runnelbroker, which calls
-// broker.Start with the default configuration) in its own process.
+// broker.Start with the default configuration) in its own process, or
+// nodes of them as a replicated cluster: every broker a voter of the
+// controller quorum (KRaft's combined mode, as `runnel cluster` runs
+// three).
 type runnelPeer struct {
 	binDir  string
-	profile string // when set, the broker writes a CPU profile here (RUNNEL_CPUPROFILE)
+	bin     string // a runnelbroker binary to run; "" builds one into binDir
+	profile string // when set, the broker writes a CPU profile here (RUNNEL_CPUPROFILE); node N of a cluster to profile.N
+	nodes   int    // brokers; 1 is the single-node broker
 }
 
 func (*runnelPeer) name() string { return "runnel" }
 
-func (*runnelPeer) durability() string {
+func (r *runnelPeer) durability() string {
+	if r.nodes > 1 {
+		return "acks=all: every ISR member has fsynced the batch before the ack (flush.messages=1, group commit) — the default"
+	}
 	return "fsync before ack (flush.messages=1, group commit) — the default"
 }
 
-func (r *runnelPeer) start(ctx context.Context, dir string) (*process, error) {
-	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker", r.binDir)
-	if err != nil {
+func (r *runnelPeer) start(ctx context.Context, dir string) (*cluster, error) {
+	bin := r.bin
+	if bin == "" {
+		var err error
+		if bin, err = goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/runnelbroker", r.binDir); err != nil {
+			return nil, err
+		}
+	}
+	if r.nodes <= 1 {
+		cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0")
+		cmd.Env = os.Environ()
+		if r.profile != "" {
+			cmd.Env = append(cmd.Env, "RUNNEL_CPUPROFILE="+r.profile)
+		}
+		return startOne(ctx, cmd, "runnel broker listening on ", filepath.Join(dir, "runnel.log"))
+	}
+
+	// Fixed ports: the quorum's addresses are every broker's flags.
+	listen := make([]string, r.nodes)
+	var voters []string
+	for i := range r.nodes {
+		port, err := kafkapeer.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		cport, err := kafkapeer.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		listen[i] = "127.0.0.1:" + strconv.Itoa(port)
+		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%d", i+1, cport))
+	}
+	const marker = "runnel broker listening on "
+	c := &cluster{}
+	var addrcs []<-chan string
+	for i := range r.nodes {
+		id := strconv.Itoa(i + 1)
+		cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "node-"+id), "-listen", listen[i],
+			"-node-id", id, "-controller-quorum", strings.Join(voters, ","),
+			"-default-replication-factor", strconv.Itoa(min(3, r.nodes)))
+		cmd.Env = os.Environ()
+		if r.profile != "" {
+			cmd.Env = append(cmd.Env, "RUNNEL_CPUPROFILE="+r.profile+"."+id)
+		}
+		p, addrc, err := launch(cmd, marker, filepath.Join(dir, "runnel-"+id+".log"))
+		if err != nil {
+			_ = c.stop(10 * time.Second)
+			return nil, err
+		}
+		c.procs = append(c.procs, p)
+		addrcs = append(addrcs, addrc)
+	}
+	for i, p := range c.procs {
+		if err := p.awaitListening(ctx, addrcs[i], marker, 120*time.Second); err != nil {
+			_ = c.stop(10 * time.Second)
+			return nil, err
+		}
+	}
+	if err := waitClusterReady(ctx, c, 120*time.Second); err != nil {
+		_ = c.stop(10 * time.Second)
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0")
-	cmd.Env = os.Environ()
-	if r.profile != "" {
-		cmd.Env = append(cmd.Env, "RUNNEL_CPUPROFILE="+r.profile)
-	}
-	return startListening(ctx, cmd, "runnel broker listening on ", filepath.Join(dir, "runnel.log"), 60*time.Second)
+	return c, nil
 }
+
+// waitClusterReady polls the cluster until its metadata lists every
+// broker, or a broker exits, or the timeout passes.
+func waitClusterReady(ctx context.Context, c *cluster, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		for _, p := range c.procs {
+			if gone, err := p.exited(); gone {
+				return fmt.Errorf("broker pid %d exited during start-up (%v); see %s", p.pid(), err, p.log)
+			}
+		}
+		if last = pingBrokers(ctx, c.seeds(), len(c.procs)); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond): // polling remote processes: nothing to wait on
+		}
+	}
+	return fmt.Errorf("cluster not ready within %v (%v); see %s", timeout, last, c.logs())
+}
+
+// errTooFewBrokers is pingBrokers' answer while brokers are missing from
+// the metadata.
+var errTooFewBrokers = errors.New("metadata lists fewer brokers than started")

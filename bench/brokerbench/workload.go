@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +30,11 @@ type settings struct {
 	linger   time.Duration // kgo.ProducerLinger
 	paced    time.Duration // measured length of the latency phase
 	warmup   time.Duration // unmeasured start of the latency phase
+	// replicas is the replication factor of the benchmark's topics, and
+	// the brokers in each peer's cluster; minISR their
+	// min.insync.replicas (unset when replicas is 1).
+	replicas int16
+	minISR   int
 }
 
 // producerOpts are the franz-go options of every producer in the benchmark:
@@ -36,9 +42,9 @@ type settings struct {
 // (64 KiB sticky partitioning, 1 MB batches, 50,000 buffered records), a
 // small linger, and no compression so that the brokers store and serve
 // every payload byte.
-func producerOpts(addr string, s settings) []kgo.Opt {
+func producerOpts(seeds []string, s settings) []kgo.Opt {
 	return []kgo.Opt{
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(s.linger),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
@@ -50,15 +56,22 @@ type throughput struct {
 	records int64
 	bytes   int64 // value bytes
 	elapsed time.Duration
-	cpu     time.Duration // broker process CPU during the phase
-	other   float64       // cores kept busy by other processes during the phase
+	cpu     time.Duration   // broker processes' CPU during the phase, summed
+	cpuPer  []time.Duration // each broker process's CPU during the phase
+	other   float64         // cores kept busy by other processes during the phase
 }
 
 func (t throughput) recordsPerSec() float64 { return float64(t.records) / t.elapsed.Seconds() }
 func (t throughput) mbPerSec() float64      { return float64(t.bytes) / 1e6 / t.elapsed.Seconds() }
 
-// cpuPerGB is broker CPU seconds per 10^9 value bytes moved in the phase.
+// cpuPerGB is broker CPU seconds (summed over the broker processes) per
+// 10^9 value bytes moved in the phase.
 func (t throughput) cpuPerGB() float64 { return t.cpu.Seconds() / (float64(t.bytes) / 1e9) }
+
+// cpuPerGBOf is broker process i's share of cpuPerGB.
+func (t throughput) cpuPerGBOf(i int) float64 {
+	return t.cpuPer[i].Seconds() / (float64(t.bytes) / 1e9)
+}
 
 // pacedResult is the outcome of the latency phase.
 type pacedResult struct {
@@ -83,15 +96,20 @@ func payload(n int) []byte {
 }
 
 // createTopic creates topic with the benchmark's partition count and
-// replication factor 1, and waits until every partition has a leader.
-func createTopic(ctx context.Context, addr, topic string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+// s's replication factor and min.insync.replicas, and waits until every
+// partition has a leader and all its replicas in sync.
+func createTopic(ctx context.Context, c *cluster, topic string, s settings) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
+	var configs map[string]*string
+	if s.replicas > 1 {
+		configs = map[string]*string{"min.insync.replicas": kadm.StringPtr(strconv.Itoa(s.minISR))}
+	}
+	resp, err := adm.CreateTopic(ctx, partitions, max(s.replicas, 1), configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -105,14 +123,14 @@ func createTopic(ctx context.Context, addr, topic string) error {
 			td := md.Topics[topic]
 			ready := td.Err == nil && len(td.Partitions) == partitions
 			for _, p := range td.Partitions {
-				ready = ready && p.Err == nil && p.Leader >= 0
+				ready = ready && p.Err == nil && p.Leader >= 0 && len(p.ISR) == int(max(s.replicas, 1))
 			}
 			if ready {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("topic %s: partitions have no leader after 30s (last error %v)", topic, err)
+			return fmt.Errorf("topic %s: partitions have no leader or not all replicas in sync after 30s (last error %v)", topic, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling a remote broker: nothing to wait on
 	}
@@ -120,8 +138,8 @@ func createTopic(ctx context.Context, addr, topic string) error {
 
 // produceMax produces w's records (or for s.duration) as fast as one
 // producer can and returns once all are acknowledged.
-func produceMax(ctx context.Context, b *process, topic string, w workload, s settings, prog *progress) (throughput, error) {
-	cl, err := kgo.NewClient(producerOpts(b.addr, s)...)
+func produceMax(ctx context.Context, c *cluster, topic string, w workload, s settings, prog *progress) (throughput, error) {
+	cl, err := kgo.NewClient(producerOpts(c.seeds(), s)...)
 	if err != nil {
 		return throughput{}, err
 	}
@@ -141,7 +159,7 @@ func produceMax(ctx context.Context, b *process, topic string, w workload, s set
 	stopProg := prog.watch(&acked, w.records, s.duration == 0)
 	defer stopProg()
 
-	meter, err := startCPU(b)
+	meter, err := startCPU(c)
 	if err != nil {
 		return throughput{}, err
 	}
@@ -169,14 +187,14 @@ func produceMax(ctx context.Context, b *process, topic string, w workload, s set
 	if e := firstErr.Load(); e != nil {
 		return throughput{}, fmt.Errorf("produce: %w", *e)
 	}
-	return throughput{records: n, bytes: n * int64(w.size), elapsed: elapsed, cpu: cpu, other: other}, nil
+	return throughput{records: n, bytes: n * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
 }
 
 // consumeAll reads topic from the start of every partition until it has
 // seen want records.
-func consumeAll(ctx context.Context, b *process, topic string, want int64, prog *progress) (throughput, error) {
+func consumeAll(ctx context.Context, c *cluster, topic string, want int64, prog *progress) (throughput, error) {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(b.addr),
+		kgo.SeedBrokers(c.seeds()...),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)
@@ -189,7 +207,7 @@ func consumeAll(ctx context.Context, b *process, topic string, want int64, prog 
 	stopProg := prog.watch(&got, want, true)
 	defer stopProg()
 
-	meter, err := startCPU(b)
+	meter, err := startCPU(c)
 	if err != nil {
 		return throughput{}, err
 	}
@@ -215,17 +233,17 @@ func consumeAll(ctx context.Context, b *process, topic string, want int64, prog 
 	if n := got.Load(); n != want {
 		return throughput{}, fmt.Errorf("consume: got %d records, produced %d", n, want)
 	}
-	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: cpu, other: other}, nil
+	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
 }
 
 // producePaced produces at rate records/s for s.warmup+s.paced and returns
 // the latency from each Produce call to its promise, for the records
 // produced after the warm-up.
-func producePaced(ctx context.Context, b *process, topic string, w workload, rate float64, s settings) (pacedResult, error) {
+func producePaced(ctx context.Context, c *cluster, topic string, w workload, rate float64, s settings) (pacedResult, error) {
 	if rate <= 0 {
 		return pacedResult{}, errors.New("paced produce: no rate")
 	}
-	cl, err := kgo.NewClient(producerOpts(b.addr, s)...)
+	cl, err := kgo.NewClient(producerOpts(c.seeds(), s)...)
 	if err != nil {
 		return pacedResult{}, err
 	}
@@ -235,7 +253,7 @@ func producePaced(ctx context.Context, b *process, topic string, w workload, rat
 	var firstErr atomic.Pointer[error]
 	val := payload(w.size)
 
-	meter, err := startCPU(b)
+	meter, err := startCPU(c)
 	if err != nil {
 		return pacedResult{}, err
 	}

@@ -86,3 +86,46 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("check of an empty install: %q", why)
 	}
 }
+
+// A cluster's nodes share one static quorum of all of them, each with
+// its own id and ports, and replicate the internal topics three times.
+func TestClusterProperties(t *testing.T) {
+	c, err := NewCluster(3, func(id int) string { return "/d/" + string(rune('0'+id)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Nodes) != 3 {
+		t.Fatalf("%d nodes", len(c.Nodes))
+	}
+	var addrs []string
+	for i, n := range c.Nodes {
+		addrs = append(addrs, n.Addr())
+		p := strings.Fields(n.Properties())
+		id := string(rune('1' + i))
+		for _, want := range []string{
+			"node.id=" + id,
+			"log.dirs=/d/" + id,
+			"controller.quorum.voters=" + c.Nodes[0].Voters,
+			"offsets.topic.replication.factor=3",
+			"transaction.state.log.replication.factor=3",
+			"transaction.state.log.min.isr=2",
+		} {
+			if !slices.Contains(p, want) {
+				t.Errorf("node %d: no %s in %q", i+1, want, p)
+			}
+		}
+		if slices.ContainsFunc(p, func(l string) bool { return strings.HasPrefix(l, "controller.quorum.bootstrap.servers=") }) {
+			t.Errorf("node %d: a static quorum node has bootstrap servers too", i+1)
+		}
+	}
+	voters := strings.Split(c.Nodes[0].Voters, ",")
+	if len(voters) != 3 || !strings.HasPrefix(voters[0], "1@127.0.0.1:") || !strings.HasPrefix(voters[2], "3@127.0.0.1:") {
+		t.Fatalf("voters %q", voters)
+	}
+	if c.Bootstrap() != strings.Join(addrs, ",") {
+		t.Fatalf("bootstrap %q, want %q", c.Bootstrap(), strings.Join(addrs, ","))
+	}
+	if _, err := NewCluster(0, func(int) string { return "" }); err == nil {
+		t.Fatal("a cluster of no nodes was made")
+	}
+}

@@ -7,6 +7,10 @@
 // derived from the broker's budgets (broker.Config.DerivedMemoryLimit,
 // 1 GiB) unless GOMEMLIMIT is set or -memory-limit says otherwise (0: none).
 //
+// With -controller-quorum it is one broker of a replicated cluster, a
+// voter of the controller quorum when -node-id is among the voters (as
+// `runnel broker --controller-quorum` is).
+//
 // It prints "runnel broker listening on HOST:PORT" once it accepts
 // connections and runs until SIGINT or SIGTERM.
 //
@@ -14,12 +18,16 @@
 //
 //	RUNNEL_CPUPROFILE=FILE   write a CPU profile of the whole run to FILE
 //	RUNNEL_MEMPROFILE=FILE   write a heap (alloc) profile to FILE on exit
+//	RUNNEL_LOG_LEVEL=LEVEL   log at debug, info, warn or error to standard
+//	                         error (brokerbench keeps it in the broker's log
+//	                         file); default: no log
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime"
@@ -33,15 +41,35 @@ func main() {
 	dataDir := flag.String("data-dir", "", "broker data directory (required)")
 	listen := flag.String("listen", "127.0.0.1:0", "Kafka protocol listener address")
 	memoryLimit := flag.Int64("memory-limit", -1, "the Go runtime's memory limit in bytes; 0: none; default: derived from the budgets unless GOMEMLIMIT is set")
+	nodeID := flag.Int("node-id", 1, "this broker's id (node.id)")
+	quorum := flag.String("controller-quorum", "", "the controller quorum's voters, ID@HOST:PORT,... (controller.quorum.voters); without it the broker is a cluster of one")
+	defaultRF := flag.Int("default-replication-factor", 1, "replication factor of topics created without one (default.replication.factor)")
 	flag.Parse()
+	if *nodeID < 0 || *nodeID > 1<<31-1 {
+		fmt.Fprintf(os.Stderr, "runnelbroker: -node-id %d is out of range\n", *nodeID)
+		os.Exit(2)
+	}
+	if *defaultRF < 1 || *defaultRF > 1<<15-1 {
+		fmt.Fprintf(os.Stderr, "runnelbroker: -default-replication-factor %d must be between 1 and 32767\n", *defaultRF)
+		os.Exit(2)
+	}
 
-	cfg := broker.Config{DataDir: *dataDir, Listen: *listen, MemoryLimit: *memoryLimit}
+	cfg := broker.Config{DataDir: *dataDir, Listen: *listen, MemoryLimit: *memoryLimit,
+		NodeID: int32(*nodeID), ControllerQuorum: *quorum, DefaultReplicationFactor: int16(*defaultRF)}
 	if *memoryLimit < 0 {
 		cfg.MemoryLimit = 0
 		if os.Getenv("GOMEMLIMIT") == "" {
 			cfg.EnsureDefaults()
 			cfg.MemoryLimit = cfg.DerivedMemoryLimit()
 		}
+	}
+	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(lv)); err != nil {
+			fmt.Fprintf(os.Stderr, "runnelbroker: RUNNEL_LOG_LEVEL %q: want debug, info, warn or error\n", lv)
+			os.Exit(2)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "runnelbroker:", err)
