@@ -44,6 +44,11 @@ type Cluster struct {
 	// name: "" holds the cluster-wide defaults, "1" broker 1's own. The
 	// inner maps are shared between views and never modified.
 	BrokerConfigs map[string]map[string]string
+	// ScramUsers are the SCRAM credentials by user and mechanism
+	// (scram.go), and Quotas the client quotas (quotas.go). Shared
+	// between views and never modified.
+	ScramUsers map[string]map[string]ScramCredential
+	Quotas     Quotas
 }
 
 // Broker is a registered broker.
@@ -146,6 +151,10 @@ type state struct {
 	// Cluster.BrokerConfigs). apply replaces an inner map, never edits
 	// it, so views may share them.
 	BrokerConfigs map[string]map[string]string `json:"brokerConfigs,omitempty"`
+	// ScramUsers and Quotas: see Cluster. apply replaces them (and their
+	// inner maps), never edits them.
+	ScramUsers map[string]map[string]ScramCredential `json:"scramUsers,omitempty"`
+	Quotas     Quotas                                `json:"quotas,omitempty"`
 	// AppliedIndex is the Raft index of the last entry applied, kept in
 	// snapshots so a node restored from one knows how far it has
 	// applied (Store.waitApplied, catchUp).
@@ -185,6 +194,10 @@ type command struct {
 	// Election and Reassign are the operators' commands (operations.go).
 	Election *Election     `json:"election,omitempty"`
 	Reassign *Reassignment `json:"reassign,omitempty"`
+	// Scram and Quotas alter the SCRAM users and the client quotas
+	// (scram.go, quotas.go).
+	Scram  *ScramAlteration  `json:"scram,omitempty"`
+	Quotas []QuotaAlteration `json:"quotas,omitempty"`
 }
 
 const (
@@ -221,6 +234,10 @@ func (s *state) apply(c *command) error {
 		s.Brokers[b.ID] = b
 		s.electLeaders()
 		return nil
+	case opAlterScram:
+		return s.applyScram(c.Scram)
+	case opAlterQuotas:
+		return s.applyQuotas(c.Quotas)
 	case opFenceBroker:
 		return s.fence(c.BrokerID)
 	case opUnfenceBroker:
@@ -331,6 +348,8 @@ func (s *state) view(index uint64, controller int32) *Cluster {
 
 		NextProducerID: s.NextProducerID,
 		BrokerConfigs:  maps.Clone(s.BrokerConfigs),
+		ScramUsers:     s.ScramUsers,
+		Quotas:         s.Quotas,
 	}
 	for _, t := range s.Topics {
 		cl.TopicsByID[t.ID] = t
