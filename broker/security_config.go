@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -101,8 +102,11 @@ func (b *Broker) startSecurity() error {
 		if b.saslUsers, err = newSASLUsers(b.cfg.Security.SASL); err != nil {
 			return err
 		}
-		if len(b.saslUsers.plain) == 0 {
-			return errors.New("broker: a SASL listener and no users (Security.SASL.Users or UsersFile)")
+		// SCRAM users may all be in the metadata, created later with
+		// AlterUserScramCredentials; PLAIN alone needs configured users.
+		scram := slices.Contains(b.cfg.Security.SASL.Mechanisms, MechanismScramSHA256) || slices.Contains(b.cfg.Security.SASL.Mechanisms, MechanismScramSHA512)
+		if len(b.saslUsers.plain) == 0 && !scram {
+			return errors.New("broker: a SASL listener with only PLAIN and no users (Security.SASL.Users or UsersFile)")
 		}
 	}
 	return nil
