@@ -84,8 +84,10 @@ type Broker struct {
 	listeners []*listener
 	tls       *tlsFiles
 	saslUsers *saslUsers
-	host      string
-	port      int32
+	// quotas measure the client quotas' rates (quota.go).
+	quotas *quotaSensors
+	host   string
+	port   int32
 
 	metricsLn  net.Listener
 	metricsSrv *http.Server
@@ -169,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		lock:   lock,
 
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
+		quotas:       newQuotaSensors(&cfg),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
