@@ -34,7 +34,9 @@ func TestClientQuotasAPI(t *testing.T) {
 	b := testutil.StartBroker(t, broker.Config{})
 	adm := kadm.NewClient(newClient(t, b.Addr()))
 	ctx := testContext(t)
-	set := func(key string, v float64) kadm.AlterClientQuotaOp { return kadm.AlterClientQuotaOp{Key: key, Value: v} }
+	set := func(key string, v float64) kadm.AlterClientQuotaOp {
+		return kadm.AlterClientQuotaOp{Key: key, Value: v}
+	}
 	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
 		{Entity: quotaEntity("user", "alice"), Ops: []kadm.AlterClientQuotaOp{set("producer_byte_rate", 1024), set("consumer_byte_rate", 2048)}},
 		{Entity: quotaEntity("user", "alice", "client-id", "app"), Ops: []kadm.AlterClientQuotaOp{set("request_percentage", 25.5)}},
