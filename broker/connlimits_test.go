@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -49,8 +50,11 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 				conns = append(conns, c)
 			}
 			over := dialSASL(t, b.Addr())
-			if !over.closed() {
-				t.Fatal("a connection past the limit was not closed")
+			over.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+			var one [1]byte
+			_, err := over.nc.Read(one[:])
+			if ne, ok := err.(net.Error); err == nil || (ok && ne.Timeout()) {
+				t.Fatalf("a connection past the limit was not closed: %v", err)
 			}
 			conns[0].nc.Close()
 			waitConns(t, b, tc.limit-1)
