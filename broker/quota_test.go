@@ -192,3 +192,52 @@ func TestProducerQuotaThrottles(t *testing.T) {
 		t.Errorf("the producer without a quota was throttled %d times", fastHooks.n.Load())
 	}
 }
+
+// A consumer with a consumer_byte_rate quota is throttled once past its
+// first burst: reading 3 MiB at 512 KiB/s with 1 MiB of burst takes
+// seconds, not the moment it takes unthrottled.
+func TestConsumerQuotaThrottles(t *testing.T) {
+	const quota = 512 << 10
+	b := testutil.StartBroker(t, broker.Config{ClientLimits: broker.ClientLimitsConfig{QuotaWindowNum: 5, QuotaWindowSize: 500 * time.Millisecond}})
+	ctx := testContext(t)
+	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("cq"), kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(prod)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "cq"); err != nil {
+		t.Fatal(err)
+	}
+	const records = 384
+	value := make([]byte, 8<<10)
+	for range records {
+		prod.Produce(ctx, &kgo.Record{Value: value}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: quotaEntity("client-id", "reader"), Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: quota}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("set quota: %v %v", err, res)
+	}
+	var hooks throttleCounter
+	cons := newClient(t, b.Addr(), kgo.ClientID("reader"), kgo.WithHooks(&hooks), kgo.ConsumeTopics("cq"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxBytes(256<<10), kgo.FetchMaxPartitionBytes(256<<10))
+	start := time.Now()
+	for n := 0; n < records; {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		n += fs.NumRecords()
+	}
+	took := time.Since(start)
+	t.Logf("read %d KiB in %v, %d throttles", records*8, took, hooks.n.Load())
+	if hooks.n.Load() == 0 {
+		t.Error("the consumer over its quota was never told of a throttle")
+	}
+	// 3 MiB less the 1 MiB the first windows allow is 4s at the quota;
+	// half of that leaves room for timing.
+	if took < 2*time.Second {
+		t.Errorf("read 3 MiB in %v at a quota of %d B/s", took, quota)
+	}
+}
