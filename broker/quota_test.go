@@ -122,16 +122,20 @@ func (h *throttleCounter) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration
 	}
 }
 
-// A producer with a producer_byte_rate quota is held to it, measured over
-// the seconds after its first burst, while a producer with another client
-// id beside it is never throttled.
+// A producer with a producer_byte_rate quota is held to it, measured by
+// the broker's own clock (the records' LogAppendTime) over the seconds
+// after its first burst, while a producer with another client id beside
+// it is never throttled.
 func TestProducerQuotaThrottles(t *testing.T) {
 	const quota = 256 << 10 // bytes per second
 	b := testutil.StartBroker(t, broker.Config{ClientLimits: broker.ClientLimitsConfig{QuotaWindowNum: 5, QuotaWindowSize: 500 * time.Millisecond}})
 	adm := kadm.NewClient(newClient(t, b.Addr()))
 	ctx := testContext(t)
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
-		t.Fatal(err)
+	appendTime := map[string]*string{"message.timestamp.type": kmsg.StringPtr("LogAppendTime")}
+	for _, topic := range []string{"q-slow", "q-fast"} {
+		if _, err := adm.CreateTopic(ctx, 1, 1, appendTime, topic); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
 		{Entity: quotaEntity("client-id", "slow"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
@@ -140,48 +144,68 @@ func TestProducerQuotaThrottles(t *testing.T) {
 		t.Fatalf("set quota: %v %v", err, res)
 	}
 
-	var slowHooks, fastHooks throttleCounter
-	slow := newClient(t, b.Addr(), kgo.ClientID("slow"), kgo.WithHooks(&slowHooks), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(64), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
-	fast := newClient(t, b.Addr(), kgo.ClientID("fast"), kgo.WithHooks(&fastHooks), kgo.DefaultProduceTopic("q"), kgo.ProducerLinger(0), kgo.MaxBufferedRecords(64), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
 	// Uncompressed, so the bytes on the wire are about the records':
 	// the quota counts what the wire carries.
+	producer := func(id string, hooks *throttleCounter) *kgo.Client {
+		return newClient(t, b.Addr(), kgo.ClientID(id), kgo.WithHooks(hooks), kgo.DefaultProduceTopic("q-"+id),
+			kgo.ProducerLinger(0), kgo.MaxBufferedRecords(64), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
+	}
+	var slowHooks, fastHooks throttleCounter
+	slow, fast := producer("slow", &slowHooks), producer("fast", &fastHooks)
 	value := make([]byte, 1<<10)
 
 	// The first window span (2.5s) lets a burst through, as Kafka's does:
 	// the rate is measured over the span after it.
 	const warmup, measure = 3 * time.Second, 4 * time.Second
 	start := time.Now()
-	var mu sync.Mutex
-	var slowBytes, fastBytes int64 // acknowledged within the measured span
-	run := func(cl *kgo.Client, acked *int64) {
-		for time.Since(start) < warmup+measure {
-			if ctx.Err() != nil {
-				return
-			}
-			cl.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+	run := func(cl *kgo.Client) {
+		for time.Since(start) < warmup+measure+time.Second && ctx.Err() == nil {
+			cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 				if err != nil {
 					t.Errorf("produce: %v", err)
-					return
-				}
-				if since := time.Since(start); since >= warmup && since < warmup+measure {
-					mu.Lock()
-					*acked += int64(len(r.Value))
-					mu.Unlock()
 				}
 			})
 		}
 		cl.Flush(ctx)
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { run(slow, &slowBytes) })
-	wg.Go(func() { run(fast, &fastBytes) })
+	wg.Go(func() { run(slow) })
+	wg.Go(func() { run(fast) })
 	wg.Wait()
 
-	rate := float64(slowBytes) / measure.Seconds()
+	// The bytes the broker appended in the measured span, from its
+	// first append of the topic.
+	appended := func(topic string) float64 {
+		cl := newClient(t, b.Addr(), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		end, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := end.Lookup(topic, 0)
+		var first time.Time
+		var bytes, n int64
+		for n < want.Offset {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatal(err)
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				n++
+				if first.IsZero() {
+					first = r.Timestamp
+				}
+				if since := r.Timestamp.Sub(first); since >= warmup && since < warmup+measure {
+					bytes += int64(len(r.Value))
+				}
+			})
+		}
+		return float64(bytes) / measure.Seconds()
+	}
+	rate, fastRate := appended("q-slow"), appended("q-fast")
 	t.Logf("throttled producer: %.0f B/s (quota %d), %d throttles; other producer: %.0f B/s, %d throttles",
-		rate, quota, slowHooks.n.Load(), float64(fastBytes)/measure.Seconds(), fastHooks.n.Load())
+		rate, quota, slowHooks.n.Load(), fastRate, fastHooks.n.Load())
 	// Generous below (a busy machine may not even reach the quota),
-	// tight above: the quota is a ceiling.
+	// tighter above: the quota is a ceiling.
 	if rate > 1.1*quota || rate < 0.5*quota {
 		t.Errorf("throttled producer wrote %.0f B/s, quota %d", rate, quota)
 	}
