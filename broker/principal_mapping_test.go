@@ -17,10 +17,10 @@ func TestPrincipalMappingRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dn, want := range map[string]string{
-		"CN=kafka-app,OU=ServiceUsers,O=Example": "kafka-app",
+		"CN=kafka-app,OU=ServiceUsers,O=Example":           "kafka-app",
 		"CN=Duke,OU=JavaSoft,O=Sun,L=Palo Alto,ST=CA,C=US": "duke@javasoft",
-		"cn=duke,ou=javasoft,dc=sun,dc=com":                 "DUKE@JAVASOFT",
-		"OU=Other,CN=a/b":                                   "a/bx",
+		"cn=duke,ou=javasoft,dc=sun,dc=com":                "DUKE@JAVASOFT",
+		"OU=Other,CN=a/b":                                  "a/bx",
 	} {
 		got, err := mapPrincipal(rules, dn)
 		if err != nil || got != want {
