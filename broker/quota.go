@@ -34,7 +34,8 @@ import (
 // (rate - quota) / quota * window, at most the whole window span, and the
 // connection is muted that long: the broker reads nothing more from it
 // (KIP-219), so a client that ignores the throttle time waits anyway.
-// Follower fetches, ApiVersions and the SASL requests are exempt.
+// Follower fetches, WriteTxnMarkers, ApiVersions and the SASL requests
+// are exempt.
 
 // Quota config keys.
 const (
@@ -223,8 +224,9 @@ func quotaUser(principal string) string {
 }
 
 // quotaExempt reports the requests no quota applies to: those a client
-// sends before it may be throttled.
-func quotaExempt(key int16) bool { return key == 18 || key == 17 || key == 36 }
+// sends before it may be throttled (ApiVersions, the SASL requests), and
+// WriteTxnMarkers, which only brokers send.
+func quotaExempt(key int16) bool { return key == 18 || key == 17 || key == 36 || key == 27 }
 
 // applyQuotas records a request against the connection's quotas, in the
 // reader: its frame size against producer_byte_rate for a Produce, and the
