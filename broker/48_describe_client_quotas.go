@@ -51,6 +51,9 @@ func handleDescribeClientQuotas(c *conn, req *request) (finisher, error) {
 	if seen[entityIP] && (seen[entityUser] || seen[entityClientID]) {
 		return fail("ip cannot be filtered with user or client-id")
 	}
+	// Entries is nullable, null only on an error: Kafka's clients read
+	// an empty list, never a null one, from a success.
+	resp.Entries = []kmsg.DescribeClientQuotasResponseEntry{}
 	quotas := c.b.meta.Cluster().Quotas
 	entities := slices.SortedFunc(maps.Keys(quotas), func(a, b meta.QuotaEntity) int { return strings.Compare(a.String(), b.String()) })
 	for _, e := range entities {
