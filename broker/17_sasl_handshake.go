@@ -34,7 +34,7 @@ func handleSaslHandshake(c *conn, req *request) (finisher, error) {
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 		return finishThenClose(resp)
 	}
-	c.sec.mechanism = c.b.saslUsers.server(r.Mechanism)
+	c.sec.mechanism = c.b.saslUsers.server(r.Mechanism, c.b.meta.Cluster())
 	c.sec.rawTokens = r.Version == 0
 	return respond(resp)
 }

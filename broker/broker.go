@@ -84,8 +84,12 @@ type Broker struct {
 	listeners []*listener
 	tls       *tlsFiles
 	saslUsers *saslUsers
-	host      string
-	port      int32
+	// quotas measure the client quotas' rates (quota.go); connLimits
+	// count connections (connlimits.go).
+	quotas     *quotaSensors
+	connLimits *connLimits
+	host       string
+	port       int32
 
 	// authz checks every request against the ACLs (authorizer.go); nil
 	// when no authorizer is configured.
@@ -177,6 +181,8 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		lock:   lock,
 
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
+		quotas:       newQuotaSensors(&cfg),
+		connLimits:   newConnLimits(&cfg.ClientLimits),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
@@ -408,12 +414,31 @@ func (b *Broker) acceptLoop(l *listener) {
 			b.logger.Error("accept", "err", err)
 			return
 		}
+		// Connection limits (connlimits.go): over its address's
+		// limit it is closed at once; at max.connections it is
+		// served, and nothing more accepted, once there is room, the
+		// client waiting as in the listen backlog. Room is taken only
+		// for a connection accepted, so the loops of several
+		// listeners hold none in advance.
+		ip, ok := b.connLimits.admit(nc.RemoteAddr())
+		if !ok {
+			b.logger.Info("connection refused: max.connections.per.ip", "remote", nc.RemoteAddr().String(), "listener", l.spec.name)
+			nc.Close()
+			continue
+		}
+		if err := b.connLimits.acquire(b.ctx); err != nil {
+			b.connLimits.release(ip)
+			nc.Close()
+			return
+		}
 		c := newConn(b, nc)
 		c.setListener(l)
 		b.connsMu.Lock()
 		if b.ctx.Err() != nil {
 			b.connsMu.Unlock()
 			nc.Close()
+			b.connLimits.release(ip)
+			b.connLimits.releaseSlot()
 			return
 		}
 		b.conns[c] = struct{}{}
@@ -425,6 +450,8 @@ func (b *Broker) acceptLoop(l *listener) {
 			b.connsMu.Lock()
 			delete(b.conns, c)
 			b.connsMu.Unlock()
+			b.connLimits.release(ip)
+			b.connLimits.releaseSlot()
 		}()
 	}
 }

@@ -231,6 +231,9 @@ type Config struct {
 	// is created. Internal topics count but are never refused.
 	// Default 10,000.
 	MaxBrokerPartitions int32
+	// ClientLimits are the client quotas' windows and the connection
+	// limits (max.connections, max.connections.per.ip).
+	ClientLimits ClientLimitsConfig
 
 	// Group coordinator.
 
@@ -283,6 +286,7 @@ type Config struct {
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
 	c.Security.ensureDefaults()
+	c.ClientLimits.ensureDefaults()
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}
@@ -546,6 +550,7 @@ func (c *Config) Validate() error {
 		bad("transaction.abort.timed.out.transaction.cleanup.interval.ms %v must be at least 1ms", c.TransactionAbortTimedOutCheckInterval)
 	}
 	errs = append(errs, c.Security.validate(c)...)
+	errs = append(errs, c.ClientLimits.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -557,6 +562,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "listeners=%s\n", c.listenersString())
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
 	b.WriteString(c.Security.string())
+	b.WriteString(c.ClientLimits.string())
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
 	fmt.Fprintf(&b, "registry.listen=%s\n", c.RegistryListen)
 	fmt.Fprintf(&b, "http.listen=%s console.allow.writes=%t\n", c.HTTPListen, c.ConsoleAllowWrites)

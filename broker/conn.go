@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -81,6 +82,10 @@ type conn struct {
 	// regions sends the file regions of zero-copy Fetch responses
 	// (fetch_zerocopy.go); nil turns zero-copy off.
 	regions regionWriter
+	// mutedUntil is when the connection's quota throttle ends, in Unix
+	// nanoseconds of the broker's clock (quota.go): the reader reads no
+	// request before it. Set by the reader and the writer.
+	mutedUntil atomic.Int64
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -141,6 +146,9 @@ func (c *conn) readLoop() error {
 		// Between frames the client may stay quiet for
 		// connections.max.idle.ms; once a frame starts it has the
 		// request read timeout to finish it.
+		if err := c.waitMuted(); err != nil {
+			return err
+		}
 		c.nc.SetReadDeadline(c.idleDeadline())
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return err
@@ -190,7 +198,9 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
+		start := time.Now()
 		fin, err := c.handle(req)
+		fin = c.applyQuotas(req, size+4, time.Since(start), fin)
 		if req.key == 0 {
 			// The records are in the log: the frame is free.
 			c.b.requestBytes.release(charge)

@@ -26,7 +26,10 @@ import (
 //     written (fetch_budget.go);
 //   - message.max.bytes: a batch's size, compressed and decompressed
 //     (package log's produce validation);
-//   - a Fetch's MaxWait, capped at FetchMaxWait (01_fetch.go).
+//   - a Fetch's MaxWait, capped at FetchMaxWait (01_fetch.go);
+//   - max.connections and max.connections.per.ip (connlimits.go), and the
+//     client quotas of the metadata: byte rates and request time per user
+//     and client id, enforced by throttling (quota.go).
 
 // errTooManyPartitions: a topic asks for more partition replicas than
 // every live broker together may hold (INVALID_PARTITIONS).

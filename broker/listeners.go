@@ -236,7 +236,11 @@ func (c *conn) wrapTLS() error {
 	}
 	tc.SetDeadline(time.Time{})
 	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-		c.setPrincipal("User:" + certs[0].Subject.String())
+		name, err := mapPrincipal(c.b.tls.principalRules, certs[0].Subject.String())
+		if err != nil {
+			return err
+		}
+		c.setPrincipal("User:" + name)
 	}
 	return nil
 }

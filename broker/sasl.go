@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // SASL mechanisms the broker serves (sasl.enabled.mechanisms).
@@ -37,6 +39,9 @@ type SASLConfig struct {
 	// PLAIN's user_NAME="password" JAAS options). SCRAM credentials are
 	// derived from them at start-up, salted with a random salt and
 	// ScramIterations rounds; the SCRAM exchange never sees the password.
+	// SCRAM users are also kept in the cluster's metadata, managed with
+	// AlterUserScramCredentials (`runnel users`); a user there
+	// authenticates with that credential, not the one derived here.
 	Users map[string]string
 	// UsersFile adds users from a file of NAME=PASSWORD lines (# starts a
 	// comment), read at start-up.
@@ -194,12 +199,22 @@ type expiringSession interface {
 // password, an unknown user, a malformed message.
 var errSASLFailed = errors.New("authentication failed")
 
-func (u *saslUsers) server(mechanism string) saslServer {
+// server begins an exchange of mechanism. SCRAM users come from cl, the
+// metadata (AlterUserScramCredentials), and then from the configured
+// users: a user with a credential in the metadata authenticates with that
+// one only.
+func (u *saslUsers) server(mechanism string, cl *meta.Cluster) saslServer {
 	switch mechanism {
 	case MechanismPlain:
 		return &plainServer{users: u.plain}
 	case MechanismScramSHA256, MechanismScramSHA512:
-		return &scramServer{mechanism: mechanism, creds: u.scram[mechanism]}
+		return &scramServer{mechanism: mechanism, lookup: func(user string) (scramCredential, bool) {
+			if mc, ok := cl.ScramUsers[user][mechanism]; ok {
+				return scramCredential{salt: mc.Salt, iterations: int(mc.Iterations), storedKey: mc.StoredKey, serverKey: mc.ServerKey}, true
+			}
+			cred, ok := u.scram[mechanism][user]
+			return cred, ok
+		}}
 	case MechanismOAuthBearer:
 		return &oauthServer{v: u.oauth}
 	}

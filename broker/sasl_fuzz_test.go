@@ -3,6 +3,8 @@ package broker
 import (
 	"testing"
 	"time"
+
+	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
 // FuzzSASLServers feeds the PLAIN, SCRAM and OAUTHBEARER servers what a client might
@@ -18,7 +20,7 @@ func FuzzSASLServers(f *testing.F) {
 	f.Add([]byte("y,a=alice,n=alice,r=x"), []byte("c=eSxhPWFsaWNlLA==,r=x,p="))
 	f.Fuzz(func(t *testing.T, first, second []byte) {
 		for _, m := range mechanisms {
-			s := users.server(m)
+			s := users.server(m, &meta.Cluster{})
 			_, user, err := s.step(first)
 			if err == nil && user == "" {
 				_, user, err = s.step(second)

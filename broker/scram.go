@@ -47,10 +47,17 @@ func newScramCredential(mechanism, password string, iterations int) (scramCreden
 	if err != nil {
 		return scramCredential{}, fmt.Errorf("broker: scram: %w", err)
 	}
-	clientKey := hmacOf(h, salted, "Client Key")
+	return scramCredentialFromSalted(mechanism, salt, salted, iterations), nil
+}
+
+// scramCredentialFromSalted derives what the broker keeps from a salted
+// password (Hi(password, salt, iterations)), as AlterUserScramCredentials
+// carries it.
+func scramCredentialFromSalted(mechanism string, salt, salted []byte, iterations int) scramCredential {
+	h := scramHash(mechanism)
 	stored := h()
-	stored.Write(clientKey)
-	return scramCredential{salt: salt, iterations: iterations, storedKey: stored.Sum(nil), serverKey: hmacOf(h, salted, "Server Key")}, nil
+	stored.Write(hmacOf(h, salted, "Client Key"))
+	return scramCredential{salt: salt, iterations: iterations, storedKey: stored.Sum(nil), serverKey: hmacOf(h, salted, "Server Key")}
 }
 
 func hmacOf(h func() hash.Hash, key []byte, msg string) []byte {
@@ -62,7 +69,8 @@ func hmacOf(h func() hash.Hash, key []byte, msg string) []byte {
 // scramServer runs one exchange: two steps.
 type scramServer struct {
 	mechanism string
-	creds     map[string]scramCredential
+	// lookup finds a user's credential for the mechanism.
+	lookup func(user string) (scramCredential, bool)
 
 	// Set by the first step.
 	gs2Header       string
@@ -111,7 +119,7 @@ func (s *scramServer) first(msg string) ([]byte, string, error) {
 	if authz != "" && authz != user {
 		return fail("authorization id differs from the user")
 	}
-	cred, ok := s.creds[user]
+	cred, ok := s.lookup(user)
 	if !ok {
 		return fail("invalid username or password")
 	}

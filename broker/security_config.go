@@ -114,8 +114,12 @@ func (b *Broker) startSecurity() error {
 		if b.saslUsers, err = newSASLUsers(b.cfg.Security.SASL, b.cfg.Now); err != nil {
 			return err
 		}
-		if len(b.saslUsers.plain) == 0 && b.cfg.Security.SASL.needsUsers() {
-			return errors.New("broker: a SASL listener and no users (Security.SASL.Users or UsersFile)")
+		// SCRAM users may all be in the metadata, created later with
+		// AlterUserScramCredentials; PLAIN alone needs configured users,
+		// OAUTHBEARER none.
+		scram := slices.Contains(b.cfg.Security.SASL.Mechanisms, MechanismScramSHA256) || slices.Contains(b.cfg.Security.SASL.Mechanisms, MechanismScramSHA512)
+		if len(b.saslUsers.plain) == 0 && b.cfg.Security.SASL.needsUsers() && !scram {
+			return errors.New("broker: a SASL listener with only PLAIN and no users (Security.SASL.Users or UsersFile)")
 		}
 	}
 	return nil

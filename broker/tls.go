@@ -34,6 +34,11 @@ type TLSConfig struct {
 	// Kafka's default without ssl.principal.mapping.rules; without a
 	// certificate it is User:ANONYMOUS.
 	ClientAuth string
+	// PrincipalMappingRules is ssl.principal.mapping.rules: how a
+	// certificate's subject becomes the principal's name
+	// (principal_mapping.go), e.g. "RULE:^CN=(.*?),OU=Apps.*$/$1/L,DEFAULT".
+	// Default DEFAULT, the subject itself.
+	PrincipalMappingRules string
 }
 
 // anonymous is the principal of a connection that has not authenticated.
@@ -53,6 +58,9 @@ func (c *TLSConfig) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("ssl.client.auth %q: want required, requested or none", c.ClientAuth))
 	}
+	if _, err := parsePrincipalRules(c.PrincipalMappingRules); err != nil {
+		errs = append(errs, err)
+	}
 	return errs
 }
 
@@ -65,6 +73,8 @@ func (c *TLSConfig) validate() []error {
 type tlsFiles struct {
 	cfg    TLSConfig
 	logger *slog.Logger
+	// principalRules map client certificates' subjects to principals.
+	principalRules []principalRule
 
 	mu sync.Mutex // guards the following
 	// raw is what the files held when cur was built.
@@ -73,7 +83,11 @@ type tlsFiles struct {
 }
 
 func newTLSFiles(cfg TLSConfig, logger *slog.Logger) (*tlsFiles, error) {
-	t := &tlsFiles{cfg: cfg, logger: logger}
+	rules, err := parsePrincipalRules(cfg.PrincipalMappingRules)
+	if err != nil {
+		return nil, err
+	}
+	t := &tlsFiles{cfg: cfg, logger: logger, principalRules: rules}
 	raw, err := t.read()
 	if err != nil {
 		return nil, err

@@ -31,6 +31,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.BoolVar(&cfg.ConsoleAllowWrites, "console-allow-writes", false, "let the web console produce, reset offsets of empty groups and alter topic configs")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
 	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
+	finishLimits := brokerLimitFlags(fs, &cfg.ClientLimits)
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")
@@ -68,6 +69,9 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 		return err
 	}
 	if err := finishSecurity(); err != nil {
+		return usagef(fs, "%v", err)
+	}
+	if err := finishLimits(); err != nil {
 		return usagef(fs, "%v", err)
 	}
 	var level slog.Level

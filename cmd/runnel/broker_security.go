@@ -20,6 +20,7 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 	fs.StringVar(&sc.TLS.KeyFile, "ssl-key-file", "", "the certificate's private key, PEM `FILE` (ssl.keystore.key)")
 	fs.StringVar(&sc.TLS.CAFile, "ssl-ca-file", "", "CA certificates client certificates must chain to, PEM `FILE` (ssl.truststore.certificates)")
 	fs.StringVar(&sc.TLS.ClientAuth, "ssl-client-auth", "none", "client certificates `MODE`: required, requested or none (ssl.client.auth)")
+	fs.StringVar(&sc.TLS.PrincipalMappingRules, "ssl-principal-mapping-rules", "", "how a client certificate's subject becomes its principal: `RULES` RULE:PATTERN/REPLACEMENT/[LU],...,DEFAULT (ssl.principal.mapping.rules; default DEFAULT, the subject)")
 	mechs := fs.String("sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512", "SASL `MECHANISMS` clients may use: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER (sasl.enabled.mechanisms)")
 	fs.StringVar(&sc.SASL.UsersFile, "sasl-users-file", "", "SASL users, a `FILE` of NAME=PASSWORD lines, for PLAIN and SCRAM")
 	fs.StringVar(&sc.SASL.OAuthBearer.JWKSFile, "sasl-oauthbearer-jwks-file", "", "OAUTHBEARER: the JSON Web Key Set `FILE` whose keys sign valid tokens (sasl.oauthbearer.jwks.endpoint.url); reloaded when it changes")

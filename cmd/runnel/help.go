@@ -126,6 +126,19 @@ it, with a note on stderr; --to-datetime TS and --by-duration D take the
 first record at or after the time, or the end offset (with a note) when
 there is none.
 `,
+		"users add": `Sets a SCRAM user's password (AlterUserScramCredentials, as kafka-configs
+--alter --add-config 'SCRAM-SHA-512=[password=...]' --entity-type users
+does): the client salts it and sends the salted form; the cluster keeps
+only keys derived from it, in its replicated metadata, so every broker
+authenticates the user at once and after restarts. A user that exists gets
+the new password; the old one stops working for new connections.
+`,
+		"users list": `Prints each SCRAM user of the cluster's metadata with its mechanisms and
+iteration counts (never a password or salt).
+`,
+		"users delete": `Deletes a user's SCRAM credentials, every mechanism unless --mechanism
+says; the user can no longer authenticate by SCRAM.
+`,
 		"schemas": `Talks to a schema registry with Confluent's REST API: a broker's
 --registry-listen, or Confluent's Schema Registry. The registry is
 --schema-registry-url, else $RUNNEL_SCHEMA_REGISTRY_URL, else

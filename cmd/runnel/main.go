@@ -17,6 +17,7 @@
 //	acls      add, list or remove ACLs
 //	schemas   talk to a schema registry
 //	console   serve a web console for the cluster
+//	users     add, list or delete SCRAM users
 //
 // Every command takes -h for its flags and a description; "runnel help" is
 // the reference. The seed brokers default to $RUNNEL_BOOTSTRAP_SERVER, or
@@ -109,6 +110,7 @@ var commands = []command{
 	{"acls", "add, list or remove ACLs (the authorizer's, as kafka-acls)", runACLs},
 	{"schemas", "list, get, register, check, delete schemas and set compatibility in a schema registry", runSchemas},
 	{"console", "serve a web console for the cluster", runConsole},
+	{"users", "add, list or delete SCRAM users", runUsers},
 }
 
 // globals are the client flags, before the command name or after it.

@@ -46,6 +46,11 @@ type Cluster struct {
 	BrokerConfigs map[string]map[string]string
 	// ACLs are the authorizer's bindings (acls.go).
 	ACLs *ACLSet
+	// ScramUsers are the SCRAM credentials by user and mechanism
+	// (scram.go), and Quotas the client quotas (quotas.go). Shared
+	// between views and never modified.
+	ScramUsers map[string]map[string]ScramCredential
+	Quotas     Quotas
 }
 
 // Broker is a registered broker.
@@ -152,6 +157,10 @@ type state struct {
 	// created (acls.go); aclSet indexes them, nil until needed.
 	ACLs   []ACL `json:"acls,omitempty"`
 	aclSet *ACLSet
+	// ScramUsers and Quotas: see Cluster. apply replaces them (and their
+	// inner maps), never edits them.
+	ScramUsers map[string]map[string]ScramCredential `json:"scramUsers,omitempty"`
+	Quotas     Quotas                                `json:"quotas,omitempty"`
 	// AppliedIndex is the Raft index of the last entry applied, kept in
 	// snapshots so a node restored from one knows how far it has
 	// applied (Store.waitApplied, catchUp).
@@ -193,6 +202,10 @@ type command struct {
 	Reassign *Reassignment `json:"reassign,omitempty"`
 	// ACLs are the bindings of an ACL command (acls.go).
 	ACLs []ACL `json:"acls,omitempty"`
+	// Scram and Quotas alter the SCRAM users and the client quotas
+	// (scram.go, quotas.go).
+	Scram  *ScramAlteration  `json:"scram,omitempty"`
+	Quotas []QuotaAlteration `json:"quotas,omitempty"`
 }
 
 const (
@@ -229,6 +242,10 @@ func (s *state) apply(c *command) error {
 		s.Brokers[b.ID] = b
 		s.electLeaders()
 		return nil
+	case opAlterScram:
+		return s.applyScram(c.Scram)
+	case opAlterQuotas:
+		return s.applyQuotas(c.Quotas)
 	case opFenceBroker:
 		return s.fence(c.BrokerID)
 	case opUnfenceBroker:
@@ -342,6 +359,8 @@ func (s *state) view(index uint64, controller int32) *Cluster {
 		NextProducerID: s.NextProducerID,
 		BrokerConfigs:  maps.Clone(s.BrokerConfigs),
 		ACLs:           s.acls(),
+		ScramUsers:     s.ScramUsers,
+		Quotas:         s.Quotas,
 	}
 	for _, t := range s.Topics {
 		cl.TopicsByID[t.ID] = t

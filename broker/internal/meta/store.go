@@ -1,6 +1,7 @@
 // Package meta keeps the cluster's metadata — brokers, topics, partitions,
-// their replicas, leaders, leader epochs and configs — as a replicated state
-// machine on hashicorp/raft.
+// their replicas, leaders, leader epochs and configs, SCRAM credentials
+// (scram.go) and client quotas (quotas.go) — as a replicated state machine
+// on hashicorp/raft.
 //
 // Layout in Config.Dir:
 //
