@@ -34,6 +34,10 @@ func handleDescribeClientQuotas(c *conn, req *request) (finisher, error) {
 		resp.ErrorCode, resp.ErrorMessage = kerr.InvalidRequest.Code, &msg
 		return respond(resp)
 	}
+	if !c.allowedCluster(kmsg.ACLOperationDescribeConfigs) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	seen := map[string]bool{}
 	for _, f := range r.Components {
 		switch {

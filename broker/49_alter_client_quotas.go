@@ -33,7 +33,12 @@ func handleAlterClientQuotas(c *conn, req *request) (finisher, error) {
 	errs := make([]error, len(r.Entries))
 	var alts []meta.QuotaAlteration
 	var altIndex []int
+	allowed := c.allowedCluster(kmsg.ACLOperationAlterConfigs)
 	for i, e := range r.Entries {
+		if !allowed {
+			errs[i] = kerr.ClusterAuthorizationFailed
+			continue
+		}
 		alt, err := quotaAlteration(e)
 		if err != nil {
 			errs[i] = err

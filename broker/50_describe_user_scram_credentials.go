@@ -35,6 +35,10 @@ func scramMechanismName(code int8) (string, bool) {
 func handleDescribeUserScramCredentials(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.DescribeUserSCRAMCredentialsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !c.allowedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	users := c.b.meta.Cluster().ScramUsers
 	describe := func(name string) kmsg.DescribeUserSCRAMCredentialsResponseResult {
 		res := kmsg.NewDescribeUserSCRAMCredentialsResponseResult()

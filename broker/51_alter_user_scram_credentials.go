@@ -34,6 +34,26 @@ const (
 func handleAlterUserScramCredentials(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := r.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
+	if !c.allowedCluster(kmsg.ACLOperationAlter) {
+		// Every user named is refused, before anything is checked.
+		var named []string
+		for _, d := range r.Deletions {
+			named = append(named, d.Name)
+		}
+		for _, u := range r.Upsertions {
+			named = append(named, u.Name)
+		}
+		seen := map[string]bool{}
+		for _, user := range named {
+			if !seen[user] {
+				seen[user] = true
+				res := kmsg.NewAlterUserSCRAMCredentialsResponseResult()
+				res.User, res.ErrorCode = user, kerr.ClusterAuthorizationFailed.Code
+				resp.Results = append(resp.Results, res)
+			}
+		}
+		return respond(resp)
+	}
 	users := c.b.meta.Cluster().ScramUsers
 
 	type userErr struct {

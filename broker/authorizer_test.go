@@ -357,6 +357,33 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return call[*kmsg.ElectLeadersResponse](t, cl, req).ErrorCode
 	}
 
+	describeQuotas := func(cl *kgo.Client) int16 {
+		return call[*kmsg.DescribeClientQuotasResponse](t, cl, kmsg.NewPtrDescribeClientQuotasRequest()).ErrorCode
+	}
+	alterQuotas := func(cl *kgo.Client) int16 {
+		req := kmsg.NewPtrAlterClientQuotasRequest()
+		e := kmsg.NewAlterClientQuotasRequestEntry()
+		ec := kmsg.NewAlterClientQuotasRequestEntryEntity()
+		ec.Type, ec.Name = "user", kmsg.StringPtr("alice")
+		e.Entity = append(e.Entity, ec)
+		op := kmsg.NewAlterClientQuotasRequestEntryOp()
+		op.Key, op.Value = "producer_byte_rate", 1<<20
+		e.Ops = append(e.Ops, op)
+		req.Entries = append(req.Entries, e)
+		return call[*kmsg.AlterClientQuotasResponse](t, cl, req).Entries[0].ErrorCode
+	}
+	describeScram := func(cl *kgo.Client) int16 {
+		return call[*kmsg.DescribeUserSCRAMCredentialsResponse](t, cl, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()).ErrorCode
+	}
+	alterScram := func(cl *kgo.Client) int16 {
+		req := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+		u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		u.Name, u.Mechanism, u.Iterations = "dave", 1, 4096
+		u.Salt, u.SaltedPassword = []byte("salt-salt"), make([]byte, 32)
+		req.Upsertions = append(req.Upsertions, u)
+		return call[*kmsg.AlterUserSCRAMCredentialsResponse](t, cl, req).Results[0].ErrorCode
+	}
+
 	var (
 		ok           = int16(0)
 		topicDenied  = kerr.TopicAuthorizationFailed.Code
@@ -443,6 +470,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"admin", "delete acls matching nothing", deleteACLs, ok},
 		{"alice", "elect leaders", electLeaders, clusterDeny},
 		{"admin", "elect leaders", electLeaders, ok},
+		// Users and quotas: DESCRIBE / ALTER, DESCRIBE_CONFIGS /
+		// ALTER_CONFIGS on the cluster.
+		{"alice", "describe client quotas", describeQuotas, clusterDeny},
+		{"admin", "describe client quotas", describeQuotas, ok},
+		{"carol", "alter client quotas (DESCRIBE and CREATE only)", alterQuotas, clusterDeny},
+		{"admin", "alter client quotas", alterQuotas, ok},
+		{"bob", "describe SCRAM users", describeScram, clusterDeny},
+		{"carol", "describe SCRAM users (DESCRIBE on the cluster)", describeScram, ok},
+		{"carol", "alter SCRAM users (no ALTER)", alterScram, clusterDeny},
+		{"admin", "alter SCRAM users", alterScram, ok},
 	}
 	for _, tc := range cases {
 		who := tc.who
