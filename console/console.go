@@ -1,7 +1,8 @@
 // Package console is a web console for any Kafka-protocol cluster: an
 // overview of the brokers and the health of their partitions, topics with
-// their partitions, configs and a message browser, and consumer groups with
-// their members, assignments and lag.
+// their partitions, configs and a message browser, consumer groups with
+// their members, assignments and lag, and stream applications with their
+// topology drawn as a graph and their instances' tasks, live.
 //
 // Every page is server-rendered HTML (html/template, which escapes all it
 // prints: record keys, values, headers and topic names are untrusted
@@ -135,6 +136,8 @@ func (c *Console) routes() {
 	c.page("GET /topics/{topic}", "topic.html", c.topic)
 	c.page("GET /groups", "groups.html", c.groups)
 	c.page("GET /groups/{group}", "group.html", c.group)
+	c.page("GET /apps", "apps.html", c.apps)
+	c.page("GET /apps/{app}", "app.html", c.app)
 	c.page("GET /schemas", "schemas.html", c.schemas)
 	c.page("GET /schemas/{subject}", "subject.html", c.subject)
 	c.api("GET /api/overview", c.overview)
@@ -143,6 +146,8 @@ func (c *Console) routes() {
 	c.api("GET /api/topics/{topic}/messages", c.browse)
 	c.api("GET /api/groups", c.groups)
 	c.api("GET /api/groups/{group}", c.group)
+	c.api("GET /api/apps", c.apps)
+	c.api("GET /api/apps/{app}", c.app)
 	c.api("GET /api/schemas", c.schemas)
 	c.api("GET /api/schemas/{subject}", c.subject)
 	c.api("GET /api/series/overview", c.overviewSeries)

@@ -34,7 +34,9 @@ var funcs = template.FuncMap{
 		}
 		return b.String()
 	},
-	"sub": func(a, b int64) int64 { return a - b },
+	"sub":   func(a, b int64) int64 { return a - b },
+	"sub64": func(a, b int) int { return a - b },
+	"add":   func(a, b int) int { return a + b },
 	"bytes": func(n int64) string {
 		if n < 0 {
 			return "–"
@@ -88,7 +90,7 @@ func (c *Console) page(pattern, name string, load loader) {
 	if nav == "subject" {
 		nav = "schemas"
 	}
-	if nav == "topic" || nav == "group" {
+	if nav == "topic" || nav == "group" || nav == "app" {
 		nav += "s"
 	}
 	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +140,10 @@ func pageTitle(r *http.Request) string {
 		return "Topic " + r.PathValue("topic")
 	case r.PathValue("group") != "":
 		return "Group " + r.PathValue("group")
+	case r.PathValue("app") != "":
+		return "Stream application " + r.PathValue("app")
+	case r.URL.Path == "/apps":
+		return "Stream applications"
 	case r.PathValue("subject") != "":
 		return "Subject " + r.PathValue("subject")
 	case r.URL.Path == "/schemas":
