@@ -50,9 +50,9 @@ type App struct {
 	// Topology is the description its instances publish; Graph is it
 	// laid out, nil when no instance published one (or it could not be
 	// read: TopologyError says why).
-	Topology      string     `json:"topology"`
-	Graph         *TopoGraph `json:"graph,omitempty"`
-	TopologyError string     `json:"topologyError,omitempty"`
+	Topology      string        `json:"topology"`
+	Graph         *TopoGraph    `json:"graph,omitempty"`
+	TopologyError string        `json:"topologyError,omitempty"`
 	InstanceList  []AppInstance `json:"instanceList"`
 }
 
@@ -68,9 +68,9 @@ type AppInstance struct {
 	AgeSeconds float64 `json:"ageSeconds"`
 	// Members are the group members (workers) of the instance: their
 	// client ids and hosts.
-	Members []string    `json:"members"`
-	Workers int         `json:"workers"`
-	Tasks   []AppTask   `json:"tasks"`
+	Members []string  `json:"members"`
+	Workers int       `json:"workers"`
+	Tasks   []AppTask `json:"tasks"`
 }
 
 // AppTask is a task as its instance reported it, with its restore progress
