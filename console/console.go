@@ -16,8 +16,8 @@
 // it on --http-listen; "runnel console" serves it for any cluster.
 //
 // The console is read-only unless Config.AllowWrites is set. The writes
-// (produce a test record, reset an empty group's offsets, alter a topic's
-// configs) are POSTs of a JSON body, which a page of another origin cannot
+// (create and delete a topic, produce a test record, reset an empty
+// group's offsets, alter a topic's configs) are POSTs of a JSON body, which a page of another origin cannot
 // send without a CORS preflight the console never grants.
 //
 // Concurrency: a Console holds one Kafka client, safe for concurrent use;
@@ -54,8 +54,9 @@ type Config struct {
 	// whose subjects, versions and compatibility levels the console
 	// shows. Default: none, and no schema pages.
 	RegistryURL string
-	// AllowWrites enables the actions that change the cluster: produce a
-	// test record, reset an empty group's offsets, alter topic configs.
+	// AllowWrites enables the actions that change the cluster: create
+	// and delete topics, produce a test record, reset an empty group's
+	// offsets, alter topic configs.
 	// Default false: the console is read-only.
 	AllowWrites bool
 	// RequestTimeout bounds the cluster requests behind one page.
@@ -153,6 +154,8 @@ func (c *Console) routes() {
 	c.api("GET /api/series/overview", c.overviewSeries)
 	c.api("GET /api/series/topics/{topic}", c.topicSeries)
 	c.api("GET /api/series/groups/{group}", c.groupSeries)
+	c.write("POST /api/topics", c.createTopic)
+	c.write("POST /api/topics/{topic}/delete", c.deleteTopic)
 	c.write("POST /api/topics/{topic}/produce", c.produce)
 	c.write("POST /api/topics/{topic}/configs", c.alterConfigs)
 	c.write("POST /api/groups/{group}/reset", c.resetGroup)

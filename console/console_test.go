@@ -373,7 +373,7 @@ func TestPagesEscapeRecords(t *testing.T) {
 // each with its checks.
 func TestWrites(t *testing.T) {
 	c := startCluster(t)
-	for _, u := range []string{"/api/topics/orders/produce", "/api/topics/orders/configs", "/api/groups/lagging/reset"} {
+	for _, u := range []string{"/api/topics/orders/produce", "/api/topics/orders/configs", "/api/groups/lagging/reset", "/api/topics", "/api/topics/orders/delete"} {
 		status, body := post(t, c.web+u, "application/json", `{}`)
 		if status != http.StatusForbidden || !strings.Contains(body, "read-only") {
 			t.Errorf("read-only %s: %d %s", u, status, body)
@@ -453,6 +453,41 @@ func TestWrites(t *testing.T) {
 	// Offset 2 in both partitions, clamped to partition 1's end (1).
 	if g.Offsets[0].Committed != 2 || g.Offsets[1].Committed != 1 || g.Lag != 3+1 {
 		t.Fatalf("after reset to offset 2: %+v", g.Offsets)
+	}
+
+	// Create and delete a topic; the delete must be confirmed.
+	status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"made","partitions":4,"configs":{"cleanup.policy":"compact"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("create topic: %d %s", status, body)
+	}
+	getJSON(t, c.web+"/api/topics/made", &tp)
+	policy := ""
+	for _, cfg := range tp.Configs {
+		if cfg.Name == "cleanup.policy" {
+			policy = cfg.Value
+		}
+	}
+	if len(tp.Partitions) != 4 || policy != "compact" {
+		t.Fatalf("created topic: %d partitions, cleanup.policy %q; want 4, compact", len(tp.Partitions), policy)
+	}
+	if status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"made"}`); status != http.StatusBadRequest || !strings.Contains(body, "TOPIC_ALREADY_EXISTS") {
+		t.Errorf("create an existing topic: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"bad/name"}`); status != http.StatusBadRequest {
+		t.Errorf("create a topic with a bad name: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics/made/delete", "application/json", `{"confirm":"other"}`); status != http.StatusBadRequest {
+		t.Fatalf("unconfirmed delete: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics/made/delete", "application/json", `{"confirm":"made"}`); status != http.StatusOK {
+		t.Fatalf("delete topic: %d %s", status, body)
+	}
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		status, _, _ := get(t, c.web+"/api/topics/made")
+		return status == http.StatusNotFound, fmt.Sprintf("topic made still there (%d)", status)
+	})
+	if status, body = post(t, srv.URL+"/api/topics/never/delete", "application/json", `{"confirm":"never"}`); status != http.StatusNotFound {
+		t.Errorf("delete an unknown topic: %d %s", status, body)
 	}
 
 	// A group with a member is not reset.

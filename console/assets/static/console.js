@@ -96,6 +96,15 @@ function bodyOf(form) {
     }
     case "config":
       return f.value === "" ? { delete: [f.name] } : { set: { [f.name]: f.value } };
+    case "create-topic": {
+      const body = { name: f.name };
+      if (f.partitions !== "") body.partitions = Number(f.partitions);
+      if (f.replicationFactor !== "") body.replicationFactor = Number(f.replicationFactor);
+      if (f.cleanup !== "") body.configs = { "cleanup.policy": f.cleanup };
+      return body;
+    }
+    case "delete-topic":
+      return { confirm: f.confirm };
     case "reset":
       return { to: f.to, offset: Number(f.offset || 0), timestamp: f.timestamp, confirm: f.confirm };
   }
@@ -108,6 +117,7 @@ function wireForms() {
       ev.preventDefault();
       const out = form.querySelector("output");
       if (form.dataset.kind === "reset" && !confirm("Reset the committed offsets of this group?")) return;
+      if (form.dataset.kind === "delete-topic" && !confirm("Delete this topic and all its records?")) return;
       try {
         const resp = await fetch(form.dataset.post, {
           method: "POST",
