@@ -84,6 +84,9 @@ type Console struct {
 	sr  *sr.Client // nil without Config.RegistryURL
 	mux *http.ServeMux
 	smp *sampler
+	// codecs caches the registry's schemas by id, for the message
+	// browser (avro.go).
+	codecs schemaCache
 }
 
 // ErrReadOnly is returned (as HTTP 403) for a write to a read-only console.
