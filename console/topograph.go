@@ -64,6 +64,9 @@ const (
 	topoPad    = 16
 	topoHeader = 26 // a sub-topology box's title
 	topoLabel  = 24 // characters that fit in a node box
+	// maxTopoNodes bounds the nodes drawn (the description is read from
+	// a topic anyone may write to).
+	maxTopoNodes = 1000
 )
 
 // NodeW and NodeH are the size of a node's box, for the template.
@@ -151,6 +154,13 @@ func parseDescription(text string) ([]*parsedSub, error) {
 	if len(subs) == 0 {
 		return nil, fmt.Errorf("console: topology has no sub-topology")
 	}
+	n := 0
+	for _, s := range subs {
+		n += len(s.nodes)
+	}
+	if n > maxTopoNodes {
+		return nil, fmt.Errorf("console: topology has %d nodes, more than the %d the console draws", n, maxTopoNodes)
+	}
 	return subs, nil
 }
 
@@ -212,8 +222,8 @@ func layoutSub(ps *parsedSub, topicName, changelog func(string) string, top int)
 			return i
 		}
 		n.Label = n.Name
-		if len(n.Label) > topoLabel {
-			n.Label = n.Label[:topoLabel-1] + "…"
+		if r := []rune(n.Name); len(r) > topoLabel {
+			n.Label = string(r[:topoLabel-1]) + "…"
 		}
 		vs = append(vs, &vertex{TopoNode: n})
 		index[key] = len(vs) - 1
@@ -253,30 +263,29 @@ func layoutSub(ps *parsedSub, topicName, changelog func(string) string, top int)
 			}
 		}
 	}
-	// Layers: the longest path from a root, over the directed edges
-	// (a description is acyclic; a cycle is cut where it closes).
+	// Layers: the longest path from a root over the directed edges, in
+	// topological order (Kahn). A description is acyclic; nodes on a
+	// cycle (bad input) keep the layer their other parents gave them.
 	indeg := make([]int, len(vs))
 	for _, v := range vs {
 		for _, o := range v.out {
 			indeg[o]++
 		}
 	}
-	state := make([]int8, len(vs)) // 0 new, 1 on the path, 2 done
-	var visit func(i, layer int)
-	visit = func(i, layer int) {
-		if state[i] == 1 || (state[i] == 2 && vs[i].layer >= layer) {
-			return
+	var queue []int
+	for i := range vs {
+		if indeg[i] == 0 {
+			queue = append(queue, i)
 		}
-		vs[i].layer = max(vs[i].layer, layer)
-		state[i] = 1
-		for _, o := range vs[i].out {
-			visit(o, vs[i].layer+1)
-		}
-		state[i] = 2
 	}
-	for i, v := range vs {
-		if indeg[i] == 0 && v.Kind != "store" {
-			visit(i, 0)
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		for _, o := range vs[i].out {
+			vs[o].layer = max(vs[o].layer, vs[i].layer+1)
+			if indeg[o]--; indeg[o] == 0 {
+				queue = append(queue, o)
+			}
 		}
 	}
 	// A store sits in the deepest layer of the processors using it.
