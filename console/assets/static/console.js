@@ -63,6 +63,7 @@ function draw(canvas, points, bytes) {
   ctx.fillStyle = "#333";
   ctx.font = "12px sans-serif";
   if (points === null) {
+    canvas.dataset.points = "0";
     ctx.fillText("not available from this cluster", 4, 12);
     return;
   }
@@ -82,6 +83,7 @@ function draw(canvas, points, bytes) {
   ctx.fillStyle = "#333";
   const cur = vals.length ? vals[vals.length - 1] : 0;
   canvas.dataset.now = String(cur);
+  canvas.dataset.points = String(vals.length);
   ctx.fillText("now " + fmt(cur, bytes) + ", max " + fmt(top, bytes), 4, 12);
 }
 
