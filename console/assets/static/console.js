@@ -38,8 +38,12 @@ function startChart(canvas) {
     try {
       const resp = await fetch(url);
       if (!resp.ok) return;
-      const points = (await resp.json())[field];
-      draw(canvas, Array.isArray(points) ? points : null, bytes);
+      const series = await resp.json();
+      const points = series[field];
+      // No series at all yet: the console has not sampled twice. Others
+      // but not this one: the cluster cannot give it.
+      const missing = Object.keys(series).length === 0 ? "waiting for samples" : "not available from this cluster";
+      draw(canvas, Array.isArray(points) ? points : null, bytes, missing);
     } catch (e) {
       // The broker may be restarting; the next round tries again.
     }
@@ -56,7 +60,7 @@ function fmt(v, bytes) {
   return (Math.round(v * 10) / 10) + " " + units[i];
 }
 
-function draw(canvas, points, bytes) {
+function draw(canvas, points, bytes, missing) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 18;
   ctx.clearRect(0, 0, w, h);
@@ -64,7 +68,7 @@ function draw(canvas, points, bytes) {
   ctx.font = "12px sans-serif";
   if (points === null) {
     canvas.dataset.points = "0";
-    ctx.fillText("not available from this cluster", 4, 12);
+    ctx.fillText(missing, 4, 12);
     return;
   }
   const vals = points.map(p => p.v);
