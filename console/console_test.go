@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/console"
@@ -533,6 +534,9 @@ func TestLiveSeries(t *testing.T) {
 		return map[string]console.Traffic{"orders": {In: in, Out: out}}
 	}
 	for _, counters := range []bool{false, true} {
+		// The console's goroutines (its sampler, its clients) end with
+		// Close.
+		before := goleak.IgnoreCurrent()
 		cfg := console.Config{Brokers: []string{c.addr}, SampleInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 		if counters {
 			cfg.Traffic = traffic
@@ -586,5 +590,9 @@ func TestLiveSeries(t *testing.T) {
 		}
 		srv.Close()
 		con.Close()
+		http.DefaultClient.CloseIdleConnections()
+		// The broker's side of the test's producer connection stays.
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("github.com/runnel-dev/runnel/broker.(*conn).serve"),
+			goleak.IgnoreAnyFunction("github.com/runnel-dev/runnel/broker.(*conn).writeLoop"))
 	}
 }
