@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/console"
+	"github.com/runnel-dev/runnel/internal/appstatus"
 	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
@@ -163,5 +165,32 @@ func TestConsoleStreamApp(t *testing.T) {
 			return false, fmt.Sprintf("%d instances with status, %d listed, %d active tasks; want 1, 1, 4", got.Instances, len(got.InstanceList), got.Tasks)
 		}
 		return true, ""
+	})
+}
+
+// TestStatusIntervalOff: StatusInterval(0) writes no status: the status
+// topic is never created. An App with the default interval creates it.
+func TestStatusIntervalOff(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 1, "lines", "word-counts")
+	adm := kadm.NewClient(newTestClient(t, addr))
+	topo := buildTopology(t, wordCount)
+	exists := func() bool {
+		td, err := adm.ListTopics(t.Context(), appstatus.Topic)
+		return err == nil && td[appstatus.Topic].Err == nil && len(td[appstatus.Topic].Partitions) > 0
+	}
+	off := runApp(t, topo, nil, runnel.ApplicationID("status-off"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()), runnel.StatusInterval(0))
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		return off.State() == runnel.Running, "app running, " + off.State().String()
+	})
+	if err := off.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Fatalf("%s exists though no App writes status", appstatus.Topic)
+	}
+	runApp(t, topo, nil, runnel.ApplicationID("status-on"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()))
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		return exists(), appstatus.Topic + " created by an App with the default interval"
 	})
 }
