@@ -7,10 +7,11 @@ import (
 // DescribeLogDirs v0-v4: the broker's one log directory (DataDir/logs) and
 // the size in bytes of every partition replica it holds there, all of them
 // for a null topic list, else those named (a partition not held here is
-// left out, as Kafka does). IsFuture is false and OffsetLag 0: there are no
-// future replicas (no AlterReplicaLogDirs), which is what Kafka's lag
-// there measures. TotalBytes and UsableBytes (v4) are -1, unknown. The
-// console's topic and broker sizes and kafka-log-dirs use it.
+// left out, as Kafka does). IsFuture is false, as there are no future
+// replicas (no AlterReplicaLogDirs), and OffsetLag is 0 rather than how
+// far a follower's log end is behind the high watermark. TotalBytes and
+// UsableBytes (v4) are -1, unknown. The console's topic and broker sizes
+// and kafka-log-dirs use it.
 
 func init() { register(35, 0, 4, handleDescribeLogDirs) }
 
