@@ -292,7 +292,16 @@ func (a *App) runWorkers(ctx context.Context, stop context.CancelFunc, inst *ins
 			}
 		})
 	}
+	// The status publisher stops with the workers (ctx), before the
+	// instance it reads is closed.
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		inst.publishStatus(ctx)
+	}()
 	wg.Wait()
+	stop()
+	<-statusDone
 	err := errors.Join(first, inst.close())
 	a.mu.Lock()
 	a.err = err

@@ -59,6 +59,11 @@
 //   - The repartition purger runs one DeleteRecords at a time on a
 //     goroutine of its own (runtime_purge.go), waited for at close.
 //   - The metrics HTTP server (MetricsAddr) serves from Start to Close.
+//   - The status publisher (app_status.go) writes the instance's status
+//     record every StatusInterval on a goroutine of runWorkers, which
+//     stops it with the workers and waits for it before closing the
+//     instance it reads (task owners and standby tasks, under their
+//     mutexes; the metrics, through a registry of its own).
 //
 // A worker's task state (its tasks with their Pebble batches, the tasks it
 // owns, its restorations) is guarded by runner.taskMu, under one rule:

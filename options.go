@@ -55,6 +55,7 @@ const (
 	setLogger
 	setStateDir
 	setStallTimeout
+	setStatusInterval
 )
 
 func (f appOpt) apply(o *AppOptions) { f(o) }
@@ -100,6 +101,9 @@ type AppOptions struct {
 	// StallTimeout: see its option (runtime_watchdog.go); 0 turns the
 	// check off.
 	StallTimeout time.Duration
+	// StatusInterval: see its option (app_status.go); 0 turns the
+	// status records off.
+	StatusInterval time.Duration
 
 	// TLS and SASL: see options_security.go; nil for plaintext and no
 	// authentication.
@@ -330,6 +334,9 @@ func (o *AppOptions) EnsureDefaults() {
 	if o.set&setStallTimeout == 0 {
 		o.StallTimeout = defaultStallTimeout
 	}
+	if o.set&setStatusInterval == 0 {
+		o.StatusInterval = defaultStatusInterval
+	}
 	if o.set&setLeaveGroup == 0 {
 		o.LeaveGroupOnClose = true
 	}
@@ -372,6 +379,9 @@ func (o *AppOptions) Validate() error {
 	if o.StallTimeout < 0 {
 		problems = append(problems, fmt.Sprintf("stall timeout %v is negative", o.StallTimeout))
 	}
+	if o.StatusInterval < 0 {
+		problems = append(problems, fmt.Sprintf("status interval %v is negative", o.StatusInterval))
+	}
 	if o.StandbyReplicas < 0 {
 		problems = append(problems, "standby replicas is negative")
 	}
@@ -398,6 +408,6 @@ func (o *AppOptions) String() string {
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
 		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
-		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d",
-		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds())
+		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d status.interval.ms=%d",
+		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds(), o.StatusInterval.Milliseconds())
 }

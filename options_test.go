@@ -21,7 +21,8 @@ func TestAppOptionsDefaultsAndString(t *testing.T) {
 	}
 	o := app.Options()
 	if o.SessionTimeout != 45*time.Second || !o.LeaveGroupOnClose || o.StandbyReplicas != 0 || o.NumWorkers != 1 ||
-		o.CommitInterval != 100*time.Millisecond || o.CacheBytes != 10<<20 || o.StateDir == "" || o.Logger == nil {
+		o.CommitInterval != 100*time.Millisecond || o.CacheBytes != 10<<20 || o.StateDir == "" || o.Logger == nil ||
+		o.StatusInterval != 5*time.Second || !strings.Contains(o.String(), "status.interval.ms=5000") {
 		t.Fatalf("defaults: %s", o.String())
 	}
 	app, err = runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StandbyReplicas(2), runnel.SessionTimeout(10*time.Second),
@@ -83,6 +84,8 @@ func TestAppOptionsExplicitValuesKept(t *testing.T) {
 		{"UncaughtError", func() runnel.AppOption { return runnel.UncaughtError(runnel.ReplaceWorker) }, func(o runnel.AppOptions) bool { return o.UncaughtErrorPolicy == runnel.ReplaceWorker }},
 		{"StateListener", func() runnel.AppOption { return runnel.StateListener(listener) }, func(o runnel.AppOptions) bool { return o.StateListener != nil }},
 		{"MetricsRegisterer", func() runnel.AppOption { return runnel.MetricsRegisterer(prometheus.NewRegistry()) }, func(o runnel.AppOptions) bool { return o.MetricsRegisterer != nil }},
+		{"StatusInterval(0)", func() runnel.AppOption { return runnel.StatusInterval(0) }, func(o runnel.AppOptions) bool { return o.StatusInterval == 0 }},
+		{"StatusInterval", func() runnel.AppOption { return runnel.StatusInterval(time.Minute) }, func(o runnel.AppOptions) bool { return o.StatusInterval == time.Minute }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The option before and after the application id, with the
@@ -108,12 +111,12 @@ func TestAppOptionsExplicitValuesKept(t *testing.T) {
 func TestAppOptionsInvalid(t *testing.T) {
 	topo := buildTopology(t, wordCount)
 	_, err := runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StandbyReplicas(-1), runnel.NumWorkers(0),
-		runnel.CommitInterval(-time.Second), runnel.CacheBytes(-1), runnel.SessionTimeout(0), runnel.StateDir(""))
+		runnel.CommitInterval(-time.Second), runnel.CacheBytes(-1), runnel.SessionTimeout(0), runnel.StateDir(""), runnel.StatusInterval(-time.Second))
 	if err == nil {
 		t.Fatal("NewApp took invalid options")
 	}
 	for _, want := range []string{"standby replicas is negative", "num workers 0 is below 1", "commit interval -1s is negative",
-		"cache bytes -1 is negative", "session timeout 0s is not positive", "state dir is empty"} {
+		"cache bytes -1 is negative", "session timeout 0s is not positive", "state dir is empty", "status interval -1s is negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

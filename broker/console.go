@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/console"
@@ -46,6 +48,7 @@ func (b *Broker) startConsole() error {
 		ClientOpts:  []kgo.Opt{kgo.ClientID("runnel-console")},
 		AllowWrites: b.cfg.ConsoleAllowWrites,
 		Logger:      b.logger.With("component", "console"),
+		Traffic:     b.traffic,
 	})
 	if err != nil {
 		ln.Close()
@@ -84,4 +87,28 @@ func (b *Broker) HTTPAddr() string {
 		return ""
 	}
 	return b.console.ln.Addr().String()
+}
+
+// traffic reads this broker's byte counters by topic for the console's
+// bytes in/out charts. In a cluster they are this broker's share: the
+// partitions it leads.
+func (b *Broker) traffic() map[string]console.Traffic {
+	out := map[string]console.Traffic{}
+	read := func(v *prometheus.CounterVec, set func(t *console.Traffic, n int64)) {
+		ch := make(chan prometheus.Metric, 64)
+		go func() { v.Collect(ch); close(ch) }()
+		for m := range ch {
+			var pb dto.Metric
+			if m.Write(&pb) != nil || len(pb.GetLabel()) == 0 {
+				continue
+			}
+			topic := pb.GetLabel()[0].GetValue() // the one label, topic
+			t := out[topic]
+			set(&t, int64(pb.GetCounter().GetValue()))
+			out[topic] = t
+		}
+	}
+	read(b.metrics.bytesIn, func(t *console.Traffic, n int64) { t.In = n })
+	read(b.metrics.bytesOut, func(t *console.Traffic, n int64) { t.Out = n })
+	return out
 }

@@ -3,11 +3,13 @@ package console
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -244,4 +246,82 @@ func (c *Console) resetGroup(ctx context.Context, r *http.Request) (any, error) 
 		out = append(out, PartitionLag{Topic: o.Topic, Partition: o.Partition, Committed: o.At})
 	})
 	return out, nil
+}
+
+// CreateTopicRequest is the body of POST /api/topics: a topic to create.
+// Partitions and ReplicationFactor of 0 (or -1) take the cluster's
+// defaults.
+type CreateTopicRequest struct {
+	Name              string            `json:"name"`
+	Partitions        int32             `json:"partitions"`
+	ReplicationFactor int16             `json:"replicationFactor"`
+	Configs           map[string]string `json:"configs"`
+}
+
+func (c *Console) createTopic(ctx context.Context, r *http.Request) (any, error) {
+	var req CreateTopicRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	if req.Name == "" {
+		return nil, badRequest("console: a topic needs a name")
+	}
+	if req.Partitions < -1 || req.ReplicationFactor < -1 {
+		return nil, badRequest("console: partitions and replication factor must be positive (or -1 for the default)")
+	}
+	parts, rf := req.Partitions, req.ReplicationFactor
+	if parts == 0 {
+		parts = -1
+	}
+	if rf == 0 {
+		rf = -1
+	}
+	configs := map[string]*string{}
+	for k, v := range req.Configs {
+		configs[k] = &v
+	}
+	resp, err := c.adm.CreateTopic(ctx, parts, rf, configs, req.Name)
+	if err != nil {
+		if resp.Err != nil {
+			// The cluster refused it: a bad name, an existing
+			// topic, a bad config.
+			msg := resp.Err.Error()
+			if resp.ErrMessage != "" {
+				msg += ": " + resp.ErrMessage
+			}
+			return nil, badRequest("console: create topic %q: %s", req.Name, msg)
+		}
+		return nil, fmt.Errorf("console: create topic: %w", err)
+	}
+	c.cfg.Logger.Info("console: created a topic", "topic", req.Name, "partitions", resp.NumPartitions, "replication_factor", resp.ReplicationFactor)
+	return map[string]any{"topic": req.Name, "partitions": resp.NumPartitions, "replicationFactor": resp.ReplicationFactor}, nil
+}
+
+// DeleteTopicRequest is the body of POST /api/topics/{topic}/delete;
+// Confirm must repeat the topic's name.
+type DeleteTopicRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+func (c *Console) deleteTopic(ctx context.Context, r *http.Request) (any, error) {
+	var req DeleteTopicRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	topic := r.PathValue("topic")
+	if req.Confirm != topic {
+		return nil, badRequest("console: to delete topic %q, confirm with its name", topic)
+	}
+	resp, err := c.adm.DeleteTopic(ctx, topic)
+	if err != nil {
+		if resp.Err != nil {
+			if errors.Is(resp.Err, kerr.UnknownTopicOrPartition) {
+				return nil, notFound("console: no topic %q", topic)
+			}
+			return nil, badRequest("console: delete topic %q: %v %s", topic, resp.Err, resp.ErrMessage)
+		}
+		return nil, fmt.Errorf("console: delete topic: %w", err)
+	}
+	c.cfg.Logger.Info("console: deleted a topic", "topic", topic)
+	return map[string]bool{"ok": true}, nil
 }

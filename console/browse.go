@@ -79,13 +79,16 @@ type Header struct {
 }
 
 // Payload is a key, value or header value, decoded for display: Encoding
-// is "json" (valid JSON, Text holds it indented), "text" (valid UTF-8), or
-// "binary" (Text holds a hex dump, Base64 the bytes).
+// is "avro" (registry wire format, Text holds the record as JSON, SchemaID
+// its schema), "json" (valid JSON, or JSON-schema wire format, Text holds
+// it indented), "text" (valid UTF-8), or "binary" (Text holds a hex dump,
+// Base64 the bytes).
 type Payload struct {
 	Encoding string `json:"encoding"`
 	Text     string `json:"text"`
 	Base64   string `json:"base64,omitempty"`
 	Size     int    `json:"size"`
+	SchemaID int    `json:"schemaId,omitempty"`
 }
 
 func decodePayload(b []byte) *Payload {
@@ -269,7 +272,7 @@ func (c *Console) readMessages(ctx context.Context, topic string, br BrowseReque
 			}
 			out.Scanned++
 			if len(out.Records) < br.Limit && br.matches(rec) {
-				out.Records = append(out.Records, toMessage(rec))
+				out.Records = append(out.Records, c.toMessage(ctx, rec))
 			}
 		})
 	}
@@ -301,9 +304,15 @@ func (br BrowseRequest) matches(rec *kgo.Record) bool {
 	return false
 }
 
-func toMessage(rec *kgo.Record) Message {
+func (c *Console) toMessage(ctx context.Context, rec *kgo.Record) Message {
+	decode := func(b []byte) *Payload {
+		if p, ok := c.decodeRegistered(ctx, b); ok {
+			return p
+		}
+		return decodePayload(b)
+	}
 	m := Message{Partition: rec.Partition, Offset: rec.Offset, Timestamp: rec.Timestamp.UnixMilli(),
-		Time: rec.Timestamp.UTC().Format(time.RFC3339Nano), Key: decodePayload(rec.Key), Value: decodePayload(rec.Value)}
+		Time: rec.Timestamp.UTC().Format(time.RFC3339Nano), Key: decode(rec.Key), Value: decode(rec.Value)}
 	for _, h := range rec.Headers {
 		v := decodePayload(h.Value)
 		if v == nil {

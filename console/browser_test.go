@@ -2,7 +2,10 @@ package console_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,14 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/console"
+	"github.com/runnel-dev/runnel/internal/testutil"
+	"github.com/runnel-dev/runnel/stream"
+	"github.com/runnel-dev/runnel/stream/serde"
 )
 
 // findChromium returns the path of a Chromium or Chrome binary, or "".
@@ -46,6 +57,24 @@ func TestBrowser(t *testing.T) {
 		t.Skip(why)
 	}
 	c := startCluster(t)
+	app := startWordCount(t, c.addr)
+	// A console of its own that samples often, so that the charts have
+	// points and the application's status shows within the test.
+	con, err := console.New(console.Config{Brokers: []string{c.addr}, SampleInterval: 300 * time.Millisecond, AllowWrites: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(con.Handler())
+	defer func() { srv.Close(); con.Close() }()
+	web := srv.URL
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		var a console.App
+		status, body, _ := get(t, web+"/api/apps/"+app)
+		if status == http.StatusOK {
+			json.Unmarshal([]byte(body), &a)
+		}
+		return status == http.StatusOK && a.Tasks == 4 && a.Graph != nil, fmt.Sprintf("app %s: %d %s", app, status, body)
+	})
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 900))
@@ -103,13 +132,25 @@ func TestBrowser(t *testing.T) {
 			evilKey + "|bin|json|k3|k4|k5"},
 		{"groups", "/groups", `a[href="/groups/lagging"]`, `document.querySelector("#groups tbody").textContent`, evilGroup},
 		{"group", "/groups/lagging", "tr.offset", `document.querySelector("#group-lag").textContent`, "4"},
+		{"apps", "/apps", `a[href="/apps/` + app + `"]`, `document.querySelector("#apps tbody").textContent`, app},
+		{"app", "/apps/" + app, "svg.topology g.store", `[...document.querySelectorAll("svg.topology g.node")].map(e => e.dataset.name).join("|") + " tasks:" + document.querySelectorAll("tr.task").length`,
+			"|counts|"},
 	}
 	for _, p := range pages {
 		ctx, cancel := context.WithTimeout(bctx, time.Minute)
-		err := chromedp.Do(ctx, chromedp.Navigate(c.web+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait)))
+		err := chromedp.Do(ctx, chromedp.Navigate(web+p.path), chromedp.WaitVisible(chromedp.CSS(p.wait)))
 		var got string
 		if err == nil {
 			got, err = chromedp.Run(ctx, chromedp.Evaluate[string](p.js))
+		}
+		if err == nil {
+			// Every chart draws, and one has a few points (for the
+			// screenshot).
+			_, err = chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const cs = [...document.querySelectorAll("canvas[data-series]")];
+				return cs.every(c => c.dataset.points !== undefined) && (cs.length === 0 || cs.some(c => Number(c.dataset.points) >= 5)); })()`))
+			if err != nil {
+				err = fmt.Errorf("charts: %w", err)
+			}
 		}
 		if err == nil && shots != "" {
 			var shot []byte
@@ -125,12 +166,29 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("%s: page shows %q, want %q", p.name, got, p.want)
 		}
 	}
-	// The group page's chart polls its API at once and its live sections
-	// refresh after 5s: wait for both, and check that the refreshed
-	// section still shows the lag.
+	// The app page's graph links its store to its changelog topic, and
+	// its task table lists the active and standby tasks.
 	ctx, cancel := context.WithTimeout(bctx, time.Minute)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`performance.getEntriesByType("resource").filter(e => e.name.endsWith("/api/groups/lagging")).length > 0 && performance.getEntriesByType("resource").filter(e => e.name.endsWith("/groups/lagging") && !e.name.includes("/api/")).length > 0`)); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(web+"/apps/"+app), chromedp.WaitVisible(chromedp.CSS("tr.task"))); err != nil {
+		t.Fatalf("app page: %v", err)
+	}
+	link, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("svg.topology g.store").parentElement.getAttribute("href")`))
+	if err != nil || link != "/topics/"+app+"-counts-changelog" {
+		t.Errorf("store node links to %q (%v), want its changelog topic", link, err)
+	}
+	tasks, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("tr.task")].map(e => e.dataset.task + " " + e.children[1].textContent).sort().join(",")`))
+	if err != nil || tasks != "0_0 active,0_1 active,1_0 active,1_0 standby,1_1 active,1_1 standby" {
+		t.Errorf("app tasks: %q (%v)", tasks, err)
+	}
+
+	// The group page's chart polls its series at once and its live
+	// sections refresh after 5s: wait for both, and check that the
+	// refreshed section still shows the lag.
+	if err := chromedp.Do(ctx, chromedp.Navigate(web+"/groups/lagging")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`performance.getEntriesByType("resource").filter(e => e.name.endsWith("/api/series/groups/lagging")).length > 0 && performance.getEntriesByType("resource").filter(e => e.name.endsWith("/groups/lagging") && !e.name.includes("/api/")).length > 0`)); err != nil {
 		mu.Lock()
 		defer mu.Unlock()
 		t.Fatalf("group page chart and refresh: %v; the browser reported:\n%s", err, strings.Join(problems, "\n"))
@@ -151,4 +209,49 @@ func exceptionText(d *runtime.ExceptionDetails) string {
 		return ""
 	}
 	return d.Exception.Description
+}
+
+// startWordCount runs a word-count application (two instances, a standby
+// of its stateful tasks on the other) over 200 lines, and returns its
+// application id.
+func startWordCount(t *testing.T, addr string) string {
+	t.Helper()
+	const app = "wordcount"
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("lines"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := testContext(t)
+	if _, err := kadm.NewClient(cl).CreateTopics(ctx, 2, 1, nil, "lines", "word-counts"); err != nil {
+		t.Fatal(err)
+	}
+	words := []string{"river", "stream", "brook", "creek", "runnel", "delta"}
+	for i := range 200 {
+		line := words[i%len(words)] + " " + words[(i*7)%len(words)]
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(line), Value: []byte(line)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := stream.NewBuilder()
+	lines := stream.From(b, "lines", serde.String, serde.String)
+	split := stream.FlatMapValues(lines, func(line string) []string { return strings.Fields(line) })
+	counts := stream.GroupBy(split, func(_, w string) string { return w }, stream.Named("words")).Count(stream.Materialized("counts"))
+	counts.ToStream().To("word-counts")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		a, err := runnel.NewApp(topo, runnel.ApplicationID(app), runnel.Brokers(addr), runnel.StateDir(t.TempDir()),
+			runnel.StatusInterval(200*time.Millisecond), runnel.StandbyReplicas(1), runnel.Logger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+	}
+	return app
 }

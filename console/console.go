@@ -1,7 +1,8 @@
 // Package console is a web console for any Kafka-protocol cluster: an
 // overview of the brokers and the health of their partitions, topics with
-// their partitions, configs and a message browser, and consumer groups with
-// their members, assignments and lag.
+// their partitions, configs and a message browser, consumer groups with
+// their members, assignments and lag, and stream applications with their
+// topology drawn as a graph and their instances' tasks, live.
 //
 // Every page is server-rendered HTML (html/template, which escapes all it
 // prints: record keys, values, headers and topic names are untrusted
@@ -15,14 +16,16 @@
 // it on --http-listen; "runnel console" serves it for any cluster.
 //
 // The console is read-only unless Config.AllowWrites is set. The writes
-// (produce a test record, reset an empty group's offsets, alter a topic's
-// configs) are POSTs of a JSON body, which a page of another origin cannot
+// (create and delete a topic, produce a test record, reset an empty
+// group's offsets, alter a topic's configs) are POSTs of a JSON body, which a page of another origin cannot
 // send without a CORS preflight the console never grants.
 //
 // Concurrency: a Console holds one Kafka client, safe for concurrent use;
-// handlers share it and keep no other state, except the message browser,
-// which opens a consuming client per request and closes it before
-// returning.
+// handlers share it. The message browser opens a consuming client per
+// request and closes it before returning. One sampling goroutine, started
+// by the first request and stopped by Close, keeps what pages show over
+// time (sampler.go): rates, lag, sizes and the stream applications'
+// status records.
 package console
 
 import (
@@ -51,8 +54,9 @@ type Config struct {
 	// whose subjects, versions and compatibility levels the console
 	// shows. Default: none, and no schema pages.
 	RegistryURL string
-	// AllowWrites enables the actions that change the cluster: produce a
-	// test record, reset an empty group's offsets, alter topic configs.
+	// AllowWrites enables the actions that change the cluster: create
+	// and delete topics, produce a test record, reset an empty group's
+	// offsets, alter topic configs.
 	// Default false: the console is read-only.
 	AllowWrites bool
 	// RequestTimeout bounds the cluster requests behind one page.
@@ -60,6 +64,16 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger receives errors serving pages. Default: slog.Default().
 	Logger *slog.Logger
+	// SampleInterval is how often the console samples the cluster for
+	// its charts (rates, lag over time), the topic and broker sizes, and
+	// the stream applications' status. Default 5s.
+	SampleInterval time.Duration
+	// Traffic, when set, returns the bytes each topic took in and gave
+	// out since a fixed moment (the broker hosting the console sets it
+	// from its counters). Without it the bytes-in rate is the growth of
+	// the logs' sizes, and there is no bytes-out rate: the Kafka protocol
+	// has no request for either.
+	Traffic func() map[string]Traffic
 }
 
 // Console serves the console's pages and API.
@@ -69,6 +83,10 @@ type Console struct {
 	adm *kadm.Client
 	sr  *sr.Client // nil without Config.RegistryURL
 	mux *http.ServeMux
+	smp *sampler
+	// codecs caches the registry's schemas by id, for the message
+	// browser (avro.go).
+	codecs schemaCache
 }
 
 // ErrReadOnly is returned (as HTTP 403) for a write to a read-only console.
@@ -86,11 +104,15 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.SampleInterval <= 0 {
+		cfg.SampleInterval = 5 * time.Second
+	}
 	cl, err := kgo.NewClient(append(cfg.ClientOpts, kgo.SeedBrokers(cfg.Brokers...))...)
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	c := &Console{cfg: cfg, cl: cl, adm: kadm.NewClient(cl), mux: http.NewServeMux()}
+	c.smp = newSampler(c)
 	if cfg.RegistryURL != "" {
 		if c.sr, err = sr.NewClient(sr.URLs(cfg.RegistryURL)); err != nil {
 			cl.Close()
@@ -101,9 +123,12 @@ func New(cfg Config) (*Console, error) {
 	return c, nil
 }
 
-// Close closes the console's Kafka client. Close the HTTP server that
-// serves the console first.
-func (c *Console) Close() { c.cl.Close() }
+// Close stops the console's sampling and closes its Kafka clients. Close
+// the HTTP server that serves the console first.
+func (c *Console) Close() {
+	c.smp.close()
+	c.cl.Close()
+}
 
 // Handler returns the console's HTTP handler.
 func (c *Console) Handler() http.Handler { return c.mux }
@@ -115,6 +140,8 @@ func (c *Console) routes() {
 	c.page("GET /topics/{topic}", "topic.html", c.topic)
 	c.page("GET /groups", "groups.html", c.groups)
 	c.page("GET /groups/{group}", "group.html", c.group)
+	c.page("GET /apps", "apps.html", c.apps)
+	c.page("GET /apps/{app}", "app.html", c.app)
 	c.page("GET /schemas", "schemas.html", c.schemas)
 	c.page("GET /schemas/{subject}", "subject.html", c.subject)
 	c.api("GET /api/overview", c.overview)
@@ -123,8 +150,15 @@ func (c *Console) routes() {
 	c.api("GET /api/topics/{topic}/messages", c.browse)
 	c.api("GET /api/groups", c.groups)
 	c.api("GET /api/groups/{group}", c.group)
+	c.api("GET /api/apps", c.apps)
+	c.api("GET /api/apps/{app}", c.app)
 	c.api("GET /api/schemas", c.schemas)
 	c.api("GET /api/schemas/{subject}", c.subject)
+	c.api("GET /api/series/overview", c.overviewSeries)
+	c.api("GET /api/series/topics/{topic}", c.topicSeries)
+	c.api("GET /api/series/groups/{group}", c.groupSeries)
+	c.write("POST /api/topics", c.createTopic)
+	c.write("POST /api/topics/{topic}/delete", c.deleteTopic)
 	c.write("POST /api/topics/{topic}/produce", c.produce)
 	c.write("POST /api/topics/{topic}/configs", c.alterConfigs)
 	c.write("POST /api/groups/{group}/reset", c.resetGroup)
@@ -165,6 +199,7 @@ func statusOf(err error) int {
 
 func (c *Console) api(pattern string, load loader) {
 	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c.smp.ensure()
 		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.RequestTimeout)
 		defer cancel()
 		v, err := load(ctx, r)

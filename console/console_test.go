@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/console"
@@ -373,7 +375,7 @@ func TestPagesEscapeRecords(t *testing.T) {
 // each with its checks.
 func TestWrites(t *testing.T) {
 	c := startCluster(t)
-	for _, u := range []string{"/api/topics/orders/produce", "/api/topics/orders/configs", "/api/groups/lagging/reset"} {
+	for _, u := range []string{"/api/topics/orders/produce", "/api/topics/orders/configs", "/api/groups/lagging/reset", "/api/topics", "/api/topics/orders/delete"} {
 		status, body := post(t, c.web+u, "application/json", `{}`)
 		if status != http.StatusForbidden || !strings.Contains(body, "read-only") {
 			t.Errorf("read-only %s: %d %s", u, status, body)
@@ -455,6 +457,41 @@ func TestWrites(t *testing.T) {
 		t.Fatalf("after reset to offset 2: %+v", g.Offsets)
 	}
 
+	// Create and delete a topic; the delete must be confirmed.
+	status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"made","partitions":4,"configs":{"cleanup.policy":"compact"}}`)
+	if status != http.StatusOK {
+		t.Fatalf("create topic: %d %s", status, body)
+	}
+	getJSON(t, c.web+"/api/topics/made", &tp)
+	policy := ""
+	for _, cfg := range tp.Configs {
+		if cfg.Name == "cleanup.policy" {
+			policy = cfg.Value
+		}
+	}
+	if len(tp.Partitions) != 4 || policy != "compact" {
+		t.Fatalf("created topic: %d partitions, cleanup.policy %q; want 4, compact", len(tp.Partitions), policy)
+	}
+	if status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"made"}`); status != http.StatusBadRequest || !strings.Contains(body, "TOPIC_ALREADY_EXISTS") {
+		t.Errorf("create an existing topic: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics", "application/json", `{"name":"bad/name"}`); status != http.StatusBadRequest {
+		t.Errorf("create a topic with a bad name: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics/made/delete", "application/json", `{"confirm":"other"}`); status != http.StatusBadRequest {
+		t.Fatalf("unconfirmed delete: %d %s", status, body)
+	}
+	if status, body = post(t, srv.URL+"/api/topics/made/delete", "application/json", `{"confirm":"made"}`); status != http.StatusOK {
+		t.Fatalf("delete topic: %d %s", status, body)
+	}
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		status, _, _ := get(t, c.web+"/api/topics/made")
+		return status == http.StatusNotFound, fmt.Sprintf("topic made still there (%d)", status)
+	})
+	if status, body = post(t, srv.URL+"/api/topics/never/delete", "application/json", `{"confirm":"never"}`); status != http.StatusNotFound {
+		t.Errorf("delete an unknown topic: %d %s", status, body)
+	}
+
 	// A group with a member is not reset.
 	ctx := testContext(t)
 	member, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.ConsumerGroup("active"), kgo.ConsumeTopics("orders"))
@@ -471,5 +508,91 @@ func TestWrites(t *testing.T) {
 	status, body = post(t, srv.URL+"/api/groups/active/reset", "application/json", `{"to":"earliest","confirm":"active"}`)
 	if status != http.StatusConflict || !strings.Contains(body, "not Empty") {
 		t.Fatalf("reset of an active group: %d %s", status, body)
+	}
+}
+
+// TestLiveSeries: the console's sampler keeps, per scope, the record and
+// byte rates, the lag of each group over time, and the sizes of topics and
+// brokers from DescribeLogDirs. Without the broker's byte counters
+// (Config.Traffic) the bytes-in rate is the logs' growth and there is no
+// bytes-out series; with them both come from the counters.
+func TestLiveSeries(t *testing.T) {
+	c := startCluster(t)
+	ctx := testContext(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.DefaultProduceTopic("orders"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	var mu sync.Mutex
+	var in, out int64
+	traffic := func() map[string]console.Traffic {
+		mu.Lock()
+		defer mu.Unlock()
+		in, out = in+1000, out+500
+		return map[string]console.Traffic{"orders": {In: in, Out: out}}
+	}
+	for _, counters := range []bool{false, true} {
+		// The console's goroutines (its sampler, its clients) end with
+		// Close.
+		before := goleak.IgnoreCurrent()
+		cfg := console.Config{Brokers: []string{c.addr}, SampleInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
+		if counters {
+			cfg.Traffic = traffic
+		}
+		con, err := console.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(con.Handler())
+		last := func(s console.Series, name string) (float64, bool) {
+			ps := s[name]
+			if len(ps) == 0 {
+				return 0, false
+			}
+			return ps[len(ps)-1].V, true
+		}
+		positive := func(s console.Series, name string) bool {
+			for _, p := range s[name] {
+				if p.V > 0 {
+					return true
+				}
+			}
+			return false
+		}
+		testutil.Eventually(t, time.Minute, func() (bool, string) {
+			// Keep records coming, so that the rates are above zero.
+			if err := cl.ProduceSync(ctx, &kgo.Record{Partition: 2, Value: []byte("tick")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			var ov, topic, group console.Series
+			getJSON(t, srv.URL+"/api/series/overview", &ov)
+			getJSON(t, srv.URL+"/api/series/topics/orders", &topic)
+			getJSON(t, srv.URL+"/api/series/groups/lagging", &group)
+			lag, haveLag := last(group, "lag")
+			_, haveOut := ov["bytesOutPerSec"]
+			ok := positive(ov, "recordsPerSec") && positive(topic, "recordsPerSec") && positive(ov, "bytesInPerSec") &&
+				positive(topic, "bytesInPerSec") && haveLag && lag >= 4 && haveOut == counters && (!counters || positive(topic, "bytesOutPerSec"))
+			return ok, fmt.Sprintf("counters %v: overview %v, orders %v, lagging %v", counters, ov, topic, group)
+		})
+		var ts []console.TopicSummary
+		getJSON(t, srv.URL+"/api/topics", &ts)
+		for _, s := range ts {
+			if s.Name == "orders" && (s.Size <= 0 || s.RecordsPerSec < 0) {
+				t.Errorf("orders: size %d, records/s %v; want both known", s.Size, s.RecordsPerSec)
+			}
+		}
+		var ov console.Overview
+		getJSON(t, srv.URL+"/api/overview", &ov)
+		if ov.Brokers[0].DiskBytes <= 0 {
+			t.Errorf("broker disk bytes %d, want known", ov.Brokers[0].DiskBytes)
+		}
+		srv.Close()
+		con.Close()
+		http.DefaultClient.CloseIdleConnections()
+		// The broker's side of the test's producer connection stays.
+		goleak.VerifyNone(t, before, goleak.IgnoreAnyFunction("github.com/runnel-dev/runnel/broker.(*conn).serve"),
+			goleak.IgnoreAnyFunction("github.com/runnel-dev/runnel/broker.(*conn).writeLoop"))
 	}
 }

@@ -34,6 +34,9 @@ type Broker struct {
 	Leader int `json:"leader"`
 	// Replicas is the partition replicas placed on this broker.
 	Replicas int `json:"replicas"`
+	// DiskBytes is the size of the logs the broker holds, as of the
+	// console's last sample (DescribeLogDirs); -1 when unknown.
+	DiskBytes int64 `json:"diskBytes"`
 }
 
 // Health counts partitions by state: online has a leader, under-replicated
@@ -63,9 +66,13 @@ func (c *Console) overview(ctx context.Context, _ *http.Request) (any, error) {
 		return nil, fmt.Errorf("console: metadata: %w", err)
 	}
 	ov := Overview{ClusterID: md.Cluster, Controller: md.Controller, Topics: len(md.Topics)}
+	brokerSize, _ := c.smp.sizes()
 	byID := map[int32]*Broker{}
 	for _, b := range md.Brokers {
-		br := Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port}
+		br := Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, DiskBytes: -1}
+		if n, ok := brokerSize[b.NodeID]; ok {
+			br.DiskBytes = n
+		}
 		if b.Rack != nil {
 			br.Rack = *b.Rack
 		}
@@ -111,10 +118,16 @@ type TopicSummary struct {
 	// Records is the records the topic holds: the sum over its
 	// partitions of end offset minus start offset (with transaction
 	// markers and compacted-away records counted).
-	Records       int64  `json:"records"`
-	CleanupPolicy string `json:"cleanupPolicy"`
-	RetentionMs   string `json:"retentionMs"`
-	Error         string `json:"error,omitempty"`
+	Records int64 `json:"records"`
+	// Size is the bytes of the topic's logs, one copy (its leaders'), as
+	// of the console's last sample; -1 when unknown.
+	Size int64 `json:"size"`
+	// RecordsPerSec is the rate records were appended at between the
+	// console's last two samples; -1 when unknown.
+	RecordsPerSec float64 `json:"recordsPerSec"`
+	CleanupPolicy string  `json:"cleanupPolicy"`
+	RetentionMs   string  `json:"retentionMs"`
+	Error         string  `json:"error,omitempty"`
 }
 
 func (c *Console) topics(ctx context.Context, _ *http.Request) (any, error) {
@@ -138,9 +151,17 @@ func (c *Console) topics(ctx context.Context, _ *http.Request) (any, error) {
 	// One DescribeConfigs for every topic; a failure leaves the columns
 	// empty rather than the page.
 	cfgs, _ := c.adm.DescribeTopicConfigs(ctx, names...)
+	_, sizes := c.smp.sizes()
 	for _, name := range names {
 		t := md.Topics[name]
-		s := TopicSummary{Name: name, Internal: t.IsInternal, Partitions: len(t.Partitions)}
+		s := TopicSummary{Name: name, Internal: t.IsInternal, Partitions: len(t.Partitions), Size: -1}
+		if n, ok := sizes[name]; ok {
+			s.Size = n
+		}
+		s.RecordsPerSec = -1
+		if r, ok := c.smp.latest("topic/"+name, "recordsPerSec"); ok {
+			s.RecordsPerSec = r
+		}
 		if t.Err != nil {
 			s.Error = t.Err.Error()
 		}

@@ -34,7 +34,30 @@ var funcs = template.FuncMap{
 		}
 		return b.String()
 	},
-	"sub": func(a, b int64) int64 { return a - b },
+	"sub":   func(a, b int64) int64 { return a - b },
+	"sub64": func(a, b int) int { return a - b },
+	"add":   func(a, b int) int { return a + b },
+	"bytes": func(n int64) string {
+		if n < 0 {
+			return "–"
+		}
+		const unit = 1024
+		if n < unit {
+			return strconv.FormatInt(n, 10) + " B"
+		}
+		f, i := float64(n), -1
+		for f >= unit && i < 4 {
+			f /= unit
+			i++
+		}
+		return strconv.FormatFloat(f, 'f', 1, 64) + " " + "KMGTP"[i:i+1] + "iB"
+	},
+	"rate": func(r float64) string {
+		if r < 0 {
+			return "–"
+		}
+		return strconv.FormatFloat(r, 'f', 1, 64)
+	},
 	"lagClass": func(lag int64) string {
 		if lag > 0 {
 			return "warn"
@@ -67,10 +90,11 @@ func (c *Console) page(pattern, name string, load loader) {
 	if nav == "subject" {
 		nav = "schemas"
 	}
-	if nav == "topic" || nav == "group" {
+	if nav == "topic" || nav == "group" || nav == "app" {
 		nav += "s"
 	}
 	c.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		c.smp.ensure()
 		ctx, cancel := context.WithTimeout(r.Context(), c.cfg.RequestTimeout)
 		defer cancel()
 		d := pageData{Nav: nav, Writes: c.cfg.AllowWrites, Schemas: c.sr != nil, Title: pageTitle(r)}
@@ -116,6 +140,10 @@ func pageTitle(r *http.Request) string {
 		return "Topic " + r.PathValue("topic")
 	case r.PathValue("group") != "":
 		return "Group " + r.PathValue("group")
+	case r.PathValue("app") != "":
+		return "Stream application " + r.PathValue("app")
+	case r.URL.Path == "/apps":
+		return "Stream applications"
 	case r.PathValue("subject") != "":
 		return "Subject " + r.PathValue("subject")
 	case r.URL.Path == "/schemas":

@@ -1,10 +1,14 @@
 package console_test
 
 import (
+	"encoding/binary"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -73,6 +77,49 @@ func TestSchemas(t *testing.T) {
 	}
 	if status, body, _ := get(t, web+"/"); status != http.StatusOK || !strings.Contains(body, `href="/schemas"`) {
 		t.Fatalf("overview lacks the schemas link: %d", status)
+	}
+
+	// A record in the registry's wire format shows decoded, as JSON; one
+	// naming an unknown schema id stays binary.
+	orders, err := reg.SchemaByVersion(ctx, "orders-value", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := goavro.NewCodec(orders.Schema.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	avroBytes, err := codec.BinaryFromNative(nil, map[string]any{"id": "o-1", "note": "<i>rush</i>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := append([]byte{0, 0, 0, 0, 0}, avroBytes...)
+	binary.BigEndian.PutUint32(wire[1:5], uint32(orders.ID))
+	unknown := append([]byte{0, 0, 0, 0x27, 0x0f}, avroBytes...) // id 9999
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("avro-orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "avro-orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("a"), Value: wire}, &kgo.Record{Key: []byte("b"), Value: unknown}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var m console.Messages
+	getJSON(t, web+"/api/topics/avro-orders/messages?from=earliest", &m)
+	if len(m.Records) != 2 {
+		t.Fatalf("avro-orders: %+v", m)
+	}
+	if v := m.Records[0].Value; v.Encoding != "avro" || v.SchemaID != orders.ID || !strings.Contains(v.Text, `"id": "o-1"`) || !strings.Contains(v.Text, `"note": "<i>rush`) {
+		t.Errorf("registered record: %+v", v)
+	}
+	if v := m.Records[1].Value; v.Encoding != "binary" {
+		t.Errorf("record of an unknown schema id: %+v", v)
+	}
+	if status, body, _ := get(t, web+"/topics/avro-orders?from=earliest"); status != http.StatusOK || !strings.Contains(body, "o-1") || strings.Contains(body, "<i>rush</i>") {
+		t.Errorf("topic page with an avro record: %d", status)
 	}
 
 	// Without a registry: no link, and the pages say why they are absent.

@@ -4,7 +4,7 @@
 
 const REFRESH_MS = 5000;
 const CHART_MS = 2000;
-const CHART_POINTS = 60;
+const CHART_POINTS = 120; // the console keeps 120 samples
 
 // Sections marked data-live are re-read from the server every few seconds:
 // the page is fetched again and each live section's content replaced by
@@ -29,56 +29,66 @@ function refreshLive() {
   }, REFRESH_MS);
 }
 
-// A canvas with data-chart polls that JSON URL and plots data-field, or
-// its rate per second with data-rate.
+// A canvas with data-series polls that URL (a series the console keeps
+// server-side, sampled every few seconds) and plots its data-field.
 function startChart(canvas) {
-  const url = canvas.dataset.chart, field = canvas.dataset.field, rate = canvas.dataset.rate === "true";
-  const points = [];
-  let last = null;
+  const url = canvas.dataset.series, field = canvas.dataset.field, bytes = canvas.dataset.unit === "bytes";
   async function poll() {
     if (document.hidden) return;
     try {
       const resp = await fetch(url);
       if (!resp.ok) return;
-      const v = (await resp.json())[field];
-      if (typeof v !== "number") return;
-      const now = Date.now();
-      if (rate) {
-        if (last) points.push(Math.max(0, (v - last.v) / ((now - last.t) / 1000)));
-        last = { v, t: now };
-      } else {
-        points.push(v);
-      }
-      if (points.length > CHART_POINTS) points.shift();
-      draw(canvas, points);
+      const series = await resp.json();
+      const points = series[field];
+      // No series at all yet: the console has not sampled twice. Others
+      // but not this one: the cluster cannot give it.
+      const missing = Object.keys(series).length === 0 ? "waiting for samples" : "not available from this cluster";
+      draw(canvas, Array.isArray(points) ? points : null, bytes, missing);
     } catch (e) {
-      // Skip a point; the chart shows the gap as a flat line.
+      // The broker may be restarting; the next round tries again.
     }
   }
   poll();
   setInterval(poll, CHART_MS);
 }
 
-function draw(canvas, points) {
+function fmt(v, bytes) {
+  if (!bytes) return String(Math.round(v * 10) / 10);
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  return (Math.round(v * 10) / 10) + " " + units[i];
+}
+
+function draw(canvas, points, bytes, missing) {
   const ctx = canvas.getContext("2d");
   const w = canvas.width, h = canvas.height, pad = 18;
   ctx.clearRect(0, 0, w, h);
-  const top = Math.max(1, ...points);
+  ctx.fillStyle = "#333";
+  ctx.font = "12px sans-serif";
+  if (points === null) {
+    canvas.dataset.points = "0";
+    ctx.fillText(missing, 4, 12);
+    return;
+  }
+  const vals = points.map(p => p.v);
+  const top = Math.max(1, ...vals);
   ctx.strokeStyle = "#ccc";
   ctx.beginPath(); ctx.moveTo(0, h - pad); ctx.lineTo(w, h - pad); ctx.stroke();
   ctx.strokeStyle = "#2266cc";
   ctx.lineWidth = 2;
   ctx.beginPath();
-  points.forEach((p, i) => {
+  vals.forEach((v, i) => {
     const x = (i / (CHART_POINTS - 1)) * w;
-    const y = h - pad - (p / top) * (h - 2 * pad);
+    const y = h - pad - (v / top) * (h - 2 * pad);
     if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
   });
   ctx.stroke();
   ctx.fillStyle = "#333";
-  ctx.font = "12px sans-serif";
-  const cur = points.length ? points[points.length - 1] : 0;
-  ctx.fillText("now " + (Math.round(cur * 10) / 10) + ", max " + (Math.round(top * 10) / 10), 4, 12);
+  const cur = vals.length ? vals[vals.length - 1] : 0;
+  canvas.dataset.now = String(cur);
+  canvas.dataset.points = String(vals.length);
+  ctx.fillText("now " + fmt(cur, bytes) + ", max " + fmt(top, bytes), 4, 12);
 }
 
 // Forms with data-post send their fields as JSON; data-kind says how.
@@ -92,6 +102,15 @@ function bodyOf(form) {
     }
     case "config":
       return f.value === "" ? { delete: [f.name] } : { set: { [f.name]: f.value } };
+    case "create-topic": {
+      const body = { name: f.name };
+      if (f.partitions !== "") body.partitions = Number(f.partitions);
+      if (f.replicationFactor !== "") body.replicationFactor = Number(f.replicationFactor);
+      if (f.cleanup !== "") body.configs = { "cleanup.policy": f.cleanup };
+      return body;
+    }
+    case "delete-topic":
+      return { confirm: f.confirm };
     case "reset":
       return { to: f.to, offset: Number(f.offset || 0), timestamp: f.timestamp, confirm: f.confirm };
   }
@@ -104,6 +123,7 @@ function wireForms() {
       ev.preventDefault();
       const out = form.querySelector("output");
       if (form.dataset.kind === "reset" && !confirm("Reset the committed offsets of this group?")) return;
+      if (form.dataset.kind === "delete-topic" && !confirm("Delete this topic and all its records?")) return;
       try {
         const resp = await fetch(form.dataset.post, {
           method: "POST",
@@ -125,6 +145,6 @@ function wireForms() {
 
 document.addEventListener("DOMContentLoaded", () => {
   refreshLive();
-  document.querySelectorAll("canvas[data-chart]").forEach(startChart);
+  document.querySelectorAll("canvas[data-series]").forEach(startChart);
   wireForms();
 });
