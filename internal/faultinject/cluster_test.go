@@ -709,8 +709,17 @@ func TestClusterPartitionMinority(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer majCl.Close()
-	if code, err := produceRaw(ctx, majCl, old, topic, "whole"); err != nil || code != 0 {
-		t.Fatalf("acks=all produce to broker %d before the partition: %v %v", old, err, kerr.ErrorForCode(code))
+	// (Retried while the leader's own metadata may still lag behind
+	// the broker that answered waitISR last.)
+	for {
+		code, err := produceRaw(ctx, majCl, old, topic, "whole")
+		if err == nil && code == 0 {
+			break
+		}
+		if ctx.Err() != nil || (err == nil && !kerr.IsRetriable(kerr.ErrorForCode(code))) {
+			t.Fatalf("acks=all produce to broker %d before the partition: %v %v", old, err, kerr.ErrorForCode(code))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	out, in := c.peerProxies(old)
