@@ -49,8 +49,9 @@ func appClusterKills(t *testing.T) int {
 
 // startProcCluster starts three `runnel broker` processes forming one
 // cluster (all three controller voters) with test timings: a silent
-// broker is fenced after 3 s.
-func startProcCluster(t *testing.T) []*faultinject.Process {
+// broker is fenced after 3 s. flags are added to every broker's (a flag
+// given twice takes its last value).
+func startProcCluster(t *testing.T, flags ...string) []*faultinject.Process {
 	t.Helper()
 	bin, err := runnelBinary()
 	if err != nil {
@@ -86,6 +87,7 @@ func startProcCluster(t *testing.T) []*faultinject.Process {
 			"--broker-session-timeout", "3s", "--broker-heartbeat-interval", "300ms",
 			"--replica-lag-time-max", "4s", "--log-level", "warn",
 		}
+		args = append(args, flags...)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()

@@ -153,7 +153,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 			end[positionName(name, p)] = lo.Offset
 		}
 	}
-	if u.cl, err = kgo.NewClient(append(o.securityOpts(),
+	if u.cl, err = kgo.NewClient(append(append(o.securityOpts(), clientRecoveryOpts()...),
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(start),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -264,7 +264,7 @@ func (u *globalUpdater) skip(rec *kgo.Record, err error) error {
 // before the position that skips its source is committed.
 func (u *globalUpdater) produce(rec *kgo.Record) error {
 	if u.dlq == nil {
-		cl, err := kgo.NewClient(append(u.sec, kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))...)
+		cl, err := kgo.NewClient(append(append(u.sec, clientRecoveryOpts()...), kgo.SeedBrokers(u.brokers...), kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}))...)
 		if err != nil {
 			return fmt.Errorf("stream: global stores: producer for the deserialization handler: %w", err)
 		}

@@ -129,6 +129,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.rebalanceWaiting.Store(true) }),
 	}
 	var err error
+	opts = append(opts, clientRecoveryOpts()...)
 	opts = append(opts, o.securityOpts()...)
 	if o.Guarantee == ExactlyOnce {
 		opts = append(opts,

@@ -95,7 +95,7 @@ func (r *runner) planRestore(ctx context.Context, k taskKey) (*restoration, erro
 // beginRestore starts reading rs's changelogs.
 func (r *runner) beginRestore(rs *restoration) error {
 	if r.rcl == nil {
-		cl, err := kgo.NewClient(append(r.app.opts.securityOpts(),
+		cl, err := kgo.NewClient(append(append(r.app.opts.securityOpts(), clientRecoveryOpts()...),
 			kgo.SeedBrokers(r.brokers...),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),

@@ -214,6 +214,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		NodeID:         cfg.NodeID,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
+		Dial:           cfg.Dial,
 		Listen:         cfg.ControllerListen,
 		SessionTimeout: cfg.BrokerSessionTimeout,
 

@@ -281,12 +281,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the broker's clock. Default time.Now. Tests inject one.
 	Now func() time.Time
+	// Dial opens every connection this broker makes to another node:
+	// replica fetches and transaction markers to other brokers, the
+	// metadata Raft and forwarded calls to controllers. Default: a plain
+	// TCP dial with a 5 s timeout. Fault tests route the links through
+	// proxies with RouteDial (runnel broker --peer-routes).
+	Dial DialFunc
 }
 
 // EnsureDefaults fills every zero field with its default.
 func (c *Config) EnsureDefaults() {
 	c.Security.ensureDefaults()
 	c.ClientLimits.ensureDefaults()
+	if c.Dial == nil {
+		c.Dial = defaultDial
+	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:9092"
 	}

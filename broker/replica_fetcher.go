@@ -218,7 +218,7 @@ func (f *fetcher) run() {
 				continue
 			}
 			var err error
-			pc, err = dialPeer(b.ctx, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), b.cfg.NodeID)
+			pc, err = dialPeer(b.ctx, b.cfg.Dial, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), b.cfg.NodeID)
 			if err != nil {
 				b.logger.Debug("replica fetcher: dial leader", "leader", f.leader, "err", err)
 				if !backoff(200 * time.Millisecond) {
@@ -531,9 +531,8 @@ type peerConn struct {
 	clientID string
 }
 
-func dialPeer(ctx context.Context, addr string, self int32) (*peerConn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+func dialPeer(ctx context.Context, dial DialFunc, addr string, self int32) (*peerConn, error) {
+	nc, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

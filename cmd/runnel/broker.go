@@ -50,6 +50,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.ControllerQuorum, "controller-quorum", "", "the controller quorum's voters, ID@HOST:PORT,... (controller.quorum.voters); without it the broker is a cluster of one")
 	fs.StringVar(&cfg.ControllerListen, "controller-listen", "", "controller listener for the metadata Raft (default: this node's quorum address; required for a node not in the quorum)")
 	fs.StringVar(&cfg.Rack, "rack", "", "this broker's rack (broker.rack)")
+	peerRoutes := fs.String("peer-routes", "", "for fault tests: dial `ADDR=VIA,...` in place of each ADDR this broker connects to (other brokers' advertised listeners, controller listeners), e.g. proxies that cut or slow the links")
 	defaultRF := fs.Int("default-replication-factor", 1, "replication factor of topics created without one (default.replication.factor)")
 	offsetsRF := fs.Int("offsets-topic-replication-factor", 3, "__consumer_offsets replication factor, capped at the quorum size (offsets.topic.replication.factor)")
 	txnRF := fs.Int("transaction-state-log-replication-factor", 3, "__transaction_state replication factor, capped at the quorum size (transaction.state.log.replication.factor)")
@@ -104,6 +105,13 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 			return usagef(fs, "--%s %d must be between 1 and 32767", rf.name, rf.v)
 		}
 		*rf.dst = int16(rf.v)
+	}
+	if *peerRoutes != "" {
+		routes, err := broker.ParseRoutes(*peerRoutes)
+		if err != nil {
+			return usagef(fs, "--peer-routes: %v", err)
+		}
+		cfg.Dial = broker.RouteDial(routes)
 	}
 	cfg.DisableControlledShutdown = !*controlledShutdown
 	cfg.DisableAutoLeaderRebalance = !*autoRebalance

@@ -2,38 +2,64 @@ package faultinject_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/faultinject"
 	"github.com/runnel-dev/runnel/internal/history"
 )
 
-// A three-broker cluster whose brokers reach each other through proxies.
+// A three-broker cluster whose every link runs through a proxy the test
+// controls.
 //
-// Brokers advertise one address to everyone, so a proxy cannot sit on
-// one link between two brokers; it sits in front of each broker instead.
 // Broker n listens on 127.0.0.1:P and advertises 127.0.0.(10+n):P, where
-// a proxy listens and forwards to 127.0.0.1:P: every connection into a
-// broker (clients, followers fetching from it as leader) goes through its
-// proxy. The controller quorum names, for each voter, a proxy in front of
-// its controller listener the same way, so Raft traffic into a node does
-// too. Cutting a broker's two proxies closes and refuses everything that
-// dials it; its own outbound connections go through the other brokers'
-// proxies, which stay up (they are shared with the third broker).
+// a front proxy forwards to it: clients reach the brokers only through
+// the front proxies. Between brokers there is a proxy per directed link
+// and listener: links[a][b].kafka carries the connections broker a opens
+// to broker b's Kafka listener (replica fetches, transaction markers),
+// links[a][b].ctrl those to b's controller listener (the metadata Raft,
+// heartbeats and forwarded controller calls). Each broker is started with
+// --peer-routes mapping every other node's advertised and quorum address
+// to the proxy of its own link to it, and its own to its listeners
+// directly, so it dials nothing else:
+//
+//	client ──▶ front[b] ──▶ broker b ◀── links[a][b] ◀── broker a
+//
+// Cutting links[a][b] and links[b][a] separates a from b both ways while
+// clients still reach both; dropping one direction of both makes the
+// pair one-way.
 type fiCluster struct {
 	t     *testing.T
 	procs []*faultinject.Process // index = node id - 1
-	kafka []*faultinject.Proxy   // in front of each Kafka listener
-	ctrl  []*faultinject.Proxy   // in front of each controller listener
+	kafka []*faultinject.Proxy   // front: clients' way into each Kafka listener
+	links [][]peerLink           // [a-1][b-1]: broker a's way to broker b; nil for a == b
+	cl    *kgo.Client            // c.admin()'s client
 	adm   *kadm.Client
+}
+
+// peerLink is the two proxies broker a dials broker b through.
+type peerLink struct {
+	kafka, ctrl *faultinject.Proxy
+}
+
+// proxies returns the link's proxies, or none for a broker and itself.
+func (l peerLink) proxies() []*faultinject.Proxy {
+	if l.kafka == nil {
+		return nil
+	}
+	return []*faultinject.Proxy{l.kafka, l.ctrl}
 }
 
 // Cluster timing, as the broker package's cluster tests: a silent broker
@@ -60,27 +86,50 @@ func freePort(t *testing.T) int {
 // frontHost is the loopback address broker n is known by.
 func frontHost(n int) string { return "127.0.0." + strconv.Itoa(10+n) }
 
+// newClusterProxy starts a proxy on listen to target, closed with the test.
+func newClusterProxy(t *testing.T, listen, target string) *faultinject.Proxy {
+	t.Helper()
+	p, err := faultinject.NewProxy(listen, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
 func startFICluster(t *testing.T) *fiCluster {
 	t.Helper()
 	const n = 3
 	c := &fiCluster{t: t}
 	kafkaPorts, ctrlPorts := make([]int, n), make([]int, n)
+	// The addresses every node knows node i by: its advertised Kafka
+	// listener and its quorum entry.
+	kafkaAddr, ctrlAddr := make([]string, n), make([]string, n)
 	var quorum []string
 	for i := range n {
 		kafkaPorts[i], ctrlPorts[i] = freePort(t), freePort(t)
-		for _, port := range []int{kafkaPorts[i], ctrlPorts[i]} {
-			front := net.JoinHostPort(frontHost(i+1), strconv.Itoa(port))
-			p, err := faultinject.NewProxy(front, net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-			if err != nil {
-				t.Fatal(err)
+		kafkaAddr[i] = net.JoinHostPort(frontHost(i+1), strconv.Itoa(kafkaPorts[i]))
+		ctrlAddr[i] = net.JoinHostPort(frontHost(i+1), strconv.Itoa(ctrlPorts[i]))
+		quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, ctrlAddr[i]))
+		c.kafka = append(c.kafka, newClusterProxy(t, kafkaAddr[i], net.JoinHostPort("127.0.0.1", strconv.Itoa(kafkaPorts[i]))))
+	}
+	routes := make([][]string, n)
+	c.links = make([][]peerLink, n)
+	for a := range n {
+		c.links[a] = make([]peerLink, n)
+		for b := range n {
+			kafkaDirect := net.JoinHostPort("127.0.0.1", strconv.Itoa(kafkaPorts[b]))
+			ctrlDirect := net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPorts[b]))
+			if a == b {
+				routes[a] = append(routes[a], kafkaAddr[b]+"="+kafkaDirect, ctrlAddr[b]+"="+ctrlDirect)
+				continue
 			}
-			t.Cleanup(func() { p.Close() })
-			if port == kafkaPorts[i] {
-				c.kafka = append(c.kafka, p)
-			} else {
-				c.ctrl = append(c.ctrl, p)
-				quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, front))
+			l := peerLink{
+				kafka: newClusterProxy(t, "127.0.0.1:0", kafkaDirect),
+				ctrl:  newClusterProxy(t, "127.0.0.1:0", ctrlDirect),
 			}
+			c.links[a][b] = l
+			routes[a] = append(routes[a], kafkaAddr[b]+"="+l.kafka.Addr(), ctrlAddr[b]+"="+l.ctrl.Addr())
 		}
 	}
 	bin := runnelBin(t)
@@ -96,6 +145,7 @@ func startFICluster(t *testing.T) *fiCluster {
 			"--advertised-host", frontHost(i + 1),
 			"--controller-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPorts[i])),
 			"--controller-quorum", strings.Join(quorum, ","),
+			"--peer-routes", strings.Join(routes[i], ","),
 		}, clusterFlags...)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -128,6 +178,50 @@ func startFICluster(t *testing.T) *fiCluster {
 	return c
 }
 
+// peerProxies returns the proxies of every link between node and the
+// other brokers, both ways: out are the ones node dials through, in the
+// ones the others dial node through.
+func (c *fiCluster) peerProxies(node int) (out, in []*faultinject.Proxy) {
+	for other := range c.links {
+		out = append(out, c.links[node-1][other].proxies()...)
+		in = append(in, c.links[other][node-1].proxies()...)
+	}
+	return out, in
+}
+
+// oneWay makes every link between node and the other brokers one-way:
+// with deaf, node still sends to them and hears nothing back; without,
+// it hears them and what it sends is lost. On a connection node opened
+// the bytes towards it flow Downstream; on one the others opened,
+// Upstream.
+func (c *fiCluster) oneWay(node int, deaf bool) {
+	out, in := c.peerProxies(node)
+	toNode, fromNode := faultinject.Downstream, faultinject.Upstream
+	if !deaf {
+		toNode, fromNode = fromNode, toNode
+	}
+	for _, p := range out {
+		p.Drop(toNode)
+	}
+	for _, p := range in {
+		p.Drop(fromNode)
+	}
+}
+
+// healAll undoes every fault on every proxy.
+func (c *fiCluster) healAll() {
+	for _, p := range c.kafka {
+		p.Heal()
+	}
+	for a := range c.links {
+		for b := range c.links[a] {
+			for _, p := range c.links[a][b].proxies() {
+				p.Heal()
+			}
+		}
+	}
+}
+
 // seeds are the brokers' advertised (proxied) addresses.
 func (c *fiCluster) seeds() []string {
 	var out []string
@@ -146,7 +240,7 @@ func (c *fiCluster) admin() *kadm.Client {
 			c.t.Fatal(err)
 		}
 		c.t.Cleanup(cl.Close)
-		c.adm = kadm.NewClient(cl)
+		c.cl, c.adm = cl, kadm.NewClient(cl)
 	}
 	return c.adm
 }
@@ -176,31 +270,59 @@ func (c *fiCluster) createRF3(topic string, partitions int32) {
 	if err != nil {
 		c.t.Fatalf("create %s: %v", topic, err)
 	}
-	c.waitISR(ctx, adm, topic, 3)
+	c.waitISR(ctx, topic, 3)
 }
 
-// waitISR polls until every partition of topic has a leader and an ISR
-// of want.
-func (c *fiCluster) waitISR(ctx context.Context, adm *kadm.Client, topic string, want int) {
+// waitISR polls until every broker, asked on its own, reports every
+// partition of topic with the same leader and an ISR of want. Asking one
+// broker is not enough: one just back from a partition answers from the
+// metadata it had before, in which it may still lead with a full ISR.
+func (c *fiCluster) waitISR(ctx context.Context, topic string, want int) {
 	c.t.Helper()
+	c.admin()
+	var last string
 	for {
-		md, err := adm.Metadata(ctx, topic)
-		if err == nil {
-			ok := len(md.Topics[topic].Partitions) > 0
-			for _, p := range md.Topics[topic].Partitions {
-				if p.Err != nil || p.Leader < 0 || len(p.ISR) < want {
-					ok = false
-				}
-			}
-			if ok {
-				return
-			}
+		if last = c.isrDisagreement(ctx, topic, want); last == "" {
+			return
 		}
 		if ctx.Err() != nil {
-			c.t.Fatalf("%s: no full ISR of %d: %v\n%s", topic, want, err, c.output())
+			c.t.Fatalf("%s: brokers do not agree on a full ISR of %d: %s\n%s", topic, want, last, c.output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// isrDisagreement asks each broker for topic's metadata and says why
+// they do not all report the same leaders and ISRs of want, or "".
+func (c *fiCluster) isrDisagreement(ctx context.Context, topic string, want int) string {
+	leaders := map[int32]int32{}
+	for node := 1; node <= len(c.procs); node++ {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := req.RequestWith(rctx, c.cl.Broker(node))
+		cancel()
+		if err != nil {
+			return fmt.Sprintf("broker %d: %v", node, err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) == 0 {
+			return fmt.Sprintf("broker %d: no partitions", node)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			switch l, seen := leaders[p.Partition]; {
+			case p.ErrorCode != 0 || p.Leader < 0:
+				return fmt.Sprintf("broker %d: partition %d: leader %d, %v", node, p.Partition, p.Leader, kerr.ErrorForCode(p.ErrorCode))
+			case len(p.ISR) < want:
+				return fmt.Sprintf("broker %d: partition %d: ISR %v", node, p.Partition, p.ISR)
+			case seen && l != p.Leader:
+				return fmt.Sprintf("partition %d: leader %d or %d", p.Partition, l, p.Leader)
+			}
+			leaders[p.Partition] = p.Leader
+		}
+	}
+	return ""
 }
 
 // leaderOf returns the current leader of topic/partition per metadata,
@@ -267,14 +389,18 @@ func (c *fiCluster) waitProgress(l *history.Load, n int64) {
 
 // The RF-3 campaign (issue 14): three broker processes, a topic of
 // replication factor 3 with min.insync.replicas=2, idempotent acks=all
-// producers and a consumer, and faults one after another: a partition
-// leader SIGKILLed and restarted, a broker paused (shorter or longer than
-// its session timeout), a broker's inbound links cut for 1-5 s. The load
-// must make progress after each fault; at the end every acknowledged
-// record is read back once at its offset, nothing a consumer read is
-// gone, and the brokers' copies agree below the high watermark.
+// producers and a consumer, and faults one after another, at random: a
+// partition leader SIGKILLed and restarted, a broker paused (shorter or
+// longer than its session timeout), a broker isolated from the others
+// and from clients, a partition {n} | {the other two} with clients still
+// reaching n, one-way links (a broker, or one pair, that sends and does
+// not hear, or the reverse), and latency on a broker's links; the cuts
+// last 1-5 s. The load must make progress after each fault; at the end
+// every acknowledged record is read back once at its offset, nothing a
+// consumer read is gone, and the brokers' copies agree below the high
+// watermark.
 // RUNNEL_FAULT_RUNS sets the number of faults (default 6, each kind
-// twice or so).
+// once).
 func TestClusterCampaign(t *testing.T) {
 	runs := faultRuns(t, 6)
 	rng := faultRand(t)
@@ -302,7 +428,7 @@ func TestClusterCampaign(t *testing.T) {
 		}
 	}()
 
-	faults := []string{"kill-leader", "pause", "cut"}
+	faults := []string{"kill-leader", "pause", "isolate", "partition", "one-way", "delay"}
 	count := map[string]int{}
 	for i := 0; i < runs; i++ {
 		c.waitProgress(load, 50+rng.Int64N(300))
@@ -312,39 +438,99 @@ func TestClusterCampaign(t *testing.T) {
 			fault = faults[rng.IntN(len(faults))]
 		}
 		count[fault]++
+		node := 1 + rng.IntN(3)
+		// Cuts last either side of the 3 s session timeout and the 4 s
+		// replica lag: a stall, or a broker fenced and followers dropped
+		// from the ISR while it lasts.
+		hold := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
+		var what string
 		switch fault {
 		case "kill-leader":
-			node := int(c.leaderOf(topic, rng.Int32N(parts)))
-			if node < 1 {
-				node = 1 + rng.IntN(3)
+			if l := int(c.leaderOf(topic, rng.Int32N(parts))); l >= 1 {
+				node = l
 			}
 			if err := c.procs[node-1].Kill(); err != nil {
 				t.Fatal(err)
 			}
 			// Down long enough, sometimes, for its leaderships to move.
-			time.Sleep(time.Duration(rng.IntN(4000)) * time.Millisecond) // the fault's length
+			down := time.Duration(rng.IntN(4000)) * time.Millisecond
+			time.Sleep(down) // the fault's length
 			c.restart(node)
+			what = fmt.Sprintf("broker %d killed for %v", node, down)
 		case "pause":
-			node := 1 + rng.IntN(3)
 			p := c.procs[node-1]
 			if err := p.Pause(); err != nil {
 				t.Fatal(err)
 			}
-			// Either side of the 3 s session timeout: a stall, or a
-			// broker fenced while it is frozen.
-			time.Sleep(time.Duration(200+rng.IntN(4800)) * time.Millisecond) // the fault's length
+			hold = time.Duration(200+rng.IntN(4800)) * time.Millisecond
+			time.Sleep(hold) // the fault's length
 			if err := p.Resume(); err != nil {
 				t.Fatal(err)
 			}
-		case "cut":
-			node := 1 + rng.IntN(3)
-			c.kafka[node-1].Cut()
-			c.ctrl[node-1].Cut()
-			time.Sleep(time.Duration(1000+rng.IntN(4000)) * time.Millisecond) // the fault's length
-			c.kafka[node-1].Heal()
-			c.ctrl[node-1].Heal()
+			what = fmt.Sprintf("broker %d paused for %v", node, hold)
+		case "isolate":
+			// Cut off from the other brokers both ways and from clients.
+			out, in := c.peerProxies(node)
+			for _, p := range append(append(out, in...), c.kafka[node-1]) {
+				p.Cut()
+			}
+			time.Sleep(hold) // the fault's length
+			c.healAll()
+			what = fmt.Sprintf("broker %d isolated for %v", node, hold)
+		case "partition":
+			// {node} | {the other two}: clients still reach the minority,
+			// whose leaderships must move to the majority, and whose
+			// acks=all produces must fail rather than be acknowledged.
+			out, in := c.peerProxies(node)
+			for _, p := range append(out, in...) {
+				p.Cut()
+			}
+			time.Sleep(hold) // the fault's length
+			c.healAll()
+			what = fmt.Sprintf("partition {%d} | the others for %v", node, hold)
+		case "one-way":
+			deaf := rng.IntN(2) == 0
+			if rng.IntN(2) == 0 {
+				// One link: node hears other (or not), not the reverse.
+				other := 1 + (node+rng.IntN(2))%3
+				toNode, fromNode := faultinject.Downstream, faultinject.Upstream
+				if !deaf {
+					toNode, fromNode = fromNode, toNode
+				}
+				for _, p := range c.links[node-1][other-1].proxies() {
+					p.Drop(toNode)
+				}
+				for _, p := range c.links[other-1][node-1].proxies() {
+					p.Drop(fromNode)
+				}
+				what = fmt.Sprintf("broker %d hears %d, sends it nothing", node, other)
+				if deaf {
+					what = fmt.Sprintf("broker %d sends to %d, hears nothing back", node, other)
+				}
+			} else {
+				c.oneWay(node, deaf)
+				what = fmt.Sprintf("broker %d mute to the others", node)
+				if deaf {
+					what = fmt.Sprintf("broker %d deaf to the others", node)
+				}
+			}
+			time.Sleep(hold) // the fault's length
+			c.healAll()
+			what += fmt.Sprintf(" for %v", hold)
+		case "delay":
+			// Latency both ways on every link of one broker: acks=all
+			// waits for its fetches, so the load must slow and go on.
+			lat := time.Duration(20+rng.IntN(280)) * time.Millisecond
+			out, in := c.peerProxies(node)
+			for _, p := range append(out, in...) {
+				p.Delay(faultinject.Upstream, lat)
+				p.Delay(faultinject.Downstream, lat)
+			}
+			c.waitProgress(load, 20)
+			c.healAll()
+			what = fmt.Sprintf("broker %d's links delayed %v", node, lat)
 		}
-		t.Logf("fault %d: %s; %d acked, %d failed", i+1, fault, load.Acked(), load.Failed())
+		t.Logf("fault %d: %s; %d acked, %d failed", i+1, what, load.Acked(), load.Failed())
 	}
 	c.waitProgress(load, 200)
 	load.Stop(60 * time.Second)
@@ -352,7 +538,7 @@ func TestClusterCampaign(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	c.waitISR(ctx, c.admin(), topic, 3)
+	c.waitISR(ctx, topic, 3)
 	if err := history.ReadAll(ctx, &rec, c.seeds(), topic); err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +643,7 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	c.waitISR(ctx, c.admin(), topic, 3)
+	c.waitISR(ctx, topic, 3)
 	if err := history.ReadAll(ctx, &rec, c.seeds(), topic); err != nil {
 		t.Fatal(err)
 	}
@@ -484,4 +670,175 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	}
 	// The old leader truncated its tail: the copies agree again.
 	c.checkReplicas(ctx, topic, 1)
+}
+
+// A partition {leader} | {the other two} while clients still reach both
+// sides: the broker on the minority side cannot heartbeat to a controller
+// nor be fetched from, so the majority fences it (Metadata stops listing
+// it) and elects a leader of its own, which acknowledges acks=all writes; a client that reaches only
+// the minority gets no acknowledgement from it. Healed, the old leader
+// follows and the copies agree. The partition must cut the minority's
+// own connections out, not only the ones into it: with those up it would
+// keep heartbeating and stay leader.
+func TestClusterPartitionMinority(t *testing.T) {
+	c := startFICluster(t)
+	const topic = "split"
+	c.createRF3(topic, 1)
+	old := int(c.leaderOf(topic, 0))
+	if old < 1 {
+		t.Fatalf("no leader of %s", topic)
+	}
+	var majority []int
+	for n := 1; n <= 3; n++ {
+		if n != old {
+			majority = append(majority, n)
+		}
+	}
+
+	// The raw Produce the minority side gets below is one the leader
+	// acknowledges while it is whole.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// majCl asks the majority side.
+	majCl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(c.kafka[majority[0]-1].Addr()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.DefaultProduceTopic(topic),
+	}, quickRecovery...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer majCl.Close()
+	// (Retried while the leader's own metadata may still lag behind
+	// the broker that answered waitISR last.)
+	for {
+		code, err := produceRaw(ctx, majCl, old, topic, "whole")
+		if err == nil && code == 0 {
+			break
+		}
+		if ctx.Err() != nil || (err == nil && !kerr.IsRetriable(kerr.ErrorForCode(code))) {
+			t.Fatalf("acks=all produce to broker %d before the partition: %v %v", old, err, kerr.ErrorForCode(code))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	out, in := c.peerProxies(old)
+	for _, p := range append(out, in...) {
+		p.Cut()
+	}
+	healed := false
+	defer func() {
+		if !healed {
+			c.healAll()
+		}
+	}()
+
+	// The majority's view, asked of one of its brokers directly.
+	// It fences the minority broker (whose heartbeats no longer reach a
+	// controller) and elects another leader.
+	var leader int32 = -1
+	fenced := false
+	for leader < 1 || int(leader) == old || !fenced {
+		req := kmsg.NewPtrMetadataRequest()
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(topic)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, majCl.Broker(majority[0]))
+		if err == nil && len(resp.Topics) == 1 && len(resp.Topics[0].Partitions) == 1 {
+			leader = resp.Topics[0].Partitions[0].Leader
+			fenced = !slices.ContainsFunc(resp.Brokers, func(b kmsg.MetadataResponseBroker) bool { return int(b.NodeID) == old })
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the majority kept broker %d, cut off from it, live (%v) or leader (leader %d)\n%s", old, !fenced, leader, c.output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("partition {%d} | %v: the majority elected broker %d", old, majority, leader)
+	if err := majCl.ProduceSync(ctx, &kgo.Record{Value: []byte("majority")}).FirstErr(); err != nil {
+		t.Fatalf("acks=all produce on the majority side: %v", err)
+	}
+
+	// A client that reaches only the minority broker sends it an acks=all
+	// Produce: it must not be acknowledged (the broker cannot know its
+	// followers have the batch, and it has a leader elsewhere).
+	onlyOld := c.kafka[old-1].Addr()
+	minCl, err := kgo.NewClient(
+		kgo.SeedBrokers(onlyOld),
+		kgo.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if addr != onlyOld {
+				return nil, fmt.Errorf("test: %s is on the other side", addr)
+			}
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer minCl.Close()
+	code, err := produceRaw(ctx, minCl, old, topic, "minority")
+	if err != nil {
+		t.Fatalf("produce to broker %d: %v", old, err)
+	}
+	if code == 0 {
+		t.Fatalf("broker %d, cut off from the others, acknowledged an acks=all write", old)
+	}
+	t.Logf("acks=all on the minority side: %v", kerr.ErrorForCode(code))
+
+	c.healAll()
+	healed = true
+	c.waitISR(ctx, topic, 3)
+	c.checkReplicas(ctx, topic, 1)
+}
+
+// produceRaw sends one record to topic/0 on broker node alone, with
+// acks=all and a 5 s timeout, and returns the partition's error code.
+func produceRaw(ctx context.Context, cl *kgo.Client, node int, topic, value string) (int16, error) {
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err == nil {
+		err = td.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic, rt.TopicID = topic, td[topic].ID
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = oneRecordBatch([]byte(value))
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl.Broker(node))
+	if err != nil {
+		return 0, err
+	}
+	return resp.Topics[0].Partitions[0].ErrorCode, nil
+}
+
+// oneRecordBatch is a RecordBatch v2 of one record with value and no key,
+// from no producer id, as a raw Produce carries it.
+func oneRecordBatch(value []byte) []byte {
+	var rec []byte
+	rec = append(rec, 0)               // attributes
+	rec = binary.AppendVarint(rec, 0)  // timestamp delta
+	rec = binary.AppendVarint(rec, 0)  // offset delta
+	rec = binary.AppendVarint(rec, -1) // no key
+	rec = binary.AppendVarint(rec, int64(len(value)))
+	rec = append(rec, value...)
+	rec = binary.AppendVarint(rec, 0) // no headers
+	b := make([]byte, 61, 61+10+len(rec))
+	b = binary.AppendVarint(b, int64(len(rec)))
+	b = append(b, rec...)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12)) // batch length
+	b[16] = 2                                            // magic
+	now := uint64(time.Now().UnixMilli())
+	binary.BigEndian.PutUint64(b[27:], now)        // first timestamp
+	binary.BigEndian.PutUint64(b[35:], now)        // max timestamp
+	binary.BigEndian.PutUint64(b[43:], ^uint64(0)) // producer id -1
+	binary.BigEndian.PutUint16(b[51:], 0xffff)     // producer epoch -1
+	binary.BigEndian.PutUint32(b[53:], 0xffffffff) // base sequence -1
+	binary.BigEndian.PutUint32(b[57:], 1)          // records
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
 }

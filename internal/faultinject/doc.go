@@ -36,11 +36,14 @@
 // # A cluster test
 //
 // A three-broker test builds the binary once, picks free ports, and puts
-// a Proxy on every link it wants to break: each broker's controller
-// address in the others' --controller-quorum names a proxy in front of
-// it, and, for the replica fetch path, each broker's advertised listener
-// is a proxy (or the broker dials through a test hook routing addresses
-// as RouteDialer does). Then:
+// a Proxy on every link it wants to break. Brokers advertise one address
+// to everyone, so the proxies between brokers are chosen by the dialer:
+// each broker runs with --peer-routes (broker.Config.Dial, RouteDial),
+// which maps every other node's advertised and controller-quorum address
+// to the proxy of this broker's own link to it, so replica fetches,
+// transaction markers, the metadata Raft and heartbeats all cross a proxy
+// per directed link; clients reach each broker through a front proxy at
+// its advertised address. Then:
 //
 //	var rec history.Recorder
 //	load, _ := history.StartLoad(history.LoadConfig{Brokers: seeds, Topic: "t",
@@ -59,14 +62,12 @@
 // history.ReadReplica (a Fetch as Kafka's debugging consumer, which a
 // follower serves up to its log end), history.CompareReplicas(topic,
 // partition, hw, replicas) must be empty.
-// TestClusterCampaign is that loop on three processes: broker n listens
-// on 127.0.0.1:P and advertises 127.0.0.(10+n):P, where a proxy forwards
-// to it, so every connection into a broker (clients', followers') goes
-// through one proxy, and the quorum names a proxy in front of each
-// controller listener. Since a broker advertises one address to all,
-// these are proxies per broker rather than per link: cutting broker n's
-// two proxies closes and refuses everything that dials it, while its own
-// connections out run through the other brokers' proxies and stay up.
+// TestClusterCampaign is that loop on three processes, with kills,
+// pauses, a broker isolated from everyone, a partition {n} | {the other
+// two} with clients still reaching n, one-way links and latency;
+// TestClusterPartitionMinority checks the partition itself: the majority
+// fences the minority broker and elects a leader, and the minority
+// acknowledges no acks=all write.
 // TestClusterAcksOneLossReported shows the checker failing on a cluster:
 // acks=1 and a leader killed while its followers are frozen.
 //

@@ -65,7 +65,7 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		raftReady: make(chan struct{}),
 	}
 	s.view.Store(newState().view(0, -1))
-	s.mux = newMuxListener(ln, s.serveForward)
+	s.mux = newMuxListener(ln, s.serveForward, s.cfg.Dial)
 	s.trans = newNetworkTransport(s.mux, s.progress, func() uint64 {
 		select {
 		case <-s.raftReady:

@@ -38,6 +38,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +84,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Dial opens this node's connections to other controllers (Raft and
+	// forwarded calls). Default: a TCP dial with a 5 s timeout.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Store is the metadata store of one node.
@@ -123,6 +127,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = (&net.Dialer{Timeout: 5 * time.Second}).DialContext
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -78,14 +78,15 @@ type muxListener struct {
 	ln    net.Listener
 	raft  chan net.Conn
 	serve func(net.Conn)
+	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
 }
 
-func newMuxListener(ln net.Listener, serve func(net.Conn)) *muxListener {
-	m := &muxListener{ln: ln, raft: make(chan net.Conn), serve: serve, closed: make(chan struct{})}
+func newMuxListener(ln net.Listener, serve func(net.Conn), dial func(ctx context.Context, network, addr string) (net.Conn, error)) *muxListener {
+	m := &muxListener{ln: ln, raft: make(chan net.Conn), serve: serve, dial: dial, closed: make(chan struct{})}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.acceptLoop() }()
 	return m
@@ -159,7 +160,9 @@ func (m *muxListener) Addr() net.Addr { return m.ln.Addr() }
 
 // Dial opens a Raft connection to another node.
 func (m *muxListener) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c, err := m.dial(ctx, "tcp", string(addr))
 	if err != nil {
 		return nil, err
 	}
@@ -345,8 +348,7 @@ func (s *Store) forward(ctx context.Context, req forwardRequest) (forwardRespons
 
 // forwardTo sends a call to the node at addr (a controller listener).
 func (s *Store) forwardTo(ctx context.Context, addr string, req forwardRequest) (forwardResponse, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
+	c, err := s.cfg.Dial(ctx, "tcp", addr)
 	if err != nil {
 		return forwardResponse{}, fmt.Errorf("%w: dial controller %s: %v", ErrNotController, addr, err)
 	}
