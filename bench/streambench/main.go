@@ -68,7 +68,7 @@ func main() {
 		workloads  = flag.String("workloads", strings.Join(defaultWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds; restart-embedded adds about 80 s)")
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
-		memprofile = flag.String("memprofile", "", "write a heap profile of this process when each throughput run has processed every record (before it closes), to this file name with the run's name inserted before the extension")
+		memprofile = flag.String("memprofile", "", "write a heap profile of this process when each throughput run has processed every record (before it closes), to this file name with the run's name inserted before the extension; nexmark runs also write one before Start (name-start), to diff with pprof -base")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
