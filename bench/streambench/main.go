@@ -27,7 +27,10 @@
 //     -nexmark-events generated events, each under both guarantees with
 //     a commit interval of 100 ms (see nexmarkSettings);
 //   - restore: a fresh instance (empty state directory, same broker)
-//     restores that store's whole changelog: MB/s and records/s.
+//     restores that store's whole changelog: MB/s and records/s;
+//   - restore-bulk (not run by default): the same restore of a changelog
+//     written directly, -restore-mb MB of keys and -restore-value-byte
+//     values with overwrites and tombstones (see bulkRestore).
 //
 // The input of every workload is produced before its timing starts, by one
 // franz-go producer as fast as it goes, to topics of 6 partitions. Progress
@@ -54,7 +57,7 @@ import (
 const partitions = 6
 
 var (
-	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded", "nexmark"}
+	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded", "nexmark", "restore-bulk"}
 	defaultWorkloads = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore"}
 )
 
@@ -78,6 +81,8 @@ func main() {
 		nxEvents   = flag.Int64("nexmark-events", 1_000_000, "events the nexmark workload generates")
 		nxRate     = flag.Int64("nexmark-rate", 10_000, "events per second of event time in the nexmark workload")
 		nxQueries  = flag.String("nexmark-queries", strings.Join(nexmark.QueryNames, ","), "comma-separated Nexmark queries the nexmark workload runs")
+		restoreMB  = flag.Int64("restore-mb", 256, "MB of keys and values the restore-bulk workload writes to the changelog")
+		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -89,8 +94,8 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 {
-		fatal(fmt.Errorf("-records, -keys, -nexmark-events and -nexmark-rate must be positive"))
+	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 || *restoreMB <= 0 || *restoreVal <= 0 {
+		fatal(fmt.Errorf("-records, -keys, -nexmark-events, -nexmark-rate, -restore-mb and -restore-value must be positive"))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -101,7 +106,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter,
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
 		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
@@ -188,6 +193,11 @@ func (b *bench) run(chosen []string) (err error) {
 	}
 	if has("nexmark") {
 		if err := b.nexmarkBench(); err != nil {
+			return err
+		}
+	}
+	if has("restore-bulk") {
+		if err := b.bulkRestore(); err != nil {
 			return err
 		}
 	}
