@@ -20,9 +20,14 @@ import (
 type Batch struct {
 	db     *DB
 	task   string
-	b      *pebble.Batch // indexed
+	b      *pebble.Batch // indexed unless writeOnly
 	iters  int           // open iterators on b
 	stores []segmented   // stores with meta to write on Commit
+	// writeOnly batches (DB.NewWriteBatch) are not indexed: reads see the
+	// committed state only, and iterators are refused. size is the
+	// capacity each of their pebble batches starts with.
+	writeOnly bool
+	size      int
 }
 
 // segmented is a store that keeps meta (observed time, seq) in memory and
@@ -94,6 +99,10 @@ func (b *Batch) renew() {
 		b.b.Close()
 	}
 	b.iters = 0
+	if b.writeOnly {
+		b.b = b.db.db.NewBatchWithSize(b.size)
+		return
+	}
 	b.b = b.db.db.NewIndexedBatch()
 }
 
@@ -106,6 +115,9 @@ func (b *Batch) Position(topicPartition string) (offset int64, ok bool, err erro
 // newIter opens an iterator over b's current batch and the committed data
 // under it, with bounds [lower, upper); nil upper is unbounded.
 func (b *Batch) newIter(lower, upper []byte) (*pebble.Iterator, func(), error) {
+	if b.writeOnly {
+		return nil, nil, ErrWriteOnly
+	}
 	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, nil, err
@@ -122,7 +134,11 @@ func (b *Batch) newIter(lower, upper []byte) (*pebble.Iterator, func(), error) {
 // get reads key through the batch; nil if absent. The result is a copy,
 // non-nil for an empty value.
 func (b *Batch) get(key []byte) ([]byte, error) {
-	v, c, err := b.b.Get(key)
+	var r pebble.Reader = b.b
+	if b.writeOnly {
+		r = b.db.db // what is committed; see NewWriteBatch
+	}
+	v, c, err := r.Get(key)
 	if err == pebble.ErrNotFound {
 		return nil, nil
 	}
