@@ -80,6 +80,16 @@ func (b *Batch) commit(positions map[string]int64, opts *pebble.WriteOptions) er
 	return nil
 }
 
+// Reserve makes the batch, when it is write-only and holds no writes, start
+// with room for size bytes, and start so again after each commit.
+func (b *Batch) Reserve(size int) {
+	if !b.writeOnly || b.b.Count() > 0 {
+		return
+	}
+	b.size = size
+	b.renew()
+}
+
 // Rollback discards the uncommitted writes: the stores are back at the last
 // commit, as after a crash.
 func (b *Batch) Rollback() error {

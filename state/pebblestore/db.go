@@ -115,7 +115,7 @@ func (d *DB) NewBatch(task string) *Batch {
 // reads see only what is committed, not the batch's own writes, and their
 // iterators fail with ErrWriteOnly. Each of its pebble batches starts with
 // room for size bytes (a caller committing at about that size never grows
-// one).
+// one); see also Batch.Reserve.
 func (d *DB) NewWriteBatch(task string, size int) *Batch {
 	return &Batch{db: d, task: task, b: d.db.NewBatchWithSize(size), writeOnly: true, size: size}
 }

@@ -59,7 +59,9 @@ func TestWriteBatchRestoresAsIndexed(t *testing.T) {
 	}
 	indexed, writeOnly := openDB(t, vfs.NewMem()), openDB(t, vfs.NewMem())
 	restore(indexed.NewBatch("1_0"), 0)
-	restore(writeOnly.NewWriteBatch("1_0", 1<<10), 700)
+	wb := writeOnly.NewWriteBatch("1_0", 0)
+	wb.Reserve(1 << 10)
+	restore(wb, 700)
 
 	want, got := contents(t, indexed), contents(t, writeOnly)
 	if len(want) == 0 {
