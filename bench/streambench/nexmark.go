@@ -156,10 +156,10 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	if err := b.writeHeapProfile(name + "-start"); err != nil {
 		return res, err
 	}
-	// The heap's allocation count is brought up to date by a collection:
-	// without one, what the produce phase or the previous run allocated
-	// could land in this run's figure (q5 read 3,002 B/event without it,
-	// 1,981 with it, same code).
+	// Each run starts from a collected heap, whether or not -memprofile
+	// collects for its profile, so the runs with and without profiles
+	// start alike; the garbage of the produce phase or the previous run
+	// is not collected during this one.
 	runtime.GC()
 	cpu0, alloc0 := cpuTime(), heapStats().allocated
 	start := time.Now()
