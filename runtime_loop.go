@@ -77,7 +77,8 @@ type runner struct {
 	// skippedProduce are the records the production handler let go since
 	// the last commit, to be sent once more alone (see resendSkipped).
 	skippedProduce []skippedRecord
-	deferred       []*kgo.Record // produced by the production handler
+	deferred       []*kgo.Record             // produced by the production handler
+	positionNames  map[topicPartition]string // positionName's results, see positionNameLocked
 }
 
 // runTask is a task with its Pebble batch and the changelog positions its
@@ -91,6 +92,9 @@ type runTask struct {
 	// Guarded by runner.mu: produce callbacks write it.
 	positions map[string]int64
 	m         *taskMetrics
+	// promises are the produce callbacks of the task's records, by
+	// kind (see promise). Only the loop that owns the task touches it.
+	promises [4]func(*kgo.Record, error)
 }
 
 func newRunner(in *instance, worker int) (*runner, error) {
@@ -341,31 +345,86 @@ const commitTimeout = 30 * time.Second
 // the task's positions.
 func (r *runner) collector(t *runTask) topology.RecordCollector {
 	return topology.RecordCollectorFunc(func(o topology.OutputRecord) error {
-		rec := &kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value, Timestamp: time.UnixMilli(o.Timestamp)}
+		rec := outputRecords.Get().(*kgo.Record)
+		*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value, Timestamp: time.UnixMilli(o.Timestamp)}
 		for _, h := range o.Headers {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
-		r.produce(t, rec, r.changelg[o.Topic])
+		changelog := r.changelg[o.Topic]
+		r.txnWork = true
+		r.cl.Produce(context.Background(), rec, t.promise(r, changelog, true))
 		return nil
 	})
 }
 
+// outputRecords holds the kgo.Records the collector produced and the
+// client acknowledged: a record a task writes costs no allocation of its
+// own once the pool is warm. A record that failed is not put back (the
+// production handler and the error path may keep it).
+var outputRecords = sync.Pool{New: func() any { return new(kgo.Record) }}
+
 // produce sends rec for task t; an acknowledged changelog record moves the
-// task's position.
+// task's position. rec stays the caller's: it is never put in outputRecords.
 func (r *runner) produce(t *runTask, rec *kgo.Record, changelog bool) {
 	r.txnWork = true
-	r.cl.Produce(context.Background(), rec, func(rec *kgo.Record, err error) {
+	r.cl.Produce(context.Background(), rec, t.promise(r, changelog, false))
+}
+
+// promise returns the produce callback of t's records, made once per kind
+// (a changelog or not, a pooled record or not) rather than per record.
+// Only the loop that owns t calls it.
+func (t *runTask) promise(r *runner, changelog, pooled bool) func(*kgo.Record, error) {
+	i := 0
+	if changelog {
+		i |= 1
+	}
+	if pooled {
+		i |= 2
+	}
+	if f := t.promises[i]; f != nil {
+		return f
+	}
+	f := func(rec *kgo.Record, err error) {
 		if err != nil {
 			r.produceFailed(t, rec, changelog, err)
 			return
 		}
 		if changelog {
 			r.mu.Lock()
-			tp := positionName(rec.Topic, rec.Partition)
+			tp := r.positionNameLocked(rec.Topic, rec.Partition)
 			t.positions[tp] = max(t.positions[tp], rec.Offset+1)
 			r.mu.Unlock()
 		}
-	})
+		if pooled {
+			// The client is done with rec once its promise returns.
+			*rec = kgo.Record{}
+			outputRecords.Put(rec)
+		}
+	}
+	t.promises[i] = f
+	return f
+}
+
+// positionNameLocked returns positionName(topic, partition), remembered:
+// it is asked once per acknowledged changelog record.
+// REQUIRES: r.mu held.
+func (r *runner) positionNameLocked(topic string, partition int32) string {
+	k := topicPartition{topic, partition}
+	if name, ok := r.positionNames[k]; ok {
+		return name
+	}
+	if r.positionNames == nil {
+		r.positionNames = map[topicPartition]string{}
+	}
+	name := positionName(topic, partition)
+	r.positionNames[k] = name
+	return name
+}
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic     string
+	partition int32
 }
 
 func positionName(topic string, partition int32) string {

@@ -69,14 +69,16 @@ func (w TimeWindows) advance() int64 {
 	return w.Advance.Milliseconds()
 }
 
-// starts returns the starts of the windows holding ts, oldest first.
-func (w TimeWindows) starts(ts int64) []int64 {
+// starts appends to dst the starts of the windows holding ts, oldest
+// first. The caller passes the last result back ([:0]): a hopping window
+// costs no allocation per record.
+func (w TimeWindows) starts(dst []int64, ts int64) []int64 {
 	size, adv := w.Size.Milliseconds(), w.advance()
 	first := max(ts-size+adv, 0) / adv * adv
 	if ts-size+adv < 0 {
 		first = 0
 	}
-	var out []int64
+	out := dst
 	for s := first; s <= ts; s += adv {
 		if s+size > ts {
 			out = append(out, s)
@@ -155,7 +157,8 @@ type windowAgg[K, V, A any] struct {
 	init     func() A
 	f        func(K, V, A, bool) A
 	w        TimeWindows
-	observed int64 // largest timestamp this processor has seen
+	observed int64   // largest timestamp this processor has seen
+	starts   []int64 // the starts of the record's windows, reused
 
 	s      state.WindowStore
 	ctx    topology.Context[Windowed[K], change[A]]
@@ -184,7 +187,8 @@ func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 	if err != nil {
 		return err
 	}
-	for _, start := range p.w.starts(r.Timestamp) {
+	p.starts = p.w.starts(p.starts[:0], r.Timestamp)
+	for _, start := range p.starts {
 		end := start + size
 		if end <= closeBefore {
 			p.ctx.Drop(topology.DropLate)

@@ -50,7 +50,11 @@ type bench struct {
 	throughputs []throughputResult
 	restarts    []restartResult
 	restore     *restoreResult
-	build       *buildResult
+	bulk        *restoreResult // restore-bulk
+	// restoreMB and restoreValue size the restore-bulk changelog.
+	restoreMB    int64
+	restoreValue int
+	build        *buildResult
 
 	// The nexmark workload: events generated, event-time rate, queries.
 	nexmarkEvents  int64

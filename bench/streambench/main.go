@@ -29,7 +29,10 @@
 //     each query is also run as a Kafka Streams application (bench/kstreams)
 //     on the same broker and input, and the two compared;
 //   - restore: a fresh instance (empty state directory, same broker)
-//     restores that store's whole changelog: MB/s and records/s.
+//     restores that store's whole changelog: MB/s and records/s;
+//   - restore-bulk (not run by default): the same restore of a changelog
+//     written directly, -restore-mb MB of keys and -restore-value-byte
+//     values with overwrites and tombstones (see bulkRestore).
 //
 // The input of every workload is produced before its timing starts, by one
 // franz-go producer as fast as it goes, to topics of 6 partitions. Progress
@@ -56,7 +59,7 @@ import (
 const partitions = 6
 
 var (
-	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded", "nexmark"}
+	allWorkloads     = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore", "restart-embedded", "nexmark", "restore-bulk"}
 	defaultWorkloads = []string{"wordcount", "q5", "q5-suppress-uncached", "restart", "restore"}
 )
 
@@ -70,7 +73,7 @@ func main() {
 		workloads  = flag.String("workloads", strings.Join(defaultWorkloads, ","), "comma-separated workloads: "+strings.Join(allWorkloads, ", ")+" (restore runs on the state restart builds; restart-embedded adds about 80 s)")
 		out        = flag.String("out", "", "also write the results as a Markdown table to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write CPU profiles of this process (the broker and the app run in it) during each throughput run, to this file name with the run's name inserted before the extension")
-		memprofile = flag.String("memprofile", "", "write a heap profile of this process when each throughput run has processed every record (before it closes), to this file name with the run's name inserted before the extension")
+		memprofile = flag.String("memprofile", "", "write a heap profile of this process when each throughput run has processed every record (before it closes), to this file name with the run's name inserted before the extension; nexmark runs also write one before Start (name-start), to diff with pprof -base")
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
@@ -81,6 +84,8 @@ func main() {
 		nxRate     = flag.Int64("nexmark-rate", 10_000, "events per second of event time in the nexmark workload")
 		nxQueries  = flag.String("nexmark-queries", strings.Join(nexmark.QueryNames, ","), "comma-separated Nexmark queries the nexmark workload runs")
 		kstreams   = flag.Bool("kstreams", false, "in the nexmark workload, also run the Kafka Streams version of each query that has one ("+strings.Join(kstreamsQueries, ", ")+"; bench/kstreams, built with Maven) on the same broker and input, and compare")
+		restoreMB  = flag.Int64("restore-mb", 256, "MB of keys and values the restore-bulk workload writes to the changelog")
+		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 	)
 	flag.Parse()
@@ -92,8 +97,8 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 {
-		fatal(fmt.Errorf("-records, -keys, -nexmark-events and -nexmark-rate must be positive"))
+	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 || *restoreMB <= 0 || *restoreVal <= 0 {
+		fatal(fmt.Errorf("-records, -keys, -nexmark-events, -nexmark-rate, -restore-mb and -restore-value must be positive"))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -104,7 +109,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter,
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
 		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
@@ -191,6 +196,11 @@ func (b *bench) run(chosen []string) (err error) {
 	}
 	if has("nexmark") {
 		if err := b.nexmarkBench(); err != nil {
+			return err
+		}
+	}
+	if has("restore-bulk") {
+		if err := b.bulkRestore(); err != nil {
 			return err
 		}
 	}

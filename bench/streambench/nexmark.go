@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -164,6 +165,17 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	}
 	in := app.Options()
 	b.prog.printf("nexmark %s %s: running %s", q.Name, g, in.String())
+	// Two heap profiles bracket the run: what it allocated is the
+	// difference (go tool pprof -sample_index=alloc_space -base START END).
+	name := "nexmark-" + q.Name + "-" + g.String()
+	if err := b.writeHeapProfile(name + "-start"); err != nil {
+		return res, err
+	}
+	// Each run starts from a collected heap, whether or not -memprofile
+	// collects for its profile, so the runs with and without profiles
+	// start alike; the garbage of the produce phase or the previous run
+	// is not collected during this one.
+	runtime.GC()
 	cpu0, alloc0 := cpuTime(), heapStats().allocated
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
@@ -192,6 +204,10 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 		}
 		if m.RecordsProcessed >= q.MinProcessed(input) && m.Commits > commitsAtChange && now.Sub(lastChange) >= quiet {
 			res.processed, res.dropped = m.RecordsProcessed, m.DroppedRecords
+			if err := b.writeHeapProfile(name); err != nil {
+				app.Close()
+				return res, err
+			}
 			break
 		}
 		if b.stallDump > 0 && now.Sub(lastChange) >= b.stallDump && m.RecordsProcessed < input {

@@ -151,8 +151,7 @@ func restartVerdict(r restartResult) string {
 		r.keys, r.variant, first.at.Round(time.Millisecond), maxRestartTime, verdict, r.restored)
 }
 
-func (b *bench) restoreTable() *table {
-	r := b.restore
+func restoreTable(r *restoreResult) *table {
 	t := &table{header: []string{"keys", "changelog records restored", "MB fetched", "MB of keys+values", "restore ms", "MB/s fetched", "MB/s keys+values", "records/s", "Start to Running ms"}}
 	secs := r.restoreTime().Seconds()
 	t.add(fmt.Sprint(r.keys), fmt.Sprint(r.records), fmt.Sprintf("%.1f", r.bytes/1e6), fmt.Sprintf("%.1f", float64(r.payload)/1e6), ms(r.restoreTime()),
@@ -227,10 +226,14 @@ func (b *bench) report(w io.Writer) {
 	}
 	if b.restore != nil {
 		fmt.Fprintln(w, "\nrestore: a fresh instance (empty state directory, same broker) restores the whole changelog:")
-		b.restoreTable().text(w)
+		restoreTable(b.restore).text(w)
 		if b.restore.fromStart {
 			fmt.Fprintln(w, "(no assignment log line: restore time counted from Start's return)")
 		}
+	}
+	if b.bulk != nil {
+		fmt.Fprintf(w, "\nrestore-bulk: a fresh instance restores a changelog written directly (values of %d bytes, a tenth overwrites, a twentieth tombstones):\n", b.restoreValue)
+		restoreTable(b.bulk).text(w)
 	}
 }
 
@@ -273,7 +276,11 @@ func (b *bench) writeMarkdown(path string) error {
 	if b.restore != nil {
 		fmt.Fprintln(w, "\nRestore by a fresh instance (empty state directory, same broker):")
 		fmt.Fprintln(w)
-		b.restoreTable().markdown(w)
+		restoreTable(b.restore).markdown(w)
+	}
+	if b.bulk != nil {
+		fmt.Fprintf(w, "\nRestore of a changelog written directly (values of %d bytes, a tenth overwrites, a twentieth tombstones):\n\n", b.restoreValue)
+		restoreTable(b.bulk).markdown(w)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()

@@ -437,18 +437,31 @@ func removeMembers(ctx context.Context, cl *kgo.Client, group string, ids []stri
 // process before: restoration does not block them); its bytes are the
 // record batch bytes the broker served from the changelog meanwhile.
 func (b *bench) measureRestore() error {
-	changelog := topology.ChangelogTopic(keysApp, "counts")
 	probe := &kgo.Record{Topic: keysInput, Value: []byte("probe-after-restore")}
 	if err := produceOne(b.ctx, b.broker.Addr(), probe); err != nil {
 		return err
 	}
-	before, err := b.bytesOut(changelog)
+	res, err := b.timeRestore(keysApp, keysInput, keysOutput, "state-fresh")
 	if err != nil {
 		return err
 	}
-	topo, err := wordCount(keysInput, keysOutput)
+	res.keys = b.keys
+	b.restore = res
+	return nil
+}
+
+// timeRestore starts a fresh instance (an empty state directory dir) of
+// appID, the word count of input into output, and times its restoration of
+// the whole changelog of its store.
+func (b *bench) timeRestore(appID, input, output, dir string) (*restoreResult, error) {
+	changelog := topology.ChangelogTopic(appID, "counts")
+	before, err := b.bytesOut(changelog)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	topo, err := wordCount(input, output)
+	if err != nil {
+		return nil, err
 	}
 	var (
 		mu       sync.Mutex
@@ -463,16 +476,16 @@ func (b *bench) measureRestore() error {
 			mu.Unlock()
 		}
 	}))
-	app, err := runnel.NewApp(topo, runnel.ApplicationID(keysApp), runnel.Brokers(b.broker.Addr()),
-		runnel.StateDir(filepath.Join(b.tmp, "state-fresh")), runnel.ProcessingGuarantee(runnel.ExactlyOnce),
+	app, err := runnel.NewApp(topo, runnel.ApplicationID(appID), runnel.Brokers(b.broker.Addr()),
+		runnel.StateDir(filepath.Join(b.tmp, dir)), runnel.ProcessingGuarantee(runnel.ExactlyOnce),
 		runnel.Logger(logger))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	b.prog.printf("restore: a fresh instance restores %s", changelog)
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
-		return fmt.Errorf("restore: start: %w", err)
+		return nil, fmt.Errorf("restore: start: %w", err)
 	}
 	startedAt := time.Now()
 	tick := time.NewTicker(time.Millisecond)
@@ -482,13 +495,13 @@ func (b *bench) measureRestore() error {
 		select {
 		case <-tick.C:
 		case <-app.Done():
-			return fmt.Errorf("restore: processing stopped: %w", app.Close())
+			return nil, fmt.Errorf("restore: processing stopped: %w", app.Close())
 		case <-timeout:
 			app.Close()
-			return errors.New("restore: not running after 5 minutes")
+			return nil, errors.New("restore: not running after 5 minutes")
 		case <-b.ctx.Done():
 			app.Close()
-			return b.ctx.Err()
+			return nil, b.ctx.Err()
 		}
 	}
 	first := time.Since(start)
@@ -496,27 +509,26 @@ func (b *bench) measureRestore() error {
 	after, err := b.bytesOut(changelog)
 	if err != nil {
 		app.Close()
-		return err
+		return nil, err
 	}
 	if err := app.Close(); err != nil {
-		return fmt.Errorf("restore: close: %w", err)
+		return nil, fmt.Errorf("restore: close: %w", err)
 	}
 	payload, err := b.payloadBytes(changelog)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mu.Lock()
-	res := &restoreResult{keys: b.keys, records: m.RecordsRestored, bytes: after - before, payload: payload, first: first}
+	res := &restoreResult{records: m.RecordsRestored, bytes: after - before, payload: payload, first: first}
 	if assigned.IsZero() {
 		res.assigned, res.fromStart = startedAt.Sub(start), true
 	} else {
 		res.assigned = assigned.Sub(start)
 	}
 	mu.Unlock()
-	b.restore = res
 	b.prog.printf("restore: %d records, %.1f MB in %v: %.1f MB/s", res.records, res.bytes/1e6,
 		res.restoreTime().Round(time.Millisecond), res.bytes/1e6/res.restoreTime().Seconds())
-	return nil
+	return res, nil
 }
 
 // payloadBytes reads topic from the start to its end offsets and sums the

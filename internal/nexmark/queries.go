@@ -10,11 +10,13 @@ import (
 	"github.com/runnel-dev/runnel/topology"
 )
 
-// Serdes of the topics: keys are ids (serde.Int64), values JSON.
+// Serdes of the topics: keys are ids (serde.Int64), values JSON, written and
+// read by the event types' own codec (codec.go), byte for byte what
+// encoding/json writes and reads.
 var (
-	PersonSerde  = serde.JSON[Person]()
-	AuctionSerde = serde.JSON[Auction]()
-	BidSerde     = serde.JSON[Bid]()
+	PersonSerde  serde.Serde[Person]  = eventSerde[Person, *Person]{}
+	AuctionSerde serde.Serde[Auction] = eventSerde[Auction, *Auction]{}
+	BidSerde     serde.Serde[Bid]     = eventSerde[Bid, *Bid]{}
 )
 
 // Grace is the grace period of the windowed queries (q5, q7, q8), in event
@@ -98,7 +100,7 @@ func q1(b *stream.Builder, out string) {
 	stream.MapValues(bids(b), func(v Bid) Bid {
 		v.Price = v.Price * 908 / 1000
 		return v
-	}).To(out)
+	}).To(out, stream.WithValueSerde(BidSerde))
 }
 
 // Q2 is q2's result: an auction and a bid price.

@@ -20,9 +20,14 @@ import (
 type Batch struct {
 	db     *DB
 	task   string
-	b      *pebble.Batch // indexed
+	b      *pebble.Batch // indexed unless writeOnly
 	iters  int           // open iterators on b
 	stores []segmented   // stores with meta to write on Commit
+	// writeOnly batches (DB.NewWriteBatch) are not indexed: reads see the
+	// committed state only, and iterators are refused. size is the
+	// capacity each of their pebble batches starts with.
+	writeOnly bool
+	size      int
 }
 
 // segmented is a store that keeps meta (observed time, seq) in memory and
@@ -75,6 +80,16 @@ func (b *Batch) commit(positions map[string]int64, opts *pebble.WriteOptions) er
 	return nil
 }
 
+// Reserve makes the batch, when it is write-only and holds no writes, start
+// with room for size bytes, and start so again after each commit.
+func (b *Batch) Reserve(size int) {
+	if !b.writeOnly || b.b.Count() > 0 {
+		return
+	}
+	b.size = size
+	b.renew()
+}
+
 // Rollback discards the uncommitted writes: the stores are back at the last
 // commit, as after a crash.
 func (b *Batch) Rollback() error {
@@ -94,6 +109,10 @@ func (b *Batch) renew() {
 		b.b.Close()
 	}
 	b.iters = 0
+	if b.writeOnly {
+		b.b = b.db.db.NewBatchWithSize(b.size)
+		return
+	}
 	b.b = b.db.db.NewIndexedBatch()
 }
 
@@ -106,6 +125,9 @@ func (b *Batch) Position(topicPartition string) (offset int64, ok bool, err erro
 // newIter opens an iterator over b's current batch and the committed data
 // under it, with bounds [lower, upper); nil upper is unbounded.
 func (b *Batch) newIter(lower, upper []byte) (*pebble.Iterator, func(), error) {
+	if b.writeOnly {
+		return nil, nil, ErrWriteOnly
+	}
 	it, err := b.b.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, nil, err
@@ -122,7 +144,11 @@ func (b *Batch) newIter(lower, upper []byte) (*pebble.Iterator, func(), error) {
 // get reads key through the batch; nil if absent. The result is a copy,
 // non-nil for an empty value.
 func (b *Batch) get(key []byte) ([]byte, error) {
-	v, c, err := b.b.Get(key)
+	var r pebble.Reader = b.b
+	if b.writeOnly {
+		r = b.db.db // what is committed; see NewWriteBatch
+	}
+	v, c, err := r.Get(key)
 	if err == pebble.ErrNotFound {
 		return nil, nil
 	}
