@@ -14,7 +14,7 @@ import (
 	"github.com/runnel-dev/runnel/console"
 )
 
-const consoleSynopsis = "console [--bootstrap-server HOST:PORT] [--http-listen HOST:PORT] [--schema-registry-url URL] [--console-allow-writes]"
+const consoleSynopsis = "console [--bootstrap-server HOST:PORT] [--command-config FILE] [--http-listen HOST:PORT] [--schema-registry-url URL] [--console-allow-writes]"
 
 // runConsole serves the web console for the cluster at the seed brokers
 // until the context ends. Once it listens it prints
@@ -34,7 +34,8 @@ func runConsole(ctx context.Context, e env, g *globals, args []string) error {
 	// The console makes its own clients (one per message browse), so it
 	// takes the seeds and options rather than a client: newClient
 	// checks the flags and properties, and its client is the console's
-	// first connection.
+	// first connection. The console's clients get the same security
+	// settings (--command-config).
 	probe, err := newClient(g)
 	if err != nil {
 		return err
@@ -42,10 +43,18 @@ func runConsole(ctx context.Context, e env, g *globals, args []string) error {
 	seeds := probe.OptValue(kgo.SeedBrokers).([]string)
 	clientID := probe.OptValue(kgo.ClientID).(string)
 	probe.Close()
+	props, err := g.props()
+	if err != nil {
+		return err
+	}
+	security, err := props.security.opts()
+	if err != nil {
+		return err
+	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 	c, err := console.New(console.Config{
 		Brokers:     seeds,
-		ClientOpts:  []kgo.Opt{kgo.ClientID(clientID), kgo.DialTimeout(5 * time.Second)},
+		ClientOpts:  append([]kgo.Opt{kgo.ClientID(clientID), kgo.DialTimeout(5 * time.Second)}, security...),
 		RegistryURL: *registryURL,
 		AllowWrites: *writes,
 		Logger:      logger,

@@ -124,3 +124,41 @@ func TestBrokerCommandConsole(t *testing.T) {
 		t.Fatal("broker did not stop")
 	}
 }
+
+// TestConsoleCommandSecured: "runnel console --command-config" connects
+// with the file's security settings (SASL here), for its own clients as
+// for the first, and shows the cluster.
+func TestConsoleCommandSecured(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{Security: broker.SecurityConfig{
+		Listeners: "SASL_PLAINTEXT://127.0.0.1:0",
+		SASL:      broker.SASLConfig{Users: map[string]string{"alice": "alice-secret"}},
+	}})
+	props := writeProps(t, "bootstrap.servers="+b.Addr(), "security.protocol=SASL_PLAINTEXT", "sasl.mechanism=PLAIN",
+		"sasl.username=alice", "sasl.password=alice-secret")
+	if r := runEnv(t, nil, "topics", "create", "guarded", "--command-config", props); r.code != 0 {
+		t.Fatalf("topics create: exit %d stderr %q", r.code, r.stderr)
+	}
+	ctx, stop := context.WithCancel(testContext(t))
+	defer stop()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"console", "--command-config", props, "--http-listen", "127.0.0.1:0"},
+			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	}()
+	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Contains(s, "\n") }) {
+		t.Fatalf("console printed %q; stderr %q", stdout.String(), stderr.String())
+	}
+	m := consoleRE.FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("console printed %q", stdout.String())
+	}
+	status, body := httpGet(t, m[1]+"api/topics")
+	if status != http.StatusOK || !strings.Contains(body, `"guarded"`) {
+		t.Fatalf("api/topics over SASL: %d %s", status, body)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("console exited %d; stderr:\n%s", code, stderr.String())
+	}
+}
