@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"log/slog"
 	"math"
 	"net"
@@ -46,6 +47,14 @@ type Config struct {
 	// test record, reset an empty group's offsets, alter topic configs.
 	// Default false: the console is read-only.
 	ConsoleAllowWrites bool
+	// ConsoleBootstrap and ConsoleClientOpts are how the console connects
+	// to the cluster: by default to this broker's first listener with no
+	// credentials (User:ANONYMOUS). When that listener is secured, or
+	// the authorizer should see the console as a principal of its own,
+	// name a listener address and give the client's security options
+	// (kgo.DialTLSConfig, kgo.SASL).
+	ConsoleBootstrap  []string
+	ConsoleClientOpts []kgo.Opt
 	// Rack is this broker's rack (broker.rack), reported to clients.
 	// Default: none.
 	Rack string

@@ -18,7 +18,9 @@ import (
 // The web console, served on Config.HTTPListen (package console). Like
 // the schema registry it is a Kafka client of this broker, so it shows the
 // whole cluster as any client would see it, and the same console runs
-// against Apache Kafka from "runnel console".
+// against Apache Kafka from "runnel console". It logs in as configured
+// (Config.ConsoleBootstrap, ConsoleClientOpts), else anonymously on the
+// first listener.
 
 // webConsole is the running console of a broker.
 type webConsole struct {
@@ -42,10 +44,14 @@ func (b *Broker) startConsole() error {
 	if r := b.RegistryAddr(); r != "" {
 		registryURL = "http://" + r
 	}
+	seeds := b.cfg.ConsoleBootstrap
+	if len(seeds) == 0 {
+		seeds = []string{b.advertised}
+	}
 	c, err := console.New(console.Config{
-		Brokers:     []string{b.advertised},
+		Brokers:     seeds,
 		RegistryURL: registryURL,
-		ClientOpts:  []kgo.Opt{kgo.ClientID("runnel-console")},
+		ClientOpts:  append([]kgo.Opt{kgo.ClientID("runnel-console")}, b.cfg.ConsoleClientOpts...),
 		AllowWrites: b.cfg.ConsoleAllowWrites,
 		Logger:      b.logger.With("component", "console"),
 		Traffic:     b.traffic,

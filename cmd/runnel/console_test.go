@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -160,5 +162,36 @@ func TestConsoleCommandSecured(t *testing.T) {
 	stop()
 	if code := <-done; code != 0 {
 		t.Fatalf("console exited %d; stderr:\n%s", code, stderr.String())
+	}
+}
+
+// TestBrokerCommandConsoleSecured: a broker whose only listener needs SASL
+// serves its console when --console-command-config gives the console
+// credentials.
+func TestBrokerCommandConsoleSecured(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("alice=alice-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	props := writeProps(t, "security.protocol=SASL_PLAINTEXT", "sasl.mechanism=PLAIN", "sasl.username=alice", "sasl.password=alice-secret")
+	args := []string{"broker", "--data-dir", t.TempDir(), "--listeners", "SASL_PLAINTEXT://127.0.0.1:0",
+		"--sasl-users-file", users, "--http-listen", "127.0.0.1:0", "--console-command-config", props, "--log-level", "warn"}
+	ctx, stop := context.WithCancel(testContext(t))
+	defer stop()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, args, env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	}()
+	if !stdout.waitFor(testContext(t), func(s string) bool { return consoleRE.MatchString(s) }) {
+		t.Fatalf("broker printed %q; stderr %q", stdout.String(), stderr.String())
+	}
+	web := consoleRE.FindStringSubmatch(stdout.String())[1]
+	if status, body := httpGet(t, web+"api/topics"); status != http.StatusOK {
+		t.Fatalf("api/topics of a console with credentials: %d %s", status, body)
+	}
+	stop()
+	if code := <-done; code != 0 {
+		t.Fatalf("broker exited %d; stderr:\n%s", code, stderr.String())
 	}
 }
