@@ -152,6 +152,14 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 		if want <= 0 || want > fetchMaxBytes {
 			want = fetchMaxBytes
 		}
+		// queued: waiting in the budget's queue for room, keeping its
+		// place across passes until it gets room or answers.
+		queued := false
+		defer func() {
+			if queued {
+				b.fetchBytes.unwatch(wake)
+			}
+		}()
 		for {
 			// Each pass reads anew: give back what the last one held,
 			// then take what is free (queued.max.response.bytes). The
@@ -166,7 +174,10 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			b.fetchBytes.release(c.respCharge)
 			reserved := int64(want)
 			if replica < 0 {
-				reserved = b.fetchBytes.reserve(int64(want))
+				reserved = b.fetchBytes.reserveFor(int64(want), wake)
+				if reserved > 0 {
+					queued = false // served: out of the queue
+				}
 			}
 			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0 || replica == debuggingConsumer, int32(min(int64(want), reserved)))
 			if replica < 0 {
@@ -177,24 +188,15 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			if failed || total >= int(r.MinBytes) || r.MinBytes <= 0 {
 				return resp
 			}
-			starved := reserved == 0
-			if starved {
-				// Too little budget to read a batch: wait for room as
-				// for data, and answer empty at the deadline.
+			if reserved == 0 && !queued {
+				// Too little budget to read a batch, or others wait
+				// for it first: queue for room as for data, and answer
+				// empty at the deadline.
 				b.fetchBytes.watch(wake)
-				if b.fetchBytes.hasRoom() {
-					// Given back between the reserve and the watch.
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
+				queued = true
 			}
 			wait := time.Until(deadline)
 			if wait <= 0 {
-				if starved {
-					b.fetchBytes.unwatch(wake)
-				}
 				return resp
 			}
 			t := time.NewTimer(wait)
@@ -204,9 +206,6 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-			}
-			if starved {
-				b.fetchBytes.unwatch(wake)
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return resp

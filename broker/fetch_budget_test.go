@@ -49,3 +49,57 @@ func TestByteBudgetFetchReserveSettle(t *testing.T) {
 		t.Fatalf("in use %d after every release", n)
 	}
 }
+
+// Fetches waiting for room are served in the order they began to wait:
+// bytes given back wake the longest waiter only, no one else may take
+// them first, and a waiter that leaves passes its turn on.
+func TestFetchBudgetWaitersInOrder(t *testing.T) {
+	fb := newFetchBudget(10, 3)
+	held := fb.reserve(10)
+	a, b, c := make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}, 1)
+	woken := func(w chan struct{}) bool {
+		select {
+		case <-w:
+			return true
+		default:
+			return false
+		}
+	}
+	fb.watch(a)
+	fb.watch(b)
+	fb.watch(a) // watching again keeps a's place
+	fb.release(4)
+	held -= 4
+	if !woken(a) || woken(b) {
+		t.Fatal("bytes given back must wake the first waiter only")
+	}
+	if n := fb.reserveFor(5, b); n != 0 {
+		t.Fatalf("the second waiter took %d before the first", n)
+	}
+	if n := fb.reserve(5); n != 0 {
+		t.Fatalf("a fetch not waiting took %d before the waiters", n)
+	}
+	if n := fb.reserveFor(5, a); n != 4 {
+		t.Fatalf("the first waiter got %d, want the 4 free", n)
+	}
+	fb.watch(c)
+	fb.release(4) // a's bytes back: b's turn
+	if !woken(b) || woken(c) {
+		t.Fatal("after the first was served, the second's turn")
+	}
+	fb.unwatch(b) // b gave up (its wait ended): c's turn, with room
+	if !woken(c) {
+		t.Fatal("a waiter that leaves must pass its turn on")
+	}
+	if n := fb.reserveFor(10, c); n != 4 {
+		t.Fatalf("the last waiter got %d, want 4", n)
+	}
+	if n := fb.reserve(1); n != 0 {
+		t.Fatalf("reserve with 2 free: %d", n)
+	}
+	fb.release(4)
+	fb.release(held)
+	if fb.inUse() != 0 {
+		t.Fatalf("in use %d after every release", fb.inUse())
+	}
+}
