@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel"
@@ -27,30 +26,7 @@ func TestAppClusterRecoveryAfterBrokerKill(t *testing.T) {
 	// A 1 s session timeout: fencing the dead broker is the part of the
 	// recovery the App cannot shorten, kept short so the rest shows.
 	procs := startProcCluster(t, "--broker-session-timeout", "1s", "--broker-heartbeat-interval", "200ms")
-	var seeds []string
-	for _, p := range procs {
-		seeds = append(seeds, p.Addr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.RecordRetries(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
-	{
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		two := "2"
-		resp, err := adm.CreateTopics(ctx, 3, 3, map[string]*string{"min.insync.replicas": &two}, "lines", "word-counts")
-		cancel()
-		if err == nil {
-			err = resp.Error()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitLeaders(t, adm, "lines", "word-counts")
-	}
+	seeds, cl, adm := wordCountCluster(t, procs)
 	app := runApp(t, buildTopology(t, slowWordCount), nil,
 		runnel.ApplicationID("wc"), runnel.Brokers(seeds...), runnel.StateDir(t.TempDir()),
 		runnel.ProcessingGuarantee(runnel.ExactlyOnce), runnel.CacheBytes(0),

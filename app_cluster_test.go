@@ -173,30 +173,7 @@ func TestAppExactlyOnceClusterBrokerKills(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 
 	procs := startProcCluster(t)
-	var seeds []string
-	for _, p := range procs {
-		seeds = append(seeds, p.Addr())
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond),
-		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.RecordRetries(1<<30))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
-	{
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		two := "2"
-		resp, err := adm.CreateTopics(ctx, 3, 3, map[string]*string{"min.insync.replicas": &two}, "lines", "word-counts")
-		cancel()
-		if err == nil {
-			err = resp.Error()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitLeaders(t, adm, "lines", "word-counts")
-	}
+	seeds, cl, adm := wordCountCluster(t, procs)
 
 	app := runApp(t, buildTopology(t, slowWordCount), nil,
 		runnel.ApplicationID("wc"), runnel.Brokers(seeds...), runnel.StateDir(t.TempDir()),
@@ -294,4 +271,35 @@ func groupCoordinator(adm *kadm.Client) int32 {
 		}
 	}
 	return -1
+}
+
+// wordCountCluster returns the seeds of the broker processes procs, a
+// client of them that retries through leader changes, and its admin, with
+// the word count's topics created: 3 partitions, RF 3,
+// min.insync.replicas=2.
+func wordCountCluster(t *testing.T, procs []*faultinject.Process) ([]string, *kgo.Client, *kadm.Client) {
+	t.Helper()
+	var seeds []string
+	for _, p := range procs {
+		seeds = append(seeds, p.Addr())
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.MetadataMinAge(100*time.Millisecond),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 20 * time.Millisecond }), kgo.RecordRetries(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	two := "2"
+	resp, err := adm.CreateTopics(ctx, 3, 3, map[string]*string{"min.insync.replicas": &two}, "lines", "word-counts")
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeaders(t, adm, "lines", "word-counts")
+	return seeds, cl, adm
 }
