@@ -274,6 +274,12 @@ func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []f
 			upTo = lso
 		}
 		rr, err := zc.read(p, fp.offset, limit, upTo)
+		if err != nil && !errors.Is(err, log.ErrOffsetOutOfRange) && fp.offset < p.log.StartOffset() {
+			// The segment holding the offset went (retention,
+			// DeleteRecords) while it was read: the offset is now below
+			// the log start, which is what the client must hear.
+			err = log.ErrOffsetOutOfRange
+		}
 		if err != nil {
 			sp.ErrorCode = errorCode(err)
 			if !errors.Is(err, log.ErrOffsetOutOfRange) {
