@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/faultinject"
+	"github.com/runnel-dev/runnel/internal/freeport"
 )
 
 // runnelBinary builds cmd/runnel once per test binary, for the tests
@@ -58,22 +58,14 @@ func startProcCluster(t *testing.T, flags ...string) []*faultinject.Process {
 		t.Fatal(err)
 	}
 	const n = 3
-	var kafka, ctrl, quorum []string
-	for i := range n {
-		for range 2 {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			addr := ln.Addr().String()
-			ln.Close()
-			if len(kafka) == i {
-				kafka = append(kafka, addr)
-			} else {
-				ctrl = append(ctrl, addr)
-				quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, addr))
-			}
-		}
+	addrs, err := freeport.Addrs(2 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafka, ctrl := addrs[:n], addrs[n:]
+	var quorum []string
+	for i, addr := range ctrl {
+		quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, addr))
 	}
 	procs := make([]*faultinject.Process, n)
 	errs := make(chan error, n)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/freeport"
 	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
@@ -196,14 +196,9 @@ func TestScramUsersErrors(t *testing.T) {
 // authenticates at every other: the credential is in the replicated
 // metadata. In-process brokers, the first the whole controller quorum.
 func TestScramUsersCluster(t *testing.T) {
-	var addrs []string
-	for range 6 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
+	addrs, err := freeport.Addrs(6)
+	if err != nil {
+		t.Fatal(err)
 	}
 	brokers := make([]*broker.Broker, 3)
 	startCtx, cancel := context.WithTimeout(testContext(t), 90*time.Second)

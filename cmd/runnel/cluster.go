@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/runnel-dev/runnel/internal/freeport"
 )
 
 const clusterSynopsis = "cluster [--nodes N] [--data-dir DIR] [--log-level LEVEL]"
@@ -151,31 +152,15 @@ func loadLayout(dir string, n int) (*clusterLayout, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	var l clusterLayout
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	addr := func() (string, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		lns = append(lns, ln)
-		return ln.Addr().String(), nil
+	// Ports below the ephemeral range: the layout is kept, and a restart
+	// must find its ports free, not taken by some outgoing connection.
+	addrs, err := freeport.Addrs(2 * n)
+	if err != nil {
+		return nil, err
 	}
+	var l clusterLayout
 	for i := range n {
-		listen, err := addr()
-		if err != nil {
-			return nil, err
-		}
-		ctrl, err := addr()
-		if err != nil {
-			return nil, err
-		}
-		l.Nodes = append(l.Nodes, clusterNodeLayout{ID: int32(i + 1), Listen: listen, Controller: ctrl, Voter: i < 3})
+		l.Nodes = append(l.Nodes, clusterNodeLayout{ID: int32(i + 1), Listen: addrs[2*i], Controller: addrs[2*i+1], Voter: i < 3})
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/freeport"
 )
 
 // `topics describe` on a cluster: an offline partition shows leader
@@ -22,14 +22,9 @@ import (
 // listed with the replicas being added and removed. Two in-process
 // brokers, the first the whole controller quorum; the second stops.
 func TestTopicsDescribeCluster(t *testing.T) {
-	var addrs []string
-	for range 4 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs = append(addrs, ln.Addr().String())
-		ln.Close()
+	addrs, err := freeport.Addrs(4)
+	if err != nil {
+		t.Fatal(err)
 	}
 	config := func(id int32, listen, controller string) broker.Config {
 		return broker.Config{

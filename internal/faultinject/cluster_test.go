@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/internal/faultinject"
+	"github.com/runnel-dev/runnel/internal/freeport"
 	"github.com/runnel-dev/runnel/internal/history"
 )
 
@@ -75,12 +76,11 @@ var clusterFlags = []string{
 // freePort returns a port free on 127.0.0.1 now.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Ports(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p[0]
 }
 
 // frontHost is the loopback address broker n is known by.

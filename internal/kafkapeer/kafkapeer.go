@@ -17,11 +17,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/runnel-dev/runnel/internal/freeport"
 )
 
 // Node is the configuration of a one-node KRaft cluster, or of one
@@ -218,12 +219,11 @@ func (in Install) FormatCluster(ctx context.Context, c Cluster, dir func(id int)
 
 // FreePort returns a loopback port free now.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Ports(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return p[0], nil
 }
 
 // NewNode returns a node on two free loopback ports with its data in
