@@ -1,17 +1,14 @@
 package serdebench
 
 import (
-	"context"
-	"net/http/httptest"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/runnel-dev/runnel/registry"
+	"github.com/runnel-dev/runnel/registry/registrytest"
 	"github.com/runnel-dev/runnel/stream/serde"
 )
 
@@ -36,57 +33,7 @@ func sample() Customer {
 		CreatedAt: time.UnixMilli(1_764_806_400_123).UTC()}
 }
 
-// memLog is a registry.Log in memory.
-type memLog struct {
-	mu      sync.Mutex
-	recs    []registry.Record
-	next    int
-	changed chan struct{}
-}
-
-func (l *memLog) Append(_ context.Context, key, value []byte) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	off := int64(len(l.recs))
-	l.recs = append(l.recs, registry.Record{Offset: off, Key: key, Value: value})
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return off, nil
-}
-
-func (l *memLog) Poll(ctx context.Context) ([]registry.Record, error) {
-	for {
-		l.mu.Lock()
-		recs, ch := l.recs[l.next:], l.changed
-		l.next = len(l.recs)
-		l.mu.Unlock()
-		if len(recs) > 0 {
-			return recs, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (l *memLog) Close() error { return nil }
-
-func newClient(tb testing.TB) *sr.Client {
-	tb.Helper()
-	r, err := registry.New(context.Background(), &memLog{changed: make(chan struct{})}, registry.Config{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(r.Handler())
-	tb.Cleanup(func() { srv.Close(); r.Close() })
-	cl, err := sr.NewClient(sr.URLs(srv.URL))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cl
-}
+func newClient(tb testing.TB) *sr.Client { return registrytest.Client(tb) }
 
 func avroSerde(tb testing.TB) serde.Serde[Customer] {
 	s, err := serde.Avro[Customer](newClient(tb), serde.AvroTopic("customers"), serde.AvroNamespace("bench"))

@@ -4,70 +4,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"net/http/httptest"
 	"reflect"
-	"sync"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
-	"github.com/runnel-dev/runnel/registry"
+	"github.com/runnel-dev/runnel/registry/registrytest"
 	"github.com/runnel-dev/runnel/stream/serde"
 )
 
-// memLog is a registry.Log in memory.
-type memLog struct {
-	mu      sync.Mutex
-	recs    []registry.Record
-	next    int
-	changed chan struct{}
-}
-
-func (l *memLog) Append(_ context.Context, key, value []byte) (int64, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	off := int64(len(l.recs))
-	l.recs = append(l.recs, registry.Record{Offset: off, Key: key, Value: value})
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return off, nil
-}
-
-func (l *memLog) Poll(ctx context.Context) ([]registry.Record, error) {
-	for {
-		l.mu.Lock()
-		recs, ch := l.recs[l.next:], l.changed
-		l.next = len(l.recs)
-		l.mu.Unlock()
-		if len(recs) > 0 {
-			return recs, nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-func (l *memLog) Close() error { return nil }
-
 // newRegistry serves an in-memory registry over HTTP and returns a client.
-func newRegistry(t testing.TB) *sr.Client {
-	t.Helper()
-	r, err := registry.New(context.Background(), &memLog{changed: make(chan struct{})}, registry.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(r.Handler())
-	t.Cleanup(func() { srv.Close(); r.Close() })
-	cl, err := sr.NewClient(sr.URLs(srv.URL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl
-}
+func newRegistry(t testing.TB) *sr.Client { return registrytest.Client(t) }
 
 const (
 	orderV1 = `{"type":"record","name":"Order","namespace":"shop","fields":[
