@@ -28,7 +28,10 @@ func dupFile(f *os.File) (*os.File, error) {
 		}
 		syscall.ForkLock.RUnlock()
 	}); err != nil {
-		return nil, err
+		// Control fails only when f is closed (its segment deleted), and
+		// then with the poll package's "use of closed file", which is not
+		// os.ErrClosed: say it in the terms ReadRegion retries on.
+		return nil, fmt.Errorf("%w: %w", os.ErrClosed, err)
 	}
 	if dupErr != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoPin, dupErr)
