@@ -27,7 +27,9 @@ import (
 // produce right after succeeds.
 //
 // With an authorizer a topic needs CREATE on the cluster or on the topic
-// (TOPIC_AUTHORIZATION_FAILED), as Kafka's.
+// (TOPIC_AUTHORIZATION_FAILED), as Kafka's, and its configs are returned
+// only to a principal that may DESCRIBE_CONFIGS it (else the topic's
+// ConfigErrorCode is TOPIC_AUTHORIZATION_FAILED).
 
 func init() { register(19, 2, 7, handleCreateTopics) }
 
@@ -89,7 +91,11 @@ func handleCreateTopics(c *conn, req *request) (finisher, error) {
 			st.NumPartitions = int32(len(t.Partitions))
 			st.ReplicationFactor = spec.ReplicationFactor
 		}
-		if st.ErrorCode == 0 && r.Version >= 5 {
+		if st.ErrorCode == 0 && r.Version >= 5 && !c.allowedQuiet(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			// The topic is created, but its configs are for those who
+			// may describe them, as Kafka's.
+			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+		} else if st.ErrorCode == 0 && r.Version >= 5 {
 			for _, e := range b.topicConfigEntries(spec.Configs) {
 				ce := kmsg.NewCreateTopicsResponseTopicConfig()
 				ce.Name = e.name
