@@ -177,7 +177,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		lastSum    int64 = -1
 		lastChange       = start
 		lastReport       = start
-		lastRSS          time.Time
+		lastRSS    time.Time
 	)
 	for {
 		committed, covered, err := b.groupProgress(id, q.Inputs)
