@@ -63,6 +63,7 @@ type bench struct {
 	nexmarks       []nexmarkResult
 	kstreamsOn     bool            // -kstreams: run the Kafka Streams queries too (kstreams.go)
 	kstreams       []nexmarkResult // their runs
+	nexmarkLoad    [2]float64      // the 1-minute load average when the nexmark workload started and ended
 }
 
 // startBroker starts Runnel's broker in this process, configured as

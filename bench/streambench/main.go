@@ -87,6 +87,7 @@ func main() {
 		restoreMB  = flag.Int64("restore-mb", 256, "MB of keys and values the restore-bulk workload writes to the changelog")
 		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
+		plot       = flag.String("plot", "", "in the nexmark workload, draw events/s per query (Runnel and, with -kstreams, Kafka Streams, under each guarantee) as a PNG file at this path")
 	)
 	flag.Parse()
 	chosen, err := chooseWorkloads(*workloads)
@@ -133,6 +134,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "streambench: remove temp dir:", err)
 	}
 	b.report(os.Stdout)
+	if *plot != "" && len(b.nexmarks) > 0 {
+		if err := b.writePlot(*plot, b.plotTitle()); err != nil {
+			fmt.Fprintln(os.Stderr, "streambench:", err)
+			code = 1
+		}
+	}
 	if *out != "" {
 		if err := b.writeMarkdown(*out); err != nil {
 			fmt.Fprintln(os.Stderr, "streambench:", err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -62,6 +63,8 @@ func (b *bench) nexmarkBench() error {
 	if err != nil {
 		return err
 	}
+	b.nexmarkLoad[0] = loadAverage()
+	defer func() { b.nexmarkLoad[1] = loadAverage() }()
 	var classpath string
 	if b.kstreamsOn {
 		if classpath, err = b.buildKStreams(); err != nil {
@@ -282,6 +285,33 @@ func (b *bench) checkResults(query, runnelTopic, kstreamsTopic string) (same boo
 	}
 	same, how = compareOutputs(r, k)
 	return same, how, nil
+}
+
+// loadAverage is the machine's 1-minute load average, -1 if unknown.
+func loadAverage() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// plotTitle says what the plot shows and how loaded the machine was.
+func (b *bench) plotTitle() string {
+	who := "Runnel"
+	if len(b.kstreams) > 0 {
+		who = "Runnel vs Kafka Streams 4.3.1"
+	}
+	return fmt.Sprintf("Nexmark, %s events, %s on Runnel's broker, %d cores, load average %.1f to %.1f",
+		rateLabel(float64(b.nexmarkEvents)), who, runtime.NumCPU(), b.nexmarkLoad[0], b.nexmarkLoad[1])
 }
 
 // procRSS is a process's resident set size, from /proc.
