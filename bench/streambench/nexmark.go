@@ -179,6 +179,9 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	if b.workers > 1 {
 		opts = append(opts, runnel.NumWorkers(b.workers))
 	}
+	if b.nexmarkCache >= 0 {
+		opts = append(opts, runnel.CacheBytes(b.nexmarkCache))
+	}
 	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
 		return res, err
