@@ -33,6 +33,7 @@ import org.apache.kafka.streams.kstream.Produced;
 import org.apache.kafka.streams.kstream.StreamJoined;
 import org.apache.kafka.streams.kstream.TimeWindows;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The Nexmark queries q0, q1, q2, q3, q4, q5, q7 and q8 as Kafka Streams applications,
@@ -170,8 +171,7 @@ public final class NexmarkStreams {
                 return new Q7(v.price(), next);
               }
               return agg;
-            }, Materialized.<Long, Q7, org.apache.kafka.streams.state.WindowStore<org.apache.kafka.common.utils.Bytes, byte[]>>as("q7-highest")
-                .withKeySerde(Serdes.Long()).withValueSerde(q7))
+            }, Materialized.<Long, Q7, WindowStore<Bytes, byte[]>>as("q7-highest").withKeySerde(Serdes.Long()).withValueSerde(q7))
             .toStream()
             .selectKey((w, v) -> w.window().start())
             .to(out, Produced.with(Serdes.Long(), q7));
