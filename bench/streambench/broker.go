@@ -63,6 +63,8 @@ type bench struct {
 	nexmarks       []nexmarkResult
 	kstreamsOn     bool            // -kstreams: run the Kafka Streams queries too (kstreams.go)
 	kstreams       []nexmarkResult // their runs
+	nexmarkLoad    [2]float64      // the 1-minute load average when the nexmark workload started and ended
+	nexmarkCache   int64           // -nexmark-cache-bytes: the apps' CacheBytes, or -1 for the default
 }
 
 // startBroker starts Runnel's broker in this process, configured as

@@ -40,10 +40,16 @@ import (
 
 // kstreamsSettings says how the Kafka Streams runs are measured.
 const kstreamsSettings = "Kafka Streams 4.3.1 (bench/kstreams, one JVM, -Xmx1g, one stream thread, default cache) on the same broker and input, after Runnel's run of each query: " +
-	"from its first RUNNING state to the last change of its group's committed offsets (which then cover every input record and stay put for 20 commit intervals); CPU is the JVM's and the broker's"
+	"from its first RUNNING state to the last change of its group's committed offsets (which then cover every input record and stay put for 20 commit intervals); CPU is the JVM's and the broker's; " +
+	"RSS is the largest resident set sampled every 100 ms, the JVM's for Kafka Streams, this process's (broker and app) for Runnel; " +
+	"same results: both output topics read in full (read_committed), streams (q0-q2) compared as multisets of records, tables (q3-q8) as the last value per key"
+
+// maxNexmarkEOSCost is issue 17's target: exactly-once costs Runnel at
+// most 10% of at-least-once's throughput on every Nexmark query.
+const maxNexmarkEOSCost = 0.10
 
 // kstreamsQueries are the queries bench/kstreams implements.
-var kstreamsQueries = []string{"q0", "q1", "q2", "q5", "q7"}
+var kstreamsQueries = []string{"q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8"}
 
 // kstreamsDir finds bench/kstreams from the working directory (the bench
 // module or the repository root).
@@ -104,6 +110,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		id = "kstreams-" + q.Name + "-eos"
 	}
 	out := id + "-out"
+	res.output = out
 	if err := b.createTopics(out); err != nil {
 		return res, err
 	}
@@ -170,10 +177,17 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		lastSum    int64 = -1
 		lastChange       = start
 		lastReport       = start
+		lastRSS    time.Time
 	)
 	for {
 		committed, covered, err := b.groupProgress(id, q.Inputs)
 		now := time.Now()
+		if now.Sub(lastRSS) >= 100*time.Millisecond {
+			lastRSS = now
+			if rss, err := procRSS(pid); err == nil {
+				res.rss = max(res.rss, rss)
+			}
+		}
 		if err == nil && committed != lastSum {
 			lastSum, lastChange = committed, now
 			java, _ := procCPU(pid)
@@ -254,20 +268,85 @@ func tail(s string) string {
 	return strings.Join(lines[max(0, len(lines)-20):], "\n")
 }
 
+// runnelRun is Runnel's run of the query and guarantee k ran.
+func (b *bench) runnelRun(k nexmarkResult) (nexmarkResult, bool) {
+	i := slices.IndexFunc(b.nexmarks, func(r nexmarkResult) bool { return r.query == k.query && r.guarantee == k.guarantee })
+	if i < 0 {
+		return nexmarkResult{}, false
+	}
+	return b.nexmarks[i], true
+}
+
 // kstreamsTable compares each query and guarantee Kafka Streams ran with
-// Runnel's run of it.
+// Runnel's run of it. CPU µs per event is also CPU seconds per million
+// events.
 func (b *bench) kstreamsTable() *table {
 	t := &table{header: []string{"query", "guarantee", "Kafka Streams events/s", "Runnel events/s", "Runnel / Kafka Streams",
-		"Kafka Streams CPU µs/event", "Runnel CPU µs/event", "CPU ratio"}}
+		"Kafka Streams CPU s per M events", "Runnel CPU s per M events", "CPU ratio", "Kafka Streams RSS MB", "Runnel RSS MB", "same results"}}
 	for _, k := range b.kstreams {
-		i := slices.IndexFunc(b.nexmarks, func(r nexmarkResult) bool { return r.query == k.query && r.guarantee == k.guarantee })
-		if i < 0 {
+		r, ok := b.runnelRun(k)
+		if !ok {
 			continue
 		}
-		r := b.nexmarks[i]
+		same := "yes"
+		if !k.same {
+			same = "NO"
+		}
 		t.add(k.query, guaranteeName(k.guarantee), fmt.Sprintf("%.0f", k.eventsPerSec()), fmt.Sprintf("%.0f", r.eventsPerSec()),
 			fmt.Sprintf("%.2fx", r.eventsPerSec()/k.eventsPerSec()), fmt.Sprintf("%.1f", k.cpuPerEvent()), fmt.Sprintf("%.1f", r.cpuPerEvent()),
-			fmt.Sprintf("%.2fx", r.cpuPerEvent()/k.cpuPerEvent()))
+			fmt.Sprintf("%.2fx", r.cpuPerEvent()/k.cpuPerEvent()), fmt.Sprintf("%.0f", float64(k.rss)/1e6), fmt.Sprintf("%.0f", float64(r.rss)/1e6), same)
 	}
 	return t
+}
+
+// kstreamsChecks are the result checks of the Kafka Streams runs, one
+// line each.
+func (b *bench) kstreamsChecks() []string {
+	var lines []string
+	for _, k := range b.kstreams {
+		lines = append(lines, fmt.Sprintf("%s %s: results the same as Runnel's: %v (%s)", k.query, guaranteeName(k.guarantee), k.same, k.check))
+	}
+	return lines
+}
+
+// eosCosts says, per query both engines ran under both guarantees, what
+// exactly-once costs each of them in throughput (issue 17's target for
+// Runnel: at most 10%).
+func (b *bench) eosCosts() []string {
+	find := func(rs []nexmarkResult, query string, g runnel.Guarantee) (nexmarkResult, bool) {
+		i := slices.IndexFunc(rs, func(r nexmarkResult) bool { return r.query == query && r.guarantee == g })
+		if i < 0 {
+			return nexmarkResult{}, false
+		}
+		return rs[i], true
+	}
+	// cost is exactly-once's cost in events/s and in CPU per event, in
+	// percent: on a shared machine the second moves far less with the
+	// load.
+	cost := func(rs []nexmarkResult, query string) (rate, cpu float64, ok bool) {
+		alo, ok1 := find(rs, query, runnel.AtLeastOnce)
+		eos, ok2 := find(rs, query, runnel.ExactlyOnce)
+		if !ok1 || !ok2 {
+			return 0, 0, false
+		}
+		return (1 - eos.eventsPerSec()/alo.eventsPerSec()) * 100, (eos.cpuPerEvent()/alo.cpuPerEvent() - 1) * 100, true
+	}
+	var lines []string
+	for _, q := range b.nexmarkQueries {
+		rc, rcpu, ok := cost(b.nexmarks, q)
+		if !ok {
+			continue
+		}
+		verdict := "MET"
+		if rc > maxNexmarkEOSCost*100 {
+			verdict = "NOT MET"
+		}
+		line := fmt.Sprintf("%s: exactly-once costs Runnel %.0f%% of at-least-once's events/s (target at most %.0f%%: %s) and %+.0f%% CPU per event",
+			q, rc, maxNexmarkEOSCost*100, verdict, rcpu)
+		if kc, kcpu, ok := cost(b.kstreams, q); ok {
+			line += fmt.Sprintf("; Kafka Streams %.0f%% and %+.0f%%", kc, kcpu)
+		}
+		lines = append(lines, line)
+	}
+	return lines
 }

@@ -87,6 +87,8 @@ func main() {
 		restoreMB  = flag.Int64("restore-mb", 256, "MB of keys and values the restore-bulk workload writes to the changelog")
 		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
+		nxCache    = flag.Int64("nexmark-cache-bytes", -1, "record cache of the nexmark apps in bytes (CacheBytes; -1: the runtime's default, 10 MiB)")
+		plot       = flag.String("plot", "", "in the nexmark workload, draw events/s per query (Runnel and, with -kstreams, Kafka Streams, under each guarantee) as a PNG file at this path")
 	)
 	flag.Parse()
 	chosen, err := chooseWorkloads(*workloads)
@@ -110,7 +112,7 @@ func main() {
 	}
 	prog := &progress{start: time.Now()}
 	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
-		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams}
+		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():
@@ -133,6 +135,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "streambench: remove temp dir:", err)
 	}
 	b.report(os.Stdout)
+	if *plot != "" && len(b.nexmarks) > 0 {
+		if err := b.writePlot(*plot, b.plotTitle()); err != nil {
+			fmt.Fprintln(os.Stderr, "streambench:", err)
+			code = 1
+		}
+	}
 	if *out != "" {
 		if err := b.writeMarkdown(*out); err != nil {
 			fmt.Fprintln(os.Stderr, "streambench:", err)

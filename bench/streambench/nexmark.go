@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +27,14 @@ type nexmarkResult struct {
 	elapsed   time.Duration // from Start to the last record processed
 	cpu       time.Duration // this process's CPU time over the same span
 	allocated uint64
+	// rss is the largest resident set sampled during the run: this
+	// process's (broker and app) for Runnel, the JVM's for Kafka Streams.
+	rss    uint64
+	output string // the topic the run wrote its results to
+	// For a Kafka Streams run: whether its results are Runnel's, and how
+	// they compare (compare.go).
+	same  bool
+	check string
 }
 
 func (r nexmarkResult) eventsPerSec() float64 { return float64(r.input) / r.elapsed.Seconds() }
@@ -45,17 +56,15 @@ func (b *bench) nexmarkBench() error {
 	if err != nil {
 		return err
 	}
-	topics := []string{nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids}
-	for _, name := range b.nexmarkQueries {
-		topics = append(topics, nexmark.Queries[name].Output)
-	}
-	if err := b.createTopics(topics...); err != nil {
+	if err := b.createTopics(nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids); err != nil {
 		return err
 	}
 	perTopic, err := b.produceNexmark(gen)
 	if err != nil {
 		return err
 	}
+	b.nexmarkLoad[0] = loadAverage()
+	defer func() { b.nexmarkLoad[1] = loadAverage() }()
 	var classpath string
 	if b.kstreamsOn {
 		if classpath, err = b.buildKStreams(); err != nil {
@@ -85,9 +94,13 @@ func (b *bench) nexmarkBench() error {
 				if err != nil {
 					return err
 				}
-				b.kstreams = append(b.kstreams, k)
 				b.prog.printf("kstreams %s %s: %.0f events/s (%v, %.1f µs of CPU per event, JVM and broker)",
 					name, g, k.eventsPerSec(), k.elapsed.Round(time.Millisecond), k.cpuPerEvent())
+				if k.same, k.check, err = b.checkResults(name, r.output, k.output); err != nil {
+					return err
+				}
+				b.kstreams = append(b.kstreams, k)
+				b.prog.printf("kstreams %s %s: results the same as Runnel's: %v (%s)", name, g, k.same, k.check)
 			}
 		}
 	}
@@ -141,13 +154,20 @@ func (b *bench) produceNexmark(gen *nexmark.Generator) (map[string]int64, error)
 // time measured ends at the last record processed.
 func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
 	res := nexmarkResult{query: q.Name, guarantee: g, input: input}
-	topo, err := q.Build()
-	if err != nil {
-		return res, err
-	}
 	id := "nexmark-" + q.Name + "-alo"
 	if g == runnel.ExactlyOnce {
 		id = "nexmark-" + q.Name + "-eos"
+	}
+	// Each run writes a topic of its own, which the Kafka Streams run's
+	// output is compared with.
+	q.Output = id + "-out"
+	res.output = q.Output
+	if err := b.createTopics(q.Output); err != nil {
+		return res, err
+	}
+	topo, err := q.Build()
+	if err != nil {
+		return res, err
 	}
 	interval := nexmarkInterval
 	if b.commitInterval > 0 {
@@ -158,6 +178,9 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 		runnel.CommitInterval(interval)}
 	if b.workers > 1 {
 		opts = append(opts, runnel.NumWorkers(b.workers))
+	}
+	if b.nexmarkCache >= 0 {
+		opts = append(opts, runnel.CacheBytes(b.nexmarkCache))
 	}
 	app, err := runnel.NewApp(topo, opts...)
 	if err != nil {
@@ -174,8 +197,9 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	// Each run starts from a collected heap, whether or not -memprofile
 	// collects for its profile, so the runs with and without profiles
 	// start alike; the garbage of the produce phase or the previous run
-	// is not collected during this one.
-	runtime.GC()
+	// is not collected during this one. The freed memory goes back to the
+	// OS, so that the resident set sampled is this run's.
+	debug.FreeOSMemory()
 	cpu0, alloc0 := cpuTime(), heapStats().allocated
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
@@ -194,10 +218,17 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 		lastChange            = start
 		commitsAtChange int64
 		lastReport      = start
+		lastRSS         time.Time
 	)
 	for {
 		m := app.Metrics()
 		now := time.Now()
+		if now.Sub(lastRSS) >= 100*time.Millisecond {
+			lastRSS = now
+			if rss, err := procRSS(os.Getpid()); err == nil {
+				res.rss = max(res.rss, rss)
+			}
+		}
 		if m.RecordsProcessed != lastProcessed {
 			lastProcessed, lastChange, commitsAtChange = m.RecordsProcessed, now, m.Commits
 			res.elapsed, res.cpu, res.allocated = now.Sub(start), cpuTime()-cpu0, heapStats().allocated-alloc0
@@ -235,12 +266,70 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 
 // nexmarkTable: one row per query and guarantee.
 func (b *bench) nexmarkTable() *table {
-	t := &table{header: []string{"query", "guarantee", "input events", "records processed", "dropped late", "all processed ms", "events/s", "CPU µs/event", "alloc B/event"}}
+	t := &table{header: []string{"query", "guarantee", "input events", "records processed", "dropped late", "all processed ms", "events/s", "CPU µs/event", "alloc B/event", "RSS MB"}}
 	for _, r := range b.nexmarks {
 		t.add(r.query, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), fmt.Sprint(r.dropped), ms(r.elapsed),
-			fmt.Sprintf("%.0f", r.eventsPerSec()), fmt.Sprintf("%.1f", r.cpuPerEvent()), fmt.Sprintf("%.0f", float64(r.allocated)/float64(r.input)))
+			fmt.Sprintf("%.0f", r.eventsPerSec()), fmt.Sprintf("%.1f", r.cpuPerEvent()), fmt.Sprintf("%.0f", float64(r.allocated)/float64(r.input)),
+			fmt.Sprintf("%.0f", float64(r.rss)/1e6))
 	}
 	return t
+}
+
+// checkResults reads Runnel's and Kafka Streams' outputs of query and
+// compares them (compare.go).
+func (b *bench) checkResults(query, runnelTopic, kstreamsTopic string) (same bool, how string, err error) {
+	r, err := b.readOutput(query, runnelTopic)
+	if err != nil {
+		return false, "", err
+	}
+	k, err := b.readOutput(query, kstreamsTopic)
+	if err != nil {
+		return false, "", err
+	}
+	same, how = compareOutputs(r, k)
+	return same, how, nil
+}
+
+// loadAverage is the machine's 1-minute load average, -1 if unknown.
+func loadAverage() float64 {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(raw))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// plotTitle says what the plot shows and how loaded the machine was.
+func (b *bench) plotTitle() string {
+	who := "Runnel"
+	if len(b.kstreams) > 0 {
+		who = "Runnel vs Kafka Streams 4.3.1"
+	}
+	return fmt.Sprintf("Nexmark, %s events, %s on Runnel's broker, %d cores, load average %.1f to %.1f",
+		rateLabel(float64(b.nexmarkEvents)), who, runtime.NumCPU(), b.nexmarkLoad[0], b.nexmarkLoad[1])
+}
+
+// procRSS is a process's resident set size, from /proc.
+func procRSS(pid int) (uint64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb * 1024, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 }
 
 // nexmarkSettings describes the Nexmark runs.

@@ -206,11 +206,19 @@ func (b *bench) report(w io.Writer) {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, b.nexmarkSettings())
 		b.nexmarkTable().text(w)
+		fmt.Fprintln(w)
+		for _, l := range b.eosCosts() {
+			fmt.Fprintln(w, l)
+		}
 	}
 	if len(b.kstreams) > 0 {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, kstreamsSettings)
 		b.kstreamsTable().text(w)
+		fmt.Fprintln(w)
+		for _, l := range b.kstreamsChecks() {
+			fmt.Fprintln(w, l)
+		}
 	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nstate: %d keys built by an exactly-once word count over %d lines in a child process in %v\n",
@@ -259,10 +267,18 @@ func (b *bench) writeMarkdown(path string) error {
 	if len(b.nexmarks) > 0 {
 		fmt.Fprintf(w, "\n%s\n\n", b.nexmarkSettings())
 		b.nexmarkTable().markdown(w)
+		fmt.Fprintln(w)
+		for _, l := range b.eosCosts() {
+			fmt.Fprintf(w, "- %s\n", l)
+		}
 	}
 	if len(b.kstreams) > 0 {
 		fmt.Fprintf(w, "\n%s\n\n", kstreamsSettings)
 		b.kstreamsTable().markdown(w)
+		fmt.Fprintln(w)
+		for _, l := range b.kstreamsChecks() {
+			fmt.Fprintf(w, "- %s\n", l)
+		}
 	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nState: %d keys built by an exactly-once word count over %d lines in a child process in %v.\n",
