@@ -94,6 +94,9 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 // given resource type.
 func configType(typ kmsg.ConfigResourceType, name string) kmsg.ConfigType {
 	if typ == kmsg.ConfigResourceTypeBroker {
+		if _, ok := throttleRateDefs[name]; ok {
+			return kmsg.ConfigTypeLong
+		}
 		tn, ok := dynamicBrokerConfigs[name]
 		if !ok {
 			return kmsg.ConfigTypeString
