@@ -335,6 +335,7 @@ func (b *Broker) startMetrics() error {
 	reg.MustRegister(&groupCollector{b: b})
 	reg.MustRegister(&cleanerCollector{b: b})
 	reg.MustRegister(&replicationCollector{b: b})
+	reg.MustRegister(&throttleCollector{t: b.throttles})
 	if b.authz != nil {
 		reg.MustRegister(b.authz.denials)
 	}

@@ -58,7 +58,7 @@ func TestDescribeQuorumDirectoryIDCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
-	addrs := startInProcessCluster(t, nil)
+	addrs, _ := startInProcessCluster(t, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/runnel-dev/runnel/broker/internal/meta"
 )
 
@@ -257,8 +259,10 @@ func (t *replicationThrottles) current() *throttleView {
 type replicationQuota struct {
 	now func() time.Time
 
-	mu     sync.Mutex // guards sensor
+	mu     sync.Mutex // guards the following
 	sensor rateSensor
+	// total is every throttled byte recorded, for the metrics.
+	total int64
 }
 
 func newReplicationQuota(now func() time.Time, num int, size time.Duration) *replicationQuota {
@@ -285,6 +289,14 @@ func (q *replicationQuota) record(n int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.sensor.record(q.now(), float64(n))
+	q.total += n
+}
+
+// read returns the bytes recorded so far and the rate now.
+func (q *replicationQuota) read() (total int64, rate float64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.total, q.sensor.rate(q.now())
 }
 
 // replicaFetchThrottle applies one side's throttle to one replica fetch:
@@ -380,4 +392,34 @@ func (b *Broker) throttleRateEntries(cl *meta.Cluster) []configEntry {
 		out = append(out, configEntry{name: name, value: l[0].value, source: l[0].source, synonyms: l})
 	}
 	return out
+}
+
+// Replication throttle metrics, after Kafka's
+// kafka.server:type=LeaderReplication / FollowerReplication byte-rate:
+//
+//	runnel_broker_replication_throttled_bytes_total{side}  bytes of throttled replicas moved
+//	runnel_broker_replication_throttled_byte_rate{side}    their rate now, as the throttle measures it
+//
+// side is "leader" (sent to followers) or "follower" (fetched).
+var (
+	descThrottledBytes = prometheus.NewDesc("runnel_broker_replication_throttled_bytes_total",
+		"Bytes of replicas listed in leader/follower.replication.throttled.replicas this broker sent as leader or fetched as follower.", []string{"side"}, nil)
+	descThrottledRate = prometheus.NewDesc("runnel_broker_replication_throttled_byte_rate",
+		"Rate of those bytes in bytes per second, as the replication throttle measures it.", []string{"side"}, nil)
+)
+
+// throttleCollector reports the replication throttle metrics.
+type throttleCollector struct{ t *replicationThrottles }
+
+func (c *throttleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descThrottledBytes
+	ch <- descThrottledRate
+}
+
+func (c *throttleCollector) Collect(ch chan<- prometheus.Metric) {
+	for side, q := range map[string]*replicationQuota{"leader": c.t.leader, "follower": c.t.follower} {
+		total, rate := q.read()
+		ch <- prometheus.MustNewConstMetric(descThrottledBytes, prometheus.CounterValue, float64(total), side)
+		ch <- prometheus.MustNewConstMetric(descThrottledRate, prometheus.GaugeValue, rate, side)
+	}
 }

@@ -27,7 +27,7 @@ func TestReplicationJavaReassignThrottle(t *testing.T) {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
 	_, tool := kafkaHome(t)
-	addrs := startInProcessCluster(t, nil)
+	addrs, _ := startInProcessCluster(t, nil)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.MetadataMinAge(100*time.Millisecond),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {

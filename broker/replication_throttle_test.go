@@ -134,8 +134,9 @@ func TestReplicationThrottleConfigs(t *testing.T) {
 
 // startInProcessCluster starts three brokers in this process, all voters
 // of the controller quorum, edit applied to each one's Config, and
-// returns their Kafka addresses. They close when the test ends.
-func startInProcessCluster(t *testing.T, edit func(*broker.Config)) []string {
+// returns their Kafka addresses and the brokers, by id - 1. They close
+// when the test ends.
+func startInProcessCluster(t *testing.T, edit func(*broker.Config)) ([]string, []*broker.Broker) {
 	t.Helper()
 	ports := reservePorts(t, 6)
 	var q []string
@@ -181,7 +182,7 @@ func startInProcessCluster(t *testing.T, edit func(*broker.Config)) []string {
 			t.Fatal(err)
 		}
 	}
-	return []string{ports[0], ports[2], ports[4]}
+	return []string{ports[0], ports[2], ports[4]}, brokers
 }
 
 // produceRandom writes n records of size random (incompressible) bytes to
@@ -223,7 +224,8 @@ func TestReplicationThrottleReassignment(t *testing.T) {
 		records    = 384 // 6 MiB
 		size       = recordSize * records
 	)
-	seeds := startInProcessCluster(t, func(cfg *broker.Config) {
+	seeds, brokers := startInProcessCluster(t, func(cfg *broker.Config) {
+		cfg.MetricsListen = "127.0.0.1:0"
 		// Two windows of a second: a burst of about one second's
 		// worth before the rate holds (Kafka's eleven would let ten
 		// seconds' worth through, the whole partition).
@@ -296,5 +298,19 @@ func TestReplicationThrottleReassignment(t *testing.T) {
 		if took[topic] <= took["unthrottled"] {
 			t.Errorf("%s (%v) caught up no later than the unthrottled partition (%v)", topic, took[topic], took["unthrottled"])
 		}
+	}
+	// The metrics count what the throttles counted: broker 1 sent
+	// by-leader's log as leader, broker 3 fetched by-follower's.
+	for _, m := range []struct {
+		b    *broker.Broker
+		side string
+	}{{brokers[0], "leader"}, {brokers[2], "follower"}} {
+		name := `runnel_broker_replication_throttled_bytes_total{side="` + m.side + `"}`
+		if got := scrapeGauge(t, m.b.MetricsAddr(), name); got < size {
+			t.Errorf("%s on broker %s: %v, want at least %d", name, m.b.MetricsAddr(), got, size)
+		}
+	}
+	if got := scrapeGauge(t, brokers[0].MetricsAddr(), `runnel_broker_replication_throttled_bytes_total{side="follower"}`); got != 0 {
+		t.Errorf("broker 1 fetched %v throttled bytes as follower; it follows nothing listed", got)
 	}
 }
