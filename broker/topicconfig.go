@@ -31,8 +31,9 @@ import (
 //
 // The dynamic layers live in the Raft metadata (meta.Cluster), so they
 // survive restarts and every change reaches open logs through reconcile.
-// Only the broker configs that are topic defaults can be set dynamically;
-// every other broker config is static and read-only.
+// Only the broker configs that are topic defaults, and the replication
+// throttle rates (replication_throttle.go), can be set dynamically; every
+// other broker config is static and read-only.
 
 // topicConfigKind says how a topic config value parses.
 type topicConfigKind int
