@@ -85,6 +85,12 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	}
 	replica := fetchReplicaID(r)
 	replicaDenied := replica >= 0 && !c.allowedCluster(kmsg.ACLOperationClusterAction)
+	// lt holds back throttled partitions from a follower outside their
+	// ISR (replication_throttle.go); nil when nothing is throttled.
+	var lt *replicaFetchThrottle
+	if replica >= 0 {
+		lt = b.throttles.leaderFetch(replica)
+	}
 	var parts []fetchPart
 	for ti, rt := range r.Topics {
 		st := kmsg.NewFetchResponseTopic()
@@ -134,6 +140,9 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 			// The connection is gone: read nothing for nobody.
 			return resp
 		}
+		// The throttled bytes of the response as answered count
+		// towards the leader's replication rate.
+		defer lt.record()
 		deadline := time.Now().Add(maxWait)
 		wake := make(chan struct{}, 1)
 		for _, fp := range parts {
@@ -179,7 +188,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 					queued = false // served: out of the queue
 				}
 			}
-			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0 || replica == debuggingConsumer, int32(min(int64(want), reserved)))
+			total, failed := fillFetch(b, resp, zc, parts, readCommitted, replica >= 0 || replica == debuggingConsumer, int32(min(int64(want), reserved)), lt)
 			if replica < 0 {
 				c.respCharge = b.fetchBytes.settle(reserved, int64(total))
 			} else {
@@ -222,9 +231,12 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 // for the first batch (KIP-74), and returns the bytes read and whether any
 // partition failed. With maxBytes 0 (no budget) it reads no records, only
 // the partitions' offsets and errors. With zc set the records are left in
-// their files as regions, the last pass's given back first.
-func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []fetchPart, readCommitted, replica bool, maxBytes int32) (int, bool) {
+// their files as regions, the last pass's given back first. lt, for a
+// follower's fetch, holds back the partitions over the leader's
+// replication throttle and counts the throttled bytes read.
+func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []fetchPart, readCommitted, replica bool, maxBytes int32, lt *replicaFetchThrottle) (int, bool) {
 	zc.release()
+	lt.reset()
 	remaining := maxBytes
 	total := 0
 	failed := false
@@ -254,6 +266,11 @@ func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []f
 				sp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			}
 			failed = true
+			continue
+		}
+		if lt.hold(p.topic, p.index) {
+			// Over the leader's replication throttle: the follower
+			// hears the offsets, and gets the records later.
 			continue
 		}
 		limit := min(fp.maxBytes, remaining)
@@ -305,6 +322,7 @@ func fillFetch(b *Broker, resp *kmsg.FetchResponse, zc *zeroCopyFetch, parts []f
 			}
 			total += n
 			remaining -= int32(n)
+			lt.count(p.topic, p.index, n)
 			b.metrics.bytesOut.WithLabelValues(p.topic).Add(float64(n))
 			b.metrics.recordsOut.WithLabelValues(p.topic).Add(float64(rr.count()))
 		}

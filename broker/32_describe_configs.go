@@ -17,7 +17,7 @@ import (
 // could come from, under the broker names for the broker-level ones
 // (log.retention.ms for retention.ms), the one in force first. Broker
 // "<this id>" lists the static configuration, read-only, and the log
-// defaults that AlterConfigs can change; broker "" lists the cluster-wide
+// defaults and replication throttle rates that AlterConfigs can change; broker "" lists the cluster-wide
 // dynamic defaults that are set. ConfigNames narrows the list; names not
 // known are left out. Documentation (v3+) is null. Another broker's id,
 // broker loggers, client metrics and group configs are INVALID_REQUEST.
@@ -94,6 +94,9 @@ func handleDescribeConfigs(c *conn, req *request) (finisher, error) {
 // given resource type.
 func configType(typ kmsg.ConfigResourceType, name string) kmsg.ConfigType {
 	if typ == kmsg.ConfigResourceTypeBroker {
+		if _, ok := throttleRateDefs[name]; ok {
+			return kmsg.ConfigTypeLong
+		}
 		tn, ok := dynamicBrokerConfigs[name]
 		if !ok {
 			return kmsg.ConfigTypeString

@@ -18,7 +18,8 @@ import (
 // step; open partitions take it up before the response. Broker resources
 // are "" (the cluster-wide defaults) and this broker's id; only the broker
 // configs that are topic defaults (log.retention.ms, log.segment.bytes ...)
-// can change. A resource named twice, or a config named twice in one
+// and the replication throttle rates (replication_throttle.go) can
+// change. A resource named twice, or a config named twice in one
 // resource, is INVALID_REQUEST. A DELETE of a name the resource does not
 // set changes nothing, whatever the name. ValidateOnly checks and changes
 // nothing. With an authorizer it needs ALTER_CONFIGS, on the topic or, for

@@ -21,10 +21,15 @@ import (
 // Kafka's `kafka-metadata-quorum describe --status` and `--replication`
 // read it.
 //
-// Not here: directory ids (KIP-853's replica directories; every member
-// reports the zero id, as a voter without one does in Kafka), and
-// AddRaftVoter/RemoveRaftVoter (the voters are fixed by
-// --controller-quorum).
+// v2 reports each member's directory id (KIP-853): the id of its
+// metadata directory, made when the node first starts with it and kept
+// in the data dir (meta/directory.id), so it is stable across restarts
+// and new when a disk is replaced; zero for a member that has not
+// registered yet.
+//
+// Not here: AddRaftVoter/RemoveRaftVoter (the voters are fixed by
+// --controller-quorum), so the voter set does not change with a
+// directory id either.
 
 func init() { register(55, 0, 2, handleDescribeQuorum) }
 
@@ -94,6 +99,7 @@ func replicaStates(rs []meta.ReplicaProgress) []kmsg.DescribeQuorumResponseTopic
 	for _, r := range rs {
 		s := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
 		s.ReplicaID = r.ID
+		s.ReplicaDirectoryID = r.DirectoryID
 		s.LogEndOffset = r.LogEndOffset
 		s.LastFetchTimestamp = unixMillisOrNone(r.LastFetch)
 		s.LastCaughtUpTimestamp = unixMillisOrNone(r.LastCaughtUp)

@@ -108,6 +108,9 @@ type Broker struct {
 	// fetchers replicate the partitions this broker follows
 	// (replica_fetcher.go).
 	fetchers *fetchers
+	// throttles are the replication throttles' rates
+	// (replication_throttle.go).
+	throttles *replicationThrottles
 	// placement loads and unloads the coordinators' shards as this
 	// broker gains and loses their partitions' leadership
 	// (coordinator_placement.go).
@@ -230,6 +233,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		return nil, fmt.Errorf("broker: metadata: %w", err)
 	}
 	b.meta = ms
+	b.throttles = newReplicationThrottles(&cfg, ms.Cluster)
 	if cfg.Security.Authorizer.Enabled {
 		b.authz = newAuthorizer(cfg.Security.Authorizer, func() *meta.ACLSet { return ms.Cluster().ACLs }, b.logger)
 	}
@@ -331,6 +335,7 @@ func (b *Broker) startMetrics() error {
 	reg.MustRegister(&groupCollector{b: b})
 	reg.MustRegister(&cleanerCollector{b: b})
 	reg.MustRegister(&replicationCollector{b: b})
+	reg.MustRegister(&throttleCollector{t: b.throttles})
 	if b.authz != nil {
 		reg.MustRegister(b.authz.denials)
 	}

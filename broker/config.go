@@ -243,6 +243,9 @@ type Config struct {
 	// ClientLimits are the client quotas' windows and the connection
 	// limits (max.connections, max.connections.per.ip).
 	ClientLimits ClientLimitsConfig
+	// ReplicationQuota is the window the replication throttles measure
+	// rates over (replication.quota.window.*; replication_throttle.go).
+	ReplicationQuota ReplicationQuotaConfig
 
 	// Group coordinator.
 
@@ -302,6 +305,7 @@ type Config struct {
 func (c *Config) EnsureDefaults() {
 	c.Security.ensureDefaults()
 	c.ClientLimits.ensureDefaults()
+	c.ReplicationQuota.ensureDefaults()
 	if c.Dial == nil {
 		c.Dial = defaultDial
 	}
@@ -569,6 +573,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Security.validate(c)...)
 	errs = append(errs, c.ClientLimits.validate()...)
+	errs = append(errs, c.ReplicationQuota.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -581,6 +586,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "advertised.host=%s\n", c.AdvertisedHost)
 	b.WriteString(c.Security.string())
 	b.WriteString(c.ClientLimits.string())
+	b.WriteString(c.ReplicationQuota.string())
 	fmt.Fprintf(&b, "metrics.listen=%s\n", c.MetricsListen)
 	fmt.Fprintf(&b, "registry.listen=%s\n", c.RegistryListen)
 	fmt.Fprintf(&b, "http.listen=%s console.allow.writes=%t\n", c.HTTPListen, c.ConsoleAllowWrites)

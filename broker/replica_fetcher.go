@@ -365,12 +365,16 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 	}
 	wants := map[topicPartition]want{}
 	byTopic := map[string]int{}
+	// ft leaves out the partitions over this broker's follower
+	// replication throttle (replication_throttle.go); nil when nothing
+	// is throttled.
+	ft := b.throttles.followerFetch()
 	for tp, st := range parts {
 		if !st.truncated {
 			continue
 		}
 		p := b.parts.get(tp.topic, tp.partition)
-		if p == nil {
+		if p == nil || ft.hold(tp.topic, tp.partition) {
 			continue
 		}
 		wants[tp] = want{p, st.epoch}
@@ -452,10 +456,12 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 				if w.p.durableAcks() {
 					a.flushTo = end
 				}
+				ft.count(tp.topic, tp.partition, len(rp.RecordBatches))
 			}
 			done = append(done, a)
 		}
 	}
+	ft.record()
 	if err := flushReplicas(done); err != nil {
 		return err
 	}

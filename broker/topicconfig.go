@@ -31,8 +31,9 @@ import (
 //
 // The dynamic layers live in the Raft metadata (meta.Cluster), so they
 // survive restarts and every change reaches open logs through reconcile.
-// Only the broker configs that are topic defaults can be set dynamically;
-// every other broker config is static and read-only.
+// Only the broker configs that are topic defaults, and the replication
+// throttle rates (replication_throttle.go), can be set dynamically; every
+// other broker config is static and read-only.
 
 // topicConfigKind says how a topic config value parses.
 type topicConfigKind int
@@ -55,6 +56,8 @@ type topicConfigDef struct {
 	// broker is the broker config that gives the topic config its
 	// default (Kafka's synonym), or "" when none does.
 	broker string
+	// validate, when set, checks a kindList value in place of choices.
+	validate func(name, v string) error
 }
 
 const longMax = "9223372036854775807"
@@ -90,8 +93,8 @@ var topicConfigDefs = map[string]topicConfigDef{
 	"segment.jitter.ms":                       {kind: kindLong, min: 0, def: "0", broker: "log.roll.jitter.ms"},
 	"segment.ms":                              {kind: kindLong, min: 1, def: "604800000", broker: "log.roll.ms"},
 	"unclean.leader.election.enable":          {kind: kindBool, def: "false", broker: "unclean.leader.election.enable"},
-	"follower.replication.throttled.replicas": {kind: kindList},
-	"leader.replication.throttled.replicas":   {kind: kindList},
+	"follower.replication.throttled.replicas": {kind: kindList, validate: checkThrottledReplicas},
+	"leader.replication.throttled.replicas":   {kind: kindList, validate: checkThrottledReplicas},
 }
 
 // dynamicBrokerConfigs maps each broker config that may be set
@@ -119,16 +122,20 @@ func validateTopicConfig(name string, value *string) error {
 	return def.check(name, *value)
 }
 
-// validateBrokerConfig checks one dynamic broker config.
+// validateBrokerConfig checks one dynamic broker config: a log default
+// or a replication throttle rate (replication_throttle.go).
 func validateBrokerConfig(name string, value *string) error {
-	topicName, ok := dynamicBrokerConfigs[name]
+	def, ok := throttleRateDefs[name]
+	if topicName, isDefault := dynamicBrokerConfigs[name]; isDefault {
+		def, ok = topicConfigDefs[topicName], true
+	}
 	if !ok {
-		return fmt.Errorf("cannot update broker config %s dynamically: only the log defaults (%s) can be", name, strings.Join(slices.Sorted(maps.Keys(dynamicBrokerConfigs)), ", "))
+		return fmt.Errorf("cannot update broker config %s dynamically: only the log defaults (%s) and the replication throttle rates (%s) can be", name, strings.Join(slices.Sorted(maps.Keys(dynamicBrokerConfigs)), ", "), strings.Join(slices.Sorted(maps.Keys(throttleRateDefs)), ", "))
 	}
 	if value == nil {
 		return fmt.Errorf("null value not supported for broker config %s", name)
 	}
-	return topicConfigDefs[topicName].check(name, *value)
+	return def.check(name, *value)
 }
 
 // check parses v as a value of the config called name.
@@ -161,6 +168,9 @@ func (def topicConfigDef) check(name, v string) error {
 			return fmt.Errorf("invalid value %s for configuration %s: must be one of %s", v, name, strings.Join(def.choices, ", "))
 		}
 	case kindList:
+		if def.validate != nil {
+			return def.validate(name, v)
+		}
 		if def.choices == nil {
 			return nil
 		}
@@ -466,6 +476,7 @@ func (b *Broker) brokerConfigEntries(resource string) []configEntry {
 		l := b.brokerLayers(cl, tn)
 		out = append(out, configEntry{name: bn, value: l[0].value, source: l[0].source, synonyms: l})
 	}
+	out = append(out, b.throttleRateEntries(cl)...)
 	slices.SortFunc(out, func(x, y configEntry) int { return strings.Compare(x.name, y.name) })
 	return out
 }
@@ -504,6 +515,9 @@ func (t configTarget) def(name string) (topicConfigDef, bool) {
 	if t.typ == kmsg.ConfigResourceTypeTopic {
 		def, ok := topicConfigDefs[name]
 		return def, ok
+	}
+	if def, ok := throttleRateDefs[name]; ok {
+		return def, true
 	}
 	tn, ok := dynamicBrokerConfigs[name]
 	return topicConfigDefs[tn], ok

@@ -34,6 +34,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
 	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)
 	finishLimits := brokerLimitFlags(fs, &cfg.ClientLimits)
+	fs.IntVar(&cfg.ReplicationQuota.WindowNum, "replication-quota-window-num", 0, "`N` windows replication throttle rates are measured over (replication.quota.window.num; default 11)")
+	fs.DurationVar(&cfg.ReplicationQuota.WindowSize, "replication-quota-window-size", 0, "length of one replication throttle window (replication.quota.window.size.seconds; default 1s)")
 	nodeID := fs.Int("node-id", 1, "this broker's id `N` (node.id)")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", false, "create topics on first use (auto.create.topics.enable)")
 	numPartitions := fs.Int("num-partitions", 1, "`N` partitions for topics created without a count (num.partitions)")

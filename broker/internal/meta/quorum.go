@@ -43,6 +43,9 @@ type ReplicaProgress struct {
 	// when it last held everything the controller had; zero when never.
 	LastFetch    time.Time `json:"lastFetch"`
 	LastCaughtUp time.Time `json:"lastCaughtUp"`
+	// DirectoryID is its metadata directory's id (directory.go), zero
+	// until it has registered.
+	DirectoryID [16]byte `json:"directoryId,omitzero"`
 }
 
 // QuorumInfo describes the controller quorum (Kafka's DescribeQuorum).
@@ -98,15 +101,17 @@ func (s *Store) describeQuorumLocal() (QuorumInfo, error) {
 		LeaderEpoch:   int32(s.raft.CurrentTerm()),
 		HighWatermark: int64(s.raft.CommitIndex()) + 1,
 	}
+	brokers := s.Cluster().Brokers
 	for _, srv := range fut.Configuration().Servers {
 		id, err := strconv.ParseInt(string(srv.ID), 10, 32)
 		if err != nil {
 			continue // not a server this package added
 		}
-		rp := ReplicaProgress{ID: int32(id), Addr: string(srv.Address), LogEndOffset: -1}
+		rp := ReplicaProgress{ID: int32(id), Addr: string(srv.Address), LogEndOffset: -1, DirectoryID: brokers[int32(id)].DirectoryID}
 		if srv.ID == raft.ServerID(strconv.Itoa(int(s.cfg.NodeID))) {
 			// The leader holds its own log: caught up now.
 			rp.LogEndOffset, rp.LastFetch, rp.LastCaughtUp = int64(last)+1, now, now
+			rp.DirectoryID = s.cfg.directoryID
 			if s.mux == nil {
 				rp.Addr = ""
 			}

@@ -71,6 +71,9 @@ type Broker struct {
 	// (operations.go): the broker still heartbeats while it stops, and
 	// must not be unfenced for it. Registering again clears both.
 	ShuttingDown bool `json:"shuttingDown,omitempty"`
+	// DirectoryID is the id of the node's metadata directory
+	// (directory.go), zero for a broker registered before it had one.
+	DirectoryID [16]byte `json:"directoryId,omitzero"`
 }
 
 // Topic is a topic and its partitions.

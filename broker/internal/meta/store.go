@@ -87,6 +87,9 @@ type Config struct {
 	// Dial opens this node's connections to other controllers (Raft and
 	// forwarded calls). Default: a TCP dial with a 5 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// directoryID is Dir's directory id (directory.go), read by Open.
+	directoryID [16]byte
 }
 
 // Store is the metadata store of one node.
@@ -143,6 +146,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.LeaderImbalancePercentage <= 0 {
 		cfg.LeaderImbalancePercentage = 10
 	}
+	dirID, err := loadDirectoryID(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.directoryID = dirID
 	if len(cfg.Quorum) > 0 {
 		return openCluster(ctx, cfg)
 	}
@@ -420,6 +428,9 @@ func (s *Store) applyLocal(ctx context.Context, c *command) (uint64, error) {
 
 // RegisterBroker records (or updates) a broker's address.
 func (s *Store) RegisterBroker(ctx context.Context, b Broker) error {
+	if b.ID == s.cfg.NodeID {
+		b.DirectoryID = s.cfg.directoryID
+	}
 	if old, ok := s.Cluster().Brokers[b.ID]; ok && old == b {
 		return nil
 	}
