@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// maxSpareFrame bounds the frame buffer a connection keeps for reuse, and
-// the response buffer its writer keeps, so one huge request or response
-// does not pin its memory for the connection's life.
+// maxSpareFrame bounds the response buffer a connection's writer keeps
+// for reuse, so one huge response does not pin its memory for the
+// connection's life. (Produce frames are pooled: frame_pool.go.)
 const maxSpareFrame = 4 << 20
 
 // decodeAmplification bounds how many bytes of memory a request other
@@ -137,11 +137,6 @@ func (c *conn) readLoop() error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	cfg := &c.b.cfg
 	var sizeBuf [4]byte
-	// spare is a frame buffer free for reuse. Decoded requests alias their
-	// frame, so a frame may only be reused once nothing holds on to it:
-	// true of Produce, whose records are appended (copied to the log)
-	// before its handler returns, and Produce is where the bytes are.
-	var spare []byte
 	for {
 		// Between frames the client may stay quiet for
 		// connections.max.idle.ms; once a frame starts it has the
@@ -175,7 +170,7 @@ func (c *conn) readLoop() error {
 		if err := c.b.requestBytes.acquire(c.ctx, charge); err != nil {
 			return err
 		}
-		buf, err := c.readFrame(r, size, &spare)
+		buf, err := c.readFrame(r, size)
 		if err != nil {
 			c.b.requestBytes.release(charge)
 			return err
@@ -200,12 +195,14 @@ func (c *conn) readLoop() error {
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
 		fin, err := c.handleMetered(req, size+4, (*conn).handle)
 		if req.key == 0 {
-			// The records are in the log: the frame is free.
+			// The records are in the log: the frame is free. Decoded
+			// requests alias their frame, so a frame may only be
+			// reused once nothing holds on to it: true of Produce,
+			// whose records are appended (copied to the log) before
+			// its handler returns, and Produce is where the bytes are.
 			c.b.requestBytes.release(charge)
 			charge = 0
-			if cap(buf) <= maxSpareFrame {
-				spare = buf
-			}
+			putFrame(buf)
 		}
 		if fin == nil {
 			c.b.requestBytes.release(charge)
@@ -223,14 +220,14 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// readFrame reads a frame of size bytes, reusing *spare when it is big
-// enough, within the request read timeout (counted from now: waiting for
-// the budget is not the client's delay).
-func (c *conn) readFrame(r *bufio.Reader, size int32, spare *[]byte) ([]byte, error) {
+// readFrame reads a frame of size bytes, a Produce into a pooled buffer
+// (frame_pool.go), within the request read timeout (counted from now:
+// waiting for the budget is not the client's delay).
+func (c *conn) readFrame(r *bufio.Reader, size int32) ([]byte, error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
 	var buf []byte
-	if int(size) <= cap(*spare) {
-		buf, *spare = (*spare)[:size], nil
+	if head, _ := r.Peek(2); len(head) == 2 && binary.BigEndian.Uint16(head) == 0 {
+		buf = getFrame(int(size))
 	} else {
 		buf = make([]byte, size)
 	}
