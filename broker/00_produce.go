@@ -225,12 +225,21 @@ func (pr *produceRun) finisher() finisher {
 	return func(ctx context.Context) kmsg.Response {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		start := time.Now()
 		for _, w := range waits {
+			ws := time.Now()
 			if code := w.p.waitAcked(wctx, w.end, pr.r.Acks); code != 0 {
 				w.rp.ErrorCode = code
 				w.rp.BaseOffset = -1
 			}
+			if now := time.Now(); pr.r.Acks == -1 && now.Sub(ws) >= slowAckWait {
+				if attrs, ok := w.p.slowAckState(now); ok {
+					pr.b.logger.Warn("slow acks=all produce", append([]any{"topic", w.p.topic, "partition", w.p.index,
+						"waited", now.Sub(ws).Round(time.Millisecond), "end", w.end}, attrs...)...)
+				}
+			}
 		}
+		pr.b.metrics.ackWait.observe(pr.r.Acks, time.Since(start))
 		return resp
 	}
 }
