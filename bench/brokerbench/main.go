@@ -119,7 +119,7 @@ func main() {
 	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle}
 	for r.rounds < *rounds && ctx.Err() == nil {
 		r.rounds++
-		for _, p := range peers {
+		for _, p := range roundOrder(peers, r.rounds) {
 			if ctx.Err() != nil {
 				break
 			}
@@ -178,6 +178,21 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 		return nil, fmt.Errorf("-brokers: no broker named")
 	}
 	return peers, nil
+}
+
+// roundOrder is the order the peers are measured in round (from 1): as
+// given, except that several builds of Runnel alone (-runnel-bin
+// NAME=FILE,...) take turns going first, so that none always runs right
+// after the same other one (the page cache and the disk carry one run's
+// traces into the next).
+func roundOrder(peers []peer, round int) []peer {
+	for _, p := range peers {
+		if rp, ok := p.(*runnelPeer); !ok || rp.label == "" {
+			return peers
+		}
+	}
+	k := (round - 1) % len(peers)
+	return append(slices.Clone(peers[k:]), peers[:k]...)
 }
 
 // scriptsDir returns the repository's scripts/ directory, next to the bench
