@@ -40,6 +40,11 @@ type request struct {
 	flexible bool // header v2 (tagged fields) on the request, v1 on the response
 	kreq     kmsg.Request
 	received time.Time
+	// For a Produce only (slow_produce.go): how long its reader waited
+	// for the request budget before reading it, and when its handler
+	// returned (its batches appended).
+	budgetWait time.Duration
+	handled    time.Time
 }
 
 // finisher completes a request in the writer goroutine and returns its
@@ -86,6 +91,9 @@ type conn struct {
 	// nanoseconds of the broker's clock (quota.go): the reader reads no
 	// request before it. Set by the reader and the writer.
 	mutedUntil atomic.Int64
+	// slowProduceLogged is when the writer last logged a slow Produce
+	// (slow_produce.go).
+	slowProduceLogged time.Time
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -167,6 +175,7 @@ func (c *conn) readLoop() error {
 		// One acquire per frame, never adding to a charge held: a reader
 		// holding part of the budget while it waits for more could
 		// deadlock with another doing the same.
+		budgetStart := produceClock(r)
 		if err := c.b.requestBytes.acquire(c.ctx, charge); err != nil {
 			return err
 		}
@@ -194,6 +203,10 @@ func (c *conn) readLoop() error {
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
 		fin, err := c.handleMetered(req, size+4, (*conn).handle)
+		if req.key == 0 {
+			req.budgetWait = req.received.Sub(budgetStart) // includes reading the frame
+			req.handled = time.Now()
+		}
 		if req.key == 0 {
 			// The records are in the log: the frame is free. Decoded
 			// requests alias their frame, so a frame may only be
@@ -369,7 +382,14 @@ func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(deadlineWriter{c}, 64<<10)
 	var buf []byte
 	for item := range c.queue {
+		var finStart, finEnd time.Time
+		if item.req.key == 0 {
+			finStart = time.Now()
+		}
 		resp := c.finish(item)
+		if item.req.key == 0 {
+			finEnd = time.Now()
+		}
 		if resp == nil {
 			c.releaseResponse(item)
 			continue
@@ -387,6 +407,9 @@ func (c *conn) writeLoop() {
 		c.b.metrics.observeRequest(item.req.key, time.Since(item.req.received))
 		if c.ctx.Err() == nil {
 			c.write(w, buf)
+		}
+		if item.req.key == 0 {
+			c.checkSlowProduce(item.req, finStart, finEnd)
 		}
 		c.releaseResponse(item)
 		if cap(buf) > maxSpareFrame {
