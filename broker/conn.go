@@ -206,8 +206,6 @@ func (c *conn) readLoop() error {
 		if req.key == 0 {
 			req.budgetWait = req.received.Sub(budgetStart) // includes reading the frame
 			req.handled = time.Now()
-		}
-		if req.key == 0 {
 			// The records are in the log: the frame is free. Decoded
 			// requests alias their frame, so a frame may only be
 			// reused once nothing holds on to it: true of Produce,
