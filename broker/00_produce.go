@@ -225,12 +225,25 @@ func (pr *produceRun) finisher() finisher {
 	return func(ctx context.Context) kmsg.Response {
 		wctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		// One clock read per partition: each wait starts when the
+		// one before it ended.
+		start := time.Now()
+		prev := start
 		for _, w := range waits {
 			if code := w.p.waitAcked(wctx, w.end, pr.r.Acks); code != 0 {
 				w.rp.ErrorCode = code
 				w.rp.BaseOffset = -1
 			}
+			now := time.Now()
+			if waited := now.Sub(prev); pr.r.Acks == -1 && waited >= slowAckWait {
+				if attrs, ok := w.p.slowAckState(now); ok {
+					pr.b.logger.Warn("slow acks=all produce", append([]any{"topic", w.p.topic, "partition", w.p.index,
+						"waited", waited.Round(time.Millisecond), "end", w.end}, attrs...)...)
+				}
+			}
+			prev = now
 		}
+		pr.b.metrics.ackWait.observe(pr.r.Acks, prev.Sub(start))
 		return resp
 	}
 }

@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// maxSpareFrame bounds the frame buffer a connection keeps for reuse, and
-// the response buffer its writer keeps, so one huge request or response
-// does not pin its memory for the connection's life.
+// maxSpareFrame bounds the response buffer a connection's writer keeps
+// for reuse, so one huge response does not pin its memory for the
+// connection's life. (Produce frames are pooled: frame_pool.go.)
 const maxSpareFrame = 4 << 20
 
 // decodeAmplification bounds how many bytes of memory a request other
@@ -40,6 +40,11 @@ type request struct {
 	flexible bool // header v2 (tagged fields) on the request, v1 on the response
 	kreq     kmsg.Request
 	received time.Time
+	// For a Produce only (slow_produce.go): how long its reader waited
+	// for the request budget before reading it, and when its handler
+	// returned (its batches appended).
+	budgetWait time.Duration
+	handled    time.Time
 }
 
 // finisher completes a request in the writer goroutine and returns its
@@ -86,6 +91,9 @@ type conn struct {
 	// nanoseconds of the broker's clock (quota.go): the reader reads no
 	// request before it. Set by the reader and the writer.
 	mutedUntil atomic.Int64
+	// slowProduceLogged is when the writer last logged a slow Produce
+	// (slow_produce.go).
+	slowProduceLogged time.Time
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -137,11 +145,6 @@ func (c *conn) readLoop() error {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	cfg := &c.b.cfg
 	var sizeBuf [4]byte
-	// spare is a frame buffer free for reuse. Decoded requests alias their
-	// frame, so a frame may only be reused once nothing holds on to it:
-	// true of Produce, whose records are appended (copied to the log)
-	// before its handler returns, and Produce is where the bytes are.
-	var spare []byte
 	for {
 		// Between frames the client may stay quiet for
 		// connections.max.idle.ms; once a frame starts it has the
@@ -172,10 +175,11 @@ func (c *conn) readLoop() error {
 		// One acquire per frame, never adding to a charge held: a reader
 		// holding part of the budget while it waits for more could
 		// deadlock with another doing the same.
+		budgetStart := produceClock(r)
 		if err := c.b.requestBytes.acquire(c.ctx, charge); err != nil {
 			return err
 		}
-		buf, err := c.readFrame(r, size, &spare)
+		buf, err := c.readFrame(r, size)
 		if err != nil {
 			c.b.requestBytes.release(charge)
 			return err
@@ -198,16 +202,18 @@ func (c *conn) readLoop() error {
 			return err
 		}
 		c.b.metrics.bytesInRequests.Add(float64(size + 4))
-		start := time.Now()
-		fin, err := c.handle(req)
-		fin = c.applyQuotas(req, size+4, time.Since(start), fin)
+		fin, err := c.handleMetered(req, size+4, (*conn).handle)
 		if req.key == 0 {
-			// The records are in the log: the frame is free.
+			req.budgetWait = req.received.Sub(budgetStart) // includes reading the frame
+			req.handled = time.Now()
+			// The records are in the log: the frame is free. Decoded
+			// requests alias their frame, so a frame may only be
+			// reused once nothing holds on to it: true of Produce,
+			// whose records are appended (copied to the log) before
+			// its handler returns, and Produce is where the bytes are.
 			c.b.requestBytes.release(charge)
 			charge = 0
-			if cap(buf) <= maxSpareFrame {
-				spare = buf
-			}
+			putFrame(buf)
 		}
 		if fin == nil {
 			c.b.requestBytes.release(charge)
@@ -225,14 +231,14 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// readFrame reads a frame of size bytes, reusing *spare when it is big
-// enough, within the request read timeout (counted from now: waiting for
-// the budget is not the client's delay).
-func (c *conn) readFrame(r *bufio.Reader, size int32, spare *[]byte) ([]byte, error) {
+// readFrame reads a frame of size bytes, a Produce into a pooled buffer
+// (frame_pool.go), within the request read timeout (counted from now:
+// waiting for the budget is not the client's delay).
+func (c *conn) readFrame(r *bufio.Reader, size int32) ([]byte, error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
 	var buf []byte
-	if int(size) <= cap(*spare) {
-		buf, *spare = (*spare)[:size], nil
+	if head, _ := r.Peek(2); len(head) == 2 && binary.BigEndian.Uint16(head) == 0 {
+		buf = getFrame(int(size))
 	} else {
 		buf = make([]byte, size)
 	}
@@ -357,11 +363,31 @@ func (c *conn) handle(req *request) (fin finisher, err error) {
 	return handlers[req.key].fn(c, req)
 }
 
+// handleMetered runs handle for req (c.handle, but for benchmarks of what
+// surrounds it) and records the request against the client quotas
+// (quota.go). Without quotas, the default, the handler is not even timed:
+// reading the clock costs more than the rest of the check on this path.
+func (c *conn) handleMetered(req *request, frameSize int32, handle func(*conn, *request) (finisher, error)) (finisher, error) {
+	if len(c.b.meta.Quotas()) == 0 || quotaExempt(req.key) {
+		return handle(c, req)
+	}
+	start := time.Now()
+	fin, err := handle(c, req)
+	return c.applyQuotas(req, frameSize, time.Since(start), fin), err
+}
+
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(deadlineWriter{c}, 64<<10)
 	var buf []byte
 	for item := range c.queue {
+		var finStart, finEnd time.Time
+		if item.req.key == 0 {
+			finStart = time.Now()
+		}
 		resp := c.finish(item)
+		if item.req.key == 0 {
+			finEnd = time.Now()
+		}
 		if resp == nil {
 			c.releaseResponse(item)
 			continue
@@ -379,6 +405,9 @@ func (c *conn) writeLoop() {
 		c.b.metrics.observeRequest(item.req.key, time.Since(item.req.received))
 		if c.ctx.Err() == nil {
 			c.write(w, buf)
+		}
+		if item.req.key == 0 {
+			c.checkSlowProduce(item.req, finStart, finEnd)
 		}
 		c.releaseResponse(item)
 		if cap(buf) > maxSpareFrame {

@@ -25,6 +25,7 @@ type metrics struct {
 	partitionsOpened prometheus.Counter
 	segmentsDeleted  prometheus.Counter
 	isrChanges       isrChangeCounters // replication_metrics.go
+	ackWait          ackWaitHistograms // replication_metrics.go
 
 	// apiNames caches label values so the hot path does not format.
 	apiNames map[int16]string
@@ -71,6 +72,7 @@ func newMetrics() *metrics {
 			Name: "runnel_broker_retention_segments_deleted_total", Help: "Segments deleted by retention.",
 		}),
 		isrChanges: newISRChangeCounters(),
+		ackWait:    newAckWaitHistograms(),
 		apiNames:   make(map[int16]string),
 	}
 	for k := range handlers {
@@ -95,7 +97,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.requests, m.requestLatency, m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut,
 		m.produceErrors, m.connections, m.badRequests, m.bytesInRequests, m.partitionsOpened, m.segmentsDeleted,
-		m.isrChanges.shrinks, m.isrChanges.expands,
+		m.isrChanges.shrinks, m.isrChanges.expands, m.ackWait.vec,
 	}
 }
 

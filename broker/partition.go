@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/runnel-dev/runnel/broker/internal/log"
 )
@@ -73,6 +74,9 @@ type partition struct {
 	// below hw: they keep the LSO at their first offset until it is.
 	// Invariant: every entry's marker >= hw (setHW drops the others).
 	completing []completingTxn
+	// slowAckLogged is when a slow acks=all wait was last logged
+	// (replication_metrics.go).
+	slowAckLogged time.Time
 
 	appended chan struct{} // nudges hwLoop; buffered 1
 	stop     chan struct{}

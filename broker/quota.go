@@ -72,6 +72,9 @@ type quotaSensors struct {
 	num  int
 	size time.Duration
 
+	// memo remembers how quota keys resolve (quota_memo.go).
+	memo quotaMemo
+
 	mu        sync.Mutex // guards the following
 	sensors   map[sensorKey]*rateSensor
 	lastSweep time.Time
@@ -109,7 +112,7 @@ func resolveQuota(q meta.Quotas, key, user, clientID string) (float64, sensorKey
 // record adds value to the rate of key for the connection and returns how
 // long it is to be throttled: zero unless the rate is now over the quota.
 func (s *quotaSensors) record(q meta.Quotas, key, user, clientID string, value float64) time.Duration {
-	bound, sk, ok := resolveQuota(q, key, user, clientID)
+	bound, sk, ok := s.memo.resolve(q, key, user, clientID)
 	if !ok {
 		return 0
 	}
@@ -235,7 +238,7 @@ func quotaExempt(key int16) bool { return key == 18 || key == 17 || key == 36 ||
 // consumer_byte_rate, and sets the response's throttle time; the
 // connection is muted for the longest throttle.
 func (c *conn) applyQuotas(req *request, frameSize int32, took time.Duration, fin finisher) finisher {
-	q := c.b.meta.Cluster().Quotas
+	q := c.b.meta.Quotas()
 	if len(q) == 0 || quotaExempt(req.key) {
 		return fin
 	}
@@ -321,17 +324,23 @@ func (c *conn) mute(d time.Duration) {
 }
 
 // waitMuted waits, in the reader, until the connection's throttle ends.
+// A connection never throttled, or whose throttle is over, has
+// mutedUntil 0 and reads no clock.
 func (c *conn) waitMuted() error {
-	d := time.Duration(c.mutedUntil.Load() - c.b.cfg.Now().UnixNano())
-	if d <= 0 {
+	until := c.mutedUntil.Load()
+	if until == 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-c.ctx.Done():
-		return c.ctx.Err()
+	if d := time.Duration(until - c.b.cfg.Now().UnixNano()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
 	}
+	// Over, unless the writer muted it again meanwhile.
+	c.mutedUntil.CompareAndSwap(until, 0)
+	return nil
 }

@@ -462,8 +462,13 @@ func (f *fetcher) fetch(pc *peerConn, parts map[topicPartition]followState) erro
 		}
 	}
 	ft.record()
+	flushStart := time.Now()
 	if err := flushReplicas(done); err != nil {
 		return err
+	}
+	if d := time.Since(flushStart); d >= slowAckWait {
+		// Every acks=all produce to these partitions waited for it.
+		b.logger.Warn("replica fetcher: slow fsync", "leader", f.leader, "partitions", len(done), "took", d.Round(time.Millisecond))
 	}
 	for _, a := range done {
 		a.p.followerHW(a.hw)

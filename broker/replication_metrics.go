@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -114,6 +117,64 @@ func (m isrChangeCounters) observe(before, after []int32) {
 		m.expands.Inc()
 	}
 }
+
+// ackWaitHistograms time how long Produce requests waited, after their
+// append, for their acknowledgement: for acks=all the high watermark
+// (every ISR member has the batches, fsynced), for acks=1 the leader's
+// own fsync. A stall of the replication shows here and not in the
+// handler's time.
+type ackWaitHistograms struct {
+	vec      *prometheus.HistogramVec
+	all, one prometheus.Observer
+}
+
+func newAckWaitHistograms() ackWaitHistograms {
+	vec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "runnel_broker_produce_ack_wait_seconds",
+		Help:    "Time a Produce request waited after its append for its acknowledgement (the high watermark for acks=all, the leader's fsync for acks=1), by acks.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"acks"})
+	// Resolved once: the produce path observes without a label lookup.
+	return ackWaitHistograms{vec: vec, all: vec.WithLabelValues("all"), one: vec.WithLabelValues("1")}
+}
+
+func (h ackWaitHistograms) observe(acks int16, d time.Duration) {
+	if acks == 1 {
+		h.one.Observe(d.Seconds())
+	} else {
+		h.all.Observe(d.Seconds())
+	}
+}
+
+// slowAckWait is how long an acks=all wait on one partition may take
+// before the leader logs what held its high watermark.
+const slowAckWait = time.Second
+
+// slowAckState describes a leader's replication for the log line of a
+// slow acks=all wait, at most once per partition every slowAckLogEvery
+// (a stall holds many requests): its HW and durable end, and each ISR
+// follower's log end and time since its last fetch, the follower that
+// lags being what holds the HW. ok is false when nothing is to be logged.
+func (p *partition) slowAckState(now time.Time) (attrs []any, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.rs == nil || now.Sub(p.slowAckLogged) < slowAckLogEvery {
+		return nil, false
+	}
+	p.slowAckLogged = now
+	var b strings.Builder
+	for _, r := range p.rs.isr {
+		f := p.rs.followers[r]
+		if r == p.rs.self || f == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "%d: leo %d, last fetch %v ago, caught up %v ago; ", r, f.leo, now.Sub(f.lastFetch).Round(time.Millisecond), now.Sub(f.caughtUp).Round(time.Millisecond))
+	}
+	return []any{"hw", p.hw, "durable_end", p.durableEnd, "leader_leo", p.rs.leo, "isr", p.rs.isr, "followers", strings.TrimSuffix(b.String(), "; ")}, true
+}
+
+// slowAckLogEvery bounds the slow-wait log lines of a partition.
+const slowAckLogEvery = 10 * time.Second
 
 // committedISR is the ISR a leader last had committed, nil when it does
 // not lead.

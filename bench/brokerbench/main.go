@@ -49,7 +49,7 @@ func main() {
 		rate      = flag.Float64("rate", 0, "records/s of the latency phase (default: half of Runnel's peak for that record size)")
 		kafkaHome = flag.String("kafka-home", "", "Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
 		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file (with -replicas, broker N's to FILE.N)")
-		runnelBin = flag.String("runnel-bin", "", "run this runnelbroker binary instead of building bench/cmd/runnelbroker (to compare two builds of the broker)")
+		runnelBin = flag.String("runnel-bin", "", "run this runnelbroker binary instead of building bench/cmd/runnelbroker; NAME=FILE,NAME=FILE,... measures each build in turn, as runnel-NAME (an A/B of builds)")
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
 		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
@@ -119,7 +119,7 @@ func main() {
 	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle}
 	for r.rounds < *rounds && ctx.Err() == nil {
 		r.rounds++
-		for _, p := range peers {
+		for _, p := range roundOrder(peers, r.rounds) {
 			if ctx.Err() != nil {
 				break
 			}
@@ -148,7 +148,17 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 	for _, n := range names {
 		switch n {
 		case "runnel":
-			peers = append(peers, &runnelPeer{binDir: binDir, bin: runnelBin, profile: profile, nodes: nodes})
+			builds, err := runnelBuilds(runnelBin)
+			if err != nil {
+				return nil, err
+			}
+			for _, rp := range builds {
+				rp.binDir, rp.profile, rp.nodes = binDir, profile, nodes
+				if profile != "" && rp.label != "" {
+					rp.profile = profile + "." + rp.label
+				}
+				peers = append(peers, rp)
+			}
 		case "kfake", "ceiling":
 			if nodes > 1 {
 				return nil, fmt.Errorf("-brokers %s: runs one broker only; with -replicas %d measure runnel and kafka", n, nodes)
@@ -168,6 +178,21 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 		return nil, fmt.Errorf("-brokers: no broker named")
 	}
 	return peers, nil
+}
+
+// roundOrder is the order the peers are measured in round (from 1): as
+// given, except that several builds of Runnel alone (-runnel-bin
+// NAME=FILE,...) take turns going first, so that none always runs right
+// after the same other one (the page cache and the disk carry one run's
+// traces into the next).
+func roundOrder(peers []peer, round int) []peer {
+	for _, p := range peers {
+		if rp, ok := p.(*runnelPeer); !ok || rp.label == "" {
+			return peers
+		}
+	}
+	k := (round - 1) % len(peers)
+	return append(slices.Clone(peers[k:]), peers[:k]...)
 }
 
 // scriptsDir returns the repository's scripts/ directory, next to the bench

@@ -20,13 +20,42 @@ import (
 // controller quorum (KRaft's combined mode, as `runnel cluster` runs
 // three).
 type runnelPeer struct {
+	label   string // "" for the one Runnel measured; a build's name when -runnel-bin names several
 	binDir  string
 	bin     string // a runnelbroker binary to run; "" builds one into binDir
 	profile string // when set, the broker writes a CPU profile here (RUNNEL_CPUPROFILE); node N of a cluster to profile.N
 	nodes   int    // brokers; 1 is the single-node broker
 }
 
-func (*runnelPeer) name() string { return "runnel" }
+func (r *runnelPeer) name() string {
+	if r.label != "" {
+		return "runnel-" + r.label
+	}
+	return "runnel"
+}
+
+// runnelBuilds parses -runnel-bin: one binary, or NAME=FILE,NAME=FILE...
+// to measure several builds in turn in every round (an A/B of two commits
+// on the same machine minutes apart), each reported as runnel-NAME.
+func runnelBuilds(list string) ([]*runnelPeer, error) {
+	if !strings.Contains(list, "=") {
+		return []*runnelPeer{{bin: list}}, nil
+	}
+	var peers []*runnelPeer
+	seen := map[string]bool{}
+	for item := range strings.SplitSeq(list, ",") {
+		name, file, ok := strings.Cut(strings.TrimSpace(item), "=")
+		switch {
+		case !ok || name == "" || file == "":
+			return nil, fmt.Errorf("-runnel-bin %q: want FILE or NAME=FILE,NAME=FILE", list)
+		case seen[name]:
+			return nil, fmt.Errorf("-runnel-bin: build %q named twice", name)
+		}
+		seen[name] = true
+		peers = append(peers, &runnelPeer{label: name, bin: file})
+	}
+	return peers, nil
+}
 
 func (r *runnelPeer) durability() string {
 	if r.nodes > 1 {

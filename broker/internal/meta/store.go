@@ -308,6 +308,10 @@ func (s *Store) Cluster() *Cluster {
 	return v
 }
 
+// Quotas returns the client quotas of the current view: Cluster().Quotas
+// without finding the controller, for callers on every request's path.
+func (s *Store) Quotas() Quotas { return s.view.Load().Quotas }
+
 // Watch returns a channel that receives a value (coalesced) after every
 // change, and a function that stops the watch.
 func (s *Store) Watch() (<-chan struct{}, func()) {

@@ -1,0 +1,49 @@
+package broker_test
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
+)
+
+// Produce requests' waits for their acknowledgement are counted by acks
+// in runnel_broker_produce_ack_wait_seconds.
+func TestProduceAckWaitMetric(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
+	createTopic(t, newAdmin(t, b.Addr()), "acked", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, acks := range []kgo.Acks{kgo.AllISRAcks(), kgo.LeaderAck()} {
+		opts := []kgo.Opt{kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("acked"), kgo.RequiredAcks(acks)}
+		if acks == kgo.LeaderAck() {
+			opts = append(opts, kgo.DisableIdempotentWrite())
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.Close()
+	}
+	body := scrape(t, b.MetricsAddr())
+	for _, acks := range []string{"all", "1"} {
+		m := regexp.MustCompile(`\nrunnel_broker_produce_ack_wait_seconds_count\{acks="` + acks + `"\} (\d+)`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no ack wait histogram for acks=%s", acks)
+		}
+		if n, _ := strconv.Atoi(m[1]); n < 3 {
+			t.Errorf("acks=%s: %d waits counted, want at least 3", acks, n)
+		}
+	}
+}
