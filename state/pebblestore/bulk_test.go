@@ -151,6 +151,8 @@ func TestBulkRestoresAsIndexed(t *testing.T) {
 		{"spilled, committed in pieces", pebblestore.BulkOptions{ChunkBytes: 32 << 10, TableBytes: 64 << 10}, 1700, 0},
 		{"on top of committed state", pebblestore.BulkOptions{ChunkBytes: 64 << 10, TableBytes: 32 << 10}, 0, 2500},
 		{"tiny chunks", pebblestore.BulkOptions{ChunkBytes: 1, TableBytes: 1}, 0, 5000},
+		{"each chunk ingested", pebblestore.BulkOptions{ChunkBytes: 64 << 10, TableBytes: 16 << 10, IngestEachChunk: true}, 0, 0},
+		{"each chunk ingested, in pieces, on top", pebblestore.BulkOptions{ChunkBytes: 32 << 10, IngestEachChunk: true}, 1100, 1500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			indexed, bulk := openDB(t, vfs.NewMem()), openDB(t, vfs.NewMem())
@@ -168,6 +170,15 @@ func TestBulkRestoresAsIndexed(t *testing.T) {
 			}
 			if !maps.Equal(got, want) {
 				t.Fatalf("bulk restore differs from indexed: %s", diff(got, want))
+			}
+			// Byte for byte, expired segments included: they are gone
+			// from both (the stores' reads would skip them anyway).
+			wantRaw, err := pebblestore.RawContents(indexed)
+			storetest.Must(t, err)
+			gotRaw, err := pebblestore.RawContents(bulk)
+			storetest.Must(t, err)
+			if !maps.Equal(gotRaw, wantRaw) {
+				t.Fatalf("bulk restore's database differs from indexed: %s", diff(gotRaw, wantRaw))
 			}
 			if off, ok, err := bulk.Position("1_0", "c-0"); err != nil || !ok || off != int64(len(recs)) {
 				t.Fatalf("Position = %d, %t, %v; want %d", off, ok, err, len(recs))
@@ -264,5 +275,28 @@ func TestBulkRollback(t *testing.T) {
 	}
 	if v, err := db.NewBatch("1_0").OpenKeyValueStore("kv").Get([]byte("k1")); err != nil || v != nil {
 		t.Fatalf("rolled back key = %q, %v; want nothing", v, err)
+	}
+}
+
+// TestBulkFilesRemovedOnOpen: the run files of a bulk batch that never
+// committed (the process stopped) are removed when the database opens.
+func TestBulkFilesRemovedOnOpen(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := pebblestore.Open("db", pebblestore.Options{FS: fs})
+	storetest.Must(t, err)
+	b := db.NewBulkBatch("1_0", pebblestore.BulkOptions{ChunkBytes: 1 << 10})
+	kv := b.OpenKeyValueStore("kv")
+	for i := range 100 {
+		storetest.Must(t, kv.Restore(fmt.Appendf(nil, "k%d", i), make([]byte, 100)))
+	}
+	if names, err := fs.List(fs.PathJoin("db", "bulk-restore")); err != nil || len(names) == 0 {
+		t.Fatalf("no bulk files: %v, %v", names, err)
+	}
+	storetest.Must(t, db.Close())
+	db, err = pebblestore.Open("db", pebblestore.Options{FS: fs})
+	storetest.Must(t, err)
+	defer db.Close()
+	if names, err := fs.List(fs.PathJoin("db", "bulk-restore")); err == nil && len(names) > 0 {
+		t.Fatalf("bulk files left after Open: %v", names)
 	}
 }
