@@ -66,6 +66,11 @@ func (b *Batch) Len() int {
 // topic-partition to offset, typically the offset after the last changelog
 // record the writes produced or restored) in one atomic Pebble write, then
 // starts a new, empty batch. Open iterators keep reading what they saw.
+//
+// A bulk batch (DB.NewBulkBatch) commits in two steps: its writes first,
+// ingested durably, then the positions and store meta. A crash between
+// the two leaves data ahead of the positions, which restoring from the
+// positions writes again, to the same result.
 func (b *Batch) Commit(positions map[string]int64) error {
 	return b.commit(positions, b.db.writeOpts())
 }
