@@ -15,16 +15,19 @@ import (
 // restoreTimeout bounds the global stores' bootstrap (runtime_global.go).
 const restoreTimeout = 5 * time.Minute
 
-// restoreCommitRecords and restoreCommitBytes bound what a task's Pebble
-// batch holds before the restored records are committed with their
-// positions: a long restoration keeps bounded memory, and a crash in the
-// middle of it resumes from where it was. The batch is made with room for
-// restoreCommitBytes and some, so it never grows (growing copied it, a
-// quarter of a restore's CPU with 1 kB values).
-const (
-	restoreCommitRecords = 50_000
-	restoreCommitBytes   = 16 << 20
-)
+// restoreCheckpointBytes is how much a restoration applies (keys and
+// values) between two commits of its positions. Its stores restore
+// through a bulk batch (pebblestore.DB.NewBulkBatch), which sorts the
+// records in memory chunks and spills them to disk, so memory does not
+// grow with it; each commit merges what was spilled into sstables and
+// ingests them. Fewer commits mean fewer, larger tables that Pebble need
+// not compact again: the first lands in the bottom level, and a later one
+// overlaps it. The price is what a crash in the middle loses (at most
+// this much is restored again), the time a commit takes between two
+// turns of the worker's loop (its merge: about 1.6 s of CPU per GB), and
+// disk: up to this much in run files per restoring task, and as much
+// again in tables while a commit writes them.
+const restoreCheckpointBytes = 1 << 30
 
 // restoration is a task whose logged stores are being brought up to the
 // end of their changelog partitions before it may process (Kafka Streams'
@@ -39,7 +42,6 @@ type restoration struct {
 	next     map[string]int64        // by changelog topic: next offset to apply
 	end      map[string]int64        // by changelog topic: the last stable offset when it began
 	progress *restoreProgress
-	pending  int // records applied since the last commit
 }
 
 func (rs *restoration) remaining() (n int64) {
@@ -57,7 +59,6 @@ func (rs *restoration) commit() error {
 	for t, o := range rs.next {
 		positions[positionName(t, rs.key.part)] = o
 	}
-	rs.pending = 0
 	return rs.batch.Commit(positions)
 }
 
@@ -66,10 +67,10 @@ func (rs *restoration) commit() error {
 // returns nil for a task without logged stores.
 func (r *runner) planRestore(ctx context.Context, k taskKey) (*restoration, error) {
 	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
-	// Restoring stores only write: an unindexed batch takes each record
-	// for a fraction of an indexed write's cost. It gets its room below,
-	// once there is something to restore.
-	batch := r.db.NewWriteBatch(id.String(), 0)
+	// Restoring stores only write: a bulk batch takes them past Pebble's
+	// write-ahead log and memtable into sorted sstables (or, for less
+	// than a chunk, into a plain batch).
+	batch := r.db.NewBulkBatch(id.String(), pebblestore.BulkOptions{})
 	stores, err := loggedStores(r.app.topo, r.app.opts.ApplicationID, batch, id)
 	if err != nil || len(stores) == 0 {
 		return nil, err
@@ -96,12 +97,6 @@ func (r *runner) planRestore(ctx context.Context, k taskKey) (*restoration, erro
 			return nil, fmt.Errorf("stream: restore %s: %w", id, err)
 		}
 		rs.next[t], rs.end[t] = pos, lo.Offset
-	}
-	// Room for a commit's worth, or for 1 kB per record of a smaller
-	// restoration: a task with nothing to restore allocates nothing (it
-	// cost 20 MiB per task before, 260 B per event of Nexmark q1).
-	if n := rs.remaining(); n > 0 {
-		batch.Reserve(int(min(restoreCommitBytes+restoreCommitBytes/4, n<<10)))
 	}
 	return rs, nil
 }
@@ -200,7 +195,6 @@ func (r *runner) applyRestore(fetches kgo.Fetches) error {
 			}
 			rs.next[p.Topic] = rec.Offset + 1
 		}
-		rs.pending += int(n)
 		touched[rs.key] += n
 	})
 	for k, n := range touched {
@@ -219,7 +213,7 @@ func (r *runner) applyRestore(fetches kgo.Fetches) error {
 			if err := r.finishTask(k); err != nil {
 				return err
 			}
-		case rs.pending >= restoreCommitRecords || rs.batch.Len() >= restoreCommitBytes:
+		case rs.batch.Len() >= restoreCheckpointBytes:
 			if err := rs.commit(); err != nil {
 				return fmt.Errorf("stream: restore %s: %w", k, err)
 			}

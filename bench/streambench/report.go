@@ -152,10 +152,11 @@ func restartVerdict(r restartResult) string {
 }
 
 func restoreTable(r *restoreResult) *table {
-	t := &table{header: []string{"keys", "changelog records restored", "MB fetched", "MB of keys+values", "restore ms", "MB/s fetched", "MB/s keys+values", "records/s", "Start to Running ms"}}
+	t := &table{header: []string{"keys", "changelog records restored", "MB fetched", "MB of keys+values", "restore ms", "MB/s fetched", "MB/s keys+values", "records/s", "Start to Running ms", "CPU s", "CPU s per GB of keys+values"}}
 	secs := r.restoreTime().Seconds()
 	t.add(fmt.Sprint(r.keys), fmt.Sprint(r.records), fmt.Sprintf("%.1f", r.bytes/1e6), fmt.Sprintf("%.1f", float64(r.payload)/1e6), ms(r.restoreTime()),
-		fmt.Sprintf("%.1f", r.bytes/1e6/secs), fmt.Sprintf("%.1f", float64(r.payload)/1e6/secs), fmt.Sprintf("%.0f", float64(r.records)/secs), ms(r.first))
+		fmt.Sprintf("%.1f", r.bytes/1e6/secs), fmt.Sprintf("%.1f", float64(r.payload)/1e6/secs), fmt.Sprintf("%.0f", float64(r.records)/secs), ms(r.first),
+		fmt.Sprintf("%.2f", r.cpu.Seconds()), fmt.Sprintf("%.2f", r.cpu.Seconds()/(float64(r.payload)/1e9)))
 	return t
 }
 

@@ -28,6 +28,18 @@ type Batch struct {
 	// capacity each of their pebble batches starts with.
 	writeOnly bool
 	size      int
+	// bulk, for a batch of DB.NewBulkBatch, takes the stores' writes,
+	// and b only the positions and store meta of each commit.
+	bulk *bulkWriter
+	// w is where the stores write: b, or bulk.
+	w writer
+}
+
+// writer is what stores write to: a pebble batch or a bulk writer.
+type writer interface {
+	Set(key, value []byte, _ *pebble.WriteOptions) error
+	Delete(key []byte, _ *pebble.WriteOptions) error
+	DeleteRange(start, end []byte, _ *pebble.WriteOptions) error
 }
 
 // segmented is a store that keeps meta (observed time, seq) in memory and
@@ -43,12 +55,22 @@ var _ state.Supplier = (*Batch)(nil)
 func (b *Batch) Task() string { return b.task }
 
 // Len is the size of the uncommitted writes in bytes.
-func (b *Batch) Len() int { return b.b.Len() }
+func (b *Batch) Len() int {
+	if b.bulk != nil {
+		return b.bulk.bytes
+	}
+	return b.b.Len()
+}
 
 // Commit writes the batch's stores' writes and positions (changelog
 // topic-partition to offset, typically the offset after the last changelog
 // record the writes produced or restored) in one atomic Pebble write, then
 // starts a new, empty batch. Open iterators keep reading what they saw.
+//
+// A bulk batch (DB.NewBulkBatch) commits in two steps: its writes first,
+// ingested durably, then the positions and store meta. A crash between
+// the two leaves data ahead of the positions, which restoring from the
+// positions writes again, to the same result.
 func (b *Batch) Commit(positions map[string]int64) error {
 	return b.commit(positions, b.db.writeOpts())
 }
@@ -61,6 +83,14 @@ func (b *Batch) CommitNoSync(positions map[string]int64) error {
 }
 
 func (b *Batch) commit(positions map[string]int64, opts *pebble.WriteOptions) error {
+	if b.bulk != nil {
+		// First the data, durable when it is ingested; then the
+		// positions, which must not get ahead of it.
+		if err := b.bulk.flush(b.b); err != nil {
+			b.renew()
+			return err
+		}
+	}
 	for _, tp := range slices.Sorted(maps.Keys(positions)) {
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], uint64(positions[tp]))
@@ -83,7 +113,7 @@ func (b *Batch) commit(positions map[string]int64, opts *pebble.WriteOptions) er
 // Reserve makes the batch, when it is write-only and holds no writes, start
 // with room for size bytes, and start so again after each commit.
 func (b *Batch) Reserve(size int) {
-	if !b.writeOnly || b.b.Count() > 0 {
+	if !b.writeOnly || b.bulk != nil || b.b.Count() > 0 {
 		return
 	}
 	b.size = size
@@ -93,6 +123,11 @@ func (b *Batch) Reserve(size int) {
 // Rollback discards the uncommitted writes: the stores are back at the last
 // commit, as after a crash.
 func (b *Batch) Rollback() error {
+	if b.bulk != nil {
+		if err := b.bulk.reset(); err != nil {
+			return err
+		}
+	}
 	b.renew()
 	for _, s := range b.stores {
 		if err := s.loadMeta(); err != nil {
@@ -109,11 +144,16 @@ func (b *Batch) renew() {
 		b.b.Close()
 	}
 	b.iters = 0
-	if b.writeOnly {
-		b.b = b.db.db.NewBatchWithSize(b.size)
+	switch {
+	case b.bulk != nil:
+		b.b = b.db.db.NewBatch()
 		return
+	case b.writeOnly:
+		b.b = b.db.db.NewBatchWithSize(b.size)
+	default:
+		b.b = b.db.db.NewIndexedBatch()
 	}
-	b.b = b.db.db.NewIndexedBatch()
+	b.w = b.b
 }
 
 // Position returns the task's committed position in the changelog

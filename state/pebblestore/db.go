@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/bloom"
+	"github.com/cockroachdb/pebble/sstable"
 	"github.com/cockroachdb/pebble/vfs"
 )
 
@@ -44,6 +45,11 @@ type Options struct {
 type DB struct {
 	db   *pebble.DB
 	sync bool
+	fs   vfs.FS
+	dir  string
+	// tableOpts writes the sstables bulk batches ingest as Pebble
+	// writes its bottom level.
+	tableOpts sstable.WriterOptions
 }
 
 // ErrCorrupt reports a stored key or value that does not decode.
@@ -82,7 +88,25 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	return &DB{db: db, sync: opts.Sync}, nil
+	d := &DB{db: db, sync: opts.Sync, fs: po.FS, dir: dir}
+	if d.fs == nil {
+		d.fs = vfs.Default
+	}
+	// What a bulk batch had not committed when the process stopped is
+	// not in the database: its files are of no use.
+	if err := d.fs.RemoveAll(d.fs.PathJoin(dir, bulkDir)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("pebblestore: open %s: remove bulk files: %w", dir, err)
+	}
+	eo := po.Clone()
+	ownCache := eo.Cache == nil
+	eo.EnsureDefaults()
+	d.tableOpts = eo.MakeWriterOptions(len(eo.Levels)-1, db.FormatMajorVersion().MaxTableFormat())
+	d.tableOpts.Cache = nil // the tables are not read through it while written
+	if ownCache {
+		eo.Cache.Unref()
+	}
+	return d, nil
 }
 
 // SyncWAL waits until every commit made so far, with or without Sync,
@@ -106,7 +130,9 @@ func (d *DB) Close() error {
 // uncommitted writes. task is the runtime's task id ("0_1"). Use one Batch
 // per task at a time; it belongs to the goroutine running the task.
 func (d *DB) NewBatch(task string) *Batch {
-	return &Batch{db: d, task: task, b: d.db.NewIndexedBatch()}
+	b := &Batch{db: d, task: task, b: d.db.NewIndexedBatch()}
+	b.w = b.b
+	return b
 }
 
 // NewWriteBatch returns a batch for task that its stores only write to, as
@@ -117,7 +143,25 @@ func (d *DB) NewBatch(task string) *Batch {
 // room for size bytes (a caller committing at about that size never grows
 // one); see also Batch.Reserve.
 func (d *DB) NewWriteBatch(task string, size int) *Batch {
-	return &Batch{db: d, task: task, b: d.db.NewBatchWithSize(size), writeOnly: true, size: size}
+	b := &Batch{db: d, task: task, b: d.db.NewBatchWithSize(size), writeOnly: true, size: size}
+	b.w = b.b
+	return b
+}
+
+// NewBulkBatch returns a write-only batch (see NewWriteBatch) for a large
+// restoration of task: its writes bypass Pebble's write-ahead log and
+// memtable. They are sorted in memory chunks, spilled to run files in the
+// database's directory, and Commit merges them into sstables that it
+// ingests, synced, before it commits the positions; a commit with less
+// than one chunk of writes is an ordinary batch commit. Len counts every
+// write since the last commit, so the caller bounds how much a crash
+// loses, and how long a Commit takes, by committing when it passes a
+// size.
+func (d *DB) NewBulkBatch(task string, opts BulkOptions) *Batch {
+	b := &Batch{db: d, task: task, b: d.db.NewBatch(), writeOnly: true}
+	b.bulk = &bulkWriter{db: d, task: task, opts: opts.EnsureDefaults()}
+	b.w = b.bulk
+	return b
 }
 
 // Position returns task's committed position in the changelog partition

@@ -7,6 +7,28 @@
 // exactly at the committed positions, and the runtime restores only the
 // changelog tail above them.
 //
+// # Bulk restore
+//
+// A restoration writes through a bulk batch (DB.NewBulkBatch) instead,
+// past Pebble's write-ahead log and memtable:
+//
+//	Restore -> chunk in memory (16 MiB) --full--> sorted run file (unsynced)
+//	Commit  -> merge runs + chunk, latest write of each key, minus what a
+//	           later range deletion covers -> sstables cut at 64 MiB
+//	           (synced) -> one DB.Ingest -> positions and meta in a batch
+//
+// A changelog is not sorted by key, so the records are sorted in chunks
+// and the runs merged: the sstables of one commit do not overlap, and the
+// first commit of a fresh store lands in the bottom level, where no
+// compaction rewrites it. Range deletions (expired segments) are kept with
+// their sequence among the writes, cut into disjoint fragments that go
+// into the sstables, and delete what the database held before. The
+// positions are committed only after the ingestion, which is durable, so
+// a crash at any point leaves the stores at the last commit's positions,
+// or with data ahead of them that restoring from them writes again. Run
+// files live in the database's bulk-restore directory, which Open
+// empties. A commit of less than one chunk is an ordinary batch commit.
+//
 // # Key layout
 //
 // Variable-length components are escaped: every 0x00 byte becomes

@@ -61,9 +61,9 @@ func (s *KeyValueStore) key(k []byte) []byte {
 
 func (s *KeyValueStore) write(key, value []byte) error {
 	if value == nil {
-		return s.b.b.Delete(s.key(key), nil)
+		return s.b.w.Delete(s.key(key), nil)
 	}
-	return s.b.b.Set(s.key(key), value, nil)
+	return s.b.w.Set(s.key(key), value, nil)
 }
 
 func (s *KeyValueStore) logged(key, value []byte) {

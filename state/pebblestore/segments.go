@@ -120,7 +120,7 @@ func (s *segStore) observe(t int64) (bool, error) {
 		s.observed, s.dirty = t, true
 		if live := state.MinLiveSegment(t, s.retention, s.interval); live > s.minLive {
 			s.minLive = live
-			if err := s.b.b.DeleteRange(s.prefix, s.segKey(live), nil); err != nil {
+			if err := s.b.w.DeleteRange(s.prefix, s.segKey(live), nil); err != nil {
 				return false, fmt.Errorf("pebblestore: expire: %w", err)
 			}
 		}

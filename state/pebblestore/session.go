@@ -42,9 +42,9 @@ func (s *SessionStore) sessionKey(key []byte, start, end int64) []byte {
 
 func (s *SessionStore) write(key []byte, start, end int64, value []byte) error {
 	if value == nil {
-		return s.b.b.Delete(s.sessionKey(key, start, end), nil)
+		return s.b.w.Delete(s.sessionKey(key, start, end), nil)
 	}
-	return s.b.b.Set(s.sessionKey(key, start, end), value, nil)
+	return s.b.w.Set(s.sessionKey(key, start, end), value, nil)
 }
 
 // Put implements state.SessionStore.

@@ -45,9 +45,9 @@ func (s *WindowStore) windowKey(key []byte, start int64, seq uint32) []byte {
 
 func (s *WindowStore) write(key []byte, start int64, seq uint32, value []byte) error {
 	if value == nil {
-		return s.b.b.Delete(s.windowKey(key, start, seq), nil)
+		return s.b.w.Delete(s.windowKey(key, start, seq), nil)
 	}
-	return s.b.b.Set(s.windowKey(key, start, seq), value, nil)
+	return s.b.w.Set(s.windowKey(key, start, seq), value, nil)
 }
 
 // Put implements state.WindowStore.
