@@ -271,6 +271,9 @@ func TestProducerQuotaThrottles(t *testing.T) {
 	checkQuotaBand(t, "throttled producer", appended("q-slow"))
 	var fastBytes int
 	fastSeen := appended("q-fast")
+	if len(fastSeen) < 2 {
+		t.Fatalf("the producer without a quota wrote %d records", len(fastSeen))
+	}
 	for _, s := range fastSeen {
 		fastBytes += s.bytes
 	}
@@ -328,7 +331,7 @@ func TestConsumerQuotaThrottles(t *testing.T) {
 	wg.Go(func() {
 		// Received bytes, by the client's clock: a client slower than
 		// the broker can only see them later, so fewer in the span.
-		for len(slowSeen) == 0 || time.Since(slowSeen[0].at) < quotaTestRun+time.Second {
+		for read := 0; read < records && (len(slowSeen) == 0 || time.Since(slowSeen[0].at) < quotaTestRun+time.Second); {
 			fs := slow.PollFetches(ctx)
 			if err := fs.Err0(); err != nil {
 				t.Error(err)
@@ -336,7 +339,10 @@ func TestConsumerQuotaThrottles(t *testing.T) {
 			}
 			now, n := time.Now(), 0
 			fs.EachRecord(func(r *kgo.Record) { n += len(r.Value) })
-			slowSeen = append(slowSeen, timedBytes{now, n})
+			read += fs.NumRecords()
+			if n > 0 {
+				slowSeen = append(slowSeen, timedBytes{now, n})
+			}
 		}
 	})
 	wg.Go(func() {
