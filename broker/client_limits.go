@@ -16,8 +16,9 @@ import (
 // connection limits (connlimits.go). Each field names the Kafka broker
 // property it mirrors.
 type ClientLimitsConfig struct {
-	// QuotaWindowNum is quota.window.num: the windows a client's rate is
-	// measured over. Default 11.
+	// QuotaWindowNum is quota.window.num: with QuotaWindowSize, the span a
+	// client may burst at its quota's rate before it is throttled, and
+	// the longest one throttle lasts (quota.go). Default 11.
 	QuotaWindowNum int
 	// QuotaWindowSize is quota.window.size.seconds, as a duration (Runnel
 	// accepts less than a second). Default 1s.

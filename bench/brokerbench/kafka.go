@@ -34,9 +34,14 @@ type kafkaPeer struct {
 	scripts string // the repository's scripts/ directory
 	prog    *progress
 	nodes   int // brokers; more than 1 runs a cluster (startCluster)
+	// sec adds a client listener of its protocol (SSL or SASL_SSL) to the
+	// single node, which the benchmark's clients use; nil is plaintext.
+	// The PLAINTEXT listener stays for the node's own inter-broker
+	// listener and for creating the SCRAM user.
+	sec *security
 }
 
-func (*kafkaPeer) name() string { return "kafka" }
+func (k *kafkaPeer) name() string { return peerName("kafka", k.sec) }
 
 func (k *kafkaPeer) durability() string {
 	if k.nodes > 1 {
@@ -88,6 +93,13 @@ func (k *kafkaPeer) start(ctx context.Context, dir string) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	securePort := 0
+	if k.sec != nil {
+		if securePort, err = kafkapeer.FreePort(); err != nil {
+			return nil, err
+		}
+		node.Extra = append(node.Extra, kafkaSecurityProperties(node, securePort, k.sec)...)
+	}
 	props, err := k.install().Format(ctx, node, dir)
 	if err != nil {
 		return nil, err
@@ -104,7 +116,61 @@ func (k *kafkaPeer) start(ctx context.Context, dir string) (*cluster, error) {
 		_ = c.stop(10 * time.Second)
 		return nil, err
 	}
+	if k.sec != nil {
+		if err := k.secure(ctx, c, securePort); err != nil {
+			_ = c.stop(10 * time.Second)
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// kafkaSecurityProperties are the server.properties lines that add the
+// client listener SECURE of sec's protocol on securePort to node (later
+// lines of a properties file override earlier ones): the certificate and
+// key inline as PEM (ssl.keystore.type=PEM), no client certificates, and
+// for SASL_SSL SCRAM-SHA-512.
+func kafkaSecurityProperties(node kafkapeer.Node, securePort int, sec *security) []string {
+	lines := []string{
+		fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d,SECURE://127.0.0.1:%d", node.Port, node.ControllerPort, securePort),
+		fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d,SECURE://127.0.0.1:%d", node.Port, node.ControllerPort, securePort),
+		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SECURE:" + sec.protocol(),
+		"ssl.keystore.type=PEM",
+		"ssl.keystore.certificate.chain=" + kafkaPEM(sec.certPEM),
+		"ssl.keystore.key=" + kafkaPEM(sec.keyPEM),
+		"ssl.client.auth=none",
+	}
+	if sec.mode == saslSSL {
+		lines = append(lines,
+			"sasl.enabled.mechanisms=SCRAM-SHA-512",
+			"listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;")
+	}
+	return lines
+}
+
+// secure switches c's clients to the SECURE listener on securePort, once
+// the SCRAM user exists (created over PLAINTEXT, as an operator would with
+// kafka-configs) and a secured client gets the metadata.
+func (k *kafkaPeer) secure(ctx context.Context, c *cluster, securePort int) error {
+	if k.sec.mode == saslSSL {
+		cl, err := kgo.NewClient(c.clientOpts()...)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{
+			User: benchUser, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: benchPassword,
+		}})
+		if err == nil {
+			err = res.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("create SCRAM user %s: %w", benchUser, err)
+		}
+	}
+	c.procs[0].addr = fmt.Sprintf("127.0.0.1:%d", securePort)
+	c.sec = k.sec
+	return waitClusterReady(ctx, c, 60*time.Second)
 }
 
 // startCluster runs k.nodes Kafka nodes, each broker and controller in
@@ -144,10 +210,11 @@ func (k *kafkaPeer) startCluster(ctx context.Context, dir string) (*cluster, err
 	return c, nil
 }
 
-// pingBrokers asks the brokers at seeds for the cluster's metadata, and
-// fails unless it lists at least want brokers.
-func pingBrokers(ctx context.Context, seeds []string, want int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+// pingBrokers asks the cluster's brokers for its metadata, with the
+// cluster's client security, and fails unless it lists at least want
+// brokers.
+func pingBrokers(ctx context.Context, c *cluster, want int) error {
+	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,14 @@
 // Runnel/kfake and Runnel/Kafka. Progress goes to stderr, results to
 // stdout.
 //
+// With -security plaintext,tls,sasl_ssl it measures Runnel and Apache
+// Kafka over each: plaintext, TLS (Kafka's SSL: a certificate the
+// benchmark generates, no client certificates) and SASL_SSL (TLS, then
+// SCRAM-SHA-512), the same settings on both, and reports each broker's
+// throughput over TLS as a fraction of its plaintext throughput:
+//
+//	cd bench && go run ./brokerbench -brokers runnel,kafka -security plaintext,tls,sasl_ssl
+//
 // With -replicas 3 it runs the replicated workload instead: three Runnel
 // broker processes against a three-node Apache Kafka KRaft cluster (every
 // node broker and controller), topics of replication factor 3 with
@@ -56,6 +64,7 @@ func main() {
 		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB")
 		replicas  = flag.Int("replicas", 1, "brokers per peer and topic replication factor; above 1 runs Runnel and Kafka as clusters of this many broker processes (kfake and ceiling are single-broker only)")
 		minISR    = flag.Int("min-isr", 2, "min.insync.replicas of the topics when -replicas is above 1")
+		secList   = flag.String("security", "plaintext", "comma-separated ways the clients reach runnel and kafka: plaintext, tls, sasl_ssl (SCRAM-SHA-512 over TLS); each is measured as a broker of its own (kafka/tls); kfake and ceiling are plaintext only")
 	)
 	flag.Parse()
 	set := map[string]bool{}
@@ -80,6 +89,13 @@ func main() {
 		if !set["brokers"] {
 			*brokers = "runnel,kafka"
 		}
+	}
+	modes, err := parseSecurity(*secList)
+	if err != nil {
+		fatal(err)
+	}
+	if *replicas > 1 && (len(modes) > 1 || modes[0] != plaintext) {
+		fatal(fmt.Errorf("-security %s: with -replicas %d only plaintext (the brokers' own links are plaintext)", *secList, *replicas))
 	}
 	if *quick {
 		workloads[0].records, workloads[1].records = 200_000, 50_000
@@ -107,12 +123,21 @@ func main() {
 		defer os.RemoveAll(tmp)
 	}
 	prog := &progress{w: os.Stderr, start: time.Now()}
+	secs := map[secMode]*security{}
+	for _, m := range modes {
+		if m == plaintext {
+			continue
+		}
+		if secs[m], err = newSecurity(m, filepath.Join(tmp, "pki-"+string(m))); err != nil {
+			fatal(err)
+		}
+	}
 
 	scripts, err := scriptsDir()
 	if err != nil {
 		fatal(err)
 	}
-	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas, *runnelBin)
+	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas, *runnelBin, modes, secs)
 	if err != nil {
 		fatal(err)
 	}
@@ -133,8 +158,10 @@ func main() {
 }
 
 // choosePeers parses -brokers. Runnel is always measured first, because the
-// latency phase of every broker runs at half of Runnel's peak.
-func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes int, runnelBin string) ([]peer, error) {
+// latency phase of every broker runs at half of Runnel's peak. Runnel and
+// Kafka are measured in each of modes, in turn (secs holds the security
+// of every mode but plaintext); kfake and ceiling in plaintext only.
+func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes int, runnelBin string, modes []secMode, secs map[secMode]*security) ([]peer, error) {
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {
 		if n = strings.TrimSpace(n); n != "" && !slices.Contains(names, n) {
@@ -152,14 +179,20 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 			if err != nil {
 				return nil, err
 			}
-			for _, rp := range builds {
-				rp.binDir, rp.profile, rp.nodes = binDir, profile, nodes
-				if profile != "" && rp.label != "" {
-					rp.profile = profile + "." + rp.label
+			for _, m := range modes {
+				for _, build := range builds {
+					rp := *build
+					rp.binDir, rp.profile, rp.nodes, rp.sec = binDir, profile, nodes, secs[m]
+					if profile != "" && rp.label != "" {
+						rp.profile = profile + "." + rp.label
+					}
+					peers = append(peers, &rp)
 				}
-				peers = append(peers, rp)
 			}
 		case "kfake", "ceiling":
+			if !slices.Contains(modes, plaintext) {
+				continue
+			}
 			if nodes > 1 {
 				return nil, fmt.Errorf("-brokers %s: runs one broker only; with -replicas %d measure runnel and kafka", n, nodes)
 			}
@@ -169,7 +202,11 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 				peers = append(peers, &blackholePeer{binDir: binDir})
 			}
 		case "kafka":
-			peers = append(peers, kafka)
+			for _, m := range modes {
+				k := *kafka
+				k.sec = secs[m]
+				peers = append(peers, &k)
+			}
 		default:
 			return nil, fmt.Errorf("-brokers: unknown broker %q (want runnel, kfake, kafka, ceiling)", n)
 		}

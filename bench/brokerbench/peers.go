@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // A peer is one broker implementation under test. Start runs it, one
@@ -29,6 +31,15 @@ type peer interface {
 // a replicated cluster. Its CPU time is the sum over all of them.
 type cluster struct {
 	procs []*process
+	// sec is how clients reach the brokers' addresses; nil for
+	// plaintext.
+	sec *security
+}
+
+// clientOpts are the options every benchmark client of the cluster
+// starts from: its seeds and its security.
+func (c *cluster) clientOpts() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)}, c.sec.clientOpts()...)
 }
 
 // seeds are the brokers' client addresses, for kgo.SeedBrokers.

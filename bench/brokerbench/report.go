@@ -98,6 +98,7 @@ func (r *run) report(w io.Writer) {
 
 	r.reportPerProcess(w)
 	r.reportRatios(w)
+	r.reportSecurity(w)
 	if r.s.replicas > 1 {
 		r.reportReplicatedTargets(w)
 	} else {
@@ -220,6 +221,72 @@ func (r *run) reportRatios(w io.Writer) {
 	tw.Flush()
 	if !printed {
 		fmt.Fprintln(w, "  (none: needs runnel and at least one peer measured)")
+	}
+}
+
+// reportSecurity prints, for Runnel and Kafka measured over TLS or
+// SASL_SSL as well as plaintext, their secured throughput as a fraction
+// of their plaintext throughput and their CPU per GB as a multiple of it,
+// then checks issue 16's target: TLS costs Runnel at most 25% of its
+// plaintext throughput, and less than it costs Kafka.
+func (r *run) reportSecurity(w io.Writer) {
+	secured := false
+	for _, b := range r.results {
+		secured = secured || strings.Contains(b.name, "/")
+	}
+	if !secured {
+		return
+	}
+	fmt.Fprintln(w, "\nsecurity: each broker over TLS and SASL_SSL as a fraction of itself over plaintext (throughput: 1 is free; CPU/GB: 1 is free)")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tbroker\tproduce\tconsume\tCPU/GB in\tCPU/GB out\t")
+	for _, wl := range r.workloads {
+		for _, broker := range []string{"runnel", "kafka"} {
+			plain := r.figures(broker, wl.name)
+			for _, m := range []secMode{tlsMode, saslSSL} {
+				sec := r.figures(broker+"/"+string(m), wl.name)
+				if plain == nil || sec == nil {
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s/%s\t%.2f\t%.2f\t%.2fx\t%.2fx\t\n", wl.name, broker, m,
+					sec.prodRate/plain.prodRate, sec.consRate/plain.consRate, sec.cpuIn/plain.cpuIn, sec.cpuOut/plain.cpuOut)
+			}
+		}
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\ntargets (security): TLS costs Runnel at most 25% of its plaintext throughput, and less than it costs Kafka")
+	check := func(ok bool) string {
+		if ok {
+			return "MET"
+		}
+		return "NOT MET"
+	}
+	for _, wl := range r.workloads {
+		for _, m := range []secMode{tlsMode, saslSSL} {
+			rp, rs := r.figures("runnel", wl.name), r.figures("runnel/"+string(m), wl.name)
+			if rp == nil || rs == nil {
+				continue
+			}
+			kp, ks := r.figures("kafka", wl.name), r.figures("kafka/"+string(m), wl.name)
+			for _, phase := range []struct {
+				name   string
+				figure func(*figures) float64
+			}{
+				{"produce", func(f *figures) float64 { return f.prodRate }},
+				{"consume", func(f *figures) float64 { return f.consRate }},
+			} {
+				cost := 1 - phase.figure(rs)/phase.figure(rp)
+				fmt.Fprintf(w, "  %s %s over %s: Runnel loses %.0f%%  %s", wl.name, phase.name, m, 100*cost, check(cost <= 0.25))
+				if kp != nil && ks != nil {
+					kcost := 1 - phase.figure(ks)/phase.figure(kp)
+					fmt.Fprintf(w, "; Kafka loses %.0f%%  %s", 100*kcost, check(cost < kcost))
+				} else {
+					fmt.Fprint(w, "; against Kafka: not checked (Kafka not measured over both)")
+				}
+				fmt.Fprintln(w)
+			}
+		}
 	}
 }
 

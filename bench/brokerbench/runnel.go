@@ -25,13 +25,16 @@ type runnelPeer struct {
 	bin     string // a runnelbroker binary to run; "" builds one into binDir
 	profile string // when set, the broker writes a CPU profile here (RUNNEL_CPUPROFILE); node N of a cluster to profile.N
 	nodes   int    // brokers; 1 is the single-node broker
+	// sec secures the single broker's one listener (SSL or SASL_SSL);
+	// nil is plaintext.
+	sec *security
 }
 
 func (r *runnelPeer) name() string {
 	if r.label != "" {
-		return "runnel-" + r.label
+		return peerName("runnel-"+r.label, r.sec)
 	}
-	return "runnel"
+	return peerName("runnel", r.sec)
 }
 
 // runnelBuilds parses -runnel-bin: one binary, or NAME=FILE,NAME=FILE...
@@ -73,12 +76,32 @@ func (r *runnelPeer) start(ctx context.Context, dir string) (*cluster, error) {
 		}
 	}
 	if r.nodes <= 1 {
-		cmd := exec.Command(bin, "-data-dir", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0")
-		cmd.Env = os.Environ()
-		if r.profile != "" {
-			cmd.Env = append(cmd.Env, "RUNNEL_CPUPROFILE="+r.profile)
+		args := []string{"-data-dir", filepath.Join(dir, "data"), "-listen", "127.0.0.1:0"}
+		profile := r.profile
+		if r.sec != nil {
+			args = append(args, "-security-protocol", r.sec.protocol(), "-ssl-cert-file", r.sec.certFile, "-ssl-key-file", r.sec.keyFile)
+			if r.sec.mode == saslSSL {
+				users := filepath.Join(dir, "users")
+				if err := os.WriteFile(users, []byte(benchUser+"="+benchPassword+"\n"), 0o600); err != nil {
+					return nil, err
+				}
+				args = append(args, "-sasl-users-file", users)
+			}
+			if profile != "" {
+				profile += "." + string(r.sec.mode)
+			}
 		}
-		return startOne(ctx, cmd, "runnel broker listening on ", filepath.Join(dir, "runnel.log"))
+		cmd := exec.Command(bin, args...)
+		cmd.Env = os.Environ()
+		if profile != "" {
+			cmd.Env = append(cmd.Env, "RUNNEL_CPUPROFILE="+profile)
+		}
+		c, err := startOne(ctx, cmd, "runnel broker listening on ", filepath.Join(dir, "runnel.log"))
+		if err != nil {
+			return nil, err
+		}
+		c.sec = r.sec
+		return c, nil
 	}
 
 	// Fixed ports: the quorum's addresses are every broker's flags.
@@ -140,7 +163,7 @@ func waitClusterReady(ctx context.Context, c *cluster, timeout time.Duration) er
 				return fmt.Errorf("broker pid %d exited during start-up (%v); see %s", p.pid(), err, p.log)
 			}
 		}
-		if last = pingBrokers(ctx, c.seeds(), len(c.procs)); last == nil {
+		if last = pingBrokers(ctx, c, len(c.procs)); last == nil {
 			return nil
 		}
 		select {

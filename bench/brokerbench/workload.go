@@ -42,13 +42,12 @@ type settings struct {
 // (64 KiB sticky partitioning, 1 MB batches, 50,000 buffered records), a
 // small linger, and no compression so that the brokers store and serve
 // every payload byte.
-func producerOpts(seeds []string, s settings) []kgo.Opt {
-	return []kgo.Opt{
-		kgo.SeedBrokers(seeds...),
+func producerOpts(c *cluster, s settings) []kgo.Opt {
+	return append(c.clientOpts(),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(s.linger),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-	}
+	)
 }
 
 // throughput is the outcome of a full-speed phase.
@@ -99,7 +98,7 @@ func payload(n int) []byte {
 // s's replication factor and min.insync.replicas, and waits until every
 // partition has a leader and all its replicas in sync.
 func createTopic(ctx context.Context, c *cluster, topic string, s settings) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
 		return err
 	}
@@ -139,7 +138,7 @@ func createTopic(ctx context.Context, c *cluster, topic string, s settings) erro
 // produceMax produces w's records (or for s.duration) as fast as one
 // producer can and returns once all are acknowledged.
 func produceMax(ctx context.Context, c *cluster, topic string, w workload, s settings, prog *progress) (throughput, error) {
-	cl, err := kgo.NewClient(producerOpts(c.seeds(), s)...)
+	cl, err := kgo.NewClient(producerOpts(c, s)...)
 	if err != nil {
 		return throughput{}, err
 	}
@@ -193,11 +192,10 @@ func produceMax(ctx context.Context, c *cluster, topic string, w workload, s set
 // consumeAll reads topic from the start of every partition until it has
 // seen want records.
 func consumeAll(ctx context.Context, c *cluster, topic string, want int64, prog *progress) (throughput, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.seeds()...),
+	cl, err := kgo.NewClient(append(c.clientOpts(),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)
+	)...)
 	if err != nil {
 		return throughput{}, err
 	}
@@ -243,7 +241,7 @@ func producePaced(ctx context.Context, c *cluster, topic string, w workload, rat
 	if rate <= 0 {
 		return pacedResult{}, errors.New("paced produce: no rate")
 	}
-	cl, err := kgo.NewClient(producerOpts(c.seeds(), s)...)
+	cl, err := kgo.NewClient(producerOpts(c, s)...)
 	if err != nil {
 		return pacedResult{}, err
 	}

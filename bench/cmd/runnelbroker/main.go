@@ -11,6 +11,12 @@
 // voter of the controller quorum when -node-id is among the voters (as
 // `runnel broker --controller-quorum` is).
 //
+// With -security-protocol SSL or SASL_SSL its one listener is of that
+// protocol (Kafka's listeners=SSL://... or SASL_SSL://...), with the
+// certificate and key of -ssl-cert-file and -ssl-key-file, and for
+// SASL_SSL the users of -sasl-users-file (NAME=PASSWORD lines; PLAIN and
+// SCRAM-SHA-256/512).
+//
 // It prints "runnel broker listening on HOST:PORT" once it accepts
 // connections and runs until SIGINT or SIGTERM.
 //
@@ -32,6 +38,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -44,6 +51,10 @@ func main() {
 	nodeID := flag.Int("node-id", 1, "this broker's id (node.id)")
 	quorum := flag.String("controller-quorum", "", "the controller quorum's voters, ID@HOST:PORT,... (controller.quorum.voters); without it the broker is a cluster of one")
 	defaultRF := flag.Int("default-replication-factor", 1, "replication factor of topics created without one (default.replication.factor)")
+	protocol := flag.String("security-protocol", "PLAINTEXT", "the listener's security protocol: PLAINTEXT, SSL or SASL_SSL")
+	certFile := flag.String("ssl-cert-file", "", "the broker's certificate chain, PEM (SSL and SASL_SSL)")
+	keyFile := flag.String("ssl-key-file", "", "the certificate's private key, PEM (SSL and SASL_SSL)")
+	usersFile := flag.String("sasl-users-file", "", "SASL users, NAME=PASSWORD lines (SASL_SSL)")
 	flag.Parse()
 	if *nodeID < 0 || *nodeID > 1<<31-1 {
 		fmt.Fprintf(os.Stderr, "runnelbroker: -node-id %d is out of range\n", *nodeID)
@@ -56,6 +67,18 @@ func main() {
 
 	cfg := broker.Config{DataDir: *dataDir, Listen: *listen, MemoryLimit: *memoryLimit,
 		NodeID: int32(*nodeID), ControllerQuorum: *quorum, DefaultReplicationFactor: int16(*defaultRF)}
+	switch p := strings.ToUpper(*protocol); p {
+	case "PLAINTEXT":
+	case "SSL", "SASL_SSL":
+		cfg.Security.Listeners = p + "://" + *listen
+		cfg.Security.TLS = broker.TLSConfig{CertFile: *certFile, KeyFile: *keyFile}
+		if p == "SASL_SSL" {
+			cfg.Security.SASL.UsersFile = *usersFile
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "runnelbroker: -security-protocol %q: want PLAINTEXT, SSL or SASL_SSL\n", *protocol)
+		os.Exit(2)
+	}
 	if *memoryLimit < 0 {
 		cfg.MemoryLimit = 0
 		if os.Getenv("GOMEMLIMIT") == "" {
