@@ -61,6 +61,12 @@ func (r *run) runConns(ctx context.Context, proc *cluster, w workload) (*workloa
 	cr.rssIdle = rssOf(proc)
 
 	r.prog.printf("%s: %d producers connecting (broker RSS %.0f MiB)", w.name, nprod, mib(cr.rssIdle))
+	// Sample from before the first connection, so the peak covers
+	// connecting too.
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	var sampler sync.WaitGroup
+	sampler.Go(func() { cr.rssPeak, cr.fdsPeak = samplePeaks(sampleCtx, proc, 100*time.Millisecond) })
+	defer func() { stopSampling(); sampler.Wait() }()
 	s := r.s
 	clients := make([]*kgo.Client, nprod)
 	defer closeAll(clients)
@@ -79,10 +85,6 @@ func (r *run) runConns(ctx context.Context, proc *cluster, w workload) (*workloa
 			return nil, fmt.Errorf("first produce: %w", err)
 		}
 	}
-
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	var sampler sync.WaitGroup
-	sampler.Go(func() { cr.rssPeak, cr.fdsPeak = samplePeaks(sampleCtx, proc, 100*time.Millisecond) })
 
 	rate := float64(nprod * connsRatePerProd)
 	r.prog.printf("%s latency: %s rec/s by %d producers (%d rec/s each) for %v (+%v warm-up)", w.name, count(int64(rate)), nprod, connsRatePerProd, s.paced, s.warmup)
