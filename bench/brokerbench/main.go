@@ -15,6 +15,14 @@
 // Runnel/kfake and Runnel/Kafka. Progress goes to stderr, results to
 // stdout.
 //
+// Two more workloads measure a broker serving several applications at
+// once (-workloads clients100B,clients1KiB,conns): 4 producers and 2
+// consumer groups of 2 on a 24-partition topic, each group reading
+// everything (aggregate records/s in and out, produce p99 at half of
+// Runnel's rate, CPU per GB in and out; clients.go), and 200 producers,
+// each its own connection, at a modest rate on 1,000 partitions (resident
+// memory and produce p99; conns.go).
+//
 // With -replicas 3 it runs the replicated workload instead: three Runnel
 // broker processes against a three-node Apache Kafka KRaft cluster (every
 // node broker and controller), topics of replication factor 3 with

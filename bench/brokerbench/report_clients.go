@@ -95,6 +95,8 @@ func (r *run) reportClients(w io.Writer) {
 					f.inRate, f.inMB, f.outRate, f.outMB, f.aggregate, f.prodRate, f.consRate, f.pacedRate, f.lag, f.p50, f.p99, f.max, f.cpuIn, f.cpuOut, f.cpuMoved, f.other)
 			case b.skipped != "":
 				fmt.Fprintf(tw, "%s\t%s\tskipped\t\n", wl.name, b.name)
+			case b.err == nil:
+				fmt.Fprintf(tw, "%s\t%s\tnot run\t\n", wl.name, b.name) // ceiling: stores nothing to read
 			default:
 				fmt.Fprintf(tw, "%s\t%s\tfailed\t\n", wl.name, b.name)
 			}
