@@ -153,9 +153,13 @@ type fanout struct {
 	clients []*kgo.Client
 	group   []int // clients[i] is a member of group group[i]
 
-	got      [clientsGroups]atomic.Int64 // records each group has read
-	bytes    atomic.Int64                // value bytes read by all groups
-	assigned []atomic.Int64              // partitions each client owns now
+	mu sync.Mutex // guards the following, so that records and bytes are read together
+	// got is the records each group has read, bytes the value bytes
+	// read by all groups.
+	got   [clientsGroups]int64
+	bytes int64
+
+	assigned []atomic.Int64 // partitions each client owns now
 	firstErr atomic.Pointer[error]
 
 	cancel context.CancelFunc
@@ -215,8 +219,10 @@ func (f *fanout) poll(ctx context.Context, cl *kgo.Client, g int) {
 		}
 		var n, nb int64
 		fs.EachRecord(func(r *kgo.Record) { n++; nb += int64(len(r.Value)) })
-		f.got[g].Add(n)
-		f.bytes.Add(nb)
+		f.mu.Lock()
+		f.got[g] += n
+		f.bytes += nb
+		f.mu.Unlock()
 	}
 }
 
@@ -286,11 +292,9 @@ type fanoutMark struct {
 
 // mark notes the time and what the groups have read so far.
 func (f *fanout) mark() fanoutMark {
-	m := fanoutMark{at: time.Now(), bytes: f.bytes.Load()}
-	for g := range m.got {
-		m.got[g] = f.got[g].Load()
-	}
-	return m
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fanoutMark{at: time.Now(), got: f.got, bytes: f.bytes}
 }
 
 // await waits until every group has read at least total records since the
@@ -304,12 +308,14 @@ func (f *fanout) await(ctx context.Context, total int64, m fanoutMark, prog *pro
 	var (
 		last     int64 = -1
 		progress       = time.Now()
+		end      fanoutMark
 	)
 	for {
+		end = f.mark()
 		done := true
 		var n int64
 		for g := range clientsGroups {
-			v := f.got[g].Load()
+			v := end.got[g]
 			n += v
 			done = done && v >= total
 		}
@@ -331,12 +337,12 @@ func (f *fanout) await(ctx context.Context, total int64, m fanoutMark, prog *pro
 		case <-time.After(time.Millisecond): // polling the consumers' counters: nothing to wait on
 		}
 	}
-	elapsed := time.Since(m.at)
+	elapsed := end.at.Sub(m.at)
 	var recs int64
 	for g := range clientsGroups {
-		recs += f.got[g].Load() - m.got[g]
+		recs += end.got[g] - m.got[g]
 	}
-	return throughput{records: recs, bytes: f.bytes.Load() - m.bytes, elapsed: elapsed}, nil
+	return throughput{records: recs, bytes: end.bytes - m.bytes, elapsed: elapsed}, nil
 }
 
 // close stops the consumers and waits for their goroutines.
