@@ -23,6 +23,14 @@
 //
 //	cd bench && go run ./brokerbench -brokers runnel,kafka -security plaintext,tls,sasl_ssl
 //
+// Two more workloads measure a broker serving several applications at
+// once (-workloads clients100B,clients1KiB,conns): 4 producers and 2
+// consumer groups of 2 on a 24-partition topic, each group reading
+// everything (aggregate records/s in and out, produce p99 at half of
+// Runnel's rate, CPU per GB in and out; clients.go), and 200 producers,
+// each its own connection, at a modest rate on 1,000 partitions (resident
+// memory and produce p99; conns.go).
+//
 // With -replicas 3 it runs the replicated workload instead: three Runnel
 // broker processes against a three-node Apache Kafka KRaft cluster (every
 // node broker and controller), topics of replication factor 3 with
@@ -61,7 +69,7 @@ func main() {
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
 		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
-		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB")
+		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB (one producer, one consumer); clients100B, clients1KiB (4 producers, 2 groups of 2 consumers, 24 partitions); conns (200 producers, 1,000 partitions)")
 		replicas  = flag.Int("replicas", 1, "brokers per peer and topic replication factor; above 1 runs Runnel and Kafka as clusters of this many broker processes (kfake and ceiling are single-broker only)")
 		minISR    = flag.Int("min-isr", 2, "min.insync.replicas of the topics when -replicas is above 1")
 		secList   = flag.String("security", "plaintext", "comma-separated ways the clients reach runnel and kafka: plaintext, tls, sasl_ssl (SCRAM-SHA-512 over TLS); each is measured as a broker of its own (kafka/tls); kfake and ceiling are plaintext only")
@@ -74,7 +82,13 @@ func main() {
 		fatal(fmt.Errorf("-replicas %d: want 1 to 16", *replicas))
 	}
 	s := settings{duration: *duration, linger: *linger, paced: *paced, warmup: time.Second, replicas: int16(*replicas)}
-	workloads := []workload{{name: "100B", size: 100, records: 10_000_000}, {name: "1KiB", size: 1024, records: 2_000_000}}
+	workloads := []workload{
+		{name: "100B", size: 100, records: 10_000_000},
+		{name: "1KiB", size: 1024, records: 2_000_000},
+		{name: "clients100B", kind: manyClients, size: 100, records: 4_000_000},
+		{name: "clients1KiB", kind: manyClients, size: 1024, records: 1_000_000},
+		{name: "conns", kind: manyConns, size: 1024},
+	}
 	if *replicas > 1 {
 		if *minISR < 1 || *minISR > *replicas {
 			fatal(fmt.Errorf("-min-isr %d: want 1 to -replicas (%d)", *minISR, *replicas))
@@ -83,6 +97,7 @@ func main() {
 		// Seconds per phase, not minutes: the replicated clusters are
 		// measured on a shared machine (raise -records on a quiet one).
 		workloads[0].records, workloads[1].records = 3_000_000, 600_000
+		workloads[2].records, workloads[3].records = 1_000_000, 200_000
 		if !set["paced"] {
 			s.paced = 5 * time.Second
 		}
@@ -99,13 +114,21 @@ func main() {
 	}
 	if *quick {
 		workloads[0].records, workloads[1].records = 200_000, 50_000
+		workloads[2].records, workloads[3].records = 100_000, 25_000
 		s.paced = 2 * time.Second
 		s.warmup = 500 * time.Millisecond
 	}
-	workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !slices.Contains(strings.Split(*only, ","), w.name) })
-	if len(workloads) == 0 {
-		fatal(fmt.Errorf("-workloads %q: none of 100B, 1KiB", *only))
+	var names []string
+	for _, w := range workloads {
+		names = append(names, w.name)
 	}
+	want := strings.Split(*only, ",")
+	for _, n := range want {
+		if !slices.Contains(names, n) {
+			fatal(fmt.Errorf("-workloads: unknown workload %q (want any of %s)", n, strings.Join(names, ", ")))
+		}
+	}
+	workloads = slices.DeleteFunc(workloads, func(w workload) bool { return !slices.Contains(want, w.name) })
 	if *records > 0 {
 		for i := range workloads {
 			workloads[i].records = *records
@@ -141,7 +164,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle}
+	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle, quick: *quick}
 	for r.rounds < *rounds && ctx.Err() == nil {
 		r.rounds++
 		for _, p := range roundOrder(peers, r.rounds) {

@@ -18,16 +18,24 @@ func (r *run) report(w io.Writer) {
 	fmt.Fprintf(w, "# brokerbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "machine: %d cores (%s), %s RAM, Linux %s, %s %s/%s\n",
 		runtime.NumCPU(), cpuModel(), memTotal(), osRelease(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(w, "client:  franz-go kgo, one producer, acks=all, idempotent (default), linger %v, no compression, default batching; %d partitions\n",
+	fmt.Fprintf(w, "client:  franz-go kgo producers, acks=all, idempotent (default), linger %v, no compression, default batching; the single-client workloads: one producer, one consumer, %d partitions\n",
 		r.s.linger, partitions)
 	if r.s.replicas > 1 {
 		fmt.Fprintf(w, "replicated: every peer a cluster of %d broker processes (Kafka: KRaft, each node broker and controller; Runnel: each broker a controller-quorum voter); topics with replication factor %d, min.insync.replicas=%d; CPU summed over the %d processes\n",
 			r.s.replicas, r.s.replicas, r.s.minISR, r.s.replicas)
 	}
 	for _, wl := range r.workloads {
-		if r.s.duration > 0 {
+		switch {
+		case wl.kind == manyClients:
+			fmt.Fprintf(w, "workload %s: %d-byte values, %d producers and %d groups of %d consumers (each its own client) on %d partitions; %d records produced alone, read by both groups, then %d more produced while both groups read along\n",
+				wl.name, wl.size, clientsProducers, clientsGroups, clientsPerGroup, clientsPartitions, wl.records, wl.records)
+		case wl.kind == manyConns:
+			nprod, nparts := connsShape(r.quick)
+			fmt.Fprintf(w, "workload %s: %d-byte values, %d producers (each its own client) at %d records/s each on %d partitions, for %v after %v warm-up\n",
+				wl.name, wl.size, nprod, connsRatePerProd, nparts, r.s.paced, r.s.warmup)
+		case r.s.duration > 0:
 			fmt.Fprintf(w, "workload %s: %d-byte values, produce for %v, consume all from the start\n", wl.name, wl.size, r.s.duration)
-		} else {
+		default:
 			fmt.Fprintf(w, "workload %s: %d-byte values, produce %d records, consume all from the start\n", wl.name, wl.size, wl.records)
 		}
 	}
@@ -35,7 +43,10 @@ func (r *run) report(w io.Writer) {
 		fmt.Fprintf(w, "latency: paced producer at %.0f records/s (-rate) for %v after %v warm-up\n", r.rate, r.s.paced, r.s.warmup)
 	} else {
 		for _, wl := range r.workloads {
-			if pk, ok := r.peak[wl.name]; ok {
+			if pk, ok := r.peak[wl.name]; ok && wl.kind == manyClients {
+				fmt.Fprintf(w, "latency %s: %d paced producers at %.0f records/s in all = half of %s's fan-out rate in, for %v after %v warm-up\n",
+					wl.name, clientsProducers, pk.recordsPerSec/2, pk.broker, r.s.paced, r.s.warmup)
+			} else if ok {
 				fmt.Fprintf(w, "latency %s: paced producer at %.0f records/s = half of %s's peak, for %v after %v warm-up\n",
 					wl.name, pk.recordsPerSec/2, pk.broker, r.s.paced, r.s.warmup)
 			}
@@ -50,13 +61,44 @@ func (r *run) report(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 
+	r.reportSingle(w)
+	for _, b := range r.results {
+		if b.skipped != "" {
+			fmt.Fprintf(w, "%s skipped: %s\n", b.name, b.skipped)
+		}
+		if b.err != nil {
+			fmt.Fprintf(w, "%s failed: %v\n", b.name, b.err)
+		}
+	}
+	r.reportPerProcess(w)
+	r.reportRatios(w)
+	r.reportSecurity(w)
+	if r.s.replicas > 1 {
+		r.reportReplicatedTargets(w)
+	} else if slices.ContainsFunc(r.single(), func(wl workload) bool { return wl.name == "100B" }) {
+		r.reportTargets(w)
+	}
+	r.reportClients(w)
+	r.reportConns(w)
+}
+
+// single returns the single-client workloads of the run.
+func (r *run) single() []workload {
+	return slices.DeleteFunc(slices.Clone(r.workloads), func(wl workload) bool { return wl.kind != singleClient })
+}
+
+// reportSingle prints the table of the single-client workloads, if any.
+func (r *run) reportSingle(w io.Writer) {
+	if len(r.single()) == 0 {
+		return
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "workload\tbroker\tproduce rec/s\tMB/s\tconsume rec/s\tMB/s\tpaced rec/s\tlag ms\tp50 ms\tp99 ms\tmax ms\tCPU s/GB in\tCPU s/GB out\tother load\t")
 	if r.rounds > 1 {
 		fmt.Fprint(tw, "produce rec/s by round\t")
 	}
 	fmt.Fprintln(tw)
-	for _, wl := range r.workloads {
+	for _, wl := range r.single() {
 		for _, b := range r.results {
 			f := r.figures(b.name, wl.name)
 			switch {
@@ -87,33 +129,16 @@ func (r *run) report(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "lag: how far the paced producer fell behind its schedule at worst (the broker could not keep up when it is large)")
 	fmt.Fprintln(w, "other load: cores kept busy by processes other than the broker and this benchmark (worst phase); above ~0.1 the row is skewed")
-	for _, b := range r.results {
-		if b.skipped != "" {
-			fmt.Fprintf(w, "%s skipped: %s\n", b.name, b.skipped)
-		}
-		if b.err != nil {
-			fmt.Fprintf(w, "%s failed: %v\n", b.name, b.err)
-		}
-	}
-
-	r.reportPerProcess(w)
-	r.reportRatios(w)
-	r.reportSecurity(w)
-	if r.s.replicas > 1 {
-		r.reportReplicatedTargets(w)
-	} else {
-		r.reportTargets(w)
-	}
 }
 
 // reportPerProcess prints, for clusters, each broker process's CPU s/GB
 // in and out (medians over the rounds): where the summed figure goes.
 func (r *run) reportPerProcess(w io.Writer) {
-	if r.s.replicas <= 1 {
+	if r.s.replicas <= 1 || len(r.single()) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nCPU s/GB by broker process (node 1, 2, ...; in | out)")
-	for _, wl := range r.workloads {
+	for _, wl := range r.single() {
 		for _, b := range r.results {
 			rounds := b.byWorkload[wl.name]
 			if len(rounds) == 0 {
@@ -135,13 +160,7 @@ func (r *run) reportPerProcess(w io.Writer) {
 // sizes: at least Apache Kafka's throughput, at most half its CPU per GB.
 func (r *run) reportReplicatedTargets(w io.Writer) {
 	fmt.Fprintf(w, "\ntargets (replicated, RF %d, acks=all, min.insync.replicas=%d)\n", r.s.replicas, r.s.minISR)
-	check := func(ok bool) string {
-		if ok {
-			return "MET"
-		}
-		return "NOT MET"
-	}
-	for _, wl := range r.workloads {
+	for _, wl := range r.single() {
 		rn, ka := r.figures("runnel", wl.name), r.figures("kafka", wl.name)
 		if rn == nil || ka == nil {
 			fmt.Fprintf(w, "  %s: not checked (needs runnel and kafka measured)\n", wl.name)
@@ -202,11 +221,14 @@ func (r *run) figures(broker, workload string) *figures {
 // reportRatios prints Runnel's figures divided by each peer's. Above 1 is
 // better for Runnel in throughput; below 1 is better in latency and CPU.
 func (r *run) reportRatios(w io.Writer) {
+	if len(r.single()) == 0 {
+		return
+	}
 	fmt.Fprintln(w, "\nratios (throughput: higher is better for Runnel; p99 and CPU/GB: lower is better for Runnel)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "workload\tratio\tproduce\tconsume\tp99\tCPU/GB in\tCPU/GB out\t")
 	printed := false
-	for _, wl := range r.workloads {
+	for _, wl := range r.single() {
 		rn := r.figures("runnel", wl.name)
 		for _, peer := range []string{"kfake", "kafka"} {
 			pr := r.figures(peer, wl.name)
@@ -297,12 +319,6 @@ func (r *run) reportTargets(w io.Writer) {
 	if rn == nil {
 		fmt.Fprintln(w, "  not checked: Runnel was not measured")
 		return
-	}
-	check := func(ok bool) string {
-		if ok {
-			return "MET"
-		}
-		return "NOT MET"
 	}
 	if kf := r.figures("kfake", "100B"); kf != nil {
 		x := rn.prodRate / kf.prodRate

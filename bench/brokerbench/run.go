@@ -16,6 +16,7 @@ type run struct {
 	rate      float64 // -rate; 0 means half of the first broker's peak
 	prog      *progress
 	waitIdle  time.Duration // -wait-idle
+	quick     bool          // -quick: the connection-heavy workload shrinks too
 
 	peak    map[string]peakRate // workload name -> peak of the first broker measured (Runnel when included)
 	results []*brokerResult     // one per broker, in the order measured
@@ -50,9 +51,14 @@ type peakRate struct {
 	broker        string
 }
 
+// workloadResult is one round of one workload on one broker. The
+// single-client workloads fill produce, consume and paced; the others
+// their own result.
 type workloadResult struct {
 	produce, consume throughput
 	paced            pacedResult
+	clients          *clientsResult // the many-clients workload
+	conns            *connsResult   // the connection-heavy workload
 }
 
 // measure starts p, runs every workload against it, and stops it.
@@ -111,6 +117,10 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 		return
 	}
 	for _, w := range r.workloads {
+		if _, ok := p.(produceOnly); ok && w.kind == manyClients {
+			r.prog.printf("%s: skipped (it reads what it writes, and %s stores nothing)", w.name, p.name())
+			continue
+		}
 		wr, err := r.runWorkload(ctx, p, proc, w)
 		if err != nil {
 			res.err = fmt.Errorf("%s: %w", w.name, err)
@@ -137,8 +147,14 @@ func (r *run) warmUp(ctx context.Context, proc *cluster) error {
 }
 
 func (r *run) runWorkload(ctx context.Context, p peer, proc *cluster, w workload) (*workloadResult, error) {
-	var wr workloadResult
 	_, skipConsume := p.(produceOnly)
+	switch w.kind {
+	case manyClients:
+		return r.runClients(ctx, p, proc, w)
+	case manyConns:
+		return r.runConns(ctx, proc, w)
+	}
+	var wr workloadResult
 	topic := "bench-" + w.name
 	if err := createTopic(ctx, proc, topic, r.s); err != nil {
 		return nil, err

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,16 +15,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// partitions is the partition count of every benchmark topic.
+// partitions is the partition count of the single-client workloads'
+// topics.
 const partitions = 6
 
-// A workload is one record size, produced at full speed, consumed from the
-// start, then produced again at a fixed rate to measure latency.
+// A workload is one record size and how it is driven. The single-client
+// kind is produced at full speed by one producer, consumed from the start
+// by one consumer, then produced again at a fixed rate to measure latency;
+// the other kinds are in clients.go and conns.go.
 type workload struct {
 	name    string
+	kind    workloadKind
 	size    int   // value bytes per record; records have no key
 	records int64 // records in the produce phase, when no duration is set
 }
+
+// workloadKind says which phases a workload runs.
+type workloadKind int
+
+const (
+	singleClient workloadKind = iota // one producer, one consumer
+	manyClients                      // clients.go: 4 producers, 2 groups of 2 consumers, 24 partitions
+	manyConns                        // conns.go: 200 producers, 1,000 partitions, a modest rate each
+)
 
 // settings are the client-side knobs, identical for every broker.
 type settings struct {
@@ -82,6 +97,10 @@ type pacedResult struct {
 	lag   time.Duration
 	lat   summary
 	other float64 // cores kept busy by other processes during the phase
+	// cpu is the broker processes' CPU during the phase, warm-up
+	// included, and bytes the value bytes due over it.
+	cpu   time.Duration
+	bytes int64
 }
 
 // payload returns a value of n pseudo-random bytes, shared by every record.
@@ -94,10 +113,15 @@ func payload(n int) []byte {
 	return b
 }
 
-// createTopic creates topic with the benchmark's partition count and
-// s's replication factor and min.insync.replicas, and waits until every
-// partition has a leader and all its replicas in sync.
+// createTopic creates topic with the single-client workloads' partition
+// count and s's replication factor and min.insync.replicas, and waits until
+// every partition has a leader and all its replicas in sync.
 func createTopic(ctx context.Context, c *cluster, topic string, s settings) error {
+	return createTopicN(ctx, c, topic, partitions, s)
+}
+
+// createTopicN is createTopic with n partitions.
+func createTopicN(ctx context.Context, c *cluster, topic string, n int32, s settings) error {
 	cl, err := kgo.NewClient(c.clientOpts()...)
 	if err != nil {
 		return err
@@ -108,19 +132,23 @@ func createTopic(ctx context.Context, c *cluster, topic string, s settings) erro
 	if s.replicas > 1 {
 		configs = map[string]*string{"min.insync.replicas": kadm.StringPtr(strconv.Itoa(s.minISR))}
 	}
-	resp, err := adm.CreateTopic(ctx, partitions, max(s.replicas, 1), configs, topic)
+	resp, err := adm.CreateTopic(ctx, n, max(s.replicas, 1), configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	wait := 30 * time.Second
+	if n > 100 {
+		wait = 120 * time.Second // a JVM creating 1,000 partitions' files on a loaded machine
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		md, err := adm.Metadata(ctx, topic)
 		if err == nil {
 			td := md.Topics[topic]
-			ready := td.Err == nil && len(td.Partitions) == partitions
+			ready := td.Err == nil && len(td.Partitions) == int(n)
 			for _, p := range td.Partitions {
 				ready = ready && p.Err == nil && p.Leader >= 0 && len(p.ISR) == int(max(s.replicas, 1))
 			}
@@ -129,7 +157,7 @@ func createTopic(ctx context.Context, c *cluster, topic string, s settings) erro
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("topic %s: partitions have no leader or not all replicas in sync after 30s (last error %v)", topic, err)
+			return fmt.Errorf("topic %s: partitions have no leader or not all replicas in sync after %v (last error %v)", topic, wait, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling a remote broker: nothing to wait on
 	}
@@ -138,11 +166,23 @@ func createTopic(ctx context.Context, c *cluster, topic string, s settings) erro
 // produceMax produces w's records (or for s.duration) as fast as one
 // producer can and returns once all are acknowledged.
 func produceMax(ctx context.Context, c *cluster, topic string, w workload, s settings, prog *progress) (throughput, error) {
-	cl, err := kgo.NewClient(producerOpts(c, s)...)
-	if err != nil {
-		return throughput{}, err
+	return produceMaxN(ctx, c, topic, w, s, 1, prog)
+}
+
+// produceMaxN is produceMax with n producers, each its own client, that
+// share w's records (or all produce for s.duration) at once; the phase
+// ends when the last of them has every record acknowledged.
+func produceMaxN(ctx context.Context, c *cluster, topic string, w workload, s settings, n int, prog *progress) (throughput, error) {
+	clients := make([]*kgo.Client, n)
+	for i := range clients {
+		cl, err := kgo.NewClient(producerOpts(c, s)...)
+		if err != nil {
+			closeAll(clients)
+			return throughput{}, err
+		}
+		clients[i] = cl
 	}
-	defer cl.Close()
+	defer closeAll(clients)
 
 	var (
 		acked    atomic.Int64
@@ -163,30 +203,58 @@ func produceMax(ctx context.Context, c *cluster, topic string, w workload, s set
 		return throughput{}, err
 	}
 	start := time.Now()
-	var n int64
-	for ; s.duration > 0 || n < w.records; n++ {
-		if n&1023 == 0 {
-			if s.duration > 0 && time.Since(start) >= s.duration {
-				break
-			}
-			if firstErr.Load() != nil || ctx.Err() != nil {
-				break
-			}
+	var (
+		produced atomic.Int64
+		flushErr atomic.Pointer[error]
+		wg       sync.WaitGroup
+	)
+	for i, cl := range clients {
+		share := w.records / int64(n)
+		if i == 0 {
+			share += w.records % int64(n)
 		}
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Value: val}, promise)
+		wg.Go(func() {
+			var k int64
+			for ; s.duration > 0 || k < share; k++ {
+				if k&1023 == 0 {
+					if s.duration > 0 && time.Since(start) >= s.duration {
+						break
+					}
+					if firstErr.Load() != nil || ctx.Err() != nil {
+						break
+					}
+				}
+				cl.Produce(ctx, &kgo.Record{Topic: topic, Value: val}, promise)
+			}
+			produced.Add(k)
+			if err := cl.Flush(ctx); err != nil {
+				flushErr.CompareAndSwap(nil, &err)
+			}
+		})
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return throughput{}, err
-	}
+	wg.Wait()
 	elapsed := time.Since(start)
 	cpu, other, err := meter.stop()
 	if err != nil {
 		return throughput{}, err
 	}
+	if e := flushErr.Load(); e != nil {
+		return throughput{}, *e
+	}
 	if e := firstErr.Load(); e != nil {
 		return throughput{}, fmt.Errorf("produce: %w", *e)
 	}
-	return throughput{records: n, bytes: n * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
+	recs := produced.Load()
+	return throughput{records: recs, bytes: recs * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
+}
+
+// closeAll closes every client that is not nil.
+func closeAll(clients []*kgo.Client) {
+	for _, cl := range clients {
+		if cl != nil {
+			cl.Close()
+		}
+	}
 }
 
 // consumeAll reads topic from the start of every partition until it has
@@ -246,7 +314,16 @@ func producePaced(ctx context.Context, c *cluster, topic string, w workload, rat
 		return pacedResult{}, err
 	}
 	defer cl.Close()
+	return producePacedBy(ctx, c, []*kgo.Client{cl}, topic, w, rate, time.Millisecond, s)
+}
 
+// producePacedBy is producePaced through clients, which share the rate
+// equally, each producing every tick what is due by then; the latencies
+// of all of them make one distribution, and lag is the worst of theirs.
+func producePacedBy(ctx context.Context, c *cluster, clients []*kgo.Client, topic string, w workload, rate float64, tick time.Duration, s settings) (pacedResult, error) {
+	if rate <= 0 {
+		return pacedResult{}, errors.New("paced produce: no rate")
+	}
 	lats := newLatencies(int(rate*s.paced.Seconds()*1.1) + 1024)
 	var firstErr atomic.Pointer[error]
 	val := payload(w.size)
@@ -258,13 +335,55 @@ func producePaced(ctx context.Context, c *cluster, topic string, w workload, rat
 	start := time.Now()
 	measureFrom := start.Add(s.warmup)
 	end := measureFrom.Add(s.paced)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
+	each := rate / float64(len(clients))
+	lags := make([]time.Duration, len(clients))
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		// Producers start spread over one tick, as independent
+		// applications would, rather than all on the same instant.
+		offset := tick * time.Duration(i) / time.Duration(len(clients))
+		wg.Go(func() {
+			lags[i] = pace(ctx, cl, topic, val, each, tick, start.Add(offset), measureFrom, end, lats, &firstErr)
+			if err := cl.Flush(ctx); err != nil {
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return pacedResult{}, fmt.Errorf("paced produce: %w", *e)
+	}
+	cpu, other, err := meter.stop()
+	if err != nil {
+		return pacedResult{}, err
+	}
+	recs := int64(rate * end.Sub(start).Seconds())
+	return pacedResult{rate: rate, lag: slices.Max(lags), lat: lats.summarize(), other: other,
+		cpu: sum(cpu), bytes: recs * int64(w.size)}, nil
+}
+
+// pace produces val to topic through cl at rate records/s from start
+// until end, waking every tick to produce the records due by then, and
+// adds the latency of those due from measureFrom on to lats. It returns
+// how far it fell behind its schedule at worst after measureFrom: Produce
+// blocks when the client's buffer is full, that is when the broker does
+// not keep up.
+func pace(ctx context.Context, cl *kgo.Client, topic string, val []byte, rate float64, tick time.Duration,
+	start, measureFrom, end time.Time, lats *latencies, firstErr *atomic.Pointer[error]) time.Duration {
+	if d := time.Until(start); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return 0
+		}
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
 	var (
 		sent int64
 		lag  time.Duration
 	)
-	for now := range tick.C {
+	for now := range t.C {
 		if !now.Before(end) || ctx.Err() != nil || firstErr.Load() != nil {
 			break
 		}
@@ -294,15 +413,5 @@ func producePaced(ctx context.Context, c *cluster, topic string, w workload, rat
 			cl.Produce(ctx, &kgo.Record{Topic: topic, Value: val}, promise)
 		}
 	}
-	if err := cl.Flush(ctx); err != nil {
-		return pacedResult{}, err
-	}
-	if e := firstErr.Load(); e != nil {
-		return pacedResult{}, fmt.Errorf("paced produce: %w", *e)
-	}
-	_, other, err := meter.stop()
-	if err != nil {
-		return pacedResult{}, err
-	}
-	return pacedResult{rate: rate, lag: lag, lat: lats.summarize(), other: other}, nil
+	return lag
 }

@@ -228,18 +228,54 @@ type recordHead struct {
 	nullKey  bool
 }
 
-// recordWalker reads a batch's records one at a time from openRecords'
-// stream, holding only a small buffer whatever the batch claims.
+// recordWalker reads a batch's records one at a time. An uncompressed
+// batch is walked in place (the common case: produce validation runs on
+// every batch appended, and must not allocate per record); a compressed
+// one from openRecords' stream, holding only a small buffer whatever the
+// batch claims. Both ways see the same records and fail the same way:
+// TestRecordWalkerInPlaceMatchesStream checks one against the other.
 type recordWalker struct {
-	h       *batchHeader
+	h *batchHeader
+	i int32 // records read
+
+	// In place: raw is the record bytes up to the limit, off how far
+	// the walk has read, and over whether the batch holds more than
+	// limit bytes (running past raw is then ErrMessageTooLarge).
+	inPlace bool
+	raw     []byte
+	off     int
+	over    bool
+	limit   int64
+
+	// Streaming: br reads the decompressed records; cr counts what one
+	// record's fields took (a field of the walker, not of next, so that
+	// passing it as an io.ByteReader allocates nothing per record).
 	br      *bufio.Reader
+	cr      countingByteReader
 	release func()
-	i       int32 // records read
 }
 
 var bufioPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
 
 func newRecordWalker(batch []byte, h *batchHeader, limit int64) (*recordWalker, error) {
+	codec, err := codecOf(h)
+	if err != nil {
+		return nil, err
+	}
+	if codec == codecNone {
+		raw := batch[batchHeaderSize:h.size]
+		w := &recordWalker{h: h, inPlace: true, raw: raw, limit: limit}
+		if lim := max(limit, 0); int64(len(raw)) > lim {
+			w.raw, w.over = raw[:lim], true
+		}
+		return w, nil
+	}
+	return newStreamWalker(batch, h, limit)
+}
+
+// newStreamWalker walks the records through openRecords' stream, whatever
+// the codec.
+func newStreamWalker(batch []byte, h *batchHeader, limit int64) (*recordWalker, error) {
 	r, release, err := openRecords(batch, h, limit)
 	if err != nil {
 		return nil, err
@@ -250,6 +286,9 @@ func newRecordWalker(batch []byte, h *batchHeader, limit int64) (*recordWalker, 
 }
 
 func (w *recordWalker) close() {
+	if w.inPlace {
+		return
+	}
 	w.br.Reset(nil)
 	bufioPool.Put(w.br)
 	w.release()
@@ -270,6 +309,9 @@ func (w *recordWalker) fail(what string, err error) error {
 // next reads the next record's head and skips the rest of it. Call it at
 // most h.records times.
 func (w *recordWalker) next() (recordHead, error) {
+	if w.inPlace {
+		return w.nextInPlace()
+	}
 	var rh recordHead
 	length, err := binary.ReadVarint(w.br)
 	if err != nil {
@@ -278,17 +320,18 @@ func (w *recordWalker) next() (recordHead, error) {
 	if length < 1 {
 		return rh, w.fail("length", fmt.Errorf("%d", length))
 	}
-	cr := countingByteReader{br: w.br}
+	w.cr = countingByteReader{br: w.br}
+	cr := &w.cr
 	if _, err := cr.ReadByte(); err != nil { // attributes
 		return rh, w.fail("attributes", err)
 	}
-	if rh.tsDelta, err = binary.ReadVarint(&cr); err != nil {
+	if rh.tsDelta, err = binary.ReadVarint(cr); err != nil {
 		return rh, w.fail("timestamp delta", err)
 	}
-	if rh.offDelta, err = binary.ReadVarint(&cr); err != nil {
+	if rh.offDelta, err = binary.ReadVarint(cr); err != nil {
 		return rh, w.fail("offset delta", err)
 	}
-	klen, err := binary.ReadVarint(&cr)
+	klen, err := binary.ReadVarint(cr)
 	if err != nil {
 		return rh, w.fail("key length", err)
 	}
@@ -303,8 +346,93 @@ func (w *recordWalker) next() (recordHead, error) {
 	return rh, nil
 }
 
+// nextInPlace is next on an uncompressed batch: the same reads, in the
+// same order, from the batch's bytes.
+func (w *recordWalker) nextInPlace() (recordHead, error) {
+	var rh recordHead
+	length, err := w.varint()
+	if err != nil {
+		return rh, w.fail("length", err)
+	}
+	if length < 1 {
+		return rh, w.fail("length", fmt.Errorf("%d", length))
+	}
+	start := w.off
+	if w.off >= len(w.raw) { // attributes
+		return rh, w.fail("attributes", w.short())
+	}
+	w.off++
+	if rh.tsDelta, err = w.varint(); err != nil {
+		return rh, w.fail("timestamp delta", err)
+	}
+	if rh.offDelta, err = w.varint(); err != nil {
+		return rh, w.fail("offset delta", err)
+	}
+	klen, err := w.varint()
+	if err != nil {
+		return rh, w.fail("key length", err)
+	}
+	n := int64(w.off - start)
+	if klen < -1 || n > length || klen > length-n {
+		return rh, w.fail("key length", fmt.Errorf("%d in a record of %d bytes", klen, length))
+	}
+	rh.nullKey = klen < 0
+	if rest := length - n; rest > int64(len(w.raw)-w.off) {
+		w.off = len(w.raw)
+		return rh, w.fail("body", w.short())
+	} else {
+		w.off += int(rest)
+	}
+	w.i++
+	return rh, nil
+}
+
+// varint reads a zig-zag varint in place, failing as binary.ReadVarint
+// does on a stream: io.EOF before its first byte, io.ErrUnexpectedEOF
+// inside it, an overflow error past 64 bits.
+func (w *recordWalker) varint() (int64, error) {
+	buf := w.raw[w.off:]
+	v, n := binary.Varint(buf)
+	switch {
+	case n > 0:
+		w.off += n
+		return v, nil
+	case n < 0:
+		w.off -= n
+		return 0, errVarintOverflow
+	case len(buf) >= binary.MaxVarintLen64:
+		// Ten bytes that do not end a varint: a stream reader gives
+		// up there, where binary.Varint wants an eleventh byte.
+		w.off += binary.MaxVarintLen64
+		return 0, errVarintOverflow
+	}
+	w.off = len(w.raw)
+	return 0, w.short()
+}
+
+// errVarintOverflow is what a varint longer than 64 bits fails with.
+var errVarintOverflow = errors.New("varint overflows a 64-bit integer")
+
+// short is the error of a read past the bytes in place: the batch's
+// records end there, or the limit cuts them.
+func (w *recordWalker) short() error {
+	if w.over {
+		return fmt.Errorf("%w: records decompress to more than %d bytes", ErrMessageTooLarge, w.limit)
+	}
+	return io.ErrUnexpectedEOF
+}
+
 // end checks that nothing follows the last record.
 func (w *recordWalker) end() error {
+	if w.inPlace {
+		if w.off < len(w.raw) {
+			return fmt.Errorf("%w: bytes after the %d records of batch at offset %d", ErrCorrupt, w.h.records, w.h.baseOffset)
+		}
+		if w.over {
+			return w.short()
+		}
+		return nil
+	}
 	if _, err := w.br.ReadByte(); err != io.EOF {
 		if err != nil {
 			return w.fail("end", err)
