@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -252,9 +251,10 @@ func (b *Broker) secureInterBroker(ctx context.Context, pc *peerConn, addr strin
 			// has checked the client's certificate: a refusal arrives
 			// with the first response. Ask for one now, so it is seen
 			// here.
+			// v2: the response of a flexible ApiVersions keeps the old
+			// header, which peerConn does not special-case.
 			req := kmsg.NewPtrApiVersionsRequest()
-			req.SetVersion(3)
-			req.ClientSoftwareName, req.ClientSoftwareVersion = "runnel-broker", Version()
+			req.SetVersion(2)
 			if _, err := pc.request(ctx, req, interBrokerHandshakeTimeout); err != nil {
 				return securityError(fmt.Errorf("TLS with %s: %w", addr, err))
 			}
@@ -349,40 +349,70 @@ func saslClientExchange(ctx context.Context, pc *peerConn, mech sasl.Mechanism, 
 	}
 }
 
-// checkInterBrokerAuth authenticates once to another registered broker's
-// inter-broker listener before this broker registers, so a broker whose
-// inter-broker credentials or certificate the cluster refuses does not
-// join it: it would be assigned replicas it cannot fetch. Brokers that
-// cannot be reached are skipped; with none reachable (the cluster's
-// first start) there is nothing to check against.
+// interBrokerCheckTimeout bounds checkInterBrokerAuth's try of one
+// broker. A broker that is starting too has its listener bound but not
+// yet accepting, and stalls the handshake: short, so a cluster starting
+// together is not held up long.
+const interBrokerCheckTimeout = 3 * time.Second
+
+// checkInterBrokerAuth authenticates once to the other registered
+// brokers' inter-broker listeners before this broker registers, so a
+// broker whose inter-broker credentials or certificate the cluster
+// refuses does not join it: it would be assigned replicas it cannot
+// fetch. It tries them all at once and stops at the first that accepts;
+// brokers that cannot be reached are skipped, and with none reachable
+// (the cluster's first start) there is nothing to check against.
 func (b *Broker) checkInterBrokerAuth(ctx context.Context) error {
 	spec := b.interBroker().spec
 	if spec.protocol == ProtocolPlaintext || !b.meta.Clustered() {
 		return nil
 	}
-	var ids []int32
-	brokers := b.meta.Cluster().Brokers
-	for id, br := range brokers {
+	var peers []meta.Broker
+	for id, br := range b.meta.Cluster().Brokers {
 		if id != b.cfg.NodeID && !br.Fenced {
-			ids = append(ids, id)
+			peers = append(peers, br)
 		}
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		br := brokers[id]
-		addr := net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
-		dctx, cancel := context.WithTimeout(ctx, interBrokerHandshakeTimeout)
-		pc, err := b.dialInterBroker(dctx, addr)
-		cancel()
-		if err == nil {
-			pc.close()
-			return nil
-		}
-		if errors.Is(err, errInterBrokerSecurity) {
-			b.logger.Error("broker: the cluster refuses this broker's inter-broker credentials; not joining", "listener", spec.name, "peer", id, "err", err)
-			return fmt.Errorf("broker %d refused this broker on the inter-broker listener %s: %w", id, spec.name, err)
-		}
-		b.logger.Warn("broker: inter-broker check: peer unreachable", "peer", id, "err", err)
+	if len(peers) == 0 {
+		return nil
 	}
-	return nil
+	ctx, cancel := context.WithTimeout(ctx, interBrokerCheckTimeout)
+	defer cancel()
+	type result struct {
+		id  int32
+		err error
+	}
+	results := make(chan result, len(peers))
+	for _, br := range peers {
+		go func() {
+			pc, err := b.dialInterBroker(ctx, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))))
+			if err == nil {
+				pc.close()
+			}
+			results <- result{br.ID, err}
+		}()
+	}
+	var refusal error
+	accepted := false
+	for range peers {
+		r := <-results
+		switch {
+		case r.err == nil:
+			accepted = true
+			cancel() // the others' answers no longer matter
+		case errors.Is(r.err, errInterBrokerSecurity):
+			if refusal == nil {
+				refusal = fmt.Errorf("broker %d refused this broker on the inter-broker listener %s: %w", r.id, spec.name, r.err)
+			}
+		default:
+			b.logger.Debug("broker: inter-broker check: peer unreachable", "peer", r.id, "err", r.err)
+		}
+	}
+	if accepted {
+		return nil
+	}
+	if refusal != nil {
+		b.logger.Error("broker: the cluster refuses this broker's inter-broker credentials; not joining", "listener", spec.name, "err", refusal)
+	}
+	return refusal
 }
