@@ -412,3 +412,103 @@ func TestInterBrokerWrongCredentials(t *testing.T) {
 		t.Fatalf("the cluster lists brokers %v, want 1-3", md.Brokers.NodeIDs())
 	}
 }
+
+// With two listeners, INTERNAL (SASL_SSL, named the inter-broker
+// listener though it is not the first) and EXTERNAL (SSL), the brokers
+// replicate over INTERNAL, and a client that came in on EXTERNAL is told
+// every broker's EXTERNAL address, as each registered it.
+func TestInterBrokerListenerNamed(t *testing.T) {
+	ca := testutil.NewCA(t, "cluster-ca")
+	addrs, err := freeport.Addrs(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	c := startSecureCluster(t, ca, "EXTERNAL", func(cfg *broker.Config) {
+		// The helper's listener is EXTERNAL on a fixed port; add INTERNAL.
+		cfg.Security.Listeners += ",INTERNAL://" + addrs[next]
+		next++
+		cfg.Security.ProtocolMap = "EXTERNAL:SSL,INTERNAL:SASL_SSL"
+		saslSSLBrokers(broker.MechanismScramSHA256)(cfg)
+		cfg.Security.InterBroker.ListenerName = "internal"
+	})
+	for i, b := range c.brokers {
+		if got, want := b.Addr(), b.ListenerAddr("INTERNAL"); got != want {
+			t.Fatalf("broker %d registers %s, want its INTERNAL listener %s", i+1, got, want)
+		}
+	}
+	// An admin on INTERNAL creates a replicated topic: the followers
+	// fetch over INTERNAL with SCRAM-SHA-256.
+	admin := []kgo.Opt{kgo.DialTLSConfig(tlsClient(t, ca, "")), kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism())}
+	createReplicated(t, c.client(admin...), "named-listener", "3")
+
+	ext, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].ListenerAddr("EXTERNAL")), kgo.DialTLSConfig(tlsClient(t, ca, "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ext.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := kadm.NewClient(ext).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("brokers %v, want 3", md.Brokers)
+	}
+	for _, bm := range md.Brokers {
+		want := c.brokers[bm.NodeID-1].ListenerAddr("EXTERNAL")
+		if got := net.JoinHostPort(bm.Host, fmt.Sprint(bm.Port)); got != want {
+			t.Errorf("broker %d told to an EXTERNAL client as %s, want %s", bm.NodeID, got, want)
+		}
+	}
+}
+
+// Validate reports every problem of the inter-broker and controller
+// settings at once.
+func TestInterBrokerConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		sec  broker.SecurityConfig
+		want []string
+	}{
+		{"unknown listener name", broker.SecurityConfig{
+			Listeners:   "PLAINTEXT://127.0.0.1:0",
+			InterBroker: broker.InterBrokerConfig{ListenerName: "REPLICATION"},
+		}, []string{"inter.broker.listener.name REPLICATION is not among the listeners (PLAINTEXT)"}},
+		{"SASL_SSL without credentials or CA", broker.SecurityConfig{
+			Listeners:   "SASL_SSL://127.0.0.1:0",
+			TLS:         broker.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"},
+			SASL:        broker.SASLConfig{Mechanisms: []string{broker.MechanismPlain}},
+			InterBroker: broker.InterBrokerConfig{SASLMechanism: broker.MechanismScramSHA512},
+		}, []string{"needs a CA file", "SCRAM-SHA-512 is not among sasl.enabled.mechanisms", "needs the broker's SASL username and password"}},
+		{"OAUTHBEARER between brokers", broker.SecurityConfig{
+			Listeners:   "SASL_PLAINTEXT://127.0.0.1:0",
+			InterBroker: broker.InterBrokerConfig{SASLMechanism: "OAUTHBEARER", Username: "b", Password: "p"},
+		}, []string{`sasl.mechanism.inter.broker.protocol "OAUTHBEARER"`}},
+		{"controller TLS alone", broker.SecurityConfig{ControllerTLS: true},
+			[]string{"controller TLS needs a controller quorum", "controller TLS needs the ssl certificate, key and CA files"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := broker.Config{DataDir: t.TempDir(), Security: tc.sec}
+			cfg.EnsureDefaults()
+			err := cfg.Validate()
+			for _, want := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate: %v; want it to mention %q", err, want)
+				}
+			}
+		})
+	}
+	ok := broker.Config{NodeID: 1, DataDir: t.TempDir(), ControllerQuorum: "1@127.0.0.1:9093", Security: broker.SecurityConfig{
+		Listeners:     "SASL_SSL://127.0.0.1:0",
+		TLS:           broker.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem", CAFile: "ca.pem"},
+		InterBroker:   broker.InterBrokerConfig{SASLMechanism: "scram-sha-256", Username: "broker", Password: "pw"},
+		ControllerTLS: true,
+	}}
+	ok.EnsureDefaults()
+	if err := ok.Validate(); err != nil {
+		t.Errorf("a SASL_SSL cluster with controller TLS: %v", err)
+	}
+}
