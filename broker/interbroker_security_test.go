@@ -257,7 +257,62 @@ func TestInterBrokerSASLSSL(t *testing.T) {
 	ca := testutil.NewCA(t, "cluster-ca")
 	c := startSecureCluster(t, ca, "SASL_SSL", saslSSLBrokers(broker.MechanismScramSHA512))
 	admin := []kgo.Opt{kgo.DialTLSConfig(tlsClient(t, ca, "")), kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism())}
+	c.transactionAcrossBrokers("sasl-ssl-txn", admin...)
 	c.replicateAndFailOver("sasl-ssl-replicated", 50, admin...)
+}
+
+// transactionAcrossBrokers commits a transaction that writes to three
+// partitions led by three brokers, so the coordinator sends at least two
+// of its markers (WriteTxnMarkers) to other brokers over the inter-broker
+// listener, and reads every record back read_committed.
+func (c *secureCluster) transactionAcrossBrokers(topic string, opts ...kgo.Opt) {
+	t := c.t
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(c.client(opts...))
+	resp, err := adm.CreateTopic(ctx, 3, 3, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("create %s: %v", topic, err)
+	}
+	md, err := adm.Metadata(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]bool{}
+	for _, p := range md.Topics[topic].Partitions {
+		leaders[p.Leader] = true
+	}
+	if len(leaders) < 2 {
+		t.Fatalf("the partitions of %s are led by %v: want two brokers or more", topic, leaders)
+	}
+	tx := c.client(append(opts, kgo.TransactionalID(topic+"-producer"), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+	if err := tx.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		if err := tx.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "p%d", p)}).FirstErr(); err != nil {
+			t.Fatalf("transactional produce to partition %d: %v", p, err)
+		}
+	}
+	if err := tx.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	// read_committed reads a partition's records only once its commit
+	// marker is written.
+	rd := c.client(append(opts, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))...)
+	got := map[string]bool{}
+	for len(got) < 3 {
+		fs := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read committed %v of the transaction's 3 records", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got[string(r.Value)] = true })
+	}
 }
 
 // The same over SSL with client certificates: the brokers' principal is
