@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -103,9 +104,6 @@ func (s *SecurityConfig) validateInterBroker(c *Config, specs []listenerSpec) []
 		if s.InterBroker.Username == "" || s.InterBroker.Password == "" {
 			errs = append(errs, fmt.Errorf("the inter-broker listener %s is %s: it needs the broker's SASL username and password", ib.name, ib.protocol))
 		}
-	}
-	if c.RegistryListen != "" && ib.protocol != ProtocolPlaintext {
-		errs = append(errs, fmt.Errorf("with the schema registry on, the inter-broker listener (%s, which the registry uses) must be PLAINTEXT", ib.name))
 	}
 	if s.ControllerTLS {
 		if c.ControllerQuorum == "" {
@@ -262,15 +260,7 @@ func (b *Broker) secureInterBroker(ctx context.Context, pc *peerConn, addr strin
 		return nil
 	}
 	ib := b.cfg.Security.InterBroker
-	var mech sasl.Mechanism
-	switch ib.mechanism() {
-	case MechanismScramSHA256:
-		mech = scram.Auth{User: ib.Username, Pass: ib.Password}.AsSha256Mechanism()
-	case MechanismScramSHA512:
-		mech = scram.Auth{User: ib.Username, Pass: ib.Password}.AsSha512Mechanism()
-	default:
-		mech = plain.Auth{User: ib.Username, Pass: ib.Password}.AsMechanism()
-	}
+	mech := b.interBrokerMechanism()
 	lifetime, err := saslClientExchange(ctx, pc, mech, host)
 	if err != nil {
 		return securityError(fmt.Errorf("SASL %s as %s at %s: %w", mech.Name(), ib.Username, addr, err))
@@ -303,6 +293,51 @@ func securityError(err error) error {
 		return fmt.Errorf("%w: %w", errInterBrokerSecurity, err)
 	}
 	return err
+}
+
+// interBrokerClientOpts are the security options of a franz-go client
+// of the inter-broker listener acting as this broker (the schema
+// registry's): its TLS, each dial reading the TLS files afresh, and its
+// SASL mechanism and credentials.
+func (b *Broker) interBrokerClientOpts() []kgo.Opt {
+	spec := b.interBroker().spec
+	var opts []kgo.Opt
+	if spec.tls() {
+		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			nc, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(nc, b.tls.clientConfig(host))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				nc.Close()
+				return nil, err
+			}
+			return tc, nil
+		}))
+	}
+	if spec.sasl() {
+		opts = append(opts, kgo.SASL(b.interBrokerMechanism()))
+	}
+	return opts
+}
+
+// interBrokerMechanism is the SASL mechanism this broker authenticates
+// with to the others, with its credentials.
+func (b *Broker) interBrokerMechanism() sasl.Mechanism {
+	ib := b.cfg.Security.InterBroker
+	switch ib.mechanism() {
+	case MechanismScramSHA256:
+		return scram.Auth{User: ib.Username, Pass: ib.Password}.AsSha256Mechanism()
+	case MechanismScramSHA512:
+		return scram.Auth{User: ib.Username, Pass: ib.Password}.AsSha512Mechanism()
+	default:
+		return plain.Auth{User: ib.Username, Pass: ib.Password}.AsMechanism()
+	}
 }
 
 // saslClientExchange authenticates pc with mech: SaslHandshake v1, then

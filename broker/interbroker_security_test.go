@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/internal/freeport"
@@ -565,5 +566,36 @@ func TestInterBrokerConfigValidate(t *testing.T) {
 	ok.EnsureDefaults()
 	if err := ok.Validate(); err != nil {
 		t.Errorf("a SASL_SSL cluster with controller TLS: %v", err)
+	}
+}
+
+// The schema registry inside a broker whose only listener is SASL_SSL,
+// with ACLs on and nothing allowed by default, reaches _schemas as the
+// broker itself (its inter-broker credentials, a super user).
+func TestRegistryOnSecuredInterBrokerListener(t *testing.T) {
+	ca := testutil.NewCA(t, "cluster-ca")
+	certFile, keyFile := ca.Issue(t, "broker", pkix.Name{CommonName: "broker"})
+	b := testutil.StartBroker(t, broker.Config{
+		RegistryListen: "127.0.0.1:0", OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1, GroupInitialRebalanceDelay: -1,
+		Security: broker.SecurityConfig{
+			Listeners:   "SASL_SSL://127.0.0.1:0",
+			TLS:         broker.TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: ca.CertFile},
+			SASL:        broker.SASLConfig{Users: map[string]string{"broker": "broker-secret"}},
+			InterBroker: broker.InterBrokerConfig{SASLMechanism: broker.MechanismScramSHA512, Username: "broker", Password: "broker-secret"},
+			Authorizer:  broker.AuthorizerConfig{Enabled: true, SuperUsers: []string{"User:broker"}},
+		},
+	})
+	cl, err := sr.NewClient(sr.URLs("http://" + b.RegistryAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	s, err := cl.CreateSchema(ctx, "orders-value", sr.Schema{Schema: `"string"`})
+	if err != nil {
+		t.Fatalf("register a schema: %v", err)
+	}
+	got, err := cl.SchemaByID(ctx, s.ID)
+	if err != nil || got.Schema != `"string"` {
+		t.Fatalf("schema %d: %+v, %v", s.ID, got, err)
 	}
 }

@@ -16,8 +16,8 @@ import (
 // listener is registered in the metadata; the inter-broker listener
 // (InterBroker.ListenerName, default the first) is the one other brokers
 // connect to, with its own security (interbroker_security.go). The
-// schema registry, a client of the inter-broker listener, needs it
-// PLAINTEXT.
+// schema registry is a client of the inter-broker listener with the
+// broker's own credentials.
 type SecurityConfig struct {
 	// Listeners is "NAME://HOST:PORT,..." (listeners), e.g.
 	// "PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9094". A name is a protocol
