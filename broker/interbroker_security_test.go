@@ -599,3 +599,47 @@ func TestRegistryOnSecuredInterBrokerListener(t *testing.T) {
 		t.Fatalf("schema %d: %+v, %v", s.ID, got, err)
 	}
 }
+
+// With ACLs on, the brokers' principal needs CLUSTER_ACTION, as in
+// Kafka: brokers that are not super users and have no ACL cannot
+// replicate, and say so in their logs; granting CLUSTER_ACTION on the
+// cluster to their principal lets the followers catch up.
+func TestInterBrokerNeedsClusterAction(t *testing.T) {
+	ca := testutil.NewCA(t, "cluster-ca")
+	c := startSecureCluster(t, ca, "SASL_SSL", func(cfg *broker.Config) {
+		saslSSLBrokers(broker.MechanismPlain)(cfg)
+		cfg.Security.Authorizer.SuperUsers = []string{"User:admin"}
+	})
+	admin := []kgo.Opt{kgo.DialTLSConfig(tlsClient(t, ca, "")), kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism())}
+	cl := c.client(admin...)
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic = "needs-cluster-action"
+	resp, err := adm.CreateTopic(ctx, 1, 3, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		return strings.Contains(c.logs.String(), "refuses this broker's replica fetches"), "a follower to log the refusal"
+	})
+	waitPartitionState(t, adm, topic, "the followers out of the ISR", func(leader int32, isr []int32) bool { return leader > 0 && len(isr) == 1 })
+
+	acl := kadm.NewACLs().Allow("User:broker").AllowHosts().Clusters().Operations(kadm.OpClusterAction).ResourcePatternType(kadm.ACLPatternLiteral)
+	results, err := adm.CreateACLs(ctx, acl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			t.Fatalf("create ACL: %v", r.Err)
+		}
+	}
+	waitPartitionState(t, adm, topic, "the followers back in the ISR", func(leader int32, isr []int32) bool { return leader > 0 && len(isr) == 3 })
+}

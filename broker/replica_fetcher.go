@@ -352,6 +352,12 @@ func (f *fetcher) parkOnError(tp topicPartition, epoch int32, code int16) {
 	switch code {
 	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
 		pause = time.Second
+	case kerr.TopicAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code:
+		// The leader's authorizer refuses this broker's principal
+		// CLUSTER_ACTION: a configuration error an operator must see.
+		f.fs.b.logger.Error("replica fetcher: the leader refuses this broker's replica fetches; make the inter-broker principal a super user or grant it CLUSTER_ACTION on the cluster",
+			"leader", f.leader, "topic", tp.topic, "partition", tp.partition, "err", kerr.ErrorForCode(code))
+		pause = 5 * time.Second
 	}
 	f.mark(tp, epoch, func(s *followState) { s.retryAt = time.Now().Add(pause) })
 }
