@@ -90,10 +90,13 @@ func (s *SecurityConfig) validateInterBroker(c *Config, specs []listenerSpec) []
 	if err != nil {
 		return []error{err}
 	}
-	if ib.tls() && s.TLS.CAFile == "" {
+	// Only a cluster's brokers and the schema registry connect to the
+	// inter-broker listener: a single broker needs no credentials.
+	used := c.ControllerQuorum != "" || c.RegistryListen != ""
+	if used && ib.tls() && s.TLS.CAFile == "" {
 		errs = append(errs, fmt.Errorf("the inter-broker listener %s is %s: it needs a CA file to verify the other brokers' certificates", ib.name, ib.protocol))
 	}
-	if ib.sasl() {
+	if used && ib.sasl() {
 		m := s.InterBroker.mechanism()
 		switch {
 		case !slices.Contains(passwordMechanisms, m):

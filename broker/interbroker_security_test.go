@@ -532,7 +532,7 @@ func TestInterBrokerConfigValidate(t *testing.T) {
 			Listeners:   "PLAINTEXT://127.0.0.1:0",
 			InterBroker: broker.InterBrokerConfig{ListenerName: "REPLICATION"},
 		}, []string{"inter.broker.listener.name REPLICATION is not among the listeners (PLAINTEXT)"}},
-		{"SASL_SSL without credentials or CA", broker.SecurityConfig{
+		{"SASL_SSL in a cluster without credentials or CA", broker.SecurityConfig{
 			Listeners:   "SASL_SSL://127.0.0.1:0",
 			TLS:         broker.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"},
 			SASL:        broker.SASLConfig{Mechanisms: []string{broker.MechanismPlain}},
@@ -542,12 +542,12 @@ func TestInterBrokerConfigValidate(t *testing.T) {
 			Listeners:   "SASL_PLAINTEXT://127.0.0.1:0",
 			InterBroker: broker.InterBrokerConfig{SASLMechanism: "OAUTHBEARER", Username: "b", Password: "p"},
 		}, []string{`sasl.mechanism.inter.broker.protocol "OAUTHBEARER"`}},
-		{"controller TLS alone", broker.SecurityConfig{ControllerTLS: true},
-			[]string{"controller TLS needs a controller quorum", "controller TLS needs the ssl certificate, key and CA files"}},
+		{"controller TLS without files", broker.SecurityConfig{ControllerTLS: true},
+			[]string{"controller TLS needs the ssl certificate, key and CA files"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := broker.Config{DataDir: t.TempDir(), Security: tc.sec}
+			cfg := broker.Config{NodeID: 1, ControllerQuorum: "1@127.0.0.1:9093", DataDir: t.TempDir(), Security: tc.sec}
 			cfg.EnsureDefaults()
 			err := cfg.Validate()
 			for _, want := range tc.want {
@@ -566,6 +566,17 @@ func TestInterBrokerConfigValidate(t *testing.T) {
 	ok.EnsureDefaults()
 	if err := ok.Validate(); err != nil {
 		t.Errorf("a SASL_SSL cluster with controller TLS: %v", err)
+	}
+	alone := broker.Config{DataDir: t.TempDir(), Security: broker.SecurityConfig{ControllerTLS: true}}
+	alone.EnsureDefaults()
+	if err := alone.Validate(); err == nil || !strings.Contains(err.Error(), "controller TLS needs a controller quorum") {
+		t.Errorf("controller TLS without a quorum: %v", err)
+	}
+	// A single broker has no inter-broker traffic: no credentials needed.
+	single := broker.Config{DataDir: t.TempDir(), Security: broker.SecurityConfig{Listeners: "SASL_PLAINTEXT://127.0.0.1:0"}}
+	single.EnsureDefaults()
+	if err := single.Validate(); err != nil {
+		t.Errorf("a single SASL_PLAINTEXT broker: %v", err)
 	}
 }
 
