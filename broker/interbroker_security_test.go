@@ -279,17 +279,21 @@ func (c *secureCluster) transactionAcrossBrokers(topic string, opts ...kgo.Opt) 
 	if err != nil {
 		t.Fatalf("create %s: %v", topic, err)
 	}
-	md, err := adm.Metadata(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := map[int32]bool{}
-	for _, p := range md.Topics[topic].Partitions {
-		leaders[p.Leader] = true
-	}
-	if len(leaders) < 2 {
-		t.Fatalf("the partitions of %s are led by %v: want two brokers or more", topic, leaders)
-	}
+	// The broker answering may not have applied the creation yet: poll.
+	testutil.Eventually(t, 30*time.Second, func() (bool, string) {
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			return false, err.Error()
+		}
+		leaders := map[int32]bool{}
+		for _, p := range md.Topics[topic].Partitions {
+			if p.Leader >= 0 {
+				leaders[p.Leader] = true
+			}
+		}
+		return len(md.Topics[topic].Partitions) == 3 && len(leaders) >= 2,
+			fmt.Sprintf("the partitions of %s led by two brokers or more (leaders %v)", topic, leaders)
+	})
 	tx := c.client(append(opts, kgo.TransactionalID(topic+"-producer"), kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err := tx.BeginTransaction(); err != nil {
 		t.Fatal(err)
