@@ -225,6 +225,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		LeaderImbalanceCheckInterval: cfg.LeaderImbalanceCheckInterval,
 		LeaderImbalancePercentage:    cfg.LeaderImbalancePerBrokerPercentage,
 	}
+	mcfg.ServerTLS, mcfg.ClientTLS = b.controllerTLS()
 	if cfg.ControllerQuorum != "" {
 		mcfg.Quorum, _ = meta.ParseQuorum(cfg.ControllerQuorum) // checked by Validate
 	}
@@ -241,6 +242,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	// From here on, what runs under b.wg stops with b.ctx: a failed start
 	// cancels it and waits for them before closing what they use.
 	undo = append(undo, func() { b.cancel(); b.wg.Wait() })
+	if err := b.checkInterBrokerAuth(ctx); err != nil {
+		return nil, err
+	}
 	if err := b.register(ctx); err != nil {
 		return nil, fmt.Errorf("broker: register: %w", err)
 	}
@@ -353,8 +357,9 @@ func (b *Broker) startMetrics() error {
 	return nil
 }
 
-// Addr returns the host:port Kafka clients connect to: the first
-// listener's advertised address (ListenerAddr gives the others').
+// Addr returns the host:port Kafka clients connect to: the inter-broker
+// listener's advertised address, by default the first listener's
+// (ListenerAddr gives the others').
 func (b *Broker) Addr() string { return b.advertised }
 
 // MetricsAddr returns the host:port serving /metrics, or "" when metrics
@@ -491,11 +496,11 @@ func (b *Broker) retentionLoop() {
 	}
 }
 
-// register records this broker (id, advertised address, rack, its
-// max.broker.partitions) in the
-// metadata; in a cluster that also unfences it.
+// register records this broker (id, inter-broker listener, every
+// listener, rack, its max.broker.partitions) in the metadata; in a
+// cluster that also unfences it.
 func (b *Broker) register(ctx context.Context) error {
-	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions})
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Listeners: b.registeredListeners(), Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions})
 }
 
 // internalTopic reports whether a topic belongs to a coordinator

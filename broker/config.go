@@ -48,7 +48,8 @@ type Config struct {
 	// Default false: the console is read-only.
 	ConsoleAllowWrites bool
 	// ConsoleBootstrap and ConsoleClientOpts are how the console connects
-	// to the cluster: by default to this broker's first listener with no
+	// to the cluster: by default to this broker's inter-broker listener
+	// (the first, unless Security.InterBroker names another) with no
 	// credentials (User:ANONYMOUS). When that listener is secured, or
 	// the authorizer should see the console as a principal of its own,
 	// name a listener address and give the client's security options

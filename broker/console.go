@@ -20,7 +20,7 @@ import (
 // whole cluster as any client would see it, and the same console runs
 // against Apache Kafka from "runnel console". It logs in as configured
 // (Config.ConsoleBootstrap, ConsoleClientOpts), else anonymously on the
-// first listener.
+// inter-broker listener.
 
 // webConsole is the running console of a broker.
 type webConsole struct {

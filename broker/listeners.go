@@ -155,8 +155,8 @@ func (c *Config) listenerSpecs() ([]listenerSpec, error) {
 	return specs, nil
 }
 
-// openListeners binds every listener; the first becomes b.ln, the one
-// registered in the metadata.
+// openListeners binds every listener; the inter-broker one (by default
+// the first) becomes b.ln, the one registered in the metadata.
 func (b *Broker) openListeners() error {
 	specs, err := b.cfg.listenerSpecs()
 	if err != nil {
@@ -184,10 +184,10 @@ func (b *Broker) openListeners() error {
 		l.host, l.port = host, int32(port)
 		b.listeners = append(b.listeners, l)
 	}
-	first := b.listeners[0]
-	b.ln = first.ln
-	b.host, b.port = first.host, first.port
-	b.advertised = net.JoinHostPort(first.host, strconv.Itoa(int(first.port)))
+	ib := b.interBroker()
+	b.ln = ib.ln
+	b.host, b.port = ib.host, ib.port
+	b.advertised = net.JoinHostPort(ib.host, strconv.Itoa(int(ib.port)))
 	return nil
 }
 
@@ -211,12 +211,19 @@ func (b *Broker) ListenerAddr(name string) string {
 }
 
 // endpoint is the address to tell this connection's client for broker br:
-// for this broker, the listener the client came in on (Kafka answers on
-// the client's listener); for another, its registered listener. Other
-// brokers' listeners of other names are not yet in the metadata.
+// the listener of the name the client came in on (Kafka answers on the
+// client's listener), for this broker and for others as they registered
+// their listeners; for a broker that registered none of that name, its
+// inter-broker listener.
 func (c *conn) endpoint(br meta.Broker) (string, int32) {
-	if c.sec.l != nil && br.ID == c.b.cfg.NodeID {
+	if c.sec.l == nil {
+		return br.Host, br.Port
+	}
+	if br.ID == c.b.cfg.NodeID {
 		return c.sec.l.host, c.sec.l.port
+	}
+	if h, p, ok := registeredEndpoint(br, c.sec.l.spec.name); ok {
+		return h, p
 	}
 	return br.Host, br.Port
 }

@@ -47,7 +47,7 @@ func (b *Broker) startRegistry(ctx context.Context) (err error) {
 			r.close()
 		}
 	}()
-	r.log, err = registry.OpenKafkaLog(ctx, registry.KafkaLogConfig{Brokers: []string{b.advertised}})
+	r.log, err = registry.OpenKafkaLog(ctx, registry.KafkaLogConfig{Brokers: []string{b.advertised}, ClientOpts: b.interBrokerClientOpts()})
 	if err != nil {
 		return fmt.Errorf("broker: registry: %w", err)
 	}

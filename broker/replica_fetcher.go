@@ -201,6 +201,7 @@ func (f *fetcher) run() {
 			return true
 		}
 	}
+	var lastRefusal string // the last inter-broker refusal logged
 	for !f.stopped() && b.ctx.Err() == nil {
 		parts := f.snapshot()
 		if len(parts) == 0 {
@@ -218,8 +219,15 @@ func (f *fetcher) run() {
 				continue
 			}
 			var err error
-			pc, err = dialPeer(b.ctx, b.cfg.Dial, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))), b.cfg.NodeID)
+			pc, err = b.dialInterBroker(b.ctx, net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port))))
 			if err != nil {
+				if errors.Is(err, errInterBrokerSecurity) {
+					// Not a passing network fault: say it once, loudly.
+					if msg := err.Error(); msg != lastRefusal {
+						b.logger.Error("replica fetcher: the leader refuses this broker", "leader", f.leader, "err", err)
+						lastRefusal = msg
+					}
+				}
 				b.logger.Debug("replica fetcher: dial leader", "leader", f.leader, "err", err)
 				if !backoff(200 * time.Millisecond) {
 					return
@@ -344,6 +352,12 @@ func (f *fetcher) parkOnError(tp topicPartition, epoch int32, code int16) {
 	switch code {
 	case kerr.NotLeaderForPartition.Code, kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code, kerr.UnknownTopicOrPartition.Code:
 		pause = time.Second
+	case kerr.TopicAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code:
+		// The leader's authorizer refuses this broker's principal
+		// CLUSTER_ACTION: a configuration error an operator must see.
+		f.fs.b.logger.Error("replica fetcher: the leader refuses this broker's replica fetches; make the inter-broker principal a super user or grant it CLUSTER_ACTION on the cluster",
+			"leader", f.leader, "topic", tp.topic, "partition", tp.partition, "err", kerr.ErrorForCode(code))
+		pause = 5 * time.Second
 	}
 	f.mark(tp, epoch, func(s *followState) { s.retryAt = time.Now().Add(pause) })
 }
@@ -540,7 +554,14 @@ type peerConn struct {
 	r        *bufio.Reader
 	corr     int32
 	clientID string
+	// expires is when the connection's SASL session is to be renewed by
+	// reconnecting (interbroker_security.go); zero for never.
+	expires time.Time
 }
+
+// errPeerSessionExpired ends a connection whose SASL session is about to
+// end: the caller dials again, which authenticates again.
+var errPeerSessionExpired = errors.New("broker: inter-broker SASL session expired")
 
 func dialPeer(ctx context.Context, dial DialFunc, addr string, self int32) (*peerConn, error) {
 	nc, err := dial(ctx, "tcp", addr)
@@ -557,6 +578,9 @@ func (c *peerConn) close() { c.nc.Close() }
 
 // request sends req and reads its response, within timeout.
 func (c *peerConn) request(ctx context.Context, req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+	if !c.expires.IsZero() && time.Now().After(c.expires) {
+		return nil, errPeerSessionExpired
+	}
 	c.corr++
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

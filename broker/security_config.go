@@ -12,11 +12,12 @@ import (
 // the TLS and SASL settings they use.
 //
 // Without Listeners the broker has one PLAINTEXT listener on
-// Config.Listen, as before. With it, Config.Listen is not used; the first
-// listener is registered in the metadata, where other brokers and the
-// broker's internal clients (the schema registry) find it, so in a
-// cluster, or with the registry on, it must be PLAINTEXT: inter-broker
-// security is not there yet.
+// Config.Listen, as before. With it, Config.Listen is not used. Every
+// listener is registered in the metadata; the inter-broker listener
+// (InterBroker.ListenerName, default the first) is the one other brokers
+// connect to, with its own security (interbroker_security.go). The
+// schema registry is a client of the inter-broker listener with the
+// broker's own credentials.
 type SecurityConfig struct {
 	// Listeners is "NAME://HOST:PORT,..." (listeners), e.g.
 	// "PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9094". A name is a protocol
@@ -37,6 +38,18 @@ type SecurityConfig struct {
 	SASL SASLConfig
 	// Authorizer turns on ACLs (authorizer.go).
 	Authorizer AuthorizerConfig
+	// InterBroker is the listener other brokers connect to and this
+	// broker's credentials on it (inter.broker.listener.name,
+	// sasl.mechanism.inter.broker.protocol).
+	InterBroker InterBrokerConfig
+	// ControllerTLS makes the controller listener (Config.ControllerListen
+	// and the quorum's addresses: Raft and forwarded metadata calls)
+	// mutual TLS with TLS's certificate, key and CA: both ends present a
+	// certificate signed by the CA, and a connection without one is
+	// refused in the handshake. As Kafka's controller listener mapped to
+	// SSL with ssl.client.auth=required. Every node of the quorum must
+	// agree. Default false: plain TCP.
+	ControllerTLS bool
 }
 
 func (s *SecurityConfig) ensureDefaults() { s.SASL.ensureDefaults() }
@@ -54,21 +67,14 @@ func (s *SecurityConfig) validate(c *Config) []error {
 		useTLS = useTLS || l.tls()
 		useSASL = useSASL || l.sasl()
 	}
-	if useTLS {
+	if useTLS || s.ControllerTLS {
 		errs = append(errs, s.TLS.validate()...)
 	}
 	if useSASL {
 		errs = append(errs, s.SASL.validate()...)
 	}
 	errs = append(errs, s.Authorizer.validate()...)
-	if first := specs[0]; first.protocol != ProtocolPlaintext {
-		if c.ControllerQuorum != "" {
-			errs = append(errs, fmt.Errorf("in a cluster the first listener (%s, which other brokers use) must be PLAINTEXT: inter-broker security is not supported yet", first.name))
-		}
-		if c.RegistryListen != "" {
-			errs = append(errs, fmt.Errorf("with the schema registry on, the first listener (%s, which the registry uses) must be PLAINTEXT", first.name))
-		}
-	}
+	errs = append(errs, s.validateInterBroker(c, specs)...)
 	return errs
 }
 
@@ -93,6 +99,7 @@ func (s *SecurityConfig) string() string {
 		fmt.Fprintf(&b, "sasl.oauthbearer.unsecured=%t\n", o.Unsecured)
 	}
 	b.WriteString(s.Authorizer.string())
+	b.WriteString(s.interBrokerString())
 	return b.String()
 }
 
@@ -104,6 +111,7 @@ func (b *Broker) startSecurity() error {
 		useTLS = useTLS || l.spec.tls()
 		useSASL = useSASL || l.spec.sasl()
 	}
+	useTLS = useTLS || b.cfg.Security.ControllerTLS
 	var err error
 	if useTLS {
 		if b.tls, err = newTLSFiles(b.cfg.Security.TLS, b.logger); err != nil {

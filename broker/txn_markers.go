@@ -127,7 +127,7 @@ func (pcs *peerClients) get(ctx context.Context, node int32, addr string) (*peer
 	if found != nil {
 		return found, nil
 	}
-	pc, err := dialPeer(ctx, pcs.b.cfg.Dial, addr, pcs.b.cfg.NodeID)
+	pc, err := pcs.b.dialInterBroker(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("broker: dial broker %d: %w", node, err)
 	}

@@ -34,6 +34,10 @@ type KafkaLogConfig struct {
 	// the number of brokers when the cluster has fewer, as Confluent's
 	// kafkastore.topic.replication.factor.
 	ReplicationFactor int16
+	// ClientOpts are added to the Kafka client's options: its security
+	// (kgo.DialTLSConfig or kgo.Dialer, kgo.SASL) when the brokers'
+	// listener is secured.
+	ClientOpts []kgo.Opt
 }
 
 // OpenKafkaLog creates the topic when it is missing and opens the log.
@@ -41,13 +45,13 @@ func OpenKafkaLog(ctx context.Context, cfg KafkaLogConfig) (*KafkaLog, error) {
 	if cfg.Topic == "" {
 		cfg.Topic = DefaultTopic
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: {0: kgo.NewOffset().AtStart()}}),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("registry: kafka client: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -32,7 +33,20 @@ func brokerSecurityFlags(fs *flag.FlagSet, sc *broker.SecurityConfig) func() err
 	fs.BoolVar(&sc.Authorizer.Enabled, "authorizer", false, "check every request against the ACLs (authorizer.class.name=StandardAuthorizer); manage them with `runnel acls`")
 	superUsers := fs.String("super-users", "", "`PRINCIPALS` allowed everything, e.g. User:admin;User:broker (super.users; ',' separates too)")
 	fs.BoolVar(&sc.Authorizer.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", false, "with --authorizer, let everyone at a resource no ACL names (allow.everyone.if.no.acl.found)")
+	fs.StringVar(&sc.InterBroker.ListenerName, "inter-broker-listener-name", "", "the listener `NAME` other brokers connect to, with its security protocol (inter.broker.listener.name; default: the first listener)")
+	fs.StringVar(&sc.InterBroker.SASLMechanism, "sasl-mechanism-inter-broker-protocol", "PLAIN", "`MECHANISM` this broker authenticates with on a SASL inter-broker listener: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl.mechanism.inter.broker.protocol)")
+	fs.StringVar(&sc.InterBroker.Username, "inter-broker-sasl-username", "", "this broker's SASL `USER` on a SASL inter-broker listener; make User:USER a super user (or grant it CLUSTER_ACTION)")
+	passwordFile := fs.String("inter-broker-sasl-password-file", "", "`FILE` whose first line is the inter-broker SASL user's password")
+	fs.BoolVar(&sc.ControllerTLS, "controller-tls", false, "mutual TLS on the controller listener (Raft and metadata calls) with the --ssl-cert-file, --ssl-key-file and --ssl-ca-file of every node: a peer without a certificate from the CA is refused (controller listener mapped to SSL, ssl.client.auth=required)")
 	return func() error {
+		if *passwordFile != "" {
+			b, err := os.ReadFile(*passwordFile)
+			if err != nil {
+				return fmt.Errorf("--inter-broker-sasl-password-file: %w", err)
+			}
+			line, _, _ := strings.Cut(string(b), "\n")
+			sc.InterBroker.Password = strings.TrimRight(line, "\r")
+		}
 		sc.Authorizer.SuperUsers = nil
 		for p := range strings.FieldsFuncSeq(*superUsers, func(r rune) bool { return r == ';' || r == ',' }) {
 			if p = strings.TrimSpace(p); p != "" {

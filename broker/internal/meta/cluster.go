@@ -65,7 +65,9 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 		raftReady: make(chan struct{}),
 	}
 	s.view.Store(newState().view(0, -1))
-	s.mux = newMuxListener(ln, s.serveForward, s.cfg.Dial)
+	s.mux = newMuxListener(ln, s.serveForward, s.cfg.Dial, cfg.ServerTLS, func(from net.Addr, err error) {
+		cfg.Logger.Warn("controller listener: refused a connection that failed the TLS handshake", "from", from.String(), "err", err)
+	})
 	s.trans = newNetworkTransport(s.mux, s.progress, func() uint64 {
 		select {
 		case <-s.raftReady:

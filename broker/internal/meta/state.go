@@ -59,6 +59,13 @@ type Broker struct {
 	Host string `json:"host"`
 	Port int32  `json:"port"`
 	Rack string `json:"rack,omitempty"`
+	// Listeners is every listener of the broker with the address its
+	// clients are told, "NAME://HOST:PORT,..." (KRaft's broker
+	// registration endpoints): a client that came in on a listener is
+	// told the other brokers' listener of the same name. Host and Port
+	// are its inter-broker listener's. Empty for a broker registered
+	// before listeners were recorded.
+	Listeners string `json:"listeners,omitempty"`
 	// MaxPartitions is the broker's max.broker.partitions: the partition
 	// replicas it may be assigned, checked as topics and partitions are
 	// created (limits.go). 0 means no limit.

@@ -31,6 +31,7 @@ package meta
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -87,6 +88,13 @@ type Config struct {
 	// Dial opens this node's connections to other controllers (Raft and
 	// forwarded calls). Default: a TCP dial with a 5 s timeout.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ServerTLS and ClientTLS, set together, make the controller
+	// listener mutual TLS (transport_tls.go): ServerTLS accepts
+	// connections, and should require and verify client certificates;
+	// ClientTLS gives the configuration for dialling the named host. Only
+	// with Quorum. Default: plain TCP.
+	ServerTLS *tls.Config
+	ClientTLS func(serverName string) *tls.Config
 
 	// directoryID is Dir's directory id (directory.go), read by Open.
 	directoryID [16]byte
@@ -136,6 +144,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if (cfg.ServerTLS == nil) != (cfg.ClientTLS == nil) {
+		return nil, errors.New("meta: ServerTLS and ClientTLS go together")
+	}
+	if cfg.ClientTLS != nil {
+		cfg.Dial = tlsDial(cfg.Dial, cfg.ClientTLS)
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 9 * time.Second

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -79,14 +80,18 @@ type muxListener struct {
 	raft  chan net.Conn
 	serve func(net.Conn)
 	dial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	// tls, when set, makes the listener TLS (transport_tls.go); refused
+	// hears of each handshake that fails.
+	tls     *tls.Config
+	refused func(from net.Addr, err error)
 
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
 }
 
-func newMuxListener(ln net.Listener, serve func(net.Conn), dial func(ctx context.Context, network, addr string) (net.Conn, error)) *muxListener {
-	m := &muxListener{ln: ln, raft: make(chan net.Conn), serve: serve, dial: dial, closed: make(chan struct{})}
+func newMuxListener(ln net.Listener, serve func(net.Conn), dial func(ctx context.Context, network, addr string) (net.Conn, error), tlsConfig *tls.Config, refused func(net.Addr, error)) *muxListener {
+	m := &muxListener{ln: ln, raft: make(chan net.Conn), serve: serve, dial: dial, tls: tlsConfig, refused: refused, closed: make(chan struct{})}
 	m.wg.Add(1)
 	go func() { defer m.wg.Done(); m.acceptLoop() }()
 	return m
@@ -110,6 +115,10 @@ func (m *muxListener) acceptLoop() {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			c, ok := m.secure(c)
+			if !ok {
+				return
+			}
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			var kind [1]byte
 			if _, err := io.ReadFull(c, kind[:]); err != nil {
