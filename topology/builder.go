@@ -40,7 +40,7 @@ type node struct {
 	// sinks
 	topic     string
 	topicFunc func(r Record[any, any]) string
-	encode    func(r Record[any, any]) (k, v []byte, err error)
+	encode    func(in *nodeInst, r Record[any, any]) (k, v []byte, err error)
 	sinkIn    func(in *nodeInst) any // makes nodeInst.typed
 }
 
@@ -238,15 +238,30 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 	}
 	ks, vs := sink.KeySerde, sink.ValueSerde
 	n := &node{name: name, kind: sinkNode, topic: sink.Topic}
-	// encode serializes k and v; a nil one is a null.
-	encode := func(k K, hasK bool, v V, hasV bool) (kb, vb []byte, err error) {
+	ka, _ := ks.(Appender[K])
+	va, _ := vs.(Appender[V])
+	// encode serializes k and v, unless they are null (!hasK, !hasV), into
+	// in's buffers where the serdes can append.
+	encode := func(in *nodeInst, k K, hasK bool, v V, hasV bool) (kb, vb []byte, err error) {
 		if hasK {
-			if kb, err = ks.Serialize(k); err != nil {
+			if ka != nil {
+				kb, err = ka.Append(in.keyBuf[:0], k)
+				in.keyBuf = kb
+			} else {
+				kb, err = ks.Serialize(k)
+			}
+			if err != nil {
 				return nil, nil, fmt.Errorf("topology: sink %q: key: %w", name, err)
 			}
 		}
 		if hasV {
-			if vb, err = vs.Serialize(v); err != nil {
+			if va != nil {
+				vb, err = va.Append(in.valueBuf[:0], v)
+				in.valueBuf = vb
+			} else {
+				vb, err = vs.Serialize(v)
+			}
+			if err != nil {
 				return nil, nil, fmt.Errorf("topology: sink %q: value: %w", name, err)
 			}
 			if vb == nil {
@@ -255,7 +270,7 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 		}
 		return kb, vb, nil
 	}
-	n.encode = func(r Record[any, any]) (kb, vb []byte, err error) {
+	n.encode = func(in *nodeInst, r Record[any, any]) (kb, vb []byte, err error) {
 		k, err := asType[K](r.Key, "key")
 		if err != nil {
 			return nil, nil, err
@@ -264,7 +279,7 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 		if err != nil {
 			return nil, nil, err
 		}
-		return encode(k, r.Key != nil, v, r.Value != nil)
+		return encode(in, k, r.Key != nil, v, r.Value != nil)
 	}
 	if sink.TopicFunc != nil {
 		f := sink.TopicFunc
@@ -281,7 +296,7 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 			}
 			// A Record[K, V] holds a null only where K or V is an
 			// interface type: the boxed path's nil test, unboxed.
-			kb, vb, err := encode(r.Key, !isNil(r.Key), r.Value, !isNil(r.Value))
+			kb, vb, err := encode(in, r.Key, !isNil(r.Key), r.Value, !isNil(r.Value))
 			topic := ""
 			if err == nil && sink.TopicFunc != nil {
 				topic = sink.TopicFunc(r)

@@ -128,6 +128,10 @@ type nodeInst struct {
 	typed any
 	// ingest is a source's path from bytes to its children (Task.Process).
 	ingest func(InputRecord) error
+	// keyBuf and valueBuf are a sink's serialized key and value, reused
+	// from record to record where its serdes are Appenders: the collector
+	// copies what it keeps.
+	keyBuf, valueBuf []byte
 }
 
 // NewTask instantiates sub-topology cfg.ID.SubTopology of t for partition
@@ -189,6 +193,9 @@ func newTask(t *Topology, sub *SubTopology, cfg TaskConfig) (*Task, error) {
 		case sinkNode:
 			in.topic = t.TopicName(cfg.ApplicationID, n.topic)
 			in.typed = n.sinkIn(in)
+			// Not nil: appending nothing to them must give a non-null
+			// empty key or value.
+			in.keyBuf, in.valueBuf = make([]byte, 0, 16), make([]byte, 0, 256)
 		}
 	}
 	for _, in := range task.insts {
@@ -308,7 +315,8 @@ type changeLogger struct {
 }
 
 func (l *changeLogger) LogChange(key, value []byte, ts int64) {
-	r := OutputRecord{Topic: l.topic, Partition: l.task.cfg.ID.Partition, Key: slices.Clone(key), Value: slices.Clone(value), Timestamp: ts}
+	// The collector copies what it keeps: no copy here.
+	r := OutputRecord{Topic: l.topic, Partition: l.task.cfg.ID.Partition, Key: key, Value: value, Timestamp: ts}
 	if err := l.task.cfg.Collector.Send(r); err != nil {
 		l.task.fail(fmt.Errorf("topology: task %s: changelog %s: %w", l.task.cfg.ID, l.topic, err))
 	}
@@ -509,7 +517,7 @@ func (in *nodeInst) process(r Record[any, any]) {
 			in.processorFailed(err)
 		}
 	case sinkNode:
-		k, v, err := in.n.encode(r)
+		k, v, err := in.n.encode(in, r)
 		topic := ""
 		if err == nil && in.n.topicFunc != nil {
 			topic = in.n.topicFunc(r)

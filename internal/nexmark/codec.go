@@ -27,6 +27,12 @@ func (eventSerde[T, PT]) Serialize(v T) ([]byte, error) {
 	return PT(&v).appendJSON(make([]byte, 0, 256)), nil
 }
 
+// Append implements topology.Appender: sinks serialize into a buffer of
+// their own.
+func (eventSerde[T, PT]) Append(b []byte, v T) ([]byte, error) {
+	return PT(&v).appendJSON(b), nil
+}
+
 func (eventSerde[T, PT]) Deserialize(b []byte) (T, error) {
 	var v T
 	if PT(&v).decodeJSON(b) {
