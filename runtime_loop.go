@@ -127,6 +127,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.KeepControlRecords(),
 		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
 		kgo.FetchMaxWait(max(10*time.Millisecond, min(o.CommitInterval, 500*time.Millisecond))), // kgo refuses less than 10 ms
+		kgo.WithPools(&fetchRecordPool),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -476,16 +477,22 @@ func positionName(topic string, partition int32) string {
 // REQUIRES: r.taskMu held.
 func (r *runner) process(fetches kgo.Fetches) error {
 	queues := map[taskKey][][]*kgo.Record{}
+	shared := false // a topic read by several sub-topologies: see recycle
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		r.updateLag(p)
 		if len(p.Records) == 0 {
 			return
 		}
-		for _, sub := range r.routes[p.Topic] {
+		subs := r.routes[p.Topic]
+		shared = shared || len(subs) > 1
+		for _, sub := range subs {
 			k := taskKey{sub, p.Partition}
 			queues[k] = append(queues[k], p.Records)
 		}
 	})
+	// Each record goes back to the client's pool (fetchRecords) once its
+	// task is done with it, unless another task has it queued too.
+	recycle := !shared
 	if len(queues) > 0 {
 		r.txnWork = true
 	}
@@ -507,6 +514,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			rec := qs[best][0]
 			qs[best] = qs[best][1:]
 			if rec.Attrs.IsControl() {
+				if recycle {
+					rec.Recycle()
+				}
 				continue
 			}
 			in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
@@ -516,6 +526,7 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			}
 			start := time.Now()
 			if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
+				// Not recycled: the handler may keep rec.
 				if err := r.handleDeserialization(t, rec, err); err != nil {
 					return err
 				}
@@ -524,6 +535,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 				return fmt.Errorf("stream: %w", err)
 			}
 			t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+			if recycle {
+				rec.Recycle()
+			}
 		}
 	}
 	return nil

@@ -14,9 +14,9 @@ import (
 // read by the event types' own codec (codec.go), byte for byte what
 // encoding/json writes and reads.
 var (
-	PersonSerde  serde.Serde[Person]  = eventSerde[Person, *Person]{}
-	AuctionSerde serde.Serde[Auction] = eventSerde[Auction, *Auction]{}
-	BidSerde     serde.Serde[Bid]     = eventSerde[Bid, *Bid]{}
+	PersonSerde  serde.Serde[Person]  = personSerde{}
+	AuctionSerde serde.Serde[Auction] = auctionSerde{}
+	BidSerde     serde.Serde[Bid]     = bidSerde{}
 )
 
 // Grace is the grace period of the windowed queries (q5, q7, q8), in event
