@@ -214,7 +214,7 @@ func q5(b *stream.Builder, out string) {
 		ToStream()
 	byWindow := stream.Map(counts, func(w stream.Windowed[int64], n int64) (int64, AuctionCount) {
 		return w.Start, AuctionCount{Auction: w.Key, Count: n}
-	}).GroupByKey(stream.Named("q5-by-window"))
+	}).GroupByKey(stream.Named("q5-by-window"), stream.WithSerdes(serde.Int64, AuctionCountSerde))
 	stream.Aggregate(byWindow, func() Q5 { return Q5{} }, func(_ int64, c AuctionCount, agg Q5) Q5 {
 		switch {
 		case c.Count > agg.Count:
@@ -225,7 +225,7 @@ func q5(b *stream.Builder, out string) {
 			}
 		}
 		return agg
-	}, stream.Materialized("q5-hottest")).
+	}, stream.Materialized("q5-hottest"), stream.WithValueSerde[Q5](Q5Serde)).
 		ToStream().To(out)
 }
 
