@@ -16,19 +16,27 @@ import (
 // keep them; read by several sub-topologies; dropped by an abort) are
 // left to the garbage collector with their slice.
 //
-// Slices are kept by capacity, in powers of two, one sync.Pool each.
+// Slices are kept by capacity, in powers of two, in free lists rather
+// than sync.Pools: a sync.Pool empties at every other garbage collection,
+// and the consumer's slices stay out for a few fetches, so most gets
+// missed. The lists together hold at most maxFreeRecords records.
 type fetchRecords struct {
-	byCap [maxFetchRecordsShift + 1]sync.Pool // of *[]kgo.Record
+	mu    sync.Mutex // guards the following
+	free  [maxFetchRecordsShift + 1][][]kgo.Record
+	count int // records of capacity in free
 }
 
 // maxFetchRecordsShift bounds the pooled slices at 1<<16 records; larger
 // batches are left to the garbage collector.
 const maxFetchRecordsShift = 16
 
+// maxFreeRecords bounds the capacity the free lists keep: about 12 MiB
+// of kgo.Records.
+const maxFreeRecords = 1 << 16
+
 var _ kgo.PoolRecords = (*fetchRecords)(nil)
 
-// fetchRecordPool is the workers' fetchRecords: sync.Pools are shared
-// across goroutines anyway.
+// fetchRecordPool is the workers' fetchRecords.
 var fetchRecordPool fetchRecords
 
 // GetRecords implements kgo.PoolRecords.
@@ -37,9 +45,16 @@ func (p *fetchRecords) GetRecords(n int) []kgo.Record {
 	if shift > maxFetchRecordsShift {
 		return make([]kgo.Record, 0, n)
 	}
-	if s, ok := p.byCap[shift].Get().(*[]kgo.Record); ok {
-		return (*s)[:0]
+	p.mu.Lock()
+	if l := p.free[shift]; len(l) > 0 {
+		s := l[len(l)-1]
+		l[len(l)-1] = nil
+		p.free[shift] = l[:len(l)-1]
+		p.count -= cap(s)
+		p.mu.Unlock()
+		return s[:0]
 	}
+	p.mu.Unlock()
 	return make([]kgo.Record, 0, 1<<shift)
 }
 
@@ -53,6 +68,11 @@ func (p *fetchRecords) PutRecords(s []kgo.Record) {
 	if shift > maxFetchRecordsShift {
 		return
 	}
-	s = s[:0]
-	p.byCap[shift].Put(&s)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.count+c > maxFreeRecords {
+		return
+	}
+	p.free[shift] = append(p.free[shift], s[:0])
+	p.count += c
 }

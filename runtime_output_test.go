@@ -59,3 +59,28 @@ func TestCopyKeyValue(t *testing.T) {
 		t.Errorf("%v allocations per reused copy, want 0", allocs)
 	}
 }
+
+// TestFetchRecordsPool checks the pool of the consumer's record slices: a
+// slice put back is handed out again for a batch it holds, a larger
+// batch gets a new one, and the free lists stay within their bound.
+func TestFetchRecordsPool(t *testing.T) {
+	var p fetchRecords
+	s := p.GetRecords(100)
+	if cap(s) < 100 || len(s) != 0 {
+		t.Fatalf("GetRecords(100): len %d cap %d", len(s), cap(s))
+	}
+	p.PutRecords(s[:cap(s)])
+	again := p.GetRecords(70)
+	if &again[:1][0] != &s[:1][0] || len(again) != 0 {
+		t.Errorf("GetRecords(70) after putting back a slice of %d: not that slice", cap(s))
+	}
+	if big := p.GetRecords(1000); cap(big) < 1000 {
+		t.Errorf("GetRecords(1000): cap %d", cap(big))
+	}
+	for range 2 * maxFreeRecords / 1024 {
+		p.PutRecords(make([]kgo.Record, 1024))
+	}
+	if p.count > maxFreeRecords {
+		t.Errorf("free lists hold %d records, more than %d", p.count, maxFreeRecords)
+	}
+}
