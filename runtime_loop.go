@@ -127,6 +127,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.KeepControlRecords(),
 		kgo.RecordPartitioner(partitioner{def: kgo.StickyKeyPartitioner(nil)}),
 		kgo.FetchMaxWait(max(10*time.Millisecond, min(o.CommitInterval, 500*time.Millisecond))), // kgo refuses less than 10 ms
+		kgo.WithPools(&fetchRecordPool),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -342,11 +343,14 @@ func (r *runner) processAndPunctuate(fetches kgo.Fetches, lastCommit time.Time) 
 const commitTimeout = 30 * time.Second
 
 // collector produces a task's output; acknowledged changelog records move
-// the task's positions.
+// the task's positions. The key and value are the task's only during
+// Send: they are copied into the record's own buffer (see outputRecords).
 func (r *runner) collector(t *runTask) topology.RecordCollector {
 	return topology.RecordCollectorFunc(func(o topology.OutputRecord) error {
 		rec := outputRecords.Get().(*kgo.Record)
-		*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Key: o.Key, Value: o.Value, Timestamp: time.UnixMilli(o.Timestamp)}
+		buf := rec.Key[:0] // the buffer the record was put back with
+		*rec = kgo.Record{Topic: o.Topic, Partition: o.Partition, Timestamp: time.UnixMilli(o.Timestamp)}
+		rec.Key, rec.Value = copyKeyValue(buf, o.Key, o.Value)
 		for _, h := range o.Headers {
 			rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 		}
@@ -358,10 +362,48 @@ func (r *runner) collector(t *runTask) topology.RecordCollector {
 }
 
 // outputRecords holds the kgo.Records the collector produced and the
-// client acknowledged: a record a task writes costs no allocation of its
-// own once the pool is warm. A record that failed is not put back (the
-// production handler and the error path may keep it).
+// client acknowledged, each with the buffer its key and value were copied
+// into kept in Key (empty, with the buffer's capacity): a record a task
+// writes costs no allocation of its own once the pool is warm. A record
+// that failed is not put back (the production handler and the error path
+// may keep it).
 var outputRecords = sync.Pool{New: func() any { return new(kgo.Record) }}
+
+// copyKeyValue copies key and value into buf, one after the other,
+// growing it if need be, and returns the copies: nil stays nil (a null),
+// empty stays empty. The first non-null copy starts buf and keeps its
+// capacity, so recycleOutput finds the buffer again.
+func copyKeyValue(buf, key, value []byte) (k, v []byte) {
+	if key == nil && value == nil {
+		return nil, nil
+	}
+	n := len(key) + len(value)
+	if buf == nil || cap(buf) < n {
+		buf = make([]byte, 0, max(n, 64))
+	}
+	if key != nil {
+		k = append(buf[:0], key...)
+		buf = k[len(k):len(k)]
+	}
+	if value != nil {
+		v = append(buf[:0], value...)
+		if key != nil {
+			v = v[:len(v):len(v)]
+		}
+	}
+	return k, v
+}
+
+// recycleOutput puts an acknowledged record the collector made back into
+// outputRecords, keeping its buffer.
+func recycleOutput(rec *kgo.Record) {
+	buf := rec.Key
+	if buf == nil {
+		buf = rec.Value
+	}
+	*rec = kgo.Record{Key: buf[:0]}
+	outputRecords.Put(rec)
+}
 
 // produce sends rec for task t; an acknowledged changelog record moves the
 // task's position. rec stays the caller's: it is never put in outputRecords.
@@ -397,8 +439,7 @@ func (t *runTask) promise(r *runner, changelog, pooled bool) func(*kgo.Record, e
 		}
 		if pooled {
 			// The client is done with rec once its promise returns.
-			*rec = kgo.Record{}
-			outputRecords.Put(rec)
+			recycleOutput(rec)
 		}
 	}
 	t.promises[i] = f
@@ -436,16 +477,22 @@ func positionName(topic string, partition int32) string {
 // REQUIRES: r.taskMu held.
 func (r *runner) process(fetches kgo.Fetches) error {
 	queues := map[taskKey][][]*kgo.Record{}
+	shared := false // a topic read by several sub-topologies: see recycle
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 		r.updateLag(p)
 		if len(p.Records) == 0 {
 			return
 		}
-		for _, sub := range r.routes[p.Topic] {
+		subs := r.routes[p.Topic]
+		shared = shared || len(subs) > 1
+		for _, sub := range subs {
 			k := taskKey{sub, p.Partition}
 			queues[k] = append(queues[k], p.Records)
 		}
 	})
+	// Each record goes back to the client's pool (fetchRecords) once its
+	// task is done with it, unless another task has it queued too.
+	recycle := !shared
 	if len(queues) > 0 {
 		r.txnWork = true
 	}
@@ -467,6 +514,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			rec := qs[best][0]
 			qs[best] = qs[best][1:]
 			if rec.Attrs.IsControl() {
+				if recycle {
+					rec.Recycle()
+				}
 				continue
 			}
 			in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
@@ -476,6 +526,7 @@ func (r *runner) process(fetches kgo.Fetches) error {
 			}
 			start := time.Now()
 			if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
+				// Not recycled: the handler may keep rec.
 				if err := r.handleDeserialization(t, rec, err); err != nil {
 					return err
 				}
@@ -484,6 +535,9 @@ func (r *runner) process(fetches kgo.Fetches) error {
 				return fmt.Errorf("stream: %w", err)
 			}
 			t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+			if recycle {
+				rec.Recycle()
+			}
 		}
 	}
 	return nil

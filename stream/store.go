@@ -20,11 +20,47 @@ func decodeTS[V any](vs serde.Serde[V], b []byte) (V, int64, error) {
 	return tsvalue.Decode(vs, b)
 }
 
+// scratch are a processor's buffers for the keys and values it hands to
+// its stores, which copy what they are given: reused from record to
+// record, they make serializing with the built-in serdes (which append)
+// cost no allocation.
+type scratch struct{ key, value []byte }
+
+// serializeKey serializes k with ks into the key buffer where ks appends.
+// The result is valid until the next call.
+func serializeKey[K any](sc *scratch, ks serde.Serde[K], k K) ([]byte, error) {
+	a, ok := ks.(topology.Appender[K])
+	if !ok {
+		return ks.Serialize(k)
+	}
+	b, err := a.Append(sc.key[:0], k)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = []byte{} // a key serialized empty is the empty key
+	}
+	sc.key = b
+	return b, nil
+}
+
+// encodeValue is encodeTS into the value buffer, valid until the next
+// call.
+func encodeValue[V any](sc *scratch, vs serde.Serde[V], v V, ts int64) ([]byte, error) {
+	b, err := tsvalue.Append(sc.value[:0], vs, v, ts)
+	if err != nil {
+		return nil, err
+	}
+	sc.value = b
+	return b, nil
+}
+
 // kvStore is a typed view of a key-value store holding timestamped values.
 type kvStore[K, V any] struct {
 	s  state.KeyValueStore
 	ks serde.Serde[K]
 	vs serde.Serde[V]
+	sc *scratch
 }
 
 func openKV[K, V any](ctx interface{ Store(string) any }, name string, ks serde.Serde[K], vs serde.Serde[V]) (kvStore[K, V], error) {
@@ -32,11 +68,11 @@ func openKV[K, V any](ctx interface{ Store(string) any }, name string, ks serde.
 	if !ok {
 		return kvStore[K, V]{}, fmt.Errorf("stream: store %q is not a connected key-value store", name)
 	}
-	return kvStore[K, V]{s: s, ks: ks, vs: vs}, nil
+	return kvStore[K, V]{s: s, ks: ks, vs: vs, sc: &scratch{}}, nil
 }
 
 func (s kvStore[K, V]) get(k K) (v V, ts int64, ok bool, err error) {
-	kb, err := s.ks.Serialize(k)
+	kb, err := serializeKey(s.sc, s.ks, k)
 	if err != nil {
 		return v, 0, false, err
 	}
@@ -49,11 +85,11 @@ func (s kvStore[K, V]) get(k K) (v V, ts int64, ok bool, err error) {
 }
 
 func (s kvStore[K, V]) put(k K, v V, ts int64) error {
-	kb, err := s.ks.Serialize(k)
+	kb, err := serializeKey(s.sc, s.ks, k)
 	if err != nil {
 		return err
 	}
-	vb, err := encodeTS(s.vs, v, ts)
+	vb, err := encodeValue(s.sc, s.vs, v, ts)
 	if err != nil {
 		return err
 	}
@@ -61,7 +97,7 @@ func (s kvStore[K, V]) put(k K, v V, ts int64) error {
 }
 
 func (s kvStore[K, V]) delete(k K) error {
-	kb, err := s.ks.Serialize(k)
+	kb, err := serializeKey(s.sc, s.ks, k)
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,7 @@ type windowAgg[K, V, A any] struct {
 	w        TimeWindows
 	observed int64   // largest timestamp this processor has seen
 	starts   []int64 // the starts of the record's windows, reused
+	sc       scratch
 
 	s      state.WindowStore
 	ctx    topology.Context[Windowed[K], change[A]]
@@ -183,7 +184,7 @@ func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 	p.observed = max(p.observed, r.Timestamp)
 	size, grace := p.w.Size.Milliseconds(), p.w.Grace.Milliseconds()
 	closeBefore := p.observed - grace // windows ending at or before this are closed
-	kb, err := p.ks.Serialize(r.Key)
+	kb, err := serializeKey(&p.sc, p.ks, r.Key)
 	if err != nil {
 		return err
 	}
@@ -211,7 +212,7 @@ func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 			ch.Old = p.init()
 		}
 		ch.New, ch.HasNew = p.f(r.Key, r.Value, ch.Old, ob == nil), true
-		nb, err := encodeTS(p.as, ch.New, ts)
+		nb, err := encodeValue(&p.sc, p.as, ch.New, ts)
 		if err != nil {
 			return err
 		}

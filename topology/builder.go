@@ -31,6 +31,7 @@ type node struct {
 	topics []string
 	decode func(r InputRecord) (Record[any, any], error)
 	stamp  func(r Record[any, any], recordTimestamp int64) int64
+	ingest func(in *nodeInst) func(InputRecord) error // makes nodeInst.ingest
 
 	// processors
 	supply func() rawProcessor
@@ -39,7 +40,8 @@ type node struct {
 	// sinks
 	topic     string
 	topicFunc func(r Record[any, any]) string
-	encode    func(r Record[any, any]) (k, v []byte, err error)
+	encode    func(in *nodeInst, r Record[any, any]) (k, v []byte, err error)
+	sinkIn    func(in *nodeInst) any // makes nodeInst.typed
 }
 
 // Builder assembles a processor graph: sources read topics, processors
@@ -158,7 +160,49 @@ func AddSource[K, V any](b *Builder, name string, src Source[K, V]) {
 			return f(k, v, ts)
 		}
 	}
+	n.ingest = func(in *nodeInst) func(InputRecord) error {
+		fwd := newForwarder[K, V](in)
+		t := in.task
+		return func(rec InputRecord) error {
+			if rec.Key == nil || rec.Value == nil {
+				return t.ingestBoxed(in, rec)
+			}
+			r, err := decodeTyped(n, ks, vs, rec)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrDeserialization, err)
+			}
+			ts := rec.Timestamp
+			if src.Timestamp != nil {
+				ts = src.Timestamp(r.Key, r.Value, ts)
+			}
+			if !t.begin(rec, ts) {
+				return nil
+			}
+			r.Timestamp = ts
+			fwd.forward(r)
+			return nil
+		}
+	}
 	b.add(n, nil)
+}
+
+// decodeTyped deserializes in's key and value, both present, for source
+// n; a serde that panics on bad bytes is a deserialization error like one
+// that returns an error.
+func decodeTyped[K, V any](n *node, ks Serde[K], vs Serde[V], in InputRecord) (r Record[K, V], err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("serde panicked: %v", p)
+		}
+	}()
+	r.Headers = in.Headers
+	if r.Key, err = ks.Deserialize(in.Key); err != nil {
+		return r, fmt.Errorf("topology: source %q: key of %s[%d]@%d: %w", n.name, in.Topic, in.Partition, in.Offset, err)
+	}
+	if r.Value, err = vs.Deserialize(in.Value); err != nil {
+		return r, fmt.Errorf("topology: source %q: value of %s[%d]@%d: %w", n.name, in.Topic, in.Partition, in.Offset, err)
+	}
+	return r, nil
 }
 
 // AddProcessor adds a processor node that receives the records of parents.
@@ -194,22 +238,30 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 	}
 	ks, vs := sink.KeySerde, sink.ValueSerde
 	n := &node{name: name, kind: sinkNode, topic: sink.Topic}
-	n.encode = func(r Record[any, any]) (kb, vb []byte, err error) {
-		if r.Key != nil {
-			k, err := asType[K](r.Key, "key")
-			if err != nil {
-				return nil, nil, err
+	ka, _ := ks.(Appender[K])
+	va, _ := vs.(Appender[V])
+	// encode serializes k and v, unless they are null (!hasK, !hasV), into
+	// in's buffers where the serdes can append.
+	encode := func(in *nodeInst, k K, hasK bool, v V, hasV bool) (kb, vb []byte, err error) {
+		if hasK {
+			if ka != nil {
+				kb, err = ka.Append(in.keyBuf[:0], k)
+				in.keyBuf = kb
+			} else {
+				kb, err = ks.Serialize(k)
 			}
-			if kb, err = ks.Serialize(k); err != nil {
+			if err != nil {
 				return nil, nil, fmt.Errorf("topology: sink %q: key: %w", name, err)
 			}
 		}
-		if r.Value != nil {
-			v, err := asType[V](r.Value, "value")
-			if err != nil {
-				return nil, nil, err
+		if hasV {
+			if va != nil {
+				vb, err = va.Append(in.valueBuf[:0], v)
+				in.valueBuf = vb
+			} else {
+				vb, err = vs.Serialize(v)
 			}
-			if vb, err = vs.Serialize(v); err != nil {
+			if err != nil {
 				return nil, nil, fmt.Errorf("topology: sink %q: value: %w", name, err)
 			}
 			if vb == nil {
@@ -217,6 +269,17 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 			}
 		}
 		return kb, vb, nil
+	}
+	n.encode = func(in *nodeInst, r Record[any, any]) (kb, vb []byte, err error) {
+		k, err := asType[K](r.Key, "key")
+		if err != nil {
+			return nil, nil, err
+		}
+		v, err := asType[V](r.Value, "value")
+		if err != nil {
+			return nil, nil, err
+		}
+		return encode(in, k, r.Key != nil, v, r.Value != nil)
 	}
 	if sink.TopicFunc != nil {
 		f := sink.TopicFunc
@@ -226,8 +289,27 @@ func AddSink[K, V any](b *Builder, name string, sink Sink[K, V], parents ...stri
 			return f(Record[K, V]{Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers})
 		}
 	}
+	n.sinkIn = func(in *nodeInst) any {
+		return func(r Record[K, V]) {
+			if in.stopped() {
+				return
+			}
+			// A Record[K, V] holds a null only where K or V is an
+			// interface type: the boxed path's nil test, unboxed.
+			kb, vb, err := encode(in, r.Key, !isNil(r.Key), r.Value, !isNil(r.Value))
+			topic := ""
+			if err == nil && sink.TopicFunc != nil {
+				topic = sink.TopicFunc(r)
+			}
+			in.send(kb, vb, err, topic, r.Timestamp, r.Headers)
+		}
+	}
 	b.add(n, parents)
 }
+
+// isNil reports whether v boxed is a nil interface: v is a nil value of an
+// interface type.
+func isNil[T any](v T) bool { return any(v) == nil }
 
 // AddRepartitionTopic declares an internal repartition topic by its base name
 // (conventionally "<name>-repartition"); its full name is

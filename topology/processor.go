@@ -126,7 +126,10 @@ func asType[T any](v any, what string) (T, error) {
 	return t, nil
 }
 
-// typedProcessor runs a typed processor as a raw one.
+// typedProcessor runs a typed processor as a raw one. Between typed nodes
+// of matching types records also travel typed (see typedIn): boxing a key
+// and a value into a Record[any, any] costs two allocations per record and
+// node, which were the largest part of what a stateless pipeline allocated.
 type typedProcessor[KIn, VIn, KOut, VOut any] struct {
 	p Processor[KIn, VIn, KOut, VOut]
 }
@@ -139,7 +142,11 @@ func adapt[KIn, VIn, KOut, VOut any](p Processor[KIn, VIn, KOut, VOut]) rawProce
 }
 
 func (t typedProcessor[KIn, VIn, KOut, VOut]) Init(ctx rawContext) error {
-	return t.p.Init(typedContext[KOut, VOut]{ctx})
+	tc := typedContext[KOut, VOut]{rawContext: ctx}
+	if nc, ok := ctx.(*nodeContext); ok {
+		tc.fwd = newForwarder[KOut, VOut](nc.in)
+	}
+	return t.p.Init(tc)
 }
 
 func (t typedProcessor[KIn, VIn, KOut, VOut]) Process(r Record[any, any]) error {
@@ -156,11 +163,78 @@ func (t typedProcessor[KIn, VIn, KOut, VOut]) Process(r Record[any, any]) error 
 
 func (t typedProcessor[KIn, VIn, KOut, VOut]) Close() error { return t.p.Close() }
 
-type typedContext[K, V any] struct{ rawContext }
+// typedIn implements typedNode: the processor at in takes a Record[KIn,
+// VIn] as it is.
+func (t typedProcessor[KIn, VIn, KOut, VOut]) typedIn(in *nodeInst) any {
+	return func(r Record[KIn, VIn]) {
+		if in.stopped() {
+			return
+		}
+		if err := t.p.Process(r); err != nil {
+			in.processorFailed(err)
+		}
+	}
+}
 
-func (c typedContext[K, V]) Forward(r Record[K, V]) { c.rawContext.Forward(untyped(r)) }
+// typedNode is a node's processor or sink that can take records of its
+// input types unboxed: typedIn returns, for its instance in, a
+// func(Record[K, V]) for those types.
+type typedNode interface {
+	typedIn(in *nodeInst) any
+}
+
+// forwarder sends a node's Record[K, V] output to its children: unboxed
+// to those that take a Record[K, V] (nodeInst.typed), boxed into a
+// Record[any, any] to the others, exactly as Forward did before.
+type forwarder[K, V any] struct {
+	children []func(Record[K, V])
+	byName   map[string]func(Record[K, V])
+}
+
+func newForwarder[K, V any](in *nodeInst) *forwarder[K, V] {
+	f := &forwarder[K, V]{byName: make(map[string]func(Record[K, V]), len(in.children))}
+	for _, c := range in.children {
+		send := receiver[K, V](c)
+		f.children = append(f.children, send)
+		f.byName[c.n.name] = send
+	}
+	return f
+}
+
+// receiver returns how c takes a Record[K, V].
+func receiver[K, V any](c *nodeInst) func(Record[K, V]) {
+	if send, ok := c.typed.(func(Record[K, V])); ok {
+		return send
+	}
+	return func(r Record[K, V]) { c.process(untyped(r)) }
+}
+
+func (f *forwarder[K, V]) forward(r Record[K, V]) {
+	for _, send := range f.children {
+		send(r)
+	}
+}
+
+type typedContext[K, V any] struct {
+	rawContext
+	fwd *forwarder[K, V] // nil: through rawContext, boxed
+}
+
+func (c typedContext[K, V]) Forward(r Record[K, V]) {
+	if c.fwd != nil {
+		c.fwd.forward(r)
+		return
+	}
+	c.rawContext.Forward(untyped(r))
+}
 
 func (c typedContext[K, V]) ForwardTo(child string, r Record[K, V]) {
+	if c.fwd != nil {
+		if send, ok := c.fwd.byName[child]; ok {
+			send(r)
+			return
+		}
+	}
 	c.rawContext.ForwardTo(child, untyped(r))
 }
 

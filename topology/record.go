@@ -87,6 +87,10 @@ func (r OutputRecord) String() string {
 // produces to the broker (transactionally under exactly-once); the test driver
 // supplies one that appends to in-memory topics. Send is called from the
 // goroutine driving the task.
+//
+// The record's Key and Value are valid only during Send: sinks serialize
+// into buffers they reuse for the next record, and stores hand over their
+// own memory. A collector that keeps them copies them.
 type RecordCollector interface {
 	Send(r OutputRecord) error
 }
@@ -103,4 +107,12 @@ func (f RecordCollectorFunc) Send(r OutputRecord) error { return f(r) }
 type Serde[T any] interface {
 	Serialize(v T) ([]byte, error)
 	Deserialize(data []byte) (T, error)
+}
+
+// Appender is a Serde that can also serialize by appending to a buffer it
+// is given. A sink whose serde has it serializes every record into one
+// buffer of its own, where Serialize makes a slice per record. Append
+// must append exactly what Serialize returns.
+type Appender[T any] interface {
+	Append(b []byte, v T) ([]byte, error)
 }

@@ -122,6 +122,16 @@ type nodeInst struct {
 	children []*nodeInst
 	byName   map[string]*nodeInst
 	topic    string // sinks with a fixed topic: the full name
+	// typed is how a typed processor or sink takes its input unboxed: a
+	// func(Record[K, V]) for its input types; nil for raw nodes and
+	// sources. Parents of the same output types call it directly.
+	typed any
+	// ingest is a source's path from bytes to its children (Task.Process).
+	ingest func(InputRecord) error
+	// keyBuf and valueBuf are a sink's serialized key and value, reused
+	// from record to record where its serdes are Appenders: the collector
+	// copies what it keeps.
+	keyBuf, valueBuf []byte
 }
 
 // NewTask instantiates sub-topology cfg.ID.SubTopology of t for partition
@@ -177,8 +187,15 @@ func newTask(t *Topology, sub *SubTopology, cfg TaskConfig) (*Task, error) {
 			}
 		case processorNode:
 			in.proc = n.supply()
+			if tn, ok := in.proc.(typedNode); ok {
+				in.typed = tn.typedIn(in)
+			}
 		case sinkNode:
 			in.topic = t.TopicName(cfg.ApplicationID, n.topic)
+			in.typed = n.sinkIn(in)
+			// Not nil: appending nothing to them must give a non-null
+			// empty key or value.
+			in.keyBuf, in.valueBuf = make([]byte, 0, 16), make([]byte, 0, 256)
 		}
 	}
 	for _, in := range task.insts {
@@ -186,6 +203,12 @@ func newTask(t *Topology, sub *SubTopology, cfg TaskConfig) (*Task, error) {
 			ci := byNode[c]
 			in.children = append(in.children, ci)
 			in.byName[c.name] = ci
+		}
+	}
+	// After the children's typed entries: a source forwards to them.
+	for _, in := range task.insts {
+		if in.n.kind == sourceNode {
+			in.ingest = in.n.ingest(in)
 		}
 	}
 	for i := len(task.insts) - 1; i >= 0; i-- {
@@ -292,7 +315,8 @@ type changeLogger struct {
 }
 
 func (l *changeLogger) LogChange(key, value []byte, ts int64) {
-	r := OutputRecord{Topic: l.topic, Partition: l.task.cfg.ID.Partition, Key: slices.Clone(key), Value: slices.Clone(value), Timestamp: ts}
+	// The collector copies what it keeps: no copy here.
+	r := OutputRecord{Topic: l.topic, Partition: l.task.cfg.ID.Partition, Key: key, Value: value, Timestamp: ts}
 	if err := l.task.cfg.Collector.Send(r); err != nil {
 		l.task.fail(fmt.Errorf("topology: task %s: changelog %s: %w", l.task.cfg.ID, l.topic, err))
 	}
@@ -353,6 +377,18 @@ func (t *Task) Process(in InputRecord) (err error) {
 	if !ok {
 		return fmt.Errorf("%w: task %s, topic %q", ErrUnknownTopic, t.cfg.ID, in.Topic)
 	}
+	if err := src.ingest(in); err != nil {
+		return err
+	}
+	t.hasMeta = false
+	t.punctuate(StreamTime, t.streamTime)
+	return t.err
+}
+
+// ingestBoxed is a source's path for the records its typed one does not
+// take: those with a null key or value, which its raw children must see
+// as nil, not as a boxed zero value.
+func (t *Task) ingestBoxed(src *nodeInst, in InputRecord) error {
 	r, err := decode(src.n, in)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDeserialization, err)
@@ -361,20 +397,27 @@ func (t *Task) Process(in InputRecord) (err error) {
 	if src.n.stamp != nil {
 		ts = src.n.stamp(r, ts)
 	}
-	if ts < 0 {
-		t.drop(DropInvalidTimestamp)
+	if !t.begin(in, ts) {
 		return nil
 	}
 	r.Timestamp = ts
+	src.forward(r)
+	return nil
+}
+
+// begin starts processing in, whose timestamp is ts, or drops it for an
+// invalid timestamp and reports false.
+func (t *Task) begin(in InputRecord, ts int64) bool {
+	if ts < 0 {
+		t.drop(DropInvalidTimestamp)
+		return false
+	}
 	t.processed++
 	t.streamTime = max(t.streamTime, ts)
 	t.meta = RecordMetadata{Topic: in.Topic, Partition: in.Partition, Offset: in.Offset}
 	t.hasMeta = true
 	t.recordTime = ts
-	src.forward(r)
-	t.hasMeta = false
-	t.punctuate(StreamTime, t.streamTime)
-	return t.err
+	return true
 }
 
 // AdvanceWallClock sets the wall-clock time (ms since the epoch) and fires
@@ -465,29 +508,50 @@ func (in *nodeInst) forward(r Record[any, any]) {
 }
 
 func (in *nodeInst) process(r Record[any, any]) {
-	t := in.task
-	if t.err != nil || t.closed {
-		return // closing stores may flush caches: nothing moves any more
+	if in.stopped() {
+		return
 	}
 	switch in.n.kind {
 	case processorNode:
 		if err := in.proc.Process(r); err != nil {
-			t.fail(fmt.Errorf("topology: task %s: processor %q: %w", t.cfg.ID, in.n.name, err))
+			in.processorFailed(err)
 		}
 	case sinkNode:
-		k, v, err := in.n.encode(r)
-		if err != nil {
-			t.fail(fmt.Errorf("topology: task %s: %w", t.cfg.ID, err))
-			return
+		k, v, err := in.n.encode(in, r)
+		topic := ""
+		if err == nil && in.n.topicFunc != nil {
+			topic = in.n.topicFunc(r)
 		}
-		topic := in.topic
-		if in.n.topicFunc != nil {
-			topic = t.topo.TopicName(t.cfg.ApplicationID, in.n.topicFunc(r))
-		}
-		out := OutputRecord{Topic: topic, Partition: -1, Key: k, Value: v, Timestamp: r.Timestamp, Headers: r.Headers}
-		if err := t.cfg.Collector.Send(out); err != nil {
-			t.fail(fmt.Errorf("topology: task %s: sink %q: %w", t.cfg.ID, in.n.name, err))
-		}
+		in.send(k, v, err, topic, r.Timestamp, r.Headers)
+	}
+}
+
+// stopped reports whether records no longer move: the task failed or is
+// closing (closing stores may flush caches).
+func (in *nodeInst) stopped() bool { return in.task.err != nil || in.task.closed }
+
+// processorFailed fails the task with the error of in's processor.
+func (in *nodeInst) processorFailed(err error) {
+	t := in.task
+	t.fail(fmt.Errorf("topology: task %s: processor %q: %w", t.cfg.ID, in.n.name, err))
+}
+
+// send hands the sink in's record, encoded as k and v (or failed to
+// encode with err), to the collector; topic is the topic a TopicFunc
+// chose, unprefixed, or "" for the sink's own.
+func (in *nodeInst) send(k, v []byte, err error, topic string, ts int64, h Headers) {
+	t := in.task
+	if err != nil {
+		t.fail(fmt.Errorf("topology: task %s: %w", t.cfg.ID, err))
+		return
+	}
+	full := in.topic
+	if in.n.topicFunc != nil {
+		full = t.topo.TopicName(t.cfg.ApplicationID, topic)
+	}
+	out := OutputRecord{Topic: full, Partition: -1, Key: k, Value: v, Timestamp: ts, Headers: h}
+	if err := t.cfg.Collector.Send(out); err != nil {
+		t.fail(fmt.Errorf("topology: task %s: sink %q: %w", t.cfg.ID, in.n.name, err))
 	}
 }
 

@@ -131,3 +131,42 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResultJSON: q5's values are written as json.Marshal writes them, and
+// read as json.Unmarshal reads them.
+func FuzzResultJSON(f *testing.F) {
+	for _, v := range []Q5{{}, {Count: 3, Auctions: []int64{}}, {Count: -1, Auctions: []int64{1, -2, 1 << 62}}} {
+		b, _ := json.Marshal(v)
+		f.Add(b)
+	}
+	for _, s := range []string{`{"auction":1,"count":2}`, `{"count":1,"auctions":null}`, `{"auctions":[ 1 , 2 ]}`, `{"auctions":[1,]}`,
+		`{"auctions":[1.5]}`, `{"auctions":{}}`, `{"auctions":nul}`, `{"auctions":[01]}`, `{"Count":1}`, `null`, `[]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var ref Q5
+		refErr := json.Unmarshal(in, &ref)
+		got, err := Q5Serde.Deserialize(in)
+		if (err != nil) != (refErr != nil) || err == nil && !reflect.DeepEqual(got, ref) {
+			t.Fatalf("Q5 Deserialize(%q) = %#v, %v; encoding/json: %#v, %v", in, got, err, ref, refErr)
+		}
+		if err == nil {
+			want, _ := json.Marshal(got)
+			if b, _ := Q5Serde.Serialize(got); !bytes.Equal(b, want) {
+				t.Fatalf("Q5 Serialize(%#v) = %s, json.Marshal gives %s", got, b, want)
+			}
+		}
+		var refC AuctionCount
+		refErr = json.Unmarshal(in, &refC)
+		gotC, err := AuctionCountSerde.Deserialize(in)
+		if (err != nil) != (refErr != nil) || err == nil && !reflect.DeepEqual(gotC, refC) {
+			t.Fatalf("AuctionCount Deserialize(%q) = %#v, %v; encoding/json: %#v, %v", in, gotC, err, refC, refErr)
+		}
+		if err == nil {
+			want, _ := json.Marshal(gotC)
+			if b, _ := AuctionCountSerde.Serialize(gotC); !bytes.Equal(b, want) {
+				t.Fatalf("AuctionCount Serialize(%#v) = %s, json.Marshal gives %s", gotC, b, want)
+			}
+		}
+	})
+}

@@ -14,9 +14,9 @@ import (
 // read by the event types' own codec (codec.go), byte for byte what
 // encoding/json writes and reads.
 var (
-	PersonSerde  serde.Serde[Person]  = eventSerde[Person, *Person]{}
-	AuctionSerde serde.Serde[Auction] = eventSerde[Auction, *Auction]{}
-	BidSerde     serde.Serde[Bid]     = eventSerde[Bid, *Bid]{}
+	PersonSerde  serde.Serde[Person]  = personSerde{}
+	AuctionSerde serde.Serde[Auction] = auctionSerde{}
+	BidSerde     serde.Serde[Bid]     = bidSerde{}
 )
 
 // Grace is the grace period of the windowed queries (q5, q7, q8), in event
@@ -214,7 +214,7 @@ func q5(b *stream.Builder, out string) {
 		ToStream()
 	byWindow := stream.Map(counts, func(w stream.Windowed[int64], n int64) (int64, AuctionCount) {
 		return w.Start, AuctionCount{Auction: w.Key, Count: n}
-	}).GroupByKey(stream.Named("q5-by-window"))
+	}).GroupByKey(stream.Named("q5-by-window"), stream.WithSerdes(serde.Int64, AuctionCountSerde))
 	stream.Aggregate(byWindow, func() Q5 { return Q5{} }, func(_ int64, c AuctionCount, agg Q5) Q5 {
 		switch {
 		case c.Count > agg.Count:
@@ -225,7 +225,7 @@ func q5(b *stream.Builder, out string) {
 			}
 		}
 		return agg
-	}, stream.Materialized("q5-hottest")).
+	}, stream.Materialized("q5-hottest"), stream.WithValueSerde[Q5](Q5Serde)).
 		ToStream().To(out)
 }
 

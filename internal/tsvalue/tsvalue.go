@@ -17,6 +17,26 @@ import (
 	"github.com/runnel-dev/runnel/stream/serde"
 )
 
+// appender is a serde that serializes by appending (as the built-in
+// serdes do, see topology.Appender).
+type appender[V any] interface {
+	Append(b []byte, v V) ([]byte, error)
+}
+
+// Append appends v serialized with vs behind its timestamp ts to dst:
+// writers that reuse dst encode with no allocation where vs appends.
+func Append[V any](dst []byte, vs serde.Serde[V], v V, ts int64) ([]byte, error) {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(ts))
+	if a, ok := vs.(appender[V]); ok {
+		return a.Append(dst, v)
+	}
+	b, err := vs.Serialize(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, b...), nil
+}
+
 // Encode serializes v with vs behind its timestamp ts.
 func Encode[V any](vs serde.Serde[V], v V, ts int64) ([]byte, error) {
 	b, err := vs.Serialize(v)

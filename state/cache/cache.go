@@ -186,6 +186,21 @@ func (t *table) write(e *entry, value []byte, ts int64) {
 	t.c.recharge(e)
 }
 
+// copyValue returns a copy of value for the next write of e, which is
+// nil for a new entry: into the memory of e's value when nothing else can
+// hold that, else new. Something else can when e is clean (its value is
+// also what it remembers as below), when snapshot is set (the dirty index
+// is kept, and iterators may hold its values), or past the write (a
+// value the listener got was only valid during the call). A store's
+// repeated writes of one key between flushes, an aggregation's, then
+// copy without allocating.
+func copyValue(e *entry, value []byte, snapshot bool) []byte {
+	if value != nil && e != nil && e.ord != nil && !snapshot && e.value != nil && cap(e.value) >= len(value) {
+		return append(e.value[:0], value...)
+	}
+	return bytes.Clone(value)
+}
+
 // addClean puts the new entry e in the cache, clean with value read from
 // the store below, if it fits without writing anything down.
 func (t *table) addClean(e *entry, value []byte) {
@@ -435,8 +450,8 @@ func (s *KeyValueStore) Put(key, value []byte) error {
 	if s.closed {
 		return state.ErrClosed
 	}
-	value = bytes.Clone(value)
 	e := s.index[string(key)]
+	value = copyValue(e, value, s.dirty.m != nil)
 	if e == nil {
 		k := bytes.Clone(nonNil(key))
 		e = &entry{store: s, mk: string(k), key: k, base: int64(2*len(k) + entryOverhead)}

@@ -135,8 +135,8 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 	if s.expired(start) {
 		return nil
 	}
-	value = bytes.Clone(value)
 	e := s.index[string(s.indexKey(key, start))]
+	value = copyValue(e, value, s.dirty.m != nil)
 	if e == nil {
 		e = s.newEntry(key, start)
 	}

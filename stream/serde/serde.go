@@ -11,6 +11,10 @@
 //
 // A nil byte slice (a Kafka null, a tombstone) is never passed to a serde by the
 // framework: sources map it to "no value" before deserializing.
+//
+// String, Int32, Int64 and Float64 also serialize by appending to a buffer
+// (an Append method, topology.Appender): sinks write every record into one
+// buffer they reuse rather than a new slice each.
 package serde
 
 import (
@@ -58,9 +62,10 @@ func Func[T any](ser func(T) ([]byte, error), de func([]byte) (T, error)) Serde[
 
 type stringSerde struct{}
 
-func (stringSerde) Serialize(v string) ([]byte, error)   { return []byte(v), nil }
-func (stringSerde) Deserialize(b []byte) (string, error) { return string(b), nil }
-func (stringSerde) String() string                       { return "String" }
+func (stringSerde) Serialize(v string) ([]byte, error)        { return []byte(v), nil }
+func (stringSerde) Append(b []byte, v string) ([]byte, error) { return append(b, v...), nil }
+func (stringSerde) Deserialize(b []byte) (string, error)      { return string(b), nil }
+func (stringSerde) String() string                            { return "String" }
 
 type bytesSerde struct{}
 
@@ -72,6 +77,10 @@ type int32Serde struct{}
 
 func (int32Serde) Serialize(v int32) ([]byte, error) {
 	return binary.BigEndian.AppendUint32(nil, uint32(v)), nil
+}
+
+func (int32Serde) Append(b []byte, v int32) ([]byte, error) {
+	return binary.BigEndian.AppendUint32(b, uint32(v)), nil
 }
 
 func (int32Serde) Deserialize(b []byte) (int32, error) {
@@ -88,6 +97,10 @@ func (int64Serde) Serialize(v int64) ([]byte, error) {
 	return binary.BigEndian.AppendUint64(nil, uint64(v)), nil
 }
 
+func (int64Serde) Append(b []byte, v int64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, uint64(v)), nil
+}
+
 func (int64Serde) Deserialize(b []byte) (int64, error) {
 	if len(b) != 8 {
 		return 0, fmt.Errorf("%w: int64 needs 8 bytes, got %d", ErrLength, len(b))
@@ -100,6 +113,10 @@ type float64Serde struct{}
 
 func (float64Serde) Serialize(v float64) ([]byte, error) {
 	return binary.BigEndian.AppendUint64(nil, math.Float64bits(v)), nil
+}
+
+func (float64Serde) Append(b []byte, v float64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(b, math.Float64bits(v)), nil
 }
 
 func (float64Serde) Deserialize(b []byte) (float64, error) {

@@ -122,3 +122,35 @@ func TestDefault(t *testing.T) {
 		func(b []byte) (int, error) { return int(b[0]), nil })
 	roundTrip(t, f, 7, []byte{7})
 }
+
+// TestAppendIsSerialize checks that the serdes that append write exactly
+// what Serialize returns, after what the buffer holds.
+func TestAppendIsSerialize(t *testing.T) {
+	checkAppend(t, serde.String, "", "a", "héllo")
+	checkAppend(t, serde.Int32, 0, -1, math.MaxInt32)
+	checkAppend(t, serde.Int64, 0, -1, math.MinInt64)
+	checkAppend(t, serde.Float64, 0, -1.5, math.Inf(1))
+}
+
+func checkAppend[T any](t *testing.T, s serde.Serde[T], values ...T) {
+	t.Helper()
+	a, ok := s.(interface {
+		Append(b []byte, v T) ([]byte, error)
+	})
+	if !ok {
+		t.Fatalf("%v does not append", s)
+	}
+	for _, v := range values {
+		want, err := s.Serialize(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.Append([]byte("prefix"), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "prefix"+string(want) {
+			t.Errorf("%v: Append(%v) = %q, want %q after the prefix", s, v, got, want)
+		}
+	}
+}

@@ -16,6 +16,7 @@
 package streamtest
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -201,6 +202,8 @@ func (d *Driver) send(r topology.OutputRecord) error {
 	if r.Partition < 0 {
 		r.Partition = d.partitionFor(r.Topic, r.Key)
 	}
+	// The task reuses the bytes once Send returns.
+	r.Key, r.Value = bytes.Clone(r.Key), bytes.Clone(r.Value)
 	if !d.topo.IsRepartitionTopic(trimApp(d.cfg.app, r.Topic)) {
 		d.out[r.Topic] = append(d.out[r.Topic], Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers})
 	}

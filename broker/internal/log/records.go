@@ -109,6 +109,8 @@ func zstdDecoder(limit int64) (*zstd.Decoder, func(), error) {
 
 var gzipPool sync.Pool // *gzip.Reader
 
+var snappyBufs sync.Pool // *[]byte, the buffers snappy batches decompress into
+
 // openRecords returns a reader of a batch's record bytes, decompressed,
 // bounded by limit, and a function that releases it.
 func openRecords(batch []byte, h *batchHeader, limit int64) (io.Reader, func(), error) {
@@ -147,11 +149,20 @@ func openRecords(batch []byte, h *batchHeader, limit int64) (io.Reader, func(), 
 		if int64(n) > limit {
 			return nil, nil, fmt.Errorf("%w: records decompress to %d bytes, more than %d", ErrMessageTooLarge, n, limit)
 		}
-		out, err := s2.Decode(nil, raw)
+		// Every produced snappy batch is decompressed to check its
+		// records: into a buffer reused from batch to batch, which the
+		// caller holds until release.
+		buf, _ := snappyBufs.Get().(*[]byte)
+		if buf == nil {
+			buf = new([]byte)
+		}
+		out, err := s2.Decode((*buf)[:0], raw)
 		if err != nil {
+			snappyBufs.Put(buf)
 			return nil, nil, corrupt(err)
 		}
-		r = bytes.NewReader(out)
+		*buf = out[:0] // Decode made a larger one if it had to: keep that
+		r, release = bytes.NewReader(out), func() { snappyBufs.Put(buf) }
 	case codecLz4:
 		r = lz4.NewReader(bytes.NewReader(raw))
 	case codecZstd:
