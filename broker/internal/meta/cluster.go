@@ -86,7 +86,7 @@ func openCluster(ctx context.Context, cfg Config) (*Store, error) {
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(strconv.Itoa(int(cfg.NodeID)))
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: newSlogWriter(cfg.Logger), DisableTime: true})
 	// Fail over in about a second: the controller's loss delays fencing
 	// and leader elections by this much.
 	rc.HeartbeatTimeout = raftHeartbeatTimeout

@@ -200,7 +200,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	// Raft warns at every start of a quorum of one ("heartbeat timeout
 	// reached, starting election"), which is how a single node elects
 	// itself; only its errors are worth a broker log line.
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: slogWriter{cfg.Logger}})
+	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Error, Output: newSlogWriter(cfg.Logger), DisableTime: true})
 	// A quorum of one elects itself after one heartbeat timeout; keep it
 	// short so a broker starts in well under a second. Clusters over a
 	// real network set their own transport and may want more.
@@ -637,10 +637,64 @@ func newClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// slogWriter turns hclog's text lines into slog errors.
-type slogWriter struct{ l *slog.Logger }
+// slogWriter turns hclog's text lines into slog errors, each kind of line
+// (its text before the first key=value) at most once every raftLogEvery,
+// with the count of those left out: while a voter is down, Raft logs a
+// failed heartbeat every few milliseconds, which would bury every other
+// line of the broker's log.
+type slogWriter struct {
+	l   *slog.Logger
+	now func() time.Time
 
-func (w slogWriter) Write(p []byte) (int, error) {
-	w.l.Error(strings.TrimSpace(string(p)), "component", "raft")
+	mu    sync.Mutex // guards kinds
+	kinds map[string]*raftLogKind
+}
+
+// raftLogKind is when a kind of line was last logged and how many of it
+// were left out since.
+type raftLogKind struct {
+	at         time.Time
+	suppressed int
+}
+
+// raftLogEvery is how often a kind of Raft line is logged at most.
+const raftLogEvery = 10 * time.Second
+
+func newSlogWriter(l *slog.Logger) *slogWriter {
+	return &slogWriter{l: l, now: time.Now, kinds: map[string]*raftLogKind{}}
+}
+
+func (w *slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	kind := line
+	if i := strings.IndexByte(kind, '='); i >= 0 {
+		kind = kind[:i]
+		if j := strings.LastIndexByte(kind, ' '); j >= 0 {
+			kind = kind[:j]
+		}
+	}
+	now := w.now()
+	w.mu.Lock()
+	k, ok := w.kinds[kind]
+	if ok && now.Sub(k.at) < raftLogEvery {
+		k.suppressed++
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	if !ok {
+		if len(w.kinds) >= 1024 { // bound the memory whatever Raft writes
+			clear(w.kinds)
+		}
+		k = &raftLogKind{}
+		w.kinds[kind] = k
+	}
+	suppressed := k.suppressed
+	k.suppressed, k.at = 0, now
+	w.mu.Unlock()
+	if suppressed > 0 {
+		w.l.Error(line, "component", "raft", "similar_lines_left_out", suppressed)
+	} else {
+		w.l.Error(line, "component", "raft")
+	}
 	return len(p), nil
 }
