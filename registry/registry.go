@@ -162,8 +162,8 @@ type state struct {
 
 	// configs holds the CONFIG records: by subject, "" the global one.
 	configs     map[string]configValue
-	mode          string
-	subjectMode   map[string]string
+	mode        string
+	subjectMode map[string]string
 }
 
 // version is one version of a subject.
