@@ -166,6 +166,14 @@ type state struct {
 	subjectMode map[string]string
 }
 
+func newState() state {
+	return state{
+		subjects: map[string]map[int]*version{}, ids: map[int]*stored{}, byKey: map[string]int{},
+		configs: map[string]configValue{}, subjectMode: map[string]string{},
+		nodes: map[int32]string{},
+	}
+}
+
 // version is one version of a subject.
 type version struct {
 	id      int
@@ -201,11 +209,7 @@ func New(ctx context.Context, log Log, cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg: cfg, log: log, logger: cfg.Logger,
-		st: state{
-			subjects: map[string]map[int]*version{}, ids: map[int]*stored{}, byKey: map[string]int{},
-			configs: map[string]configValue{}, subjectMode: map[string]string{},
-			nodes: map[int32]string{},
-		},
+		st:       newState(),
 		applied:  -1,
 		advanced: make(chan struct{}),
 		done:     make(chan struct{}),
