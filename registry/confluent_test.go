@@ -267,3 +267,45 @@ func TestAPIAllSchemas(t *testing.T) {
 		t.Fatalf("contexts: %v, %v", cs, err)
 	}
 }
+
+// TestAPISameSchema: what decides "the same schema" (one id, no new
+// version) is the schema's normalized form, which, as Avro's Parsing
+// Canonical Form, ignores whitespace, attribute order, docs and other
+// attributes without meaning, spells names in full and writes a bare
+// primitive as its name; unlike it, it keeps what changes how data
+// resolves (defaults, aliases), so adding a default is a new schema, as
+// in Confluent's registry.
+func TestAPISameSchema(t *testing.T) {
+	_, _, url := startMem(t, newMemLog())
+	const base = `{"type":"record","name":"app.Order","fields":[{"name":"id","type":"long"},{"name":"kind","type":{"type":"enum","name":"app.Kind","symbols":["A","B"]}}]}`
+	register := func(subject, schema string) Registered {
+		t.Helper()
+		var got Registered
+		if code, raw := call(t, url, "POST", "/subjects/"+subject+"/versions", schemaJSON(schema), &got); code != 200 {
+			t.Fatalf("register %s: %d %s", schema, code, raw)
+		}
+		return got
+	}
+	if got := register("same", base); got.ID != 1 || got.Version != 1 {
+		t.Fatalf("first: %+v", got)
+	}
+	for name, same := range map[string]string{
+		"whitespace":       strings.ReplaceAll(strings.ReplaceAll(base, ",", " ,\n "), ":", " : "),
+		"attribute order":  `{"fields":[{"type":"long","name":"id"},{"type":{"symbols":["A","B"],"name":"app.Kind","type":"enum"},"name":"kind"}],"name":"app.Order","type":"record"}`,
+		"namespace":        `{"type":"record","namespace":"app","name":"Order","fields":[{"name":"id","type":"long"},{"name":"kind","type":{"type":"enum","name":"Kind","symbols":["A","B"]}}]}`,
+		"docs and extras":  `{"type":"record","name":"app.Order","doc":"an order","x-owner":"shop","fields":[{"name":"id","type":"long","doc":"its id"},{"name":"kind","type":{"type":"enum","name":"app.Kind","doc":"k","symbols":["A","B"]}}]}`,
+		"primitive object": `{"type":"record","name":"app.Order","fields":[{"name":"id","type":{"type":"long"}},{"name":"kind","type":{"type":"enum","name":"app.Kind","symbols":["A","B"]}}]}`,
+	} {
+		if got := register("same", same); got.ID != 1 || got.Version != 1 {
+			t.Errorf("%s: %+v, want id 1 version 1", name, got)
+		}
+	}
+	withDefault := strings.Replace(base, `"type":"long"}`, `"type":"long","default":0}`, 1)
+	if got := register("same", withDefault); got.ID != 2 || got.Version != 2 {
+		t.Errorf("a default added: %+v, want a new schema, id 2 version 2", got)
+	}
+	withAlias := strings.Replace(base, `{"name":"id",`, `{"name":"id","aliases":["key"],`, 1)
+	if got := register("same", withAlias); got.ID != 3 || got.Version != 3 {
+		t.Errorf("an alias added: %+v, want a new schema, id 3 version 3", got)
+	}
+}
