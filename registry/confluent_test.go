@@ -309,3 +309,27 @@ func TestAPISameSchema(t *testing.T) {
 		t.Errorf("an alias added: %+v, want a new schema, id 3 version 3", got)
 	}
 }
+
+// TestAPIDeleteAnswers: the HTTP statuses and codes of deletes out of
+// turn are Confluent's: 404 with 40404 to 40407, 422 with 42202 for a
+// version that is not one.
+func TestAPIDeleteAnswers(t *testing.T) {
+	_, _, url := startMem(t, newMemLog())
+	for _, s := range []string{userV1, userV2} {
+		call(t, url, "POST", "/subjects/s/versions", schemaJSON(s), nil)
+	}
+	wantError(t, url, "DELETE", "/subjects/s/versions/2?permanent=true", "", 404, codeVersionNotSoftDeleted)
+	wantError(t, url, "DELETE", "/subjects/s?permanent=true", "", 404, codeSubjectNotSoftDeleted)
+	wantError(t, url, "DELETE", "/subjects/s/versions/0", "", 422, codeInvalidVersion)
+	wantError(t, url, "DELETE", "/subjects/s/versions/x", "", 422, codeInvalidVersion)
+	wantError(t, url, "DELETE", "/subjects/s/versions/9", "", 404, codeVersionNotFound)
+	wantError(t, url, "DELETE", "/subjects/t/versions/1", "", 404, codeSubjectNotFound)
+	wantAnswer(t, url, "DELETE", "/subjects/s/versions/latest", "", 200, 2)
+	wantError(t, url, "DELETE", "/subjects/s/versions/2", "", 404, codeVersionSoftDeleted)
+	wantAnswer(t, url, "DELETE", "/subjects/s/versions/2?permanent=true", "", 200, 2)
+	wantError(t, url, "DELETE", "/subjects/s/versions/2?permanent=true", "", 404, codeVersionNotFound)
+	wantAnswer(t, url, "DELETE", "/subjects/s", "", 200, []int{1})
+	wantError(t, url, "DELETE", "/subjects/s", "", 404, codeSubjectSoftDeleted)
+	wantAnswer(t, url, "DELETE", "/subjects/s?permanent=true", "", 200, []int{1})
+	wantError(t, url, "DELETE", "/subjects/s?permanent=true", "", 404, codeSubjectNotFound)
+}
