@@ -333,3 +333,48 @@ func TestAPIDeleteAnswers(t *testing.T) {
 	wantAnswer(t, url, "DELETE", "/subjects/s?permanent=true", "", 200, []int{1})
 	wantError(t, url, "DELETE", "/subjects/s?permanent=true", "", 404, codeSubjectNotFound)
 }
+
+// TestAPIOtherRoutes: the routes the other tests leave out — a version's
+// raw schema, a check against all versions, and removing a mode.
+func TestAPIOtherRoutes(t *testing.T) {
+	_, _, url := startMem(t, newMemLog())
+	for _, s := range []string{userV1, userV2} {
+		call(t, url, "POST", "/subjects/s/versions", schemaJSON(s), nil)
+	}
+	for path, want := range map[string]string{
+		"/subjects/s/versions/1/schema":      userV1,
+		"/subjects/s/versions/latest/schema": userV2,
+		"/schemas/ids/2/schema":              userV2,
+	} {
+		code, raw := call(t, url, "GET", path, "", nil)
+		if code != 200 || raw != want {
+			t.Errorf("GET %s: %d %s, want %s", path, code, raw, want)
+		}
+	}
+	wantError(t, url, "GET", "/subjects/s/versions/3/schema", "", 404, codeVersionNotFound)
+
+	// Under BACKWARD_TRANSITIVE, userV1 reads the data of both versions
+	// (v2's email is dropped); a schema that makes id a string reads
+	// neither.
+	const idString = `{"type":"record","name":"User","namespace":"app","fields":[{"name":"id","type":"string"}]}`
+	wantAnswer(t, url, "PUT", "/config/s", `{"compatibility":"BACKWARD_TRANSITIVE"}`, 200, map[string]string{"compatibility": "BACKWARD_TRANSITIVE"})
+	wantAnswer(t, url, "POST", "/compatibility/subjects/s/versions", schemaJSON(userV1), 200, CompatResult{IsCompatible: true})
+	wantAnswer(t, url, "POST", "/compatibility/subjects/s/versions", schemaJSON(idString), 200, CompatResult{IsCompatible: false})
+	wantAnswer(t, url, "POST", "/compatibility/subjects/s/versions/1", schemaJSON(userV2), 200, CompatResult{IsCompatible: true})
+	wantAnswer(t, url, "POST", "/compatibility/subjects/none/versions", schemaJSON(idString), 200, CompatResult{IsCompatible: true})
+	wantError(t, url, "POST", "/compatibility/subjects/none/versions/latest", schemaJSON(idString), 404, codeSubjectNotFound)
+	var verbose CompatResult
+	if code, raw := call(t, url, "POST", "/compatibility/subjects/s/versions?verbose=true", schemaJSON(idString), &verbose); code != 200 || len(verbose.Messages) == 0 {
+		t.Fatalf("verbose check: %d %s, want messages", code, raw)
+	}
+
+	wantAnswer(t, url, "PUT", "/mode/s", `{"mode":"READONLY"}`, 200, map[string]string{"mode": "READONLY"})
+	wantError(t, url, "POST", "/subjects/s/versions", schemaJSON(userV1), 422, codeOperationNotPermitted)
+	wantError(t, url, "DELETE", "/subjects/s/versions/1", "", 422, codeOperationNotPermitted)
+	wantAnswer(t, url, "DELETE", "/mode/s", "", 200, map[string]string{"mode": "READONLY"})
+	wantError(t, url, "DELETE", "/mode/s", "", 404, codeSubjectModeNotSet)
+	wantAnswer(t, url, "PUT", "/mode", `{"mode":"READONLY"}`, 200, map[string]string{"mode": "READONLY"})
+	wantAnswer(t, url, "DELETE", "/mode", "", 200, map[string]string{"mode": "READONLY"})
+	wantAnswer(t, url, "GET", "/mode", "", 200, map[string]string{"mode": "READWRITE"})
+	wantAnswer(t, url, "POST", "/subjects/s/versions", schemaJSON(userV1), 200, Registered{ID: 1, Version: 1, Schema: userV1})
+}
