@@ -32,6 +32,9 @@ func call(t *testing.T, url, method, path, body string, out any) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != ContentType {
+		t.Fatalf("%s %s: content type %q, want %q", method, path, ct, ContentType)
+	}
 	if out != nil && resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(b, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, b)
