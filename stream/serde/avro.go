@@ -370,7 +370,8 @@ type avroOut struct {
 
 // avroWriter reads data written with one writer schema.
 type avroWriter struct {
-	codec *goavro.Codec
+	// schema is the writer's; it decodes through goavro.
+	schema *avroschema.Parsed
 	// proj resolves to the reader's schema; nil when the writer's schema
 	// is the reader's.
 	proj *avroschema.Projector
@@ -467,7 +468,7 @@ func (a *avroSerde) output() (*avroOut, error) {
 		}
 	}
 	if out.proj == nil {
-		a.writers[uint32(ss.ID)] = &avroWriter{codec: a.parsed.Codec}
+		a.writers[uint32(ss.ID)] = &avroWriter{schema: a.parsed}
 	}
 	a.out = out
 	return out, nil
@@ -500,7 +501,7 @@ func (a *avroSerde) deserialize(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	native, rest, err := w.codec.NativeFromBinary(b[5:])
+	native, rest, err := w.schema.Decode(b[5:])
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro: %w", err)
 	}
@@ -542,7 +543,7 @@ func (a *avroSerde) writer(id uint32) (*avroWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro: writer schema %d: %w", id, err)
 	}
-	w = &avroWriter{codec: wp.Codec}
+	w = &avroWriter{schema: wp}
 	if wp.Normal != a.parsed.Normal {
 		if w.proj, err = avroschema.NewProjector(a.parsed.Root, wp.Root); err != nil {
 			return nil, fmt.Errorf("serde: avro: writer schema %d: %w", id, err)

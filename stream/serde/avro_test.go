@@ -149,3 +149,43 @@ func FuzzAvroDeserialize(f *testing.F) {
 		}
 	})
 }
+
+// TestAvroHugeBlockCount: a few bytes that claim an array or map of 2^31
+// items are an error, not an allocation of gigabytes (goavro sizes what
+// it allocates by the count it reads): the typed serde, whose direct path
+// hands data it does not take to goavro, and the generic one.
+func TestAvroHugeBlockCount(t *testing.T) {
+	cl := newRegistry(t)
+	type tagged struct {
+		Tags  []string          `avro:"tags"`
+		Attrs map[string]string `avro:"attrs"`
+		Gaps  []*string         `avro:"gaps"`
+	}
+	typed, err := serde.Avro[tagged](cl, serde.AvroSubject("tagged-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := typed.Serialize(tagged{Tags: []string{"a"}, Attrs: map[string]string{}, Gaps: []*string{nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, _ := serde.AvroSchemaOf[tagged]("")
+	generic, err := serde.AvroGeneric(cl, schema, serde.AvroSubject("tagged-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := []byte{0xfe, 0xff, 0xff, 0xff, 0x0f} // 2^31-1, zig-zag
+	for name, body := range map[string][]byte{
+		"array":           append(append([]byte{}, huge...), 0, 0, 0),
+		"map":             append(append([]byte{0}, huge...), 0, 0),
+		"array of unions": append(append([]byte{0, 0}, huge...), 0),
+	} {
+		b := append(append([]byte{}, good[:5]...), body...)
+		if _, err := typed.Deserialize(b); err == nil {
+			t.Errorf("%s: typed serde decoded % x", name, b)
+		}
+		if _, err := generic.Deserialize(b); err == nil {
+			t.Errorf("%s: generic serde decoded % x", name, b)
+		}
+	}
+}
