@@ -205,3 +205,40 @@ func (p *Parsed) Decode(b []byte) (any, []byte, error) {
 	}
 	return p.Codec.NativeFromBinary(b)
 }
+
+// Recursive says whether s contains itself: a record with a field that
+// holds (through unions, arrays, maps or other records) the same record.
+// Data of a recursive type nests as deep as its bytes allow.
+func Recursive(s *Schema) bool {
+	return recursive(s, map[*Schema]bool{}, map[*Schema]bool{})
+}
+
+func recursive(s *Schema, onPath, done map[*Schema]bool) bool {
+	if onPath[s] {
+		return true
+	}
+	if done[s] {
+		return false
+	}
+	onPath[s] = true
+	defer func() { onPath[s] = false; done[s] = true }()
+	var kids []*Schema
+	switch s.Kind {
+	case Record:
+		for _, f := range s.Fields {
+			kids = append(kids, f.Type)
+		}
+	case Union:
+		kids = s.Branches
+	case Array:
+		kids = []*Schema{s.Items}
+	case Map:
+		kids = []*Schema{s.Values}
+	}
+	for _, k := range kids {
+		if recursive(k, onPath, done) {
+			return true
+		}
+	}
+	return false
+}

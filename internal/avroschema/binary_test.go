@@ -63,3 +63,21 @@ func TestCheckBinary(t *testing.T) {
 		}
 	}
 }
+
+func TestRecursive(t *testing.T) {
+	for text, want := range map[string]bool{
+		`"int"`: false,
+		`{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"record","name":"S","fields":[]}},{"name":"b","type":"S"}]}`:                        false,
+		`{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}`:                                                                         true,
+		`{"type":"record","name":"T","fields":[{"name":"kids","type":{"type":"array","items":"T"}}]}`:                                                         true,
+		`{"type":"record","name":"A","fields":[{"name":"b","type":{"type":"record","name":"B","fields":[{"name":"a","type":{"type":"map","values":"A"}}]}}]}`: true,
+	} {
+		p, err := ParseChecked(text, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Recursive(p.Root); got != want {
+			t.Errorf("Recursive(%s) = %v", text, got)
+		}
+	}
+}

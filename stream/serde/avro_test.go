@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"runtime/debug"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
@@ -187,5 +188,50 @@ func TestAvroHugeBlockCount(t *testing.T) {
 		if _, err := generic.Deserialize(b); err == nil {
 			t.Errorf("%s: generic serde decoded % x", name, b)
 		}
+	}
+}
+
+// TestAvroDeepNesting: data of a recursive type nested a million levels
+// deep (2 MB) is an error, not a stack overflow that kills the process
+// (the stack is held to 64 MB here, so that the test fails the same way
+// on any machine); a list a thousand long reads back.
+func TestAvroDeepNesting(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(64 << 20))
+	cl := newRegistry(t)
+	type node struct {
+		Value int64 `avro:"value"`
+		Next  *node `avro:"next"`
+	}
+	s, err := serde.Avro[node](cl, serde.AvroTopic("nodes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list *node
+	for i := range 1000 {
+		list = &node{int64(i), list}
+	}
+	b, err := s.Serialize(*list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Deserialize(b)
+	if err != nil || !reflect.DeepEqual(got, *list) {
+		t.Fatalf("a list of 1000: %v", err)
+	}
+
+	deep := append([]byte{}, b[:5]...)
+	for range 1 << 20 {
+		deep = append(deep, 2, 2) // value 1, next: the node branch
+	}
+	deep = append(deep, 2, 0)
+	if _, err := s.Deserialize(deep); err == nil {
+		t.Fatal("read a million levels")
+	}
+	g, err := serde.AvroGeneric(cl, `{"type":"record","name":"node","fields":[{"name":"value","type":"long"},{"name":"next","type":["null","node"]}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Deserialize(deep); err == nil {
+		t.Fatal("the generic serde read a million levels")
 	}
 }
