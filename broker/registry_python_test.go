@@ -64,6 +64,36 @@ try:
 except SchemaRegistryError as e:
     assert e.error_code == 40401, e.error_code
 
+# Evolve: a compatible schema is a new version with a new id; the same
+# schema under another subject keeps its id; versions, config, mode and
+# contexts as the client reads them.
+evo, evo2 = "py-evolve-value", "py-evolve2-value"
+v1 = client.register_schema(evo, Schema(json.dumps(schema), "AVRO"))
+assert client.register_schema(evo2, Schema(json.dumps(schema), "AVRO")) == v1
+wider = dict(schema, fields=schema["fields"] + [{"name": "coupon", "type": ["null", "string"], "default": None}])
+assert client.test_compatibility(evo, Schema(json.dumps(wider), "AVRO"))
+v2 = client.register_schema_full_response(evo, Schema(json.dumps(wider), "AVRO"), normalize_schemas=True)
+assert v2.schema_id != v1 and v2.version == 2, v2
+assert client.get_versions(evo) == [1, 2]
+assert client.get_version(evo, 1).schema_id == v1
+assert json.loads(client.get_schema(v2.schema_id).schema_str)["name"] == "shop.Order"  # normalized: full name
+assert sorted(client.get_subjects_by_schema_id(v1)) == [evo, evo2]
+client.set_compatibility(evo, "FULL")
+assert client.get_compatibility(evo) == "FULL"
+assert client.update_mode(evo, "READONLY") == "READONLY" and client.get_mode(evo) == "READONLY"
+try:
+    client.register_schema(evo, Schema(json.dumps(dict(wider, doc="x", fields=wider["fields"][:-1])), "AVRO"))
+    raise SystemExit("a read-only subject took a schema")
+except SchemaRegistryError as e:
+    assert e.error_code == 42205, e.error_code
+assert client.delete_mode(evo) == "READONLY"
+assert client.get_contexts() == ["."]
+assert client.delete_version(evo, 2) == 2
+assert client.get_versions(evo) == [1]
+for s in (evo, evo2):
+    client.delete_subject(s)
+    client.delete_subject(s, permanent=True)
+
 ser = AvroSerializer(client, json.dumps(schema))
 p = Producer({"bootstrap.servers": bootstrap})
 for i in range(20):

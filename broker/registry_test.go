@@ -36,7 +36,7 @@ func startRegistryBroker(t *testing.T, dir string) (*broker.Broker, *sr.Client) 
 
 // TestRegistryOverBroker drives the broker's schema registry with
 // franz-go's sr client over HTTP, then restarts the broker and finds ids,
-// versions, deletions and configs where they were.
+// versions, deletions, configs and modes where they were.
 func TestRegistryOverBroker(t *testing.T) {
 	const (
 		v1  = `{"type":"record","name":"Order","namespace":"shop","fields":[{"name":"id","type":"long"},{"name":"qty","type":"int"}]}`
@@ -68,6 +68,9 @@ func TestRegistryOverBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatFull}, "payments-value"); res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	if res := cl.SetMode(ctx, sr.ModeReadOnly, "payments-value"); res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
 	// Soft, then permanent delete of a subject that will stay gone.
@@ -125,6 +128,12 @@ func TestRegistryOverBroker(t *testing.T) {
 	}
 	if res := cl.Compatibility(ctx, "payments-value"); res[0].Err != nil || res[0].Level != sr.CompatFull {
 		t.Fatalf("after restart, payments-value level: %+v", res[0])
+	}
+	if res := cl.Mode(ctx, "payments-value"); res[0].Err != nil || res[0].Mode != sr.ModeReadOnly {
+		t.Fatalf("after restart, payments-value mode: %+v", res[0])
+	}
+	if _, err := cl.CreateSchema(ctx, "payments-value", sr.Schema{Schema: v2}); err == nil {
+		t.Fatal("after restart, a read-only subject took a schema")
 	}
 	// The same schema under a new subject keeps its id; a new one gets
 	// the next.

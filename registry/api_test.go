@@ -270,6 +270,7 @@ func TestAPIRestart(t *testing.T) {
 		}
 	}
 	cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatForward}, "users-value")
+	cl.SetMode(ctx, sr.ModeReadOnly, "frozen")
 	cl.DeleteSchema(ctx, "users-value", 1, sr.SoftDelete)
 	r1.Close()
 
@@ -283,6 +284,12 @@ func TestAPIRestart(t *testing.T) {
 	}
 	if res := cl2.Compatibility(ctx, "users-value"); res[0].Level != sr.CompatForward {
 		t.Fatalf("config after restart: %+v", res[0])
+	}
+	if res := cl2.Mode(ctx, "frozen"); res[0].Mode != sr.ModeReadOnly {
+		t.Fatalf("mode after restart: %+v", res[0])
+	}
+	if vs, _ := cl2.SubjectVersions(sr.WithParams(ctx, sr.ShowDeleted), "users-value"); !slices.Equal(vs, []int{1, 2}) {
+		t.Fatalf("versions with the soft-deleted after restart: %v", vs)
 	}
 	s, err := cl2.CreateSchema(ctx, "new-value", avro(`"string"`))
 	if err != nil || s.ID != 3 {

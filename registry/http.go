@@ -23,17 +23,19 @@ const writeTimeout = 30 * time.Second
 //
 // Routes (Confluent Schema Registry API):
 //
-//	GET    /subjects                              ?deleted ?subjectPrefix
-//	GET    /subjects/{s}/versions                 ?deleted
-//	POST   /subjects/{s}/versions                 register
+//	GET    /subjects                              ?deleted ?deletedOnly ?subjectPrefix
+//	GET    /subjects/{s}/versions                 ?deleted ?deletedOnly
+//	POST   /subjects/{s}/versions                 register; ?normalize
 //	GET    /subjects/{s}/versions/{v}             ?deleted; v is a number or latest
 //	GET    /subjects/{s}/versions/{v}/schema
 //	GET    /subjects/{s}/versions/{v}/referencedby
 //	DELETE /subjects/{s}/versions/{v}             ?permanent
-//	POST   /subjects/{s}                          look a schema up; ?deleted
+//	POST   /subjects/{s}                          look a schema up; ?deleted ?normalize
 //	DELETE /subjects/{s}                          ?permanent
 //	GET    /schemas/ids/{id}                      and /schema, /subjects, /versions
 //	GET    /schemas/types
+//	GET    /schemas                               ?subjectPrefix ?deleted ?latestOnly
+//	GET    /contexts                              the default context only
 //	POST   /compatibility/subjects/{s}/versions/{v}   ?verbose
 //	POST   /compatibility/subjects/{s}/versions       ?verbose
 //	GET|PUT|DELETE /config, /config/{s}           ?defaultToGlobal
@@ -68,11 +70,17 @@ func (r *Registry) Handler() http.Handler {
 	hw := func(pattern string, f func(*http.Request) (any, error)) { handle(true, pattern, f) }
 	h("GET /{$}", func(*http.Request) (any, error) { return struct{}{}, nil })
 	h("GET /subjects", func(q *http.Request) (any, error) {
-		return r.Subjects(flag(q, "deleted"), q.URL.Query().Get("subjectPrefix")), nil
+		return r.Subjects(deletedParam(q), q.URL.Query().Get("subjectPrefix")), nil
 	})
 	h("GET /subjects/{subject}/versions", func(q *http.Request) (any, error) {
-		return r.Versions(q.PathValue("subject"), flag(q, "deleted"))
+		return r.Versions(q.PathValue("subject"), deletedParam(q))
 	})
+	h("GET /schemas", func(q *http.Request) (any, error) {
+		return r.Schemas(q.URL.Query().Get("subjectPrefix"), flag(q, "deleted"), flag(q, "latestOnly"))
+	})
+	// Schema contexts are not served: every subject is in the default
+	// context, which is all this lists.
+	h("GET /contexts", func(*http.Request) (any, error) { return []string{"."}, nil })
 	hw("POST /subjects/{subject}/versions", func(q *http.Request) (any, error) {
 		body, err := schemaBody(q)
 		if err != nil {
@@ -80,11 +88,7 @@ func (r *Registry) Handler() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(q.Context(), writeTimeout)
 		defer cancel()
-		id, err := r.Register(ctx, q.PathValue("subject"), body)
-		if err != nil {
-			return nil, err
-		}
-		return map[string]int{"id": id}, nil
+		return r.Register(ctx, q.PathValue("subject"), body, flag(q, "normalize"))
 	})
 	h("GET /subjects/{subject}/versions/{version}", func(q *http.Request) (any, error) {
 		n, err := versionParam(q)
@@ -198,22 +202,22 @@ func (r *Registry) Handler() http.Handler {
 	h("POST /compatibility/subjects/{subject}/versions", compat(true))
 
 	getConfig := func(q *http.Request) (any, error) {
-		c, err := r.Compatibility(q.PathValue("subject"), flag(q, "defaultToGlobal"))
-		return map[string]string{"compatibilityLevel": c}, err
+		return r.Config(q.PathValue("subject"), flag(q, "defaultToGlobal"))
 	}
 	putConfig := func(q *http.Request) (any, error) {
 		var body struct {
-			Compatibility string `json:"compatibility"`
+			Compatibility string `json:"compatibility,omitempty"`
+			Normalize     *bool  `json:"normalize,omitempty"`
 		}
 		if err := decode(q, &body); err != nil {
 			return nil, err
 		}
 		ctx, cancel := context.WithTimeout(q.Context(), writeTimeout)
 		defer cancel()
-		if err := r.SetCompatibility(ctx, q.PathValue("subject"), body.Compatibility); err != nil {
+		if err := r.SetConfig(ctx, q.PathValue("subject"), body.Compatibility, body.Normalize); err != nil {
 			return nil, err
 		}
-		return map[string]string{"compatibility": body.Compatibility}, nil
+		return body, nil
 	}
 	deleteConfig := func(q *http.Request) (any, error) {
 		ctx, cancel := context.WithTimeout(q.Context(), writeTimeout)
@@ -273,6 +277,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", ContentType)
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// deletedParam reads ?deleted and ?deletedOnly: which versions a
+// listing shows.
+func deletedParam(q *http.Request) Deleted {
+	switch {
+	case flag(q, "deletedOnly"):
+		return DeletedOnly
+	case flag(q, "deleted"):
+		return WithDeleted
+	}
+	return LiveOnly
 }
 
 func flag(q *http.Request, name string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -80,52 +81,113 @@ func (r *Registry) earlierLocked(subject string) ([]*avroschema.Schema, error) {
 	return out, nil
 }
 
-// Register registers a schema under a subject and returns its id: the id
-// it already has when the same schema is stored, else a new one.
-func (r *Registry) Register(ctx context.Context, subject string, req SchemaRequest) (int, error) {
+// Registered is the answer of a registration.
+type Registered struct {
+	ID         int         `json:"id"`
+	Version    int         `json:"version,omitempty"`
+	SchemaType string      `json:"schemaType,omitempty"`
+	References []Reference `json:"references,omitempty"`
+	Schema     string      `json:"schema,omitempty"`
+}
+
+// Register registers a schema under a subject and returns its id and
+// version: those it already has when the subject holds the same schema,
+// else a new version, under the id the schema has under another subject
+// or a new one. With normalize (or a config saying normalize) the
+// normalized schema is stored rather than its text as given. Registering
+// again a schema whose version was soft-deleted makes a new version and
+// removes the soft-deleted one for good, as Confluent's registry does.
+func (r *Registry) Register(ctx context.Context, subject string, req SchemaRequest, normalize bool) (Registered, error) {
 	if err := checkSubject(subject); err != nil {
-		return 0, err
+		return Registered{}, err
 	}
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
-	rec, id, err := r.planRegister(subject, &req)
+	rec, had, err := r.planRegister(subject, &req, normalize)
 	if err != nil || rec == nil {
-		return id, err
+		return had, err
 	}
 	val, _ := json.Marshal(rec)
 	if err := r.appendAndWait(ctx, schemaKey(subject, rec.Version), val); err != nil {
-		return 0, errStore(err)
+		return Registered{}, errStore(err)
 	}
 	// Another writer may have taken the id or the version first (see
 	// state.apply): then the log holds theirs, not this registration.
 	r.mu.RLock()
 	v := r.st.subjects[subject][rec.Version]
+	var done Registered
+	if v != nil && v.id == rec.ID {
+		// The answer is what is stored: an id keeps the text it was
+		// first registered with.
+		done = r.registeredLocked(subject, [2]int{rec.ID, rec.Version})
+	}
+	var stale []int
+	for _, n := range r.st.versionNumbers(subject, true) {
+		old := r.st.subjects[subject][n]
+		if n < rec.Version && old.deleted && old.id == rec.ID && len(r.referencedByLocked(subject, n, true)) == 0 {
+			stale = append(stale, n)
+		}
+	}
 	r.mu.RUnlock()
 	if v == nil || v.id != rec.ID {
-		return 0, errorf(http.StatusInternalServerError, codeStoreError,
+		return Registered{}, errorf(http.StatusInternalServerError, codeStoreError,
 			"Another registry wrote version %d of %s or id %d at the same time; retry", rec.Version, subject, rec.ID)
 	}
-	return rec.ID, nil
+	// The new version is written first, so the id is never without a
+	// version in between.
+	for _, n := range stale {
+		if err := r.appendAndWait(ctx, schemaKey(subject, n), nil); err != nil {
+			return Registered{}, errStore(err)
+		}
+	}
+	return done, nil
 }
 
-// planRegister decides what a registration writes: nothing (the schema
-// is there: its id), or a record.
-func (r *Registry) planRegister(subject string, req *SchemaRequest) (*schemaValue, int, error) {
+// planRegister decides what a registration writes: nothing (the
+// subject has the schema: the answer), or a record.
+func (r *Registry) planRegister(subject string, req *SchemaRequest, normalize bool) (*schemaValue, Registered, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	rec, id, err := r.planRegisterLocked(subject, req, normalize)
+	if err != nil || rec != nil {
+		return rec, Registered{}, err
+	}
+	return nil, r.registeredLocked(subject, id), nil
+}
+
+// registeredLocked answers a registration of a schema the subject has
+// under id: its latest live version holding id.
+// REQUIRES: r.mu held.
+func (r *Registry) registeredLocked(subject string, id [2]int) Registered {
+	s := r.subjectSchemaLocked(subject, id[1])
+	return Registered{ID: s.ID, Version: s.Version, SchemaType: s.SchemaType, References: s.References, Schema: s.Schema}
+}
+
+// planRegisterLocked is planRegister; without a record to write it
+// returns the id and version the subject has the schema under.
+// REQUIRES: r.mu held.
+func (r *Registry) planRegisterLocked(subject string, req *SchemaRequest, normalize bool) (*schemaValue, [2]int, error) {
+	var none [2]int
 	mode := r.st.modeOf(subject)
-	if mode == ModeReadOnly {
-		return nil, 0, errNotPermitted("Subject %s is in read-only mode", subject)
+	switch {
+	case mode == ModeReadOnly:
+		return nil, none, errNotPermitted("Subject %s is in read-only mode", subject)
+	case req.ID > 0 && mode != ModeImport:
+		// As Confluent's registry: an id is chosen by the caller only
+		// when importing, and an import always chooses it.
+		return nil, none, errNotPermitted("Subject %s is not in import mode", subject)
+	case req.ID <= 0 && mode == ModeImport:
+		return nil, none, errNotPermitted("Subject %s is not in read-write mode; a schema imported needs its id", subject)
 	}
 	p, key, err := r.parseRequestLocked(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, none, err
 	}
 	existing, known := r.st.byKey[key]
-	if known {
-		for _, n := range r.st.versionNumbers(subject, false) {
+	if known && (req.ID <= 0 || req.ID == existing) {
+		for _, n := range slices.Backward(r.st.versionNumbers(subject, false)) {
 			if r.st.subjects[subject][n].id == existing && (req.Version == 0 || req.Version == n) {
-				return nil, existing, nil
+				return nil, [2]int{existing, n}, nil
 			}
 		}
 	}
@@ -137,32 +199,28 @@ func (r *Registry) planRegister(subject string, req *SchemaRequest) (*schemaValu
 		next = all[len(all)-1] + 1
 	}
 	if mode == ModeImport {
-		if req.ID > 0 {
-			if s := r.st.ids[req.ID]; s != nil && s.key != key {
-				return nil, 0, errNotPermitted("Overwrite new schema with id %d is not permitted.", req.ID)
-			}
-			id = req.ID
+		if s := r.st.ids[req.ID]; s != nil && s.key != key {
+			return nil, none, errNotPermitted("Overwrite new schema with id %d is not permitted.", req.ID)
 		}
+		id = req.ID
 		if req.Version > 0 {
 			if r.st.subjects[subject][req.Version] != nil {
-				return nil, 0, errNotPermitted("Overwrite of version %d of subject %s is not permitted.", req.Version, subject)
+				return nil, none, errNotPermitted("Overwrite of version %d of subject %s is not permitted.", req.Version, subject)
 			}
 			next = req.Version
 		}
 	} else {
-		if req.ID > 0 && req.ID != id {
-			return nil, 0, errNotPermitted("Registering with id %d needs IMPORT mode", req.ID)
-		}
 		if req.Version > 0 && req.Version != next {
-			return nil, 0, errNotPermitted("Registering as version %d needs IMPORT mode", req.Version)
+			return nil, none, errorf(http.StatusUnprocessableEntity, codeInvalidSchema,
+				"Version %d is not one more than the previous version %d of subject %s", req.Version, next-1, subject)
 		}
 		earlier, err := r.earlierLocked(subject)
 		if err != nil {
-			return nil, 0, err
+			return nil, none, err
 		}
 		level := r.st.compatOf(subject, r.cfg.DefaultCompatibility)
 		if msgs := compatible(level, p.Root, earlier); len(msgs) > 0 {
-			return nil, 0, errorf(http.StatusConflict, codeIncompatible,
+			return nil, none, errorf(http.StatusConflict, codeIncompatible,
 				"Schema being registered is incompatible with an earlier schema for subject %q, details: [%s]",
 				subject, strings.Join(msgs, "; "))
 		}
@@ -175,7 +233,13 @@ func (r *Registry) planRegister(subject string, req *SchemaRequest) (*schemaValu
 	if refs == nil {
 		refs = []Reference{}
 	}
-	return &schemaValue{Subject: subject, Version: next, ID: id, SchemaType: typ, References: refs, Schema: req.Schema}, 0, nil
+	text := req.Schema
+	if normalize || r.st.normalizeOf(subject) {
+		if text, err = r.st.normalized(req.Schema, req.References); err != nil {
+			return nil, none, errInvalidSchema(err)
+		}
+	}
+	return &schemaValue{Subject: subject, Version: next, ID: id, SchemaType: typ, References: refs, Schema: text}, none, nil
 }
 
 // Lookup finds the version of a subject that holds the given schema.
@@ -221,30 +285,84 @@ func (r *Registry) Version(subject string, n int, deleted bool) (SubjectSchema, 
 	return r.subjectSchemaLocked(subject, n), nil
 }
 
-// Versions lists a subject's versions.
-func (r *Registry) Versions(subject string, deleted bool) ([]int, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	vs := r.st.versionNumbers(subject, deleted)
-	if len(vs) == 0 {
-		return nil, errSubjectNotFound(subject)
+// Deleted says which versions a listing shows.
+type Deleted int
+
+const (
+	// LiveOnly shows the versions not soft-deleted.
+	LiveOnly Deleted = iota
+	// WithDeleted shows the soft-deleted versions too (?deleted=true).
+	WithDeleted
+	// DeletedOnly shows only the soft-deleted versions
+	// (?deletedOnly=true).
+	DeletedOnly
+)
+
+// REQUIRES: r.mu held.
+func (r *Registry) versionsLocked(subject string, d Deleted) []int {
+	if d != DeletedOnly {
+		return r.st.versionNumbers(subject, d == WithDeleted)
 	}
-	return vs, nil
+	out := []int{}
+	for _, n := range r.st.versionNumbers(subject, true) {
+		if r.st.subjects[subject][n].deleted {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
-// Subjects lists the subjects with a version (soft-deleted ones too when
-// deleted), those starting with prefix.
-func (r *Registry) Subjects(deleted bool, prefix string) []string {
+// Versions lists a subject's versions.
+func (r *Registry) Versions(subject string, d Deleted) ([]int, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.st.versionNumbers(subject, d != LiveOnly)) == 0 {
+		return nil, errSubjectNotFound(subject)
+	}
+	return r.versionsLocked(subject, d), nil
+}
+
+// Subjects lists the subjects starting with prefix that have a version
+// to show: a live one, any with WithDeleted, and with DeletedOnly the
+// subjects whose versions are all soft-deleted.
+func (r *Registry) Subjects(d Deleted, prefix string) []string {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	out := []string{}
 	for s := range r.st.subjects {
-		if strings.HasPrefix(s, prefix) && len(r.st.versionNumbers(s, deleted)) > 0 {
+		if !strings.HasPrefix(s, prefix) {
+			continue
+		}
+		live := len(r.st.versionNumbers(s, false)) > 0
+		if (d == DeletedOnly && !live) || (d != DeletedOnly && (live || d == WithDeleted)) {
 			out = append(out, s)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Schemas lists the versions of the subjects starting with prefix, in
+// order of subject and version: the live ones, or all with deleted; only
+// each subject's latest with latestOnly.
+func (r *Registry) Schemas(prefix string, deleted, latestOnly bool) ([]SubjectSchema, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	subjects := slices.Sorted(maps.Keys(r.st.subjects))
+	out := []SubjectSchema{}
+	for _, s := range subjects {
+		if !strings.HasPrefix(s, prefix) {
+			continue
+		}
+		vs := r.st.versionNumbers(s, deleted)
+		if latestOnly && len(vs) > 0 {
+			vs = vs[len(vs)-1:]
+		}
+		for _, n := range vs {
+			out = append(out, r.subjectSchemaLocked(s, n))
+		}
+	}
+	return out, nil
 }
 
 // SchemaByID returns the schema stored under an id.
@@ -332,7 +450,7 @@ func (r *Registry) DeleteSubject(ctx context.Context, subject string, permanent 
 	all := r.st.versionNumbers(subject, true)
 	live := r.st.versionNumbers(subject, false)
 	mode := r.st.modeOf(subject)
-	_, hasCompat := r.st.subjectCompat[subject]
+	_, hasCompat := r.st.configs[subject]
 	_, hasMode := r.st.subjectMode[subject]
 	var refErr error
 	for _, n := range all {
@@ -490,27 +608,60 @@ func (r *Registry) CheckCompatibility(subject string, n int, all bool, req Schem
 	return CompatResult{IsCompatible: len(msgs) == 0, Messages: msgs}, nil
 }
 
+// ConfigAnswer is a config as GET /config answers it.
+type ConfigAnswer struct {
+	CompatibilityLevel string `json:"compatibilityLevel,omitempty"`
+	Normalize          *bool  `json:"normalize,omitempty"`
+}
+
+// Config returns the config of a subject ("" for the global one): its
+// compatibility level and normalize setting. A subject without its own
+// config answers 40408 unless defaultToGlobal, which answers what applies
+// to the subject.
+func (r *Registry) Config(subject string, defaultToGlobal bool) (ConfigAnswer, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if subject == "" || defaultToGlobal {
+		n := r.st.normalizeOf(subject)
+		a := ConfigAnswer{CompatibilityLevel: r.st.compatOf(subject, r.cfg.DefaultCompatibility)}
+		if n {
+			a.Normalize = &n
+		}
+		return a, nil
+	}
+	c, ok := r.st.configs[subject]
+	if !ok {
+		return ConfigAnswer{}, errorf(http.StatusNotFound, codeSubjectCompatNotSet,
+			"Subject '%s' does not have subject-level compatibility configured", subject)
+	}
+	return ConfigAnswer(c), nil
+}
+
 // Compatibility returns the compatibility level of a subject ("" for the
 // global one). A subject without its own level answers 40408 unless
 // defaultToGlobal.
 func (r *Registry) Compatibility(subject string, defaultToGlobal bool) (string, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if subject == "" || defaultToGlobal {
-		return r.st.compatOf(subject, r.cfg.DefaultCompatibility), nil
+	c, err := r.Config(subject, defaultToGlobal)
+	if err == nil && c.CompatibilityLevel == "" {
+		r.mu.RLock()
+		c.CompatibilityLevel = r.st.compatOf(subject, r.cfg.DefaultCompatibility)
+		r.mu.RUnlock()
 	}
-	if c := r.st.subjectCompat[subject]; c != "" {
-		return c, nil
-	}
-	return "", errorf(http.StatusNotFound, codeSubjectCompatNotSet,
-		"Subject '%s' does not have subject-level compatibility configured", subject)
+	return c.CompatibilityLevel, err
 }
 
 // SetCompatibility sets the compatibility level of a subject ("" for the
-// global one).
+// global one), keeping its normalize setting.
 func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) error {
+	return r.SetConfig(ctx, subject, level, nil)
+}
+
+// SetConfig sets the config of a subject ("" for the global one): its
+// compatibility level, unless level is "", and its normalize setting,
+// unless normalize is nil; what is not given stays as it was.
+func (r *Registry) SetConfig(ctx context.Context, subject, level string, normalize *bool) error {
 	level = strings.ToUpper(level)
-	if !slices.Contains(compatLevels, level) {
+	if (level != "" || normalize == nil) && !slices.Contains(compatLevels, level) {
 		return errorf(http.StatusUnprocessableEntity, codeInvalidCompatibility,
 			"Invalid compatibility level. Valid values are none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive")
 	}
@@ -519,23 +670,32 @@ func (r *Registry) SetCompatibility(ctx context.Context, subject, level string) 
 			return err
 		}
 	}
-	val, _ := json.Marshal(configValue{CompatibilityLevel: level})
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	r.mu.RLock()
+	c := r.st.configs[subject]
+	r.mu.RUnlock()
+	if level != "" {
+		c.CompatibilityLevel = level
+	}
+	if normalize != nil {
+		c.Normalize = normalize
+	}
+	val, _ := json.Marshal(c)
 	if err := r.appendAndWait(ctx, configKey(keyConfig, subject), val); err != nil {
 		return errStore(err)
 	}
 	return nil
 }
 
-// DeleteCompatibility removes the level of a subject ("" for the global
+// DeleteCompatibility removes the config of a subject ("" for the global
 // one) and returns the level it had.
 func (r *Registry) DeleteCompatibility(ctx context.Context, subject string) (string, error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
 	r.mu.RLock()
 	prev := r.st.compatOf(subject, r.cfg.DefaultCompatibility)
-	_, set := r.st.subjectCompat[subject]
+	_, set := r.st.configs[subject]
 	r.mu.RUnlock()
 	if subject != "" && !set {
 		return "", errorf(http.StatusNotFound, codeSubjectCompatNotSet,

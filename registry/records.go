@@ -16,7 +16,7 @@ import (
 //	                 "references":[...],"schema":TEXT,"deleted":B}
 //	          a null value deletes the version permanently
 //	CONFIG    key {"keytype":"CONFIG","subject":S|null,"magic":0}
-//	          value {"compatibilityLevel":L}; null removes it
+//	          value {"compatibilityLevel":L,"normalize":B}; null removes it
 //	MODE      key {"keytype":"MODE","subject":S|null,"magic":0}
 //	          value {"mode":M}; null removes it
 //	DELETE_SUBJECT key {"keytype":"DELETE_SUBJECT","subject":S,"magic":0}
@@ -95,8 +95,11 @@ type schemaValue struct {
 	Deleted    bool        `json:"deleted"`
 }
 
+// configValue is a CONFIG record's value; either attribute may be left
+// out (the level or the normalize setting of the scope above applies).
 type configValue struct {
-	CompatibilityLevel string `json:"compatibilityLevel"`
+	CompatibilityLevel string `json:"compatibilityLevel,omitempty"`
+	Normalize          *bool  `json:"normalize,omitempty"`
 }
 
 type modeValue struct {

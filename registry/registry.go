@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -159,10 +160,18 @@ type state struct {
 	// nodes is where each node's registry serves (RUNNEL_NODE records).
 	nodes map[int32]string
 
-	compat        string // global; "" when unset
-	subjectCompat map[string]string
-	mode          string
-	subjectMode   map[string]string
+	// configs holds the CONFIG records: by subject, "" the global one.
+	configs     map[string]configValue
+	mode        string
+	subjectMode map[string]string
+}
+
+func newState() state {
+	return state{
+		subjects: map[string]map[int]*version{}, ids: map[int]*stored{}, byKey: map[string]int{},
+		configs: map[string]configValue{}, subjectMode: map[string]string{},
+		nodes: map[int32]string{},
+	}
 }
 
 // version is one version of a subject.
@@ -200,11 +209,7 @@ func New(ctx context.Context, log Log, cfg Config) (*Registry, error) {
 	}
 	r := &Registry{
 		cfg: cfg, log: log, logger: cfg.Logger,
-		st: state{
-			subjects: map[string]map[int]*version{}, ids: map[int]*stored{}, byKey: map[string]int{},
-			subjectCompat: map[string]string{}, subjectMode: map[string]string{},
-			nodes: map[int32]string{},
-		},
+		st:       newState(),
 		applied:  -1,
 		advanced: make(chan struct{}),
 		done:     make(chan struct{}),
@@ -371,22 +376,14 @@ func (st *state) apply(rec Record) error {
 		vs[*k.Version] = &version{id: v.ID, deleted: v.Deleted}
 	case keyConfig:
 		if rec.Value == nil {
-			if subject == "" {
-				st.compat = ""
-			} else {
-				delete(st.subjectCompat, subject)
-			}
+			delete(st.configs, subject)
 			return nil
 		}
 		var v configValue
 		if err := json.Unmarshal(rec.Value, &v); err != nil {
 			return fmt.Errorf("registry: bad config record: %w", err)
 		}
-		if subject == "" {
-			st.compat = v.CompatibilityLevel
-		} else {
-			st.subjectCompat[subject] = v.CompatibilityLevel
-		}
+		st.configs[subject] = v
 	case keyMode:
 		if rec.Value == nil {
 			if subject == "" {
@@ -488,6 +485,22 @@ func (st *state) parse(typ, text string, refs []Reference) (*avroschema.Parsed, 
 	return avroschema.ParseChecked(text, names)
 }
 
+// normalized is the text a registration with normalize stores: the
+// schema in its normalized form (avroschema.Normalize), with the named
+// types of its references left to them.
+func (st *state) normalized(text string, refs []Reference) (string, error) {
+	names := avroschema.Names{}
+	if err := st.loadRefs(refs, names, map[[2]any]bool{}, 0); err != nil {
+		return "", err
+	}
+	external := maps.Clone(names)
+	root, err := avroschema.Parse(text, names)
+	if err != nil {
+		return "", err
+	}
+	return avroschema.NormalizeReferring(root, external), nil
+}
+
 // maxRefDepth bounds chains of references.
 const maxRefDepth = 32
 
@@ -549,13 +562,26 @@ func (st *state) versionNumbers(subject string, deleted bool) []int {
 }
 
 func (st *state) compatOf(subject, dflt string) string {
-	if c := st.subjectCompat[subject]; c != "" {
+	if c := st.configs[subject].CompatibilityLevel; c != "" {
 		return c
 	}
-	if st.compat != "" {
-		return st.compat
+	if c := st.configs[""].CompatibilityLevel; c != "" {
+		return c
 	}
 	return dflt
+}
+
+// normalizeOf says whether registrations under subject store the
+// normalized schema when the request does not ask for it: the subject's
+// config says, else the global one, else no.
+func (st *state) normalizeOf(subject string) bool {
+	if n := st.configs[subject].Normalize; n != nil {
+		return *n
+	}
+	if n := st.configs[""].Normalize; n != nil {
+		return *n
+	}
+	return false
 }
 
 func (st *state) modeOf(subject string) string {

@@ -38,7 +38,7 @@ func TestBrokerCommandRegistry(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"id":1}` {
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != `{"id":1,"version":1,"schema":"\"string\""}` {
 		t.Fatalf("register: %d %s", resp.StatusCode, body)
 	}
 	stop()

@@ -68,7 +68,7 @@ func avroFormat(url string) (recordFormat, error) {
 		if err != nil {
 			return "", err
 		}
-		native, rest, err := c.Codec.NativeFromBinary(b[5:])
+		native, rest, err := c.Decode(b[5:])
 		if err != nil || len(rest) > 0 {
 			return "", fmt.Errorf("not a value of schema %d (%d bytes)", binary.BigEndian.Uint32(b[1:5]), len(b))
 		}

@@ -143,7 +143,8 @@ says; the user can no longer authenticate by SCRAM.
 --registry-listen, or Confluent's Schema Registry. The registry is
 --schema-registry-url, else $RUNNEL_SCHEMA_REGISTRY_URL, else
 http://127.0.0.1:8081. list prints the subjects; get prints a version
-(latest by default) as JSON; register prints the id and version the schema
+(latest by default) as JSON; with --deleted both see soft-deleted ones
+too; register prints the id and version the schema
 got, or fails when the subject's compatibility level refuses it; compat
 prints "compatible" or exits 1 with the reasons; delete soft-deletes a
 subject or a version, and with --permanent removes one soft-deleted

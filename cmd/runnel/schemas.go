@@ -51,7 +51,7 @@ func schemasRun(ctx context.Context, e env, g *globals, sub string, args []strin
 	fs := newFlagSet(e, g, "schemas "+sub, schemasSynopsis, false)
 	url := fs.String("schema-registry-url", "", "schema registry `URL` (default $RUNNEL_SCHEMA_REGISTRY_URL, else "+defaultRegistryURL+")")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
-	deleted := fs.Bool("deleted", false, "list: include soft-deleted subjects")
+	deleted := fs.Bool("deleted", false, "list, get: include soft-deleted subjects and versions")
 	version := fs.String("version", "", "get, compat, delete: the version `V`, a number or latest")
 	schemaText := fs.String("schema", "", "register, compat: the schema `TEXT`")
 	schemaFile := fs.String("schema-file", "", "register, compat: read the schema from `FILE` (- for standard input)")
@@ -124,6 +124,9 @@ func schemasRun(ctx context.Context, e env, g *globals, sub string, args []strin
 			fmt.Fprintln(e.stdout, s)
 		}
 	case "get":
+		if *deleted {
+			ctx = sr.WithParams(ctx, sr.ShowDeleted)
+		}
 		s, err := cl.SchemaByVersion(ctx, subject, v)
 		if err != nil {
 			return registryErr(err)

@@ -62,6 +62,15 @@ func TestSchemasCommand(t *testing.T) {
 	if out := must("", "delete", "users-value"); out != "deleted versions [2]\n" {
 		t.Fatalf("delete subject: %q", out)
 	}
+	if out := must("", "list"); out != "" {
+		t.Fatalf("list after a soft delete: %q", out)
+	}
+	if out := must("", "list", "--deleted"); out != "users-value\n" {
+		t.Fatalf("list --deleted: %q", out)
+	}
+	if out := must("", "get", "users-value", "--version", "2", "--deleted"); !strings.Contains(out, `"version":2`) {
+		t.Fatalf("get --deleted of a soft-deleted version: %q", out)
+	}
 	if out := must("", "delete", "users-value", "--permanent"); out != "deleted versions [1 2]\n" {
 		t.Fatalf("delete permanently: %q", out)
 	}

@@ -17,9 +17,18 @@ import (
 // data resolves (defaults, aliases, logical types, sort order), so a
 // schema that only adds a default is a new schema, as the Confluent
 // registry treats it.
-func Normalize(s *Schema) string {
+func Normalize(s *Schema) string { return NormalizeReferring(s, nil) }
+
+// NormalizeReferring is Normalize for a schema whose references define
+// the named types in external: those are written by name, as the schema
+// itself refers to them, so the result parses again with the same
+// references in scope. A nil external is Normalize.
+func NormalizeReferring(s *Schema, external Names) string {
 	var b strings.Builder
 	w := writer{b: &b, defined: map[string]bool{}}
+	for name := range external {
+		w.defined[name] = true
+	}
 	w.schema(s)
 	return b.String()
 }

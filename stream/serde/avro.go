@@ -266,7 +266,8 @@ func Avro[T any](cl AvroRegistry, opts ...AvroOption) (Serde[T], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &avroTyped[T]{a: a, conv: conv, bin: newBinConv(t, a.parsed.Root)}, nil
+	return &avroTyped[T]{a: a, conv: conv, bin: newBinConv(t, a.parsed.Root),
+		recursive: avroschema.Recursive(a.parsed.Root)}, nil
 }
 
 type avroTyped[T any] struct {
@@ -275,6 +276,11 @@ type avroTyped[T any] struct {
 	// bin is the direct path (avro_binary.go), for data of the serde's
 	// own schema.
 	bin *binConv
+	// recursive says the schema nests in itself: data is checked first
+	// (avroschema.CheckBinary bounds the nesting), as the direct path
+	// recurses once per level and deep enough data would overflow the
+	// stack.
+	recursive bool
 }
 
 func (s *avroTyped[T]) String() string { return "Avro" }
@@ -306,6 +312,11 @@ func (s *avroTyped[T]) Deserialize(b []byte) (T, error) {
 		w, err := s.a.writer(binary.BigEndian.Uint32(b[1:5]))
 		if err != nil {
 			return v, err
+		}
+		if w.proj == nil && s.recursive {
+			if _, err := avroschema.CheckBinary(s.a.parsed.Root, b[5:]); err != nil {
+				return v, fmt.Errorf("serde: %w", err)
+			}
 		}
 		if w.proj == nil {
 			rest, err := s.bin.read(b[5:], reflect.ValueOf(&v).Elem())
@@ -370,7 +381,8 @@ type avroOut struct {
 
 // avroWriter reads data written with one writer schema.
 type avroWriter struct {
-	codec *goavro.Codec
+	// schema is the writer's; it decodes through goavro.
+	schema *avroschema.Parsed
 	// proj resolves to the reader's schema; nil when the writer's schema
 	// is the reader's.
 	proj *avroschema.Projector
@@ -467,7 +479,7 @@ func (a *avroSerde) output() (*avroOut, error) {
 		}
 	}
 	if out.proj == nil {
-		a.writers[uint32(ss.ID)] = &avroWriter{codec: a.parsed.Codec}
+		a.writers[uint32(ss.ID)] = &avroWriter{schema: a.parsed}
 	}
 	a.out = out
 	return out, nil
@@ -500,7 +512,7 @@ func (a *avroSerde) deserialize(b []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	native, rest, err := w.codec.NativeFromBinary(b[5:])
+	native, rest, err := w.schema.Decode(b[5:])
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro: %w", err)
 	}
@@ -542,7 +554,7 @@ func (a *avroSerde) writer(id uint32) (*avroWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serde: avro: writer schema %d: %w", id, err)
 	}
-	w = &avroWriter{codec: wp.Codec}
+	w = &avroWriter{schema: wp}
 	if wp.Normal != a.parsed.Normal {
 		if w.proj, err = avroschema.NewProjector(a.parsed.Root, wp.Root); err != nil {
 			return nil, fmt.Errorf("serde: avro: writer schema %d: %w", id, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"runtime/debug"
 	"testing"
 
 	"github.com/linkedin/goavro/v2"
@@ -148,4 +149,89 @@ func FuzzAvroDeserialize(f *testing.F) {
 			t.Fatal("no value and no error")
 		}
 	})
+}
+
+// TestAvroHugeBlockCount: a few bytes that claim an array or map of 2^31
+// items are an error, not an allocation of gigabytes (goavro sizes what
+// it allocates by the count it reads): the typed serde, whose direct path
+// hands data it does not take to goavro, and the generic one.
+func TestAvroHugeBlockCount(t *testing.T) {
+	cl := newRegistry(t)
+	type tagged struct {
+		Tags  []string          `avro:"tags"`
+		Attrs map[string]string `avro:"attrs"`
+		Gaps  []*string         `avro:"gaps"`
+	}
+	typed, err := serde.Avro[tagged](cl, serde.AvroSubject("tagged-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := typed.Serialize(tagged{Tags: []string{"a"}, Attrs: map[string]string{}, Gaps: []*string{nil}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema, _ := serde.AvroSchemaOf[tagged]("")
+	generic, err := serde.AvroGeneric(cl, schema, serde.AvroSubject("tagged-value"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := []byte{0xfe, 0xff, 0xff, 0xff, 0x0f} // 2^31-1, zig-zag
+	for name, body := range map[string][]byte{
+		"array":           append(append([]byte{}, huge...), 0, 0, 0),
+		"map":             append(append([]byte{0}, huge...), 0, 0),
+		"array of unions": append(append([]byte{0, 0}, huge...), 0),
+	} {
+		b := append(append([]byte{}, good[:5]...), body...)
+		if _, err := typed.Deserialize(b); err == nil {
+			t.Errorf("%s: typed serde decoded % x", name, b)
+		}
+		if _, err := generic.Deserialize(b); err == nil {
+			t.Errorf("%s: generic serde decoded % x", name, b)
+		}
+	}
+}
+
+// TestAvroDeepNesting: data of a recursive type nested a million levels
+// deep (2 MB) is an error, not a stack overflow that kills the process
+// (the stack is held to 64 MB here, so that the test fails the same way
+// on any machine); a list a thousand long reads back.
+func TestAvroDeepNesting(t *testing.T) {
+	defer debug.SetMaxStack(debug.SetMaxStack(64 << 20))
+	cl := newRegistry(t)
+	type node struct {
+		Value int64 `avro:"value"`
+		Next  *node `avro:"next"`
+	}
+	s, err := serde.Avro[node](cl, serde.AvroTopic("nodes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list *node
+	for i := range 1000 {
+		list = &node{int64(i), list}
+	}
+	b, err := s.Serialize(*list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Deserialize(b)
+	if err != nil || !reflect.DeepEqual(got, *list) {
+		t.Fatalf("a list of 1000: %v", err)
+	}
+
+	deep := append([]byte{}, b[:5]...)
+	for range 1 << 20 {
+		deep = append(deep, 2, 2) // value 1, next: the node branch
+	}
+	deep = append(deep, 2, 0)
+	if _, err := s.Deserialize(deep); err == nil {
+		t.Fatal("read a million levels")
+	}
+	g, err := serde.AvroGeneric(cl, `{"type":"record","name":"node","fields":[{"name":"value","type":"long"},{"name":"next","type":["null","node"]}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Deserialize(deep); err == nil {
+		t.Fatal("the generic serde read a million levels")
+	}
 }
