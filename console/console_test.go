@@ -503,7 +503,9 @@ func TestWrites(t *testing.T) {
 		member.PollRecords(ctx, 1) // joins the group
 		var g console.Group
 		getJSON(t, c.web+"/api/groups/active", &g)
-		return g.State == "Stable" && len(g.MemberList) == 1 && len(g.MemberList[0].Assigned) == 1, "group active stable with one member, " + g.State
+		ok := g.State == "Stable" && g.ProtocolType == "consumer" && g.Protocol != "" && len(g.MemberList) == 1 &&
+			len(g.MemberList[0].Assigned) == 1 && fmt.Sprint(g.MemberList[0].Assigned[0].Partitions) == "[0 1 2]"
+		return ok, fmt.Sprintf("group active stable with one member assigned orders 0-2: %+v", g)
 	})
 	status, body = post(t, srv.URL+"/api/groups/active/reset", "application/json", `{"to":"earliest","confirm":"active"}`)
 	if status != http.StatusConflict || !strings.Contains(body, "not Empty") {
