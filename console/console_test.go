@@ -53,12 +53,23 @@ type cluster struct {
 //     orders/1 where it has no commit: kadm counts from the start).
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	b := testutil.StartBroker(t, broker.Config{
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with edit applied to the broker's
+// config.
+func startClusterWith(t *testing.T, edit func(*broker.Config)) *cluster {
+	t.Helper()
+	cfg := broker.Config{
 		HTTPListen:                      "127.0.0.1:0",
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          3,
 		TransactionStateTopicPartitions: 3,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	b := testutil.StartBroker(t, cfg)
 	c := &cluster{b: b, addr: b.Addr(), web: "http://" + b.HTTPAddr()}
 	ctx := testContext(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("orders"))
