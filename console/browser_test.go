@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,6 +39,28 @@ func findChromium() string {
 		}
 	}
 	return ""
+}
+
+// screenshotPages are the pages TestBrowser loads, each saved as
+// docs/console-NAME.png and shown in the README.
+var screenshotPages = []string{"overview", "topics", "topic", "groups", "group", "apps", "schemas", "subject", "app"}
+
+// TestScreenshotsInReadme: every page the browser test loads has its
+// screenshot under docs/, and the README shows it.
+func TestScreenshotsInReadme(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range screenshotPages {
+		file := "docs/console-" + name + ".png"
+		if fi, err := os.Stat(filepath.Join("..", file)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v (RUNNEL_CONSOLE_SCREENSHOTS=$PWD/docs go test ./console -run TestBrowser writes it)", file, err)
+		}
+		if !strings.Contains(string(readme), "]("+file+")") {
+			t.Errorf("README.md does not show %s", file)
+		}
+	}
 }
 
 // TestBrowser loads the console's pages in headless Chromium against a
@@ -142,6 +165,13 @@ func TestBrowser(t *testing.T) {
 		{"subject", "/schemas/orders-value", ".diff-add", `[...document.querySelectorAll(".diff-add")].map(e => e.textContent).join("")`, `"name": "note"`},
 		{"app", "/apps/" + app, "svg.topology g.store", `[...document.querySelectorAll("svg.topology g.node")].map(e => e.dataset.name).join("|") + " tasks:" + document.querySelectorAll("tr.task").length`,
 			"|counts|"},
+	}
+	var names []string
+	for _, p := range pages {
+		names = append(names, p.name)
+	}
+	if !slices.Equal(names, screenshotPages) {
+		t.Fatalf("the test loads %v, screenshotPages lists %v: keep them one list", names, screenshotPages)
 	}
 	for _, p := range pages {
 		ctx, cancel := context.WithTimeout(bctx, time.Minute)
