@@ -66,11 +66,7 @@ func (in *instance) publishStatus(ctx context.Context) {
 		return
 	}
 	defer cl.Close()
-	p := &statusPublisher{in: in, cl: cl, reg: prometheus.NewRegistry(), last: map[string]taskCount{}, at: time.Now()}
-	m := in.app.metrics.prom
-	for _, c := range []prometheus.Collector{m.processed, m.e2eLatency, m.lag, m.restored, m.restoreRemain, m.restoreRate} {
-		p.reg.MustRegister(c) // distinct instruments of a fresh registry
-	}
+	p := &statusPublisher{in: in, cl: cl, reg: statusRegistry(in.app.metrics.prom), last: map[string]taskCount{}, at: time.Now()}
 	key := appstatus.Key(o.ApplicationID, in.process)
 	t := time.NewTicker(o.StatusInterval)
 	defer t.Stop()
@@ -92,6 +88,16 @@ func (in *instance) publishStatus(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// statusRegistry is a registry of the task instruments a status record
+// reports, for gather to read.
+func statusRegistry(m *promMetrics) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{m.processed, m.e2eLatency, m.lag, m.restored, m.restoreRemain, m.restoreRate} {
+		reg.MustRegister(c) // distinct instruments of a fresh registry
+	}
+	return reg
 }
 
 func (in *instance) ensureStatusTopic(ctx context.Context) error {

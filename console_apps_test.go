@@ -23,8 +23,9 @@ import (
 // stateful task on the other) and reads them through the web console over
 // TCP: the application is found from its group and its status records,
 // its topology is drawn with its topics and stores linking to their pages,
-// each instance lists its active and standby tasks with what they
-// processed, and an instance that stops cleanly disappears.
+// each instance lists its workers and its active and standby tasks with
+// what they processed, their rate and end-to-end latency, an instance that
+// stops cleanly disappears, and a new one shows what it restored.
 func TestConsoleStreamApp(t *testing.T) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 2, "lines", "word-counts")
@@ -111,10 +112,28 @@ func TestConsoleStreamApp(t *testing.T) {
 	if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
+	// While they flow, the tasks report a rate and an end-to-end
+	// latency; keep input coming until a status record caught both.
+	var rate, latency float64
 	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
 		got = console.App{}
 		read("/api/apps/"+app, &got)
-		return lines() >= before+int64(len(recs)), fmt.Sprintf("%d lines processed, want %d", lines(), before+int64(len(recs)))
+		for _, in := range got.InstanceList {
+			for _, tk := range in.Tasks {
+				rate, latency = max(rate, tk.RecordsPerSec), max(latency, tk.LatencyMs)
+			}
+			if in.Workers != 1 || len(in.Members) != in.Workers {
+				return false, fmt.Sprintf("instance %s: %d workers, members %v; want 1 each", in.Process, in.Workers, in.Members)
+			}
+		}
+		done := lines() >= before+int64(len(recs)) && rate > 0 && latency > 0
+		if !done {
+			if err := cl.ProduceSync(t.Context(), recs[:10]...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return done, fmt.Sprintf("%d lines processed (want %d), top task rate %v/s and latency %v ms (want both > 0)",
+			lines(), before+int64(len(recs)), rate, latency)
 	})
 	if got.Graph == nil || len(got.Graph.Subs) != 2 {
 		t.Fatalf("graph: %+v (error %q), want 2 sub-topologies", got.Graph, got.TopologyError)
@@ -133,6 +152,7 @@ func TestConsoleStreamApp(t *testing.T) {
 		"topic word-counts":                   "/topics/word-counts",
 		"topic " + app + "-words-repartition": "/topics/" + app + "-words-repartition",
 		"store counts":                        "/topics/" + app + "-counts-changelog",
+		"topic " + app + "-counts-changelog":  "/topics/" + app + "-counts-changelog",
 	} {
 		if n, ok := nodes[key]; !ok || n.Link != link {
 			t.Errorf("node %s: %+v, want a link to %s; nodes: %v", key, n, link, nodes)
@@ -166,10 +186,32 @@ func TestConsoleStreamApp(t *testing.T) {
 		}
 		return true, ""
 	})
+
+	// An instance with an empty state directory restores the counting
+	// tasks it is given from their changelog, and says how much it
+	// restored.
+	remaining := got.InstanceList[0].Process
+	runApp(t, topo, nil, opts()...)
+	testutil.Eventually(t, 60*time.Second, func() (bool, string) {
+		got = console.App{}
+		read("/api/apps/"+app, &got)
+		for _, in := range got.InstanceList {
+			if in.Process == remaining {
+				continue
+			}
+			for _, tk := range in.Tasks {
+				if strings.HasPrefix(tk.ID, "1_") && tk.Restored > 0 && !tk.Restoring && tk.RestorePercent == 100 {
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprintf("no counting task of the new instance restored: %+v", got.InstanceList)
+	})
 }
 
 // TestStatusIntervalOff: StatusInterval(0) writes no status: the status
-// topic is never created. An App with the default interval creates it.
+// topic is never created, and the console finds the application from its
+// group alone. An App with the default interval creates it.
 func TestStatusIntervalOff(t *testing.T) {
 	addr := startAppBroker(t)
 	createTopics(t, addr, 1, "lines", "word-counts")
@@ -182,6 +224,29 @@ func TestStatusIntervalOff(t *testing.T) {
 	off := runApp(t, topo, nil, runnel.ApplicationID("status-off"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()), runnel.StatusInterval(0))
 	testutil.Eventually(t, time.Minute, func() (bool, string) {
 		return off.State() == runnel.Running, "app running, " + off.State().String()
+	})
+	// The console still finds the application, from its group: the
+	// members' protocol, and the process each names in its metadata.
+	c, err := console.New(console.Config{Brokers: []string{addr}, SampleInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c.Handler())
+	defer func() { srv.Close(); c.Close() }()
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		var list []console.AppSummary
+		var a console.App
+		for path, v := range map[string]any{"/api/apps": &list, "/api/apps/status-off": &a} {
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			json.NewDecoder(resp.Body).Decode(v)
+			resp.Body.Close()
+		}
+		ok := len(list) == 1 && list[0].App == "status-off" && list[0].GroupState == "Stable" && list[0].Members == 1 && list[0].Instances == 0 &&
+			len(a.InstanceList) == 1 && a.InstanceList[0].Process != "?" && a.InstanceList[0].Process != "" && len(a.InstanceList[0].Members) == 1 && a.InstanceList[0].State == ""
+		return ok, fmt.Sprintf("apps %+v, status-off %+v", list, a)
 	})
 	if err := off.Close(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,9 @@
 package runnel_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,11 +15,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/console"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // TestConsoleAgainstKafka runs the web console against Apache Kafka 4.x:
-// the overview, a topic with its records, and a group's lag come out as
-// they do against Runnel's broker (package console's tests).
+// the overview, the topic list, a topic with its records, the group list,
+// an empty group's lag and a live group's members and assignments come
+// out as they do against Runnel's broker (package console's tests).
 func TestConsoleAgainstKafka(t *testing.T) {
 	addr := kafkaPeerAddr(t)
 	ctx := t.Context()
@@ -92,6 +96,38 @@ func TestConsoleAgainstKafka(t *testing.T) {
 	getJSON("/api/groups/"+group+topic, &g)
 	if g.State != "Empty" || g.Lag != 2 {
 		t.Fatalf("group %+v", g)
+	}
+	var gs []console.GroupSummary
+	getJSON("/api/groups", &gs)
+	listed := false
+	for _, s := range gs {
+		listed = listed || s.Group == group+topic && s.State == "Empty" && s.Lag == 2
+	}
+	if !listed {
+		t.Fatalf("group list lacks %s, Empty with lag 2: %+v", group+topic, gs)
+	}
+	// A group with a member: its protocol, the member and what it was
+	// assigned.
+	live := group + "-live-" + topic
+	member, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(live), kgo.ConsumeTopics(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		member.PollRecords(pctx, 10) // joins the group
+		cancel()
+		g = console.Group{}
+		getJSON("/api/groups/"+live, &g)
+		ok := g.State == "Stable" && g.ProtocolType == "consumer" && g.Protocol != "" && len(g.MemberList) == 1 &&
+			len(g.MemberList[0].Assigned) == 1 && g.MemberList[0].Assigned[0].Topic == topic && len(g.MemberList[0].Assigned[0].Partitions) == 2
+		return ok, fmt.Sprintf("group %s stable with one member assigned both partitions: %+v", live, g)
+	})
+	for _, b := range ov.Brokers {
+		if !b.Alive {
+			t.Errorf("broker %+v not alive", b)
+		}
 	}
 	resp, err := http.Get(srv.URL + "/topics/" + topic + "?from=earliest")
 	if err != nil {

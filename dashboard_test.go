@@ -57,7 +57,8 @@ var metricName = regexp.MustCompile(`\brunnel_[a-z0-9_]+`)
 // real broker and a real App export: every series a panel queries exists
 // (so no panel is silently empty after a rename), every Runnel metric is on
 // some panel, every $variable is defined, and the panels tile the grid
-// without overlapping.
+// without overlapping; and the README's Monitoring section names only
+// metrics that exist and says how to scrape both.
 func TestGrafanaDashboard(t *testing.T) {
 	raw, err := os.ReadFile(dashboardFile)
 	if err != nil {
@@ -98,6 +99,34 @@ func TestGrafanaDashboard(t *testing.T) {
 	for name := range exported {
 		if !used[name] {
 			t.Errorf("metric %s is on no panel of %s", name, dashboardFile)
+		}
+	}
+	checkReadmeMonitoring(t, exported)
+}
+
+// checkReadmeMonitoring checks the README's Monitoring section: it says how
+// to scrape the brokers and the applications, points to the dashboard, and
+// every metric it names is exported.
+func checkReadmeMonitoring(t *testing.T, exported map[string]string) {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Monitoring\n")
+	section, _, _ = strings.Cut(section, "\n## ")
+	for _, want := range []string{"--metrics-listen", "runnel.MetricsAddr", "runnel.MetricsRegisterer", "scrape_configs:",
+		"job_name: runnel-brokers", "job_name: runnel-apps", dashboardFile} {
+		if !strings.Contains(section, want) {
+			t.Errorf("README.md's Monitoring section does not mention %s", want)
+		}
+	}
+	for _, name := range metricName.FindAllString(section, -1) {
+		if strings.HasSuffix(name, "_") { // a family, as runnel_stream_*
+			continue
+		}
+		if _, ok := seriesOf(name, exported); !ok {
+			t.Errorf("README.md's Monitoring section names %s, which neither the broker nor the App exports", name)
 		}
 	}
 }

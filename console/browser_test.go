@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,8 +21,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/console"
 	"github.com/runnel-dev/runnel/internal/testutil"
 	"github.com/runnel-dev/runnel/stream"
@@ -36,6 +39,28 @@ func findChromium() string {
 		}
 	}
 	return ""
+}
+
+// screenshotPages are the pages TestBrowser loads, each saved as
+// docs/console-NAME.png and shown in the README.
+var screenshotPages = []string{"overview", "topics", "topic", "groups", "group", "apps", "schemas", "subject", "app"}
+
+// TestScreenshotsInReadme: every page the browser test loads has its
+// screenshot under docs/, and the README shows it.
+func TestScreenshotsInReadme(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range screenshotPages {
+		file := "docs/console-" + name + ".png"
+		if fi, err := os.Stat(filepath.Join("..", file)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s: %v (RUNNEL_CONSOLE_SCREENSHOTS=$PWD/docs go test ./console -run TestBrowser writes it)", file, err)
+		}
+		if !strings.Contains(string(readme), "]("+file+")") {
+			t.Errorf("README.md does not show %s", file)
+		}
+	}
 }
 
 // TestBrowser loads the console's pages in headless Chromium against a
@@ -56,11 +81,14 @@ func TestBrowser(t *testing.T) {
 		}
 		t.Skip(why)
 	}
-	c := startCluster(t)
+	c := startClusterWith(t, func(cfg *broker.Config) { cfg.RegistryListen = "127.0.0.1:0" })
+	registry := "http://" + c.b.RegistryAddr()
+	registerOrderSchemas(t, registry)
 	app := startWordCount(t, c.addr)
 	// A console of its own that samples often, so that the charts have
 	// points and the application's status shows within the test.
-	con, err := console.New(console.Config{Brokers: []string{c.addr}, SampleInterval: 300 * time.Millisecond, AllowWrites: true})
+	con, err := console.New(console.Config{Brokers: []string{c.addr}, SampleInterval: 300 * time.Millisecond, AllowWrites: true,
+		RegistryURL: registry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,8 +161,17 @@ func TestBrowser(t *testing.T) {
 		{"groups", "/groups", `a[href="/groups/lagging"]`, `document.querySelector("#groups tbody").textContent`, evilGroup},
 		{"group", "/groups/lagging", "tr.offset", `document.querySelector("#group-lag").textContent`, "4"},
 		{"apps", "/apps", `a[href="/apps/` + app + `"]`, `document.querySelector("#apps tbody").textContent`, app},
+		{"schemas", "/schemas", `a[href="/schemas/orders-value"]`, `document.querySelector("#subjects tbody").textContent`, "orders-value"},
+		{"subject", "/schemas/orders-value", ".diff-add", `[...document.querySelectorAll(".diff-add")].map(e => e.textContent).join("")`, `"name": "note"`},
 		{"app", "/apps/" + app, "svg.topology g.store", `[...document.querySelectorAll("svg.topology g.node")].map(e => e.dataset.name).join("|") + " tasks:" + document.querySelectorAll("tr.task").length`,
 			"|counts|"},
+	}
+	var names []string
+	for _, p := range pages {
+		names = append(names, p.name)
+	}
+	if !slices.Equal(names, screenshotPages) {
+		t.Fatalf("the test loads %v, screenshotPages lists %v: keep them one list", names, screenshotPages)
 	}
 	for _, p := range pages {
 		ctx, cancel := context.WithTimeout(bctx, time.Minute)
@@ -197,10 +234,78 @@ func TestBrowser(t *testing.T) {
 	if err != nil || lag != "4" {
 		t.Errorf("group lag after refresh: %q, %v", lag, err)
 	}
+	// New data shows without a reload: the group commits further, and
+	// the open page (its marker still set: not reloaded) shows the new
+	// lag and committed offset.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.notReloaded = true`)); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 3, LeaderEpoch: -1})
+	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, "lagging", os); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#group-lag").textContent === "2" &&
+		document.querySelector("tr.offset td:nth-child(3)").textContent === "3" && window.notReloaded === true`)); err != nil {
+		t.Errorf("the group page did not show the new commit without a reload: %v", err)
+	}
+
+	// The message browser's filters are in the page's URL: a filtered
+	// view is a link to share, and opening it shows the same records.
+	if err := chromedp.Do(ctx, chromedp.Navigate(web+"/topics/orders?from=earliest"), chromedp.WaitVisible(chromedp.CSS("tr.record")),
+		chromedp.SetValue(chromedp.CSS(`form.browse input[name="key"]`), "json"),
+		chromedp.Click(chromedp.CSS(`form.browse button[type="submit"]`))); err != nil {
+		t.Fatalf("filter by key: %v", err)
+	}
+	// The form's GET navigates: evaluate until the new page answers.
+	testutil.Eventually(t, time.Minute, func() (bool, string) {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`location.search.includes("key=json") && document.querySelectorAll("tr.record").length === 1`))
+		return err == nil && ok, fmt.Sprintf("the filtered page: %v", err)
+	})
+	shared, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(shared), chromedp.WaitVisible(chromedp.CSS("tr.record"))); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll("tr.record td:nth-child(4)")].map(e => e.textContent).join("|")`))
+	if err != nil || keys != "json" {
+		t.Errorf("the shared link %s shows keys %q (%v), want json", shared, keys, err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(problems) > 0 {
 		t.Fatalf("the browser reported:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// registerOrderSchemas registers two versions of the subject orders-value
+// (the second adds a field) and sets its compatibility to FULL.
+func registerOrderSchemas(t *testing.T, registry string) {
+	t.Helper()
+	reg, err := sr.NewClient(sr.URLs(registry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	for _, s := range []string{
+		`{"type":"record","name":"Order","fields":[{"name":"id","type":"string"}]}`,
+		`{"type":"record","name":"Order","fields":[{"name":"id","type":"string"},{"name":"note","type":"string","default":""}]}`,
+	} {
+		if _, err := reg.CreateSchema(ctx, "orders-value", sr.Schema{Schema: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range reg.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatFull}, "orders-value") {
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
 	}
 }
 

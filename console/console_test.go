@@ -53,12 +53,23 @@ type cluster struct {
 //     orders/1 where it has no commit: kadm counts from the start).
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	b := testutil.StartBroker(t, broker.Config{
+	return startClusterWith(t, nil)
+}
+
+// startClusterWith is startCluster with edit applied to the broker's
+// config.
+func startClusterWith(t *testing.T, edit func(*broker.Config)) *cluster {
+	t.Helper()
+	cfg := broker.Config{
 		HTTPListen:                      "127.0.0.1:0",
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          3,
 		TransactionStateTopicPartitions: 3,
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	b := testutil.StartBroker(t, cfg)
 	c := &cluster{b: b, addr: b.Addr(), web: "http://" + b.HTTPAddr()}
 	ctx := testContext(t)
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("orders"))
@@ -503,7 +514,9 @@ func TestWrites(t *testing.T) {
 		member.PollRecords(ctx, 1) // joins the group
 		var g console.Group
 		getJSON(t, c.web+"/api/groups/active", &g)
-		return g.State == "Stable" && len(g.MemberList) == 1 && len(g.MemberList[0].Assigned) == 1, "group active stable with one member, " + g.State
+		ok := g.State == "Stable" && g.ProtocolType == "consumer" && g.Protocol != "" && len(g.MemberList) == 1 &&
+			len(g.MemberList[0].Assigned) == 1 && fmt.Sprint(g.MemberList[0].Assigned[0].Partitions) == "[0 1 2]"
+		return ok, fmt.Sprintf("group active stable with one member assigned orders 0-2: %+v", g)
 	})
 	status, body = post(t, srv.URL+"/api/groups/active/reset", "application/json", `{"to":"earliest","confirm":"active"}`)
 	if status != http.StatusConflict || !strings.Contains(body, "not Empty") {

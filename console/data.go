@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Overview is the cluster at a glance (GET /api/overview).
@@ -17,8 +18,10 @@ type Overview struct {
 	ClusterID  string   `json:"clusterId"`
 	Controller int32    `json:"controller"`
 	Brokers    []Broker `json:"brokers"`
-	Topics     int      `json:"topics"`
-	Partitions Health   `json:"partitions"`
+	// BrokersAlive counts the Brokers that are alive.
+	BrokersAlive int    `json:"brokersAlive"`
+	Topics       int    `json:"topics"`
+	Partitions   Health `json:"partitions"`
 	// Records is the sum of every partition's end offset: the records
 	// ever written, whose rate the overview charts.
 	Records int64 `json:"records"`
@@ -30,6 +33,10 @@ type Broker struct {
 	Host   string `json:"host"`
 	Port   int32  `json:"port"`
 	Rack   string `json:"rack,omitempty"`
+	// Alive is false for a broker the cluster knows but does not serve
+	// from: registered but fenced (stopped, or its heartbeats lost), or
+	// named as a partition's replica without being registered at all.
+	Alive bool `json:"alive"`
 	// Leader is the partitions this broker leads.
 	Leader int `json:"leader"`
 	// Replicas is the partition replicas placed on this broker.
@@ -67,9 +74,8 @@ func (c *Console) overview(ctx context.Context, _ *http.Request) (any, error) {
 	}
 	ov := Overview{ClusterID: md.Cluster, Controller: md.Controller, Topics: len(md.Topics)}
 	brokerSize, _ := c.smp.sizes()
-	byID := map[int32]*Broker{}
-	for _, b := range md.Brokers {
-		br := Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, DiskBytes: -1}
+	addBroker := func(b kadm.BrokerDetail, alive bool) {
+		br := Broker{NodeID: b.NodeID, Host: b.Host, Port: b.Port, DiskBytes: -1, Alive: alive}
 		if n, ok := brokerSize[b.NodeID]; ok {
 			br.DiskBytes = n
 		}
@@ -78,6 +84,32 @@ func (c *Console) overview(ctx context.Context, _ *http.Request) (any, error) {
 		}
 		ov.Brokers = append(ov.Brokers, br)
 	}
+	for _, b := range md.Brokers {
+		addBroker(b, true)
+	}
+	// Metadata lists the live brokers only; the fenced ones come from
+	// DescribeCluster v2 (Kafka 4.0, KIP-1073), and a broker no longer
+	// registered from the replica lists below.
+	known := func(id int32) bool {
+		return slices.ContainsFunc(ov.Brokers, func(b Broker) bool { return b.NodeID == id })
+	}
+	for _, b := range c.fencedBrokers(ctx) {
+		if !known(b.NodeID) {
+			addBroker(b, false)
+		}
+	}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range p.Replicas {
+				if !known(r) {
+					addBroker(kadm.BrokerDetail{NodeID: r}, false)
+				}
+			}
+		}
+	}
+	slices.SortFunc(ov.Brokers, func(a, b Broker) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	ov.BrokersAlive = len(md.Brokers)
+	byID := map[int32]*Broker{}
 	for i := range ov.Brokers {
 		byID[ov.Brokers[i].NodeID] = &ov.Brokers[i]
 	}
@@ -96,7 +128,7 @@ func (c *Console) overview(ctx context.Context, _ *http.Request) (any, error) {
 	}
 	if len(md.Topics) > 0 {
 		ends, err := c.adm.ListEndOffsets(ctx, md.Topics.Names()...)
-		if err != nil {
+		if err := partialOK(err); err != nil {
 			return nil, fmt.Errorf("console: end offsets: %w", err)
 		}
 		ends.Each(func(o kadm.ListedOffset) {
@@ -106,6 +138,35 @@ func (c *Console) overview(ctx context.Context, _ *http.Request) (any, error) {
 		})
 	}
 	return ov, nil
+}
+
+// partialOK drops the error of a request that some brokers answered: while
+// a broker is down (when the console matters most) a page shows what the
+// others said, its partitions' offsets left unknown, rather than nothing.
+func partialOK(err error) error {
+	if se, ok := errors.AsType[*kadm.ShardErrors](err); ok && !se.AllFailed {
+		return nil
+	}
+	return err
+}
+
+// fencedBrokers returns the brokers the cluster has registered but fenced,
+// or none when it cannot tell (a cluster older than DescribeCluster v2
+// answers without them).
+func (c *Console) fencedBrokers(ctx context.Context) []kadm.BrokerDetail {
+	req := kmsg.NewPtrDescribeClusterRequest()
+	req.IncludeFencedBrokers = true
+	resp, err := req.RequestWith(ctx, c.cl)
+	if err != nil || resp.ErrorCode != 0 {
+		return nil
+	}
+	var out []kadm.BrokerDetail
+	for _, b := range resp.Brokers {
+		if b.IsFenced {
+			out = append(out, kadm.BrokerDetail{NodeID: b.NodeID, Host: b.Host, Port: b.Port, Rack: b.Rack})
+		}
+	}
+	return out
 }
 
 // TopicSummary is one line of the topic list (GET /api/topics).
@@ -141,11 +202,11 @@ func (c *Console) topics(ctx context.Context, _ *http.Request) (any, error) {
 		return out, nil
 	}
 	starts, err := c.adm.ListStartOffsets(ctx, names...)
-	if err != nil {
+	if err := partialOK(err); err != nil {
 		return nil, fmt.Errorf("console: start offsets: %w", err)
 	}
 	ends, err := c.adm.ListEndOffsets(ctx, names...)
-	if err != nil {
+	if err := partialOK(err); err != nil {
 		return nil, fmt.Errorf("console: end offsets: %w", err)
 	}
 	// One DescribeConfigs for every topic; a failure leaves the columns
@@ -236,11 +297,11 @@ func (c *Console) topic(ctx context.Context, r *http.Request) (any, error) {
 		return nil, fmt.Errorf("console: topic %q: %w", name, t.Err)
 	}
 	starts, err := c.adm.ListStartOffsets(ctx, name)
-	if err != nil {
+	if err := partialOK(err); err != nil {
 		return nil, fmt.Errorf("console: start offsets: %w", err)
 	}
 	ends, err := c.adm.ListEndOffsets(ctx, name)
-	if err != nil {
+	if err := partialOK(err); err != nil {
 		return nil, fmt.Errorf("console: end offsets: %w", err)
 	}
 	out := Topic{Name: name, Internal: t.IsInternal, Writes: c.cfg.AllowWrites}

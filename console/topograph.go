@@ -13,13 +13,18 @@ import (
 // a Kafka Streams description reads too), laid out in layers, and drawn
 // as SVG by app.html. The layout is a plain layered one: a node's layer is
 // its longest path from a root (a source topic), nodes within a layer are
-// ordered by the mean position of their parents, and stores sit in the
-// layer of the processors using them.
+// ordered by the mean position of their parents, stores sit in the layer
+// of the processors using them, and a store's changelog topic in the layer
+// below it.
 
 // TopoNode is one node of the drawn graph.
 type TopoNode struct {
 	// Kind is source, processor, sink, topic or store.
-	Kind  string `json:"kind"`
+	Kind string `json:"kind"`
+	// Role says what a topic is to the application: "repartition" (it
+	// writes and reads it back), "changelog" (a store's), or "" (an input
+	// or output).
+	Role  string `json:"role,omitempty"`
 	Name  string `json:"name"`
 	Label string `json:"label"` // Name, shortened to fit the box
 	// Link is the page of a topic or of a store's changelog topic.
@@ -231,8 +236,15 @@ func layoutSub(ps *parsedSub, topicName, changelog func(string) string, top int)
 	}
 	topic := func(name string) int {
 		full := topicName(name)
-		return add("topic\x00"+name, TopoNode{Kind: "topic", Name: full, Link: "/topics/" + full})
+		n := TopoNode{Kind: "topic", Name: full, Link: "/topics/" + full}
+		if strings.HasSuffix(name, "-repartition") {
+			n.Role = "repartition"
+		}
+		return add("topic\x00"+name, n)
 	}
+	// changelogOf holds each store's changelog topic node, drawn below
+	// the store once the stores have their layers.
+	changelogOf := map[int]int{}
 	for _, n := range ps.nodes {
 		add("node\x00"+n.name, TopoNode{Kind: n.kind, Name: n.name})
 	}
@@ -251,11 +263,15 @@ func layoutSub(ps *parsedSub, topicName, changelog func(string) string, top int)
 		}
 		for _, s := range n.stores {
 			st := TopoNode{Kind: "store", Name: s}
-			if cl := changelog(s); cl != "" {
+			cl := changelog(s)
+			if cl != "" {
 				st.Link = "/topics/" + cl
 			}
 			si := add("store\x00"+s, st)
 			vs[me].store = append(vs[me].store, si)
+			if _, ok := changelogOf[si]; cl != "" && !ok {
+				changelogOf[si] = add("changelog\x00"+s, TopoNode{Kind: "topic", Role: "changelog", Name: cl, Link: "/topics/" + cl})
+			}
 		}
 		for _, c := range n.children {
 			if ci, ok := index["node\x00"+c]; ok {
@@ -288,11 +304,17 @@ func layoutSub(ps *parsedSub, topicName, changelog func(string) string, top int)
 			}
 		}
 	}
-	// A store sits in the deepest layer of the processors using it.
+	// A store sits in the deepest layer of the processors using it, its
+	// changelog topic in the layer below, joined to it by a directed
+	// edge (the store writes it).
 	for _, v := range vs {
 		for _, s := range v.store {
 			vs[s].layer = max(vs[s].layer, v.layer)
 		}
+	}
+	for s, cl := range changelogOf {
+		vs[cl].layer = vs[s].layer + 1
+		vs[s].out = append(vs[s].out, cl)
 	}
 	layers := 0
 	for _, v := range vs {

@@ -43,8 +43,10 @@ const wordCountDescription = `Topologies:
     [lines, other]
 `
 
-// TestLayoutTopology: every node of the description is drawn, topics and
-// stores link to their pages under their cluster names, every directed
+// TestLayoutTopology: every node of the description is drawn, with each
+// logged store's changelog topic below it, topics (marked repartition or
+// changelog) and stores link to their pages under their cluster names,
+// every directed
 // edge goes down (a child below its parent), store edges join a
 // processor to its store, and no two nodes overlap.
 func TestLayoutTopology(t *testing.T) {
@@ -71,10 +73,14 @@ func TestLayoutTopology(t *testing.T) {
 		0: {"topic lines": "/topics/lines", "source KSTREAM-SOURCE-0000000000": "", "processor words-repartition-filter": "",
 			"sink words-repartition-sink": "", "topic wc-words-repartition": "/topics/wc-words-repartition"},
 		1: {"topic wc-words-repartition": "/topics/wc-words-repartition", "store counts": "/topics/wc-counts-changelog",
-			"topic word-counts": "/topics/word-counts", "sink KSTREAM-SINK-0000000006": ""},
+			"topic wc-counts-changelog": "/topics/wc-counts-changelog", "topic word-counts": "/topics/word-counts",
+			"sink KSTREAM-SINK-0000000006": ""},
 		2: {"topic rates": "/topics/rates", "store rates-store": "", "processor rates-updater": ""},
 	}
-	counts := map[int]int{0: 6, 1: 8, 2: 4}
+	// What each topic is to the application.
+	roles := map[string]string{"topic lines": "", "topic wc-words-repartition": "repartition", "topic wc-counts-changelog": "changelog",
+		"topic word-counts": "", "topic rates": ""}
+	counts := map[int]int{0: 6, 1: 9, 2: 4}
 	for _, s := range g.Subs {
 		nodes := map[string]TopoNode{}
 		for _, n := range s.Nodes {
@@ -96,14 +102,25 @@ func TestLayoutTopology(t *testing.T) {
 				t.Errorf("sub %d: node %q: %+v (present %v), want link %q", s.ID, key, n, ok, link)
 			}
 		}
+		for key, n := range nodes {
+			if role, ok := roles[key]; n.Kind == "topic" && (!ok || n.Role != role) {
+				t.Errorf("sub %d: node %q has role %q, want %q", s.ID, key, n.Role, role)
+			}
+		}
+		// The changelog topic is drawn below its store, which points to
+		// it.
+		if st, cl := nodes["store counts"], nodes["topic wc-counts-changelog"]; s.ID == 1 && cl.Y <= st.Y {
+			t.Errorf("changelog topic at y=%d, not below its store at y=%d", cl.Y, st.Y)
+		}
 		for _, e := range s.Edges {
 			if !e.Store && e.Y2 <= e.Y1 {
 				t.Errorf("sub %d: edge (%d,%d)->(%d,%d) does not go down", s.ID, e.X1, e.Y1, e.X2, e.Y2)
 			}
 		}
 	}
-	if n := len(g.Subs[1].Edges); n != 7 { // topic->source->agg->tostream->2 sinks, sink->topic, + 1 store
-		t.Errorf("sub 1: %d edges, want 7", n)
+	// topic->source->agg->tostream->2 sinks, sink->topic, store->changelog, + 1 store
+	if n := len(g.Subs[1].Edges); n != 8 {
+		t.Errorf("sub 1: %d edges, want 8", n)
 	}
 	long := g.Subs[0].Nodes[1].Label
 	if len([]rune(long)) > topoLabel {

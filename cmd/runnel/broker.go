@@ -29,7 +29,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.RegistryListen, "registry-listen", "", "serve the schema registry (Confluent Schema Registry API) on `HOST:PORT` (default off)")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", "", "serve the web console on `HOST:PORT` (default off)")
-	fs.BoolVar(&cfg.ConsoleAllowWrites, "console-allow-writes", false, "let the web console produce, reset offsets of empty groups and alter topic configs")
+	fs.BoolVar(&cfg.ConsoleAllowWrites, "console-allow-writes", false, "let the web console create and delete topics, produce, reset offsets of empty groups and alter topic configs")
 	consoleConfig := fs.String("console-command-config", "", "the web console connects with these Kafka client properties, `FILE` (bootstrap.servers: which listener; security.protocol, sasl.*, ssl.*: as which principal); default: the inter-broker listener, anonymously")
 	fs.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "`HOST` clients are told to connect to (advertised.listeners; default: the listen host)")
 	finishSecurity := brokerSecurityFlags(fs, &cfg.Security)

@@ -23,7 +23,7 @@ func runConsole(ctx context.Context, e env, g *globals, args []string) error {
 	fs := newFlagSet(e, g, "console", consoleSynopsis, true)
 	listen := fs.String("http-listen", "127.0.0.1:8080", "serve the console on `HOST:PORT`; port 0 picks a free port")
 	registryURL := fs.String("schema-registry-url", e.getenv("RUNNEL_SCHEMA_REGISTRY_URL"), "show the schemas of the registry at `URL` (env RUNNEL_SCHEMA_REGISTRY_URL; default none)")
-	writes := fs.Bool("console-allow-writes", false, "let the console produce, reset offsets of empty groups and alter topic configs")
+	writes := fs.Bool("console-allow-writes", false, "let the console create and delete topics, produce, reset offsets of empty groups and alter topic configs")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -97,7 +97,7 @@ func TestConsoleCommand(t *testing.T) {
 }
 
 // TestBrokerCommandConsole: runnel broker --http-listen serves the console
-// and says where.
+// and says where; --console-allow-writes lets it write.
 func TestBrokerCommandConsole(t *testing.T) {
 	ctx, stop := context.WithCancel(testContext(t))
 	defer stop()
@@ -115,6 +115,24 @@ func TestBrokerCommandConsole(t *testing.T) {
 	status, body := httpGet(t, web)
 	if status != http.StatusOK || !strings.Contains(body, "Partitions online") || !strings.Contains(body, "writes allowed") {
 		t.Fatalf("overview: %d\n%s", status, body)
+	}
+	// The flag lets the console write: create a topic, produce to it.
+	for _, w := range []struct{ path, body string }{
+		{"api/topics", `{"name":"written","partitions":1}`},
+		{"api/topics/written/produce", `{"value":"from the console"}`},
+	} {
+		resp, err := http.Post(web+w.path, "application/json", strings.NewReader(w.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s on a console with writes allowed: %d %s", w.path, resp.StatusCode, b)
+		}
+	}
+	if status, body := httpGet(t, web+"api/topics/written/messages?from=earliest"); status != http.StatusOK || !strings.Contains(body, `"text": "from the console"`) {
+		t.Fatalf("the produced record: %d %s", status, body)
 	}
 	stop()
 	select {

@@ -157,14 +157,15 @@ code (40401 subject not found, 409 incompatible, 42201 invalid schema, ...).
 online, under-replicated and offline), topics (partitions, leaders, ISR,
 offsets, configs, and a message browser from the earliest, latest, an
 offset or a time, filtered by key or substring), and consumer groups
-(members, assignments, committed offsets and lag), and with
+(members, assignments, committed offsets and lag), stream applications
+(topology graph, instances, tasks and their figures), and with
 --schema-registry-url the registry's subjects, versions, the diff between
 versions, and compatibility levels. Each page has a JSON
 twin under /api. It works against any Kafka-protocol cluster; a Runnel
 broker serves the same console itself with --http-listen. The console is
-read-only unless --console-allow-writes: then it can produce a test record,
-reset the offsets of an empty group (confirmed by its name), and alter topic
-configs.
+read-only unless --console-allow-writes: then it can create and delete a
+topic (a delete confirmed by its name), produce a test record, reset the
+offsets of an empty group (confirmed by its name), and alter topic configs.
 `,
 		"reset": `Prepares a stream application for reprocessing, as Kafka's
 kafka-streams-application-reset does: it commits new offsets for the
