@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/linkedin/goavro/v2"
+	"github.com/runnel-dev/runnel/internal/avroschema"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
@@ -31,9 +31,9 @@ type schemaCache struct {
 }
 
 type schemaDecoder struct {
-	kind  string        // "avro" or "json"
-	codec *goavro.Codec // for avro
-	err   error
+	kind string             // "avro" or "json"
+	avro *avroschema.Parsed // for avro
+	err  error
 }
 
 // decodeRegistered decodes b if it is in the registry's wire format with a
@@ -51,11 +51,15 @@ func (c *Console) decodeRegistered(ctx context.Context, b []byte) (p *Payload, o
 	var text []byte
 	switch d.kind {
 	case "avro":
-		native, rest, err := d.codec.NativeFromBinary(b[5:])
+		// Decode checks the bytes before goavro reads them: a record of
+		// a few bytes that claims an array of 2^31 items would otherwise
+		// have goavro allocate for them all, and kill the broker that
+		// serves the console.
+		native, rest, err := d.avro.Decode(b[5:])
 		if err != nil || len(rest) > 0 {
 			return nil, false
 		}
-		if text, err = d.codec.TextualFromNative(nil, native); err != nil {
+		if text, err = d.avro.Codec.TextualFromNative(nil, native); err != nil {
 			return nil, false
 		}
 	case "json":
@@ -87,7 +91,7 @@ func (c *Console) schemaDecoder(ctx context.Context, id int) schemaDecoder {
 		d.err = err
 	case s.Type == sr.TypeAvro:
 		d.kind = "avro"
-		if d.codec, err = goavro.NewCodec(s.Schema); err != nil {
+		if d.avro, err = avroschema.ParseChecked(s.Schema, nil); err != nil {
 			d.err = fmt.Errorf("console: schema %d: %w", id, err)
 		}
 	case s.Type == sr.TypeJSON:

@@ -96,6 +96,14 @@ func TestSchemas(t *testing.T) {
 	wire := append([]byte{0, 0, 0, 0, 0}, avroBytes...)
 	binary.BigEndian.PutUint32(wire[1:5], uint32(orders.ID))
 	unknown := append([]byte{0, 0, 0, 0x27, 0x0f}, avroBytes...) // id 9999
+	// A record of a few bytes whose array claims 2^31-1 items: shown as
+	// bytes, where goavro alone would try to allocate them all.
+	tags, err := reg.CreateSchema(ctx, "tags-value", sr.Schema{Schema: `{"type":"array","items":"long"}`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostile := []byte{0, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0, 0}
+	binary.BigEndian.PutUint32(hostile[1:5], uint32(tags.ID))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("avro-orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +112,12 @@ func TestSchemas(t *testing.T) {
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "avro-orders"); err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("a"), Value: wire}, &kgo.Record{Key: []byte("b"), Value: unknown}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte("a"), Value: wire}, &kgo.Record{Key: []byte("b"), Value: unknown}, &kgo.Record{Key: []byte("c"), Value: hostile}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	var m console.Messages
 	getJSON(t, web+"/api/topics/avro-orders/messages?from=earliest", &m)
-	if len(m.Records) != 2 {
+	if len(m.Records) != 3 {
 		t.Fatalf("avro-orders: %+v", m)
 	}
 	if v := m.Records[0].Value; v.Encoding != "avro" || v.SchemaID != orders.ID || !strings.Contains(v.Text, `"id": "o-1"`) || !strings.Contains(v.Text, `"note": "<i>rush`) {
@@ -117,6 +125,9 @@ func TestSchemas(t *testing.T) {
 	}
 	if v := m.Records[1].Value; v.Encoding != "binary" {
 		t.Errorf("record of an unknown schema id: %+v", v)
+	}
+	if v := m.Records[2].Value; v.Encoding != "binary" {
+		t.Errorf("record claiming 2^31 items: %+v", v)
 	}
 	if status, body, _ := get(t, web+"/topics/avro-orders?from=earliest"); status != http.StatusOK || !strings.Contains(body, "o-1") || strings.Contains(body, "<i>rush</i>") {
 		t.Errorf("topic page with an avro record: %d", status)
