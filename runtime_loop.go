@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -513,21 +514,26 @@ func (r *runner) process(fetches kgo.Fetches) error {
 		return err
 	}
 	now := time.Now()
+	queued := 0
 	for _, t := range r.tasks {
 		if err := r.processQueued(t, now); err != nil {
 			return err
 		}
+		queued += t.in.len()
 	}
 	r.applyBackpressure()
+	if r.app.queued != nil {
+		r.app.queued(queued)
+	}
 	return nil
 }
 
 // processQueued processes what task t's input queues let go at now.
 // REQUIRES: r.taskMu held.
 func (r *runner) processQueued(t *runTask, now time.Time) error {
-	idle := r.app.opts.MaxTaskIdle
+	idle, behind := r.app.opts.MaxTaskIdle, cmp.Or(r.app.holdBehind, maxHoldBehind)
 	for {
-		rec, part, ok := t.in.next(now, idle)
+		rec, part, ok := t.in.next(now, idle, behind)
 		if !ok {
 			return nil
 		}

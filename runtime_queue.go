@@ -70,6 +70,15 @@ func newInputQueues(topics []string, recycle func(topic string) bool) *inputQueu
 	return q
 }
 
+// len returns the number of records queued.
+func (q *inputQueues) len() int {
+	n := 0
+	for _, p := range q.parts {
+		n += len(p.queued)
+	}
+	return n
+}
+
 // topics returns the task's source topics.
 func (q *inputQueues) topics() []string {
 	out := make([]string, len(q.parts))
@@ -126,15 +135,16 @@ func (p *inputPartition) behind() bool {
 // next takes the next record to process, or reports that none may be
 // processed now: the queues are empty, or an empty one holds the others.
 // Control records (transaction markers) are taken on the way, moving the
-// position, and never returned. idle is MaxTaskIdle.
-func (q *inputQueues) next(now time.Time, idle time.Duration) (*kgo.Record, *inputPartition, bool) {
+// position, and never returned. idle is MaxTaskIdle, behind maxHoldBehind
+// (or a test's).
+func (q *inputQueues) next(now time.Time, idle, behind time.Duration) (*kgo.Record, *inputPartition, bool) {
 	var best *inputPartition
 	var limit time.Duration
 	for _, p := range q.parts {
 		p.skipControl()
 		if len(p.queued) == 0 {
 			if p.behind() {
-				limit = max(limit, maxHoldBehind, idle)
+				limit = max(limit, behind, idle)
 			} else {
 				limit = max(limit, idle)
 			}

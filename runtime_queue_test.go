@@ -24,7 +24,7 @@ func newTestQueues(topics ...string) *inputQueues {
 func takeAll(q *inputQueues, now time.Time, idle time.Duration) []int64 {
 	var ts []int64
 	for {
-		r, _, ok := q.next(now, idle)
+		r, _, ok := q.next(now, idle, maxHoldBehind)
 		if !ok {
 			return ts
 		}

@@ -65,6 +65,9 @@ func (r *runner) dropTasks(parts map[string][]int32) {
 	gone := map[taskKey]bool{}
 	for _, k := range tasksOf(parts, r.routes) {
 		gone[k] = true
+		if t, ok := r.tasks[k]; ok && r.app.revokedQueued != nil {
+			r.app.revokedQueued(t.in.len())
+		}
 		r.closeTask(k) // the records it had queued are dropped: the next owner reads them
 		r.forgetInputs(k)
 	}
