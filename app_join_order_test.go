@@ -28,7 +28,7 @@ func TestAppJoinWaitsForEarlierRecordsOfTheOtherPartition(t *testing.T) {
 			createTopics(t, addr, 1, "users", "clicks", "enriched")
 			const users, clicks = 3000, 2000
 			// Uncompressed: the pad would compress to nothing.
-	cl := newTestClient(t, addr, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+			cl := newTestClient(t, addr, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
 			t0 := time.UnixMilli(1_700_000_000_000)
 			pad := strings.Repeat("x", 2000)
 			var recs []*kgo.Record
