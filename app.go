@@ -63,6 +63,9 @@ type App struct {
 	holdBehind    time.Duration
 	queued        func(n int)
 	revokedQueued func(n int)
+	// abortCommit, set by tests before Start, is asked before each
+	// transaction that commits offsets: true aborts it.
+	abortCommit func() bool
 
 	stateMu  sync.Mutex   // serializes state changes and their listener calls
 	state    atomic.Int32 // a State

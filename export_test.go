@@ -26,6 +26,10 @@ func WatchQueues(a *App, holdBehind time.Duration, queued, dropped func(n int)) 
 	a.holdBehind, a.queued, a.revokedQueued = holdBehind, queued, dropped
 }
 
+// AbortCommits makes a's workers abort the transactions that commit
+// offsets while abort returns true. Set it before Start.
+func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
+
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.
 func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }

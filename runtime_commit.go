@@ -60,6 +60,9 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	} else if err != nil {
 		try = kgo.TryAbort
 	}
+	if f := r.app.abortCommit; f != nil && f() {
+		try = kgo.TryAbort
+	}
 	// Not under taskMu: the session's revocation hook holds its own lock
 	// while it calls onRevoked, which takes taskMu. The session would
 	// commit the offsets polled: the hook makes it commit those processed.
