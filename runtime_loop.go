@@ -25,7 +25,10 @@ import (
 //
 // Rebalances are held back while records are being processed
 // (kgo.BlockRebalanceOnPoll) and allowed right after each commit, so a
-// revocation never finds records processed and not committed. A rebalance
+// revocation never finds records processed and not committed. Records
+// fetched and not yet processed wait in their task's queues
+// (runtime_queue.go) across commits; a commit covers only those processed
+// (runtime_input.go), and a revocation drops the others. A rebalance
 // that waits (the first assignment too) does not wait for the commit
 // interval: the client says so (kgo.OnPartitionsCallbackBlocked) and the
 // loop commits at once, as Kafka Streams commits before it gives up
