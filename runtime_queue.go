@@ -21,7 +21,9 @@ import (
 // partition known to be at its end holds them back only MaxTaskIdle
 // (Kafka Streams' max.task.idle.ms, default 0: not at all). Holding for a
 // partition behind is bounded too (maxHoldBehind), so a partition whose
-// fetches fail or that stays paused delays its task, never stops it.
+// fetches fail or that stays paused delays its task, never stops it; past
+// the bound the partition counts as at its end until a fetch tells of it
+// again.
 //
 // The queues also keep, per partition, the position after the last record
 // taken: the offset the worker commits (see runner.processedOffsets).
@@ -46,6 +48,12 @@ type inputPartition struct {
 	// whether any was since the task started.
 	done  kgo.EpochOffset
 	taken bool
+	// gaveUp is set when the partition held the others back as long as
+	// it may, and cleared when a fetch or a listing tells its position:
+	// meanwhile it is taken as at its end, so that a partition whose
+	// position stays unknown (its listing failed, and it has nothing to
+	// fetch) does not hold every later record back again.
+	gaveUp bool
 	// recycle says the records go back to the client's pool once
 	// processed: no other task holds them (see runtime_fetchpool.go).
 	recycle bool
@@ -116,20 +124,23 @@ func (q *inputQueues) fetched(topic string, recs []*kgo.Record, end, logStart in
 	} else if p.pos < 0 && end == logStart {
 		p.pos = end
 	}
+	if p.pos >= 0 {
+		p.gaveUp = false
+	}
 }
 
 // listed sets a partition's position and end from a listing made when the
 // task started, unless a fetch told them already.
 func (q *inputQueues) listed(topic string, pos, end int64) {
 	if p := q.part(topic); p != nil && p.pos < 0 && p.end < 0 {
-		p.pos, p.end = pos, end
+		p.pos, p.end, p.gaveUp = pos, end, false
 	}
 }
 
 // behind reports whether the partition may have records to fetch: its lag
 // is above zero or unknown.
 func (p *inputPartition) behind() bool {
-	return p.pos < 0 || p.end < 0 || p.end > p.pos
+	return !p.gaveUp && (p.pos < 0 || p.end < 0 || p.end > p.pos)
 }
 
 // next takes the next record to process, or reports that none may be
@@ -168,7 +179,13 @@ func (q *inputQueues) next(now time.Time, idle, behind time.Duration) (*kgo.Reco
 			return nil, nil, false
 		}
 		// Held long enough: go on in timestamp order among the queues
-		// that have records, until the empty ones stop holding.
+		// that have records, and stop waiting for the empty ones until
+		// they are heard of.
+		for _, p := range q.parts {
+			if len(p.queued) == 0 && p.behind() {
+				p.gaveUp = true
+			}
+		}
 	}
 	return best.take(), best, true
 }
@@ -213,7 +230,7 @@ func (q *inputQueues) clear() {
 // back to offset.
 func (q *inputQueues) rewound(topic string, offset int64) {
 	if p := q.part(topic); p != nil {
-		p.pos = offset
+		p.pos, p.gaveUp = offset, false
 	}
 }
 

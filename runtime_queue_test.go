@@ -152,3 +152,40 @@ func TestInputQueuesPositionsAndClear(t *testing.T) {
 		t.Fatalf("one source: processed %v, want offset order [2 1]", got)
 	}
 }
+
+// TestInputQueuesGiveUpOnceUntilHeardOf: a partition that held the others
+// as long as it may is taken as at its end until a fetch tells its
+// position, so its unknown position does not hold each later record back
+// again; once heard of behind, it holds again.
+func TestInputQueuesGiveUpOnceUntilHeardOf(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	q := newTestQueues("a", "b") // b's position is never listed
+	q.fetched("a", queueRecs("a", 0, 1), 10, 0)
+	if got := takeAll(q, t0, 0); len(got) != 0 {
+		t.Fatalf("processed %v with b unknown", got)
+	}
+	if got := takeAll(q, t0.Add(maxHoldBehind), 0); !slices.Equal(got, []int64{1}) {
+		t.Fatalf("at the bound: processed %v, want [1]", got)
+	}
+	// b has been given up: the next records of a go at once.
+	q.fetched("a", queueRecs("a", 1, 2), 10, 0)
+	if got := takeAll(q, t0.Add(maxHoldBehind+time.Millisecond), 0); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("b given up: processed %v, want [2]", got)
+	}
+	// A fetch of b without records does not tell its position.
+	q.fetched("b", nil, 5, 0)
+	q.fetched("a", queueRecs("a", 2, 3), 10, 0)
+	if got := takeAll(q, t0.Add(maxHoldBehind+time.Millisecond), 0); !slices.Equal(got, []int64{3}) {
+		t.Fatalf("b still given up: processed %v, want [3]", got)
+	}
+	// b's records tell it is behind (2 of 5): it holds again.
+	q.fetched("b", queueRecs("b", 0, 4, 5), 5, 0)
+	q.fetched("a", queueRecs("a", 3, 6), 10, 0)
+	t1 := t0.Add(time.Minute)
+	if got := takeAll(q, t1, 0); !slices.Equal(got, []int64{4, 5}) {
+		t.Fatalf("processed %v, want [4 5] then hold for b behind", got)
+	}
+	if got := takeAll(q, t1.Add(maxHoldBehind-time.Millisecond), 0); len(got) != 0 {
+		t.Fatalf("processed %v while b is behind", got)
+	}
+}
