@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/runnel-dev/runnel/topology"
 )
@@ -55,6 +56,16 @@ type App struct {
 	// loops each turn: they pause and resume the input partitions it
 	// returns, to make a task stall.
 	pauseInput func() (pause, resume map[string][]int32)
+	// Set by tests before Start: holdBehind replaces maxHoldBehind
+	// (runtime_queue.go); queued is called by the workers' loops each turn
+	// with the records their tasks hold queued, revokedQueued with those a
+	// revocation dropped.
+	holdBehind    time.Duration
+	queued        func(n int)
+	revokedQueued func(n int)
+	// abortCommit, set by tests before Start, is asked before each
+	// transaction that commits offsets: true aborts it.
+	abortCommit func() bool
 
 	stateMu  sync.Mutex   // serializes state changes and their listener calls
 	state    atomic.Int32 // a State

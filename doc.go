@@ -46,10 +46,13 @@
 //   - A worker's loop goroutine (runner.run) polls, processes, punctuates
 //     and commits its tasks. Its kgo client calls the group callbacks
 //     (assigned, revoked, lost) on the client's own goroutine; with
-//     kgo.BlockRebalanceOnPoll they run only while no fetched records
+//     kgo.BlockRebalanceOnPoll they run only while no processed records
 //     wait to be committed: during a poll that returns none, between
 //     AllowRebalance and the next poll, or inside a client call of the
 //     loop that waits for them (Flush, GroupTransactSession.End, Close).
+//     Records fetched and still queued for their turn (runtime_queue.go)
+//     are not committed: a revocation drops them, and the next owner
+//     reads them from the committed offset.
 //   - The instance (runtime_instance.go) is shared by its workers: the
 //     Pebble DB (safe for concurrent use), the task owners (taskOwners,
 //     under its own mutex: one worker at a time opens a task's state),

@@ -343,9 +343,9 @@ func ensureHandlerTopics(ctx context.Context, adm *kadm.Client, o AppOptions, pa
 // it: its end (the high watermark, or the last stable offset under
 // exactly-once, which reads committed records only) minus the position
 // after the last record fetched. A partition fetched with no records keeps
-// the position it had.
-func (r *runner) updateLag(p kgo.FetchTopicPartition) {
-	end := p.HighWatermark
+// the position it had. It returns the end.
+func (r *runner) updateLag(p kgo.FetchTopicPartition) (end int64) {
+	end = p.HighWatermark
 	if r.sess != nil {
 		end = p.LastStableOffset
 	}
@@ -362,4 +362,5 @@ func (r *runner) updateLag(p kgo.FetchTopicPartition) {
 			t.m.setLag(p.Topic, end-next)
 		}
 	}
+	return end
 }

@@ -18,6 +18,18 @@ func HoldRestore(a *App, hold func() bool) { a.holdRestore = hold }
 // returns, called on every turn of their loops. Set it before Start.
 func PauseInput(a *App, f func() (pause, resume map[string][]int32)) { a.pauseInput = f }
 
+// WatchQueues sets a's hold bound for a partition behind (see
+// maxHoldBehind), and calls queued with the records a worker's tasks hold
+// queued after each turn, dropped with those a revocation drops. Set it
+// before Start; nil functions are not called.
+func WatchQueues(a *App, holdBehind time.Duration, queued, dropped func(n int)) {
+	a.holdBehind, a.queued, a.revokedQueued = holdBehind, queued, dropped
+}
+
+// AbortCommits makes a's workers abort the transactions that commit
+// offsets while abort returns true. Set it before Start.
+func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
+
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.
 func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }

@@ -104,6 +104,8 @@ type AppOptions struct {
 	// StatusInterval: see its option (app_status.go); 0 turns the
 	// status records off.
 	StatusInterval time.Duration
+	// MaxTaskIdle: see its option (runtime_queue.go).
+	MaxTaskIdle time.Duration
 
 	// TLS and SASL: see options_security.go; nil for plaintext and no
 	// authentication.
@@ -306,6 +308,21 @@ func StallTimeout(d time.Duration) AppOption {
 	return appOpt(func(o *AppOptions) { o.StallTimeout = d; o.set |= setStallTimeout })
 }
 
+// MaxTaskIdle is how long a task reading several partitions (a join, a
+// merge) waits, when one of them has nothing fetched and is known to be
+// at its end, for records to arrive there before it processes the others'
+// (Kafka Streams' max.task.idle.ms). A task always waits for a partition
+// that has records to fetch, or not yet known to have none, since they may
+// come earlier in time than those it holds: records are processed in
+// timestamp order across its partitions, whatever the fetches bring
+// first. That wait is bounded too (5 s, or MaxTaskIdle if longer), so a
+// partition that cannot be fetched slows its task, never stops it. Default
+// 0: no wait for a partition at its end. (Kafka Streams' -1, never waiting,
+// has no equivalent.)
+func MaxTaskIdle(d time.Duration) AppOption {
+	return appOpt(func(o *AppOptions) { o.MaxTaskIdle = d })
+}
+
 // EnsureDefaults fills the settings no option set with their defaults. An
 // option given explicitly keeps its value, zero included: CommitInterval(0)
 // commits after every poll, CacheBytes(0) turns caching off,
@@ -382,6 +399,9 @@ func (o *AppOptions) Validate() error {
 	if o.StatusInterval < 0 {
 		problems = append(problems, fmt.Sprintf("status interval %v is negative", o.StatusInterval))
 	}
+	if o.MaxTaskIdle < 0 {
+		problems = append(problems, fmt.Sprintf("max task idle %v is negative", o.MaxTaskIdle))
+	}
 	if o.StandbyReplicas < 0 {
 		problems = append(problems, "standby replicas is negative")
 	}
@@ -408,6 +428,6 @@ func (o *AppOptions) String() string {
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
 		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
-		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d status.interval.ms=%d",
-		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds(), o.StatusInterval.Milliseconds())
+		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d status.interval.ms=%d max.task.idle.ms=%d",
+		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds(), o.StatusInterval.Milliseconds(), o.MaxTaskIdle.Milliseconds())
 }

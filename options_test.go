@@ -22,19 +22,20 @@ func TestAppOptionsDefaultsAndString(t *testing.T) {
 	o := app.Options()
 	if o.SessionTimeout != 45*time.Second || !o.LeaveGroupOnClose || o.StandbyReplicas != 0 || o.NumWorkers != 1 ||
 		o.CommitInterval != 100*time.Millisecond || o.CacheBytes != 10<<20 || o.StateDir == "" || o.Logger == nil ||
-		o.StatusInterval != 5*time.Second || !strings.Contains(o.String(), "status.interval.ms=5000") {
+		o.StatusInterval != 5*time.Second || !strings.Contains(o.String(), "status.interval.ms=5000") ||
+		o.MaxTaskIdle != 0 || !strings.Contains(o.String(), "max.task.idle.ms=0") {
 		t.Fatalf("defaults: %s", o.String())
 	}
 	app, err = runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StandbyReplicas(2), runnel.SessionTimeout(10*time.Second),
 		runnel.LeaveGroupOnClose(false), runnel.ApplicationServer("h:1"), runnel.NumWorkers(3),
-		runnel.UncaughtError(runnel.ReplaceWorker))
+		runnel.UncaughtError(runnel.ReplaceWorker), runnel.MaxTaskIdle(250*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := app.Options()
 	s := got.String()
 	for _, want := range []string{"num.standby.replicas=2", "session.timeout.ms=10000", "leave.group.on.close=false",
-		"application.server=h:1", "num.stream.threads=3", "uncaught.error.policy=replace_thread"} {
+		"application.server=h:1", "num.stream.threads=3", "uncaught.error.policy=replace_thread", "max.task.idle.ms=250"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("%q lacks %s", s, want)
 		}
@@ -111,12 +112,14 @@ func TestAppOptionsExplicitValuesKept(t *testing.T) {
 func TestAppOptionsInvalid(t *testing.T) {
 	topo := buildTopology(t, wordCount)
 	_, err := runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StandbyReplicas(-1), runnel.NumWorkers(0),
-		runnel.CommitInterval(-time.Second), runnel.CacheBytes(-1), runnel.SessionTimeout(0), runnel.StateDir(""), runnel.StatusInterval(-time.Second))
+		runnel.CommitInterval(-time.Second), runnel.CacheBytes(-1), runnel.SessionTimeout(0), runnel.StateDir(""), runnel.StatusInterval(-time.Second),
+		runnel.MaxTaskIdle(-time.Second))
 	if err == nil {
 		t.Fatal("NewApp took invalid options")
 	}
 	for _, want := range []string{"standby replicas is negative", "num workers 0 is below 1", "commit interval -1s is negative",
-		"cache bytes -1 is negative", "session timeout 0s is not positive", "state dir is empty", "status interval -1s is negative"} {
+		"cache bytes -1 is negative", "session timeout 0s is not positive", "state dir is empty", "status interval -1s is negative",
+		"max task idle -1s is negative"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}

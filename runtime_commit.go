@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// commit flushes the tasks and commits their output and input offsets;
+// commit flushes the tasks and commits their output and the offsets of the
+// input they processed (records still queued are not: see inputQueues);
 // then it writes the changelog positions the commit covers into Pebble.
 // Under exactly-once a failed transaction is aborted: every task is closed,
 // its uncommitted store writes rolled back, and the tasks are re-created
@@ -23,17 +26,24 @@ import (
 // (Flush, the offset commit, the session's End) without it.
 func (r *runner) commit(ctx context.Context, begin bool) error {
 	start := time.Now()
-	if err := r.withTasks(r.flushTasks); err != nil {
+	var offsets map[string]map[int32]kgo.EpochOffset
+	if err := r.withTasks(func() error {
+		offsets = r.processedOffsets()
+		return r.flushTasks()
+	}); err != nil {
 		return err
 	}
 	if err := r.flushProduced(ctx); err != nil {
 		return err
 	}
 	if r.sess == nil {
-		if err := r.commitOffsets(ctx); err != nil {
+		if err := r.commitOffsets(ctx, offsets); err != nil {
 			return err
 		}
-		return r.withTasks(func() error { return r.commitPositionsTimed(start) })
+		return r.withTasks(func() error {
+			r.committedOffsets(offsets)
+			return r.commitPositionsTimed(start)
+		})
 	}
 	if !r.txnWork {
 		// Nothing to commit. (An End that commits no offsets also costs
@@ -41,7 +51,7 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 		// the broker has KIP-447.)
 		return nil
 	}
-	if len(r.cl.UncommittedOffsets()) == 0 {
+	if len(offsets) == 0 {
 		return r.withTasks(func() error { return r.commitProduced(ctx, begin) })
 	}
 	try := kgo.TryCommit
@@ -50,10 +60,14 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	} else if err != nil {
 		try = kgo.TryAbort
 	}
+	if f := r.app.abortCommit; f != nil && f() {
+		try = kgo.TryAbort
+	}
 	// Not under taskMu: the session's revocation hook holds its own lock
-	// while it calls onRevoked, which takes taskMu.
-	committed, err := r.sess.End(ctx, try)
-	return r.withTasks(func() error { return r.endedTxn(ctx, committed, err, start, begin) })
+	// while it calls onRevoked, which takes taskMu. The session would
+	// commit the offsets polled: the hook makes it commit those processed.
+	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(ctx, txnOffsets(offsets)), try)
+	return r.withTasks(func() error { return r.endedTxn(ctx, committed, err, start, begin, offsets) })
 }
 
 // commitRevoking is the at-least-once commit of a revocation callback,
@@ -61,15 +75,17 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 // REQUIRES: r.taskMu held.
 func (r *runner) commitRevoking(ctx context.Context) error {
 	start := time.Now()
+	offsets := r.processedOffsets()
 	if err := r.flushTasks(); err != nil {
 		return err
 	}
 	if err := r.flushProduced(ctx); err != nil {
 		return err
 	}
-	if err := r.commitOffsets(ctx); err != nil {
+	if err := r.commitOffsets(ctx, offsets); err != nil {
 		return err
 	}
+	r.committedOffsets(offsets)
 	return r.commitPositionsTimed(start)
 }
 
@@ -96,14 +112,28 @@ func (r *runner) flushProduced(ctx context.Context) error {
 	return r.resendSkipped(ctx)
 }
 
-// commitOffsets commits the consumed offsets under at-least-once, unless
-// an output record failed. It touches no task.
-func (r *runner) commitOffsets(ctx context.Context) error {
+// commitOffsets commits offsets (see processedOffsets) under
+// at-least-once, unless an output record failed. It touches no task.
+func (r *runner) commitOffsets(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
 	if err := r.takeProduceErr(); err != nil {
 		return err
 	}
-	if err := r.cl.CommitUncommittedOffsets(ctx); err != nil {
-		return fmt.Errorf("stream: commit offsets: %w", err)
+	var cerr error
+	r.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("stream: commit offsets: %w", cerr)
 	}
 	return nil
 }
@@ -118,11 +148,13 @@ func (r *runner) commitPositionsTimed(start time.Time) error {
 	return nil
 }
 
-// endedTxn acts on the end of the transaction commit began at start: it
-// commits the tasks' positions, or, if the transaction was aborted, rolls
-// the tasks back. REQUIRES: r.taskMu held.
-func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start time.Time, begin bool) error {
+// endedTxn acts on the end of the transaction commit began at start, which
+// committed offsets: it commits the tasks' positions, or, if the
+// transaction was aborted, rolls the tasks back and rewinds the consumer.
+// REQUIRES: r.taskMu held.
+func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start time.Time, begin bool, offsets map[string]map[int32]kgo.EpochOffset) error {
 	if committed && err == nil {
+		r.committedOffsets(offsets)
 		if err := r.commitPositionsTimed(start); err != nil {
 			return err
 		}
@@ -134,6 +166,7 @@ func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start 
 		if err := r.ensureTasks(ctx); err != nil {
 			return err
 		}
+		r.rewindInputs()
 	}
 	r.txnWork = false
 	if begin {
@@ -170,6 +203,7 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 		if err := r.ensureTasks(ctx); err != nil {
 			return err
 		}
+		r.rewindInputs() // the records they had queued come again
 	} else {
 		if err := r.commitPositions(); err != nil {
 			return err
@@ -218,11 +252,11 @@ func (r *runner) commitPositions() error {
 // resetRevokedTxn ends the open transaction after a revocation failed it:
 // the session would abort its commit anyway. Nothing was processed since it
 // began (rebalances wait for commits), so aborting loses nothing and no
-// task needs rolling back. The abort rewinds the consumer to the committed
-// offsets, so the records of the poll just made come again: it reports
-// whether it reset, and the caller must then drop them. It touches no
-// task, and is called without taskMu (the session's End may wait for a
-// revocation callback).
+// task needs rolling back. The abort rewinds the consumer, so the records
+// of the poll just made come again, and those queued too: it reports
+// whether it reset, and the caller must then drop them (rewindInputs). It
+// touches no task, and is called without taskMu (the session's End may
+// wait for a revocation callback).
 func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 	r.mu.Lock()
 	revoked := r.revokedTxn

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ import (
 //
 // Rebalances are held back while records are being processed
 // (kgo.BlockRebalanceOnPoll) and allowed right after each commit, so a
-// revocation never finds records processed and not committed. A rebalance
+// revocation never finds records processed and not committed. Records
+// fetched and not yet processed wait in their task's queues
+// (runtime_queue.go) across commits; a commit covers only those processed
+// (runtime_input.go), and a revocation drops the others. A rebalance
 // that waits (the first assignment too) does not wait for the commit
 // interval: the client says so (kgo.OnPartitionsCallbackBlocked) and the
 // loop commits at once, as Kafka Streams commits before it gives up
@@ -69,6 +73,14 @@ type runner struct {
 	rebalanceWaiting atomic.Bool
 	purge            purger     // deletes committed repartition records (runtime_purge.go)
 	stalls           stallWatch // loop goroutine only (runtime_watchdog.go)
+	// committedAt holds, for each source partition the worker fetched
+	// from since it was assigned, the offset its group commit stands at
+	// as far as the worker knows: where to rewind the consumer after an
+	// aborted transaction (runtime_input.go).
+	committedAt map[topicPartition]kgo.EpochOffset
+	// throttled are the partitions paused because their queue is full
+	// (see applyBackpressure).
+	throttled map[topicPartition]bool
 
 	mu         sync.Mutex         // guards the following
 	assigned   map[string][]int32 // partitions added and not yet turned into tasks
@@ -95,6 +107,9 @@ type runTask struct {
 	// promises are the produce callbacks of the task's records, by
 	// kind (see promise). Only the loop that owns the task touches it.
 	promises [4]func(*kgo.Record, error)
+	// in holds the records fetched and not yet processed, and the
+	// positions processed (runtime_queue.go).
+	in *inputQueues
 }
 
 func newRunner(in *instance, worker int) (*runner, error) {
@@ -103,7 +118,8 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		app: in.app, inst: in, worker: worker, log: in.log.With("worker", worker), brokers: in.brokers,
 		adm: in.adm, db: in.db, parts: in.parts, routes: in.routes, changelg: in.changelg,
 		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
-		stalls: stallWatch{timeout: o.StallTimeout},
+		stalls:      stallWatch{timeout: o.StallTimeout},
+		committedAt: map[topicPartition]kgo.EpochOffset{}, throttled: map[topicPartition]bool{},
 	}
 	// The member is static (KIP-345), with an id kept in the state
 	// directory: a crashed instance that restarts within the session
@@ -254,9 +270,10 @@ func (r *runner) turn(ctx context.Context, fetches kgo.Fetches, lastCommit time.
 	if reset, err := r.resetRevokedTxn(ctx); err != nil {
 		return false, err
 	} else if reset {
-		// The session rewound the consumer to the committed offsets:
-		// these records will be fetched again.
+		// The consumer is rewound to the committed offsets: these
+		// records, and those queued, will be fetched again.
 		fetches = nil
+		r.withTasks(func() error { r.rewindInputs(); return nil })
 	}
 	wait := 200 * time.Millisecond // nothing else to do
 	var restore bool
@@ -472,75 +489,79 @@ func positionName(topic string, partition int32) string {
 	return fmt.Sprintf("%s-%d", topic, partition)
 }
 
-// process feeds the fetched records to their tasks, each task taking the
-// record with the smallest timestamp among the heads of its partitions.
+// process queues the fetched records in their tasks' input queues and
+// processes what the queues let go, each task taking the record with the
+// smallest timestamp among the heads of its partitions (see inputQueues).
+// It runs every turn, fetches or not: time may release a held record.
 // REQUIRES: r.taskMu held.
 func (r *runner) process(fetches kgo.Fetches) error {
-	queues := map[taskKey][][]*kgo.Record{}
-	shared := false // a topic read by several sub-topologies: see recycle
+	var err error
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		r.updateLag(p)
-		if len(p.Records) == 0 {
-			return
+		end := r.updateLag(p)
+		if len(p.Records) > 0 {
+			r.txnWork = true
+			r.fetchedFrom(p.Topic, p.Partition, p.Records[0])
 		}
-		subs := r.routes[p.Topic]
-		shared = shared || len(subs) > 1
-		for _, sub := range subs {
-			k := taskKey{sub, p.Partition}
-			queues[k] = append(queues[k], p.Records)
+		for _, sub := range r.routes[p.Topic] {
+			t, ok := r.tasks[taskKey{sub, p.Partition}]
+			if !ok {
+				if len(p.Records) > 0 && err == nil {
+					err = fmt.Errorf("stream: records for task %d_%d, which this instance does not own", sub, p.Partition)
+				}
+				continue
+			}
+			t.in.fetched(p.Topic, p.Records, end, p.LogStartOffset)
 		}
 	})
-	// Each record goes back to the client's pool (fetchRecords) once its
-	// task is done with it, unless another task has it queued too.
-	recycle := !shared
-	if len(queues) > 0 {
-		r.txnWork = true
+	if err != nil {
+		return err
 	}
-	for k, qs := range queues {
-		t, ok := r.tasks[k]
-		if !ok {
-			return fmt.Errorf("stream: records for task %d_%d, which this instance does not own", k.sub, k.part)
+	now := time.Now()
+	queued := 0
+	for _, t := range r.tasks {
+		if err := r.processQueued(t, now); err != nil {
+			return err
 		}
-		for {
-			best := -1
-			for i, q := range qs {
-				if len(q) > 0 && (best < 0 || q[0].Timestamp.Before(qs[best][0].Timestamp)) {
-					best = i
-				}
-			}
-			if best < 0 {
-				break
-			}
-			rec := qs[best][0]
-			qs[best] = qs[best][1:]
-			if rec.Attrs.IsControl() {
-				if recycle {
-					rec.Recycle()
-				}
-				continue
-			}
-			in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-				Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()}
-			for _, h := range rec.Headers {
-				in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
-			}
-			start := time.Now()
-			if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
-				// Not recycled: the handler may keep rec.
-				if err := r.handleDeserialization(t, rec, err); err != nil {
-					return err
-				}
-				continue
-			} else if err != nil {
-				return fmt.Errorf("stream: %w", err)
-			}
-			t.m.recordProcessed(start, time.Now(), rec.Timestamp)
-			if recycle {
-				rec.Recycle()
-			}
-		}
+		queued += t.in.len()
+	}
+	r.applyBackpressure()
+	if r.app.queued != nil {
+		r.app.queued(queued)
 	}
 	return nil
+}
+
+// processQueued processes what task t's input queues let go at now.
+// REQUIRES: r.taskMu held.
+func (r *runner) processQueued(t *runTask, now time.Time) error {
+	idle, behind := r.app.opts.MaxTaskIdle, cmp.Or(r.app.holdBehind, maxHoldBehind)
+	for {
+		rec, part, ok := t.in.next(now, idle, behind)
+		if !ok {
+			return nil
+		}
+		in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()}
+		for _, h := range rec.Headers {
+			in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
+		}
+		start := time.Now()
+		if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
+			// Not recycled: the handler may keep rec.
+			if err := r.handleDeserialization(t, rec, err); err != nil {
+				return err
+			}
+			continue
+		} else if err != nil {
+			return fmt.Errorf("stream: %w", err)
+		}
+		t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+		// Each record goes back to the client's pool (fetchRecords) once
+		// its task is done with it, unless another task has it queued too.
+		if part.recycle {
+			rec.Recycle()
+		}
+	}
 }
 
 // close releases everything the runner holds. The member leaves the group

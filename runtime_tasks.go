@@ -65,7 +65,11 @@ func (r *runner) dropTasks(parts map[string][]int32) {
 	gone := map[taskKey]bool{}
 	for _, k := range tasksOf(parts, r.routes) {
 		gone[k] = true
-		r.closeTask(k)
+		if t, ok := r.tasks[k]; ok && r.app.revokedQueued != nil {
+			r.app.revokedQueued(t.in.len())
+		}
+		r.closeTask(k) // the records it had queued are dropped: the next owner reads them
+		r.forgetInputs(k)
 	}
 	r.owned = slices.DeleteFunc(r.owned, func(k taskKey) bool { return gone[k] })
 	r.app.queries.rebalance(r.worker)
@@ -185,6 +189,8 @@ func (r *runner) finishTask(k taskKey) error {
 		return fmt.Errorf("stream: %w", err)
 	}
 	t.task = task
+	t.in = newInputQueues(r.sourcesOf(k), func(topic string) bool { return len(r.routes[topic]) == 1 })
+	r.listInputs(t)
 	r.tasks[k] = t
 	r.app.queries.ready(k)
 	// A partition read by several sub-topologies resumes once all their
@@ -203,6 +209,18 @@ func (r *runner) finishTask(k taskKey) error {
 	}
 	r.cl.ResumeFetchPartitions(resume)
 	return nil
+}
+
+// sourcesOf returns the source topics of task k that have its partition,
+// in the sub-topology's order.
+func (r *runner) sourcesOf(k taskKey) []string {
+	var out []string
+	for _, topic := range r.inst.subs[k.sub] {
+		if int(k.part) < r.parts.Topics[topic] {
+			out = append(out, topic)
+		}
+	}
+	return out
 }
 
 // partitionsOf returns the source partitions of task k.
@@ -251,6 +269,9 @@ func (r *runner) closeTask(k taskKey) {
 		r.log.Warn("stream: roll back task", "task", t.task.ID(), "err", err)
 	}
 	delete(r.tasks, k)
+	for _, topic := range t.in.topics() {
+		delete(r.throttled, topicPartition{topic, k.part}) // startTask pauses it anyway
+	}
 	r.app.queries.closed(k)
 	r.app.metrics.dropTask(t.task.ID())
 	r.inst.owners.release(k, r.worker)

@@ -29,10 +29,18 @@
 //
 // A task runs a sub-topology for one partition number of its input topics.
 // When it reads several partitions (a join of two topics, a merge, a table
-// and a stream), it takes, among the records fetched for it, the one with
-// the smallest timestamp first; a partition with nothing fetched is not
-// waited for. A stream-table join's result depends on that order: a stream
-// record joins the table as it is when the record is processed.
+// and a stream), it processes their records in timestamp order, whatever
+// order the fetches bring them in: fetched records wait in a queue per
+// partition, across polls and commits, and the task takes the one with the
+// smallest timestamp among the queues' heads. A partition with nothing
+// queued holds the others back while it may have earlier records: while it
+// has records to fetch, or is not yet known not to (at most 5 s, so a
+// partition that cannot be fetched slows the task and does not stop it),
+// and, once at its end, for the runtime's MaxTaskIdle (Kafka Streams'
+// max.task.idle.ms; default 0, no wait). A stream-table join's result
+// depends on that order: a stream record joins the table as it is when the
+// record is processed, that is with the table updates of earlier
+// timestamps that were in the topic when the stream record was fetched.
 //
 // Stream time is per task, hence per partition: a window closes, and
 // Suppress emits its final result, when the records of that partition move
