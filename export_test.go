@@ -21,3 +21,7 @@ func PauseInput(a *App, f func() (pause, resume map[string][]int32)) { a.pauseIn
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.
 func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }
+
+// BeforeRestoreCommit makes a's restorations call f before each of their
+// commits, on the goroutine that commits. Set it before Start.
+func BeforeRestoreCommit(a *App, f func()) { a.beforeRestoreCommit = f }

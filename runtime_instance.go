@@ -39,6 +39,11 @@ type instance struct {
 	// commitAsked, by worker, asks for a commit at the worker's next turn
 	// (WaitIdle, app_idle.go).
 	commitAsked []atomic.Bool
+	// restoreWake, by worker, tells the worker's restore poll that a
+	// restoration's commit finished (runtime_restore.go): with every
+	// restoration committing, the poll has nothing to read and would
+	// otherwise wait out its timeout.
+	restoreWake []chan struct{}
 }
 
 func newInstance(ctx context.Context, a *App, brokers []string, dir, process string) (*instance, error) {
@@ -47,6 +52,10 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 		app: a, log: o.Logger, brokers: brokers, process: process,
 		routes: map[string][]int{}, changelg: map[string]bool{}, owners: newTaskOwners(),
 		commitAsked: make([]atomic.Bool, o.NumWorkers),
+		restoreWake: make([]chan struct{}, o.NumWorkers),
+	}
+	for i := range in.restoreWake {
+		in.restoreWake[i] = make(chan struct{}, 1)
 	}
 	// A short metadata min age: kadm answers from kgo's metadata cache,
 	// which otherwise keeps a topic just created as missing for 5 s
