@@ -106,11 +106,14 @@ func (r *runner) startCommit(rs *restoration, final bool) {
 	rs.pending = c
 	wake := r.restoreWake()
 	hook := r.app.beforeRestoreCommit
+	sem := r.inst.restoreCommits
 	c.wg.Go(func() {
 		if hook != nil {
 			hook()
 		}
+		sem <- struct{}{}
 		c.err = rs.batch.Commit(positions)
+		<-sem
 		close(c.done)
 		select {
 		case wake <- struct{}{}:
