@@ -29,7 +29,7 @@ const restoreTimeout = 5 * time.Minute
 // goes on, see restoration.startCommit), and disk: up to this much in run
 // files per restoring task, and as much again in tables while a commit
 // writes them.
-const restoreCheckpointBytes = 1 << 30
+var restoreCheckpointBytes = 1 << 30 // a variable for tests
 
 // restoration is a task whose logged stores are being brought up to the
 // end of their changelog partitions before it may process (Kafka Streams'
