@@ -49,6 +49,9 @@ type App struct {
 	// holdRestore, set by tests before Start, holds restorations back
 	// while it returns true.
 	holdRestore func() bool
+	// beforeRestoreCommit, set by tests before Start, is called before a
+	// restoration commits, where the commit runs.
+	beforeRestoreCommit func()
 	// holdGlobal, set by tests before Start, holds the global store
 	// updater's updates back (after its bootstrap) while it returns true.
 	holdGlobal func() bool

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,8 +23,17 @@ import (
 // and a compacted head (offsets with gaps) followed by a dirty tail, and
 // its store then holds exactly the latest value of every key that was not
 // deleted, byte for byte. The changelog is written directly, with values
-// the store never decodes during a restore.
+// the store never decodes during a restore. It restores once with the
+// default commits (one at the end of each task's restoration) and once
+// committing every 64 KiB in the middle, each such commit taking the
+// partitions out of the restore consumer and reading on from its
+// position after it.
 func TestAppRestoreYieldsExactContents(t *testing.T) {
+	t.Run("one commit", func(t *testing.T) { testRestoreExactContents(t, 0) })
+	t.Run("a commit every 64 KiB", func(t *testing.T) { testRestoreExactContents(t, 64<<10) })
+}
+
+func testRestoreExactContents(t *testing.T, checkpoint int) {
 	b := testutil.StartBroker(t, broker.Config{
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3, TransactionStateTopicPartitions: 3,
@@ -96,9 +106,19 @@ func TestAppRestoreYieldsExactContents(t *testing.T) {
 	write(1500) // a dirty tail after the compacted head
 
 	dir := t.TempDir()
-	app := startWordCount(t, addr, dir, runnel.ExactlyOnce)
+	if checkpoint > 0 {
+		t.Cleanup(runnel.SetRestoreCheckpointBytes(checkpoint)) // after the app closes
+	}
+	var commits atomic.Int32
+	app := runApp(t, buildTopology(t, wordCount), func(app *runnel.App) {
+		runnel.BeforeRestoreCommit(app, func() { commits.Add(1) })
+	}, runnel.ApplicationID("wc"), runnel.Brokers(addr), runnel.StateDir(dir),
+		runnel.ProcessingGuarantee(runnel.ExactlyOnce), runnel.CommitInterval(100*time.Millisecond))
 	waitFor(t, "the fresh instance restored and running", func() bool { return app.State() == runnel.Running })
 	restored := app.Metrics().RecordsRestored
+	if n := commits.Load(); checkpoint > 0 && n <= 2 {
+		t.Fatalf("%d commits of 2 restorations, committing every %d bytes", n, checkpoint)
+	}
 	if err := app.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,3 +33,15 @@ func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.
 func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }
+
+// BeforeRestoreCommit makes a's restorations call f before each of their
+// commits, on the goroutine that commits. Set it before Start.
+func BeforeRestoreCommit(a *App, f func()) { a.beforeRestoreCommit = f }
+
+// SetRestoreCheckpointBytes sets how much a restoration applies between
+// two commits, for a test, and returns a function restoring it.
+func SetRestoreCheckpointBytes(n int) (restore func()) {
+	old := restoreCheckpointBytes
+	restoreCheckpointBytes = n
+	return func() { restoreCheckpointBytes = old }
+}

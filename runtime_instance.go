@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,16 @@ type instance struct {
 	// commitAsked, by worker, asks for a commit at the worker's next turn
 	// (WaitIdle, app_idle.go).
 	commitAsked []atomic.Bool
+	// restoreWake, by worker, tells the worker's restore poll that a
+	// restoration's commit finished (runtime_restore.go): with every
+	// restoration committing, the poll has nothing to read and would
+	// otherwise wait out its timeout.
+	restoreWake []chan struct{}
+	// restoreCommits bounds the restorations' commits under way at once
+	// (a slot each): a restore's tasks tend to finish together, and their
+	// merges, writing and syncing sstables, did better one at a time on
+	// 2 cores (bench/README.md) than all at once.
+	restoreCommits chan struct{}
 }
 
 func newInstance(ctx context.Context, a *App, brokers []string, dir, process string) (*instance, error) {
@@ -46,7 +57,12 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	in := &instance{
 		app: a, log: o.Logger, brokers: brokers, process: process,
 		routes: map[string][]int{}, changelg: map[string]bool{}, owners: newTaskOwners(),
-		commitAsked: make([]atomic.Bool, o.NumWorkers),
+		commitAsked:    make([]atomic.Bool, o.NumWorkers),
+		restoreWake:    make([]chan struct{}, o.NumWorkers),
+		restoreCommits: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
+	}
+	for i := range in.restoreWake {
+		in.restoreWake[i] = make(chan struct{}, 1)
 	}
 	// A short metadata min age: kadm answers from kgo's metadata cache,
 	// which otherwise keeps a topic just created as missing for 5 s

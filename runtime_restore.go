@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
@@ -23,11 +24,12 @@ const restoreTimeout = 5 * time.Minute
 // ingests them. Fewer commits mean fewer, larger tables that Pebble need
 // not compact again: the first lands in the bottom level, and a later one
 // overlaps it. The price is what a crash in the middle loses (at most
-// this much is restored again), the time a commit takes between two
-// turns of the worker's loop (its merge: about 1.6 s of CPU per GB), and
-// disk: up to this much in run files per restoring task, and as much
-// again in tables while a commit writes them.
-const restoreCheckpointBytes = 1 << 30
+// this much is restored again), the time a commit takes (its merge: about
+// 1.6 s of CPU per GB, on a goroutine of its own while the worker's loop
+// goes on, see restoration.startCommit), and disk: up to this much in run
+// files per restoring task, and as much again in tables while a commit
+// writes them.
+var restoreCheckpointBytes = 1 << 30 // a variable for tests
 
 // restoration is a task whose logged stores are being brought up to the
 // end of their changelog partitions before it may process (Kafka Streams'
@@ -42,6 +44,24 @@ type restoration struct {
 	next     map[string]int64        // by changelog topic: next offset to apply
 	end      map[string]int64        // by changelog topic: the last stable offset when it began
 	progress *restoreProgress
+	// pending is the commit under way on a goroutine of its own, nil when
+	// none. Meanwhile that goroutine owns batch and stores, and the
+	// restoration's changelog partitions are out of the restore consumer.
+	pending *restoreCommit
+	// failed is the error of a commit that failed: what it held is lost,
+	// so nothing more is committed, least of all the positions.
+	failed error
+}
+
+// restoreCommit is a restoration's commit on a goroutine of its own: the
+// merge of what a bulk batch spilled into sstables, and their ingestion,
+// take about 1.6 s of CPU per GB, which the worker's loop would
+// otherwise spend holding back every other task it runs.
+type restoreCommit struct {
+	final bool          // the restoration is done: the task starts after it
+	done  chan struct{} // closed once err is set
+	err   error
+	wg    sync.WaitGroup // the goroutine
 }
 
 func (rs *restoration) remaining() (n int64) {
@@ -55,11 +75,67 @@ func (rs *restoration) done() bool { return rs.remaining() == 0 }
 
 // commit commits what the restoration applied with its positions.
 func (rs *restoration) commit() error {
+	return rs.batch.Commit(rs.positions())
+}
+
+func (rs *restoration) positions() map[string]int64 {
 	positions := map[string]int64{}
 	for t, o := range rs.next {
 		positions[positionName(t, rs.key.part)] = o
 	}
-	return rs.batch.Commit(positions)
+	return positions
+}
+
+// partitions returns the changelog partitions rs reads, or read.
+func (rs *restoration) partitions() map[string][]int32 {
+	ps := map[string][]int32{}
+	for t := range rs.next {
+		ps[t] = []int32{rs.key.part}
+	}
+	return ps
+}
+
+// startCommit takes rs's changelog partitions out of the restore
+// consumer and commits what rs applied on a goroutine of its own, which
+// wakes the worker's restore poll when it is done (see
+// runner.finishCommits). final says rs is done. REQUIRES: r.taskMu held.
+func (r *runner) startCommit(rs *restoration, final bool) {
+	r.rcl.RemoveConsumePartitions(rs.partitions())
+	positions := rs.positions()
+	c := &restoreCommit{final: final, done: make(chan struct{})}
+	rs.pending = c
+	wake := r.restoreWake()
+	hook := r.app.beforeRestoreCommit
+	sem := r.inst.restoreCommits
+	c.wg.Go(func() {
+		if hook != nil {
+			hook()
+		}
+		sem <- struct{}{}
+		c.err = rs.batch.Commit(positions)
+		<-sem
+		close(c.done)
+		select {
+		case wake <- struct{}{}:
+		default: // a wake is already due
+		}
+	})
+}
+
+// join waits for rs's commit under way and returns its result.
+func (rs *restoration) join() error {
+	c := rs.pending
+	rs.pending = nil
+	c.wg.Wait()
+	return c.err
+}
+
+// restoreWake returns the channel that wakes the worker's restore poll.
+func (r *runner) restoreWake() chan struct{} {
+	if r.worker < len(r.inst.restoreWake) {
+		return r.inst.restoreWake[r.worker]
+	}
+	return nil // a runner without its instance's channels: tests
 }
 
 // planRestore opens task k's logged stores and reads where their
@@ -132,29 +208,57 @@ func (r *runner) beginRestore(rs *restoration) error {
 	return nil
 }
 
-// endRestore stops reading rs's changelogs and commits what was applied.
-func (r *runner) endRestore(rs *restoration, err error) error {
-	delete(r.restoring, rs.key)
-	rm := map[string][]int32{}
-	for t := range rs.next {
-		rm[t] = []int32{rs.key.part}
+// resumeRestore reads rs's changelogs again, from where it is, after a
+// commit in the middle of the restoration.
+func (r *runner) resumeRestore(rs *restoration) {
+	add := map[string]map[int32]kgo.Offset{}
+	for t, o := range rs.next {
+		if o < rs.end[t] {
+			add[t] = map[int32]kgo.Offset{rs.key.part: kgo.NewOffset().At(o)}
+		}
 	}
-	r.rcl.RemoveConsumePartitions(rm)
-	if err == nil {
+	r.rcl.AddConsumePartitions(add)
+}
+
+// endRestore stops reading rs's changelogs and commits what was applied,
+// waiting for a commit under way rather than starting one.
+// REQUIRES: r.taskMu held.
+func (r *runner) endRestore(rs *restoration) error {
+	delete(r.restoring, rs.key)
+	err := rs.failed
+	switch {
+	case rs.pending != nil:
+		err = rs.join()
+	case err == nil:
+		r.rcl.RemoveConsumePartitions(rs.partitions())
 		err = rs.commit()
-	} else {
-		rs.batch.Rollback()
 	}
 	rs.progress.done(err)
 	return err
 }
 
 // pollRestore waits at most wait for what the restore consumer has for
-// the restoring tasks. It touches no task: the loop calls it without
-// taskMu, so a revocation need not wait for the poll.
+// the restoring tasks, or until a restoration's commit finishes. It
+// touches no task: the loop calls it without taskMu, so a revocation need
+// not wait for the poll.
 func (r *runner) pollRestore(ctx context.Context, wait time.Duration) kgo.Fetches {
 	pollCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	if wake := r.restoreWake(); wake != nil {
+		// With every restoration committing, nothing is consumed and
+		// the poll would wait its whole time for nothing.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-wake:
+				cancel()
+			case <-stop:
+			}
+		})
+		defer wg.Wait()
+		defer close(stop)
+	}
 	return r.rcl.PollFetches(pollCtx)
 }
 
@@ -204,29 +308,60 @@ func (r *runner) applyRestore(fetches kgo.Fetches) error {
 	if applyErr != nil {
 		return applyErr
 	}
+	return r.finishCommits()
+}
+
+// finishCommits starts the commits of the restorations that are done, or
+// that applied restoreCheckpointBytes since their last commit, and acts
+// on those that finished: it starts the tasks of those that were done
+// and resumes reading the changelogs of the others. REQUIRES: r.taskMu
+// held.
+func (r *runner) finishCommits() error {
 	for k, rs := range r.restoring {
-		switch {
-		case rs.done():
-			if err := r.endRestore(rs, nil); err != nil {
-				return err
+		if rs.failed != nil {
+			continue // the worker stops on the error returned
+		}
+		if c := rs.pending; c != nil {
+			select {
+			case <-c.done:
+			default:
+				continue
 			}
+			if err := rs.join(); err != nil {
+				rs.failed = fmt.Errorf("stream: restore %s: %w", k, err)
+				return rs.failed
+			}
+			if !c.final {
+				r.resumeRestore(rs)
+				continue
+			}
+			delete(r.restoring, k)
+			rs.progress.done(nil)
 			if err := r.finishTask(k); err != nil {
 				return err
 			}
+			continue
+		}
+		switch {
+		case rs.done():
+			r.startCommit(rs, true)
 		case rs.batch.Len() >= restoreCheckpointBytes:
-			if err := rs.commit(); err != nil {
-				return fmt.Errorf("stream: restore %s: %w", k, err)
-			}
+			r.startCommit(rs, false)
 		}
 	}
 	return nil
 }
 
 // restorationOf returns the restoration reading changelog partition
-// topic[part], or nil.
+// topic[part], or nil when there is none or it is committing: what was
+// fetched for it before its partitions left the restore consumer is read
+// again after.
 func (r *runner) restorationOf(topic string, part int32) *restoration {
 	for k, rs := range r.restoring {
 		if k.part == part && rs.stores[topic] != nil {
+			if rs.pending != nil {
+				return nil
+			}
 			return rs
 		}
 	}

@@ -250,7 +250,7 @@ func (r *runner) closeTasks() {
 func (r *runner) closeTask(k taskKey) {
 	if rs, ok := r.restoring[k]; ok {
 		// What was restored is committed data: keep it.
-		if err := r.endRestore(rs, nil); err != nil {
+		if err := r.endRestore(rs); err != nil {
 			r.log.Warn("stream: end restoration", "task", k, "err", err)
 		}
 		r.app.queries.closed(k)

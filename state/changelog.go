@@ -18,10 +18,15 @@ import (
 // WindowChangelogKey is the changelog key of key's window at start with
 // sequence number seq.
 func WindowChangelogKey(key []byte, start int64, seq uint32) []byte {
-	b := make([]byte, 0, len(key)+12)
-	b = append(b, key...)
-	b = binary.BigEndian.AppendUint64(b, uint64(start))
-	return binary.BigEndian.AppendUint32(b, seq)
+	return AppendWindowChangelogKey(make([]byte, 0, len(key)+12), key, start, seq)
+}
+
+// AppendWindowChangelogKey appends WindowChangelogKey(key, start, seq) to
+// dst: a store logging every write builds them in one buffer.
+func AppendWindowChangelogKey(dst, key []byte, start int64, seq uint32) []byte {
+	dst = append(dst, key...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(start))
+	return binary.BigEndian.AppendUint32(dst, seq)
 }
 
 // ParseWindowChangelogKey splits a window changelog key. key aliases b.

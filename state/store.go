@@ -145,6 +145,18 @@ type WindowStore interface {
 	All() WindowIterator
 }
 
+// WindowAppendFetcher is a WindowStore that can fetch a window's value
+// into the caller's buffer: an aggregation reading a window per record
+// and window start then allocates nothing for a value it decodes at once
+// (Fetch returns a copy the caller owns).
+type WindowAppendFetcher interface {
+	// AppendFetch appends the value of key's window starting at start to
+	// dst and returns the result; ok is false, and dst returned as it
+	// was, when there is no such window. With duplicates retained it
+	// fetches the first one, as Fetch does.
+	AppendFetch(dst, key []byte, start int64) (out []byte, ok bool, err error)
+}
+
 // SessionIterator walks the sessions of a session store. Key is the record
 // key; Value is never nil.
 type SessionIterator interface {

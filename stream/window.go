@@ -3,6 +3,7 @@ package stream
 import (
 	"encoding/binary"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/runnel-dev/runnel/state"
@@ -164,6 +165,11 @@ type windowAgg[K, V, A any] struct {
 	s      state.WindowStore
 	ctx    topology.Context[Windowed[K], change[A]]
 	cached bool
+	// af, when A holds no pointers, fetches windows into old: nothing
+	// decoded from it can outlive the next record's fetch into the same
+	// buffer.
+	af  state.WindowAppendFetcher
+	old []byte
 }
 
 func (p *windowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], change[A]]) error {
@@ -172,6 +178,9 @@ func (p *windowAgg[K, V, A]) Init(ctx topology.Context[Windowed[K], change[A]]) 
 		return fmt.Errorf("stream: store %q is not a window store", p.store)
 	}
 	p.s, p.ctx = s, ctx
+	if af, ok := s.(state.WindowAppendFetcher); ok && !hasPointers(reflect.TypeFor[A]()) {
+		p.af = af
+	}
 	size := p.w.Size.Milliseconds()
 	if c, ok := ctx.Store(p.store).(topology.CachingStore); ok {
 		p.cached = true
@@ -195,7 +204,7 @@ func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 			p.ctx.Drop(topology.DropLate)
 			continue
 		}
-		ob, err := p.s.Fetch(kb, start)
+		ob, err := p.fetch(kb, start)
 		if err != nil {
 			return err
 		}
@@ -228,6 +237,40 @@ func (p *windowAgg[K, V, A]) Process(r topology.Record[K, V]) error {
 		}
 	}
 	return nil
+}
+
+// fetch returns the value of kb's window at start, or nil.
+func (p *windowAgg[K, V, A]) fetch(kb []byte, start int64) ([]byte, error) {
+	if p.af == nil {
+		return p.s.Fetch(kb, start)
+	}
+	out, ok, err := p.af.AppendFetch(p.old[:0], kb, start)
+	if !ok || err != nil {
+		return nil, err
+	}
+	p.old = out
+	return out, nil
+}
+
+// hasPointers reports whether a value of type t can refer to memory
+// outside itself, such as the bytes it was decoded from.
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 func (p *windowAgg[K, V, A]) Close() error { return nil }

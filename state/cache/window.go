@@ -54,8 +54,9 @@ type WindowStore struct {
 }
 
 var (
-	_ state.WindowStore = (*WindowStore)(nil)
-	_ state.Logged      = (*WindowStore)(nil)
+	_ state.WindowAppendFetcher = (*WindowStore)(nil)
+	_ state.WindowStore         = (*WindowStore)(nil)
+	_ state.Logged              = (*WindowStore)(nil)
 )
 
 // NewWindowStore puts a cache in front of inner, which was opened with
@@ -311,6 +312,32 @@ func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
 	}
 	s.addClean(s.newEntry(key, start), bytes.Clone(v))
 	return v, nil
+}
+
+// AppendFetch implements state.WindowAppendFetcher: Fetch without the
+// copy of a cached value, and, on a miss, keeping the store's own copy.
+func (s *WindowStore) AppendFetch(dst, key []byte, start int64) ([]byte, bool, error) {
+	if s.expired(start) {
+		return dst, false, nil
+	}
+	if e := s.hit(s.indexKey(key, start)); e != nil {
+		if e.value == nil {
+			return dst, false, nil
+		}
+		return append(dst, e.value...), true, nil
+	}
+	s.c.misses++
+	v, err := s.inner.Fetch(key, start)
+	if err != nil {
+		return dst, false, err
+	}
+	if !s.closed && !s.opts.RetainDuplicates && s.c.mayHold(len(key)+8+len(v)) {
+		s.addClean(s.newEntry(key, start), v) // Fetch's result is the caller's
+	}
+	if v == nil {
+		return dst, false, nil
+	}
+	return append(dst, v...), true, nil
 }
 
 // FetchRange implements state.WindowStore.

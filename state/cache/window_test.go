@@ -179,3 +179,50 @@ func TestWindowEquivalence(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowAppendFetch: AppendFetch gives what Fetch gives, for windows
+// cached dirty, read from the store below (then cached clean), absent,
+// and expired; it appends to the caller's buffer and, on a hit, allocates
+// nothing.
+func TestWindowAppendFetch(t *testing.T) {
+	opts := state.WindowOptions{Retention: time.Minute}
+	inner, err := memstore.NewWindowStore("w", opts)
+	storetest.Must(t, err)
+	storetest.Must(t, inner.Put([]byte("below"), 0, []byte("b0")))
+	storetest.Must(t, inner.Put([]byte("empty"), 0, []byte{}))
+	s := cache.NewWindowStore(cache.New(1<<20), inner, opts, nil, nil)
+	af := any(s).(state.WindowAppendFetcher)
+	storetest.Must(t, s.Put([]byte("dirty"), 0, []byte("d0")))
+	storetest.Must(t, s.Put([]byte("gone"), 0, nil))
+	check := func(key string, start int64) {
+		t.Helper()
+		want, err := s.Fetch([]byte(key), start)
+		storetest.Must(t, err)
+		for range 2 { // a miss, then (below) a hit
+			got, ok, err := af.AppendFetch([]byte("x"), []byte(key), start)
+			storetest.Must(t, err)
+			if ok != (want != nil) || string(got) != "x"+string(want) {
+				t.Fatalf("AppendFetch(%s@%d) = %q, %v; Fetch gives %q", key, start, got, ok, want)
+			}
+		}
+	}
+	for _, key := range []string{"dirty", "gone", "absent", "empty"} {
+		check(key, 0)
+	}
+	// "below" first through AppendFetch: a miss, then cached.
+	got, ok, err := af.AppendFetch(nil, []byte("below"), 0)
+	if err != nil || !ok || string(got) != "b0" {
+		t.Fatalf("AppendFetch(below) = %q, %v, %v", got, ok, err)
+	}
+	check("below", 0)
+	buf, key := make([]byte, 0, 16), []byte("dirty")
+	if n := testing.AllocsPerRun(100, func() {
+		if _, _, err := af.AppendFetch(buf[:0], key, 0); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 && !raceEnabled {
+		t.Fatalf("AppendFetch of a cached window: %v allocations, want 0", n)
+	}
+	storetest.Must(t, s.Put([]byte("late"), 10*time.Minute.Milliseconds(), []byte("l")))
+	check("dirty", 0) // expired by now
+}

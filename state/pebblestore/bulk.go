@@ -21,7 +21,8 @@ import (
 type BulkOptions struct {
 	// ChunkBytes bounds the writes held in memory (keys, values and 64
 	// bytes of bookkeeping each): a full chunk is sorted and written to a
-	// run file. Default 16 MiB.
+	// run file, on a goroutine of its own while the next chunk fills, so
+	// a bulk batch holds up to two chunks. Default 16 MiB.
 	ChunkBytes int
 	// TableBytes is the size at which the sstables a commit ingests are
 	// cut. Default 64 MiB.
@@ -105,6 +106,27 @@ type bulkWriter struct {
 	dels       []rangeDel // every range deletion since the last commit
 	bytes      int        // keys and values written since the last commit
 	files      int        // files named so far in dir
+
+	// bg is the spill under way on a goroutine of its own, nil when none:
+	// a full chunk is sorted and written while the next one fills, with
+	// spare's buffers, so the goroutine writing into the batch (a
+	// restoring worker's loop) does neither. Every step that reads the
+	// runs or removes the files waits for it first (waitSpill).
+	bg    *spillJob
+	spare spillBuffers
+}
+
+// spillBuffers are a chunk's ops and the arena holding their bytes.
+type spillBuffers struct {
+	ops   []bulkOp
+	arena arena
+}
+
+// spillJob writes one chunk, sorted, to a run file.
+type spillJob struct {
+	buf  spillBuffers
+	done chan struct{} // closed once err is set
+	err  error
 }
 
 // bulkSeq numbers bulk batches' directories within the process.
@@ -149,8 +171,12 @@ func (w *bulkWriter) maybeSpill() error {
 
 // sorted returns the chunk's point writes sorted by key, the latest write
 // of each key only. It reorders the chunk in place.
-func (w *bulkWriter) sorted() []bulkOp {
-	ops := slices.DeleteFunc(w.chunk, func(op bulkOp) bool { return op.kind == opDeleteRange })
+func (w *bulkWriter) sorted() []bulkOp { return sortOps(w.chunk) }
+
+// sortOps returns chunk's point writes sorted by key, the latest write of
+// each key only, reordering chunk in place.
+func sortOps(chunk []bulkOp) []bulkOp {
+	ops := slices.DeleteFunc(chunk, func(op bulkOp) bool { return op.kind == opDeleteRange })
 	slices.SortFunc(ops, func(a, b bulkOp) int {
 		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
@@ -177,8 +203,10 @@ func cmpSeq(a, b uint64) int {
 	return 0
 }
 
-// spill writes the chunk, sorted, to a new run file. Run files are never
-// synced: a crash loses the uncommitted batch, whose files Open removes.
+// spill hands the chunk to a goroutine that writes it, sorted, to a new
+// run file, and goes on with the spare buffers, once the previous spill
+// is done. Run files are never synced: a crash loses the uncommitted
+// batch, whose files Open removes.
 func (w *bulkWriter) spill() (err error) {
 	if err := w.ensureDir(); err != nil {
 		return err
@@ -186,15 +214,47 @@ func (w *bulkWriter) spill() (err error) {
 	if w.opts.IngestEachChunk {
 		return w.ingestChunk()
 	}
+	if err := w.waitSpill(); err != nil {
+		return err
+	}
 	path := w.nextPath("run")
-	f, err := w.db.fs.Create(path)
+	w.runs = append(w.runs, path) // removed by reset if the spill fails
+	job := &spillJob{buf: spillBuffers{ops: w.chunk, arena: w.arena}, done: make(chan struct{})}
+	w.chunk, w.arena, w.chunkBytes = w.spare.ops[:0], w.spare.arena, 0
+	w.spare = spillBuffers{}
+	w.bg = job
+	fs := w.db.fs
+	go func() {
+		defer close(job.done)
+		job.err = writeRun(fs, path, sortOps(job.buf.ops))
+	}()
+	return nil
+}
+
+// waitSpill waits for the spill under way, if any, and takes its buffers
+// back as the spare ones.
+func (w *bulkWriter) waitSpill() error {
+	job := w.bg
+	if job == nil {
+		return nil
+	}
+	<-job.done
+	w.bg = nil
+	clear(job.buf.ops) // let the arena's oversized values go
+	job.buf.arena.reset()
+	w.spare = spillBuffers{ops: job.buf.ops[:0], arena: job.buf.arena}
+	return job.err
+}
+
+// writeRun writes ops, sorted, to a new run file at path.
+func writeRun(fs vfs.FS, path string, ops []bulkOp) (err error) {
+	f, err := fs.Create(path)
 	if err != nil {
 		return fmt.Errorf("pebblestore: bulk run: %w", err)
 	}
-	w.runs = append(w.runs, path) // removed by reset if what follows fails
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var hdr [3 * binary.MaxVarintLen64]byte
-	for _, op := range w.sorted() {
+	for _, op := range ops {
 		h := append(hdr[:0], op.kind)
 		h = binary.AppendUvarint(h, op.seq)
 		h = binary.AppendUvarint(h, uint64(len(op.key)))
@@ -214,7 +274,6 @@ func (w *bulkWriter) spill() (err error) {
 	if err != nil {
 		return fmt.Errorf("pebblestore: bulk run: %w", err)
 	}
-	w.clearChunk()
 	return nil
 }
 
@@ -243,6 +302,7 @@ func (w *bulkWriter) nextPath(kind string) string {
 
 // reset forgets every write since the last commit and removes the files.
 func (w *bulkWriter) reset() error {
+	w.waitSpill() // its file goes with the rest; its error with the writes
 	w.clearChunk()
 	w.runs, w.dels, w.chunkDels, w.bytes, w.seq = nil, nil, 0, 0, 0
 	if w.dir == "" {
@@ -262,6 +322,12 @@ func (w *bulkWriter) reset() error {
 // before flush returns: the positions committed with b then never run
 // ahead of the data.
 func (w *bulkWriter) flush(b *pebble.Batch) error {
+	if err := w.waitSpill(); err != nil {
+		if rerr := w.reset(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
 	if len(w.runs) == 0 {
 		for _, op := range w.chunk {
 			var err error

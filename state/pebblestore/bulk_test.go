@@ -2,10 +2,12 @@ package pebblestore_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/vfs"
@@ -371,5 +373,56 @@ func TestBulkRestoreEqualsProcessed(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("restored stores differ from processed: %s", diff(got, want))
+	}
+}
+
+// runFailFS fails the creation of bulk run files while fail is set.
+type runFailFS struct {
+	vfs.FS
+	fail bool
+}
+
+func (fs *runFailFS) Create(name string) (vfs.File, error) {
+	if fs.fail && strings.HasSuffix(name, ".run") {
+		return nil, errors.New("injected: no space left for runs")
+	}
+	return fs.FS.Create(name)
+}
+
+// TestBulkSpillFailure: a run file that cannot be written fails the
+// batch, by the commit at the latest (spills run on a goroutine of their
+// own, so the write that filled the chunk may not see it), and nothing of
+// the batch is committed, least of all its position; the batch is then
+// empty and commits again once the disk takes its runs.
+func TestBulkSpillFailure(t *testing.T) {
+	fs := &runFailFS{FS: vfs.NewMem()}
+	db := openDB(t, fs)
+	b := db.NewBulkBatch("1_0", pebblestore.BulkOptions{ChunkBytes: 1 << 10})
+	kv := b.OpenKeyValueStore("kv")
+	fs.fail = true
+	var err error
+	for i := 0; i < 100 && err == nil; i++ {
+		err = kv.Restore(fmt.Appendf(nil, "k%d", i), make([]byte, 100))
+	}
+	if err == nil {
+		err = b.Commit(map[string]int64{"c-0": 100})
+	}
+	if err == nil {
+		t.Fatal("writes and commit succeeded with no run file written")
+	}
+	if _, ok, err := db.Position("1_0", "c-0"); ok || err != nil {
+		t.Fatalf("position committed after a failed spill (err %v)", err)
+	}
+	if v, err := db.NewBatch("1_0").OpenKeyValueStore("kv").Get([]byte("k1")); err != nil || v != nil {
+		t.Fatalf("k1 = %q, %v after a failed spill; want nothing", v, err)
+	}
+	storetest.Must(t, b.Rollback())
+	fs.fail = false
+	for i := range 100 {
+		storetest.Must(t, kv.Restore(fmt.Appendf(nil, "k%d", i), []byte("v")))
+	}
+	storetest.Must(t, b.Commit(map[string]int64{"c-0": 100}))
+	if v, err := db.NewBatch("1_0").OpenKeyValueStore("kv").Get([]byte("k99")); err != nil || string(v) != "v" {
+		t.Fatalf("k99 = %q, %v after the second commit", v, err)
 	}
 }

@@ -14,6 +14,10 @@ import (
 type WindowStore struct {
 	*segStore
 	dups bool
+	// kbuf and cbuf are the last Pebble key and changelog key built,
+	// reused: Pebble's batches, the bulk writer and the change logger
+	// copy what they keep, so a write or a point read allocates no key.
+	kbuf, cbuf []byte
 }
 
 var (
@@ -36,11 +40,14 @@ func (b *Batch) OpenWindowStore(name string, opts state.WindowOptions) (*WindowS
 	return &WindowStore{segStore: s, dups: opts.RetainDuplicates}, nil
 }
 
-// windowKey is the Pebble key of key's window at start with seq.
+// windowKey is the Pebble key of key's window at start with seq, valid
+// until the next call.
 func (s *WindowStore) windowKey(key []byte, start int64, seq uint32) []byte {
-	k := appendEscaped(s.segKey(s.segmentOf(start)), key)
+	k := appendTime(append(s.kbuf[:0], s.prefix...), s.segmentOf(start)) // segKey
+	k = appendEscaped(k, key)
 	k = appendTime(k, start)
-	return binary.BigEndian.AppendUint32(k, seq)
+	s.kbuf = binary.BigEndian.AppendUint32(k, seq)
+	return s.kbuf
 }
 
 func (s *WindowStore) write(key []byte, start int64, seq uint32, value []byte) error {
@@ -69,7 +76,8 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 		return err
 	}
 	if s.log != nil {
-		s.log.LogChange(state.WindowChangelogKey(key, start, seq), value, s.now())
+		s.cbuf = state.AppendWindowChangelogKey(s.cbuf[:0], key, start, seq)
+		s.log.LogChange(s.cbuf, value, s.now())
 	}
 	return nil
 }
