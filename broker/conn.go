@@ -106,6 +106,10 @@ type conn struct {
 	// slowProduceLogged is when the writer last logged a slow Produce
 	// (slow_produce.go).
 	slowProduceLogged time.Time
+	// out is the writer goroutine's buffered writer, set when it starts;
+	// only that goroutine, and the finishers it runs, touch it
+	// (flushResponses).
+	out *bufio.Writer
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -390,6 +394,7 @@ func (c *conn) handleMetered(req *request, frameSize int32, handle func(*conn, *
 
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(deadlineWriter{c}, connWriteBuffer)
+	c.out = w
 	var buf []byte
 	for item := range c.queue {
 		var finStart, finEnd time.Time
@@ -448,6 +453,22 @@ func (c *conn) write(w *bufio.Writer, frame []byte) {
 		if err := w.Flush(); err != nil {
 			c.close()
 		}
+	}
+}
+
+// flushResponses sends the responses buffered so far. The writer holds
+// a response back while more requests are queued, so that pipelined
+// responses share a write; a finisher about to block (a Produce waiting
+// for its fsync) calls this first, or the responses before it would wait
+// for its acknowledgement too, and the client, which pipelines a few
+// requests at most, would stop sending until the slowest of them is done.
+// Only the writer goroutine (a finisher it runs) may call it.
+func (c *conn) flushResponses() {
+	if c.out == nil || c.out.Buffered() == 0 || c.ctx.Err() != nil {
+		return
+	}
+	if err := c.out.Flush(); err != nil {
+		c.close()
 	}
 }
 
