@@ -400,6 +400,12 @@ func (c *conn) writeLoop() {
 		var finStart, finEnd time.Time
 		if item.req.key == 0 {
 			finStart = time.Now()
+		} else {
+			// Other finishers may block too (a Fetch's long poll, a
+			// JoinGroup's rebalance) and say nothing before they do:
+			// the responses before them go out first. (A Produce
+			// flushes them itself, only when it has to wait.)
+			c.flushResponses()
 		}
 		resp := c.finish(item)
 		if item.req.key == 0 {
@@ -458,11 +464,12 @@ func (c *conn) write(w *bufio.Writer, frame []byte) {
 
 // flushResponses sends the responses buffered so far. The writer holds
 // a response back while more requests are queued, so that pipelined
-// responses share a write; a finisher about to block (a Produce waiting
-// for its fsync) calls this first, or the responses before it would wait
-// for its acknowledgement too, and the client, which pipelines a few
-// requests at most, would stop sending until the slowest of them is done.
-// Only the writer goroutine (a finisher it runs) may call it.
+// responses share a write; before a finisher that may block it calls
+// this (a Produce's finisher calls it itself, only when it must wait for
+// its fsync), or the responses before it would wait for it too: a
+// producer, which pipelines a few requests at most, would stop sending
+// until the slowest of them is acknowledged. Only the writer goroutine (a
+// finisher it runs) may call it.
 func (c *conn) flushResponses() {
 	if c.out == nil || c.out.Buffered() == 0 || c.ctx.Err() != nil {
 		return
