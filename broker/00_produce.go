@@ -203,7 +203,8 @@ func (pr *produceRun) verify(p *partition, records []byte) (txnCheck, error) {
 }
 
 // finisher waits, in the writer goroutine, until the high watermark
-// covers every append (or the request's timeout passes).
+// covers every append (or the request's timeout passes). Before it
+// blocks, it sends the responses the writer holds (flushResponses).
 func (pr *produceRun) finisher() finisher {
 	// Point each wait at its response entry now that the response slices
 	// no longer grow.
@@ -229,7 +230,12 @@ func (pr *produceRun) finisher() finisher {
 		// one before it ended.
 		start := time.Now()
 		prev := start
+		flushed := false
 		for _, w := range waits {
+			if !flushed && !w.p.ackReady(w.end, pr.r.Acks) {
+				pr.c.flushResponses()
+				flushed = true
+			}
 			if code := w.p.waitAcked(wctx, w.end, pr.r.Acks); code != 0 {
 				w.rp.ErrorCode = code
 				w.rp.BaseOffset = -1

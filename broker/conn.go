@@ -106,6 +106,10 @@ type conn struct {
 	// slowProduceLogged is when the writer last logged a slow Produce
 	// (slow_produce.go).
 	slowProduceLogged time.Time
+	// out is the writer goroutine's buffered writer, set when it starts;
+	// only that goroutine, and the finishers it runs, touch it
+	// (flushResponses).
+	out *bufio.Writer
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {
@@ -390,11 +394,18 @@ func (c *conn) handleMetered(req *request, frameSize int32, handle func(*conn, *
 
 func (c *conn) writeLoop() {
 	w := bufio.NewWriterSize(deadlineWriter{c}, connWriteBuffer)
+	c.out = w
 	var buf []byte
 	for item := range c.queue {
 		var finStart, finEnd time.Time
 		if item.req.key == 0 {
 			finStart = time.Now()
+		} else {
+			// Other finishers may block too (a Fetch's long poll, a
+			// JoinGroup's rebalance) and say nothing before they do:
+			// the responses before them go out first. (A Produce
+			// flushes them itself, only when it has to wait.)
+			c.flushResponses()
 		}
 		resp := c.finish(item)
 		if item.req.key == 0 {
@@ -448,6 +459,23 @@ func (c *conn) write(w *bufio.Writer, frame []byte) {
 		if err := w.Flush(); err != nil {
 			c.close()
 		}
+	}
+}
+
+// flushResponses sends the responses buffered so far. The writer holds
+// a response back while more requests are queued, so that pipelined
+// responses share a write; before a finisher that may block it calls
+// this (a Produce's finisher calls it itself, only when it must wait for
+// its fsync), or the responses before it would wait for it too: a
+// producer, which pipelines a few requests at most, would stop sending
+// until the slowest of them is acknowledged. Only the writer goroutine (a
+// finisher it runs) may call it.
+func (c *conn) flushResponses() {
+	if c.out == nil || c.out.Buffered() == 0 || c.ctx.Err() != nil {
+		return
+	}
+	if err := c.out.Flush(); err != nil {
+		c.close()
 	}
 }
 

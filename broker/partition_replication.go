@@ -234,6 +234,21 @@ func (p *partition) waitAcked(ctx context.Context, end int64, acks int16) int16 
 	}
 }
 
+// ackReady reports whether waitAcked(end, acks) would return at once:
+// the acknowledgement is due, or the leadership is lost. It never blocks.
+func (p *partition) ackReady(end int64, acks int16) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case !p.leading:
+		return true
+	case acks == 1:
+		return p.durableEnd >= end
+	default:
+		return p.hw >= end
+	}
+}
+
 // watchLEO registers a follower's long poll, ch, to be signalled when
 // the log end moves: it waits for new data, not for the HW, which moves
 // only after followers fetch. It is woken by the append itself, not by
