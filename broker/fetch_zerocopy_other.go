@@ -2,8 +2,6 @@
 
 package broker
 
-import "net"
-
-// newRegionWriter copies regions through a buffer: sendfile is used on
+// newRegionWriter copies regions through buffers: sendfile is used on
 // Linux only.
-func newRegionWriter(nc net.Conn) regionWriter { return &copyRegionWriter{w: nc} }
+func newRegionWriter(c *conn) regionWriter { return &copyRegionWriter{w: deadlineWriter{c}} }
