@@ -235,7 +235,8 @@ func (c *conn) wrapTLS() error {
 	if c.sec.l == nil || !c.sec.l.spec.tls() {
 		return nil
 	}
-	tc := tls.Server(c.nc, c.b.tls.serverConfig())
+	c.batch = &tlsBatcher{Conn: c.nc}
+	tc := tls.Server(c.batch, c.b.tls.serverConfig())
 	c.nc = tc
 	tc.SetDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
