@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -91,5 +92,56 @@ func TestMaxConnections(t *testing.T) {
 	var size [1]byte
 	if _, err := third.nc.Read(size[:]); err != nil {
 		t.Fatalf("the waiting connection was not served once another closed: %v", err)
+	}
+}
+
+// max.connection.creation.rate holds the connections a broker serves to
+// its rate: at 10 a second with a burst of one, the 11th connection of a
+// quick succession is served a second after the first at the earliest.
+func TestMaxConnectionCreationRate(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{ClientLimits: broker.ClientLimitsConfig{
+		MaxConnectionCreationRate: 10, QuotaWindowNum: 1, QuotaWindowSize: 100 * time.Millisecond,
+	}})
+	start := time.Now()
+	for i := range 11 {
+		if !apiVersions(t, dialSASL(t, b.Addr()), 30*time.Second) {
+			t.Fatalf("connection %d refused", i+1)
+		}
+	}
+	if took := time.Since(start); took < 950*time.Millisecond {
+		t.Fatalf("11 connections served in %v at max.connection.creation.rate=10", took)
+	}
+}
+
+// An address past its connection_creation_rate quota (here the default
+// IP entity's) has its connection closed unanswered; the address's first
+// connection, and the connections made before the quota, are served.
+func TestIPConnectionCreationRate(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{ClientLimits: broker.ClientLimitsConfig{QuotaWindowNum: 1, QuotaWindowSize: time.Second}})
+	adm := kadm.NewClient(newClient(t, b.Addr()))
+	ctx := testContext(t)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: quotaEntity("ip", "<default>"), Ops: []kadm.AlterClientQuotaOp{{Key: "connection_creation_rate", Value: 0.2}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %v", err, res)
+	}
+	first := dialSASL(t, b.Addr())
+	if !apiVersions(t, first, 30*time.Second) {
+		t.Fatal("the address's first connection under its rate was refused")
+	}
+	over := dialSASL(t, b.Addr())
+	over.send(kmsg.NewPtrApiVersionsRequest())
+	// Closed within 5 s (1/0.2), when the address is back within its
+	// rate: unanswered, not timed out.
+	over.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var one [1]byte
+	if _, err := over.nc.Read(one[:]); err == nil {
+		t.Fatal("a connection past connection_creation_rate was answered")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("a connection past connection_creation_rate was not closed: %v", err)
+	}
+	if _, err := adm.ListBrokers(ctx); err != nil {
+		t.Fatalf("the connection made before the quota: %v", err)
 	}
 }
