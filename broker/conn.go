@@ -99,10 +99,6 @@ type conn struct {
 	// regions sends the file regions of zero-copy Fetch responses
 	// (fetch_zerocopy.go); nil turns zero-copy off.
 	regions regionWriter
-	// batch gathers the records of a TLS connection's responses into
-	// large writes (tls_batcher.go); nil without TLS. Set before the
-	// writer starts.
-	batch *tlsBatcher
 	// mutedUntil is when the connection's quota throttle ends, in Unix
 	// nanoseconds of the broker's clock (quota.go): the reader reads no
 	// request before it. Set by the reader and the writer.
@@ -444,32 +440,12 @@ func (c *conn) releaseResponse(item inflight) {
 // that pipelined responses share a write. A failed write closes the
 // connection; the loop then only drains.
 func (c *conn) write(w *bufio.Writer, frame []byte) {
-	c.holdBatch()
 	if _, err := w.Write(frame); err != nil {
 		c.close()
 		return
 	}
 	if len(c.queue) == 0 {
-		c.flush(w)
-	}
-}
-
-// holdBatch gathers the TLS records written from now until the next
-// flush (tls_batcher.go); a no-op on a connection without TLS.
-func (c *conn) holdBatch() {
-	if c.batch != nil {
-		c.batch.hold()
-	}
-}
-
-// flush sends what w holds, and on TLS the records gathered below it.
-func (c *conn) flush(w *bufio.Writer) {
-	if err := w.Flush(); err != nil {
-		c.close()
-		return
-	}
-	if c.batch != nil {
-		if err := c.batch.release(); err != nil {
+		if err := w.Flush(); err != nil {
 			c.close()
 		}
 	}

@@ -402,18 +402,14 @@ func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, bu
 	if c.ctx.Err() != nil {
 		return buf
 	}
-	c.holdBatch()
 	rest, err := c.regions.writeFrame(w, buf, cuts)
 	if err != nil {
 		c.b.logger.Debug("fetch region write", "remote", c.nc.RemoteAddr().String(), "err", err)
 		c.close()
 		return buf
 	}
-	switch {
-	case len(rest) > 0:
+	if len(rest) > 0 {
 		c.write(w, rest)
-	case len(c.queue) == 0:
-		c.flush(w)
 	}
 	return buf
 }

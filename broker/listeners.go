@@ -235,8 +235,7 @@ func (c *conn) wrapTLS() error {
 	if c.sec.l == nil || !c.sec.l.spec.tls() {
 		return nil
 	}
-	c.batch = &tlsBatcher{Conn: c.nc}
-	tc := tls.Server(c.batch, c.b.tls.serverConfig())
+	tc := tls.Server(c.nc, c.b.tls.serverConfig())
 	c.nc = tc
 	tc.SetDeadline(time.Now().Add(c.b.cfg.RequestReadTimeout))
 	if err := tc.HandshakeContext(c.ctx); err != nil {
