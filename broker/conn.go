@@ -134,7 +134,7 @@ func (c *conn) serve() {
 	// Zero-copy sends file bytes straight to the socket: only on the
 	// raw TCP connection. On TLS, c.nc is the TLS conn, and regions are
 	// copied through it (encrypted) instead.
-	c.regions = newRegionWriter(c)
+	c.regions = newRegionWriter(c.nc)
 
 	done := make(chan struct{})
 	go func() { defer close(done); c.writeLoop() }()

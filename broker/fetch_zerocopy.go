@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sync"
+	"net"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -37,103 +37,36 @@ import (
 // the broker does not set today) is read into memory and encoded by kmsg
 // instead: correctness never depends on the fast path.
 
-// regionWriter sends a zero-copy frame (appendFetch's frame and cuts) to a
-// connection. Plain TCP connections on Linux send the regions with
-// sendfile; anything else (TLS, pipes in tests) copies them through
-// buffers.
+// regionWriter sends a region of a file to a connection. Plain TCP
+// connections on Linux use sendfile; anything else (TLS, pipes in tests)
+// copies through a buffer.
 type regionWriter interface {
-	// writeFrame writes frame, each cut's region inserted at its place,
-	// after what w holds, and returns the end of the frame that is left
-	// for the caller to write through w (nothing when it wrote it all).
-	writeFrame(w *bufio.Writer, frame []byte, cuts []cut) (rest []byte, err error)
+	writeRegion(f *os.File, pos, n int64) error
 }
 
-// copyChunk is how much of a frame copyRegionWriter writes at a time. On
-// TLS each write is cut into records of up to 16 KiB: a chunk of many
-// records lets the records be sent together (tlsBatcher), and holds the
-// frame's small parts together with the regions around them, so that the
-// client decrypts a few full records rather than a small record before
-// every region.
-const copyChunk = 256 << 10
-
-// copyChunks are the chunks of the connections writing a frame at the
-// moment: one per writer while it writes, none per idle connection.
-var copyChunks = sync.Pool{New: func() any { b := make([]byte, copyChunk); return &b }}
-
-// copyRegionWriter is the copying fallback: the frame's parts and its
-// regions, pread straight into a chunk, go out a chunk at a time.
+// copyRegionWriter is the copying fallback: pread into a buffer, write it.
 type copyRegionWriter struct {
-	w io.Writer
-	// chunkSize, when set, is the chunk used instead of copyChunk (tests
-	// cross chunk boundaries with a small one).
-	chunkSize int
+	w   net.Conn
+	buf []byte
 }
 
-func (cw *copyRegionWriter) writeFrame(w *bufio.Writer, frame []byte, cuts []cut) ([]byte, error) {
-	if err := w.Flush(); err != nil {
-		return nil, err
+func (cw *copyRegionWriter) writeRegion(f *os.File, pos, n int64) error {
+	if cw.buf == nil {
+		cw.buf = make([]byte, 64<<10)
 	}
-	bp := copyChunks.Get().(*[]byte)
-	defer copyChunks.Put(bp)
-	size := len(*bp)
-	if cw.chunkSize > 0 {
-		size = min(size, cw.chunkSize)
-	}
-	chunk := (*bp)[:0:size]
-	flush := func() error {
-		if len(chunk) == 0 {
-			return nil
+	for n > 0 {
+		chunk := cw.buf[:min(n, int64(len(cw.buf)))]
+		m, err := f.ReadAt(chunk, pos)
+		if m < len(chunk) {
+			return fmt.Errorf("broker: reading %d bytes of %s at %d: %d read: %v", len(chunk), f.Name(), pos, m, err)
 		}
-		_, err := cw.w.Write(chunk)
-		chunk = chunk[:0]
-		return err
-	}
-	// room returns the free part of the chunk, at most n bytes, writing
-	// the chunk out first when it is full.
-	room := func(n int64) ([]byte, error) {
-		if len(chunk) == cap(chunk) {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		if _, err := cw.w.Write(chunk); err != nil {
+			return err
 		}
-		return chunk[len(chunk):min(int64(cap(chunk)), int64(len(chunk))+n)], nil
+		pos += int64(m)
+		n -= int64(m)
 	}
-	put := func(p []byte) error {
-		for len(p) > 0 {
-			free, err := room(int64(len(p)))
-			if err != nil {
-				return err
-			}
-			chunk = chunk[:len(chunk)+copy(free, p)]
-			p = p[len(free):]
-		}
-		return nil
-	}
-	prev := 0
-	for _, ct := range cuts {
-		if err := put(frame[prev:ct.at]); err != nil {
-			return nil, err
-		}
-		f := ct.r.File()
-		for pos, n := ct.r.Pos, ct.r.Len; n > 0; {
-			free, err := room(n)
-			if err != nil {
-				return nil, err
-			}
-			m, err := f.ReadAt(free, pos)
-			if m < len(free) {
-				return nil, fmt.Errorf("broker: reading %d bytes of %s at %d: %d read: %v", len(free), f.Name(), pos, m, err)
-			}
-			chunk = chunk[:len(chunk)+m]
-			pos += int64(m)
-			n -= int64(m)
-		}
-		prev = ct.at
-	}
-	if err := put(frame[prev:]); err != nil {
-		return nil, err
-	}
-	return nil, flush()
+	return nil
 }
 
 // zeroCopyFetch is a Fetch response some of whose partitions' record
@@ -402,14 +335,25 @@ func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, bu
 	if c.ctx.Err() != nil {
 		return buf
 	}
-	rest, err := c.regions.writeFrame(w, buf, cuts)
-	if err != nil {
-		c.b.logger.Debug("fetch region write", "remote", c.nc.RemoteAddr().String(), "err", err)
-		c.close()
-		return buf
+	prev := 0
+	for _, ct := range cuts {
+		if _, err := w.Write(buf[prev:ct.at]); err != nil {
+			c.close()
+			return buf
+		}
+		// The region goes around w: what w holds must go first.
+		if err := w.Flush(); err != nil {
+			c.close()
+			return buf
+		}
+		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
+		if err := c.regions.writeRegion(ct.r.File(), ct.r.Pos, ct.r.Len); err != nil {
+			c.b.logger.Debug("fetch region write", "remote", c.nc.RemoteAddr().String(), "err", err)
+			c.close()
+			return buf
+		}
+		prev = ct.at
 	}
-	if len(rest) > 0 {
-		c.write(w, rest)
-	}
+	c.write(w, buf[prev:])
 	return buf
 }

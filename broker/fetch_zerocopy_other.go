@@ -2,6 +2,8 @@
 
 package broker
 
-// newRegionWriter copies regions through buffers: sendfile is used on
+import "net"
+
+// newRegionWriter copies regions through a buffer: sendfile is used on
 // Linux only.
-func newRegionWriter(c *conn) regionWriter { return &copyRegionWriter{w: deadlineWriter{c}} }
+func newRegionWriter(nc net.Conn) regionWriter { return &copyRegionWriter{w: nc} }
