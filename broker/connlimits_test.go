@@ -1,6 +1,8 @@
 package broker_test
 
 import (
+	"encoding/binary"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -143,5 +145,23 @@ func TestIPConnectionCreationRate(t *testing.T) {
 	}
 	if _, err := adm.ListBrokers(ctx); err != nil {
 		t.Fatalf("the connection made before the quota: %v", err)
+	}
+}
+
+// socket.request.max.bytes: a frame that announces more closes the
+// connection before its body is read; one within it is answered.
+func TestSocketRequestMaxBytes(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{SocketRequestMaxBytes: 1024})
+	within := dialRaw(t, b.Addr())
+	within.send(frame(kmsg.NewPtrApiVersionsRequest(), 1))
+	within.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(within.nc, size[:]); err != nil {
+		t.Fatalf("a request within socket.request.max.bytes: %v", err)
+	}
+	over := dialRaw(t, b.Addr())
+	over.send(binary.BigEndian.AppendUint32(nil, 1025))
+	if !closedByBroker(over, 30*time.Second) {
+		t.Fatal("a 1025-byte frame at socket.request.max.bytes=1024 left the connection open")
 	}
 }
