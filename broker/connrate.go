@@ -28,6 +28,8 @@ import (
 //     loop. Until then it counts against max.connections and
 //     max.connections.per.ip, which bound what such connections hold.
 //     Refused connections take nothing from the address's allowance.
+//     The inter-broker listener is exempt here too when the broker has
+//     several: the other brokers all connect from their own addresses.
 //
 // Each rate is a token bucket filled at the rate and holding the rate
 // times the quota window span (quota.window.num x
