@@ -165,3 +165,31 @@ func TestSocketRequestMaxBytes(t *testing.T) {
 		t.Fatal("a 1025-byte frame at socket.request.max.bytes=1024 left the connection open")
 	}
 }
+
+// With several listeners the inter-broker one (here the first) is exempt
+// from max.connection.creation.rate, so that the other brokers are never
+// held up by clients; the others are held to it.
+func TestConnectionCreationRateExemptsInterBroker(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{
+		Security: broker.SecurityConfig{Listeners: "PLAINTEXT://127.0.0.1:0,CLIENTS://127.0.0.1:0", ProtocolMap: "CLIENTS:PLAINTEXT"},
+		ClientLimits: broker.ClientLimitsConfig{
+			MaxConnectionCreationRate: 1, QuotaWindowNum: 1, QuotaWindowSize: 100 * time.Millisecond,
+		},
+	})
+	served := func(listener string, n int) time.Duration {
+		start := time.Now()
+		for i := range n {
+			if !apiVersions(t, dialSASL(t, b.ListenerAddr(listener)), 30*time.Second) {
+				t.Fatalf("%s: connection %d refused", listener, i+1)
+			}
+		}
+		return time.Since(start)
+	}
+	// Held to 1/s, 10 connections would take 9 s.
+	if took := served("PLAINTEXT", 10); took > 6*time.Second {
+		t.Fatalf("10 connections to the inter-broker listener took %v", took)
+	}
+	if took := served("CLIENTS", 3); took < 1900*time.Millisecond {
+		t.Fatalf("3 connections to a client listener at 1/s took %v", took)
+	}
+}
