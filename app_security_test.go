@@ -17,9 +17,11 @@ import (
 
 // TestAppExactlyOnceOverSASLSSL: word count, exactly-once, against a broker
 // whose app listener is SASL_SSL with SCRAM-SHA-512 and client
-// certificates required, gives the reference counts; the same app with a
-// wrong password does not start. The test's own clients use the broker's
-// PLAINTEXT listener.
+// certificates required, and the authorizer on, as a user granted only
+// what an application needs (grantWordCountACLs), gives the reference
+// counts; the same app with a wrong password does not start. The test's
+// own clients use the broker's PLAINTEXT listener, whose User:ANONYMOUS
+// is a super user here.
 func TestAppExactlyOnceOverSASLSSL(t *testing.T) {
 	ca := testutil.NewCA(t, "test-ca")
 	certFile, keyFile := ca.Issue(t, "broker", pkix.Name{CommonName: "broker"})
@@ -28,13 +30,15 @@ func TestAppExactlyOnceOverSASLSSL(t *testing.T) {
 		GroupInitialRebalanceDelay: 10 * time.Millisecond,
 		OffsetsTopicPartitions:     3, TransactionStateTopicPartitions: 3,
 		Security: broker.SecurityConfig{
-			Listeners: "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
-			TLS:       broker.TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: ca.CertFile, ClientAuth: "required"},
-			SASL:      broker.SASLConfig{Users: map[string]string{"wc": "wc-secret"}, Mechanisms: []string{broker.MechanismScramSHA512}},
+			Listeners:  "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+			TLS:        broker.TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: ca.CertFile, ClientAuth: "required"},
+			SASL:       broker.SASLConfig{Users: map[string]string{"wc": "wc-secret"}, Mechanisms: []string{broker.MechanismScramSHA512}},
+			Authorizer: broker.AuthorizerConfig{Enabled: true, SuperUsers: []string{"User:ANONYMOUS"}},
 		},
 	})
 	plain, secure := b.ListenerAddr("PLAINTEXT"), b.ListenerAddr("SASL_SSL")
 	createTopics(t, plain, 3, "lines", "word-counts")
+	grantWordCountACLs(t, plain)
 
 	t.Run("wrong password", func(t *testing.T) {
 		app, err := runnel.NewApp(buildTopology(t, wordCount), runnel.ApplicationID("wc-bad"), runnel.Brokers(secure),

@@ -3,6 +3,7 @@ package broker
 import (
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -14,12 +15,20 @@ import (
 // directories, and a broker has one), so the offset lag is 0. Kafka's
 // admin client asks each broker for its own replicas; kafka-reassign-
 // partitions and kafka-log-dirs read it.
+//
+// It needs DESCRIBE on the cluster, as Kafka's: denied, the response names
+// no directory, with CLUSTER_AUTHORIZATION_FAILED from v3 (earlier
+// versions have no error code).
 
 func init() { register(35, 0, 4, handleDescribeLogDirs) }
 
 func handleDescribeLogDirs(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.DescribeLogDirsRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !c.allowedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = c.b.parts.logsDir()
 	dir.TotalBytes, dir.UsableBytes = diskUsage(dir.Dir)

@@ -22,8 +22,9 @@ import (
 // rates). The entries that pass are written in one step; ValidateOnly
 // checks and writes nothing.
 //
-// Not here: enforcing controller_mutation_rate and
-// connection_creation_rate, which are stored and described only.
+// connection_creation_rate is enforced when connections are accepted
+// (connrate.go). Not here: enforcing controller_mutation_rate, which is
+// stored and described only.
 
 func init() { register(49, 0, 1, handleAlterClientQuotas) }
 

@@ -27,6 +27,9 @@ import (
 // and new when a disk is replaced; zero for a member that has not
 // registered yet.
 //
+// It needs DESCRIBE on the cluster, as Kafka's: denied, the response
+// carries CLUSTER_AUTHORIZATION_FAILED and no partition.
+//
 // Not here: AddRaftVoter/RemoveRaftVoter (the voters are fixed by
 // --controller-quorum), so the voter set does not change with a
 // directory id either.
@@ -44,6 +47,10 @@ const controllerListenerName = "CONTROLLER"
 func handleDescribeQuorum(c *conn, req *request) (finisher, error) {
 	r := req.kreq.(*kmsg.DescribeQuorumRequest)
 	resp := r.ResponseKind().(*kmsg.DescribeQuorumResponse)
+	if !c.allowedCluster(kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return respond(resp)
+	}
 	// The request has no timeout of its own; the controller answers
 	// from memory, so a few seconds cover a loaded machine.
 	ctx, cancel := adminContext(c, 5000)

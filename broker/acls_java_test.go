@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,22 +12,33 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // TestKafkaACLCommand runs Apache Kafka's kafka-acls tool
-// (org.apache.kafka.tools.AclCommand) against the broker over
-// SASL_PLAINTEXT with SCRAM, as the super user: it adds a prefixed ALLOW
+// (org.apache.kafka.tools.AclCommand) against the broker over SASL_SSL
+// with SCRAM-SHA-512, as the super user: it adds a prefixed ALLOW
 // and a literal DENY, lists them, and removes one; what remains is what
 // DescribeAcls shows. Four JVM launches.
 func TestKafkaACLCommand(t *testing.T) {
 	_, tool := kafkaHome(t)
+	ca := testutil.NewCA(t, "test-ca")
+	certFile, keyFile := ca.Issue(t, "broker", pkix.Name{CommonName: "broker"})
 	b := aclBroker(t, func(cfg *broker.Config) {
+		cfg.Security.Listeners += ",SASL_SSL://127.0.0.1:0"
+		cfg.Security.TLS = broker.TLSConfig{CertFile: certFile, KeyFile: keyFile}
 		cfg.Security.SASL.Mechanisms = []string{broker.MechanismScramSHA512}
 	})
-	addr := b.ListenerAddr("SASL_PLAINTEXT")
+	addr := b.ListenerAddr("SASL_SSL")
 	props := filepath.Join(t.TempDir(), "admin.properties")
-	if err := os.WriteFile(props, []byte("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n"+
-		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`+"\n"), 0o600); err != nil {
+	conf := strings.Join([]string{
+		"security.protocol=SASL_SSL",
+		"sasl.mechanism=SCRAM-SHA-512",
+		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`,
+		"ssl.truststore.type=PEM",
+		"ssl.truststore.location=" + ca.CertFile,
+	}, "\n") + "\n"
+	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx := testContext(t)
@@ -58,7 +70,7 @@ func TestKafkaACLCommand(t *testing.T) {
 	req := kmsg.NewPtrDescribeACLsRequest()
 	req.ResourceType, req.ResourcePatternType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny
 	req.Operation, req.PermissionType = kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
-	resp := call[*kmsg.DescribeACLsResponse](t, newClient(t, addr, kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism())), req)
+	resp := call[*kmsg.DescribeACLsResponse](t, newClient(t, b.ListenerAddr("SASL_PLAINTEXT"), kgo.SASL(scram.Auth{User: "admin", Pass: "admin-secret"}.AsSha512Mechanism())), req)
 	var got []string
 	for _, r := range resp.Resources {
 		for _, a := range r.ACLs {

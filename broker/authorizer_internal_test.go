@@ -15,6 +15,8 @@ func TestAuthorizerRules(t *testing.T) {
 		topic   = kmsg.ACLResourceTypeTopic
 		group   = kmsg.ACLResourceTypeGroup
 		cluster = kmsg.ACLResourceTypeCluster
+		txnID   = kmsg.ACLResourceTypeTransactionalId
+		token   = kmsg.ACLResourceTypeDelegationToken
 		lit     = kmsg.ACLResourcePatternTypeLiteral
 		pre     = kmsg.ACLResourcePatternTypePrefixed
 		allow   = kmsg.ACLPermissionTypeAllow
@@ -34,6 +36,8 @@ func TestAuthorizerRules(t *testing.T) {
 		b(group, "g", lit, "User:bob", "*", kmsg.ACLOperationRead, allow),
 		b(group, "g", lit, "User:bob", "*", kmsg.ACLOperationDescribe, deny),
 		b(cluster, meta.ClusterResourceName, lit, "User:carol", "*", kmsg.ACLOperationCreate, allow),
+		b(txnID, "tx-", pre, "User:alice", "*", kmsg.ACLOperationWrite, allow),
+		b(token, "token-1", lit, "User:alice", "*", kmsg.ACLOperationDescribe, allow),
 	})
 	newAuthz := func(allowEmpty bool) *authorizer {
 		return newAuthorizer(AuthorizerConfig{Enabled: true, SuperUsers: []string{"User:admin"}, AllowEveryoneIfNoACLFound: allowEmpty},
@@ -69,6 +73,11 @@ func TestAuthorizerRules(t *testing.T) {
 		{"super user without bindings", "User:admin", "1.2.3.4", kmsg.ACLOperationAlter, cluster, meta.ClusterResourceName, true},
 		{"cluster CREATE", "User:carol", "1.2.3.4", kmsg.ACLOperationCreate, cluster, meta.ClusterResourceName, true},
 		{"cluster ALTER not granted", "User:carol", "1.2.3.4", kmsg.ACLOperationAlter, cluster, meta.ClusterResourceName, false},
+		{"transactional id WRITE, prefixed", "User:alice", "1.2.3.4", kmsg.ACLOperationWrite, txnID, "tx-app", true},
+		{"transactional id WRITE implies DESCRIBE", "User:alice", "1.2.3.4", kmsg.ACLOperationDescribe, txnID, "tx-app", true},
+		{"transactional id outside the prefix", "User:alice", "1.2.3.4", kmsg.ACLOperationWrite, txnID, "other", false},
+		{"delegation token DESCRIBE", "User:alice", "1.2.3.4", kmsg.ACLOperationDescribe, token, "token-1", true},
+		{"delegation token of another name", "User:alice", "1.2.3.4", kmsg.ACLOperationDescribe, token, "token-2", false},
 	} {
 		if got := a.authorize(tc.principal, tc.host, tc.op, tc.typ, tc.name); got != tc.want {
 			t.Errorf("%s: %s from %s %s %s %q = %t, want %t", tc.what, tc.principal, tc.host, tc.op, tc.typ, tc.name, got, tc.want)

@@ -357,6 +357,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 		return call[*kmsg.ElectLeadersResponse](t, cl, req).ErrorCode
 	}
 
+	// DescribeLogDirs and DescribeQuorum: DESCRIBE on the cluster; a
+	// denied DescribeLogDirs names no replica either.
+	describeLogDirs := func(cl *kgo.Client) int16 {
+		resp := call[*kmsg.DescribeLogDirsResponse](t, cl, kmsg.NewPtrDescribeLogDirsRequest())
+		if resp.ErrorCode != 0 && len(resp.Dirs) != 0 {
+			t.Errorf("a denied DescribeLogDirs answered %d directories", len(resp.Dirs))
+		}
+		return resp.ErrorCode
+	}
+	describeQuorum := func(cl *kgo.Client) int16 {
+		req := kmsg.NewPtrDescribeQuorumRequest()
+		rt := kmsg.NewDescribeQuorumRequestTopic()
+		rt.Topic = "__cluster_metadata"
+		rt.Partitions = append(rt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+		req.Topics = append(req.Topics, rt)
+		return call[*kmsg.DescribeQuorumResponse](t, cl, req).ErrorCode
+	}
+
 	describeQuotas := func(cl *kgo.Client) int16 {
 		return call[*kmsg.DescribeClientQuotasResponse](t, cl, kmsg.NewPtrDescribeClientQuotasRequest()).ErrorCode
 	}
@@ -469,6 +487,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"bob", "delete acls", deleteACLs, clusterDeny},
 		{"admin", "delete acls matching nothing", deleteACLs, ok},
 		{"alice", "elect leaders", electLeaders, clusterDeny},
+		{"carol", "describe log dirs (DESCRIBE on the cluster)", describeLogDirs, ok},
+		{"alice", "describe log dirs", describeLogDirs, clusterDeny},
+		{"", "describe log dirs (anonymous)", describeLogDirs, clusterDeny},
+		{"carol", "describe quorum (DESCRIBE on the cluster)", describeQuorum, ok},
+		{"alice", "describe quorum", describeQuorum, clusterDeny},
 		{"admin", "elect leaders", electLeaders, ok},
 		// Users and quotas: DESCRIBE / ALTER, DESCRIBE_CONFIGS /
 		// ALTER_CONFIGS on the cluster.

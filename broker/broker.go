@@ -88,6 +88,7 @@ type Broker struct {
 	// count connections (connlimits.go).
 	quotas     *quotaSensors
 	connLimits *connLimits
+	connRates  *connRates
 	host       string
 	port       int32
 
@@ -186,6 +187,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		requestBytes: newByteBudget(cfg.QueuedMaxRequestBytes),
 		quotas:       newQuotaSensors(&cfg),
 		connLimits:   newConnLimits(&cfg.ClientLimits),
+		connRates:    newConnRates(&cfg),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
 	// undo holds what start-up opened so far; a step that fails closes
@@ -442,6 +444,9 @@ func (b *Broker) acceptLoop(l *listener) {
 			nc.Close()
 			return
 		}
+		if !b.acceptRate(l, nc, ip) {
+			continue
+		}
 		c := newConn(b, nc)
 		c.setListener(l)
 		b.connsMu.Lock()
@@ -465,6 +470,49 @@ func (b *Broker) acceptLoop(l *listener) {
 			b.connLimits.releaseSlot()
 		}()
 	}
+}
+
+// acceptRate applies the connection creation rates (connrate.go) to a
+// connection accepted on l from ip and counted in the connection limits:
+// it waits out max.connection.creation.rate, and reports false when ip is
+// past its connection_creation_rate or the broker is closing, the
+// connection then closed (later, for the rate) and uncounted.
+func (b *Broker) acceptRate(l *listener, nc net.Conn, ip string) bool {
+	refuse := func() {
+		nc.Close()
+		b.connLimits.release(ip)
+		b.connLimits.releaseSlot()
+	}
+	if len(b.listeners) > 1 && l == b.interBroker() {
+		return true
+	}
+	if d := b.connRates.reserve(); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+			t.Stop()
+			refuse()
+			return false
+		}
+	}
+	d := b.connRates.admitIP(b.meta.Quotas(), ip)
+	if d == 0 {
+		return true
+	}
+	b.logger.Info("connection refused: connection_creation_rate", "remote", nc.RemoteAddr().String(), "listener", l.spec.name, "closed in", d)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-b.ctx.Done():
+		}
+		refuse()
+	}()
+	return false
 }
 
 // reconcileLoop brings local partitions in line with metadata after every

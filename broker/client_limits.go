@@ -36,6 +36,13 @@ type ClientLimitsConfig struct {
 	// limits for given addresses (IP literals) that replace
 	// MaxConnectionsPerIP; 0 refuses every connection from the address.
 	MaxConnectionsPerIPOverrides map[string]int
+	// MaxConnectionCreationRate is max.connection.creation.rate: the
+	// connections per second the broker accepts across its listeners
+	// (the inter-broker one exempt when there are several); a listener
+	// past it waits before it serves the next (connrate.go). Per
+	// address, the IP entities' connection_creation_rate quotas bound
+	// the rate. Default 0, no limit.
+	MaxConnectionCreationRate int
 }
 
 func (c *ClientLimitsConfig) ensureDefaults() {
@@ -61,6 +68,9 @@ func (c *ClientLimitsConfig) validate() []error {
 	if c.MaxConnectionsPerIP < 0 {
 		errs = append(errs, fmt.Errorf("broker: max.connections.per.ip %d is negative", c.MaxConnectionsPerIP))
 	}
+	if c.MaxConnectionCreationRate < 0 {
+		errs = append(errs, fmt.Errorf("broker: max.connection.creation.rate %d is negative", c.MaxConnectionCreationRate))
+	}
 	for _, ip := range slices.Sorted(maps.Keys(c.MaxConnectionsPerIPOverrides)) {
 		if net.ParseIP(ip) == nil {
 			errs = append(errs, fmt.Errorf("broker: max.connections.per.ip.overrides: %q is not an IP address", ip))
@@ -83,6 +93,7 @@ func (c *ClientLimitsConfig) string() string {
 		o = append(o, ip+":"+strconv.Itoa(c.MaxConnectionsPerIPOverrides[ip]))
 	}
 	fmt.Fprintf(&b, "max.connections.per.ip.overrides=%s\n", strings.Join(o, ","))
+	fmt.Fprintf(&b, "max.connection.creation.rate=%d\n", c.MaxConnectionCreationRate)
 	return b.String()
 }
 

@@ -371,3 +371,33 @@ func TestConsumerQuotaThrottles(t *testing.T) {
 		t.Errorf("the consumer without a quota was throttled %d times", fastHooks.n.Load())
 	}
 }
+
+// request_percentage holds a client's handler time: with a quota of a
+// thousandth of a percent of a thread (a burst of 0.11 ms over the default
+// windows), a client sending Metadata requests is soon told to back off,
+// and its responses carry the throttle time.
+func TestRequestPercentageThrottles(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{})
+	adm := kadm.NewClient(newClient(t, b.Addr()))
+	ctx := testContext(t)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: quotaEntity("client-id", "busy"), Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.001}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %v", err, res)
+	}
+	cl := newClient(t, b.Addr(), kgo.ClientID("busy"))
+	for i := range 2000 {
+		req := kmsg.NewPtrMetadataRequest()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ThrottleMillis > 0 {
+			return
+		}
+		if i == 1999 {
+			t.Fatal("2000 Metadata requests, none throttled at request_percentage=0.001")
+		}
+	}
+}

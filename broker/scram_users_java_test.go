@@ -1,7 +1,10 @@
 package broker_test
 
 import (
+	"crypto/x509/pkix"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,20 +15,37 @@ import (
 	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
-// Apache Kafka's kafka-configs (ConfigCommand) manages SCRAM users and
-// client quotas on the broker: a user it creates authenticates with
+// Apache Kafka's kafka-configs (ConfigCommand), over SASL_SSL, manages
+// SCRAM users and client quotas on the broker: a user it creates authenticates with
 // franz-go, it describes the user and the quotas it set, and a user it
 // deletes no longer authenticates. Five JVM launches.
 func TestInteropKafkaConfigsUsersAndQuotas(t *testing.T) {
 	_, tool := kafkaHome(t)
+	ca := testutil.NewCA(t, "test-ca")
+	certFile, keyFile := ca.Issue(t, "broker", pkix.Name{CommonName: "broker"})
 	b := testutil.StartBroker(t, broker.Config{Security: broker.SecurityConfig{
-		Listeners: "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
-		SASL:      broker.SASLConfig{Mechanisms: []string{broker.MechanismScramSHA512}},
+		Listeners: "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0",
+		TLS:       broker.TLSConfig{CertFile: certFile, KeyFile: keyFile},
+		SASL:      broker.SASLConfig{Mechanisms: []string{broker.MechanismScramSHA512}, Users: map[string]string{"admin": "admin-secret"}},
 	}})
 	addr, sasl := b.ListenerAddr("PLAINTEXT"), b.ListenerAddr("SASL_PLAINTEXT")
+	// kafka-configs connects over SASL_SSL as admin, a user of the
+	// users file, with a client properties file.
+	props := filepath.Join(t.TempDir(), "admin.properties")
+	conf := strings.Join([]string{
+		"security.protocol=SASL_SSL",
+		"sasl.mechanism=SCRAM-SHA-512",
+		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`,
+		"ssl.truststore.type=PEM",
+		"ssl.truststore.location=" + ca.CertFile,
+	}, "\n") + "\n"
+	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx := testContext(t)
 	configs := func(args ...string) string {
-		return javaTool(t, ctx, tool, "", "kafka.admin.ConfigCommand", append([]string{"--bootstrap-server", addr}, args...)...)
+		return javaTool(t, ctx, tool, "", "kafka.admin.ConfigCommand",
+			append([]string{"--bootstrap-server", b.ListenerAddr("SASL_SSL"), "--command-config", props}, args...)...)
 	}
 
 	configs("--alter", "--add-config", "SCRAM-SHA-512=[iterations=8192,password=java-secret]", "--entity-type", "users", "--entity-name", "javauser")

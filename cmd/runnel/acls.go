@@ -20,8 +20,9 @@ subcommands:
   remove RESOURCE... [--allow-principal P]... [--deny-principal P]... [--operation OP]...
          [--allow-host H]... [--deny-host H]... [--resource-pattern-type any|match|literal|prefixed]
 
-RESOURCE is --topic NAME, --group NAME, --transactional-id NAME or --cluster,
-each repeatable; a NAME of * is every resource of its type.`
+RESOURCE is --topic NAME, --group NAME, --transactional-id NAME,
+--delegation-token NAME or --cluster, each repeatable; a NAME of * is every
+resource of its type.`
 
 // aclsSynopses are the subcommands' usage lines.
 var aclsSynopses = map[string]string{
@@ -52,6 +53,7 @@ func runACLs(ctx context.Context, e env, g *globals, args []string) error {
 // them.
 type aclFlags struct {
 	topics, groups, txnIDs       listFlag
+	tokens                       listFlag
 	cluster                      bool
 	allowPrincipals, denyPrinc   listFlag
 	allowHosts, denyHosts        listFlag
@@ -76,6 +78,9 @@ func (f *aclFlags) resources() []aclResource {
 	for _, n := range f.txnIDs {
 		out = append(out, aclResource{kmsg.ACLResourceTypeTransactionalId, n})
 	}
+	for _, n := range f.tokens {
+		out = append(out, aclResource{kmsg.ACLResourceTypeDelegationToken, n})
+	}
 	if f.cluster {
 		out = append(out, aclResource{kmsg.ACLResourceTypeCluster, "kafka-cluster"})
 	}
@@ -88,6 +93,7 @@ func aclsRun(ctx context.Context, e env, g *globals, verb string, args []string)
 	fs.Var(&f.topics, "topic", "a topic `NAME` (repeatable; * for every topic)")
 	fs.Var(&f.groups, "group", "a consumer group `NAME` (repeatable; * for every group)")
 	fs.Var(&f.txnIDs, "transactional-id", "a transactional `ID` (repeatable; * for every id)")
+	fs.Var(&f.tokens, "delegation-token", "a delegation token `ID` (repeatable; * for every token)")
 	fs.BoolVar(&f.cluster, "cluster", false, "the cluster resource")
 	defaultPattern := "literal"
 	if verb == "list" {
@@ -137,7 +143,7 @@ func aclsRun(ctx context.Context, e env, g *globals, verb string, args []string)
 	switch verb {
 	case "add":
 		if len(resources) == 0 {
-			return usagef(fs, "name a resource: --topic, --group, --transactional-id or --cluster")
+			return usagef(fs, "name a resource: --topic, --group, --transactional-id, --delegation-token or --cluster")
 		}
 		if len(f.allowPrincipals)+len(f.denyPrinc) == 0 {
 			return usagef(fs, "name a principal: --allow-principal or --deny-principal")
@@ -154,7 +160,7 @@ func aclsRun(ctx context.Context, e env, g *globals, verb string, args []string)
 		}
 	case "remove":
 		if len(resources) == 0 {
-			return usagef(fs, "name a resource: --topic, --group, --transactional-id or --cluster")
+			return usagef(fs, "name a resource: --topic, --group, --transactional-id, --delegation-token or --cluster")
 		}
 	}
 
@@ -340,6 +346,7 @@ var resourceOperations = map[kmsg.ACLResourceType][]kmsg.ACLOperation{
 	kmsg.ACLResourceTypeCluster: {kmsg.ACLOperationAll, kmsg.ACLOperationCreate, kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs,
 		kmsg.ACLOperationAlterConfigs, kmsg.ACLOperationIdempotentWrite, kmsg.ACLOperationAlter, kmsg.ACLOperationDescribe},
 	kmsg.ACLResourceTypeTransactionalId: {kmsg.ACLOperationAll, kmsg.ACLOperationDescribe, kmsg.ACLOperationWrite},
+	kmsg.ACLResourceTypeDelegationToken: {kmsg.ACLOperationAll, kmsg.ACLOperationDescribe},
 }
 
 func opNames(ops []kmsg.ACLOperation) string {

@@ -58,6 +58,16 @@ func TestACLsCommand(t *testing.T) {
 		t.Fatalf("acls list --topic orders (match) printed %q", r.stdout)
 	}
 
+	// A delegation token is a resource too, as in kafka-acls.
+	r = mustCLI(t, "", "", "acls", "add", "--allow-principal", "User:alice", "--operation", "Describe", "--delegation-token", "token-1", "--command-config", admin)
+	if !strings.Contains(r.stdout, "on ResourcePattern(resourceType=DELEGATION_TOKEN, name=token-1, patternType=LITERAL)") {
+		t.Fatalf("acls add --delegation-token printed %q", r.stdout)
+	}
+	r = mustCLI(t, "", "", "acls", "list", "--delegation-token", "token-1", "--command-config", admin)
+	if !strings.Contains(r.stdout, "(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)") || strings.Contains(r.stdout, "TOPIC") {
+		t.Fatalf("acls list --delegation-token printed %q", r.stdout)
+	}
+
 	// alice may not manage ACLs.
 	if r := cli(t, "", "", "acls", "list", "--command-config", alice); r.code != 1 || !strings.Contains(r.stderr, "CLUSTER_AUTHORIZATION_FAILED") {
 		t.Fatalf("alice's acls list: exit %d stderr %q", r.code, r.stderr)
@@ -80,6 +90,7 @@ func TestACLsCommand(t *testing.T) {
 		{"acls", "add", "--allow-principal", "User:alice", "--topic", "t", "--operation", "Read", "--resource-pattern-type", "match"},
 		{"acls", "remove", "--allow-principal", "User:alice"},
 		{"acls", "add", "--allow-principal", "User:alice", "--group", "g", "--operation", "Write"},
+		{"acls", "add", "--allow-principal", "User:alice", "--delegation-token", "t", "--operation", "Write"},
 		{"acls", "frob"},
 	} {
 		if r := cli(t, "", "", append(args, "--command-config", admin)...); r.code != 2 {
