@@ -33,7 +33,11 @@ func joinQueueInput(t *testing.T, addr string, clicks int, extra func(*stream.Bu
 	cl := newTestClient(t, addr, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
 	t0 := time.UnixMilli(1_700_000_000_000)
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
-	pad := strings.Repeat("x", 2000)
+	// 8 KB per user: 4.8 MB per users partition, about five fetches
+	// (1 MiB of a partition each). With less, a busy machine could fetch
+	// every user before the pause took hold, leaving nothing to hold the
+	// clicks back and nothing queued.
+	pad := strings.Repeat("x", 8000)
 	name := map[string]string{}
 	var recs []*kgo.Record
 	for i := range joinUsers {
