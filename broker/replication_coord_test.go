@@ -527,8 +527,18 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 			fs.EachRecord(func(r *kgo.Record) {
 				sess.Produce(loopCtx, &kgo.Record{Topic: out, Value: append([]byte("out-"), r.Value...)}, nil)
 			})
-			if _, err := sess.End(loopCtx, kgo.TryCommit); err != nil && loopCtx.Err() == nil {
+			// An End that fails (a request to the killed coordinator's
+			// broker) leaves the transaction open: end it by aborting,
+			// again until that goes through, before the next Begin. The
+			// aborted records are read again from the committed offset.
+			_, err := sess.End(loopCtx, kgo.TryCommit)
+			for err != nil && loopCtx.Err() == nil {
 				t.Logf("end: %v", err)
+				select {
+				case <-loopCtx.Done():
+				case <-time.After(100 * time.Millisecond): // a new coordinator takes an election
+				}
+				_, err = sess.End(loopCtx, kgo.TryAbort)
 			}
 		}
 	}()
