@@ -203,7 +203,19 @@ func TestAppQueuesBounded(t *testing.T) {
 	paused.Store(true)
 	var queued, most atomic.Int64
 	app := runApp(t, topo, func(a *runnel.App) {
-		pauseUsersOnceProcessing(a, &paused, &resumed, &queued, nil)
+		// The users are paused from the first turn on (not once some
+		// are processed, as the other tests do): the clicks must queue
+		// however the fetches and the loop's turns interleave.
+		users := map[string][]int32{"users": {0, 1}}
+		runnel.PauseInput(a, func() (pause, resume map[string][]int32) {
+			switch {
+			case paused.Load():
+				return users, nil
+			case resumed.CompareAndSwap(false, true):
+				return nil, users
+			}
+			return nil, nil
+		})
 		runnel.WatchQueues(a, 2*time.Minute, func(n int) {
 			queued.Store(int64(n))
 			for m := most.Load(); int64(n) > m && !most.CompareAndSwap(m, int64(n)); m = most.Load() {
