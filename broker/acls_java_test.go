@@ -2,8 +2,6 @@ package broker_test
 
 import (
 	"crypto/x509/pkix"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -30,17 +28,7 @@ func TestKafkaACLCommand(t *testing.T) {
 		cfg.Security.SASL.Mechanisms = []string{broker.MechanismScramSHA512}
 	})
 	addr := b.ListenerAddr("SASL_SSL")
-	props := filepath.Join(t.TempDir(), "admin.properties")
-	conf := strings.Join([]string{
-		"security.protocol=SASL_SSL",
-		"sasl.mechanism=SCRAM-SHA-512",
-		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`,
-		"ssl.truststore.type=PEM",
-		"ssl.truststore.location=" + ca.CertFile,
-	}, "\n") + "\n"
-	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	props := adminSASLSSLProperties(t, ca.CertFile)
 	ctx := testContext(t)
 	const ac = "org.apache.kafka.tools.AclCommand"
 	base := []string{"--bootstrap-server", addr, "--command-config", props}

@@ -30,18 +30,8 @@ func TestInteropKafkaConfigsUsersAndQuotas(t *testing.T) {
 	}})
 	addr, sasl := b.ListenerAddr("PLAINTEXT"), b.ListenerAddr("SASL_PLAINTEXT")
 	// kafka-configs connects over SASL_SSL as admin, a user of the
-	// users file, with a client properties file.
-	props := filepath.Join(t.TempDir(), "admin.properties")
-	conf := strings.Join([]string{
-		"security.protocol=SASL_SSL",
-		"sasl.mechanism=SCRAM-SHA-512",
-		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`,
-		"ssl.truststore.type=PEM",
-		"ssl.truststore.location=" + ca.CertFile,
-	}, "\n") + "\n"
-	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	// users file.
+	props := adminSASLSSLProperties(t, ca.CertFile)
 	ctx := testContext(t)
 	configs := func(args ...string) string {
 		return javaTool(t, ctx, tool, "", "kafka.admin.ConfigCommand",
@@ -72,4 +62,23 @@ func TestInteropKafkaConfigsUsersAndQuotas(t *testing.T) {
 	if err := scramPing(t, sasl, "javauser", "java-secret", true); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Fatalf("a user kafka-configs deleted: %v", err)
 	}
+}
+
+// adminSASLSSLProperties writes the client properties file Kafka's tools
+// take with --command-config: SASL_SSL with SCRAM-SHA-512 as admin (password
+// admin-secret), trusting the PEM CA in caFile. It returns its path.
+func adminSASLSSLProperties(t *testing.T, caFile string) string {
+	t.Helper()
+	props := filepath.Join(t.TempDir(), "admin.properties")
+	conf := strings.Join([]string{
+		"security.protocol=SASL_SSL",
+		"sasl.mechanism=SCRAM-SHA-512",
+		`sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="admin-secret";`,
+		"ssl.truststore.type=PEM",
+		"ssl.truststore.location=" + caFile,
+	}, "\n") + "\n"
+	if err := os.WriteFile(props, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return props
 }
