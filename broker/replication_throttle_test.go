@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -138,51 +136,13 @@ func TestReplicationThrottleConfigs(t *testing.T) {
 // when the test ends.
 func startInProcessCluster(t *testing.T, edit func(*broker.Config)) ([]string, []*broker.Broker) {
 	t.Helper()
-	ports := reservePorts(t, 6)
-	var q []string
-	for i := range 3 {
-		q = append(q, fmt.Sprintf("%d@%s", i+1, ports[2*i+1]))
-	}
-	// The data dirs first: cleanups run last registered first, and the
-	// brokers must close before their dirs go.
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	brokers := make([]*broker.Broker, 3)
-	t.Cleanup(func() {
-		for _, b := range brokers {
-			if b != nil {
-				if err := b.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			}
+	brokers := testutil.StartCluster(t, 3, func(_ int, cfg *broker.Config) {
+		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval, cfg.ReplicaLagTimeMax = testSessionTimeout, testHeartbeat, testReplicaLag
+		if edit != nil {
+			edit(cfg)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	errs := make(chan error, 3)
-	for i := range 3 {
-		id := int32(i + 1)
-		cfg := broker.Config{
-			NodeID: id, DataDir: dirs[i], Listen: ports[2*i],
-			ControllerQuorum: strings.Join(q, ","), BrokerSessionTimeout: testSessionTimeout,
-			BrokerHeartbeatInterval: testHeartbeat, ReplicaLagTimeMax: testReplicaLag,
-			OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1, GroupInitialRebalanceDelay: -1,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id),
-		}
-		if edit != nil {
-			edit(&cfg)
-		}
-		go func() {
-			var err error
-			brokers[i], err = broker.Start(ctx, cfg)
-			errs <- err
-		}()
-	}
-	for range 3 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	return []string{ports[0], ports[2], ports[4]}, brokers
+	return []string{brokers[0].Addr(), brokers[1].Addr(), brokers[2].Addr()}, brokers
 }
 
 // produceRandom writes n records of size random (incompressible) bytes to

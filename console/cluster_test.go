@@ -14,7 +14,6 @@ import (
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/console"
-	"github.com/runnel-dev/runnel/internal/freeport"
 	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
@@ -27,52 +26,18 @@ func TestOverviewCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three brokers")
 	}
-	ports, err := freeport.Addrs(6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var quorum []string
-	for i := range 3 {
-		quorum = append(quorum, fmt.Sprintf("%d@%s", i+1, ports[2*i+1]))
-	}
-	// The data dirs first: cleanups run last registered first, and the
-	// brokers must close before their dirs go.
-	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
-	brokers := make([]*broker.Broker, 3)
-	t.Cleanup(func() {
-		for _, b := range brokers {
-			if b != nil {
-				b.Close()
-			}
-		}
-	})
-	ctx := testContext(t)
-	errs := make(chan error, 3)
-	for i := range 3 {
-		cfg := broker.Config{
-			NodeID: int32(i + 1), DataDir: dirs[i], Listen: ports[2*i], Rack: fmt.Sprintf("rack-%c", 'a'+i),
-			ControllerQuorum: strings.Join(quorum, ","), BrokerSessionTimeout: 3 * time.Second,
-			BrokerHeartbeatInterval: 300 * time.Millisecond, ReplicaLagTimeMax: 4 * time.Second,
-			ControlledShutdownTimeout: 10 * time.Second,
-			OffsetsTopicPartitions:    1, TransactionStateTopicPartitions: 1, GroupInitialRebalanceDelay: -1,
-			Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-		}
+	brokers := testutil.StartCluster(t, 3, func(i int, cfg *broker.Config) {
+		cfg.Rack = fmt.Sprintf("rack-%c", 'a'+i)
+		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval = 3*time.Second, 300*time.Millisecond
+		cfg.ReplicaLagTimeMax, cfg.ControlledShutdownTimeout = 4*time.Second, 10*time.Second
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 		if i == 0 {
 			cfg.HTTPListen = "127.0.0.1:0"
 		}
-		go func() {
-			var err error
-			brokers[i], err = broker.Start(ctx, cfg)
-			errs <- err
-		}()
-	}
-	for range 3 {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
+	ctx := testContext(t)
 	web := "http://" + brokers[0].HTTPAddr()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(ports[0]))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].Addr()))
 	if err != nil {
 		t.Fatal(err)
 	}
