@@ -652,14 +652,15 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	if len(rep.Lost) == 0 || rep.Err() == nil {
 		t.Fatalf("no loss reported after %d acks=1 sends only the killed leader had", window)
 	}
-	// The loss is bounded: only sends acknowledged while the followers
-	// were frozen can be lost. How many of those reached the followers
-	// anyway is up to timing (a fetch response already in a frozen
-	// follower's socket is read when it resumes), so no lower bound
-	// beyond "some" holds.
-	if int64(len(rep.Lost)) > window {
-		t.Fatalf("%d lost, more than the %d acknowledged while the followers were frozen", len(rep.Lost), window)
-	}
+	// The loss is bounded by what the followers had: nothing below the
+	// high watermark taken before the pause may be lost. A count bound
+	// by the sends acknowledged while frozen would not hold: acks=1
+	// answers before the followers fetch, so sends acknowledged just
+	// before the pause may still be on the leader alone (CI saw 3,000
+	// lost against 2,800 acknowledged while frozen, maxBuffered more).
+	// How many of the exposed sends reached the followers anyway is up
+	// to timing (a fetch response already in a frozen follower's socket
+	// is read when it resumes), so no lower bound beyond "some" holds.
 	for _, a := range rep.Lost {
 		if a.Offset < hw {
 			t.Fatalf("lost below the high watermark %d, which the followers had: %v", hw, a)
