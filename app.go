@@ -69,6 +69,10 @@ type App struct {
 	// abortCommit, set by tests before Start, is asked before each
 	// transaction that commits offsets: true aborts it.
 	abortCommit func() bool
+	// loseEndAnswer, set by tests before Start, is asked after each
+	// transaction that committed offsets: true takes its End as failed,
+	// as when the coordinator committed and its answer was lost.
+	loseEndAnswer func() bool
 
 	stateMu  sync.Mutex   // serializes state changes and their listener calls
 	state    atomic.Int32 // a State

@@ -30,6 +30,11 @@ func WatchQueues(a *App, holdBehind time.Duration, queued, dropped func(n int)) 
 // offsets while abort returns true. Set it before Start.
 func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
 
+// LoseEndAnswers makes a's workers take a transaction that committed
+// offsets as failed, as if the coordinator's answer was lost, while lose
+// returns true. Set it before Start.
+func LoseEndAnswers(a *App, lose func() bool) { a.loseEndAnswer = lose }
+
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.
 func HoldGlobal(a *App, hold func() bool) { a.holdGlobal = hold }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -67,7 +68,18 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	// while it calls onRevoked, which takes taskMu. The session would
 	// commit the offsets polled: the hook makes it commit those processed.
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(ctx, txnOffsets(offsets)), try)
-	return r.withTasks(func() error { return r.endedTxn(ctx, committed, err, start, begin, offsets) })
+	if f := r.app.loseEndAnswer; committed && err == nil && f != nil && f() {
+		committed, err = false, errEndAnswerLost
+	}
+	var settled kadm.OffsetResponses
+	if err != nil {
+		s, serr := r.settleEnd(ctx, err)
+		if serr != nil {
+			return serr
+		}
+		settled = s
+	}
+	return r.withTasks(func() error { return r.endedTxn(ctx, committed, err, start, begin, offsets, settled) })
 }
 
 // commitRevoking is the at-least-once commit of a revocation callback,
@@ -152,15 +164,26 @@ func (r *runner) commitPositionsTimed(start time.Time) error {
 // committed offsets: it commits the tasks' positions, or, if the
 // transaction was aborted, rolls the tasks back and rewinds the consumer.
 // REQUIRES: r.taskMu held.
-func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start time.Time, begin bool, offsets map[string]map[int32]kgo.EpochOffset) error {
+func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start time.Time, begin bool, offsets map[string]map[int32]kgo.EpochOffset, settled kadm.OffsetResponses) error {
+	if settled != nil {
+		r.settledOffsets(settled)
+	}
 	if committed && err == nil {
 		r.committedOffsets(offsets)
 		if err := r.commitPositionsTimed(start); err != nil {
 			return err
 		}
 	} else {
-		r.app.metrics.aborted()
-		r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
+		if settled != nil && committedAll(settled, offsets) {
+			// The group holds the offsets the transaction committed:
+			// it committed, though its end failed. The tasks roll back
+			// all the same; their changelogs hold its writes.
+			r.app.metrics.committed(time.Since(start))
+			r.log.Info("stream: transaction committed, though its end failed; restoring the tasks from their changelogs", "err", err)
+		} else {
+			r.app.metrics.aborted()
+			r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
+		}
 		r.takeProduceErr()
 		r.closeTasks()
 		if err := r.ensureTasks(ctx); err != nil {

@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -259,13 +258,6 @@ func TestReplicationTransactionsAcrossBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
-	// Failed 2 of 3 CI runs on 2026-12-04: after the coordinator's broker
-	// is killed, the session's producer is fenced (PRODUCER_FENCED) once
-	// its End could not reach it, and the copy loop stops. Under
-	// investigation; RUNNEL_COORD_KILL=1 runs it.
-	if os.Getenv("RUNNEL_COORD_KILL") == "" {
-		t.Skip("fails intermittently (PRODUCER_FENCED after the coordinator kill); RUNNEL_COORD_KILL=1 runs it")
-	}
 	c := startCluster(t, 3, 3)
 	admCl := c.client()
 	topics := []string{"xb-1", "xb-2", "xb-3"}
@@ -419,13 +411,6 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
-	// Failed 2 of 3 CI runs on 2026-12-04: after the coordinator's broker
-	// is killed, the session's producer is fenced (PRODUCER_FENCED) once
-	// its End could not reach it, and the copy loop stops. Under
-	// investigation; RUNNEL_COORD_KILL=1 runs it.
-	if os.Getenv("RUNNEL_COORD_KILL") == "" {
-		t.Skip("fails intermittently (PRODUCER_FENCED after the coordinator kill); RUNNEL_COORD_KILL=1 runs it")
-	}
 	c := startCluster(t, 3, 3)
 	cl := c.client()
 	const topic = "idem-failover"
@@ -490,13 +475,6 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-broker test (.ci/run runs it)")
 	}
-	// Failed 2 of 3 CI runs on 2026-12-04: after the coordinator's broker
-	// is killed, the session's producer is fenced (PRODUCER_FENCED) once
-	// its End could not reach it, and the copy loop stops. Under
-	// investigation; RUNNEL_COORD_KILL=1 runs it.
-	if os.Getenv("RUNNEL_COORD_KILL") == "" {
-		t.Skip("fails intermittently (PRODUCER_FENCED after the coordinator kill); RUNNEL_COORD_KILL=1 runs it")
-	}
 	c := startCluster(t, 3, 3)
 	admCl := c.client()
 	const in, out = "eos-in", "eos-out"
@@ -530,6 +508,7 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 		kgo.RequireStableFetchOffsets(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
+		clusterClientLogger(),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -550,10 +529,18 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 				sess.Produce(loopCtx, &kgo.Record{Topic: out, Value: append([]byte("out-"), r.Value...)}, nil)
 			})
 			// An End that fails (a request to the killed coordinator's
-			// broker) leaves the transaction open: end it by aborting,
-			// again until that goes through, before the next Begin. The
-			// aborted records are read again from the committed offset.
+			// broker) leaves its outcome unknown: the EndTxn may have
+			// reached the coordinator, which prepared the commit before
+			// it died, and the next coordinator completes it. End it by
+			// aborting, again until that goes through (the client's
+			// producer re-initializes, which waits for a prepared
+			// transaction to complete), then read where the group
+			// stands: the session would rewind to the offsets it last
+			// saw committed and copy a committed transaction twice.
 			_, err := sess.End(loopCtx, kgo.TryCommit)
+			if err == nil {
+				continue
+			}
 			for err != nil && loopCtx.Err() == nil {
 				t.Logf("end: %v", err)
 				select {
@@ -561,6 +548,16 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 				case <-time.After(100 * time.Millisecond): // a new coordinator takes an election
 				}
 				_, err = sess.End(loopCtx, kgo.TryAbort)
+			}
+			for loopCtx.Err() == nil {
+				at, err := stableCommitted(loopCtx, c, groupID, in)
+				if err == nil {
+					t.Logf("resuming from the group's committed offset %d", at)
+					sess.Client().SetOffsets(map[string]map[int32]kgo.EpochOffset{in: {0: {Epoch: -1, Offset: at}}})
+					break
+				}
+				t.Logf("fetch committed offsets: %v", err)
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}()
@@ -613,4 +610,29 @@ func TestReplicationExactlyOnceCoordinatorKill(t *testing.T) {
 	if got := readCommittedCluster(t, c, out); !slices.Equal(got, want) {
 		t.Errorf("output: %d records, want %d; first difference: %s", len(got), len(want), firstDiff(got, want))
 	}
+}
+
+// stableCommitted is the group's committed offset of topic's partition 0,
+// once no transaction holds it pending (RequireStable), asked of a new
+// client (one made before a kill may keep the dead coordinator).
+func stableCommitted(ctx context.Context, c *testCluster, group, topic string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	offs, err := kadm.NewClient(cl).FetchOffsets(kadm.RequireStable(ctx), group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return 0, err
+	}
+	o, ok := offs.Lookup(topic, 0)
+	if !ok || o.At < 0 {
+		return 0, fmt.Errorf("no committed offset of %s[0]", topic)
+	}
+	return o.At, nil
 }

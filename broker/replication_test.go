@@ -68,8 +68,24 @@ func clusterChildConfig(cfg *broker.Config) {
 	cfg.BrokerHeartbeatInterval = testHeartbeat
 	cfg.ReplicaLagTimeMax = testReplicaLag
 	opsChildConfig(cfg) // replication_ops_test.go
-	// Warnings and errors go to the test's output (shown when it fails).
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", id)
+	// Warnings and errors go to the test's output (shown when it fails);
+	// RUNNEL_CLUSTER_LOG=info or debug shows more, to chase a failure.
+	level := slog.LevelWarn
+	if l := os.Getenv("RUNNEL_CLUSTER_LOG"); l != "" {
+		if err := level.UnmarshalText([]byte(l)); err != nil {
+			panic(fmt.Sprintf("RUNNEL_CLUSTER_LOG: %v", err))
+		}
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", id)
+}
+
+// clusterClientLogger logs a test client's doings to stderr when
+// RUNNEL_CLUSTER_LOG is set (as the brokers do then), and nothing otherwise.
+func clusterClientLogger() kgo.Opt {
+	if os.Getenv("RUNNEL_CLUSTER_LOG") == "" {
+		return kgo.WithLogger(nil)
+	}
+	return kgo.WithLogger(kgo.BasicLogger(os.Stderr, kgo.LogLevelInfo, func() string { return "client " }))
 }
 
 // clusterNode is one broker process of a test cluster.

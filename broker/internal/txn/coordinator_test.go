@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -338,6 +339,43 @@ func TestEndTxnV5BumpsEpoch(t *testing.T) {
 	must(t, "abort", e.end("a", pid, epoch+1, false, 5).ErrorCode, 0)
 	if r := e.end("a", pid, epoch+2, false, 5); r.ErrorCode != 0 || r.ProducerEpoch != epoch+3 {
 		t.Fatalf("empty abort: %v %d", kerr.ErrorForCode(r.ErrorCode), r.ProducerEpoch)
+	}
+}
+
+// A TV2 EndTxn prepares at the bumped epoch; when its coordinator dies
+// before answering, the producer asks the next one to recover with the
+// epoch it holds (the one below). The next coordinator loaded the bump
+// from the log and must take that epoch as the producer's own, not
+// fence it (CI saw PRODUCER_FENCED after a coordinator kill).
+func TestEndTxnV5AnswerLostThenReload(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		part := &memPartition{}
+		e := newEnv(t, part, 0)
+		_, pid, epoch := e.init("a", -1, -1)
+		must(t, "add", e.add("a", pid, epoch, tp0), 0)
+		e.mu.Lock()
+		e.fail = errors.New("partition away")
+		e.mu.Unlock()
+		short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		req := kmsg.NewPtrEndTxnRequest()
+		req.Version = 5
+		req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = "a", pid, epoch, commit
+		e.c.EndTxn(short, req) // the answer the producer never gets
+		cancel()
+		e.c.Close()
+
+		e2 := newEnv(t, part, 1000)
+		code, pid2, epoch2 := e2.init("a", pid, epoch)
+		must(t, fmt.Sprintf("recovering init after a lost v5 end (commit %v)", commit), code, 0)
+		if pid2 != pid || epoch2 <= epoch+1 {
+			t.Fatalf("recovering init gave %d/%d, want %d past epoch %d", pid2, epoch2, pid, epoch+1)
+		}
+		// The decision stood: its markers went out at the bumped epoch.
+		if ms := e2.markers(); len(ms) != 1 || ms[0].Commit != commit || ms[0].ProducerEpoch != epoch+1 {
+			t.Fatalf("markers after the recovering init: %+v", ms)
+		}
+		// A producer two epochs behind is still fenced.
+		must(t, "init two epochs behind", func() int16 { c, _, _ := e2.init("a", pid, epoch); return c }(), kerr.ProducerFenced.Code)
 	}
 }
 

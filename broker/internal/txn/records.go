@@ -77,7 +77,17 @@ func decodeValue(id string, raw []byte) (*txnMeta, error) {
 	if v.Version < 1 {
 		m.lastPid, m.nextPid = -1, -1
 	}
+	// The stored value keeps no previous epoch, but under transaction
+	// version 2 an end bumps the epoch as it prepares, so the producer
+	// that ended holds the one below. When the answer was lost with the
+	// coordinator that gave it, the producer comes back with that epoch
+	// (KIP-360's InitProducerID with its id and epoch): accept it, as
+	// the coordinator that bumped it would have, rather than fence the
+	// producer whose transaction this is.
 	m.lastEpoch = -1
+	if m.tv == 2 && m.epoch > 0 && m.state >= PrepareCommit && m.state <= CompleteAbort {
+		m.lastEpoch = m.epoch - 1
+	}
 	if v.StartTimestamp >= 0 {
 		m.start = time.UnixMilli(v.StartTimestamp)
 	}

@@ -1,0 +1,49 @@
+package runnel_test
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnel-dev/runnel"
+)
+
+// TestAppEndAnswerLostCountsOnce: under exactly-once, a transaction that
+// committed but whose End the worker saw fail (the coordinator's answer
+// lost, as when its broker dies after deciding) is settled by the group's
+// committed offsets, not taken as aborted: word count processes each line
+// once and gives the reference counts. Taken as aborted, the worker read
+// its input again from the offsets committed before, and counted it twice.
+func TestAppEndAnswerLostCountsOnce(t *testing.T) {
+	addr := startAppBroker(t)
+	createTopics(t, addr, 3, "lines", "word-counts")
+	var ends, lost atomic.Int64
+	var arm atomic.Bool
+	app := runApp(t, buildTopology(t, wordCount), func(a *runnel.App) {
+		// The first transaction committing offsets after each batch
+		// loses its answer.
+		runnel.LoseEndAnswers(a, func() bool {
+			ends.Add(1)
+			if !arm.CompareAndSwap(true, false) {
+				return false
+			}
+			lost.Add(1)
+			return true
+		})
+	}, runnel.ApplicationID("wc-lost"), runnel.Brokers(addr), runnel.StateDir(t.TempDir()),
+		runnel.CommitInterval(20*time.Millisecond))
+	cl := newTestClient(t, addr)
+	var lines []string
+	for i := range 6 {
+		batch := wordCountLines(uint64(40+i), 100)
+		arm.Store(true)
+		produceLines(t, cl, len(lines), batch)
+		lines = append(lines, batch...)
+		waitMetrics(t, "a lost answer per batch", func() bool { return lost.Load() > int64(i) })
+	}
+	waitCounts(t, addr, countWords(lines))
+	t.Logf("%d of %d ends lost their answers; metrics %+v", lost.Load(), ends.Load(), app.Metrics())
+	if m := app.Metrics(); m.Aborts != 0 {
+		t.Fatalf("%d transactions taken as aborted; every one committed", m.Aborts)
+	}
+}
