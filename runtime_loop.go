@@ -545,7 +545,7 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 		for _, h := range rec.Headers {
 			in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
 		}
-		start := time.Now()
+		start := t.m.startRecord()
 		if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
 			// Not recycled: the handler may keep rec.
 			if err := r.handleDeserialization(t, rec, err); err != nil {
@@ -555,7 +555,7 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 		} else if err != nil {
 			return fmt.Errorf("stream: %w", err)
 		}
-		t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+		t.m.recordProcessed(start, rec.Timestamp)
 		// Each record goes back to the client's pool (fetchRecords) once
 		// its task is done with it, unless another task has it queued too.
 		if part.recycle {
