@@ -65,6 +65,11 @@ type WindowStore struct {
 	belowUpTo int64
 	closed    bool
 	scratch   []byte // for index keys
+	// last is the entry the last read found or made: an aggregation's
+	// write follows its read of the same window, and finds the entry
+	// here without a second lookup in the index. It may have left the
+	// cache since (item nil).
+	last *entry
 }
 
 var (
@@ -153,7 +158,7 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 	if s.expired(start) {
 		return nil
 	}
-	e := s.index[string(s.indexKey(key, start))]
+	e := s.lookup(key, start)
 	value = copyValue(e, value, s.dirty.m != nil)
 	if e == nil {
 		e = s.newEntry(key, start)
@@ -163,6 +168,31 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 	s.write(e, value, s.now())
 	s.dirty.set(e)
 	return s.c.evict()
+}
+
+// lookup returns the cached entry of key's window at start, or nil.
+func (s *WindowStore) lookup(key []byte, start int64) *entry {
+	if e := s.last; e != nil && e.item != nil && e.start == start && bytes.Equal(s.keyOf(e), key) {
+		return e
+	}
+	return s.index[string(s.indexKey(key, start))]
+}
+
+// hit returns the cached entry of key's window at start, if any, as most
+// recently used, and remembers it as the last read's.
+func (s *WindowStore) hit(key []byte, start int64) *entry {
+	e := s.table.hit(s.indexKey(key, start))
+	if e != nil {
+		s.last = e
+	}
+	return e
+}
+
+// addClean caches what a read found below (see table.addClean) and
+// remembers the entry as the last read's.
+func (s *WindowStore) addClean(e *entry, value []byte) {
+	s.table.addClean(e, value)
+	s.last = e
 }
 
 // indexKey is the key in the index of key's window at start, in scratch.
@@ -337,7 +367,7 @@ func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
 	if s.expired(start) {
 		return nil, nil
 	}
-	if e := s.hit(s.indexKey(key, start)); e != nil {
+	if e := s.hit(key, start); e != nil {
 		return bytes.Clone(e.value), nil
 	}
 	s.c.misses++
@@ -359,7 +389,7 @@ func (s *WindowStore) AppendFetch(dst, key []byte, start int64) ([]byte, bool, e
 	if s.expired(start) {
 		return dst, false, nil
 	}
-	if e := s.hit(s.indexKey(key, start)); e != nil {
+	if e := s.hit(key, start); e != nil {
 		if e.value == nil {
 			return dst, false, nil
 		}
