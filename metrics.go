@@ -60,9 +60,9 @@ func newPromMetrics(app string) *promMetrics {
 	}
 	return &promMetrics{
 		processed: counterVec("records_processed_total", "Input records processed, by task; records processed again after an aborted transaction count again.", "task"),
-		processLatency: histVec("process_latency_seconds", "Time to process one input record through its task's sub-topology. Sampled: observed for one record in "+every+" of each task (its 1st, then every "+every+"th after it), so the histogram counts about 1/"+every+" of the records processed.",
+		processLatency: histVec("process_latency_seconds", "Time to process one input record through its task's sub-topology. Sampled: observed for the first record of each batch a task processes (what one turn of its worker has queued) and then for one in "+every+", so the histogram counts every record when they come one at a time and about 1/"+every+" of them under load.",
 			prometheus.ExponentialBuckets(1e-6, 4, 12), "task"),
-		e2eLatency: histVec("end_to_end_latency_seconds", "Wall-clock time when an input record has been processed (its outputs handed to the producer) minus the record's timestamp. Sampled as process_latency_seconds: one record in "+every+" of each task.",
+		e2eLatency: histVec("end_to_end_latency_seconds", "Wall-clock time when an input record has been processed (its outputs handed to the producer) minus the record's timestamp. Sampled as process_latency_seconds: each batch's first record, then one in "+every+".",
 			prometheus.ExponentialBuckets(0.001, 2, 20), "task"),
 		lag: gaugeVec("consumer_lag", "Records in the task's input partitions past its consumer position, from the last fetch (high watermark, or last stable offset under exactly-once).", "task"),
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "runnel_stream_commit_latency_seconds", ConstLabels: cl,
@@ -189,14 +189,21 @@ func (m *appMetrics) dropTask(id topology.TaskID) {
 }
 
 // latencySampleEvery is how many records of a task go per observation of
-// the latency histograms: two clock reads and two observations per record
-// were 2-3% of a simple query's CPU, a sample of the distribution costs a
-// sixteenth of that.
+// the latency histograms within a batch: two clock reads and two
+// observations per record were 2-3% of a simple query's CPU, a sample of
+// the distribution costs a sixteenth of that. Each batch's first record is
+// observed too, so that a task that gets few records still has its
+// latencies in every status interval.
 const latencySampleEvery = 16
 
+// startBatch is called before the task processes a batch of records: the
+// first one's latencies are observed.
+func (m *taskMetrics) startBatch() { m.started = 0 }
+
 // startRecord is called as a record's processing starts. It returns the
-// time it starts if the record's latencies are to be observed (the task's
-// first record, then one in latencySampleEvery), else the zero time.
+// time it starts if the record's latencies are to be observed (the
+// batch's first record, then one in latencySampleEvery), else the zero
+// time.
 func (m *taskMetrics) startRecord() time.Time {
 	m.started++
 	if m.started%latencySampleEvery != 1 {

@@ -535,6 +535,7 @@ func (r *runner) process(fetches kgo.Fetches) error {
 // REQUIRES: r.taskMu held.
 func (r *runner) processQueued(t *runTask, now time.Time) error {
 	idle, behind := r.app.opts.MaxTaskIdle, cmp.Or(r.app.holdBehind, maxHoldBehind)
+	t.m.startBatch()
 	for {
 		rec, part, ok := t.in.next(now, idle, behind)
 		if !ok {
