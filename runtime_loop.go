@@ -535,6 +535,7 @@ func (r *runner) process(fetches kgo.Fetches) error {
 // REQUIRES: r.taskMu held.
 func (r *runner) processQueued(t *runTask, now time.Time) error {
 	idle, behind := r.app.opts.MaxTaskIdle, cmp.Or(r.app.holdBehind, maxHoldBehind)
+	t.m.startBatch()
 	for {
 		rec, part, ok := t.in.next(now, idle, behind)
 		if !ok {
@@ -545,7 +546,7 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 		for _, h := range rec.Headers {
 			in.Headers = append(in.Headers, topology.Header{Key: h.Key, Value: h.Value})
 		}
-		start := time.Now()
+		start := t.m.startRecord()
 		if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
 			// Not recycled: the handler may keep rec.
 			if err := r.handleDeserialization(t, rec, err); err != nil {
@@ -555,7 +556,7 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 		} else if err != nil {
 			return fmt.Errorf("stream: %w", err)
 		}
-		t.m.recordProcessed(start, time.Now(), rec.Timestamp)
+		t.m.recordProcessed(start, rec.Timestamp)
 		// Each record goes back to the client's pool (fetchRecords) once
 		// its task is done with it, unless another task has it queued too.
 		if part.recycle {

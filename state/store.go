@@ -157,6 +157,17 @@ type WindowAppendFetcher interface {
 	AppendFetch(dst, key []byte, start int64) (out []byte, ok bool, err error)
 }
 
+// ObservedTimer is the optional interface of window and session stores
+// that tell their observed stream time, which bounds what they hold: no
+// window starts after it (no session ends after it). The record cache asks
+// a window store for it when it opens, so that its reads of later windows
+// it does not hold need not reach the store.
+type ObservedTimer interface {
+	// ObservedTime is the largest window start (session end) put or
+	// restored, or NoObservedTime before the first.
+	ObservedTime() int64
+}
+
 // SessionIterator walks the sessions of a session store. Key is the record
 // key; Value is never nil.
 type SessionIterator interface {

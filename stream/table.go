@@ -233,14 +233,17 @@ func MapTableValues[K, V, V2 any](t Table[K, V], f func(V) V2, opts ...Option) T
 func (t Table[K, V]) ToStream(opts ...Option) Stream[K, V] {
 	b := t.b
 	name := b.name(b.collect(ops.toStream, opts), "KTABLE-TOSTREAM")
-	topology.AddProcessor(b.tb, name, topology.ProcessorFunc[any, any, any, any](func(ctx topology.Context[any, any], r topology.Record[any, any]) error {
-		ch := r.Value.(change[V])
-		if ch.HasNew {
-			r.Value = ch.New
-		} else {
-			r.Value = nil
+	// Typed, so that an update travels unboxed to typed children (a
+	// windowed count's updates to a Map: two allocations per update
+	// boxed); a deletion goes boxed, as the null a Record[K, V] cannot
+	// hold.
+	topology.AddProcessor(b.tb, name, topology.ProcessorFunc[K, change[V], K, V](func(ctx topology.Context[K, V], r topology.Record[K, change[V]]) error {
+		out := topology.Record[K, V]{Key: r.Key, Value: r.Value.New, Timestamp: r.Timestamp, Headers: r.Headers}
+		if !r.Value.HasNew {
+			topology.ForwardNullValue(ctx, out)
+			return nil
 		}
-		ctx.Forward(r)
+		ctx.Forward(out)
 		return nil
 	}).Supplier(), t.node)
 	return Stream[K, V]{b: b, node: name, ks: t.ks, vs: t.vs, sources: slices.Clone(t.sources)}

@@ -238,6 +238,28 @@ func (c typedContext[K, V]) ForwardTo(child string, r Record[K, V]) {
 	c.rawContext.ForwardTo(child, untyped(r))
 }
 
+// ForwardNullValue forwards r's key, timestamp and headers with a null
+// value, which a Record[K, V] cannot hold unless V is an interface type:
+// a sink writes a tombstone, a raw (any) child sees nil, and a typed child
+// the zero V, as when a null comes out of a raw processor. A typed
+// processor whose output can be a deletion (a table's update turned into
+// a stream) forwards the rest unboxed with Forward. ctx is the context
+// the processor's Init got; in any other, the record is forwarded with the
+// zero V.
+func ForwardNullValue[K, V any](ctx Context[K, V], r Record[K, V]) {
+	null := Record[any, any]{Key: r.Key, Timestamp: r.Timestamp, Headers: r.Headers}
+	switch c := any(ctx).(type) {
+	case typedContext[K, V]:
+		c.rawContext.Forward(null)
+	case rawContext:
+		c.Forward(null)
+	default:
+		var zero V
+		r.Value = zero
+		ctx.Forward(r)
+	}
+}
+
 func untyped[K, V any](r Record[K, V]) Record[any, any] {
 	return Record[any, any]{Key: r.Key, Value: r.Value, Timestamp: r.Timestamp, Headers: r.Headers}
 }

@@ -155,3 +155,60 @@ func TestTypedAndRawChildren(t *testing.T) {
 		t.Errorf("sinks wrote\n%q\nwant\n%q", out, wantOut)
 	}
 }
+
+// TestForwardNullValue checks that a typed processor's null value reaches
+// its children as a null does from a raw one: nil to a raw child, the zero
+// value to a typed child, a tombstone to a sink.
+func TestForwardNullValue(t *testing.T) {
+	b := topology.NewBuilder()
+	topology.AddSource(b, "in", topology.Source[int64, point]{Topics: []string{"input"}, KeySerde: &keySerde{}, ValueSerde: &pointSerde{}})
+	// Deletes the key of every point with X 0.
+	deleter := topology.ProcessorFunc[int64, point, int64, point](func(ctx topology.Context[int64, point], r topology.Record[int64, point]) error {
+		if r.Value.X == 0 {
+			topology.ForwardNullValue(ctx, r)
+			return nil
+		}
+		ctx.Forward(r)
+		return nil
+	}).Supplier()
+	var seen []string
+	raw := topology.ProcessorFunc[any, any, any, any](func(ctx topology.Context[any, any], r topology.Record[any, any]) error {
+		seen = append(seen, fmt.Sprintf("raw %v=%v", r.Key, r.Value))
+		return nil
+	}).Supplier()
+	typed := topology.ProcessorFunc[int64, point, int64, point](func(ctx topology.Context[int64, point], r topology.Record[int64, point]) error {
+		seen = append(seen, fmt.Sprintf("typed %v=%v", r.Key, r.Value))
+		return nil
+	}).Supplier()
+	topology.AddProcessor(b, "deleter", deleter, "in")
+	topology.AddProcessor(b, "raw", raw, "deleter")
+	topology.AddProcessor(b, "typed", typed, "deleter")
+	topology.AddSink(b, "out", topology.Sink[int64, point]{Topic: "output", KeySerde: &keySerde{}, ValueSerde: &pointSerde{}}, "deleter")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	task, err := topology.NewTask(topo, topology.TaskConfig{ApplicationID: "app", Collector: topology.RecordCollectorFunc(func(r topology.OutputRecord) error {
+		out = append(out, fmt.Sprintf("key %t value %t @%d", r.Key != nil, r.Value != nil, r.Timestamp))
+		return nil
+	})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer task.Close()
+	key, _ := (&keySerde{}).Serialize(5)
+	for i, p := range []point{{1, 2, 3}, {0, 2, 3}} {
+		value, _ := (&pointSerde{}).Serialize(p)
+		if err := task.Process(topology.InputRecord{Topic: "input", Key: key, Value: value, Timestamp: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantSeen := []string{"raw 5={1 2 3}", "typed 5={1 2 3}", "raw 5=<nil>", "typed 5={0 0 0}"}
+	if !slices.Equal(seen, wantSeen) {
+		t.Errorf("children saw\n%q\nwant\n%q", seen, wantSeen)
+	}
+	if want := []string{"key true value true @0", "key true value false @1"}; !slices.Equal(out, want) {
+		t.Errorf("sink wrote %q, want %q", out, want)
+	}
+}

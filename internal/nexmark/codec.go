@@ -106,7 +106,7 @@ func (v *Bid) decodeJSON(b []byte) bool {
 		case "price":
 			ok = r.int(&v.Price)
 		case "channel":
-			ok = r.string(&v.Channel)
+			ok = r.stringOf(&v.Channel, channels)
 		case "url":
 			ok = r.string(&v.URL)
 		case "dateTime":
@@ -241,6 +241,17 @@ func plainByte(c byte) bool {
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 }
 
+// readsAsItself tells, by byte, whether a decoder reads it as itself
+// inside a string: a plain byte, or one of <, >, & (which json.Marshal
+// escapes but json.Unmarshal takes as they are). A table, since the
+// strings of every event are scanned byte by byte.
+var readsAsItself = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = plainByte(byte(c)) || c == '<' || c == '>' || c == '&'
+	}
+	return t
+}()
+
 // appendString appends s as json.Marshal writes it. ASCII is escaped here;
 // a string with other bytes goes to json.Marshal, which checks its UTF-8
 // and escapes U+2028 and U+2029.
@@ -357,8 +368,8 @@ func (r *objectReader) plainString() ([]byte, bool) {
 			r.i++
 			return s, true
 		}
-		// <, > and & are read as themselves; other bytes need the decoder.
-		if !plainByte(c) && c != '<' && c != '>' && c != '&' {
+		// Other bytes need the decoder.
+		if !readsAsItself[c] {
 			return nil, false
 		}
 		r.i++
@@ -382,12 +393,28 @@ func (r *objectReader) string(v *string) bool {
 			return true
 		case c == '\\':
 			return r.escaped(v, start)
-		case !plainByte(c) && c != '<' && c != '>' && c != '&':
+		case !readsAsItself[c]:
 			return false
 		}
 		r.i++
 	}
 	return false
+}
+
+// stringOf reads a string as string does, but one of known (a field of few
+// values: a bid's channel) comes as known's own string, not allocated.
+func (r *objectReader) stringOf(v *string, known []string) bool {
+	at := r.i
+	if b, ok := r.plainString(); ok {
+		for _, k := range known {
+			if string(b) == k {
+				*v = k
+				return true
+			}
+		}
+	}
+	r.i = at
+	return r.string(v)
 }
 
 // escaped reads the rest of a string that began at start and has an
@@ -424,8 +451,8 @@ func (r *objectReader) escaped(v *string, start int) bool {
 				if r.i+4 >= len(r.b) {
 					return false
 				}
-				x, err := strconv.ParseUint(string(r.b[r.i+1:r.i+5]), 16, 16)
-				if err != nil || x >= 0x80 { // beyond ASCII: UTF-8 and surrogates are encoding/json's
+				x, ok := hex4(r.b[r.i+1 : r.i+5])
+				if !ok || x >= 0x80 { // beyond ASCII: UTF-8 and surrogates are encoding/json's
 					return false
 				}
 				out = append(out, byte(x))
@@ -433,7 +460,7 @@ func (r *objectReader) escaped(v *string, start int) bool {
 			default:
 				return false
 			}
-		case !plainByte(c) && c != '<' && c != '>' && c != '&':
+		case !readsAsItself[c]:
 			return false
 		default:
 			out = append(out, c)
@@ -441,6 +468,25 @@ func (r *objectReader) escaped(v *string, start int) bool {
 		r.i++
 	}
 	return false
+}
+
+// hex4 reads the four hexadecimal digits of a \u escape.
+func hex4(b []byte) (uint16, bool) {
+	var x uint16
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		x = x<<4 | uint16(c)
+	}
+	return x, true
 }
 
 // int reads an integer as JSON writes it (no leading zeros, no fraction or

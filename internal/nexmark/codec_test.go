@@ -101,7 +101,7 @@ func FuzzBidJSON(f *testing.F) {
 	b, _ := json.Marshal(Bid{Auction: 1000, Bidder: 2001, Price: 12345, Channel: "Google", URL: "https://www.nexmark.com/abc", DateTime: 1e12, Extra: "x"})
 	f.Add(b)
 	for _, s := range []string{`{}`, ` { "price" : -0 , "url" : "<&>" } `, `{"price":-9223372036854775808}`, `{"price":9223372036854775808}`,
-		`{"auction":1,"auction":2}`, `{"channel":"\n"}`, "{\"channel\":\"\xff\"}", `{"price":"1"}`, `{"AUCTION":3}`, `null`} {
+		`{"auction":1,"auction":2}`, `{"channel":"\n"}`, `{"channel":"Baidu","url":"a\u0026b\u003C\u00e9"}`, `{"channel":"Bai\u0064u"}`, `{"url":"\u00G1"}`, "{\"channel\":\"\xff\"}", `{"price":"1"}`, `{"AUCTION":3}`, `null`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {

@@ -37,6 +37,11 @@ func compareWindowKeys(a, b windowKey) int {
 // keeps its own): a flushed write it ignores for that reason is not kept
 // as clean (see writeTap).
 //
+// A read of a window the cache does not hold reaches the store below only
+// if that store may hold it (see belowUpTo): an aggregation's first read
+// of each new window, most of a hopping window's reads, costs no point
+// read below.
+//
 // Stores that retain duplicates (stream-stream join buffers) are not
 // cached: their writes go through at once.
 type WindowStore struct {
@@ -49,8 +54,22 @@ type WindowStore struct {
 	flushing *entry
 	tap      *writeTap // on the store below if it is Logged; nil: it is not, or is not cached
 	observed int64     // largest window start put or restored
-	closed   bool
-	scratch  []byte // for index keys
+	// belowUpTo bounds the windows of the store below that the cache
+	// does not hold: it is the store's observed time when the cache
+	// opened (math.MaxInt64 for a store that does not tell it), raised to
+	// the start of every window restored and of every entry dropped
+	// while the store below may hold its window.
+	//
+	// Invariant: every window the store below holds whose start is after
+	// belowUpTo has an entry in the index.
+	belowUpTo int64
+	closed    bool
+	scratch   []byte // for index keys
+	// last is the entry the last read found or made: an aggregation's
+	// write follows its read of the same window, and finds the entry
+	// here without a second lookup in the index. It may have left the
+	// cache since (item nil).
+	last *entry
 }
 
 var (
@@ -69,7 +88,10 @@ func NewWindowStore(c *Cache, inner state.WindowStore, opts state.WindowOptions,
 	}
 	s := &WindowStore{
 		table: newTable(c), inner: inner, opts: opts.EnsureDefaults(), listener: listener, now: now,
-		observed: state.NoObservedTime,
+		observed: state.NoObservedTime, belowUpTo: math.MaxInt64,
+	}
+	if ot, ok := inner.(state.ObservedTimer); ok && !s.opts.RetainDuplicates { // else writes go through
+		s.belowUpTo = ot.ObservedTime()
 	}
 	s.dirty = newDirtyIndex(compareWindowKeys, func(e *entry) windowKey { return windowKey{s.keyOf(e), e.start} })
 	if lg, ok := inner.(state.Logged); ok && !s.opts.RetainDuplicates {
@@ -136,14 +158,41 @@ func (s *WindowStore) Put(key []byte, start int64, value []byte) error {
 	if s.expired(start) {
 		return nil
 	}
-	e := s.index[string(s.indexKey(key, start))]
+	e := s.lookup(key, start)
 	value = copyValue(e, value, s.dirty.m != nil)
 	if e == nil {
 		e = s.newEntry(key, start)
+		// Its flush need not read what it replaces below.
+		e.belowKnown = !s.mayBeBelow(start)
 	}
 	s.write(e, value, s.now())
 	s.dirty.set(e)
 	return s.c.evict()
+}
+
+// lookup returns the cached entry of key's window at start, or nil.
+func (s *WindowStore) lookup(key []byte, start int64) *entry {
+	if e := s.last; e != nil && e.item != nil && e.start == start && bytes.Equal(s.keyOf(e), key) {
+		return e
+	}
+	return s.index[string(s.indexKey(key, start))]
+}
+
+// hit returns the cached entry of key's window at start, if any, as most
+// recently used, and remembers it as the last read's.
+func (s *WindowStore) hit(key []byte, start int64) *entry {
+	e := s.table.hit(s.indexKey(key, start))
+	if e != nil {
+		s.last = e
+	}
+	return e
+}
+
+// addClean caches what a read found below (see table.addClean) and
+// remembers the entry as the last read's.
+func (s *WindowStore) addClean(e *entry, value []byte) {
+	s.table.addClean(e, value)
+	s.last = e
 }
 
 // indexKey is the key in the index of key's window at start, in scratch.
@@ -169,8 +218,20 @@ func (s *WindowStore) keyOf(e *entry) []byte {
 	return e.key[:n:n]
 }
 
-// drop implements evicter.
+// mayBeBelow reports whether the store below may hold a window starting
+// at start that the cache does not hold.
+func (s *WindowStore) mayBeBelow(start int64) bool { return start <= s.belowUpTo }
+
+// forget notes that the store below may hold a window at start that the
+// cache no longer holds.
+func (s *WindowStore) forget(start int64) { s.belowUpTo = max(s.belowUpTo, start) }
+
+// drop implements evicter. Only a clean entry of an absent window leaves
+// nothing below that the cache does not know of.
 func (s *WindowStore) drop(e *entry) {
+	if e.ord != nil || e.value != nil {
+		s.forget(e.start)
+	}
 	if e.ord != nil {
 		s.dirty.delete(e)
 	}
@@ -212,7 +273,10 @@ func (s *WindowStore) flushEntry(e *entry) error {
 	err := s.inner.Put(key, start, value)
 	s.flushing = nil
 	if err != nil || s.tap == nil || !s.tap.wrote || s.expired(start) {
-		s.drop(e) // what the store below holds is unknown, or no read wants it
+		// What the store below holds is unknown (though the entry is
+		// clean now), or no read wants it.
+		s.forget(start)
+		s.drop(e)
 	}
 	if err != nil {
 		return err
@@ -288,6 +352,7 @@ func (s *WindowStore) Restore(key, value []byte) error {
 	if e := s.index[string(s.indexKey(k, start))]; e != nil {
 		s.drop(e)
 	}
+	s.forget(start)
 	s.observe(start)
 	lg, ok := s.inner.(state.Logged)
 	if !ok {
@@ -302,11 +367,15 @@ func (s *WindowStore) Fetch(key []byte, start int64) ([]byte, error) {
 	if s.expired(start) {
 		return nil, nil
 	}
-	if e := s.hit(s.indexKey(key, start)); e != nil {
+	if e := s.hit(key, start); e != nil {
 		return bytes.Clone(e.value), nil
 	}
 	s.c.misses++
-	v, err := s.inner.Fetch(key, start)
+	var v []byte
+	var err error
+	if s.mayBeBelow(start) {
+		v, err = s.inner.Fetch(key, start)
+	}
 	if err != nil || s.closed || s.opts.RetainDuplicates || !s.c.mayHold(len(key)+8+len(v)) {
 		return v, err
 	}
@@ -320,16 +389,19 @@ func (s *WindowStore) AppendFetch(dst, key []byte, start int64) ([]byte, bool, e
 	if s.expired(start) {
 		return dst, false, nil
 	}
-	if e := s.hit(s.indexKey(key, start)); e != nil {
+	if e := s.hit(key, start); e != nil {
 		if e.value == nil {
 			return dst, false, nil
 		}
 		return append(dst, e.value...), true, nil
 	}
 	s.c.misses++
-	v, err := s.inner.Fetch(key, start)
-	if err != nil {
-		return dst, false, err
+	var v []byte
+	if s.mayBeBelow(start) {
+		var err error
+		if v, err = s.inner.Fetch(key, start); err != nil {
+			return dst, false, err
+		}
 	}
 	if !s.closed && !s.opts.RetainDuplicates && s.c.mayHold(len(key)+8+len(v)) {
 		s.addClean(s.newEntry(key, start), v) // Fetch's result is the caller's

@@ -63,6 +63,9 @@ func (s *segmented[K]) SetChangeLogger(l state.ChangeLogger, now state.RecordTim
 	s.log, s.now = l, now
 }
 
+// ObservedTime implements state.ObservedTimer.
+func (s *segmented[K]) ObservedTime() int64 { return s.observed }
+
 // observe advances observed stream time to t, drops the segments that
 // expire, and reports whether t's own segment is live.
 func (s *segmented[K]) observe(t int64) bool {

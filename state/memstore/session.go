@@ -33,8 +33,9 @@ type SessionStore struct {
 }
 
 var (
-	_ state.SessionStore = (*SessionStore)(nil)
-	_ state.Logged       = (*SessionStore)(nil)
+	_ state.SessionStore  = (*SessionStore)(nil)
+	_ state.Logged        = (*SessionStore)(nil)
+	_ state.ObservedTimer = (*SessionStore)(nil)
 )
 
 // NewSessionStore returns an empty in-memory session store. Zero options

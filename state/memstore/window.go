@@ -35,8 +35,9 @@ type WindowStore struct {
 }
 
 var (
-	_ state.WindowStore = (*WindowStore)(nil)
-	_ state.Logged      = (*WindowStore)(nil)
+	_ state.WindowStore   = (*WindowStore)(nil)
+	_ state.Logged        = (*WindowStore)(nil)
+	_ state.ObservedTimer = (*WindowStore)(nil)
 )
 
 // NewWindowStore returns an empty in-memory window store. Zero options take

@@ -109,6 +109,10 @@ func (s *segStore) SetChangeLogger(l state.ChangeLogger, now state.RecordTime) {
 	s.log, s.now = l, now
 }
 
+// ObservedTime implements state.ObservedTimer: the observed stream time
+// of the batch, committed or not.
+func (s *segStore) ObservedTime() int64 { return s.observed }
+
 func (s *segStore) segmentOf(t int64) int64 {
 	return state.SegmentID(t, s.interval.Milliseconds())
 }

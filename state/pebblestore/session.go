@@ -15,8 +15,9 @@ type SessionStore struct {
 }
 
 var (
-	_ state.SessionStore = (*SessionStore)(nil)
-	_ state.Logged       = (*SessionStore)(nil)
+	_ state.SessionStore  = (*SessionStore)(nil)
+	_ state.Logged        = (*SessionStore)(nil)
+	_ state.ObservedTimer = (*SessionStore)(nil)
 )
 
 // OpenSessionStore opens the session store name of b's task. Zero options

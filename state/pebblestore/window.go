@@ -21,8 +21,9 @@ type WindowStore struct {
 }
 
 var (
-	_ state.WindowStore = (*WindowStore)(nil)
-	_ state.Logged      = (*WindowStore)(nil)
+	_ state.WindowStore   = (*WindowStore)(nil)
+	_ state.Logged        = (*WindowStore)(nil)
+	_ state.ObservedTimer = (*WindowStore)(nil)
 )
 
 // OpenWindowStore opens the window store name of b's task. Zero options
