@@ -50,7 +50,7 @@ type runner struct {
 	routes   map[string][]int // full source topic -> sub-topologies reading it
 	changelg map[string]bool  // full changelog topic names
 	bal      *taskBalancer
-	memberID string // the static group instance id
+	memberID string       // the static group instance id
 	ct       *commitTimer // Debug only (runtime_committime.go)
 
 	// taskMu guards the task state: the fields from here to mu. The loop
