@@ -77,11 +77,6 @@ type Broker struct {
 	logger *slog.Logger
 	meta   *meta.Store
 
-	// markerGate, set only by tests (export_test.go), holds back the
-	// transaction markers this broker writes on its own partitions until
-	// the channel closes.
-	markerGate atomic.Pointer[chan struct{}]
-
 	ln         net.Listener // the first of listeners, registered in the metadata
 	advertised string       // host:port clients are told
 	// listeners are the Kafka listeners (listeners.go); tls and

@@ -73,14 +73,3 @@ func (b *Broker) FetchedBytes(topic string) float64 {
 func (b *Broker) WaitTxnSettled(ctx context.Context, id string) error {
 	return b.txns.WaitSettled(ctx, id)
 }
-
-// HoldTxnMarkers holds back the transaction markers this broker writes on
-// its own partitions until release is called.
-func (b *Broker) HoldTxnMarkers() (release func()) {
-	gate := make(chan struct{})
-	b.markerGate.Store(&gate)
-	return func() {
-		b.markerGate.Store(nil)
-		close(gate)
-	}
-}

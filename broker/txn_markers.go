@@ -195,13 +195,6 @@ func (b *Broker) partitionLeader(topic string, partition int32) (int32, bool) {
 // group coordinator, which applies or drops the transaction's offsets
 // with it.
 func (b *Broker) writeTxnMarkerLocal(ctx context.Context, m txn.Marker) error {
-	if g := b.markerGate.Load(); g != nil {
-		select {
-		case <-*g:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	if m.Topic == offsetsTopic {
 		return b.groups.CompleteTxn(ctx, m.Partition, group.TxnMarker{ProducerID: m.ProducerID, ProducerEpoch: m.ProducerEpoch, Commit: m.Commit, CoordinatorEpoch: m.CoordinatorEpoch, TV2: m.TV2})
 	}
