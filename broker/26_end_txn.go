@@ -8,12 +8,9 @@ import (
 )
 
 // EndTxn v0-v5: commit or abort the producer's transaction. The decision
-// is made durable in __transaction_state and answered, as Kafka answers
-// it; markers then go to every partition in the transaction (and to the
-// group coordinator for offsets). Until a partition's marker is durable
-// its last stable offset holds read_committed readers back, and the
-// producer's next transaction waits for every marker before its first
-// write (txn.Coordinator.EndTxn). v5 (KIP-890 part 2) bumps
+// is made durable in __transaction_state, markers go to every partition
+// in the transaction (and to the group coordinator for offsets), and the
+// answer waits a few seconds at most for them. v5 (KIP-890 part 2) bumps
 // the producer epoch with every transaction and returns it, so a marker
 // or write delayed from one transaction cannot land in the next. Errors
 // as Kafka's: INVALID_TXN_STATE, PRODUCER_FENCED (INVALID_PRODUCER_EPOCH

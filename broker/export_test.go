@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"errors"
 
 	dto "github.com/prometheus/client_model/go"
@@ -66,10 +65,4 @@ func (b *Broker) FetchedBytes(topic string) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
-}
-
-// WaitTxnSettled waits until the transactional id's last commit or abort
-// has every marker written: EndTxn answers before them.
-func (b *Broker) WaitTxnSettled(ctx context.Context, id string) error {
-	return b.txns.WaitSettled(ctx, id)
 }

@@ -218,21 +218,10 @@ type txnCheck struct {
 // CONCURRENT_TRANSACTIONS until it has. Appended unchecked, the new
 // transaction's first batch would join the old one, and the old one's
 // marker, no longer above the open transaction's epoch, would be refused.
-//
-// The coordinator answers EndTxn before its markers and holds the
-// producer's next transaction until they are written (txn.Coordinator):
-// the previous transaction's marker would drop a guard taken before it,
-// so the first question, which returns once the markers are written, is
-// asked without one, and the question under the guard after it.
 func (p *partition) verifyTxn(ctx context.Context, v txnVerifier, txnID string, producerID int64, producerEpoch int16, add bool) (txnCheck, error) {
 	tc := txnCheck{verify: true, producerID: producerID}
-	if e, ok := p.log.ProducerEntry(producerID); ok && e.TxnFirstOffset >= 0 {
-		if e.Epoch == producerEpoch {
-			return tc, nil
-		}
-		if err := v.VerifyPartition(ctx, txnID, producerID, producerEpoch, p.topic, p.index, add); err != nil {
-			return txnCheck{}, err
-		}
+	if e, ok := p.log.ProducerEntry(producerID); ok && e.TxnFirstOffset >= 0 && e.Epoch == producerEpoch {
+		return tc, nil
 	}
 	p.appendMu.Lock()
 	p.guardSeq++

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel/broker"
 )
@@ -122,49 +121,3 @@ func isFenced(err error) bool {
 }
 
 func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
-
-// stableOffsets fetches group's committed offsets for partitions 0..n-1 of
-// topic with RequireStable (OffsetFetch v7+): a partition whose offset a
-// transaction still holds (its marker not yet written: EndTxn answers
-// before the markers) answers UNSTABLE_OFFSET_COMMIT, and the fetch is
-// asked again until it does not, as a consumer of a transactional
-// pipeline does.
-func stableOffsets(t testing.TB, cl *kgo.Client, group, topic string, n int32) []int64 {
-	t.Helper()
-	ctx := testContext(t)
-	for {
-		req := kmsg.NewPtrOffsetFetchRequest()
-		req.Version = 7
-		req.Group, req.RequireStable = group, true
-		rt := kmsg.NewOffsetFetchRequestTopic()
-		rt.Topic = topic
-		for p := range n {
-			rt.Partitions = append(rt.Partitions, p)
-		}
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			t.Fatalf("offset fetch: %v", err)
-		}
-		offs, unstable := make([]int64, n), false
-		for _, st := range resp.Topics {
-			for _, sp := range st.Partitions {
-				switch {
-				case sp.ErrorCode == kerr.UnstableOffsetCommit.Code:
-					unstable = true
-				case sp.ErrorCode != 0:
-					t.Fatalf("offset fetch %s[%d]: %v", st.Topic, sp.Partition, kerr.ErrorForCode(sp.ErrorCode))
-				case sp.Partition >= 0 && sp.Partition < n:
-					offs[sp.Partition] = sp.Offset
-				}
-			}
-		}
-		if !unstable {
-			return offs
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("offsets of %s still unstable: %v", group, ctx.Err())
-		}
-		time.Sleep(5 * time.Millisecond) // the markers are being written; ask again, as a client's backoff
-	}
-}

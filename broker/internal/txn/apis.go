@@ -170,45 +170,6 @@ func waitDone(ctx context.Context, done <-chan struct{}) bool {
 	}
 }
 
-// lookupSettled is lookup for a request of id's producer that opens or
-// ends a transaction: while the previous one's markers are still being
-// written (EndTxn answers once its decision is durable), it waits for them
-// first, as waitDone bounds, so that nothing of a producer's next
-// transaction is written on a partition before the last one's marker.
-// (Kafka answers CONCURRENT_TRANSACTIONS meanwhile and the client retries
-// after a backoff; waiting here costs the producer no round trip.)
-// It returns s locked when the code is 0.
-func (c *Coordinator) lookupSettled(ctx context.Context, id string) (*shard, int16) {
-	for {
-		s, code := c.lookup(id)
-		if code != 0 {
-			return nil, code
-		}
-		m := s.txns[id]
-		if m == nil || m.done == nil {
-			return s, 0
-		}
-		done := m.done
-		s.Unlock()
-		if !waitDone(ctx, done) {
-			return nil, kerr.ConcurrentTransactions.Code
-		}
-	}
-}
-
-// WaitSettled waits until no commit or abort of id is completing: every
-// marker of its last transaction is written and its state stored. It
-// returns an error (CONCURRENT_TRANSACTIONS after a few seconds, or a
-// coordinator error) otherwise.
-func (c *Coordinator) WaitSettled(ctx context.Context, id string) error {
-	s, code := c.lookupSettled(ctx, id)
-	if code != 0 {
-		return kerr.ErrorForCode(code)
-	}
-	s.Unlock()
-	return nil
-}
-
 // fenceAndAbortLocked aborts m's open transaction on the coordinator's
 // own account (timeout, or a new producer): the epoch is bumped first, so
 // the producer that opened it is fenced, and the markers carry the new
@@ -380,7 +341,7 @@ func (c *Coordinator) AddPartitions(ctx context.Context, id string, pid int64, e
 		}
 		return 0, unknown
 	}
-	s, code := c.lookupSettled(ctx, id)
+	s, code := c.lookup(id)
 	if code != 0 {
 		return code, nil
 	}
@@ -412,7 +373,7 @@ func (c *Coordinator) VerifyPartition(ctx context.Context, txnID string, pid int
 	var code int16
 	if add {
 		code, _ = c.AddPartitions(ctx, txnID, pid, epoch, kerr.InvalidProducerEpoch.Code, []TopicPartition{tp})
-	} else if s, lc := c.lookupSettled(ctx, txnID); lc != 0 {
+	} else if s, lc := c.lookup(txnID); lc != 0 {
 		code = lc
 	} else {
 		m := s.txns[txnID]
@@ -432,14 +393,9 @@ func (c *Coordinator) VerifyPartition(ctx context.Context, txnID string, pid int
 
 // EndTxn commits or aborts a producer's transaction: the decision
 // (PrepareCommit or PrepareAbort) is made durable, markers are written to
-// every partition in it, and the completed state is stored. The answer,
-// as Kafka's, waits only for the decision: the markers are written after
-// it. Readers cannot tell: a partition's last stable offset stays below
-// the transaction until its marker is durable, and the group's offsets
-// stay pending (unstable to a RequireStable OffsetFetch) until theirs is.
-// The producer's next transaction waits for the markers (lookupSettled)
-// before it writes anything, so its records and offsets are never taken
-// for the last one's. From v5 (KIP-890 part 2) the epoch is bumped with the
+// every partition in it, and the completed state is stored. The answer
+// waits for the markers, a few seconds at most; the decision stands
+// either way. From v5 (KIP-890 part 2) the epoch is bumped with the
 // decision, the markers carry the new epoch so a late write of the old
 // one is fenced, and the new epoch (or producer id, when the epoch ran
 // out) is returned.
@@ -447,7 +403,7 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	tv2 := req.Version >= 5
-	s, code := c.lookupSettled(ctx, req.TransactionalID)
+	s, code := c.lookup(req.TransactionalID)
 	if code != 0 {
 		resp.ErrorCode = code
 		return resp
@@ -457,11 +413,6 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 		resp.ErrorCode = code
 		if code == 0 && tv2 {
 			resp.ProducerID, resp.ProducerEpoch = m.pid, m.epoch
-			if m.nextPid >= 0 {
-				// Answered before the markers: the id the
-				// completion moves to (completeLocked).
-				resp.ProducerID, resp.ProducerEpoch = m.nextPid, 0
-			}
 		}
 		return resp
 	}
@@ -539,10 +490,12 @@ func (c *Coordinator) EndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg
 		return answer(kerr.CoordinatorNotAvailable.Code)
 	}
 	s.completeLocked(m, wait)
+	done := m.done
 	s.Unlock()
 	if code := durable(ctx, wait); code != 0 {
 		return answer(code)
 	}
+	waitDone(ctx, done)
 	s.Lock()
 	defer s.Unlock()
 	return answer(0)

@@ -99,8 +99,7 @@ type env struct {
 	now   time.Time
 	next  int64
 	marks []Marker
-	fail  error         // WriteMarker fails with this while set
-	hold  chan struct{} // WriteMarker waits for it to close while set
+	fail  error // WriteMarker fails with this while set
 }
 
 func newEnv(t *testing.T, part *memPartition, next int64) *env {
@@ -115,17 +114,7 @@ func newEnv(t *testing.T, part *memPartition, next int64) *env {
 			e.next += n
 			return first, nil
 		},
-		WriteMarker: func(ctx context.Context, m Marker) error {
-			e.mu.Lock()
-			hold := e.hold
-			e.mu.Unlock()
-			if hold != nil {
-				select {
-				case <-hold:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
+		WriteMarker: func(_ context.Context, m Marker) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			if e.fail != nil {
@@ -185,15 +174,6 @@ func (e *env) end(id string, pid int64, epoch int16, commit bool, version int16)
 	return e.c.EndTxn(ctx(e.t), req)
 }
 
-// settle waits until id's transaction has its markers written and its
-// completed state stored: EndTxn answers before.
-func (e *env) settle(id string) {
-	e.t.Helper()
-	if err := e.c.WaitSettled(ctx(e.t), id); err != nil {
-		e.t.Fatalf("settle %s: %v", id, err)
-	}
-}
-
 func (e *env) add(id string, pid int64, epoch int16, tps ...TopicPartition) int16 {
 	code, codes := e.c.AddPartitions(ctx(e.t), id, pid, epoch, kerr.ProducerFenced.Code, tps)
 	if codes != nil {
@@ -229,7 +209,6 @@ func TestCommitWritesMarkersAndCompletes(t *testing.T) {
 		t.Fatalf("described %+v", st)
 	}
 	must(t, "commit", e.end("a", pid, epoch, true, 4).ErrorCode, 0)
-	e.settle("a")
 	ms := e.markers()
 	if len(ms) != 2 || !ms[0].Commit || ms[0].ProducerID != pid || ms[0].ProducerEpoch != epoch || ms[0].CoordinatorEpoch != 3 {
 		t.Fatalf("markers %+v", ms)
@@ -344,7 +323,6 @@ func TestEndTxnV5BumpsEpoch(t *testing.T) {
 	if resp.ProducerID != pid || resp.ProducerEpoch != epoch+1 {
 		t.Fatalf("EndTxn v5 returned %d/%d", resp.ProducerID, resp.ProducerEpoch)
 	}
-	e.settle("a")
 	if ms := e.markers(); len(ms) != 1 || ms[0].ProducerEpoch != epoch+1 {
 		t.Fatalf("markers %+v: want the bumped epoch", ms)
 	}
@@ -598,68 +576,5 @@ func TestTimersOnlyForLoadedPartitions(t *testing.T) {
 	waitState(t, e, "a", "CompleteAbort")
 	if ms := e.markers(); len(ms) != 1 || ms[0].Commit || ms[0].CoordinatorEpoch != 4 {
 		t.Fatalf("markers after reload: %+v", ms)
-	}
-}
-
-// EndTxn answers once its decision is durable, before the markers (as
-// Kafka's does); the producer's next transaction then waits for them: an
-// AddPartitions (and so a produce's implicit add, and a TxnOffsetCommit's)
-// or an EndTxn of the producer returns only after every marker of the last
-// transaction is written, and succeeds rather than asking for a retry.
-func TestEndTxnAnswersBeforeMarkers(t *testing.T) {
-	next := map[string]func(e *env, pid int64, epoch int16) int16{
-		"add": func(e *env, pid int64, epoch int16) int16 { return e.add("a", pid, epoch, tp1) },
-		// Under KIP-890 part 2 an abort with nothing open is legal.
-		"abort": func(e *env, pid int64, epoch int16) int16 { return e.end("a", pid, epoch, false, 5).ErrorCode },
-	}
-	for _, version := range []int16{4, 5} {
-		for name, call := range next {
-			t.Run(fmt.Sprintf("v%d/%s", version, name), func(t *testing.T) {
-				e := newEnv(t, &memPartition{}, 0)
-				_, pid, epoch := e.init("a", -1, -1)
-				must(t, "add", e.add("a", pid, epoch, tp0, tp1), 0)
-				release := make(chan struct{})
-				e.mu.Lock()
-				e.hold = release
-				e.mu.Unlock()
-
-				resp := e.end("a", pid, epoch, true, version)
-				must(t, "commit", resp.ErrorCode, 0)
-				if ms := e.markers(); len(ms) != 0 {
-					t.Fatalf("markers %+v written while held", ms)
-				}
-				if st := e.describe("a").State; st != "PrepareCommit" {
-					t.Fatalf("state %s before the markers, want PrepareCommit", st)
-				}
-				if version >= 5 {
-					epoch = resp.ProducerEpoch
-				}
-				type result struct {
-					code    int16
-					markers int // written when the call returned
-				}
-				res := make(chan result, 1)
-				go func() {
-					code := call(e, pid, epoch)
-					res <- result{code, len(e.markers())}
-				}()
-				select {
-				case r := <-res:
-					t.Fatalf("returned %v with the last transaction's markers unwritten", kerr.ErrorForCode(r.code))
-				case <-time.After(100 * time.Millisecond):
-					// Not returned early; a wrong implementation
-					// that is merely slow is caught below.
-				}
-				close(release)
-				r := <-res
-				must(t, name, r.code, 0)
-				if r.markers != 2 {
-					t.Fatalf("returned with %d of the 2 markers written", r.markers)
-				}
-				if ms := e.markers(); !ms[0].Commit || !ms[1].Commit {
-					t.Fatalf("markers %+v", ms)
-				}
-			})
-		}
 	}
 }

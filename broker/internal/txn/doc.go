@@ -12,8 +12,6 @@
 // partition in the transaction holds its marker. The decision is durable
 // before the first marker is written, so a coordinator that stops between
 // the two finishes the transaction when its partition is loaded again.
-// EndTxn is answered once the decision is durable; the producer's next
-// AddPartitions, verification or EndTxn waits for the markers.
 // Markers are written through Config.WriteMarker (the broker routes those
 // for __consumer_offsets through the group coordinator), in parallel,
 // each retried until durable. A transaction older than its timeout is

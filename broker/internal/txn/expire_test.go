@@ -50,8 +50,6 @@ func TestExpireIDs(t *testing.T) {
 	_, aPid, aEpoch := e.init("aborted", -1, -1)
 	must(t, "add aborted", e.add("aborted", aPid, aEpoch, tp0), 0)
 	must(t, "abort", e.end("aborted", aPid, aEpoch, false, 4).ErrorCode, 0)
-	e.settle("committed")
-	e.settle("aborted")
 	_, _, _ = e.init("empty", -1, -1)
 	_, oPid, oEpoch := e.init("open", -1, -1)
 	must(t, "add open", e.add("open", oPid, oEpoch, tp1), 0)
