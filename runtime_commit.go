@@ -27,6 +27,8 @@ import (
 // (Flush, the offset commit, the session's End) without it.
 func (r *runner) commit(ctx context.Context, begin bool) error {
 	start := time.Now()
+	r.ct.start()
+	defer r.ct.done(r.log)
 	var offsets map[string]map[int32]kgo.EpochOffset
 	if err := r.withTasks(func() error {
 		offsets = r.processedOffsets()
@@ -34,13 +36,16 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	}); err != nil {
 		return err
 	}
+	r.ct.mark(stepFlushTasks)
 	if err := r.flushProduced(ctx); err != nil {
 		return err
 	}
+	r.ct.mark(stepFlushProducer)
 	if r.sess == nil {
 		if err := r.commitOffsets(ctx, offsets); err != nil {
 			return err
 		}
+		r.ct.mark(stepEnd)
 		return r.withTasks(func() error {
 			r.committedOffsets(offsets)
 			return r.commitPositionsTimed(start)
@@ -68,6 +73,7 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	// while it calls onRevoked, which takes taskMu. The session would
 	// commit the offsets polled: the hook makes it commit those processed.
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(ctx, txnOffsets(offsets)), try)
+	r.ct.mark(stepEnd)
 	if f := r.app.loseEndAnswer; committed && err == nil && f != nil && f() {
 		committed, err = false, errEndAnswerLost
 	}

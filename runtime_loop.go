@@ -50,7 +50,8 @@ type runner struct {
 	routes   map[string][]int // full source topic -> sub-topologies reading it
 	changelg map[string]bool  // full changelog topic names
 	bal      *taskBalancer
-	memberID string // the static group instance id
+	memberID string       // the static group instance id
+	ct       *commitTimer // Debug only (runtime_committime.go)
 
 	// taskMu guards the task state: the fields from here to mu. The loop
 	// takes it for each step on the tasks (withTasks), a group callback
@@ -148,6 +149,10 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
 		kgo.OnPartitionsCallbackBlocked(func(context.Context, *kgo.Client) { r.rebalanceWaiting.Store(true) }),
+	}
+	r.ct = newCommitTimer(r.log)
+	if h := r.ct.hook(); h != nil {
+		opts = append(opts, kgo.WithHooks(h))
 	}
 	var err error
 	opts = append(opts, clientRecoveryOpts()...)
@@ -569,6 +574,7 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 // unless the application keeps its membership for a restart (see
 // LeaveGroupOnClose).
 func (r *runner) close() error {
+	r.ct.report(r.log)
 	r.purge.wait()
 	r.taskMu.Lock()
 	r.closeTasks()

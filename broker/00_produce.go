@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnel-dev/runnel/broker/internal/log"
 	"github.com/runnel-dev/runnel/broker/internal/meta"
+	"github.com/runnel-dev/runnel/broker/internal/txn"
 )
 
 // Produce v3-v13 (RecordBatch v2 only; v13 names topics by id). Batches are
@@ -63,6 +64,9 @@ func handleProduce(c *conn, req *request) (finisher, error) {
 	if r.TransactionID != nil && !c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *r.TransactionID) {
 		pr.denied = kerr.TransactionalIDAuthorizationFailed.Code
 	}
+	if r.Version >= 12 && r.TransactionID != nil && pr.denied == 0 {
+		pr.addTxnPartitions()
+	}
 	for _, rt := range r.Topics {
 		pr.resp.Topics = append(pr.resp.Topics, pr.topic(rt))
 	}
@@ -89,6 +93,57 @@ type produceRun struct {
 	denied      int16
 	topicDenied int16
 	waits       []produceWait // one per appended partition, in response order
+}
+
+// addTxnPartitions adds the partitions of a transactional produce (v12+,
+// where the coordinator adds them) that would open the producer's
+// transaction here to it in one coordinator write, when this broker
+// coordinates the transactional id. Each partition's own verification
+// (verify) then finds its partition added and writes nothing; without this
+// each would wait in turn for a write of its own to be durable, and a
+// transaction's first produce, which carries every partition it writes,
+// would take one fsync of __transaction_state per partition. The
+// verifications still decide: an error here is left to them.
+func (pr *produceRun) addTxnPartitions() {
+	if pr.b.parts.txnVerifier() == nil || pr.b.txns == nil {
+		return
+	}
+	var tps []txn.TopicPartition
+	pid, epoch := int64(-1), int16(-1)
+	for _, rt := range pr.r.Topics {
+		name := rt.Topic
+		if pr.r.Version >= 13 {
+			name = ""
+			if t := pr.cl.TopicsByID[rt.TopicID]; t != nil {
+				name = t.Name
+			}
+		}
+		if name == "" || pr.b.internalTopic(name) || !pr.c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name) {
+			continue
+		}
+		for _, rp := range rt.Partitions {
+			id, e, txnl := log.PeekProducer(rp.Records)
+			if !txnl {
+				continue
+			}
+			if pid >= 0 && (id != pid || e != epoch) {
+				return // not one producer's: each partition verifies alone
+			}
+			pid, epoch = id, e
+			p, code := pr.b.leaderPartition(name, rp.Partition)
+			if code != 0 {
+				continue
+			}
+			if pe, ok := p.log.ProducerEntry(id); ok && pe.TxnFirstOffset >= 0 && pe.Epoch == e {
+				continue // open here: no verification
+			}
+			tps = append(tps, txn.TopicPartition{Topic: name, Partition: rp.Partition})
+		}
+	}
+	if len(tps) < 2 {
+		return // one partition's verification is one write anyway
+	}
+	pr.b.txns.AddPartitions(pr.c.ctx, *pr.r.TransactionID, pid, epoch, kerr.InvalidProducerEpoch.Code, tps)
 }
 
 // topic appends a topic's batches and returns its response entry.

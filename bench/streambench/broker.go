@@ -29,6 +29,7 @@ type bench struct {
 	keys         int64
 	childProfile string
 	verbose      bool
+	commitTiming bool
 	cpuprofile   string
 	memprofile   string
 	// commitInterval, when positive, is the throughput apps' commit
@@ -189,7 +190,18 @@ func (b *bench) bytesOut(topic string) (float64, error) {
 }
 
 // logger is the in-process apps' logger: stderr with -v.
+// With -commit-timing it also writes each worker's commit time by step
+// (the runtime's Debug record "stream: commit time", when the worker
+// closes).
 func (b *bench) logger() *slog.Logger {
+	if b.commitTiming {
+		text := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})
+		return slog.New(funcHandler(func(r slog.Record) {
+			if r.Message == "stream: commit time" || (b.verbose && r.Level >= slog.LevelInfo) {
+				text.Handle(context.Background(), r)
+			}
+		}))
+	}
 	if !b.verbose {
 		return slog.New(slog.DiscardHandler)
 	}

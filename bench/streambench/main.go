@@ -77,6 +77,7 @@ func main() {
 		childProf  = flag.String("restart-cpuprofile", "", "write a CPU profile of the restarted child process, from its start until it processed the new record, to this file")
 		interval   = flag.Duration("commit-interval", 0, "commit interval of the throughput apps under both guarantees (default: the runtime's, 30 s at-least-once and 100 ms exactly-once)")
 		verbose    = flag.Bool("v", false, "log the runtime of the in-process apps to stderr")
+		commitTime = flag.Bool("commit-timing", false, "write each in-process worker's commit time by step, and the share of its loop's time commits took, to stderr when it closes (enables the runtime's Debug log)")
 		workers    = flag.Int("workers", 1, "worker goroutines (NumWorkers) of the throughput apps")
 		guarantees = flag.String("guarantees", "at_least_once,exactly_once_v2", "comma-separated processing guarantees the throughput workloads run under")
 		stallAfter = flag.Duration("stall-dump", 0, "when a throughput run processes nothing for this long, write every goroutine's stack to stderr and fail the run (0: wait)")
@@ -111,7 +112,7 @@ func main() {
 		fatal(err)
 	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
+	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, commitTiming: *commitTime, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
 		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
