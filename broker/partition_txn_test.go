@@ -84,6 +84,54 @@ func waitPartition(t *testing.T, b *Broker, topic string) *partition {
 	return nil
 }
 
+// startTxnBroker starts a single broker with one partition of each
+// internal topic, waits for its transaction coordinator, creates topic
+// with parts partitions and waits until each is open here. It returns the
+// broker and a client of it, both closed when the test ends.
+func startTxnBroker(t *testing.T, topic string, parts int32) (*Broker, *kgo.Client) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := b.WaitTxnsLoaded(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, parts, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p := range parts {
+		for b.parts.get(topic, p) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("partition %s-%d never opened", topic, p)
+			}
+			time.Sleep(5 * time.Millisecond) // polling the partitions' reconciliation
+		}
+	}
+	return b, cl
+}
+
+// initTxnProducer initializes txnID's producer and returns its id and
+// epoch.
+func initTxnProducer(t *testing.T, cl *kgo.Client, txnID string) (int64, int16) {
+	t.Helper()
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &txnID, 60_000
+	ir, err := init.RequestWith(context.Background(), cl)
+	if err != nil || ir.ErrorCode != 0 {
+		t.Fatalf("init producer id: %v %v", err, ir)
+	}
+	return ir.ProducerID, ir.ProducerEpoch
+}
+
 // rawProduce sends one batch to partition 0 of topic (named by id too,
 // for v13+) and returns the partition's response.
 func rawProduce(t *testing.T, cl *kgo.Client, topic string, txnID *string, batch []byte) kmsg.ProduceResponseTopicPartition {

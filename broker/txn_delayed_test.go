@@ -25,33 +25,11 @@ import (
 // says.
 func TestTxnDelayedEndTxnAndMarkerFenced(t *testing.T) {
 	ctx := context.Background()
-	b, err := Start(ctx, Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", OffsetsTopicPartitions: 1, TransactionStateTopicPartitions: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.WaitTxnsLoaded(ctx); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
 	const topic = "late"
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, topic); err != nil {
-		t.Fatal(err)
-	}
-	p := waitPartition(t, b, topic)
+	b, cl := startTxnBroker(t, topic, 1)
+	p := b.parts.get(topic, 0)
 	txnID := "late-tx"
-
-	init := kmsg.NewPtrInitProducerIDRequest()
-	init.TransactionalID, init.TransactionTimeoutMillis = &txnID, 60_000
-	ir, err := init.RequestWith(ctx, cl)
-	if err != nil || ir.ErrorCode != 0 {
-		t.Fatalf("init producer id: %v %v", err, ir)
-	}
-	pid := ir.ProducerID
+	pid, e0 := initTxnProducer(t, cl, txnID)
 	produce := func(epoch int16, seq int32, v string) int16 {
 		t.Helper()
 		return rawProduce(t, cl, topic, &txnID, MakeTestBatch(pid, epoch, seq, true, v)).ErrorCode
@@ -74,7 +52,6 @@ func TestTxnDelayedEndTxnAndMarkerFenced(t *testing.T) {
 	}
 
 	// Transaction 1 at e0 commits; Produce v13 adds the partition.
-	e0 := ir.ProducerEpoch
 	if code := produce(e0, 0, "t1"); code != 0 {
 		t.Fatalf("produce t1: %v", kerr.ErrorForCode(code))
 	}
