@@ -139,29 +139,36 @@ func TestGroupChurn(t *testing.T) {
 		m.cl = cl
 		pctx, pcancel := context.WithCancel(context.Background())
 		m.cancel = pcancel
+		// A member still running when the test fails is closed before
+		// the broker is, so its goroutine never reports after the end.
+		t.Cleanup(m.close)
 		go func() {
 			defer close(m.done)
 			for {
 				_, before := cl.GroupMetadata()
 				fs := cl.PollFetches(pctx)
-				if pctx.Err() != nil || fs.IsClientClosed() {
-					return
-				}
 				_, after := cl.GroupMetadata()
 				gen := after
 				if before != after {
 					gen = -1
+				}
+				// Records returned here count as consumed for the client:
+				// the commit on leaving covers them. They are recorded
+				// even when the poll raced the member's close, or the
+				// test would lose them itself.
+				mu.Lock()
+				fs.EachRecord(func(r *kgo.Record) {
+					seen[string(r.Value)] = append(seen[string(r.Value)], consumed{name, gen})
+				})
+				mu.Unlock()
+				if pctx.Err() != nil || fs.IsClientClosed() {
+					return
 				}
 				fs.EachError(func(topic string, p int32, err error) {
 					if !errors.Is(err, context.Canceled) && !errors.Is(err, kerr.RebalanceInProgress) {
 						t.Errorf("%s: fetch %s[%d]: %v", name, topic, p, err)
 					}
 				})
-				mu.Lock()
-				fs.EachRecord(func(r *kgo.Record) {
-					seen[string(r.Value)] = append(seen[string(r.Value)], consumed{name, gen})
-				})
-				mu.Unlock()
 			}
 		}()
 		return m
@@ -227,12 +234,15 @@ type churnMember struct {
 	cl     *kgo.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	once   sync.Once
 }
 
 func (m *churnMember) close() {
-	m.cancel()
-	<-m.done
-	m.cl.Close()
+	m.once.Do(func() {
+		m.cancel()
+		<-m.done
+		m.cl.Close()
+	})
 }
 
 // testingSeed reads RUNNEL_CHURN_SEED, or returns 0.
