@@ -4,12 +4,15 @@
 //
 //	go run ./examples/nexmark -query q5                                 # embedded broker
 //	go run ./examples/nexmark -query q3 --bootstrap-server host:9092    # any Kafka-protocol cluster
+//	go run ./examples/nexmark -query q1 -format avro                    # events as Avro, schemas in the embedded registry
 //
 // The generator (package internal/nexmark) makes -events events (people,
 // auctions and bids, 1:3:46) with event time advancing -rate events per
 // second, deterministic by -seed, and writes those the query reads as JSON
-// to the topics nexmark-persons, nexmark-auctions and nexmark-bids (keyed
-// by id). The query writes to nexmark-<query>. The program starts the
+// (or, with -format avro, as Avro in Confluent's wire format, their
+// schemas registered in the embedded broker's registry or -registry) to
+// the topics nexmark-persons, nexmark-auctions and nexmark-bids (keyed by
+// id). The query writes to nexmark-<query>. The program starts the
 // application, produces the events, and waits until the application has
 // processed them all and goes quiet (a commit after the last record,
 // then nothing processed for 20 commit intervals, at least 3 s), then
@@ -23,6 +26,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,7 +39,9 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/nexmark"
+	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 )
 
 func main() {
@@ -45,6 +51,8 @@ func main() {
 	flag.Int64Var(&cfg.Rate, "rate", 10_000, "events per second of event time")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of the generator")
 	servers := flag.String("bootstrap-server", "", "bootstrap servers (comma-separated); default: an embedded broker")
+	flag.StringVar(&cfg.Format, "format", "json", "how the events are written: json or avro")
+	flag.StringVar(&cfg.RegistryURL, "registry", "", "schema registry URL for -format avro; default: the embedded broker's (required with --bootstrap-server)")
 	guarantee := flag.String("guarantee", runnel.AtLeastOnce.String(), "processing guarantee: at_least_once or exactly_once_v2")
 	flag.DurationVar(&cfg.CommitInterval, "commit-interval", 100*time.Millisecond, "commit interval (corresponds to commit.interval.ms)")
 	flag.IntVar(&cfg.Partitions, "partitions", 6, "partitions of the topics the program creates")
@@ -92,6 +100,8 @@ type Config struct {
 	CommitInterval time.Duration
 	Partitions     int
 	StateDir       string
+	Format         string // "json" (also when empty) or "avro"
+	RegistryURL    string // with Format "avro": none for the embedded broker's registry
 }
 
 // Result is what a run did and found.
@@ -105,6 +115,9 @@ type Result struct {
 	Dropped          int64
 	Records          []*kgo.Record     // the output, in the order read
 	Latest           map[string][]byte // the latest value per output key
+	// Show returns an output value as text: the query's JSON result, or
+	// the bid of q0 and q1, which write bids in the events' format.
+	Show func(value []byte) string
 }
 
 // Run runs cfg's query over generated events. It returns when the
@@ -123,7 +136,14 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	topo, err := q.Build()
+	// The serdes are made before the app, whose embedded registry is
+	// known once it started: LazyRegistry connects on the first use.
+	var app *runnel.App
+	serdes, err := formatSerdes(cfg, func() string { return app.RegistryURL() })
+	if err != nil {
+		return nil, err
+	}
+	topo, err := q.BuildWith(serdes)
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +156,14 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 	if len(cfg.Brokers) > 0 {
 		opts = append(opts, runnel.Brokers(cfg.Brokers...))
 	}
-	app, err := runnel.NewApp(topo, opts...)
+	if cfg.RegistryURL != "" {
+		opts = append(opts, runnel.SchemaRegistryURL(cfg.RegistryURL))
+	}
+	app, err = runnel.NewApp(topo, opts...)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Query: q, Guarantee: cfg.Guarantee, Latest: map[string][]byte{}}
+	res := &Result{Query: q, Guarantee: cfg.Guarantee, Latest: map[string][]byte{}, Show: showValue(q, serdes)}
 	cpu0 := cpuTime()
 	start := time.Now()
 	if err := app.Start(ctx); err != nil {
@@ -155,7 +178,7 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 		return nil, err
 	}
 	defer cl.Close()
-	produced, err := produce(ctx, cl, gen, cfg.Events, q.Inputs)
+	produced, err := produce(ctx, cl, gen, serdes, cfg.Events, q.Inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -218,13 +241,17 @@ func Run(ctx context.Context, cfg Config, done func(*Result) bool) (*Result, err
 
 // produce writes the events the query reads to their topics and returns
 // how many.
-func produce(ctx context.Context, cl *kgo.Client, gen *nexmark.Generator, events int64, topics []string) (int64, error) {
+func produce(ctx context.Context, cl *kgo.Client, gen *nexmark.Generator, serdes nexmark.Serdes, events int64, topics []string) (int64, error) {
 	var n int64
 	errc := make(chan error, 1)
 	for i := range events {
-		r := gen.Event(i).Encode()
-		if !slices.Contains(topics, r.Topic) {
+		e := gen.Event(i)
+		if !slices.Contains(topics, e.Topic()) {
 			continue
+		}
+		r, err := e.EncodeWith(serdes)
+		if err != nil {
+			return n, err
 		}
 		n++
 		cl.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)},
@@ -256,7 +283,7 @@ func (r *Result) Print(w io.Writer) {
 		float64(r.Input)/r.Elapsed.Seconds(), r.Elapsed.Round(time.Millisecond), float64(r.CPU.Microseconds())/float64(r.Input))
 	fmt.Fprintf(w, "  %d output records, %d distinct keys; the last few:\n", len(r.Records), len(r.Latest))
 	for _, rec := range r.Records[max(0, len(r.Records)-5):] {
-		fmt.Fprintf(w, "    %s  %s\n", keyString(rec.Key), rec.Value)
+		fmt.Fprintf(w, "    %s  %s\n", keyString(rec.Key), r.Show(rec.Value))
 	}
 }
 
@@ -267,4 +294,42 @@ func keyString(k []byte) string {
 		return strconv.FormatInt(int64(binary.BigEndian.Uint64(k)), 10)
 	}
 	return string(k)
+}
+
+// formatSerdes returns the serdes of cfg.Format; registryURL gives the
+// embedded broker's registry once the app started.
+func formatSerdes(cfg Config, registryURL func() string) (nexmark.Serdes, error) {
+	switch cfg.Format {
+	case "", "json":
+		return nexmark.JSON, nil
+	case "avro":
+		if len(cfg.Brokers) > 0 && cfg.RegistryURL == "" {
+			return nexmark.Serdes{}, errors.New("-format avro with --bootstrap-server needs -registry")
+		}
+		return nexmark.AvroSerdes(serde.LazyRegistry(func() (*sr.Client, error) {
+			u := cfg.RegistryURL
+			if u == "" {
+				u = registryURL()
+			}
+			return sr.NewClient(sr.URLs(u))
+		}))
+	}
+	return nexmark.Serdes{}, fmt.Errorf("unknown format %q (want json or avro)", cfg.Format)
+}
+
+// showValue returns how Print shows q's output values: q0 and q1 write
+// bids with the events' serde, decoded here to JSON; the other queries
+// write JSON results.
+func showValue(q nexmark.Query, s nexmark.Serdes) func([]byte) string {
+	if q.Name != "q0" && q.Name != "q1" {
+		return func(v []byte) string { return string(v) }
+	}
+	return func(v []byte) string {
+		b, err := s.Bid.Deserialize(v)
+		if err != nil {
+			return fmt.Sprintf("(%d bytes that are no bid: %v)", len(v), err)
+		}
+		j, _ := nexmark.JSON.Bid.Serialize(b)
+		return string(j)
+	}
 }

@@ -139,3 +139,45 @@ func TestAppQ5(t *testing.T) {
 		t.Errorf("%d records dropped as late", res.Dropped)
 	}
 }
+
+// TestAppQ1Avro runs q1 (currency conversion) with the events written as
+// Avro, their schemas in the embedded broker's registry, and checks every
+// bid comes out once, converted, as Avro the same serde reads back.
+func TestAppQ1Avro(t *testing.T) {
+	var want []string
+	for _, b := range testBids(t) {
+		b.Price = b.Price * 908 / 1000
+		want = append(want, mustJSON(t, b))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Query: "q1", Events: testEvents, Rate: testRate, Seed: 9, Guarantee: runnel.ExactlyOnce,
+		CommitInterval: 100 * time.Millisecond, Partitions: 3, StateDir: t.TempDir(), Format: "avro"},
+		func(r *Result) bool { return len(r.Records) >= len(want) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Records {
+		if len(r.Value) < 5 || r.Value[0] != 0 {
+			t.Fatalf("output value %x is not Avro in Confluent's wire format", r.Value)
+		}
+		got = append(got, res.Show(r.Value))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("q1 over Avro: %d bids out differ from the %d expected", len(got), len(want))
+	}
+}
+
+func TestRunRefusesBadFormats(t *testing.T) {
+	for _, cfg := range []Config{
+		{Query: "q1", Events: 10, Partitions: 1, Format: "xml"},
+		{Query: "q1", Events: 10, Partitions: 1, Format: "avro", Brokers: []string{"127.0.0.1:1"}},
+	} {
+		if _, err := Run(context.Background(), cfg, nil); err == nil {
+			t.Errorf("Run(%+v) ran", cfg)
+		}
+	}
+}

@@ -24,39 +24,39 @@ const (
 
 // Person is a person registering to buy or sell.
 type Person struct {
-	ID           int64  `json:"id"`
-	Name         string `json:"name"`
-	EmailAddress string `json:"emailAddress"`
-	CreditCard   string `json:"creditCard"`
-	City         string `json:"city"`
-	State        string `json:"state"`
-	DateTime     int64  `json:"dateTime"` // event time, ms since the Unix epoch
-	Extra        string `json:"extra"`
+	ID           int64  `json:"id" avro:"id"`
+	Name         string `json:"name" avro:"name"`
+	EmailAddress string `json:"emailAddress" avro:"emailAddress"`
+	CreditCard   string `json:"creditCard" avro:"creditCard"`
+	City         string `json:"city" avro:"city"`
+	State        string `json:"state" avro:"state"`
+	DateTime     int64  `json:"dateTime" avro:"dateTime"` // event time, ms since the Unix epoch
+	Extra        string `json:"extra" avro:"extra"`
 }
 
 // Auction is an item put up for auction by a seller (a person's ID).
 type Auction struct {
-	ID          int64  `json:"id"`
-	ItemName    string `json:"itemName"`
-	Description string `json:"description"`
-	InitialBid  int64  `json:"initialBid"` // cents
-	Reserve     int64  `json:"reserve"`    // cents
-	DateTime    int64  `json:"dateTime"`   // event time, ms
-	Expires     int64  `json:"expires"`    // ms
-	Seller      int64  `json:"seller"`
-	Category    int64  `json:"category"`
-	Extra       string `json:"extra"`
+	ID          int64  `json:"id" avro:"id"`
+	ItemName    string `json:"itemName" avro:"itemName"`
+	Description string `json:"description" avro:"description"`
+	InitialBid  int64  `json:"initialBid" avro:"initialBid"` // cents
+	Reserve     int64  `json:"reserve" avro:"reserve"`       // cents
+	DateTime    int64  `json:"dateTime" avro:"dateTime"`     // event time, ms
+	Expires     int64  `json:"expires" avro:"expires"`       // ms
+	Seller      int64  `json:"seller" avro:"seller"`
+	Category    int64  `json:"category" avro:"category"`
+	Extra       string `json:"extra" avro:"extra"`
 }
 
 // Bid is a bid by a bidder (a person's ID) on an auction.
 type Bid struct {
-	Auction  int64  `json:"auction"`
-	Bidder   int64  `json:"bidder"`
-	Price    int64  `json:"price"` // cents
-	Channel  string `json:"channel"`
-	URL      string `json:"url"`
-	DateTime int64  `json:"dateTime"` // event time, ms
-	Extra    string `json:"extra"`
+	Auction  int64  `json:"auction" avro:"auction"`
+	Bidder   int64  `json:"bidder" avro:"bidder"`
+	Price    int64  `json:"price" avro:"price"` // cents
+	Channel  string `json:"channel" avro:"channel"`
+	URL      string `json:"url" avro:"url"`
+	DateTime int64  `json:"dateTime" avro:"dateTime"` // event time, ms
+	Extra    string `json:"extra" avro:"extra"`
 }
 
 // Kind is an event's type.
@@ -99,5 +99,17 @@ func (e Event) Time() int64 {
 		return e.Auction.DateTime
 	default:
 		return e.Bid.DateTime
+	}
+}
+
+// Topic is the topic the event is written to.
+func (e Event) Topic() string {
+	switch e.Kind {
+	case KindPerson:
+		return TopicPersons
+	case KindAuction:
+		return TopicAuctions
+	default:
+		return TopicBids
 	}
 }

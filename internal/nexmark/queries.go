@@ -36,7 +36,7 @@ type Query struct {
 	// The other queries' repartitioned records depend on what the record
 	// caches absorb.
 	Rekeyed bool
-	build   func(b *stream.Builder, out string)
+	build   func(b *stream.Builder, out string, s Serdes)
 }
 
 // MinProcessed is how many records an app running the query processes at
@@ -48,10 +48,18 @@ func (q Query) MinProcessed(input int64) int64 {
 	return input
 }
 
-// Build returns the query's topology.
-func (q Query) Build() (*topology.Topology, error) {
+// Build returns the query's topology over events written as JSON.
+func (q Query) Build() (*topology.Topology, error) { return q.BuildWith(JSON) }
+
+// BuildWith returns the query's topology over events written with s. The
+// query's own results keep their JSON serdes whatever s is, but q0 and q1,
+// which pass bids through, write them with s.Bid.
+func (q Query) BuildWith(s Serdes) (*topology.Topology, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
 	b := stream.NewBuilder()
-	q.build(b, q.Output)
+	q.build(b, q.Output, s)
 	return b.Build()
 }
 
@@ -86,21 +94,21 @@ func Lookup(name string) (Query, error) {
 	return q, nil
 }
 
-func bids(b *stream.Builder) stream.Stream[int64, Bid] {
-	return stream.From(b, TopicBids, serde.Int64, BidSerde)
+func bids(b *stream.Builder, s Serdes) stream.Stream[int64, Bid] {
+	return stream.From(b, TopicBids, serde.Int64, s.Bid)
 }
 
-func q0(b *stream.Builder, out string) {
-	bids(b).To(out)
+func q0(b *stream.Builder, out string, s Serdes) {
+	bids(b, s).To(out)
 }
 
 // q1 converts prices in integer cents: Flink's q1 multiplies by 0.908 in
 // floating point, Beam's by 89/100 in integers.
-func q1(b *stream.Builder, out string) {
-	stream.MapValues(bids(b), func(v Bid) Bid {
+func q1(b *stream.Builder, out string, s Serdes) {
+	stream.MapValues(bids(b, s), func(v Bid) Bid {
 		v.Price = v.Price * 908 / 1000
 		return v
-	}).To(out, stream.WithValueSerde(BidSerde))
+	}).To(out, stream.WithValueSerde(s.Bid))
 }
 
 // Q2 is q2's result: an auction and a bid price.
@@ -109,8 +117,8 @@ type Q2 struct {
 	Price   int64 `json:"price"`
 }
 
-func q2(b *stream.Builder, out string) {
-	sel := bids(b).Filter(func(_ int64, v Bid) bool { return v.Auction%123 == 0 })
+func q2(b *stream.Builder, out string, s Serdes) {
+	sel := bids(b, s).Filter(func(_ int64, v Bid) bool { return v.Auction%123 == 0 })
 	stream.MapValues(sel, func(v Bid) Q2 { return Q2{Auction: v.Auction, Price: v.Price} }).To(out)
 }
 
@@ -126,10 +134,10 @@ type Q3 struct {
 // rather than a stream-table join: Nexmark's join is symmetric, and a
 // seller may register a little after their auction (the generator's
 // person-id lead), which a stream-table join would miss.
-func q3(b *stream.Builder, out string) {
-	persons := stream.TableOf(b, TopicPersons, serde.Int64, PersonSerde, stream.Materialized("q3-persons")).
+func q3(b *stream.Builder, out string, s Serdes) {
+	persons := stream.TableOf(b, TopicPersons, serde.Int64, s.Person, stream.Materialized("q3-persons")).
 		Filter(func(_ int64, p Person) bool { return p.State == "OR" || p.State == "ID" || p.State == "CA" })
-	auctions := stream.TableOf(b, TopicAuctions, serde.Int64, AuctionSerde, stream.Materialized("q3-auctions")).
+	auctions := stream.TableOf(b, TopicAuctions, serde.Int64, s.Auction, stream.Materialized("q3-auctions")).
 		Filter(func(_ int64, a Auction) bool { return a.Category == 10 })
 	stream.JoinForeignKey(auctions, persons, func(a Auction) int64 { return a.Seller },
 		func(a Auction, p Person) Q3 { return Q3{Name: p.Name, City: p.City, State: p.State, ID: a.ID} },
@@ -162,9 +170,9 @@ type bidInAuction struct {
 // keyed by auction id, as the auctions topic is: no repartition before the
 // join. A bid before its auction opened is outside the auction's span
 // anyway, so a stream-table join loses nothing.
-func q4(b *stream.Builder, out string) {
-	auctions := stream.TableOf(b, TopicAuctions, serde.Int64, AuctionSerde, stream.Materialized("q4-auctions"))
-	joined := stream.JoinTable(bids(b), auctions, func(v Bid, a Auction) bidInAuction { return bidInAuction{Bid: v, Auction: a} }).
+func q4(b *stream.Builder, out string, s Serdes) {
+	auctions := stream.TableOf(b, TopicAuctions, serde.Int64, s.Auction, stream.Materialized("q4-auctions"))
+	joined := stream.JoinTable(bids(b, s), auctions, func(v Bid, a Auction) bidInAuction { return bidInAuction{Bid: v, Auction: a} }).
 		Filter(func(_ int64, j bidInAuction) bool {
 			return j.Bid.DateTime >= j.Auction.DateTime && j.Bid.DateTime <= j.Auction.Expires
 		})
@@ -208,8 +216,8 @@ type Q5 struct {
 // an auction's count in a window only grows: the largest update is the
 // largest final count, and an auction with an update equal to it has that
 // final count.
-func q5(b *stream.Builder, out string) {
-	counts := stream.WindowedBy(bids(b).GroupByKey(), stream.Hopping(10*time.Second, 2*time.Second, Grace)).
+func q5(b *stream.Builder, out string, s Serdes) {
+	counts := stream.WindowedBy(bids(b, s).GroupByKey(), stream.Hopping(10*time.Second, 2*time.Second, Grace)).
 		Count(stream.Materialized("q5-counts")).
 		ToStream()
 	byWindow := stream.Map(counts, func(w stream.Windowed[int64], n int64) (int64, AuctionCount) {
@@ -238,8 +246,8 @@ type Q7 struct {
 
 // q7 needs every bid of a window in one place: all bids go to one key
 // (hence one partition), as a global maximum does in any engine.
-func q7(b *stream.Builder, out string) {
-	all := stream.SelectKey(bids(b), func(int64, Bid) int64 { return 0 }).GroupByKey(stream.Named("q7-all"))
+func q7(b *stream.Builder, out string, s Serdes) {
+	all := stream.SelectKey(bids(b, s), func(int64, Bid) int64 { return 0 }).GroupByKey(stream.Named("q7-all"))
 	highest := stream.WindowedAggregate(stream.WindowedBy(all, stream.Tumbling(10*time.Second, Grace)),
 		func() Q7 { return Q7{Price: -1} },
 		func(_ int64, v Bid, agg Q7) Q7 {
@@ -275,10 +283,10 @@ func window8(ts int64) int64 { return ts - ts%10_000 }
 // since records of one tumbling window are less than 10 s apart. A person
 // with several auctions in the window joins several times; a reduction on
 // the key keeps one result each, as Flink's GROUP BY does.
-func q8(b *stream.Builder, out string) {
-	persons := stream.SelectKey(stream.From(b, TopicPersons, serde.Int64, PersonSerde),
+func q8(b *stream.Builder, out string, s Serdes) {
+	persons := stream.SelectKey(stream.From(b, TopicPersons, serde.Int64, s.Person),
 		func(_ int64, p Person) PersonWindow { return PersonWindow{ID: p.ID, Start: window8(p.DateTime)} })
-	auctions := stream.SelectKey(stream.From(b, TopicAuctions, serde.Int64, AuctionSerde),
+	auctions := stream.SelectKey(stream.From(b, TopicAuctions, serde.Int64, s.Auction),
 		func(_ int64, a Auction) PersonWindow { return PersonWindow{ID: a.Seller, Start: window8(a.DateTime)} })
 	joined := stream.Join(persons, auctions, func(p Person, a Auction) Q8 {
 		return Q8{ID: p.ID, Name: p.Name, Start: window8(p.DateTime)}

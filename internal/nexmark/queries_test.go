@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/runnel-dev/runnel/registry/registrytest"
 	"github.com/runnel-dev/runnel/stream/serde"
 	"github.com/runnel-dev/runnel/stream/streamtest"
 )
@@ -23,9 +24,9 @@ func testEvents(t testing.TB) []Event {
 
 // run pipes the events through query q in streamtest with 3 partitions per
 // topic, committing every 500 records, and returns its driver.
-func run(t *testing.T, q Query, events []Event) *streamtest.Driver {
+func run(t *testing.T, q Query, events []Event, s Serdes) *streamtest.Driver {
 	t.Helper()
-	topo, err := q.Build()
+	topo, err := q.BuildWith(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,10 @@ func run(t *testing.T, q Query, events []Event) *streamtest.Driver {
 		reads[in] = true
 	}
 	for _, e := range events {
-		r := e.Encode()
+		r, err := e.EncodeWith(s)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !reads[r.Topic] {
 			continue
 		}
@@ -54,6 +58,20 @@ func run(t *testing.T, q Query, events []Event) *streamtest.Driver {
 		t.Errorf("dropped records: %v", n)
 	}
 	return d
+}
+
+// forEachFormat runs test with the events written as JSON and as Avro
+// (schemas in an in-memory registry): the queries must give the same
+// results from either.
+func forEachFormat(t *testing.T, test func(*testing.T, Serdes)) {
+	t.Run("json", func(t *testing.T) { test(t, JSON) })
+	t.Run("avro", func(t *testing.T) {
+		s, err := AvroSerdes(registrytest.Client(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		test(t, s)
+	})
 }
 
 // The reference results below are plain Go over the event list, written
@@ -95,20 +113,24 @@ func outputValues[V any](t *testing.T, d *streamtest.Driver, topic string, vs se
 	return out
 }
 
-func TestQ0(t *testing.T) {
+func TestQ0(t *testing.T) { forEachFormat(t, testQ0) }
+
+func testQ0(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q0"], events)
-	got := outputValues(t, d, "nexmark-q0", BidSerde)
+	d := run(t, Queries["q0"], events, s)
+	got := outputValues(t, d, "nexmark-q0", s.Bid)
 	want := allBids(events)
 	if !slices.Equal(sortedJSON(t, got), sortedJSON(t, want)) {
 		t.Fatalf("q0: %d bids out, want the %d in", len(got), len(want))
 	}
 }
 
-func TestQ1(t *testing.T) {
+func TestQ1(t *testing.T) { forEachFormat(t, testQ1) }
+
+func testQ1(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q1"], events)
-	got := outputValues(t, d, "nexmark-q1", BidSerde)
+	d := run(t, Queries["q1"], events, s)
+	got := outputValues(t, d, "nexmark-q1", s.Bid)
 	var want []Bid
 	for _, b := range allBids(events) {
 		b.Price = int64(float64(b.Price) * 0.908) // truncated to the cent
@@ -119,9 +141,11 @@ func TestQ1(t *testing.T) {
 	}
 }
 
-func TestQ2(t *testing.T) {
+func TestQ2(t *testing.T) { forEachFormat(t, testQ2) }
+
+func testQ2(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q2"], events)
+	d := run(t, Queries["q2"], events, s)
 	got := outputValues(t, d, "nexmark-q2", serde.JSON[Q2]())
 	var want []Q2
 	for _, b := range allBids(events) {
@@ -170,9 +194,11 @@ func compareMaps[K comparable, V any](t *testing.T, name string, got, want map[K
 	}
 }
 
-func TestQ3(t *testing.T) {
+func TestQ3(t *testing.T) { forEachFormat(t, testQ3) }
+
+func testQ3(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q3"], events)
+	d := run(t, Queries["q3"], events, s)
 	got := latest(t, d, "nexmark-q3", serde.Int64, serde.JSON[Q3]())
 	people := map[int64]Person{}
 	for _, e := range events {
@@ -193,9 +219,11 @@ func TestQ3(t *testing.T) {
 	compareMaps(t, "q3", got, want)
 }
 
-func TestQ4(t *testing.T) {
+func TestQ4(t *testing.T) { forEachFormat(t, testQ4) }
+
+func testQ4(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q4"], events)
+	d := run(t, Queries["q4"], events, s)
 	got := latest(t, d, "nexmark-q4", serde.Int64, serde.JSON[Q4]())
 	auctions := map[int64]Auction{}
 	for _, e := range events {
@@ -226,9 +254,11 @@ func TestQ4(t *testing.T) {
 	compareMaps(t, "q4", got, want)
 }
 
-func TestQ5(t *testing.T) {
+func TestQ5(t *testing.T) { forEachFormat(t, testQ5) }
+
+func testQ5(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q5"], events)
+	d := run(t, Queries["q5"], events, s)
 	got := latest(t, d, "nexmark-q5", serde.Int64, serde.JSON[Q5]())
 	counts := map[int64]map[int64]int64{} // window start -> auction -> bids
 	for _, b := range allBids(events) {
@@ -258,9 +288,11 @@ func TestQ5(t *testing.T) {
 	compareMaps(t, "q5", got, want)
 }
 
-func TestQ7(t *testing.T) {
+func TestQ7(t *testing.T) { forEachFormat(t, testQ7) }
+
+func testQ7(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q7"], events)
+	d := run(t, Queries["q7"], events, s)
 	got := latest(t, d, "nexmark-q7", serde.Int64, serde.JSON[Q7]())
 	want := map[int64]Q7{}
 	for _, b := range allBids(events) {
@@ -285,9 +317,11 @@ func TestQ7(t *testing.T) {
 	compareMaps(t, "q7", canon(got), canon(want))
 }
 
-func TestQ8(t *testing.T) {
+func TestQ8(t *testing.T) { forEachFormat(t, testQ8) }
+
+func testQ8(t *testing.T, s Serdes) {
 	events := testEvents(t)
-	d := run(t, Queries["q8"], events)
+	d := run(t, Queries["q8"], events, s)
 	got := latest(t, d, "nexmark-q8", serde.JSON[PersonWindow](), serde.JSON[Q8]())
 	sold := map[PersonWindow]bool{} // sellers with an auction, per window
 	for _, e := range events {
