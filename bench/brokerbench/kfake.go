@@ -62,3 +62,28 @@ func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*clus
 	}
 	return &cluster{procs: []*process{p}}, nil
 }
+
+// fetchCeilingPeer is bench/cmd/fetchceiling: every produced batch kept in
+// memory as it arrived, every Fetch answered with one writev of the stored
+// batches. Its consume row is the most one consumer can read here, and its
+// CPU per GB out the cost of sending from memory over loopback: the
+// consume ceiling, as `ceiling` is the produce one.
+type fetchCeilingPeer struct {
+	binDir string
+}
+
+func (*fetchCeilingPeer) name() string { return "fetchceiling" }
+
+func (*fetchCeilingPeer) noGroups() {}
+
+func (*fetchCeilingPeer) durability() string {
+	return "none: bench/cmd/fetchceiling keeps records in memory and writes fetches from it (client + loopback consume ceiling)"
+}
+
+func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, error) {
+	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/fetchceiling", k.binDir)
+	if err != nil {
+		return nil, err
+	}
+	return startOne(ctx, exec.Command(bin), "fetchceiling listening on ", filepath.Join(dir, "fetchceiling.log"))
+}
