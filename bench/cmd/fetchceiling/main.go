@@ -27,7 +27,13 @@ import (
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "Kafka protocol listener address")
+	writev := flag.Bool("writev", false, "keep batches in the Go heap and write fetches with writev, rather than in tmpfs files sent with sendfile")
+	shm := flag.String("shm", "/dev/shm", "tmpfs directory for the batches (unlinked files)")
 	flag.Parse()
+	dir := *shm
+	if *writev {
+		dir = ""
+	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fetchceiling:", err)
@@ -35,7 +41,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	s := newServer(ln.Addr().(*net.TCPAddr))
+	s := newServer(ln.Addr().(*net.TCPAddr), dir)
 	fmt.Printf("fetchceiling listening on %s\n", ln.Addr())
 	go func() {
 		<-ctx.Done()

@@ -35,7 +35,9 @@ type server struct {
 	producers atomic.Int64
 }
 
-func newServer(addr *net.TCPAddr) *server { return &server{addr: addr, st: newStore()} }
+func newServer(addr *net.TCPAddr, dir string) *server {
+	return &server{addr: addr, st: newStore(dir)}
+}
 
 // serve accepts connections until ln closes, then closes them all and
 // waits for their goroutines.
@@ -205,8 +207,12 @@ func (s *server) handle(req *request) kmsg.Response {
 				n = 1
 			}
 			rt.NumPartitions, rt.ReplicationFactor = int32(n), 1
-			if !s.st.create(t.Topic, n) {
+			switch err := s.st.create(t.Topic, n); {
+			case errors.Is(err, errExists):
 				rt.ErrorCode = kerr.TopicAlreadyExists.Code
+			case err != nil:
+				rt.ErrorCode = kerr.KafkaStorageError.Code
+				rt.ErrorMessage = kmsg.StringPtr(err.Error())
 			}
 			resp.Topics = append(resp.Topics, rt)
 		}
@@ -247,7 +253,7 @@ func (s *server) handle(req *request) kmsg.Response {
 			for _, p := range t.Partitions {
 				rp := kmsg.NewListOffsetsResponseTopicPartition()
 				rp.Partition = p.Partition
-				_, _, hw, err := s.st.read(t.Topic, p.Partition, 0, 0, false)
+				_, hw, err := s.st.read(t.Topic, p.Partition, 0, 0, false)
 				if err != nil {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				} else if p.Timestamp == -2 {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"sort"
 	"sync"
 )
@@ -14,37 +15,64 @@ const batchHeaderSize = 61
 // partition is one partition's batches in offset order, each the bytes
 // the producer sent with its base offset rewritten (the base offset is
 // outside the batch's CRC).
+//
+// With a file (sendfile mode) the batches are written to it, an unlinked
+// file on tmpfs, so memory still, and only their places are kept.
 type partition struct {
+	batches [][]byte // in memory mode
+	f       *os.File // in sendfile mode
+	pos     []int64  // place of each batch in f
+	size    int64    // bytes in f
+	bases   []int64  // base offset of each batch
+	hw      int64    // the next offset
+}
+
+// span is what a read returns: the batches, in memory or as a range of
+// the partition's file.
+type span struct {
 	batches [][]byte
-	bases   []int64 // base offset of each batch
-	hw      int64   // the next offset
+	f       *os.File
+	pos     int64
+	n       int
 }
 
 // store is every topic's partitions. changed is closed and replaced on
 // every append, so that long-polling fetches wake.
 type store struct {
+	dir     string // tmpfs directory for the sendfile mode; "" keeps batches in memory
 	mu      sync.Mutex
 	topics  map[string][]*partition
 	changed chan struct{}
 }
 
-func newStore() *store {
-	return &store{topics: map[string][]*partition{}, changed: make(chan struct{})}
+func newStore(dir string) *store {
+	return &store{dir: dir, topics: map[string][]*partition{}, changed: make(chan struct{})}
 }
 
-// create adds a topic of n partitions; false when it exists.
-func (s *store) create(topic string, n int) bool {
+var errExists = errors.New("topic exists")
+
+// create adds a topic of n partitions.
+func (s *store) create(topic string, n int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.topics[topic]; ok {
-		return false
+		return errExists
 	}
 	ps := make([]*partition, n)
 	for i := range ps {
 		ps[i] = &partition{}
+		if s.dir != "" {
+			f, err := os.CreateTemp(s.dir, "fetchceiling-")
+			if err != nil {
+				return err
+			}
+			// Unlinked: the file lives as long as the process holds it.
+			os.Remove(f.Name())
+			ps[i].f = f
+		}
 	}
 	s.topics[topic] = ps
-	return true
+	return nil
 }
 
 // partitions returns a topic's partition count, -1 when unknown.
@@ -89,7 +117,15 @@ func (s *store) appendBatches(topic string, p int32, raw []byte) (int64, error) 
 	first := part.hw
 	for _, b := range batches {
 		binary.BigEndian.PutUint64(b, uint64(part.hw))
-		part.batches = append(part.batches, b)
+		if part.f != nil {
+			if _, err := part.f.WriteAt(b, part.size); err != nil {
+				return 0, err
+			}
+			part.pos = append(part.pos, part.size)
+			part.size += int64(len(b))
+		} else {
+			part.batches = append(part.batches, b)
+		}
 		part.bases = append(part.bases, part.hw)
 		part.hw += int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1 // last offset delta
 	}
@@ -99,32 +135,46 @@ func (s *store) appendBatches(topic string, p int32, raw []byte) (int64, error) 
 }
 
 // read returns the whole batches from the one holding offset on, within
-// maxBytes but at least one when atLeastOne, the high watermark, and
-// whether offset is out of range.
-func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastOne bool) (batches [][]byte, size int, hw int64, err error) {
+// maxBytes but at least one when atLeastOne, and the high watermark.
+func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastOne bool) (sp span, hw int64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ps := s.topics[topic]
 	if p < 0 || int(p) >= len(ps) {
-		return nil, 0, 0, errUnknown
+		return span{}, 0, errUnknown
 	}
 	part := ps[p]
 	if offset < 0 || offset > part.hw {
-		return nil, 0, part.hw, errOutOfRange
+		return span{}, part.hw, errOutOfRange
 	}
 	if offset == part.hw {
-		return nil, 0, part.hw, nil
+		return span{}, part.hw, nil
 	}
-	i := sort.Search(len(part.bases), func(i int) bool { return part.bases[i] > offset }) - 1
-	for i = max(i, 0); i < len(part.batches); i++ {
-		b := part.batches[i]
-		if size+len(b) > maxBytes && !(atLeastOne && len(batches) == 0) {
+	first := max(sort.Search(len(part.bases), func(i int) bool { return part.bases[i] > offset })-1, 0)
+	batchSize := func(i int) int {
+		if part.f == nil {
+			return len(part.batches[i])
+		}
+		end := part.size
+		if i+1 < len(part.pos) {
+			end = part.pos[i+1]
+		}
+		return int(end - part.pos[i])
+	}
+	for i := first; i < len(part.bases); i++ {
+		size := batchSize(i)
+		if sp.n+size > maxBytes && !(atLeastOne && sp.n == 0) {
 			break
 		}
-		batches = append(batches, b)
-		size += len(b)
+		if part.f == nil {
+			sp.batches = append(sp.batches, part.batches[i])
+		}
+		sp.n += size
 	}
-	return batches, size, part.hw, nil
+	if part.f != nil && sp.n > 0 {
+		sp.f, sp.pos = part.f, part.pos[first]
+	}
+	return sp, part.hw, nil
 }
 
 var errOutOfRange = errors.New("offset out of range")

@@ -37,7 +37,7 @@ import (
 )
 
 func main() {
-	broker := flag.String("broker", "", "runnel=BIN (a bench/cmd/runnelbroker binary), ceiling=BIN (bench/cmd/fetchceiling) or kafka")
+	broker := flag.String("broker", "", "runnel=BIN (a bench/cmd/runnelbroker binary), ceiling=BIN (bench/cmd/fetchceiling), ceiling-writev=BIN (the same with -writev), ceiling-disk=BIN (its files on the data directory's file system) or kafka")
 	records := flag.Int("records", 600000, "records to produce, then consume")
 	size := flag.Int("size", 1024, "value bytes")
 	partitions := flag.Int("partitions", 6, "partitions")
@@ -87,7 +87,7 @@ func start(ctx context.Context, broker, dir, kafkaHome, scripts string) (*exec.C
 	var cmd *exec.Cmd
 	var addr string
 	switch {
-	case strings.HasPrefix(broker, "runnel="), strings.HasPrefix(broker, "ceiling="):
+	case strings.HasPrefix(broker, "runnel="), strings.HasPrefix(broker, "ceiling="), strings.HasPrefix(broker, "ceiling-writev="), strings.HasPrefix(broker, "ceiling-disk="):
 		port, err := kafkapeer.FreePort()
 		if err != nil {
 			return nil, "", err
@@ -95,8 +95,13 @@ func start(ctx context.Context, broker, dir, kafkaHome, scripts string) (*exec.C
 		addr = fmt.Sprintf("127.0.0.1:%d", port)
 		name, bin, _ := strings.Cut(broker, "=")
 		cmd = exec.Command(bin, "-listen", addr)
-		if name == "runnel" {
+		switch name {
+		case "runnel":
 			cmd.Args = append(cmd.Args, "-data-dir", filepath.Join(dir, "data"))
+		case "ceiling-writev":
+			cmd.Args = append(cmd.Args, "-writev")
+		case "ceiling-disk":
+			cmd.Args = append(cmd.Args, "-shm", dir)
 		}
 	case broker == "kafka":
 		if kafkaHome == "" {
