@@ -63,11 +63,14 @@ func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*clus
 	return &cluster{procs: []*process{p}}, nil
 }
 
-// fetchCeilingPeer is bench/cmd/fetchceiling: every produced batch kept in
-// memory as it arrived, every Fetch answered with one writev of the stored
-// batches. Its consume row is the most one consumer can read here, and its
-// CPU per GB out the cost of sending from memory over loopback: the
-// consume ceiling, as `ceiling` is the produce one.
+// fetchCeilingPeer is bench/cmd/fetchceiling -writev: every produced
+// batch kept in the heap as it arrived, every Fetch answered with one
+// writev of the stored batches. Its consume row is the most one consumer
+// can read here, and its CPU per GB out the cost of sending from memory
+// over loopback (less than sendfile's from the page cache: its own
+// default mode, which fetchprobe runs): the consume ceiling, as `ceiling`
+// is the produce one. It holds everything produced in memory, some GB
+// per round.
 type fetchCeilingPeer struct {
 	binDir string
 }
@@ -77,7 +80,7 @@ func (*fetchCeilingPeer) name() string { return "fetchceiling" }
 func (*fetchCeilingPeer) noGroups() {}
 
 func (*fetchCeilingPeer) durability() string {
-	return "none: bench/cmd/fetchceiling keeps records in memory and writes fetches from it (client + loopback consume ceiling)"
+	return "none: bench/cmd/fetchceiling -writev keeps records in the heap and writes fetches from it (client + loopback consume ceiling)"
 }
 
 func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, error) {
@@ -85,5 +88,5 @@ func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, err
 	if err != nil {
 		return nil, err
 	}
-	return startOne(ctx, exec.Command(bin), "fetchceiling listening on ", filepath.Join(dir, "fetchceiling.log"))
+	return startOne(ctx, exec.Command(bin, "-writev"), "fetchceiling listening on ", filepath.Join(dir, "fetchceiling.log"))
 }

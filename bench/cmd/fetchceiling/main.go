@@ -1,10 +1,15 @@
 // Command fetchceiling is brokerbench's consume ceiling: a Kafka-protocol
-// broker that keeps every produced batch in memory as it arrived and
-// answers each Fetch by writing the stored batches with one writev, the
-// response framed around them. It does no I/O but the socket's, no
-// copying, no encoding of records: what a consumer reads from it is the
-// most any broker can serve that client on this machine, and its CPU per
-// GB out is the floor of sending bytes over loopback TCP from memory.
+// broker that keeps every produced batch as it arrived and answers each
+// Fetch with the stored batches, the response framed around them: no
+// reading, no copying, no encoding of records. What a consumer reads
+// from it is the most any broker can serve that client on this machine.
+//
+// Two modes. By default the batches go to unlinked files on tmpfs
+// (-shm, memory still) and fetches send them with sendfile between
+// corked writes of the framing: a broker that is nothing but sendfile,
+// whose CPU per GB out is the floor of that way of sending. With -writev
+// the batches stay in the heap and each response is one writev: the floor
+// of sending from memory (brokerbench runs this one).
 //
 // It is a measuring device, not a broker: one node, no replication, no
 // durability, no groups, no transactions, no fetch sessions; only what
