@@ -115,6 +115,11 @@ type conn struct {
 func newConn(b *Broker, nc net.Conn) *conn {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
+		if n := b.cfg.SocketSendBufferBytes; n > 0 {
+			// socket.send.buffer.bytes. An error leaves the kernel's
+			// buffer, which works, only at more cost.
+			_ = tc.SetWriteBuffer(int(n))
+		}
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
 	return &conn{b: b, raw: nc, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}

@@ -62,3 +62,31 @@ func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*clus
 	}
 	return &cluster{procs: []*process{p}}, nil
 }
+
+// fetchCeilingPeer is bench/cmd/fetchceiling -writev: every produced
+// batch kept in the heap as it arrived, every Fetch answered with one
+// writev of the stored batches. Its consume row is the most one consumer
+// can read here, and its CPU per GB out the cost of sending from memory
+// over loopback (less than sendfile's from the page cache: its own
+// default mode, which fetchprobe runs): the consume ceiling, as `ceiling`
+// is the produce one. It holds everything produced in memory, some GB
+// per round.
+type fetchCeilingPeer struct {
+	binDir string
+}
+
+func (*fetchCeilingPeer) name() string { return "fetchceiling" }
+
+func (*fetchCeilingPeer) noGroups() {}
+
+func (*fetchCeilingPeer) durability() string {
+	return "none: bench/cmd/fetchceiling -writev keeps records in the heap and writes fetches from it (client + loopback consume ceiling)"
+}
+
+func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, error) {
+	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/fetchceiling", k.binDir)
+	if err != nil {
+		return nil, err
+	}
+	return startOne(ctx, exec.Command(bin, "-writev"), "fetchceiling listening on ", filepath.Join(dir, "fetchceiling.log"))
+}

@@ -56,7 +56,7 @@ import (
 
 func main() {
 	var (
-		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit)")
+		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit), fetchceiling (records kept in memory, fetches written from it: the consumer's own limit)")
 		records   = flag.Int64("records", 0, "records per produce phase (default 10,000,000 for 100 B and 2,000,000 for 1 KiB; -quick: 200,000 and 50,000)")
 		duration  = flag.Duration("duration", 0, "produce for this long instead of a record count")
 		quick     = flag.Bool("quick", false, "a small run for a CI smoke test")
@@ -212,17 +212,20 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 					peers = append(peers, &rp)
 				}
 			}
-		case "kfake", "ceiling":
+		case "kfake", "ceiling", "fetchceiling":
 			if !slices.Contains(modes, plaintext) {
 				continue
 			}
 			if nodes > 1 {
 				return nil, fmt.Errorf("-brokers %s: runs one broker only; with -replicas %d measure runnel and kafka", n, nodes)
 			}
-			if n == "kfake" {
+			switch n {
+			case "kfake":
 				peers = append(peers, &kfakePeer{binDir: binDir})
-			} else {
+			case "ceiling":
 				peers = append(peers, &blackholePeer{binDir: binDir})
+			default:
+				peers = append(peers, &fetchCeilingPeer{binDir: binDir})
 			}
 		case "kafka":
 			for _, m := range modes {
@@ -231,7 +234,7 @@ func choosePeers(list, binDir string, kafka *kafkaPeer, profile string, nodes in
 				peers = append(peers, &k)
 			}
 		default:
-			return nil, fmt.Errorf("-brokers: unknown broker %q (want runnel, kfake, kafka, ceiling)", n)
+			return nil, fmt.Errorf("-brokers: unknown broker %q (want runnel, kfake, kafka, ceiling, fetchceiling)", n)
 		}
 	}
 	if len(peers) == 0 {

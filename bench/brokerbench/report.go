@@ -78,6 +78,9 @@ func (r *run) report(w io.Writer) {
 	} else if slices.ContainsFunc(r.single(), func(wl workload) bool { return wl.name == "100B" }) {
 		r.reportTargets(w)
 	}
+	if r.s.replicas <= 1 {
+		r.reportConsumeCeiling(w)
+	}
 	r.reportClients(w)
 	r.reportConns(w)
 }
@@ -392,4 +395,25 @@ func memTotal() string {
 func osRelease() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
+}
+
+// reportConsumeCeiling sets the single consumer's rates against the
+// consume ceiling (fetchceiling: fetches written from memory), the most
+// that consumer reads on this machine whatever the broker: issue 17 asks
+// Runnel for 1.3x Apache Kafka's consume at 1 KiB.
+func (r *run) reportConsumeCeiling(w io.Writer) {
+	for _, wl := range r.single() {
+		c := r.figures("fetchceiling", wl.name)
+		if c == nil || c.consRate == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s consume ceiling (fetchceiling): %.0f rec/s, CPU %.2f s/GB out", wl.name, c.consRate, c.cpuOut)
+		if rn := r.figures("runnel", wl.name); rn != nil {
+			fmt.Fprintf(w, "; Runnel at %.2f of it", rn.consRate/c.consRate)
+		}
+		if ka := r.figures("kafka", wl.name); ka != nil {
+			fmt.Fprintf(w, "; Kafka at %.2f; 1.3x Kafka is %.2f of it", ka.consRate/c.consRate, 1.3*ka.consRate/c.consRate)
+		}
+		fmt.Fprintln(w)
+	}
 }

@@ -121,6 +121,10 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 			r.prog.printf("%s: skipped (it reads what it writes, and %s stores nothing)", w.name, p.name())
 			continue
 		}
+		if _, ok := p.(noGroups); ok && w.kind == manyClients {
+			r.prog.printf("%s: skipped (its consumers are groups, and %s serves none)", w.name, p.name())
+			continue
+		}
 		wr, err := r.runWorkload(ctx, p, proc, w)
 		if err != nil {
 			res.err = fmt.Errorf("%s: %w", w.name, err)

@@ -43,6 +43,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	// Limits on what one client may make the broker hold; 0 keeps the
 	// broker.Config default, which the help text gives.
 	socketMax := fs.Int("socket-request-max-bytes", 0, "largest request frame, `BYTES` (socket.request.max.bytes; default 104857600)")
+	sendBuffer := fs.Int("socket-send-buffer-bytes", 0, "each connection's socket send buffer, `BYTES`, or -1 for the kernel's (socket.send.buffer.bytes; default 262144)")
 	fs.Int64Var(&cfg.QueuedMaxRequestBytes, "queued-max-request-bytes", 0, "`BYTES` all requests read but not yet answered may hold (queued.max.request.bytes; default 268435456)")
 	fs.Int64Var(&cfg.QueuedMaxResponseBytes, "queued-max-response-bytes", 0, "`BYTES` all Fetch responses read but not yet written may hold (queued.max.response.bytes; default 268435456)")
 	memoryLimit := fs.String("memory-limit", "auto", "the Go runtime's memory limit (GOMEMLIMIT) in `BYTES`, 0 for none, or auto: queued.max.request.bytes + queued.max.response.bytes + 512 MiB (1 GiB with their defaults) unless GOMEMLIMIT is set")
@@ -113,6 +114,10 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 		return usagef(fs, "--memory-limit: %v", err)
 	}
 	cfg.SocketRequestMaxBytes = int32(*socketMax)
+	if *sendBuffer < -1 || *sendBuffer > 1<<31-1 {
+		return usagef(fs, "--socket-send-buffer-bytes %d is out of range", *sendBuffer)
+	}
+	cfg.SocketSendBufferBytes = int32(*sendBuffer)
 	cfg.MaxBrokerPartitions = int32(*maxPartitions)
 	for _, rf := range []struct {
 		name string

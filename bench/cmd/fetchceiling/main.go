@@ -1,0 +1,56 @@
+// Command fetchceiling is brokerbench's consume ceiling: a Kafka-protocol
+// broker that keeps every produced batch as it arrived and answers each
+// Fetch with the stored batches, the response framed around them: no
+// reading, no copying, no encoding of records. What a consumer reads
+// from it is the most any broker can serve that client on this machine.
+//
+// Two modes. By default the batches go to unlinked files on tmpfs
+// (-shm, memory still) and fetches send them with sendfile between
+// corked writes of the framing: a broker that is nothing but sendfile,
+// whose CPU per GB out is the floor of that way of sending. With -writev
+// the batches stay in the heap and each response is one writev: the floor
+// of sending from memory (brokerbench runs this one).
+//
+// It is a measuring device, not a broker: one node, no replication, no
+// durability, no groups, no transactions, no fetch sessions; only what
+// brokerbench's producers and plain consumers use (ApiVersions, Metadata,
+// CreateTopics, InitProducerID, Produce, ListOffsets, Fetch v4-v11).
+//
+// It prints "fetchceiling listening on HOST:PORT" once it accepts
+// connections and runs until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "Kafka protocol listener address")
+	writev := flag.Bool("writev", false, "keep batches in the Go heap and write fetches with writev, rather than in tmpfs files sent with sendfile")
+	shm := flag.String("shm", "/dev/shm", "tmpfs directory for the batches (unlinked files)")
+	flag.Parse()
+	dir := *shm
+	if *writev {
+		dir = ""
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fetchceiling:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	s := newServer(ln.Addr().(*net.TCPAddr), dir)
+	fmt.Printf("fetchceiling listening on %s\n", ln.Addr())
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	s.serve(ctx, ln)
+}

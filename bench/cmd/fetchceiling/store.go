@@ -1,0 +1,187 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"sort"
+	"sync"
+)
+
+// batchHeaderSize is the fixed part of a v2 record batch up to and
+// including its record count.
+const batchHeaderSize = 61
+
+// partition is one partition's batches in offset order, each the bytes
+// the producer sent with its base offset rewritten (the base offset is
+// outside the batch's CRC).
+//
+// With a file (sendfile mode) the batches are written to it, an unlinked
+// file on tmpfs, so memory still, and only their places are kept.
+type partition struct {
+	batches [][]byte // in memory mode
+	f       *os.File // in sendfile mode
+	pos     []int64  // place of each batch in f
+	size    int64    // bytes in f
+	bases   []int64  // base offset of each batch
+	hw      int64    // the next offset
+}
+
+// span is what a read returns: the batches, in memory or as a range of
+// the partition's file.
+type span struct {
+	batches [][]byte
+	f       *os.File
+	pos     int64
+	n       int
+}
+
+// store is every topic's partitions. changed is closed and replaced on
+// every append, so that long-polling fetches wake.
+type store struct {
+	dir     string // tmpfs directory for the sendfile mode; "" keeps batches in memory
+	mu      sync.Mutex
+	topics  map[string][]*partition
+	changed chan struct{}
+}
+
+func newStore(dir string) *store {
+	return &store{dir: dir, topics: map[string][]*partition{}, changed: make(chan struct{})}
+}
+
+var errExists = errors.New("topic exists")
+
+// create adds a topic of n partitions.
+func (s *store) create(topic string, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.topics[topic]; ok {
+		return errExists
+	}
+	ps := make([]*partition, n)
+	for i := range ps {
+		ps[i] = &partition{}
+		if s.dir != "" {
+			f, err := os.CreateTemp(s.dir, "fetchceiling-")
+			if err != nil {
+				return err
+			}
+			// Unlinked: the file lives as long as the process holds it.
+			os.Remove(f.Name())
+			ps[i].f = f
+		}
+	}
+	s.topics[topic] = ps
+	return nil
+}
+
+// partitions returns a topic's partition count, -1 when unknown.
+func (s *store) partitions(topic string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps, ok := s.topics[topic]
+	if !ok {
+		return -1
+	}
+	return len(ps)
+}
+
+var (
+	errUnknown = errors.New("unknown topic or partition")
+	errCorrupt = errors.New("corrupt record batch")
+)
+
+// appendBatches keeps the batches of a Produce (which alias the request's
+// frame, never reused) and returns the first offset given to them.
+func (s *store) appendBatches(topic string, p int32, raw []byte) (int64, error) {
+	// Split first, so a bad frame stores nothing.
+	var batches [][]byte
+	for rest := raw; len(rest) > 0; {
+		if len(rest) < batchHeaderSize {
+			return 0, errCorrupt
+		}
+		size := int64(binary.BigEndian.Uint32(rest[8:])) + 12
+		if size < batchHeaderSize || size > int64(len(rest)) {
+			return 0, errCorrupt
+		}
+		batches = append(batches, rest[:size])
+		rest = rest[size:]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.topics[topic]
+	if p < 0 || int(p) >= len(ps) {
+		return 0, errUnknown
+	}
+	part := ps[p]
+	first := part.hw
+	for _, b := range batches {
+		binary.BigEndian.PutUint64(b, uint64(part.hw))
+		if part.f != nil {
+			if _, err := part.f.WriteAt(b, part.size); err != nil {
+				return 0, err
+			}
+			part.pos = append(part.pos, part.size)
+			part.size += int64(len(b))
+		} else {
+			part.batches = append(part.batches, b)
+		}
+		part.bases = append(part.bases, part.hw)
+		part.hw += int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1 // last offset delta
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return first, nil
+}
+
+// read returns the whole batches from the one holding offset on, within
+// maxBytes but at least one when atLeastOne, and the high watermark.
+func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastOne bool) (sp span, hw int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.topics[topic]
+	if p < 0 || int(p) >= len(ps) {
+		return span{}, 0, errUnknown
+	}
+	part := ps[p]
+	if offset < 0 || offset > part.hw {
+		return span{}, part.hw, errOutOfRange
+	}
+	if offset == part.hw {
+		return span{}, part.hw, nil
+	}
+	first := max(sort.Search(len(part.bases), func(i int) bool { return part.bases[i] > offset })-1, 0)
+	batchSize := func(i int) int {
+		if part.f == nil {
+			return len(part.batches[i])
+		}
+		end := part.size
+		if i+1 < len(part.pos) {
+			end = part.pos[i+1]
+		}
+		return int(end - part.pos[i])
+	}
+	for i := first; i < len(part.bases); i++ {
+		size := batchSize(i)
+		if sp.n+size > maxBytes && !(atLeastOne && sp.n == 0) {
+			break
+		}
+		if part.f == nil {
+			sp.batches = append(sp.batches, part.batches[i])
+		}
+		sp.n += size
+	}
+	if part.f != nil && sp.n > 0 {
+		sp.f, sp.pos = part.f, part.pos[first]
+	}
+	return sp, part.hw, nil
+}
+
+var errOutOfRange = errors.New("offset out of range")
+
+// waitCh is closed on the next append.
+func (s *store) waitCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// batch is a v2 batch header of size bytes holding records records (the
+// rest zero): all the store reads.
+func batch(size, records int) []byte {
+	b := make([]byte, size)
+	binary.BigEndian.PutUint32(b[8:], uint32(size-12))
+	binary.BigEndian.PutUint32(b[23:], uint32(records-1)) // last offset delta
+	return b
+}
+
+// TestStoreRead checks offsets given to appended batches and the bounds
+// of a read, in both modes: whole batches from the one holding the
+// offset, within the limit but at least one when asked, nothing at the
+// high watermark, out of range past it.
+func TestStoreRead(t *testing.T) {
+	for _, dir := range []string{"", t.TempDir()} {
+		s := newStore(dir)
+		if err := s.create("t", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.create("t", 1); !errors.Is(err, errExists) {
+			t.Fatalf("second create: %v, want errExists", err)
+		}
+		frame := append(batch(100, 3), batch(200, 5)...)
+		if first, err := s.appendBatches("t", 0, frame); err != nil || first != 0 {
+			t.Fatalf("append: first %d, %v", first, err)
+		}
+		if first, err := s.appendBatches("t", 0, batch(300, 2)); err != nil || first != 8 {
+			t.Fatalf("append: first %d, %v; want 8", first, err)
+		}
+		if _, err := s.appendBatches("t", 0, batch(300, 2)[:70]); !errors.Is(err, errCorrupt) {
+			t.Fatalf("a cut batch: %v, want errCorrupt", err)
+		}
+		for _, c := range []struct {
+			offset     int64
+			max        int
+			atLeastOne bool
+			want       int
+			err        error
+		}{
+			{0, 1000, false, 600, nil},
+			{0, 300, false, 300, nil},
+			{4, 300, false, 200, nil}, // offset 4 is in the second batch
+			{4, 100, false, 0, nil},
+			{4, 100, true, 200, nil}, // KIP-74
+			{9, 1000, false, 300, nil},
+			{10, 1000, true, 0, nil}, // the high watermark
+			{11, 1000, true, 0, errOutOfRange},
+			{-1, 1000, true, 0, errOutOfRange},
+		} {
+			sp, hw, err := s.read("t", 0, c.offset, c.max, c.atLeastOne)
+			if !errors.Is(err, c.err) || sp.n != c.want || hw != 10 && err == nil {
+				t.Errorf("dir %q: read(%d, %d, %v) = %d bytes, hw %d, %v; want %d, %v", dir, c.offset, c.max, c.atLeastOne, sp.n, hw, err, c.want, c.err)
+			}
+		}
+		if _, _, err := s.read("t", 1, 0, 10, true); !errors.Is(err, errUnknown) {
+			t.Errorf("partition 1 of 1: %v, want errUnknown", err)
+		}
+	}
+}
