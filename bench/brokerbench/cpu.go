@@ -16,28 +16,35 @@ const clockTicks = 100
 // procCPU returns the user+system CPU time of process pid, summed over all
 // its threads, from /proc/PID/stat (fields 14 utime and 15 stime).
 func procCPU(pid int) (time.Duration, error) {
+	u, s, err := procTimes(pid)
+	return u + s, err
+}
+
+// procTimes returns the user and the system CPU time of process pid,
+// summed over all its threads (/proc/PID/stat fields 14 and 15).
+func procTimes(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields from the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
 	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return time.Duration(utime) * time.Second / clockTicks, time.Duration(stime) * time.Second / clockTicks, nil
 }
 
 // pfKthread is PF_KTHREAD in /proc/PID/stat's flags: a kernel thread.
@@ -83,6 +90,44 @@ func otherCPU(skip ...int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
+// kthreadCPU returns the CPU time used so far by the machine's kernel
+// threads (flushers writing dirty pages back, the ext4 journal, softirq
+// work): the disk work a broker that does not fsync leaves to the kernel,
+// which its own CPU time does not show. A kernel thread that exits during
+// a phase takes its time with it, so this undercounts a little.
+func kthreadCPU() (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		if flags, _ := strconv.ParseUint(f[9-3], 10, 64); flags&pfKthread == 0 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[14-3], 10, 64)
+		st, _ := strconv.ParseInt(f[15-3], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
 // cpuMeter measures one phase: the broker's CPU time, and how busy the
 // rest of the machine was — processes other than the broker and this
 // benchmark, such as a build or test run by someone else, which skew the
@@ -92,6 +137,12 @@ type cpuMeter struct {
 	t0      time.Time
 	broker0 []time.Duration // per broker process
 	others0 time.Duration
+	sys0    time.Duration // the brokers' system CPU, summed
+	kthr0   time.Duration // kernel threads' CPU
+
+	// sys and kthreads are, once stop has returned, the brokers' system
+	// CPU (summed) and the kernel threads' CPU over the phase.
+	sys, kthreads time.Duration
 }
 
 // benchPIDs are the processes of the benchmark itself: this one, its
@@ -106,6 +157,12 @@ func startCPU(c *cluster) (*cpuMeter, error) {
 		return nil, err
 	}
 	if m.others0, err = otherCPU(benchPIDs(c)...); err != nil {
+		return nil, err
+	}
+	if m.sys0, err = c.sysCPU(); err != nil {
+		return nil, err
+	}
+	if m.kthr0, err = kthreadCPU(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -126,6 +183,15 @@ func (m *cpuMeter) stop() (brokers []time.Duration, otherCores float64, err erro
 	for i := range b1 {
 		b1[i] -= m.broker0[i]
 	}
+	sys, err := m.c.sysCPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	kthr, err := kthreadCPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	m.sys, m.kthreads = sys-m.sys0, kthr-m.kthr0
 	return b1, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
 }
 
