@@ -31,6 +31,8 @@
 //	                         before every acknowledgement); a large N
 //	                         acknowledges from the page cache as Kafka does,
 //	                         to measure what the fsyncs cost
+//	RUNNEL_METRICS_LISTEN=HOST:PORT  serve Prometheus metrics at /metrics
+//	                         (request durations, acks=all waits, fsyncs)
 package main
 
 import (
@@ -99,6 +101,7 @@ func main() {
 		}
 		cfg.FlushMessages = n
 	}
+	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(lv)); err != nil {
