@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -126,6 +127,34 @@ func kthreadCPU() (time.Duration, error) {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// writeback writes back every dirty page of the machine (sync(2)) and
+// returns the CPU that took: the kernel threads' (the flushers, the
+// journal) and this process's system time, which is sync's own. Run
+// right after a produce phase, it is the writeback a broker that
+// acknowledges from the page cache (Kafka) leaves for later, outside its
+// own CPU time; for a broker that fsyncs before acknowledging it is near
+// zero, that work being in its system time already. Other processes'
+// dirty pages count too: on a busy machine it is an upper bound.
+func writeback() (time.Duration, error) {
+	k0, err := kthreadCPU()
+	if err != nil {
+		return 0, err
+	}
+	var r0, r1 syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r0); err != nil {
+		return 0, err
+	}
+	syscall.Sync()
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
+		return 0, err
+	}
+	k1, err := kthreadCPU()
+	if err != nil {
+		return 0, err
+	}
+	return k1 - k0 + time.Duration(r1.Stime.Nano()-r0.Stime.Nano()), nil
 }
 
 // cpuMeter measures one phase: the broker's CPU time, and how busy the

@@ -17,8 +17,8 @@ func (r *run) reportCPUSplit(w io.Writer) {
 		return
 	}
 	type row struct {
-		wl, broker           string
-		total, user, sys, kt float64
+		wl, broker               string
+		total, user, sys, kt, wb float64
 	}
 	var rows []row
 	for _, wl := range r.workloads {
@@ -42,6 +42,7 @@ func (r *run) reportCPUSplit(w io.Writer) {
 				user:  median(rounds, func(wr *workloadResult) float64 { return in(wr).cpuPerGB() - in(wr).sysPerGB() }),
 				sys:   median(rounds, func(wr *workloadResult) float64 { return in(wr).sysPerGB() }),
 				kt:    median(rounds, func(wr *workloadResult) float64 { return in(wr).kthreadsPerGB() }),
+				wb:    median(rounds, func(wr *workloadResult) float64 { return in(wr).writebackPerGB() }),
 			})
 		}
 	}
@@ -50,10 +51,11 @@ func (r *run) reportCPUSplit(w io.Writer) {
 	}
 	fmt.Fprintln(w, "\nCPU s/GB in, produce phase, split (medians of each column)")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbroker\tbroker total\tuser\tsystem\tkernel threads\t")
+	fmt.Fprintln(tw, "workload\tbroker\tbroker total\tuser\tsystem\tkernel threads\twriteback after\tbroker + writeback after\t")
 	for _, x := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.wl, x.broker, x.total, x.user, x.sys, x.kt)
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", x.wl, x.broker, x.total, x.user, x.sys, x.kt, x.wb, x.total+x.wb)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "kernel threads: every kernel thread of the machine (page cache writeback, ext4 journal, softirq), whoever it worked for")
+	fmt.Fprintln(w, "kernel threads: every kernel thread of the machine (page cache writeback, ext4 journal, softirq) during the phase, whoever it worked for")
+	fmt.Fprintln(w, "writeback after: the kernel threads' and sync(2)'s CPU writing back the machine's dirty pages right after the phase (what a broker that does not fsync leaves for later)")
 }

@@ -77,6 +77,10 @@ type throughput struct {
 	// (system calls, page faults); kthreads the machine's kernel threads'
 	// CPU over the phase (page cache writeback, journal, softirq).
 	sys, kthreads time.Duration
+	// writeback is the CPU that writing back the dirty page cache took
+	// right after the phase (cpu.go, writeback): the deferred disk work of
+	// a broker that does not fsync.
+	writeback time.Duration
 }
 
 func (t throughput) recordsPerSec() float64 { return float64(t.records) / t.elapsed.Seconds() }
@@ -90,6 +94,10 @@ func (t throughput) cpuPerGB() float64 { return t.cpu.Seconds() / (float64(t.byt
 func (t throughput) sysPerGB() float64 { return t.sys.Seconds() / (float64(t.bytes) / 1e9) }
 func (t throughput) kthreadsPerGB() float64 {
 	return t.kthreads.Seconds() / (float64(t.bytes) / 1e9)
+}
+
+func (t throughput) writebackPerGB() float64 {
+	return t.writeback.Seconds() / (float64(t.bytes) / 1e9)
 }
 
 // cpuPerGBOf is broker process i's share of cpuPerGB.
