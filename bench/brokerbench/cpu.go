@@ -91,19 +91,19 @@ func otherCPU(skip ...int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
-// kthreadCPU returns the CPU time used so far by the machine's kernel
-// threads (flushers writing dirty pages back, the ext4 journal, softirq
-// work): the disk work a broker that does not fsync leaves to the kernel,
-// which its own CPU time does not show. A kernel thread that exits during
-// a phase takes its time with it, so this undercounts a little.
-func kthreadCPU() (time.Duration, error) {
+// kthreadTimes returns the CPU time used so far by each of the machine's
+// kernel threads (flushers writing dirty pages back, the ext4 journal,
+// softirq work), by pid: the disk work a broker that does not fsync
+// leaves to the kernel, which its own CPU time does not show.
+func kthreadTimes() (map[int]time.Duration, error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var ticks int64
+	t := make(map[int]time.Duration)
 	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -124,9 +124,25 @@ func kthreadCPU() (time.Duration, error) {
 		}
 		u, _ := strconv.ParseInt(f[14-3], 10, 64)
 		st, _ := strconv.ParseInt(f[15-3], 10, 64)
-		ticks += u + st
+		t[pid] = time.Duration(u+st) * time.Second / clockTicks
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	return t, nil
+}
+
+// kthreadsSince is the kernel threads' CPU from t0 (kthreadTimes) to now:
+// each thread alive now counts what it used since t0, or all of its time
+// if it started since. Kworkers come and go; one that exited meanwhile
+// takes its time with it, so this undercounts a little.
+func kthreadsSince(t0 map[int]time.Duration) (time.Duration, error) {
+	t1, err := kthreadTimes()
+	if err != nil {
+		return 0, err
+	}
+	var d time.Duration
+	for pid, c := range t1 {
+		d += max(0, c-t0[pid])
+	}
+	return d, nil
 }
 
 // writeback writes back every dirty page of the machine (sync(2)) and
@@ -138,7 +154,7 @@ func kthreadCPU() (time.Duration, error) {
 // zero, that work being in its system time already. Other processes'
 // dirty pages count too: on a busy machine it is an upper bound.
 func writeback() (time.Duration, error) {
-	k0, err := kthreadCPU()
+	k0, err := kthreadTimes()
 	if err != nil {
 		return 0, err
 	}
@@ -150,11 +166,11 @@ func writeback() (time.Duration, error) {
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
 		return 0, err
 	}
-	k1, err := kthreadCPU()
+	k, err := kthreadsSince(k0)
 	if err != nil {
 		return 0, err
 	}
-	return k1 - k0 + time.Duration(r1.Stime.Nano()-r0.Stime.Nano()), nil
+	return k + time.Duration(r1.Stime.Nano()-r0.Stime.Nano()), nil
 }
 
 // cpuMeter measures one phase: the broker's CPU time, and how busy the
@@ -166,8 +182,8 @@ type cpuMeter struct {
 	t0      time.Time
 	broker0 []time.Duration // per broker process
 	others0 time.Duration
-	sys0    time.Duration // the brokers' system CPU, summed
-	kthr0   time.Duration // kernel threads' CPU
+	sys0    time.Duration         // the brokers' system CPU, summed
+	kthr0   map[int]time.Duration // kernel threads' CPU, by pid
 
 	// sys and kthreads are, once stop has returned, the brokers' system
 	// CPU (summed) and the kernel threads' CPU over the phase.
@@ -191,7 +207,7 @@ func startCPU(c *cluster) (*cpuMeter, error) {
 	if m.sys0, err = c.sysCPU(); err != nil {
 		return nil, err
 	}
-	if m.kthr0, err = kthreadCPU(); err != nil {
+	if m.kthr0, err = kthreadTimes(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -216,11 +232,11 @@ func (m *cpuMeter) stop() (brokers []time.Duration, otherCores float64, err erro
 	if err != nil {
 		return nil, 0, err
 	}
-	kthr, err := kthreadCPU()
+	kthr, err := kthreadsSince(m.kthr0)
 	if err != nil {
 		return nil, 0, err
 	}
-	m.sys, m.kthreads = sys-m.sys0, kthr-m.kthr0
+	m.sys, m.kthreads = sys-m.sys0, kthr
 	return b1, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
 }
 
