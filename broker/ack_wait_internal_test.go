@@ -19,7 +19,7 @@ func TestSlowAckState(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	p := newPartition("slow", [16]byte{1}, 0, l, 0, true, 0)
+	p := newPartition("slow", [16]byte{1}, 0, l, 0, true, 0, nil)
 	close(p.stop) // no high watermark loop: the test moves it
 	p.wg.Wait()
 	t0 := time.Unix(1000, 0)

@@ -47,3 +47,31 @@ func TestProduceAckWaitMetric(t *testing.T) {
 		}
 	}
 }
+
+// Each group commit of a durable partition (the fdatasync acks=all waits
+// for) is timed in runnel_broker_log_flush_seconds.
+func TestLogFlushMetric(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
+	createTopic(t, newAdmin(t, b.Addr()), "flushed", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("flushed"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each acknowledged produce waited for a flush that covered it, and
+	// three sequential ones cannot share one.
+	m := regexp.MustCompile(`\nrunnel_broker_log_flush_seconds_count (\d+)`).FindStringSubmatch(scrape(t, b.MetricsAddr()))
+	if m == nil {
+		t.Fatal("no log flush histogram")
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 3 {
+		t.Errorf("%d flushes counted, want at least 3", n)
+	}
+}

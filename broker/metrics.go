@@ -26,6 +26,10 @@ type metrics struct {
 	segmentsDeleted  prometheus.Counter
 	isrChanges       isrChangeCounters // replication_metrics.go
 	ackWait          ackWaitHistograms // replication_metrics.go
+	// logFlush times a partition's group commit (one WaitFlushed of its
+	// high-watermark loop: the fdatasyncs of its dirty segments), as
+	// Kafka's LogFlushRateAndTimeMs does.
+	logFlush prometheus.Histogram
 
 	// apiNames caches label values so the hot path does not format.
 	apiNames map[int16]string
@@ -73,7 +77,12 @@ func newMetrics() *metrics {
 		}),
 		isrChanges: newISRChangeCounters(),
 		ackWait:    newAckWaitHistograms(),
-		apiNames:   make(map[int16]string),
+		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "runnel_broker_log_flush_seconds",
+			Help:    "Time a partition's group commit took: the fdatasync of its appended bytes that acknowledgements wait for.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		apiNames: make(map[int16]string),
 	}
 	for k := range handlers {
 		name := kmsg.NameForKey(k)
@@ -97,7 +106,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.requests, m.requestLatency, m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut,
 		m.produceErrors, m.connections, m.badRequests, m.bytesInRequests, m.partitionsOpened, m.segmentsDeleted,
-		m.isrChanges.shrinks, m.isrChanges.expands, m.ackWait.vec,
+		m.isrChanges.shrinks, m.isrChanges.expands, m.ackWait.vec, m.logFlush,
 	}
 }
 

@@ -78,12 +78,16 @@ type partition struct {
 	// (replication_metrics.go).
 	slowAckLogged time.Time
 
+	// flushTime observes each group commit of hwLoop; nil: not timed.
+	flushTime interface{ Observe(float64) }
+
 	appended chan struct{} // nudges hwLoop; buffered 1
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
-func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool, hw int64) *partition {
+// flushTime, when not nil, observes the seconds each group commit takes.
+func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int32, durable bool, hw int64, flushTime interface{ Observe(float64) }) *partition {
 	p := &partition{
 		topic:          topic,
 		topicID:        id,
@@ -102,6 +106,7 @@ func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int3
 		verifyGuards:   make(map[int64]uint64),
 		appended:       make(chan struct{}, 1),
 		stop:           make(chan struct{}),
+		flushTime:      flushTime,
 	}
 	p.wg.Add(1)
 	go func() { defer p.wg.Done(); p.hwLoop() }()
@@ -123,7 +128,15 @@ func (p *partition) hwLoop() {
 		durable := p.durable
 		p.mu.Unlock()
 		if durable {
-			if err := p.log.WaitFlushed(end); err != nil {
+			var t0 time.Time
+			if p.flushTime != nil {
+				t0 = time.Now()
+			}
+			err := p.log.WaitFlushed(end)
+			if p.flushTime != nil {
+				p.flushTime.Observe(time.Since(t0).Seconds())
+			}
+			if err != nil {
 				// The log is broken (sticky write error) or closed;
 				// the high watermark stays where it is and producers
 				// time out or get the append error.

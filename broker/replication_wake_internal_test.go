@@ -19,7 +19,7 @@ func TestFollowerLongPollWokenByAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	p := newPartition("wake", [16]byte{1}, 0, l, 0, true, 0)
+	p := newPartition("wake", [16]byte{1}, 0, l, 0, true, 0, nil)
 	// Stop the high watermark loop: nothing this leader appends becomes
 	// durable in this test.
 	close(p.stop)

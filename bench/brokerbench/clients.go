@@ -79,8 +79,12 @@ func (r *run) runClients(ctx context.Context, p peer, proc *cluster, w workload)
 	if cr.produce, err = produceMaxN(ctx, proc, topic, w, s, clientsProducers, r.prog); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB", w.name,
-		count(int64(cr.produce.recordsPerSec())), cr.produce.mbPerSec(), cr.produce.cpuPerGB())
+	if cr.produce.writeback, err = writeback(); err != nil {
+		return nil, err
+	}
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
+		count(int64(cr.produce.recordsPerSec())), cr.produce.mbPerSec(), cr.produce.cpuPerGB(), cr.produce.sysPerGB(), cr.produce.kthreadsPerGB(),
+		cr.produce.writebackPerGB())
 
 	r.prog.printf("%s consume: %d groups read %s records each from the start", w.name, clientsGroups, count(cr.produce.records))
 	meter, err := startCPU(proc)

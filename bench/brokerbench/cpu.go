@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -16,28 +17,35 @@ const clockTicks = 100
 // procCPU returns the user+system CPU time of process pid, summed over all
 // its threads, from /proc/PID/stat (fields 14 utime and 15 stime).
 func procCPU(pid int) (time.Duration, error) {
+	u, s, err := procTimes(pid)
+	return u + s, err
+}
+
+// procTimes returns the user and the system CPU time of process pid,
+// summed over all its threads (/proc/PID/stat fields 14 and 15).
+func procTimes(pid int) (user, sys time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields from the last ')'.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	// f[0] is field 3 (state), so field n is f[n-3].
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
 	}
 	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
 	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+		return 0, 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
-	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+	return time.Duration(utime) * time.Second / clockTicks, time.Duration(stime) * time.Second / clockTicks, nil
 }
 
 // pfKthread is PF_KTHREAD in /proc/PID/stat's flags: a kernel thread.
@@ -83,6 +91,88 @@ func otherCPU(skip ...int) (time.Duration, error) {
 	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
+// kthreadTimes returns the CPU time used so far by each of the machine's
+// kernel threads (flushers writing dirty pages back, the ext4 journal,
+// softirq work), by pid: the disk work a broker that does not fsync
+// leaves to the kernel, which its own CPU time does not show.
+func kthreadTimes() (map[int]time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	t := make(map[int]time.Duration)
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		if flags, _ := strconv.ParseUint(f[9-3], 10, 64); flags&pfKthread == 0 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[14-3], 10, 64)
+		st, _ := strconv.ParseInt(f[15-3], 10, 64)
+		t[pid] = time.Duration(u+st) * time.Second / clockTicks
+	}
+	return t, nil
+}
+
+// kthreadsSince is the kernel threads' CPU from t0 (kthreadTimes) to now:
+// each thread alive now counts what it used since t0, or all of its time
+// if it started since. Kworkers come and go; one that exited meanwhile
+// takes its time with it, so this undercounts a little.
+func kthreadsSince(t0 map[int]time.Duration) (time.Duration, error) {
+	t1, err := kthreadTimes()
+	if err != nil {
+		return 0, err
+	}
+	var d time.Duration
+	for pid, c := range t1 {
+		d += max(0, c-t0[pid])
+	}
+	return d, nil
+}
+
+// writeback writes back every dirty page of the machine (sync(2)) and
+// returns the CPU that took: the kernel threads' (the flushers, the
+// journal) and this process's system time, which is sync's own. Run
+// right after a produce phase, it is the writeback a broker that
+// acknowledges from the page cache (Kafka) leaves for later, outside its
+// own CPU time; for a broker that fsyncs before acknowledging it is near
+// zero, that work being in its system time already. Other processes'
+// dirty pages count too: on a busy machine it is an upper bound.
+func writeback() (time.Duration, error) {
+	k0, err := kthreadTimes()
+	if err != nil {
+		return 0, err
+	}
+	var r0, r1 syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r0); err != nil {
+		return 0, err
+	}
+	syscall.Sync()
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &r1); err != nil {
+		return 0, err
+	}
+	k, err := kthreadsSince(k0)
+	if err != nil {
+		return 0, err
+	}
+	return k + time.Duration(r1.Stime.Nano()-r0.Stime.Nano()), nil
+}
+
 // cpuMeter measures one phase: the broker's CPU time, and how busy the
 // rest of the machine was — processes other than the broker and this
 // benchmark, such as a build or test run by someone else, which skew the
@@ -92,6 +182,12 @@ type cpuMeter struct {
 	t0      time.Time
 	broker0 []time.Duration // per broker process
 	others0 time.Duration
+	sys0    time.Duration         // the brokers' system CPU, summed
+	kthr0   map[int]time.Duration // kernel threads' CPU, by pid
+
+	// sys and kthreads are, once stop has returned, the brokers' system
+	// CPU (summed) and the kernel threads' CPU over the phase.
+	sys, kthreads time.Duration
 }
 
 // benchPIDs are the processes of the benchmark itself: this one, its
@@ -106,6 +202,12 @@ func startCPU(c *cluster) (*cpuMeter, error) {
 		return nil, err
 	}
 	if m.others0, err = otherCPU(benchPIDs(c)...); err != nil {
+		return nil, err
+	}
+	if m.sys0, err = c.sysCPU(); err != nil {
+		return nil, err
+	}
+	if m.kthr0, err = kthreadTimes(); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -126,6 +228,15 @@ func (m *cpuMeter) stop() (brokers []time.Duration, otherCores float64, err erro
 	for i := range b1 {
 		b1[i] -= m.broker0[i]
 	}
+	sys, err := m.c.sysCPU()
+	if err != nil {
+		return nil, 0, err
+	}
+	kthr, err := kthreadsSince(m.kthr0)
+	if err != nil {
+		return nil, 0, err
+	}
+	m.sys, m.kthreads = sys-m.sys0, kthr
 	return b1, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
 }
 

@@ -73,6 +73,20 @@ func (c *cluster) cpu() ([]time.Duration, error) {
 	return s, nil
 }
 
+// sysCPU returns the system CPU time the broker processes have used so
+// far, summed.
+func (c *cluster) sysCPU() (time.Duration, error) {
+	var t time.Duration
+	for _, p := range c.procs {
+		_, s, err := procTimes(p.pid())
+		if err != nil {
+			return 0, err
+		}
+		t += s
+	}
+	return t, nil
+}
+
 // logs names the brokers' log files, for failure messages.
 func (c *cluster) logs() string {
 	s := make([]string, len(c.procs))

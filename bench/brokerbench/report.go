@@ -71,6 +71,7 @@ func (r *run) report(w io.Writer) {
 		}
 	}
 	r.reportPerProcess(w)
+	r.reportCPUSplit(w)
 	r.reportRatios(w)
 	r.reportSecurity(w)
 	if r.s.replicas > 1 {

@@ -172,8 +172,12 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *cluster, w workload
 	if wr.produce, err = produceMax(ctx, proc, topic, w, r.s, r.prog); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s", w.name,
-		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB(), perProcess(wr.produce))
+	if wr.produce.writeback, err = writeback(); err != nil {
+		return nil, err
+	}
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
+		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB(), perProcess(wr.produce),
+		wr.produce.sysPerGB(), wr.produce.kthreadsPerGB(), wr.produce.writebackPerGB())
 
 	if !skipConsume {
 		r.prog.printf("%s consume: %s records from the start", w.name, count(wr.produce.records))

@@ -73,6 +73,14 @@ type throughput struct {
 	cpu     time.Duration   // broker processes' CPU during the phase, summed
 	cpuPer  []time.Duration // each broker process's CPU during the phase
 	other   float64         // cores kept busy by other processes during the phase
+	// sys is the part of cpu spent in the kernel on the brokers' behalf
+	// (system calls, page faults); kthreads the machine's kernel threads'
+	// CPU over the phase (page cache writeback, journal, softirq).
+	sys, kthreads time.Duration
+	// writeback is the CPU that writing back the dirty page cache took
+	// right after the phase (cpu.go, writeback): the deferred disk work of
+	// a broker that does not fsync.
+	writeback time.Duration
 }
 
 func (t throughput) recordsPerSec() float64 { return float64(t.records) / t.elapsed.Seconds() }
@@ -81,6 +89,16 @@ func (t throughput) mbPerSec() float64      { return float64(t.bytes) / 1e6 / t.
 // cpuPerGB is broker CPU seconds (summed over the broker processes) per
 // 10^9 value bytes moved in the phase.
 func (t throughput) cpuPerGB() float64 { return t.cpu.Seconds() / (float64(t.bytes) / 1e9) }
+
+// sysPerGB and kthreadsPerGB are sys and kthreads per 10^9 value bytes.
+func (t throughput) sysPerGB() float64 { return t.sys.Seconds() / (float64(t.bytes) / 1e9) }
+func (t throughput) kthreadsPerGB() float64 {
+	return t.kthreads.Seconds() / (float64(t.bytes) / 1e9)
+}
+
+func (t throughput) writebackPerGB() float64 {
+	return t.writeback.Seconds() / (float64(t.bytes) / 1e9)
+}
 
 // cpuPerGBOf is broker process i's share of cpuPerGB.
 func (t throughput) cpuPerGBOf(i int) float64 {
@@ -245,7 +263,7 @@ func produceMaxN(ctx context.Context, c *cluster, topic string, w workload, s se
 		return throughput{}, fmt.Errorf("produce: %w", *e)
 	}
 	recs := produced.Load()
-	return throughput{records: recs, bytes: recs * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
+	return throughput{records: recs, bytes: recs * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads}, nil
 }
 
 // closeAll closes every client that is not nil.
@@ -299,7 +317,7 @@ func consumeAll(ctx context.Context, c *cluster, topic string, want int64, prog 
 	if n := got.Load(); n != want {
 		return throughput{}, fmt.Errorf("consume: got %d records, produced %d", n, want)
 	}
-	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other}, nil
+	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads}, nil
 }
 
 // producePaced produces at rate records/s for s.warmup+s.paced and returns

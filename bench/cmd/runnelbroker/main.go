@@ -27,6 +27,12 @@
 //	RUNNEL_LOG_LEVEL=LEVEL   log at debug, info, warn or error to standard
 //	                         error (brokerbench keeps it in the broker's log
 //	                         file); default: no log
+//	RUNNEL_FLUSH_MESSAGES=N  log.flush.interval.messages (default 1: fsync
+//	                         before every acknowledgement); a large N
+//	                         acknowledges from the page cache as Kafka does,
+//	                         to measure what the fsyncs cost
+//	RUNNEL_METRICS_LISTEN=HOST:PORT  serve Prometheus metrics at /metrics
+//	                         (request durations, acks=all waits, fsyncs)
 package main
 
 import (
@@ -38,6 +44,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -86,6 +93,15 @@ func main() {
 			cfg.MemoryLimit = cfg.DerivedMemoryLimit()
 		}
 	}
+	if v := os.Getenv("RUNNEL_FLUSH_MESSAGES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "runnelbroker: RUNNEL_FLUSH_MESSAGES %q: want a count of at least 1\n", v)
+			os.Exit(2)
+		}
+		cfg.FlushMessages = n
+	}
+	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(lv)); err != nil {
