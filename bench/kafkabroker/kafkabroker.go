@@ -89,6 +89,9 @@ type Broker struct {
 // plus extra server.properties lines, and returns once it answers a
 // metadata request, or fails after timeout. The caller must Stop it.
 func Start(ctx context.Context, in kafkapeer.Install, dir string, timeout time.Duration, extra ...string) (*Broker, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	node, err := kafkapeer.NewNode(filepath.Join(dir, "data"), extra...)
 	if err != nil {
 		return nil, err

@@ -278,8 +278,11 @@ func (b *bench) pace(q nexmark.Query, rate, share float64) (from, to time.Time, 
 	if err != nil {
 		return from, to, 0, err
 	}
-	from = start.Add(b.latencyWarmup)
-	to = from.Add(b.latencyDuration)
+	// Kafka's timestamps are whole milliseconds: the span's ends and the
+	// events' times are too, so that an event is in the span exactly when
+	// its outputs are.
+	from = time.UnixMilli(start.Add(b.latencyWarmup).UnixMilli())
+	to = from.Add(b.latencyDuration.Truncate(time.Millisecond))
 	var (
 		mu   sync.Mutex
 		perr error
@@ -302,7 +305,7 @@ func (b *bench) pace(q nexmark.Query, rate, share float64) (from, to time.Time, 
 			if !slices.Contains(q.Inputs, e.Topic) {
 				continue
 			}
-			ts := time.Now()
+			ts := time.UnixMilli(time.Now().UnixMilli())
 			cl.Produce(b.ctx, &kgo.Record{Topic: e.Topic, Key: e.Key, Value: e.Value, Timestamp: ts}, onErr)
 			sent++
 			if !ts.Before(from) && ts.Before(to) {

@@ -379,7 +379,17 @@ func (b *bench) nexmarkSettings() string {
 	}
 	return fmt.Sprintf("nexmark: %d events (persons:auctions:bids 1:3:46, seed 1, %d events per second of event time) as JSON in 3 topics of %d partitions; queries %s; commit interval %v under both guarantees; "+
 		"input events: those in the topics the query reads; all processed: Start to the last record processed (input and repartitions), found as every input event processed (for q7 and q8 its repartitioned copy too), a commit after the last record, and nothing processed for 20 commit intervals (at least 3 s)",
-		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval)
+		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval) + b.nexmarkBrokersLine()
+}
+
+// nexmarkBrokersLine says which brokers the nexmark runs used, when Kafka
+// was one, and what the CPU and RSS figures count then.
+func (b *bench) nexmarkBrokersLine() string {
+	if !slices.Contains(b.nexmarkBrokers, "kafka") {
+		return ""
+	}
+	return "; broker runnel: Runnel's broker in this process; broker kafka: Apache Kafka 4.3.1, one KRaft node (broker and controller) in its own JVM (-Xmx1G, Kafka's defaults but one partition for the offsets and transaction topics), " +
+		"the input produced to it the same way, every app connecting to it as an external broker; on kafka, CPU counts Kafka's JVM too (plus this process's for Runnel's app, the JVM's for Kafka Streams), and Runnel's RSS is this process's, app and idle in-process broker"
 }
 
 func chooseQueries(list string) ([]string, error) {
