@@ -27,7 +27,10 @@
 //     -nexmark-events generated events, each under both guarantees with
 //     a commit interval of 100 ms (see nexmarkSettings); with -kstreams
 //     each query is also run as a Kafka Streams application (bench/kstreams)
-//     on the same broker and input, and the two compared;
+//     on the same broker and input, and the two compared; then each query
+//     runs again while its input is produced at a fixed rate, for the
+//     latency of its outputs (latency.go); -nexmark-broker runs all of it
+//     on Runnel's broker, on Apache Kafka, or on both in turn (nexbroker.go);
 //   - restore: a fresh instance (empty state directory, same broker)
 //     restores that store's whole changelog: MB/s and records/s;
 //   - restore-bulk (not run by default): the same restore of a changelog
