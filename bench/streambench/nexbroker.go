@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/bench/kafkabroker"
-	"github.com/runnel-dev/runnel/internal/nexmark"
 )
 
 // The brokers the nexmark workload runs on (-nexmark-broker): Runnel's,
@@ -148,6 +147,3 @@ func (b *bench) onBroker(name string, f func() error) (err error) {
 	defer func() { b.cl, b.adm, b.nexTarget = cl0, adm0, nexTarget{} }()
 	return f()
 }
-
-// nexmarkTopics are the Nexmark input topics.
-var nexmarkTopics = []string{nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids}
