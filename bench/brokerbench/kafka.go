@@ -4,23 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/bench/kafkabroker"
 	"github.com/runnel-dev/runnel/internal/kafkapeer"
-)
-
-// kafkaHeap and kafkaJVMOpts are the broker's JVM flags, those of Kafka's
-// own kafka-server-start.sh.
-const (
-	kafkaHeap    = "-Xmx1G -Xms1G"
-	kafkaJVMOpts = "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true"
 )
 
 // kafkaPeer runs Apache Kafka in KRaft mode, one node that is both broker
@@ -50,32 +42,13 @@ func (k *kafkaPeer) durability() string {
 	return "Kafka default flush: ack from page cache, no fsync per write"
 }
 
-// resolveHome finds the Kafka install: -kafka-home or $KAFKA_HOME if set,
-// else whatever scripts/fetch-kafka.sh prints (it returns at once when the
-// jars are already there, and fetches them from Maven Central otherwise).
-// It returns why Kafka cannot be run, or "".
+// resolveHome finds the Kafka install (kafkabroker.Resolve): -kafka-home,
+// $KAFKA_HOME, or what scripts/fetch-kafka.sh prints. It returns why Kafka
+// cannot be run, or "".
 func (k *kafkaPeer) resolveHome(ctx context.Context) (whyNot string) {
-	if k.home == "" {
-		k.home = os.Getenv("KAFKA_HOME")
-	}
-	if k.home == "" {
-		fetch := filepath.Join(k.scripts, "fetch-kafka.sh")
-		if !fileExists(fetch) {
-			return fmt.Sprintf("%s not found; pass -kafka-home or set KAFKA_HOME", fetch)
-		}
-		k.prog.printf("kafka: %s", fetch)
-		cmd := exec.CommandContext(ctx, fetch)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Sprintf("%s failed: %v", fetch, err)
-		}
-		k.home = strings.TrimSpace(string(out))
-	}
-	if why := k.install().Check(); why != "" {
-		return why + "; pass -kafka-home or set KAFKA_HOME"
-	}
-	return ""
+	in, why := kafkabroker.Resolve(ctx, k.home, k.scripts, k.prog.printf)
+	k.home = in.Home
+	return why
 }
 
 // install is the Kafka install the peer runs.
@@ -105,7 +78,7 @@ func (k *kafkaPeer) start(ctx context.Context, dir string) (*cluster, error) {
 		return nil, err
 	}
 	// Not CommandContext: the broker is stopped with SIGTERM by process.stop.
-	cmd := k.install().Command(context.Background(), kafkaHeap, kafkaJVMOpts, "kafka.Kafka", props)
+	cmd := k.install().Command(context.Background(), kafkabroker.Heap, kafkabroker.JVMOpts, "kafka.Kafka", props)
 	p, err := startBackground(cmd, filepath.Join(dir, "kafka.log"))
 	if err != nil {
 		return nil, err
@@ -194,7 +167,7 @@ func (k *kafkaPeer) startCluster(ctx context.Context, dir string) (*cluster, err
 	}
 	c := &cluster{}
 	for i, n := range kc.Nodes {
-		cmd := k.install().Command(context.Background(), kafkaHeap, kafkaJVMOpts, "kafka.Kafka", props[i])
+		cmd := k.install().Command(context.Background(), kafkabroker.Heap, kafkabroker.JVMOpts, "kafka.Kafka", props[i])
 		p, err := startBackground(cmd, filepath.Join(nodeDir(n.ID), "kafka.log"))
 		if err != nil {
 			_ = c.stop(10 * time.Second)

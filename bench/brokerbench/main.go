@@ -45,13 +45,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runnel-dev/runnel/bench/kafkabroker"
 )
 
 func main() {
@@ -156,7 +157,7 @@ func main() {
 		}
 	}
 
-	scripts, err := scriptsDir()
+	scripts, err := kafkabroker.ScriptsDir()
 	if err != nil {
 		fatal(err)
 	}
@@ -256,20 +257,6 @@ func roundOrder(peers []peer, round int) []peer {
 	}
 	k := (round - 1) % len(peers)
 	return append(slices.Clone(peers[k:]), peers[:k]...)
-}
-
-// scriptsDir returns the repository's scripts/ directory, next to the bench
-// module that the go command finds from the working directory.
-func scriptsDir() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if filepath.Base(filepath.Dir(gomod)) != "bench" {
-		return "", fmt.Errorf("run brokerbench from the bench module (cd bench && go run ./brokerbench); go.mod here is %q", gomod)
-	}
-	return filepath.Join(filepath.Dir(filepath.Dir(gomod)), "scripts"), nil
 }
 
 func fatal(err error) {

@@ -66,6 +66,18 @@ type bench struct {
 	kstreams       []nexmarkResult // their runs
 	nexmarkLoad    [2]float64      // the 1-minute load average when the nexmark workload started and ended
 	nexmarkCache   int64           // -nexmark-cache-bytes: the apps' CacheBytes, or -1 for the default
+	// nexmarkBrokers are the brokers the workload runs on in turn
+	// (-nexmark-broker), nexTarget the one in use (nexbroker.go), and
+	// kafkaHome Kafka's install (-kafka-home).
+	nexmarkBrokers []string
+	nexTarget      nexTarget
+	kafkaHome      string
+	// The latency phase (latency.go): the rate (0: half of each run's
+	// peak), the warm-up and the measured span (0: no latency phase).
+	latencyRate     float64
+	latencyWarmup   time.Duration
+	latencyDuration time.Duration
+	latencies       []latencyResult
 }
 
 // startBroker starts Runnel's broker in this process, configured as

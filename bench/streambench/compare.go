@@ -78,7 +78,7 @@ func (b *bench) readOutput(query, topic string) (queryOutput, error) {
 	if len(remaining) == 0 {
 		return out, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.ConsumePartitions(start),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.nexmarkAddr()), kgo.ConsumePartitions(start),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		return out, err

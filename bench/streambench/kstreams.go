@@ -101,42 +101,43 @@ func newerThan(dir string, t time.Time) bool {
 	return newer
 }
 
-// runKStreams runs the Kafka Streams version of q under g over the input
-// Runnel's run read.
-func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
-	res := nexmarkResult{query: q.Name, guarantee: g, input: input, processed: -1}
-	id := "kstreams-" + q.Name + "-alo"
-	if g == runnel.ExactlyOnce {
-		id = "kstreams-" + q.Name + "-eos"
-	}
-	out := id + "-out"
-	res.output = out
-	if err := b.createTopics(out); err != nil {
-		return res, err
-	}
+// ksApp is a running Kafka Streams application: its JVM, RUNNING.
+type ksApp struct {
+	id     string
+	pid    int
+	exited chan error // the JVM's exit, once
+	cancel context.CancelFunc
+	stderr *strings.Builder
+}
+
+// startKStreams starts the Kafka Streams version of q under g as
+// application id, writing to out, on the broker the nexmark workload
+// uses, and returns once it reports RUNNING. The caller must stop it.
+func (b *bench) startKStreams(classpath string, q nexmark.Query, g runnel.Guarantee, id, out string) (*ksApp, error) {
 	interval := nexmarkInterval
 	if b.commitInterval > 0 {
 		interval = b.commitInterval
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	defer cancel()
 	cmd := exec.CommandContext(ctx, "java", "-Xmx1g", "-cp", classpath, "dev.runnel.bench.NexmarkStreams",
-		"bootstrap="+b.broker.Addr(), "query="+q.Name, "guarantee="+g.String(), "app-id="+id,
-		"state-dir="+filepath.Join(b.tmp, "kstreams-state"), "commit-interval-ms="+strconv.FormatInt(interval.Milliseconds(), 10),
+		"bootstrap="+b.nexmarkAddr(), "query="+q.Name, "guarantee="+g.String(), "app-id="+id,
+		"state-dir="+b.nexmarkStateDir("kstreams-state"), "commit-interval-ms="+strconv.FormatInt(interval.Milliseconds(), 10),
 		"output="+out)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	dieWithParent(cmd)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return res, err
+		cancel()
+		return nil, err
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	k := &ksApp{id: id, exited: make(chan error, 1), cancel: cancel, stderr: &strings.Builder{}}
+	cmd.Stderr = k.stderr
 	if err := cmd.Start(); err != nil {
-		return res, fmt.Errorf("kstreams: start java: %w", err)
+		cancel()
+		return nil, fmt.Errorf("kstreams: start java: %w", err)
 	}
-	exited := make(chan error, 1)
+	k.pid = cmd.Process.Pid
 	running := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -147,29 +148,60 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 			}
 		}
 		io.Copy(io.Discard, stdout)
-		exited <- cmd.Wait()
+		k.exited <- cmd.Wait()
 	}()
-	stop := func() error {
-		cancel()
-		err := <-exited
-		var ee *exec.ExitError
-		// Stopped by our SIGTERM: killed by it, or the JVM's exit status
-		// for it (128+15) after its shutdown hook closed the app.
-		if errors.As(err, &ee) && (ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() || ee.ExitCode() == 128+int(syscall.SIGTERM)) {
-			err = nil
-		}
-		return err
-	}
 	select {
 	case <-running:
-	case err := <-exited:
-		return res, fmt.Errorf("kstreams %s: exited before RUNNING: %v\n%s", id, err, tail(stderr.String()))
+		return k, nil
+	case err := <-k.exited:
+		k.exited <- err
+		cancel()
+		return nil, fmt.Errorf("kstreams %s: exited before RUNNING: %v\n%s", id, err, tail(k.stderr.String()))
 	case <-time.After(2 * time.Minute):
-		stop()
-		return res, fmt.Errorf("kstreams %s: not RUNNING after 2 minutes\n%s", id, tail(stderr.String()))
+		k.stop()
+		return nil, fmt.Errorf("kstreams %s: not RUNNING after 2 minutes\n%s", id, tail(k.stderr.String()))
 	}
-	pid := cmd.Process.Pid
-	start, self0 := time.Now(), cpuTime()
+}
+
+// stop ends the JVM with SIGTERM (its shutdown hook closes the app) and
+// waits for it.
+func (k *ksApp) stop() error {
+	k.cancel()
+	err := <-k.exited
+	k.exited <- err
+	var ee *exec.ExitError
+	// Stopped by our SIGTERM: killed by it, or the JVM's exit status
+	// for it (128+15) after its shutdown hook closed the app.
+	if errors.As(err, &ee) && (ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() || ee.ExitCode() == 128+int(syscall.SIGTERM)) {
+		err = nil
+	}
+	if err != nil {
+		return fmt.Errorf("kstreams %s: %v\n%s", k.id, err, tail(k.stderr.String()))
+	}
+	return nil
+}
+
+// runKStreams runs the Kafka Streams version of q under g over the input
+// Runnel's run read.
+func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
+	res := nexmarkResult{query: q.Name, guarantee: g, input: input, processed: -1, broker: b.nexTarget.name}
+	id := "kstreams-" + q.Name + "-" + guaranteeTag(g)
+	out := id + "-out"
+	res.output = out
+	if err := b.createTopics(out); err != nil {
+		return res, err
+	}
+	interval := nexmarkInterval
+	if b.commitInterval > 0 {
+		interval = b.commitInterval
+	}
+	k, err := b.startKStreams(classpath, q, g, id, out)
+	if err != nil {
+		return res, err
+	}
+	defer k.stop()
+	pid := k.pid
+	start, self0 := time.Now(), b.nexmarkCPU()
 	java0, _ := procCPU(pid)
 
 	quiet := max(20*interval, 3*time.Second)
@@ -191,7 +223,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		if err == nil && committed != lastSum {
 			lastSum, lastChange = committed, now
 			java, _ := procCPU(pid)
-			res.elapsed, res.cpu = now.Sub(start), java-java0+cpuTime()-self0
+			res.elapsed, res.cpu = now.Sub(start), java-java0+b.nexmarkCPU()-self0
 		}
 		if err == nil && covered && now.Sub(lastChange) >= quiet {
 			break
@@ -202,17 +234,14 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		}
 		select {
 		case <-time.After(20 * time.Millisecond):
-		case err := <-exited:
-			return res, fmt.Errorf("kstreams %s: exited: %v\n%s", id, err, tail(stderr.String()))
+		case err := <-k.exited:
+			k.exited <- err
+			return res, fmt.Errorf("kstreams %s: exited: %v\n%s", id, err, tail(k.stderr.String()))
 		case <-b.ctx.Done():
-			stop()
 			return res, b.ctx.Err()
 		}
 	}
-	if err := stop(); err != nil {
-		return res, fmt.Errorf("kstreams %s: %v\n%s", id, err, tail(stderr.String()))
-	}
-	return res, nil
+	return res, k.stop()
 }
 
 // groupProgress returns the sum of group's committed offsets over every
@@ -270,7 +299,9 @@ func tail(s string) string {
 
 // runnelRun is Runnel's run of the query and guarantee k ran.
 func (b *bench) runnelRun(k nexmarkResult) (nexmarkResult, bool) {
-	i := slices.IndexFunc(b.nexmarks, func(r nexmarkResult) bool { return r.query == k.query && r.guarantee == k.guarantee })
+	i := slices.IndexFunc(b.nexmarks, func(r nexmarkResult) bool {
+		return r.broker == k.broker && r.query == k.query && r.guarantee == k.guarantee
+	})
 	if i < 0 {
 		return nexmarkResult{}, false
 	}
@@ -281,7 +312,7 @@ func (b *bench) runnelRun(k nexmarkResult) (nexmarkResult, bool) {
 // Runnel's run of it. CPU µs per event is also CPU seconds per million
 // events.
 func (b *bench) kstreamsTable() *table {
-	t := &table{header: []string{"query", "guarantee", "Kafka Streams events/s", "Runnel events/s", "Runnel / Kafka Streams",
+	t := &table{header: []string{"broker", "query", "guarantee", "Kafka Streams events/s", "Runnel events/s", "Runnel / Kafka Streams",
 		"Kafka Streams CPU s per M events", "Runnel CPU s per M events", "CPU ratio", "Kafka Streams RSS MB", "Runnel RSS MB", "same results"}}
 	for _, k := range b.kstreams {
 		r, ok := b.runnelRun(k)
@@ -292,7 +323,7 @@ func (b *bench) kstreamsTable() *table {
 		if !k.same {
 			same = "NO"
 		}
-		t.add(k.query, guaranteeName(k.guarantee), fmt.Sprintf("%.0f", k.eventsPerSec()), fmt.Sprintf("%.0f", r.eventsPerSec()),
+		t.add(k.broker, k.query, guaranteeName(k.guarantee), fmt.Sprintf("%.0f", k.eventsPerSec()), fmt.Sprintf("%.0f", r.eventsPerSec()),
 			fmt.Sprintf("%.2fx", r.eventsPerSec()/k.eventsPerSec()), fmt.Sprintf("%.1f", k.cpuPerEvent()), fmt.Sprintf("%.1f", r.cpuPerEvent()),
 			fmt.Sprintf("%.2fx", r.cpuPerEvent()/k.cpuPerEvent()), fmt.Sprintf("%.0f", float64(k.rss)/1e6), fmt.Sprintf("%.0f", float64(r.rss)/1e6), same)
 	}
@@ -304,7 +335,7 @@ func (b *bench) kstreamsTable() *table {
 func (b *bench) kstreamsChecks() []string {
 	var lines []string
 	for _, k := range b.kstreams {
-		lines = append(lines, fmt.Sprintf("%s %s: results the same as Runnel's: %v (%s)", k.query, guaranteeName(k.guarantee), k.same, k.check))
+		lines = append(lines, fmt.Sprintf("%s %s on %s: results the same as Runnel's: %v (%s)", k.query, guaranteeName(k.guarantee), k.broker, k.same, k.check))
 	}
 	return lines
 }
@@ -313,8 +344,8 @@ func (b *bench) kstreamsChecks() []string {
 // exactly-once costs each of them in throughput (issue 17's target for
 // Runnel: at most 10%).
 func (b *bench) eosCosts() []string {
-	find := func(rs []nexmarkResult, query string, g runnel.Guarantee) (nexmarkResult, bool) {
-		i := slices.IndexFunc(rs, func(r nexmarkResult) bool { return r.query == query && r.guarantee == g })
+	find := func(rs []nexmarkResult, broker, query string, g runnel.Guarantee) (nexmarkResult, bool) {
+		i := slices.IndexFunc(rs, func(r nexmarkResult) bool { return r.broker == broker && r.query == query && r.guarantee == g })
 		if i < 0 {
 			return nexmarkResult{}, false
 		}
@@ -323,30 +354,36 @@ func (b *bench) eosCosts() []string {
 	// cost is exactly-once's cost in events/s and in CPU per event, in
 	// percent: on a shared machine the second moves far less with the
 	// load.
-	cost := func(rs []nexmarkResult, query string) (rate, cpu float64, ok bool) {
-		alo, ok1 := find(rs, query, runnel.AtLeastOnce)
-		eos, ok2 := find(rs, query, runnel.ExactlyOnce)
+	cost := func(rs []nexmarkResult, broker, query string) (rate, cpu float64, ok bool) {
+		alo, ok1 := find(rs, broker, query, runnel.AtLeastOnce)
+		eos, ok2 := find(rs, broker, query, runnel.ExactlyOnce)
 		if !ok1 || !ok2 {
 			return 0, 0, false
 		}
 		return (1 - eos.eventsPerSec()/alo.eventsPerSec()) * 100, (eos.cpuPerEvent()/alo.cpuPerEvent() - 1) * 100, true
 	}
 	var lines []string
-	for _, q := range b.nexmarkQueries {
-		rc, rcpu, ok := cost(b.nexmarks, q)
-		if !ok {
-			continue
+	for _, br := range b.nexmarkBrokers {
+		for _, q := range b.nexmarkQueries {
+			rc, rcpu, ok := cost(b.nexmarks, br, q)
+			if !ok {
+				continue
+			}
+			verdict := "MET"
+			if rc > maxNexmarkEOSCost*100 {
+				verdict = "NOT MET"
+			}
+			name := q
+			if len(b.nexmarkBrokers) > 1 {
+				name += " on " + br
+			}
+			line := fmt.Sprintf("%s: exactly-once costs Runnel %.0f%% of at-least-once's events/s (target at most %.0f%%: %s) and %+.0f%% CPU per event",
+				name, rc, maxNexmarkEOSCost*100, verdict, rcpu)
+			if kc, kcpu, ok := cost(b.kstreams, br, q); ok {
+				line += fmt.Sprintf("; Kafka Streams %.0f%% and %+.0f%%", kc, kcpu)
+			}
+			lines = append(lines, line)
 		}
-		verdict := "MET"
-		if rc > maxNexmarkEOSCost*100 {
-			verdict = "NOT MET"
-		}
-		line := fmt.Sprintf("%s: exactly-once costs Runnel %.0f%% of at-least-once's events/s (target at most %.0f%%: %s) and %+.0f%% CPU per event",
-			q, rc, maxNexmarkEOSCost*100, verdict, rcpu)
-		if kc, kcpu, ok := cost(b.kstreams, q); ok {
-			line += fmt.Sprintf("; Kafka Streams %.0f%% and %+.0f%%", kc, kcpu)
-		}
-		lines = append(lines, line)
 	}
 	return lines
 }

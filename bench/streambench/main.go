@@ -27,7 +27,10 @@
 //     -nexmark-events generated events, each under both guarantees with
 //     a commit interval of 100 ms (see nexmarkSettings); with -kstreams
 //     each query is also run as a Kafka Streams application (bench/kstreams)
-//     on the same broker and input, and the two compared;
+//     on the same broker and input, and the two compared; then each query
+//     runs again while its input is produced at a fixed rate, for the
+//     latency of its outputs (latency.go); -nexmark-broker runs all of it
+//     on Runnel's broker, on Apache Kafka, or on both in turn (nexbroker.go);
 //   - restore: a fresh instance (empty state directory, same broker)
 //     restores that store's whole changelog: MB/s and records/s;
 //   - restore-bulk (not run by default): the same restore of a changelog
@@ -89,6 +92,11 @@ func main() {
 		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 		nxCache    = flag.Int64("nexmark-cache-bytes", -1, "record cache of the nexmark apps in bytes (CacheBytes; -1: the runtime's default, 10 MiB)")
+		nxBroker   = flag.String("nexmark-broker", "runnel", "brokers the nexmark workload runs on, in turn: runnel (Runnel's, in this process), kafka (Apache Kafka 4.3.1 in its own JVM, from scripts/fetch-kafka.sh), or both")
+		kafkaHome  = flag.String("kafka-home", "", "with -nexmark-broker kafka: the Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
+		latRate    = flag.Float64("nexmark-latency-rate", 0, "input events/s of the nexmark latency phase (0: half of what each engine reached on that query and guarantee in the throughput phase)")
+		latWarmup  = flag.Duration("nexmark-latency-warmup", 3*time.Second, "paced input before the measured span of each latency run")
+		latDur     = flag.Duration("nexmark-latency-duration", 7*time.Second, "measured span of each nexmark latency run (0: no latency phase)")
 		plot       = flag.String("plot", "", "in the nexmark workload, draw events/s per query (Runnel and, with -kstreams, Kafka Streams, under each guarantee) as a PNG file at this path")
 	)
 	flag.Parse()
@@ -99,6 +107,13 @@ func main() {
 	queries, err := chooseQueries(*nxQueries)
 	if err != nil {
 		fatal(err)
+	}
+	nxBrokers, err := chooseNexmarkBrokers(*nxBroker)
+	if err != nil {
+		fatal(err)
+	}
+	if *latRate < 0 || *latWarmup < 0 || *latDur < 0 {
+		fatal(fmt.Errorf("-nexmark-latency-rate, -nexmark-latency-warmup and -nexmark-latency-duration must not be negative"))
 	}
 	if *records <= 0 || *keys <= 0 || *nxEvents <= 0 || *nxRate <= 0 || *restoreMB <= 0 || *restoreVal <= 0 {
 		fatal(fmt.Errorf("-records, -keys, -nexmark-events, -nexmark-rate, -restore-mb and -restore-value must be positive"))
@@ -113,7 +128,8 @@ func main() {
 	}
 	prog := &progress{start: time.Now()}
 	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, commitTiming: *commitTime, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
-		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache}
+		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache,
+		nexmarkBrokers: nxBrokers, kafkaHome: *kafkaHome, latencyRate: *latRate, latencyWarmup: *latWarmup, latencyDuration: *latDur}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 // nexmarkResult is one run of a Nexmark query.
 type nexmarkResult struct {
+	broker    string // the broker it ran on: "runnel" (in this process) or "kafka"
 	query     string
 	guarantee runnel.Guarantee
 	input     int64 // events in the topics the query reads
@@ -48,10 +48,34 @@ func (r nexmarkResult) cpuPerEvent() float64 {
 // commit, so with at-least-once's default of 30 s a run would mostly wait.
 const nexmarkInterval = 100 * time.Millisecond
 
-// nexmarkBench generates b.nexmarkEvents events, produces them to the
-// three Nexmark topics once, then runs each chosen query under each
-// guarantee as a new application reading them from the start.
+// nexmarkBench runs the Nexmark queries on each broker of
+// -nexmark-broker in turn (nexmarkOn).
 func (b *bench) nexmarkBench() error {
+	b.nexmarkLoad[0] = loadAverage()
+	defer func() { b.nexmarkLoad[1] = loadAverage() }()
+	var (
+		classpath string
+		err       error
+	)
+	if b.kstreamsOn {
+		if classpath, err = b.buildKStreams(); err != nil {
+			return err
+		}
+	}
+	for _, name := range b.nexmarkBrokers {
+		if err := b.onBroker(name, func() error { return b.nexmarkOn(classpath) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nexmarkOn generates b.nexmarkEvents events, produces them to the three
+// Nexmark topics once, then runs each chosen query under each guarantee
+// as a new application reading them from the start (the throughput
+// phase); then, unless -nexmark-latency-duration is 0, each again at a
+// fixed rate (the latency phase, latency.go).
+func (b *bench) nexmarkOn(classpath string) error {
 	gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 1, EventsPerSecond: b.nexmarkRate})
 	if err != nil {
 		return err
@@ -63,14 +87,7 @@ func (b *bench) nexmarkBench() error {
 	if err != nil {
 		return err
 	}
-	b.nexmarkLoad[0] = loadAverage()
-	defer func() { b.nexmarkLoad[1] = loadAverage() }()
-	var classpath string
-	if b.kstreamsOn {
-		if classpath, err = b.buildKStreams(); err != nil {
-			return err
-		}
-	}
+	on := b.nexTarget.name
 	for _, name := range b.nexmarkQueries {
 		q := nexmark.Queries[name]
 		var input int64
@@ -79,7 +96,7 @@ func (b *bench) nexmarkBench() error {
 		}
 		for _, g := range b.guarantees {
 			var r nexmarkResult
-			err := b.profiled("nexmark-"+name+"-"+g.String(), func() (err error) {
+			err := b.profiled(b.nexmarkRunName(name, g), func() (err error) {
 				r, err = b.runNexmark(q, g, input)
 				return err
 			})
@@ -87,30 +104,35 @@ func (b *bench) nexmarkBench() error {
 				return err
 			}
 			b.nexmarks = append(b.nexmarks, r)
-			b.prog.printf("nexmark %s %s: %.0f events/s (%d events, %d records processed in %v, %.1f µs of CPU per event, %d dropped as late)",
-				name, g, r.eventsPerSec(), r.input, r.processed, r.elapsed.Round(time.Millisecond), r.cpuPerEvent(), r.dropped)
+			b.prog.printf("nexmark %s %s on %s: %.0f events/s (%d events, %d records processed in %v, %.1f µs of CPU per event, %d dropped as late)",
+				name, g, on, r.eventsPerSec(), r.input, r.processed, r.elapsed.Round(time.Millisecond), r.cpuPerEvent(), r.dropped)
 			if b.kstreamsOn && slices.Contains(kstreamsQueries, name) {
 				k, err := b.runKStreams(classpath, q, g, input)
 				if err != nil {
 					return err
 				}
-				b.prog.printf("kstreams %s %s: %.0f events/s (%v, %.1f µs of CPU per event, JVM and broker)",
-					name, g, k.eventsPerSec(), k.elapsed.Round(time.Millisecond), k.cpuPerEvent())
+				b.prog.printf("kstreams %s %s on %s: %.0f events/s (%v, %.1f µs of CPU per event, JVM and broker)",
+					name, g, on, k.eventsPerSec(), k.elapsed.Round(time.Millisecond), k.cpuPerEvent())
 				if k.same, k.check, err = b.checkResults(name, r.output, k.output); err != nil {
 					return err
 				}
 				b.kstreams = append(b.kstreams, k)
-				b.prog.printf("kstreams %s %s: results the same as Runnel's: %v (%s)", name, g, k.same, k.check)
+				b.prog.printf("kstreams %s %s on %s: results the same as Runnel's: %v (%s)", name, g, on, k.same, k.check)
 			}
 		}
 	}
-	return nil
+	if b.latencyDuration <= 0 {
+		return nil
+	}
+	// After every throughput run, so that the events the latency phase
+	// adds to the input topics are read by no throughput run.
+	return b.latencyPhase(classpath, perTopic)
 }
 
 // produceNexmark writes the events to their topics, as produce does, and
 // returns how many went to each topic.
 func (b *bench) produceNexmark(gen *nexmark.Generator) (map[string]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.ProducerLinger(time.Millisecond),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.nexmarkAddr()), kgo.ProducerLinger(time.Millisecond),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		return nil, err
@@ -153,11 +175,8 @@ func (b *bench) produceNexmark(gen *nexmark.Generator) (map[string]int64, error)
 // it, so the count of records to process is not known in advance. The
 // time measured ends at the last record processed.
 func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (nexmarkResult, error) {
-	res := nexmarkResult{query: q.Name, guarantee: g, input: input}
-	id := "nexmark-" + q.Name + "-alo"
-	if g == runnel.ExactlyOnce {
-		id = "nexmark-" + q.Name + "-eos"
-	}
+	res := nexmarkResult{query: q.Name, guarantee: g, input: input, broker: b.nexTarget.name}
+	id := "nexmark-" + q.Name + "-" + guaranteeTag(g)
 	// Each run writes a topic of its own, which the Kafka Streams run's
 	// output is compared with.
 	q.Output = id + "-out"
@@ -165,24 +184,7 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	if err := b.createTopics(q.Output); err != nil {
 		return res, err
 	}
-	topo, err := q.Build()
-	if err != nil {
-		return res, err
-	}
-	interval := nexmarkInterval
-	if b.commitInterval > 0 {
-		interval = b.commitInterval
-	}
-	opts := []runnel.AppOption{runnel.ApplicationID(id), runnel.Brokers(b.broker.Addr()),
-		runnel.StateDir(filepath.Join(b.tmp, "state")), runnel.ProcessingGuarantee(g), runnel.Logger(b.logger()),
-		runnel.CommitInterval(interval)}
-	if b.workers > 1 {
-		opts = append(opts, runnel.NumWorkers(b.workers))
-	}
-	if b.nexmarkCache >= 0 {
-		opts = append(opts, runnel.CacheBytes(b.nexmarkCache))
-	}
-	app, err := runnel.NewApp(topo, opts...)
+	app, interval, err := b.nexmarkApp(q, g, id)
 	if err != nil {
 		return res, err
 	}
@@ -190,7 +192,7 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	b.prog.printf("nexmark %s %s: running %s", q.Name, g, in.String())
 	// Two heap profiles bracket the run: what it allocated is the
 	// difference (go tool pprof -sample_index=alloc_space -base START END).
-	name := "nexmark-" + q.Name + "-" + g.String()
+	name := b.nexmarkRunName(q.Name, g)
 	if err := b.writeHeapProfile(name + "-start"); err != nil {
 		return res, err
 	}
@@ -200,7 +202,7 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	// is not collected during this one. The freed memory goes back to the
 	// OS, so that the resident set sampled is this run's.
 	debug.FreeOSMemory()
-	cpu0, alloc0 := cpuTime(), heapStats().allocated
+	cpu0, alloc0 := b.nexmarkCPU(), heapStats().allocated
 	start := time.Now()
 	if err := app.Start(b.ctx); err != nil {
 		return res, fmt.Errorf("%s: start: %w", id, err)
@@ -231,7 +233,7 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 		}
 		if m.RecordsProcessed != lastProcessed {
 			lastProcessed, lastChange, commitsAtChange = m.RecordsProcessed, now, m.Commits
-			res.elapsed, res.cpu, res.allocated = now.Sub(start), cpuTime()-cpu0, heapStats().allocated-alloc0
+			res.elapsed, res.cpu, res.allocated = now.Sub(start), b.nexmarkCPU()-cpu0, heapStats().allocated-alloc0
 		}
 		if m.RecordsProcessed >= q.MinProcessed(input) && m.Commits > commitsAtChange && now.Sub(lastChange) >= quiet {
 			res.processed, res.dropped = m.RecordsProcessed, m.DroppedRecords
@@ -264,11 +266,44 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 	return res, nil
 }
 
+// nexmarkApp makes the Runnel application of q under g, id its
+// application id, on the broker the nexmark workload uses; it returns
+// the commit interval too.
+func (b *bench) nexmarkApp(q nexmark.Query, g runnel.Guarantee, id string) (*runnel.App, time.Duration, error) {
+	topo, err := q.Build()
+	if err != nil {
+		return nil, 0, err
+	}
+	interval := nexmarkInterval
+	if b.commitInterval > 0 {
+		interval = b.commitInterval
+	}
+	opts := []runnel.AppOption{runnel.ApplicationID(id), runnel.Brokers(b.nexmarkAddr()),
+		runnel.StateDir(b.nexmarkStateDir("state")), runnel.ProcessingGuarantee(g), runnel.Logger(b.logger()),
+		runnel.CommitInterval(interval)}
+	if b.workers > 1 {
+		opts = append(opts, runnel.NumWorkers(b.workers))
+	}
+	if b.nexmarkCache >= 0 {
+		opts = append(opts, runnel.CacheBytes(b.nexmarkCache))
+	}
+	app, err := runnel.NewApp(topo, opts...)
+	return app, interval, err
+}
+
+// guaranteeTag is g's short name in application ids.
+func guaranteeTag(g runnel.Guarantee) string {
+	if g == runnel.ExactlyOnce {
+		return "eos"
+	}
+	return "alo"
+}
+
 // nexmarkTable: one row per query and guarantee.
 func (b *bench) nexmarkTable() *table {
-	t := &table{header: []string{"query", "guarantee", "input events", "records processed", "dropped late", "all processed ms", "events/s", "CPU µs/event", "alloc B/event", "RSS MB"}}
+	t := &table{header: []string{"broker", "query", "guarantee", "input events", "records processed", "dropped late", "all processed ms", "events/s", "CPU µs/event", "alloc B/event", "RSS MB"}}
 	for _, r := range b.nexmarks {
-		t.add(r.query, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), fmt.Sprint(r.dropped), ms(r.elapsed),
+		t.add(r.broker, r.query, guaranteeName(r.guarantee), fmt.Sprint(r.input), fmt.Sprint(r.processed), fmt.Sprint(r.dropped), ms(r.elapsed),
 			fmt.Sprintf("%.0f", r.eventsPerSec()), fmt.Sprintf("%.1f", r.cpuPerEvent()), fmt.Sprintf("%.0f", float64(r.allocated)/float64(r.input)),
 			fmt.Sprintf("%.0f", float64(r.rss)/1e6))
 	}
@@ -313,8 +348,12 @@ func (b *bench) plotTitle() string {
 	if len(b.kstreams) > 0 {
 		who = "Runnel vs Kafka Streams 4.3.1"
 	}
-	return fmt.Sprintf("Nexmark, %s events, %s on Runnel's broker, %d cores, load average %.1f to %.1f",
-		rateLabel(float64(b.nexmarkEvents)), who, runtime.NumCPU(), b.nexmarkLoad[0], b.nexmarkLoad[1])
+	on := "Runnel's broker"
+	if b.nexmarkBrokers[0] == "kafka" {
+		on = "Apache Kafka 4.3.1"
+	}
+	return fmt.Sprintf("Nexmark, %s events, %s on %s, %d cores, load average %.1f to %.1f",
+		rateLabel(float64(b.nexmarkEvents)), who, on, runtime.NumCPU(), b.nexmarkLoad[0], b.nexmarkLoad[1])
 }
 
 // procRSS is a process's resident set size, from /proc.
@@ -340,7 +379,17 @@ func (b *bench) nexmarkSettings() string {
 	}
 	return fmt.Sprintf("nexmark: %d events (persons:auctions:bids 1:3:46, seed 1, %d events per second of event time) as JSON in 3 topics of %d partitions; queries %s; commit interval %v under both guarantees; "+
 		"input events: those in the topics the query reads; all processed: Start to the last record processed (input and repartitions), found as every input event processed (for q7 and q8 its repartitioned copy too), a commit after the last record, and nothing processed for 20 commit intervals (at least 3 s)",
-		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval)
+		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval) + b.nexmarkBrokersLine()
+}
+
+// nexmarkBrokersLine says which brokers the nexmark runs used, when Kafka
+// was one, and what the CPU and RSS figures count then.
+func (b *bench) nexmarkBrokersLine() string {
+	if !slices.Contains(b.nexmarkBrokers, "kafka") {
+		return ""
+	}
+	return "; broker runnel: Runnel's broker in this process; broker kafka: Apache Kafka 4.3.1, one KRaft node (broker and controller) in its own JVM (-Xmx1G, Kafka's defaults but one partition for the offsets and transaction topics), " +
+		"the input produced to it the same way, every app connecting to it as an external broker; on kafka, CPU counts Kafka's JVM too (plus this process's for Runnel's app, the JVM's for Kafka Streams), and Runnel's RSS is this process's, app and idle in-process broker"
 }
 
 func chooseQueries(list string) ([]string, error) {

@@ -47,9 +47,13 @@ const (
 	marginB      = 110 // the query names and the legend
 )
 
-// writePlot draws the Nexmark results as a PNG file at path.
+// writePlot draws the Nexmark results on the first broker of
+// -nexmark-broker as a PNG file at path.
 func (b *bench) writePlot(path, title string) error {
-	img := drawPlot(b.nexmarks, b.kstreams, b.nexmarkQueries, title)
+	on := func(rs []nexmarkResult) []nexmarkResult {
+		return slices.DeleteFunc(slices.Clone(rs), func(r nexmarkResult) bool { return r.broker != b.nexmarkBrokers[0] })
+	}
+	img := drawPlot(on(b.nexmarks), on(b.kstreams), b.nexmarkQueries, title)
 	f, err := os.Create(path)
 	if err != nil {
 		return err

@@ -221,6 +221,11 @@ func (b *bench) report(w io.Writer) {
 			fmt.Fprintln(w, l)
 		}
 	}
+	if len(b.latencies) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, b.latencySettings())
+		b.latencyTable().text(w)
+	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nstate: %d keys built by an exactly-once word count over %d lines in a child process in %v\n",
 			b.build.keys, b.build.lines, b.build.took.Round(time.Millisecond))
@@ -280,6 +285,10 @@ func (b *bench) writeMarkdown(path string) error {
 		for _, l := range b.kstreamsChecks() {
 			fmt.Fprintf(w, "- %s\n", l)
 		}
+	}
+	if len(b.latencies) > 0 {
+		fmt.Fprintf(w, "\n%s\n\n", b.latencySettings())
+		b.latencyTable().markdown(w)
 	}
 	if b.build != nil {
 		fmt.Fprintf(w, "\nState: %d keys built by an exactly-once word count over %d lines in a child process in %v.\n",
