@@ -17,6 +17,7 @@ import (
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/nexmark"
 )
 
 // bench holds what the workloads share: one broker in this process and
@@ -71,7 +72,12 @@ type bench struct {
 	// kafkaHome Kafka's install (-kafka-home).
 	nexmarkBrokers []string
 	nexTarget      nexTarget
-	kafkaHome      string
+	// nexmarkFormat is how the events are written (-nexmark-format), and
+	// nexSerdes their serdes: nexmark.JSON, or Avro over the in-process
+	// broker's registry (format.go).
+	nexmarkFormat string
+	nexSerdes     nexmark.Serdes
+	kafkaHome     string
 	// The latency phase (latency.go): the rate (0: half of each run's
 	// peak), the warm-up and the measured span (0: no latency phase).
 	latencyRate     float64
@@ -100,6 +106,7 @@ func (b *bench) startBroker() error {
 		GroupInitialRebalanceDelay:      -1,
 		OffsetsTopicPartitions:          1,
 		TransactionStateTopicPartitions: 1,
+		RegistryListen:                  b.registryListen(),
 	})
 	if err != nil {
 		return fmt.Errorf("start broker: %w", err)
@@ -114,6 +121,11 @@ func (b *bench) startBroker() error {
 		return err
 	}
 	b.broker, b.cl, b.adm = br, cl, kadm.NewClient(cl)
+	if err := b.setNexmarkSerdes(); err != nil {
+		b.broker.Close()
+		cl.Close()
+		return err
+	}
 	return nil
 }
 

@@ -300,7 +300,10 @@ func (b *bench) pace(q nexmark.Query, rate, share float64) (from, to time.Time, 
 	for now := start; now.Before(to); now = time.Now() {
 		due := int64(now.Sub(start).Seconds() * rate)
 		for sent < due {
-			e := gen.Event(next).Encode()
+			e, err := gen.Event(next).EncodeWith(b.nexSerdes)
+			if err != nil {
+				return from, to, produced, err
+			}
 			next++
 			if !slices.Contains(q.Inputs, e.Topic) {
 				continue

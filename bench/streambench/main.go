@@ -97,6 +97,7 @@ func main() {
 		latRate    = flag.Float64("nexmark-latency-rate", 0, "input events/s of the nexmark latency phase (0: half of what each engine reached on that query and guarantee in the throughput phase)")
 		latWarmup  = flag.Duration("nexmark-latency-warmup", 3*time.Second, "paced input before the measured span of each latency run")
 		latDur     = flag.Duration("nexmark-latency-duration", 7*time.Second, "measured span of each nexmark latency run (0: no latency phase)")
+		nxFormat   = flag.String("nexmark-format", "json", "how the nexmark workload writes its events: json, or avro (Confluent's wire format, schemas in the in-process broker's registry; Runnel's broker only, without -kstreams)")
 		plot       = flag.String("plot", "", "in the nexmark workload, draw events/s per query (Runnel and, with -kstreams, Kafka Streams, under each guarantee) as a PNG file at this path")
 	)
 	flag.Parse()
@@ -110,6 +111,9 @@ func main() {
 	}
 	nxBrokers, err := chooseNexmarkBrokers(*nxBroker)
 	if err != nil {
+		fatal(err)
+	}
+	if err := checkNexmarkFormat(*nxFormat, *kstreams, nxBrokers); err != nil {
 		fatal(err)
 	}
 	if *latRate < 0 || *latWarmup < 0 || *latDur < 0 {
@@ -129,7 +133,7 @@ func main() {
 	prog := &progress{start: time.Now()}
 	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, commitTiming: *commitTime, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
 		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache,
-		nexmarkBrokers: nxBrokers, kafkaHome: *kafkaHome, latencyRate: *latRate, latencyWarmup: *latWarmup, latencyDuration: *latDur}
+		nexmarkBrokers: nxBrokers, nexmarkFormat: *nxFormat, nexSerdes: nexmark.JSON, kafkaHome: *kafkaHome, latencyRate: *latRate, latencyWarmup: *latWarmup, latencyDuration: *latDur}
 	for _, g := range strings.Split(*guarantees, ",") {
 		switch g {
 		case runnel.AtLeastOnce.String():

@@ -145,7 +145,10 @@ func (b *bench) produceNexmark(gen *nexmark.Generator) (map[string]int64, error)
 	)
 	perTopic := map[string]int64{}
 	for i := range b.nexmarkEvents {
-		r := gen.Event(i).Encode()
+		r, err := gen.Event(i).EncodeWith(b.nexSerdes)
+		if err != nil {
+			return nil, err
+		}
 		perTopic[r.Topic]++
 		cl.Produce(b.ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)},
 			func(_ *kgo.Record, err error) {
@@ -270,7 +273,7 @@ func (b *bench) runNexmark(q nexmark.Query, g runnel.Guarantee, input int64) (ne
 // application id, on the broker the nexmark workload uses; it returns
 // the commit interval too.
 func (b *bench) nexmarkApp(q nexmark.Query, g runnel.Guarantee, id string) (*runnel.App, time.Duration, error) {
-	topo, err := q.Build()
+	topo, err := q.BuildWith(b.nexSerdes)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -377,9 +380,9 @@ func (b *bench) nexmarkSettings() string {
 	if b.commitInterval > 0 {
 		interval = b.commitInterval
 	}
-	return fmt.Sprintf("nexmark: %d events (persons:auctions:bids 1:3:46, seed 1, %d events per second of event time) as JSON in 3 topics of %d partitions; queries %s; commit interval %v under both guarantees; "+
+	return fmt.Sprintf("nexmark: %d events (persons:auctions:bids 1:3:46, seed 1, %d events per second of event time) as %s in 3 topics of %d partitions; queries %s; commit interval %v under both guarantees; "+
 		"input events: those in the topics the query reads; all processed: Start to the last record processed (input and repartitions), found as every input event processed (for q7 and q8 its repartitioned copy too), a commit after the last record, and nothing processed for 20 commit intervals (at least 3 s)",
-		b.nexmarkEvents, b.nexmarkRate, partitions, strings.Join(b.nexmarkQueries, ","), interval) + b.nexmarkBrokersLine()
+		b.nexmarkEvents, b.nexmarkRate, b.nexSerdes.Bid, partitions, strings.Join(b.nexmarkQueries, ","), interval) + b.nexmarkBrokersLine()
 }
 
 // nexmarkBrokersLine says which brokers the nexmark runs used, when Kafka
