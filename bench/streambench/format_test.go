@@ -37,29 +37,12 @@ func TestCheckNexmarkFormat(t *testing.T) {
 // wrote as Avro (schemas in the in-process broker's registry) and writes
 // every one, converted, as Avro too.
 func TestNexmarkAvroQuick(t *testing.T) {
-	b := &bench{ctx: t.Context(), tmp: t.TempDir(), prog: &progress{start: time.Now()}, nexmarkCache: -1,
-		nexmarkEvents: 2000, nexmarkRate: 10_000, nexmarkBrokers: []string{"runnel"}, nexmarkFormat: "avro"}
-	if err := b.startBroker(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.cl.Close()
-		if err := b.broker.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	b := testBench(t, func(b *bench) { b.nexmarkFormat = "avro" })
 	if fmt.Sprint(b.nexSerdes.Bid) != "Avro" {
 		t.Fatalf("the bid serde is %s", b.nexSerdes.Bid)
 	}
 	err := b.onBroker("runnel", func() error {
-		gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 1})
-		if err != nil {
-			return err
-		}
-		if err := b.createTopics(nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids); err != nil {
-			return err
-		}
-		perTopic, err := b.produceNexmark(gen)
+		perTopic, err := produceTestInput(b)
 		if err != nil {
 			return err
 		}

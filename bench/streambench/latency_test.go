@@ -47,12 +47,15 @@ func TestChooseNexmarkBrokers(t *testing.T) {
 }
 
 // testBench is a bench with Runnel's broker started in this process, for
-// the quick runs below.
-func testBench(t *testing.T) *bench {
+// the quick runs below; set changes the bench before the broker starts.
+func testBench(t *testing.T, set ...func(*bench)) *bench {
 	t.Helper()
 	b := &bench{ctx: t.Context(), tmp: t.TempDir(), prog: &progress{start: time.Now()}, nexmarkCache: -1,
 		nexmarkEvents: 2000, nexmarkRate: 10_000, nexmarkBrokers: []string{"runnel"},
 		latencyWarmup: 300 * time.Millisecond, latencyDuration: time.Second}
+	for _, f := range set {
+		f(b)
+	}
 	if err := b.startBroker(); err != nil {
 		t.Fatal(err)
 	}
@@ -132,14 +135,7 @@ func TestNexmarkOnKafkaQuick(t *testing.T) {
 	b := testBench(t)
 	b.kafkaHome, b.nexmarkBrokers = home, []string{"kafka"}
 	err = b.onBroker("kafka", func() error {
-		gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 1})
-		if err != nil {
-			return err
-		}
-		if err := b.createTopics(nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids); err != nil {
-			return err
-		}
-		perTopic, err := b.produceNexmark(gen)
+		perTopic, err := produceTestInput(b)
 		if err != nil {
 			return err
 		}
@@ -163,4 +159,17 @@ func TestNexmarkOnKafkaQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// produceTestInput creates the Nexmark topics on the broker in use and
+// writes b.nexmarkEvents events to them, returning how many per topic.
+func produceTestInput(b *bench) (map[string]int64, error) {
+	gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 1})
+	if err != nil {
+		return nil, err
+	}
+	if err := b.createTopics(nexmark.TopicPersons, nexmark.TopicAuctions, nexmark.TopicBids); err != nil {
+		return nil, err
+	}
+	return b.produceNexmark(gen)
 }
