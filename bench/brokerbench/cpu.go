@@ -1,52 +1,22 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runnel-dev/runnel/bench/internal/procstat"
 )
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat. It is
 // 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// procCPU returns the user+system CPU time of process pid, summed over all
-// its threads, from /proc/PID/stat (fields 14 utime and 15 stime).
-func procCPU(pid int) (time.Duration, error) {
-	u, s, err := procTimes(pid)
-	return u + s, err
-}
-
-// procTimes returns the user and the system CPU time of process pid,
-// summed over all its threads (/proc/PID/stat fields 14 and 15).
-func procTimes(pid int) (user, sys time.Duration, err error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// count fields from the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state), so field n is f[n-3].
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f)+2)
-	}
-	utime, err1 := strconv.ParseInt(f[14-3], 10, 64)
-	stime, err2 := strconv.ParseInt(f[15-3], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
-	}
-	return time.Duration(utime) * time.Second / clockTicks, time.Duration(stime) * time.Second / clockTicks, nil
-}
+// procCPU returns the user+system CPU time of process pid.
+func procCPU(pid int) (time.Duration, error) { return procstat.CPU(pid) }
 
 // pfKthread is PF_KTHREAD in /proc/PID/stat's flags: a kernel thread.
 const pfKthread = 0x00200000

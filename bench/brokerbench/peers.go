@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnel-dev/runnel/bench/internal/procstat"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -78,7 +79,7 @@ func (c *cluster) cpu() ([]time.Duration, error) {
 func (c *cluster) sysCPU() (time.Duration, error) {
 	var t time.Duration
 	for _, p := range c.procs {
-		_, s, err := procTimes(p.pid())
+		_, s, err := procstat.Times(p.pid())
 		if err != nil {
 			return 0, err
 		}

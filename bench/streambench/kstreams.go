@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runnel-dev/runnel"
+	"github.com/runnel-dev/runnel/bench/internal/procstat"
 	"github.com/runnel-dev/runnel/internal/nexmark"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -202,7 +203,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 	defer k.stop()
 	pid := k.pid
 	start, self0 := time.Now(), b.nexmarkCPU()
-	java0, _ := procCPU(pid)
+	java0, _ := procstat.CPU(pid)
 
 	quiet := max(20*interval, 3*time.Second)
 	var (
@@ -222,7 +223,7 @@ func (b *bench) runKStreams(classpath string, q nexmark.Query, g runnel.Guarante
 		}
 		if err == nil && committed != lastSum {
 			lastSum, lastChange = committed, now
-			java, _ := procCPU(pid)
+			java, _ := procstat.CPU(pid)
 			res.elapsed, res.cpu = now.Sub(start), java-java0+b.nexmarkCPU()-self0
 		}
 		if err == nil && covered && now.Sub(lastChange) >= quiet {
@@ -266,29 +267,6 @@ func (b *bench) groupProgress(group string, inputs []string) (sum int64, covered
 		}
 	})
 	return sum, covered, nil
-}
-
-// procCPU is a process's user and system CPU time, from /proc.
-func procCPU(pid int) (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command name (which may hold spaces) start
-	// after its closing parenthesis; utime and stime are the 14th and
-	// 15th fields of the line, the 12th and 13th after it.
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / ticks, nil
 }
 
 // tail is the last lines of a process's output, for an error.

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/bench/internal/procstat"
 	"github.com/runnel-dev/runnel/bench/kafkabroker"
 )
 
@@ -79,7 +80,7 @@ func (b *bench) nexmarkAddr() string {
 func (b *bench) nexmarkCPU() time.Duration {
 	c := cpuTime()
 	if b.nexTarget.pid > 0 {
-		if k, err := procCPU(b.nexTarget.pid); err == nil {
+		if k, err := procstat.CPU(b.nexTarget.pid); err == nil {
 			c += k
 		}
 	}

@@ -23,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/runnel-dev/runnel/bench/internal/procstat"
 	"github.com/runnel-dev/runnel/internal/kafkapeer"
 )
 
@@ -231,7 +231,7 @@ func consume(ctx context.Context, addr, topic string, want, pid int) error {
 		return err
 	}
 	defer cl.Close()
-	b0, err := procCPU(pid)
+	b0, err := procstat.CPU(pid)
 	if err != nil {
 		return err
 	}
@@ -250,7 +250,7 @@ func consume(ctx context.Context, addr, topic string, want, pid int) error {
 		got += fs.NumRecords()
 	}
 	el := time.Since(start)
-	b1, _ := procCPU(pid)
+	b1, _ := procstat.CPU(pid)
 	var ru1 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	self := tv(ru1.Utime) + tv(ru1.Stime) - tv(ru0.Utime) - tv(ru0.Stime)
@@ -305,20 +305,4 @@ func sumd(v []time.Duration) time.Duration {
 		t += x
 	}
 	return t
-}
-
-// procCPU is process pid's user+system CPU from /proc/PID/stat.
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * time.Second / 100, nil
 }
