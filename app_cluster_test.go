@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/runnel-dev/runnel"
 	"github.com/runnel-dev/runnel/internal/faultinject"
@@ -133,13 +135,51 @@ func waitLeaders(t *testing.T, adm *kadm.Client, topics ...string) {
 			}
 		}
 		if ok {
+			// Every broker must know the topics too: an App asks
+			// whichever it reaches first for its source topics.
+			ok, err = everyBrokerKnows(ctx, md, topics)
+		}
+		if ok {
 			return
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("%v: no leader and full ISR everywhere: %v", topics, err)
+			t.Fatalf("%v: no leader and full ISR everywhere, or a broker that does not know them: %v", topics, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the cluster's metadata
 	}
+}
+
+// everyBrokerKnows reports whether each broker of md answers a metadata
+// request for topics with their partitions: topics created through one
+// broker reach the others a moment later.
+func everyBrokerKnows(ctx context.Context, md kadm.Metadata, topics []string) (bool, error) {
+	var seeds []string
+	for _, b := range md.Brokers {
+		seeds = append(seeds, net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	for _, b := range md.Brokers {
+		req := kmsg.NewPtrMetadataRequest()
+		for _, topic := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(topic)
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+		if err != nil {
+			return false, err
+		}
+		for _, rt := range resp.Topics {
+			if rt.ErrorCode != 0 || len(rt.Partitions) == 0 {
+				return false, fmt.Errorf("broker %d: topic %v: error %d, %d partitions", b.NodeID, rt.Topic, rt.ErrorCode, len(rt.Partitions))
+			}
+		}
+	}
+	return true, nil
 }
 
 // An exactly-once word count on a three-broker cluster (topics of

@@ -56,6 +56,7 @@ const (
 	setStateDir
 	setStallTimeout
 	setStatusInterval
+	setMaxSourceDrift
 )
 
 func (f appOpt) apply(o *AppOptions) { f(o) }
@@ -106,6 +107,9 @@ type AppOptions struct {
 	StatusInterval time.Duration
 	// MaxTaskIdle: see its option (runtime_queue.go).
 	MaxTaskIdle time.Duration
+	// MaxSourceDrift: see its option (runtime_align.go); negative turns
+	// source alignment off.
+	MaxSourceDrift time.Duration
 
 	// TLS and SASL: see options_security.go; nil for plaintext and no
 	// authentication.
@@ -323,6 +327,26 @@ func MaxTaskIdle(d time.Duration) AppOption {
 	return appOpt(func(o *AppOptions) { o.MaxTaskIdle = d })
 }
 
+// defaultMaxSourceDrift is MaxSourceDrift's default.
+const defaultMaxSourceDrift = time.Second
+
+// MaxSourceDrift is how far ahead in event time a task reading the
+// application's input may run of the other input tasks of its pipeline
+// (those whose records meet in a later stage, through repartition
+// topics) on the same worker. A later stage's windows and windowed joins
+// drop records that arrive later than their grace behind the latest they
+// have seen; when the application works through a backlog (a replay from
+// an offset, a restart after downtime), an input topic with few records
+// per second of event time would otherwise run minutes of event time
+// ahead of a busy one, and the later stage would drop the busy topic's
+// records as late. Live, the input tasks read near the ends of their
+// partitions and rarely wait. Default 1 s; a negative d turns the
+// alignment off, as Kafka Streams has none. (Flink calls it watermark
+// alignment.)
+func MaxSourceDrift(d time.Duration) AppOption {
+	return appOpt(func(o *AppOptions) { o.MaxSourceDrift = d; o.set |= setMaxSourceDrift })
+}
+
 // EnsureDefaults fills the settings no option set with their defaults. An
 // option given explicitly keeps its value, zero included: CommitInterval(0)
 // commits after every poll, CacheBytes(0) turns caching off,
@@ -353,6 +377,9 @@ func (o *AppOptions) EnsureDefaults() {
 	}
 	if o.set&setStatusInterval == 0 {
 		o.StatusInterval = defaultStatusInterval
+	}
+	if o.set&setMaxSourceDrift == 0 {
+		o.MaxSourceDrift = defaultMaxSourceDrift
 	}
 	if o.set&setLeaveGroup == 0 {
 		o.LeaveGroupOnClose = true
@@ -422,12 +449,16 @@ func (o *AppOptions) Validate() error {
 
 // String prints the values in force.
 func (o *AppOptions) String() string {
+	driftMs := o.MaxSourceDrift.Milliseconds()
+	if o.MaxSourceDrift < 0 {
+		driftMs = -1 // off, however negative
+	}
 	brokers := "embedded"
 	if len(o.Brokers) > 0 {
 		brokers = strings.Join(o.Brokers, ",")
 	}
 	return fmt.Sprintf("application.id=%s bootstrap.servers=%s processing.guarantee=%s commit.interval.ms=%d state.dir=%s num.stream.threads=%d statestore.cache.max.bytes=%d num.standby.replicas=%d session.timeout.ms=%d",
 		o.ApplicationID, brokers, o.Guarantee, o.CommitInterval.Milliseconds(), o.StateDir, o.NumWorkers, o.CacheBytes, o.StandbyReplicas, o.SessionTimeout.Milliseconds()) +
-		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d status.interval.ms=%d max.task.idle.ms=%d",
-		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds(), o.StatusInterval.Milliseconds(), o.MaxTaskIdle.Milliseconds())
+		o.topicString() + fmt.Sprintf(" leave.group.on.close=%t application.server=%s uncaught.error.policy=%s stall.timeout.ms=%d status.interval.ms=%d max.task.idle.ms=%d max.source.drift.ms=%d",
+		o.LeaveGroupOnClose, o.ApplicationServer, o.UncaughtErrorPolicy, o.StallTimeout.Milliseconds(), o.StatusInterval.Milliseconds(), o.MaxTaskIdle.Milliseconds(), driftMs)
 }

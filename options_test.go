@@ -23,19 +23,20 @@ func TestAppOptionsDefaultsAndString(t *testing.T) {
 	if o.SessionTimeout != 45*time.Second || !o.LeaveGroupOnClose || o.StandbyReplicas != 0 || o.NumWorkers != 1 ||
 		o.CommitInterval != 100*time.Millisecond || o.CacheBytes != 10<<20 || o.StateDir == "" || o.Logger == nil ||
 		o.StatusInterval != 5*time.Second || !strings.Contains(o.String(), "status.interval.ms=5000") ||
-		o.MaxTaskIdle != 0 || !strings.Contains(o.String(), "max.task.idle.ms=0") {
+		o.MaxTaskIdle != 0 || !strings.Contains(o.String(), "max.task.idle.ms=0") ||
+		o.MaxSourceDrift != time.Second || !strings.Contains(o.String(), "max.source.drift.ms=1000") {
 		t.Fatalf("defaults: %s", o.String())
 	}
 	app, err = runnel.NewApp(topo, runnel.ApplicationID("wc"), runnel.StandbyReplicas(2), runnel.SessionTimeout(10*time.Second),
 		runnel.LeaveGroupOnClose(false), runnel.ApplicationServer("h:1"), runnel.NumWorkers(3),
-		runnel.UncaughtError(runnel.ReplaceWorker), runnel.MaxTaskIdle(250*time.Millisecond))
+		runnel.UncaughtError(runnel.ReplaceWorker), runnel.MaxTaskIdle(250*time.Millisecond), runnel.MaxSourceDrift(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := app.Options()
 	s := got.String()
 	for _, want := range []string{"num.standby.replicas=2", "session.timeout.ms=10000", "leave.group.on.close=false",
-		"application.server=h:1", "num.stream.threads=3", "uncaught.error.policy=replace_thread", "max.task.idle.ms=250"} {
+		"application.server=h:1", "num.stream.threads=3", "uncaught.error.policy=replace_thread", "max.task.idle.ms=250", "max.source.drift.ms=-1"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("%q lacks %s", s, want)
 		}

@@ -34,6 +34,7 @@ type instance struct {
 	changelg map[string]bool  // full changelog topic names
 	subs     [][]string       // full source topics of each sub-topology
 	stateful []bool           // by sub-topology: has logged stores
+	align    []int            // by sub-topology: its alignment group, -1 for none (runtime_align.go)
 	owners   *taskOwners
 	standby  *standbyUpdater
 	global   *globalUpdater // nil without global stores (runtime_global.go)
@@ -98,6 +99,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 		}
 		in.stateful = append(in.stateful, logged)
 	}
+	in.align = alignGroups(a.topo)
 	for _, it := range in.parts.Internal {
 		if it.Kind == topology.Changelog {
 			in.changelg[it.Name] = true

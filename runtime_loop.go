@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,7 @@ type runner struct {
 	// the commit interval.
 	rebalanceWaiting atomic.Bool
 	purge            purger     // deletes committed repartition records (runtime_purge.go)
+	align            *aligner   // loop goroutine only (runtime_align.go)
 	stalls           stallWatch // loop goroutine only (runtime_watchdog.go)
 	// committedAt holds, for each source partition the worker fetched
 	// from since it was assigned, the offset its group commit stands at
@@ -111,6 +113,8 @@ type runTask struct {
 	// in holds the records fetched and not yet processed, and the
 	// positions processed (runtime_queue.go).
 	in *inputQueues
+	// align is the task's alignment group, -1 for none (runtime_align.go).
+	align int
 }
 
 func newRunner(in *instance, worker int) (*runner, error) {
@@ -121,6 +125,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 		tasks: map[taskKey]*runTask{}, restoring: map[taskKey]*restoration{},
 		stalls:      stallWatch{timeout: o.StallTimeout},
 		committedAt: map[topicPartition]kgo.EpochOffset{}, throttled: map[topicPartition]bool{},
+		align: newAligner(o.MaxSourceDrift),
 	}
 	// The member is static (KIP-345), with an id kept in the state
 	// directory: a crashed instance that restarts within the session
@@ -522,11 +527,26 @@ func (r *runner) process(fetches kgo.Fetches) error {
 		return err
 	}
 	now := time.Now()
+	behind := cmp.Or(r.app.holdBehind, maxHoldBehind)
+	// One pass processes what each task may take; a pass that moved an
+	// aligned group's frontier may let its tasks take more.
+	starting := r.alignStarting()
+	for {
+		r.align.update(r.tasks, starting, now, behind)
+		progressed := false
+		for _, t := range r.tasks {
+			n, err := r.processQueued(t, now, r.align.limit(t))
+			if err != nil {
+				return err
+			}
+			progressed = progressed || n > 0
+		}
+		if !progressed || !r.align.limiting() {
+			break
+		}
+	}
 	queued := 0
 	for _, t := range r.tasks {
-		if err := r.processQueued(t, now); err != nil {
-			return err
-		}
 		queued += t.in.len()
 	}
 	r.applyBackpressure()
@@ -536,15 +556,31 @@ func (r *runner) process(fetches kgo.Fetches) error {
 	return nil
 }
 
-// processQueued processes what task t's input queues let go at now.
+// alignStarting returns the alignment groups of the tasks assigned to the
+// worker that do not run yet. REQUIRES: r.taskMu held.
+func (r *runner) alignStarting() []int {
+	var out []int
+	if r.align.drift < 0 {
+		return out
+	}
+	for _, k := range r.owned {
+		if g := r.inst.align[k.sub]; g >= 0 && r.tasks[k] == nil && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// processQueued processes what task t's input queues let go at now, up
+// to records timestamped limit (ms), and returns how many it processed.
 // REQUIRES: r.taskMu held.
-func (r *runner) processQueued(t *runTask, now time.Time) error {
+func (r *runner) processQueued(t *runTask, now time.Time, limit int64) (n int, err error) {
 	idle, behind := r.app.opts.MaxTaskIdle, cmp.Or(r.app.holdBehind, maxHoldBehind)
 	t.m.startBatch()
-	for {
-		rec, part, ok := t.in.next(now, idle, behind)
+	for ; ; n++ {
+		rec, part, ok := t.in.next(now, idle, behind, limit)
 		if !ok {
-			return nil
+			return n, nil
 		}
 		in := topology.InputRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 			Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp.UnixMilli()}
@@ -555,11 +591,11 @@ func (r *runner) processQueued(t *runTask, now time.Time) error {
 		if err := t.task.Process(in); errors.Is(err, topology.ErrDeserialization) {
 			// Not recycled: the handler may keep rec.
 			if err := r.handleDeserialization(t, rec, err); err != nil {
-				return err
+				return n, err
 			}
 			continue
 		} else if err != nil {
-			return fmt.Errorf("stream: %w", err)
+			return n, fmt.Errorf("stream: %w", err)
 		}
 		t.m.recordProcessed(start, rec.Timestamp)
 		// Each record goes back to the client's pool (fetchRecords) once

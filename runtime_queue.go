@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"math"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +49,8 @@ type inputPartition struct {
 	// whether any was since the task started.
 	done  kgo.EpochOffset
 	taken bool
+	// last is the timestamp of the last record taken (ms), when taken.
+	last int64
 	// gaveUp is set when the partition held the others back as long as
 	// it may, and cleared when a fetch or a listing tells its position:
 	// meanwhile it is taken as at its end, so that a partition whose
@@ -144,20 +147,21 @@ func (p *inputPartition) behind() bool {
 }
 
 // next takes the next record to process, or reports that none may be
-// processed now: the queues are empty, or an empty one holds the others.
+// processed now: the queues are empty, an empty one holds the others, or
+// the next record's timestamp is past limit (ms; see runtime_align.go).
 // Control records (transaction markers) are taken on the way, moving the
 // position, and never returned. idle is MaxTaskIdle, behind maxHoldBehind
 // (or a test's).
-func (q *inputQueues) next(now time.Time, idle, behind time.Duration) (*kgo.Record, *inputPartition, bool) {
+func (q *inputQueues) next(now time.Time, idle, behind time.Duration, limit int64) (*kgo.Record, *inputPartition, bool) {
 	var best *inputPartition
-	var limit time.Duration
+	var hold time.Duration
 	for _, p := range q.parts {
 		p.skipControl()
 		if len(p.queued) == 0 {
 			if p.behind() {
-				limit = max(limit, behind, idle)
+				hold = max(hold, behind, idle)
 			} else {
-				limit = max(limit, idle)
+				hold = max(hold, idle)
 			}
 			continue
 		}
@@ -169,13 +173,16 @@ func (q *inputQueues) next(now time.Time, idle, behind time.Duration) (*kgo.Reco
 		q.holdSince = time.Time{}
 		return nil, nil, false
 	}
-	if limit == 0 {
+	if best.queued[0].Timestamp.UnixMilli() > limit {
+		return nil, nil, false
+	}
+	if hold == 0 {
 		q.holdSince = time.Time{}
 	} else {
 		if q.holdSince.IsZero() {
 			q.holdSince = now
 		}
-		if now.Sub(q.holdSince) < limit {
+		if now.Sub(q.holdSince) < hold {
 			return nil, nil, false
 		}
 		// Held long enough: go on in timestamp order among the queues
@@ -188,6 +195,41 @@ func (q *inputQueues) next(now time.Time, idle, behind time.Duration) (*kgo.Reco
 		}
 	}
 	return best.take(), best, true
+}
+
+// frontier returns the earliest timestamp (ms) the task may still
+// process (see runtime_align.go), and whether it is that of a partition
+// with nothing queued; ok is false when every queue is empty and its
+// partition at its end. Control records at the heads are taken.
+func (q *inputQueues) frontier() (ts int64, empty, ok bool) {
+	for _, p := range q.parts {
+		p.skipControl()
+		var pts int64
+		switch {
+		case len(p.queued) > 0:
+			pts = p.queued[0].Timestamp.UnixMilli()
+		case !p.behind():
+			continue
+		case p.taken:
+			pts = p.last
+		default:
+			pts = math.MinInt64 // nothing fetched yet: may be anything
+		}
+		if !ok || pts < ts || (pts == ts && len(p.queued) == 0) {
+			ts, empty, ok = pts, len(p.queued) == 0, true
+		}
+	}
+	return ts, empty, ok
+}
+
+// giveUpEmpty stops waiting for the partitions with nothing queued that
+// may have records to fetch, until a fetch or a listing tells of them.
+func (q *inputQueues) giveUpEmpty() {
+	for _, p := range q.parts {
+		if len(p.queued) == 0 && p.behind() {
+			p.gaveUp = true
+		}
+	}
 }
 
 // skipControl takes the control records at the head of the queue.
@@ -211,6 +253,7 @@ func (p *inputPartition) take() *kgo.Record {
 	}
 	p.done = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
 	p.taken = true
+	p.last = rec.Timestamp.UnixMilli()
 	return rec
 }
 

@@ -1,6 +1,7 @@
 package runnel
 
 import (
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func newTestQueues(topics ...string) *inputQueues {
 func takeAll(q *inputQueues, now time.Time, idle time.Duration) []int64 {
 	var ts []int64
 	for {
-		r, _, ok := q.next(now, idle, maxHoldBehind)
+		r, _, ok := q.next(now, idle, maxHoldBehind, math.MaxInt64)
 		if !ok {
 			return ts
 		}

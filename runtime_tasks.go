@@ -174,7 +174,8 @@ func (r *runner) startTask(ctx context.Context, k taskKey) error {
 // fetching its partitions.
 func (r *runner) finishTask(k taskKey) error {
 	id := topology.TaskID{SubTopology: k.sub, Partition: k.part}
-	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}, m: r.app.metrics.forTask(id)}
+	t := &runTask{key: k, batch: r.db.NewBatch(id.String()), positions: map[string]int64{}, m: r.app.metrics.forTask(id),
+		align: r.inst.align[k.sub]}
 	o := r.app.opts
 	globals, err := r.inst.global.view()
 	if err != nil {

@@ -115,9 +115,10 @@ func (r *runner) checkStalls(ctx context.Context, now time.Time) {
 	}
 	w.last = now
 	type watched struct {
-		id  topology.TaskID
-		pos map[string]int64
-		tps map[string][]int32
+		id   topology.TaskID
+		pos  map[string]int64
+		tps  map[string][]int32
+		held bool // waits for its alignment group (runtime_align.go)
 	}
 	var tasks []watched
 	topics := map[string]bool{}
@@ -127,7 +128,7 @@ func (r *runner) checkStalls(ctx context.Context, now time.Time) {
 		if _, ok := r.restoring[k]; ok {
 			continue
 		}
-		wt := watched{id: t.task.ID(), pos: map[string]int64{}, tps: r.partitionsOf(k)}
+		wt := watched{id: t.task.ID(), pos: map[string]int64{}, tps: r.partitionsOf(k), held: r.align.holds(t)}
 		for topic, ps := range wt.tps {
 			topics[topic] = true
 			for _, p := range ps {
@@ -203,6 +204,9 @@ func (r *runner) checkStalls(ctx context.Context, now time.Time) {
 				}
 				lag += max(end.Offset-pos, 0)
 			}
+		}
+		if wt.held {
+			lag = 0 // not stuck: waiting for a task that moves
 		}
 		ev := w.observe(taskKey{wt.id.SubTopology, wt.id.Partition}, now, wt.pos, lag)
 		r.reportStall(wt.id, ev, wt.pos, lag)

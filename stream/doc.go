@@ -42,6 +42,12 @@
 // record is processed, that is with the table updates of earlier
 // timestamps that were in the topic when the stream record was fetched.
 //
+// Tasks of different sub-topologies are ordered by time too, more
+// loosely: the runtime keeps the tasks that read a pipeline's input topics
+// within the runtime's MaxSourceDrift (default 1 s) of one another in
+// event time, so that reprocessing a backlog does not feed a later
+// window or join records its stream time has passed.
+//
 // Stream time is per task, hence per partition: a window closes, and
 // Suppress emits its final result, when the records of that partition move
 // past its end plus grace, whatever other partitions hold. A partition that
