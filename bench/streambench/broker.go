@@ -67,6 +67,7 @@ type bench struct {
 	kstreams       []nexmarkResult // their runs
 	nexmarkLoad    [2]float64      // the 1-minute load average when the nexmark workload started and ended
 	nexmarkCache   int64           // -nexmark-cache-bytes: the apps' CacheBytes, or -1 for the default
+	nexmarkDrift   *time.Duration  // -nexmark-source-drift: the apps' MaxSourceDrift; nil: the runtime's default
 	// nexmarkBrokers are the brokers the workload runs on in turn
 	// (-nexmark-broker), nexTarget the one in use (nexbroker.go), and
 	// kafkaHome Kafka's install (-kafka-home).

@@ -92,6 +92,7 @@ func main() {
 		restoreVal = flag.Int("restore-value", 1000, "bytes of each value in the restore-bulk workload")
 		keep       = flag.Bool("keep", false, "keep the temporary directory (broker data, state directories)")
 		nxCache    = flag.Int64("nexmark-cache-bytes", -1, "record cache of the nexmark apps in bytes (CacheBytes; -1: the runtime's default, 10 MiB)")
+		nxDrift    = flag.String("nexmark-source-drift", "", "MaxSourceDrift of the nexmark apps, a duration (negative: no source alignment, as in Kafka Streams; empty: the runtime's default, 1s)")
 		nxBroker   = flag.String("nexmark-broker", "runnel", "brokers the nexmark workload runs on, in turn: runnel (Runnel's, in this process), kafka (Apache Kafka 4.3.1 in its own JVM, from scripts/fetch-kafka.sh), or both")
 		kafkaHome  = flag.String("kafka-home", "", "with -nexmark-broker kafka: the Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
 		latRate    = flag.Float64("nexmark-latency-rate", 0, "input events/s of the nexmark latency phase (0: half of what each engine reached on that query and guarantee in the throughput phase)")
@@ -130,8 +131,16 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	var drift *time.Duration
+	if *nxDrift != "" {
+		d, err := time.ParseDuration(*nxDrift)
+		if err != nil {
+			fatal(fmt.Errorf("-nexmark-source-drift: %w", err))
+		}
+		drift = &d
+	}
 	prog := &progress{start: time.Now()}
-	b := &bench{ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, commitTiming: *commitTime, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
+	b := &bench{nexmarkDrift: drift, ctx: ctx, tmp: tmp, prog: prog, records: *records, keys: *keys, childProfile: *childProf, verbose: *verbose, commitTiming: *commitTime, cpuprofile: *cpuprofile, memprofile: *memprofile, commitInterval: *interval, workers: *workers, stallDump: *stallAfter, restoreMB: *restoreMB, restoreValue: *restoreVal,
 		nexmarkEvents: *nxEvents, nexmarkRate: *nxRate, nexmarkQueries: queries, kstreamsOn: *kstreams, nexmarkCache: *nxCache,
 		nexmarkBrokers: nxBrokers, nexmarkFormat: *nxFormat, nexSerdes: nexmark.JSON, kafkaHome: *kafkaHome, latencyRate: *latRate, latencyWarmup: *latWarmup, latencyDuration: *latDur}
 	for _, g := range strings.Split(*guarantees, ",") {

@@ -290,6 +290,9 @@ func (b *bench) nexmarkApp(q nexmark.Query, g runnel.Guarantee, id string) (*run
 	if b.nexmarkCache >= 0 {
 		opts = append(opts, runnel.CacheBytes(b.nexmarkCache))
 	}
+	if b.nexmarkDrift != nil {
+		opts = append(opts, runnel.MaxSourceDrift(*b.nexmarkDrift))
+	}
 	app, err := runnel.NewApp(topo, opts...)
 	return app, interval, err
 }
