@@ -12,9 +12,13 @@
 // of sending from memory (brokerbench runs this one).
 //
 // It is a measuring device, not a broker: one node, no replication, no
-// durability, no groups, no transactions, no fetch sessions; only what
-// brokerbench's producers and plain consumers use (ApiVersions, Metadata,
-// CreateTopics, InitProducerID, Produce, ListOffsets, Fetch v4-v11).
+// durability, no transactions, no fetch sessions; only what brokerbench's
+// producers, plain consumers and group consumers use (ApiVersions,
+// Metadata, CreateTopics, InitProducerID, Produce, ListOffsets, Fetch
+// v4-v11, and an in-memory group coordinator: FindCoordinator,
+// JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+// OffsetFetch), so that the many-clients workload's consumer groups run
+// against it as against a broker.
 //
 // It prints "fetchceiling listening on HOST:PORT" once it accepts
 // connections and runs until SIGINT or SIGTERM.
