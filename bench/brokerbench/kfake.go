@@ -69,15 +69,15 @@ func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*clus
 // can read here, and its CPU per GB out the cost of sending from memory
 // over loopback (less than sendfile's from the page cache: its own
 // default mode, which fetchprobe runs): the consume ceiling, as `ceiling`
-// is the produce one. It holds everything produced in memory, some GB
+// is the produce one. With its in-memory group coordinator it runs the
+// many-clients workloads too: their fan-out row is the most those eight
+// clients move here. It holds everything produced in memory, some GB
 // per round.
 type fetchCeilingPeer struct {
 	binDir string
 }
 
 func (*fetchCeilingPeer) name() string { return "fetchceiling" }
-
-func (*fetchCeilingPeer) noGroups() {}
 
 func (*fetchCeilingPeer) durability() string {
 	return "none: bench/cmd/fetchceiling -writev keeps records in the heap and writes fetches from it (client + loopback consume ceiling)"
