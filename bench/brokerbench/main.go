@@ -57,7 +57,7 @@ import (
 
 func main() {
 	var (
-		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit), fetchceiling (records kept in memory, fetches written from it: the consumer's own limit)")
+		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit), fetchceiling (records kept in memory, fetches written from it, groups in memory: the consumers' own limit, single or many clients)")
 		records   = flag.Int64("records", 0, "records per produce phase (default 10,000,000 for 100 B and 2,000,000 for 1 KiB; -quick: 200,000 and 50,000)")
 		duration  = flag.Duration("duration", 0, "produce for this long instead of a record count")
 		quick     = flag.Bool("quick", false, "a small run for a CI smoke test")
