@@ -75,6 +75,7 @@ func startOne(ctx context.Context, cmd *exec.Cmd, marker, logPath string) (*clus
 // per round.
 type fetchCeilingPeer struct {
 	binDir string
+	bin    string // a fetchceiling binary to run; "" builds one into binDir
 }
 
 func (*fetchCeilingPeer) name() string { return "fetchceiling" }
@@ -84,9 +85,12 @@ func (*fetchCeilingPeer) durability() string {
 }
 
 func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, error) {
-	bin, err := goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/fetchceiling", k.binDir)
-	if err != nil {
-		return nil, err
+	bin := k.bin
+	if bin == "" {
+		var err error
+		if bin, err = goBuild(ctx, "github.com/runnel-dev/runnel/bench/cmd/fetchceiling", k.binDir); err != nil {
+			return nil, err
+		}
 	}
 	return startOne(ctx, exec.Command(bin, "-writev"), "fetchceiling listening on ", filepath.Join(dir, "fetchceiling.log"))
 }
