@@ -81,7 +81,7 @@ type fetchCeilingPeer struct {
 func (*fetchCeilingPeer) name() string { return "fetchceiling" }
 
 func (*fetchCeilingPeer) durability() string {
-	return "none: bench/cmd/fetchceiling -writev keeps records in the heap and writes fetches from it (client + loopback consume ceiling)"
+	return "none: bench/cmd/fetchceiling -writev keeps records in the heap and writes fetches from it, groups in memory (client + loopback ceiling of consume and many clients)"
 }
 
 func (k *fetchCeilingPeer) start(ctx context.Context, dir string) (*cluster, error) {

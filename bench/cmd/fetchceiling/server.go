@@ -42,6 +42,10 @@ type server struct {
 	st        *store
 	groups    *coordinator
 	producers atomic.Int64
+	// sndbuf is each accepted connection's send buffer; 0 leaves the
+	// kernel's, which grows to megabytes and costs the sender more per
+	// byte on loopback (bench/README.md, "The socket send buffer").
+	sndbuf int
 }
 
 func newServer(addr *net.TCPAddr, dir string) *server {
@@ -64,6 +68,12 @@ func (s *server) serve(ctx context.Context, ln net.Listener) {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			if s.sndbuf > 0 {
+				_ = tc.SetWriteBuffer(s.sndbuf) // failing leaves the kernel's: slower, not wrong
+			}
 		}
 		wg.Add(1)
 		go func() {
