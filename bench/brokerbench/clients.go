@@ -36,6 +36,9 @@ type clientsResult struct {
 	// out together.
 	in, out throughput
 	cpu     time.Duration
+	// clientCPU is the benchmark process's CPU over the fan-out phase:
+	// the eight clients'.
+	clientCPU time.Duration
 	// paced is the 4 producers at a fixed total rate, the groups still
 	// reading.
 	paced pacedResult
@@ -48,6 +51,12 @@ func (c *clientsResult) aggregate() float64 { return c.in.recordsPerSec() + c.ou
 // bytes written and read.
 func (c *clientsResult) cpuPerGBMoved() float64 {
 	return c.cpu.Seconds() / (float64(c.in.bytes+c.out.bytes) / 1e9)
+}
+
+// clientPerGBMoved is the fan-out phase's benchmark process CPU seconds
+// (the clients') per 10^9 value bytes written and read.
+func (c *clientsResult) clientPerGBMoved() float64 {
+	return c.clientCPU.Seconds() / (float64(c.in.bytes+c.out.bytes) / 1e9)
 }
 
 // runClients runs the many-clients workload against proc: 4 producers and
@@ -82,8 +91,8 @@ func (r *run) runClients(ctx context.Context, p peer, proc *cluster, w workload)
 	if cr.produce.writeback, err = writeback(); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
-		count(int64(cr.produce.recordsPerSec())), cr.produce.mbPerSec(), cr.produce.cpuPerGB(), cr.produce.sysPerGB(), cr.produce.kthreadsPerGB(),
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB, clients %.2f s/GB (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
+		count(int64(cr.produce.recordsPerSec())), cr.produce.mbPerSec(), cr.produce.cpuPerGB(), cr.produce.clientPerGB(), cr.produce.sysPerGB(), cr.produce.kthreadsPerGB(),
 		cr.produce.writebackPerGB())
 
 	r.prog.printf("%s consume: %d groups read %s records each from the start", w.name, clientsGroups, count(cr.produce.records))
@@ -100,9 +109,9 @@ func (r *run) runClients(ctx context.Context, p peer, proc *cluster, w workload)
 	if err != nil {
 		return nil, err
 	}
-	cr.consume.cpu, cr.consume.cpuPer, cr.consume.other = sum(cpu), cpu, other
-	r.prog.printf("%s consume: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB", w.name,
-		count(int64(cr.consume.recordsPerSec())), cr.consume.mbPerSec(), cr.consume.cpuPerGB())
+	cr.consume.cpu, cr.consume.cpuPer, cr.consume.other, cr.consume.client = sum(cpu), cpu, other, meter.client
+	r.prog.printf("%s consume: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB, clients %.2f s/GB", w.name,
+		count(int64(cr.consume.recordsPerSec())), cr.consume.mbPerSec(), cr.consume.cpuPerGB(), cr.consume.clientPerGB())
 
 	r.prog.printf("%s fan-out: %s records by %d producers, read along by %d groups", w.name, count(w.records), clientsProducers, clientsGroups)
 	if meter, err = startCPU(proc); err != nil {
@@ -118,9 +127,9 @@ func (r *run) runClients(ctx context.Context, p peer, proc *cluster, w workload)
 	if cpu, other, err = meter.stop(); err != nil {
 		return nil, err
 	}
-	cr.cpu, cr.out.other = sum(cpu), other
-	r.prog.printf("%s fan-out: in %s rec/s (%.1f MB/s), out %s rec/s (%.1f MB/s), broker CPU %.2f s/GB moved", w.name,
-		count(int64(cr.in.recordsPerSec())), cr.in.mbPerSec(), count(int64(cr.out.recordsPerSec())), cr.out.mbPerSec(), cr.cpuPerGBMoved())
+	cr.cpu, cr.out.other, cr.clientCPU = sum(cpu), other, meter.client
+	r.prog.printf("%s fan-out: in %s rec/s (%.1f MB/s), out %s rec/s (%.1f MB/s), broker CPU %.2f s/GB moved, clients %.2f s/GB moved", w.name,
+		count(int64(cr.in.recordsPerSec())), cr.in.mbPerSec(), count(int64(cr.out.recordsPerSec())), cr.out.mbPerSec(), cr.cpuPerGBMoved(), cr.clientPerGBMoved())
 
 	rate := r.rate
 	if rate == 0 {

@@ -154,10 +154,13 @@ type cpuMeter struct {
 	others0 time.Duration
 	sys0    time.Duration         // the brokers' system CPU, summed
 	kthr0   map[int]time.Duration // kernel threads' CPU, by pid
+	client0 time.Duration         // this process's CPU
 
 	// sys and kthreads are, once stop has returned, the brokers' system
-	// CPU (summed) and the kernel threads' CPU over the phase.
-	sys, kthreads time.Duration
+	// CPU (summed) and the kernel threads' CPU over the phase; client is
+	// this process's CPU over it: the benchmark's clients (producers,
+	// consumers, their callbacks) with the little the benchmark adds.
+	sys, kthreads, client time.Duration
 }
 
 // benchPIDs are the processes of the benchmark itself: this one, its
@@ -178,6 +181,9 @@ func startCPU(c *cluster) (*cpuMeter, error) {
 		return nil, err
 	}
 	if m.kthr0, err = kthreadTimes(); err != nil {
+		return nil, err
+	}
+	if m.client0, err = procCPU(os.Getpid()); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -206,7 +212,11 @@ func (m *cpuMeter) stop() (brokers []time.Duration, otherCores float64, err erro
 	if err != nil {
 		return nil, 0, err
 	}
-	m.sys, m.kthreads = sys-m.sys0, kthr
+	client, err := procCPU(os.Getpid())
+	if err != nil {
+		return nil, 0, err
+	}
+	m.sys, m.kthreads, m.client = sys-m.sys0, kthr, client-m.client0
 	return b1, max(0, (o1-m.others0).Seconds()/time.Since(m.t0).Seconds()), nil
 }
 

@@ -57,7 +57,7 @@ import (
 
 func main() {
 	var (
-		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit), fetchceiling (records kept in memory, fetches written from it: the consumer's own limit)")
+		brokers   = flag.String("brokers", "runnel,kfake,kafka,ceiling", "comma-separated brokers to measure: runnel, kfake, kafka, ceiling (kfake discarding every record: the client's own limit), fetchceiling (records kept in memory, fetches written from it, groups in memory: the consumers' own limit, single or many clients)")
 		records   = flag.Int64("records", 0, "records per produce phase (default 10,000,000 for 100 B and 2,000,000 for 1 KiB; -quick: 200,000 and 50,000)")
 		duration  = flag.Duration("duration", 0, "produce for this long instead of a record count")
 		quick     = flag.Bool("quick", false, "a small run for a CI smoke test")
@@ -66,6 +66,7 @@ func main() {
 		rate      = flag.Float64("rate", 0, "records/s of the latency phase (default: half of Runnel's peak for that record size)")
 		kafkaHome = flag.String("kafka-home", "", "Kafka install holding libs/*.jar (default $KAFKA_HOME, else what scripts/fetch-kafka.sh prints)")
 		profile   = flag.String("runnel-cpuprofile", "", "write a CPU profile of the Runnel broker process to this file (with -replicas, broker N's to FILE.N)")
+		ceilBin   = flag.String("fetchceiling-bin", "", "run this fetchceiling binary instead of building bench/cmd/fetchceiling (to compare builds of the ceiling)")
 		runnelBin = flag.String("runnel-bin", "", "run this runnelbroker binary instead of building bench/cmd/runnelbroker; NAME=FILE,NAME=FILE,... measures each build in turn, as runnel-NAME (an A/B of builds)")
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
@@ -164,6 +165,11 @@ func main() {
 	peers, err := choosePeers(*brokers, filepath.Join(tmp, "bin"), &kafkaPeer{home: *kafkaHome, scripts: scripts, prog: prog, nodes: *replicas}, *profile, *replicas, *runnelBin, modes, secs)
 	if err != nil {
 		fatal(err)
+	}
+	for _, p := range peers {
+		if fc, ok := p.(*fetchCeilingPeer); ok {
+			fc.bin = *ceilBin
+		}
 	}
 	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle, quick: *quick}
 	for r.rounds < *rounds && ctx.Err() == nil {

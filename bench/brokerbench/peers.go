@@ -116,10 +116,6 @@ func (c *cluster) stop(grace time.Duration) error {
 // phase is skipped for it.
 type produceOnly interface{ produceOnly() }
 
-// noGroups is implemented by a peer that serves no consumer groups, so
-// the many-clients workloads are skipped for it.
-type noGroups interface{ noGroups() }
-
 // process is a running broker: its own OS process, so that its CPU time can
 // be read from /proc without counting the benchmark client.
 type process struct {

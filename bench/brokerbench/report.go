@@ -97,7 +97,7 @@ func (r *run) reportSingle(w io.Writer) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "workload\tbroker\tproduce rec/s\tMB/s\tconsume rec/s\tMB/s\tpaced rec/s\tlag ms\tp50 ms\tp99 ms\tmax ms\tCPU s/GB in\tCPU s/GB out\tother load\t")
+	fmt.Fprint(tw, "workload\tbroker\tproduce rec/s\tMB/s\tconsume rec/s\tMB/s\tpaced rec/s\tlag ms\tp50 ms\tp99 ms\tmax ms\tCPU s/GB in\tCPU s/GB out\tclients s/GB in\tclients s/GB out\tother load\t")
 	if r.rounds > 1 {
 		fmt.Fprint(tw, "produce rec/s by round\t")
 	}
@@ -107,14 +107,15 @@ func (r *run) reportSingle(w io.Writer) {
 			f := r.figures(b.name, wl.name)
 			switch {
 			case f != nil:
-				cons, consMB, consCPU := "-", "-", "-"
+				cons, consMB, consCPU, consClient := "-", "-", "-", "-"
 				if f.consumed {
 					cons = fmt.Sprintf("%.0f", f.consRate)
 					consMB = fmt.Sprintf("%.1f", f.consMB)
 					consCPU = fmt.Sprintf("%.2f", f.cpuOut)
+					consClient = fmt.Sprintf("%.2f", f.clientOut)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t", wl.name, b.name,
-					f.prodRate, f.prodMB, cons, consMB, f.pacedRate, f.lag, f.p50, f.p99, f.max, f.cpuIn, consCPU, f.other)
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%s\t%s\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%.2f\t%s\t%.2f\t", wl.name, b.name,
+					f.prodRate, f.prodMB, cons, consMB, f.pacedRate, f.lag, f.p50, f.p99, f.max, f.cpuIn, consCPU, f.clientIn, consClient, f.other)
 				if r.rounds > 1 {
 					var each []string
 					for _, wr := range b.byWorkload[wl.name] {
@@ -132,6 +133,7 @@ func (r *run) reportSingle(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "lag: how far the paced producer fell behind its schedule at worst (the broker could not keep up when it is large)")
+	fmt.Fprintln(w, "clients s/GB: this benchmark process's CPU per GB in the same phase (the producer's or the consumer's side, on the same cores)")
 	fmt.Fprintln(w, "other load: cores kept busy by processes other than the broker and this benchmark (worst phase); above ~0.1 the row is skewed")
 }
 
@@ -190,6 +192,7 @@ type figures struct {
 	pacedRate, lag       float64 // records/s; ms
 	p50, p99, max        float64 // ms
 	cpuIn, cpuOut, other float64
+	clientIn, clientOut  float64 // the benchmark process's CPU s/GB
 }
 
 // figures returns the median figures of broker on workload, or nil if it
@@ -218,6 +221,8 @@ func (r *run) figures(broker, workload string) *figures {
 		max:       med(func(wr *workloadResult) float64 { return msf(wr.paced.lat.max) }),
 		cpuIn:     med(func(wr *workloadResult) float64 { return wr.produce.cpuPerGB() }),
 		cpuOut:    med(func(wr *workloadResult) float64 { return wr.consume.cpuPerGB() }),
+		clientIn:  med(func(wr *workloadResult) float64 { return wr.produce.clientPerGB() }),
+		clientOut: med(func(wr *workloadResult) float64 { return wr.consume.clientPerGB() }),
 		other:     med(func(wr *workloadResult) float64 { return max(wr.produce.other, wr.consume.other, wr.paced.other) }),
 	}
 }

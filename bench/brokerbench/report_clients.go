@@ -13,6 +13,7 @@ type clientsFigures struct {
 	prodRate, consRate                      float64 // the producers alone; the groups alone
 	pacedRate, lag, p50, p99, max           float64 // records/s; ms
 	cpuIn, cpuOut, cpuMoved, other          float64
+	clientIn, clientOut, clientMoved        float64 // the benchmark process's CPU s/GB
 }
 
 // clientsFigures returns broker's median figures on the many-clients
@@ -26,21 +27,24 @@ func (r *run) clientsFigures(broker, wl string) *clientsFigures {
 		return median(rounds, func(wr *workloadResult) float64 { return get(wr.clients) })
 	}
 	return &clientsFigures{
-		inRate:    med(func(c *clientsResult) float64 { return c.in.recordsPerSec() }),
-		inMB:      med(func(c *clientsResult) float64 { return c.in.mbPerSec() }),
-		outRate:   med(func(c *clientsResult) float64 { return c.out.recordsPerSec() }),
-		outMB:     med(func(c *clientsResult) float64 { return c.out.mbPerSec() }),
-		aggregate: med((*clientsResult).aggregate),
-		prodRate:  med(func(c *clientsResult) float64 { return c.produce.recordsPerSec() }),
-		consRate:  med(func(c *clientsResult) float64 { return c.consume.recordsPerSec() }),
-		pacedRate: med(func(c *clientsResult) float64 { return c.paced.rate }),
-		lag:       med(func(c *clientsResult) float64 { return msf(c.paced.lag) }),
-		p50:       med(func(c *clientsResult) float64 { return msf(c.paced.lat.p50) }),
-		p99:       med(func(c *clientsResult) float64 { return msf(c.paced.lat.p99) }),
-		max:       med(func(c *clientsResult) float64 { return msf(c.paced.lat.max) }),
-		cpuIn:     med(func(c *clientsResult) float64 { return c.produce.cpuPerGB() }),
-		cpuOut:    med(func(c *clientsResult) float64 { return c.consume.cpuPerGB() }),
-		cpuMoved:  med((*clientsResult).cpuPerGBMoved),
+		inRate:      med(func(c *clientsResult) float64 { return c.in.recordsPerSec() }),
+		inMB:        med(func(c *clientsResult) float64 { return c.in.mbPerSec() }),
+		outRate:     med(func(c *clientsResult) float64 { return c.out.recordsPerSec() }),
+		outMB:       med(func(c *clientsResult) float64 { return c.out.mbPerSec() }),
+		aggregate:   med((*clientsResult).aggregate),
+		prodRate:    med(func(c *clientsResult) float64 { return c.produce.recordsPerSec() }),
+		consRate:    med(func(c *clientsResult) float64 { return c.consume.recordsPerSec() }),
+		pacedRate:   med(func(c *clientsResult) float64 { return c.paced.rate }),
+		lag:         med(func(c *clientsResult) float64 { return msf(c.paced.lag) }),
+		p50:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.p50) }),
+		p99:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.p99) }),
+		max:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.max) }),
+		cpuIn:       med(func(c *clientsResult) float64 { return c.produce.cpuPerGB() }),
+		cpuOut:      med(func(c *clientsResult) float64 { return c.consume.cpuPerGB() }),
+		cpuMoved:    med((*clientsResult).cpuPerGBMoved),
+		clientIn:    med(func(c *clientsResult) float64 { return c.produce.clientPerGB() }),
+		clientOut:   med(func(c *clientsResult) float64 { return c.consume.clientPerGB() }),
+		clientMoved: med((*clientsResult).clientPerGBMoved),
 		other: med(func(c *clientsResult) float64 {
 			return max(c.produce.other, c.consume.other, c.out.other, c.paced.other)
 		}),
@@ -85,14 +89,15 @@ func (r *run) reportClients(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nmany clients: %d producers, %d groups x %d consumers, %d partitions\n", clientsProducers, clientsGroups, clientsPerGroup, clientsPartitions)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\tbroker\tfan-out in rec/s\tMB/s\tout rec/s\tMB/s\taggregate rec/s\talone: produce rec/s\tconsume rec/s\tpaced rec/s\tlag ms\tp50 ms\tp99 ms\tmax ms\tCPU s/GB in\tCPU s/GB out\tCPU s/GB fan-out\tother load\t")
+	fmt.Fprintln(tw, "workload\tbroker\tfan-out in rec/s\tMB/s\tout rec/s\tMB/s\taggregate rec/s\talone: produce rec/s\tconsume rec/s\tpaced rec/s\tlag ms\tp50 ms\tp99 ms\tmax ms\tCPU s/GB in\tCPU s/GB out\tCPU s/GB fan-out\tclients s/GB in\tclients s/GB out\tclients s/GB fan-out\tother load\t")
 	for _, wl := range wls {
 		for _, b := range r.results {
 			f := r.clientsFigures(b.name, wl.name)
 			switch {
 			case f != nil:
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", wl.name, b.name,
-					f.inRate, f.inMB, f.outRate, f.outMB, f.aggregate, f.prodRate, f.consRate, f.pacedRate, f.lag, f.p50, f.p99, f.max, f.cpuIn, f.cpuOut, f.cpuMoved, f.other)
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", wl.name, b.name,
+					f.inRate, f.inMB, f.outRate, f.outMB, f.aggregate, f.prodRate, f.consRate, f.pacedRate, f.lag, f.p50, f.p99, f.max,
+					f.cpuIn, f.cpuOut, f.cpuMoved, f.clientIn, f.clientOut, f.clientMoved, f.other)
 			case b.skipped != "":
 				fmt.Fprintf(tw, "%s\t%s\tskipped\t\n", wl.name, b.name)
 			case b.err == nil:
@@ -105,6 +110,7 @@ func (r *run) reportClients(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "fan-out: the producers at full speed while both groups read along; out counts each group's copy; aggregate = in + out")
 	fmt.Fprintln(w, "alone: the producers with the consumers paused (CPU s/GB in), then both groups reading that from the start with no producer (CPU s/GB out)")
+	fmt.Fprintln(w, "CPU s/GB: the broker's; clients s/GB: this benchmark process's (the 4 producers and 4 consumers), per GB of the same phase")
 
 	fmt.Fprintln(w, "\nratios, many clients (throughput: higher is better for Runnel; p99 and CPU/GB: lower is better)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -136,6 +142,33 @@ func (r *run) reportClients(w io.Writer) {
 			fmt.Fprintf(w, "  %s aggregate throughput >= 1.3x Apache Kafka: not checked (Kafka not measured)\n", wl.name)
 		}
 		fmt.Fprintf(w, "  %s produce p99 < 10 ms at %.0f rec/s: %.2fms  %s\n", wl.name, rn.pacedRate, rn.p99, check(rn.p99 < 10))
+	}
+	r.reportClientsCeiling(w, wls)
+}
+
+// reportClientsCeiling sets the fan-out aggregates against the
+// many-clients ceiling (fetchceiling: produces kept in memory, fetches
+// written from it, groups in memory), the most these clients move on this
+// machine whatever the broker: issue 17 asks Runnel for 1.3x Apache
+// Kafka's aggregate.
+func (r *run) reportClientsCeiling(w io.Writer, wls []workload) {
+	for _, wl := range wls {
+		c := r.clientsFigures("fetchceiling", wl.name)
+		if c == nil || c.aggregate == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %s fan-out ceiling (fetchceiling): %.0f rec/s aggregate, broker CPU %.2f s/GB, clients %.2f s/GB", wl.name, c.aggregate, c.cpuMoved, c.clientMoved)
+		if rn := r.clientsFigures("runnel", wl.name); rn != nil {
+			fmt.Fprintf(w, "; Runnel at %.2f of it", rn.aggregate/c.aggregate)
+		}
+		if ka := r.clientsFigures("kafka", wl.name); ka != nil {
+			x := 1.3 * ka.aggregate / c.aggregate
+			fmt.Fprintf(w, "; Kafka at %.2f; 1.3x Kafka is %.2f of it", ka.aggregate/c.aggregate, x)
+			if x > 1 {
+				fmt.Fprint(w, " (beyond the ceiling)")
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
 

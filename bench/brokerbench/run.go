@@ -121,10 +121,6 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 			r.prog.printf("%s: skipped (it reads what it writes, and %s stores nothing)", w.name, p.name())
 			continue
 		}
-		if _, ok := p.(noGroups); ok && w.kind == manyClients {
-			r.prog.printf("%s: skipped (its consumers are groups, and %s serves none)", w.name, p.name())
-			continue
-		}
 		wr, err := r.runWorkload(ctx, p, proc, w)
 		if err != nil {
 			res.err = fmt.Errorf("%s: %w", w.name, err)
@@ -175,8 +171,8 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *cluster, w workload
 	if wr.produce.writeback, err = writeback(); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
-		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB(), perProcess(wr.produce),
+	r.prog.printf("%s produce: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s, client %.2f s/GB (system %.2f; kernel threads %.2f; writeback after %.2f)", w.name,
+		count(int64(wr.produce.recordsPerSec())), wr.produce.mbPerSec(), wr.produce.cpuPerGB(), perProcess(wr.produce), wr.produce.clientPerGB(),
 		wr.produce.sysPerGB(), wr.produce.kthreadsPerGB(), wr.produce.writebackPerGB())
 
 	if !skipConsume {
@@ -184,8 +180,8 @@ func (r *run) runWorkload(ctx context.Context, p peer, proc *cluster, w workload
 		if wr.consume, err = consumeAll(ctx, proc, topic, wr.produce.records, r.prog); err != nil {
 			return nil, err
 		}
-		r.prog.printf("%s consume: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s", w.name,
-			count(int64(wr.consume.recordsPerSec())), wr.consume.mbPerSec(), wr.consume.cpuPerGB(), perProcess(wr.consume))
+		r.prog.printf("%s consume: %s rec/s, %.1f MB/s, broker CPU %.2f s/GB%s, client %.2f s/GB", w.name,
+			count(int64(wr.consume.recordsPerSec())), wr.consume.mbPerSec(), wr.consume.cpuPerGB(), perProcess(wr.consume), wr.consume.clientPerGB())
 	}
 
 	rate := r.rate

@@ -81,6 +81,9 @@ type throughput struct {
 	// right after the phase (cpu.go, writeback): the deferred disk work of
 	// a broker that does not fsync.
 	writeback time.Duration
+	// client is the benchmark process's CPU during the phase: the
+	// clients' side of the same work, on the same cores.
+	client time.Duration
 }
 
 func (t throughput) recordsPerSec() float64 { return float64(t.records) / t.elapsed.Seconds() }
@@ -99,6 +102,9 @@ func (t throughput) kthreadsPerGB() float64 {
 func (t throughput) writebackPerGB() float64 {
 	return t.writeback.Seconds() / (float64(t.bytes) / 1e9)
 }
+
+// clientPerGB is the benchmark process's CPU seconds per 10^9 value bytes.
+func (t throughput) clientPerGB() float64 { return t.client.Seconds() / (float64(t.bytes) / 1e9) }
 
 // cpuPerGBOf is broker process i's share of cpuPerGB.
 func (t throughput) cpuPerGBOf(i int) float64 {
@@ -263,7 +269,7 @@ func produceMaxN(ctx context.Context, c *cluster, topic string, w workload, s se
 		return throughput{}, fmt.Errorf("produce: %w", *e)
 	}
 	recs := produced.Load()
-	return throughput{records: recs, bytes: recs * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads}, nil
+	return throughput{records: recs, bytes: recs * int64(w.size), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads, client: meter.client}, nil
 }
 
 // closeAll closes every client that is not nil.
@@ -317,7 +323,7 @@ func consumeAll(ctx context.Context, c *cluster, topic string, want int64, prog 
 	if n := got.Load(); n != want {
 		return throughput{}, fmt.Errorf("consume: got %d records, produced %d", n, want)
 	}
-	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads}, nil
+	return throughput{records: got.Load(), bytes: bytes.Load(), elapsed: elapsed, cpu: sum(cpu), cpuPer: cpu, other: other, sys: meter.sys, kthreads: meter.kthreads, client: meter.client}, nil
 }
 
 // producePaced produces at rate records/s for s.warmup+s.paced and returns

@@ -21,21 +21,42 @@ const maxWait = 30 * time.Second
 func (s *server) fetch(ctx context.Context, nc net.Conn, req *request) error {
 	r := req.kreq.(*kmsg.FetchRequest)
 	deadline := time.Now().Add(min(time.Duration(r.MaxWaitMillis)*time.Millisecond, maxWait))
+	var (
+		tps  []topicPartition
+		wake chan struct{}
+		t    *time.Timer
+	)
 	for {
-		wake := s.st.waitCh()
 		pieces, total := s.encodeFetch(req, r)
 		if total > 0 || r.MinBytes <= 0 || !time.Now().Before(deadline) {
+			if wake != nil {
+				s.st.unwatch(wake, tps)
+				t.Stop()
+			}
 			return writePieces(nc, pieces)
 		}
-		t := time.NewTimer(time.Until(deadline))
+		if wake == nil {
+			// Watch, then read again: an append between the read above
+			// and the watch is seen by the read, one after it wakes us.
+			for _, ft := range r.Topics {
+				for _, p := range ft.Partitions {
+					tps = append(tps, topicPartition{ft.Topic, p.Partition})
+				}
+			}
+			wake = make(chan struct{}, 1)
+			t = time.NewTimer(time.Until(deadline))
+			s.st.watch(wake, tps)
+			continue
+		}
 		select {
 		case <-wake:
+			s.st.watch(wake, tps) // an append forgets its partition's waiters
 		case <-t.C:
 		case <-ctx.Done():
+			s.st.unwatch(wake, tps)
 			t.Stop()
 			return ctx.Err()
 		}
-		t.Stop()
 	}
 }
 

@@ -9,12 +9,19 @@
 // corked writes of the framing: a broker that is nothing but sendfile,
 // whose CPU per GB out is the floor of that way of sending. With -writev
 // the batches stay in the heap and each response is one writev: the floor
-// of sending from memory (brokerbench runs this one).
+// of sending from memory (brokerbench runs this one). Accepted
+// connections get a 256 KiB send buffer (-sndbuf), as Runnel's broker
+// gives them: with the kernel's autotuned one, megabytes, sending over
+// loopback costs more and consumers read slower.
 //
 // It is a measuring device, not a broker: one node, no replication, no
-// durability, no groups, no transactions, no fetch sessions; only what
-// brokerbench's producers and plain consumers use (ApiVersions, Metadata,
-// CreateTopics, InitProducerID, Produce, ListOffsets, Fetch v4-v11).
+// durability, no transactions, no fetch sessions; only what brokerbench's
+// producers, plain consumers and group consumers use (ApiVersions,
+// Metadata, CreateTopics, InitProducerID, Produce, ListOffsets, Fetch
+// v4-v11, and an in-memory group coordinator: FindCoordinator,
+// JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
+// OffsetFetch), so that the many-clients workload's consumer groups run
+// against it as against a broker.
 //
 // It prints "fetchceiling listening on HOST:PORT" once it accepts
 // connections and runs until SIGINT or SIGTERM.
@@ -34,6 +41,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "Kafka protocol listener address")
 	writev := flag.Bool("writev", false, "keep batches in the Go heap and write fetches with writev, rather than in tmpfs files sent with sendfile")
 	shm := flag.String("shm", "/dev/shm", "tmpfs directory for the batches (unlinked files)")
+	sndbuf := flag.Int("sndbuf", 256<<10, "send buffer (SO_SNDBUF) of each accepted connection, as Runnel's broker sets it by default; 0 leaves the kernel's autotuning")
 	flag.Parse()
 	dir := *shm
 	if *writev {
@@ -47,6 +55,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	s := newServer(ln.Addr().(*net.TCPAddr), dir)
+	s.sndbuf = *sndbuf
 	fmt.Printf("fetchceiling listening on %s\n", ln.Addr())
 	go func() {
 		<-ctx.Done()

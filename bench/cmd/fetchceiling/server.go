@@ -10,6 +10,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,6 +25,13 @@ var versions = map[int16][2]int16{
 	1:  {4, 11}, // Fetch: non-flexible, named topics (fetch.go encodes it)
 	2:  {1, 5},  // ListOffsets
 	3:  {1, 8},  // Metadata
+	8:  {2, 8},  // OffsetCommit (offsets.go)
+	9:  {1, 8},  // OffsetFetch
+	10: {0, 4},  // FindCoordinator (groups.go)
+	11: {0, 9},  // JoinGroup
+	12: {0, 4},  // Heartbeat
+	13: {0, 5},  // LeaveGroup
+	14: {0, 5},  // SyncGroup
 	18: {0, 3},  // ApiVersions
 	19: {2, 4},  // CreateTopics
 	22: {0, 1},  // InitProducerID
@@ -32,22 +40,40 @@ var versions = map[int16][2]int16{
 type server struct {
 	addr      *net.TCPAddr
 	st        *store
+	groups    *coordinator
 	producers atomic.Int64
+	// sndbuf is each accepted connection's send buffer; 0 leaves the
+	// kernel's, which grows to megabytes and costs the sender more per
+	// byte on loopback (bench/README.md, "The socket send buffer").
+	sndbuf int
 }
 
 func newServer(addr *net.TCPAddr, dir string) *server {
-	return &server{addr: addr, st: newStore(dir)}
+	return &server{addr: addr, st: newStore(dir), groups: newCoordinator(addr)}
 }
 
+// expireEvery is how often the coordinator looks for members whose
+// session ran out.
+const expireEvery = time.Second
+
 // serve accepts connections until ln closes, then closes them all and
-// waits for their goroutines.
+// waits for their goroutines (and the coordinator's).
 func (s *server) serve(ctx context.Context, ln net.Listener) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // before the wait: it stops the coordinator's expiry
+	wg.Go(func() { s.groups.expire(ctx, expireEvery) })
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			if s.sndbuf > 0 {
+				_ = tc.SetWriteBuffer(s.sndbuf) // failing leaves the kernel's: slower, not wrong
+			}
 		}
 		wg.Add(1)
 		go func() {
@@ -98,15 +124,26 @@ func (s *server) serveConn(ctx context.Context, nc net.Conn) {
 			}
 			continue
 		}
-		resp := s.handle(req)
+		var resp kmsg.Response
+		if isGroupKey(req.key) {
+			// JoinGroup and SyncGroup wait for the other members here,
+			// as Kafka holds a connection's next request until it has
+			// answered the last one.
+			resp = s.groups.handle(ctx, req.kreq)
+		} else {
+			resp = s.handle(req)
+		}
 		if resp == nil {
-			continue // acks=0
+			continue // acks=0, or shutting down
 		}
 		if _, err := nc.Write(frameResponse(req, resp)); err != nil {
 			return
 		}
 	}
 }
+
+// isGroupKey says whether the coordinator answers API key k.
+func isGroupKey(k int16) bool { return k >= 8 && k <= 14 }
 
 func decode(frame []byte) (*request, error) {
 	req := &request{

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -25,6 +26,10 @@ type partition struct {
 	size    int64    // bytes in f
 	bases   []int64  // base offset of each batch
 	hw      int64    // the next offset
+	// waiters are the long-polling fetches reading this partition, each
+	// told (without blocking: the channel has room for one) on the next
+	// append.
+	waiters []chan<- struct{}
 }
 
 // span is what a read returns: the batches, in memory or as a range of
@@ -36,17 +41,15 @@ type span struct {
 	n       int
 }
 
-// store is every topic's partitions. changed is closed and replaced on
-// every append, so that long-polling fetches wake.
+// store is every topic's partitions.
 type store struct {
-	dir     string // tmpfs directory for the sendfile mode; "" keeps batches in memory
-	mu      sync.Mutex
-	topics  map[string][]*partition
-	changed chan struct{}
+	dir    string // tmpfs directory for the sendfile mode; "" keeps batches in memory
+	mu     sync.Mutex
+	topics map[string][]*partition
 }
 
 func newStore(dir string) *store {
-	return &store{dir: dir, topics: map[string][]*partition{}, changed: make(chan struct{})}
+	return &store{dir: dir, topics: map[string][]*partition{}}
 }
 
 var errExists = errors.New("topic exists")
@@ -129,8 +132,16 @@ func (s *store) appendBatches(topic string, p int32, raw []byte) (int64, error) 
 		part.bases = append(part.bases, part.hw)
 		part.hw += int64(int32(binary.BigEndian.Uint32(b[23:]))) + 1 // last offset delta
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	// Wake only the fetches reading this partition: with many consumers
+	// on many partitions, waking every long poll on every append would
+	// cost the ceiling CPU a broker need not spend.
+	for _, w := range part.waiters {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
+	}
+	part.waiters = part.waiters[:0]
 	return first, nil
 }
 
@@ -179,9 +190,40 @@ func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastO
 
 var errOutOfRange = errors.New("offset out of range")
 
-// waitCh is closed on the next append.
-func (s *store) waitCh() <-chan struct{} {
+// topicPartition names one partition.
+type topicPartition struct {
+	topic string
+	p     int32
+}
+
+// watch has w told on the next append to any of tps (the unknown ones
+// are skipped, and a partition already watching w keeps it once);
+// unwatch stops that.
+func (s *store) watch(w chan<- struct{}, tps []topicPartition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.changed
+	for _, tp := range tps {
+		if part := s.lookup(tp); part != nil && !slices.Contains(part.waiters, w) {
+			part.waiters = append(part.waiters, w)
+		}
+	}
+}
+
+func (s *store) unwatch(w chan<- struct{}, tps []topicPartition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		if part := s.lookup(tp); part != nil {
+			part.waiters = slices.DeleteFunc(part.waiters, func(x chan<- struct{}) bool { return x == w })
+		}
+	}
+}
+
+// lookup returns a partition, nil if unknown. s.mu must be held.
+func (s *store) lookup(tp topicPartition) *partition {
+	ps := s.topics[tp.topic]
+	if tp.p < 0 || int(tp.p) >= len(ps) {
+		return nil
+	}
+	return ps[tp.p]
 }

@@ -65,3 +65,46 @@ func TestStoreRead(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreWatch checks that an append wakes the fetches watching its
+// partition and no other, once, and that unwatch stops it.
+func TestStoreWatch(t *testing.T) {
+	s := newStore("")
+	if err := s.create("t", 2); err != nil {
+		t.Fatal(err)
+	}
+	on0, on1 := make(chan struct{}, 1), make(chan struct{}, 1)
+	s.watch(on0, []topicPartition{{"t", 0}, {"unknown", 0}, {"t", 5}})
+	s.watch(on0, []topicPartition{{"t", 0}}) // again: still once
+	s.watch(on1, []topicPartition{{"t", 1}})
+	if _, err := s.appendBatches("t", 0, batch(100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-on0:
+	default:
+		t.Error("an append to partition 0 did not wake its watcher")
+	}
+	select {
+	case <-on1:
+		t.Error("an append to partition 0 woke partition 1's watcher")
+	default:
+	}
+	if _, err := s.appendBatches("t", 0, batch(100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-on0:
+		t.Error("a second append woke a watcher the first had already told")
+	default:
+	}
+	s.unwatch(on1, []topicPartition{{"t", 1}})
+	if _, err := s.appendBatches("t", 1, batch(100, 1)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-on1:
+		t.Error("an unwatched channel was woken")
+	default:
+	}
+}
