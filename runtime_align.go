@@ -98,10 +98,13 @@ type aligner struct {
 	// with nothing queued began to set a group's frontier.
 	limits    map[int]int64
 	holdSince map[int]time.Time
+	// waiting says, by group, that the group's frontier is a partition
+	// with nothing queued; update's scratch, kept to reuse.
+	waiting map[int]bool
 }
 
 func newAligner(drift time.Duration) *aligner {
-	return &aligner{drift: drift, limits: map[int]int64{}, holdSince: map[int]time.Time{}}
+	return &aligner{drift: drift, limits: map[int]int64{}, holdSince: map[int]time.Time{}, waiting: map[int]bool{}}
 }
 
 // limiting reports whether the last update limited any group.
@@ -137,7 +140,8 @@ func (a *aligner) update(tasks map[taskKey]*runTask, starting []int, now time.Ti
 		return
 	}
 	clear(a.limits)
-	waiting := map[int]bool{} // the group's frontier is a partition with nothing queued
+	clear(a.waiting)
+	waiting := a.waiting
 	for _, g := range starting {
 		a.limits[g], waiting[g] = math.MinInt64, true
 	}

@@ -18,16 +18,7 @@ func TestFetchCeilingQuick(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	p := &fetchCeilingPeer{binDir: t.TempDir()}
-	proc, err := p.start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := proc.stop(30 * time.Second); err != nil {
-			t.Error(err)
-		}
-	})
+	p, proc := startFetchCeiling(ctx, t)
 	r := quickRun(t)
 	const records = 30_000
 	w := workload{name: "1KiB", size: 1024, records: records}
@@ -69,16 +60,7 @@ func TestFetchCeilingClientsQuick(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	p := &fetchCeilingPeer{binDir: t.TempDir()}
-	proc, err := p.start(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := proc.stop(30 * time.Second); err != nil {
-			t.Error(err)
-		}
-	})
+	p, proc := startFetchCeiling(ctx, t)
 	r := quickRun(t)
 	const records = 20_000
 	w := workload{name: "clients1KiB", kind: manyClients, size: 1024, records: records}
@@ -120,4 +102,21 @@ func TestFetchCeilingClientsQuick(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// startFetchCeiling builds and starts bench/cmd/fetchceiling for a test,
+// stopped when it ends.
+func startFetchCeiling(ctx context.Context, t *testing.T) (*fetchCeilingPeer, *cluster) {
+	t.Helper()
+	p := &fetchCeilingPeer{binDir: t.TempDir()}
+	proc, err := p.start(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := proc.stop(30 * time.Second); err != nil {
+			t.Error(err)
+		}
+	})
+	return p, proc
 }
