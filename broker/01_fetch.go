@@ -92,6 +92,10 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 		lt = b.throttles.leaderFetch(replica)
 	}
 	var parts []fetchPart
+	// Each fetched partition learns where this connection has read to,
+	// for the page cache drop-behind (read_marks.go).
+	dropBehind := !b.cfg.DisableCacheDropBehind
+	now := time.Now().UnixNano()
 	for ti, rt := range r.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic
@@ -123,6 +127,8 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				fp.errCode = unknown
 			} else if fp.errCode = fp.p.fetchCheck(replica, rp.FetchOffset, fp.epoch); fp.errCode != 0 {
 				fp.p = nil
+			} else if dropBehind {
+				fp.p.noteRead(c.id, rp.FetchOffset, now)
 			}
 			parts = append(parts, fp)
 		}

@@ -73,9 +73,11 @@ import (
 
 // Broker is a running broker. Create it with Start; stop it with Close.
 type Broker struct {
-	cfg    Config
-	logger *slog.Logger
-	meta   *meta.Store
+	cfg Config
+	// connSeq numbers connections (conn.id).
+	connSeq atomic.Uint64
+	logger  *slog.Logger
+	meta    *meta.Store
 
 	ln         net.Listener // the first of listeners, registered in the metadata
 	advertised string       // host:port clients are told

@@ -114,6 +114,13 @@ type Config struct {
 	// DisableAutoLeaderRebalance turns off the controller's automatic
 	// preferred-leader election (auto.leader.rebalance.enable=false).
 	DisableAutoLeaderRebalance bool
+	// DisableCacheDropBehind keeps every log page in the page cache until
+	// the kernel evicts it, as Kafka does
+	// (log.cache.drop.behind.enable=false). By default a partition's
+	// durable records that every connection fetching it has fetched are
+	// dropped from the cache, so appends reuse their pages
+	// (read_marks.go).
+	DisableCacheDropBehind bool
 	// LeaderImbalanceCheckInterval is how often the controller looks
 	// for brokers not leading the partitions they prefer
 	// (leader.imbalance.check.interval.seconds). Default 5 minutes.
@@ -618,6 +625,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "controlled.shutdown.enable=%t\n", !c.DisableControlledShutdown)
 	fmt.Fprintf(&b, "controlled.shutdown.timeout.ms=%d\n", c.ControlledShutdownTimeout.Milliseconds())
 	fmt.Fprintf(&b, "auto.leader.rebalance.enable=%t\n", !c.DisableAutoLeaderRebalance)
+	fmt.Fprintf(&b, "log.cache.drop.behind.enable=%t\n", !c.DisableCacheDropBehind)
 	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
 	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)

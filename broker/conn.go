@@ -80,6 +80,8 @@ type inflight struct {
 
 type conn struct {
 	b *Broker
+	// id tells the broker's connections apart (read_marks.go).
+	id uint64
 	// raw is the accepted connection, closed by close; nc is what the
 	// reader and writer use: raw, or a TLS connection over it.
 	raw    net.Conn
@@ -122,7 +124,7 @@ func newConn(b *Broker, nc net.Conn) *conn {
 		}
 	}
 	ctx, cancel := context.WithCancel(b.ctx)
-	return &conn{b: b, raw: nc, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}
+	return &conn{b: b, id: b.connSeq.Add(1), raw: nc, nc: nc, ctx: ctx, cancel: cancel, queue: make(chan inflight, b.cfg.QueuedMaxRequests)}
 }
 
 func (c *conn) close() {

@@ -131,6 +131,8 @@ var (
 		"A partition's log start offset.", []string{"topic", "partition"}, nil)
 	descHW = prometheus.NewDesc("runnel_broker_high_watermark",
 		"A partition's high watermark.", []string{"topic", "partition"}, nil)
+	descCacheDropped = prometheus.NewDesc("runnel_broker_log_cache_dropped_bytes_total",
+		"Bytes of a partition's log dropped from the page cache once every reader had fetched them (log.cache.drop.behind.enable).", []string{"topic", "partition"}, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -138,6 +140,7 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLogEnd
 	ch <- descLogStart
 	ch <- descHW
+	ch <- descCacheDropped
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -147,5 +150,6 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLogEnd, prometheus.GaugeValue, float64(p.log.EndOffset()), p.topic, part)
 		ch <- prometheus.MustNewConstMetric(descLogStart, prometheus.GaugeValue, float64(p.log.StartOffset()), p.topic, part)
 		ch <- prometheus.MustNewConstMetric(descHW, prometheus.GaugeValue, float64(p.highWatermark()), p.topic, part)
+		ch <- prometheus.MustNewConstMetric(descCacheDropped, prometheus.CounterValue, float64(p.log.CacheDropped()), p.topic, part)
 	}
 }

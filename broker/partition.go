@@ -78,6 +78,10 @@ type partition struct {
 	// (replication_metrics.go).
 	slowAckLogged time.Time
 
+	// reads follows the connections fetching the partition, for the
+	// page cache drop-behind (read_marks.go).
+	reads readMarks
+
 	// flushTime observes each group commit of hwLoop; nil: not timed.
 	flushTime interface{ Observe(float64) }
 

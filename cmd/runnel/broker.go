@@ -65,6 +65,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	controlledShutdown := fs.Bool("controlled-shutdown", true, "on SIGTERM, move this broker's leaderships away before stopping (controlled.shutdown.enable)")
 	fs.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", 30*time.Second, "longest wait for the controlled shutdown before stopping anyway")
 	autoRebalance := fs.Bool("auto-leader-rebalance", true, "the controller moves leaderships back to preferred replicas (auto.leader.rebalance.enable)")
+	dropBehind := fs.Bool("cache-drop-behind", true, "drop from the page cache the log pages every connection fetching a partition has fetched, so appends reuse them (log.cache.drop.behind.enable)")
 	fs.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", 5*time.Minute, "how often the controller checks leadership balance (leader.imbalance.check.interval.seconds)")
 	fs.IntVar(&cfg.LeaderImbalancePerBrokerPercentage, "leader-imbalance-per-broker-percentage", 10, "`PERCENT` of a broker's preferred partitions led elsewhere that triggers a rebalance (leader.imbalance.per.broker.percentage)")
 	pos, err := parseArgs(fs, args)
@@ -138,6 +139,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	}
 	cfg.DisableControlledShutdown = !*controlledShutdown
 	cfg.DisableAutoLeaderRebalance = !*autoRebalance
+	cfg.DisableCacheDropBehind = !*dropBehind
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))

@@ -39,6 +39,12 @@ in the ISR again, checking every --leader-imbalance-check-interval
 (--auto-leader-rebalance). The broker serves ElectLeaders,
 AlterPartitionReassignments and ListPartitionReassignments, so Kafka's
 kafka-leader-election and kafka-reassign-partitions work against it.
+
+Records are written through the page cache and fetched from it, as in
+Kafka. Once every connection fetching a partition has fetched its records
+and they are on disk, the broker has the kernel drop their pages, so later
+appends reuse them (--cache-drop-behind; =false keeps every page until the
+kernel evicts it, as Kafka does).
 `,
 		"acls add": `Adds an ACL for every principal (with each of its hosts, * by default),
 operation and resource named, as kafka-acls --add. The broker must run

@@ -62,6 +62,7 @@ func main() {
 	certFile := flag.String("ssl-cert-file", "", "the broker's certificate chain, PEM (SSL and SASL_SSL)")
 	keyFile := flag.String("ssl-key-file", "", "the certificate's private key, PEM (SSL and SASL_SSL)")
 	usersFile := flag.String("sasl-users-file", "", "SASL users, NAME=PASSWORD lines (SASL_SSL)")
+	dropBehind := flag.Bool("cache-drop-behind", true, "drop from the page cache the log pages every reader has fetched (log.cache.drop.behind.enable)")
 	flag.Parse()
 	if *nodeID < 0 || *nodeID > 1<<31-1 {
 		fmt.Fprintf(os.Stderr, "runnelbroker: -node-id %d is out of range\n", *nodeID)
@@ -101,6 +102,7 @@ func main() {
 		}
 		cfg.FlushMessages = n
 	}
+	cfg.DisableCacheDropBehind = !*dropBehind
 	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
 		var level slog.Level

@@ -79,12 +79,21 @@ func (l *Log) flushLocked() error {
 	if end > l.flushed.Load() {
 		l.flushed.Store(end)
 	}
+	// Pages below the readers' mark are clean now: the flush loop drops
+	// them (cache.go), off the path of the acknowledgements waiting.
+	if min(l.readAll.Load(), end) > l.dropMark.Load() {
+		select {
+		case l.dropKick <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
 // flushLoop flushes by itself when flush.messages > 1 (once that many
-// records are unflushed; Append wakes it) or flush.ms > 0 (on a ticker).
-// It runs from Open to Close.
+// records are unflushed; Append wakes it) or flush.ms > 0 (on a ticker),
+// and drops from the page cache what readers have fetched once a flush
+// made it durable (dropCache). It runs from Open to Close.
 func (l *Log) flushLoop() {
 	var (
 		tick   *time.Ticker
@@ -116,6 +125,9 @@ func (l *Log) flushLoop() {
 		case <-l.kick:
 		case <-tickC:
 			timed = true
+		case <-l.dropKick:
+			l.dropCache()
+			continue
 		}
 		cfg = l.cfg.Load()
 		unflushed := l.end.Load() - l.flushed.Load()

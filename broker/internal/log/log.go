@@ -49,6 +49,17 @@ type Log struct {
 	// for flushMu: how group commit is observed.
 	flushes      atomic.Int64
 	flushWaiters atomic.Int32
+	// dropMark is the offset below which the flush loop last dropped
+	// (or found too little to drop) cached pages (cache.go); written by
+	// the flush loop alone. dropPasses counts its passes, for tests.
+	dropMark   atomic.Int64
+	dropPasses atomic.Int64
+
+	// readAll is the offset below which every reader has fetched, as
+	// the owner says (DropCachedBelow); cacheDropped counts the bytes
+	// dropped from the page cache since.
+	readAll      atomic.Int64
+	cacheDropped atomic.Int64
 
 	mu sync.RWMutex // guards the following, and segment.pub
 	// segments are sorted by base offset; the last is the active one.
@@ -76,9 +87,10 @@ type Log struct {
 	// pins are the file regions handed out by ReadRegion (region.go).
 	pins pinSet
 
-	kick chan struct{} // wakes flushLoop; buffered 1
-	stop chan struct{}
-	wg   sync.WaitGroup
+	kick     chan struct{} // wakes flushLoop; buffered 1
+	dropKick chan struct{} // wakes flushLoop to drop pages; buffered 1
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // Open opens the log in dir, which must exist, recovering what is there:
@@ -100,11 +112,12 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		return nil, fmt.Errorf("log: open: %s is not a directory", dir)
 	}
 	l := &Log{
-		dir:    dir,
-		now:    o.now,
-		logger: o.logger,
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
+		dir:      dir,
+		now:      o.now,
+		logger:   o.logger,
+		kick:     make(chan struct{}, 1),
+		dropKick: make(chan struct{}, 1),
+		stop:     make(chan struct{}),
 	}
 	l.cfg.Store(&cfg)
 	if err := l.recover(); err != nil {

@@ -45,6 +45,10 @@ type segment struct {
 	// synced is how many bytes of the file are known durable.
 	// REQUIRES: Log.flushMu held.
 	synced int64
+	// dropped is how many bytes from the start of the file have been
+	// dropped from the page cache (cache.go). Only the log's flush loop
+	// touches it.
+	dropped int64
 	// deleted is set (under Log.mu) when retention removes the segment,
 	// before its file is closed: a flush that fails on it then knows the
 	// failure is not a disk error.
