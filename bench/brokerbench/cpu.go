@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -270,4 +271,15 @@ func waitIdle(limit time.Duration, maxCores float64, prog *progress) float64 {
 		}
 		prog.printf("machine busy (%.2f cores used by other processes); waiting for it to go idle", load)
 	}
+}
+
+// dropPageCache writes back dirty pages and has the kernel let go of its
+// clean page cache, dentries and inodes (/proc/sys/vm/drop_caches),
+// which takes root.
+func dropPageCache() error {
+	syscall.Sync()
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil {
+		return fmt.Errorf("-drop-caches: %w", err)
+	}
+	return nil
 }

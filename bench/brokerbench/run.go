@@ -16,7 +16,10 @@ type run struct {
 	rate      float64 // -rate; 0 means half of the first broker's peak
 	prog      *progress
 	waitIdle  time.Duration // -wait-idle
-	quick     bool          // -quick: the connection-heavy workload shrinks too
+	// dropCaches empties the page cache before each broker
+	// (-drop-caches).
+	dropCaches bool
+	quick      bool // -quick: the connection-heavy workload shrinks too
 
 	peak    map[string]peakRate // workload name -> peak of the first broker measured (Runnel when included)
 	results []*brokerResult     // one per broker, in the order measured
@@ -88,6 +91,13 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 	// acknowledges without fsync, and the data dirs just removed may
 	// still be flushing), so that this broker's writes do not pay for it.
 	syscall.Sync()
+	if r.dropCaches {
+		if err := dropPageCache(); err != nil {
+			res.err = err
+			r.prog.printf("%s: %v", p.name(), err)
+			return
+		}
+	}
 	var load float64
 	if r.waitIdle > 0 {
 		load = waitIdle(r.waitIdle, 0.15, r.prog)
