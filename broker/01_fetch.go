@@ -95,7 +95,10 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	// Each fetched partition learns where this connection has read to,
 	// for the page cache drop-behind (read_marks.go).
 	dropBehind := !b.cfg.DisableCacheDropBehind
-	now := time.Now().UnixNano()
+	var now int64
+	if dropBehind {
+		now = time.Now().UnixNano()
+	}
 	for ti, rt := range r.Topics {
 		st := kmsg.NewFetchResponseTopic()
 		st.Topic = rt.Topic

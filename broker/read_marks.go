@@ -49,7 +49,6 @@ func (r *readMarks) note(conn uint64, off, now int64) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	found := false
-	oldest := -1
 	low := off
 	live := r.marks[:0]
 	for i := range r.marks {
@@ -65,8 +64,9 @@ func (r *readMarks) note(conn uint64, off, now int64) int64 {
 	r.marks = live
 	if !found {
 		if len(r.marks) == maxReadMarks {
+			oldest := 0
 			for i := range r.marks {
-				if oldest < 0 || r.marks[i].seen < r.marks[oldest].seen {
+				if r.marks[i].seen < r.marks[oldest].seen {
 					oldest = i
 				}
 			}

@@ -17,9 +17,8 @@ import "os"
 // active reader has fetched, and once a flush has made those records
 // durable — the kernel drops only clean pages — the flush loop advises
 // the kernel (POSIX_FADV_DONTNEED) to drop their pages. The next appends
-// reuse them. A reader that comes
-// back for those records reads them from disk, as it would once the
-// kernel had evicted them.
+// reuse them. A reader that comes back for those records reads them from
+// disk, as it would once the kernel had evicted them.
 
 // dropStep is the least a segment's dropped prefix grows by per call, so
 // a log fetched and flushed thousands of times a second makes few calls.
