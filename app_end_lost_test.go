@@ -14,7 +14,13 @@ import (
 // committed offsets, not taken as aborted: word count processes each line
 // once and gives the reference counts. Taken as aborted, the worker read
 // its input again from the offsets committed before, and counted it twice.
+//
+// The worker waits for a lost answer until the commit's time is out, and
+// then starts its tasks again from their changelogs: that must not run
+// under the commit's spent deadline, which once stopped the application
+// with "restore: end offsets: context deadline exceeded".
 func TestAppEndAnswerLostCountsOnce(t *testing.T) {
+	t.Cleanup(runnel.SetCommitTimeout(2 * time.Second))
 	addr := startAppBroker(t)
 	createTopics(t, addr, 3, "lines", "word-counts")
 	var ends, lost atomic.Int64

@@ -32,8 +32,17 @@ func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
 
 // LoseEndAnswers makes a's workers take a transaction that committed
 // offsets as failed, as if the coordinator's answer was lost, while lose
-// returns true. Set it before Start.
+// returns true: the worker waits for the answer until the commit's time is
+// out (see SetCommitTimeout). Set it before Start.
 func LoseEndAnswers(a *App, lose func() bool) { a.loseEndAnswer = lose }
+
+// SetCommitTimeout sets how long a commit may take, for a test, and
+// returns a function restoring it.
+func SetCommitTimeout(d time.Duration) (restore func()) {
+	old := commitTimeout
+	commitTimeout = d
+	return func() { commitTimeout = old }
+}
 
 // HoldGlobal makes a's global store updater apply no record after its
 // bootstrap while hold returns true. Set it before Start.

@@ -75,7 +75,9 @@ func (r *runner) commit(ctx context.Context, begin bool) error {
 	committed, err := r.sess.End(kgo.PreTxnCommitFnContext(ctx, txnOffsets(offsets)), try)
 	r.ct.mark(stepEnd)
 	if f := r.app.loseEndAnswer; committed && err == nil && f != nil && f() {
-		committed, err = false, errEndAnswerLost
+		// A lost answer is waited for until the commit's time is out.
+		<-ctx.Done()
+		committed, err = false, fmt.Errorf("%w: %w", errEndAnswerLost, ctx.Err())
 	}
 	var settled kadm.OffsetResponses
 	if err != nil {
@@ -192,7 +194,7 @@ func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start 
 		}
 		r.takeProduceErr()
 		r.closeTasks()
-		if err := r.ensureTasks(ctx); err != nil {
+		if err := r.ensureTasks(restartContext(ctx)); err != nil {
 			return err
 		}
 		r.rewindInputs()
@@ -229,7 +231,7 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 	if revoked {
 		r.app.metrics.aborted()
 		r.closeTasks() // their uncommitted writes went with the transaction
-		if err := r.ensureTasks(ctx); err != nil {
+		if err := r.ensureTasks(restartContext(ctx)); err != nil {
 			return err
 		}
 		r.rewindInputs() // the records they had queued come again
@@ -301,4 +303,12 @@ func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 		return true, fmt.Errorf("stream: begin transaction: %w", err)
 	}
 	return true, nil
+}
+
+// restartContext is the context a commit starts its tasks again under
+// after an abort: the commit's own deadline may be spent (an End that
+// timed out is what aborted it), and what it restores has time of its own
+// (see restoreEndsTimeout). The commit's context already ignores Close.
+func restartContext(commitCtx context.Context) context.Context {
+	return context.WithoutCancel(commitCtx)
 }

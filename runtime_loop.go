@@ -366,8 +366,9 @@ func (r *runner) processAndPunctuate(fetches kgo.Fetches, lastCommit time.Time) 
 	return due, nil
 }
 
-// commitTimeout bounds a commit that Close does not interrupt.
-const commitTimeout = 30 * time.Second
+// commitTimeout bounds a commit that Close does not interrupt. A variable
+// for tests.
+var commitTimeout = 30 * time.Second
 
 // collector produces a task's output; acknowledged changelog records move
 // the task's positions. The key and value are the task's only during

@@ -10,6 +10,7 @@ import (
 	"github.com/runnel-dev/runnel/state"
 	"github.com/runnel-dev/runnel/state/pebblestore"
 	"github.com/runnel-dev/runnel/topology"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -155,26 +156,76 @@ func (r *runner) planRestore(ctx context.Context, k taskKey) (*restoration, erro
 	for t := range stores {
 		topics = append(topics, t)
 	}
-	ends, err := r.adm.ListCommittedOffsets(ctx, topics...)
+	ends, err := r.changelogEnds(ctx, id.Partition, topics)
 	if err != nil {
-		return nil, fmt.Errorf("stream: restore %s: end offsets: %w", id, err)
+		batch.Rollback()
+		return nil, fmt.Errorf("stream: restore %s: %w", id, err)
 	}
-	rs := &restoration{key: k, batch: batch, stores: stores, next: map[string]int64{}, end: map[string]int64{}}
+	rs := &restoration{key: k, batch: batch, stores: stores, next: map[string]int64{}, end: ends}
 	for _, t := range topics {
-		lo, ok := ends.Lookup(t, id.Partition)
-		if !ok {
-			return nil, fmt.Errorf("stream: restore %s: end offset of %s[%d]: partition not listed", id, t, id.Partition)
-		}
-		if lo.Err != nil {
-			return nil, fmt.Errorf("stream: restore %s: end offset of %s[%d]: %w", id, t, id.Partition, lo.Err)
-		}
 		pos, _, err := batch.Position(positionName(t, id.Partition))
 		if err != nil {
+			batch.Rollback()
 			return nil, fmt.Errorf("stream: restore %s: %w", id, err)
 		}
-		rs.next[t], rs.end[t] = pos, lo.Offset
+		rs.next[t] = pos
 	}
 	return rs, nil
+}
+
+// restoreEndsTimeout bounds how long a task waits to learn where its
+// changelogs end. After a broker dies its partitions have no leader until
+// the controller fences it, a broker session timeout later (Kafka's
+// default is 45 s).
+var restoreEndsTimeout = 60 * time.Second
+
+// changelogEnds lists where partition part of each changelog topic ends
+// for a read_committed reader (its last stable offset). The errors of a
+// changing cluster (a leader moving, a broker down, a topic not yet known
+// to the broker asked) are waited out, up to restoreEndsTimeout.
+func (r *runner) changelogEnds(ctx context.Context, part int32, topics []string) (map[string]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, restoreEndsTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		ends, err := r.listChangelogEnds(ctx, part, topics)
+		if err == nil {
+			return ends, nil
+		}
+		var kerrErr *kerr.Error
+		if ctx.Err() != nil || (errors.As(err, &kerrErr) && !kerrErr.Retriable && !errors.Is(err, kerr.UnknownTopicOrPartition)) {
+			return nil, err
+		}
+		r.log.Debug("stream: changelog end offsets", "partition", part, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// listChangelogEnds is one try of changelogEnds.
+func (r *runner) listChangelogEnds(ctx context.Context, part int32, topics []string) (map[string]int64, error) {
+	listed, err := r.adm.ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("end offsets: %w", err)
+	}
+	ends := make(map[string]int64, len(topics))
+	for _, t := range topics {
+		lo, ok := listed.Lookup(t, part)
+		if !ok {
+			return nil, fmt.Errorf("end offset of %s[%d]: %w", t, part, kerr.UnknownTopicOrPartition)
+		}
+		if lo.Err != nil {
+			return nil, fmt.Errorf("end offset of %s[%d]: %w", t, part, lo.Err)
+		}
+		ends[t] = lo.Offset
+	}
+	return ends, nil
 }
 
 // beginRestore starts reading rs's changelogs.

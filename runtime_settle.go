@@ -16,7 +16,7 @@ var errEndAnswerLost = errors.New("stream: the transaction's end was answered, b
 
 // settleTimeout bounds how long settleEnd tries to learn a transaction's
 // outcome before the worker fails.
-const settleTimeout = commitTimeout
+const settleTimeout = 30 * time.Second
 
 // settleEnd learns how a transaction whose End failed with endErr ended.
 // Its outcome is unknown: the EndTxn may have reached the coordinator,
