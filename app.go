@@ -73,6 +73,9 @@ type App struct {
 	// transaction that committed offsets: true takes its End as failed,
 	// as when the coordinator committed and its answer was lost.
 	loseEndAnswer func() bool
+	// loseProducedEndAnswer is loseEndAnswer for the transactions that
+	// consumed nothing (commitProduced).
+	loseProducedEndAnswer func() bool
 
 	stateMu  sync.Mutex   // serializes state changes and their listener calls
 	state    atomic.Int32 // a State

@@ -36,6 +36,11 @@ func AbortCommits(a *App, abort func() bool) { a.abortCommit = abort }
 // out (see SetCommitTimeout). Set it before Start.
 func LoseEndAnswers(a *App, lose func() bool) { a.loseEndAnswer = lose }
 
+// LoseProducedEndAnswers is LoseEndAnswers for the transactions that
+// committed output but no offsets (wall-clock punctuation after input
+// stops). Set it before Start.
+func LoseProducedEndAnswers(a *App, lose func() bool) { a.loseProducedEndAnswer = lose }
+
 // SetCommitTimeout sets how long a commit may take, for a test, and
 // returns a function restoring it.
 func SetCommitTimeout(d time.Duration) (restore func()) {

@@ -193,11 +193,9 @@ func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start 
 			r.log.Info("stream: transaction aborted; reprocessing from the committed offsets", "err", err)
 		}
 		r.takeProduceErr()
-		r.closeTasks()
-		if err := r.ensureTasks(restartContext(ctx)); err != nil {
+		if err := r.restartTasks(ctx); err != nil {
 			return err
 		}
-		r.rewindInputs()
 	}
 	r.txnWork = false
 	if begin {
@@ -213,6 +211,13 @@ func (r *runner) endedTxn(ctx context.Context, committed bool, err error, start 
 // producer's transaction is ended directly, with taskMu held, so that no
 // revocation can close a task (and hand it to another member) before its
 // output is committed; the session's End would stall (see commit).
+//
+// An End that fails leaves the outcome unknown: the coordinator may have
+// decided the commit and then died, or its answer was lost. The producer
+// is healed by aborting, and the tasks start again from their changelogs,
+// which hold the transaction's writes if it committed; the transaction
+// held no input offsets, so where the input stands is the same either
+// way.
 // REQUIRES: r.taskMu held.
 func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 	if err := r.takeProduceErr(); err != nil {
@@ -225,17 +230,26 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 	if revoked {
 		try = kgo.TryAbort
 	}
-	if err := r.cl.EndTransaction(ctx, try); err != nil {
-		return fmt.Errorf("stream: end transaction: %w", err)
+	endErr := r.cl.EndTransaction(ctx, try)
+	if f := r.app.loseProducedEndAnswer; endErr == nil && !revoked && f != nil && f() {
+		<-ctx.Done() // as for commit's lost answers
+		endErr = fmt.Errorf("%w: %w", errEndAnswerLost, ctx.Err())
 	}
-	if revoked {
-		r.app.metrics.aborted()
-		r.closeTasks() // their uncommitted writes went with the transaction
-		if err := r.ensureTasks(restartContext(ctx)); err != nil {
+	switch {
+	case endErr != nil:
+		if err := r.abortAfterFailedEnd(ctx, endErr); err != nil {
 			return err
 		}
-		r.rewindInputs() // the records they had queued come again
-	} else {
+		r.log.Info("stream: a transaction without input failed to end; restoring the tasks from their changelogs", "err", endErr)
+		if err := r.restartTasks(ctx); err != nil {
+			return err
+		}
+	case revoked:
+		r.app.metrics.aborted()
+		if err := r.restartTasks(ctx); err != nil { // their uncommitted writes went with the transaction
+			return err
+		}
+	default:
 		if err := r.commitPositions(); err != nil {
 			return err
 		}
@@ -247,6 +261,45 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 			return fmt.Errorf("stream: begin transaction: %w", err)
 		}
 	}
+	return nil
+}
+
+// abortAfterFailedEnd aborts after an End whose outcome is unknown, as
+// the client asks: the abort re-initializes the producer id, which waits
+// for a decided transaction to complete and fences one still open. It
+// tries until settleTimeout passes.
+func (r *runner) abortAfterFailedEnd(ctx context.Context, endErr error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	for {
+		err := r.cl.EndTransaction(ctx, kgo.TryAbort)
+		if err == nil {
+			return nil
+		}
+		r.log.Debug("stream: abort after a failed end", "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("stream: transaction outcome unknown (end: %v): abort: %w", endErr, err)
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// restartTasks closes every task, rolling back what it wrote since the
+// last commit, starts the tasks again from their committed state (after
+// restoring what their changelogs hold past it), and rewinds the input to
+// the committed offsets: the records the tasks had queued come again.
+// REQUIRES: r.taskMu held.
+func (r *runner) restartTasks(ctx context.Context) error {
+	r.closeTasks()
+	if err := r.ensureTasks(restartContext(ctx)); err != nil {
+		return err
+	}
+	r.rewindInputs()
 	return nil
 }
 
