@@ -94,7 +94,7 @@ func (a *App) WaitIdle(ctx context.Context) error {
 		return ErrAppNotRunning
 	default:
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))
+	cl, err := kgo.NewClient(append(a.opts.clientOpts(), kgo.SeedBrokers(brokers...), kgo.MetadataMinAge(100*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("stream: wait idle: %w", err)
 	}

@@ -61,6 +61,13 @@ func TestAppExactlyOnceOverSASLSSL(t *testing.T) {
 		runnel.SASL(scram.Auth{User: "wc", Pass: "wc-secret"}.AsSha512Mechanism()))
 	lines := wordCountLines(16, 300)
 	produceLines(t, newTestClient(t, plain), 0, lines)
+	// WaitIdle reads the cluster with a client of its own: over the
+	// application's TLS and SASL too.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := app.WaitIdle(ctx); err != nil {
+		t.Fatalf("WaitIdle: %v", err)
+	}
 	waitCounts(t, plain, countWords(lines))
 	if err := app.Close(); err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func (in *instance) publishStatus(ctx context.Context) {
 		}
 		return
 	}
-	cl, err := kgo.NewClient(append(o.securityOpts(), kgo.SeedBrokers(in.brokers...), kgo.DefaultProduceTopic(appstatus.Topic))...)
+	cl, err := kgo.NewClient(append(o.clientOpts(), kgo.SeedBrokers(in.brokers...), kgo.DefaultProduceTopic(appstatus.Topic))...)
 	if err != nil {
 		in.log.Warn("stream: no status records", "err", err)
 		return

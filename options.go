@@ -218,7 +218,8 @@ func LeaveGroupOnClose(leave bool) AppOption {
 
 // Logger receives the runtime's structured log: state changes, rebalances,
 // restorations (start, progress, end), and every error, at INFO and above,
-// and the Pebble state store's own messages at DEBUG. Default: a text
+// the Kafka clients' warnings and errors (messages starting "kafka
+// client:"), and the Pebble state store's own messages at DEBUG. Default: a text
 // handler on standard error at INFO. Logger(nil) discards everything.
 func Logger(l *slog.Logger) AppOption {
 	return appOpt(func(o *AppOptions) { o.Logger = l; o.set |= setLogger })

@@ -30,11 +30,12 @@ func SASL(m sasl.Mechanism) AppOption {
 	return appOpt(func(o *AppOptions) { o.SASL = m })
 }
 
-// securityOpts are the kgo options for TLS and SASL every client of the
-// app takes; a new slice with no spare capacity each call, so appending
-// to it never writes into another's.
-func (o *AppOptions) securityOpts() []kgo.Opt {
-	var opts []kgo.Opt
+// clientOpts are the kgo options every client of the app takes: TLS and
+// SASL, and the application's logger for the client's warnings (see
+// clientLogger); a new slice with no spare capacity each call, so
+// appending to it never writes into another's.
+func (o *AppOptions) clientOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.WithLogger(clientLogger{o.Logger})}
 	if o.TLS != nil {
 		// kgo sets ServerName from the address it dials when it is empty.
 		opts = append(opts, kgo.DialTLSConfig(o.TLS.Clone()))

@@ -1,6 +1,8 @@
 package runnel
 
 import (
+	"context"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -38,4 +40,28 @@ func retryBackoff(tries int) time.Duration {
 	}
 	d = min(d, time.Second)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// clientLogger passes a Kafka client's warnings and errors to the
+// application's logger: a request a broker keeps failing, a group the
+// client cannot join, a transaction it cannot end. Without them a stall
+// inside the client (an End waiting out its whole timeout while a
+// coordinator moves) leaves nothing in the logs but its end. The
+// client's info and debug logs (every metadata refresh, every join) stay
+// out.
+type clientLogger struct{ l *slog.Logger }
+
+func (c clientLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (c clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	var lv slog.Level
+	switch level {
+	case kgo.LogLevelError:
+		lv = slog.LevelError
+	case kgo.LogLevelWarn:
+		lv = slog.LevelWarn
+	default:
+		return
+	}
+	c.l.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }

@@ -116,7 +116,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 		u.release()
 		return nil, err
 	}
-	u.sec = o.securityOpts()
+	u.sec = o.clientOpts()
 	task, err := topology.NewGlobalTask(topo, topology.TaskConfig{
 		ApplicationID: o.ApplicationID, Collector: noOutput{}, Stores: u.batch, WallClock: time.Now().UnixMilli(),
 	})
@@ -153,7 +153,7 @@ func startGlobal(ctx context.Context, r *instance) (*globalUpdater, error) {
 			end[positionName(name, p)] = lo.Offset
 		}
 	}
-	if u.cl, err = kgo.NewClient(append(append(o.securityOpts(), clientRecoveryOpts()...),
+	if u.cl, err = kgo.NewClient(append(append(o.clientOpts(), clientRecoveryOpts()...),
 		kgo.SeedBrokers(r.brokers...),
 		kgo.ConsumePartitions(start),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),

@@ -68,7 +68,7 @@ func newInstance(ctx context.Context, a *App, brokers []string, dir, process str
 	// A short metadata min age: kadm answers from kgo's metadata cache,
 	// which otherwise keeps a topic just created as missing for 5 s
 	// (waitTopics polls it; restore lists the changelogs' offsets).
-	admCl, err := kgo.NewClient(append(append(o.securityOpts(), clientRecoveryOpts()...), kgo.SeedBrokers(brokers...))...)
+	admCl, err := kgo.NewClient(append(append(o.clientOpts(), clientRecoveryOpts()...), kgo.SeedBrokers(brokers...))...)
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}

@@ -161,7 +161,7 @@ func newRunner(in *instance, worker int) (*runner, error) {
 	}
 	var err error
 	opts = append(opts, clientRecoveryOpts()...)
-	opts = append(opts, o.securityOpts()...)
+	opts = append(opts, o.clientOpts()...)
 	if o.Guarantee == ExactlyOnce {
 		opts = append(opts,
 			kgo.TransactionalID(r.memberID),

@@ -231,7 +231,7 @@ func (r *runner) listChangelogEnds(ctx context.Context, part int32, topics []str
 // beginRestore starts reading rs's changelogs.
 func (r *runner) beginRestore(rs *restoration) error {
 	if r.rcl == nil {
-		cl, err := kgo.NewClient(append(append(r.app.opts.securityOpts(), clientRecoveryOpts()...),
+		cl, err := kgo.NewClient(append(append(r.app.opts.clientOpts(), clientRecoveryOpts()...),
 			kgo.SeedBrokers(r.brokers...),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.FetchIsolationLevel(kgo.ReadCommitted()),

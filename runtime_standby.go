@@ -43,7 +43,7 @@ type standbyTask struct {
 }
 
 func newStandbyUpdater(in *instance) (*standbyUpdater, error) {
-	cl, err := kgo.NewClient(append(append(in.app.opts.securityOpts(), clientRecoveryOpts()...),
+	cl, err := kgo.NewClient(append(append(in.app.opts.clientOpts(), clientRecoveryOpts()...),
 		kgo.SeedBrokers(in.brokers...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // positions pass the markers that end a partition
