@@ -72,7 +72,9 @@ var ErrGroupActive = errors.New("stream: the application's group has members")
 // ResetApplication resets the application appID on the cluster at brokers
 // for reprocessing: PlanReset then Apply. It returns the plan it carried
 // out. Stop every instance first; clear each one's local state with
-// App.CleanUp before starting it again.
+// App.CleanUp before starting it again. It connects in plaintext: for a
+// cluster that needs TLS or SASL, call PlanReset and Apply with a client
+// that has them (as `runnel reset` does).
 func ResetApplication(ctx context.Context, brokers []string, appID string, inputTopics []string, target ResetTarget) (*ResetPlan, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
