@@ -14,15 +14,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// wallClockSuppress counts clicks per key in 1 s windows (grace 2 s) and
+// sends each window's final count to "final" once stream time or, after
+// input stops, the wall clock closes it.
+func wallClockSuppress(b *stream.Builder) {
+	counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
+		stream.Tumbling(time.Second, 2*time.Second)).Count(stream.Materialized("counts"))
+	counts.Suppress(stream.UntilWindowCloses().WallClockClose(time.Second)).ToStream().To("final")
+}
+
 func startWallClockSuppress(t *testing.T, addr, dir string) *runnel.App {
 	t.Helper()
-	topo := buildTopology(t, func(b *stream.Builder) {
-		counts := stream.WindowedBy(stream.From(b, "clicks", serde.String, serde.String).GroupByKey(),
-			stream.Tumbling(time.Second, 2*time.Second)).Count(stream.Materialized("counts"))
-		counts.Suppress(stream.UntilWindowCloses().WallClockClose(time.Second)).ToStream().To("final")
-	})
-	return runApp(t, topo, nil, runnel.ApplicationID("wallclock"), runnel.Brokers(addr), runnel.StateDir(dir),
+	return runApp(t, buildTopology(t, wallClockSuppress), nil, runnel.ApplicationID("wallclock"), runnel.Brokers(addr), runnel.StateDir(dir),
 		runnel.CommitInterval(100*time.Millisecond))
+}
+
+// produceRecentClicks produces 4 s of clicks on 5 keys ending about now:
+// stream time closes the first window (1 s, grace 2 s); the others only
+// close by wall clock. It returns when they start and the count per
+// "key@start".
+func produceRecentClicks(t *testing.T, cl *kgo.Client) (base time.Time, want map[string]int64) {
+	t.Helper()
+	base = time.Now().Add(-4 * time.Second).Truncate(time.Second)
+	want = map[string]int64{}
+	var recs []*kgo.Record
+	for i := range 200 {
+		ts := base.Add(time.Duration(i*20) * time.Millisecond)
+		k := fmt.Sprintf("k%d", i%5)
+		recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(k), Value: []byte("x"), Timestamp: ts})
+		want[fmt.Sprintf("%s@%d", k, ts.Truncate(time.Second).UnixMilli())]++
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return base, want
 }
 
 // finals reads the final results: count per "key@start", and how many
@@ -77,20 +102,7 @@ func TestAppSuppressWallClockClose(t *testing.T) {
 	dir := t.TempDir()
 	app := startWallClockSuppress(t, addr, dir)
 
-	// 4 s of records ending about now: stream time closes the first window
-	// (1 s, grace 2 s); the others only close by wall clock.
-	base := time.Now().Add(-4 * time.Second).Truncate(time.Second)
-	want := map[string]int64{}
-	var recs []*kgo.Record
-	for i := range 200 {
-		ts := base.Add(time.Duration(i*20) * time.Millisecond)
-		k := fmt.Sprintf("k%d", i%5)
-		recs = append(recs, &kgo.Record{Topic: "clicks", Key: []byte(k), Value: []byte("x"), Timestamp: ts})
-		want[fmt.Sprintf("%s@%d", k, ts.Truncate(time.Second).UnixMilli())]++
-	}
-	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	base, want := produceRecentClicks(t, cl)
 	results := waitFinals(t, addr, want)
 	if len(results) != len(want) {
 		t.Fatalf("results for %d windows, want %d: %v", len(results), len(want), results)
