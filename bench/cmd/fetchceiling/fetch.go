@@ -27,7 +27,7 @@ func (s *server) fetch(ctx context.Context, nc net.Conn, req *request) error {
 		t    *time.Timer
 	)
 	for {
-		pieces, total := s.encodeFetch(req, r)
+		pieces, total := s.encodeFetch(req, r, nc)
 		if total > 0 || r.MinBytes <= 0 || !time.Now().Before(deadline) {
 			if wake != nil {
 				s.st.unwatch(wake, tps)
@@ -69,8 +69,12 @@ type piece struct {
 
 // encodeFetch builds the response as pieces and returns the record bytes
 // in it. The first piece's head starts with the frame's size.
-func (s *server) encodeFetch(req *request, r *kmsg.FetchRequest) ([]piece, int) {
+func (s *server) encodeFetch(req *request, r *kmsg.FetchRequest, reader net.Conn) ([]piece, int) {
 	v := r.Version
+	var now time.Time
+	if !s.keepRead {
+		now = time.Now()
+	}
 	head := make([]byte, 8, 512)
 	binary.BigEndian.PutUint32(head[4:], uint32(req.corr))
 	head = kbin.AppendInt32(head, 0) // throttle
@@ -90,6 +94,9 @@ func (s *server) encodeFetch(req *request, r *kmsg.FetchRequest) ([]piece, int) 
 		head = kbin.AppendArrayLen(head, len(t.Partitions))
 		for _, p := range t.Partitions {
 			limit := min(int(p.PartitionMaxBytes), remaining)
+			if !s.keepRead {
+				s.st.noteRead(t.Topic, p.Partition, reader, p.FetchOffset, now)
+			}
 			sp, hw, err := s.st.read(t.Topic, p.Partition, p.FetchOffset, limit, total == 0)
 			code := int16(0)
 			switch {

@@ -46,6 +46,9 @@ type server struct {
 	// kernel's, which grows to megabytes and costs the sender more per
 	// byte on loopback (bench/README.md, "The socket send buffer").
 	sndbuf int
+	// keepRead keeps every batch: without it, memory mode drops what
+	// every fetching connection has fetched (store.noteRead).
+	keepRead bool
 }
 
 func newServer(addr *net.TCPAddr, dir string) *server {
@@ -290,11 +293,11 @@ func (s *server) handle(req *request) kmsg.Response {
 			for _, p := range t.Partitions {
 				rp := kmsg.NewListOffsetsResponseTopicPartition()
 				rp.Partition = p.Partition
-				_, hw, err := s.st.read(t.Topic, p.Partition, 0, 0, false)
+				start, hw, err := s.st.bounds(t.Topic, p.Partition)
 				if err != nil {
 					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				} else if p.Timestamp == -2 {
-					rp.Offset = 0
+					rp.Offset = start
 				} else {
 					rp.Offset = hw // latest; no timestamps are kept
 				}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 )
 
 // batchHeaderSize is the fixed part of a v2 record batch up to and
@@ -30,7 +31,23 @@ type partition struct {
 	// told (without blocking: the channel has room for one) on the next
 	// append.
 	waiters []chan<- struct{}
+	// marks holds each fetching connection's last fetch offset (see
+	// noteRead); the first dropped batches are nil, and start is the
+	// first offset still kept.
+	marks   map[any]readMark
+	dropped int
+	start   int64
 }
+
+// readMark is where a connection last fetched a partition from, and when.
+type readMark struct {
+	offset int64
+	seen   time.Time
+}
+
+// readMarkTTL is how long a connection's last fetch counts as a reader
+// still reading, as the broker's page cache drop-behind counts them.
+const readMarkTTL = 30 * time.Second
 
 // span is what a read returns: the batches, in memory or as a range of
 // the partition's file.
@@ -155,7 +172,7 @@ func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastO
 		return span{}, 0, errUnknown
 	}
 	part := ps[p]
-	if offset < 0 || offset > part.hw {
+	if offset < part.start || offset > part.hw {
 		return span{}, part.hw, errOutOfRange
 	}
 	if offset == part.hw {
@@ -189,6 +206,57 @@ func (s *store) read(topic string, p int32, offset int64, maxBytes int, atLeastO
 }
 
 var errOutOfRange = errors.New("offset out of range")
+
+// bounds returns a partition's first kept offset and its high watermark.
+func (s *store) bounds(topic string, p int32) (start, hw int64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part := s.lookup(topicPartition{topic, p})
+	if part == nil {
+		return 0, 0, errUnknown
+	}
+	return part.start, part.hw, nil
+}
+
+// noteRead records that reader (a connection) fetched a partition from
+// offset at now, and, in memory mode, drops the batches that every
+// connection seen fetching it within readMarkTTL has fetched: the Go heap
+// then reuses their memory instead of growing into pages new to the
+// process, which cost several times more to write on some VMs, as Runnel's
+// broker drops its page cache behind its readers (bench/README.md, "Page
+// cache drop-behind"). A partition nobody fetches keeps every batch.
+func (s *store) noteRead(topic string, p int32, reader any, offset int64, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	part := s.lookup(topicPartition{topic, p})
+	if part == nil || part.f != nil || offset < part.start || offset > part.hw {
+		return
+	}
+	if part.marks == nil {
+		part.marks = map[any]readMark{}
+	}
+	part.marks[reader] = readMark{offset, now}
+	low := offset
+	for r, m := range part.marks {
+		if now.Sub(m.seen) > readMarkTTL {
+			delete(part.marks, r)
+			continue
+		}
+		low = min(low, m.offset)
+	}
+	for part.dropped < len(part.bases) {
+		next := part.hw
+		if part.dropped+1 < len(part.bases) {
+			next = part.bases[part.dropped+1]
+		}
+		if next > low {
+			break
+		}
+		part.batches[part.dropped] = nil
+		part.dropped++
+		part.start = next
+	}
+}
 
 // topicPartition names one partition.
 type topicPartition struct {

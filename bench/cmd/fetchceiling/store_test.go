@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"testing"
+	"time"
 )
 
 // batch is a v2 batch header of size bytes holding records records (the
@@ -106,5 +107,66 @@ func TestStoreWatch(t *testing.T) {
 	case <-on1:
 		t.Error("an unwatched channel was woken")
 	default:
+	}
+}
+
+// noteRead drops, in memory mode, the batches every connection fetching
+// a partition has fetched: not past the slowest reader, not while a
+// reader idle for less than readMarkTTL lags, and nothing in file mode.
+// A dropped offset reads as out of range; the rest read as before.
+func TestStoreDropsWhatEveryReaderFetched(t *testing.T) {
+	s := newStore("")
+	if err := s.create("t", 1); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // batches at 0, 10, 20, 30; hw 40
+		if _, err := s.appendBatches("t", 0, batch(100, 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Unix(1000, 0)
+	start := func() int64 {
+		st, _, err := s.bounds("t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	s.noteRead("t", 0, "a", 25, t0)
+	if got := start(); got != 20 {
+		t.Fatalf("one reader at 25: start %d, want 20", got)
+	}
+	s.noteRead("t", 0, "b", 12, t0) // below the start: out of range, not a reader
+	s.noteRead("t", 0, "b", 20, t0) // b now at the start: nothing more goes
+	s.noteRead("t", 0, "a", 40, t0.Add(time.Second))
+	if got := start(); got != 20 {
+		t.Fatalf("b at 20: start %d, want 20", got)
+	}
+	s.noteRead("t", 0, "b", 31, t0.Add(2*time.Second))
+	if got := start(); got != 30 {
+		t.Fatalf("a at 40, b at 31: start %d, want 30", got)
+	}
+	if _, _, err := s.read("t", 0, 25, 1000, true); !errors.Is(err, errOutOfRange) {
+		t.Fatalf("read at a dropped offset: %v, want errOutOfRange", err)
+	}
+	if sp, hw, err := s.read("t", 0, 30, 1000, true); err != nil || len(sp.batches) != 1 || hw != 40 {
+		t.Fatalf("read at 30: %d batches, hw %d, %v", len(sp.batches), hw, err)
+	}
+	// b goes quiet: past readMarkTTL only a counts, and the last batch goes.
+	s.noteRead("t", 0, "a", 40, t0.Add(2*time.Second+readMarkTTL+time.Second))
+	if got := start(); got != 40 {
+		t.Fatalf("b quiet past the TTL: start %d, want 40", got)
+	}
+
+	f := newStore(t.TempDir())
+	if err := f.create("t", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.appendBatches("t", 0, batch(100, 10)); err != nil {
+		t.Fatal(err)
+	}
+	f.noteRead("t", 0, "a", 10, t0)
+	if st, _, _ := f.bounds("t", 0); st != 0 {
+		t.Fatalf("file mode dropped up to %d", st)
 	}
 }
