@@ -65,3 +65,20 @@ func (c clientLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	c.l.Log(context.Background(), lv, "kafka client: "+msg, keyvals...)
 }
+
+// backoff spaces the tries of a call that a changing cluster (a moving
+// leader or coordinator, a broker down) fails: 50 ms doubling to 1 s.
+type backoff struct{ d time.Duration }
+
+// wait sleeps the next interval, reporting false if ctx ends first.
+func (b *backoff) wait(ctx context.Context) bool {
+	b.d = min(max(2*b.d, 50*time.Millisecond), time.Second)
+	t := time.NewTimer(b.d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -271,21 +271,16 @@ func (r *runner) commitProduced(ctx context.Context, begin bool) error {
 func (r *runner) abortAfterFailedEnd(ctx context.Context, endErr error) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	backoff := 50 * time.Millisecond
+	var b backoff
 	for {
 		err := r.cl.EndTransaction(ctx, kgo.TryAbort)
 		if err == nil {
 			return nil
 		}
 		r.log.Debug("stream: abort after a failed end", "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !b.wait(ctx) {
 			return fmt.Errorf("stream: transaction outcome unknown (end: %v): abort: %w", endErr, err)
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -294,9 +289,14 @@ func (r *runner) abortAfterFailedEnd(ctx context.Context, endErr error) error {
 // restoring what their changelogs hold past it), and rewinds the input to
 // the committed offsets: the records the tasks had queued come again.
 // REQUIRES: r.taskMu held.
+//
+// ctx is a commit's: its deadline may be spent (an End that timed out is
+// what aborted the transaction), so the tasks start under it without its
+// deadline, and what they restore has time of its own (see
+// restoreEndsTimeout). A commit's context already ignores Close.
 func (r *runner) restartTasks(ctx context.Context) error {
 	r.closeTasks()
-	if err := r.ensureTasks(restartContext(ctx)); err != nil {
+	if err := r.ensureTasks(context.WithoutCancel(ctx)); err != nil {
 		return err
 	}
 	r.rewindInputs()
@@ -356,12 +356,4 @@ func (r *runner) resetRevokedTxn(ctx context.Context) (bool, error) {
 		return true, fmt.Errorf("stream: begin transaction: %w", err)
 	}
 	return true, nil
-}
-
-// restartContext is the context a commit starts its tasks again under
-// after an abort: the commit's own deadline may be spent (an End that
-// timed out is what aborted it), and what it restores has time of its own
-// (see restoreEndsTimeout). The commit's context already ignores Close.
-func restartContext(commitCtx context.Context) context.Context {
-	return context.WithoutCancel(commitCtx)
 }

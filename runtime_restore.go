@@ -186,7 +186,7 @@ var restoreEndsTimeout = 60 * time.Second
 func (r *runner) changelogEnds(ctx context.Context, part int32, topics []string) (map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreEndsTimeout)
 	defer cancel()
-	backoff := 50 * time.Millisecond
+	var b backoff
 	for {
 		ends, err := r.listChangelogEnds(ctx, part, topics)
 		if err == nil {
@@ -197,14 +197,9 @@ func (r *runner) changelogEnds(ctx context.Context, part int32, topics []string)
 			return nil, err
 		}
 		r.log.Debug("stream: changelog end offsets", "partition", part, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !b.wait(ctx) {
 			return nil, err
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 

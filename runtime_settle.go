@@ -39,25 +39,14 @@ func (r *runner) settleEnd(ctx context.Context, endErr error) (kadm.OffsetRespon
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
 	r.log.Info("stream: a transaction's end failed; learning its outcome from the group", "err", endErr)
-	backoff := 50 * time.Millisecond
-	wait := func() bool {
-		t := time.NewTimer(backoff)
-		defer t.Stop()
-		backoff = min(2*backoff, time.Second)
-		select {
-		case <-t.C:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+	var b backoff
 	for {
 		_, err := r.sess.End(ctx, kgo.TryAbort)
 		if err == nil {
 			break
 		}
 		r.log.Debug("stream: abort after a failed end", "err", err)
-		if !wait() {
+		if !b.wait(ctx) {
 			return nil, fmt.Errorf("stream: transaction outcome unknown (end: %v): abort: %w", endErr, err)
 		}
 	}
@@ -70,7 +59,7 @@ func (r *runner) settleEnd(ctx context.Context, endErr error) (kadm.OffsetRespon
 			return offs, nil
 		}
 		r.log.Debug("stream: fetch committed offsets after a failed end", "err", err)
-		if !wait() {
+		if !b.wait(ctx) {
 			return nil, fmt.Errorf("stream: transaction outcome unknown (end: %v): fetch committed offsets: %w", endErr, err)
 		}
 	}
