@@ -23,16 +23,21 @@ import (
 )
 
 // runnelBinary builds cmd/runnel once per test binary, for the tests
-// that run brokers as processes they can SIGKILL.
+// that run brokers as processes they can SIGKILL, into runnelBinaryDir,
+// which TestMain removes.
 var runnelBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "runnel-app-cluster-")
 	if err != nil {
 		return "", err
 	}
+	runnelBinaryDir = dir
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	return faultinject.BuildRunnel(ctx, "", dir)
 })
+
+// runnelBinaryDir holds the binary runnelBinary built, if it ran.
+var runnelBinaryDir string
 
 // appClusterKills is the number of broker kills of the cluster word
 // count: one per broker by default, RUNNEL_FAULT_RUNS for a long run.

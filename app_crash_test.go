@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		return runCrashChild(addr, os.Getenv(crashChildEnv+"_DIR"), workers)
 	})
 	stopKafkaPeer() // started on first use by kafkaPeerAddr
+	if runnelBinaryDir != "" {
+		os.RemoveAll(runnelBinaryDir) // 45 MB per run of the package otherwise
+	}
 	if code == 0 && os.Getenv(crashChildEnv) == "" {
 		// Every goroutine an App, its brokers and clients started must be
 		// gone once the tests closed them.
