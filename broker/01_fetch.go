@@ -94,9 +94,12 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	var parts []fetchPart
 	// Each fetched partition learns where this connection has read to,
 	// for the page cache drop-behind (read_marks.go).
+	// Direct writes need them too: a partition with readers is written
+	// through the page cache.
 	dropBehind := !b.cfg.DisableCacheDropBehind
+	track := dropBehind || b.cfg.DirectWrites
 	var now int64
-	if dropBehind {
+	if track {
 		now = time.Now().UnixNano()
 	}
 	for ti, rt := range r.Topics {
@@ -130,8 +133,8 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 				fp.errCode = unknown
 			} else if fp.errCode = fp.p.fetchCheck(replica, rp.FetchOffset, fp.epoch); fp.errCode != 0 {
 				fp.p = nil
-			} else if dropBehind {
-				fp.p.noteRead(c.id, rp.FetchOffset, now)
+			} else if track {
+				fp.p.noteRead(c.id, rp.FetchOffset, now, dropBehind)
 			}
 			parts = append(parts, fp)
 		}

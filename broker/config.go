@@ -121,6 +121,14 @@ type Config struct {
 	// dropped from the cache, so appends reuse their pages
 	// (read_marks.go).
 	DisableCacheDropBehind bool
+	// DirectWrites has a partition nobody fetches (no consumer or
+	// follower within the last 30 s) write its appends with O_DIRECT,
+	// bypassing the page cache (log.direct.writes.enable; default
+	// false). It saves most of an append's CPU where new page-cache pages
+	// are dear, and makes a reader that comes later read from the disk.
+	// A partition being fetched writes through the page cache, as by
+	// default, and so do followers. See broker/internal/log/direct.go.
+	DirectWrites bool
 	// LeaderImbalanceCheckInterval is how often the controller looks
 	// for brokers not leading the partitions they prefer
 	// (leader.imbalance.check.interval.seconds). Default 5 minutes.
@@ -626,6 +634,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "controlled.shutdown.timeout.ms=%d\n", c.ControlledShutdownTimeout.Milliseconds())
 	fmt.Fprintf(&b, "auto.leader.rebalance.enable=%t\n", !c.DisableAutoLeaderRebalance)
 	fmt.Fprintf(&b, "log.cache.drop.behind.enable=%t\n", !c.DisableCacheDropBehind)
+	fmt.Fprintf(&b, "log.direct.writes.enable=%t\n", c.DirectWrites)
 	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
 	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)

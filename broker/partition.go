@@ -81,6 +81,10 @@ type partition struct {
 	// reads follows the connections fetching the partition, for the
 	// page cache drop-behind (read_marks.go).
 	reads readMarks
+	// directWrites says appends bypass the page cache while no
+	// connection fetches the partition (Config.DirectWrites). Set at
+	// creation.
+	directWrites bool
 
 	// flushTime observes each group commit of hwLoop; nil: not timed.
 	flushTime interface{ Observe(float64) }
@@ -199,6 +203,7 @@ func (p *partition) appendChecked(batches []byte, tc txnCheck) (log.AppendResult
 	if tc.guard != 0 && p.verifyGuards[tc.producerID] == tc.guard {
 		o.VerifiedProducer = tc.producerID
 	}
+	p.writeDirect()
 	res, err := p.log.AppendWith(batches, o)
 	p.appendMu.Unlock()
 	if err != nil {

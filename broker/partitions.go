@@ -336,7 +336,9 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	}
 	// The epoch is the leader's when it leads (role assigns it); a
 	// follower's comes from the batches it copies.
-	return newPartition(t.Name, t.ID, mp.Index, l, -1, cfg.FlushMessages <= 1, hw, ps.b.metrics.logFlush), nil
+	p := newPartition(t.Name, t.ID, mp.Index, l, -1, cfg.FlushMessages <= 1, hw, ps.b.metrics.logFlush)
+	p.directWrites = ps.b.cfg.DirectWrites
+	return p, nil
 }
 
 // removeStrayDirs deletes partition directories no partition wants (their

@@ -26,10 +26,23 @@ type readMark struct {
 }
 
 // noteRead records that conn fetched the partition at off, at now (Unix
-// nanoseconds), and lets the log drop from the page cache what every
-// active reader has fetched.
-func (p *partition) noteRead(conn uint64, off, now int64) {
-	p.log.DropCachedBelow(p.reads.note(conn, off, now))
+// nanoseconds), and, with drop, lets the log drop from the page cache
+// what every active reader has fetched.
+func (p *partition) noteRead(conn uint64, off, now int64, drop bool) {
+	low := p.reads.note(conn, off, now)
+	if drop {
+		p.log.DropCachedBelow(low)
+	}
+}
+
+// writeDirect sets how the next append is written (Config.DirectWrites):
+// directly while no connection has fetched the partition within
+// readMarkIdle, through the page cache otherwise, so that readers of the
+// tail find it cached. REQUIRES: p.appendMu held.
+func (p *partition) writeDirect() {
+	if p.directWrites {
+		p.log.SetDirectWrites(!p.reads.active(time.Now().UnixNano()))
+	}
 }
 
 const (
@@ -79,4 +92,17 @@ func (r *readMarks) note(conn uint64, off, now int64) int64 {
 		r.marks = append(r.marks, readMark{conn: conn, off: off, seen: now})
 	}
 	return low
+}
+
+// active reports whether a connection has fetched the partition within
+// readMarkIdle of now (Unix nanoseconds).
+func (r *readMarks) active(now int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.marks {
+		if now-m.seen <= int64(readMarkIdle) {
+			return true
+		}
+	}
+	return false
 }

@@ -141,7 +141,7 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 		off = h.lastOffset() + 1
 		p += h.size
 	}
-	if _, err := s.f.WriteAt(batches, pos); err != nil {
+	if err := s.writeAt(batches, pos, l.direct.Load()); err != nil {
 		return AppendResult{}, l.fail(err)
 	}
 	if pos == 0 {

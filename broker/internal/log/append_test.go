@@ -344,8 +344,12 @@ func TestClosedLog(t *testing.T) {
 func TestStickyWriteError(t *testing.T) {
 	l := openLog(t, t.TempDir(), testConfig())
 	mustAppend(t, l, makeBatch(t, batchSpec{n: 2}))
-	// Break the active segment's file underneath the log.
+	// Break the active segment's file underneath the log (both of its
+	// descriptors, under RUNNEL_LOG_DIRECT_WRITES=1).
 	l.active.f.Close()
+	if l.active.dio.f != nil {
+		l.active.dio.f.Close()
+	}
 	if _, err := l.Append(makeBatch(t, batchSpec{n: 1}), 0); err == nil {
 		t.Fatal("append to a broken file succeeded")
 	}

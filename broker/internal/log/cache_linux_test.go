@@ -34,6 +34,7 @@ func TestDropCachedBelow(t *testing.T) {
 	cfg := testConfig()
 	cfg.SegmentBytes = 4 << 20
 	l := openLog(t, dir, cfg)
+	l.SetDirectWrites(false) // what it checks is the page cache
 	batch := makeBatch(t, batchSpec{n: 10, value: 1000})
 	for l.Size() < 10<<20 {
 		mustAppend(t, l, batch)

@@ -19,6 +19,8 @@ type Log struct {
 	now    func() time.Time
 	logger *slog.Logger
 	cfg    atomic.Pointer[Config]
+	// direct makes appends bypass the page cache (direct.go).
+	direct atomic.Bool
 
 	// cleaning is the compaction state (clean.go).
 	cleaning cleanState
@@ -120,6 +122,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 		stop:     make(chan struct{}),
 	}
 	l.cfg.Store(&cfg)
+	l.direct.Store(directWritesAtOpen)
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.f.Close()
@@ -223,6 +226,9 @@ func (l *Log) Close() error {
 	segs := l.segments
 	l.mu.Unlock()
 	for _, s := range segs {
+		if s.dio.f != nil { // a broken log's active segment, not sealed
+			s.dio.f.Close()
+		}
 		if err := s.f.Close(); err != nil {
 			errs = append(errs, err)
 		}

@@ -241,8 +241,13 @@ func (l *Log) scanSegment(s *segment, fileSize, limit int64, newest bool) error 
 		return fmt.Errorf("log: recover segment %d: %w", s.base, cause)
 	}
 	if m.size < fileSize {
-		l.logger.Warn("truncating segment at last valid batch", "dir", l.dir, "base", s.base,
-			"from", fileSize, "to", m.size, "cause", cause)
+		if padded(s.f, m.size, fileSize) {
+			// Direct writes left it (direct.go): nothing was lost.
+			l.logger.Debug("cutting direct-write padding", "dir", l.dir, "base", s.base, "from", fileSize, "to", m.size)
+		} else {
+			l.logger.Warn("truncating segment at last valid batch", "dir", l.dir, "base", s.base,
+				"from", fileSize, "to", m.size, "cause", cause)
+		}
 		if err := s.f.Truncate(m.size); err != nil {
 			return fmt.Errorf("log: recover segment %d: truncate: %w", s.base, err)
 		}

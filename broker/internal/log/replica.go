@@ -67,7 +67,10 @@ func (l *Log) AppendReplica(batches []byte) (int64, error) {
 		pos := s.w.size
 		m := s.w
 		m.add(s.base, &h, interval)
-		if _, err := s.f.WriteAt(b[:h.size], pos); err != nil {
+		// Through the page cache whatever SetDirectWrites says: this
+		// writes batch by batch, and a direct write waits for the disk
+		// each time (direct.go).
+		if err := s.writeAt(b[:h.size], pos, false); err != nil {
 			return end, l.fail(err)
 		}
 		if pos == 0 {
@@ -215,8 +218,9 @@ func TruncateDir(dir string, offset int64) error {
 			break
 		}
 		if err != nil {
-			// A torn or corrupt tail: recovery cuts there anyway.
-			cut = pos
+			// A torn or corrupt tail (or direct-write padding):
+			// recovery cuts there anyway.
+			cut = sc.pos
 			break
 		}
 		if h.lastOffset() >= offset {

@@ -25,6 +25,9 @@ type segment struct {
 	base int64
 	dir  string
 	f    *os.File // read and written with ReadAt/WriteAt; closed on delete
+	// dio is the segment's direct writing (direct.go), while active.
+	// REQUIRES: Log.appendMu held.
+	dio directState
 
 	// w is owned by the holder of Log.appendMu (or by Open before the log
 	// is shared).
@@ -190,6 +193,9 @@ func (s *segment) writeIndexes() error {
 // seal finishes a segment that will take no more appends: the time index
 // gets an exact final entry and the index files are written.
 func (s *segment) seal() error {
+	if err := s.closeDirect(); err != nil {
+		return err
+	}
 	s.w.addTimeEntry(s.base)
 	return s.writeIndexes()
 }

@@ -1,0 +1,98 @@
+package broker_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/internal/testutil"
+	"github.com/runnel-dev/runnel/internal/testutil/pagecache"
+)
+
+// Direct writes over TCP with franz-go (log.direct.writes.enable): a
+// partition nobody fetches is written past the page cache, and a
+// consumer that comes later reads every record back whole, from disk;
+// once a consumer has fetched it, appends go through the page cache
+// again, where readers find them. With the setting off (the default) every
+// append is cached, whether anyone reads or not.
+func TestDirectWrites(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(fmt.Sprintf("enabled=%t", on), func(t *testing.T) {
+			dir := t.TempDir()
+			pagecache.SkipUnlessDroppable(t, dir)
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: on})
+			testDirectWrites(t, b, dir, on)
+		})
+	}
+}
+
+func testDirectWrites(t *testing.T, b *broker.Broker, dir string, on bool) {
+	ctx := testContext(t)
+	adm := newAdmin(t, b.Addr())
+	createTopic(t, adm, "direct", 1, nil)
+	const total = 2000 // of 1,000 bytes: 2 MB
+	value := func(i int) []byte {
+		v := make([]byte, 1000)
+		copy(v, fmt.Sprintf("record %d", i))
+		return v
+	}
+	prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("direct"), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	produce := func(from, n int) {
+		t.Helper()
+		for i := range n {
+			// One record per request: many appends, each rewriting the
+			// last partial block.
+			r := &kgo.Record{Value: value(from + i)}
+			if err := prod.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce(0, total)
+	seg := segmentOf(t, dir, "direct-0")
+	cached, pages := residentPages(t, seg, 0)
+	if on && cached > 1 {
+		// At most the last, partly written page, read back by nobody.
+		t.Fatalf("%d of %d pages cached after direct writes with no reader", cached, pages)
+	}
+	if !on && cached < pages {
+		t.Fatalf("%d of %d pages cached after writes through the page cache", cached, pages)
+	}
+
+	// A consumer reads everything back, from disk if written directly,
+	// and leaves. Its fetches mark the partition as read for 30 s (far
+	// longer than this test takes): what comes next is written through
+	// the page cache for such a reader, in both settings, and stays
+	// there (what it fetched, below, may be dropped).
+	c := newClient(t, b.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"direct": {0: kgo.NewOffset().At(0)}}))
+	consumeChecked(ctx, t, c, 0, total, value)
+	c.Close()
+	before := fileSize(t, seg)
+	produce(total, total/2)
+	if cached, pages := residentPages(t, seg, before); cached < pages-1 {
+		t.Fatalf("%d of the %d pages appended after a consumer read the partition are cached", cached, pages)
+	}
+
+	// A newcomer reads it all, whichever way it was written.
+	n := newClient(t, b.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"direct": {0: kgo.NewOffset().At(0)}}))
+	consumeChecked(ctx, t, n, 0, total+total/2, value)
+}
+
+// residentPages counts the pages of path from byte from on, and those of
+// them in the page cache.
+func residentPages(t *testing.T, path string, from int64) (cached, pages int) {
+	t.Helper()
+	page := int64(4096)
+	for i, in := range pagecache.Resident(t, path) {
+		if int64(i+1)*page <= from {
+			continue
+		}
+		pages++
+		if in {
+			cached++
+		}
+	}
+	return cached, pages
+}

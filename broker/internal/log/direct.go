@@ -1,0 +1,227 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"unsafe"
+)
+
+// Direct writes.
+//
+// An append normally goes through the page cache: pwrite copies the
+// batches into page-cache pages and the flush's fdatasync writes them
+// back. When nobody reads a log's tail (no consumer or follower fetches
+// it), those pages serve no reader, and on some machines (virtual ones
+// whose host backs guest memory lazily) getting and writing back new
+// pages is most of what an append costs. The owner of such a log can set
+// SetDirectWrites: appends then go to the disk with O_DIRECT, from a
+// block-aligned buffer, and leave the page cache alone. A reader that
+// comes later reads from the disk, as it would pages long evicted.
+//
+// O_DIRECT writes whole blocks at block-aligned file positions. The
+// segment keeps in memory the bytes of its last, partly filled block
+// (tail); a direct append writes that block again, followed by the new
+// batches, and zeros up to the next block boundary. So the file of an
+// active segment written this way may run up to directBlock-1 zero bytes
+// past the segment's size (padded): readers never look past the size,
+// sealing a segment cuts the padding, and recovery takes zeros after the
+// last batch for padding (scanSegment).
+//
+// The two kinds of write may follow each other on one segment. Linux
+// keeps them coherent: a direct write first writes back and then drops
+// the cached pages of its range, and a buffered write into a block last
+// written directly reads the block in first. The bytes a direct write
+// rewrites below the old size are the ones already there, so a reader
+// reading them at the same time sees the same bytes either way.
+
+// directBlock is the alignment of direct writes: file position, length
+// and memory. 4 KiB covers every logical block size in common use.
+const directBlock = 4096
+
+// directChunk is the size of the aligned buffers direct writes copy
+// through: a larger append is written in several writes.
+const directChunk = 1 << 20
+
+// directBuffers holds the aligned buffers of directChunk bytes shared by
+// every log's direct writes (only the appender holding a log's appendMu
+// uses one, for the length of a write).
+var directBuffers = sync.Pool{New: func() any {
+	b := alignedBuffer(directChunk)
+	return &b
+}}
+
+// alignedBuffer returns n bytes whose first byte is directBlock-aligned.
+func alignedBuffer(n int) []byte {
+	b := make([]byte, n+directBlock)
+	skip := (directBlock - int(uintptr(unsafe.Pointer(&b[0]))&(directBlock-1))) & (directBlock - 1)
+	return b[skip : skip+n : skip+n]
+}
+
+// directState is an active segment's direct writing: its O_DIRECT
+// descriptor, opened at the first direct write, and its last partial
+// block.
+type directState struct {
+	f *os.File
+	// tail holds the file's bytes from the last block boundary at or
+	// below the segment's size up to the size, when tailOK.
+	tail   []byte
+	tailOK bool
+	// padded says the file may run past the segment's size (zeros).
+	padded bool
+	// failed says the file system refused O_DIRECT: write through the
+	// page cache.
+	failed bool
+}
+
+// directWritesAtOpen is the direct-writes setting of a newly opened log:
+// off, except when the package's tests run every log with direct writes.
+var directWritesAtOpen = false
+
+// SetDirectWrites makes the appends that follow bypass the page cache
+// (on) or go through it (off, the default); see the package's direct
+// writes. It may be called at any time, from any goroutine; an append
+// under way uses the setting it started with. A file system without
+// O_DIRECT (tmpfs) keeps buffered writes, and so does AppendReplica,
+// which writes one batch at a time: a direct write of each would wait
+// for the disk each time.
+func (l *Log) SetDirectWrites(on bool) { l.direct.Store(on) }
+
+// writeAt writes b at pos, the segment's size, directly when direct is
+// set and the file system allows it, else through the page cache.
+// REQUIRES: Log.appendMu held.
+func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
+	if !direct || s.dio.failed {
+		if _, err := s.f.WriteAt(b, pos); err != nil {
+			return err
+		}
+		s.dio.tailOK = false
+		return nil
+	}
+	if s.dio.f == nil {
+		f, err := openDirect(s.path(logSuffix))
+		if err != nil {
+			if errors.Is(err, errNoDirect) {
+				s.dio.failed = true
+				return s.writeAt(b, pos, false)
+			}
+			return fmt.Errorf("log: open segment for direct writes: %w", err)
+		}
+		s.dio.f = f
+	}
+	start := pos &^ (directBlock - 1)
+	if !s.dio.tailOK {
+		if err := s.loadTail(start, pos); err != nil {
+			return err
+		}
+	}
+	orig := b
+	bp := directBuffers.Get().(*[]byte)
+	defer directBuffers.Put(bp)
+	buf := *bp
+	// buf holds the bytes of the file from at on; it starts with the
+	// partial block already on disk. A full buffer is whole blocks.
+	n := copy(buf, s.dio.tail)
+	at := start
+	for {
+		c := copy(buf[n:], b)
+		b = b[c:]
+		n += c
+		if len(b) == 0 {
+			break
+		}
+		if err := s.writeDirect(buf[:n], at); err != nil {
+			return s.directFailed(err, orig, pos)
+		}
+		at += int64(n)
+		n = 0
+	}
+	w := (n + directBlock - 1) &^ (directBlock - 1)
+	clear(buf[n:w])
+	if err := s.writeDirect(buf[:w], at); err != nil {
+		return s.directFailed(err, orig, pos)
+	}
+	s.dio.tail = append(s.dio.tail[:0], buf[n&^(directBlock-1):n]...)
+	s.dio.tailOK = true
+	s.dio.padded = s.dio.padded || w > n
+	return nil
+}
+
+// writeDirect writes whole blocks at a block boundary through the
+// O_DIRECT descriptor. After a failure the partial block is not trusted.
+func (s *segment) writeDirect(b []byte, at int64) error {
+	if _, err := s.dio.f.WriteAt(b, at); err != nil {
+		s.dio.tailOK = false
+		return err
+	}
+	return nil
+}
+
+// directFailed handles a failed direct write of b at pos: a device that
+// refuses the alignment (EINVAL, before any byte is written) turns the
+// segment to buffered writes, which write all of b again; any other
+// error is the caller's.
+func (s *segment) directFailed(err error, b []byte, pos int64) error {
+	if !isDirectRefusal(err) {
+		return err
+	}
+	s.dio.failed = true
+	return s.writeAt(b, pos, false)
+}
+
+// loadTail reads the file's bytes in [start, pos) into the partial block,
+// after writes through the page cache or a truncation.
+func (s *segment) loadTail(start, pos int64) error {
+	if cap(s.dio.tail) < directBlock {
+		s.dio.tail = make([]byte, 0, directBlock)
+	}
+	t := s.dio.tail[:pos-start]
+	if _, err := s.f.ReadAt(t, start); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("%w: segment shorter than its size", ErrCorrupt)
+		}
+		return fmt.Errorf("log: read the last block: %w", err)
+	}
+	s.dio.tail = t
+	s.dio.tailOK = true
+	return nil
+}
+
+// closeDirect closes the O_DIRECT descriptor and cuts the padding, if
+// any, leaving the file as long as the segment. Sealing calls it.
+func (s *segment) closeDirect() error {
+	var err error
+	if s.dio.f != nil {
+		err = s.dio.f.Close()
+		s.dio.f = nil
+	}
+	if s.dio.padded {
+		if terr := s.f.Truncate(s.w.size); terr != nil && err == nil {
+			err = fmt.Errorf("log: cut direct-write padding: %w", terr)
+		}
+		s.dio.padded = false
+	}
+	s.dio.tailOK = false
+	return err
+}
+
+// padded reports whether the bytes of f in [from, to), after a segment's
+// last valid batch, are what a direct write leaves there: less than a
+// block of zeros.
+func padded(f *os.File, from, to int64) bool {
+	if to-from >= directBlock {
+		return false
+	}
+	b := make([]byte, to-from)
+	if _, err := f.ReadAt(b, from); err != nil {
+		return false
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
