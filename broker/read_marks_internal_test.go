@@ -48,3 +48,29 @@ func TestReadMarks(t *testing.T) {
 		t.Fatalf("mark %d over %d readers, want 1000 over %d", got, len(r.marks), maxReadMarks)
 	}
 }
+
+// active, which direct writes go by: a partition counts as read while
+// any connection fetched it within readMarkIdle, and not before any has.
+func TestReadMarksActive(t *testing.T) {
+	var r readMarks
+	sec := int64(time.Second)
+	if r.active(0) {
+		t.Fatal("active before any fetch")
+	}
+	r.note(1, 100, 10*sec)
+	r.note(2, 100, 20*sec)
+	for _, c := range []struct {
+		at   int64
+		want bool
+	}{
+		{10 * sec, true},
+		{40 * sec, true},    // 1 is quiet, 2 fetched 20 s ago
+		{50 * sec, true},    // 2 exactly readMarkIdle ago
+		{50*sec + 1, false}, // both quiet
+		{1000 * sec, false}, //
+	} {
+		if got := r.active(c.at); got != c.want {
+			t.Fatalf("active at %d s: %t, want %t", c.at/sec, got, c.want)
+		}
+	}
+}
