@@ -127,7 +127,9 @@ type Config struct {
 	// false). It saves most of an append's CPU where new page-cache pages
 	// are dear, and makes a reader that comes later read from the disk.
 	// A partition being fetched writes through the page cache, as by
-	// default, and so do followers. See broker/internal/log/direct.go.
+	// default. A follower's copy, which nobody fetches unless consumers
+	// read from followers, is written directly. See
+	// broker/internal/log/direct.go.
 	DirectWrites bool
 	// LeaderImbalanceCheckInterval is how often the controller looks
 	// for brokers not leading the partitions they prefer

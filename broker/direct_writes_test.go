@@ -1,9 +1,13 @@
 package broker_test
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/runnel-dev/runnel/broker"
@@ -95,4 +99,89 @@ func residentPages(t *testing.T, path string, from int64) (cached, pages int) {
 		}
 	}
 	return cached, pages
+}
+
+// Followers write directly too (log.direct.writes.enable): nobody
+// fetches a follower's copy, and AppendReplica writes each run of fetched
+// batches in one write. After an acks=all produce to three replicas, the
+// followers' segments are not in the page cache, hold the leader's
+// bytes, and a consumer reads every record back.
+func TestDirectWritesOnFollowers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-broker test (.ci/run runs it)")
+	}
+	dirs := make([]string, 3)
+	brokers := testutil.StartCluster(t, 3, func(i int, cfg *broker.Config) {
+		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval, cfg.ReplicaLagTimeMax = testSessionTimeout, testHeartbeat, testReplicaLag
+		cfg.DirectWrites = true
+		dirs[i] = cfg.DataDir
+	})
+	pagecache.SkipUnlessDroppable(t, dirs[0])
+	ctx := testContext(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers[0].Addr(), brokers[1].Addr(), brokers[2].Addr()),
+		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.DefaultProduceTopic("rep"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if resp, err := adm.CreateTopic(ctx, 1, 3, nil, "rep"); err != nil || resp.Err != nil {
+		t.Fatalf("create: %v %v", err, resp.Err)
+	}
+	const total = 2000
+	value := func(i int) []byte {
+		v := make([]byte, 1000)
+		for j := range v {
+			v[j] = byte(i*31 + j*7 + 1)
+		}
+		return v
+	}
+	rs := make([]*kgo.Record, total)
+	for i := range rs {
+		rs[i] = &kgo.Record{Value: value(i)}
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx, "rep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := md.Topics["rep"].Partitions[0].Leader
+	lead, err := os.ReadFile(segmentOf(t, dirs[leader-1], "rep-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	followers := 0
+	for i := range 3 {
+		if int32(i+1) == leader {
+			continue
+		}
+		seg := segmentOf(t, dirs[i], "rep-0")
+		// The follower has every acknowledged batch (acks=all); poll its
+		// size (reading it would bring its pages into the cache).
+		deadline := time.Now().Add(10 * time.Second)
+		for fileSize(t, seg) < int64(len(lead))-4096 {
+			if time.Now().After(deadline) {
+				t.Fatalf("broker %d's copy has %d bytes, the leader's %d", i+1, fileSize(t, seg), len(lead))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if cached, pages := residentPages(t, seg, 0); cached > 1 {
+			t.Fatalf("broker %d, a follower: %d of %d pages cached", i+1, cached, pages)
+		}
+		got, err := os.ReadFile(seg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := min(len(got), len(lead)); !bytes.Equal(got[:n], lead[:n]) {
+			t.Fatalf("broker %d's copy differs from the leader's in its first %d bytes", i+1, n)
+		}
+		followers++
+	}
+	if followers != 2 {
+		t.Fatalf("%d followers", followers)
+	}
+	c := newClient(t, brokers[0].Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"rep": {0: kgo.NewOffset().At(0)}}))
+	consumeChecked(ctx, t, c, 0, total, value)
 }

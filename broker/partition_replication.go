@@ -293,6 +293,7 @@ func (p *partition) appendReplica(batches []byte, leaderEpoch int32) (int64, err
 	if !ok {
 		return 0, errNotLeader
 	}
+	p.writeDirect() // a follower's copy is seldom fetched: usually direct
 	end, err := p.log.AppendReplica(batches)
 	if err != nil {
 		return end, err

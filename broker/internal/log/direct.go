@@ -84,9 +84,7 @@ var directWritesAtOpen = false
 // (on) or go through it (off, the default); see the package's direct
 // writes. It may be called at any time, from any goroutine; an append
 // under way uses the setting it started with. A file system without
-// O_DIRECT (tmpfs) keeps buffered writes, and so does AppendReplica,
-// which writes one batch at a time: a direct write of each would wait
-// for the disk each time.
+// O_DIRECT (tmpfs) keeps buffered writes.
 func (l *Log) SetDirectWrites(on bool) { l.direct.Store(on) }
 
 // writeAt writes b at pos, the segment's size, directly when direct is

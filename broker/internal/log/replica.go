@@ -45,53 +45,117 @@ func (l *Log) AppendReplica(batches []byte) (int64, error) {
 	}
 	cfg := l.cfg.Load()
 	interval := int64(cfg.IndexIntervalBytes)
+	// The batches are written in runs, one write per run of batches
+	// going to one segment, and published after it: a direct write
+	// (direct.go) waits for the disk, once per run rather than per batch.
+	// A run ends at a roll, at a new leader epoch (which starts at the
+	// published log end), at a control batch (its aborted-transaction
+	// index entry is written after the marker, as on the leader), at an
+	// error, and at the end.
+	r := replicaRun{l: l, direct: l.direct.Load()}
+	next := l.end.Load()
 	for p := int64(0); p < int64(len(batches)); {
 		b := batches[p:]
 		h, _ := parseHeader(b) // checked by checkBatches
-		p += h.size
-		end := l.end.Load()
-		if h.baseOffset < end {
-			return end, fmt.Errorf("%w: batch at %d, log end %d", ErrReplicaOffset, h.baseOffset, end)
+		if h.baseOffset < next {
+			return r.end(fmt.Errorf("%w: batch at %d, log end %d", ErrReplicaOffset, h.baseOffset, next))
 		}
 		nowMs := l.now().UnixMilli()
 		s := l.active
 		if l.shouldRoll(s, cfg, h.size, int64(h.records), nowMs) || h.lastOffset()-s.base > math.MaxInt32 {
+			if err := r.write(); err != nil {
+				return l.end.Load(), err
+			}
 			if err := l.rollLocked(); err != nil {
-				return end, err
+				return l.end.Load(), err
 			}
 			s = l.active
 		}
-		if err := l.assignEpochLocked(h.leaderEpoch); err != nil {
-			return end, err
+		if n := len(l.epochs); h.leaderEpoch >= 0 && (n == 0 || l.epochs[n-1].Epoch < h.leaderEpoch) {
+			// A new epoch starts at the log end: what is pending first.
+			if err := r.write(); err != nil {
+				return l.end.Load(), err
+			}
+			if err := l.assignEpochLocked(h.leaderEpoch); err != nil {
+				return l.end.Load(), err
+			}
 		}
 		pos := s.w.size
 		m := s.w
 		m.add(s.base, &h, interval)
-		// Through the page cache whatever SetDirectWrites says: this
-		// writes batch by batch, and a direct write waits for the disk
-		// each time (direct.go).
-		if err := s.writeAt(b[:h.size], pos, false); err != nil {
-			return end, l.fail(err)
-		}
+		r.add(s, pos, b[:h.size], h.lastOffset()+1)
 		if pos == 0 {
 			s.rollBase = nowMs
 		}
 		s.modTime = nowMs
 		s.w = m
-		if err := l.applyReplicaProducerLocked(s, &h, b[:h.size]); err != nil {
-			return end, err
+		p += h.size
+		next = h.lastOffset() + 1
+		if h.control() {
+			if err := r.write(); err != nil {
+				return l.end.Load(), err
+			}
 		}
-		l.mu.Lock()
-		l.publishLocked(s)
-		l.end.Store(h.lastOffset() + 1)
-		l.size.Add(h.size)
-		l.mu.Unlock()
+		if err := l.applyReplicaProducerLocked(s, &h, b[:h.size]); err != nil {
+			return r.end(err)
+		}
+	}
+	if err := r.write(); err != nil {
+		return l.end.Load(), err
 	}
 	end := l.end.Load()
 	if cfg.FlushMessages > 1 && end-l.flushed.Load() >= cfg.FlushMessages {
 		l.wake()
 	}
 	return end, nil
+}
+
+// replicaRun is AppendReplica's batches not yet written: contiguous in
+// the fetched bytes and in one segment, already in its working metadata.
+type replicaRun struct {
+	l      *Log
+	direct bool
+	s      *segment
+	pos    int64  // where buf goes in s
+	buf    []byte // the batches
+	next   int64  // the offset after the last
+}
+
+// add appends batch, going to s at pos, to the run.
+func (r *replicaRun) add(s *segment, pos int64, batch []byte, next int64) {
+	if len(r.buf) == 0 {
+		r.s, r.pos, r.buf = s, pos, batch
+	} else {
+		r.buf = r.buf[:len(r.buf)+len(batch)] // batch follows buf in the fetched bytes
+	}
+	r.next = next
+}
+
+// write writes the run and publishes it. A failed write breaks the log.
+func (r *replicaRun) write() error {
+	if len(r.buf) == 0 {
+		return nil
+	}
+	l := r.l
+	if err := r.s.writeAt(r.buf, r.pos, r.direct); err != nil {
+		return l.fail(err)
+	}
+	l.mu.Lock()
+	l.publishLocked(r.s)
+	l.end.Store(r.next)
+	l.size.Add(int64(len(r.buf)))
+	l.mu.Unlock()
+	r.buf = nil
+	return nil
+}
+
+// end writes what the run holds (it is in the segment's metadata
+// already) and returns err with the log end.
+func (r *replicaRun) end(err error) (int64, error) {
+	if werr := r.write(); werr != nil {
+		return r.l.end.Load(), werr
+	}
+	return r.l.end.Load(), err
 }
 
 // checkReplicaBatches validates what a leader sent: whole batches, magic

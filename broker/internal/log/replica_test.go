@@ -47,8 +47,26 @@ func nextOffsetOf(t *testing.T, recs []byte) int64 {
 // the same bytes, the same epoch history and the same producer and
 // transaction state (aborted transactions, open ones, sequence numbers),
 // also after a restart; batches that do not follow its log end are
-// refused.
+// refused. The follower copies in reads of one batch each, and in reads
+// of everything at once, so that one AppendReplica writes runs of
+// batches across new epochs, markers and (with small segments) rolls.
 func TestAppendReplicaCopiesTheLeader(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		maxBytes     int32
+		segmentBytes int64
+	}{
+		{"batch by batch", 100, 0},
+		{"all at once", 1 << 20, 0},
+		{"all at once, rolling", 1 << 20, 300},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			testAppendReplicaCopiesTheLeader(t, tc.maxBytes, tc.segmentBytes)
+		})
+	}
+}
+
+func testAppendReplicaCopiesTheLeader(t *testing.T, maxBytes int32, segmentBytes int64) {
 	leader := openLog(t, t.TempDir(), testConfig())
 	txnScript(t, leader)
 	if err := leader.AssignEpoch(3); err != nil {
@@ -58,8 +76,15 @@ func TestAppendReplicaCopiesTheLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	followerDir := t.TempDir()
-	follower := openLog(t, followerDir, testConfig())
-	copyAll(t, leader, follower, 100) // small reads: many appends
+	fcfg := testConfig()
+	if segmentBytes > 0 {
+		fcfg.SegmentBytes = segmentBytes
+	}
+	follower := openLog(t, followerDir, fcfg)
+	copyAll(t, leader, follower, maxBytes)
+	if segmentBytes > 0 && len(follower.segments) < 3 {
+		t.Fatalf("%d segments: the follower was meant to roll", len(follower.segments))
+	}
 	check := func(f *Log) {
 		t.Helper()
 		if !bytes.Equal(readBytes(t, leader), readBytes(t, f)) {
@@ -85,7 +110,7 @@ func TestAppendReplicaCopiesTheLeader(t *testing.T) {
 	}
 
 	follower.Close()
-	follower = openLog(t, followerDir, testConfig())
+	follower = openLog(t, followerDir, fcfg)
 	check(follower)
 }
 
