@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -162,22 +164,88 @@ func (pr *produceRun) topic(rt kmsg.ProduceRequestTopic) kmsg.ProduceResponseTop
 	if pr.topicDenied == 0 && name != "" && !pr.c.allowed(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, name) {
 		pr.topicDenied = kerr.TopicAuthorizationFailed.Code
 	}
-	for _, rp := range rt.Partitions {
-		sp := kmsg.NewProduceResponseTopicPartition()
+	n := len(rt.Partitions)
+	sps := make([]kmsg.ProduceResponseTopicPartition, n)
+	waits := make([]produceWait, n)
+	appendOne := func(i int) {
+		rp := rt.Partitions[i]
+		sp := &sps[i]
+		*sp = kmsg.NewProduceResponseTopicPartition()
 		sp.Partition = rp.Partition
 		sp.BaseOffset = -1
 		sp.LogAppendTime = -1
 		sp.LogStartOffset = -1
-		p, end := pr.partition(name, rp, &sp)
-		if sp.ErrorCode != 0 {
+		waits[i].p, waits[i].end = pr.partition(name, rp, sp)
+	}
+	if pr.b.cfg.DirectWrites && n > 1 && distinctPartitions(rt.Partitions) {
+		appendConcurrently(n, appendOne)
+	} else {
+		for i := range n {
+			appendOne(i)
+		}
+	}
+	for i := range sps {
+		if sp := &sps[i]; sp.ErrorCode != 0 {
 			pr.failed = true
 			pr.b.metrics.produceErrors.WithLabelValues(kerr.ErrorForCode(sp.ErrorCode).(*kerr.Error).Message).Inc()
 		} else {
-			pr.waits = append(pr.waits, produceWait{p: p, end: end})
+			pr.waits = append(pr.waits, waits[i])
 		}
-		st.Partitions = append(st.Partitions, sp)
 	}
+	st.Partitions = sps
 	return st
+}
+
+// appendConcurrently runs appendOne(i) for each of n partitions, up to
+// maxConcurrentAppends at once, this goroutine among them. With direct
+// writes an append waits for the disk (direct.go), so a request's
+// partitions wait together rather than one after another. A panic in one
+// is raised again here, where the connection's handler recovers it.
+func appendConcurrently(n int, appendOne func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var panicked any
+	work := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				mu.Lock()
+				panicked = r
+				mu.Unlock()
+			}
+		}()
+		for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+			appendOne(i)
+		}
+	}
+	for range min(n, maxConcurrentAppends) - 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work()
+		}()
+	}
+	work()
+	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
+}
+
+// maxConcurrentAppends bounds the appends of one request run at once.
+const maxConcurrentAppends = 8
+
+// distinctPartitions reports whether no partition is named twice: only
+// then may their appends run in any order.
+func distinctPartitions(ps []kmsg.ProduceRequestTopicPartition) bool {
+	seen := make(map[int32]struct{}, len(ps))
+	for _, p := range ps {
+		if _, dup := seen[p.Partition]; dup {
+			return false
+		}
+		seen[p.Partition] = struct{}{}
+	}
+	return true
 }
 
 // partition validates and appends one partition's batches, filling sp.

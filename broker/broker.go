@@ -74,6 +74,9 @@ import (
 // Broker is a running broker. Create it with Start; stop it with Close.
 type Broker struct {
 	cfg Config
+	// tailCache keeps the partitions' last direct appends for their
+	// readers (Config.TailCacheBytes); nil for none.
+	tailCache *log.TailCache
 	// connSeq numbers connections (conn.id).
 	connSeq atomic.Uint64
 	logger  *slog.Logger
@@ -191,6 +194,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		connLimits:   newConnLimits(&cfg.ClientLimits),
 		connRates:    newConnRates(&cfg),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
+	}
+	if cfg.DirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
+		b.tailCache = log.NewTailCache(cfg.TailCacheBytes)
 	}
 	// undo holds what start-up opened so far; a step that fails closes
 	// it again, last opened first.
@@ -406,6 +412,9 @@ func (b *Broker) Close() error {
 		b.groups.Close()
 		b.peers.close()
 		errs := []error{b.parts.closeAll(), b.meta.Close()}
+		if b.tailCache != nil {
+			b.tailCache.Close() // every log using it is closed
+		}
 		// Last: the data dir is free once nothing here touches it.
 		errs = append(errs, b.lock.Close())
 		b.restoreMemoryLimit()

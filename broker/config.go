@@ -131,6 +131,16 @@ type Config struct {
 	// read from followers, is written directly. See
 	// broker/internal/log/direct.go.
 	DirectWrites bool
+	// TailCacheBytes is, with DirectWrites, the memory that keeps what
+	// the partitions this broker leads last wrote directly
+	// (log.direct.writes.cache.bytes): a consumer that comes to read it
+	// soon after reads it from there rather than from the disk. The
+	// oldest bytes make room for new ones, whichever partition holds
+	// them. Default (0): an eighth of the machine's memory; negative:
+	// none. The memory is taken as appends need it, outside the Go heap
+	// (so outside MemoryLimit), and kept for reuse. See
+	// broker/internal/log/tailcache.go.
+	TailCacheBytes int64
 	// LeaderImbalanceCheckInterval is how often the controller looks
 	// for brokers not leading the partitions they prefer
 	// (leader.imbalance.check.interval.seconds). Default 5 minutes.
@@ -359,6 +369,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.FlushMessages == 0 {
 		c.FlushMessages = 1
+	}
+	if c.DirectWrites && c.TailCacheBytes == 0 {
+		c.TailCacheBytes = defaultTailCacheBytes()
 	}
 	if c.RetentionCheckInterval == 0 {
 		c.RetentionCheckInterval = 5 * time.Minute
@@ -637,6 +650,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "auto.leader.rebalance.enable=%t\n", !c.DisableAutoLeaderRebalance)
 	fmt.Fprintf(&b, "log.cache.drop.behind.enable=%t\n", !c.DisableCacheDropBehind)
 	fmt.Fprintf(&b, "log.direct.writes.enable=%t\n", c.DirectWrites)
+	fmt.Fprintf(&b, "log.direct.writes.cache.bytes=%d\n", c.TailCacheBytes)
 	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
 	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)

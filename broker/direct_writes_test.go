@@ -26,7 +26,9 @@ func TestDirectWrites(t *testing.T) {
 		t.Run(fmt.Sprintf("enabled=%t", on), func(t *testing.T) {
 			dir := t.TempDir()
 			pagecache.SkipUnlessDroppable(t, dir)
-			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: on})
+			// Without the direct writes' cache, which TestDirectWritesCache
+			// covers: a reader that comes later reads from the disk.
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: on, TailCacheBytes: -1})
 			testDirectWrites(t, b, dir, on)
 		})
 	}
@@ -82,6 +84,69 @@ func testDirectWrites(t *testing.T, b *broker.Broker, dir string, on bool) {
 	// A newcomer reads it all, whichever way it was written.
 	n := newClient(t, b.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"direct": {0: kgo.NewOffset().At(0)}}))
 	consumeChecked(ctx, t, n, 0, total+total/2, value)
+}
+
+// The direct writes' cache over TCP with franz-go
+// (log.direct.writes.cache.bytes): what a partition nobody fetched wrote
+// directly, a consumer that comes later reads from memory, every record
+// whole, and the page cache stays empty; with a cache smaller than what
+// was written, the oldest records come from the disk and the newest from
+// memory, all of them whole.
+func TestDirectWritesCache(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bytes int64
+	}{{"default", 0}, {"small", 512 << 10}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			pagecache.SkipUnlessDroppable(t, dir)
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: true, TailCacheBytes: tc.bytes})
+			ctx := testContext(t)
+			adm := newAdmin(t, b.Addr())
+			createTopic(t, adm, "cached", 1, nil)
+			const total = 2000 // of 1,000 bytes: 2 MB
+			value := func(i int) []byte {
+				v := make([]byte, 1000)
+				for j := range v {
+					v[j] = byte(i*13 + j*5 + 3)
+				}
+				return v
+			}
+			prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("cached"), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(0))
+			for i := 0; i < total; i += 10 {
+				rs := make([]*kgo.Record, 10)
+				for j := range rs {
+					rs[j] = &kgo.Record{Value: value(i + j)}
+				}
+				if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			seg := segmentOf(t, dir, "cached-0")
+			// Fetches of 64 KiB: most lie wholly on one side of the
+			// cache's start (one across it reads the file).
+			c := newClient(t, b.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"cached": {0: kgo.NewOffset().At(0)}}), kgo.FetchMaxPartitionBytes(64<<10))
+			consumeChecked(ctx, t, c, 0, total, value)
+			hit, miss := b.DirectWritesCacheReads()
+			cached, pages := residentPages(t, seg, 0)
+			size := fileSize(t, seg)
+			if tc.bytes == 0 {
+				if hit < size-4096 || miss != 0 { // the file may end in padding
+					t.Fatalf("read %d bytes from the cache and %d from the file, want all %d from the cache", hit, miss, size)
+				}
+				if cached > 1 {
+					t.Fatalf("%d of %d pages cached after reading from memory", cached, pages)
+				}
+				return
+			}
+			if hit == 0 || miss == 0 {
+				t.Fatalf("read %d bytes from the cache and %d from the file: want both", hit, miss)
+			}
+			if hit > tc.bytes+1<<20 {
+				t.Fatalf("read %d bytes from a cache of %d", hit, tc.bytes)
+			}
+		})
+	}
 }
 
 // residentPages counts the pages of path from byte from on, and those of

@@ -10,6 +10,16 @@ import (
 // rather than wait for its check interval. They are not part of the
 // public API: a user sets the interval in Config instead.
 
+// DirectWritesCacheReads is what fetches found in the direct writes'
+// cache and read from files instead, in bytes (zero without a cache).
+func (b *Broker) DirectWritesCacheReads() (hit, miss int64) {
+	if b.tailCache == nil {
+		return 0, 0
+	}
+	st := b.tailCache.Stats()
+	return st.HitBytes, st.MissBytes
+}
+
 // CleanLogs cleans every compacted partition that is due, now and
 // unthrottled, by the broker's clock.
 func (b *Broker) CleanLogs() error {

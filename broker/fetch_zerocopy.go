@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -28,6 +29,9 @@ import (
 //
 //	[size corr tags | throttle … partition 0 … len0] [region 0] [… len1] [region 1] [… tags]
 //	 written from memory                              sendfile   memory   sendfile   memory
+//
+// A region the log holds in memory (its direct writes' cache,
+// broker/internal/log/tailcache.go) is written with one writev instead.
 //
 // The regions are charged to the fetch budget (queued.max.response.bytes)
 // like copied records, and given back once written, so the budget still
@@ -67,6 +71,17 @@ func (cw *copyRegionWriter) writeRegion(f *os.File, pos, n int64) error {
 		n -= int64(m)
 	}
 	return nil
+}
+
+// writeRegion sends a region: from its file, or with one writev from the
+// log's tail cache when it is held in memory.
+func (c *conn) writeRegion(r *log.Region) error {
+	if mem := r.Mem(); mem != nil {
+		bufs := net.Buffers(slices.Clone(mem)) // WriteTo consumes its slices
+		_, err := bufs.WriteTo(c.nc)
+		return err
+	}
+	return c.regions.writeRegion(r.File(), r.Pos, r.Len)
 }
 
 // zeroCopyFetch is a Fetch response some of whose partitions' record
@@ -188,8 +203,8 @@ func (z *zeroCopyFetch) finisher(fin finisher) finisher {
 func (z *zeroCopyFetch) materialize() error {
 	defer z.release()
 	for _, fr := range z.regions {
-		buf := make([]byte, fr.r.Len)
-		if _, err := fr.r.File().ReadAt(buf, fr.r.Pos); err != nil {
+		buf, err := fr.r.Bytes()
+		if err != nil {
 			return fmt.Errorf("broker: reading a fetch region: %w", err)
 		}
 		z.Topics[fr.ti].Partitions[fr.pi].RecordBatches = buf
@@ -347,7 +362,7 @@ func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, bu
 			return buf
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
-		if err := c.regions.writeRegion(ct.r.File(), ct.r.Pos, ct.r.Len); err != nil {
+		if err := c.writeRegion(ct.r); err != nil {
 			c.b.logger.Debug("fetch region write", "remote", c.nc.RemoteAddr().String(), "err", err)
 			c.close()
 			return buf

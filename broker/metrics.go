@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/runnel-dev/runnel/broker/internal/log"
 )
 
 // metrics are the broker's Prometheus instruments. Per-partition gauges are
@@ -133,6 +135,10 @@ var (
 		"A partition's high watermark.", []string{"topic", "partition"}, nil)
 	descCacheDropped = prometheus.NewDesc("runnel_broker_log_cache_dropped_bytes_total",
 		"Bytes of a partition's log dropped from the page cache once every reader had fetched them (log.cache.drop.behind.enable).", []string{"topic", "partition"}, nil)
+	descTailCacheBytes = prometheus.NewDesc("runnel_broker_direct_writes_cache_bytes",
+		"Memory of the direct writes' cache (log.direct.writes.cache.bytes): allocated, and holding records (cached).", []string{"state"}, nil)
+	descTailCacheRead = prometheus.NewDesc("runnel_broker_direct_writes_cache_read_bytes_total",
+		"Bytes fetched from partitions with a direct writes' cache: found there (hit), or read from the log's files (miss).", []string{"result"}, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -141,9 +147,19 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLogStart
 	ch <- descHW
 	ch <- descCacheDropped
+	ch <- descTailCacheBytes
+	ch <- descTailCacheRead
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
+	var tc log.TailCacheStats
+	if c.b.tailCache != nil {
+		tc = c.b.tailCache.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(descTailCacheBytes, prometheus.GaugeValue, float64(tc.Allocated), "allocated")
+	ch <- prometheus.MustNewConstMetric(descTailCacheBytes, prometheus.GaugeValue, float64(tc.Cached), "cached")
+	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.HitBytes), "hit")
+	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.MissBytes), "miss")
 	for _, p := range c.b.parts.all() {
 		part := strconv.Itoa(int(p.index))
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(p.log.Size()), p.topic, part)

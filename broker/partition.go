@@ -85,6 +85,10 @@ type partition struct {
 	// connection fetches the partition (Config.DirectWrites). Set at
 	// creation.
 	directWrites bool
+	// tailCached says the broker's direct writes' cache keeps what the
+	// partition appends, for its readers: it writes directly even while
+	// fetched. Set at creation.
+	tailCached bool
 
 	// flushTime observes each group commit of hwLoop; nil: not timed.
 	flushTime interface{ Observe(float64) }

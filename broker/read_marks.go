@@ -36,12 +36,14 @@ func (p *partition) noteRead(conn uint64, off, now int64, drop bool) {
 }
 
 // writeDirect sets how the next append is written (Config.DirectWrites):
-// directly while no connection has fetched the partition within
-// readMarkIdle, through the page cache otherwise, so that readers of the
-// tail find it cached. REQUIRES: p.appendMu held.
+// always directly when the broker's direct writes' cache keeps the tail
+// for its readers (Config.TailCacheBytes); else directly while no
+// connection has fetched the partition within readMarkIdle, and through
+// the page cache otherwise, so that readers of the tail find it there.
+// REQUIRES: p.appendMu held.
 func (p *partition) writeDirect() {
 	if p.directWrites {
-		p.log.SetDirectWrites(!p.reads.active(time.Now().UnixNano()))
+		p.log.SetDirectWrites(p.tailCached || !p.reads.active(time.Now().UnixNano()))
 	}
 }
 

@@ -67,6 +67,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	autoRebalance := fs.Bool("auto-leader-rebalance", true, "the controller moves leaderships back to preferred replicas (auto.leader.rebalance.enable)")
 	dropBehind := fs.Bool("cache-drop-behind", true, "drop from the page cache the log pages every connection fetching a partition has fetched, so appends reuse them (log.cache.drop.behind.enable)")
 	fs.BoolVar(&cfg.DirectWrites, "direct-writes", false, "write the appends of a partition nobody fetches with O_DIRECT, bypassing the page cache (log.direct.writes.enable)")
+	fs.Int64Var(&cfg.TailCacheBytes, "direct-writes-cache", 0, "with --direct-writes, `BYTES` of memory keeping the partitions' last direct appends for consumers that come to read them (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
 	fs.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", 5*time.Minute, "how often the controller checks leadership balance (leader.imbalance.check.interval.seconds)")
 	fs.IntVar(&cfg.LeaderImbalancePerBrokerPercentage, "leader-imbalance-per-broker-percentage", 10, "`PERCENT` of a broker's preferred partitions led elsewhere that triggers a rebalance (leader.imbalance.per.broker.percentage)")
 	pos, err := parseArgs(fs, args)

@@ -46,8 +46,10 @@ and they are on disk, the broker has the kernel drop their pages, so later
 appends reuse them (--cache-drop-behind; =false keeps every page until the
 kernel evicts it, as Kafka does). With --direct-writes, a partition that no
 connection has fetched for 30 s writes its appends with O_DIRECT, past the
-page cache: less CPU per GB in where new pages are dear, and a reader that
-comes later reads from the disk.
+page cache: less CPU per GB in where new pages are dear. What they write
+is also kept in memory (--direct-writes-cache, an eighth of the machine's
+memory by default), so a reader that comes later reads it from there,
+and from the disk once newer appends have taken its place.
 `,
 		"acls add": `Adds an ACL for every principal (with each of its hosts, * by default),
 operation and resource named, as kafka-acls --add. The broker must run

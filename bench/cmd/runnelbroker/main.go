@@ -63,6 +63,7 @@ func main() {
 	keyFile := flag.String("ssl-key-file", "", "the certificate's private key, PEM (SSL and SASL_SSL)")
 	usersFile := flag.String("sasl-users-file", "", "SASL users, NAME=PASSWORD lines (SASL_SSL)")
 	dropBehind := flag.Bool("cache-drop-behind", true, "drop from the page cache the log pages every reader has fetched (log.cache.drop.behind.enable)")
+	tailCache := flag.Int64("direct-writes-cache", 0, "with -direct-writes, bytes of memory keeping the partitions' last direct appends (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
 	direct := flag.Bool("direct-writes", false, "write the appends of a partition nobody fetches with O_DIRECT (log.direct.writes.enable)")
 	flag.Parse()
 	if *nodeID < 0 || *nodeID > 1<<31-1 {
@@ -105,6 +106,7 @@ func main() {
 	}
 	cfg.DisableCacheDropBehind = !*dropBehind
 	cfg.DirectWrites = *direct
+	cfg.TailCacheBytes = *tailCache
 	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
 		var level slog.Level

@@ -141,9 +141,11 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 		off = h.lastOffset() + 1
 		p += h.size
 	}
-	if err := s.writeAt(batches, pos, l.direct.Load()); err != nil {
+	direct := l.direct.Load()
+	if err := s.writeAt(batches, pos, direct); err != nil {
 		return AppendResult{}, l.fail(err)
 	}
+	l.cacheTail(s, batches, pos, direct && !s.dio.failed)
 	if pos == 0 {
 		s.rollBase = nowMs
 	}

@@ -19,7 +19,8 @@ import (
 // pages is most of what an append costs. The owner of such a log can set
 // SetDirectWrites: appends then go to the disk with O_DIRECT, from a
 // block-aligned buffer, and leave the page cache alone. A reader that
-// comes later reads from the disk, as it would pages long evicted.
+// comes later reads from the disk, as it would pages long evicted, unless
+// the log has a tail cache (tailcache.go) that still holds them.
 //
 // O_DIRECT writes whole blocks at block-aligned file positions. The
 // segment keeps in memory the bytes of its last, partly filled block
@@ -79,6 +80,10 @@ type directState struct {
 // directWritesAtOpen is the direct-writes setting of a newly opened log:
 // off, except when the package's tests run every log with direct writes.
 var directWritesAtOpen = false
+
+// tailCacheAtOpen is the tail cache of a newly opened log: none, except
+// when the package's tests run every log with one.
+var tailCacheAtOpen *TailCache
 
 // SetDirectWrites makes the appends that follow bypass the page cache
 // (on) or go through it (off, the default); see the package's direct

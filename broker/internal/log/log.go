@@ -21,6 +21,9 @@ type Log struct {
 	cfg    atomic.Pointer[Config]
 	// direct makes appends bypass the page cache (direct.go).
 	direct atomic.Bool
+	// tcache keeps what direct appends write for the tail's readers
+	// (tailcache.go); nil for none.
+	tcache atomic.Pointer[TailCache]
 
 	// cleaning is the compaction state (clean.go).
 	cleaning cleanState
@@ -123,6 +126,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 	}
 	l.cfg.Store(&cfg)
 	l.direct.Store(directWritesAtOpen)
+	l.tcache.Store(tailCacheAtOpen)
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.f.Close()
@@ -226,6 +230,7 @@ func (l *Log) Close() error {
 	segs := l.segments
 	l.mu.Unlock()
 	for _, s := range segs {
+		s.dropCache()
 		if s.dio.f != nil { // a broken log's active segment, not sealed
 			s.dio.f.Close()
 		}

@@ -52,6 +52,8 @@ type segView struct {
 	f    *os.File
 	base int64
 	m    segMeta
+	// c is the segment's tail cache, if it has one (tailcache.go).
+	c *segCache
 	// limit bounds the decompressed records of a batch looked into
 	// (readLimit).
 	limit int64
@@ -112,7 +114,7 @@ func (l *Log) walkSegments(offset, maxOffset int64, visit func(v *segView, offse
 			return start, nil
 		}
 		s := l.segments[i]
-		v := segView{f: s.f, base: s.base, m: s.pub}
+		v := segView{f: s.f, base: s.base, m: s.pub, c: s.cache.Load()}
 		l.mu.RUnlock()
 
 		// An offset in a gap before this segment reads from its start.
@@ -154,7 +156,7 @@ func (v *segView) read(offset int64, maxBytes int32, maxOffset int64) (recs []by
 		scanEnd = p
 	}
 	mb := max(int64(maxBytes), 1)
-	c := chunk{f: v.f, pos: pos0, limit: limit}
+	c := chunk{r: v, pos: pos0, limit: limit}
 	if err := c.ensure(min(limit-pos0, scanEnd-pos0+mb)); err != nil {
 		return nil, false, err
 	}
@@ -198,9 +200,27 @@ func (v *segView) read(offset int64, maxBytes int32, maxOffset int64) (recs []by
 	return c.buf[first:i:i], false, nil
 }
 
+// ReadAt reads the segment's bytes at pos into b: from its tail cache
+// when they are all there, else from the file. It counts them as the
+// cache's hits or misses.
+func (v *segView) ReadAt(b []byte, pos int64) (int, error) { return v.readAt(b, pos, true) }
+
+func (v *segView) readAt(b []byte, pos int64, count bool) (int, error) {
+	if v.c != nil {
+		hit := v.c.copyAt(b, pos)
+		if count {
+			v.c.tc.count(hit, int64(len(b)))
+		}
+		if hit {
+			return len(b), nil
+		}
+	}
+	return v.f.ReadAt(b, pos)
+}
+
 // chunk is a run of segment bytes from pos, read on demand.
 type chunk struct {
-	f     *os.File
+	r     io.ReaderAt
 	pos   int64
 	limit int64
 	buf   []byte
@@ -224,7 +244,7 @@ func (c *chunk) ensure(n int64) error {
 	grow = min(grow, c.limit-c.pos)
 	buf := make([]byte, grow)
 	copy(buf, c.buf)
-	if _, err := c.f.ReadAt(buf[have:], c.pos+have); err != nil {
+	if _, err := c.r.ReadAt(buf[have:], c.pos+have); err != nil {
 		if err == io.EOF {
 			return fmt.Errorf("%w: segment shorter than expected", ErrCorrupt)
 		}

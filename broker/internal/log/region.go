@@ -44,17 +44,55 @@ type Region struct {
 
 	l      *Log
 	revoke func()
+
+	// mem holds the batches instead of the file when the tail cache
+	// had them all: slices of pages, referenced until Release.
+	mem   [][]byte
+	pages []*tcPage
+	tc    *TailCache
 }
 
-// File is the file holding the region, open until Release. Read it with
-// ReadAt or sendfile at an explicit offset: its file offset is shared
-// with the log's own descriptor.
+// File is the file holding the region, open until Release, or nil when
+// the region is in memory (Mem). Read it with ReadAt or sendfile at an
+// explicit offset: its file offset is shared with the log's own
+// descriptor.
 func (r *Region) File() *os.File { return r.f }
 
-// Release unpins the region and closes its descriptor. Releasing twice,
-// or a nil region, is a no-op.
+// Mem is the region's bytes, in order, when it is held in memory (the
+// log's tail cache) rather than in a file: valid until Release, and not
+// to be written to.
+func (r *Region) Mem() [][]byte { return r.mem }
+
+// Bytes returns a copy of the region's bytes.
+func (r *Region) Bytes() ([]byte, error) {
+	buf := make([]byte, r.Len)
+	if r.mem != nil {
+		n := 0
+		for _, b := range r.mem {
+			n += copy(buf[n:], b)
+		}
+		return buf, nil
+	}
+	if _, err := r.f.ReadAt(buf, r.Pos); err != nil {
+		return nil, fmt.Errorf("log: reading a region: %w", err)
+	}
+	return buf, nil
+}
+
+// Release unpins the region and closes its descriptor, or gives back its
+// memory. Releasing twice, or a nil region, is a no-op.
 func (r *Region) Release() {
-	if r == nil || r.l == nil {
+	if r == nil {
+		return
+	}
+	if r.pages != nil {
+		for _, p := range r.pages {
+			r.tc.unref(p)
+		}
+		r.pages, r.mem = nil, nil
+		return
+	}
+	if r.l == nil {
 		return
 	}
 	r.l.pins.remove(r)
@@ -169,6 +207,15 @@ func (l *Log) readRegionOnce(offset int64, maxBytes int32, maxOffset int64, revo
 		if err != nil || exhausted || r.Len == 0 {
 			return exhausted, err
 		}
+		if v.c != nil {
+			r.mem, r.pages = v.c.ref(r.Pos, r.Len)
+			v.c.tc.count(r.mem != nil, r.Len)
+			if r.mem != nil {
+				r.tc = v.c.tc
+				res.Region = &r
+				return false, nil
+			}
+		}
 		if err := l.pin(&r, v.f, revoke); err != nil {
 			return false, err
 		}
@@ -233,7 +280,7 @@ func (v *segView) scan(offset int64, maxBytes int32, maxOffset int64) (r Region,
 		if pos+batchHeaderSize > limit {
 			return Region{}, false, fmt.Errorf("%w: segment %d: data ends at %d, need %d", ErrCorrupt, v.base, limit, pos+batchHeaderSize)
 		}
-		if _, err := v.f.ReadAt(hb[:], pos); err != nil {
+		if _, err := v.readAt(hb[:], pos, false); err != nil {
 			return Region{}, false, err
 		}
 		h, err := parseHeader(hb[:])

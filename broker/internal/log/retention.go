@@ -126,6 +126,7 @@ func (l *Log) deleteOldestLocked(n int) error {
 
 	var errs []error
 	for _, s := range victims {
+		s.dropCache()
 		s.f.Close()
 		if err := s.remove(); err != nil {
 			errs = append(errs, err)

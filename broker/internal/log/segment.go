@@ -28,6 +28,10 @@ type segment struct {
 	// dio is the segment's direct writing (direct.go), while active.
 	// REQUIRES: Log.appendMu held.
 	dio directState
+	// cache holds the segment's bytes last appended directly, when the
+	// log has a tail cache (tailcache.go). Set by the appender, read by
+	// readers.
+	cache atomic.Pointer[segCache]
 
 	// w is owned by the holder of Log.appendMu (or by Open before the log
 	// is shared).
@@ -198,6 +202,14 @@ func (s *segment) seal() error {
 	}
 	s.w.addTimeEntry(s.base)
 	return s.writeIndexes()
+}
+
+// dropCache gives the segment's cached bytes back to the tail cache:
+// when it is closed, deleted or swapped away.
+func (s *segment) dropCache() {
+	if sc := s.cache.Swap(nil); sc != nil {
+		sc.drop()
+	}
 }
 
 // remove deletes the segment's files; its file must be closed.

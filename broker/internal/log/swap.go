@@ -210,6 +210,7 @@ func (l *Log) swapIn(st *stagedSegment) error {
 	l.mu.Unlock()
 	// Readers of the old files see them closed and look again.
 	for _, o := range st.old {
+		o.dropCache()
 		o.f.Close()
 	}
 	return nil
