@@ -177,7 +177,7 @@ func (pr *produceRun) topic(rt kmsg.ProduceRequestTopic) kmsg.ProduceResponseTop
 		sp.LogStartOffset = -1
 		waits[i].p, waits[i].end = pr.partition(name, rp, sp)
 	}
-	if pr.b.cfg.DirectWrites && n > 1 && distinctPartitions(rt.Partitions) {
+	if !pr.b.cfg.DisableDirectWrites && n > 1 && distinctPartitions(rt.Partitions) {
 		appendConcurrently(n, appendOne)
 	} else {
 		for i := range n {

@@ -97,7 +97,7 @@ func handleFetch(c *conn, req *request) (finisher, error) {
 	// Direct writes need them too: a partition with readers is written
 	// through the page cache.
 	dropBehind := !b.cfg.DisableCacheDropBehind
-	track := dropBehind || b.cfg.DirectWrites
+	track := dropBehind || !b.cfg.DisableDirectWrites
 	var now int64
 	if track {
 		now = time.Now().UnixNano()

@@ -195,7 +195,7 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		connRates:    newConnRates(&cfg),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
 	}
-	if cfg.DirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
+	if !cfg.DisableDirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
 		b.tailCache = log.NewTailCache(cfg.TailCacheBytes)
 	}
 	// undo holds what start-up opened so far; a step that fails closes

@@ -29,7 +29,7 @@ func TestCacheDropBehind(t *testing.T) {
 		t.Run(fmt.Sprintf("enabled=%t", on), func(t *testing.T) {
 			dir := t.TempDir()
 			pagecache.SkipUnlessDroppable(t, dir)
-			b := testutil.StartBroker(t, broker.Config{DataDir: dir, MetricsListen: "127.0.0.1:0", DisableCacheDropBehind: !on})
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, MetricsListen: "127.0.0.1:0", DisableCacheDropBehind: !on, DisableDirectWrites: true})
 			testCacheDropBehind(t, b, dir, on)
 		})
 	}

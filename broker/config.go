@@ -121,17 +121,20 @@ type Config struct {
 	// dropped from the cache, so appends reuse their pages
 	// (read_marks.go).
 	DisableCacheDropBehind bool
-	// DirectWrites has a partition nobody fetches (no consumer or
-	// follower within the last 30 s) write its appends with O_DIRECT,
-	// bypassing the page cache (log.direct.writes.enable; default
-	// false). It saves most of an append's CPU where new page-cache pages
-	// are dear, and makes a reader that comes later read from the disk.
-	// A partition being fetched writes through the page cache, as by
-	// default. A follower's copy, which nobody fetches unless consumers
-	// read from followers, is written directly. See
-	// broker/internal/log/direct.go.
-	DirectWrites bool
-	// TailCacheBytes is, with DirectWrites, the memory that keeps what
+	// DisableDirectWrites writes every append through the page cache,
+	// as Kafka does (log.direct.writes.enable=false). By default appends
+	// are written with O_DIRECT, bypassing the page cache, which saves
+	// most of an append's CPU where new page-cache pages are dear; the
+	// direct writes' cache (TailCacheBytes) keeps what the partitions
+	// this broker leads wrote for their readers, and a follower's copy,
+	// which nobody fetches unless consumers read from followers, is
+	// written directly and not cached. Without the cache
+	// (TailCacheBytes < 0), a partition fetched within the last 30 s
+	// writes through the page cache so its readers find the tail there,
+	// and one nobody fetches writes directly. See
+	// broker/internal/log/direct.go and tailcache.go.
+	DisableDirectWrites bool
+	// TailCacheBytes is, with direct writes, the memory that keeps what
 	// the partitions this broker leads last wrote directly
 	// (log.direct.writes.cache.bytes): a consumer that comes to read it
 	// soon after reads it from there rather than from the disk. The
@@ -370,7 +373,7 @@ func (c *Config) EnsureDefaults() {
 	if c.FlushMessages == 0 {
 		c.FlushMessages = 1
 	}
-	if c.DirectWrites && c.TailCacheBytes == 0 {
+	if !c.DisableDirectWrites && c.TailCacheBytes == 0 {
 		c.TailCacheBytes = defaultTailCacheBytes()
 	}
 	if c.RetentionCheckInterval == 0 {
@@ -649,7 +652,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "controlled.shutdown.timeout.ms=%d\n", c.ControlledShutdownTimeout.Milliseconds())
 	fmt.Fprintf(&b, "auto.leader.rebalance.enable=%t\n", !c.DisableAutoLeaderRebalance)
 	fmt.Fprintf(&b, "log.cache.drop.behind.enable=%t\n", !c.DisableCacheDropBehind)
-	fmt.Fprintf(&b, "log.direct.writes.enable=%t\n", c.DirectWrites)
+	fmt.Fprintf(&b, "log.direct.writes.enable=%t\n", !c.DisableDirectWrites)
 	fmt.Fprintf(&b, "log.direct.writes.cache.bytes=%d\n", c.TailCacheBytes)
 	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
 	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)

@@ -28,7 +28,7 @@ func TestDirectWrites(t *testing.T) {
 			pagecache.SkipUnlessDroppable(t, dir)
 			// Without the direct writes' cache, which TestDirectWritesCache
 			// covers: a reader that comes later reads from the disk.
-			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: on, TailCacheBytes: -1})
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DisableDirectWrites: !on, TailCacheBytes: -1})
 			testDirectWrites(t, b, dir, on)
 		})
 	}
@@ -100,7 +100,7 @@ func TestDirectWritesCache(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			pagecache.SkipUnlessDroppable(t, dir)
-			b := testutil.StartBroker(t, broker.Config{DataDir: dir, DirectWrites: true, TailCacheBytes: tc.bytes})
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, TailCacheBytes: tc.bytes})
 			ctx := testContext(t)
 			adm := newAdmin(t, b.Addr())
 			createTopic(t, adm, "cached", 1, nil)
@@ -178,7 +178,6 @@ func TestDirectWritesOnFollowers(t *testing.T) {
 	dirs := make([]string, 3)
 	brokers := testutil.StartCluster(t, 3, func(i int, cfg *broker.Config) {
 		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval, cfg.ReplicaLagTimeMax = testSessionTimeout, testHeartbeat, testReplicaLag
-		cfg.DirectWrites = true
 		dirs[i] = cfg.DataDir
 	})
 	pagecache.SkipUnlessDroppable(t, dirs[0])

@@ -81,9 +81,9 @@ type partition struct {
 	// reads follows the connections fetching the partition, for the
 	// page cache drop-behind (read_marks.go).
 	reads readMarks
-	// directWrites says appends bypass the page cache while no
-	// connection fetches the partition (Config.DirectWrites). Set at
-	// creation.
+	// directWrites says appends bypass the page cache: always with the
+	// direct writes' cache (tailCached), else while no connection fetches
+	// the partition (Config.DisableDirectWrites). Set at creation.
 	directWrites bool
 	// tailCached says the broker's direct writes' cache keeps what the
 	// partition appends, for its readers: it writes directly even while

@@ -337,7 +337,7 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	// The epoch is the leader's when it leads (role assigns it); a
 	// follower's comes from the batches it copies.
 	p := newPartition(t.Name, t.ID, mp.Index, l, -1, cfg.FlushMessages <= 1, hw, ps.b.metrics.logFlush)
-	p.directWrites = ps.b.cfg.DirectWrites
+	p.directWrites = !ps.b.cfg.DisableDirectWrites
 	if p.directWrites && ps.b.tailCache != nil {
 		p.tailCached = true
 		l.SetTailCache(ps.b.tailCache)

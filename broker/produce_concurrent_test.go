@@ -17,7 +17,7 @@ import (
 // other, in request order), each with every batch at the offsets its
 // response gives, read back in order.
 func TestDirectWritesConcurrentAppends(t *testing.T) {
-	b := testutil.StartBroker(t, broker.Config{DataDir: t.TempDir(), DirectWrites: true})
+	b := testutil.StartBroker(t, broker.Config{DataDir: t.TempDir()})
 	ctx := testContext(t)
 	adm := newAdmin(t, b.Addr())
 	const parts = 12

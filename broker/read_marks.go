@@ -35,11 +35,12 @@ func (p *partition) noteRead(conn uint64, off, now int64, drop bool) {
 	}
 }
 
-// writeDirect sets how the next append is written (Config.DirectWrites):
-// always directly when the broker's direct writes' cache keeps the tail
-// for its readers (Config.TailCacheBytes); else directly while no
-// connection has fetched the partition within readMarkIdle, and through
-// the page cache otherwise, so that readers of the tail find it there.
+// writeDirect sets how the next append is written when direct writes are
+// on (unless Config.DisableDirectWrites): always directly when the
+// broker's direct writes' cache keeps the tail for its readers
+// (Config.TailCacheBytes); else directly while no connection has fetched
+// the partition within readMarkIdle, and through the page cache
+// otherwise, so that readers of the tail find it there.
 // REQUIRES: p.appendMu held.
 func (p *partition) writeDirect() {
 	if p.directWrites {

@@ -66,8 +66,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	fs.DurationVar(&cfg.ControlledShutdownTimeout, "controlled-shutdown-timeout", 30*time.Second, "longest wait for the controlled shutdown before stopping anyway")
 	autoRebalance := fs.Bool("auto-leader-rebalance", true, "the controller moves leaderships back to preferred replicas (auto.leader.rebalance.enable)")
 	dropBehind := fs.Bool("cache-drop-behind", true, "drop from the page cache the log pages every connection fetching a partition has fetched, so appends reuse them (log.cache.drop.behind.enable)")
-	fs.BoolVar(&cfg.DirectWrites, "direct-writes", false, "write the appends of a partition nobody fetches with O_DIRECT, bypassing the page cache (log.direct.writes.enable)")
-	fs.Int64Var(&cfg.TailCacheBytes, "direct-writes-cache", 0, "with --direct-writes, `BYTES` of memory keeping the partitions' last direct appends for consumers that come to read them (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
+	directWrites := fs.Bool("direct-writes", true, "write appends with O_DIRECT, bypassing the page cache; =false writes through it, as Kafka does (log.direct.writes.enable)")
+	fs.Int64Var(&cfg.TailCacheBytes, "direct-writes-cache", 0, "`BYTES` of memory keeping what the partitions this broker leads wrote directly, for the consumers that read it (log.direct.writes.cache.bytes; default an eighth of the machine's memory; negative for none, and then a partition being fetched is written through the page cache)")
 	fs.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", 5*time.Minute, "how often the controller checks leadership balance (leader.imbalance.check.interval.seconds)")
 	fs.IntVar(&cfg.LeaderImbalancePerBrokerPercentage, "leader-imbalance-per-broker-percentage", 10, "`PERCENT` of a broker's preferred partitions led elsewhere that triggers a rebalance (leader.imbalance.per.broker.percentage)")
 	pos, err := parseArgs(fs, args)
@@ -142,6 +142,7 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	cfg.DisableControlledShutdown = !*controlledShutdown
 	cfg.DisableAutoLeaderRebalance = !*autoRebalance
 	cfg.DisableCacheDropBehind = !*dropBehind
+	cfg.DisableDirectWrites = !*directWrites
 	cfg.NodeID = int32(*nodeID)
 	cfg.NumPartitions = int32(*numPartitions)
 	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))

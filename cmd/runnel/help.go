@@ -40,16 +40,15 @@ in the ISR again, checking every --leader-imbalance-check-interval
 AlterPartitionReassignments and ListPartitionReassignments, so Kafka's
 kafka-leader-election and kafka-reassign-partitions work against it.
 
-Records are written through the page cache and fetched from it, as in
-Kafka. Once every connection fetching a partition has fetched its records
-and they are on disk, the broker has the kernel drop their pages, so later
-appends reuse them (--cache-drop-behind; =false keeps every page until the
-kernel evicts it, as Kafka does). With --direct-writes, a partition that no
-connection has fetched for 30 s writes its appends with O_DIRECT, past the
-page cache: less CPU per GB in where new pages are dear. What they write
-is also kept in memory (--direct-writes-cache, an eighth of the machine's
-memory by default), so a reader that comes later reads it from there,
-and from the disk once newer appends have taken its place.
+Appends are written with O_DIRECT, past the page cache, and what the
+partitions this broker leads wrote is kept in memory of the broker's own
+(--direct-writes-cache, an eighth of the machine's memory by default,
+oldest first out), where consumers reading along, or coming soon after,
+read it; a reader further behind reads the files. --direct-writes=false
+writes through the page cache, as Kafka does. Pages of the page cache that
+every connection fetching a partition has fetched, once on disk, are
+dropped so later appends reuse them (--cache-drop-behind; =false keeps
+every page until the kernel evicts it, as Kafka does).
 `,
 		"acls add": `Adds an ACL for every principal (with each of its hosts, * by default),
 operation and resource named, as kafka-acls --add. The broker must run

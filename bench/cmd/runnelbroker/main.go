@@ -63,8 +63,8 @@ func main() {
 	keyFile := flag.String("ssl-key-file", "", "the certificate's private key, PEM (SSL and SASL_SSL)")
 	usersFile := flag.String("sasl-users-file", "", "SASL users, NAME=PASSWORD lines (SASL_SSL)")
 	dropBehind := flag.Bool("cache-drop-behind", true, "drop from the page cache the log pages every reader has fetched (log.cache.drop.behind.enable)")
-	tailCache := flag.Int64("direct-writes-cache", 0, "with -direct-writes, bytes of memory keeping the partitions' last direct appends (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
-	direct := flag.Bool("direct-writes", false, "write the appends of a partition nobody fetches with O_DIRECT (log.direct.writes.enable)")
+	tailCache := flag.Int64("direct-writes-cache", 0, "bytes of memory keeping the partitions' last direct appends (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
+	direct := flag.Bool("direct-writes", true, "write appends with O_DIRECT; =false through the page cache (log.direct.writes.enable)")
 	flag.Parse()
 	if *nodeID < 0 || *nodeID > 1<<31-1 {
 		fmt.Fprintf(os.Stderr, "runnelbroker: -node-id %d is out of range\n", *nodeID)
@@ -105,7 +105,7 @@ func main() {
 		cfg.FlushMessages = n
 	}
 	cfg.DisableCacheDropBehind = !*dropBehind
-	cfg.DirectWrites = *direct
+	cfg.DisableDirectWrites = !*direct
 	cfg.TailCacheBytes = *tailCache
 	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
