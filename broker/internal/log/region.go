@@ -25,6 +25,11 @@ import (
 // it calls each region's revoke function (the caller closes the
 // connection that would send it, so no byte of a truncated file goes out
 // after) and waits for the holders to release them.
+//
+// When the log's tail cache (tailcache.go) holds all of a region's
+// batches, the region is their memory there instead: the pages are
+// referenced until Release, so eviction cannot reuse them, and nothing
+// needs revoking, since memory is not truncated.
 
 // ErrNoPin is returned by ReadRegion when the segment file cannot be
 // given its own descriptor (out of descriptors, or a platform without
