@@ -81,6 +81,10 @@ type directState struct {
 // off, except when the package's tests run every log with direct writes.
 var directWritesAtOpen = false
 
+// openDirectFile opens a segment for direct writes: openDirect, except
+// in tests of a file system that refuses them.
+var openDirectFile = openDirect
+
 // tailCacheAtOpen is the tail cache of a newly opened log: none, except
 // when the package's tests run every log with one.
 var tailCacheAtOpen *TailCache
@@ -89,7 +93,7 @@ var tailCacheAtOpen *TailCache
 // (on) or go through it (off, the default); see the package's direct
 // writes. It may be called at any time, from any goroutine; an append
 // under way uses the setting it started with. A file system without
-// O_DIRECT (tmpfs) keeps buffered writes.
+// O_DIRECT (tmpfs before Linux 6.6) keeps buffered writes.
 func (l *Log) SetDirectWrites(on bool) { l.direct.Store(on) }
 
 // writeAt writes b at pos, the segment's size, directly when direct is
@@ -104,7 +108,7 @@ func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
 		return nil
 	}
 	if s.dio.f == nil {
-		f, err := openDirect(s.path(logSuffix))
+		f, err := openDirectFile(s.path(logSuffix))
 		if err != nil {
 			if errors.Is(err, errNoDirect) {
 				s.dio.failed = true
