@@ -141,11 +141,9 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 		off = h.lastOffset() + 1
 		p += h.size
 	}
-	direct := l.direct.Load()
-	if err := s.writeAt(batches, pos, direct); err != nil {
+	if err := l.writeBatches(s, cfg, batches, pos); err != nil {
 		return AppendResult{}, l.fail(err)
 	}
-	l.cacheTail(s, batches, pos, direct && !s.dio.failed)
 	if pos == 0 {
 		s.rollBase = nowMs
 	}
@@ -171,6 +169,34 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 		LogStartOffset: l.start.Load(),
 		Records:        info.records,
 	}, nil
+}
+
+// writeBatches puts batches at pos in s: into the tail cache for the
+// flush to write (write-back), or into the file and then the cache.
+// REQUIRES: l.appendMu held.
+func (l *Log) writeBatches(s *segment, cfg *Config, batches []byte, pos int64) error {
+	direct := l.direct.Load()
+	sc, prefix, err := l.tailCacheFor(s, pos, direct)
+	if err != nil {
+		return err
+	}
+	if sc != nil && cfg.FlushMessages <= 1 {
+		cached, err := l.appendBack(s, sc, prefix, batches, pos)
+		if cached || err != nil {
+			return err
+		}
+		// No page to be had: write it, and start a new run later.
+		if err := s.writeAt(batches, pos, direct); err != nil {
+			return err
+		}
+		s.dropCache()
+		return nil
+	}
+	if err := s.writeAt(batches, pos, direct); err != nil {
+		return err
+	}
+	l.cacheTail(s, sc, prefix, batches, pos)
+	return nil
 }
 
 // shouldRoll reports whether an append of n bytes and records records must

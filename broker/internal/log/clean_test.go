@@ -40,7 +40,11 @@ func activeBytes(t testing.TB, l *Log) (int64, []byte) {
 	t.Helper()
 	l.appendMu.Lock()
 	s := l.active
+	err := s.writePending() // what a flush writes (writeback.go)
 	l.appendMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile(s.path(logSuffix))
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -75,6 +76,15 @@ type directState struct {
 	// failed says the file system refused O_DIRECT: write through the
 	// page cache.
 	failed bool
+	// open is set while f is open and not failed, for the appender to
+	// check without the lock.
+	open atomic.Bool
+}
+
+// refuse records that the file system refused O_DIRECT.
+func (d *directState) refuse() {
+	d.failed = true
+	d.open.Store(false)
 }
 
 // directWritesAtOpen is the direct-writes setting of a newly opened log:
@@ -97,9 +107,20 @@ var tailCacheAtOpen *TailCache
 func (l *Log) SetDirectWrites(on bool) { l.direct.Store(on) }
 
 // writeAt writes b at pos, the segment's size, directly when direct is
-// set and the file system allows it, else through the page cache.
+// set and the file system allows it, else through the page cache. What
+// the tail cache holds for the file (write-back) is written first.
 // REQUIRES: Log.appendMu held.
 func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.writePendingLocked(); err != nil {
+		return err
+	}
+	return s.writeAtLocked(b, pos, direct)
+}
+
+// REQUIRES: s.wmu held, nothing pending.
+func (s *segment) writeAtLocked(b []byte, pos int64, direct bool) error {
 	if !direct || s.dio.failed {
 		if _, err := s.f.WriteAt(b, pos); err != nil {
 			return err
@@ -107,16 +128,11 @@ func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
 		s.dio.tailOK = false
 		return nil
 	}
-	if s.dio.f == nil {
-		f, err := openDirectFile(s.path(logSuffix))
-		if err != nil {
-			if errors.Is(err, errNoDirect) {
-				s.dio.failed = true
-				return s.writeAt(b, pos, false)
-			}
-			return fmt.Errorf("log: open segment for direct writes: %w", err)
+	if err := s.openDirect(); err != nil {
+		if errors.Is(err, errNoDirect) {
+			return s.writeAtLocked(b, pos, false)
 		}
-		s.dio.f = f
+		return err
 	}
 	start := pos &^ (directBlock - 1)
 	if !s.dio.tailOK {
@@ -156,6 +172,30 @@ func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
 	return nil
 }
 
+// openDirect opens the segment's O_DIRECT descriptor if it is not open.
+// It fails with errNoDirect, and marks the segment for buffered writes,
+// when the file system refuses O_DIRECT.
+// REQUIRES: s.wmu held.
+func (s *segment) openDirect() error {
+	if s.dio.failed {
+		return errNoDirect
+	}
+	if s.dio.f != nil {
+		return nil
+	}
+	f, err := openDirectFile(s.path(logSuffix))
+	if err != nil {
+		if errors.Is(err, errNoDirect) {
+			s.dio.refuse()
+			return err
+		}
+		return fmt.Errorf("log: open segment for direct writes: %w", err)
+	}
+	s.dio.f = f
+	s.dio.open.Store(true)
+	return nil
+}
+
 // writeDirect writes whole blocks at a block boundary through the
 // O_DIRECT descriptor. After a failure the partial block is not trusted.
 func (s *segment) writeDirect(b []byte, at int64) error {
@@ -174,8 +214,8 @@ func (s *segment) directFailed(err error, b []byte, pos int64) error {
 	if !isDirectRefusal(err) {
 		return err
 	}
-	s.dio.failed = true
-	return s.writeAt(b, pos, false)
+	s.dio.refuse()
+	return s.writeAtLocked(b, pos, false)
 }
 
 // loadTail reads the file's bytes in [start, pos) into the partial block,
@@ -196,16 +236,22 @@ func (s *segment) loadTail(start, pos int64) error {
 	return nil
 }
 
-// closeDirect closes the O_DIRECT descriptor and cuts the padding, if
-// any, leaving the file as long as the segment. Sealing calls it.
+// closeDirect writes what is pending, closes the O_DIRECT descriptor
+// and cuts the padding, if any, leaving the file as long as the segment.
+// Sealing calls it.
 func (s *segment) closeDirect() error {
-	var err error
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	err := s.writePendingLocked()
 	if s.dio.f != nil {
-		err = s.dio.f.Close()
+		if cerr := s.dio.f.Close(); err == nil {
+			err = cerr
+		}
 		s.dio.f = nil
+		s.dio.open.Store(false)
 	}
-	if s.dio.padded {
-		if terr := s.f.Truncate(s.w.size); terr != nil && err == nil {
+	if s.dio.padded && err == nil {
+		if terr := s.f.Truncate(s.w.size); terr != nil {
 			err = fmt.Errorf("log: cut direct-write padding: %w", terr)
 		}
 		s.dio.padded = false

@@ -2,8 +2,11 @@ package log
 
 import (
 	"errors"
+	"io"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // errNoDirect reports a file system without O_DIRECT.
@@ -20,4 +23,38 @@ func openDirect(path string) (*os.File, error) {
 		return nil, errNoDirect
 	}
 	return f, err
+}
+
+// pwritev writes bufs at off in f with one system call where it can.
+func pwritev(f *os.File, bufs [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	for len(bufs) > 0 {
+		var n int
+		var werr error
+		if cerr := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Pwritev(int(fd), bufs, off)
+			return true
+		}); cerr != nil {
+			return cerr
+		}
+		if werr != nil {
+			return werr
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		for n > 0 {
+			if n < len(bufs[0]) {
+				bufs[0] = bufs[0][n:]
+				break
+			}
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
+	}
+	return nil
 }

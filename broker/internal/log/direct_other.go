@@ -14,3 +14,14 @@ var errNoDirect = errors.New("log: direct writes not supported here")
 func openDirect(string) (*os.File, error) { return nil, errNoDirect }
 
 func isDirectRefusal(error) bool { return false }
+
+// pwritev writes bufs at off in f.
+func pwritev(f *os.File, bufs [][]byte, off int64) error {
+	for _, b := range bufs {
+		if _, err := f.WriteAt(b, off); err != nil {
+			return err
+		}
+		off += int64(len(b))
+	}
+	return nil
+}

@@ -24,6 +24,9 @@ func segmentBytes(t *testing.T, l *Log) []byte {
 	defer l.appendMu.Unlock()
 	var out []byte
 	for _, s := range l.segments {
+		if err := s.writePending(); err != nil { // what a flush writes (writeback.go)
+			t.Fatal(err)
+		}
 		raw, err := os.ReadFile(s.path(logSuffix))
 		if err != nil {
 			t.Fatal(err)

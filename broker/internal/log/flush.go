@@ -62,6 +62,10 @@ func (l *Log) flushLocked() error {
 	l.mu.RUnlock()
 
 	for _, d := range todo {
+		// Write-back: the file first gets what the cache holds for it.
+		if err := d.s.writePending(); err != nil {
+			return l.fail(err)
+		}
 		if err := syncData(d.s.f); err != nil {
 			if d.s.deleted.Load() {
 				continue // retention removed it; nothing left to make durable

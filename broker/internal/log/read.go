@@ -206,16 +206,21 @@ func (v *segView) read(offset int64, maxBytes int32, maxOffset int64) (recs []by
 func (v *segView) ReadAt(b []byte, pos int64) (int, error) { return v.readAt(b, pos, true) }
 
 func (v *segView) readAt(b []byte, pos int64, count bool) (int, error) {
+	n := len(b)
 	if v.c != nil {
-		hit := v.c.copyAt(b, pos)
+		n = v.c.copyAt(b, pos)
 		if count {
-			v.c.tc.count(hit, int64(len(b)))
+			v.c.tc.count(true, int64(len(b)-n))
+			v.c.tc.count(false, int64(n))
 		}
-		if hit {
+		if n == 0 {
 			return len(b), nil
 		}
 	}
-	return v.f.ReadAt(b, pos)
+	if _, err := v.f.ReadAt(b[:n], pos); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // chunk is a run of segment bytes from pos, read on demand.

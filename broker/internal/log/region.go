@@ -220,6 +220,17 @@ func (l *Log) readRegionOnce(offset int64, maxBytes int32, maxOffset int64, revo
 				res.Region = &r
 				return false, nil
 			}
+			if !v.c.fileHas(r.Pos + r.Len) {
+				// Partly below the cache and partly not in the
+				// file yet (write-back): a copy.
+				buf := make([]byte, r.Len)
+				if _, err := v.readAt(buf, r.Pos, false); err != nil {
+					return false, err
+				}
+				r.mem = [][]byte{buf}
+				res.Region = &r
+				return false, nil
+			}
 		}
 		if err := l.pin(&r, v.f, revoke); err != nil {
 			return false, err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // scanWindow is how much of a segment a scanner reads at a time.
@@ -18,15 +17,15 @@ var errTorn = errors.New("log: batch runs past the end of the segment")
 // reading it in windows so a walk costs a syscall per window, not per
 // batch.
 type scanner struct {
-	f     *os.File
-	pos   int64 // file position of the next batch
-	limit int64 // end of the bytes that may be read
+	f     io.ReaderAt // the file, or a view that reads its tail cache
+	pos   int64       // file position of the next batch
+	limit int64       // end of the bytes that may be read
 
 	win    []byte // file bytes from winPos
 	winPos int64
 }
 
-func newScanner(f *os.File, pos, limit int64) *scanner {
+func newScanner(f io.ReaderAt, pos, limit int64) *scanner {
 	return &scanner{f: f, pos: pos, limit: limit}
 }
 

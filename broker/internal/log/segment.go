@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 )
 
@@ -25,8 +26,11 @@ type segment struct {
 	base int64
 	dir  string
 	f    *os.File // read and written with ReadAt/WriteAt; closed on delete
+	// wmu serializes the writes to the file: the appender's, and the
+	// flush's of the bytes its tail cache holds for it (write-back).
+	wmu sync.Mutex
 	// dio is the segment's direct writing (direct.go), while active.
-	// REQUIRES: Log.appendMu held.
+	// REQUIRES: wmu held.
 	dio directState
 	// cache holds the segment's bytes last appended directly, when the
 	// log has a tail cache (tailcache.go). Set by the appender, read by

@@ -2,6 +2,7 @@ package log
 
 import (
 	"container/list"
+	"errors"
 	"sync"
 	"sync/atomic"
 )
@@ -40,23 +41,61 @@ func (l *Log) SetTailCache(tc *TailCache) { l.tcache.Store(tc) }
 // directly and the log has a tail cache. Bytes written through the page
 // cache are read from there: the cache keeps what it holds below them
 // (a reader catching up finds it), and starts again at the next direct
-// append.
+// append. prefix is what a new run starts with (runStart).
 // REQUIRES: l.appendMu held.
-func (l *Log) cacheTail(s *segment, b []byte, pos int64, direct bool) {
+func (l *Log) cacheTail(s *segment, sc *segCache, prefix, b []byte, pos int64) {
+	if sc == nil {
+		return
+	}
+	if !sc.add(prefix, b, pos, true) {
+		sc.drop() // a gap would follow: start again later
+	}
+}
+
+// tailCacheFor returns the segment's cache when the log has a tail cache
+// and the append at pos is written directly, making one if need be, and
+// the bytes a new run of the cache starts with (runStart). A cache of
+// another TailCache (SetTailCache changed it) is written back and
+// dropped first.
+// REQUIRES: l.appendMu held.
+func (l *Log) tailCacheFor(s *segment, pos int64, direct bool) (*segCache, []byte, error) {
 	tc := l.tcache.Load()
 	sc := s.cache.Load()
+	if sc != nil && (sc.tc != tc || !direct) && sc.hasPending() {
+		if err := s.writePending(); err != nil {
+			return nil, nil, err
+		}
+	}
 	if sc != nil && sc.tc != tc {
 		s.dropCache()
 		sc = nil
 	}
 	if tc == nil || !direct {
-		return
+		return nil, nil, nil
+	}
+	if !s.dio.open.Load() {
+		// Open the direct descriptor now, to know whether direct
+		// writes are to be had: bytes written through the page cache
+		// are read from there, not cached twice.
+		s.wmu.Lock()
+		err := s.openDirect()
+		s.wmu.Unlock()
+		if errors.Is(err, errNoDirect) {
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
 	}
 	if sc == nil {
 		sc = &segCache{tc: tc}
 		s.cache.Store(sc)
 	}
-	sc.add(b, pos)
+	if sc.continues(pos) {
+		return sc, nil, nil
+	}
+	prefix, err := s.runStart(pos)
+	return sc, prefix, err
 }
 
 // tcPageSize is the size of a cache page. A page is the unit of
@@ -76,6 +115,8 @@ type TailCache struct {
 	pages int        // pages allocated, free or not
 	free  []*tcPage
 	fifo  list.List // cached pages, oldest first (Value *tcPage)
+	// parked counts the cached pages out of the fifo (tcPage.parked).
+	parked int
 	// slabs give the memory back (Close).
 	slabs  []func()
 	closed bool
@@ -106,7 +147,7 @@ func (tc *TailCache) Stats() TailCacheStats {
 	defer tc.mu.Unlock()
 	return TailCacheStats{
 		Allocated: int64(tc.pages) * tcPageSize,
-		Cached:    int64(tc.fifo.Len()) * tcPageSize,
+		Cached:    int64(tc.fifo.Len()+tc.parked) * tcPageSize,
 		HitBytes:  tc.hits.Load(),
 		MissBytes: tc.misses.Load(),
 	}
@@ -149,6 +190,9 @@ type tcPage struct {
 	// elem is the page's place in the cache's fifo while cached.
 	// REQUIRES: TailCache.mu held.
 	elem *list.Element
+	// parked is set while the page is out of the fifo because it holds
+	// bytes its file does not have yet. REQUIRES: TailCache.mu held.
+	parked bool
 	// refs counts the cache's reference, while cached, and the readers'
 	// and appender's.
 	refs atomic.Int32
@@ -156,7 +200,7 @@ type tcPage struct {
 
 // alloc returns a page with one reference (the caller's), evicting the
 // oldest cached page when the budget is spent, or nil when every page is
-// held by readers.
+// held by readers or holds bytes not yet written to its file.
 func (tc *TailCache) alloc() *tcPage {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
@@ -189,13 +233,21 @@ func (tc *TailCache) alloc() *tcPage {
 }
 
 // evictLocked takes a cached page out of the cache: out of the fifo, off
-// the front of its segment's pages, and its reference given up.
+// the front of its segment's pages, and its reference given up. A page
+// holding bytes its file does not have yet (write-back) cannot go: it is
+// parked, out of the fifo, until they are written (segCache.wrote).
 // REQUIRES: tc.mu held.
 func (tc *TailCache) evictLocked(p *tcPage) {
 	tc.fifo.Remove(p.elem)
 	p.elem = nil
 	sc := p.owner
 	sc.mu.Lock()
+	if min(p.pos+tcPageSize, sc.end) > sc.written {
+		sc.mu.Unlock()
+		p.parked = true
+		tc.parked++
+		return
+	}
 	// Pages are cached in their segment's order, so the oldest cached
 	// page of a segment is its first; a page already dropped from its
 	// segment is no longer among them.
@@ -218,16 +270,36 @@ func (tc *TailCache) enqueue(p *tcPage) {
 	tc.mu.Unlock()
 }
 
+// requeue puts back in the fifo those of pages that were parked and
+// still belong to sc.
+func (tc *TailCache) requeue(sc *segCache, pages []*tcPage) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for _, p := range pages {
+		if p.parked && p.owner == sc {
+			p.parked = false
+			tc.parked--
+			p.elem = tc.fifo.PushBack(p)
+		}
+	}
+}
+
 // uncache gives up the cache's references to pages a segment dropped.
 func (tc *TailCache) uncache(pages []*tcPage) {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	for _, p := range pages {
-		if p.elem != nil { // not evicted meanwhile
+		switch {
+		case p.elem != nil:
 			tc.fifo.Remove(p.elem)
 			p.elem = nil
-			tc.unrefLocked(p)
+		case p.parked:
+			p.parked = false
+			tc.parked--
+		default:
+			continue // evicted meanwhile
 		}
+		tc.unrefLocked(p)
 	}
 }
 
@@ -247,32 +319,92 @@ func (tc *TailCache) unref(p *tcPage) {
 	}
 }
 
+func (tc *TailCache) unrefAll(pages []*tcPage) {
+	for _, p := range pages {
+		tc.unref(p)
+	}
+}
+
 // segCache is one segment's cached bytes: a run of the file from
 // pages[0].pos to end, page i holding the bytes from pages[0].pos +
-// i*tcPageSize. Only the log's appender adds pages and moves end; the
-// cache's eviction takes pages off the front.
+// i*tcPageSize. A run starts at a block boundary, so that the pages can
+// be written to the file directly. Only the log's appender adds pages
+// and moves end; the cache's eviction takes pages off the front.
 type segCache struct {
 	tc *TailCache
 
 	mu    sync.Mutex // guards the following
 	pages []*tcPage
 	end   int64
+	// written is where the bytes of the run the file does not have yet
+	// start: [written, end) is pending (write-back), written >= end when
+	// nothing is. Below the run, and past it when nothing is pending,
+	// the file holds every byte of the segment.
+	written int64
 }
 
-// add caches b, just written at pos in the segment and not yet
-// published. A gap since the last bytes cached (appends written through
-// the page cache meanwhile) starts the cache again at pos.
-// REQUIRES: Log.appendMu held.
-func (sc *segCache) add(b []byte, pos int64) {
+// continues reports whether the run ends at pos, so an append there
+// extends it.
+func (sc *segCache) continues(pos int64) bool {
 	sc.mu.Lock()
-	if len(sc.pages) > 0 && sc.end != pos {
+	defer sc.mu.Unlock()
+	return len(sc.pages) > 0 && sc.end == pos
+}
+
+// hasPending reports whether the run holds bytes its file does not.
+func (sc *segCache) hasPending() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.written < sc.end
+}
+
+// pendingBytes is how many bytes the file lacks.
+func (sc *segCache) pendingBytes() int64 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return max(sc.end-sc.written, 0)
+}
+
+// add caches b, which goes at pos in the segment and is not yet
+// published, and reports whether all of it was cached. written says b is
+// in the file already; otherwise it is pending until wrote. When the run
+// does not end at pos (none yet, or appends written through the page
+// cache meanwhile) a new one starts at the block boundary below pos,
+// with prefix, the file's bytes from there to pos. The caller has made
+// sure nothing is pending then.
+//
+// When a page cannot be had, or the run's last page was evicted while b
+// was copied into it, add returns false; the bytes already copied past
+// the old end may be part of the run (and pending) or not.
+// REQUIRES: Log.appendMu held.
+func (sc *segCache) add(prefix, b []byte, pos int64, written bool) bool {
+	sc.mu.Lock()
+	if len(sc.pages) == 0 || sc.end != pos {
 		stale := sc.pages
 		sc.pages = nil
+		start := pos - int64(len(prefix))
+		sc.end, sc.written = start, start
 		sc.mu.Unlock()
 		sc.tc.uncache(stale)
+		if !sc.copyIn(prefix, start) {
+			return false
+		}
 	} else {
 		sc.mu.Unlock()
 	}
+	if !sc.copyIn(b, pos) {
+		return false
+	}
+	if written {
+		sc.mu.Lock()
+		sc.written = sc.end
+		sc.mu.Unlock()
+	}
+	return true
+}
+
+// copyIn appends b at pos, the run's end, to the run's pages.
+func (sc *segCache) copyIn(b []byte, pos int64) bool {
 	for len(b) > 0 {
 		sc.mu.Lock()
 		var p *tcPage
@@ -284,14 +416,14 @@ func (sc *segCache) add(b []byte, pos int64) {
 		fresh := p == nil
 		if fresh {
 			if p = sc.tc.alloc(); p == nil {
-				sc.drop() // a gap would follow: start again later
-				return
+				return false
 			}
 			p.pos, p.owner = pos, sc
 		}
 		// Bytes past end are read by nobody, so they are written
 		// without the lock.
 		n := copy(p.buf[pos-p.pos:], b)
+		ok := true
 		sc.mu.Lock()
 		switch {
 		case fresh:
@@ -301,7 +433,8 @@ func (sc *segCache) add(b []byte, pos int64) {
 			sc.end = pos + int64(n)
 		default:
 			// Evicted while being filled, and every page before it
-			// with it: the next bytes start a new run.
+			// with it (all written, or they could not have been).
+			ok = false
 		}
 		sc.mu.Unlock()
 		if fresh {
@@ -309,17 +442,73 @@ func (sc *segCache) add(b []byte, pos int64) {
 		} else {
 			sc.tc.unref(p)
 		}
+		if !ok {
+			return false
+		}
 		pos += int64(n)
 		b = b[n:]
+	}
+	return true
+}
+
+// pending returns the bytes to write to the file so it holds the whole
+// run: from the block boundary at or below written to end, as slices of
+// pages with a reference taken on each (give them back with unrefAll).
+// bufs is nil when nothing is pending.
+func (sc *segCache) pending() (bufs [][]byte, pages []*tcPage, from, to int64) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.written >= sc.end {
+		return nil, nil, 0, 0
+	}
+	// Pages go only once written, so the run reaches down to the
+	// block holding written.
+	from, to = sc.written&^(directBlock-1), sc.end
+	first := sc.pages[0].pos
+	for k := (from - first) / tcPageSize; k < int64(len(sc.pages)); k++ {
+		p := sc.pages[k]
+		lo := max(from-p.pos, 0)
+		hi := min(to-p.pos, tcPageSize)
+		bufs = append(bufs, p.buf[lo:hi:hi])
+		p.refs.Add(1)
+		pages = append(pages, p)
+	}
+	return bufs, pages, from, to
+}
+
+// wrote records that the file holds the run up to to, and makes the
+// pages that held pending bytes and now hold none evictable again.
+func (sc *segCache) wrote(to int64) {
+	sc.mu.Lock()
+	if to <= sc.written {
+		sc.mu.Unlock()
+		return
+	}
+	old := sc.written
+	sc.written = to
+	var done []*tcPage
+	for i := len(sc.pages) - 1; i >= 0; i-- {
+		p := sc.pages[i]
+		if p.pos+tcPageSize <= old {
+			break // done before
+		}
+		if min(p.pos+tcPageSize, sc.end) <= to {
+			done = append(done, p)
+		}
+	}
+	sc.mu.Unlock()
+	if len(done) > 0 {
+		sc.tc.requeue(sc, done)
 	}
 }
 
 // drop uncaches every page of the segment (it is closed, deleted or
-// swapped away, or its cache cannot go on).
+// swapped away, or its cache cannot go on). Nothing may be pending.
 func (sc *segCache) drop() {
 	sc.mu.Lock()
 	pages := sc.pages
 	sc.pages = nil
+	sc.written = sc.end
 	sc.mu.Unlock()
 	sc.tc.uncache(pages)
 }
@@ -349,21 +538,35 @@ func (sc *segCache) ref(pos, n int64) ([][]byte, []*tcPage) {
 	return bufs, pages
 }
 
-// copyAt copies the cached bytes at pos into b, reporting whether they
-// were all cached.
-func (sc *segCache) copyAt(b []byte, pos int64) bool {
+// copyAt copies into b what the cache holds of the segment's bytes at
+// pos and returns how many bytes at the front of b it left for the
+// caller to read from the file: len(b) when it holds none of them, 0
+// when it holds them all. It copies a part only when the file lacks it
+// (write-back), so a read is served from one place where it can be.
+func (sc *segCache) copyAt(b []byte, pos int64) int {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	n := int64(len(b))
-	if len(sc.pages) == 0 || pos < sc.pages[0].pos || pos+n > sc.end {
-		return false
+	if len(sc.pages) == 0 || pos+n > sc.end {
+		return len(b)
 	}
 	first := sc.pages[0].pos
-	for len(b) > 0 {
-		p := sc.pages[(pos-first)/tcPageSize]
-		c := copy(b, p.buf[pos-p.pos:])
-		b = b[c:]
-		pos += int64(c)
+	from := max(pos, first)
+	if from > pos && pos+n <= sc.written {
+		return len(b) // the file has it all
 	}
-	return true
+	// Below the run the file has every byte: pages go once written.
+	skip := from - pos
+	for at := from; at < pos+n; {
+		p := sc.pages[(at-first)/tcPageSize]
+		at += int64(copy(b[at-pos:], p.buf[at-p.pos:]))
+	}
+	return int(skip)
+}
+
+// fileHas reports whether the file holds the segment's bytes below to.
+func (sc *segCache) fileHas(to int64) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return to <= sc.written || sc.written >= sc.end
 }

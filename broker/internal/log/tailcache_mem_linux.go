@@ -20,7 +20,7 @@ const hugePage = 2 << 20
 func allocPages(n int) (mem []byte, release func()) {
 	m, err := syscall.Mmap(-1, 0, n+hugePage, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		return make([]byte, n), func() {}
+		return alignedBuffer(n), func() {}
 	}
 	skip := (hugePage - int(uintptr(unsafe.Pointer(&m[0]))%hugePage)) % hugePage
 	mem = m[skip : skip+n : skip+n]

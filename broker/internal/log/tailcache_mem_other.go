@@ -4,4 +4,4 @@ package log
 
 // allocPages returns n bytes from the heap, which the collector takes
 // back once released.
-func allocPages(n int) (mem []byte, release func()) { return make([]byte, n), func() {} }
+func allocPages(n int) (mem []byte, release func()) { return alignedBuffer(n), func() {} }

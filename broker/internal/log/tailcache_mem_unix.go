@@ -12,7 +12,7 @@ import "syscall"
 func allocPages(n int) (mem []byte, release func()) {
 	b, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
-		return make([]byte, n), func() {}
+		return alignedBuffer(n), func() {}
 	}
 	return b, func() { syscall.Munmap(b) }
 }

@@ -27,7 +27,7 @@ func (l *Log) MaxTimestamp() (offset, ts int64, ok bool) {
 			l.mu.RUnlock()
 			return 0, 0, false
 		}
-		v := segView{f: best.f, base: best.base, m: best.pub, limit: readLimit(l.cfg.Load())}
+		v := segView{f: best.f, base: best.base, m: best.pub, c: best.cache.Load(), limit: readLimit(l.cfg.Load())}
 		batch, maxTs := best.pub.maxTsOffset, best.pub.maxTs
 		hit := l.maxTsHit
 		l.mu.RUnlock()
@@ -59,7 +59,7 @@ type maxTsHit struct {
 // maxTimestampRecord finds the first record with timestamp maxTs in the
 // batch based at offset batch.
 func (v *segView) maxTimestampRecord(batch, maxTs int64) (int64, error) {
-	sc := newScanner(v.f, floorPos(v.m.index, relOf(batch, v.base)), v.m.size)
+	sc := newScanner(v, floorPos(v.m.index, relOf(batch, v.base)), v.m.size)
 	for {
 		h, pos, err := sc.next()
 		if err == io.EOF {
@@ -109,7 +109,7 @@ func (l *Log) offsetForTimestampOnce(ts int64) (int64, int64, bool, error) {
 	var views []segView
 	for _, s := range l.segments {
 		if s.pub.maxTsOffset >= 0 && s.pub.maxTs >= ts && s.pub.next > start {
-			views = append(views, segView{f: s.f, base: s.base, m: s.pub, limit: readLimit(l.cfg.Load())})
+			views = append(views, segView{f: s.f, base: s.base, m: s.pub, c: s.cache.Load(), limit: readLimit(l.cfg.Load())})
 		}
 	}
 	l.mu.RUnlock()
@@ -131,7 +131,7 @@ func (v *segView) findTimestamp(target, start int64) (int64, int64, bool, error)
 	if start > v.base {
 		pos = max(pos, floorPos(v.m.index, relOf(start, v.base)))
 	}
-	sc := newScanner(v.f, pos, v.m.size)
+	sc := newScanner(v, pos, v.m.size)
 	for {
 		h, p, err := sc.next()
 		if err == io.EOF {

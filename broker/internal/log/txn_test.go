@@ -169,6 +169,10 @@ func TestProducerStateRecovery(t *testing.T) {
 		})
 	}
 	// copyDir while the log is open is a crash: no snapshot at the end.
+	// What was acknowledged survives it: what was flushed.
+	if err := l.WaitFlushed(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
 	check("crash", copyDir(t, dir), nil)
 	check("crash without snapshots or txn indexes", copyDir(t, dir), func(dir string) {
 		removeSuffixed(t, dir, snapshotSuffix, txnIndexSuffix)
