@@ -21,7 +21,9 @@ import (
 // SetDirectWrites: appends then go to the disk with O_DIRECT, from a
 // block-aligned buffer, and leave the page cache alone. A reader that
 // comes later reads from the disk, as it would pages long evicted, unless
-// the log has a tail cache (tailcache.go) that still holds them.
+// the log has a tail cache (tailcache.go) that still holds them. With a
+// tail cache the appends themselves only copy into it, and the flush
+// writes them (writeback.go).
 //
 // O_DIRECT writes whole blocks at block-aligned file positions. The
 // segment keeps in memory the bytes of its last, partly filled block

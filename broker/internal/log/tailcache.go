@@ -19,11 +19,12 @@ import (
 // first, whichever log holds them; a reader further behind reads the
 // file, as it would pages the kernel evicted.
 //
-// The cache only ever saves a read: every byte in it was written to the
-// file before it was published, and a segment's bytes below its
-// published size never change while the log is open (truncation happens
-// only to a closed log). So a read that misses, or finds a page evicted
-// a moment before, reads the same bytes from the file.
+// A segment's bytes below its published size never change while the
+// log is open (truncation happens only to a closed log), and a page
+// leaves the cache only once the file holds its bytes: appends of a log
+// written back (writeback.go) reach the file at the next flush, the
+// others before they are published. So a read that misses, or finds a
+// page evicted a moment before, reads the same bytes from the file.
 //
 // Memory comes in pages of tcPageSize, allocated a slab at a time up to
 // the budget and reused from then on (outside the Go heap where the

@@ -16,7 +16,8 @@ const hugePage = 2 << 20
 // by them, so that touching it the first time costs a fault per 2 MiB
 // rather than per 4 KiB; the up to 2 MiB mapped before and after it are
 // never touched, and so take no memory. release unmaps it all. If the
-// kernel refuses the mapping, the memory comes from the heap.
+// kernel refuses the mapping, the memory comes from the heap, block
+// aligned all the same, since write-back writes pages with O_DIRECT.
 func allocPages(n int) (mem []byte, release func()) {
 	m, err := syscall.Mmap(-1, 0, n+hugePage, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
