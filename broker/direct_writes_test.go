@@ -149,6 +149,40 @@ func TestDirectWritesCache(t *testing.T) {
 	}
 }
 
+// With the direct writes' cache an append only copies into memory, and
+// the flush before the acknowledgement writes it (write-back). So the
+// moment a produce is acknowledged, its records are in the segment
+// file, with either flush setting: flush.messages above 1 writes each
+// append as it comes.
+func TestDirectWritesAcknowledgedInFile(t *testing.T) {
+	for _, flush := range []int64{1, 1000} {
+		t.Run(fmt.Sprintf("flush.messages=%d", flush), func(t *testing.T) {
+			dir := t.TempDir()
+			b := testutil.StartBroker(t, broker.Config{DataDir: dir, FlushMessages: flush})
+			ctx := testContext(t)
+			createTopic(t, newAdmin(t, b.Addr()), "acked", 1, nil)
+			prod := newClient(t, b.Addr(), kgo.DefaultProduceTopic("acked"), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(0))
+			seg := segmentOf(t, dir, "acked-0")
+			for i := range 40 {
+				// Not a multiple of the 4 KiB block: each batch
+				// leaves the file's last block partly filled.
+				v := bytes.Repeat([]byte{byte('a' + i%26)}, 3000+i*37)
+				copy(v, fmt.Sprintf("record %d|", i))
+				if err := prod.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				raw, err := os.ReadFile(seg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(raw, v) {
+					t.Fatalf("record %d acknowledged, and not in the segment file (%d bytes)", i, len(raw))
+				}
+			}
+		})
+	}
+}
+
 // residentPages counts the pages of path from byte from on, and those of
 // them in the page cache.
 func residentPages(t *testing.T, path string, from int64) (cached, pages int) {

@@ -44,7 +44,11 @@ Appends are written with O_DIRECT, past the page cache, and what the
 partitions this broker leads wrote is kept in memory of the broker's own
 (--direct-writes-cache, an eighth of the machine's memory by default,
 oldest first out), where consumers reading along, or coming soon after,
-read it; a reader further behind reads the files. --direct-writes=false
+read it; a reader further behind reads the files. A leader's append only
+copies into that memory, and the fsync before the acknowledgement first
+writes all a partition gathered since the last one in one write (with
+flush.messages above 1, each append is written as it comes).
+--direct-writes=false
 writes through the page cache, as Kafka does. Pages of the page cache that
 every connection fetching a partition has fetched, once on disk, are
 dropped so later appends reuse them (--cache-drop-behind; =false keeps
