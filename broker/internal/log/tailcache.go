@@ -57,17 +57,16 @@ func (l *Log) cacheTail(s *segment, sc *segCache, prefix, b []byte, pos int64) {
 // and the append at pos is written directly, making one if need be, and
 // the bytes a new run of the cache starts with (runStart). A cache of
 // another TailCache (SetTailCache changed it) is written back and
-// dropped first.
+// dropped first; a write through the page cache writes back what is
+// pending itself (segment.writeAt).
 // REQUIRES: l.appendMu held.
 func (l *Log) tailCacheFor(s *segment, pos int64, direct bool) (*segCache, []byte, error) {
 	tc := l.tcache.Load()
 	sc := s.cache.Load()
-	if sc != nil && (sc.tc != tc || !direct) && sc.hasPending() {
+	if sc != nil && sc.tc != tc {
 		if err := s.writePending(); err != nil {
 			return nil, nil, err
 		}
-	}
-	if sc != nil && sc.tc != tc {
 		s.dropCache()
 		sc = nil
 	}

@@ -10,11 +10,7 @@ import (
 // activeFileSize is the size of the active segment's file.
 func activeFileSize(t *testing.T, l *Log) int64 {
 	t.Helper()
-	fi, err := os.Stat(l.active.path(logSuffix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fi.Size()
+	return fileSize(t, l.active.path(logSuffix))
 }
 
 // readEverything reads the log from its start with Read, returning the
