@@ -27,8 +27,9 @@ import (
 // page evicted a moment before, reads the same bytes from the file.
 //
 // Memory comes in pages of tcPageSize, allocated a slab at a time up to
-// the budget and reused from then on (outside the Go heap where the
-// platform allows, so the collector neither scans nor paces on it). A
+// the budget, ahead of need and off the append path (tailcache_grow.go),
+// and reused from then on (outside the Go heap where the platform
+// allows, so the collector neither scans nor paces on it). A
 // page is reference counted: the cache holds one reference while the
 // page is cached, and each region handed out holds one until released,
 // so eviction never recycles memory a connection is still sending.
@@ -120,6 +121,15 @@ type TailCache struct {
 	// slabs give the memory back (Close).
 	slabs  []func()
 	closed bool
+	// growing is the pages the grower is mapping now, 0 when it is not
+	// running; grower is done when it has stopped (tailcache_grow.go).
+	growing int
+	grower  sync.WaitGroup
+	// grown is signalled when the grower adds pages or stops.
+	grown sync.Cond
+	// newSlab, when set, maps the grower's slabs instead of
+	// mapSlab (tests).
+	newSlab func(bytes int) (mem []byte, release func())
 
 	hits, misses atomic.Int64
 }
@@ -128,7 +138,9 @@ type TailCache struct {
 // whole pages). A budget below one page makes a cache that never holds
 // anything.
 func NewTailCache(budget int64) *TailCache {
-	return &TailCache{maxPages: int(max(budget, 0) / tcPageSize)}
+	tc := &TailCache{maxPages: int(max(budget, 0) / tcPageSize)}
+	tc.grown.L = &tc.mu
+	return tc
 }
 
 // TailCacheStats is what a TailCache reports.
@@ -160,8 +172,11 @@ func (tc *TailCache) Stats() TailCacheStats {
 // after Close.
 func (tc *TailCache) Close() {
 	tc.mu.Lock()
-	defer tc.mu.Unlock()
 	tc.closed = true
+	tc.mu.Unlock()
+	tc.grower.Wait() // it gives back what it maps after Close
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
 	if len(tc.free) != tc.pages {
 		return
 	}
@@ -198,38 +213,53 @@ type tcPage struct {
 	refs atomic.Int32
 }
 
-// alloc returns a page with one reference (the caller's), evicting the
-// oldest cached page when the budget is spent, or nil when every page is
-// held by readers or holds bytes not yet written to its file.
+// alloc returns a page with one reference (the caller's), or nil when
+// every page is held by readers or holds bytes not yet written to its
+// file. It takes a free page if there is one; otherwise it recycles the
+// oldest cached page rather than wait for memory new to the process,
+// which the grower maps and faults in off the append path (tailcache_grow.go).
+// Only when nothing can be recycled does it wait for the grower, or grow
+// the cache itself.
 func (tc *TailCache) alloc() *tcPage {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	if tc.closed {
-		return nil
-	}
 	for {
+		if tc.closed {
+			return nil
+		}
 		if n := len(tc.free); n > 0 {
 			p := tc.free[n-1]
 			tc.free = tc.free[:n-1]
 			p.refs.Store(1)
+			tc.growAheadLocked()
 			return p
 		}
-		if tc.pages < tc.maxPages {
-			n := min(tcSlab, tc.maxPages-tc.pages)
-			mem, release := allocPages(n * tcPageSize)
-			tc.slabs = append(tc.slabs, release)
-			for i := range n {
-				tc.free = append(tc.free, &tcPage{buf: mem[i*tcPageSize : (i+1)*tcPageSize : (i+1)*tcPageSize]})
-			}
-			tc.pages += n
+		if e := tc.fifo.Front(); e != nil {
+			tc.growAheadLocked()
+			tc.evictLocked(e.Value.(*tcPage))
 			continue
 		}
-		e := tc.fifo.Front()
-		if e == nil {
+		if tc.growing > 0 {
+			tc.grown.Wait()
+			continue
+		}
+		n := min(tcSlab, tc.maxPages-tc.pages)
+		if n <= 0 {
 			return nil
 		}
-		tc.evictLocked(e.Value.(*tcPage))
+		mem, release := allocPages(n * tcPageSize)
+		tc.addSlabLocked(mem, release, n)
 	}
+}
+
+// addSlabLocked adds n pages of mem, released by release, to the free
+// pages. REQUIRES: tc.mu held.
+func (tc *TailCache) addSlabLocked(mem []byte, release func(), n int) {
+	tc.slabs = append(tc.slabs, release)
+	for i := range n {
+		tc.free = append(tc.free, &tcPage{buf: mem[i*tcPageSize : (i+1)*tcPageSize : (i+1)*tcPageSize]})
+	}
+	tc.pages += n
 }
 
 // evictLocked takes a cached page out of the cache: out of the fifo, off

@@ -16,3 +16,6 @@ func allocPages(n int) (mem []byte, release func()) {
 	}
 	return b, func() { syscall.Munmap(b) }
 }
+
+// populate touches each page of mem, so that it is backed now.
+func populate(mem []byte) { touchPages(mem) }
