@@ -215,11 +215,13 @@ type tcPage struct {
 
 // alloc returns a page with one reference (the caller's), or nil when
 // every page is held by readers or holds bytes not yet written to its
-// file. It takes a free page if there is one; otherwise it recycles the
-// oldest cached page rather than wait for memory new to the process,
-// which the grower maps and faults in off the append path (tailcache_grow.go).
-// Only when nothing can be recycled does it wait for the grower, or grow
-// the cache itself.
+// file. It takes a free page, which the grower maps and faults in ahead
+// of need, off the append path (tailcache_grow.go); when the grower has
+// fallen behind, it maps a slab itself, as long as the budget allows
+// beside what the grower is mapping; past that it recycles the oldest
+// cached page, and only with nothing to recycle does it wait for the
+// grower. A cache that recycled before reaching its budget would send
+// readers to the disk for what the budget could have kept.
 func (tc *TailCache) alloc() *tcPage {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
@@ -234,21 +236,19 @@ func (tc *TailCache) alloc() *tcPage {
 			tc.growAheadLocked()
 			return p
 		}
+		if n := min(tcSlab, tc.maxPages-tc.pages-tc.growing); n > 0 {
+			mem, release := allocPages(n * tcPageSize)
+			tc.addSlabLocked(mem, release, n)
+			continue
+		}
 		if e := tc.fifo.Front(); e != nil {
-			tc.growAheadLocked()
 			tc.evictLocked(e.Value.(*tcPage))
 			continue
 		}
-		if tc.growing > 0 {
-			tc.grown.Wait()
-			continue
-		}
-		n := min(tcSlab, tc.maxPages-tc.pages)
-		if n <= 0 {
+		if tc.growing == 0 {
 			return nil
 		}
-		mem, release := allocPages(n * tcPageSize)
-		tc.addSlabLocked(mem, release, n)
+		tc.grown.Wait()
 	}
 }
 
