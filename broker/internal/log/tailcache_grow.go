@@ -5,16 +5,16 @@ package log
 // touched, and on a virtual machine whose host backs guest memory lazily
 // (and takes freed memory back, as free page reporting does) far more:
 // measured at about 2 s of CPU per GB on the machines the benchmarks run
-// on, against a small fraction of that for memory the host already backs. Paid by an
-// append, it is paid under the log's append lock, where every produce to
-// the partition waits behind it. So a goroutine the cache owns maps the
-// next slabs and faults them in while the cache is below its budget,
-// keeping a reserve of free pages ahead of the appends. An append that
-// finds none (the grower fell behind) maps a slab itself:
-// recycling instead would keep the cache below its budget for as long as
-// the grower lags, and send readers to the disk for what it could have
-// kept (a consumer reading 2 GB just written from the start, measured at
-// a third of the records/s).
+// on, against a small fraction of that for memory the host already
+// backs. Paid by an append, it is paid under the log's append lock,
+// where every produce to the partition waits behind it. So a goroutine
+// the cache owns maps the next slabs and faults them in while the cache
+// is below its budget, keeping a reserve of free pages ahead of the
+// appends. An append that finds none (the grower fell behind) maps a
+// slab itself: recycling instead would keep the cache below its budget
+// for as long as the grower lags, and send readers to the disk for what
+// it could have kept (a consumer reading 2 GB just written from the
+// start, measured at a third of the records/s).
 
 // tcReserve is how many free pages the grower keeps ready while the
 // cache is below its budget.
