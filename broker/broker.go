@@ -197,6 +197,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 	if !cfg.DisableDirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
 		b.tailCache = log.NewTailCache(cfg.TailCacheBytes)
+		if cfg.TailCachePrefault {
+			b.tailCache.Prefault()
+		}
 	}
 	// undo holds what start-up opened so far; a step that fails closes
 	// it again, last opened first.

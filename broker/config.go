@@ -139,11 +139,29 @@ type Config struct {
 	// (log.direct.writes.cache.bytes): a consumer that comes to read it
 	// soon after reads it from there rather than from the disk. The
 	// oldest bytes make room for new ones, whichever partition holds
-	// them. Default (0): an eighth of the machine's memory; negative:
-	// none. The memory is taken as appends need it, outside the Go heap
-	// (so outside MemoryLimit), and kept for reuse. See
+	// them. Default (0): an eighth of the memory the broker may use
+	// (the machine's, or its container's memory limit where lower);
+	// negative: none. The memory is taken as appends need it (and ahead
+	// of them with TailCachePrefault), outside the Go heap (so outside
+	// MemoryLimit), and kept for reuse. See
 	// broker/internal/log/tailcache.go.
 	TailCacheBytes int64
+	// TailCachePrefault has the direct writes' cache take and fault in
+	// its whole budget (TailCacheBytes) ahead of need whenever the
+	// broker is idle (no page taken by an append, and under a fifth of
+	// a CPU used, over 50 ms: at start, before clients come, and in the
+	// pauses of their load), rather than only as appends need it
+	// (log.direct.writes.cache.prefault). Memory new to a
+	// process costs the kernel's zeroing, and on a virtual machine whose
+	// host backs memory lazily far more (1-3 s of CPU per GB on the
+	// machines the benchmarks run on): growing with its appends, a
+	// broker pays that for its first budget's worth of bytes in, on the
+	// CPUs its clients wait on. For a broker that has the machine to
+	// itself (`runnel broker` sets it by default); off by default here,
+	// for brokers embedded in other programs and in tests, which seldom
+	// fill the budget. No effect without the cache. See
+	// broker/internal/log/tailcache_prefault.go.
+	TailCachePrefault bool
 	// LeaderImbalanceCheckInterval is how often the controller looks
 	// for brokers not leading the partitions they prefer
 	// (leader.imbalance.check.interval.seconds). Default 5 minutes.
@@ -654,6 +672,7 @@ func (c *Config) String() string {
 	fmt.Fprintf(&b, "log.cache.drop.behind.enable=%t\n", !c.DisableCacheDropBehind)
 	fmt.Fprintf(&b, "log.direct.writes.enable=%t\n", !c.DisableDirectWrites)
 	fmt.Fprintf(&b, "log.direct.writes.cache.bytes=%d\n", c.TailCacheBytes)
+	fmt.Fprintf(&b, "log.direct.writes.cache.prefault=%t\n", c.TailCachePrefault)
 	fmt.Fprintf(&b, "leader.imbalance.check.interval.seconds=%d\n", int64(c.LeaderImbalanceCheckInterval.Seconds()))
 	fmt.Fprintf(&b, "leader.imbalance.per.broker.percentage=%d\n", c.LeaderImbalancePerBrokerPercentage)
 	fmt.Fprintf(&b, "auto.create.topics.enable=%t\n", c.AutoCreateTopics)

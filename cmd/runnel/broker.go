@@ -13,6 +13,11 @@ import (
 
 const brokerSynopsis = "broker [flags]"
 
+// prefaultByDefault is --direct-writes-cache-prefault's default: a broker
+// run on its own takes its cache at start. The package's tests, which run
+// many brokers in one process, turn it off (TestMain).
+var prefaultByDefault = true
+
 // runBroker runs a broker until the context ends (SIGINT or SIGTERM), then
 // closes it cleanly. Once clients can connect it prints
 // "runnel broker listening on HOST:PORT" on standard output (with
@@ -67,7 +72,8 @@ func runBroker(ctx context.Context, e env, g *globals, args []string) error {
 	autoRebalance := fs.Bool("auto-leader-rebalance", true, "the controller moves leaderships back to preferred replicas (auto.leader.rebalance.enable)")
 	dropBehind := fs.Bool("cache-drop-behind", true, "drop from the page cache the log pages every connection fetching a partition has fetched, so appends reuse them (log.cache.drop.behind.enable)")
 	directWrites := fs.Bool("direct-writes", true, "write appends with O_DIRECT, bypassing the page cache; =false writes through it, as Kafka does (log.direct.writes.enable)")
-	fs.Int64Var(&cfg.TailCacheBytes, "direct-writes-cache", 0, "`BYTES` of memory keeping what the partitions this broker leads wrote directly, for the consumers that read it (log.direct.writes.cache.bytes; default an eighth of the machine's memory; negative for none, and then a partition being fetched is written through the page cache)")
+	fs.Int64Var(&cfg.TailCacheBytes, "direct-writes-cache", 0, "`BYTES` of memory keeping what the partitions this broker leads wrote directly, for the consumers that read it (log.direct.writes.cache.bytes; default an eighth of the machine's memory, or of the container's memory limit where lower; negative for none, and then a partition being fetched is written through the page cache)")
+	fs.BoolVar(&cfg.TailCachePrefault, "direct-writes-cache-prefault", prefaultByDefault, "take and fault in the whole direct-writes cache ahead of need while the broker is idle (at start, and in pauses of the load), so that appends do not pay for new memory; =false takes it only as appends need it (log.direct.writes.cache.prefault)")
 	fs.DurationVar(&cfg.LeaderImbalanceCheckInterval, "leader-imbalance-check-interval", 5*time.Minute, "how often the controller checks leadership balance (leader.imbalance.check.interval.seconds)")
 	fs.IntVar(&cfg.LeaderImbalancePerBrokerPercentage, "leader-imbalance-per-broker-percentage", 10, "`PERCENT` of a broker's preferred partitions led elsewhere that triggers a rebalance (leader.imbalance.per.broker.percentage)")
 	pos, err := parseArgs(fs, args)

@@ -107,14 +107,15 @@ func TestBrokerCommandStartFails(t *testing.T) {
 type binaryBroker struct {
 	cmd     *exec.Cmd
 	addr    string
+	metrics string // HOST:PORT of /metrics
 	stderr  *syncBuffer
 	done    chan struct{} // closed when the process was waited for
 	waitErr error         // what Wait returned; read after done
 }
 
-func startBinaryBroker(t *testing.T, bin, dir string) *binaryBroker {
+func startBinaryBroker(t *testing.T, bin, dir string, args ...string) *binaryBroker {
 	t.Helper()
-	cmd := exec.Command(bin, "broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +170,7 @@ func startBinaryBroker(t *testing.T, bin, dir string) *binaryBroker {
 	if m == nil || mm == nil {
 		t.Fatalf("broker printed %q, want the listening and the metrics line", got)
 	}
-	bb.addr = m[1]
+	bb.addr, bb.metrics = m[1], mm[1]
 	checkMetrics(t, mm[1])
 	return bb
 }

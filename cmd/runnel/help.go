@@ -42,9 +42,12 @@ kafka-leader-election and kafka-reassign-partitions work against it.
 
 Appends are written with O_DIRECT, past the page cache, and what the
 partitions this broker leads wrote is kept in memory of the broker's own
-(--direct-writes-cache, an eighth of the machine's memory by default,
-oldest first out), where consumers reading along, or coming soon after,
-read it; a reader further behind reads the files. A leader's append only
+(--direct-writes-cache, an eighth of the machine's memory by default, or
+of the container's memory limit where lower, oldest first out), where consumers reading along, or coming soon after,
+read it; a reader further behind reads the files. The broker takes that
+memory while it is idle, at start and in pauses of the load, so that
+appends do not pay for new memory (--direct-writes-cache-prefault; =false
+takes it only as appends need it). A leader's append only
 copies into that memory, and the fsync before the acknowledgement first
 writes all a partition gathered since the last one in one write (with
 flush.messages above 1, each append is written as it comes).

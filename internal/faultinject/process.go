@@ -122,7 +122,9 @@ func (p *Process) start(ctx context.Context) error {
 			return errors.New("faultinject: broker process already running")
 		}
 	}
-	args := append([]string{"broker"}, p.args...)
+	// Several brokers share the machine, and each restarts many times:
+	// none takes its whole direct-writes cache at start.
+	args := append([]string{"broker", "--direct-writes-cache-prefault=false"}, p.args...)
 	cmd := exec.Command(p.bin, args...)
 	lines := &lineWatcher{prefix: listeningPrefix, found: make(chan string, 1), next: p.out}
 	fmt.Fprintf(p.out, "--- start: %s %s\n", p.bin, strings.Join(args, " "))

@@ -33,6 +33,9 @@
 //	                         to measure what the fsyncs cost
 //	RUNNEL_METRICS_LISTEN=HOST:PORT  serve Prometheus metrics at /metrics
 //	                         (request durations, acks=all waits, fsyncs)
+//	RUNNEL_PPROF_LISTEN=HOST:PORT  serve net/http/pprof at /debug/pprof/,
+//	                         for an execution trace of a chosen moment
+//	                         (/debug/pprof/trace?seconds=N)
 package main
 
 import (
@@ -40,6 +43,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // served only with RUNNEL_PPROF_LISTEN
 	"os"
 	"os/signal"
 	"runtime"
@@ -64,6 +70,7 @@ func main() {
 	usersFile := flag.String("sasl-users-file", "", "SASL users, NAME=PASSWORD lines (SASL_SSL)")
 	dropBehind := flag.Bool("cache-drop-behind", true, "drop from the page cache the log pages every reader has fetched (log.cache.drop.behind.enable)")
 	tailCache := flag.Int64("direct-writes-cache", 0, "bytes of memory keeping the partitions' last direct appends (log.direct.writes.cache.bytes; default an eighth of the machine's memory, negative for none)")
+	prefault := flag.Bool("direct-writes-cache-prefault", true, "take and fault in the whole direct-writes cache ahead of need while idle, as `runnel broker` does by default (log.direct.writes.cache.prefault)")
 	direct := flag.Bool("direct-writes", true, "write appends with O_DIRECT; =false through the page cache (log.direct.writes.enable)")
 	flag.Parse()
 	if *nodeID < 0 || *nodeID > 1<<31-1 {
@@ -107,6 +114,7 @@ func main() {
 	cfg.DisableCacheDropBehind = !*dropBehind
 	cfg.DisableDirectWrites = !*direct
 	cfg.TailCacheBytes = *tailCache
+	cfg.TailCachePrefault = *prefault
 	cfg.MetricsListen = os.Getenv("RUNNEL_METRICS_LISTEN")
 	if lv := os.Getenv("RUNNEL_LOG_LEVEL"); lv != "" {
 		var level slog.Level
@@ -137,6 +145,16 @@ func run(cfg broker.Config) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+
+	if addr := os.Getenv("RUNNEL_PPROF_LISTEN"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("RUNNEL_PPROF_LISTEN: %w", err)
+		}
+		srv := &http.Server{Handler: http.DefaultServeMux}
+		go srv.Serve(ln)
+		defer srv.Close()
+	}
 
 	b, err := broker.Start(ctx, cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The tail cache.
@@ -121,8 +122,9 @@ type TailCache struct {
 	// slabs give the memory back (Close).
 	slabs  []func()
 	closed bool
-	// growing is the pages the grower is mapping now, 0 when it is not
-	// running; grower is done when it has stopped (tailcache_grow.go).
+	// growing is the pages the grower (or the prefaulter) is mapping
+	// now, 0 when neither is; grower is done when both have stopped
+	// (tailcache_grow.go, tailcache_prefault.go).
 	growing int
 	grower  sync.WaitGroup
 	// grown is signalled when the grower adds pages or stops.
@@ -130,6 +132,16 @@ type TailCache struct {
 	// newSlab, when set, maps the grower's slabs instead of
 	// mapSlab (tests).
 	newSlab func(bytes int) (mem []byte, release func())
+	// takes counts the pages alloc has handed out, for the prefaulter
+	// to see whether appends are under way (tailcache_prefault.go);
+	// prefaulting is set once it started, stop closed by Close to end
+	// its wait; idleTick and othersIdle, when set, replace its timer and
+	// its reading of the process's CPU (tests).
+	takes       uint64
+	prefaulting bool
+	stop        chan struct{}
+	idleTick    <-chan time.Time
+	othersIdle  func(elapsed time.Duration) bool
 
 	hits, misses atomic.Int64
 }
@@ -173,8 +185,11 @@ func (tc *TailCache) Stats() TailCacheStats {
 func (tc *TailCache) Close() {
 	tc.mu.Lock()
 	tc.closed = true
+	if tc.stop != nil {
+		close(tc.stop)
+	}
 	tc.mu.Unlock()
-	tc.grower.Wait() // it gives back what it maps after Close
+	tc.grower.Wait() // it and the prefaulter give back what they map after Close
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	if len(tc.free) != tc.pages {
@@ -233,6 +248,7 @@ func (tc *TailCache) alloc() *tcPage {
 			p := tc.free[n-1]
 			tc.free = tc.free[:n-1]
 			p.refs.Store(1)
+			tc.takes++
 			tc.growAheadLocked()
 			return p
 		}
