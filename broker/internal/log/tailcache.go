@@ -133,7 +133,8 @@ type TailCache struct {
 	// mapSlab (tests).
 	newSlab func(bytes int) (mem []byte, release func())
 	// takes counts the pages alloc has handed out, for the prefaulter
-	// to see whether appends are under way (tailcache_prefault.go);
+	// to see whether appends are under way (with hits and misses,
+	// reads; tailcache_prefault.go);
 	// prefaulting is set once it started, stop closed by Close to end
 	// its wait; idleTick and othersIdle, when set, replace its timer and
 	// its reading of the process's CPU (tests).

@@ -48,98 +48,106 @@ func TestTailCachePrefaultIdle(t *testing.T) {
 	}
 }
 
-// TestTailCachePrefaultWaitsForIdle: while appends take pages the
-// prefaulter maps nothing beyond what they need, and it goes on once a
-// whole idle interval passes without a page taken.
+// TestTailCachePrefaultWaitsForIdle: while appends take pages or readers
+// read through the cache, the prefaulter maps nothing beyond what the
+// appends need, and it goes on once a whole interval passes without
+// either.
 func TestTailCachePrefaultWaitsForIdle(t *testing.T) {
 	const budget = 6 * tcSlab
 	tc := NewTailCache(budget * tcPageSize)
-	tick := make(chan time.Time) // unbuffered: a send returns once the prefaulter waits for it
+	tick := make(chan time.Time)
 	tc.idleTick = tick
-	tc.othersIdle = quiet
-	// The first mapping is the prefaulter's, the second the grower's
-	// (below), the third the prefaulter's once idle: the first and the
-	// third wait for the test.
-	mapping := []chan struct{}{make(chan struct{}), nil, make(chan struct{})}
-	release := []chan struct{}{make(chan struct{}), nil, make(chan struct{})}
-	calls := 0
-	tc.newSlab = func(n int) ([]byte, func()) {
-		if calls++; calls <= len(mapping) && mapping[calls-1] != nil {
-			close(mapping[calls-1])
-			<-release[calls-1]
-		}
-		return mapSlab(n)
+	// Each look stops in othersIdle until the test lets it go on, so
+	// that what the test does in between is what the look sees.
+	looks := make(chan struct{})
+	proceed := make(chan struct{})
+	tc.othersIdle = func(time.Duration) bool {
+		looks <- struct{}{}
+		<-proceed
+		return true
 	}
-	defer func() {
-		for _, r := range release {
-			select {
-			case <-r:
-			default:
-				if r != nil {
-					close(r)
-				}
-			}
+	state := func() (pages, growing int) {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		return tc.pages, tc.growing
+	}
+	look := func(what string) {
+		t.Helper()
+		select {
+		case <-looks:
+		case <-time.After(10 * time.Second):
+			pages, _ := state()
+			t.Fatalf("%s: no look (%d pages mapped)", what, pages)
 		}
-	}()
-	tc.Prefault()
-	<-mapping[0] // the prefaulter maps its first slab, the cache idle
-
-	// An append comes meanwhile and maps a slab of its own (the budget
-	// allows it beside the prefaulter's). Once the prefaulter's slab is
-	// in, the free pages are one short of the appends' reserve, so the
-	// grower maps another.
-	held := []*tcPage{tc.alloc()}
-	close(release[0])
-	send := func(what string) {
+	}
+	// next lets the prefaulter's interval end and waits for its look;
+	// the send is taken only by a prefaulter waiting out an interval,
+	// so one that mapped instead fails here.
+	next := func(what string) {
 		t.Helper()
 		select {
 		case tick <- time.Time{}:
 		case <-time.After(10 * time.Second):
-			pages, _ := cachePages(tc)
-			t.Fatalf("%s: the prefaulter did not wait for an idle interval (%d pages mapped, %d slabs asked for)", what, pages, calls)
+			pages, _ := state()
+			t.Fatalf("%s: the prefaulter did not wait for an interval (%d pages mapped)", what, pages)
+		}
+		look(what)
+	}
+	growerDone := func(want int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			pages, growing := state()
+			if growing == 0 && pages == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the grower: %d pages, %d mapping; want %d", pages, growing, want)
+			}
 		}
 	}
-	// Let the grower deliver, so that nothing but the appends' pages
-	// keeps the prefaulter from mapping. The prefaulter's slab is in,
-	// so it has looked at the takes (under the same lock) and waits.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		tc.mu.Lock()
-		pages, growing := tc.pages, tc.growing
-		tc.mu.Unlock()
-		if growing == 0 && pages == 3*tcSlab {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the grower did not fill the reserve: %d pages, %d mapping", pages, growing)
-		}
-	}
-	// Another append within the interval keeps the cache busy.
-	held = append(held, tc.alloc())
-	send("busy")
-	// This send returns once the prefaulter is back waiting: it mapped
-	// nothing on the busy interval.
-	send("after the busy interval")
 
-	// Idle now: it maps its next slab, once the grower is done.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		select {
-		case <-mapping[2]:
-		case tick <- time.Time{}:
-			continue
-		case <-time.After(time.Until(deadline)):
-			pages, _ := cachePages(tc)
-			t.Fatalf("idle, the prefaulter mapped nothing (%d pages)", pages)
+	tc.Prefault()
+	look("start")
+	proceed <- struct{}{} // idle: it maps a slab, and the grower one more for the reserve
+	look("after the first slab")
+	growerDone(2 * tcSlab)
+	// An append: it takes a page, and the grower tops up the reserve.
+	held := []*tcPage{tc.alloc()}
+	growerDone(3 * tcSlab)
+	proceed <- struct{}{}
+	next("after an append")
+	if pages, _ := state(); pages != 3*tcSlab {
+		t.Fatalf("after an append: %d pages mapped, want 3 slabs", pages)
+	}
+	// A read through the cache (a consumer served from it takes no
+	// pages), then one past it.
+	for _, hit := range []bool{true, false} {
+		tc.count(hit, 4096)
+		proceed <- struct{}{}
+		next("after a read")
+		if pages, _ := state(); pages != 3*tcSlab {
+			t.Fatalf("after a read (hit %v): %d pages mapped, want 3 slabs", hit, pages)
 		}
-		break
 	}
-	if pages, _ := cachePages(tc); pages != 3*tcSlab {
-		t.Fatalf("before the idle interval's slab: %d pages mapped; want 3 slabs (the append's, the prefaulter's first, the grower's)", pages)
-	}
-	close(release[2])
-	// Still idle: it goes on to the budget, without waiting for more
-	// ticks, and stops there.
+	// Idle from here: it maps the rest without waiting for intervals,
+	// looking after each slab.
+	stop := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case proceed <- struct{}{}:
+			case <-looks:
+			case <-stop:
+				return
+			}
+		}
+	}()
 	tc.grower.Wait()
-	if pages, _ := cachePages(tc); pages != budget {
+	close(stop)
+	<-drained
+	if pages, _ := state(); pages != budget {
 		t.Fatalf("idle: %d pages mapped, want the budget, %d", pages, budget)
 	}
 	tc.unrefAll(held)
