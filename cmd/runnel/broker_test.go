@@ -115,7 +115,12 @@ type binaryBroker struct {
 
 func startBinaryBroker(t *testing.T, bin, dir string, args ...string) *binaryBroker {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, args...)...)
+	// A small direct-writes cache: the broker takes all of it at start
+	// (the default, an eighth of the memory, costs seconds of CPU beside
+	// the other tests); args may set another.
+	args = append([]string{"broker", "--data-dir", dir, "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+		"--direct-writes-cache=67108864"}, args...)
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
