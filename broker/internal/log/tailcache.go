@@ -185,10 +185,10 @@ func (tc *TailCache) Stats() TailCacheStats {
 // after Close.
 func (tc *TailCache) Close() {
 	tc.mu.Lock()
-	tc.closed = true
-	if tc.stop != nil {
+	if tc.stop != nil && !tc.closed {
 		close(tc.stop)
 	}
+	tc.closed = true
 	tc.mu.Unlock()
 	tc.grower.Wait() // it and the prefaulter give back what they map after Close
 	tc.mu.Lock()

@@ -65,9 +65,9 @@ func (tc *TailCache) activityLocked() uint64 {
 
 // prefault maps a slab whenever the broker was idle since it last
 // looked, until the budget is reached or the cache closed; seen is the
-// activity it last saw. It maps only while the grower does not, so that the
-// two never together map past the budget (alloc counts one mapping in
-// flight).
+// activity it last saw. It maps only while the grower does not, so that
+// the two never together map past the budget (alloc counts one mapping
+// in flight).
 func (tc *TailCache) prefault(seen uint64) {
 	defer tc.grower.Done()
 	// The meter tells this goroutine's CPU from the others' by its thread.
