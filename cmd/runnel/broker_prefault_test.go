@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,20 +49,9 @@ func TestBrokerPrefaults(t *testing.T) {
 // from the broker's metrics.
 func cacheAllocated(t *testing.T, addr string) int64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
 	const name = `runnel_broker_direct_writes_cache_bytes{state="allocated"} `
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name); ok {
+	for line := range strings.Lines(checkMetrics(t, addr)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				t.Fatalf("%s%q: %v", name, v, err)
@@ -73,6 +59,6 @@ func cacheAllocated(t *testing.T, addr string) int64 {
 			return int64(f)
 		}
 	}
-	t.Fatalf("no %s in /metrics (err %v)", strings.TrimSpace(name), sc.Err())
+	t.Fatalf("no %s in /metrics", strings.TrimSpace(name))
 	return 0
 }

@@ -26,8 +26,9 @@ var (
 	metricsRE   = regexp.MustCompile(`^runnel broker metrics on http://(127\.0\.0\.1:\d+)/metrics$`)
 )
 
-// checkMetrics fetches /metrics and fails unless it serves Prometheus text.
-func checkMetrics(t *testing.T, addr string) {
+// checkMetrics fetches /metrics and fails unless it serves Prometheus
+// text, which it returns.
+func checkMetrics(t *testing.T, addr string) string {
 	t.Helper()
 	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
@@ -45,6 +46,7 @@ func checkMetrics(t *testing.T, addr string) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "# TYPE ") {
 		t.Fatalf("GET /metrics: status %d, body %.200q", resp.StatusCode, body)
 	}
+	return string(body)
 }
 
 func TestBrokerCommandInProcess(t *testing.T) {

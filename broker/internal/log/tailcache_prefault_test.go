@@ -41,11 +41,7 @@ func TestTailCachePrefaultIdle(t *testing.T) {
 	if pages, _ := cachePages(tc); pages != budget || slabs != 4 {
 		t.Fatalf("taking the prefaulted pages mapped more: %d pages in %d slabs", pages, slabs)
 	}
-	tc.unrefAll(held)
-	tc.Close()
-	if st := tc.Stats(); st.Allocated != 0 {
-		t.Fatalf("closed with every page free, the cache still has %d bytes", st.Allocated)
-	}
+	closeFreed(t, tc, held)
 }
 
 // TestTailCachePrefaultWaitsForIdle: while appends take pages or readers
@@ -150,11 +146,7 @@ func TestTailCachePrefaultWaitsForIdle(t *testing.T) {
 	if pages, _ := state(); pages != budget {
 		t.Fatalf("idle: %d pages mapped, want the budget, %d", pages, budget)
 	}
-	tc.unrefAll(held)
-	tc.Close()
-	if st := tc.Stats(); st.Allocated != 0 {
-		t.Fatalf("closed with every page free, the cache still has %d bytes", st.Allocated)
-	}
+	closeFreed(t, tc, held)
 }
 
 // TestTailCachePrefaultClose: Close while the prefaulter maps waits for
