@@ -112,6 +112,9 @@ type conn struct {
 	// only that goroutine, and the finishers it runs, touch it
 	// (flushResponses).
 	out *bufio.Writer
+	// gather is the writer goroutine's vectored write of a fetch response
+	// served from memory (writeZeroCopy), kept for its slice's capacity.
+	gather gather
 }
 
 func newConn(b *Broker, nc net.Conn) *conn {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -30,8 +29,9 @@ import (
 //	[size corr tags | throttle … partition 0 … len0] [region 0] [… len1] [region 1] [… tags]
 //	 written from memory                              sendfile   memory   sendfile   memory
 //
-// A region the log holds in memory (its direct writes' cache,
-// broker/internal/log/tailcache.go) is written with one writev instead.
+// Regions the log holds in memory (its direct writes' cache,
+// broker/internal/log/tailcache.go) go out with the encoded parts around
+// them in one writev instead (writeZeroCopy).
 //
 // The regions are charged to the fetch budget (queued.max.response.bytes)
 // like copied records, and given back once written, so the budget still
@@ -71,17 +71,6 @@ func (cw *copyRegionWriter) writeRegion(f *os.File, pos, n int64) error {
 		n -= int64(m)
 	}
 	return nil
-}
-
-// writeRegion sends a region: from its file, or with one writev from the
-// log's tail cache when it is held in memory.
-func (c *conn) writeRegion(r *log.Region) error {
-	if mem := r.Mem(); mem != nil {
-		bufs := net.Buffers(slices.Clone(mem)) // WriteTo consumes its slices
-		_, err := bufs.WriteTo(c.nc)
-		return err
-	}
-	return c.regions.writeRegion(r.File(), r.Pos, r.Len)
 }
 
 // zeroCopyFetch is a Fetch response some of whose partitions' record
@@ -343,6 +332,12 @@ func (z *zeroCopyFetch) appendFetch(dst []byte, req *request, cuts []cut) ([]byt
 // through w, each region straight from its file. A failed write closes
 // the connection, as in write: a frame cut short is never followed by
 // another. Its regions are released whatever happens.
+//
+// Regions held in memory go out with the encoded parts around them in
+// one writev (gather), so that a response served from the tail cache is
+// one system call and reaches the reader whole: written in pieces, each
+// small part would leave as a segment of its own (the connection has
+// TCP_NODELAY) and wake the reader for a few bytes.
 func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, buf []byte) []byte {
 	defer z.release()
 	buf, cuts := z.appendFetch(buf[:0], req, nil)
@@ -351,7 +346,27 @@ func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, bu
 		return buf
 	}
 	prev := 0
+	g := &c.gather
 	for _, ct := range cuts {
+		if mem := ct.r.Mem(); mem != nil {
+			if len(g.vec) == 0 && w.Buffered() > 0 {
+				// What w holds goes first.
+				if err := w.Flush(); err != nil {
+					c.close()
+					return buf
+				}
+			}
+			g.add(buf[prev:ct.at])
+			for _, b := range mem {
+				g.add(b)
+			}
+			prev = ct.at
+			continue
+		}
+		if err := c.writeGathered(g); err != nil {
+			c.close()
+			return buf
+		}
 		if _, err := w.Write(buf[prev:ct.at]); err != nil {
 			c.close()
 			return buf
@@ -362,13 +377,45 @@ func (c *conn) writeZeroCopy(w *bufio.Writer, req *request, z *zeroCopyFetch, bu
 			return buf
 		}
 		c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
-		if err := c.writeRegion(ct.r); err != nil {
+		if err := c.regions.writeRegion(ct.r.File(), ct.r.Pos, ct.r.Len); err != nil {
 			c.b.logger.Debug("fetch region write", "remote", c.nc.RemoteAddr().String(), "err", err)
 			c.close()
 			return buf
 		}
 		prev = ct.at
 	}
+	if len(g.vec) > 0 {
+		// The frame's end joins the gathered write rather than waiting
+		// in w for a pipelined response that rarely follows a fetch.
+		g.add(buf[prev:])
+		if err := c.writeGathered(g); err != nil {
+			c.close()
+		}
+		return buf
+	}
 	c.write(w, buf[prev:])
 	return buf
+}
+
+// gather is the slices of one vectored write, in order.
+type gather struct{ vec net.Buffers }
+
+func (g *gather) add(b []byte) {
+	if len(b) > 0 {
+		g.vec = append(g.vec, b)
+	}
+}
+
+// writeGathered writes what g holds with as few writev calls as the
+// kernel allows (Go splits above IOV_MAX), and empties it.
+func (c *conn) writeGathered(g *gather) error {
+	if len(g.vec) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.b.cfg.ConnectionsMaxIdle))
+	vec := g.vec // WriteTo consumes the slice it is called on
+	_, err := vec.WriteTo(c.nc)
+	clear(g.vec)
+	g.vec = g.vec[:0]
+	return err
 }
