@@ -71,6 +71,7 @@ func main() {
 		keep      = flag.Bool("keep", false, "keep the brokers' data directories and logs")
 		rounds    = flag.Int("rounds", 1, "measure every broker this many times, in turn, and report the median of each figure")
 		idle      = flag.Duration("wait-idle", 0, "before each broker, wait up to this long for the machine to be idle (other processes below 0.15 cores)")
+		settle    = flag.Duration("settle", 0, "after the warm-up, leave each broker idle this long before its first measured phase, as a server that runs a while before its load: Runnel takes its direct-writes cache while idle (about 6 s for 3 GB on this machine's cold host), the JVM finishes compiling; 0 measures a broker loaded right after its start")
 		drop      = flag.Bool("drop-caches", false, "before each broker, empty the kernel's page cache (Linux, as root), so every broker starts with the same memory: on a VM whose host backs memory lazily, pages an earlier broker freed cost a later one far less than fresh ones")
 		only      = flag.String("workloads", "100B,1KiB", "comma-separated workloads to run: 100B, 1KiB (one producer, one consumer); clients100B, clients1KiB (4 producers, 2 groups of 2 consumers, 24 partitions); conns (200 producers, 1,000 partitions)")
 		replicas  = flag.Int("replicas", 1, "brokers per peer and topic replication factor; above 1 runs Runnel and Kafka as clusters of this many broker processes (kfake and ceiling are single-broker only)")
@@ -172,7 +173,7 @@ func main() {
 			fc.bin = *ceilBin
 		}
 	}
-	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle, dropCaches: *drop, quick: *quick}
+	r := &run{s: s, workloads: workloads, rate: *rate, prog: prog, peak: map[string]peakRate{}, waitIdle: *idle, settle: *settle, dropCaches: *drop, quick: *quick}
 	for r.rounds < *rounds && ctx.Err() == nil {
 		r.rounds++
 		for _, p := range roundOrder(peers, r.rounds) {

@@ -16,6 +16,7 @@ type run struct {
 	rate      float64 // -rate; 0 means half of the first broker's peak
 	prog      *progress
 	waitIdle  time.Duration // -wait-idle
+	settle    time.Duration // -settle
 	// dropCaches empties the page cache before each broker
 	// (-drop-caches).
 	dropCaches bool
@@ -126,6 +127,10 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 		r.prog.printf("FAILED: %v (log: %s)", res.err, proc.logs())
 		return
 	}
+	if err := r.settleBroker(ctx); err != nil {
+		res.err = err
+		return
+	}
 	for _, w := range r.workloads {
 		if _, ok := p.(produceOnly); ok && w.kind == manyClients {
 			r.prog.printf("%s: skipped (it reads what it writes, and %s stores nothing)", w.name, p.name())
@@ -138,6 +143,23 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 			return
 		}
 		res.byWorkload[w.name] = append(res.byWorkload[w.name], wr)
+	}
+}
+
+// settleBroker leaves the broker idle for -settle, as a server is between
+// its start and its load; the peers are treated alike.
+func (r *run) settleBroker(ctx context.Context) error {
+	if r.settle <= 0 {
+		return nil
+	}
+	r.prog.printf("settling: idle for %v", r.settle)
+	t := time.NewTimer(r.settle)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
