@@ -13,20 +13,7 @@ import (
 // under cfg (Linux reports twice the value set, its bookkeeping included).
 func sndbuf(t *testing.T, cfg Config) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, nc := tcpPair(t)
 	c := newConn(&Broker{cfg: cfg, ctx: t.Context()}, nc)
 	defer c.close()
 	rc, err := nc.(*net.TCPConn).SyscallConn()

@@ -38,20 +38,7 @@ func gatherTestRegion(t *testing.T, l *log.Log, value string) *log.Region {
 // connection, the client's end, and the writer goroutine's bufio.Writer.
 func gatherTestConn(t *testing.T) (*conn, *bufio.Writer, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Close() })
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, nc := tcpPair(t)
 	var cfg Config
 	cfg.EnsureDefaults()
 	c := newConn(&Broker{cfg: cfg, ctx: t.Context(), metrics: newMetrics(), logger: slog.New(slog.DiscardHandler)}, nc)

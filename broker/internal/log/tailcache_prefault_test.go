@@ -127,22 +127,7 @@ func TestTailCachePrefaultWaitsForIdle(t *testing.T) {
 	}
 	// Idle from here: it maps the rest without waiting for intervals,
 	// looking after each slab.
-	stop := make(chan struct{})
-	drained := make(chan struct{})
-	go func() {
-		defer close(drained)
-		for {
-			select {
-			case proceed <- struct{}{}:
-			case <-looks:
-			case <-stop:
-				return
-			}
-		}
-	}()
-	tc.grower.Wait()
-	close(stop)
-	<-drained
+	answerUntilDone(tc, looks, proceed, struct{}{})
 	if pages, _ := state(); pages != budget {
 		t.Fatalf("idle: %d pages mapped, want the budget, %d", pages, budget)
 	}
@@ -244,6 +229,17 @@ func TestTailCachePrefaultWaitsForCPU(t *testing.T) {
 	look("quiet")
 	// Quiet from here: every look lets it map, until the budget (it
 	// waits out an interval while the grower fills the reserve).
+	answerUntilDone(tc, looks, tick, time.Time{})
+	if pages, _ := cachePages(tc); pages != budget {
+		t.Fatalf("quiet: %d pages mapped, want the budget, %d", pages, budget)
+	}
+	tc.Close()
+}
+
+// answerUntilDone answers the prefaulter's test hooks, taking every look
+// it reports and sending v on feed whenever it waits there, until it and
+// the grower have exited.
+func answerUntilDone[L, F any](tc *TailCache, looks <-chan L, feed chan<- F, v F) {
 	stop := make(chan struct{})
 	drained := make(chan struct{})
 	go func() {
@@ -251,7 +247,7 @@ func TestTailCachePrefaultWaitsForCPU(t *testing.T) {
 		for {
 			select {
 			case <-looks:
-			case tick <- time.Time{}:
+			case feed <- v:
 			case <-stop:
 				return
 			}
@@ -260,8 +256,4 @@ func TestTailCachePrefaultWaitsForCPU(t *testing.T) {
 	tc.grower.Wait()
 	close(stop)
 	<-drained
-	if pages, _ := cachePages(tc); pages != budget {
-		t.Fatalf("quiet: %d pages mapped, want the budget, %d", pages, budget)
-	}
-	tc.Close()
 }
