@@ -49,6 +49,7 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,6 +97,9 @@ type Broker struct {
 	connRates  *connRates
 	host       string
 	port       int32
+	// incarnation tells this process's registration from the ones of
+	// the broker's earlier runs (meta.Broker.Incarnation).
+	incarnation [16]byte
 
 	// authz checks every request against the ACLs (authorizer.go); nil
 	// when no authorizer is configured.
@@ -194,6 +198,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 		connLimits:   newConnLimits(&cfg.ClientLimits),
 		connRates:    newConnRates(&cfg),
 		fetchBytes:   newFetchBudget(cfg.QueuedMaxResponseBytes, int64(cfg.MaxMessageBytes)),
+	}
+	if _, err := rand.Read(b.incarnation[:]); err != nil {
+		return nil, fmt.Errorf("broker: incarnation: %w", err)
 	}
 	if !cfg.DisableDirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
 		b.tailCache = log.NewTailCache(cfg.TailCacheBytes)
@@ -559,10 +566,10 @@ func (b *Broker) retentionLoop() {
 }
 
 // register records this broker (id, inter-broker listener, every
-// listener, rack, its max.broker.partitions) in the metadata; in a
-// cluster that also unfences it.
+// listener, rack, its max.broker.partitions, this process's incarnation)
+// in the metadata; in a cluster that also unfences it.
 func (b *Broker) register(ctx context.Context) error {
-	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Listeners: b.registeredListeners(), Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions})
+	return b.meta.RegisterBroker(ctx, meta.Broker{ID: b.cfg.NodeID, Host: b.host, Port: b.port, Listeners: b.registeredListeners(), Rack: b.cfg.Rack, MaxPartitions: b.cfg.MaxBrokerPartitions, Incarnation: b.incarnation})
 }
 
 // internalTopic reports whether a topic belongs to a coordinator

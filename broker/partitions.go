@@ -212,6 +212,13 @@ func (ps *partitions) applyRole(tp topicPartition, p *partition, t *meta.Topic, 
 	if err != nil || minISR < 1 {
 		minISR = 1
 	}
+	if mp.Leader == node && cl.Brokers[node].Incarnation != b.incarnation {
+		// This process's registration is not applied here yet, so mp
+		// may name an epoch this broker led before it restarted, with
+		// a log its followers may have more of: its registration moves
+		// it to a new one (meta's state.restarted). Lead at that one.
+		mp.Leader = -1
+	}
 	if err := p.role(mp, node, minISR, b.cfg.ReplicaLagTimeMax, time.Now()); err != nil {
 		return fmt.Errorf("broker: %s-%d: %w", tp.topic, tp.partition, err)
 	}

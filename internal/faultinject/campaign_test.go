@@ -46,6 +46,13 @@ func faultRand(t *testing.T) *rand.Rand {
 		seed = s
 	}
 	t.Logf("RUNNEL_FAULT_SEED=%d", seed)
+	// Again at the end of a failure, after the brokers' output (cleanups
+	// run last registered first, and this one comes before the cluster's).
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("replay with RUNNEL_FAULT_SEED=%d", seed)
+		}
+	})
 	return rand.New(rand.NewPCG(seed, seed))
 }
 

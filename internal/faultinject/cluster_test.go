@@ -44,10 +44,13 @@ import (
 type fiCluster struct {
 	t     *testing.T
 	procs []*faultinject.Process // index = node id - 1
+	dirs  []string               // data directories, by node id - 1
 	kafka []*faultinject.Proxy   // front: clients' way into each Kafka listener
 	links [][]peerLink           // [a-1][b-1]: broker a's way to broker b; nil for a == b
 	cl    *kgo.Client            // c.admin()'s client
 	adm   *kadm.Client
+	// failure is what c.fatalf failed the test with.
+	failure string
 }
 
 // peerLink is the two proxies broker a dials broker b through.
@@ -97,10 +100,12 @@ func newClusterProxy(t *testing.T, listen, target string) *faultinject.Proxy {
 	return p
 }
 
-func startFICluster(t *testing.T) *fiCluster {
+// startFICluster starts the cluster; flags, after clusterFlags, override
+// them for every broker.
+func startFICluster(t *testing.T, flags ...string) *fiCluster {
 	t.Helper()
 	const n = 3
-	c := &fiCluster{t: t}
+	c := &fiCluster{t: t, dirs: make([]string, n)}
 	kafkaPorts, ctrlPorts := make([]int, n), make([]int, n)
 	// The addresses every node knows node i by: its advertised Kafka
 	// listener and its quorum entry.
@@ -138,15 +143,16 @@ func startFICluster(t *testing.T) *fiCluster {
 	// Each node waits at start for a quorum and for the others to
 	// register, so they start together.
 	for i := range n {
+		c.dirs[i] = t.TempDir()
 		args := append([]string{
 			"--node-id", strconv.Itoa(i + 1),
-			"--data-dir", t.TempDir(),
+			"--data-dir", c.dirs[i],
 			"--listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(kafkaPorts[i])),
 			"--advertised-host", frontHost(i + 1),
 			"--controller-listen", net.JoinHostPort("127.0.0.1", strconv.Itoa(ctrlPorts[i])),
 			"--controller-quorum", strings.Join(quorum, ","),
 			"--peer-routes", strings.Join(routes[i], ","),
-		}, clusterFlags...)
+		}, append(slices.Clone(clusterFlags), flags...)...)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
@@ -162,14 +168,17 @@ func startFICluster(t *testing.T) *fiCluster {
 		}
 	}
 	t.Cleanup(func() {
-		for _, p := range c.procs {
+		for i, p := range c.procs {
 			if p == nil {
 				continue
 			}
 			p.Close()
 			if t.Failed() {
-				t.Logf("broker output:\n%s", p.Output())
+				t.Logf("broker %d output:\n%s", i+1, p.Output())
 			}
+		}
+		if t.Failed() && c.failure != "" {
+			t.Logf("failed (the brokers' output is above): %s", c.failure)
 		}
 	})
 	if firstErr != nil {
@@ -237,7 +246,7 @@ func (c *fiCluster) admin() *kadm.Client {
 	if c.adm == nil {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...)}, quickRecovery...)...)
 		if err != nil {
-			c.t.Fatal(err)
+			c.fatalf("%v", err)
 		}
 		c.t.Cleanup(cl.Close)
 		c.cl, c.adm = cl, kadm.NewClient(cl)
@@ -245,13 +254,13 @@ func (c *fiCluster) admin() *kadm.Client {
 	return c.adm
 }
 
-// output is every broker's output, for failure messages.
-func (c *fiCluster) output() string {
-	var b strings.Builder
-	for i, p := range c.procs {
-		fmt.Fprintf(&b, "=== broker %d\n%s\n", i+1, p.Output())
-	}
-	return b.String()
+// fatalf fails the test. The message is logged again after the
+// brokers' output, which the cleanup logs: a CI log that keeps only the
+// end of a long failure still says what failed.
+func (c *fiCluster) fatalf(format string, args ...any) {
+	c.t.Helper()
+	c.failure = fmt.Sprintf(format, args...)
+	c.t.Fatal(c.failure)
 }
 
 // createRF3 creates topic with replication factor 3 and
@@ -268,7 +277,7 @@ func (c *fiCluster) createRF3(topic string, partitions int32) {
 		err = resp.Err
 	}
 	if err != nil {
-		c.t.Fatalf("create %s: %v", topic, err)
+		c.fatalf("create %s: %v", topic, err)
 	}
 	c.waitISR(ctx, topic, 3)
 }
@@ -286,7 +295,7 @@ func (c *fiCluster) waitISR(ctx context.Context, topic string, want int) {
 			return
 		}
 		if ctx.Err() != nil {
-			c.t.Fatalf("%s: brokers do not agree on a full ISR of %d: %s\n%s", topic, want, last, c.output())
+			c.fatalf("%s: brokers do not agree on a full ISR of %d: %s", topic, want, last)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -347,7 +356,7 @@ func (c *fiCluster) restart(node int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	if err := c.procs[node-1].Restart(ctx); err != nil {
-		c.t.Fatalf("restart broker %d: %v\n%s", node, err, c.output())
+		c.fatalf("restart broker %d: %v", node, err)
 	}
 }
 
@@ -361,13 +370,13 @@ func (c *fiCluster) checkReplicas(ctx context.Context, topic string, partitions 
 		for i, p := range c.kafka {
 			r, h, err := history.ReadReplica(ctx, p.Addr(), int32(i+1), topic, part)
 			if err != nil {
-				c.t.Fatal(err)
+				c.fatalf("%v", err)
 			}
 			reps = append(reps, r)
 			hw = max(hw, h)
 		}
 		if bad := history.CompareReplicas(topic, part, hw, reps); len(bad) > 0 {
-			c.t.Fatalf("replicas of %s/%d differ below HW %d: %v", topic, part, hw, bad)
+			c.fatalf("replicas of %s/%d differ below HW %d: %v", topic, part, hw, bad)
 		}
 		c.t.Logf("replicas of %s/%d agree below HW %d (%d, %d, %d records)", topic, part, hw, len(reps[0].Records), len(reps[1].Records), len(reps[2].Records))
 	}
@@ -381,7 +390,7 @@ func (c *fiCluster) waitProgress(l *history.Load, n int64) {
 	deadline := time.Now().Add(90 * time.Second)
 	for l.Acked() < want {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("load stuck at %d acked (%d failed), want %d\n%s", l.Acked(), l.Failed(), want, c.output())
+			c.fatalf("load stuck at %d acked (%d failed), want %d", l.Acked(), l.Failed(), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -419,7 +428,7 @@ func TestClusterCampaign(t *testing.T) {
 		ClientOpts: quickRecovery,
 	}, &rec)
 	if err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	stopped := false
 	defer func() {
@@ -450,7 +459,7 @@ func TestClusterCampaign(t *testing.T) {
 				node = l
 			}
 			if err := c.procs[node-1].Kill(); err != nil {
-				t.Fatal(err)
+				c.fatalf("%v", err)
 			}
 			// Down long enough, sometimes, for its leaderships to move.
 			down := time.Duration(rng.IntN(4000)) * time.Millisecond
@@ -460,12 +469,12 @@ func TestClusterCampaign(t *testing.T) {
 		case "pause":
 			p := c.procs[node-1]
 			if err := p.Pause(); err != nil {
-				t.Fatal(err)
+				c.fatalf("%v", err)
 			}
 			hold = time.Duration(200+rng.IntN(4800)) * time.Millisecond
 			time.Sleep(hold) // the fault's length
 			if err := p.Resume(); err != nil {
-				t.Fatal(err)
+				c.fatalf("%v", err)
 			}
 			what = fmt.Sprintf("broker %d paused for %v", node, hold)
 		case "isolate":
@@ -540,15 +549,15 @@ func TestClusterCampaign(t *testing.T) {
 	defer cancel()
 	c.waitISR(ctx, topic, 3)
 	if err := history.ReadAll(ctx, &rec, c.seeds(), topic); err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	rep := history.Check(rec.History(), history.Options{Idempotent: true})
 	t.Logf("%d faults %v: %s", runs, count, rep.Summary())
 	if err := rep.Err(); err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	if rep.AckedAndRead == 0 || rep.AckedAndRead != rep.Acked {
-		t.Fatalf("read back %d of %d acknowledged", rep.AckedAndRead, rep.Acked)
+		c.fatalf("read back %d of %d acknowledged", rep.AckedAndRead, rep.Acked)
 	}
 	c.checkReplicas(ctx, topic, parts)
 }
@@ -576,7 +585,7 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 		ClientOpts:  quickRecovery,
 	}, &rec)
 	if err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	stopped := false
 	defer func() {
@@ -588,7 +597,7 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 
 	leader := int(c.leaderOf(topic, 0))
 	if leader < 1 {
-		t.Fatalf("no leader of %s", topic)
+		c.fatalf("no leader of %s", topic)
 	}
 	var followers []*faultinject.Process
 	for i, p := range c.procs {
@@ -608,7 +617,7 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 			err = ends.Error()
 		}
 		if err != nil {
-			t.Fatal(err)
+			c.fatalf("%v", err)
 		}
 		end, _ := ends.Lookup(topic, 0)
 		hw = end.Offset
@@ -616,7 +625,7 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	}
 	for _, p := range followers {
 		if err := p.Pause(); err != nil {
-			t.Fatal(err)
+			c.fatalf("%v", err)
 		}
 	}
 	before := load.Acked()
@@ -625,14 +634,14 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	// replica lag.
 	c.waitProgress(load, 10*maxBuffered)
 	if err := c.procs[leader-1].Kill(); err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	// Whatever was acknowledged after this point could only have been
 	// acknowledged by another leader.
 	window := load.Acked() - before
 	for _, p := range followers {
 		if err := p.Resume(); err != nil {
-			t.Fatal(err)
+			c.fatalf("%v", err)
 		}
 	}
 	c.waitProgress(load, 200) // a new leader answers
@@ -645,12 +654,12 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	defer cancel()
 	c.waitISR(ctx, topic, 3)
 	if err := history.ReadAll(ctx, &rec, c.seeds(), topic); err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	rep := history.Check(rec.History(), history.Options{})
 	t.Logf("acks=1, leader killed with its followers frozen: high watermark %d before the fault, %d acknowledged while frozen; %s", hw, window, rep.Summary())
 	if len(rep.Lost) == 0 || rep.Err() == nil {
-		t.Fatalf("no loss reported after %d acks=1 sends only the killed leader had", window)
+		c.fatalf("no loss reported after %d acks=1 sends only the killed leader had", window)
 	}
 	// The loss is bounded by what the followers had: nothing below the
 	// high watermark taken before the pause may be lost. A count bound
@@ -663,11 +672,11 @@ func TestClusterAcksOneLossReported(t *testing.T) {
 	// is read when it resumes), so no lower bound beyond "some" holds.
 	for _, a := range rep.Lost {
 		if a.Offset < hw {
-			t.Fatalf("lost below the high watermark %d, which the followers had: %v", hw, a)
+			c.fatalf("lost below the high watermark %d, which the followers had: %v", hw, a)
 		}
 	}
 	if len(rep.Inconsistent) != 0 || len(rep.Gone) != 0 || len(rep.Duplicates) != 0 {
-		t.Fatalf("loss reported as something else: %v", rep.Err())
+		c.fatalf("loss reported as something else: %v", rep.Err())
 	}
 	// The old leader truncated its tail: the copies agree again.
 	c.checkReplicas(ctx, topic, 1)
@@ -687,7 +696,7 @@ func TestClusterPartitionMinority(t *testing.T) {
 	c.createRF3(topic, 1)
 	old := int(c.leaderOf(topic, 0))
 	if old < 1 {
-		t.Fatalf("no leader of %s", topic)
+		c.fatalf("no leader of %s", topic)
 	}
 	var majority []int
 	for n := 1; n <= 3; n++ {
@@ -707,7 +716,7 @@ func TestClusterPartitionMinority(t *testing.T) {
 		kgo.DefaultProduceTopic(topic),
 	}, quickRecovery...)...)
 	if err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	defer majCl.Close()
 	// (Retried while the leader's own metadata may still lag behind
@@ -718,7 +727,7 @@ func TestClusterPartitionMinority(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil || (err == nil && !kerr.IsRetriable(kerr.ErrorForCode(code))) {
-			t.Fatalf("acks=all produce to broker %d before the partition: %v %v", old, err, kerr.ErrorForCode(code))
+			c.fatalf("acks=all produce to broker %d before the partition: %v %v", old, err, kerr.ErrorForCode(code))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -750,13 +759,13 @@ func TestClusterPartitionMinority(t *testing.T) {
 			fenced = !slices.ContainsFunc(resp.Brokers, func(b kmsg.MetadataResponseBroker) bool { return int(b.NodeID) == old })
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the majority kept broker %d, cut off from it, live (%v) or leader (leader %d)\n%s", old, !fenced, leader, c.output())
+			c.fatalf("the majority kept broker %d, cut off from it, live (%v) or leader (leader %d)", old, !fenced, leader)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Logf("partition {%d} | %v: the majority elected broker %d", old, majority, leader)
 	if err := majCl.ProduceSync(ctx, &kgo.Record{Value: []byte("majority")}).FirstErr(); err != nil {
-		t.Fatalf("acks=all produce on the majority side: %v", err)
+		c.fatalf("acks=all produce on the majority side: %v", err)
 	}
 
 	// A client that reaches only the minority broker sends it an acks=all
@@ -774,15 +783,15 @@ func TestClusterPartitionMinority(t *testing.T) {
 		}),
 	)
 	if err != nil {
-		t.Fatal(err)
+		c.fatalf("%v", err)
 	}
 	defer minCl.Close()
 	code, err := produceRaw(ctx, minCl, old, topic, "minority")
 	if err != nil {
-		t.Fatalf("produce to broker %d: %v", old, err)
+		c.fatalf("produce to broker %d: %v", old, err)
 	}
 	if code == 0 {
-		t.Fatalf("broker %d, cut off from the others, acknowledged an acks=all write", old)
+		c.fatalf("broker %d, cut off from the others, acknowledged an acks=all write", old)
 	}
 	t.Logf("acks=all on the minority side: %v", kerr.ErrorForCode(code))
 

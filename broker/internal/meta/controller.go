@@ -278,6 +278,37 @@ func (s *state) fence(id int32) error {
 	return nil
 }
 
+// restarted moves every replicated partition broker id leads to a new
+// leader epoch, keeping it leader: it registered from a new process,
+// which may have come back with less of a log than its followers hold
+// (a tail it had not written to disk when it was killed, which they had
+// fetched). Followers find where their logs part from the leader's by
+// epochs (OffsetForLeaderEpoch), so had it led on at the old epoch, what
+// it wrote next over offsets they hold would differ from their copies
+// at the same epoch, and they would never see it. At a new epoch they
+// cut their logs back to its end first. (In KRaft a broker registering
+// anew starts fenced, which moves its leaderships elsewhere.) A
+// partition of one replica has no follower to disagree with.
+func (s *state) restarted(id int32) {
+	for name, t := range s.Topics {
+		var nt *Topic
+		for i, p := range t.Partitions {
+			if p.Leader != id || len(p.Replicas) < 2 {
+				continue
+			}
+			if nt == nil {
+				nt = cloneTopic(t)
+			}
+			np := &nt.Partitions[i]
+			np.LeaderEpoch++
+			np.PartitionEpoch++
+		}
+		if nt != nil {
+			s.Topics[name] = nt
+		}
+	}
+}
+
 func (s *state) unfence(id int32) error {
 	b, ok := s.Brokers[id]
 	if !ok {

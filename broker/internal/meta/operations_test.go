@@ -52,6 +52,45 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	}
 }
 
+// A broker that registers from a new process leads what it led at a new
+// leader epoch, so its followers truncate to its log, which it may have
+// come back with less of; registering again from the same process, and
+// a partition with no follower, change nothing.
+func TestRestartedLeaderMovesToNewEpoch(t *testing.T) {
+	s := opsState(t, 1, 2, 3)
+	one := Partition{Index: 0, Leader: 1, LeaderEpoch: 4, Replicas: []int32{1}, ISR: []int32{1}}
+	if err := s.apply(&command{Op: opCreateTopic, Topic: &Topic{Name: "one", ID: [16]byte{2}, Partitions: []Partition{one}}}); err != nil {
+		t.Fatal(err)
+	}
+	register := func(id int32, inc byte) {
+		t.Helper()
+		if err := s.apply(&command{Op: opRegisterBroker, Broker: &Broker{ID: id, Incarnation: [16]byte{inc}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register(1, 1) // opsState registered it with none: a restart
+	before := part(s)
+	if before.Leader != 1 || before.LeaderEpoch != 2 || before.PartitionEpoch != 1 {
+		t.Fatalf("after broker 1's first incarnation: %+v", before)
+	}
+	register(1, 1) // the same process again (a heartbeat's re-registration)
+	if p := part(s); p.LeaderEpoch != before.LeaderEpoch || p.PartitionEpoch != before.PartitionEpoch {
+		t.Fatalf("the same incarnation again: %+v, was %+v", p, before)
+	}
+	register(2, 7) // a follower restarts: the leader's epoch stays
+	if p := part(s); p.LeaderEpoch != before.LeaderEpoch {
+		t.Fatalf("a follower restarted: %+v, was %+v", p, before)
+	}
+	register(1, 2)
+	p := part(s)
+	if p.Leader != 1 || p.LeaderEpoch != before.LeaderEpoch+1 || p.PartitionEpoch != before.PartitionEpoch+1 || !slices.Equal(p.ISR, before.ISR) {
+		t.Fatalf("the leader restarted: %+v, was %+v", p, before)
+	}
+	if o := s.Topics["one"].Partitions[0]; o.LeaderEpoch != one.LeaderEpoch || o.Leader != 1 {
+		t.Fatalf("a partition of one replica: %+v, was %+v", o, one)
+	}
+}
+
 func TestElectionRules(t *testing.T) {
 	s := opsState(t, 1, 2, 3)
 	live := s.live

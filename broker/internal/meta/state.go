@@ -81,6 +81,11 @@ type Broker struct {
 	// DirectoryID is the id of the node's metadata directory
 	// (directory.go), zero for a broker registered before it had one.
 	DirectoryID [16]byte `json:"directoryId,omitzero"`
+	// Incarnation is random for every start of the broker's process
+	// (KRaft's incarnation id): a registration with a new one is a
+	// restart, which moves what the broker leads to a new leader epoch
+	// (state.restarted).
+	Incarnation [16]byte `json:"incarnation,omitzero"`
 }
 
 // Topic is a topic and its partitions.
@@ -249,7 +254,11 @@ func (s *state) apply(c *command) error {
 		// A registering broker is alive: it may lead again.
 		b := *c.Broker
 		b.Fenced = false
+		old, known := s.Brokers[b.ID]
 		s.Brokers[b.ID] = b
+		if known && old.Incarnation != b.Incarnation {
+			s.restarted(b.ID)
+		}
 		s.electLeaders()
 		return nil
 	case opAlterScram:
