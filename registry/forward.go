@@ -46,13 +46,27 @@ func (r *Registry) leads(ctx context.Context) (bool, string, error) {
 	if leader == r.cfg.Node {
 		return true, "", nil
 	}
-	r.mu.RLock()
-	url := r.st.nodes[leader]
-	r.mu.RUnlock()
+	url := r.nodeURL(leader)
+	if url == "" {
+		// The leader's registry may have announced itself after this
+		// one read the log (registries started together): read it to
+		// its end before giving up on it.
+		if err := r.catchUp(ctx); err != nil {
+			return false, "", errorf(http.StatusInternalServerError, codeUnknownLeader, "Cannot read the schema log for the leader's address: %v", err)
+		}
+		url = r.nodeURL(leader)
+	}
 	if url == "" {
 		return false, "", errorf(http.StatusInternalServerError, codeUnknownLeader, "The leader, node %d, serves no schema registry that this one knows of", leader)
 	}
 	return false, url, nil
+}
+
+// nodeURL is the URL node's registry announced in the log, or "".
+func (r *Registry) nodeURL(node int32) string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.st.nodes[node]
 }
 
 // serveWrite runs a write: here when this registry leads (after reading

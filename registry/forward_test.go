@@ -14,9 +14,15 @@ import (
 // and counts the forwarded requests it receives.
 func startNode(t *testing.T, log *memLog, node int32, leader *atomic.Int32) (*sr.Client, *atomic.Int32) {
 	t.Helper()
+	return startNodeOn(t, log.reader(), node, leader)
+}
+
+// startNodeOn is startNode reading the log through reader.
+func startNodeOn(t *testing.T, reader Log, node int32, leader *atomic.Int32) (*sr.Client, *atomic.Int32) {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	url := "http://" + srv.Listener.Addr().String()
-	r, err := New(context.Background(), log.reader(), Config{
+	r, err := New(context.Background(), reader, Config{
 		Node: node, URL: url,
 		Leader: func(context.Context) (int32, error) { return leader.Load(), nil },
 	})
@@ -94,5 +100,56 @@ func TestForwardWritesToLeader(t *testing.T) {
 	wantCode(t, err, codeUnknownLeader)
 	if _, err := cl1.SchemaByID(ctx, s2.ID); err != nil {
 		t.Fatalf("read with no leader: %v", err)
+	}
+}
+
+// lazyReader hands its registry what the log holds only after that
+// registry appended to it: a registry slow to read what the others
+// write.
+type lazyReader struct {
+	*memReader
+	appended chan struct{} // one slot
+}
+
+func (r *lazyReader) Append(ctx context.Context, key, value []byte) (int64, error) {
+	off, err := r.memReader.Append(ctx, key, value)
+	select {
+	case r.appended <- struct{}{}:
+	default:
+	}
+	return off, err
+}
+
+func (r *lazyReader) Poll(ctx context.Context) ([]Record, error) {
+	select {
+	case <-r.appended:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return r.memReader.Poll(ctx)
+}
+
+// TestForwardToLeaderAnnouncedLater: a registry that has not yet read
+// the leader's announcement (the leader's registry started after it, as
+// brokers of one cluster start together) reads the log to its end before
+// it gives up on the leader, and forwards the write (CI saw 50004 from
+// the broker registries' concurrent-writes test).
+func TestForwardToLeaderAnnouncedLater(t *testing.T) {
+	ctx := context.Background()
+	log := newMemLog()
+	var leader atomic.Int32
+	leader.Store(1)
+	cl2, _ := startNodeOn(t, &lazyReader{memReader: log.reader(), appended: make(chan struct{}, 1)}, 2, &leader)
+	_, fwd1 := startNode(t, log, 1, &leader) // announced after node 2 read the log
+
+	s, err := cl2.CreateSchema(ctx, "late-value", avro(userV1))
+	if err != nil {
+		t.Fatalf("write through a registry that had not read the leader's announcement: %v", err)
+	}
+	if fwd1.Load() != 1 {
+		t.Fatalf("forwarded to node 1: %d, want 1", fwd1.Load())
+	}
+	if got, err := cl2.SchemaByID(ctx, s.ID); err != nil || got.Schema != userV1 {
+		t.Fatalf("node 2 right after its forwarded write: %+v, %v", got, err)
 	}
 }
