@@ -73,25 +73,8 @@ func kafkaPeerAddr(t *testing.T) string {
 // kafkaPeerInstall finds the Kafka jars and scripts/kafka-tool.sh, or says
 // why Kafka cannot run here.
 func kafkaPeerInstall() (home, tool, whyNot string) {
-	home = os.Getenv("KAFKA_HOME")
-	if home == "" {
-		home = os.Getenv("RUNNEL_KAFKA_HOME")
-	}
-	if home == "" {
-		dir, err := os.UserHomeDir()
-		if err != nil {
-			return "", "", fmt.Sprintf("no home directory: %v", err)
-		}
-		home = filepath.Join(dir, ".cache", "runnel", "kafka-4.3.1")
-	}
-	tool, err := filepath.Abs(filepath.Join("scripts", "kafka-tool.sh"))
-	if err != nil {
-		return "", "", err.Error()
-	}
-	if why := (kafkapeer.Install{Home: home, Tool: tool}).Check(); why != "" {
-		return "", "", why
-	}
-	return home, tool, ""
+	in, whyNot := kafkapeer.Find()
+	return in.Home, in.Tool, whyNot
 }
 
 // startKafkaPeer formats a data directory and starts the broker, waiting

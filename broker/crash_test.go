@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -62,22 +61,7 @@ func runChildBroker(dir string) int {
 	if v, err := strconv.ParseFloat(os.Getenv(childEnv+"_CLEANER_IO"), 64); err == nil {
 		cfg.LogCleanerIOBytesPerSecond, cfg.LogCleanerBackoff = v, 10*time.Millisecond // compaction_test.go
 	}
-	clusterChildConfig(&cfg)        // replication_test.go
-	partitionLimitChildConfig(&cfg) // abuse_partitions_test.go
-	b, err := broker.Start(context.Background(), cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start:", err)
-		return 2
-	}
-	fmt.Printf("ADDR %s\n", b.Addr())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	if err := b.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "close:", err)
-		return 1
-	}
-	return 0
+	return testutil.ServeBroker(cfg)
 }
 
 // child is a broker running in a subprocess.

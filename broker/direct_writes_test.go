@@ -211,7 +211,7 @@ func TestDirectWritesOnFollowers(t *testing.T) {
 	}
 	dirs := make([]string, 3)
 	brokers := testutil.StartCluster(t, 3, func(i int, cfg *broker.Config) {
-		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval, cfg.ReplicaLagTimeMax = testSessionTimeout, testHeartbeat, testReplicaLag
+		cfg.BrokerSessionTimeout, cfg.BrokerHeartbeatInterval, cfg.ReplicaLagTimeMax = testutil.SessionTimeout, testutil.Heartbeat, testutil.ReplicaLag
 		dirs[i] = cfg.DataDir
 	})
 	pagecache.SkipUnlessDroppable(t, dirs[0])

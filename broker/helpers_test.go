@@ -1,13 +1,14 @@
 package broker_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // clock is a settable clock for brokers under test.
@@ -30,25 +31,17 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// newClient returns a franz-go client for addr, closed when the test ends.
-func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
-}
+// Shared with the other packages' tests (internal/testutil), under the
+// names these tests were written with.
+var (
+	newClient     = testutil.NewClient
+	testContext   = testutil.Context
+	firstDiff     = testutil.FirstDiff
+	requestCounts = testutil.RequestCounts
+)
 
 func newAdmin(t testing.TB, addr string) *kadm.Client {
 	return kadm.NewClient(newClient(t, addr))
-}
-
-func testContext(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 func createTopic(t testing.TB, adm *kadm.Client, name string, partitions int32, configs map[string]*string) {

@@ -3,15 +3,14 @@ package broker_test
 import (
 	"bytes"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Helpers for the interoperability tests (interop_test.go): a common record
@@ -218,44 +217,18 @@ func consumeKgo(t testing.TB, addr, topic string, n int) []peerRecord {
 	return out
 }
 
-// requirePeers reports whether a missing peer fails the test rather than
-// skipping it, as in CI.
-func requirePeers() bool { return os.Getenv("RUNNEL_REQUIRE_PEERS") == "1" }
-
-// missingPeer skips the test, or fails it under RUNNEL_REQUIRE_PEERS=1.
-func missingPeer(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if requirePeers() {
-		t.Fatalf("%s (RUNNEL_REQUIRE_PEERS=1)", msg)
-	}
-	t.Skipf("%s; set RUNNEL_REQUIRE_PEERS=1 to fail instead", msg)
-}
+// The peers' helpers are internal/testutil's; these names are the ones
+// the broker's tests were written with.
+var (
+	requirePeers = testutil.RequirePeers
+	missingPeer  = testutil.MissingPeer
+	javaTool     = testutil.JavaTool
+)
 
 // kafkaHome returns the Apache Kafka directory scripts/fetch-kafka.sh
 // fills, and the path of scripts/kafka-tool.sh, or skips the test.
 func kafkaHome(t testing.TB) (home, tool string) {
 	t.Helper()
-	home = os.Getenv("KAFKA_HOME")
-	if home == "" {
-		home = os.Getenv("RUNNEL_KAFKA_HOME")
-	}
-	if home == "" {
-		dir, err := os.UserHomeDir()
-		if err != nil {
-			missingPeer(t, "Apache Kafka: no home directory: %v", err)
-		}
-		home = filepath.Join(dir, ".cache", "runnel", "kafka-4.3.1")
-	}
-	if jars, _ := filepath.Glob(filepath.Join(home, "libs", "*.jar")); len(jars) == 0 {
-		missingPeer(t, "Apache Kafka: no jars in %s/libs; run scripts/fetch-kafka.sh", home)
-	}
-	if _, err := exec.LookPath("java"); err != nil {
-		missingPeer(t, "Apache Kafka: no java on PATH")
-	}
-	tool, err := filepath.Abs(filepath.Join("..", "scripts", "kafka-tool.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return home, tool
+	in := testutil.KafkaInstall(t)
+	return in.Home, in.Tool
 }

@@ -366,30 +366,6 @@ func consumeKcat(t *testing.T, ctx context.Context, bin, addr, topic string, wan
 	return got
 }
 
-// javaTool runs an Apache Kafka tool class through scripts/kafka-tool.sh
-// and returns its stdout.
-func javaTool(t *testing.T, ctx context.Context, tool, stdin, class string, args ...string) string {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, tool, append([]string{class}, args...)...)
-	// Tools start faster without the optimizing compiler, and these runs
-	// are short.
-	cmd.Env = append(cmd.Environ(), "KAFKA_OPTS=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto")
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	short := class[strings.LastIndex(class, ".")+1:]
-	t.Logf("%s %s: %v", short, strings.Join(args, " "), time.Since(start).Round(time.Millisecond))
-	if err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", short, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	if s := stderr.String(); strings.Contains(s, " ERROR ") {
-		t.Errorf("%s logged errors:\n%s", short, s)
-	}
-	return stdout.String()
-}
-
 // TestInteropKafkaTools runs Apache Kafka's own command-line tools against
 // the broker: TopicCommand creates and describes a topic, ConsoleProducer
 // writes keyed records with headers, ConsoleConsumer reads them back. Four

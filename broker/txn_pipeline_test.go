@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"slices"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -233,13 +232,4 @@ func TestTxnPipelineExactlyOnceUnderCrashes(t *testing.T) {
 			t.Errorf("partition %d: %d records, want %d; first difference: %s", p, len(got[p]), len(want[p]), firstDiff(got[p], want[p]))
 		}
 	}
-}
-
-func firstDiff(got, want []string) string {
-	for i := range min(len(got), len(want)) {
-		if got[i] != want[i] {
-			return fmt.Sprintf("at %d got %q want %q (around %s)", i, got[i], want[i], strings.Join(got[max(0, i-2):min(len(got), i+3)], ","))
-		}
-	}
-	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }

@@ -2,11 +2,7 @@ package broker_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -24,37 +20,6 @@ import (
 // v12+ and TxnOffsetCommit v5 instead of AddPartitionsToTxn and
 // AddOffsetsToTxn; a client held below those versions stays on the old
 // path and works the same.
-
-// requestCounts scrapes runnel_broker_requests_total, by API name.
-func requestCounts(t testing.TB, metricsAddr string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("scrape: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make(map[string]float64)
-	for _, line := range strings.Split(string(body), "\n") {
-		rest, ok := strings.CutPrefix(line, `runnel_broker_requests_total{api="`)
-		if !ok {
-			continue
-		}
-		api, val, ok := strings.Cut(rest, `"} `)
-		if !ok {
-			t.Fatalf("metric line %q", line)
-		}
-		n, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		out[api] = n
-	}
-	return out
-}
 
 // The finalized transaction.version is 2 in ApiVersions v3+, with a
 // stable finalized-features epoch.

@@ -239,3 +239,51 @@ func NewNode(logDir string, extra ...string) (Node, error) {
 	}
 	return Node{Port: port, ControllerPort: cport, LogDir: logDir, Extra: extra}, nil
 }
+
+// Find locates the install the tests and benchmarks use: KAFKA_HOME (or
+// RUNNEL_KAFKA_HOME, or ~/.cache/runnel/kafka-4.3.1 where
+// scripts/fetch-kafka.sh puts it), and scripts/kafka-tool.sh of the
+// module around the working directory, found by walking up to go.mod, so
+// a test of any package finds it. whyNot says why Kafka cannot run here,
+// or is "".
+func Find() (in Install, whyNot string) {
+	in.Home = os.Getenv("KAFKA_HOME")
+	if in.Home == "" {
+		in.Home = os.Getenv("RUNNEL_KAFKA_HOME")
+	}
+	if in.Home == "" {
+		dir, err := os.UserHomeDir()
+		if err != nil {
+			return in, fmt.Sprintf("no home directory: %v", err)
+		}
+		in.Home = filepath.Join(dir, ".cache", "runnel", "kafka-4.3.1")
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return in, err.Error()
+	}
+	in.Tool = filepath.Join(root, "scripts", "kafka-tool.sh")
+	return in, in.Check()
+}
+
+// moduleRoot is the nearest directory at or above the working directory
+// that holds a go.mod whose scripts/ has kafka-tool.sh: the main module,
+// also from the bench module below it.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "scripts", "kafka-tool.sh")); err == nil {
+				return dir, nil
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no scripts/kafka-tool.sh in a module at or above the working directory")
+		}
+		dir = parent
+	}
+}

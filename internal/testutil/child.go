@@ -2,10 +2,15 @@ package testutil
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"syscall"
 	"testing"
+
+	"github.com/runnel-dev/runnel/broker"
 )
 
 // Crash tests run the test binary a second time as a child process — a
@@ -83,4 +88,25 @@ func (c *Child) Signal(t testing.TB, sig syscall.Signal) error {
 	}
 	<-c.done
 	return c.err
+}
+
+// ServeBroker is a child broker's whole life: it starts a broker with cfg,
+// prints "ADDR host:port" once it listens, and closes it on SIGTERM or
+// SIGINT. It returns the child's exit code: 2 when the broker did not
+// start, 1 when it did not close cleanly.
+func ServeBroker(cfg broker.Config) int {
+	b, err := broker.Start(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		return 2
+	}
+	fmt.Printf("ADDR %s\n", b.Addr())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	if err := b.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "close:", err)
+		return 1
+	}
+	return 0
 }

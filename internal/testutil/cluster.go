@@ -13,6 +13,16 @@ import (
 	"github.com/runnel-dev/runnel/internal/freeport"
 )
 
+// Cluster timings for tests, short so failures are detected in seconds:
+// a silent broker is fenced after SessionTimeout (it heartbeats every
+// Heartbeat), and a follower that stops fetching leaves the ISR after
+// ReplicaLag.
+const (
+	SessionTimeout = 3 * time.Second
+	Heartbeat      = 300 * time.Millisecond
+	ReplicaLag     = 4 * time.Second
+)
+
 // StartCluster starts n brokers in this process, all voters of the
 // controller quorum, on free loopback ports, and returns them by node id
 // - 1. edit, if not nil, changes broker i's configuration before it

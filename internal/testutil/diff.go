@@ -3,6 +3,7 @@ package testutil
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // MapDiff lists how got differs from want, at most ten differences, for a
@@ -25,4 +26,15 @@ func MapDiff[K comparable, V comparable](got, want map[K]V) string {
 		out = append(out[:10], fmt.Sprintf("... %d more", n-10))
 	}
 	return fmt.Sprint(n, " differences: ", out)
+}
+
+// FirstDiff says where got first differs from want, with got's
+// neighbourhood there, or that only their lengths differ.
+func FirstDiff(got, want []string) string {
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			return fmt.Sprintf("at %d got %q want %q (around %s)", i, got[i], want[i], strings.Join(got[max(0, i-2):min(len(got), i+3)], ","))
+		}
+	}
+	return fmt.Sprintf("lengths %d and %d", len(got), len(want))
 }

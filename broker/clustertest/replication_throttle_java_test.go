@@ -1,4 +1,4 @@
-package broker_test
+package clustertest_test
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -129,22 +128,7 @@ func TestReplicationJavaReassignThrottle(t *testing.T) {
 // only it serves its resource.
 func describeBrokerOn(t *testing.T, cl *kgo.Client, id int32) map[string]describedConfig {
 	t.Helper()
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(id))
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(testContext(t), cl.Broker(int(id)))
-	if err == nil {
-		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
-	}
-	if err != nil {
-		t.Fatalf("describe broker %d: %v", id, err)
-	}
-	out := make(map[string]describedConfig)
-	for _, c := range resp.Resources[0].Configs {
-		out[c.Name] = describedConfig{value: *c.Value, source: c.Source, readOnly: c.ReadOnly}
-	}
-	return out
+	return describeWith(t, cl.Broker(int(id)), kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(id)))
 }
 
 // listItems is a list config's items, sorted.

@@ -1,4 +1,4 @@
-package broker_test
+package clustertest_test
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/runnel-dev/runnel/broker"
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 )
 
 // Coordinators and transactions on a cluster of three broker processes:
@@ -415,9 +415,11 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 	cl := c.client()
 	const topic = "idem-failover"
 	createReplicated(t, cl, topic, "2", 1, 2, 3)
-	batch := broker.MakeTestBatch
+	batch := func(pid int64, epoch int16, seq int32, values ...string) []byte {
+		return testBatch(recordbatch.Producer{ID: pid, Epoch: epoch, Sequence: seq}, values...)
+	}
 	const pid = 4242
-	first, second := batch(pid, 0, 0, false, "a", "b"), batch(pid, 0, 2, false, "c")
+	first, second := batch(pid, 0, 0, "a", "b"), batch(pid, 0, 2, "c")
 	for _, s := range []struct {
 		b    []byte
 		base int64
@@ -445,8 +447,8 @@ func TestReplicationIdempotentRetryAfterFailover(t *testing.T) {
 	}{
 		{"retry of the last batch", second, 0, 2},
 		{"retry of the first batch", first, 0, 0},
-		{"next batch", batch(pid, 0, 3, false, "d"), 0, 3},
-		{"gap", batch(pid, 0, 9, false, "x"), kerr.OutOfOrderSequenceNumber.Code, -1},
+		{"next batch", batch(pid, 0, 3, "d"), 0, 3},
+		{"gap", batch(pid, 0, 9, "x"), kerr.OutOfOrderSequenceNumber.Code, -1},
 	} {
 		// The new leader may learn of its election a moment after the
 		// broker that answered the metadata query.

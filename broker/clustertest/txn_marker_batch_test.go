@@ -1,4 +1,4 @@
-package broker_test
+package clustertest_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package broker_test
+package clustertest_test
 
 import (
 	"bufio"
@@ -26,7 +26,9 @@ import (
 
 	"github.com/runnel-dev/runnel/broker"
 	"github.com/runnel-dev/runnel/broker/internal/log"
+	"github.com/runnel-dev/runnel/broker/internal/recordbatch"
 	"github.com/runnel-dev/runnel/internal/freeport"
+	"github.com/runnel-dev/runnel/internal/testutil"
 )
 
 // Multi-broker tests: three brokers, each a separate process (the test
@@ -41,13 +43,13 @@ const (
 	clusterControlEnv = childEnv + "_CONTROLLER"
 )
 
-// Cluster timing for tests: a silent broker is fenced after
+// Cluster timing for tests (internal/testutil's): a silent broker is fenced after
 // testSessionTimeout, a follower that stops fetching leaves the ISR after
 // testReplicaLag.
 const (
-	testSessionTimeout = 3 * time.Second
-	testHeartbeat      = 300 * time.Millisecond
-	testReplicaLag     = 4 * time.Second
+	testSessionTimeout = testutil.SessionTimeout
+	testHeartbeat      = testutil.Heartbeat
+	testReplicaLag     = testutil.ReplicaLag
 )
 
 // clusterChildConfig makes a child broker a cluster node when the test
@@ -303,7 +305,7 @@ func produceTo(ctx context.Context, cl *kgo.Client, node int32, topic string, va
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic, rt.TopicID = topic, td[topic].ID
 	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = broker.MakeTestBatch(-1, -1, -1, false, value)
+	rp.Records = testBatch(recordbatch.NoProducer, value)
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl.Broker(int(node)))
