@@ -78,6 +78,9 @@ type Broker struct {
 	// tailCache keeps the partitions' last direct appends for their
 	// readers (Config.TailCacheBytes); nil for none.
 	tailCache *log.TailCache
+	// directReads reads what the partitions written directly hold in
+	// neither cache with O_DIRECT; nil with DisableDirectWrites.
+	directReads *log.DirectReads
 	// connSeq numbers connections (conn.id).
 	connSeq atomic.Uint64
 	logger  *slog.Logger
@@ -201,6 +204,9 @@ func Start(ctx context.Context, cfg Config) (_ *Broker, err error) {
 	}
 	if _, err := rand.Read(b.incarnation[:]); err != nil {
 		return nil, fmt.Errorf("broker: incarnation: %w", err)
+	}
+	if !cfg.DisableDirectWrites {
+		b.directReads = log.NewDirectReads()
 	}
 	if !cfg.DisableDirectWrites && cfg.TailCacheBytes > 0 { // set by EnsureDefaults
 		b.tailCache = log.NewTailCache(cfg.TailCacheBytes)

@@ -128,7 +128,10 @@ type Config struct {
 	// direct writes' cache (TailCacheBytes) keeps what the partitions
 	// this broker leads wrote for their readers, and a follower's copy,
 	// which nobody fetches unless consumers read from followers, is
-	// written directly and not cached. Without the cache
+	// written directly and not cached. A fetch of what the cache no
+	// longer holds, and the page cache does not either, reads the
+	// files with O_DIRECT into buffers the broker reuses, rather than
+	// through the page cache (direct reads). Without the cache
 	// (TailCacheBytes < 0), a partition fetched within the last 30 s
 	// writes through the page cache so its readers find the tail there,
 	// and one nobody fetches writes directly. See

@@ -145,6 +145,14 @@ func TestDirectWritesCache(t *testing.T) {
 			if hit > tc.bytes+1<<20 {
 				t.Fatalf("read %d bytes from a cache of %d", hit, tc.bytes)
 			}
+			// What the cache no longer held was read directly, past
+			// the page cache.
+			if reads, bytes := b.DirectReads(); reads == 0 || bytes < miss {
+				t.Fatalf("%d direct reads of %d bytes for %d bytes read from the file", reads, bytes, miss)
+			}
+			if cached > 2 {
+				t.Fatalf("%d of %d pages cached after reading the oldest records from the file", cached, pages)
+			}
 		})
 	}
 }

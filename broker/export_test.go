@@ -20,6 +20,16 @@ func (b *Broker) DirectWritesCacheReads() (hit, miss int64) {
 	return st.HitBytes, st.MissBytes
 }
 
+// DirectReads is how many fetched regions were read with O_DIRECT, and
+// their bytes read (zero with DisableDirectWrites).
+func (b *Broker) DirectReads() (reads, bytes int64) {
+	if b.directReads == nil {
+		return 0, 0
+	}
+	st := b.directReads.Stats()
+	return st.Reads, st.Bytes
+}
+
 // CleanLogs cleans every compacted partition that is due, now and
 // unthrottled, by the broker's clock.
 func (b *Broker) CleanLogs() error {

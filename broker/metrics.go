@@ -139,6 +139,10 @@ var (
 		"Memory of the direct writes' cache (log.direct.writes.cache.bytes): allocated, and holding records (cached).", []string{"state"}, nil)
 	descTailCacheRead = prometheus.NewDesc("runnel_broker_direct_writes_cache_read_bytes_total",
 		"Bytes fetched from partitions with a direct writes' cache: found there (hit), or read from the log's files (miss).", []string{"result"}, nil)
+	descDirectReads = prometheus.NewDesc("runnel_broker_direct_reads_total",
+		"Fetches of log regions neither cache held, read from the files with O_DIRECT rather than through the page cache.", nil, nil)
+	descDirectReadBytes = prometheus.NewDesc("runnel_broker_direct_read_bytes_total",
+		"Bytes read from the log's files with O_DIRECT for fetches (whole blocks).", nil, nil)
 )
 
 func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -149,6 +153,8 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCacheDropped
 	ch <- descTailCacheBytes
 	ch <- descTailCacheRead
+	ch <- descDirectReads
+	ch <- descDirectReadBytes
 }
 
 func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
@@ -160,6 +166,12 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTailCacheBytes, prometheus.GaugeValue, float64(tc.Cached), "cached")
 	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.HitBytes), "hit")
 	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.MissBytes), "miss")
+	var dr log.DirectReadStats
+	if c.b.directReads != nil {
+		dr = c.b.directReads.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(descDirectReads, prometheus.CounterValue, float64(dr.Reads))
+	ch <- prometheus.MustNewConstMetric(descDirectReadBytes, prometheus.CounterValue, float64(dr.Bytes))
 	for _, p := range c.b.parts.all() {
 		part := strconv.Itoa(int(p.index))
 		ch <- prometheus.MustNewConstMetric(descLogSize, prometheus.GaugeValue, float64(p.log.Size()), p.topic, part)

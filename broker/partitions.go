@@ -345,6 +345,11 @@ func (ps *partitions) open(t *meta.Topic, mp meta.Partition, cfg log.Config) (*p
 	// follower's comes from the batches it copies.
 	p := newPartition(t.Name, t.ID, mp.Index, l, -1, cfg.FlushMessages <= 1, hw, ps.b.metrics.logFlush)
 	p.directWrites = !ps.b.cfg.DisableDirectWrites
+	if p.directWrites {
+		// Its files' pages are not in the page cache: what the tail
+		// cache does not hold is read with O_DIRECT.
+		l.SetDirectReads(ps.b.directReads)
+	}
 	if p.directWrites && ps.b.tailCache != nil {
 		p.tailCached = true
 		l.SetTailCache(ps.b.tailCache)

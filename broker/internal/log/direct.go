@@ -97,6 +97,10 @@ var directWritesAtOpen = false
 // in tests of a file system that refuses them.
 var openDirectFile = openDirect
 
+// directReadsAtOpen is the direct reads of a newly opened log: none,
+// except when the package's tests run every log with them.
+var directReadsAtOpen *DirectReads
+
 // tailCacheAtOpen is the tail cache of a newly opened log: none, except
 // when the package's tests run every log with one.
 var tailCacheAtOpen *TailCache

@@ -19,16 +19,19 @@ import (
 )
 
 // TestMain runs the package's tests; with RUNNEL_LOG_DIRECT_WRITES=1
-// every log they open writes directly (direct.go), so that the whole
-// suite checks that path too, and with RUNNEL_LOG_DIRECT_WRITES=cache
-// also keeps its tail in a cache (tailcache.go) small enough that the
-// suite's logs keep evicting each other's pages.
+// every log they open writes and reads directly (direct.go,
+// direct_read.go), so that the whole suite checks those paths too, and
+// with RUNNEL_LOG_DIRECT_WRITES=cache also keeps its tail in a cache
+// (tailcache.go) small enough that the suite's logs keep evicting each
+// other's pages.
 func TestMain(m *testing.M) {
 	switch os.Getenv("RUNNEL_LOG_DIRECT_WRITES") {
 	case "1":
 		directWritesAtOpen = true
+		directReadsAtOpen = NewDirectReads()
 	case "cache":
 		directWritesAtOpen = true
+		directReadsAtOpen = NewDirectReads()
 		tailCacheAtOpen = NewTailCache(16 * tcPageSize)
 	}
 	goleak.VerifyTestMain(m)

@@ -24,6 +24,16 @@ type Log struct {
 	// tcache keeps what direct appends write for the tail's readers
 	// (tailcache.go); nil for none.
 	tcache atomic.Pointer[TailCache]
+	// directReads reads what neither cache holds with O_DIRECT
+	// (direct_read.go); nil for none.
+	directReads atomic.Pointer[DirectReads]
+	// ahead is the last direct read-ahead not yet claimed, and aheadWG
+	// counts the read-aheads' goroutines (direct_read.go). aheadMu
+	// guards starting one against Close, which sets aheadClosed.
+	ahead       atomic.Pointer[ahead]
+	aheadWG     sync.WaitGroup
+	aheadMu     sync.Mutex
+	aheadClosed bool
 
 	// cleaning is the compaction state (clean.go).
 	cleaning cleanState
@@ -127,6 +137,7 @@ func Open(dir string, cfg Config, opts ...Option) (*Log, error) {
 	l.cfg.Store(&cfg)
 	l.direct.Store(directWritesAtOpen)
 	l.tcache.Store(tailCacheAtOpen)
+	l.directReads.Store(directReadsAtOpen)
 	if err := l.recover(); err != nil {
 		for _, s := range l.segments {
 			s.f.Close()
@@ -216,6 +227,7 @@ func (l *Log) Close() error {
 	// Regions still being sent must stop before the files can change
 	// (a closed log may be truncated in place).
 	l.revokeAll()
+	l.closeAhead()
 
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()

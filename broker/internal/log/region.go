@@ -55,6 +55,9 @@ type Region struct {
 	mem   [][]byte
 	pages []*tcPage
 	tc    *TailCache
+	// direct is the buffer mem is in when the batches were read from
+	// the file with O_DIRECT (direct_read.go), given back at Release.
+	direct *directBuf
 }
 
 // File is the file holding the region, open until Release, or nil when
@@ -64,8 +67,8 @@ type Region struct {
 func (r *Region) File() *os.File { return r.f }
 
 // Mem is the region's bytes, in order, when it is held in memory (the
-// log's tail cache) rather than in a file: valid until Release, and not
-// to be written to.
+// log's tail cache, or a buffer it was read into with direct reads)
+// rather than in a file: valid until Release, and not to be written to.
 func (r *Region) Mem() [][]byte { return r.mem }
 
 // Bytes returns a copy of the region's bytes.
@@ -95,6 +98,11 @@ func (r *Region) Release() {
 			r.tc.unref(p)
 		}
 		r.pages, r.mem = nil, nil
+		return
+	}
+	if r.direct != nil {
+		r.direct.release()
+		r.direct, r.mem = nil, nil
 		return
 	}
 	if r.l == nil {
@@ -207,8 +215,18 @@ func (l *Log) ReadRegion(offset int64, maxBytes int32, maxOffset int64, revoke f
 
 func (l *Log) readRegionOnce(offset int64, maxBytes int32, maxOffset int64, revoke func()) (RegionResult, error) {
 	var res RegionResult
+	dr := l.directReads.Load()
 	start, err := l.walkSegments(offset, maxOffset, func(v *segView, offset, maxOffset int64) (bool, error) {
-		r, exhausted, err := v.scan(offset, maxBytes, maxOffset)
+		if dr != nil {
+			r, exhausted, ok, err := dr.read(l, v, offset, maxBytes, maxOffset)
+			if ok || err != nil {
+				if r.Len > 0 {
+					res.Region = &r
+				}
+				return exhausted, err
+			}
+		}
+		r, exhausted, err := v.scan(offset, maxBytes, maxOffset, v.headerAt)
 		if err != nil || exhausted || r.Len == 0 {
 			return exhausted, err
 		}
@@ -267,22 +285,43 @@ func (l *Log) pin(r *Region, f *os.File, revoke func()) error {
 	return nil
 }
 
-// scan is read without the copy: it reads only batch headers and returns
-// the region (File unset) of the batches read would return; exhausted
-// reports that the segment holds no batch at or after offset.
-func (v *segView) scan(offset int64, maxBytes int32, maxOffset int64) (r Region, exhausted bool, err error) {
+// scanStart is where scan starts looking for offset in the segment, and
+// limit where it stops (the size, or the first batch the index places at
+// or past maxOffset). exhausted reports that the segment holds no batch
+// at or after offset.
+func (v *segView) scanStart(offset, maxOffset int64) (pos, limit int64, exhausted bool) {
 	size := v.m.size
 	if size == 0 || offset >= v.m.next {
-		return Region{}, true, nil
+		return 0, 0, true
 	}
 	rel := uint32(min(offset-v.base, math.MaxUint32))
-	pos := floorPos(v.m.index, rel)
-	limit := size
+	pos = floorPos(v.m.index, rel)
+	limit = size
 	if maxOffset < v.m.next {
 		if p, ok := ceilPos(v.m.index, uint32(min(maxOffset-v.base, math.MaxUint32))); ok {
 			limit = p
 		}
 	}
+	return pos, limit, false
+}
+
+// headerAt reads the batch header at pos into hb, from the tail cache or
+// the file.
+func (v *segView) headerAt(hb []byte, pos int64) error {
+	_, err := v.readAt(hb, pos, false)
+	return err
+}
+
+// scan is read without the copy: it reads only batch headers, with
+// headerAt, and returns the region (File unset) of the batches read would
+// return; exhausted reports that the segment holds no batch at or after
+// offset.
+func (v *segView) scan(offset int64, maxBytes int32, maxOffset int64, headerAt func(hb []byte, pos int64) error) (r Region, exhausted bool, err error) {
+	pos, limit, exhausted := v.scanStart(offset, maxOffset)
+	if exhausted {
+		return Region{}, true, nil
+	}
+	size := v.m.size
 	if pos >= limit {
 		return Region{}, false, nil
 	}
@@ -296,7 +335,7 @@ func (v *segView) scan(offset int64, maxBytes int32, maxOffset int64) (r Region,
 		if pos+batchHeaderSize > limit {
 			return Region{}, false, fmt.Errorf("%w: segment %d: data ends at %d, need %d", ErrCorrupt, v.base, limit, pos+batchHeaderSize)
 		}
-		if _, err := v.readAt(hb[:], pos, false); err != nil {
+		if err := headerAt(hb[:], pos); err != nil {
 			return Region{}, false, err
 		}
 		h, err := parseHeader(hb[:])

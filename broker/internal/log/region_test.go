@@ -134,9 +134,10 @@ func TestCloseRevokesRegions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Regions of files: one in the tail cache's memory (under
-	// RUNNEL_LOG_DIRECT_WRITES=cache) needs no revoking.
+	// Regions of files: one in the tail cache's memory or read directly
+	// (under RUNNEL_LOG_DIRECT_WRITES) needs no revoking.
 	l.SetTailCache(nil)
+	l.SetDirectReads(nil)
 	mustAppend(t, l, batches(t, 5, 3, 10, 0))
 	revoked := make(chan struct{})
 	var res RegionResult

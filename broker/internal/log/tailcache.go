@@ -611,6 +611,13 @@ func (sc *segCache) copyAt(b []byte, pos int64) int {
 	return int(skip)
 }
 
+// holds reports whether the cache holds the segment's bytes at pos.
+func (sc *segCache) holds(pos int64) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.pages) > 0 && pos >= sc.pages[0].pos && pos < sc.end
+}
+
 // fileHas reports whether the file holds the segment's bytes below to.
 func (sc *segCache) fileHas(to int64) bool {
 	sc.mu.Lock()
