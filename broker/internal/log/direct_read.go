@@ -38,8 +38,15 @@ const directReadMax = 8 << 20
 // than the largest buffer: it is read as before.
 var errDirectTooLarge = errors.New("log: batch too large for a direct read")
 
-// directReadMin is the smallest buffer of the pools.
-const directReadMin = 64 << 10
+// A buffer of the pools holds directReadMin << class bytes and
+// directReadSlack more, so that a read of a power of two (a client's
+// fetch size per partition: 1 MiB by default) with the few KiB of
+// alignment and index step around it takes the buffer of its size, not
+// one twice as large.
+const (
+	directReadMin   = 64 << 10
+	directReadSlack = 64 << 10
+)
 
 // directAheadMax bounds the memory of read-aheads started and not yet
 // claimed, across every log: a reader that stops leaves its log's
@@ -47,15 +54,14 @@ const directReadMin = 64 << 10
 const directAheadMax = 64 << 20
 
 // directClasses is how many buffer sizes the pools keep: directReadMin
-// doubled up to 2*directReadMax.
+// doubled up to 2*directReadMax (and the slack).
 const directClasses = 9
 
 // DirectReads reads log regions with O_DIRECT for every log given it
 // (SetDirectReads), sharing its buffers between them, and counts what it
 // read.
 type DirectReads struct {
-	// pools hold buffers of directReadMin << i bytes, up to
-	// 2*directReadMax.
+	// pools hold the buffers of each class (directReadMin).
 	pools [directClasses]sync.Pool
 	reads atomic.Int64
 	bytes atomic.Int64
@@ -97,16 +103,19 @@ type directBuf struct {
 	dr    *DirectReads
 }
 
-// buffer returns a buffer of at least n bytes, n <= 2*directReadMax.
+// classSize is the size of the buffers of class.
+func classSize(class int) int64 { return directReadMin<<class + directReadSlack }
+
+// buffer returns a buffer of at least n bytes, n <= classSize(directClasses-1).
 func (dr *DirectReads) buffer(n int64) *directBuf {
 	class := 0
-	for int64(directReadMin)<<class < n {
+	for classSize(class) < n {
 		class++
 	}
 	if b, ok := dr.pools[class].Get().(*directBuf); ok {
 		return b
 	}
-	return &directBuf{b: alignedBuffer(directReadMin << class), class: class, dr: dr}
+	return &directBuf{b: alignedBuffer(int(classSize(class))), class: class, dr: dr}
 }
 
 func (b *directBuf) release() { b.dr.pools[b.class].Put(b) }
@@ -129,7 +138,7 @@ func (s *directSpan) ensure(to int64) error {
 	}
 	need := alignUp(to - s.at)
 	if need > int64(len(s.buf.b)) {
-		if need > 2*directReadMax {
+		if need > classSize(directClasses-1) {
 			return errDirectTooLarge
 		}
 		nb := s.dr.buffer(need)

@@ -52,7 +52,7 @@ func TestDirectReadsMatchRead(t *testing.T) {
 	// cache instead.
 	big := makeBatch(t, batchSpec{n: 3, value: 1 << 20, firstTs: 1})
 	mustAppend(t, l, big)
-	huge := makeBatch(t, batchSpec{n: 1, value: 2*directReadMax + 1, firstTs: 1})
+	huge := makeBatch(t, batchSpec{n: 1, value: int(classSize(directClasses-1)) + 1, firstTs: 1})
 	hugeAt := mustAppend(t, l, huge).BaseOffset
 	for range 20 {
 		mustAppend(t, l, directTestBatch(t, rng))
@@ -142,19 +142,23 @@ func TestDirectReadsLeaveCachedPages(t *testing.T) {
 // Release, for the next read of its size.
 func TestDirectReadBuffersReused(t *testing.T) {
 	dr := NewDirectReads()
-	if got := int64(directReadMin) << (directClasses - 1); got != 2*directReadMax {
-		t.Fatalf("the largest buffer is %d bytes, want %d", got, 2*directReadMax)
+	if got := classSize(directClasses - 1); got < 2*directReadMax || got > 2*directReadMax+directReadSlack {
+		t.Fatalf("the largest buffer is %d bytes, want %d and the slack", got, 2*directReadMax)
 	}
-	a := dr.buffer(100 << 10)
-	if len(a.b) != 128<<10 || a.class != 1 {
-		t.Fatalf("a buffer for 100 KiB: %d bytes, class %d", len(a.b), a.class)
+	// A read of 1 MiB and the blocks around it takes the 1 MiB class.
+	if b := dr.buffer(1<<20 + 3*directBlock); len(b.b) != 1<<20+directReadSlack || b.class != 4 {
+		t.Fatalf("a buffer for 1 MiB and 3 blocks: %d bytes, class %d", len(b.b), b.class)
+	}
+	a := dr.buffer(150 << 10)
+	if len(a.b) != 192<<10 || a.class != 1 {
+		t.Fatalf("a buffer for 150 KiB: %d bytes, class %d", len(a.b), a.class)
 	}
 	a.release()
 	// sync.Pool may drop what it holds (at a collection, and a quarter
 	// of what is put back under the race detector): look a few times.
 	prev := a
 	for range 20 {
-		b := dr.buffer(128 << 10)
+		b := dr.buffer(192 << 10)
 		if b == prev {
 			return
 		}
