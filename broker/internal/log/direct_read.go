@@ -179,14 +179,6 @@ func alignUp(n int64) int64 { return (n + directBlock - 1) &^ (directBlock - 1) 
 // reads. A read that leaves more of the segment behind it starts reading
 // that (read-ahead), for the reader's next fetch.
 func (dr *DirectReads) read(l *Log, v *segView, offset int64, maxBytes int32, maxOffset int64) (r Region, exhausted, ok bool, err error) {
-	// The log's read-ahead is this read's or nobody's: a reader
-	// elsewhere in the log would find it stale.
-	a := l.ahead.Swap(nil)
-	defer func() {
-		if a != nil {
-			a.discard()
-		}
-	}()
 	if dr.off.Load() {
 		return Region{}, false, false, nil
 	}
@@ -214,8 +206,15 @@ func (dr *DirectReads) read(l *Log, v *segView, offset int64, maxBytes int32, ma
 	if cached {
 		return Region{}, false, false, nil
 	}
+	// A read from the disk: the log's read-ahead is this read's or
+	// nobody's, since a reader elsewhere in the log would find it
+	// stale. Reads served from the caches leave it to its reader.
+	a := l.ahead.Swap(nil)
 	span := &directSpan{dr: dr, file: file}
 	defer func() {
+		if a != nil {
+			a.discard()
+		}
 		span.file.close()
 		if span.buf != nil {
 			span.buf.release()
@@ -254,7 +253,10 @@ func (dr *DirectReads) read(l *Log, v *segView, offset int64, maxBytes int32, ma
 		v.c.tc.count(false, r.Len)
 	}
 	if next := r.Pos + r.Len; r.Next < maxOffset && next < v.m.size && (v.c == nil || !v.c.holds(next)) {
-		dr.readAhead(l, v, next, min(v.m.size, next+mb+2*directBlock), span.file)
+		// The next read starts where the index places r.Next, which
+		// may be a batch or more before next.
+		from, _, _ := v.scanStart(r.Next, v.m.next)
+		dr.readAhead(l, v, from, min(v.m.size, next+mb+2*directBlock), span.file)
 		span.file = directFile{} // the read-ahead's now
 	}
 	return r, false, true, nil

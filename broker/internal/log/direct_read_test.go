@@ -318,3 +318,89 @@ func TestDirectReadsConcurrentClose(t *testing.T) {
 		t.Fatalf("stats %+v: the readers did not get going", st)
 	}
 }
+
+// TestDirectReadAheadKeptFromCachedReaders: a reader served from the page
+// cache, in turn with one replaying from the disk, leaves the replaying
+// reader's read-ahead alone: every read of the replay but its first
+// from the disk begins in one.
+func TestDirectReadAheadKeptFromCachedReaders(t *testing.T) {
+	dr := NewDirectReads()
+	l := directReadLog(t, dr)
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 40 {
+		mustAppend(t, l, directTestBatch(t, rng))
+	}
+	dropLogPages(t, l)
+	// The first segment's pages in the page cache: a reader at offset 0
+	// is sent them from there.
+	l.mu.RLock()
+	if len(l.segments) < 3 {
+		l.mu.RUnlock()
+		t.Fatal("under three segments: the replay needs the second, whole")
+	}
+	first, second, third := l.segments[0], l.segments[1], l.segments[2]
+	l.mu.RUnlock()
+	if _, err := os.ReadFile(first.path(logSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	// The replay reads the second segment (a read-ahead stops at a
+	// segment's end).
+	end := l.EndOffset()
+	regions := 0
+	for offset := second.base; offset < third.base; regions++ {
+		res, err := l.ReadRegion(offset, 16<<10, end, nil)
+		if err != nil || res.Region == nil {
+			t.Fatalf("ReadRegion(%d): %v", offset, err)
+		}
+		skipWithoutDirectReads(t, dr)
+		offset = res.Region.Next
+		res.Region.Release()
+		cached, err := l.ReadRegion(0, 16<<10, end, nil)
+		if err != nil || cached.Region == nil || cached.Region.File() == nil {
+			t.Fatalf("the reader at 0 was not sent the page cache's pages: %v", err)
+		}
+		cached.Region.Release()
+	}
+	// The segment's last block may be in the page cache (direct writes
+	// read it back to append after it), and a region mostly there is
+	// sent from there: count the reads from the disk.
+	if st := dr.Stats(); st.Reads < 3 || st.AheadUsed != st.Reads-1 {
+		t.Fatalf("%d of %d reads of the replay from the disk began in a read-ahead (%d regions)", st.AheadUsed, st.Reads, regions)
+	}
+}
+
+// TestDirectReadAheadSmallBatches: with batches smaller than the index's
+// step, the next read starts where the index places the next offset, a
+// batch or more before where the last read ended; the read-ahead starts
+// there too, so a replay in order claims every one.
+func TestDirectReadAheadSmallBatches(t *testing.T) {
+	dr := NewDirectReads()
+	l := directReadLog(t, dr)
+	for range 4 {
+		mustAppend(t, l, batches(t, 500, 1, 900, 0)) // about 1 KiB each
+	}
+	dropLogPages(t, l)
+	l.mu.RLock()
+	if len(l.segments) < 2 {
+		l.mu.RUnlock()
+		t.Fatal("one segment")
+	}
+	stop := l.segments[1].base
+	l.mu.RUnlock()
+	end := l.EndOffset()
+	rng := rand.New(rand.NewPCG(13, 14))
+	for offset := int64(0); offset < stop; {
+		// Reads of varying size end at varying distances past the
+		// index's entries.
+		res, err := l.ReadRegion(offset, int32(2000+rng.IntN(10_000)), end, nil)
+		if err != nil || res.Region == nil {
+			t.Fatalf("ReadRegion(%d): %v", offset, err)
+		}
+		skipWithoutDirectReads(t, dr)
+		offset = res.Region.Next
+		res.Region.Release()
+	}
+	if st := dr.Stats(); st.Reads < 50 || st.AheadUsed != st.Reads-1 {
+		t.Fatalf("%d of %d reads from the disk began in a read-ahead", st.AheadUsed, st.Reads)
+	}
+}
