@@ -85,6 +85,7 @@ type Load struct {
 	cancel    context.CancelFunc // ends the consumer's poll
 
 	acked, failed atomic.Int64
+	consumed      atomic.Int64 // records the live consumer read
 }
 
 // StartLoad starts the load described by cfg, recording into rec.
@@ -146,6 +147,11 @@ func (l *Load) Acked() int64 { return l.acked.Load() }
 // Failed is the number of sends that failed so far.
 func (l *Load) Failed() int64 { return l.failed.Load() }
 
+// Consumed is the number of records the live consumer (Consume) has read
+// so far. It starts late: its metadata and offset lookups take round
+// trips the producers may already have filled with hundreds of sends.
+func (l *Load) Consumed() int64 { return l.consumed.Load() }
+
 func (l *Load) produce(id int, cl *kgo.Client) {
 	defer l.wg.Done()
 	for n := 0; ; n++ {
@@ -200,6 +206,7 @@ func (l *Load) consume(ctx context.Context) {
 				scans[r.Partition] = s
 				s.Add(rec)
 			}
+			l.consumed.Add(1)
 		})
 	}
 }

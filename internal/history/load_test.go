@@ -78,10 +78,12 @@ func TestLoadCleanRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(30 * time.Second)
-			for l.Acked() < 500 {
+			// The live consumer's first fetch may come after hundreds of
+			// acknowledgements; wait for both, or the check below is a race.
+			for l.Acked() < 500 || l.Consumed() == 0 {
 				if time.Now().After(deadline) {
 					l.Stop(0)
-					t.Fatalf("only %d acked", l.Acked())
+					t.Fatalf("only %d acked and %d consumed", l.Acked(), l.Consumed())
 				}
 				time.Sleep(2 * time.Millisecond)
 			}
