@@ -63,9 +63,15 @@ func (l *Log) flushLocked() error {
 
 	for _, d := range todo {
 		// Write-back: the file first gets what the cache holds for it.
-		if err := d.s.writePending(); err != nil {
+		durable, err := d.s.flushPending(d.size)
+		if err != nil {
 			return l.fail(err)
 		}
+		if durable {
+			d.s.synced = d.size
+			continue
+		}
+		l.syncs.Add(1)
 		if err := syncData(d.s.f); err != nil {
 			if d.s.deleted.Load() {
 				continue // retention removed it; nothing left to make durable

@@ -64,6 +64,9 @@ type Log struct {
 	// for flushMu: how group commit is observed.
 	flushes      atomic.Int64
 	flushWaiters atomic.Int32
+	// syncs counts the fdatasyncs of segments the flushes made, where a
+	// synchronized write did not make one needless (flushPending).
+	syncs atomic.Int64
 	// dropMark is the offset below which the flush loop last dropped
 	// (or found too little to drop) cached pages (cache.go); written by
 	// the flush loop alone. dropPasses counts its passes, for tests.
