@@ -44,14 +44,15 @@ func main() {
 	rounds := flag.Int("rounds", 3, "consume the topic this many times (a new consumer each time)")
 	kafkaHome := flag.String("kafka-home", "", "Kafka install (default: what scripts/fetch-kafka.sh prints)")
 	scripts := flag.String("scripts", "../scripts", "the repository's scripts/ directory")
+	settle := flag.Duration("settle", 0, "leave the broker idle this long after it answers, before producing (as brokerbench -settle: Runnel takes its direct-writes cache while idle)")
 	flag.Parse()
-	if err := run(*broker, *records, *size, *partitions, *rounds, *kafkaHome, *scripts); err != nil {
+	if err := run(*broker, *records, *size, *partitions, *rounds, *settle, *kafkaHome, *scripts); err != nil {
 		fmt.Fprintln(os.Stderr, "fetchprobe:", err)
 		os.Exit(1)
 	}
 }
 
-func run(broker string, records, size, partitions, rounds int, kafkaHome, scripts string) error {
+func run(broker string, records, size, partitions, rounds int, settle time.Duration, kafkaHome, scripts string) error {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "fetchprobe-")
 	if err != nil {
@@ -69,8 +70,9 @@ func run(broker string, records, size, partitions, rounds int, kafkaHome, script
 	pid := cmd.Process.Pid
 	fmt.Printf("broker %s pid %d at %s\n", broker, pid, addr)
 
+	time.Sleep(settle) // an idle broker is the point: nothing to wait on
 	const topic = "probe"
-	if err := produce(ctx, addr, topic, records, size, partitions); err != nil {
+	if err := produce(ctx, addr, topic, records, size, partitions, pid); err != nil {
 		return err
 	}
 	for i := 0; i < rounds; i++ {
@@ -153,7 +155,7 @@ func start(ctx context.Context, broker, dir, kafkaHome, scripts string) (*exec.C
 	}
 }
 
-func produce(ctx context.Context, addr, topic string, records, size, partitions int) error {
+func produce(ctx context.Context, addr, topic string, records, size, partitions, pid int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(time.Millisecond),
@@ -170,6 +172,10 @@ func produce(ctx context.Context, addr, topic string, records, size, partitions 
 	val := make([]byte, size)
 	var wg sync.WaitGroup
 	var failed atomic.Value
+	b0, err := procstat.CPU(pid)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	for i := 0; i < records; i++ {
 		wg.Add(1)
@@ -184,7 +190,11 @@ func produce(ctx context.Context, addr, topic string, records, size, partitions 
 	if err, _ := failed.Load().(error); err != nil {
 		return err
 	}
-	fmt.Printf("produced %d records of %d B in %v\n", records, size, time.Since(start).Round(time.Millisecond))
+	el := time.Since(start)
+	b1, _ := procstat.CPU(pid)
+	gb := float64(records) * float64(size) / 1e9
+	fmt.Printf("produced %d records of %d B in %v: %.0f rec/s; broker CPU %.2f s (%.3f s/GB in)\n", records, size, el.Round(time.Millisecond),
+		float64(records)/el.Seconds(), (b1 - b0).Seconds(), (b1-b0).Seconds()/gb)
 	return nil
 }
 
