@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"bytes"
+	"crypto/x509/pkix"
 	"fmt"
 	"os"
 	"testing"
@@ -96,11 +97,25 @@ func TestDirectWritesCache(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		bytes int64
-	}{{"default", 0}, {"small", 512 << 10}} {
+		// tls consumes over TLS, where a fetch's regions go out
+		// through a copy (copyRegionWriter), not sendfile.
+		tls bool
+	}{{"default", 0, false}, {"small", 512 << 10, false}, {"small over TLS", 512 << 10, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			pagecache.SkipUnlessDroppable(t, dir)
-			b := testutil.StartBroker(t, broker.Config{DataDir: dir, TailCacheBytes: tc.bytes})
+			cfg := broker.Config{DataDir: dir, TailCacheBytes: tc.bytes}
+			var consumeAt []kgo.Opt
+			if tc.tls {
+				ca := testutil.NewCA(t, "test-ca")
+				certFile, keyFile := ca.Issue(t, "broker", pkix.Name{CommonName: "broker"})
+				cfg.Security = broker.SecurityConfig{
+					Listeners: "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+					TLS:       broker.TLSConfig{CertFile: certFile, KeyFile: keyFile, CAFile: ca.CertFile},
+				}
+				consumeAt = append(consumeAt, kgo.DialTLSConfig(ca.ClientTLS(t, "", "")))
+			}
+			b := testutil.StartBroker(t, cfg)
 			ctx := testContext(t)
 			adm := newAdmin(t, b.Addr())
 			createTopic(t, adm, "cached", 1, nil)
@@ -125,7 +140,11 @@ func TestDirectWritesCache(t *testing.T) {
 			seg := segmentOf(t, dir, "cached-0")
 			// Fetches of 64 KiB: most lie wholly on one side of the
 			// cache's start (one across it reads the file).
-			c := newClient(t, b.Addr(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"cached": {0: kgo.NewOffset().At(0)}}), kgo.FetchMaxPartitionBytes(64<<10))
+			addr := b.Addr()
+			if tc.tls {
+				addr = b.ListenerAddr("SSL")
+			}
+			c := newClient(t, addr, append(consumeAt, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"cached": {0: kgo.NewOffset().At(0)}}), kgo.FetchMaxPartitionBytes(64<<10))...)
 			consumeChecked(ctx, t, c, 0, total, value)
 			hit, miss := b.DirectWritesCacheReads()
 			cached, pages := residentPages(t, seg, 0)

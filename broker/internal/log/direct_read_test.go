@@ -94,16 +94,33 @@ func TestDirectReadsMatchRead(t *testing.T) {
 			r.Release() // a no-op
 		}
 	}
-	if st := dr.Stats(); st.Reads < int64(len(qs))/2 || st.Bytes < st.Reads*int64(directBlock) {
+	st := dr.Stats()
+	if st.Reads < int64(len(qs))/2 || st.Bytes < st.Reads*int64(directBlock) {
 		t.Fatalf("stats %+v after %d regions", st, len(qs))
 	}
+	// Read, the copying path, reads directly too.
+	copies := make([][]byte, len(qs))
 	for i, q := range qs {
-		want, err := l.Read(q.offset, q.maxBytes, q.maxOffset)
+		dropLogPages(t, l)
+		rr, err := l.Read(q.offset, q.maxBytes, q.maxOffset)
+		if err != nil {
+			t.Fatalf("Read(%d, %d, %d): %v", q.offset, q.maxBytes, q.maxOffset, err)
+		}
+		copies[i] = rr.Records
+	}
+	if reads := dr.Stats().Reads - st.Reads; reads < int64(len(qs))/2 {
+		t.Fatalf("Read read directly %d times for %d queries", reads, len(qs))
+	}
+	for i, q := range qs {
+		want, err := l.readPlain(q.offset, q.maxBytes, q.maxOffset)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(regions[i], want.Records) {
-			t.Fatalf("ReadRegion(%d, %d, %d): %d bytes, Read %d, or they differ", q.offset, q.maxBytes, q.maxOffset, len(regions[i]), len(want.Records))
+			t.Fatalf("ReadRegion(%d, %d, %d): %d bytes, through the page cache %d, or they differ", q.offset, q.maxBytes, q.maxOffset, len(regions[i]), len(want.Records))
+		}
+		if !bytes.Equal(copies[i], want.Records) {
+			t.Fatalf("Read(%d, %d, %d): %d bytes, through the page cache %d, or they differ", q.offset, q.maxBytes, q.maxOffset, len(copies[i]), len(want.Records))
 		}
 	}
 }
@@ -216,7 +233,7 @@ func TestDirectReadAhead(t *testing.T) {
 		if regions%5 == 4 && other < end {
 			// The other reader: its bytes are Read's.
 			r, b := read(other)
-			w, err := l.Read(other, 64<<10, end)
+			w, err := l.readPlain(other, 64<<10, end)
 			if err != nil || !bytes.Equal(b, w.Records) {
 				t.Fatalf("the other reader at %d: %d bytes, Read %d (%v)", other, len(b), len(w.Records), err)
 			}
@@ -254,7 +271,7 @@ func TestDirectReadsConcurrentClose(t *testing.T) {
 	end := l.EndOffset()
 	want := make(map[int64][]byte) // by offset: Read's bytes, through the page cache
 	for off := int64(0); off < end; {
-		res, err := l.Read(off, 32<<10, end)
+		res, err := l.readPlain(off, 32<<10, end)
 		if err != nil {
 			t.Fatal(err)
 		}

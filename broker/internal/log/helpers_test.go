@@ -168,6 +168,12 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// readPlain reads as Read does, through the page cache whatever the log's
+// direct reads: the path direct reads are checked against.
+func (l *Log) readPlain(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
+	return l.readOnce(offset, maxBytes, maxOffset, nil)
+}
+
 func testConfig() Config {
 	c := Config{RetentionMs: -1, RetentionBytes: -1}
 	c.EnsureDefaults()

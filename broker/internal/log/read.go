@@ -34,7 +34,7 @@ func (l *Log) Read(offset int64, maxBytes int32, maxOffset int64) (ReadResult, e
 		if l.closed.Load() {
 			return ReadResult{}, ErrClosed
 		}
-		res, err := l.readOnce(offset, maxBytes, maxOffset)
+		res, err := l.readOnce(offset, maxBytes, maxOffset, l.directReads.Load())
 		if err != nil && errors.Is(err, os.ErrClosed) {
 			// The segment was deleted (or the log closed) under us; look
 			// again.
@@ -66,9 +66,26 @@ func (l *Log) segmentForLocked(offset int64) int {
 	return max(i-1, 0)
 }
 
-func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64) (ReadResult, error) {
+// readOnce reads as Read does. With dr, what neither the tail cache nor
+// the page cache holds is read as ReadRegion reads it, with O_DIRECT
+// (direct_read.go), and copied out: a copying reader (a fetch below
+// version 4, one past the descriptors the broker may pin, a coordinator
+// loading its partition) does not fill page-cache pages either.
+func (l *Log) readOnce(offset int64, maxBytes int32, maxOffset int64, dr *DirectReads) (ReadResult, error) {
 	var res ReadResult
 	start, err := l.walkSegments(offset, maxOffset, func(v *segView, offset, maxOffset int64) (bool, error) {
+		if dr != nil {
+			r, exhausted, ok, err := dr.read(l, v, offset, maxBytes, maxOffset)
+			if ok || err != nil {
+				if r.Len > 0 {
+					var berr error
+					res.Records, berr = r.Bytes()
+					r.Release()
+					err = errors.Join(err, berr)
+				}
+				return exhausted, err
+			}
+		}
 		recs, exhausted, err := v.read(offset, maxBytes, maxOffset)
 		if err != nil || !exhausted {
 			res.Records = recs
