@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -27,13 +28,41 @@ func openDirect(path string) (*os.File, error) {
 	return f, err
 }
 
-// noDSync is set once the kernel refused RWF_DSYNC (before Linux 4.7).
+// noDSync is set where a synchronized write is not trusted to be the
+// fsync: before Linux 6.7, and once the kernel refused RWF_DSYNC.
 var noDSync atomic.Bool
+
+func init() { noDSync.Store(!dsyncTrusted(kernelRelease())) }
+
+// dsyncTrusted reports whether a kernel release (uname -r) makes the file
+// size an O_DSYNC direct write extends durable before the write returns.
+// ext4 did not until Linux 6.7 (commit 91562895f803, "ext4: properly sync
+// file size update after O_SYNC direct IO"): its size update came after
+// the sync, so a power cut could leave the file shorter than a write it
+// had acknowledged. Stable kernels got the fix at different points, so
+// only 6.7 and later are trusted; others write and then fdatasync.
+func dsyncTrusted(release string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 6 || major == 6 && minor >= 7
+}
+
+// kernelRelease is the running kernel's release, "" if unknown.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
 
 // pwritevDSync is pwritev with RWF_DSYNC: once it returns, the bytes
 // written and the metadata needed to read them back are durable, as with
 // a write and an fdatasync of the same range. It reports false, having
-// written nothing, where the kernel lacks pwritev2 or the flag.
+// written nothing, where that is not to be trusted (noDSync) or the
+// kernel lacks pwritev2 or the flag (before Linux 4.7).
 func pwritevDSync(f *os.File, bufs [][]byte, off int64) (bool, error) {
 	if noDSync.Load() {
 		return false, nil

@@ -37,7 +37,8 @@ import "fmt"
 //
 // The flush's write is also its fsync when it can be (flushPending):
 // when every byte of the file below the run is durable, a write of the
-// run with RWF_DSYNC leaves the whole segment durable when it returns.
+// run with RWF_DSYNC leaves the whole segment durable when it returns
+// (on kernels that get that right for the size it extends: dsyncTrusted).
 // One system call instead of a write and an fdatasync matters beyond the
 // call itself: each blocking call holds a thread in the kernel, and the
 // Go runtime hands that thread's processor to another thread it wakes,

@@ -19,7 +19,9 @@ func TestFlushSynchronizedWrite(t *testing.T) {
 		noDSync   bool
 		wantSyncs bool
 	}{
-		{name: "one run", batches: 1},
+		// Where the kernel's synchronized writes are not trusted
+		// (dsyncTrusted), every flush syncs.
+		{name: "one run", batches: 1, wantSyncs: noDSync.Load()},
 		{name: "appender wrote", batches: writeBackMax/(1<<20) + 2, wantSyncs: true},
 		{name: "no RWF_DSYNC", batches: 1, noDSync: true, wantSyncs: true},
 	} {
@@ -74,5 +76,27 @@ func TestFlushSynchronizedWrite(t *testing.T) {
 				t.Fatalf("reopened: read %d bytes, %d before", len(got), len(read))
 			}
 		})
+	}
+}
+
+// Only kernels from 6.7 on, whose ext4 syncs the size an O_DSYNC direct
+// write extends, are trusted to make a synchronized write the fsync.
+func TestDSyncTrusted(t *testing.T) {
+	for release, want := range map[string]bool{
+		"6.18.44-fc-v1272":      true,
+		"6.7.0":                 true,
+		"7.0.1-arch1":           true,
+		"6.6.30-generic":        false,
+		"5.15.0-91-generic":     false,
+		"4.18.0-513.el8.x86_64": false,
+		"":                      false,
+		"garbage":               false,
+		"6":                     false,
+		"10.2.3-rc1+":           true,
+		"6.1.0-28-cloud-amd64":  false,
+	} {
+		if got := dsyncTrusted(release); got != want {
+			t.Errorf("dsyncTrusted(%q) = %v, want %v", release, got, want)
+		}
 	}
 }
