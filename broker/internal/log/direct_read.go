@@ -237,6 +237,11 @@ func (dr *DirectReads) read(l *Log, v *segView, offset int64, maxBytes int32, ma
 	}
 	r, exhausted, err = v.scan(offset, int32(mb), maxOffset, span.headerAt)
 	if err == nil && !exhausted && r.Len > 0 {
+		if v.c != nil && !v.c.fileHas(r.Pos+r.Len) {
+			// A first batch running past end into bytes the file
+			// does not hold yet (write-back): the caches serve it.
+			return Region{}, false, false, nil
+		}
 		err = span.ensure(r.Pos + r.Len)
 	}
 	if errors.Is(err, errDirectTooLarge) {
@@ -287,7 +292,17 @@ func (a *ahead) discard() {
 // closes, on a goroutine of l's, for l's next direct read; or only closes
 // file when the read-aheads already hold their share of memory.
 func (dr *DirectReads) readAhead(l *Log, v *segView, from, to int64, file directFile) {
+	// Only what the file holds now: bytes the tail cache has not
+	// written back yet would be read as whatever the file has there,
+	// and a reader claiming the read-ahead after the flush wrote them
+	// would take that for them.
+	valid := v.fileEnd()
+	to = min(to, valid)
 	at := from &^ (directBlock - 1)
+	if to <= from {
+		file.close()
+		return
+	}
 	size := alignUp(to - at)
 	if dr.aheadBytes.Load()+size > directAheadMax {
 		file.close()
@@ -307,7 +322,7 @@ func (dr *DirectReads) readAhead(l *Log, v *segView, from, to int64, file direct
 		n, err := file.readAt(a.buf.b[:size], at)
 		file.close()
 		dr.bytes.Add(int64(n))
-		a.n, a.err = int64(n), err
+		a.n, a.err = min(int64(n), valid-at), err
 		close(a.done)
 	}()
 	old := l.ahead.Swap(a)

@@ -421,3 +421,64 @@ func TestDirectReadAheadSmallBatches(t *testing.T) {
 		t.Fatalf("%d of %d reads from the disk began in a read-ahead", st.AheadUsed, st.Reads)
 	}
 }
+
+// TestDirectReadAheadOfPendingBytes: a read-ahead started while the tail
+// cache holds bytes of its span not yet written back (write-back) reads
+// only what the file holds; a reader claiming it after the flush wrote
+// the rest gets the log's bytes, not what the file had there before.
+func TestDirectReadAheadOfPendingBytes(t *testing.T) {
+	dr := NewDirectReads()
+	l := openLog(t, t.TempDir(), testConfig()) // one segment
+	l.SetDirectWrites(true)
+	l.SetDirectReads(dr)
+	l.SetTailCache(NewTailCache(4 * tcPageSize))
+	mustAppend(t, l, batches(t, 9, 1, 100_000, 0)) // in the file
+	if err := l.WaitFlushed(l.EndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, batches(t, 2, 1, 100_000, 100)) // pending
+	if l.active.dio.failed {
+		t.Skip("no O_DIRECT on this file system: no write-back")
+	}
+	dropLogPages(t, l)
+	const offset = 5 // the batch 400 KB before the pending ones
+	end := l.EndOffset()
+	// Start the read-ahead a direct read of the batches before would
+	// start, over the batches from offset to the end of the log.
+	if _, err := l.walkSegments(offset, end, func(v *segView, offset, maxOffset int64) (bool, error) {
+		from, _, _ := v.scanStart(offset, maxOffset)
+		if v.c == nil || v.c.holds(from) || v.c.fileHas(v.m.size) {
+			t.Fatalf("the cache holds %d, or the file holds all %d bytes: no pending bytes to read ahead of", from, v.m.size)
+		}
+		at := from &^ (directBlock - 1)
+		file, cached, err := openDirectRead(v.f, at, v.m.size-at)
+		if err != nil || cached {
+			t.Fatalf("openDirectRead: %v, cached %v", err, cached)
+		}
+		dr.readAhead(l, v, from, v.m.size, file)
+		return false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	skipWithoutDirectReads(t, dr)
+	if err := l.WaitFlushed(end); err != nil {
+		t.Fatal(err)
+	}
+	used := dr.Stats().AheadUsed
+	res, err := l.ReadRegion(offset, 1<<20, end, nil)
+	if err != nil || res.Region == nil {
+		t.Fatalf("ReadRegion(%d): %v", offset, err)
+	}
+	got := regionBytes(t, res.Region)
+	res.Region.Release()
+	if dr.Stats().AheadUsed != used+1 {
+		t.Fatalf("the read did not start in the read-ahead (%d used before, %d after)", used, dr.Stats().AheadUsed)
+	}
+	want, err := l.readPlain(offset, 1<<20, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Records) {
+		t.Fatalf("read %d bytes through the read-ahead, %d through the page cache, or they differ", len(got), len(want.Records))
+	}
+}

@@ -59,6 +59,15 @@ type segView struct {
 	limit int64
 }
 
+// fileEnd is how far the segment's file holds its bytes now: its size in
+// v, or less while its tail cache holds bytes not yet written back.
+func (v *segView) fileEnd() int64 {
+	if v.c == nil {
+		return v.m.size
+	}
+	return v.c.fileEnd(v.m.size)
+}
+
 // segmentFor returns the index of the segment that holds offset (the last
 // with base <= offset), or 0. REQUIRES: l.mu held.
 func (l *Log) segmentForLocked(offset int64) int {

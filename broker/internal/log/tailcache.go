@@ -618,6 +618,16 @@ func (sc *segCache) holds(pos int64) bool {
 	return len(sc.pages) > 0 && pos >= sc.pages[0].pos && pos < sc.end
 }
 
+// fileEnd is how far the file holds the segment's bytes, of size.
+func (sc *segCache) fileEnd(size int64) int64 {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.written >= sc.end {
+		return size
+	}
+	return min(size, sc.written)
+}
+
 // fileHas reports whether the file holds the segment's bytes below to.
 func (sc *segCache) fileHas(to int64) bool {
 	sc.mu.Lock()

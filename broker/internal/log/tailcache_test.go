@@ -208,7 +208,7 @@ func TestTailCacheMatchesFiles(t *testing.T) {
 				if rng.IntN(2) == 0 {
 					res, err := l.ReadRegion(off, int32(rng.IntN(300_000)), end, nil)
 					if err != nil || res.Region == nil {
-						errs <- "ReadRegion failed"
+						errs <- fmt.Sprintf("ReadRegion(%d) of [0, %d): %v, region %v", off, end, err, res.Region)
 						return
 					}
 					got, err := res.Region.Bytes()
@@ -221,7 +221,7 @@ func TestTailCacheMatchesFiles(t *testing.T) {
 				}
 				rr, err := l.Read(off, int32(rng.IntN(300_000)), end)
 				if err != nil || len(rr.Records) == 0 {
-					errs <- "Read failed"
+					errs <- fmt.Sprintf("Read(%d) of [0, %d): %v, %d bytes", off, end, err, len(rr.Records))
 					return
 				}
 				if msg := wholeBatches(rr.Records, off); msg != "" {
