@@ -43,7 +43,7 @@ import "fmt"
 // call itself: each blocking call holds a thread in the kernel, and the
 // Go runtime hands that thread's processor to another thread it wakes,
 // then parks the first when it returns; a 1 KiB produce at full speed
-// spent about a fifth less CPU per GB with one call per commit
+// spent 14-24% less CPU per GB with one call per commit
 // (bench/README.md, "One system call per group commit").
 
 // writeBackMax bounds the bytes a log leaves pending: past it the
