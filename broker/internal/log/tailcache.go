@@ -3,6 +3,7 @@ package log
 import (
 	"container/list"
 	"errors"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -629,8 +630,4 @@ func (sc *segCache) fileEnd(size int64) int64 {
 }
 
 // fileHas reports whether the file holds the segment's bytes below to.
-func (sc *segCache) fileHas(to int64) bool {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return to <= sc.written || sc.written >= sc.end
-}
+func (sc *segCache) fileHas(to int64) bool { return to <= sc.fileEnd(math.MaxInt64) }
