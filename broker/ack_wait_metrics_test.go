@@ -75,3 +75,34 @@ func TestLogFlushMetric(t *testing.T) {
 		t.Errorf("%d flushes counted, want at least 3", n)
 	}
 }
+
+// Every acknowledged Produce is split into the phases of
+// runnel_broker_produce_phase_seconds, each counted once per request.
+func TestProducePhaseMetric(t *testing.T) {
+	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
+	createTopic(t, newAdmin(t, b.Addr()), "phased", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("phased"), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	body := scrape(t, b.MetricsAddr())
+	for _, phase := range []string{"read", "append", "queued", "respond"} {
+		m := regexp.MustCompile(`\nrunnel_broker_produce_phase_seconds_count\{phase="` + phase + `"\} (\d+)`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no produce phase histogram for %s", phase)
+		}
+		// The client's first requests (metadata, producer id) are not
+		// Produce requests: exactly the three produces are counted.
+		if n, _ := strconv.Atoi(m[1]); n != 3 {
+			t.Errorf("phase %s: %d produces counted, want 3", phase, n)
+		}
+	}
+}

@@ -440,7 +440,10 @@ func (c *conn) writeLoop() {
 			c.write(w, buf)
 		}
 		if item.req.key == 0 {
-			c.checkSlowProduce(item.req, finStart, finEnd)
+			now := time.Now()
+			t := timeProduce(item.req, finStart, finEnd, now)
+			c.b.metrics.producePhases.observe(t)
+			c.checkSlowProduce(t, now)
 		}
 		c.releaseResponse(item)
 		if cap(buf) > maxSpareFrame {

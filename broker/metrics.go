@@ -28,6 +28,7 @@ type metrics struct {
 	segmentsDeleted  prometheus.Counter
 	isrChanges       isrChangeCounters // replication_metrics.go
 	ackWait          ackWaitHistograms // replication_metrics.go
+	producePhases    producePhaseHistograms
 	// logFlush times a partition's group commit (one WaitFlushed of its
 	// high-watermark loop: the fdatasyncs of its dirty segments), as
 	// Kafka's LogFlushRateAndTimeMs does.
@@ -77,8 +78,9 @@ func newMetrics() *metrics {
 		segmentsDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "runnel_broker_retention_segments_deleted_total", Help: "Segments deleted by retention.",
 		}),
-		isrChanges: newISRChangeCounters(),
-		ackWait:    newAckWaitHistograms(),
+		isrChanges:    newISRChangeCounters(),
+		ackWait:       newAckWaitHistograms(),
+		producePhases: newProducePhaseHistograms(),
 		logFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "runnel_broker_log_flush_seconds",
 			Help:    "Time a partition's group commit took: the fdatasync of its appended bytes that acknowledgements wait for.",
@@ -108,7 +110,7 @@ func (m *metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.requests, m.requestLatency, m.bytesIn, m.bytesOut, m.recordsIn, m.recordsOut,
 		m.produceErrors, m.connections, m.badRequests, m.bytesInRequests, m.partitionsOpened, m.segmentsDeleted,
-		m.isrChanges.shrinks, m.isrChanges.expands, m.ackWait.vec, m.logFlush,
+		m.isrChanges.shrinks, m.isrChanges.expands, m.ackWait.vec, m.producePhases.vec, m.logFlush,
 	}
 }
 

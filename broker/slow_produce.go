@@ -29,17 +29,41 @@ func produceClock(r *bufio.Reader) time.Time {
 	return time.Time{}
 }
 
-// checkSlowProduce logs req, a Produce whose finisher ran from finStart
-// to finEnd and whose response is written now, if it was slow.
-func (c *conn) checkSlowProduce(req *request, finStart, finEnd time.Time) {
-	now := time.Now()
-	total := now.Sub(req.received) + req.budgetWait
+// produceTimes is where a Produce's time in the broker went: waiting for
+// the request budget and reading its frame, appending (the handler),
+// queued behind the connection's earlier requests, waiting for its
+// acknowledgement, and encoding and writing its response.
+type produceTimes struct {
+	read, append, queued, ackWait, respond time.Duration
+}
+
+// total is the Produce's whole time in the broker.
+func (t produceTimes) total() time.Duration {
+	return t.read + t.append + t.queued + t.ackWait + t.respond
+}
+
+// timeProduce splits the time of req, a Produce whose finisher ran from
+// finStart to finEnd and whose response was written at now.
+func timeProduce(req *request, finStart, finEnd, now time.Time) produceTimes {
+	return produceTimes{
+		read:    req.budgetWait,
+		append:  req.handled.Sub(req.received),
+		queued:  finStart.Sub(req.handled),
+		ackWait: finEnd.Sub(finStart),
+		respond: now.Sub(finEnd),
+	}
+}
+
+// checkSlowProduce logs a Produce that took t, its response written at
+// now, if it was slow.
+func (c *conn) checkSlowProduce(t produceTimes, now time.Time) {
+	total := t.total()
 	if total < slowProduce || now.Sub(c.slowProduceLogged) < slowProduceLogEvery {
 		return
 	}
 	c.slowProduceLogged = now
 	ms := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 	c.b.logger.Warn("slow produce", "remote", c.nc.RemoteAddr().String(), "total", ms(total),
-		"budget_and_read", ms(req.budgetWait), "append", ms(req.handled.Sub(req.received)),
-		"queued", ms(finStart.Sub(req.handled)), "ack_wait", ms(finEnd.Sub(finStart)), "write", ms(now.Sub(finEnd)))
+		"budget_and_read", ms(t.read), "append", ms(t.append),
+		"queued", ms(t.queued), "ack_wait", ms(t.ackWait), "write", ms(t.respond))
 }

@@ -19,14 +19,14 @@ func TestSlowProduceLogged(t *testing.T) {
 	c := &conn{b: &Broker{logger: slog.New(slog.NewTextHandler(&out, nil))}, nc: a}
 	now := time.Now()
 	quick := &request{key: 0, received: now.Add(-10 * time.Millisecond), handled: now.Add(-9 * time.Millisecond)}
-	c.checkSlowProduce(quick, now.Add(-8*time.Millisecond), now.Add(-time.Millisecond))
+	c.checkSlowProduce(timeProduce(quick, now.Add(-8*time.Millisecond), now.Add(-time.Millisecond), now), now)
 	if out.Len() != 0 {
 		t.Fatalf("a 10 ms produce was logged: %s", out.String())
 	}
 	// 3 s in all: 2 s waiting for the acknowledgement, 0.5 s for the
 	// budget.
 	slow := &request{key: 0, budgetWait: 500 * time.Millisecond, received: now.Add(-2500 * time.Millisecond), handled: now.Add(-2400 * time.Millisecond)}
-	c.checkSlowProduce(slow, now.Add(-2100*time.Millisecond), now.Add(-100*time.Millisecond))
+	c.checkSlowProduce(timeProduce(slow, now.Add(-2100*time.Millisecond), now.Add(-100*time.Millisecond), now), now)
 	line := out.String()
 	for _, want := range []string{"slow produce", "budget_and_read=500ms", "append=100ms", "queued=300ms", "ack_wait=2s", "write=100ms"} {
 		if !strings.Contains(line, want) {
@@ -37,7 +37,7 @@ func TestSlowProduceLogged(t *testing.T) {
 		t.Errorf("log %q lacks the total of about 3s", line)
 	}
 	out.Reset()
-	c.checkSlowProduce(slow, now.Add(-2100*time.Millisecond), now.Add(-100*time.Millisecond))
+	c.checkSlowProduce(timeProduce(slow, now.Add(-2100*time.Millisecond), now.Add(-100*time.Millisecond), now), now)
 	if out.Len() != 0 {
 		t.Fatalf("logged twice within %v: %s", slowProduceLogEvery, out.String())
 	}
