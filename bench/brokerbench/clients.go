@@ -154,7 +154,8 @@ func (r *run) runClients(ctx context.Context, p peer, proc *cluster, w workload)
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	r.prog.printf("%s latency: p50 %v, p99 %v, max %v, lag %v", w.name, ms(cr.paced.lat.p50), ms(cr.paced.lat.p99), ms(cr.paced.lat.max), cr.paced.lag.Round(time.Millisecond))
+	r.prog.printf("%s latency: p50 %v, p99 %v, max %v, lag %v; broker %.2f cores, clients %.2f cores", w.name, ms(cr.paced.lat.p50), ms(cr.paced.lat.p99), ms(cr.paced.lat.max),
+		cr.paced.lag.Round(time.Millisecond), cr.paced.brokerCores(), cr.paced.clientCores())
 	return &workloadResult{clients: &cr}, nil
 }
 

@@ -12,6 +12,7 @@ type clientsFigures struct {
 	inRate, inMB, outRate, outMB, aggregate float64
 	prodRate, consRate                      float64 // the producers alone; the groups alone
 	pacedRate, lag, p50, p99, max           float64 // records/s; ms
+	pacedBroker, pacedClients               float64 // cores busy during the paced phase
 	cpuIn, cpuOut, cpuMoved, other          float64
 	clientIn, clientOut, clientMoved        float64 // the benchmark process's CPU s/GB
 }
@@ -27,24 +28,26 @@ func (r *run) clientsFigures(broker, wl string) *clientsFigures {
 		return median(rounds, func(wr *workloadResult) float64 { return get(wr.clients) })
 	}
 	return &clientsFigures{
-		inRate:      med(func(c *clientsResult) float64 { return c.in.recordsPerSec() }),
-		inMB:        med(func(c *clientsResult) float64 { return c.in.mbPerSec() }),
-		outRate:     med(func(c *clientsResult) float64 { return c.out.recordsPerSec() }),
-		outMB:       med(func(c *clientsResult) float64 { return c.out.mbPerSec() }),
-		aggregate:   med((*clientsResult).aggregate),
-		prodRate:    med(func(c *clientsResult) float64 { return c.produce.recordsPerSec() }),
-		consRate:    med(func(c *clientsResult) float64 { return c.consume.recordsPerSec() }),
-		pacedRate:   med(func(c *clientsResult) float64 { return c.paced.rate }),
-		lag:         med(func(c *clientsResult) float64 { return msf(c.paced.lag) }),
-		p50:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.p50) }),
-		p99:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.p99) }),
-		max:         med(func(c *clientsResult) float64 { return msf(c.paced.lat.max) }),
-		cpuIn:       med(func(c *clientsResult) float64 { return c.produce.cpuPerGB() }),
-		cpuOut:      med(func(c *clientsResult) float64 { return c.consume.cpuPerGB() }),
-		cpuMoved:    med((*clientsResult).cpuPerGBMoved),
-		clientIn:    med(func(c *clientsResult) float64 { return c.produce.clientPerGB() }),
-		clientOut:   med(func(c *clientsResult) float64 { return c.consume.clientPerGB() }),
-		clientMoved: med((*clientsResult).clientPerGBMoved),
+		inRate:       med(func(c *clientsResult) float64 { return c.in.recordsPerSec() }),
+		inMB:         med(func(c *clientsResult) float64 { return c.in.mbPerSec() }),
+		outRate:      med(func(c *clientsResult) float64 { return c.out.recordsPerSec() }),
+		outMB:        med(func(c *clientsResult) float64 { return c.out.mbPerSec() }),
+		aggregate:    med((*clientsResult).aggregate),
+		prodRate:     med(func(c *clientsResult) float64 { return c.produce.recordsPerSec() }),
+		consRate:     med(func(c *clientsResult) float64 { return c.consume.recordsPerSec() }),
+		pacedRate:    med(func(c *clientsResult) float64 { return c.paced.rate }),
+		lag:          med(func(c *clientsResult) float64 { return msf(c.paced.lag) }),
+		p50:          med(func(c *clientsResult) float64 { return msf(c.paced.lat.p50) }),
+		p99:          med(func(c *clientsResult) float64 { return msf(c.paced.lat.p99) }),
+		max:          med(func(c *clientsResult) float64 { return msf(c.paced.lat.max) }),
+		pacedBroker:  med(func(c *clientsResult) float64 { return c.paced.brokerCores() }),
+		pacedClients: med(func(c *clientsResult) float64 { return c.paced.clientCores() }),
+		cpuIn:        med(func(c *clientsResult) float64 { return c.produce.cpuPerGB() }),
+		cpuOut:       med(func(c *clientsResult) float64 { return c.consume.cpuPerGB() }),
+		cpuMoved:     med((*clientsResult).cpuPerGBMoved),
+		clientIn:     med(func(c *clientsResult) float64 { return c.produce.clientPerGB() }),
+		clientOut:    med(func(c *clientsResult) float64 { return c.consume.clientPerGB() }),
+		clientMoved:  med((*clientsResult).clientPerGBMoved),
 		other: med(func(c *clientsResult) float64 {
 			return max(c.produce.other, c.consume.other, c.out.other, c.paced.other)
 		}),
@@ -95,8 +98,8 @@ func (r *run) reportClients(w io.Writer) {
 			f := r.clientsFigures(b.name, wl.name)
 			switch {
 			case f != nil:
-				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", wl.name, b.name,
-					f.inRate, f.inMB, f.outRate, f.outMB, f.aggregate, f.prodRate, f.consRate, f.pacedRate, f.lag, f.p50, f.p99, f.max,
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0f\t%.1f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", wl.name, b.name,
+					f.inRate, f.inMB, f.outRate, f.outMB, f.aggregate, f.prodRate, f.consRate, f.pacedRate, f.lag, f.p50, f.p99, f.max, f.pacedBroker, f.pacedClients,
 					f.cpuIn, f.cpuOut, f.cpuMoved, f.clientIn, f.clientOut, f.clientMoved, f.other)
 			case b.skipped != "":
 				fmt.Fprintf(tw, "%s\t%s\tskipped\t\n", wl.name, b.name)
@@ -111,6 +114,7 @@ func (r *run) reportClients(w io.Writer) {
 	fmt.Fprintln(w, "fan-out: the producers at full speed while both groups read along; out counts each group's copy; aggregate = in + out")
 	fmt.Fprintln(w, "alone: the producers with the consumers paused (CPU s/GB in), then both groups reading that from the start with no producer (CPU s/GB out)")
 	fmt.Fprintln(w, "CPU s/GB: the broker's; clients s/GB: this benchmark process's (the 4 producers and 4 consumers), per GB of the same phase")
+	fmt.Fprintln(w, "paced cores: the CPU the broker and this benchmark's clients used during the paced phase, per second: near the machine's cores, every wait grows")
 
 	fmt.Fprintln(w, "\nratios, many clients (throughput: higher is better for Runnel; p99 and CPU/GB: lower is better)")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -125,7 +125,16 @@ type pacedResult struct {
 	// included, and bytes the value bytes due over it.
 	cpu   time.Duration
 	bytes int64
+	// client is the benchmark process's CPU over the same span, and
+	// elapsed that span: cpu and client over elapsed are the cores each
+	// side kept busy, which on a small machine decide the tail.
+	client, elapsed time.Duration
 }
+
+// brokerCores and clientCores are the cores the broker processes and the
+// benchmark's clients kept busy on average over the phase.
+func (p pacedResult) brokerCores() float64 { return p.cpu.Seconds() / p.elapsed.Seconds() }
+func (p pacedResult) clientCores() float64 { return p.client.Seconds() / p.elapsed.Seconds() }
 
 // payload returns a value of n pseudo-random bytes, shared by every record.
 func payload(n int) []byte {
@@ -383,7 +392,7 @@ func producePacedBy(ctx context.Context, c *cluster, clients []*kgo.Client, topi
 	}
 	recs := int64(rate * end.Sub(start).Seconds())
 	return pacedResult{rate: rate, lag: slices.Max(lags), lat: lats.summarize(), other: other,
-		cpu: sum(cpu), bytes: recs * int64(w.size)}, nil
+		cpu: sum(cpu), bytes: recs * int64(w.size), client: meter.client, elapsed: time.Since(start)}, nil
 }
 
 // pace produces val to topic through cl at rate records/s from start
