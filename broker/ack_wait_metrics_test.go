@@ -51,23 +51,10 @@ func TestProduceAckWaitMetric(t *testing.T) {
 // Each group commit of a durable partition (the fdatasync acks=all waits
 // for) is timed in runnel_broker_log_flush_seconds.
 func TestLogFlushMetric(t *testing.T) {
-	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
-	createTopic(t, newAdmin(t, b.Addr()), "flushed", 1, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("flushed"), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for range 3 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	body := scrapeAfterThreeProduces(t, "flushed")
 	// Each acknowledged produce waited for a flush that covered it, and
 	// three sequential ones cannot share one.
-	m := regexp.MustCompile(`\nrunnel_broker_log_flush_seconds_count (\d+)`).FindStringSubmatch(scrape(t, b.MetricsAddr()))
+	m := regexp.MustCompile(`\nrunnel_broker_log_flush_seconds_count (\d+)`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatal("no log flush histogram")
 	}
@@ -79,21 +66,7 @@ func TestLogFlushMetric(t *testing.T) {
 // Every acknowledged Produce is split into the phases of
 // runnel_broker_produce_phase_seconds, each counted once per request.
 func TestProducePhaseMetric(t *testing.T) {
-	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
-	createTopic(t, newAdmin(t, b.Addr()), "phased", 1, nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("phased"), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	for range 3 {
-		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	body := scrape(t, b.MetricsAddr())
+	body := scrapeAfterThreeProduces(t, "phased")
 	for _, phase := range []string{"read", "append", "queued", "respond"} {
 		m := regexp.MustCompile(`\nrunnel_broker_produce_phase_seconds_count\{phase="` + phase + `"\} (\d+)`).FindStringSubmatch(body)
 		if m == nil {
@@ -105,4 +78,26 @@ func TestProducePhaseMetric(t *testing.T) {
 			t.Errorf("phase %s: %d produces counted, want 3", phase, n)
 		}
 	}
+}
+
+// scrapeAfterThreeProduces starts a broker serving metrics, produces three
+// records one after another with acks=all to a new one-partition topic,
+// and returns the broker's metrics page.
+func scrapeAfterThreeProduces(t *testing.T, topic string) string {
+	t.Helper()
+	b := testutil.StartBroker(t, broker.Config{MetricsListen: "127.0.0.1:0"})
+	createTopic(t, newAdmin(t, b.Addr()), topic, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for range 3 {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return scrape(t, b.MetricsAddr())
 }
