@@ -97,6 +97,62 @@ func (c *cluster) logs() string {
 	return strings.Join(s, " ")
 }
 
+// watch returns a context that is cancelled, with an errExited cause,
+// as soon as one of the cluster's processes exits, so that a phase under
+// way fails at once instead of waiting on a broker that is gone (a
+// client retries a dead address until its context ends). Call cancel
+// before stopping the cluster.
+func (c *cluster) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	for _, p := range c.procs {
+		go func() {
+			select {
+			case <-p.gone:
+				cancel(p.exitErr())
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return ctx, func() { cancel(nil) }
+}
+
+// exitedWithin returns an errExited for one of the cluster's processes
+// that has exited, or exits within wait, or nil. A phase that fails just
+// as a broker dies sees a closed connection before the exit is reaped.
+func (c *cluster) exitedWithin(wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		for _, p := range c.procs {
+			select {
+			case <-p.gone:
+				return p.exitErr()
+			default:
+			}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil
+		}
+		time.Sleep(min(left, 10*time.Millisecond))
+	}
+}
+
+// errExited says a broker process exited while it was being measured.
+type errExited struct {
+	name string
+	pid  int
+	log  string
+}
+
+// exitErr is the errExited of a process that has exited.
+func (p *process) exitErr() *errExited {
+	return &errExited{name: filepath.Base(p.cmd.Path), pid: p.pid(), log: p.log}
+}
+
+func (e *errExited) Error() string {
+	return fmt.Sprintf("%s (pid %d) exited while measured; see %s", e.name, e.pid, e.log)
+}
+
 // stop sends every broker SIGTERM at once (so that a cluster's members
 // shut down together, none waiting for a controller already gone) and
 // waits for each as process.stop does.
@@ -123,6 +179,22 @@ type process struct {
 	addr string // Kafka protocol address, HOST:PORT
 	log  string // file holding the process's stderr (and stdout after ready)
 	done chan error
+	// gone is closed once the process has exited, for watch: done
+	// hands its error to one receiver, stop.
+	gone chan struct{}
+}
+
+// newProcess is a started cmd's process; reap waits for it.
+func newProcess(cmd *exec.Cmd, logPath string) *process {
+	return &process{cmd: cmd, log: logPath, done: make(chan error, 1), gone: make(chan struct{})}
+}
+
+// reap waits for the process to exit and reports its end to stop and
+// watch.
+func (p *process) reap() {
+	err := p.cmd.Wait()
+	close(p.gone)
+	p.done <- err
 }
 
 // pid returns the broker's process id.
@@ -190,7 +262,7 @@ func launch(cmd *exec.Cmd, marker, logPath string) (*process, <-chan string, err
 		logf.Close()
 		return nil, nil, err
 	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan error, 1)}
+	p := newProcess(cmd, logPath)
 
 	addrc := make(chan string, 1)
 	go func() {
@@ -208,7 +280,7 @@ func launch(cmd *exec.Cmd, marker, logPath string) (*process, <-chan string, err
 			fmt.Fprintln(logf, line)
 		}
 		_, _ = io.Copy(logf, stdout)
-		p.done <- cmd.Wait()
+		p.reap()
 		logf.Close()
 	}()
 	return p, addrc, nil
@@ -243,9 +315,9 @@ func startBackground(cmd *exec.Cmd, logPath string) (*process, error) {
 		logf.Close()
 		return nil, err
 	}
-	p := &process{cmd: cmd, log: logPath, done: make(chan error, 1)}
+	p := newProcess(cmd, logPath)
 	go func() {
-		p.done <- cmd.Wait()
+		p.reap()
 		logf.Close()
 	}()
 	return p, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -119,16 +120,19 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 			r.prog.printf("%s: stop: %v", p.name(), err)
 		}
 	}()
+	ctx, cancel := proc.watch(ctx)
+	defer cancel()
 
 	r.prog.prefix = p.name() + ": "
 	defer func() { r.prog.prefix = "" }()
 	if err := r.warmUp(ctx, proc); err != nil {
-		res.err = fmt.Errorf("warm-up: %w", err)
+		res.err = fmt.Errorf("warm-up: %w", exitCause(proc, err))
 		r.prog.printf("FAILED: %v (log: %s)", res.err, proc.logs())
 		return
 	}
 	if err := r.settleBroker(ctx); err != nil {
-		res.err = err
+		res.err = exitCause(proc, err)
+		r.prog.printf("FAILED: %v", res.err)
 		return
 	}
 	for _, w := range r.workloads {
@@ -138,12 +142,23 @@ func (r *run) measure(ctx context.Context, p peer, dir string, keep bool) {
 		}
 		wr, err := r.runWorkload(ctx, p, proc, w)
 		if err != nil {
-			res.err = fmt.Errorf("%s: %w", w.name, err)
+			res.err = fmt.Errorf("%s: %w", w.name, exitCause(proc, err))
 			r.prog.printf("FAILED: %v (log: %s)", res.err, proc.logs())
 			return
 		}
 		res.byWorkload[w.name] = append(res.byWorkload[w.name], wr)
 	}
+}
+
+// exitCause adds to err, a phase's failure, that a broker process exited
+// (cluster.watch), when one did or does within a second: the phase itself
+// sees a cancelled context or a closed connection.
+func exitCause(proc *cluster, err error) error {
+	var already *errExited
+	if gone := proc.exitedWithin(time.Second); gone != nil && !errors.As(err, &already) {
+		return fmt.Errorf("%w: %w", gone, err)
+	}
+	return err
 }
 
 // settleBroker leaves the broker idle for -settle, as a server is between
