@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -159,6 +160,27 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// dataSize is the bytes of the whole record batches a segment file
+// starts with: its size less what direct writes leave past its last
+// batch, zeros (up to a block, or several MiB ahead of the appends where
+// group commits go through the commit ring).
+func dataSize(t *testing.T, path string) int64 {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for n+12 <= len(raw) {
+		l := int(binary.BigEndian.Uint32(raw[n+8:]))
+		if l == 0 || n+12+l > len(raw) {
+			break
+		}
+		n += 12 + l
+	}
+	return int64(n)
 }
 
 // droppedBytes scrapes runnel_broker_log_cache_dropped_bytes_total.

@@ -148,7 +148,7 @@ func TestDirectWritesCache(t *testing.T) {
 			consumeChecked(ctx, t, c, 0, total, value)
 			hit, miss := b.DirectWritesCacheReads()
 			cached, pages := residentPages(t, seg, 0)
-			size := fileSize(t, seg)
+			size := dataSize(t, seg)
 			if tc.bytes == 0 {
 				if hit < size-4096 || miss != 0 { // the file may end in padding
 					t.Fatalf("read %d bytes from the cache and %d from the file, want all %d from the cache", hit, miss, size)
@@ -277,6 +277,7 @@ func TestDirectWritesOnFollowers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	leadSize := dataSize(t, segmentOf(t, dirs[leader-1], "rep-0"))
 	followers := 0
 	for i := range 3 {
 		if int32(i+1) == leader {
@@ -286,9 +287,9 @@ func TestDirectWritesOnFollowers(t *testing.T) {
 		// The follower has every acknowledged batch (acks=all); poll its
 		// size (reading it would bring its pages into the cache).
 		deadline := time.Now().Add(10 * time.Second)
-		for fileSize(t, seg) < int64(len(lead))-4096 {
+		for fileSize(t, seg) < leadSize-4096 {
 			if time.Now().After(deadline) {
-				t.Fatalf("broker %d's copy has %d bytes, the leader's %d", i+1, fileSize(t, seg), len(lead))
+				t.Fatalf("broker %d's copy has %d bytes, the leader's %d", i+1, fileSize(t, seg), leadSize)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}

@@ -76,9 +76,11 @@ func TestZeroCopyGathersMemoryRegions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tc := log.NewTailCache(8 << 20)
+	defer tc.Close()
 	defer cached.Close()
 	cached.SetDirectWrites(true)
-	cached.SetTailCache(log.NewTailCache(8 << 20))
+	cached.SetTailCache(tc)
 	plain := zeroCopyTestLog(t)
 
 	// response builds a fetch response of one topic whose partitions

@@ -127,6 +127,11 @@ func (s *segment) writeAt(b []byte, pos int64, direct bool) error {
 
 // REQUIRES: s.wmu held, nothing pending.
 func (s *segment) writeAtLocked(b []byte, pos int64, direct bool) error {
+	end := pos + int64(len(b))
+	// Before anything else: the wait lets go of wmu. A direct write pads
+	// its last block.
+	s.awaitZeroing(end + directBlock)
+	defer s.wroteData(end)
 	if !direct || s.dio.failed {
 		if _, err := s.f.WriteAt(b, pos); err != nil {
 			return err
@@ -248,6 +253,7 @@ func (s *segment) loadTail(start, pos int64) error {
 func (s *segment) closeDirect() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.stopZeroing()
 	err := s.writePendingLocked()
 	if s.dio.f != nil {
 		if cerr := s.dio.f.Close(); err == nil {
@@ -267,20 +273,9 @@ func (s *segment) closeDirect() error {
 }
 
 // padded reports whether the bytes of f in [from, to), after a segment's
-// last valid batch, are what a direct write leaves there: less than a
-// block of zeros.
+// last valid batch, are what direct writes leave there: zeros, less than
+// a block of them past the last write, or more ahead of it (zeroahead.go).
 func padded(f *os.File, from, to int64) bool {
-	if to-from >= directBlock {
-		return false
-	}
-	b := make([]byte, to-from)
-	if _, err := f.ReadAt(b, from); err != nil {
-		return false
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+	ok, err := allZeros(f, from, to)
+	return ok && err == nil
 }

@@ -431,7 +431,7 @@ func TestDirectReadAheadOfPendingBytes(t *testing.T) {
 	l := openLog(t, t.TempDir(), testConfig()) // one segment
 	l.SetDirectWrites(true)
 	l.SetDirectReads(dr)
-	l.SetTailCache(NewTailCache(4 * tcPageSize))
+	l.SetTailCache(testTailCache(t, 4*tcPageSize))
 	mustAppend(t, l, batches(t, 9, 1, 100_000, 0)) // in the file
 	if err := l.WaitFlushed(l.EndOffset()); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func tmpfsDir(t *testing.T) string {
 // cache's stats and whether the log fell back to buffered writes.
 func directLogRoundTrip(t *testing.T, dir string) (TailCacheStats, bool) {
 	t.Helper()
-	tc := NewTailCache(16 * tcPageSize)
+	tc := testTailCache(t, 16*tcPageSize)
 	l := openLog(t, dir, testConfig())
 	l.SetDirectWrites(true)
 	l.SetTailCache(tc)

@@ -54,5 +54,12 @@
 // serialises fsyncs on a flush mutex so that every caller queued behind an
 // fsync shares the next one (group commit).
 //
+// The logs sharing a TailCache send their group commits' synchronized
+// writes to its commit ring (ring_linux.go), one goroutine submitting
+// them all through one io_uring; an active segment whose commits are
+// small has zeros written ahead of its appends by a goroutine of its own
+// (zeroahead.go), so that those writes overwrite blocks the file has.
+// Both stop before the files they write are closed.
+//
 // Lock order: appendMu, then flushMu, then mu.
 package log

@@ -36,7 +36,7 @@ func TestFlushSynchronizedWrite(t *testing.T) {
 			cfg.MaxMessageBytes = 2 << 20
 			l := openLog(t, dir, cfg)
 			l.SetDirectWrites(true)
-			l.SetTailCache(NewTailCache(2 * writeBackMax))
+			l.SetTailCache(testTailCache(t, 2*writeBackMax))
 			var want []byte
 			for round := range 3 {
 				for i := range tc.batches {

@@ -247,6 +247,9 @@ func (l *Log) Close() error {
 	for _, s := range segs {
 		s.dropCache()
 		if s.dio.f != nil { // a broken log's active segment, not sealed
+			s.wmu.Lock()
+			s.stopZeroing()
+			s.wmu.Unlock()
 			s.dio.f.Close()
 		}
 		if err := s.f.Close(); err != nil {

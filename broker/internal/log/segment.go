@@ -32,6 +32,9 @@ type segment struct {
 	// dio is the segment's direct writing (direct.go), while active.
 	// REQUIRES: wmu held.
 	dio directState
+	// zero is the active segment's zero-ahead (zeroahead.go).
+	// REQUIRES: wmu held.
+	zero zeroAhead
 	// cache holds the segment's bytes last appended directly, when the
 	// log has a tail cache (tailcache.go). Set by the appender, read by
 	// readers.

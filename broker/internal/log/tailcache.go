@@ -146,13 +146,17 @@ type TailCache struct {
 	othersIdle  func(elapsed time.Duration) bool
 
 	hits, misses atomic.Int64
+
+	// ring submits the group commits of the logs that use the cache
+	// (ring_linux.go); nil where there is no io_uring.
+	ring *commitRing
 }
 
 // NewTailCache returns a cache of at most budget bytes (rounded down to
 // whole pages). A budget below one page makes a cache that never holds
 // anything.
 func NewTailCache(budget int64) *TailCache {
-	tc := &TailCache{maxPages: int(max(budget, 0) / tcPageSize)}
+	tc := &TailCache{maxPages: int(max(budget, 0) / tcPageSize), ring: newCommitRing()}
 	tc.grown.L = &tc.mu
 	return tc
 }
@@ -183,7 +187,7 @@ func (tc *TailCache) Stats() TailCacheStats {
 // using the cache closed (so nothing is cached) and every region
 // released. Memory a page is still held in, by a bug, stays mapped
 // rather than be pulled from under its reader. The cache takes nothing
-// after Close.
+// after Close, and its commit ring none: their writes are made without it.
 func (tc *TailCache) Close() {
 	tc.mu.Lock()
 	if tc.stop != nil && !tc.closed {
@@ -192,6 +196,7 @@ func (tc *TailCache) Close() {
 	tc.closed = true
 	tc.mu.Unlock()
 	tc.grower.Wait() // it and the prefaulter give back what they map after Close
+	tc.ring.close()
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	if len(tc.free) != tc.pages {

@@ -30,7 +30,7 @@ func closeFreed(t *testing.T, tc *TailCache, held []*tcPage) {
 // fail; Close gives back everything.
 func TestTailCacheGrowsAhead(t *testing.T) {
 	const budget = 4*tcSlab + 5 // the last slab is short
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	var held []*tcPage
 	take := func() {
 		t.Helper()
@@ -67,7 +67,7 @@ func TestTailCacheGrowsAhead(t *testing.T) {
 // budget and no further.
 func TestTailCacheGrowsWhileTheGrowerLags(t *testing.T) {
 	const budget = 4 * tcSlab
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	release := make(chan struct{})
 	tc.newSlab = func(n int) ([]byte, func()) {
 		<-release

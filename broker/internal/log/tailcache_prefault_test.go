@@ -14,7 +14,7 @@ func quiet(time.Duration) bool { return true }
 // that follow take those pages without mapping more.
 func TestTailCachePrefaultIdle(t *testing.T) {
 	const budget = 3*tcSlab + 7 // the last slab is short
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	tc.othersIdle = quiet
 	slabs := 0
 	tc.newSlab = func(n int) ([]byte, func()) {
@@ -50,7 +50,7 @@ func TestTailCachePrefaultIdle(t *testing.T) {
 // either.
 func TestTailCachePrefaultWaitsForIdle(t *testing.T) {
 	const budget = 6 * tcSlab
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	tick := make(chan time.Time)
 	tc.idleTick = tick
 	// Each look stops in othersIdle until the test lets it go on, so
@@ -139,7 +139,7 @@ func TestTailCachePrefaultWaitsForIdle(t *testing.T) {
 // for an idle interval ends the wait.
 func TestTailCachePrefaultClose(t *testing.T) {
 	const budget = 4 * tcSlab
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	tc.othersIdle = quiet
 	second := make(chan struct{})
 	release := make(chan struct{})
@@ -164,7 +164,7 @@ func TestTailCachePrefaultClose(t *testing.T) {
 		t.Fatalf("closed while prefaulting: %d bytes kept, %d slabs asked for; want 0 and 2", st.Allocated, calls)
 	}
 
-	tc = NewTailCache(budget * tcPageSize)
+	tc = testTailCache(t, budget*tcPageSize)
 	tc.idleTick = make(chan time.Time) // never ticks
 	tc.othersIdle = quiet
 	p := tc.alloc() // busy: the prefaulter will wait
@@ -183,7 +183,7 @@ func TestTailCachePrefaultClose(t *testing.T) {
 // told how long each look covered.
 func TestTailCachePrefaultWaitsForCPU(t *testing.T) {
 	const budget = 2 * tcSlab
-	tc := NewTailCache(budget * tcPageSize)
+	tc := testTailCache(t, budget*tcPageSize)
 	tick := make(chan time.Time)
 	tc.idleTick = tick
 	looks := make(chan time.Duration)

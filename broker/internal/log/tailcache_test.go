@@ -68,7 +68,7 @@ func cachedLog(t *testing.T, tc *TailCache, cfg Config) *Log {
 // from memory with the file's bytes, and once the cache has moved on, a
 // region of the same batches comes from the file, with the same bytes.
 func TestTailCacheServesTheTail(t *testing.T) {
-	tc := NewTailCache(8 * tcPageSize)
+	tc := testTailCache(t, 8*tcPageSize)
 	l := cachedLog(t, tc, testConfig())
 	l.SetDirectReads(nil) // what the cache no longer holds comes from the file
 	rng := rand.New(rand.NewPCG(7, 8))
@@ -118,7 +118,7 @@ func TestTailCacheServesTheTail(t *testing.T) {
 // is not reused while it is held, however much is appended meanwhile (to
 // this log or another sharing the cache), and is reused once released.
 func TestTailCacheRegionOutlivesEviction(t *testing.T) {
-	tc := NewTailCache(4 * tcPageSize)
+	tc := testTailCache(t, 4*tcPageSize)
 	a, b := cachedLog(t, tc, testConfig()), cachedLog(t, tc, testConfig())
 	rng := rand.New(rand.NewPCG(9, 10))
 	small := func() []byte {
@@ -182,7 +182,7 @@ func TestTailCacheRegionOutlivesEviction(t *testing.T) {
 // and rolling segments, while readers read regions and copies at random
 // offsets: every byte read, cached or not, is the file's.
 func TestTailCacheMatchesFiles(t *testing.T) {
-	tc := NewTailCache(6 * tcPageSize)
+	tc := testTailCache(t, 6*tcPageSize)
 	cfg := testConfig()
 	cfg.SegmentBytes = 1 << 20
 	logs := []*Log{cachedLog(t, tc, cfg), cachedLog(t, tc, cfg), cachedLog(t, tc, cfg)}

@@ -136,6 +136,14 @@ func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
 	if bufs == nil {
 		return false, nil
 	}
+	if s.zeroing((to + directBlock - 1) &^ (directBlock - 1)) {
+		// Wait for zero-ahead to leave the run's blocks, then look
+		// again: the wait lets go of wmu, and another writer may have
+		// written the run meanwhile.
+		sc.tc.unrefAll(pages)
+		s.awaitZeroing(to + directBlock)
+		return s.writeRun(dsync)
+	}
 	defer sc.tc.unrefAll(pages)
 	// The file's last block changes: a direct write through the
 	// appender's buffer reads it again.
@@ -149,7 +157,7 @@ func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
 }
 
 // writeBlocks writes bufs, the bytes [from, to) of the file with from at
-// a block boundary, in one O_DIRECT write: whole blocks from the pages
+// a block boundary and no zeroing under way in them, in one O_DIRECT write: whole blocks from the pages
 // themselves, the last partial block through a buffer padded with zeros.
 // With dsync the write is synchronized (RWF_DSYNC) where the kernel
 // allows it, and it reports whether it was. Where the file system refuses
@@ -178,9 +186,17 @@ func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync bool) (bool, 
 		iov = append(iov, pad)
 		s.dio.padded = true
 	}
+	end := (to + directBlock - 1) &^ (directBlock - 1)
+	var ring *commitRing
+	if sc := s.cache.Load(); sc != nil {
+		ring = sc.tc.ring
+	}
 	durable := false
 	var err error
-	if dsync {
+	if dsync && s.overwrites(end) && ring.usable() {
+		durable, err = ring.writeDSync(s.dio.f, iov, from)
+	}
+	if err == nil && !durable && dsync {
 		durable, err = pwritevDSync(s.dio.f, iov, from)
 	}
 	if err == nil && !durable {
@@ -192,6 +208,10 @@ func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync bool) (bool, 
 			return false, s.writeBuffered(bufs, from, err)
 		}
 		return false, err
+	}
+	s.wroteData(end)
+	if dsync && to-from <= smallCommit && ring.usable() {
+		s.zeroMore(s.dio.f)
 	}
 	return durable, nil
 }

@@ -50,7 +50,7 @@ func lastHeader(t *testing.T, recs []byte) batchHeader {
 // then the file holds exactly what was read. What a crash leaves is
 // everything flushed.
 func TestWriteBack(t *testing.T) {
-	tc := NewTailCache(16 * tcPageSize)
+	tc := testTailCache(t, 16*tcPageSize)
 	dir := t.TempDir()
 	l := openLog(t, dir, testConfig())
 	l.SetDirectWrites(true)
@@ -126,7 +126,7 @@ func TestWriteBack(t *testing.T) {
 // cannot get a page writes itself; and a read that spans bytes evicted
 // (in the file) and bytes pending (only in memory) gets both right.
 func TestWriteBackNeverEvictsPending(t *testing.T) {
-	tc := NewTailCache(4 * tcPageSize)
+	tc := testTailCache(t, 4*tcPageSize)
 	a, b := cachedLog(t, tc, testConfig()), cachedLog(t, tc, testConfig())
 	rng := rand.New(rand.NewPCG(23, 24))
 	batch := func() []byte {

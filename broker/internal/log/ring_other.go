@@ -1,0 +1,19 @@
+//go:build !linux
+
+package log
+
+import "os"
+
+// commitRing is Linux's io_uring (ring_linux.go); elsewhere there is none
+// and every synchronized write is its caller's own.
+type commitRing struct{}
+
+func newCommitRing() *commitRing { return nil }
+
+func (c *commitRing) usable() bool { return false }
+
+func (c *commitRing) close() {}
+
+func (c *commitRing) writeDSync(f *os.File, bufs [][]byte, off int64) (bool, error) {
+	return false, nil
+}

@@ -1,0 +1,98 @@
+package log
+
+import (
+	"bytes"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestZeroAhead: a log whose group commits can go through the commit
+// ring keeps zeros written ahead of its appends, and its commits then go
+// through the ring; the file runs past the segment's size with zeros
+// only; a crash that leaves those zeros (the files copied while the log
+// is open) recovers every batch and cuts them as padding, with no
+// warning of lost bytes; and closing the log cuts them.
+func TestZeroAhead(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig()
+	l := openLog(t, dir, cfg)
+	l.SetDirectWrites(true)
+	tc := testTailCache(t, 64<<20)
+	l.SetTailCache(tc)
+	if noDSync.Load() || !tc.ring.usable() {
+		t.Skip("no commit ring here (io_uring, or synchronized writes, untrusted or missing)")
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	// About 3.5 zeroSteps of appends, each committed as a produce's
+	// would be.
+	var appended int64
+	for appended < 7*zeroStep/2 {
+		b := makeBatch(t, batchSpec{n: 1 + rng.IntN(3), value: 1 + rng.IntN(60_000), firstTs: 1})
+		appended += int64(len(b))
+		mustAppend(t, l, b)
+		if l.active.dio.failed {
+			t.Skip("no O_DIRECT on this file system: no write-back")
+		}
+		if err := l.WaitFlushed(l.EndOffset()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := l.active
+	s.wmu.Lock()
+	s.awaitZeroing(s.zero.to)
+	ready := s.zero.ready
+	s.wmu.Unlock()
+	size := s.pub.size
+	if ready <= size {
+		t.Fatalf("zeros ready to %d, appended %d: want zeros ahead", ready, size)
+	}
+	if got := fileSize(t, s.path(logSuffix)); got <= size || got > ready {
+		t.Fatalf("file of %d bytes, segment of %d, zeros to %d", got, size, ready)
+	}
+	// Commits after the first zeroing went through the ring: most.
+	commits := l.flushes.Load()
+	if rang := tc.ring.writes.Load(); rang < commits/2 {
+		t.Fatalf("%d of %d commits went through the ring", rang, commits)
+	}
+	read := readEverything(t, l)
+	segmentBytes(t, l) // checks what lies past the size is zeros
+
+	crashed := t.TempDir()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(crashed, e.Name()), raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var warnings bytes.Buffer
+	r := openLog(t, crashed, cfg, WithLogger(slog.New(slog.NewTextHandler(&warnings, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	if !bytes.Equal(readEverything(t, r), read) {
+		t.Fatal("the log recovered from the crash reads differently")
+	}
+	if got := fileSize(t, r.active.path(logSuffix)); got != size {
+		t.Fatalf("recovered file of %d bytes, want the segment's %d", got, size)
+	}
+	if warnings.Len() > 0 {
+		t.Fatalf("recovery warned: %s", warnings.String())
+	}
+
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, s.path(logSuffix)); got != size {
+		t.Fatalf("closed log's file of %d bytes, want the segment's %d", got, size)
+	}
+}
