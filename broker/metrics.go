@@ -141,6 +141,8 @@ var (
 		"Memory of the direct writes' cache (log.direct.writes.cache.bytes): allocated, and holding records (cached).", []string{"state"}, nil)
 	descTailCacheRead = prometheus.NewDesc("runnel_broker_direct_writes_cache_read_bytes_total",
 		"Bytes fetched from partitions with a direct writes' cache: found there (hit), or read from the log's files (miss).", []string{"result"}, nil)
+	descCommitRing = prometheus.NewDesc("runnel_broker_log_commit_ring_writes_total",
+		"Group commits (synchronized writes) submitted through the commit ring, one io_uring for every partition; none where io_uring is missing or refused, whose commits are written with pwritev2.", nil, nil)
 	descDirectReads = prometheus.NewDesc("runnel_broker_direct_reads_total",
 		"Fetches of log regions neither cache held, read from the files with O_DIRECT rather than through the page cache.", nil, nil)
 	descDirectReadBytes = prometheus.NewDesc("runnel_broker_direct_read_bytes_total",
@@ -155,6 +157,7 @@ func (c *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descCacheDropped
 	ch <- descTailCacheBytes
 	ch <- descTailCacheRead
+	ch <- descCommitRing
 	ch <- descDirectReads
 	ch <- descDirectReadBytes
 }
@@ -168,6 +171,7 @@ func (c *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTailCacheBytes, prometheus.GaugeValue, float64(tc.Cached), "cached")
 	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.HitBytes), "hit")
 	ch <- prometheus.MustNewConstMetric(descTailCacheRead, prometheus.CounterValue, float64(tc.MissBytes), "miss")
+	ch <- prometheus.MustNewConstMetric(descCommitRing, prometheus.CounterValue, float64(tc.RingWrites))
 	var dr log.DirectReadStats
 	if c.b.directReads != nil {
 		dr = c.b.directReads.Stats()

@@ -223,6 +223,9 @@ func (c *commitRing) start() bool {
 	return !c.broken.Load() && !c.closed.Load()
 }
 
+// taken is how many writes the ring took.
+func (c *commitRing) taken() int64 { return c.writes.Load() }
+
 // usable reports whether writes may go to the ring, starting it if need
 // be.
 func (c *commitRing) usable() bool {

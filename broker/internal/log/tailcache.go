@@ -169,6 +169,10 @@ type TailCacheStats struct {
 	// HitBytes and MissBytes are the bytes reads found in the cache and
 	// the bytes they had to read from files instead, for logs it serves.
 	HitBytes, MissBytes int64
+	// RingWrites is the group commits of logs using the cache that went
+	// through its commit ring (ring_linux.go): none where io_uring is
+	// missing or refused.
+	RingWrites int64
 }
 
 // Stats reports the cache's memory and hit counts.
@@ -176,10 +180,11 @@ func (tc *TailCache) Stats() TailCacheStats {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
 	return TailCacheStats{
-		Allocated: int64(tc.pages) * tcPageSize,
-		Cached:    int64(tc.fifo.Len()+tc.parked) * tcPageSize,
-		HitBytes:  tc.hits.Load(),
-		MissBytes: tc.misses.Load(),
+		Allocated:  int64(tc.pages) * tcPageSize,
+		Cached:     int64(tc.fifo.Len()+tc.parked) * tcPageSize,
+		HitBytes:   tc.hits.Load(),
+		MissBytes:  tc.misses.Load(),
+		RingWrites: tc.ring.taken(),
 	}
 }
 
