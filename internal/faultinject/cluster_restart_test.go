@@ -141,25 +141,33 @@ func cutLastBatch(t *testing.T, dir string) {
 	}
 	slices.Sort(logs) // zero-padded base offsets
 	path := filepath.Join(dir, logs[len(logs)-1])
+	starts, _ := segmentBatches(t, path)
+	if len(starts) == 0 {
+		t.Fatalf("no batch in %s", path)
+	}
+	if err := os.Truncate(path, int64(starts[len(starts)-1])); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// segmentBatches returns where each record batch of a segment file
+// starts, and where the last ends. Direct writes may leave zeros after
+// it: up to a block, or megabytes ahead of the appends where group
+// commits go through the commit ring.
+func segmentBatches(t *testing.T, path string) (starts []int, end int) {
+	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Batches: base offset (8 bytes), length (4), then length bytes.
-	// Direct writes may leave zeros after the last one.
-	last := -1
-	for pos := 0; pos+12 <= len(b); {
-		n := int(int32(binary.BigEndian.Uint32(b[pos+8:])))
-		if n <= 0 || pos+12+n > len(b) {
+	for end+12 <= len(b) {
+		n := int(int32(binary.BigEndian.Uint32(b[end+8:])))
+		if n <= 0 || end+12+n > len(b) {
 			break
 		}
-		last = pos
-		pos += 12 + n
+		starts = append(starts, end)
+		end += 12 + n
 	}
-	if last < 0 {
-		t.Fatalf("no batch in %s", path)
-	}
-	if err := os.Truncate(path, int64(last)); err != nil {
-		t.Fatal(err)
-	}
+	return starts, end
 }

@@ -157,8 +157,10 @@ func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
 }
 
 // writeBlocks writes bufs, the bytes [from, to) of the file with from at
-// a block boundary and no zeroing under way in them, in one O_DIRECT write: whole blocks from the pages
-// themselves, the last partial block through a buffer padded with zeros.
+// a block boundary and no zeroing under way in them, in one O_DIRECT
+// write: whole blocks from the pages themselves, the last partial block
+// through a buffer padded with zeros. A synchronized write goes through
+// the tail cache's commit ring when it overwrites (zeroahead.go).
 // With dsync the write is synchronized (RWF_DSYNC) where the kernel
 // allows it, and it reports whether it was. Where the file system refuses
 // O_DIRECT it writes them through the page cache. REQUIRES: s.wmu held.
