@@ -55,7 +55,7 @@ func ringWrites(t *testing.T, b *broker.Broker) int64 {
 }
 
 // With the defaults, a partition acknowledging small produces one at a
-// time gets zeros written ahead of its appends, and its group commits
+// time gets zeros written ahead of its appends once it holds 4 MiB, and its group commits
 // then go through the commit ring (the metric counts them); what was
 // acknowledged is what a consumer reads back, and the segment file runs
 // past its records only with zeros.
@@ -68,8 +68,9 @@ func TestCommitRingDefaults(t *testing.T) {
 	if got := ringWrites(t, b); got != 0 {
 		t.Fatalf("%d ring writes before any produce", got)
 	}
+	// Records of about 64 KiB: zeros come once the segment holds 4 MiB.
 	value := func(i int) []byte {
-		v := bytes.Repeat([]byte{byte(i)}, 900+i%200)
+		v := bytes.Repeat([]byte{byte(i)}, 64<<10+i%200)
 		copy(v, fmt.Sprintf("record %d|", i))
 		return v
 	}

@@ -19,7 +19,12 @@ import (
 // ring (ring_linux.go) and are small is kept ahead of its appends: once
 // the bytes written come within zeroStep/2 of the bytes known written, a
 // goroutine writes zeroStep more bytes of zeros past them and syncs the
-// file, off the path of the acknowledgements. Commits that end below that mark go
+// file, off the path of the acknowledgements. Only once the segment
+// holds zeroStep bytes of records: so the zeros on disk never exceed one
+// and a half times the records of the segment that has them, and
+// a broker with thousands of partitions written now and then (or the
+// internal topics' offset commits) does not write megabytes of zeros
+// for each. Commits that end below that mark go
 // to the ring; a commit that outruns it (a burst, the segment's first
 // commits) is written as before. The zeros are direct-write padding
 // (direct.go): readers never look past the segment's size, sealing cuts
@@ -86,7 +91,7 @@ func (s *segment) overwrites(to int64) bool { return to <= s.zero.ready }
 // REQUIRES: s.wmu held.
 func (s *segment) zeroMore(f *os.File) {
 	z := &s.zero
-	if z.stopped || z.from < z.to || z.ready-z.hi >= zeroStep/2 {
+	if z.stopped || z.from < z.to || z.hi < zeroStep || z.ready-z.hi >= zeroStep/2 {
 		return
 	}
 	if z.done.L == nil {

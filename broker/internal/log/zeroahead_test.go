@@ -10,11 +10,12 @@ import (
 )
 
 // TestZeroAhead: a log whose group commits can go through the commit
-// ring keeps zeros written ahead of its appends, and its commits then go
-// through the ring; the file runs past the segment's size with zeros
-// only; a crash that leaves those zeros (the files copied while the log
-// is open) recovers every batch and cuts them as padding, with no
-// warning of lost bytes; and closing the log cuts them.
+// ring keeps zeros written ahead of its appends, but not before the
+// segment holds zeroStep bytes, and its commits then go through the
+// ring; the file runs past the segment's size with zeros only; a crash
+// that leaves those zeros (the files copied while the log is open)
+// recovers every batch and cuts them as padding, with no warning of
+// lost bytes; and closing the log cuts them.
 func TestZeroAhead(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig()
@@ -26,10 +27,10 @@ func TestZeroAhead(t *testing.T) {
 		t.Skip("no commit ring here (io_uring, or synchronized writes, untrusted or missing)")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	// About 3.5 zeroSteps of appends, each committed as a produce's
-	// would be.
+	// Six zeroSteps of appends, each committed as a produce's would be;
+	// zeros come once the segment holds one.
 	var appended int64
-	for appended < 7*zeroStep/2 {
+	for appended < 6*zeroStep {
 		b := makeBatch(t, batchSpec{n: 1 + rng.IntN(3), value: 1 + rng.IntN(60_000), firstTs: 1})
 		appended += int64(len(b))
 		mustAppend(t, l, b)
@@ -38,6 +39,13 @@ func TestZeroAhead(t *testing.T) {
 		}
 		if err := l.WaitFlushed(l.EndOffset()); err != nil {
 			t.Fatal(err)
+		}
+		if size := l.active.pub.size; size < zeroStep/2 {
+			// Too few records for zeros yet: the file is the
+			// records and at most a block of padding.
+			if got := fileSize(t, l.active.path(logSuffix)); got > (size+directBlock-1)&^(directBlock-1) {
+				t.Fatalf("file of %d bytes for %d of records: zeros ahead of a segment under %d", got, size, zeroStep)
+			}
 		}
 	}
 	s := l.active
