@@ -19,18 +19,18 @@ import (
 // ring (ring_linux.go) and are small is kept ahead of its appends: once
 // the bytes written come within zeroStep/2 of the bytes known written, a
 // goroutine writes zeroStep more bytes of zeros past them and syncs the
-// file, off the path of the acknowledgements. Only once the segment
-// holds zeroStep bytes of records: so the zeros on disk never exceed one
-// and a half times the records of the segment that has them, and
-// a broker with thousands of partitions written now and then (or the
-// internal topics' offset commits) does not write megabytes of zeros
-// for each. Commits that end below that mark go
-// to the ring; a commit that outruns it (a burst, the segment's first
-// commits) is written as before. The zeros are direct-write padding
-// (direct.go): readers never look past the segment's size, sealing cuts
-// them off, and recovery takes zeros after the last batch for padding.
-// They cost the disk a second write of every byte appended, in large
-// writes, where each commit saves a metadata update.
+// file, off the path of the acknowledgements. It starts only once the
+// segment holds zeroStep bytes of records, so the zeros on disk never
+// exceed one and a half times the records of the segment that has them,
+// and a broker with thousands of partitions written now and then (or
+// the internal topics' offset commits) writes no megabytes of zeros for
+// each. Commits that end below that mark go to the ring; a commit that
+// outruns it (a burst, the segment's first commits) is written as
+// before. The zeros are direct-write padding (direct.go): readers never
+// look past the segment's size, sealing cuts them off, and recovery
+// takes zeros after the last batch for padding. They cost the disk a
+// second write of every byte appended, in large writes, where each
+// commit saves a metadata update.
 
 // smallCommit is the largest commit that asks for zeros ahead. The
 // saving is per commit and the zeros' cost per byte: a partition whose
