@@ -106,14 +106,21 @@ func writeAll(f *os.File, bufs [][]byte, off int64, write func(fd int, bufs [][]
 			return io.ErrShortWrite
 		}
 		off += int64(n)
-		for n > 0 {
-			if n < len(bufs[0]) {
-				bufs[0] = bufs[0][n:]
-				break
-			}
-			n -= len(bufs[0])
-			bufs = bufs[1:]
-		}
+		bufs = consumed(bufs, n)
 	}
 	return nil
+}
+
+// consumed returns bufs without their first n bytes, changing bufs'
+// elements: the caller passes a copy it owns.
+func consumed(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			break
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	return bufs
 }

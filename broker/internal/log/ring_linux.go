@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -277,24 +278,10 @@ func (c *commitRing) writeDSync(f *os.File, bufs [][]byte, off int64) (bool, err
 		return false, &os.PathError{Op: "pwritev2", Path: f.Name(), Err: err}
 	case int64(w.res) < w.n:
 		// Rare: finish the rest the ordinary way.
-		rest := skipBytes(bufs, int64(w.res))
+		rest := consumed(slices.Clone(bufs), int(w.res))
 		return pwritevDSync(f, rest, off+int64(w.res))
 	}
 	return true, nil
-}
-
-// skipBytes returns bufs without their first n bytes.
-func skipBytes(bufs [][]byte, n int64) [][]byte {
-	out := make([][]byte, 0, len(bufs))
-	for _, b := range bufs {
-		if n >= int64(len(b)) {
-			n -= int64(len(b))
-			continue
-		}
-		out = append(out, b[n:])
-		n = 0
-	}
-	return out
 }
 
 func (c *commitRing) loop() {

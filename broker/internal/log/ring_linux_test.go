@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -125,5 +126,22 @@ func TestCommitRingFails(t *testing.T) {
 				t.Fatalf("a write after the failure: %v, %v; want it unmade", ok, err)
 			}
 		})
+	}
+}
+
+// TestConsumed: what is left of buffers after n bytes were written, for
+// every n, is the rest of their concatenation, and the buffers handed
+// in are not changed.
+func TestConsumed(t *testing.T) {
+	bufs := [][]byte{[]byte("abc"), []byte("d"), []byte("efgh")}
+	all := bytes.Join(bufs, nil)
+	for n := 0; n <= len(all); n++ {
+		got := bytes.Join(consumed(slices.Clone(bufs), n), nil)
+		if !bytes.Equal(got, all[n:]) {
+			t.Fatalf("after %d bytes: %q, want %q", n, got, all[n:])
+		}
+	}
+	if got := bytes.Join(bufs, nil); !bytes.Equal(got, all) {
+		t.Fatalf("the buffers changed: %q", got)
 	}
 }
