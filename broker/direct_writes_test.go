@@ -64,7 +64,7 @@ func testDirectWrites(t *testing.T, b *broker.Broker, dir string, on bool) {
 		// At most the last, partly written page, read back by nobody.
 		t.Fatalf("%d of %d pages cached after direct writes with no reader", cached, pages)
 	}
-	if !on && cached < pages {
+	if !on && !mostlyCached(cached, pages) {
 		t.Fatalf("%d of %d pages cached after writes through the page cache", cached, pages)
 	}
 
@@ -78,7 +78,7 @@ func testDirectWrites(t *testing.T, b *broker.Broker, dir string, on bool) {
 	c.Close()
 	before := fileSize(t, seg)
 	produce(total, total/2)
-	if cached, pages := residentPages(t, seg, before); cached < pages-1 {
+	if cached, pages := residentPages(t, seg, before); !mostlyCached(cached, pages) {
 		t.Fatalf("%d of the %d pages appended after a consumer read the partition are cached", cached, pages)
 	}
 
@@ -212,6 +212,15 @@ func TestDirectWritesAcknowledgedInFile(t *testing.T) {
 
 // residentPages counts the pages of path from byte from on, and those of
 // them in the page cache.
+// mostlyCached reports whether cached of pages is what writes through
+// the page cache leave: every page but the last partly written one, less
+// the few a kernel short of memory may have evicted meanwhile (a CI run
+// with other packages' tests writing alongside once found 521 of 523).
+// Direct writes leave at most one, so the two stay far apart.
+func mostlyCached(cached, pages int) bool {
+	return cached >= pages-1-pages/20
+}
+
 func residentPages(t *testing.T, path string, from int64) (cached, pages int) {
 	t.Helper()
 	page := int64(4096)
