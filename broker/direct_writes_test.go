@@ -179,8 +179,8 @@ func TestDirectWritesCache(t *testing.T) {
 // With the direct writes' cache an append only copies into memory, and
 // the flush before the acknowledgement writes it (write-back). So the
 // moment a produce is acknowledged, its records are in the segment
-// file, with either flush setting: flush.messages above 1 writes each
-// append as it comes.
+// file, with either flush setting: with flush.messages above 1 the
+// acknowledgement waits for the write (WaitWritten), not for a sync.
 func TestDirectWritesAcknowledgedInFile(t *testing.T) {
 	for _, flush := range []int64{1, 1000} {
 		t.Run(fmt.Sprintf("flush.messages=%d", flush), func(t *testing.T) {
@@ -210,8 +210,6 @@ func TestDirectWritesAcknowledgedInFile(t *testing.T) {
 	}
 }
 
-// residentPages counts the pages of path from byte from on, and those of
-// them in the page cache.
 // mostlyCached reports whether cached of pages is what writes through
 // the page cache leave: every page but the last partly written one, less
 // the few a kernel short of memory may have evicted meanwhile (a CI run
@@ -221,6 +219,8 @@ func mostlyCached(cached, pages int) bool {
 	return cached >= pages-1-pages/20
 }
 
+// residentPages counts the pages of path from byte from on, and those of
+// them in the page cache.
 func residentPages(t *testing.T, path string, from int64) (cached, pages int) {
 	t.Helper()
 	page := int64(4096)

@@ -125,9 +125,11 @@ func newPartition(topic string, id [16]byte, index int32, l *log.Log, epoch int3
 	return p
 }
 
-// hwLoop advances the high watermark to what the log has made durable.
-// One WaitFlushed covers every append made while the previous one waited:
-// that is the group commit.
+// hwLoop advances the high watermark to what the log has made durable,
+// or, when acknowledgements come before the fsync (flush.messages above
+// 1), to what it has written to its files. One WaitFlushed (WaitWritten)
+// covers every append made while the previous one waited: that is the
+// group commit.
 func (p *partition) hwLoop() {
 	for {
 		select {
@@ -154,6 +156,8 @@ func (p *partition) hwLoop() {
 				// time out or get the append error.
 				continue
 			}
+		} else if err := p.log.WaitWritten(end); err != nil {
+			continue // as above
 		}
 		p.localDurable(end)
 	}

@@ -172,7 +172,8 @@ func (l *Log) writeLocked(batches []byte, info batchesInfo, cfg *Config, leaderE
 }
 
 // writeBatches puts batches at pos in s: into the tail cache for the
-// flush to write (write-back), or into the file and then the cache.
+// flush (or WaitWritten) to write (write-back), or into the file when
+// the log has no tail cache for it or the cache no page.
 // REQUIRES: l.appendMu held.
 func (l *Log) writeBatches(s *segment, cfg *Config, batches []byte, pos int64) error {
 	direct := l.direct.Load()
@@ -180,7 +181,7 @@ func (l *Log) writeBatches(s *segment, cfg *Config, batches []byte, pos int64) e
 	if err != nil {
 		return err
 	}
-	if sc != nil && cfg.FlushMessages <= 1 {
+	if sc != nil {
 		cached, err := l.appendBack(s, sc, prefix, batches, pos)
 		if cached || err != nil {
 			return err
@@ -192,11 +193,7 @@ func (l *Log) writeBatches(s *segment, cfg *Config, batches []byte, pos int64) e
 		s.dropCache()
 		return nil
 	}
-	if err := s.writeAt(batches, pos, direct); err != nil {
-		return err
-	}
-	l.cacheTail(s, sc, prefix, batches, pos)
-	return nil
+	return s.writeAt(batches, pos, direct)
 }
 
 // shouldRoll reports whether an append of n bytes and records records must

@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +32,67 @@ func (l *Log) WaitFlushed(off int64) error {
 		return nil
 	}
 	return l.flushLocked()
+}
+
+// WaitWritten blocks until every offset below off is in the segment
+// files, in the kernel's hands if not yet durable, writing itself what
+// the tail cache holds for them (write-back), through the commit ring
+// where it can. It is what an acknowledgement waits for when the log
+// acknowledges before the fsync (flush.messages above 1): the records it
+// covers survive the broker process dying, as Kafka's do in its page
+// cache. Callers that arrive while a write is under way share the next,
+// as WaitFlushed's share flushes. It fails once the log is closed or
+// broken.
+func (l *Log) WaitWritten(off int64) error {
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if l.written.Load() >= off || l.flushed.Load() >= off {
+		return l.broken()
+	}
+	l.writeMu.Lock()
+	defer l.writeMu.Unlock()
+	if l.closed.Load() {
+		return ErrClosed
+	}
+	if err := l.broken(); err != nil {
+		return err
+	}
+	if l.written.Load() >= off || l.flushed.Load() >= off {
+		return nil
+	}
+	l.mu.RLock()
+	end := l.end.Load()
+	// Pending bytes are in the active segment and in those rolled just
+	// before it that still have any (rolling writes them, so in practice
+	// none).
+	var buf [2]*segment
+	todo := buf[:0]
+	for i := len(l.segments) - 1; i >= 0; i-- {
+		s := l.segments[i]
+		if sc := s.cache.Load(); i < len(l.segments)-1 && (sc == nil || !sc.hasPending()) {
+			break
+		}
+		todo = append(todo, s)
+	}
+	l.mu.RUnlock()
+	for _, s := range todo {
+		if err := s.writeBack(); err != nil {
+			return l.fail(err)
+		}
+	}
+	raise(&l.written, end)
+	return nil
+}
+
+// raise sets v to n unless it holds more already.
+func raise(v *atomic.Int64, n int64) {
+	for {
+		cur := v.Load()
+		if n <= cur || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // flushLocked fsyncs every segment with unsynced bytes and, if segment

@@ -73,6 +73,12 @@ type Log struct {
 	dropMark   atomic.Int64
 	dropPasses atomic.Int64
 
+	writeMu sync.Mutex // serialises WaitWritten's writes
+	// written is the offset below which every record is in the segment
+	// files, as WaitWritten last saw (flushed may be past it). Written
+	// under writeMu, read anywhere.
+	written atomic.Int64
+
 	// readAll is the offset below which every reader has fetched, as
 	// the owner says (DropCachedBelow); cacheDropped counts the bytes
 	// dropped from the page cache since.

@@ -168,11 +168,13 @@ func (r *uring) enter(toSubmit, minComplete uint32) (uint32, error) {
 	return uint32(n), nil
 }
 
-// ringWrite is one synchronized write waiting in a commitRing.
+// ringWrite is one write waiting in a commitRing.
 type ringWrite struct {
 	fd  int32
 	iov []unix.Iovec
 	off int64
+	// flags are the write's RWF_ flags: RWF_DSYNC, or none.
+	flags uint32
 	// n is the bytes the write should write; res what it did (or
 	// -errno), set before done is closed.
 	n    int64
@@ -244,11 +246,15 @@ func (c *commitRing) close() {
 	<-c.exited
 }
 
-// writeDSync writes bufs at off in the file fd with RWF_DSYNC through the
-// ring. It reports false, having written nothing, when the ring cannot
-// take it; a short write is finished with pwritev2.
-func (c *commitRing) writeDSync(f *os.File, bufs [][]byte, off int64) (bool, error) {
+// write writes bufs at off in the file f through the ring, with
+// RWF_DSYNC when dsync says so. It reports false, having written
+// nothing, when the ring cannot take it; a short write is finished with
+// pwritev2 (or pwritev).
+func (c *commitRing) write(f *os.File, bufs [][]byte, off int64, dsync bool) (bool, error) {
 	w := &ringWrite{fd: int32(f.Fd()), off: off, iov: make([]unix.Iovec, len(bufs)), done: make(chan struct{})}
+	if dsync {
+		w.flags = unix.RWF_DSYNC
+	}
 	w.iov = w.iov[:0]
 	for _, b := range bufs {
 		if len(b) > 0 {
@@ -279,6 +285,9 @@ func (c *commitRing) writeDSync(f *os.File, bufs [][]byte, off int64) (bool, err
 	case int64(w.res) < w.n:
 		// Rare: finish the rest the ordinary way.
 		rest := consumed(slices.Clone(bufs), int(w.res))
+		if !dsync {
+			return true, pwritev(f, rest, off+int64(w.res))
+		}
 		return pwritevDSync(f, rest, off+int64(w.res))
 	}
 	return true, nil
@@ -342,7 +351,7 @@ func (c *commitRing) queue(w *ringWrite, slots []*ringWrite, free *[]uint32) {
 		off:      uint64(w.off),
 		addr:     uint64(uintptr(unsafe.Pointer(&w.iov[0]))),
 		len:      uint32(len(w.iov)),
-		rwFlags:  unix.RWF_DSYNC,
+		rwFlags:  w.flags,
 		userData: uint64(slot),
 	}
 	r.sqArray[idx] = idx

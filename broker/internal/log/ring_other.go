@@ -16,6 +16,6 @@ func (c *commitRing) close() {}
 
 func (c *commitRing) taken() int64 { return 0 }
 
-func (c *commitRing) writeDSync(f *os.File, bufs [][]byte, off int64) (bool, error) {
+func (c *commitRing) write(f *os.File, bufs [][]byte, off int64, dsync bool) (bool, error) {
 	return false, nil
 }

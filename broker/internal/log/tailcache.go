@@ -41,21 +41,6 @@ import (
 // appends that follow.
 func (l *Log) SetTailCache(tc *TailCache) { l.tcache.Store(tc) }
 
-// cacheTail caches b, just written at pos in s, when it was written
-// directly and the log has a tail cache. Bytes written through the page
-// cache are read from there: the cache keeps what it holds below them
-// (a reader catching up finds it), and starts again at the next direct
-// append. prefix is what a new run starts with (runStart).
-// REQUIRES: l.appendMu held.
-func (l *Log) cacheTail(s *segment, sc *segCache, prefix, b []byte, pos int64) {
-	if sc == nil {
-		return
-	}
-	if !sc.add(prefix, b, pos, true) {
-		sc.drop() // a gap would follow: start again later
-	}
-}
-
 // tailCacheFor returns the segment's cache when the log has a tail cache
 // and the append at pos is written directly, making one if need be, and
 // the bytes a new run of the cache starts with (runStart). A cache of
@@ -424,8 +409,8 @@ func (sc *segCache) pendingBytes() int64 {
 }
 
 // add caches b, which goes at pos in the segment and is not yet
-// published, and reports whether all of it was cached. written says b is
-// in the file already; otherwise it is pending until wrote. When the run
+// published, and reports whether all of it was cached. It is pending
+// until wrote. When the run
 // does not end at pos (none yet, or appends written through the page
 // cache meanwhile) a new one starts at the block boundary below pos,
 // with prefix, the file's bytes from there to pos. The caller has made
@@ -435,7 +420,7 @@ func (sc *segCache) pendingBytes() int64 {
 // was copied into it, add returns false; the bytes already copied past
 // the old end may be part of the run (and pending) or not.
 // REQUIRES: Log.appendMu held.
-func (sc *segCache) add(prefix, b []byte, pos int64, written bool) bool {
+func (sc *segCache) add(prefix, b []byte, pos int64) bool {
 	sc.mu.Lock()
 	if len(sc.pages) == 0 || sc.end != pos {
 		stale := sc.pages
@@ -450,15 +435,7 @@ func (sc *segCache) add(prefix, b []byte, pos int64, written bool) bool {
 	} else {
 		sc.mu.Unlock()
 	}
-	if !sc.copyIn(b, pos) {
-		return false
-	}
-	if written {
-		sc.mu.Lock()
-		sc.written = sc.end
-		sc.mu.Unlock()
-	}
-	return true
+	return sc.copyIn(b, pos)
 }
 
 // copyIn appends b at pos, the run's end, to the run's pages.

@@ -12,12 +12,16 @@ import "fmt"
 // memory, and the disk write moves off its path into the group commit,
 // where the appends that arrive during a flush share the next one.
 //
-// This is for logs whose acknowledgements wait for a flush
-// (flush.messages 1, the default): a partition flushes right after each
-// append, so the file is at most one group commit behind. With larger
-// flush.messages, acknowledged bytes must be in the file (the page
-// cache) when the append returns, as they are with Kafka, to survive the
-// broker process dying; such logs write as they append.
+// Logs whose acknowledgements wait for a flush (flush.messages 1, the
+// default) have their pending bytes written by the flush: a partition
+// flushes right after each append, so the file is at most one group
+// commit behind. With larger flush.messages, acknowledged bytes must be
+// in the file (the kernel's hands) before the acknowledgement, as they
+// are with Kafka, to survive the broker process dying: the owner waits
+// for that with WaitWritten, which writes what is pending the same way
+// without RWF_DSYNC, so that appends arriving meanwhile share the next
+// write. What nobody waits for is written by the flush, at writeBackMax,
+// or at Close.
 //
 // The bytes the file lacks are pending: [segCache.written, end) of the
 // run. A page holding pending bytes is never evicted, so a reader finds
@@ -58,7 +62,7 @@ const writeBackMax = 4 << 20
 // and reports false when it could not (no page to be had): the caller
 // then writes it. REQUIRES: l.appendMu held.
 func (l *Log) appendBack(s *segment, sc *segCache, prefix, b []byte, pos int64) (bool, error) {
-	if !sc.add(prefix, b, pos, false) {
+	if !sc.add(prefix, b, pos) {
 		return false, nil
 	}
 	if sc.pendingBytes() >= writeBackMax {
@@ -103,7 +107,20 @@ func (s *segment) writePending() error {
 
 // REQUIRES: s.wmu held.
 func (s *segment) writePendingLocked() error {
-	_, err := s.writeRun(nil)
+	_, err := s.writeRun(nil, false)
+	return err
+}
+
+// writeBack is writePending for WaitWritten: the run goes through the
+// tail cache's commit ring where it can, with the group commits of other
+// logs. REQUIRES: Log.writeMu held.
+func (s *segment) writeBack() error {
+	if sc := s.cache.Load(); sc == nil || !sc.hasPending() {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_, err := s.writeRun(nil, true)
 	return err
 }
 
@@ -121,13 +138,14 @@ func (s *segment) flushPending(size int64) (bool, error) {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	return s.writeRun(func(from, to int64) bool { return s.synced >= from && to >= size })
+	return s.writeRun(func(from, to int64) bool { return s.synced >= from && to >= size }, false)
 }
 
 // writeRun writes the pending run [from, to) to the file, with RWF_DSYNC
 // when dsync (if not nil) says so, and reports whether that write made
-// it durable. REQUIRES: s.wmu held.
-func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
+// it durable. With viaRing an unsynchronized write goes through the
+// commit ring too. REQUIRES: s.wmu held.
+func (s *segment) writeRun(dsync func(from, to int64) bool, viaRing bool) (bool, error) {
 	sc := s.cache.Load()
 	if sc == nil {
 		return false, nil
@@ -142,13 +160,13 @@ func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
 		// written the run meanwhile.
 		sc.tc.unrefAll(pages)
 		s.awaitZeroing(to + directBlock)
-		return s.writeRun(dsync)
+		return s.writeRun(dsync, viaRing)
 	}
 	defer sc.tc.unrefAll(pages)
 	// The file's last block changes: a direct write through the
 	// appender's buffer reads it again.
 	s.dio.tailOK = false
-	durable, err := s.writeBlocks(bufs, from, to, dsync != nil && dsync(from, to))
+	durable, err := s.writeBlocks(bufs, from, to, dsync != nil && dsync(from, to), viaRing)
 	if err != nil {
 		return false, fmt.Errorf("log: write back appended bytes: %w", err)
 	}
@@ -159,12 +177,13 @@ func (s *segment) writeRun(dsync func(from, to int64) bool) (bool, error) {
 // writeBlocks writes bufs, the bytes [from, to) of the file with from at
 // a block boundary and no zeroing under way in them, in one O_DIRECT
 // write: whole blocks from the pages themselves, the last partial block
-// through a buffer padded with zeros. A synchronized write goes through
-// the tail cache's commit ring when it overwrites (zeroahead.go).
-// With dsync the write is synchronized (RWF_DSYNC) where the kernel
-// allows it, and it reports whether it was. Where the file system refuses
-// O_DIRECT it writes them through the page cache. REQUIRES: s.wmu held.
-func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync bool) (bool, error) {
+// through a buffer padded with zeros. A synchronized write, or any with
+// viaRing, goes through the tail cache's commit ring when it overwrites
+// (zeroahead.go). With dsync the write is synchronized (RWF_DSYNC) where
+// the kernel allows it, and it reports whether it was. Where the file
+// system refuses O_DIRECT it writes them through the page cache.
+// REQUIRES: s.wmu held.
+func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync, viaRing bool) (bool, error) {
 	if err := s.openDirect(); err != nil {
 		return false, s.writeBuffered(bufs, from, err)
 	}
@@ -193,15 +212,18 @@ func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync bool) (bool, 
 	if sc := s.cache.Load(); sc != nil {
 		ring = sc.tc.ring
 	}
-	durable := false
+	byRing := (dsync || viaRing) && ring.usable()
+	written := false
 	var err error
-	if dsync && s.overwrites(end) && ring.usable() {
-		durable, err = ring.writeDSync(s.dio.f, iov, from)
+	if byRing && s.overwrites(end) {
+		written, err = ring.write(s.dio.f, iov, from, dsync)
 	}
-	if err == nil && !durable && dsync {
+	durable := written && dsync
+	if err == nil && !written && dsync {
 		durable, err = pwritevDSync(s.dio.f, iov, from)
+		written = durable
 	}
-	if err == nil && !durable {
+	if err == nil && !written {
 		err = pwritev(s.dio.f, iov, from)
 	}
 	if err != nil {
@@ -212,7 +234,7 @@ func (s *segment) writeBlocks(bufs [][]byte, from, to int64, dsync bool) (bool, 
 		return false, err
 	}
 	s.wroteData(end)
-	if dsync && to-from <= smallCommit && ring.usable() {
+	if byRing && to-from <= smallCommit {
 		s.zeroMore(s.dio.f)
 	}
 	return durable, nil

@@ -109,15 +109,32 @@ func TestWriteBack(t *testing.T) {
 		}
 	}
 
-	// A log that flushes every so many records writes as it appends.
+	// A log that flushes every so many records acknowledges once its
+	// appends are in the file, durable or not: they stay pending until
+	// WaitWritten writes them, without a sync, and then a crash of the
+	// process (a copy of the files) keeps them.
 	cfg := testConfig()
 	cfg.FlushMessages = 1000
 	if err := l.SetConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, l, makeBatch(t, batchSpec{n: 1, value: 10, firstTs: 1}))
-	if got, size := activeFileSize(t, l), l.active.w.size; got < size {
-		t.Fatalf("with flush.messages 1000 the file has %d bytes after the append, want %d", got, size)
+	if !l.active.cache.Load().hasPending() {
+		t.Fatal("with flush.messages 1000 the append wrote the file: want it pending until WaitWritten")
+	}
+	end := l.EndOffset()
+	if err := l.WaitWritten(end); err != nil {
+		t.Fatal(err)
+	}
+	if got, size := activeFileSize(t, l), l.active.w.size; got < size || l.active.cache.Load().hasPending() {
+		t.Fatalf("after WaitWritten the file has %d bytes, want %d, and nothing pending", got, size)
+	}
+	if l.flushed.Load() >= end {
+		t.Fatalf("WaitWritten made the log durable to %d: it should only write", l.flushed.Load())
+	}
+	killed := openLog(t, copyDir(t, dir), testConfig())
+	if killed.EndOffset() != end {
+		t.Fatalf("the files after WaitWritten end at %d, want %d", killed.EndOffset(), end)
 	}
 }
 

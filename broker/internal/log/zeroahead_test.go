@@ -15,10 +15,23 @@ import (
 // ring; the file runs past the segment's size with zeros only; a crash
 // that leaves those zeros (the files copied while the log is open)
 // recovers every batch and cuts them as padding, with no warning of
-// lost bytes; and closing the log cuts them.
+// lost bytes; and closing the log cuts them. The same holds for a log
+// that acknowledges once its appends are written (flush.messages above 1,
+// WaitWritten), whose writes go through the ring without RWF_DSYNC.
 func TestZeroAhead(t *testing.T) {
+	for _, written := range []bool{false, true} {
+		t.Run(map[bool]string{false: "flushed", true: "written"}[written], func(t *testing.T) {
+			testZeroAhead(t, written)
+		})
+	}
+}
+
+func testZeroAhead(t *testing.T, written bool) {
 	dir := t.TempDir()
 	cfg := testConfig()
+	if written {
+		cfg.FlushMessages = 1000
+	}
 	l := openLog(t, dir, cfg)
 	l.SetDirectWrites(true)
 	tc := testTailCache(t, 64<<20)
@@ -29,7 +42,7 @@ func TestZeroAhead(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	// Six zeroSteps of appends, each committed as a produce's would be;
 	// zeros come once the segment holds one.
-	var appended int64
+	var appended, commits int64
 	for appended < 6*zeroStep {
 		b := makeBatch(t, batchSpec{n: 1 + rng.IntN(3), value: 1 + rng.IntN(60_000), firstTs: 1})
 		appended += int64(len(b))
@@ -37,9 +50,14 @@ func TestZeroAhead(t *testing.T) {
 		if l.active.dio.failed {
 			t.Skip("no O_DIRECT on this file system: no write-back")
 		}
-		if err := l.WaitFlushed(l.EndOffset()); err != nil {
+		wait := l.WaitFlushed
+		if written {
+			wait = l.WaitWritten
+		}
+		if err := wait(l.EndOffset()); err != nil {
 			t.Fatal(err)
 		}
+		commits++
 		if size := l.active.pub.size; size < zeroStep/2 {
 			// Too few records for zeros yet: the file is the
 			// records and at most a block of padding.
@@ -61,7 +79,6 @@ func TestZeroAhead(t *testing.T) {
 		t.Fatalf("file of %d bytes, segment of %d, zeros to %d", got, size, ready)
 	}
 	// Commits after the first zeroing went through the ring: most.
-	commits := l.flushes.Load()
 	if rang := tc.ring.writes.Load(); rang < commits/2 {
 		t.Fatalf("%d of %d commits went through the ring", rang, commits)
 	}
