@@ -142,7 +142,7 @@ var (
 	descTailCacheRead = prometheus.NewDesc("runnel_broker_direct_writes_cache_read_bytes_total",
 		"Bytes fetched from partitions with a direct writes' cache: found there (hit), or read from the log's files (miss).", []string{"result"}, nil)
 	descCommitRing = prometheus.NewDesc("runnel_broker_log_commit_ring_writes_total",
-		"Group commits (synchronized writes) submitted through the commit ring, one io_uring for every partition; none where io_uring is missing or refused, whose commits are written with pwritev2.", nil, nil)
+		"Writes of appended records submitted through the commit ring, one io_uring for every partition: group commits (synchronized writes), and for topics with flush.messages above 1 the writes their acknowledgements wait for; none where io_uring is missing or refused, whose writes are made with pwritev2.", nil, nil)
 	descDirectReads = prometheus.NewDesc("runnel_broker_direct_reads_total",
 		"Fetches of log regions neither cache held, read from the files with O_DIRECT rather than through the page cache.", nil, nil)
 	descDirectReadBytes = prometheus.NewDesc("runnel_broker_direct_read_bytes_total",
