@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -16,23 +15,11 @@ import (
 // fsync the default makes before every acknowledgement), their records
 // read back whole.
 func TestBrokerFlushMessagesFlag(t *testing.T) {
-	ctx, stop := context.WithCancel(testContext(t))
-	defer stop()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"broker", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-			"--log-level", "warn", "--direct-writes-cache=67108864", "--flush-messages", "1000000"},
-			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
-	}()
-	defer func() { stop(); <-done }()
-	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Count(s, "\n") == 2 }) {
-		t.Fatalf("broker printed %q; stderr %q", stdout.String(), stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	ctx := testContext(t)
+	lines := brokerInProcess(t, 2, "--metrics-listen", "127.0.0.1:0", "--direct-writes-cache=67108864", "--flush-messages", "1000000")
 	m, mm := listeningRE.FindStringSubmatch(lines[0]), metricsRE.FindStringSubmatch(lines[1])
 	if m == nil || mm == nil {
-		t.Fatalf("broker printed %q", stdout.String())
+		t.Fatalf("broker printed %q", lines)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(m[1]), kgo.DefaultProduceTopic("flushed"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"flushed": {0: kgo.NewOffset().AtStart()}}))

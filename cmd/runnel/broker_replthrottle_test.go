@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -12,22 +10,10 @@ import (
 // `runnel broker --replication-quota-window-num/-size` reach the broker:
 // DescribeConfigs lists the windows in force among its static configs.
 func TestBrokerReplicationQuotaFlags(t *testing.T) {
-	ctx, stop := context.WithCancel(testContext(t))
-	defer stop()
-	var stdout, stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"broker", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--log-level", "warn",
-			"--replication-quota-window-num", "3", "--replication-quota-window-size", "250ms"},
-			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
-	}()
-	defer func() { stop(); <-done }()
-	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Count(s, "\n") == 1 }) {
-		t.Fatalf("broker printed %q; stderr %q", stdout.String(), stderr.String())
-	}
-	m := listeningRE.FindStringSubmatch(strings.TrimSpace(stdout.String()))
+	lines := brokerInProcess(t, 1, "--replication-quota-window-num", "3", "--replication-quota-window-size", "250ms")
+	m := listeningRE.FindStringSubmatch(lines[0])
 	if m == nil {
-		t.Fatalf("broker printed %q", stdout.String())
+		t.Fatalf("broker printed %q", lines)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(m[1]))
 	if err != nil {

@@ -49,6 +49,25 @@ func checkMetrics(t *testing.T, addr string) string {
 	return string(body)
 }
 
+// brokerInProcess runs `runnel broker` in this process, on a fresh data dir and
+// loopback listener, with args, until the test ends, and returns the
+// lines it printed once it printed lines of them.
+func brokerInProcess(t *testing.T, lines int, args ...string) []string {
+	t.Helper()
+	ctx, stop := context.WithCancel(testContext(t))
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, append([]string{"broker", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...),
+			env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr})
+	}()
+	t.Cleanup(func() { stop(); <-done })
+	if !stdout.waitFor(testContext(t), func(s string) bool { return strings.Count(s, "\n") == lines }) {
+		t.Fatalf("broker printed %q; stderr %q", stdout.String(), stderr.String())
+	}
+	return strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+}
+
 func TestBrokerCommandInProcess(t *testing.T) {
 	ctx, stop := context.WithCancel(testContext(t))
 	defer stop()

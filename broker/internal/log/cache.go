@@ -29,14 +29,7 @@ var pageSize = int64(os.Getpagesize())
 // DropCachedBelow says every reader has fetched the records below off: a
 // flush may drop their pages from the page cache. It only ever raises the
 // mark, and costs an atomic load when the mark does not move.
-func (l *Log) DropCachedBelow(off int64) {
-	for {
-		cur := l.readAll.Load()
-		if off <= cur || l.readAll.CompareAndSwap(cur, off) {
-			return
-		}
-	}
-}
+func (l *Log) DropCachedBelow(off int64) { raise(&l.readAll, off) }
 
 // CacheDropped is the bytes the log has asked the kernel to drop from the
 // page cache.
