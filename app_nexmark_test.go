@@ -169,10 +169,10 @@ func runNexmark(t *testing.T, q nexmark.Query, events []nexmark.Event, parts int
 		perr error
 	)
 	for _, e := range events {
-		r := e.Encode()
-		if !reads[r.Topic] {
+		if !reads[e.Topic()] {
 			continue
 		}
+		r := e.Encode()
 		cl.Produce(context.Background(), &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.UnixMilli(r.Timestamp)},
 			func(_ *kgo.Record, err error) {
 				mu.Lock()

@@ -38,10 +38,12 @@ func benchmarkQuery(b *testing.B, q Query) {
 	}
 	var input []topology.InputRecord
 	for i := int64(0); len(input) < b.N; i++ {
-		r := g.Event(i).Encode()
-		if reads[r.Topic] {
-			input = append(input, topology.InputRecord{Topic: r.Topic, Offset: int64(len(input)), Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
+		e := g.Event(i)
+		if !reads[e.Topic()] {
+			continue
 		}
+		r := e.Encode()
+		input = append(input, topology.InputRecord{Topic: r.Topic, Offset: int64(len(input)), Key: r.Key, Value: r.Value, Timestamp: r.Timestamp})
 	}
 	db, err := pebblestore.Open(b.TempDir(), pebblestore.Options{})
 	if err != nil {

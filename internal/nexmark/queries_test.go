@@ -40,12 +40,12 @@ func run(t *testing.T, q Query, events []Event, s Serdes) *streamtest.Driver {
 		reads[in] = true
 	}
 	for _, e := range events {
+		if !reads[e.Topic()] {
+			continue
+		}
 		r, err := e.EncodeWith(s)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if !reads[r.Topic] {
-			continue
 		}
 		if err := d.Pipe(r.Topic, r.Key, r.Value, r.Timestamp); err != nil {
 			t.Fatal(err)

@@ -25,24 +25,23 @@ func (e Event) Encode() Record {
 // written with s.
 func (e Event) EncodeWith(s Serdes) (Record, error) {
 	var (
-		topic string
 		id    int64
 		value []byte
 		err   error
 	)
 	switch e.Kind {
 	case KindPerson:
-		topic, id = TopicPersons, e.Person.ID
+		id = e.Person.ID
 		value, err = s.Person.Serialize(*e.Person)
 	case KindAuction:
-		topic, id = TopicAuctions, e.Auction.ID
+		id = e.Auction.ID
 		value, err = s.Auction.Serialize(*e.Auction)
 	default:
-		topic, id = TopicBids, e.Bid.Auction
+		id = e.Bid.Auction
 		value, err = s.Bid.Serialize(*e.Bid)
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("nexmark: %s %d: %w", e.Kind, id, err)
 	}
-	return Record{Topic: topic, Key: binary.BigEndian.AppendUint64(nil, uint64(id)), Value: value, Timestamp: e.Time()}, nil
+	return Record{Topic: e.Topic(), Key: binary.BigEndian.AppendUint64(nil, uint64(id)), Value: value, Timestamp: e.Time()}, nil
 }
