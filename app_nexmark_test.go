@@ -69,8 +69,9 @@ func TestAppNexmarkQ4MatchesReference(t *testing.T) {
 // Under the race detector the backlog is 300,000 events (120 s of event
 // time, twice the join's grace): Pebble built with -race records a
 // stack trace for every table iterator it opens (its leak checks), and
-// the join's window lookups open many, so the full backlog took 300 s
-// there, against 16 s without. `go test ./...` runs the full backlog.
+// the join's window lookups open many: the full backlog took 300 s
+// there, the longest test of CI's race step. `go test ./...` runs the
+// full backlog.
 func TestAppNexmarkQ8MatchesReference(t *testing.T) {
 	gen, err := nexmark.NewGenerator(nexmark.Config{Seed: 8})
 	if err != nil {
