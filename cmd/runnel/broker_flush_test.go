@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // `runnel broker --flush-messages N` reaches the broker: DescribeConfigs
@@ -28,17 +27,8 @@ func TestBrokerFlushMessagesFlag(t *testing.T) {
 	}
 	defer cl.Close()
 
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
-	rr.ConfigNames = []string{"log.flush.interval.messages"}
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cs := resp.Resources[0].Configs; len(cs) != 1 || cs[0].Value == nil || *cs[0].Value != "1000000" {
-		t.Fatalf("log.flush.interval.messages described as %+v", cs)
+	if got := describeBrokerConfigs(t, cl, "log.flush.interval.messages"); len(got) != 1 || got["log.flush.interval.messages"] != "1000000" {
+		t.Fatalf("log.flush.interval.messages described as %v", got)
 	}
 
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "flushed"); err != nil {

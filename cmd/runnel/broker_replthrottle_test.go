@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // `runnel broker --replication-quota-window-num/-size` reach the broker:
@@ -20,19 +19,7 @@ func TestBrokerReplicationQuotaFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	req := kmsg.NewPtrDescribeConfigsRequest()
-	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
-	rr.ConfigNames = []string{"replication.quota.window.num", "replication.quota.window.size"}
-	req.Resources = append(req.Resources, rr)
-	resp, err := req.RequestWith(testContext(t), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, c := range resp.Resources[0].Configs {
-		got[c.Name] = *c.Value
-	}
+	got := describeBrokerConfigs(t, cl, "replication.quota.window.num", "replication.quota.window.size")
 	if got["replication.quota.window.num"] != "3" || got["replication.quota.window.size"] != "250ms" {
 		t.Fatalf("replication quota windows described as %v", got)
 	}

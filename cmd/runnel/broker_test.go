@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/runnel-dev/runnel/broker"
 )
 
@@ -66,6 +69,30 @@ func brokerInProcess(t *testing.T, lines int, args ...string) []string {
 		t.Fatalf("broker printed %q; stderr %q", stdout.String(), stderr.String())
 	}
 	return strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
+}
+
+// describeBrokerConfigs asks broker 1 for the named configs with
+// DescribeConfigs and returns those it described, by name (a null value
+// as "").
+func describeBrokerConfigs(t *testing.T, cl *kgo.Client, names ...string) map[string]string {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, "1"
+	rr.ConfigNames = names
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(testContext(t), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, c := range resp.Resources[0].Configs {
+		got[c.Name] = ""
+		if c.Value != nil {
+			got[c.Name] = *c.Value
+		}
+	}
+	return got
 }
 
 func TestBrokerCommandInProcess(t *testing.T) {
